@@ -1,0 +1,1 @@
+//! The server library: HTTP API, scheduler, dispatcher, event ingestion. Filled by the server issue; this crate holds nothing yet.

@@ -1,0 +1,1 @@
+//! The worker library: the worker loop on top of the engine. Filled by the server issue; this crate holds nothing yet.
