@@ -47,6 +47,8 @@ pub(crate) struct Scope {
     pub(crate) each: Option<Value>,
     /// Where the bare type names `string`, `number`, `bool` are allowed (variable `type`).
     pub(crate) type_keywords: bool,
+    /// Declared variables that have no value because of an error reported on their declaration.
+    pub(crate) failed_vars: std::collections::BTreeSet<String>,
 }
 
 impl Scope {
@@ -130,6 +132,7 @@ impl Evaluator<'_> {
             }
             Expression::FuncCall(call) => self.call(call, expr)?,
             Expression::Traversal(traversal) => {
+                self.check_failed_var(traversal)?;
                 let base = self.eval(&traversal.expr)?;
                 self.traverse(base, &traversal.operators, &traversal.expr)?
             }
@@ -147,6 +150,23 @@ impl Evaluator<'_> {
             }
             Expression::ForExpr(for_expr) => self.eval_for(for_expr)?,
         })
+    }
+
+    /// `var.x` where `x` is declared but has no value: say so instead of "unknown attribute".
+    fn check_failed_var(&self, traversal: &hcl_edit::expr::Traversal) -> Result<()> {
+        let is_var = matches!(&traversal.expr, Expression::Variable(v) if v.as_str() == "var")
+            && !self.locals.iter().any(|(n, _)| n == "var");
+        if let (true, Some(first)) = (is_var, traversal.operators.first()) {
+            if let TraversalOperator::GetAttr(name) = first.value() {
+                if self.scope.failed_vars.contains(name.as_str()) {
+                    return Err(error(
+                        format!("variable \"{}\" has no value (see the error on its declaration)", name.as_str()),
+                        first.span(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn variable(&self, name: &str, span: Option<Range<usize>>) -> Result<Value> {

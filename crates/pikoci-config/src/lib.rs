@@ -1,7 +1,94 @@
 //! The PikoCI pipeline language: HCL text in, a validated [`pikoci_core::Pipeline`] out, or every
 //! problem of the file as a diagnostic with its location.
+//!
+//! ```
+//! use pikoci_config::{load, SourceFile, Vars, HttpFetcher};
+//!
+//! let file = SourceFile::new("pipeline.hcl", r#"
+//!     resource "cron" "tick" { check_interval = "@every 1m" }
+//!     job "a" {
+//!       get "cron" "tick" { trigger = true }
+//!       task "t" {
+//!         run "exec" {
+//!           path = "echo"
+//!           args = ["hi"]
+//!         }
+//!       }
+//!     }
+//! "#);
+//! let loaded = load(&file, &Vars::new(), &HttpFetcher::default()).unwrap();
+//! assert_eq!(loaded.pipeline.jobs[0].plan.len(), 2);
+//! ```
 
+pub mod builtin;
+mod decode;
 pub mod diagnostic;
 mod eval;
 mod functions;
+mod source;
 pub mod value;
+mod vars;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity, SourceFile};
+pub use source::{HttpFetcher, SourceFetcher};
+pub use vars::{VarValue, Vars};
+
+use pikoci_core::Pipeline;
+
+/// A pipeline that passed validation, with the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated pipeline.
+    pub pipeline: Pipeline,
+    /// Things that are accepted but probably not meant (for example ignored attributes).
+    pub warnings: Diagnostics,
+}
+
+/// Parses, evaluates and validates a pipeline file.
+///
+/// `vars` gives variable values (vars file and `--var` overrides); `fetcher` fetches
+/// `http(s)://` sources. On failure every problem of the file is returned, errors and warnings,
+/// in file order.
+pub fn load(file: &SourceFile, vars: &Vars, fetcher: &dyn SourceFetcher) -> Result<Loaded, Diagnostics> {
+    let body = match hcl_edit::parser::parse_body(file.text()) {
+        Ok(body) => body,
+        Err(err) => {
+            let offset = err.location().offset();
+            let diagnostic = Diagnostic::error(
+                format!("syntax error: {}", err.message()),
+                Some(offset..offset + 1),
+            )
+            .with_help(syntax_help(err.line()));
+            return Err(Diagnostics::new(file.clone(), vec![diagnostic]));
+        }
+    };
+    let mut decoder = decode::Decoder::new(fetcher);
+    let pipeline = decoder.pipeline(&body, vars);
+    let mut diagnostics = decoder.diags;
+    // for_each instances decode the same block several times: report each problem once.
+    let mut unique = Vec::with_capacity(diagnostics.len());
+    for diagnostic in diagnostics.drain(..) {
+        if !unique.contains(&diagnostic) {
+            unique.push(diagnostic);
+        }
+    }
+    unique.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+    let has_errors = unique.iter().any(|d| d.severity == Severity::Error);
+    let diagnostics = Diagnostics::new(file.clone(), unique);
+    if has_errors {
+        Err(diagnostics)
+    } else {
+        Ok(Loaded { pipeline, warnings: diagnostics })
+    }
+}
+
+/// A hint for the most common syntax mistakes.
+fn syntax_help(line: &str) -> &'static str {
+    let one_line_block = line.contains('{') && line.contains('}') && line.matches('=').count() > 1;
+    if one_line_block {
+        "a block written on one line may hold only one attribute and no blocks: put each \
+         attribute on its own line"
+    } else {
+        "check for a missing quote, bracket or brace just before this point"
+    }
+}

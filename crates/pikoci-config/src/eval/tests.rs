@@ -14,6 +14,7 @@ fn scope() -> Scope {
         vars: Some(vars),
         each: None,
         type_keywords: false,
+        failed_vars: ["broken".to_owned()].into(),
     }
 }
 
@@ -111,13 +112,18 @@ fn names_and_functions() {
     assert!(err("foo::upper(\"x\")").contains("unknown function \"foo::upper\""));
     let defaults = Scope {
         vars: None,
-        each: None,
         type_keywords: true,
+        ..Scope::default()
     };
     let expr = hcl_edit::parser::parse_expr("string").unwrap();
     assert_eq!(defaults.eval(&expr).unwrap(), Value::string("string"));
     let expr = hcl_edit::parser::parse_expr("var.x").unwrap();
     assert!(defaults.eval(&expr).unwrap_err().message.contains("variables cannot be used here"));
+}
+
+#[test]
+fn variables_without_a_value_are_named() {
+    assert_eq!(err("var.broken"), "variable \"broken\" has no value (see the error on its declaration)");
 }
 
 #[test]

@@ -1,0 +1,138 @@
+//! `pikoci validate`: check a pipeline file and summarise it.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use pikoci_config::{HttpFetcher, Loaded, SourceFile, Vars};
+use pikoci_core::{Origin, Pipeline};
+
+/// Check a pipeline file: syntax, variables, functions, references, names, durations,
+/// schedules. Prints a summary and exits 0 when it is valid; prints every problem with its
+/// location and exits 1 when it is not. Exits 2 on usage errors.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The pipeline file (HCL).
+    #[arg(value_name = "PIPELINE.hcl")]
+    pipeline: PathBuf,
+
+    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. The value is converted
+    /// to the variable's declared type (number, bool). A secret-bound variable given this way is
+    /// not looked up in its secret store.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+
+    /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
+    /// Values must have the declared type. --var wins over it.
+    #[arg(long = "vars", short = 'v', value_name = "FILE", env = "PIKOCI_VARS")]
+    vars_file: Option<PathBuf>,
+
+    /// Print diagnostics without colour (also when the NO_COLOR environment variable is set,
+    /// or stderr is not a terminal).
+    #[arg(long)]
+    no_color: bool,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let vars = read_vars(args.vars_file.as_deref(), &args.vars)?;
+    let text = std::fs::read_to_string(&args.pipeline)
+        .with_context(|| format!("cannot read pipeline file {}", args.pipeline.display()))?;
+    let file = SourceFile::new(args.pipeline.display().to_string(), text);
+    let color = crate::stderr_color(args.no_color);
+    match pikoci_config::load(&file, &vars, &HttpFetcher::default()) {
+        Ok(loaded) => {
+            if !loaded.warnings.items().is_empty() {
+                eprint!("{}", loaded.warnings.render(color));
+            }
+            let mut stdout = std::io::stdout().lock();
+            write!(stdout, "{}", summary(file.name(), &loaded))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diagnostics) => {
+            eprint!("{}", diagnostics.render(color));
+            let errors = diagnostics.error_count();
+            eprintln!(
+                "{}: {errors} error{} found; the pipeline is not valid",
+                file.name(),
+                if errors == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(crate::EXIT_INVALID))
+        }
+    }
+}
+
+/// Reads the vars file, then applies `--var` overrides.
+pub(crate) fn read_vars(file: Option<&std::path::Path>, overrides: &[String]) -> anyhow::Result<Vars> {
+    let mut vars = Vars::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read vars file {}", path.display()))?;
+        vars.add_json(&text)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    }
+    for assignment in overrides {
+        vars.add_override(assignment).map_err(anyhow::Error::msg)?;
+    }
+    Ok(vars)
+}
+
+fn summary(name: &str, loaded: &Loaded) -> String {
+    let pipeline = &loaded.pipeline;
+    let mut out = format!(
+        "{name} is valid: {} job{}, {} resource{}\n",
+        pipeline.jobs.len(),
+        plural(pipeline.jobs.len()),
+        pipeline.resources.len(),
+        plural(pipeline.resources.len()),
+    );
+    let jobs: Vec<String> = pipeline.jobs.iter().map(|j| format!("{} ({} steps)", j.name, j.flat_steps().len())).collect();
+    push_line(&mut out, "jobs", &jobs);
+    let resources: Vec<String> = pipeline.resources.iter().map(|r| r.canonical()).collect();
+    push_line(&mut out, "resources", &resources);
+    push_line(&mut out, "resource types", &used_types(pipeline));
+    let runners: BTreeSet<String> = pipeline
+        .jobs
+        .iter()
+        .flat_map(|j| j.flat_steps())
+        .filter_map(|s| match &s.kind {
+            pikoci_core::StepKind::Task(task) => Some(task.run.runner.clone()),
+            _ => None,
+        })
+        .collect();
+    push_line(&mut out, "runners used by tasks", &runners.into_iter().collect::<Vec<_>>());
+    let services: Vec<String> = pipeline.service_types.iter().map(|t| t.name.clone()).collect();
+    push_line(&mut out, "service types", &services);
+    let secrets: Vec<String> = pipeline.secret_types.iter().map(|t| t.name.clone()).collect();
+    push_line(&mut out, "secret types", &secrets);
+    let notifications: Vec<String> = pipeline.notifications.iter().map(|n| n.canonical()).collect();
+    push_line(&mut out, "notifications", &notifications);
+    let warnings = loaded.warnings.items().len();
+    if warnings > 0 {
+        out.push_str(&format!("{warnings} warning{} (shown above)\n", plural(warnings)));
+    }
+    out
+}
+
+fn used_types(pipeline: &Pipeline) -> Vec<String> {
+    pipeline
+        .resource_types
+        .iter()
+        .map(|t| match &t.origin {
+            Origin::Builtin => format!("{} (builtin)", t.name),
+            Origin::Source { url } => format!("{} ({url})", t.name),
+            Origin::Inline => t.name.clone(),
+        })
+        .collect()
+}
+
+fn push_line(out: &mut String, label: &str, items: &[String]) {
+    if !items.is_empty() {
+        out.push_str(&format!("  {label}: {}\n", items.join(", ")));
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

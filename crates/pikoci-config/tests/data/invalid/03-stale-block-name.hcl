@@ -1,0 +1,3 @@
+runner "bash" {
+  run { path = "/bin/bash" }
+}

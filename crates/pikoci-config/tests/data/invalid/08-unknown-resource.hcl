@@ -1,0 +1,3 @@
+job "a" {
+  get "git" "repo" { trigger = true }
+}

@@ -1,0 +1,4 @@
+resource_type "x" {
+  source = "pikoci://git"
+  check "exec" { path = "true" }
+}

@@ -1,0 +1,3 @@
+service_type "s" {
+  start "exec" { path = "true" }
+}

@@ -1,0 +1,5 @@
+resource "cron" "tick" { check_interval = "@every 1m" }
+job "a" {
+  service "pg" {}
+  service "postgresql" {}
+}

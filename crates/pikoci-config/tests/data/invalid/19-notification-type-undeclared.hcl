@@ -1,0 +1,1 @@
+notification "slack" "x" {}

@@ -1,0 +1,1 @@
+job "a" { concurrency = -1 }

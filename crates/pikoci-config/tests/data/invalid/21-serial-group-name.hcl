@@ -1,0 +1,1 @@
+job "a" { serial_groups = ["INVALID NAME"] }

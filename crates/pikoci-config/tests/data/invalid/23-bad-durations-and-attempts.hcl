@@ -1,0 +1,8 @@
+job "a" {
+  timeout = "7w"
+  task "t" {
+    attempts = -1
+    timeout  = "soon"
+    run "exec" { path = "true" }
+  }
+}

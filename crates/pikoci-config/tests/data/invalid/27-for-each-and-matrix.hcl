@@ -1,0 +1,4 @@
+job "a" {
+  for_each = toset(["x"])
+  matrix { os = ["linux"] }
+}

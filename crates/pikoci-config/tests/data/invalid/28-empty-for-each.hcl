@@ -1,0 +1,3 @@
+job "a" {
+  for_each = toset([])
+}

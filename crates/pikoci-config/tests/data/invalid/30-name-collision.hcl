@@ -1,0 +1,4 @@
+job "build--linux" {}
+job "build" {
+  for_each = toset(["linux", "mac"])
+}

@@ -1,0 +1,4 @@
+variable "v" { type = string }
+resource "git" "r" {
+  params { url = var.v }
+}

@@ -1,0 +1,2 @@
+# vars: {"n": "3"}
+variable "n" { type = number }

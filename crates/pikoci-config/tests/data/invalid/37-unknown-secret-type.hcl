@@ -1,0 +1,4 @@
+variable "t" {
+  type = string
+  secret "nope" { key = "K" }
+}

@@ -1,0 +1,7 @@
+resource_type "x" {
+  check "docker" {
+    image = "a"
+    cmd   = "b"
+  }
+  runner "docker" { image = "c" }
+}

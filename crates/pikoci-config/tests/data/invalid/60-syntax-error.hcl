@@ -1,0 +1,4 @@
+job "a" {
+  task "t" {
+    run "exec" { path = "x"
+  }

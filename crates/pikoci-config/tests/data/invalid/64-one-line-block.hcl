@@ -1,0 +1,3 @@
+job "a" {
+  task "t" { run "exec" { path = "echo"  args = ["hi"] } }
+}

@@ -1,0 +1,2 @@
+resource "cron" "tick" { check_interval = "@every 1m" }
+job "a" {}

@@ -1,0 +1,4 @@
+resource "cron" "tick" { check_interval = "@every 1m" }
+job "a" {
+  get "cron" "tick" { secrets = { vault = "x" } }
+}

@@ -1,0 +1,4 @@
+notification_type "n" {
+  notify "exec" { path = "true" }
+}
+notification "n" "x" { on = ["cancel"] }

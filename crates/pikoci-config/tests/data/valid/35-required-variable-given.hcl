@@ -1,0 +1,5 @@
+# vars: {"v": "x"}
+variable "v" { type = string }
+resource "git" "r" {
+  params { url = var.v }
+}
