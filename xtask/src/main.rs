@@ -1,4 +1,8 @@
 //! `cargo xtask`: PikoCI's developer tasks.
+
+// A command-line tool: printing is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 //!
 //! `cargo xtask ci` is the one command that runs every check and test the project has; README's
 //! test command and `.ci/run` both run it.
@@ -30,7 +34,15 @@ fn main() -> anyhow::Result<()> {
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     deny()?;
     cargo(&["test", "--workspace", "--locked"])?;
     println!("xtask ci: every check passed");
@@ -44,7 +56,9 @@ fn deny() -> anyhow::Result<()> {
         .output()
         .is_ok_and(|out| out.status.success());
     if !installed {
-        bail!("cargo-deny is not installed: run `cargo install cargo-deny --locked` (.ci/run does this)");
+        bail!(
+            "cargo-deny is not installed: run `cargo install cargo-deny --locked` (.ci/run does this)"
+        );
     }
     cargo(&["deny", "--locked", "check", "licenses", "bans", "sources"])
 }

@@ -1,5 +1,8 @@
 //! `pikoci`: the one command-line tool of PikoCI.
 
+// A command-line tool: printing is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod validate;
 
 use std::process::ExitCode;
@@ -16,6 +19,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check a pipeline file and print a summary, or every problem with its location.
+    ///
+    /// Checks syntax, variables, functions, references between blocks, names, durations and
+    /// schedules, the way the server checks a pipeline before accepting it. Prints a summary and
+    /// exits 0 when the file is valid; prints every problem with its location and exits 1 when
+    /// it is not. Exits 2 on usage errors (a missing file, a malformed --var or vars file).
     Validate(validate::Args),
 }
 
@@ -41,5 +50,7 @@ fn main() -> ExitCode {
 /// Whether to colour output written to stderr.
 fn stderr_color(no_color: bool) -> bool {
     use std::io::IsTerminal;
-    !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+    !no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stderr().is_terminal()
 }

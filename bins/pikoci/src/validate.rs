@@ -9,9 +9,7 @@ use anyhow::Context;
 use pikoci_config::{HttpFetcher, Loaded, SourceFile, Vars};
 use pikoci_core::{Origin, Pipeline};
 
-/// Check a pipeline file: syntax, variables, functions, references, names, durations,
-/// schedules. Prints a summary and exits 0 when it is valid; prints every problem with its
-/// location and exits 1 when it is not. Exits 2 on usage errors.
+/// The flags of `pikoci validate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The pipeline file (HCL).
@@ -64,7 +62,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads the vars file, then applies `--var` overrides.
-pub(crate) fn read_vars(file: Option<&std::path::Path>, overrides: &[String]) -> anyhow::Result<Vars> {
+pub(crate) fn read_vars(
+    file: Option<&std::path::Path>,
+    overrides: &[String],
+) -> anyhow::Result<Vars> {
     let mut vars = Vars::new();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
@@ -87,7 +88,11 @@ fn summary(name: &str, loaded: &Loaded) -> String {
         pipeline.resources.len(),
         plural(pipeline.resources.len()),
     );
-    let jobs: Vec<String> = pipeline.jobs.iter().map(|j| format!("{} ({} steps)", j.name, j.flat_steps().len())).collect();
+    let jobs: Vec<String> = pipeline
+        .jobs
+        .iter()
+        .map(|j| format!("{} ({} steps)", j.name, j.flat_steps().len()))
+        .collect();
     push_line(&mut out, "jobs", &jobs);
     let resources: Vec<String> = pipeline.resources.iter().map(|r| r.canonical()).collect();
     push_line(&mut out, "resources", &resources);
@@ -101,16 +106,35 @@ fn summary(name: &str, loaded: &Loaded) -> String {
             _ => None,
         })
         .collect();
-    push_line(&mut out, "runners used by tasks", &runners.into_iter().collect::<Vec<_>>());
-    let services: Vec<String> = pipeline.service_types.iter().map(|t| t.name.clone()).collect();
+    push_line(
+        &mut out,
+        "runners used by tasks",
+        &runners.into_iter().collect::<Vec<_>>(),
+    );
+    let services: Vec<String> = pipeline
+        .service_types
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
     push_line(&mut out, "service types", &services);
-    let secrets: Vec<String> = pipeline.secret_types.iter().map(|t| t.name.clone()).collect();
+    let secrets: Vec<String> = pipeline
+        .secret_types
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
     push_line(&mut out, "secret types", &secrets);
-    let notifications: Vec<String> = pipeline.notifications.iter().map(|n| n.canonical()).collect();
+    let notifications: Vec<String> = pipeline
+        .notifications
+        .iter()
+        .map(|n| n.canonical())
+        .collect();
     push_line(&mut out, "notifications", &notifications);
     let warnings = loaded.warnings.items().len();
     if warnings > 0 {
-        out.push_str(&format!("{warnings} warning{} (shown above)\n", plural(warnings)));
+        out.push_str(&format!(
+            "{warnings} warning{} (shown above)\n",
+            plural(warnings)
+        ));
     }
     out
 }

@@ -70,7 +70,9 @@ pub fn lookup(kind: Kind, name: &str) -> Option<&'static str> {
 
 /// The builtin names of `kind`.
 pub fn names(kind: Kind) -> impl Iterator<Item = &'static str> {
-    ALL.iter().filter(move |(k, _, _)| *k == kind).map(|(_, name, _)| *name)
+    ALL.iter()
+        .filter(move |(k, _, _)| *k == kind)
+        .map(|(_, name, _)| *name)
 }
 
 #[cfg(test)]

@@ -214,7 +214,10 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// `did you mean "x"?` when some candidate is close to `name`.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     closest(name, candidates).map(|c| format!("did you mean \"{c}\"?"))
 }
 
@@ -239,8 +242,10 @@ mod tests {
         let file = SourceFile::new("p.hcl", "job \"a\" {\n  tsk \"t\" {}\n}\n");
         let diagnostics = Diagnostics::new(
             file,
-            vec![Diagnostic::error("unknown block \"tsk\" in job \"a\"", Some(12..15))
-                .with_help("did you mean \"task\"?")],
+            vec![
+                Diagnostic::error("unknown block \"tsk\" in job \"a\"", Some(12..15))
+                    .with_help("did you mean \"task\"?"),
+            ],
         );
         assert_eq!(
             diagnostics.to_string(),
@@ -249,7 +254,10 @@ mod tests {
         let rendered = diagnostics.render(false);
         assert!(rendered.contains("p.hcl:2:3"), "{rendered}");
         assert!(rendered.contains("^^^"), "{rendered}");
-        assert!(rendered.contains("help: did you mean \"task\"?"), "{rendered}");
+        assert!(
+            rendered.contains("help: did you mean \"task\"?"),
+            "{rendered}"
+        );
     }
 
     #[test]

@@ -146,7 +146,14 @@ impl Evaluator<'_> {
             Expression::BinaryOp(op) => {
                 let lhs = self.eval(&op.lhs_expr)?;
                 let rhs = self.eval(&op.rhs_expr)?;
-                binary(*op.operator.value(), &lhs, &rhs, &op.lhs_expr, &op.rhs_expr, expr)?
+                binary(
+                    *op.operator.value(),
+                    &lhs,
+                    &rhs,
+                    &op.lhs_expr,
+                    &op.rhs_expr,
+                    expr,
+                )?
             }
             Expression::ForExpr(for_expr) => self.eval_for(for_expr)?,
         })
@@ -156,15 +163,17 @@ impl Evaluator<'_> {
     fn check_failed_var(&self, traversal: &hcl_edit::expr::Traversal) -> Result<()> {
         let is_var = matches!(&traversal.expr, Expression::Variable(v) if v.as_str() == "var")
             && !self.locals.iter().any(|(n, _)| n == "var");
-        if let (true, Some(first)) = (is_var, traversal.operators.first()) {
-            if let TraversalOperator::GetAttr(name) = first.value() {
-                if self.scope.failed_vars.contains(name.as_str()) {
-                    return Err(error(
-                        format!("variable \"{}\" has no value (see the error on its declaration)", name.as_str()),
-                        first.span(),
-                    ));
-                }
-            }
+        if let (true, Some(first)) = (is_var, traversal.operators.first())
+            && let TraversalOperator::GetAttr(name) = first.value()
+            && self.scope.failed_vars.contains(name.as_str())
+        {
+            return Err(error(
+                format!(
+                    "variable \"{}\" has no value (see the error on its declaration)",
+                    name.as_str()
+                ),
+                first.span(),
+            ));
         }
         Ok(())
     }
@@ -193,9 +202,7 @@ impl Evaluator<'_> {
                     ),
                 }),
             },
-            "string" | "number" | "bool" if self.scope.type_keywords => {
-                Ok(Value::string(name))
-            }
+            "string" | "number" | "bool" if self.scope.type_keywords => Ok(Value::string(name)),
             _ => {
                 let mut known: Vec<&str> = self.locals.iter().map(|(n, _)| n.as_str()).collect();
                 known.push("var");
@@ -313,7 +320,13 @@ impl Evaluator<'_> {
         }
     }
 
-    fn push_locals(&mut self, key_var: Option<&str>, key: Value, value_var: &str, value: Value) -> usize {
+    fn push_locals(
+        &mut self,
+        key_var: Option<&str>,
+        key: Value,
+        value_var: &str,
+        value: Value,
+    ) -> usize {
         let mut pushed = 1;
         if let Some(key_var) = key_var {
             self.locals.push((key_var.to_owned(), key));
@@ -336,8 +349,11 @@ impl Evaluator<'_> {
             return Err(EvalError {
                 message: format!("call to unknown function \"{full}\""),
                 span: call.name.name.span(),
-                help: did_you_mean(name, functions::NAMES.iter().copied())
-                    .or_else(|| Some("see the list of functions in docs/pipeline-language.md".to_owned())),
+                help: unavailable_function_help(name)
+                    .or_else(|| did_you_mean(name, functions::NAMES.iter().copied()))
+                    .or_else(|| {
+                        Some("see the list of functions in docs/pipeline-language.md".to_owned())
+                    }),
             });
         }
         let mut args = Vec::with_capacity(call.args.len());
@@ -363,7 +379,10 @@ impl Evaluator<'_> {
             }
         }
         functions::call(name, args).map_err(|message| {
-            error(format!("error in function \"{name}\": {message}"), whole.span())
+            error(
+                format!("error in function \"{name}\": {message}"),
+                whole.span(),
+            )
         })
     }
 
@@ -423,7 +442,9 @@ impl Evaluator<'_> {
             let pushed = self.push_locals(key_var.as_deref(), key, &value_var, value);
             let result = self.for_element(for_expr);
             self.locals.truncate(self.locals.len() - pushed);
-            let Some((key, value)) = result? else { continue };
+            let Some((key, value)) = result? else {
+                continue;
+            };
             match key {
                 None => list.push(value),
                 Some(key) if for_expr.grouping => grouped.entry(key).or_default().push(value),
@@ -477,6 +498,22 @@ impl Evaluator<'_> {
     }
 }
 
+/// Why a well-known Terraform function is not part of the language.
+fn unavailable_function_help(name: &str) -> Option<String> {
+    let why = match name {
+        "file" | "templatefile" | "fileexists" | "fileset" | "filebase64" | "abspath"
+        | "dirname" | "basename" | "pathexpand" => {
+            "pipelines are evaluated where they are saved (the server), which cannot read your files; \
+             put the text in the pipeline or in a variable"
+        }
+        "try" | "can" => "write the value so it cannot fail, or use a conditional (cond ? a : b)",
+        "uuid" | "uuidv5" | "md5" | "sha1" | "sha256" | "sha512" | "bcrypt" | "filemd5"
+        | "filesha256" => "hashing and random functions are not part of the language",
+        _ => return None,
+    };
+    Some(format!("\"{name}\" is not available: {why}"))
+}
+
 fn trim_end(out: &mut String) {
     let trimmed = out.trim_end().len();
     out.truncate(trimmed);
@@ -496,7 +533,10 @@ fn iterate(collection: &Value, expr: &Expression) -> Result<Vec<(Value, Value)>>
             .map(|(k, v)| (Value::string(k.clone()), v.clone()))
             .collect()),
         other => Err(error(
-            format!("cannot iterate over a {}: expected a list, set or object", other.type_name()),
+            format!(
+                "cannot iterate over a {}: expected a list, set or object",
+                other.type_name()
+            ),
             expr.span(),
         )),
     }
@@ -522,7 +562,11 @@ fn as_bool(value: &Value, expr: &Expression) -> Result<bool> {
         Value::String(text) if text == "true" => Ok(true),
         Value::String(text) if text == "false" => Ok(false),
         other => Err(error(
-            format!("expected a bool, got {} {}", other.type_name(), other.describe()),
+            format!(
+                "expected a bool, got {} {}",
+                other.type_name(),
+                other.describe()
+            ),
             expr.span(),
         )),
     }
@@ -532,10 +576,17 @@ fn as_number(value: &Value, expr: &Expression) -> Result<f64> {
     match value {
         Value::Number(number) => Ok(*number),
         Value::String(text) => text.trim().parse::<f64>().map_err(|_| {
-            error(format!("expected a number, got string \"{text}\""), expr.span())
+            error(
+                format!("expected a number, got string \"{text}\""),
+                expr.span(),
+            )
         }),
         other => Err(error(
-            format!("expected a number, got {} {}", other.type_name(), other.describe()),
+            format!(
+                "expected a number, got {} {}",
+                other.type_name(),
+                other.describe()
+            ),
             expr.span(),
         )),
     }
@@ -588,7 +639,10 @@ fn get_attr(value: Value, name: &str, span: Option<Range<usize>>) -> Result<Valu
             }),
         },
         other => Err(error(
-            format!("cannot read attribute \"{name}\" of a {}", other.type_name()),
+            format!(
+                "cannot read attribute \"{name}\" of a {}",
+                other.type_name()
+            ),
             span,
         )),
     }
@@ -600,23 +654,35 @@ fn index_value(value: Value, index: &Value, span: Option<Range<usize>>) -> Resul
             let position = match index {
                 Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n as usize,
                 Value::String(text) => text.parse::<usize>().map_err(|_| {
-                    error(format!("list index must be a whole number, got \"{text}\""), span.clone())
+                    error(
+                        format!("list index must be a whole number, got \"{text}\""),
+                        span.clone(),
+                    )
                 })?,
                 other => {
                     return Err(error(
-                        format!("list index must be a whole number, got {}", other.describe()),
+                        format!(
+                            "list index must be a whole number, got {}",
+                            other.describe()
+                        ),
                         span,
                     ));
                 }
             };
             let len = items.len();
             items.into_iter().nth(position).ok_or_else(|| {
-                error(format!("index {position} is out of range for a list of {len} elements"), span)
+                error(
+                    format!("index {position} is out of range for a list of {len} elements"),
+                    span,
+                )
             })
         }
         Value::Object(map) => {
             let key = index.to_template_string().ok_or_else(|| {
-                error(format!("object key must be a string, got {}", index.type_name()), span.clone())
+                error(
+                    format!("object key must be a string, got {}", index.type_name()),
+                    span.clone(),
+                )
             })?;
             get_attr(Value::Object(map), &key, span)
         }

@@ -49,7 +49,11 @@ pub struct Loaded {
 /// `vars` gives variable values (vars file and `--var` overrides); `fetcher` fetches
 /// `http(s)://` sources. On failure every problem of the file is returned, errors and warnings,
 /// in file order.
-pub fn load(file: &SourceFile, vars: &Vars, fetcher: &dyn SourceFetcher) -> Result<Loaded, Diagnostics> {
+pub fn load(
+    file: &SourceFile,
+    vars: &Vars,
+    fetcher: &dyn SourceFetcher,
+) -> Result<Loaded, Diagnostics> {
     let body = match hcl_edit::parser::parse_body(file.text()) {
         Ok(body) => body,
         Err(err) => {
@@ -78,7 +82,10 @@ pub fn load(file: &SourceFile, vars: &Vars, fetcher: &dyn SourceFetcher) -> Resu
     if has_errors {
         Err(diagnostics)
     } else {
-        Ok(Loaded { pipeline, warnings: diagnostics })
+        Ok(Loaded {
+            pipeline,
+            warnings: diagnostics,
+        })
     }
 }
 

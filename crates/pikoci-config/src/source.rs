@@ -40,7 +40,10 @@ impl SourceFetcher for HttpFetcher {
             .map_err(|err| format!("failed to fetch \"{url}\": {err}"))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("failed to fetch \"{url}\": status {}", status.as_u16()));
+            return Err(format!(
+                "failed to fetch \"{url}\": status {}",
+                status.as_u16()
+            ));
         }
         let mut body = Vec::new();
         response
@@ -55,7 +58,8 @@ impl SourceFetcher for HttpFetcher {
                 self.max_bytes
             ));
         }
-        String::from_utf8(body).map_err(|_| format!("failed to fetch \"{url}\": the body is not UTF-8 text"))
+        String::from_utf8(body)
+            .map_err(|_| format!("failed to fetch \"{url}\": the body is not UTF-8 text"))
     }
 }
 
@@ -89,7 +93,8 @@ mod tests {
 
     #[test]
     fn reports_the_status() {
-        let url = serve(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let url =
+            serve(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         let err = HttpFetcher::default().fetch(&url).unwrap_err();
         assert!(err.ends_with("status 404"), "{err}");
     }

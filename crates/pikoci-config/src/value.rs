@@ -114,9 +114,13 @@ impl Value {
             serde_json::Value::Bool(flag) => Value::Bool(*flag),
             serde_json::Value::Number(number) => Value::Number(number.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::String(text) => Value::String(text.clone()),
-            serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
+            serde_json::Value::Array(items) => {
+                Value::List(items.iter().map(Value::from_json).collect())
+            }
             serde_json::Value::Object(map) => Value::Object(
-                map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
             ),
         }
     }
@@ -160,10 +164,20 @@ mod tests {
 
     #[test]
     fn sets_are_unique_and_sorted() {
-        let set = Value::set(vec![Value::string("b"), Value::string("a"), Value::string("b")]);
-        assert_eq!(set, Value::Set(vec![Value::string("a"), Value::string("b")]));
+        let set = Value::set(vec![
+            Value::string("b"),
+            Value::string("a"),
+            Value::string("b"),
+        ]);
+        assert_eq!(
+            set,
+            Value::Set(vec![Value::string("a"), Value::string("b")])
+        );
         let numbers = Value::set(vec![Value::Number(10.0), Value::Number(9.0)]);
-        assert_eq!(numbers, Value::Set(vec![Value::Number(9.0), Value::Number(10.0)]));
+        assert_eq!(
+            numbers,
+            Value::Set(vec![Value::Number(9.0), Value::Number(10.0)])
+        );
     }
 
     #[test]

@@ -16,23 +16,33 @@ pub enum VarValue {
 
 impl VarValue {
     /// The value as JSON of the declared type, or why it does not fit.
-    pub(crate) fn to_typed(&self, name: &str, value_type: ValueType) -> Result<serde_json::Value, String> {
+    pub(crate) fn to_typed(
+        &self,
+        name: &str,
+        value_type: ValueType,
+    ) -> Result<serde_json::Value, String> {
         let mismatch = |found: &str| {
             format!("variable \"{name}\" is declared as {value_type} but was given {found}")
         };
         match (self, value_type) {
             (VarValue::Json(json @ serde_json::Value::String(_)), ValueType::String)
             | (VarValue::Json(json @ serde_json::Value::Number(_)), ValueType::Number)
-            | (VarValue::Json(json @ serde_json::Value::Bool(_)), ValueType::Bool) => Ok(json.clone()),
+            | (VarValue::Json(json @ serde_json::Value::Bool(_)), ValueType::Bool) => {
+                Ok(json.clone())
+            }
             (VarValue::Json(json), _) => Err(mismatch(&format!("{} {json}", json_type(json)))),
-            (VarValue::Text(text), ValueType::String) => Ok(serde_json::Value::String(text.clone())),
+            (VarValue::Text(text), ValueType::String) => {
+                Ok(serde_json::Value::String(text.clone()))
+            }
             (VarValue::Text(text), ValueType::Number) => text
                 .trim()
                 .parse::<f64>()
                 .ok()
                 .and_then(serde_json::Number::from_f64)
                 .map(|n| match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => serde_json::Value::from(f as i64),
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => {
+                        serde_json::Value::from(f as i64)
+                    }
                     _ => serde_json::Value::Number(n),
                 })
                 .ok_or_else(|| mismatch(&format!("\"{text}\", which is not a number"))),
@@ -70,8 +80,8 @@ impl Vars {
 
     /// Adds every entry of a JSON vars file (a JSON object).
     pub fn add_json(&mut self, text: &str) -> Result<(), String> {
-        let json: serde_json::Value =
-            serde_json::from_str(text).map_err(|err| format!("the vars file is not valid JSON: {err}"))?;
+        let json: serde_json::Value = serde_json::from_str(text)
+            .map_err(|err| format!("the vars file is not valid JSON: {err}"))?;
         let serde_json::Value::Object(map) = json else {
             return Err(format!(
                 "the vars file must hold a JSON object such as {{\"name\": \"value\"}}, found {}",
@@ -93,9 +103,12 @@ impl Vars {
         };
         let name = name.trim();
         if name.is_empty() {
-            return Err(format!("invalid --var \"{assignment}\": the name before '=' is empty"));
+            return Err(format!(
+                "invalid --var \"{assignment}\": the name before '=' is empty"
+            ));
         }
-        self.values.insert(name.to_owned(), VarValue::Text(value.to_owned()));
+        self.values
+            .insert(name.to_owned(), VarValue::Text(value.to_owned()));
         Ok(())
     }
 
@@ -126,10 +139,22 @@ mod tests {
     #[test]
     fn bad_input_is_explained() {
         let mut vars = Vars::new();
-        assert!(vars.add_json("[1]").unwrap_err().contains("must hold a JSON object"));
+        assert!(
+            vars.add_json("[1]")
+                .unwrap_err()
+                .contains("must hold a JSON object")
+        );
         assert!(vars.add_json("{").unwrap_err().contains("not valid JSON"));
-        assert!(vars.add_override("novalue").unwrap_err().contains("expected NAME=VALUE"));
-        assert!(vars.add_override("=x").unwrap_err().contains("name before '=' is empty"));
+        assert!(
+            vars.add_override("novalue")
+                .unwrap_err()
+                .contains("expected NAME=VALUE")
+        );
+        assert!(
+            vars.add_override("=x")
+                .unwrap_err()
+                .contains("name before '=' is empty")
+        );
         vars.add_override("empty=").unwrap();
         assert_eq!(vars.get("empty"), Some(&VarValue::Text(String::new())));
     }
@@ -137,13 +162,30 @@ mod tests {
     #[test]
     fn typing() {
         let text = |t: &str| VarValue::Text(t.into());
-        assert_eq!(text("3").to_typed("n", ValueType::Number).unwrap(), serde_json::json!(3));
-        assert_eq!(text("1.5").to_typed("n", ValueType::Number).unwrap(), serde_json::json!(1.5));
-        assert!(text("x").to_typed("n", ValueType::Number).unwrap_err().contains("not a number"));
-        assert_eq!(text("true").to_typed("b", ValueType::Bool).unwrap(), serde_json::json!(true));
+        assert_eq!(
+            text("3").to_typed("n", ValueType::Number).unwrap(),
+            serde_json::json!(3)
+        );
+        assert_eq!(
+            text("1.5").to_typed("n", ValueType::Number).unwrap(),
+            serde_json::json!(1.5)
+        );
+        assert!(
+            text("x")
+                .to_typed("n", ValueType::Number)
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert_eq!(
+            text("true").to_typed("b", ValueType::Bool).unwrap(),
+            serde_json::json!(true)
+        );
         assert!(text("yes").to_typed("b", ValueType::Bool).is_err());
         let json = VarValue::Json(serde_json::json!("3"));
         let err = json.to_typed("n", ValueType::Number).unwrap_err();
-        assert_eq!(err, "variable \"n\" is declared as number but was given string \"3\"");
+        assert_eq!(
+            err,
+            "variable \"n\" is declared as number but was given string \"3\""
+        );
     }
 }

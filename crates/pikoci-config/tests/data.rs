@@ -15,7 +15,9 @@ use pikoci_config::{HttpFetcher, SourceFile, Vars, load};
 use pikoci_core::{Hook, Hooks, Pipeline, Step, StepKind};
 
 fn cases(folder: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(folder);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(folder);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -67,7 +69,10 @@ fn valid_pipelines() {
     for path in cases("valid") {
         match run(&path) {
             Ok(rendered) => check(&path, &rendered, &mut failures),
-            Err(diagnostics) => failures.push(format!("{} should be valid:\n{diagnostics}", path.display())),
+            Err(diagnostics) => failures.push(format!(
+                "{} should be valid:\n{diagnostics}",
+                path.display()
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -78,7 +83,10 @@ fn invalid_pipelines() {
     let mut failures = Vec::new();
     for path in cases("invalid") {
         match run(&path) {
-            Ok(rendered) => failures.push(format!("{} should be invalid, got:\n{rendered}", path.display())),
+            Ok(rendered) => failures.push(format!(
+                "{} should be invalid, got:\n{rendered}",
+                path.display()
+            )),
             Err(diagnostics) => check(&path, &diagnostics, &mut failures),
         }
     }
@@ -89,7 +97,13 @@ fn invalid_pipelines() {
 fn render(pipeline: &Pipeline) -> String {
     let mut out = String::new();
     for variable in &pipeline.variables {
-        writeln!(out, "variable {} = {}", variable.name, serde_json::to_string(&variable.value).unwrap()).unwrap();
+        writeln!(
+            out,
+            "variable {} = {}",
+            variable.name,
+            serde_json::to_string(&variable.value).unwrap()
+        )
+        .unwrap();
     }
     for t in &pipeline.resource_types {
         let commands = [("check", &t.check), ("pull", &t.pull), ("push", &t.push)]
@@ -98,36 +112,88 @@ fn render(pipeline: &Pipeline) -> String {
             .map(|(n, _)| *n)
             .collect::<Vec<_>>()
             .join(",");
-        writeln!(out, "resource_type {} {:?} params={:?} cache={} [{commands}]", t.name, t.origin, t.params, t.cache).unwrap();
+        writeln!(
+            out,
+            "resource_type {} {:?} params={:?} cache={} [{commands}]",
+            t.name, t.origin, t.params, t.cache
+        )
+        .unwrap();
     }
     for t in &pipeline.runner_types {
         if t.origin != pikoci_core::Origin::Builtin {
-            writeln!(out, "runner_type {} {:?} path={:?} args={:?}", t.name, t.origin, t.path, t.args).unwrap();
+            writeln!(
+                out,
+                "runner_type {} {:?} path={:?} args={:?}",
+                t.name, t.origin, t.path, t.args
+            )
+            .unwrap();
         }
     }
     for t in &pipeline.secret_types {
-        writeln!(out, "secret_type {} {:?} config={:?} get={}", t.name, t.origin, t.config, t.get.is_some()).unwrap();
+        writeln!(
+            out,
+            "secret_type {} {:?} config={:?} get={}",
+            t.name,
+            t.origin,
+            t.config,
+            t.get.is_some()
+        )
+        .unwrap();
     }
     for t in &pipeline.service_types {
-        writeln!(out, "service_type {} {:?} params={:?} ready={:?}", t.name, t.origin, t.params,
-            t.ready_check.as_ref().map(|r| (r.interval, r.timeout))).unwrap();
+        writeln!(
+            out,
+            "service_type {} {:?} params={:?} ready={:?}",
+            t.name,
+            t.origin,
+            t.params,
+            t.ready_check.as_ref().map(|r| (r.interval, r.timeout))
+        )
+        .unwrap();
     }
     for t in &pipeline.notification_types {
-        writeln!(out, "notification_type {} {:?} notify={}", t.name, t.origin, t.notify.is_some()).unwrap();
+        writeln!(
+            out,
+            "notification_type {} {:?} notify={}",
+            t.name,
+            t.origin,
+            t.notify.is_some()
+        )
+        .unwrap();
     }
     for r in &pipeline.resources {
-        writeln!(out, "resource {} params={:?} check_interval={:?} tags={:?} cache={:?}",
-            r.canonical(), r.params, r.check_interval.spec(), r.tags, r.cache).unwrap();
+        writeln!(
+            out,
+            "resource {} params={:?} check_interval={:?} tags={:?} cache={:?}",
+            r.canonical(),
+            r.params,
+            r.check_interval.spec(),
+            r.tags,
+            r.cache
+        )
+        .unwrap();
     }
     for n in &pipeline.notifications {
-        writeln!(out, "notification {} on={:?} jobs={:?} message={:?}", n.canonical(), n.on, n.jobs, n.message).unwrap();
+        writeln!(
+            out,
+            "notification {} on={:?} jobs={:?} message={:?}",
+            n.canonical(),
+            n.on,
+            n.jobs,
+            n.message
+        )
+        .unwrap();
     }
     for job in &pipeline.jobs {
         write!(out, "job {}", job.name).unwrap();
         if let Some(of) = &job.instance_of {
             write!(out, " (instance of {} key {:?})", of.base, of.key).unwrap();
         }
-        for (flag, on) in [("allow_failure", job.allow_failure), ("interruptible", job.interruptible), ("disable_retry", job.disable_retry)] {
+        for (flag, on) in [
+            ("allow_failure", job.allow_failure),
+            ("interruptible", job.interruptible),
+            ("disable_retry", job.disable_retry),
+        ] {
             if on {
                 write!(out, " {flag}").unwrap();
             }
@@ -150,13 +216,28 @@ fn render(pipeline: &Pipeline) -> String {
         }
         render_hooks(&mut out, &job.hooks, 1);
         for notify in &job.on_trigger {
-            writeln!(out, "  on_trigger notify {} {:?}", notify.notification, notify.params).unwrap();
+            writeln!(
+                out,
+                "  on_trigger notify {} {:?}",
+                notify.notification, notify.params
+            )
+            .unwrap();
         }
         if let Some(approval) = &job.approval {
-            writeln!(out, "  approve {:?} approvals={} timeout={:?}", approval.label, approval.approvals, approval.timeout).unwrap();
+            writeln!(
+                out,
+                "  approve {:?} approvals={} timeout={:?}",
+                approval.label, approval.approvals, approval.timeout
+            )
+            .unwrap();
         }
         for input in &job.inputs {
-            writeln!(out, "  input {} {} default={:?} options={:?} multiple={}", input.name, input.value_type, input.default, input.options, input.multiple).unwrap();
+            writeln!(
+                out,
+                "  input {} {} default={:?} options={:?} multiple={}",
+                input.name, input.value_type, input.default, input.options, input.multiple
+            )
+            .unwrap();
         }
     }
     out
@@ -173,21 +254,57 @@ fn render_step(out: &mut String, step: &Step, depth: usize) {
     }
     match &step.kind {
         StepKind::Get(get) => {
-            writeln!(out, "{pad}get {}{}{}{extra}", get.resource,
+            writeln!(
+                out,
+                "{pad}get {}{}{}{extra}",
+                get.resource,
                 if get.trigger { " trigger" } else { "" },
-                if get.passed.is_empty() { String::new() } else { format!(" passed={:?}", get.passed) }).unwrap();
+                if get.passed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" passed={:?}", get.passed)
+                }
+            )
+            .unwrap();
         }
         StepKind::Task(task) => {
-            writeln!(out, "{pad}task {} run {} args={:?} params={:?}{extra}", task.name, task.run.runner, task.run.args, task.run.params).unwrap();
+            writeln!(
+                out,
+                "{pad}task {} run {} args={:?} params={:?}{extra}",
+                task.name, task.run.runner, task.run.args, task.run.params
+            )
+            .unwrap();
             if !task.inputs.is_empty() || !task.outputs.is_empty() {
-                writeln!(out, "{pad}  inputs={:?} outputs={:?}", task.inputs, task.outputs).unwrap();
+                writeln!(
+                    out,
+                    "{pad}  inputs={:?} outputs={:?}",
+                    task.inputs, task.outputs
+                )
+                .unwrap();
             }
         }
-        StepKind::Put(put) => writeln!(out, "{pad}put {} {:?}{extra}", put.resource, put.params).unwrap(),
-        StepKind::Notify(notify) => writeln!(out, "{pad}notify {} message={:?} {:?}", notify.notification, notify.message, notify.params).unwrap(),
-        StepKind::Service(service) => writeln!(out, "{pad}service {} {:?}", service.service_type, service.overrides).unwrap(),
+        StepKind::Put(put) => {
+            writeln!(out, "{pad}put {} {:?}{extra}", put.resource, put.params).unwrap()
+        }
+        StepKind::Notify(notify) => writeln!(
+            out,
+            "{pad}notify {} message={:?} {:?}",
+            notify.notification, notify.message, notify.params
+        )
+        .unwrap(),
+        StepKind::Service(service) => writeln!(
+            out,
+            "{pad}service {} {:?}",
+            service.service_type, service.overrides
+        )
+        .unwrap(),
         StepKind::InParallel(group) => {
-            writeln!(out, "{pad}in_parallel limit={} fail_fast={}{extra}", group.limit, group.fail_fast).unwrap();
+            writeln!(
+                out,
+                "{pad}in_parallel limit={} fail_fast={}{extra}",
+                group.limit, group.fail_fast
+            )
+            .unwrap();
             for inner in &group.steps {
                 render_step(out, inner, depth + 1);
             }
@@ -195,8 +312,14 @@ fn render_step(out: &mut String, step: &Step, depth: usize) {
         StepKind::If(chain) => {
             writeln!(out, "{pad}if").unwrap();
             for branch in &chain.branches {
-                writeln!(out, "{pad}  {:?} {:?} condition={:?}", branch.kind, branch.label,
-                    branch.condition.as_ref().map(|c| c.source().to_owned())).unwrap();
+                writeln!(
+                    out,
+                    "{pad}  {:?} {:?} condition={:?}",
+                    branch.kind,
+                    branch.label,
+                    branch.condition.as_ref().map(|c| c.source().to_owned())
+                )
+                .unwrap();
                 for inner in &branch.steps {
                     render_step(out, inner, depth + 2);
                 }
@@ -211,7 +334,15 @@ fn render_hooks(out: &mut String, hooks: &Hooks, depth: usize) {
     for (kind, hook) in hooks.iter() {
         match hook {
             Hook::Command(command) => {
-                writeln!(out, "{pad}{} run {} args={:?} params={:?}", kind.as_str(), command.runner, command.args, command.params).unwrap();
+                writeln!(
+                    out,
+                    "{pad}{} run {} args={:?} params={:?}",
+                    kind.as_str(),
+                    command.runner,
+                    command.args,
+                    command.params
+                )
+                .unwrap();
             }
             Hook::Steps { steps } => {
                 writeln!(out, "{pad}{}:", kind.as_str()).unwrap();

@@ -34,7 +34,9 @@ pub fn parse(text: &str) -> Result<Option<Duration>, DurationError> {
         return Ok(None);
     }
     if rest.is_empty() {
-        return Err(invalid("expected a number followed by a unit such as 30s, 5m or 1h"));
+        return Err(invalid(
+            "expected a number followed by a unit such as 30s, 5m or 1h",
+        ));
     }
     let mut seconds = 0f64;
     while !rest.is_empty() {
@@ -43,7 +45,9 @@ pub fn parse(text: &str) -> Result<Option<Duration>, DurationError> {
             .unwrap_or(rest.len());
         let number = &rest[..number_len];
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return Err(invalid("expected a number followed by a unit such as 30s, 5m or 1h"));
+            return Err(invalid(
+                "expected a number followed by a unit such as 30s, 5m or 1h",
+            ));
         }
         let value: f64 = number
             .parse()

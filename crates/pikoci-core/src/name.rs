@@ -66,7 +66,18 @@ mod tests {
             assert!(is_canonical(ok), "{ok}");
         }
         let long = "a".repeat(256);
-        for bad in ["", "Build", "-a", "a-", "_a", "a_", "a.b", "a b", "é", long.as_str()] {
+        for bad in [
+            "",
+            "Build",
+            "-a",
+            "a-",
+            "_a",
+            "a_",
+            "a.b",
+            "a b",
+            "é",
+            long.as_str(),
+        ] {
             assert!(!is_canonical(bad), "{bad}");
         }
     }

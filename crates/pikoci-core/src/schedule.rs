@@ -180,7 +180,9 @@ fn standard_day_of_week(field: &str) -> Result<String, String> {
             out.push_str(number);
             continue;
         }
-        let day: usize = number.parse().map_err(|_| format!("invalid day of week \"{number}\""))?;
+        let day: usize = number
+            .parse()
+            .map_err(|_| format!("invalid day of week \"{number}\""))?;
         let name = NAMES
             .get(day)
             .ok_or_else(|| format!("day of week {day} is out of range (0-7)"))?;
@@ -229,7 +231,9 @@ mod tests {
             err.to_string(),
             "check interval \"@every 5s\" is too short, minimum is 10s"
         );
-        let err = CheckInterval::parse("0 */5 * * * *").unwrap_err().to_string();
+        let err = CheckInterval::parse("0 */5 * * * *")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected 5 fields"), "{err}");
         let err = CheckInterval::parse("@sometimes").unwrap_err().to_string();
         assert!(err.contains("unknown descriptor"), "{err}");
@@ -254,7 +258,10 @@ mod tests {
         let next = sunday.next_after(at(0, 0, 0));
         assert_eq!(next, Utc.with_ymd_and_hms(2024, 1, 7, 12, 0, 0).unwrap());
         let weekdays = CheckInterval::parse("0 9 * * 1-5").unwrap();
-        assert_eq!(weekdays.next_after(at(10, 0, 0)), Utc.with_ymd_and_hms(2024, 1, 2, 9, 0, 0).unwrap());
+        assert_eq!(
+            weekdays.next_after(at(10, 0, 0)),
+            Utc.with_ymd_and_hms(2024, 1, 2, 9, 0, 0).unwrap()
+        );
     }
 
     #[test]

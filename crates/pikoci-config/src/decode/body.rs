@@ -25,7 +25,12 @@ pub(crate) enum Unknown<'k> {
 
 impl Decoder<'_> {
     /// Checks a block's labels; `names` describes each expected label for the error message.
-    pub(crate) fn labels(&mut self, block: &Block, what: &str, names: &[&str]) -> Option<Vec<String>> {
+    pub(crate) fn labels(
+        &mut self,
+        block: &Block,
+        what: &str,
+        names: &[&str],
+    ) -> Option<Vec<String>> {
         let labels: Vec<String> = block.labels.iter().map(|l| l.as_str().to_owned()).collect();
         if labels.len() == names.len() {
             return Some(labels);
@@ -62,7 +67,13 @@ impl Decoder<'_> {
     }
 
     /// Reports attributes of `body` that are not in `known`, following `unknown`.
-    pub(crate) fn check_attributes(&mut self, body: &Body, known: &[&str], unknown: Unknown<'_>, context: &str) {
+    pub(crate) fn check_attributes(
+        &mut self,
+        body: &Body,
+        known: &[&str],
+        unknown: Unknown<'_>,
+        context: &str,
+    ) {
         for attribute in body.attributes() {
             let name = attribute.key.as_str();
             if known.contains(&name) {
@@ -73,7 +84,9 @@ impl Decoder<'_> {
                     format!("unsupported attribute \"{name}\" in {context}"),
                     attribute.key.span(),
                     did_you_mean(name, known.iter().copied()).or_else(|| {
-                        (!known.is_empty()).then(|| format!("the attributes of {context} are: {}", known.join(", ")))
+                        (!known.is_empty()).then(|| {
+                            format!("the attributes of {context} are: {}", known.join(", "))
+                        })
                     }),
                 ),
                 Unknown::Ignore => {
@@ -120,16 +133,29 @@ impl Decoder<'_> {
     /// A string (numbers and bools are converted to their string form).
     pub(crate) fn string(&mut self, attribute: &Attribute, context: &str) -> Option<String> {
         let value = self.eval(&attribute.value)?;
-        self.to_string(value, &attribute.value, &format!("\"{}\" in {context}", attribute.key.as_str()))
+        self.string_of(
+            value,
+            &attribute.value,
+            &format!("\"{}\" in {context}", attribute.key.as_str()),
+        )
     }
 
     /// The string form of a primitive value; collections are an error naming `what`.
-    pub(crate) fn to_string(&mut self, value: Value, expr: &Expression, what: &str) -> Option<String> {
+    pub(crate) fn string_of(
+        &mut self,
+        value: Value,
+        expr: &Expression,
+        what: &str,
+    ) -> Option<String> {
         match value.to_template_string() {
             Some(text) => Some(text),
             None => {
                 self.error(
-                    format!("{what} must be a string, got {} {}", value.type_name(), value.describe()),
+                    format!(
+                        "{what} must be a string, got {} {}",
+                        value.type_name(),
+                        value.describe()
+                    ),
                     expr.span(),
                 );
                 None
@@ -182,12 +208,20 @@ impl Decoder<'_> {
     }
 
     /// A list of strings (a set is accepted too).
-    pub(crate) fn string_list(&mut self, attribute: &Attribute, context: &str) -> Option<Vec<String>> {
+    pub(crate) fn string_list(
+        &mut self,
+        attribute: &Attribute,
+        context: &str,
+    ) -> Option<Vec<String>> {
         let value = self.eval(&attribute.value)?;
         let what = format!("\"{}\" in {context}", attribute.key.as_str());
         let Some(items) = value.as_sequence() else {
             self.error(
-                format!("{what} must be a list of strings, got {} {}", value.type_name(), value.describe()),
+                format!(
+                    "{what} must be a list of strings, got {} {}",
+                    value.type_name(),
+                    value.describe()
+                ),
                 attribute.value.span(),
             );
             return None;
@@ -198,7 +232,11 @@ impl Decoder<'_> {
                 Some(text) => out.push(text),
                 None => {
                     self.error(
-                        format!("{what} must be a list of strings, but it holds {} {}", item.type_name(), item.describe()),
+                        format!(
+                            "{what} must be a list of strings, but it holds {} {}",
+                            item.type_name(),
+                            item.describe()
+                        ),
                         attribute.value.span(),
                     );
                     return None;
@@ -216,7 +254,10 @@ impl Decoder<'_> {
             Ok(duration) => duration,
             Err(err) => {
                 self.error_with_help(
-                    format!("invalid {} \"{text}\" {owner}: {err}", attribute.key.as_str()),
+                    format!(
+                        "invalid {} \"{text}\" {owner}: {err}",
+                        attribute.key.as_str()
+                    ),
                     attribute.value.span(),
                     Some("durations look like 30s, 5m, 1h30m or 2d".to_owned()),
                 );
@@ -256,7 +297,10 @@ impl Decoder<'_> {
         };
         let span = attribute.value.span();
         if tags.len() > 10 {
-            self.error(format!("{owner}: too many tags ({}), maximum is 10", tags.len()), span.clone());
+            self.error(
+                format!("{owner}: too many tags ({}), maximum is 10", tags.len()),
+                span.clone(),
+            );
         }
         for (i, tag) in tags.iter().enumerate() {
             if !pikoci_core::name::is_canonical(tag) {

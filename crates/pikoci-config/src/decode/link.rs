@@ -32,8 +32,16 @@ impl Decoder<'_> {
         self.add_builtins(pipeline);
         let names = |kind: RefKind| -> BTreeSet<String> {
             match kind {
-                RefKind::Runner => pipeline.runner_types.iter().map(|t| t.name.clone()).collect(),
-                RefKind::ResourceType => pipeline.resource_types.iter().map(|t| t.name.clone()).collect(),
+                RefKind::Runner => pipeline
+                    .runner_types
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect(),
+                RefKind::ResourceType => pipeline
+                    .resource_types
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect(),
                 RefKind::Resource => pipeline.resources.iter().map(|r| r.canonical()).collect(),
                 RefKind::SecretType => pipeline
                     .secret_types
@@ -41,13 +49,30 @@ impl Decoder<'_> {
                     .map(|t| t.name.clone())
                     .chain([STORE_SECRET_TYPE.to_owned()])
                     .collect(),
-                RefKind::ServiceType => pipeline.service_types.iter().map(|t| t.name.clone()).collect(),
-                RefKind::NotificationType => pipeline.notification_types.iter().map(|t| t.name.clone()).collect(),
-                RefKind::Notification => pipeline.notifications.iter().map(|n| n.canonical()).collect(),
+                RefKind::ServiceType => pipeline
+                    .service_types
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect(),
+                RefKind::NotificationType => pipeline
+                    .notification_types
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect(),
+                RefKind::Notification => pipeline
+                    .notifications
+                    .iter()
+                    .map(|n| n.canonical())
+                    .collect(),
                 RefKind::Job => pipeline
                     .jobs
                     .iter()
-                    .flat_map(|j| [Some(j.name.clone()), j.instance_of.as_ref().map(|i| i.base.clone())])
+                    .flat_map(|j| {
+                        [
+                            Some(j.name.clone()),
+                            j.instance_of.as_ref().map(|i| i.base.clone()),
+                        ]
+                    })
                     .flatten()
                     .collect(),
             }
@@ -58,7 +83,8 @@ impl Decoder<'_> {
             if known.contains(&reference.name) {
                 continue;
             }
-            let help = did_you_mean(&reference.name, known.iter().map(String::as_str)).or_else(|| hint(reference.kind, &reference.name));
+            let help = did_you_mean(&reference.name, known.iter().map(String::as_str))
+                .or_else(|| hint(reference.kind, &reference.name));
             self.error_with_help(reference.message, reference.span, help);
         }
         expand_job_names(pipeline);
@@ -68,11 +94,12 @@ impl Decoder<'_> {
     /// without declaring them.
     fn add_builtins(&mut self, pipeline: &mut Pipeline) {
         for name in builtin::names(Kind::RunnerType) {
-            if pipeline.runner_type(name).is_none() {
-                if let Some(mut runner) = self.builtin(Kind::RunnerType, name, |d, b| d.runner_type(b)) {
-                    runner.origin = Origin::Builtin;
-                    pipeline.runner_types.push(runner);
-                }
+            if pipeline.runner_type(name).is_none()
+                && let Some(mut runner) =
+                    self.builtin(Kind::RunnerType, name, |d, b| d.runner_type(b))
+            {
+                runner.origin = Origin::Builtin;
+                pipeline.runner_types.push(runner);
             }
         }
         // From the references, not the decoded resources: a resource that failed to decode for
@@ -84,11 +111,12 @@ impl Decoder<'_> {
             .map(|r| r.name.clone())
             .collect();
         for name in used_types {
-            if pipeline.resource_type(&name).is_none() {
-                if let Some(mut resource_type) = self.builtin(Kind::ResourceType, &name, |d, b| d.resource_type(b)) {
-                    resource_type.origin = Origin::Builtin;
-                    pipeline.resource_types.push(resource_type);
-                }
+            if pipeline.resource_type(&name).is_none()
+                && let Some(mut resource_type) =
+                    self.builtin(Kind::ResourceType, &name, |d, b| d.resource_type(b))
+            {
+                resource_type.origin = Origin::Builtin;
+                pipeline.resource_types.push(resource_type);
             }
         }
         let used_secrets: BTreeSet<String> = self
@@ -98,22 +126,34 @@ impl Decoder<'_> {
             .map(|r| r.name.clone())
             .collect();
         for name in used_secrets {
-            if pipeline.secret_type(&name).is_none() {
-                if let Some(mut secret_type) = self.builtin(Kind::SecretType, &name, |d, b| d.secret_type(b)) {
-                    secret_type.origin = Origin::Builtin;
-                    pipeline.secret_types.push(secret_type);
-                }
+            if pipeline.secret_type(&name).is_none()
+                && let Some(mut secret_type) =
+                    self.builtin(Kind::SecretType, &name, |d, b| d.secret_type(b))
+            {
+                secret_type.origin = Origin::Builtin;
+                pipeline.secret_types.push(secret_type);
             }
         }
     }
 
     /// Decodes the embedded builtin `name`, if there is one.
-    fn builtin<T>(&mut self, kind: Kind, name: &str, decode: impl FnOnce(&mut Decoder<'_>, &hcl_edit::structure::Block) -> Option<T>) -> Option<T> {
+    fn builtin<T>(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        decode: impl FnOnce(&mut Decoder<'_>, &hcl_edit::structure::Block) -> Option<T>,
+    ) -> Option<T> {
         let text = builtin::lookup(kind, name)?;
         let body = match hcl_edit::parser::parse_body(text) {
             Ok(body) => body,
             Err(err) => {
-                self.error(format!("the builtin {} \"{name}\" does not parse: {err}", kind.block_name()), None);
+                self.error(
+                    format!(
+                        "the builtin {} \"{name}\" does not parse: {err}",
+                        kind.block_name()
+                    ),
+                    None,
+                );
                 return None;
             }
         };
@@ -122,7 +162,14 @@ impl Decoder<'_> {
         inner.sourced = true;
         let decoded = decode(&mut inner, block);
         for diagnostic in inner.diags {
-            self.error(format!("the builtin {} \"{name}\" is invalid: {}", kind.block_name(), diagnostic.message), None);
+            self.error(
+                format!(
+                    "the builtin {} \"{name}\" is invalid: {}",
+                    kind.block_name(),
+                    diagnostic.message
+                ),
+                None,
+            );
         }
         decoded
     }
@@ -130,12 +177,14 @@ impl Decoder<'_> {
 
 fn hint(kind: RefKind, name: &str) -> Option<String> {
     match kind {
-        RefKind::NotificationType if builtin::lookup(Kind::NotificationType, name).is_some() => Some(format!(
-            "declare it: notification_type \"{name}\" {{ source = \"pikoci://{name}\" }}"
-        )),
-        RefKind::ServiceType if builtin::lookup(Kind::ServiceType, name).is_some() => Some(format!(
-            "declare it: service_type \"{name}\" {{ source = \"pikoci://{name}\" }}"
-        )),
+        RefKind::NotificationType if builtin::lookup(Kind::NotificationType, name).is_some() => {
+            Some(format!(
+                "declare it: notification_type \"{name}\" {{ source = \"pikoci://{name}\" }}"
+            ))
+        }
+        RefKind::ServiceType if builtin::lookup(Kind::ServiceType, name).is_some() => Some(
+            format!("declare it: service_type \"{name}\" {{ source = \"pikoci://{name}\" }}"),
+        ),
         RefKind::Resource => Some(format!(
             "declare it: resource \"{}\" \"{}\" {{ ... }}",
             name.split_once('.').map_or(name, |(t, _)| t),
@@ -150,13 +199,26 @@ fn expand_job_names(pipeline: &mut Pipeline) {
     let instances: Vec<(String, String)> = pipeline
         .jobs
         .iter()
-        .filter_map(|j| j.instance_of.as_ref().map(|i| (i.base.clone(), j.name.clone())))
+        .filter_map(|j| {
+            j.instance_of
+                .as_ref()
+                .map(|i| (i.base.clone(), j.name.clone()))
+        })
         .collect();
-    let regular: BTreeSet<String> = pipeline.jobs.iter().filter(|j| j.instance_of.is_none()).map(|j| j.name.clone()).collect();
+    let regular: BTreeSet<String> = pipeline
+        .jobs
+        .iter()
+        .filter(|j| j.instance_of.is_none())
+        .map(|j| j.name.clone())
+        .collect();
     let expand = |names: &mut Vec<String>| {
         let mut out = Vec::with_capacity(names.len());
         for name in names.drain(..) {
-            let of_base: Vec<String> = instances.iter().filter(|(base, _)| *base == name).map(|(_, n)| n.clone()).collect();
+            let of_base: Vec<String> = instances
+                .iter()
+                .filter(|(base, _)| *base == name)
+                .map(|(_, n)| n.clone())
+                .collect();
             if of_base.is_empty() || regular.contains(&name) {
                 out.push(name);
             } else {

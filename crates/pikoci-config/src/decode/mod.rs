@@ -99,7 +99,10 @@ impl<'a> Decoder<'a> {
                 .collect::<BTreeMap<_, _>>(),
         );
         let mut pipeline = Pipeline {
-            variables: variables.into_iter().map(|(variable, _)| variable).collect(),
+            variables: variables
+                .into_iter()
+                .map(|(variable, _)| variable)
+                .collect(),
             ..Pipeline::default()
         };
         let mut seen = std::collections::BTreeSet::new();
@@ -143,13 +146,13 @@ impl<'a> Decoder<'a> {
                 }),
                 _ => None,
             };
-            if let Some(name) = decoded_name {
-                if !seen.insert((kind, name.clone())) {
-                    self.error(
-                        format!("{kind} \"{name}\" is declared twice"),
-                        block.labels.last().and_then(|l| l.span()),
-                    );
-                }
+            if let Some(name) = decoded_name
+                && !seen.insert((kind, name.clone()))
+            {
+                self.error(
+                    format!("{kind} \"{name}\" is declared twice"),
+                    block.labels.last().and_then(|l| l.span()),
+                );
             }
         }
         pipeline.jobs = self.jobs(body);
@@ -194,7 +197,8 @@ impl<'a> Decoder<'a> {
 
 /// The blocks named `name` directly inside `body`, in source order.
 pub(crate) fn blocks<'b>(body: &'b Body, name: &'b str) -> impl Iterator<Item = &'b Block> {
-    body.blocks().filter(move |block| block.ident.as_str() == name)
+    body.blocks()
+        .filter(move |block| block.ident.as_str() == name)
 }
 
 fn stale_block_help(name: &str) -> Option<String> {
@@ -205,5 +209,7 @@ fn stale_block_help(name: &str) -> Option<String> {
         "pipeline" => "top-level blocks directly (a file is one pipeline)",
         _ => return None,
     };
-    Some(format!("\"{name}\" is not a top-level block here; use {replacement}"))
+    Some(format!(
+        "\"{name}\" is not a top-level block here; use {replacement}"
+    ))
 }

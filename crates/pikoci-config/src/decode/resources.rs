@@ -15,7 +15,12 @@ impl Decoder<'_> {
         let canonical = format!("{type_name}.{name}");
         let context = format!("resource \"{canonical}\"");
         let body = &block.body;
-        self.check_attributes(body, &["check_interval", "tags", "cache"], Unknown::Reject, &context);
+        self.check_attributes(
+            body,
+            &["check_interval", "tags", "cache"],
+            Unknown::Reject,
+            &context,
+        );
         self.check_blocks(body, &["params"], &context);
         self.refer(
             RefKind::ResourceType,
@@ -31,7 +36,10 @@ impl Decoder<'_> {
             .map(|params| self.params_block(params, &context))
             .unwrap_or_default();
         for extra in params_blocks {
-            self.error(format!("{context} has more than one params block"), extra.ident.span());
+            self.error(
+                format!("{context} has more than one params block"),
+                extra.ident.span(),
+            );
         }
         let check_interval = match attribute(body, "check_interval") {
             Some(attribute) => {
@@ -42,7 +50,10 @@ impl Decoder<'_> {
                         self.error_with_help(
                             format!("invalid check_interval for resource \"{name}\": {err}"),
                             attribute.value.span(),
-                            Some("use 5-field cron (\"*/5 * * * *\"), @every 30s, @hourly or @daily".to_owned()),
+                            Some(
+                                "use 5-field cron (\"*/5 * * * *\"), @every 30s, @hourly or @daily"
+                                    .to_owned(),
+                            ),
                         );
                         return None;
                     }
@@ -71,15 +82,26 @@ impl Decoder<'_> {
         let canonical = format!("{type_name}.{name}");
         let context = format!("notification \"{canonical}\"");
         let body = &block.body;
-        self.check_attributes(body, &["message", "on", "jobs", "exclude"], Unknown::Reject, &context);
+        self.check_attributes(
+            body,
+            &["message", "on", "jobs", "exclude"],
+            Unknown::Reject,
+            &context,
+        );
         self.check_blocks(body, &["params"], &context);
         self.refer(
             RefKind::NotificationType,
             type_name.clone(),
             block.labels.first().and_then(|l| l.span()),
-            format!("notification \"{canonical}\" references unknown notification_type \"{type_name}\""),
+            format!(
+                "notification \"{canonical}\" references unknown notification_type \"{type_name}\""
+            ),
         );
-        self.canonical_name(&name, "Notification Name", block.labels.get(1).and_then(|l| l.span()));
+        self.canonical_name(
+            &name,
+            "Notification Name",
+            block.labels.get(1).and_then(|l| l.span()),
+        );
         let params = blocks(body, "params")
             .next()
             .map(|params| self.params_block(params, &context))
@@ -106,30 +128,38 @@ impl Decoder<'_> {
         let jobs = attribute(body, "jobs");
         let exclude = attribute(body, "exclude");
         if let (Some(_), Some(exclude)) = (jobs, exclude) {
-            self.error(format!("{context}: jobs and exclude are mutually exclusive"), exclude.key.span());
+            self.error(
+                format!("{context}: jobs and exclude are mutually exclusive"),
+                exclude.key.span(),
+            );
         }
-        if let Some(filter) = jobs.or(exclude) {
-            if attribute(body, "on").is_none() {
-                self.error_with_help(
+        if let Some(filter) = jobs.or(exclude)
+            && attribute(body, "on").is_none()
+        {
+            self.error_with_help(
                     format!("{context}: jobs/exclude requires on field"),
                     filter.key.span(),
                     Some("add on = [\"failure\"] (or success, cancel, all): jobs and exclude choose which builds send it automatically".to_owned()),
                 );
-            }
         }
-        let mut names = |attribute: Option<&hcl_edit::structure::Attribute>, field: &str| -> Vec<String> {
-            let Some(attribute) = attribute else { return Vec::new() };
-            let names = self.string_list(attribute, &context).unwrap_or_default();
-            for job in &names {
-                self.refer(
+        let mut names =
+            |attribute: Option<&hcl_edit::structure::Attribute>, field: &str| -> Vec<String> {
+                let Some(attribute) = attribute else {
+                    return Vec::new();
+                };
+                let names = self.string_list(attribute, &context).unwrap_or_default();
+                for job in &names {
+                    self.refer(
                     RefKind::Job,
                     job.clone(),
                     attribute.value.span(),
-                    format!("notification \"{canonical}\" references unknown job \"{job}\" in {field}"),
+                    format!(
+                        "notification \"{canonical}\" references unknown job \"{job}\" in {field}"
+                    ),
                 );
-            }
-            names
-        };
+                }
+                names
+            };
         let filter = match (jobs.is_some(), exclude.is_some()) {
             (true, _) => JobFilter::Only(names(jobs, "jobs")),
             (false, true) => JobFilter::Except(names(exclude, "exclude")),
@@ -146,7 +176,12 @@ impl Decoder<'_> {
     }
 
     /// Reports a name that is not canonical; `what` is e.g. `Job Name`.
-    pub(crate) fn canonical_name(&mut self, name: &str, what: &str, span: Option<std::ops::Range<usize>>) {
+    pub(crate) fn canonical_name(
+        &mut self,
+        name: &str,
+        what: &str,
+        span: Option<std::ops::Range<usize>>,
+    ) {
         if !pikoci_core::name::is_canonical(name) {
             let suggestion = pikoci_core::name::slugify(name);
             self.error_with_help(

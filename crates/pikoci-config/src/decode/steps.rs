@@ -27,7 +27,11 @@ pub(crate) enum Inside {
 
 impl Inside {
     fn suffix(self) -> &'static str {
-        if self == Inside::Parallel { " in in_parallel" } else { "" }
+        if self == Inside::Parallel {
+            " in in_parallel"
+        } else {
+            ""
+        }
     }
 }
 
@@ -47,15 +51,24 @@ impl Decoder<'_> {
                         let hooks = self.hooks(&block.body, &format!("if in job \"{job}\""), job);
                         plan.push(Step {
                             hooks,
-                            ..Step::new(StepKind::If(IfChain { branches: vec![branch] }))
+                            ..Step::new(StepKind::If(IfChain {
+                                branches: vec![branch],
+                            }))
                         });
                         open_chain = true;
                     }
                 }
                 "else_if" | "else" => {
-                    let kind = if ident == "else" { BranchKind::Else } else { BranchKind::ElseIf };
+                    let kind = if ident == "else" {
+                        BranchKind::Else
+                    } else {
+                        BranchKind::ElseIf
+                    };
                     let chain = match plan.last_mut() {
-                        Some(Step { kind: StepKind::If(chain), .. }) if open_chain => chain,
+                        Some(Step {
+                            kind: StepKind::If(chain),
+                            ..
+                        }) if open_chain => chain,
                         _ => {
                             self.error_with_help(
                                 format!("{ident} in job \"{job}\" does not follow an if or else_if block"),
@@ -65,8 +78,11 @@ impl Decoder<'_> {
                             continue;
                         }
                     };
-                    let Some(branch) = self.branch(block, kind, job) else { continue };
-                    let extra_hooks = self.hooks(&block.body, &format!("{ident} in job \"{job}\""), job);
+                    let Some(branch) = self.branch(block, kind, job) else {
+                        continue;
+                    };
+                    let extra_hooks =
+                        self.hooks(&block.body, &format!("{ident} in job \"{job}\""), job);
                     chain.branches.push(branch);
                     if let Some(step) = plan.last_mut() {
                         merge_hooks(&mut step.hooks, extra_hooks);
@@ -94,7 +110,10 @@ impl Decoder<'_> {
             "notify" => {
                 let hooks = self.hooks(&block.body, &format!("notify in job \"{job}\""), job);
                 let notify = self.notify_step(block, job)?;
-                Some(Step { hooks, ..Step::new(StepKind::Notify(notify)) })
+                Some(Step {
+                    hooks,
+                    ..Step::new(StepKind::Notify(notify))
+                })
             }
             "service" => self.service_step(block, job, inside),
             "in_parallel" => self.parallel_step(block, job, inside),
@@ -103,11 +122,23 @@ impl Decoder<'_> {
     }
 
     fn get_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
-        let labels = self.labels(block, &format!("get in job \"{job}\""), &["resource type", "resource name"])?;
-        let resource = ResourceRef { type_name: labels[0].clone(), name: labels[1].clone() };
+        let labels = self.labels(
+            block,
+            &format!("get in job \"{job}\""),
+            &["resource type", "resource name"],
+        )?;
+        let resource = ResourceRef {
+            type_name: labels[0].clone(),
+            name: labels[1].clone(),
+        };
         let context = format!("get \"{}\" in job \"{job}\"", resource.type_name);
         let body = &block.body;
-        self.check_attributes(body, &["passed", "trigger", "timeout", "attempts"], Unknown::Ignore, &context);
+        self.check_attributes(
+            body,
+            &["passed", "trigger", "timeout", "attempts"],
+            Unknown::Ignore,
+            &context,
+        );
         self.check_blocks(body, HOOKS, &context);
         let labels_span = block.labels.first().and_then(|l| l.span());
         self.refer(
@@ -116,7 +147,9 @@ impl Decoder<'_> {
             labels_span,
             format!("job \"{job}\" get step references unknown resource \"{resource}\""),
         );
-        let trigger = attribute(body, "trigger").and_then(|a| self.bool(a, &context)).unwrap_or(false);
+        let trigger = attribute(body, "trigger")
+            .and_then(|a| self.bool(a, &context))
+            .unwrap_or(false);
         let mut passed = Vec::new();
         if let Some(a) = attribute(body, "passed") {
             for upstream in self.string_list(a, &context).unwrap_or_default() {
@@ -132,14 +165,30 @@ impl Decoder<'_> {
         let owner = format!("on get step \"{}\"{}", resource.name, inside.suffix());
         let (timeout, attempts) = self.retry(body, &context, &owner, "get", &resource.name);
         let hooks = self.hooks(body, &context, job);
-        Some(Step { kind: StepKind::Get(GetStep { resource, trigger, passed }), timeout, attempts, hooks })
+        Some(Step {
+            kind: StepKind::Get(GetStep {
+                resource,
+                trigger,
+                passed,
+            }),
+            timeout,
+            attempts,
+            hooks,
+        })
     }
 
     fn task_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
-        let name = self.labels(block, &format!("task in job \"{job}\""), &["name"])?.remove(0);
+        let name = self
+            .labels(block, &format!("task in job \"{job}\""), &["name"])?
+            .remove(0);
         let context = format!("task \"{name}\" in job \"{job}\"");
         let body = &block.body;
-        self.check_attributes(body, &["timeout", "attempts", "inputs", "outputs"], Unknown::Ignore, &context);
+        self.check_attributes(
+            body,
+            &["timeout", "attempts", "inputs", "outputs"],
+            Unknown::Ignore,
+            &context,
+        );
         let mut allowed = vec!["run"];
         allowed.extend_from_slice(HOOKS);
         self.check_blocks(body, &allowed, &context);
@@ -148,25 +197,52 @@ impl Decoder<'_> {
             self.error_with_help(
                 format!("{context} has no run block"),
                 block.ident.span(),
-                Some("add run \"shell\" { cmd = \"make test\" } (the label names the runner)".to_owned()),
+                Some(
+                    "add run \"shell\" { cmd = \"make test\" } (the label names the runner)"
+                        .to_owned(),
+                ),
             );
             return None;
         };
         for extra in runs {
-            self.error(format!("{context} has more than one run block"), extra.ident.span());
+            self.error(
+                format!("{context} has more than one run block"),
+                extra.ident.span(),
+            );
         }
         let run = self.command(run_block, &context, &[]);
-        let inputs = attribute(body, "inputs").and_then(|a| self.string_list(a, &context)).unwrap_or_default();
-        let outputs = attribute(body, "outputs").and_then(|a| self.string_list(a, &context)).unwrap_or_default();
+        let inputs = attribute(body, "inputs")
+            .and_then(|a| self.string_list(a, &context))
+            .unwrap_or_default();
+        let outputs = attribute(body, "outputs")
+            .and_then(|a| self.string_list(a, &context))
+            .unwrap_or_default();
         let owner = format!("on task step \"{name}\"{}", inside.suffix());
         let (timeout, attempts) = self.retry(body, &context, &owner, "task", &name);
         let hooks = self.hooks(body, &context, job);
-        Some(Step { kind: StepKind::Task(TaskStep { name, run: run?, inputs, outputs }), timeout, attempts, hooks })
+        Some(Step {
+            kind: StepKind::Task(TaskStep {
+                name,
+                run: run?,
+                inputs,
+                outputs,
+            }),
+            timeout,
+            attempts,
+            hooks,
+        })
     }
 
     fn put_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
-        let labels = self.labels(block, &format!("put in job \"{job}\""), &["resource type", "resource name"])?;
-        let resource = ResourceRef { type_name: labels[0].clone(), name: labels[1].clone() };
+        let labels = self.labels(
+            block,
+            &format!("put in job \"{job}\""),
+            &["resource type", "resource name"],
+        )?;
+        let resource = ResourceRef {
+            type_name: labels[0].clone(),
+            name: labels[1].clone(),
+        };
         let context = format!("put \"{}\" in job \"{job}\"", resource.type_name);
         let body = &block.body;
         let reserved = ["timeout", "attempts"];
@@ -181,18 +257,33 @@ impl Decoder<'_> {
             format!("job \"{job}\" put step references unknown resource \"{resource}\""),
         );
         // Both plain attributes and a params block are accepted (D2); attributes win.
-        let mut params = blocks(body, "params").next().map(|p| self.params_block(p, &context)).unwrap_or_default();
+        let mut params = blocks(body, "params")
+            .next()
+            .map(|p| self.params_block(p, &context))
+            .unwrap_or_default();
         params.extend(self.params(body, &reserved, &context));
         let owner = format!("on put step \"{}\"{}", resource.name, inside.suffix());
         let (timeout, attempts) = self.retry(body, &context, &owner, "put", &resource.name);
         let hooks = self.hooks(body, &context, job);
-        Some(Step { kind: StepKind::Put(PutStep { resource, params }), timeout, attempts, hooks })
+        Some(Step {
+            kind: StepKind::Put(PutStep { resource, params }),
+            timeout,
+            attempts,
+            hooks,
+        })
     }
 
     /// A `notify` block (as a step, a hook child, an `on_trigger` or an approval notification).
     pub(crate) fn notify_step(&mut self, block: &Block, job: &str) -> Option<NotifyStep> {
-        let labels = self.labels(block, &format!("notify in job \"{job}\""), &["notification type", "notification name"])?;
-        let notification = NotificationRef { type_name: labels[0].clone(), name: labels[1].clone() };
+        let labels = self.labels(
+            block,
+            &format!("notify in job \"{job}\""),
+            &["notification type", "notification name"],
+        )?;
+        let notification = NotificationRef {
+            type_name: labels[0].clone(),
+            name: labels[1].clone(),
+        };
         let context = format!("notify \"{}\" in job \"{job}\"", notification.type_name);
         let body = &block.body;
         self.check_attributes(body, &["message"], Unknown::Params(&["message"]), &context);
@@ -205,7 +296,11 @@ impl Decoder<'_> {
         );
         let message = attribute(body, "message").and_then(|a| self.string(a, &context));
         let params = self.params(body, &["message"], &context);
-        Some(NotifyStep { notification, message, params })
+        Some(NotifyStep {
+            notification,
+            message,
+            params,
+        })
     }
 
     fn service_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
@@ -215,12 +310,21 @@ impl Decoder<'_> {
                 return None;
             }
             Inside::Hook => {
-                self.error(format!("service steps are not allowed inside hooks (job \"{job}\")"), block.ident.span());
+                self.error(
+                    format!("service steps are not allowed inside hooks (job \"{job}\")"),
+                    block.ident.span(),
+                );
                 return None;
             }
             Inside::Plan | Inside::Branch => {}
         }
-        let service_type = self.labels(block, &format!("service in job \"{job}\""), &["service type"])?.remove(0);
+        let service_type = self
+            .labels(
+                block,
+                &format!("service in job \"{job}\""),
+                &["service type"],
+            )?
+            .remove(0);
         let context = format!("service \"{service_type}\" in job \"{job}\"");
         self.check_blocks(&block.body, &[], &context);
         self.refer(
@@ -230,22 +334,35 @@ impl Decoder<'_> {
             format!("service_type \"{service_type}\" referenced in job \"{job}\" does not exist"),
         );
         let overrides = self.params(&block.body, &[], &context);
-        Some(Step::new(StepKind::Service(ServiceStep { service_type, overrides })))
+        Some(Step::new(StepKind::Service(ServiceStep {
+            service_type,
+            overrides,
+        })))
     }
 
     fn parallel_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
         let context = format!("in_parallel in job \"{job}\"");
         if inside == Inside::Parallel {
-                self.error(format!("{context}: nested in_parallel is not allowed"), block.ident.span());
+            self.error(
+                format!("{context}: nested in_parallel is not allowed"),
+                block.ident.span(),
+            );
             return None;
         }
         self.labels(block, &context, &[]);
         let body = &block.body;
-        self.check_attributes(body, &["limit", "fail_fast", "timeout", "attempts"], Unknown::Ignore, &context);
+        self.check_attributes(
+            body,
+            &["limit", "fail_fast", "timeout", "attempts"],
+            Unknown::Ignore,
+            &context,
+        );
         let mut allowed = vec!["get", "task", "put", "notify", "service", "in_parallel"];
         allowed.extend_from_slice(HOOKS);
         self.check_blocks(body, &allowed, &context);
-        let limit = match attribute(body, "limit").and_then(|a| self.integer(a, &context).map(|n| (n, a))) {
+        let limit = match attribute(body, "limit")
+            .and_then(|a| self.integer(a, &context).map(|n| (n, a)))
+        {
             Some((n, a)) if n < 0 => {
                 self.error(format!("{context}: limit must be >= 0"), a.value.span());
                 0
@@ -253,41 +370,78 @@ impl Decoder<'_> {
             Some((n, _)) => u32::try_from(n).unwrap_or(u32::MAX),
             None => 0,
         };
-        let fail_fast = attribute(body, "fail_fast").and_then(|a| self.bool(a, &context)).unwrap_or(false);
+        let fail_fast = attribute(body, "fail_fast")
+            .and_then(|a| self.bool(a, &context))
+            .unwrap_or(false);
         let steps = body
             .blocks()
             .filter(|b| !HOOKS.contains(&b.ident.as_str()))
             .filter_map(|b| self.step(b, job, Inside::Parallel))
             .collect();
-        let (timeout, attempts) = self.retry(body, &context, "on in_parallel", "in_parallel", "in_parallel");
+        let (timeout, attempts) = self.retry(
+            body,
+            &context,
+            "on in_parallel",
+            "in_parallel",
+            "in_parallel",
+        );
         let hooks = self.hooks(body, &context, job);
-        Some(Step { kind: StepKind::InParallel(ParallelStep { limit, fail_fast, steps }), timeout, attempts, hooks })
+        Some(Step {
+            kind: StepKind::InParallel(ParallelStep {
+                limit,
+                fail_fast,
+                steps,
+            }),
+            timeout,
+            attempts,
+            hooks,
+        })
     }
 
     fn branch(&mut self, block: &Block, kind: BranchKind, job: &str) -> Option<Branch> {
         let ident = block.ident.as_str();
         let label = match kind {
             BranchKind::Else if block.labels.is_empty() => None,
-            BranchKind::Else => Some(self.labels(block, &format!("else in job \"{job}\""), &["label"])?.remove(0)),
-            _ => Some(self.labels(block, &format!("{ident} in job \"{job}\""), &["label"])?.remove(0)),
+            BranchKind::Else => Some(
+                self.labels(block, &format!("else in job \"{job}\""), &["label"])?
+                    .remove(0),
+            ),
+            _ => Some(
+                self.labels(block, &format!("{ident} in job \"{job}\""), &["label"])?
+                    .remove(0),
+            ),
         };
         let context = match &label {
             Some(label) => format!("{ident} \"{label}\" in job \"{job}\""),
             None => format!("{ident} in job \"{job}\""),
         };
         let body = &block.body;
-        let known: &[&str] = if kind == BranchKind::Else { &[] } else { &["condition"] };
+        let known: &[&str] = if kind == BranchKind::Else {
+            &[]
+        } else {
+            &["condition"]
+        };
         self.check_attributes(body, known, Unknown::Reject, &context);
         let mut allowed = vec!["get", "task", "put", "notify", "service", "in_parallel"];
         allowed.extend_from_slice(HOOKS);
-        for nested in body.blocks().filter(|b| matches!(b.ident.as_str(), "if" | "else_if" | "else")) {
+        for nested in body
+            .blocks()
+            .filter(|b| matches!(b.ident.as_str(), "if" | "else_if" | "else"))
+        {
             self.error_with_help(
-                format!("{context}: a nested {} is not allowed inside a branch", nested.ident.as_str()),
+                format!(
+                    "{context}: a nested {} is not allowed inside a branch",
+                    nested.ident.as_str()
+                ),
                 nested.ident.span(),
                 Some("combine the conditions with && instead".to_owned()),
             );
         }
-        let allowed_with_nested: Vec<&str> = allowed.iter().copied().chain(["if", "else_if", "else"]).collect();
+        let allowed_with_nested: Vec<&str> = allowed
+            .iter()
+            .copied()
+            .chain(["if", "else_if", "else"])
+            .collect();
         self.check_blocks(body, &allowed_with_nested, &context);
         let condition = if kind == BranchKind::Else {
             None
@@ -304,7 +458,10 @@ impl Decoder<'_> {
             match Condition::parse(&text) {
                 Ok(condition) => Some(condition),
                 Err(err) => {
-                    self.error(format!("invalid condition in {context}: {err}"), a.value.span());
+                    self.error(
+                        format!("invalid condition in {context}: {err}"),
+                        a.value.span(),
+                    );
                     return None;
                 }
             }
@@ -314,15 +471,32 @@ impl Decoder<'_> {
             .filter(|b| !HOOKS.contains(&b.ident.as_str()))
             .filter_map(|b| self.step(b, job, Inside::Branch))
             .collect();
-        Some(Branch { kind, label, condition, steps })
+        Some(Branch {
+            kind,
+            label,
+            condition,
+            steps,
+        })
     }
 
     /// `timeout` and `attempts` of a step.
-    fn retry(&mut self, body: &Body, context: &str, owner: &str, kind: &str, name: &str) -> (Option<std::time::Duration>, u32) {
+    fn retry(
+        &mut self,
+        body: &Body,
+        context: &str,
+        owner: &str,
+        kind: &str,
+        name: &str,
+    ) -> (Option<std::time::Duration>, u32) {
         let timeout = attribute(body, "timeout").and_then(|a| self.duration(a, owner));
-        let attempts = match attribute(body, "attempts").and_then(|a| self.integer(a, context).map(|n| (n, a))) {
+        let attempts = match attribute(body, "attempts")
+            .and_then(|a| self.integer(a, context).map(|n| (n, a)))
+        {
             Some((n, a)) if n < 0 => {
-                self.error(format!("invalid attempts {n} on {kind} step \"{name}\": must be >= 0"), a.value.span());
+                self.error(
+                    format!("invalid attempts {n} on {kind} step \"{name}\": must be >= 0"),
+                    a.value.span(),
+                );
                 1
             }
             Some((n, _)) => u32::try_from(n).unwrap_or(u32::MAX).max(1),

@@ -24,14 +24,20 @@ impl Decoder<'_> {
         let name = self.labels(block, "resource_type", &["name"])?.remove(0);
         let context = format!("resource_type \"{name}\"");
         let body = &block.body;
-        self.check_attributes(body, &["source", "params", "cache"], Unknown::Reject, &context);
+        self.check_attributes(
+            body,
+            &["source", "params", "cache"],
+            Unknown::Reject,
+            &context,
+        );
         self.check_blocks(body, &["check", "pull", "push", "runner"], &context);
         let cache = attribute(body, "cache").and_then(|a| self.bool(a, &context));
         let params = attribute(body, "params").and_then(|a| self.string_list(a, &context));
         let runner_override = self.runner_override(body, &context);
         let resolved = match self.source_attribute(body, &["check", "pull", "push"], &context) {
             Some(source) => {
-                let (mut base, origin) = self.sourced(Kind::ResourceType, &name, source, |d, b| d.resource_type(b))?;
+                let (mut base, origin) =
+                    self.sourced(Kind::ResourceType, &name, source, |d, b| d.resource_type(b))?;
                 base.origin = origin;
                 if cache == Some(true) {
                     base.cache = true;
@@ -54,7 +60,12 @@ impl Decoder<'_> {
         };
         let resolved = ResourceType { name, ..resolved };
         let commands = [&resolved.check, &resolved.pull, &resolved.push];
-        self.check_override(&context, resolved.runner_override.as_ref(), &commands, block);
+        self.check_override(
+            &context,
+            resolved.runner_override.as_ref(),
+            &commands,
+            block,
+        );
         Some(resolved)
     }
 
@@ -65,8 +76,13 @@ impl Decoder<'_> {
         self.check_attributes(body, &["source"], Unknown::Reject, &context);
         self.check_blocks(body, &["run"], &context);
         if let Some(source) = self.source_attribute(body, &["run"], &context) {
-            let (base, origin) = self.sourced(Kind::RunnerType, &name, source, |d, b| d.runner_type(b))?;
-            return Some(RunnerType { name, origin, ..base });
+            let (base, origin) =
+                self.sourced(Kind::RunnerType, &name, source, |d, b| d.runner_type(b))?;
+            return Some(RunnerType {
+                name,
+                origin,
+                ..base
+            });
         }
         let Some(run) = blocks(body, "run").next() else {
             self.error_with_help(
@@ -100,14 +116,20 @@ impl Decoder<'_> {
         let context = format!("secret_type \"{name}\"");
         let body = &block.body;
         // Every attribute other than these is configuration.
-        self.check_attributes(body, &["source", "params"], Unknown::Params(&["source", "params"]), &context);
+        self.check_attributes(
+            body,
+            &["source", "params"],
+            Unknown::Params(&["source", "params"]),
+            &context,
+        );
         self.check_blocks(body, &["get", "runner"], &context);
         let params = attribute(body, "params").and_then(|a| self.string_list(a, &context));
         let config = self.params(body, &["source", "params"], &context);
         let runner_override = self.runner_override(body, &context);
         let resolved = match self.source_attribute(body, &["get"], &context) {
             Some(source) => {
-                let (mut base, origin) = self.sourced(Kind::SecretType, &name, source, |d, b| d.secret_type(b))?;
+                let (mut base, origin) =
+                    self.sourced(Kind::SecretType, &name, source, |d, b| d.secret_type(b))?;
                 base.origin = origin;
                 base.config.extend(config);
                 if runner_override.is_some() {
@@ -135,7 +157,12 @@ impl Decoder<'_> {
             }
         };
         let resolved = SecretType { name, ..resolved };
-        self.check_override(&context, resolved.runner_override.as_ref(), &[&resolved.get], block);
+        self.check_override(
+            &context,
+            resolved.runner_override.as_ref(),
+            &[&resolved.get],
+            block,
+        );
         Some(resolved)
     }
 
@@ -147,47 +174,63 @@ impl Decoder<'_> {
         self.check_blocks(body, &["start", "stop", "ready_check", "runner"], &context);
         let params = attribute(body, "params").and_then(|a| self.string_list(a, &context));
         let runner_override = self.runner_override(body, &context);
-        let resolved = match self.source_attribute(body, &["start", "stop", "ready_check"], &context) {
-            Some(source) => {
-                let (mut base, origin) = self.sourced(Kind::ServiceType, &name, source, |d, b| d.service_type(b))?;
-                base.origin = origin;
-                if let Some(params) = params {
-                    base.params = params;
+        let resolved =
+            match self.source_attribute(body, &["start", "stop", "ready_check"], &context) {
+                Some(source) => {
+                    let (mut base, origin) =
+                        self.sourced(Kind::ServiceType, &name, source, |d, b| d.service_type(b))?;
+                    base.origin = origin;
+                    if let Some(params) = params {
+                        base.params = params;
+                    }
+                    if runner_override.is_some() {
+                        base.runner_override = runner_override;
+                    }
+                    base
                 }
-                if runner_override.is_some() {
-                    base.runner_override = runner_override;
-                }
-                base
-            }
-            None => {
-                let start = self.command_block(body, "start", &context, &[]);
-                let stop = self.command_block(body, "stop", &context, &[]);
-                let ready_check = self.ready_check(body, &context);
-                for (kind, present) in [("start", start.is_some()), ("stop", stop.is_some())] {
-                    if !present && blocks(body, kind).next().is_none() {
-                        self.error(format!("{context} must have a {kind} block"), block.ident.span());
+                None => {
+                    let start = self.command_block(body, "start", &context, &[]);
+                    let stop = self.command_block(body, "stop", &context, &[]);
+                    let ready_check = self.ready_check(body, &context);
+                    for (kind, present) in [("start", start.is_some()), ("stop", stop.is_some())] {
+                        if !present && blocks(body, kind).next().is_none() {
+                            self.error(
+                                format!("{context} must have a {kind} block"),
+                                block.ident.span(),
+                            );
+                        }
+                    }
+                    ServiceType {
+                        name: String::new(),
+                        origin: Origin::Inline,
+                        params: params.unwrap_or_default(),
+                        start: start?,
+                        ready_check,
+                        stop: stop?,
+                        runner_override,
                     }
                 }
-                ServiceType {
-                    name: String::new(),
-                    origin: Origin::Inline,
-                    params: params.unwrap_or_default(),
-                    start: start?,
-                    ready_check,
-                    stop: stop?,
-                    runner_override,
-                }
-            }
-        };
+            };
         let resolved = ServiceType { name, ..resolved };
         let ready = resolved.ready_check.as_ref().map(|r| r.command.clone());
-        let commands = [&Some(resolved.start.clone()), &Some(resolved.stop.clone()), &ready];
-        self.check_override(&context, resolved.runner_override.as_ref(), &commands, block);
+        let commands = [
+            &Some(resolved.start.clone()),
+            &Some(resolved.stop.clone()),
+            &ready,
+        ];
+        self.check_override(
+            &context,
+            resolved.runner_override.as_ref(),
+            &commands,
+            block,
+        );
         Some(resolved)
     }
 
     pub(crate) fn notification_type(&mut self, block: &Block) -> Option<NotificationType> {
-        let name = self.labels(block, "notification_type", &["name"])?.remove(0);
+        let name = self
+            .labels(block, "notification_type", &["name"])?
+            .remove(0);
         let context = format!("notification_type \"{name}\"");
         let body = &block.body;
         self.check_attributes(body, &["source", "params"], Unknown::Reject, &context);
@@ -196,7 +239,10 @@ impl Decoder<'_> {
         let runner_override = self.runner_override(body, &context);
         let resolved = match self.source_attribute(body, &["notify"], &context) {
             Some(source) => {
-                let (mut base, origin) = self.sourced(Kind::NotificationType, &name, source, |d, b| d.notification_type(b))?;
+                let (mut base, origin) =
+                    self.sourced(Kind::NotificationType, &name, source, |d, b| {
+                        d.notification_type(b)
+                    })?;
                 base.origin = origin;
                 if runner_override.is_some() {
                     base.runner_override = runner_override;
@@ -212,19 +258,34 @@ impl Decoder<'_> {
             },
         };
         let resolved = NotificationType { name, ..resolved };
-        self.check_override(&context, resolved.runner_override.as_ref(), &[&resolved.notify], block);
+        self.check_override(
+            &context,
+            resolved.runner_override.as_ref(),
+            &[&resolved.notify],
+            block,
+        );
         Some(resolved)
     }
 
     /// A runner command block: `<kind> "<runner>" { args = [...]  key = "value" }`.
-    pub(crate) fn command(&mut self, block: &Block, context: &str, reserved: &[&str]) -> Option<Command> {
+    pub(crate) fn command(
+        &mut self,
+        block: &Block,
+        context: &str,
+        reserved: &[&str],
+    ) -> Option<Command> {
         let kind = block.ident.as_str();
         let block_context = format!("{kind} in {context}");
         let runner = self.labels(block, &block_context, &["runner"])?.remove(0);
         self.check_blocks(&block.body, &[], &block_context);
         let mut typo_targets: Vec<&str> = COMMAND_ATTRIBUTES.to_vec();
         typo_targets.extend_from_slice(reserved);
-        self.check_attributes(&block.body, &typo_targets, Unknown::Params(&typo_targets), &block_context);
+        self.check_attributes(
+            &block.body,
+            &typo_targets,
+            Unknown::Params(&typo_targets),
+            &block_context,
+        );
         let args = attribute(&block.body, "args")
             .and_then(|a| self.string_list(a, &block_context))
             .unwrap_or_default();
@@ -235,15 +296,28 @@ impl Decoder<'_> {
             block.labels.first().and_then(|l| l.span()),
             format!("{block_context} references unknown runner \"{runner}\""),
         );
-        Some(Command { runner, args, params })
+        Some(Command {
+            runner,
+            args,
+            params,
+        })
     }
 
     /// The first `<kind>` command block of `body`; more than one is an error.
-    fn command_block(&mut self, body: &Body, kind: &str, context: &str, reserved: &[&str]) -> Option<Command> {
+    fn command_block(
+        &mut self,
+        body: &Body,
+        kind: &str,
+        context: &str,
+        reserved: &[&str],
+    ) -> Option<Command> {
         let mut found = blocks(body, kind);
         let first = found.next()?;
         for extra in found {
-            self.error(format!("{context} has more than one {kind} block"), extra.ident.span());
+            self.error(
+                format!("{context} has more than one {kind} block"),
+                extra.ident.span(),
+            );
         }
         self.command(first, context, reserved)
     }
@@ -265,7 +339,10 @@ impl Decoder<'_> {
         let mut found = blocks(body, "runner");
         let block = found.next()?;
         for extra in found {
-            self.error(format!("{context} has more than one runner block"), extra.ident.span());
+            self.error(
+                format!("{context} has more than one runner block"),
+                extra.ident.span(),
+            );
         }
         let command = self.command(block, context, &[])?;
         Some(RunnerOverride {
@@ -300,7 +377,12 @@ impl Decoder<'_> {
 
     /// The `source` attribute, when the block has one (and is not itself a sourced definition).
     /// Inline command blocks next to it are an error.
-    fn source_attribute<'b>(&mut self, body: &'b Body, inline: &[&str], context: &str) -> Option<&'b Attribute> {
+    fn source_attribute<'b>(
+        &mut self,
+        body: &'b Body,
+        inline: &[&str],
+        context: &str,
+    ) -> Option<&'b Attribute> {
         let source = attribute(body, "source")?;
         if self.sourced {
             return None;
@@ -327,7 +409,10 @@ impl Decoder<'_> {
         let url = self.string(source, &context)?;
         let span = source.value.span();
         let fail = |decoder: &mut Decoder<'_>, why: String| {
-            decoder.error(format!("failed to resolve source for {context}: {why}"), span.clone());
+            decoder.error(
+                format!("failed to resolve source for {context}: {why}"),
+                span.clone(),
+            );
         };
         let text: String = if let Some(builtin) = url.strip_prefix("pikoci://") {
             match builtin::lookup(kind, builtin) {
@@ -362,12 +447,23 @@ impl Decoder<'_> {
             Ok(body) => body,
             Err(err) => {
                 let location = err.location();
-                fail(self, format!("{url}:{}:{}: {}", location.line(), location.column(), err.message()));
+                fail(
+                    self,
+                    format!(
+                        "{url}:{}:{}: {}",
+                        location.line(),
+                        location.column(),
+                        err.message()
+                    ),
+                );
                 return None;
             }
         };
         let Some(block) = blocks(&body, block_name).next() else {
-            fail(self, format!("no {block_name} block found in source \"{url}\""));
+            fail(
+                self,
+                format!("no {block_name} block found in source \"{url}\""),
+            );
             return None;
         };
         let mut inner = Decoder::new(self.fetcher);
@@ -378,7 +474,10 @@ impl Decoder<'_> {
             if diagnostic.severity == Severity::Error {
                 let at = diagnostic
                     .span
-                    .map(|s| crate::diagnostic::SourceFile::new(url.as_str(), text.as_str()).location(s.start))
+                    .map(|s| {
+                        crate::diagnostic::SourceFile::new(url.as_str(), text.as_str())
+                            .location(s.start)
+                    })
                     .unwrap_or_else(|| url.clone());
                 fail(self, format!("{at}: {}", diagnostic.message));
             }

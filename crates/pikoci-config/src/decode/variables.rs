@@ -30,19 +30,34 @@ impl Decoder<'_> {
         let mut decoded: Vec<(Variable, Value)> = Vec::new();
         let mut secrets = Vec::new();
         for block in blocks(body, "variable") {
-            let Some(labels) = self.labels(block, "variable", &["name"]) else { continue };
+            let Some(labels) = self.labels(block, "variable", &["name"]) else {
+                continue;
+            };
             let name = labels[0].clone();
             if decoded.iter().any(|(v, _)| v.name == name) {
-                self.error(format!("variable \"{name}\" is declared twice"), block.ident.span());
+                self.error(
+                    format!("variable \"{name}\" is declared twice"),
+                    block.ident.span(),
+                );
                 continue;
             }
             let context = format!("variable \"{name}\"");
-            self.check_attributes(&block.body, &["type", "default", "description"], Unknown::Reject, &context);
+            self.check_attributes(
+                &block.body,
+                &["type", "default", "description"],
+                Unknown::Reject,
+                &context,
+            );
             self.check_blocks(&block.body, &["secret"], &context);
-            let Some(value_type) = self.variable_type(&block.body, &name, block) else { continue };
+            let Some(value_type) = self.variable_type(&block.body, &name, block) else {
+                continue;
+            };
             let secret_block = blocks(&block.body, "secret").next();
             if let Some(extra) = blocks(&block.body, "secret").nth(1) {
-                self.error(format!("{context} has more than one secret block"), extra.ident.span());
+                self.error(
+                    format!("{context} has more than one secret block"),
+                    extra.ident.span(),
+                );
             }
             let given = vars.get(&name);
             let value = if let Some(given) = given {
@@ -61,16 +76,26 @@ impl Decoder<'_> {
                     );
                     continue;
                 }
-                let Some(secret_labels) = self.labels(secret, &format!("secret in {context}"), &["secret type"]) else {
+                let Some(secret_labels) =
+                    self.labels(secret, &format!("secret in {context}"), &["secret type"])
+                else {
                     continue;
                 };
-                self.check_attributes(&secret.body, &["path", "key"], Unknown::Reject, &format!("secret in {context}"));
+                self.check_attributes(
+                    &secret.body,
+                    &["path", "key"],
+                    Unknown::Reject,
+                    &format!("secret in {context}"),
+                );
                 self.check_blocks(&secret.body, &[], &format!("secret in {context}"));
                 self.refer(
                     RefKind::SecretType,
                     secret_labels[0].clone(),
                     secret.labels.first().and_then(|l| l.span()),
-                    format!("variable \"{name}\" secret references unknown secret_type \"{}\"", secret_labels[0]),
+                    format!(
+                        "variable \"{name}\" secret references unknown secret_type \"{}\"",
+                        secret_labels[0]
+                    ),
                 );
                 secrets.push(SecretBinding {
                     index: decoded.len(),
@@ -84,7 +109,9 @@ impl Decoder<'_> {
                     key: String::new(),
                 })
             } else if let Some(default) = attribute(&block.body, "default") {
-                let Some(value) = self.eval(&default.value) else { continue };
+                let Some(value) = self.eval(&default.value) else {
+                    continue;
+                };
                 match default_value(value, value_type) {
                     Some(json) => VariableValue::Default { value: json },
                     None => {
@@ -97,7 +124,9 @@ impl Decoder<'_> {
                 }
             } else {
                 self.error_with_help(
-                    format!("variable \"{name}\" has no value: it has no default and none was given"),
+                    format!(
+                        "variable \"{name}\" has no value: it has no default and none was given"
+                    ),
                     block.ident.span(),
                     Some(format!(
                         "give it with --var {name}=VALUE or in a vars file, or add a default"
@@ -105,7 +134,11 @@ impl Decoder<'_> {
                 );
                 continue;
             };
-            let variable = Variable { name, value_type, value };
+            let variable = Variable {
+                name,
+                value_type,
+                value,
+            };
             let seen = scope_value(&variable);
             decoded.push((variable, seen));
         }
@@ -115,7 +148,12 @@ impl Decoder<'_> {
             .filter(|name| !decoded.iter().any(|(v, _)| v.name == *name))
             .collect();
         self.scope = Scope {
-            vars: Some(decoded.iter().map(|(v, value)| (v.name.clone(), value.clone())).collect()),
+            vars: Some(
+                decoded
+                    .iter()
+                    .map(|(v, value)| (v.name.clone(), value.clone()))
+                    .collect(),
+            ),
             each: None,
             type_keywords: false,
             failed_vars,
@@ -150,11 +188,18 @@ impl Decoder<'_> {
         }
         self.diags.extend(last_round);
         if !changing.is_empty() {
-            let first = secrets.iter().find(|b| decoded[b.index].0.name == changing[0]);
+            let first = secrets
+                .iter()
+                .find(|b| decoded[b.index].0.name == changing[0]);
             self.error_with_help(
-                format!("circular secret dependency between variables {}", changing.join(", ")),
+                format!(
+                    "circular secret dependency between variables {}",
+                    changing.join(", ")
+                ),
                 first.and_then(|b| b.block.ident.span()),
-                Some("a secret's path and key may use other variables, but not in a loop".to_owned()),
+                Some(
+                    "a secret's path and key may use other variables, but not in a loop".to_owned(),
+                ),
             );
         }
         decoded
@@ -171,7 +216,10 @@ impl Decoder<'_> {
             Some(key) => self.string(key, &context).unwrap_or_default(),
             None => {
                 self.error(
-                    format!("{context} needs a key: write key = \"NAME\" inside secret \"{}\"", binding.secret_type),
+                    format!(
+                        "{context} needs a key: write key = \"NAME\" inside secret \"{}\"",
+                        binding.secret_type
+                    ),
                     binding.block.ident.span(),
                 );
                 String::new()
@@ -198,7 +246,10 @@ impl Decoder<'_> {
             Some(value_type) => Some(value_type),
             None => {
                 self.error_with_help(
-                    format!("variable \"{name}\" has an unknown type {}", value.describe()),
+                    format!(
+                        "variable \"{name}\" has an unknown type {}",
+                        value.describe()
+                    ),
                     type_attribute.value.span(),
                     Some("use string, number or bool".to_owned()),
                 );
@@ -211,7 +262,9 @@ impl Decoder<'_> {
 /// The value expressions see for a variable.
 fn scope_value(variable: &Variable) -> Value {
     match &variable.value {
-        VariableValue::Given { value } | VariableValue::Default { value } => Value::from_json(value),
+        VariableValue::Given { value } | VariableValue::Default { value } => {
+            Value::from_json(value)
+        }
         VariableValue::Secret(secret) => Value::String(secret.placeholder()),
     }
 }
@@ -221,9 +274,11 @@ fn default_value(value: Value, value_type: ValueType) -> Option<serde_json::Valu
     match (value_type, value) {
         (ValueType::String, value) => value.to_template_string().map(serde_json::Value::String),
         (ValueType::Number, Value::Number(n)) => Some(Value::Number(n).to_json()),
-        (ValueType::Number, Value::String(text)) => {
-            text.trim().parse::<f64>().ok().map(|n| Value::Number(n).to_json())
-        }
+        (ValueType::Number, Value::String(text)) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(|n| Value::Number(n).to_json()),
         (ValueType::Bool, Value::Bool(flag)) => Some(serde_json::Value::Bool(flag)),
         (ValueType::Bool, Value::String(text)) => match text.as_str() {
             "true" => Some(serde_json::Value::Bool(true)),

@@ -37,15 +37,24 @@ fn err(source: &str) -> String {
 fn literals_and_collections() {
     assert_eq!(json("null"), serde_json::json!(null));
     assert_eq!(json("[1, \"a\", true]"), serde_json::json!([1, "a", true]));
-    assert_eq!(json("{ b = 1, \"a\" = 2 }"), serde_json::json!({"a": 2, "b": 1}));
+    assert_eq!(
+        json("{ b = 1, \"a\" = 2 }"),
+        serde_json::json!({"a": 2, "b": 1})
+    );
     assert_eq!(json("{ (var.name) = 1 }"), serde_json::json!({"app": 1}));
 }
 
 #[test]
 fn templates() {
-    assert_eq!(json("\"hi ${var.name}-${var.count}\""), serde_json::json!("hi app-3"));
+    assert_eq!(
+        json("\"hi ${var.name}-${var.count}\""),
+        serde_json::json!("hi app-3")
+    );
     assert_eq!(json("\"${var.count}\""), serde_json::json!(3));
-    assert_eq!(json("\"$WORKDIR and $${HOME}\""), serde_json::json!("$WORKDIR and ${HOME}"));
+    assert_eq!(
+        json("\"$WORKDIR and $${HOME}\""),
+        serde_json::json!("$WORKDIR and ${HOME}")
+    );
     assert_eq!(
         json("\"%{ if var.on }yes%{ else }no%{ endif }\""),
         serde_json::json!("yes")
@@ -55,7 +64,10 @@ fn templates() {
         serde_json::json!("[a][b]")
     );
     assert_eq!(json("\"a ${~ \"b\" ~} c\""), serde_json::json!("abc"));
-    assert_eq!(json("<<-EOT\n    one\n      two\n    EOT"), serde_json::json!("one\n  two\n"));
+    assert_eq!(
+        json("<<-EOT\n    one\n      two\n    EOT"),
+        serde_json::json!("one\n  two\n")
+    );
     assert!(err("\"x${var.list}\"").contains("cannot insert a list"));
     assert!(err("\"x${null}\"").contains("cannot insert null"));
 }
@@ -67,7 +79,10 @@ fn operators() {
     assert_eq!(json("7 % 4"), serde_json::json!(3));
     assert_eq!(json("-var.count"), serde_json::json!(-3));
     assert_eq!(json("!var.on"), serde_json::json!(false));
-    assert_eq!(json("var.count > 2 && var.name == \"app\""), serde_json::json!(true));
+    assert_eq!(
+        json("var.count > 2 && var.name == \"app\""),
+        serde_json::json!(true)
+    );
     assert_eq!(json("1 == \"1\""), serde_json::json!(false));
     assert_eq!(json("var.on ? \"x\" : \"y\""), serde_json::json!("x"));
     assert_eq!(json("\"2\" + 1"), serde_json::json!(3));
@@ -86,20 +101,38 @@ fn traversals_and_splats() {
     assert_eq!(json("[{n = 1}, {n = 2}].*.n"), serde_json::json!([1, 2]));
     assert!(err("var.list[5]").contains("out of range"));
     assert!(err("var.nmae").contains("unknown attribute \"nmae\""));
-    assert_eq!(eval("var.nmae").unwrap_err().help.as_deref(), Some("did you mean \"name\"?"));
+    assert_eq!(
+        eval("var.nmae").unwrap_err().help.as_deref(),
+        Some("did you mean \"name\"?")
+    );
 }
 
 #[test]
 fn for_expressions() {
-    assert_eq!(json("[for s in var.list : \"${s}!\"]"), serde_json::json!(["a!", "b!"]));
-    assert_eq!(json("[for i, s in var.list : i]"), serde_json::json!([0, 1]));
-    assert_eq!(json("{for s in var.list : s => 1}"), serde_json::json!({"a": 1, "b": 1}));
+    assert_eq!(
+        json("[for s in var.list : \"${s}!\"]"),
+        serde_json::json!(["a!", "b!"])
+    );
+    assert_eq!(
+        json("[for i, s in var.list : i]"),
+        serde_json::json!([0, 1])
+    );
+    assert_eq!(
+        json("{for s in var.list : s => 1}"),
+        serde_json::json!({"a": 1, "b": 1})
+    );
     assert_eq!(
         json("{for s in [\"a\", \"a\", \"b\"] : s => s...}"),
         serde_json::json!({"a": ["a", "a"], "b": ["b"]})
     );
-    assert_eq!(json("[for s in var.list : s if s != \"a\"]"), serde_json::json!(["b"]));
-    assert_eq!(json("[for k, v in {x = 1} : \"${k}=${v}\"]"), serde_json::json!(["x=1"]));
+    assert_eq!(
+        json("[for s in var.list : s if s != \"a\"]"),
+        serde_json::json!(["b"])
+    );
+    assert_eq!(
+        json("[for k, v in {x = 1} : \"${k}=${v}\"]"),
+        serde_json::json!(["x=1"])
+    );
     assert!(err("{for s in [\"a\", \"a\"] : s => 1}").contains("duplicate object key"));
     assert!(err("[for s in 3 : s]").contains("cannot iterate"));
 }
@@ -118,12 +151,21 @@ fn names_and_functions() {
     let expr = hcl_edit::parser::parse_expr("string").unwrap();
     assert_eq!(defaults.eval(&expr).unwrap(), Value::string("string"));
     let expr = hcl_edit::parser::parse_expr("var.x").unwrap();
-    assert!(defaults.eval(&expr).unwrap_err().message.contains("variables cannot be used here"));
+    assert!(
+        defaults
+            .eval(&expr)
+            .unwrap_err()
+            .message
+            .contains("variables cannot be used here")
+    );
 }
 
 #[test]
 fn variables_without_a_value_are_named() {
-    assert_eq!(err("var.broken"), "variable \"broken\" has no value (see the error on its declaration)");
+    assert_eq!(
+        err("var.broken"),
+        "variable \"broken\" has no value (see the error on its declaration)"
+    );
 }
 
 #[test]
@@ -138,6 +180,12 @@ fn errors_point_at_the_failing_part() {
 fn deep_nesting_is_an_error_not_a_crash() {
     let source = format!("{}1{}", "(".repeat(200), ")".repeat(200));
     if let Ok(expr) = hcl_edit::parser::parse_expr(&source) {
-        assert!(scope().eval(&expr).unwrap_err().message.contains("nested too deeply"));
+        assert!(
+            scope()
+                .eval(&expr)
+                .unwrap_err()
+                .message
+                .contains("nested too deeply")
+        );
     }
 }

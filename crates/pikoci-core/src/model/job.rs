@@ -65,10 +65,12 @@ impl Job {
 
     /// Every `get` step of the plan (see [`Job::flat_steps`]).
     pub fn gets(&self) -> impl Iterator<Item = &GetStep> {
-        self.flat_steps().into_iter().filter_map(|step| match &step.kind {
-            StepKind::Get(get) => Some(get),
-            _ => None,
-        })
+        self.flat_steps()
+            .into_iter()
+            .filter_map(|step| match &step.kind {
+                StepKind::Get(get) => Some(get),
+                _ => None,
+            })
     }
 }
 
