@@ -147,3 +147,29 @@ service_type "g" { source = "pikoci://git" }
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
 }
+
+#[test]
+fn every_builtin_parses_and_validates() {
+    use pikoci_config::builtin::{ALL, Kind};
+    let mut text = String::new();
+    for (kind, name, _) in ALL {
+        let local = format!("builtin-{name}");
+        text.push_str(&format!(
+            "{} \"{local}\" {{ source = \"pikoci://{name}\" }}\n",
+            kind.block_name()
+        ));
+        if *kind == Kind::ResourceType {
+            text.push_str(&format!("resource \"{local}\" \"r\" {{}}\n"));
+        }
+    }
+    let p = pipeline(&text);
+    assert_eq!(
+        p.resource_types.len()
+            + p.runner_types.len()
+            + p.secret_types.len()
+            + p.service_types.len()
+            + p.notification_types.len(),
+        // Declared builtins, plus the three builtin runners added under their own names.
+        ALL.len() + 3
+    );
+}
