@@ -1,34 +1,57 @@
 //! `cargo xtask`: PikoCI's developer tasks.
+//!
+//! `cargo xtask ci` is the one command that runs every check and test the project has; README's
+//! test command and `.ci/run` both run it.
 
 // A command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-//!
-//! `cargo xtask ci` is the one command that runs every check and test the project has; README's
-//! test command and `.ci/run` both run it.
+mod it;
 
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "\
-usage: cargo xtask <task>
+fn usage() -> String {
+    let suites: Vec<String> = it::SUITES
+        .iter()
+        .map(|s| format!("    {:<10}{}", s.name, s.description))
+        .collect();
+    format!(
+        "usage: cargo xtask <task>
 
 tasks:
-  ci      every check and test: cargo fmt --check, cargo clippy (all targets, warnings are
-          errors), cargo deny (licences, bans, sources), cargo test for the whole workspace
-  help    this text";
+  ci          every check and test: cargo fmt --check, cargo clippy (all targets, warnings are
+              errors), cargo deny (licences, bans, sources), cargo test for the whole workspace,
+              then every integration suite
+  it [SUITE]  integration suites against real services (all of them without SUITE):
+{}
+  help        this text",
+        suites.join("\n")
+    )
+}
 
-fn main() -> anyhow::Result<()> {
-    let task = std::env::args().nth(1);
-    match task.as_deref() {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("it") => it::run(args.get(1).map(String::as_str)),
         Some("help" | "--help" | "-h") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
-        Some(other) => bail!("unknown task \"{other}\"\n\n{USAGE}"),
-        None => bail!("no task given\n\n{USAGE}"),
+        Some(other) => bail!("unknown task \"{other}\"\n\n{}", usage()),
+        None => bail!("no task given\n\n{}", usage()),
     }
 }
 
@@ -38,6 +61,7 @@ fn ci() -> anyhow::Result<()> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--locked",
         "--",
         "-D",
@@ -45,6 +69,7 @@ fn ci() -> anyhow::Result<()> {
     ])?;
     deny()?;
     cargo(&["test", "--workspace", "--locked"])?;
+    it::run(None)?;
     println!("xtask ci: every check passed");
     Ok(())
 }
@@ -63,10 +88,17 @@ fn deny() -> anyhow::Result<()> {
     cargo(&["deny", "--locked", "check", "licenses", "bans", "sources"])
 }
 
-fn cargo(args: &[&str]) -> anyhow::Result<()> {
+/// Runs cargo with `args`, failing when it fails.
+pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    cargo_with_env(args, &[])
+}
+
+/// Runs cargo with `args` and extra environment variables.
+pub(crate) fn cargo_with_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(env!("CARGO"))
         .args(args)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| format!("failed to run cargo {}", args.join(" ")))?;
     if !status.success() {

