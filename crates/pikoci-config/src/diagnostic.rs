@@ -202,16 +202,7 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-/// The closest of `candidates` to `name` within edit distance 2, for "did you mean" hints.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .filter(|candidate| *candidate != name)
-        .map(|candidate| (strsim::levenshtein(name, candidate), candidate))
-        .filter(|(distance, _)| *distance <= 2)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
+pub use pikoci_core::name::closest;
 
 /// `did you mean "x"?` when some candidate is close to `name`.
 pub fn did_you_mean<'a>(

@@ -7,6 +7,7 @@
 
 pub mod condition;
 pub mod duration;
+pub mod engine;
 pub mod model;
 pub mod name;
 pub mod schedule;

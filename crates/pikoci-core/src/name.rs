@@ -56,6 +56,18 @@ pub fn env_name(name: &str) -> String {
         .collect()
 }
 
+/// The closest of `candidates` to `name` within edit distance 2, for "did you mean" hints
+/// (`name` itself excluded).
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .filter(|candidate| *candidate != name)
+        .map(|candidate| (strsim::levenshtein(name, candidate), candidate))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,233 @@
+//! The data that flows into commands' environments: flattened versions, filtered parameters,
+//! and what commands hand back (version lists, export files).
+
+use std::collections::BTreeMap;
+
+use crate::Params;
+use crate::name::{closest, env_name};
+
+/// Flattens a version into `key → text` pairs: nested objects join keys with `_`, arrays use
+/// indices, numbers print as integers when whole, `null` is empty. `{"ref": "a", "meta": {"sha":
+/// "b"}, "tags": ["x"]}` gives `ref=a`, `meta_sha=b`, `tags_0=x`.
+pub fn flatten_version(version: &serde_json::Value) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+        let join = |key: &str| {
+            if prefix.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{prefix}_{key}")
+            }
+        };
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    walk(&join(key), inner, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    walk(&join(&i.to_string()), inner, out);
+                }
+            }
+            serde_json::Value::String(text) => {
+                out.insert(prefix.to_owned(), text.clone());
+            }
+            serde_json::Value::Number(number) => {
+                let text = match (number.as_i64(), number.as_u64(), number.as_f64()) {
+                    (Some(i), _, _) => i.to_string(),
+                    (_, Some(u), _) => u.to_string(),
+                    (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                        format!("{}", f as i64)
+                    }
+                    (_, _, Some(f)) => f.to_string(),
+                    _ => number.to_string(),
+                };
+                out.insert(prefix.to_owned(), text);
+            }
+            serde_json::Value::Bool(flag) => {
+                out.insert(prefix.to_owned(), flag.to_string());
+            }
+            serde_json::Value::Null => {
+                out.insert(prefix.to_owned(), String::new());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if version.is_object() {
+        walk("", version, &mut out);
+    }
+    out.retain(|key, _| !key.is_empty());
+    out
+}
+
+/// Keeps the parameters a type declares, as `param_<key>`; every other key gives a warning line
+/// (with a "did you mean" when a declared name is close).
+pub fn filter_params(
+    params: &Params,
+    declared: &[String],
+    kind: &str,
+    type_name: &str,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut accepted = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for (key, value) in params {
+        if declared.iter().any(|d| d == key) {
+            accepted.insert(format!("param_{key}"), value.clone());
+        } else {
+            let mut warning = format!(
+                "WARNING: param \"{key}\" is not declared by {kind} \"{type_name}\" and was ignored"
+            );
+            if let Some(close) = closest(key, declared.iter().map(String::as_str)) {
+                warning.push_str(&format!(" (did you mean \"{close}\"?)"));
+            }
+            warnings.push(warning);
+        }
+    }
+    (accepted, warnings)
+}
+
+/// Parses the version list a `check` (or a `push`) prints: the last non-empty line of its
+/// output must be a JSON array of objects. An empty output means no versions.
+pub fn parse_versions(output: &str) -> Result<Vec<serde_json::Value>, String> {
+    let Some(last) = output.trim_matches('\n').rsplit('\n').next() else {
+        return Ok(Vec::new());
+    };
+    let last = last.trim();
+    if last.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parsed: serde_json::Value = serde_json::from_str(last)
+        .map_err(|err| format!("failed to Unmarshal versions({last}): {err}"))?;
+    let serde_json::Value::Array(items) = parsed else {
+        return Err(format!(
+            "failed to Unmarshal versions({last}): expected a JSON array of objects such as [{{\"ref\":\"abc\"}}]"
+        ));
+    };
+    if let Some(bad) = items.iter().find(|item| !item.is_object()) {
+        return Err(format!(
+            "failed to Unmarshal versions({last}): every version must be a JSON object, found {bad}"
+        ));
+    }
+    Ok(items)
+}
+
+/// The most an export file may hold; bigger files are ignored.
+pub const MAX_OUTPUT_FILE: u64 = 1024 * 1024;
+
+/// Parses a task's `$PIKOCI_OUTPUT` file into `(KEY, value)` pairs (keys in environment form) and
+/// warnings for lines that are not `KEY=VALUE`.
+pub fn parse_output_file(text: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let mut pairs = Vec::new();
+    let mut warnings = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            warnings.push(format!(
+                "WARNING: ignoring line \"{line}\" of $PIKOCI_OUTPUT: expected KEY=VALUE"
+            ));
+            continue;
+        };
+        let key = env_name(key.trim());
+        if key.is_empty() {
+            continue;
+        }
+        pairs.push((key, value.trim().to_owned()));
+    }
+    (pairs, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn flattening() {
+        let flat = flatten_version(&json!({
+            "ref": "abc", "metadata": {"sha": "d"}, "tags": ["v1", "v2"], "n": 42, "f": 1.5, "ok": true, "none": null
+        }));
+        let expected: BTreeMap<String, String> = [
+            ("f", "1.5"),
+            ("metadata_sha", "d"),
+            ("n", "42"),
+            ("none", ""),
+            ("ok", "true"),
+            ("ref", "abc"),
+            ("tags_0", "v1"),
+            ("tags_1", "v2"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(flat, expected);
+    }
+
+    #[test]
+    fn filtering_warns_about_undeclared_params() {
+        let params: Params = [
+            ("url".to_owned(), "u".to_owned()),
+            ("brnch".to_owned(), "m".to_owned()),
+            ("foo".to_owned(), "1".to_owned()),
+        ]
+        .into();
+        let declared = vec!["url".to_owned(), "branch".to_owned()];
+        let (accepted, warnings) = filter_params(&params, &declared, "resource_type", "git");
+        assert_eq!(accepted, [("param_url".to_owned(), "u".to_owned())].into());
+        assert_eq!(
+            warnings,
+            [
+                "WARNING: param \"brnch\" is not declared by resource_type \"git\" and was ignored (did you mean \"branch\"?)",
+                "WARNING: param \"foo\" is not declared by resource_type \"git\" and was ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn version_lists() {
+        assert_eq!(
+            parse_versions("log line\n[{\"ref\":\"a\"},{\"ref\":\"b\"}]\n")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(parse_versions("").unwrap(), Vec::<serde_json::Value>::new());
+        assert_eq!(
+            parse_versions("[]\n").unwrap(),
+            Vec::<serde_json::Value>::new()
+        );
+        let err = parse_versions("not json").unwrap_err();
+        assert!(
+            err.starts_with("failed to Unmarshal versions(not json): "),
+            "{err}"
+        );
+        assert!(
+            parse_versions("[1]")
+                .unwrap_err()
+                .contains("must be a JSON object")
+        );
+        assert!(
+            parse_versions("{\"ref\":1}")
+                .unwrap_err()
+                .contains("expected a JSON array")
+        );
+    }
+
+    #[test]
+    fn output_files() {
+        let (pairs, warnings) =
+            parse_output_file("VERSION=1.2.3\n# c\n\nbad\nbuild.app = x=y \n=novalue\n");
+        assert_eq!(
+            pairs,
+            [
+                ("VERSION".to_owned(), "1.2.3".to_owned()),
+                ("BUILD_APP".to_owned(), "x=y".to_owned())
+            ]
+        );
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("\"bad\""));
+    }
+}

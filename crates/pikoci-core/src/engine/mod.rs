@@ -1,0 +1,333 @@
+//! The build engine: executes one build of one job, step by step, and reports everything it
+//! does as [`Event`]s.
+//!
+//! The engine does not spawn processes itself: every command goes through the [`Runner`] port,
+//! so tests drive it with a scripted runner and `pikoci-runner` gives it real processes. It is
+//! the heart of both `pikoci run` (local mode: versions found by running checks, `put` and
+//! `notify` skipped) and, later, the worker (versions given by the server).
+
+mod command;
+pub mod env;
+mod events;
+mod exec;
+pub mod mask;
+mod runner;
+mod services;
+mod steps;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+pub use events::{Event, EventSink, Status, StepId, StepType};
+pub use runner::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, Stream};
+
+use crate::{HookKind, Pipeline, ServiceType};
+use mask::Masker;
+
+/// Everything the engine needs to run one build.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// The pipeline the job belongs to.
+    pub pipeline: Arc<Pipeline>,
+    /// The job (instance) name.
+    pub job: String,
+    /// `BUILD_TEAM_NAME`.
+    pub team: String,
+    /// `BUILD_PIPELINE_NAME` (the pipeline's canonical name).
+    pub pipeline_name: String,
+    /// `BUILD_NUMBER`.
+    pub build_number: String,
+    /// Resolved job inputs, exposed as `INPUT_<name>`.
+    pub inputs: BTreeMap<String, String>,
+    /// The version each `get` uses, by resource canonical name (`type.name`). In local mode a
+    /// resource without an entry is checked for its newest version.
+    pub versions: BTreeMap<String, serde_json::Value>,
+    /// Secret placeholders and the values they stand for.
+    pub secrets: BTreeMap<String, String>,
+    /// `Some` for a local run (`pikoci run`).
+    pub local: Option<LocalRun>,
+    /// Where the build's work directory is created (and removed afterwards).
+    pub work_root: PathBuf,
+    /// Where resource caches live (`<root>/<team>/<pipeline>/<resource>/`); `None` disables
+    /// caching.
+    pub cache_root: Option<PathBuf>,
+}
+
+/// Options of a local run.
+#[derive(Debug, Clone, Default)]
+pub struct LocalRun {
+    /// Resources (by canonical name) to copy from a local directory instead of pulling.
+    pub resource_dirs: BTreeMap<String, PathBuf>,
+}
+
+/// How a build ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildResult {
+    /// The final status.
+    pub status: Status,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Stops a running build. `cancel` is the normal way: the running step is killed, then
+/// `on_cancel` and `ensure` hooks run and services are stopped. `abort` also kills those.
+#[derive(Debug, Clone, Default)]
+pub struct BuildControl {
+    /// Cancel the build.
+    pub cancel: CancellationToken,
+    /// Stop everything now, hooks and service stops included.
+    pub abort: CancellationToken,
+}
+
+/// Runs builds.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    runner: Arc<dyn Runner>,
+    sink: Arc<dyn EventSink>,
+}
+
+/// How long a service's `stop` may take.
+const SERVICE_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Engine {
+    /// An engine running commands with `runner` and reporting to `sink`.
+    pub fn new(runner: Arc<dyn Runner>, sink: Arc<dyn EventSink>) -> Engine {
+        Engine { runner, sink }
+    }
+
+    /// Runs one build to its end and reports its result (also sent as
+    /// [`Event::BuildFinished`]).
+    pub async fn run(&self, spec: BuildSpec, control: BuildControl) -> BuildResult {
+        let started = Instant::now();
+        let result = match self.prepare(spec, control) {
+            Ok(build) => {
+                let result = build.run().await;
+                build.cleanup();
+                result
+            }
+            Err(error) => BuildResult {
+                status: Status::Failed,
+                error: Some(error),
+            },
+        };
+        self.sink.emit(Event::BuildFinished {
+            status: result.status,
+            duration: started.elapsed(),
+            error: result.error.clone(),
+        });
+        result
+    }
+
+    fn prepare(&self, spec: BuildSpec, control: BuildControl) -> Result<Build, String> {
+        let job = spec
+            .pipeline
+            .job(&spec.job)
+            .cloned()
+            .ok_or_else(|| format!("job \"{}\" not found in pipeline", spec.job))?;
+        let workdir = spec.work_root.join(new_build_dir_name());
+        std::fs::create_dir_all(&workdir).map_err(|err| {
+            format!(
+                "failed to create the work directory {}: {err}",
+                workdir.display()
+            )
+        })?;
+        let masker = Masker::new(spec.secrets.values().cloned());
+        // The plan runs under `job_cancel`: fired by a user cancel or by the job timeout.
+        let job_cancel = control.cancel.child_token();
+        Ok(Build {
+            runner: self.runner.clone(),
+            sink: self.sink.clone(),
+            job,
+            spec,
+            workdir,
+            masker,
+            control,
+            job_cancel,
+            timed_out: AtomicBool::new(false),
+            next_step: AtomicU32::new(0),
+            services: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// A service started by the plan, to be stopped at the end.
+#[derive(Debug, Clone)]
+struct StartedService {
+    service_type: ServiceType,
+    overrides: crate::Params,
+}
+
+/// The state of one running build.
+#[derive(Debug)]
+struct Build {
+    runner: Arc<dyn Runner>,
+    sink: Arc<dyn EventSink>,
+    job: crate::Job,
+    spec: BuildSpec,
+    workdir: PathBuf,
+    masker: Masker,
+    control: BuildControl,
+    job_cancel: CancellationToken,
+    timed_out: AtomicBool,
+    next_step: AtomicU32,
+    services: Mutex<Vec<StartedService>>,
+}
+
+impl Build {
+    async fn run(&self) -> BuildResult {
+        let mut exports = BTreeMap::new();
+        let plan = self.job.plan.clone();
+        let outcome = {
+            let plan_run = self.run_steps(&plan, None, &mut exports, &self.job_cancel);
+            tokio::pin!(plan_run);
+            match self.job.timeout {
+                Some(limit) => tokio::select! {
+                    outcome = &mut plan_run => outcome,
+                    () = tokio::time::sleep(limit) => {
+                        self.timed_out.store(true, Ordering::SeqCst);
+                        self.job_cancel.cancel();
+                        // The running step sees the cancellation, is killed, runs its hooks.
+                        plan_run.await
+                    }
+                },
+                None => plan_run.await,
+            }
+        };
+        self.stop_services().await;
+        let (status, error) = if self.timed_out.load(Ordering::SeqCst) {
+            let limit = self
+                .job
+                .timeout
+                .map(crate::duration::format)
+                .unwrap_or_default();
+            (Status::Failed, Some(format!("job timed out after {limit}")))
+        } else if self.control.cancel.is_cancelled() {
+            (Status::Cancelled, Some("build cancelled".to_owned()))
+        } else {
+            match outcome {
+                Ok(()) => (Status::Succeeded, None),
+                Err(error) if self.job.allow_failure => (Status::Warning, Some(error)),
+                Err(error) => (Status::Failed, Some(error)),
+            }
+        };
+        // BUILD_STATUS: a job timeout reads as a cancellation to the hooks.
+        let build_status = if self.timed_out.load(Ordering::SeqCst) {
+            Status::Cancelled
+        } else {
+            status
+        };
+        let kinds: &[HookKind] = match build_status {
+            Status::Succeeded => &[HookKind::OnSuccess, HookKind::Ensure],
+            Status::Cancelled => &[HookKind::OnCancel, HookKind::Ensure],
+            _ => &[HookKind::OnFailure, HookKind::Ensure],
+        };
+        let hooks = self.job.hooks.clone();
+        for kind in kinds {
+            self.run_hooks(&hooks, *kind, None, None, Some(build_status), &exports)
+                .await;
+        }
+        BuildResult { status, error }
+    }
+
+    /// Stops every started service, in start order, each with a fresh deadline.
+    async fn stop_services(&self) {
+        let started: Vec<StartedService> =
+            std::mem::take(&mut *self.services.lock().unwrap_or_else(|e| e.into_inner()));
+        for service in started {
+            self.stop_service(&service, SERVICE_STOP_TIMEOUT).await;
+        }
+    }
+
+    fn cleanup(&self) {
+        let _ = std::fs::remove_dir_all(&self.workdir);
+    }
+
+    /// A new step id, and the `StepStarted` event.
+    fn start_step(&self, parent: Option<StepId>, step_type: StepType, name: String) -> StepId {
+        let id = self.next_step.fetch_add(1, Ordering::SeqCst);
+        self.sink.emit(Event::StepStarted {
+            id,
+            parent,
+            step_type,
+            name,
+        });
+        id
+    }
+
+    fn finish_step(&self, id: StepId, status: Status, started: Instant, error: Option<String>) {
+        let error = error.map(|e| self.masker.mask(&e));
+        self.sink.emit(Event::StepFinished {
+            id,
+            status,
+            duration: started.elapsed(),
+            error,
+        });
+    }
+
+    /// A log line written by the engine itself.
+    fn log(&self, id: StepId, text: impl AsRef<str>) {
+        for line in text.as_ref().split('\n') {
+            self.sink.emit(Event::Output {
+                id,
+                stream: None,
+                text: self.masker.mask(line),
+                at: std::time::SystemTime::now(),
+            });
+        }
+    }
+
+    /// Build metadata every command gets: `BUILD_*` and `INPUT_*`.
+    fn metadata(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::from([
+            ("BUILD_NUMBER".to_owned(), self.spec.build_number.clone()),
+            ("BUILD_JOB_NAME".to_owned(), self.spec.job.clone()),
+            (
+                "BUILD_PIPELINE_NAME".to_owned(),
+                self.spec.pipeline_name.clone(),
+            ),
+            ("BUILD_TEAM_NAME".to_owned(), self.spec.team.clone()),
+        ]);
+        for (name, value) in &self.spec.inputs {
+            env.insert(format!("INPUT_{name}"), value.clone());
+        }
+        env
+    }
+
+    /// Replaces secret placeholders by their values.
+    fn substitute(&self, text: &str) -> String {
+        if !text.contains(crate::SecretRef::PLACEHOLDER_PREFIX) {
+            return text.to_owned();
+        }
+        let mut out = text.to_owned();
+        for (placeholder, value) in &self.spec.secrets {
+            out = out.replace(placeholder.as_str(), value);
+        }
+        out
+    }
+
+    /// Whether the build (not just a group or a step) was cancelled or timed out.
+    fn build_stopped(&self) -> bool {
+        self.job_cancel.is_cancelled()
+    }
+}
+
+/// A unique, time-ordered directory name for a build's work directory.
+fn new_build_dir_name() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "build-{nanos:x}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}

@@ -1,0 +1,485 @@
+//! Engine behaviour, driven through the `Runner` trait with a scripted runner: fast and
+//! deterministic (time is paused where timeouts matter).
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use pikoci_core::engine::{BuildControl, Status};
+use support::{Options, run, run_with, task};
+
+const CRON: &str = "resource \"cron\" \"tick\" {}\n";
+
+fn job(body: &str) -> String {
+    format!("job \"a\" {{\n{body}}}\n")
+}
+
+#[tokio::test]
+async fn failure_stops_the_plan_and_hooks_run_in_order() {
+    let hcl = job(&format!(
+        "{}task \"a\" {{\n  run \"exec\" {{\n    path = \"step\"\n    args = [\"fail\"]\n  }}\n  on_failure \"exec\" {{\n    path = \"step\"\n    args = [\"print:step failed\"]\n  }}\n  ensure \"exec\" {{ path = \"true\" }}\n}}\n{}on_failure \"exec\" {{\n  path = \"step\"\n  args = [\"env:BUILD_STATUS\"]\n}}\nensure \"exec\" {{ path = \"true\" }}\n",
+        task("first", "print:hi"),
+        task("b", "print:never"),
+    ));
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Failed);
+    assert_eq!(
+        r.events.finished(),
+        [
+            "first: succeeded",
+            "a: failed",
+            "a:on_failure: succeeded",
+            "a:ensure: succeeded",
+            "on_failure: succeeded",
+            "ensure: succeeded"
+        ]
+    );
+    assert_eq!(r.events.log("on_failure"), "BUILD_STATUS=failed");
+    assert!(
+        r.events.log("a").contains("exit status 1"),
+        "{}",
+        r.events.log("a")
+    );
+    assert!(
+        r.events
+            .log("a")
+            .contains("--- Available environment variables ---\nBUILD_JOB_NAME")
+    );
+}
+
+#[tokio::test]
+async fn attempts_rerun_the_step_and_mark_each_attempt() {
+    let hcl = job(
+        "task \"t\" {\n  attempts = 3\n  run \"exec\" {\n    path = \"step\"\n    args = [\"print:try; fail\"]\n  }\n  on_failure \"exec\" { path = \"true\" }\n}\n",
+    );
+    let r = run(&hcl, "a").await;
+    assert_eq!(
+        r.runner
+            .invocations
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|i| i.program == "step")
+            .count(),
+        3
+    );
+    let log = r.events.log("t");
+    assert!(
+        log.contains("--- attempt 2/3 ---") && log.contains("--- attempt 3/3 ---"),
+        "{log}"
+    );
+    assert!(!log.contains("attempt 1/3"));
+    assert_eq!(
+        r.events
+            .finished()
+            .iter()
+            .filter(|s| s.starts_with("t:on_failure"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_has_its_own_timeout() {
+    let hcl = job(
+        "task \"t\" {\n  attempts = 2\n  timeout = \"1s\"\n  run \"exec\" {\n    path = \"step\"\n    args = [\"hang\"]\n  }\n}\n",
+    );
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Failed);
+    let log = r.events.log("t");
+    assert_eq!(log.matches("step timed out after 1s").count(), 2, "{log}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_timeout_fails_the_build_and_runs_on_cancel_then_ensure() {
+    let hcl = "job \"a\" {\n  timeout = \"2s\"\n".to_owned()
+        + &task("sleepy", "hang")
+        + "on_failure \"exec\" { path = \"true\" }\non_cancel \"exec\" {\n  path = \"step\"\n  args = [\"env:BUILD_STATUS\"]\n}\nensure \"exec\" { path = \"true\" }\n}\n";
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Failed);
+    assert_eq!(r.result.error.as_deref(), Some("job timed out after 2s"));
+    assert_eq!(
+        r.events.finished(),
+        [
+            "sleepy: cancelled",
+            "on_cancel: succeeded",
+            "ensure: succeeded"
+        ]
+    );
+    assert_eq!(r.events.log("on_cancel"), "BUILD_STATUS=cancelled");
+}
+
+#[tokio::test]
+async fn allow_failure_gives_a_warning() {
+    let hcl = "job \"a\" {\n  allow_failure = true\n".to_owned()
+        + &task("t", "fail")
+        + "on_failure \"exec\" {\n  path = \"step\"\n  args = [\"env:BUILD_STATUS\"]\n}\n}\n";
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Warning);
+    assert_eq!(r.events.log("on_failure"), "BUILD_STATUS=warning");
+}
+
+#[tokio::test]
+async fn exports_flow_to_later_steps() {
+    let hcl = format!(
+        "resource_type \"repo\" {{\n  check \"exec\" {{\n    path = \"step\"\n    args = [\"print:noise; print:[{{\\\"ref\\\":\\\"abc\\\",\\\"metadata\\\":{{\\\"sha\\\":\\\"d\\\"}}}}]\"]\n  }}\n  pull \"exec\" {{\n    path = \"step\"\n    args = [\"env:version_ref; env:version_metadata_sha\"]\n  }}\n}}\nresource \"repo\" \"my-repo\" {{}}\n{}",
+        job(&format!(
+            "get \"repo\" \"my-repo\" {{}}\n{}{}{}",
+            task("build", "export:VERSION=1.2.3; export:# c; export:bad"),
+            task(
+                "use",
+                "env:TASK_BUILD_VERSION; env:GET_MY_REPO_REF; env:GET_MY_REPO_METADATA_SHA"
+            ),
+            task("late", "export:X=1; fail"),
+        ))
+    );
+    let r = run(&hcl, "a").await;
+    assert_eq!(
+        r.events
+            .log("my-repo")
+            .lines()
+            .filter(|l| l.starts_with("version_"))
+            .collect::<Vec<_>>(),
+        ["version_ref=abc", "version_metadata_sha=d"]
+    );
+    assert_eq!(
+        r.events.log("use"),
+        "TASK_BUILD_VERSION=1.2.3\nGET_MY_REPO_REF=abc\nGET_MY_REPO_METADATA_SHA=d"
+    );
+    assert!(
+        r.events
+            .log("build")
+            .contains("WARNING: ignoring line \"bad\"")
+    );
+    assert_eq!(r.status(), Status::Failed);
+}
+
+#[tokio::test]
+async fn inputs_and_outputs_are_checked() {
+    let hcl = job(
+        "task \"needs\" {\n  inputs = [\"missing/\"]\n  run \"exec\" {\n    path = \"step\"\n    args = [\"print:ran\"]\n  }\n}\n",
+    );
+    let r = run(&hcl, "a").await;
+    assert_eq!(
+        r.events.error("needs").as_deref(),
+        Some("input \"missing/\" does not exist")
+    );
+    assert!(!r.events.log("needs").contains("ran"));
+    let hcl = job(
+        "task \"makes\" {\n  outputs = [\"bin/app\"]\n  run \"exec\" {\n    path = \"step\"\n    args = [\"touch:bin/other\"]\n  }\n}\n",
+    );
+    let r = run(&hcl, "a").await;
+    assert!(
+        r.events
+            .log("makes")
+            .ends_with("task finished but output \"bin/app\" was not produced")
+    );
+    let hcl = job(
+        "task \"makes\" {\n  outputs = [\"bin/app\"]\n  run \"exec\" {\n    path = \"step\"\n    args = [\"touch:bin/app\"]\n  }\n}\n",
+    );
+    assert_eq!(run(&hcl, "a").await.status(), Status::Succeeded);
+}
+
+#[tokio::test]
+async fn in_parallel_shares_a_snapshot_and_merges_new_exports() {
+    let hcl = job(&format!(
+        "{}in_parallel {{\n  limit = 1\n{}{}}}\n{}",
+        task("before", "export:OLD=1"),
+        task("x", "export:FROM_X=1; export:OLD=2; env:TASK_Y_FROM_Y"),
+        task("y", "export:FROM_Y=1; env:TASK_X_FROM_X"),
+        task(
+            "after",
+            "env:TASK_X_FROM_X; env:TASK_Y_FROM_Y; env:TASK_BEFORE_OLD"
+        ),
+    ));
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Succeeded);
+    assert_eq!(r.events.log("x"), "TASK_Y_FROM_Y=");
+    assert_eq!(r.events.log("y"), "TASK_X_FROM_X=");
+    assert_eq!(
+        r.events.log("after"),
+        "TASK_X_FROM_X=1\nTASK_Y_FROM_Y=1\nTASK_BEFORE_OLD=1"
+    );
+    assert_eq!(r.events.parent("x").as_deref(), Some("in_parallel"));
+}
+
+#[tokio::test]
+async fn fail_fast_stops_the_group() {
+    let hcl = job(&format!(
+        "in_parallel {{\n  fail_fast = true\n{}{}on_failure \"exec\" {{ path = \"true\" }}\nensure \"exec\" {{ path = \"true\" }}\n}}\n{}",
+        task("bad", "fail"),
+        task("slow", "hang"),
+        task("never", "print:no"),
+    ));
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Failed);
+    let finished = r.events.finished();
+    assert!(
+        finished.contains(&"slow: failed".to_owned()),
+        "{finished:?}"
+    );
+    assert!(finished.contains(&"in_parallel: failed".to_owned()));
+    assert!(finished.contains(&"in_parallel:on_failure: succeeded".to_owned()));
+    assert!(!finished.iter().any(|s| s.starts_with("never")));
+}
+
+#[tokio::test]
+async fn if_chains_run_the_first_true_branch() {
+    let chain = "if \"check-prod\" {\n  condition = \"$TASK_DETECT_ENV_ENV == 'production'\"\n"
+        .to_owned()
+        + &task("deploy-prod", "print:prod")
+        + "}\nelse_if \"check-staging\" {\n  condition = \"$TASK_DETECT_ENV_ENV == 'staging'\"\n"
+        + &task("deploy-staging", "print:staging")
+        + "}\nelse {\n"
+        + &task("skip", "print:unknown")
+        + "}\n";
+    let hcl = job(&(task("detect-env", "export:ENV=staging") + &chain));
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Succeeded);
+    let finished = r.events.finished();
+    assert!(
+        finished.contains(&"check-prod: skipped".to_owned()),
+        "{finished:?}"
+    );
+    assert!(finished.contains(&"deploy-staging: succeeded".to_owned()));
+    assert!(finished.contains(&"else: skipped".to_owned()));
+    assert!(
+        !finished
+            .iter()
+            .any(|s| s.starts_with("deploy-prod") || s.starts_with("skip:"))
+    );
+    // No branch true and no else: the if step succeeds doing nothing.
+    let hcl = job(&("if \"never\" {\n  condition = \"$NOPE\"\n".to_owned()
+        + &task("x", "print:x")
+        + "}\n"
+        + &task("next", "print:next")));
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Succeeded);
+    assert!(r.events.finished().contains(&"next: succeeded".to_owned()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn services_are_stopped_before_job_hooks_even_when_not_ready() {
+    let service = "service_type \"pg\" {\n  start \"exec\" {\n    path = \"step\"\n    args = [\"print:starting\"]\n  }\n  ready_check \"exec\" {\n    path = \"step\"\n    args = [\"fail\"]\n    interval = \"1s\"\n    timeout = \"3s\"\n  }\n  stop \"exec\" {\n    path = \"step\"\n    args = [\"print:stopping\"]\n  }\n}\n";
+    let hcl = service.to_owned()
+        + CRON
+        + &job(&("service \"pg\" {}\nget \"cron\" \"tick\" {}\n".to_owned()
+            + &task("t", "print:t")
+            + "on_failure \"exec\" { path = \"true\" }\nensure \"exec\" { path = \"true\" }\n"));
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Failed);
+    assert_eq!(
+        r.events.finished(),
+        [
+            "pg:start: succeeded",
+            "pg:ready: failed",
+            "pg:stop: succeeded",
+            "on_failure: succeeded",
+            "ensure: succeeded"
+        ]
+    );
+    assert!(
+        r.events
+            .log("pg:ready")
+            .ends_with("ready_check timed out after 3s")
+    );
+    let ok = service.replace("args = [\"fail\"]", "args = [\"print:ready\"]");
+    let hcl = ok
+        + &job(&("service \"pg\" {}\n".to_owned()
+            + &task("t", "print:t")
+            + "on_success \"exec\" { path = \"true\" }\n"));
+    let r = run(&hcl, "a").await;
+    assert_eq!(
+        r.events.finished(),
+        [
+            "pg:start: succeeded",
+            "pg:ready: succeeded",
+            "t: succeeded",
+            "pg:stop: succeeded",
+            "on_success: succeeded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn cancellation_kills_the_step_then_runs_cancel_hooks_and_stops_services() {
+    let hcl = "service_type \"db\" {\n  start \"exec\" { path = \"true\" }\n  stop \"exec\" { path = \"true\" }\n}\n".to_owned()
+        + &job(&("service \"db\" {}\n".to_owned()
+            + "task \"long\" {\n  run \"exec\" {\n    path = \"step\"\n    args = [\"hang\"]\n  }\n  on_cancel \"exec\" { path = \"true\" }\n  ensure \"exec\" { path = \"true\" }\n}\n"
+            + "on_cancel \"exec\" {\n  path = \"step\"\n  args = [\"env:BUILD_STATUS\"]\n}\n"));
+    let control = BuildControl::default();
+    let cancel = control.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        cancel.cancel();
+    });
+    let r = run_with(
+        &hcl,
+        "a",
+        Options {
+            control,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(r.status(), Status::Cancelled);
+    assert_eq!(
+        r.events.finished(),
+        [
+            "db:start: succeeded",
+            "long: cancelled",
+            "long:on_cancel: succeeded",
+            "long:ensure: succeeded",
+            "db:stop: succeeded",
+            "on_cancel: succeeded"
+        ]
+    );
+    assert_eq!(r.events.log("on_cancel"), "BUILD_STATUS=cancelled");
+}
+
+#[tokio::test]
+async fn secrets_are_substituted_and_masked() {
+    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
+        .to_owned()
+        + &job(&task(
+            "leak",
+            "print:the password is ${var.pw}; print:ab is short; env:SECRET",
+        )
+        .replace("path = \"step\"", "path = \"step\"\n    SECRET = var.pw"));
+    let placeholder = "__pikoci_secret:pikoci::pw__".to_owned();
+    let options = Options {
+        secrets: BTreeMap::from([(placeholder, "hunter22".to_owned())]),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    assert_eq!(
+        r.events.log("leak"),
+        "the password is ***\nab is short\nSECRET=***"
+    );
+    assert_eq!(r.env_of("password", "SECRET").as_deref(), Some("hunter22"));
+}
+
+#[tokio::test]
+async fn undeclared_params_are_warned_about_and_dropped() {
+    let hcl = "resource \"cron\" \"c\" {\n  params { foo = \"1\" }\n}\n".to_owned()
+        + &job("get \"cron\" \"c\" {}\n");
+    let r = run(&hcl, "a").await;
+    let log = r.events.log("c");
+    assert!(
+        log.starts_with(
+            "WARNING: param \"foo\" is not declared by resource_type \"cron\" and was ignored"
+        ),
+        "{log}"
+    );
+    assert!(
+        r.runner
+            .invocations
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|i| !i.env.contains_key("param_foo"))
+    );
+}
+
+#[tokio::test]
+async fn a_command_without_path_is_a_no_op_and_shell_rules_apply() {
+    let hcl = job(
+        "task \"nothing\" {\n  run \"exec\" {}\n}\ntask \"both\" {\n  run \"shell\" {\n    cmd = \"x\"\n    file = \"y.sh\"\n  }\n}\n",
+    );
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.events.finished()[0], "nothing: succeeded");
+    assert_eq!(
+        r.events.error("both").as_deref(),
+        Some("shell runner: cannot set both \"cmd\" and \"file\"")
+    );
+}
+
+#[tokio::test]
+async fn put_and_notify_are_skipped_in_local_runs_and_run_otherwise() {
+    let hcl = "notification_type \"chat\" {\n  params = [\"room\"]\n  notify \"exec\" {\n    path = \"step\"\n    args = [\"env:NOTIFY_MESSAGE; env:param_room; env:notify_extra\"]\n  }\n}\nnotification \"chat\" \"team\" {\n  params { room = \"ops\" }\n  message = \"Build $BUILD_NUMBER\\\\ndone\"\n}\n".to_owned()
+        + CRON
+        + &job("put \"cron\" \"tick\" {}\nnotify \"chat\" \"team\" { extra = \"1\" }\n");
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.events.finished(), ["tick: skipped", "team: skipped"]);
+    assert_eq!(
+        r.events.log("tick"),
+        "skipping put step (local execution): cron.tick"
+    );
+    let r = run_with(
+        &hcl,
+        "a",
+        Options {
+            local: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    assert_eq!(
+        r.events.log("team"),
+        "NOTIFY_MESSAGE=Build 7\ndone\nparam_room=ops\nnotify_extra=1"
+    );
+}
+
+#[tokio::test]
+async fn hooks_are_named_by_step_and_index() {
+    let hcl = job(&(task("t", "print:t").replace(
+        "}\n}\n",
+        "}\n  on_success \"exec\" { path = \"true\" }\n}\n",
+    ) + "ensure \"exec\" { path = \"true\" }\nensure \"exec\" { path = \"true\" }\n"));
+    let r = run(&hcl, "a").await;
+    assert_eq!(
+        r.events.finished(),
+        [
+            "t: succeeded",
+            "t:on_success: succeeded",
+            "0:ensure: succeeded",
+            "1:ensure: succeeded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn metadata_and_inputs_reach_commands() {
+    let hcl = "job \"a\" {\n  input \"env\" { type = \"string\" }\n".to_owned()
+        + &task(
+            "t",
+            "env:BUILD_NUMBER; env:BUILD_JOB_NAME; env:BUILD_PIPELINE_NAME; env:BUILD_TEAM_NAME; env:INPUT_env",
+        )
+        + "}\n";
+    let options = Options {
+        inputs: BTreeMap::from([("env".to_owned(), "staging".to_owned())]),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    assert_eq!(
+        r.events.log("t"),
+        "BUILD_NUMBER=7\nBUILD_JOB_NAME=a\nBUILD_PIPELINE_NAME=demo\nBUILD_TEAM_NAME=main\nINPUT_env=staging"
+    );
+}
+
+#[tokio::test]
+async fn gets_use_given_versions_and_fail_without_one_outside_local_runs() {
+    let hcl = CRON.to_owned() + &job("get \"cron\" \"tick\" {}\n");
+    let options = Options {
+        local: false,
+        versions: BTreeMap::from([("cron.tick".to_owned(), serde_json::json!({"date": "today"}))]),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    assert_eq!(r.status(), Status::Succeeded);
+    assert_eq!(r.env_of("date:", "version_date").as_deref(), Some("today"));
+    let r = run_with(
+        &hcl,
+        "a",
+        Options {
+            local: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        r.events.error("tick").as_deref(),
+        Some("no version found for resource \"cron.tick\"")
+    );
+}
