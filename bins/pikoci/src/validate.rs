@@ -91,7 +91,10 @@ fn summary(name: &str, loaded: &Loaded) -> String {
     let jobs: Vec<String> = pipeline
         .jobs
         .iter()
-        .map(|j| format!("{} ({} steps)", j.name, j.flat_steps().len()))
+        .map(|j| {
+            let steps = j.flat_steps().len();
+            format!("{} ({steps} step{})", j.name, plural(steps))
+        })
         .collect();
     push_line(&mut out, "jobs", &jobs);
     let resources: Vec<String> = pipeline.resources.iter().map(|r| r.canonical()).collect();

@@ -47,6 +47,9 @@ pub(crate) struct Scope {
     pub(crate) each: Option<Value>,
     /// Where the bare type names `string`, `number`, `bool` are allowed (variable `type`).
     pub(crate) type_keywords: bool,
+    /// Why `var` is not available, when `vars` is `None` (defaults to the reason that applies to
+    /// variable defaults).
+    pub(crate) no_vars_reason: Option<&'static str>,
     /// Declared variables that have no value because of an error reported on their declaration.
     pub(crate) failed_vars: std::collections::BTreeSet<String>,
 }
@@ -186,8 +189,13 @@ impl Evaluator<'_> {
             "var" => match &self.scope.vars {
                 Some(vars) => Ok(Value::Object(vars.clone())),
                 None => Err(error(
-                    "variables cannot be used here: a variable's default and type are evaluated \
-                     before any variable has a value",
+                    format!(
+                        "variables cannot be used here: {}",
+                        self.scope.no_vars_reason.unwrap_or(
+                            "a variable's default and type are evaluated before any variable has \
+                             a value"
+                        )
+                    ),
                     span,
                 )),
             },

@@ -91,7 +91,8 @@ pub fn load(
 
 /// A hint for the most common syntax mistakes.
 fn syntax_help(line: &str) -> &'static str {
-    let one_line_block = line.contains('{') && line.contains('}') && line.matches('=').count() > 1;
+    let one_line_block = line.contains('}')
+        && (line.matches('{').count() > 1 || (line.contains('{') && line.matches('=').count() > 1));
     if one_line_block {
         "a block written on one line may hold only one attribute and no blocks: put each \
          attribute on its own line"

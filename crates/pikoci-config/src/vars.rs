@@ -117,6 +117,11 @@ impl Vars {
         self.values.insert(name.into(), value);
     }
 
+    /// The names that have a value.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
     /// The value given for `name`.
     pub fn get(&self, name: &str) -> Option<&VarValue> {
         self.values.get(name)

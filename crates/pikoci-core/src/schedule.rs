@@ -29,7 +29,9 @@ pub struct CheckInterval {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     Every(Duration),
-    Cron(Box<cron::Schedule>),
+    /// One schedule, or two when both day fields are restricted: classic cron fires when
+    /// either the day of month or the day of week matches, the `cron` crate only when both do.
+    Cron(Vec<cron::Schedule>),
 }
 
 /// Why a `check_interval` is not acceptable.
@@ -81,14 +83,20 @@ impl CheckInterval {
                 }
                 other => other.to_owned(),
             };
-            Kind::Cron(Box::new(parse_cron(&five_fields).map_err(parse_error)?))
+            Kind::Cron(parse_cron(&five_fields).map_err(parse_error)?)
         };
         let interval = CheckInterval {
             spec: spec.to_owned(),
             kind,
         };
         let reference = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
-        let first_gap = interval.next_after(reference) - reference;
+        let first = interval.next_after(reference);
+        if first == DateTime::<Utc>::MAX_UTC {
+            return Err(parse_error(
+                "the schedule never fires (check the day and month)".to_owned(),
+            ));
+        }
+        let first_gap = first - reference;
         if first_gap.to_std().unwrap_or_default() < MIN_CHECK_INTERVAL {
             return Err(ScheduleError::TooShort {
                 spec: spec.to_owned(),
@@ -108,9 +116,10 @@ impl CheckInterval {
             Kind::Every(duration) => {
                 after + chrono::Duration::from_std(*duration).unwrap_or(chrono::Duration::MAX)
             }
-            Kind::Cron(schedule) => schedule
-                .after(&after)
-                .next()
+            Kind::Cron(schedules) => schedules
+                .iter()
+                .filter_map(|schedule| schedule.after(&after).next())
+                .min()
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
@@ -138,57 +147,91 @@ impl From<CheckInterval> for String {
     }
 }
 
-/// Parses 5-field cron into the `cron` crate's 6-field form (seconds first, Sunday = 1).
-fn parse_cron(five_fields: &str) -> Result<cron::Schedule, String> {
+/// Parses 5-field cron into the `cron` crate's 6-field form (seconds first, days of week as
+/// names: the crate numbers Sunday 1, classic cron 0 or 7).
+fn parse_cron(five_fields: &str) -> Result<Vec<cron::Schedule>, String> {
     let fields: Vec<&str> = five_fields.split_whitespace().collect();
-    if fields.len() != 5 {
+    let [minute, hour, day_of_month, month, day_of_week] = fields.as_slice() else {
         return Err(format!(
             "expected 5 fields (minute hour day-of-month month day-of-week), found {}",
             fields.len()
         ));
+    };
+    let unrestricted = |field: &str| field == "*" || field == "?";
+    let day_of_week = if unrestricted(day_of_week) {
+        "*".to_owned()
+    } else {
+        days_of_week(day_of_week)?
+    };
+    let build = |dom: &str, dow: &str| {
+        cron::Schedule::from_str(&format!("0 {minute} {hour} {dom} {month} {dow}"))
+            .map_err(|err| first_line(&err.to_string()))
+    };
+    if unrestricted(day_of_month) || day_of_week == "*" {
+        Ok(vec![build(day_of_month, &day_of_week)?])
+    } else {
+        Ok(vec![build(day_of_month, "*")?, build("*", &day_of_week)?])
     }
-    let day_of_week = standard_day_of_week(fields[4])?;
-    let six_fields = format!(
-        "0 {} {} {} {} {}",
-        fields[0], fields[1], fields[2], fields[3], day_of_week
-    );
-    cron::Schedule::from_str(&six_fields).map_err(|err| err.to_string())
 }
 
-/// Rewrites numeric days of week (`0`-`7`, both `0` and `7` Sunday) as names, which the `cron`
-/// crate reads unambiguously.
-fn standard_day_of_week(field: &str) -> Result<String, String> {
-    const NAMES: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
-        if !c.is_ascii_digit() {
-            out.push(c);
-            continue;
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+/// Expands a classic day-of-week field (`0`-`7`, names, ranges, steps, lists; `0` and `7` are
+/// Sunday) into a list of day names, e.g. `1-5` → `MON,TUE,WED,THU,FRI`, `5-7` →
+/// `SUN,FRI,SAT`.
+fn days_of_week(field: &str) -> Result<String, String> {
+    const NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    let day = |text: &str| -> Result<usize, String> {
+        if let Ok(n) = text.parse::<usize>() {
+            return if n <= 7 {
+                Ok(n)
+            } else {
+                Err(format!("day of week {n} is out of range (0-7)"))
+            };
         }
-        let mut end = start + 1;
-        while let Some((i, d)) = chars.peek().copied() {
-            if !d.is_ascii_digit() {
-                break;
+        NAMES
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(text))
+            .ok_or_else(|| format!("invalid day of week \"{text}\" (use 0-7 or SUN-SAT)"))
+    };
+    let mut days = [false; 7];
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((range, step)) => {
+                let step: usize = step
+                    .parse()
+                    .map_err(|_| format!("invalid step \"{step}\" in \"{part}\""))?;
+                if step == 0 {
+                    return Err(format!("the step in \"{part}\" must be at least 1"));
+                }
+                (range, step)
             }
-            end = i + 1;
-            chars.next();
+            None => (part, 1),
+        };
+        let (first, last) = match range {
+            "*" | "?" => (0, 6),
+            range => match range.split_once('-') {
+                Some((a, b)) => (day(a)?, day(b)?),
+                None if step > 1 => (day(range)?, 6),
+                None => (day(range)?, day(range)?),
+            },
+        };
+        if first > last {
+            return Err(format!("the range \"{range}\" goes backwards"));
         }
-        let number = &field[start..end];
-        // A number after `/` is a step, not a day.
-        if field[..start].ends_with('/') {
-            out.push_str(number);
-            continue;
+        for n in (first..=last).step_by(step) {
+            days[n % 7] = true;
         }
-        let day: usize = number
-            .parse()
-            .map_err(|_| format!("invalid day of week \"{number}\""))?;
-        let name = NAMES
-            .get(day)
-            .ok_or_else(|| format!("day of week {day} is out of range (0-7)"))?;
-        out.push_str(name);
     }
-    Ok(out)
+    Ok(NAMES
+        .iter()
+        .zip(days)
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 #[cfg(test)]
@@ -243,6 +286,10 @@ mod tests {
         assert!(err.starts_with("failed to parse check interval"), "{err}");
         let err = CheckInterval::parse("0 0 * * 8").unwrap_err().to_string();
         assert!(err.contains("out of range"), "{err}");
+        let err = CheckInterval::parse("0 0 * * 5-2").unwrap_err().to_string();
+        assert!(err.contains("goes backwards"), "{err}");
+        let err = CheckInterval::parse("99 * * * *").unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]
@@ -262,6 +309,29 @@ mod tests {
             weekdays.next_after(at(10, 0, 0)),
             Utc.with_ymd_and_hms(2024, 1, 2, 9, 0, 0).unwrap()
         );
+    }
+
+    #[test]
+    fn days_of_week_follow_classic_cron() {
+        assert_eq!(days_of_week("1-5").unwrap(), "MON,TUE,WED,THU,FRI");
+        assert_eq!(days_of_week("5-7").unwrap(), "SUN,FRI,SAT");
+        assert_eq!(days_of_week("*/2").unwrap(), "SUN,TUE,THU,SAT");
+        assert_eq!(days_of_week("mon,wed-fri").unwrap(), "MON,WED,THU,FRI");
+        assert_eq!(days_of_week("7").unwrap(), "SUN");
+        // 2024-01-01 is a Monday: "the 10th or a Friday" fires on Friday the 5th first.
+        let either = CheckInterval::parse("0 12 10 * 5").unwrap();
+        assert_eq!(
+            either.next_after(at(0, 0, 0)),
+            Utc.with_ymd_and_hms(2024, 1, 5, 12, 0, 0).unwrap()
+        );
+        let after_friday = Utc.with_ymd_and_hms(2024, 1, 6, 0, 0, 0).unwrap();
+        assert_eq!(
+            either.next_after(after_friday),
+            Utc.with_ymd_and_hms(2024, 1, 10, 12, 0, 0).unwrap()
+        );
+        CheckInterval::parse("0 9 * * 1-7").unwrap();
+        let never = CheckInterval::parse("0 0 31 4 *").unwrap_err().to_string();
+        assert!(never.contains("never fires"), "{never}");
     }
 
     #[test]

@@ -282,6 +282,23 @@ impl Decoder<'_> {
         params
     }
 
+    /// The one `params { ... }` block of `body` (empty when there is none; more than one is an
+    /// error).
+    pub(crate) fn single_params_block(&mut self, body: &Body, context: &str) -> Params {
+        let mut found = body.blocks().filter(|b| b.ident.as_str() == "params");
+        let params = found
+            .next()
+            .map(|params| self.params_block(params, context))
+            .unwrap_or_default();
+        for extra in found {
+            self.error(
+                format!("{context} has more than one params block"),
+                extra.ident.span(),
+            );
+        }
+        params
+    }
+
     /// A `params { ... }` block: attributes only, each a string.
     pub(crate) fn params_block(&mut self, block: &Block, context: &str) -> Params {
         let context = format!("params in {context}");
@@ -305,7 +322,7 @@ impl Decoder<'_> {
         for (i, tag) in tags.iter().enumerate() {
             if !pikoci_core::name::is_canonical(tag) {
                 self.error_with_help(
-                    format!("{owner}: invalid tag \"{tag}\": must be a lowercase slug (letters, digits, hyphens)"),
+                    format!("{owner}: invalid tag \"{tag}\": must be a lowercase slug (letters, digits, '-' and '_', not starting or ending with '-' or '_')"),
                     span.clone(),
                     Some(format!("try \"{}\"", pikoci_core::name::slugify(tag))),
                 );

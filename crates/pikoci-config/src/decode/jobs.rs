@@ -143,7 +143,7 @@ impl Decoder<'_> {
             for group in self.string_list(a, &context).unwrap_or_default() {
                 if !pikoci_core::name::is_canonical(&group) {
                     self.error(
-                        format!("{context}: invalid serial_group name \"{group}\" (must be lowercase alphanumeric with hyphens)"),
+                        format!("{context}: invalid serial_group name \"{group}\" (must be lowercase letters, digits, '-' and '_')"),
                         a.value.span(),
                     );
                 }
@@ -192,6 +192,12 @@ impl Decoder<'_> {
     fn instances(&mut self, block: &Block, name: &str) -> Option<Vec<Instance>> {
         let for_each = attribute(&block.body, "for_each");
         let matrix = blocks(&block.body, "matrix").next();
+        if let Some(extra) = blocks(&block.body, "matrix").nth(1) {
+            self.error(
+                format!("job \"{name}\" has more than one matrix block"),
+                extra.ident.span(),
+            );
+        }
         let context = format!("job \"{name}\"");
         let span = match (for_each, matrix) {
             (None, None) => return None,
@@ -205,10 +211,15 @@ impl Decoder<'_> {
             (Some(f), None) => f.key.span(),
             (None, Some(m)) => m.ident.span(),
         };
-        let mut instances = match (for_each, matrix) {
-            (Some(for_each), _) => self.for_each_instances(for_each, &context)?,
-            (_, Some(matrix)) => self.matrix_instances(matrix, &context)?,
+        let instances = match (for_each, matrix) {
+            (Some(for_each), _) => self.for_each_instances(for_each, &context),
+            (_, Some(matrix)) => self.matrix_instances(matrix, &context),
             (None, None) => return None,
+        };
+        // A failed expansion (already reported) yields no instances, never a regular job under
+        // the base name.
+        let Some(mut instances) = instances else {
+            return Some(Vec::new());
         };
         if instances.is_empty() {
             self.error(
@@ -451,7 +462,7 @@ impl Decoder<'_> {
             self.check_attributes(&block.body, &[], Unknown::Reject, &trigger_context);
             self.check_blocks(&block.body, &["notify"], &trigger_context);
             for child in blocks(&block.body, "notify") {
-                if let Some(notify) = self.notify_step(child, job) {
+                if let Some(notify) = self.notify_step(child, job, false) {
                     notifies.push(notify);
                 }
             }
@@ -499,7 +510,7 @@ impl Decoder<'_> {
         let timeout = attribute(&block.body, "timeout")
             .and_then(|a| self.duration(a, &format!("on {approve_context}")));
         let notify = blocks(&block.body, "notify")
-            .filter_map(|n| self.notify_step(n, job))
+            .filter_map(|n| self.notify_step(n, job, false))
             .collect();
         Some(Approval {
             label,

@@ -11,7 +11,7 @@ use crate::builtin::{self, Kind};
 use crate::diagnostic::did_you_mean;
 
 /// What kind of thing a [`super::Reference`] names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum RefKind {
     Runner,
     ResourceType,
@@ -80,7 +80,11 @@ impl Decoder<'_> {
         let references = std::mem::take(&mut self.references);
         for reference in references {
             let known = names(reference.kind);
-            if known.contains(&reference.name) {
+            if known.contains(&reference.name)
+                || self
+                    .declared
+                    .contains(&(reference.kind, reference.name.clone()))
+            {
                 continue;
             }
             let help = did_you_mean(&reference.name, known.iter().map(String::as_str))
@@ -225,7 +229,8 @@ fn expand_job_names(pipeline: &mut Pipeline) {
                 out.extend(of_base);
             }
         }
-        out.dedup();
+        let mut seen = BTreeSet::new();
+        out.retain(|name| seen.insert(name.clone()));
         *names = out;
     };
     for job in &mut pipeline.jobs {

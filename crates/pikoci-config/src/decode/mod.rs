@@ -57,6 +57,9 @@ pub(crate) struct Decoder<'a> {
     pub(crate) diags: Vec<Diagnostic>,
     pub(crate) scope: Scope,
     pub(crate) references: Vec<Reference>,
+    /// Every name declared in the file, whether or not its block decoded: a reference to a
+    /// block that failed for another reason must not also be reported as unknown.
+    pub(crate) declared: std::collections::BTreeSet<(RefKind, String)>,
     pub(crate) fetcher: &'a dyn SourceFetcher,
     /// Whether the text being decoded is a builtin or fetched definition (which may leave out
     /// commands that the engine implements natively).
@@ -69,6 +72,7 @@ impl<'a> Decoder<'a> {
             diags: Vec::new(),
             scope: Scope::default(),
             references: Vec::new(),
+            declared: std::collections::BTreeSet::new(),
             fetcher,
             sourced: false,
         }
@@ -89,6 +93,31 @@ impl<'a> Decoder<'a> {
                     diagnostic.help = help;
                     self.diags.push(diagnostic);
                 }
+            }
+        }
+        self.record_declared(body);
+        for attribute in body.attributes() {
+            self.warning(
+                format!(
+                    "attribute \"{}\" at the top level of the pipeline is not used and is ignored",
+                    attribute.key.as_str()
+                ),
+                attribute.key.span(),
+            );
+        }
+        let declared_vars: Vec<&str> = blocks(body, "variable")
+            .filter_map(|b| b.labels.first().map(|l| l.as_str()))
+            .collect();
+        for name in vars.names() {
+            if !declared_vars.contains(&name) {
+                let mut diagnostic = crate::diagnostic::Diagnostic::warning(
+                    format!(
+                        "a value is given for variable \"{name}\", which the pipeline does not declare"
+                    ),
+                    None,
+                );
+                diagnostic.help = did_you_mean(name, declared_vars.iter().copied());
+                self.diags.push(diagnostic);
             }
         }
         let variables = self.variables(body, vars);
@@ -158,6 +187,25 @@ impl<'a> Decoder<'a> {
         pipeline.jobs = self.jobs(body);
         self.link(&mut pipeline);
         pipeline
+    }
+
+    /// Records the names of every top-level block (see [`Decoder::declared`]).
+    fn record_declared(&mut self, body: &Body) {
+        for block in body.blocks() {
+            let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
+            let entry = match (block.ident.as_str(), labels.as_slice()) {
+                ("resource_type", [name]) => (RefKind::ResourceType, (*name).to_owned()),
+                ("runner_type", [name]) => (RefKind::Runner, (*name).to_owned()),
+                ("secret_type", [name]) => (RefKind::SecretType, (*name).to_owned()),
+                ("service_type", [name]) => (RefKind::ServiceType, (*name).to_owned()),
+                ("notification_type", [name]) => (RefKind::NotificationType, (*name).to_owned()),
+                ("resource", [t, n]) => (RefKind::Resource, format!("{t}.{n}")),
+                ("notification", [t, n]) => (RefKind::Notification, format!("{t}.{n}")),
+                ("job", [name]) => (RefKind::Job, (*name).to_owned()),
+                _ => continue,
+            };
+            self.declared.insert(entry);
+        }
     }
 
     pub(crate) fn error(&mut self, message: impl Into<String>, span: Option<Range<usize>>) {

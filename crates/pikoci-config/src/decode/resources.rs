@@ -6,7 +6,7 @@ use pikoci_core::schedule::CheckInterval;
 use pikoci_core::{JobFilter, Notification, NotificationEvent, Resource};
 
 use super::body::{Unknown, attribute};
-use super::{Decoder, RefKind, blocks};
+use super::{Decoder, RefKind};
 
 impl Decoder<'_> {
     pub(crate) fn resource(&mut self, block: &Block) -> Option<Resource> {
@@ -30,17 +30,7 @@ impl Decoder<'_> {
         );
         let name_span = block.labels.get(1).and_then(|l| l.span());
         self.canonical_name(&name, "Resource Name", name_span);
-        let mut params_blocks = blocks(body, "params");
-        let params = params_blocks
-            .next()
-            .map(|params| self.params_block(params, &context))
-            .unwrap_or_default();
-        for extra in params_blocks {
-            self.error(
-                format!("{context} has more than one params block"),
-                extra.ident.span(),
-            );
-        }
+        let params = self.single_params_block(body, &context);
         let check_interval = match attribute(body, "check_interval") {
             Some(attribute) => {
                 let spec = self.string(attribute, &context)?;
@@ -102,10 +92,7 @@ impl Decoder<'_> {
             "Notification Name",
             block.labels.get(1).and_then(|l| l.span()),
         );
-        let params = blocks(body, "params")
-            .next()
-            .map(|params| self.params_block(params, &context))
-            .unwrap_or_default();
+        let params = self.single_params_block(body, &context);
         let message = attribute(body, "message").and_then(|a| self.string(a, &context));
         let mut on = Vec::new();
         if let Some(attribute) = attribute(body, "on") {

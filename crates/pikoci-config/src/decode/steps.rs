@@ -109,7 +109,7 @@ impl Decoder<'_> {
             "put" => self.put_step(block, job, inside),
             "notify" => {
                 let hooks = self.hooks(&block.body, &format!("notify in job \"{job}\""), job);
-                let notify = self.notify_step(block, job)?;
+                let notify = self.notify_step(block, job, true)?;
                 Some(Step {
                     hooks,
                     ..Step::new(StepKind::Notify(notify))
@@ -257,10 +257,7 @@ impl Decoder<'_> {
             format!("job \"{job}\" put step references unknown resource \"{resource}\""),
         );
         // Both plain attributes and a params block are accepted (D2); attributes win.
-        let mut params = blocks(body, "params")
-            .next()
-            .map(|p| self.params_block(p, &context))
-            .unwrap_or_default();
+        let mut params = self.single_params_block(body, &context);
         params.extend(self.params(body, &reserved, &context));
         let owner = format!("on put step \"{}\"{}", resource.name, inside.suffix());
         let (timeout, attempts) = self.retry(body, &context, &owner, "put", &resource.name);
@@ -274,7 +271,14 @@ impl Decoder<'_> {
     }
 
     /// A `notify` block (as a step, a hook child, an `on_trigger` or an approval notification).
-    pub(crate) fn notify_step(&mut self, block: &Block, job: &str) -> Option<NotifyStep> {
+    /// `hooks_allowed`: whether hook blocks may be nested (plan steps: yes; `on_trigger` and
+    /// approval notifications: no).
+    pub(crate) fn notify_step(
+        &mut self,
+        block: &Block,
+        job: &str,
+        hooks_allowed: bool,
+    ) -> Option<NotifyStep> {
         let labels = self.labels(
             block,
             &format!("notify in job \"{job}\""),
@@ -287,7 +291,7 @@ impl Decoder<'_> {
         let context = format!("notify \"{}\" in job \"{job}\"", notification.type_name);
         let body = &block.body;
         self.check_attributes(body, &["message"], Unknown::Params(&["message"]), &context);
-        self.check_blocks(body, HOOKS, &context);
+        self.check_blocks(body, if hooks_allowed { HOOKS } else { &[] }, &context);
         self.refer(
             RefKind::Notification,
             notification.to_string(),
@@ -443,27 +447,30 @@ impl Decoder<'_> {
             .chain(["if", "else_if", "else"])
             .collect();
         self.check_blocks(body, &allowed_with_nested, &context);
-        let condition = if kind == BranchKind::Else {
-            None
-        } else {
-            let Some(a) = attribute(body, "condition") else {
+        // A missing or malformed condition is reported, and the branch is still decoded (with
+        // no condition) so that the chain stays open and its steps are checked too.
+        let condition = match (kind, attribute(body, "condition")) {
+            (BranchKind::Else, _) => None,
+            (_, None) => {
                 self.error_with_help(
                     format!("{context} has no condition"),
                     block.ident.span(),
                     Some("add condition = \"$GET_REPO_BRANCH == 'main'\"".to_owned()),
                 );
-                return None;
-            };
-            let text = self.string(a, &context)?;
-            match Condition::parse(&text) {
-                Ok(condition) => Some(condition),
-                Err(err) => {
-                    self.error(
-                        format!("invalid condition in {context}: {err}"),
-                        a.value.span(),
-                    );
-                    return None;
-                }
+                None
+            }
+            (_, Some(a)) => {
+                self.string(a, &context)
+                    .and_then(|text| match Condition::parse(&text) {
+                        Ok(condition) => Some(condition),
+                        Err(err) => {
+                            self.error(
+                                format!("invalid condition in {context}: {err}"),
+                                a.value.span(),
+                            );
+                            None
+                        }
+                    })
             }
         };
         let steps = body

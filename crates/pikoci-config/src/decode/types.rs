@@ -22,6 +22,13 @@ const COMMAND_ATTRIBUTES: &[&str] = &["args"];
 impl Decoder<'_> {
     pub(crate) fn resource_type(&mut self, block: &Block) -> Option<ResourceType> {
         let name = self.labels(block, "resource_type", &["name"])?.remove(0);
+        if !self.sourced {
+            self.canonical_name(
+                &name,
+                "ResourceType Name",
+                block.labels.first().and_then(|l| l.span()),
+            );
+        }
         let context = format!("resource_type \"{name}\"");
         let body = &block.body;
         self.check_attributes(
@@ -36,6 +43,7 @@ impl Decoder<'_> {
         let runner_override = self.runner_override(body, &context);
         let resolved = match self.source_attribute(body, &["check", "pull", "push"], &context) {
             Some(source) => {
+                self.ignored_local_params(body, &context);
                 let (mut base, origin) =
                     self.sourced(Kind::ResourceType, &name, source, |d, b| d.resource_type(b))?;
                 base.origin = origin;
@@ -71,6 +79,13 @@ impl Decoder<'_> {
 
     pub(crate) fn runner_type(&mut self, block: &Block) -> Option<RunnerType> {
         let name = self.labels(block, "runner_type", &["name"])?.remove(0);
+        if !self.sourced {
+            self.canonical_name(
+                &name,
+                "Runner Name",
+                block.labels.first().and_then(|l| l.span()),
+            );
+        }
         let context = format!("runner_type \"{name}\"");
         let body = &block.body;
         self.check_attributes(body, &["source"], Unknown::Reject, &context);
@@ -113,6 +128,13 @@ impl Decoder<'_> {
 
     pub(crate) fn secret_type(&mut self, block: &Block) -> Option<SecretType> {
         let name = self.labels(block, "secret_type", &["name"])?.remove(0);
+        if !self.sourced {
+            self.canonical_name(
+                &name,
+                "SecretType Name",
+                block.labels.first().and_then(|l| l.span()),
+            );
+        }
         let context = format!("secret_type \"{name}\"");
         let body = &block.body;
         // Every attribute other than these is configuration.
@@ -128,6 +150,7 @@ impl Decoder<'_> {
         let runner_override = self.runner_override(body, &context);
         let resolved = match self.source_attribute(body, &["get"], &context) {
             Some(source) => {
+                self.ignored_local_params(body, &context);
                 let (mut base, origin) =
                     self.sourced(Kind::SecretType, &name, source, |d, b| d.secret_type(b))?;
                 base.origin = origin;
@@ -231,6 +254,13 @@ impl Decoder<'_> {
         let name = self
             .labels(block, "notification_type", &["name"])?
             .remove(0);
+        if !self.sourced {
+            self.canonical_name(
+                &name,
+                "NotificationType Name",
+                block.labels.first().and_then(|l| l.span()),
+            );
+        }
         let context = format!("notification_type \"{name}\"");
         let body = &block.body;
         self.check_attributes(body, &["source", "params"], Unknown::Reject, &context);
@@ -239,6 +269,7 @@ impl Decoder<'_> {
         let runner_override = self.runner_override(body, &context);
         let resolved = match self.source_attribute(body, &["notify"], &context) {
             Some(source) => {
+                self.ignored_local_params(body, &context);
                 let (mut base, origin) =
                     self.sourced(Kind::NotificationType, &name, source, |d, b| {
                         d.notification_type(b)
@@ -265,6 +296,18 @@ impl Decoder<'_> {
             block,
         );
         Some(resolved)
+    }
+
+    /// Warns that a local `params` list next to a `source` is not used (the source's list is).
+    fn ignored_local_params(&mut self, body: &Body, context: &str) {
+        if let Some(params) = attribute(body, "params") {
+            self.warning(
+                format!(
+                    "{context}: params is ignored because the definition comes from its source"
+                ),
+                params.key.span(),
+            );
+        }
     }
 
     /// A runner command block: `<kind> "<runner>" { args = [...]  key = "value" }`.
@@ -468,7 +511,13 @@ impl Decoder<'_> {
         };
         let mut inner = Decoder::new(self.fetcher);
         inner.sourced = true;
-        inner.scope = Scope::default();
+        inner.scope = Scope {
+            no_vars_reason: Some(
+                "a definition fetched from a source is read on its own, without the pipeline's \
+                 variables; set values in the local block instead",
+            ),
+            ..Scope::default()
+        };
         let decoded = decode(&mut inner, block);
         for diagnostic in inner.diags {
             if diagnostic.severity == Severity::Error {

@@ -59,6 +59,9 @@ impl Decoder<'_> {
                     extra.ident.span(),
                 );
             }
+            // The secret block is checked even when a value is given, so that a file that is
+            // valid with --var is valid without it too.
+            let secret_labels = secret_block.and_then(|secret| self.secret_block(secret, &name));
             let given = vars.get(&name);
             let value = if let Some(given) = given {
                 match given.to_typed(&name, value_type) {
@@ -76,27 +79,9 @@ impl Decoder<'_> {
                     );
                     continue;
                 }
-                let Some(secret_labels) =
-                    self.labels(secret, &format!("secret in {context}"), &["secret type"])
-                else {
+                let Some(secret_labels) = secret_labels else {
                     continue;
                 };
-                self.check_attributes(
-                    &secret.body,
-                    &["path", "key"],
-                    Unknown::Reject,
-                    &format!("secret in {context}"),
-                );
-                self.check_blocks(&secret.body, &[], &format!("secret in {context}"));
-                self.refer(
-                    RefKind::SecretType,
-                    secret_labels[0].clone(),
-                    secret.labels.first().and_then(|l| l.span()),
-                    format!(
-                        "variable \"{name}\" secret references unknown secret_type \"{}\"",
-                        secret_labels[0]
-                    ),
-                );
                 secrets.push(SecretBinding {
                     index: decoded.len(),
                     block: secret,
@@ -154,9 +139,8 @@ impl Decoder<'_> {
                     .map(|(v, value)| (v.name.clone(), value.clone()))
                     .collect(),
             ),
-            each: None,
-            type_keywords: false,
             failed_vars,
+            ..Scope::default()
         };
         // A secret's path or key may hold another secret's placeholder: re-evaluate until
         // nothing changes. With N bindings, N + 1 rounds settle any chain; still changing after
@@ -203,6 +187,24 @@ impl Decoder<'_> {
             );
         }
         decoded
+    }
+
+    /// Checks a `secret` block's shape and records its type as a reference; its labels.
+    fn secret_block(&mut self, secret: &Block, name: &str) -> Option<Vec<String>> {
+        let context = format!("secret in variable \"{name}\"");
+        let labels = self.labels(secret, &context, &["secret type"])?;
+        self.check_attributes(&secret.body, &["path", "key"], Unknown::Reject, &context);
+        self.check_blocks(&secret.body, &[], &context);
+        self.refer(
+            RefKind::SecretType,
+            labels[0].clone(),
+            secret.labels.first().and_then(|l| l.span()),
+            format!(
+                "variable \"{name}\" secret references unknown secret_type \"{}\"",
+                labels[0]
+            ),
+        );
+        Some(labels)
     }
 
     /// Evaluates the `path` and `key` of a secret binding in the current scope.

@@ -12,9 +12,8 @@ fn scope() -> Scope {
     ]);
     Scope {
         vars: Some(vars),
-        each: None,
-        type_keywords: false,
         failed_vars: ["broken".to_owned()].into(),
+        ..Scope::default()
     }
 }
 
