@@ -29,9 +29,8 @@ job "test" {
     }
   }
 
-  ensure "exec" {
-    path = "echo"
-    args = ["build finished: $BUILD_STATUS"]
+  ensure "shell" {
+    cmd = "echo build finished: $BUILD_STATUS"
   }
 }
 

@@ -3,6 +3,8 @@
 // A command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod render;
+mod run;
 mod validate;
 
 use std::process::ExitCode;
@@ -19,6 +21,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run one job of a pipeline on this machine, without a server.
+    ///
+    /// A get runs the resource's check to find its newest version, then pulls it (or copies a
+    /// directory given with --resource); put and notify steps are shown as skipped. Output is
+    /// shown live, step by step, with a summary at the end. Exits 0 when the build succeeded
+    /// (or ended with a warning), 1 when it failed or was cancelled (Ctrl-C), 2 on usage or
+    /// pipeline errors.
+    Run(run::Args),
     /// Check a pipeline file and print a summary, or every problem with its location.
     ///
     /// Checks syntax, variables, functions, references between blocks, names, durations and
@@ -28,7 +38,7 @@ enum Command {
     Validate(validate::Args),
 }
 
-/// Exit status for a pipeline that is invalid.
+/// Exit status for a pipeline that is invalid, or a build that failed.
 const EXIT_INVALID: u8 = 1;
 /// Exit status for bad command-line input (a missing file, a malformed --var, ...).
 const EXIT_USAGE: u8 = 2;
@@ -36,6 +46,7 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
     };
     match result {
@@ -45,6 +56,14 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// Whether to colour output written to stdout.
+fn stdout_color(no_color: bool) -> bool {
+    use std::io::IsTerminal;
+    !no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal()
 }
 
 /// Whether to colour output written to stderr.

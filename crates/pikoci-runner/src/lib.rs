@@ -1,1 +1,189 @@
-//! The `Runner` implementation: process spawning, runner templates, exec/shell/docker, services. Filled by the engine issue; this crate holds nothing yet.
+//! Runs commands as local processes: the [`Runner`] that `pikoci run` and workers use. Every
+//! runner type (`exec`, `shell`, `docker`, or a pipeline's own) ends up here as a program with
+//! arguments, once the engine has expanded its template.
+//!
+//! Each process runs in its own process group. Cancellation (and the engine's timeouts, which
+//! cancel) kills the whole group, so no grandchild outlives its step; so does the end of the
+//! main process, so a step cannot leave background processes behind. stdout and stderr are read
+//! line by line as they are written and passed on in the order they arrive.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use pikoci_core::engine::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, Stream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long output still arriving after the process ended is waited for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest line passed on as one; longer lines are split (protects memory).
+const MAX_LINE: usize = 1024 * 1024;
+
+/// Runs invocations as child processes of this process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessRunner;
+
+impl ProcessRunner {
+    /// A runner.
+    pub fn new() -> ProcessRunner {
+        ProcessRunner
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for ProcessRunner {
+    async fn run(
+        &self,
+        invocation: Invocation,
+        output: OutputSink,
+        cancel: CancellationToken,
+    ) -> RunOutcome {
+        let mut child = match spawn(&invocation) {
+            Ok(child) => child,
+            Err(err) => {
+                return RunOutcome::SpawnFailed(format!(
+                    "cannot run \"{}\": {err}",
+                    invocation.program
+                ));
+            }
+        };
+        let group = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
+        let (lines, mut received) = mpsc::unbounded_channel::<OutputLine>();
+        let readers = [
+            child
+                .stdout
+                .take()
+                .map(|out| tokio::spawn(read_lines(out, Stream::Stdout, lines.clone()))),
+            child
+                .stderr
+                .take()
+                .map(|err| tokio::spawn(read_lines(err, Stream::Stderr, lines.clone()))),
+        ];
+        drop(lines);
+        let forward = async {
+            while let Some(line) = received.recv().await {
+                output(line);
+            }
+        };
+        let wait = async {
+            tokio::select! {
+                status = child.wait() => (status, false),
+                () = cancel.cancelled() => {
+                    kill_group(group);
+                    (child.wait().await, true)
+                }
+            }
+        };
+        tokio::pin!(forward, wait);
+        // Lines are passed on while the process runs, not when it ends.
+        let mut forwarded = false;
+        let (status, cancelled) = loop {
+            tokio::select! {
+                ended = &mut wait => break ended,
+                () = &mut forward, if !forwarded => forwarded = true,
+            }
+        };
+        // Whatever the main process left running in its group goes too.
+        kill_group(group);
+        if !forwarded {
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, forward).await;
+        }
+        for reader in readers.into_iter().flatten() {
+            reader.abort();
+        }
+        if cancelled {
+            return RunOutcome::Cancelled;
+        }
+        match status {
+            Ok(status) => exit_outcome(status),
+            Err(err) => RunOutcome::SpawnFailed(format!(
+                "failed to wait for \"{}\": {err}",
+                invocation.program
+            )),
+        }
+    }
+}
+
+fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
+    let program = if invocation.program.contains('/') && !invocation.program.starts_with('/') {
+        invocation.workdir.join(&invocation.program)
+    } else {
+        PathBuf::from(&invocation.program)
+    };
+    let mut command = Command::new(program);
+    command
+        .args(&invocation.args)
+        .envs(&invocation.env)
+        .current_dir(&invocation.workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    command.process_group(0);
+    command.spawn()
+}
+
+/// Sends SIGKILL to a whole process group (ignoring a group that is already gone).
+fn kill_group(group: Option<nix::unistd::Pid>) {
+    if let Some(group) = group {
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+fn exit_outcome(status: std::process::ExitStatus) -> RunOutcome {
+    if let Some(code) = status.code() {
+        return RunOutcome::Exited(code);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return RunOutcome::Signaled(signal);
+        }
+    }
+    RunOutcome::Exited(-1)
+}
+
+/// Reads `pipe` line by line (a last line without a newline counts), sending each line on.
+async fn read_lines(
+    pipe: impl AsyncRead + Unpin,
+    stream: Stream,
+    lines: mpsc::UnboundedSender<OutputLine>,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut buffer = Vec::new();
+    loop {
+        buffer.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buffer)
+            .await;
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if buffer.ends_with(b"\n") {
+                    buffer.pop();
+                    if buffer.ends_with(b"\r") {
+                        buffer.pop();
+                    }
+                }
+                let line = OutputLine {
+                    stream,
+                    text: String::from_utf8_lossy(&buffer).into_owned(),
+                    at: SystemTime::now(),
+                };
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,11 @@
 //! The validated pipeline: what a pipeline file means, with every name resolved and every default
 //! applied. Produced by `pikoci-config`, executed by the engine, stored by the server.
 
+mod inputs;
 mod job;
 mod types;
 
+pub use inputs::TriggerKind;
 pub use job::*;
 pub use types::*;
 

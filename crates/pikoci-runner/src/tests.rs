@@ -1,0 +1,223 @@
+//! Real processes: output order and streaming, exit statuses, and process-tree killing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+struct Captured {
+    lines: Arc<Mutex<Vec<(Stream, String, Instant)>>>,
+    sink: OutputSink,
+}
+
+fn capture() -> Captured {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let store = lines.clone();
+    let sink: OutputSink = Arc::new(move |line: OutputLine| {
+        store
+            .lock()
+            .unwrap()
+            .push((line.stream, line.text, Instant::now()));
+    });
+    Captured { lines, sink }
+}
+
+fn sh(script: &str, workdir: &Path) -> Invocation {
+    Invocation {
+        program: "/bin/sh".to_owned(),
+        args: vec!["-ec".to_owned(), script.to_owned()],
+        env: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
+        workdir: workdir.to_path_buf(),
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+async fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_arrive_in_order_with_env_and_workdir() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = capture();
+    let script = "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo \"$GREETING from $(pwd)\"; printf 'no newline'";
+    let outcome = ProcessRunner::new()
+        .run(
+            sh(script, dir.path()),
+            out.sink.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    let lines: Vec<(Stream, String)> = out
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(s, t, _)| (*s, t.clone()))
+        .collect();
+    let workdir = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(
+        lines,
+        [
+            (Stream::Stdout, "one".to_owned()),
+            (Stream::Stderr, "two".to_owned()),
+            (Stream::Stdout, format!("hello from {}", workdir.display())),
+            (Stream::Stdout, "no newline".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn output_is_streamed_before_the_process_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = capture();
+    let started = Instant::now();
+    ProcessRunner::new()
+        .run(
+            sh("echo early; sleep 1; echo late", dir.path()),
+            out.sink.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+    let lines = out.lines.lock().unwrap();
+    let early = lines[0].2.duration_since(started);
+    let late = lines[1].2.duration_since(started);
+    assert!(
+        late - early >= Duration::from_millis(800),
+        "early {early:?}, late {late:?}"
+    );
+}
+
+#[tokio::test]
+async fn exit_statuses_and_spawn_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = ProcessRunner::new();
+    let outcome = runner
+        .run(
+            sh("exit 3", dir.path()),
+            capture().sink,
+            CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(outcome, RunOutcome::Exited(3));
+    let outcome = runner
+        .run(
+            sh("kill -TERM $$", dir.path()),
+            capture().sink,
+            CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(outcome, RunOutcome::Signaled(15));
+    let mut missing = sh("", dir.path());
+    missing.program = "/nonexistent/tool".to_owned();
+    match runner
+        .run(missing, capture().sink, CancellationToken::new())
+        .await
+    {
+        RunOutcome::SpawnFailed(why) => {
+            assert!(why.starts_with("cannot run \"/nonexistent/tool\""), "{why}")
+        }
+        other => panic!("expected a spawn failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn relative_programs_run_from_the_work_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    let script = dir.path().join("bin/hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho from script\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = capture();
+    let invocation = Invocation {
+        program: "bin/hello.sh".to_owned(),
+        args: vec![],
+        env: BTreeMap::new(),
+        workdir: dir.path().to_path_buf(),
+    };
+    assert_eq!(
+        ProcessRunner::new()
+            .run(invocation, out.sink.clone(), CancellationToken::new())
+            .await,
+        RunOutcome::Exited(0)
+    );
+    assert_eq!(out.lines.lock().unwrap()[0].1, "from script");
+}
+
+#[tokio::test]
+async fn cancellation_kills_the_whole_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("grandchild.pid");
+    let cancel = CancellationToken::new();
+    let script = format!("sleep 300 & echo $! > {}; sleep 300", pidfile.display());
+    let run = tokio::spawn({
+        let cancel = cancel.clone();
+        let invocation = sh(&script, dir.path());
+        async move {
+            ProcessRunner::new()
+                .run(invocation, capture().sink, cancel)
+                .await
+        }
+    });
+    let grandchild: i32 = wait_for_file(&pidfile).await.trim().parse().unwrap();
+    assert!(alive(grandchild));
+    let started = Instant::now();
+    cancel.cancel();
+    assert_eq!(run.await.unwrap(), RunOutcome::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(grandchild) {
+        assert!(
+            Instant::now() < deadline,
+            "grandchild {grandchild} survived the cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn background_processes_do_not_outlive_their_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("background.pid");
+    let script = format!(
+        "sleep 300 > /dev/null 2>&1 & echo $! > {}",
+        pidfile.display()
+    );
+    let outcome = ProcessRunner::new()
+        .run(
+            sh(&script, dir.path()),
+            capture().sink,
+            CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    let background: i32 = wait_for_file(&pidfile).await.trim().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(background) {
+        assert!(
+            Instant::now() < deadline,
+            "background process {background} survived its step"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

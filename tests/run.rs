@@ -1,0 +1,292 @@
+//! End-to-end tests of `pikoci run`: the real binary running real processes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn pikoci(args: &[&str], work: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pikoci"))
+        .args(args)
+        .arg("--work-dir")
+        .arg(work)
+        .env_remove("PIKOCI_VARS")
+        .output()
+        .expect("the pikoci binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn repo(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn the_example_job_runs_and_reports_each_step() {
+    let work = tempfile::tempdir().unwrap();
+    let out = pikoci(
+        &["run", "-p", &repo("examples/hello.hcl"), "-j", "test"],
+        work.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}\nstdout: {}",
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    let stdout = text(&out.stdout);
+    for needle in [
+        "==> [get] every-hour",
+        "checking cron.every-hour for its newest version",
+        "==> [task] greet",
+        "hello from build 1",
+        "==> [task] celebrate",
+        "all good",
+        "build finished: succeeded",
+        "Summary",
+        "✓ job \"test\" succeeded in",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "no colours when piped:\n{stdout}"
+    );
+    // The work directory of the build is removed; the resource cache root stays.
+    let leftovers: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        leftovers.iter().all(|name| name == "cache"),
+        "{leftovers:?}"
+    );
+}
+
+#[test]
+fn a_failing_build_exits_1_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        dir.path(),
+        "fail.hcl",
+        "job \"a\" {\n  task \"boom\" {\n    run \"shell\" { cmd = \"echo about to fail; exit 3\" }\n  }\n  task \"never\" {\n    run \"shell\" { cmd = \"echo never\" }\n  }\n  on_failure \"shell\" { cmd = \"echo failure hook: $BUILD_STATUS\" }\n}\n",
+    );
+    let out = pikoci(&["run", "-p", &pipeline, "-j", "a"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("about to fail"), "{stdout}");
+    assert!(stdout.contains("exit status 3"), "{stdout}");
+    assert!(stdout.contains("failure hook: failed"), "{stdout}");
+    assert!(!stdout.contains("==> [task] never"), "{stdout}");
+    assert!(stdout.contains("✗ job \"a\" failed"), "{stdout}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_list_what_exists() {
+    let work = tempfile::tempdir().unwrap();
+    let hello = repo("examples/hello.hcl");
+    let out = pikoci(&["run", "-p", &hello], work.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("no job given: use --job NAME\nthe jobs are: test, matrix--amd64-linux"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = pikoci(&["run", "-p", &hello, "-j", "tset"], work.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("job \"tset\" not found in pipeline (did you mean \"test\"?)")
+    );
+    let out = pikoci(
+        &[
+            "run",
+            "-p",
+            &hello,
+            "-j",
+            "test",
+            "--resource",
+            "git.app=/tmp",
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("resource \"git.app\" not found in pipeline (use type.name format, e.g. git.my-repo); the resources are: cron.every-hour"));
+    let broken = write(
+        work.path(),
+        "broken.hcl",
+        "job \"a\" {\n  tsk \"x\" {}\n}\n",
+    );
+    let out = pikoci(&["run", "-p", &broken, "-j", "a"], work.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean \"task\"?"));
+}
+
+#[test]
+fn inputs_secrets_and_local_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("README"), "local copy\n").unwrap();
+    let pipeline = write(
+        dir.path(),
+        "p.hcl",
+        r#"variable "token" {
+  type = string
+  secret "vault" {
+    path = "secret/ci"
+    key  = "token"
+  }
+}
+resource "git" "app" {
+  params {
+    url  = "https://example.invalid/app.git"
+    name = "app"
+  }
+}
+job "deploy" {
+  input "target" {
+    type    = "string"
+    options = ["staging", "production"]
+  }
+  get "git" "app" {}
+  task "show" {
+    run "shell" { cmd = "cat app/README; echo target=$INPUT_target token=${var.token}" }
+  }
+}
+"#,
+    );
+    let resource = format!("git.app={}", source.display());
+    let out = pikoci(
+        &[
+            "run",
+            "-p",
+            &pipeline,
+            "-j",
+            "deploy",
+            "--resource",
+            &resource,
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("required input \"target\" of job \"deploy\" has no value"),
+        "{stderr}"
+    );
+    let out = pikoci(
+        &[
+            "run",
+            "-p",
+            &pipeline,
+            "-j",
+            "deploy",
+            "--resource",
+            &resource,
+            "--input",
+            "target=qa",
+        ],
+        dir.path(),
+    );
+    assert!(text(&out.stderr).contains("\"qa\" is not in options (staging, production)"));
+    let args = [
+        "run",
+        "-p",
+        &pipeline,
+        "-j",
+        "deploy",
+        "--resource",
+        &resource,
+        "--input",
+        "target=staging",
+    ];
+    let out = pikoci(&args, dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("token (secret \"vault\", key \"token\")"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut with_token = args.to_vec();
+    with_token.extend(["--var", "token=t0k3n"]);
+    let out = pikoci(&with_token, dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("using local resource override:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("local copy"), "{stdout}");
+    assert!(stdout.contains("target=staging token=t0k3n"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_cancels_the_step_and_still_runs_cancel_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        dir.path(),
+        "slow.hcl",
+        "job \"a\" {\n  task \"slow\" {\n    run \"shell\" { cmd = \"echo sleeping; sleep 300\" }\n    on_cancel \"shell\" { cmd = \"echo step cancel hook\" }\n  }\n  on_cancel \"shell\" { cmd = \"echo job cancel hook: $BUILD_STATUS\" }\n  ensure \"shell\" { cmd = \"echo ensure ran\" }\n}\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pikoci"))
+        .args(["run", "-p", &pipeline, "-j", "a", "--work-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.contains("sleeping") {
+        assert!(Instant::now() < deadline, "the task never started:\n{seen}");
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("pikoci ended early:\n{seen}");
+        }
+        seen.push_str(&line);
+    }
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let exit = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "cancellation took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(exit.code(), Some(1), "{seen}{rest}");
+    for needle in [
+        "step cancel hook",
+        "job cancel hook: cancelled",
+        "ensure ran",
+        "⊘ job \"a\" cancelled",
+    ] {
+        assert!(rest.contains(needle), "missing {needle:?} in:\n{rest}");
+    }
+}
