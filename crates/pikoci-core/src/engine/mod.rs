@@ -11,6 +11,7 @@ pub mod env;
 mod events;
 mod exec;
 pub mod mask;
+mod native;
 mod runner;
 mod services;
 mod steps;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub use events::{Event, EventSink, Status, StepId, StepType};
+pub use native::{CheckRequest, NativeChecks};
 pub use runner::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, Stream};
 
 use crate::{HookKind, Pipeline, ServiceType};
@@ -90,6 +92,7 @@ pub struct BuildControl {
 pub struct Engine {
     runner: Arc<dyn Runner>,
     sink: Arc<dyn EventSink>,
+    native: Option<Arc<dyn NativeChecks>>,
 }
 
 /// How long a service's `stop` may take.
@@ -98,7 +101,17 @@ const SERVICE_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 impl Engine {
     /// An engine running commands with `runner` and reporting to `sink`.
     pub fn new(runner: Arc<dyn Runner>, sink: Arc<dyn EventSink>) -> Engine {
-        Engine { runner, sink }
+        Engine {
+            runner,
+            sink,
+            native: None,
+        }
+    }
+
+    /// Lets `native` do the checks it knows how to do natively.
+    pub fn with_native_checks(mut self, native: Arc<dyn NativeChecks>) -> Engine {
+        self.native = Some(native);
+        self
     }
 
     /// Runs one build to its end and reports its result (also sent as
@@ -142,6 +155,7 @@ impl Engine {
         let job_cancel = control.cancel.child_token();
         Ok(Build {
             runner: self.runner.clone(),
+            native: self.native.clone(),
             sink: self.sink.clone(),
             job,
             spec,
@@ -167,6 +181,7 @@ struct StartedService {
 #[derive(Debug)]
 struct Build {
     runner: Arc<dyn Runner>,
+    native: Option<Arc<dyn NativeChecks>>,
     sink: Arc<dyn EventSink>,
     job: crate::Job,
     spec: BuildSpec,

@@ -123,7 +123,10 @@ impl Build {
                     .await
                 {
                     Ok(version) => version,
-                    Err(error) => return failed(error),
+                    Err(error) => {
+                        self.log(id, &error);
+                        return failed(error);
+                    }
                 }
             }
             None => return failed(format!("no version found for resource \"{canonical}\"")),
@@ -178,6 +181,28 @@ impl Build {
         cancel: &CancellationToken,
     ) -> Result<serde_json::Value, String> {
         let canonical = resource.canonical();
+        if let Some(native) = &self.native {
+            let params: BTreeMap<String, String> = accepted
+                .iter()
+                .map(|(k, v)| (k.clone(), self.substitute(v)))
+                .collect();
+            let request = super::CheckRequest {
+                resource,
+                resource_type,
+                params: &params,
+                newest: None,
+            };
+            if let Some(found) = native.check(request).await {
+                self.log(id, format!("checked {canonical} for its newest version"));
+                let versions = found.map_err(|error| {
+                    format!("the check of resource \"{canonical}\" failed: {error}")
+                })?;
+                return versions
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| format!("no versions for resource \"{canonical}\""));
+            }
+        }
         let Some(check) = &resource_type.check else {
             self.log(
                 id,
