@@ -290,3 +290,62 @@ fn ctrl_c_cancels_the_step_and_still_runs_cancel_hooks() {
         assert!(rest.contains(needle), "missing {needle:?} in:\n{rest}");
     }
 }
+
+#[test]
+fn every_example_runs_as_documented() {
+    // (file, job, exit code, lines that must appear)
+    let cases: &[(&str, &str, i32, &[&str])] = &[
+        (
+            "examples/hello.hcl",
+            "test",
+            0,
+            &["hello from build 1", "all good"],
+        ),
+        (
+            "examples/hello.hcl",
+            "matrix--arm64-darwin",
+            0,
+            &["building for darwin/arm64"],
+        ),
+        (
+            "examples/parallel.hcl",
+            "release",
+            0,
+            &[
+                "linting 1.4.2",
+                "testing 1.4.2",
+                "publishing 1.4.2",
+                "released: succeeded",
+                "- branch",
+            ],
+        ),
+        (
+            "examples/parallel.hcl",
+            "flaky",
+            0,
+            &[
+                "--- attempt 2/2 ---",
+                "the task failed twice",
+                "finished with warning",
+                "! job \"flaky\" warning",
+            ],
+        ),
+    ];
+    for (file, job, code, needles) in cases {
+        let work = tempfile::tempdir().unwrap();
+        let out = pikoci(&["run", "-p", &repo(file), "-j", job], work.path());
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(*code),
+            "{file} {job}:\n{stdout}\n{}",
+            text(&out.stderr)
+        );
+        for needle in *needles {
+            assert!(
+                stdout.contains(needle),
+                "{file} {job}: missing {needle:?} in:\n{stdout}"
+            );
+        }
+    }
+}

@@ -483,3 +483,99 @@ async fn gets_use_given_versions_and_fail_without_one_outside_local_runs() {
         Some("no version found for resource \"cron.tick\"")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_parallel_timeout_covers_the_group_and_attempts_rerun_it() {
+    let hcl = job(&format!(
+        "in_parallel {{\n  timeout = \"5s\"\n  attempts = 2\n{}{}}}\n",
+        task("quick", "print:quick"),
+        task("stuck", "hang"),
+    ));
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Failed);
+    let log = r.events.log("in_parallel");
+    assert_eq!(
+        log.matches("in_parallel timed out after 5s").count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("--- attempt 2/2 ---"), "{log}");
+    let quick_runs = r
+        .events
+        .finished()
+        .iter()
+        .filter(|s| s.as_str() == "quick: succeeded")
+        .count();
+    assert_eq!(quick_runs, 2, "the whole group reruns");
+}
+
+#[tokio::test]
+async fn unlabeled_hooks_run_their_steps_and_never_change_the_status() {
+    let hcl = CRON.to_owned()
+        + &job(&(task("main", "print:main")
+            + "on_success {\n  put \"cron\" \"tick\" {}\n  task \"cleanup\" {\n    run \"exec\" {\n      path = \"step\"\n      args = [\"print:cleaning; fail\"]\n    }\n  }\n}\n"));
+    let r = run(&hcl, "a").await;
+    assert_eq!(
+        r.status(),
+        Status::Succeeded,
+        "a failing hook does not fail the build"
+    );
+    assert_eq!(
+        r.events.finished(),
+        ["main: succeeded", "tick: skipped", "cleanup: failed"]
+    );
+    assert_eq!(r.events.log("cleanup").lines().next(), Some("cleaning"));
+}
+
+#[tokio::test]
+async fn types_without_pull_record_the_version_and_export_it() {
+    let hcl = "resource \"trigger\" \"deploy\" {}\n".to_owned()
+        + &job(&("get \"trigger\" \"deploy\" {}\n".to_owned()
+            + &task("t", "env:GET_DEPLOY_BUILD_SHA")));
+    let options = Options {
+        local: false,
+        versions: BTreeMap::from([(
+            "trigger.deploy".to_owned(),
+            serde_json::json!({"build_sha": "abc"}),
+        )]),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    assert_eq!(r.status(), Status::Succeeded);
+    assert_eq!(r.events.log("t"), "GET_DEPLOY_BUILD_SHA=abc");
+    assert_eq!(r.events.finished()[0], "deploy: succeeded");
+}
+
+#[tokio::test]
+async fn cached_resources_get_a_cache_dir_and_others_do_not() {
+    let hcl = "resource_type \"cached\" {\n  cache = true\n  check \"exec\" {\n    path = \"step\"\n    args = [\"env:CACHE_DIR; print:[{}]\"]\n  }\n  pull \"exec\" {\n    path = \"step\"\n    args = [\"env:CACHE_DIR\"]\n  }\n}\nresource \"cached\" \"on\" {}\nresource \"cached\" \"off\" { cache = false }\n".to_owned()
+        + &job("get \"cached\" \"on\" {}\nget \"cached\" \"off\" {}\n");
+    let r = run(&hcl, "a").await;
+    assert_eq!(r.status(), Status::Succeeded);
+    let on = r.events.log("on");
+    assert!(on.contains("/cache/main/demo/cached.on"), "{on}");
+    assert!(
+        r.events.log("off").lines().any(|l| l == "CACHE_DIR="),
+        "{}",
+        r.events.log("off")
+    );
+}
+
+#[tokio::test]
+async fn secret_placeholders_in_args_and_params_are_substituted() {
+    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
+        .to_owned()
+        + &job(&task("t", "print:${var.pw}"));
+    let options = Options {
+        secrets: BTreeMap::from([(
+            "__pikoci_secret:pikoci::pw__".to_owned(),
+            "s3cr3t".to_owned(),
+        )]),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    let invocations = r.runner.invocations.lock().unwrap();
+    assert_eq!(invocations[0].args, ["print:s3cr3t"]);
+    drop(invocations);
+    assert_eq!(r.events.log("t"), "***");
+}
