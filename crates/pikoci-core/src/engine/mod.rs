@@ -247,6 +247,7 @@ impl Build {
             self.run_hooks(&hooks, *kind, None, None, Some(build_status), &exports)
                 .await;
         }
+        self.send_automatic_notifications(status, &exports).await;
         BuildResult { status, error }
     }
 

@@ -515,6 +515,49 @@ impl Build {
     }
 }
 
+impl Build {
+    /// After the job hooks: every notification whose `on` matches the build's outcome and
+    /// whose `jobs`/`exclude` let this job through is sent, with `notify_build_status` set.
+    /// `warning` sends nothing. Local runs send nothing.
+    pub(super) async fn send_automatic_notifications(&self, status: Status, exports: &Exports) {
+        let event = match status {
+            Status::Succeeded => crate::NotificationEvent::Success,
+            Status::Failed => crate::NotificationEvent::Failure,
+            Status::Cancelled => crate::NotificationEvent::Cancel,
+            Status::Warning | Status::Skipped => return,
+        };
+        if self.spec.local.is_some() {
+            return;
+        }
+        let event_name = match event {
+            crate::NotificationEvent::Success => "success",
+            crate::NotificationEvent::Failure => "failure",
+            _ => "cancel",
+        };
+        let cancel = self.control.abort.child_token();
+        let notifications = self.spec.pipeline.notifications.clone();
+        for notification in notifications {
+            let fires = notification.on.contains(&event)
+                || notification.on.contains(&crate::NotificationEvent::All);
+            if !fires || !notification.jobs.matches(&self.spec.job) {
+                continue;
+            }
+            let step = NotifyStep {
+                notification: crate::NotificationRef {
+                    type_name: notification.type_name.clone(),
+                    name: notification.name.clone(),
+                },
+                message: None,
+                params: [("build_status".to_owned(), event_name.to_owned())].into(),
+            };
+            let id = self.start_step(None, super::StepType::Notify, notification.name.clone());
+            let started = std::time::Instant::now();
+            let end = self.notify(id, &step, exports, &cancel).await;
+            self.finish_step(id, end.status, started, end.error);
+        }
+    }
+}
+
 /// Copies a file or directory tree (symlinks copied as links, permissions kept).
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(from)?;

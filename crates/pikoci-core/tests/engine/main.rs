@@ -579,3 +579,36 @@ async fn secret_placeholders_in_args_and_params_are_substituted() {
     drop(invocations);
     assert_eq!(r.events.log("t"), "***");
 }
+
+#[tokio::test]
+async fn automatic_notifications_follow_on_and_the_job_filter() {
+    let notifications = "notification_type \"chat\" {\n  notify \"exec\" {\n    path = \"step\"\n    args = [\"env:notify_build_status; env:NOTIFY_MESSAGE\"]\n  }\n}\nnotification \"chat\" \"failures\" {\n  message = \"$BUILD_JOB_NAME broke\"\n  on      = [\"failure\"]\n  exclude = [\"lint\"]\n}\nnotification \"chat\" \"everything\" {\n  on   = [\"all\"]\n  jobs = [\"lint\"]\n}\n";
+    let jobs = "job \"lint\" {\n".to_owned()
+        + &task("l", "fail")
+        + "}\njob \"test\" {\n"
+        + &task("t", "fail")
+        + "}\njob \"ok\" {\n"
+        + &task("o", "print:fine")
+        + "}\n";
+    let hcl = notifications.to_owned() + &jobs;
+    let remote = || Options {
+        local: false,
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "test", remote()).await;
+    assert_eq!(r.events.finished(), ["t: failed", "failures: succeeded"]);
+    assert_eq!(
+        r.events.log("failures"),
+        "notify_build_status=failure\nNOTIFY_MESSAGE=test broke"
+    );
+    let r = run_with(&hcl, "lint", remote()).await;
+    assert_eq!(r.events.finished(), ["l: failed", "everything: succeeded"]);
+    let r = run_with(&hcl, "ok", remote()).await;
+    assert_eq!(r.events.finished(), ["o: succeeded"]);
+    let r = run(&hcl, "test").await;
+    assert_eq!(
+        r.events.finished(),
+        ["t: failed"],
+        "local runs send nothing"
+    );
+}
