@@ -235,7 +235,10 @@ impl EventSink for Terminal {
                 let summary = self.summary(&state, status, duration, error.as_deref());
                 self.print(&summary);
             }
-            Event::Versions { .. } | Event::VersionUsed { .. } | Event::Trigger { .. } => {}
+            Event::Versions { .. }
+            | Event::VersionUsed { .. }
+            | Event::Trigger { .. }
+            | Event::Exported { .. } => {}
         }
     }
 }

@@ -134,6 +134,15 @@ pub enum Event {
         /// The versions, oldest first.
         versions: Vec<serde_json::Value>,
     },
+    /// A step exported a variable (`GET_*`, `TASK_*`) for later steps.
+    Exported {
+        /// The step.
+        id: StepId,
+        /// The variable name.
+        name: String,
+        /// Its value, secrets masked.
+        value: String,
+    },
     /// A `put` to a `trigger` resource: the server turns it into a trigger event.
     Trigger {
         /// The resource, `trigger.<name>`.

@@ -165,7 +165,12 @@ impl Build {
         });
         let prefix = env_name(&resource.name);
         for (key, value) in flat {
-            exports.insert(format!("GET_{prefix}_{}", env_name(&key)), value);
+            self.export(
+                id,
+                exports,
+                format!("GET_{prefix}_{}", env_name(&key)),
+                value,
+            );
         }
         StepEnd::ok()
     }
@@ -354,7 +359,7 @@ impl Build {
         }
         let prefix = env_name(task);
         for (key, value) in pairs {
-            exports.insert(format!("TASK_{prefix}_{key}"), value);
+            self.export(id, exports, format!("TASK_{prefix}_{key}"), value);
         }
     }
 
@@ -516,6 +521,16 @@ impl Build {
 }
 
 impl Build {
+    /// Makes `name` visible to later steps and reports it.
+    fn export(&self, id: StepId, exports: &mut Exports, name: String, value: String) {
+        self.sink.emit(Event::Exported {
+            id,
+            name: name.clone(),
+            value: self.masker.mask(&value),
+        });
+        exports.insert(name, value);
+    }
+
     /// After the job hooks: every notification whose `on` matches the build's outcome and
     /// whose `jobs`/`exclude` let this job through is sent, with `notify_build_status` set.
     /// `warning` sends nothing. Local runs send nothing.

@@ -612,3 +612,38 @@ async fn automatic_notifications_follow_on_and_the_job_filter() {
         "local runs send nothing"
     );
 }
+
+#[tokio::test]
+async fn exports_are_reported_as_events_with_secrets_masked() {
+    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
+        .to_owned()
+        + &job(&task("t", "export:PLAIN=1; export:LEAK=${var.pw}"));
+    let options = Options {
+        secrets: BTreeMap::from([(
+            "__pikoci_secret:pikoci::pw__".to_owned(),
+            "s3cr3t".to_owned(),
+        )]),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    let exported: Vec<(String, String)> = r
+        .events
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            pikoci_core::engine::Event::Exported { name, value, .. } => {
+                Some((name.clone(), value.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        exported,
+        [
+            ("TASK_T_PLAIN".to_owned(), "1".to_owned()),
+            ("TASK_T_LEAK".to_owned(), "***".to_owned())
+        ]
+    );
+}
