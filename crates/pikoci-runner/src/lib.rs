@@ -6,6 +6,11 @@
 //! cancel) kills the whole group, so no grandchild outlives its step; so does the end of the
 //! main process, so a step cannot leave background processes behind. stdout and stderr are read
 //! line by line as they are written and passed on in the order they arrive.
+//!
+//! A container started by `docker run` is not in the process group (the container engine runs
+//! it), so cancelling such a run also kills and removes its container (see `container`).
+
+mod container;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -42,6 +47,8 @@ impl Runner for ProcessRunner {
         output: OutputSink,
         cancel: CancellationToken,
     ) -> RunOutcome {
+        let mut invocation = invocation;
+        let containers = container::label(&mut invocation);
         let mut child = match spawn(&invocation) {
             Ok(child) => child,
             Err(err) => {
@@ -96,6 +103,9 @@ impl Runner for ProcessRunner {
             reader.abort();
         }
         if cancelled {
+            if let Some(containers) = &containers {
+                containers.remove().await;
+            }
             return RunOutcome::Cancelled;
         }
         match status {

@@ -3,6 +3,8 @@
 //! addresses in environment variables. A suite whose service cannot be reached fails, naming
 //! what is missing; nothing is skipped.
 
+mod runner;
+
 /// One integration suite.
 pub(crate) struct Suite {
     /// The name given to `cargo xtask it`.
@@ -14,7 +16,11 @@ pub(crate) struct Suite {
 }
 
 /// Every suite, in the order `cargo xtask it` runs them.
-pub(crate) const SUITES: &[Suite] = &[];
+pub(crate) const SUITES: &[Suite] = &[Suite {
+    name: "runner",
+    description: "the docker runner against podman (installed with apt when missing)",
+    run: runner::run,
+}];
 
 /// Runs one suite, or all of them.
 pub(crate) fn run(name: Option<&str>) -> anyhow::Result<()> {
