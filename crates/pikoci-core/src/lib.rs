@@ -11,5 +11,6 @@ pub mod engine;
 pub mod model;
 pub mod name;
 pub mod schedule;
+pub mod store;
 
 pub use model::*;

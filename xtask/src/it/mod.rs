@@ -4,6 +4,7 @@
 //! what is missing; nothing is skipped.
 
 mod runner;
+mod store;
 
 /// One integration suite.
 pub(crate) struct Suite {
@@ -16,11 +17,18 @@ pub(crate) struct Suite {
 }
 
 /// Every suite, in the order `cargo xtask it` runs them.
-pub(crate) const SUITES: &[Suite] = &[Suite {
-    name: "runner",
-    description: "the docker runner against podman (installed with apt when missing)",
-    run: runner::run,
-}];
+pub(crate) const SUITES: &[Suite] = &[
+    Suite {
+        name: "store",
+        description: "the Store conformance suite on PostgreSQL and MariaDB",
+        run: store::run,
+    },
+    Suite {
+        name: "runner",
+        description: "the docker runner against podman (installed with apt when missing)",
+        run: runner::run,
+    },
+];
 
 /// Runs one suite, or all of them.
 pub(crate) fn run(name: Option<&str>) -> anyhow::Result<()> {

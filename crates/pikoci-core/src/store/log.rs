@@ -1,0 +1,42 @@
+//! Records of build logs: append-only chunks.
+
+use chrono::{DateTime, Utc};
+
+use super::{BuildId, LogCursor};
+
+/// A chunk of a step's output to store (lines flushed together by the worker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogChunk {
+    /// The build.
+    pub build_id: BuildId,
+    /// The build attempt that produced it.
+    pub attempt: u32,
+    /// The step's index in the build.
+    pub step: u32,
+    /// The chunk's sequence number within the step; with the three fields above, the key that
+    /// makes storing a chunk twice harmless.
+    pub seq: u64,
+    /// The output, uncompressed (the store compresses it).
+    pub data: Vec<u8>,
+    /// When the worker flushed it.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored chunk, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    /// Its position in the build's log: read on after it to follow the log.
+    pub cursor: LogCursor,
+    /// The build.
+    pub build_id: BuildId,
+    /// The build attempt that produced it.
+    pub attempt: u32,
+    /// The step's index in the build.
+    pub step: u32,
+    /// The sequence number within the step.
+    pub seq: u64,
+    /// The output, uncompressed.
+    pub data: Vec<u8>,
+    /// When the worker flushed it.
+    pub created_at: DateTime<Utc>,
+}

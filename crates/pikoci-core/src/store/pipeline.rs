@@ -1,0 +1,224 @@
+//! Records of teams, pipelines, jobs, resources and resource versions.
+
+use super::{JobId, PipelineId, ResourceId, TeamId, VersionId};
+use crate::model::{Job, Pipeline, Resource};
+use chrono::{DateTime, Utc};
+
+/// A team: the unit that owns pipelines, trigger streams and (later) members and secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    /// The id.
+    pub id: TeamId,
+    /// The canonical name (`main`).
+    pub name: String,
+    /// When the team was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a user sets: a pipeline's text, its variables and the model `pikoci-config` made of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSpec {
+    /// The canonical pipeline name, unique within its team.
+    pub name: String,
+    /// The pipeline file as the user wrote it.
+    pub config: String,
+    /// The variables given with it (a JSON object: the vars file merged with `--var`s).
+    pub vars: serde_json::Value,
+    /// The validated model.
+    pub model: Pipeline,
+}
+
+/// A stored pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPipeline {
+    /// The id.
+    pub id: PipelineId,
+    /// The owning team.
+    pub team_id: TeamId,
+    /// The canonical name.
+    pub name: String,
+    /// The pipeline file as last set.
+    pub config: String,
+    /// The variables given with it.
+    pub vars: serde_json::Value,
+    /// The validated model.
+    pub model: Pipeline,
+    /// Paused pipelines start no builds (checks go on).
+    pub paused: bool,
+    /// Public pipelines are visible without logging in.
+    pub public: bool,
+    /// When the pipeline was first set.
+    pub created_at: DateTime<Utc>,
+    /// When the pipeline was last set.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The names added, updated and removed by a pipeline update, for jobs or resources.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Names that did not exist before.
+    pub added: Vec<String>,
+    /// Names that existed and were kept (their state preserved, their definition replaced).
+    pub updated: Vec<String>,
+    /// Names that no longer exist (their builds or versions are gone with them).
+    pub removed: Vec<String>,
+}
+
+/// What [`Store::set_pipeline`](super::Store::set_pipeline) did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetPipelineOutcome {
+    /// The pipeline as stored now.
+    pub pipeline: StoredPipeline,
+    /// Whether the pipeline was created (rather than updated).
+    pub created: bool,
+    /// Jobs by name.
+    pub jobs: ChangeSet,
+    /// Resources by canonical name (`type.name`).
+    pub resources: ChangeSet,
+}
+
+/// A stored job: its definition from the model plus the state that outlives pipeline updates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredJob {
+    /// The id, kept while the job's name stays in the pipeline.
+    pub id: JobId,
+    /// The pipeline.
+    pub pipeline_id: PipelineId,
+    /// The (instance) name.
+    pub name: String,
+    /// Position in the pipeline (declaration order).
+    pub position: u32,
+    /// Paused jobs start no builds; kept across pipeline updates.
+    pub paused: bool,
+    /// The definition.
+    pub model: Job,
+    /// When the job first appeared in the pipeline (the baseline for `passed`: versions older
+    /// than a job are not replayed into it).
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored resource: its definition plus its check state, token and pin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// The id, kept while the resource's type and name stay in the pipeline.
+    pub id: ResourceId,
+    /// The pipeline.
+    pub pipeline_id: PipelineId,
+    /// The definition.
+    pub model: Resource,
+    /// The secret part of `POST /api/v1/webhooks/{token}`; kept across pipeline updates.
+    pub webhook_token: String,
+    /// When the next automatic check is due (`None`: never).
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// The version builds are pinned to.
+    pub pinned_version: Option<VersionId>,
+    /// The outcome of the last finished check.
+    pub last_check: Option<CheckRecord>,
+    /// The check in flight, if one was claimed and not finished.
+    pub check_lease: Option<CheckLease>,
+    /// When the resource first appeared in the pipeline.
+    pub created_at: DateTime<Utc>,
+}
+
+impl StoredResource {
+    /// The canonical name, `<type>.<name>`.
+    pub fn canonical(&self) -> String {
+        self.model.canonical()
+    }
+}
+
+/// The outcome of a finished check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    /// When the check finished.
+    pub finished_at: DateTime<Utc>,
+    /// Why the check failed (`None`: it succeeded).
+    pub error: Option<String>,
+    /// The check's output.
+    pub log: String,
+}
+
+/// A check that a worker holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLease {
+    /// The fencing epoch: bumped by every claim; only the holder of the current one may finish.
+    pub attempt: u32,
+    /// The worker running the check.
+    pub worker_id: String,
+    /// When the claim lapses and the check may be claimed again.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A request for a due resource check, on behalf of one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckClaim {
+    /// The worker that will run the check.
+    pub worker_id: String,
+    /// The worker's tags: only resources whose tags are all among them qualify.
+    pub worker_tags: Vec<String>,
+    /// Which teams' resources qualify.
+    pub teams: TeamScope,
+    /// The current time: checks with `next_check_at <= now` are due.
+    pub now: DateTime<Utc>,
+    /// When the claim lapses if the check is not finished.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// A claimed check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedCheck {
+    /// The resource, with `check_lease` set and `next_check_at` moved to the next interval.
+    pub resource: StoredResource,
+    /// The fencing epoch to give back to [`Store::finish_check`](super::Store::finish_check).
+    pub attempt: u32,
+}
+
+/// Which teams' work a claim may take.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TeamScope {
+    /// Every team.
+    #[default]
+    All,
+    /// Only this team (a team-scoped worker).
+    Only(TeamId),
+    /// Every team but these (a global worker, skipping teams that have their own workers).
+    AllExcept(Vec<TeamId>),
+}
+
+/// A version reported by a check or a put.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVersion {
+    /// The version: a JSON object (`{"ref": "abc123"}`). Key order does not matter.
+    pub version: serde_json::Value,
+    /// Metadata shown to users (a JSON array or object; `null` for none).
+    pub metadata: serde_json::Value,
+}
+
+/// A stored resource version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceVersion {
+    /// The id; a larger id is a newer version.
+    pub id: VersionId,
+    /// The resource.
+    pub resource_id: ResourceId,
+    /// The version, with its keys in sorted order.
+    pub version: serde_json::Value,
+    /// The metadata given when the version was first found.
+    pub metadata: serde_json::Value,
+    /// When the version was first found.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A question for the `passed` evaluator: which versions of a resource went through jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassedQuery {
+    /// The resource.
+    pub resource_id: ResourceId,
+    /// The upstream jobs: a version qualifies when every one of them used it (get or put) in a
+    /// `succeeded` or `warning` build. Must not be empty.
+    pub upstream_jobs: Vec<JobId>,
+    /// Leave out versions this job already built (used or was triggered with, any status).
+    pub not_built_by: Option<JobId>,
+    /// At most this many versions, newest first (0: the default page size, 100).
+    pub limit: u32,
+}

@@ -1,0 +1,65 @@
+//! Records of workers (from their heartbeats) and of trigger events.
+
+use chrono::{DateTime, Utc};
+
+use super::{TeamId, TriggerEventId};
+
+/// What a worker says about itself every few seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerHeartbeat {
+    /// The worker's unique id.
+    pub worker_id: String,
+    /// The team it serves (`None`: a global worker).
+    pub team_id: Option<TeamId>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// How many builds it runs at once.
+    pub slots: u32,
+    /// How many builds it runs now.
+    pub running: u32,
+    /// Its PikoCI version.
+    pub version: String,
+    /// Its host name.
+    pub hostname: String,
+    /// When the heartbeat was sent.
+    pub at: DateTime<Utc>,
+}
+
+/// A worker as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worker {
+    /// The worker's unique id.
+    pub worker_id: String,
+    /// The team it serves (`None`: a global worker).
+    pub team_id: Option<TeamId>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// How many builds it runs at once.
+    pub slots: u32,
+    /// How many builds it ran at its last heartbeat.
+    pub running: u32,
+    /// Its PikoCI version.
+    pub version: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Its first heartbeat.
+    pub first_seen_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub last_heartbeat_at: DateTime<Utc>,
+}
+
+/// An event on a team's trigger stream (what a `put` to a `trigger` resource creates, and what
+/// checks of `trigger` resources with the same canonical name read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerEvent {
+    /// The id; a larger id is a newer event.
+    pub id: TriggerEventId,
+    /// The team.
+    pub team_id: TeamId,
+    /// The stream: the resource's canonical name (`trigger.deploy`).
+    pub resource: String,
+    /// The version the event carries (a JSON object).
+    pub version: serde_json::Value,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,308 @@
+//! The tables, as sea-orm entities (one module per table). Times are milliseconds since the Unix
+//! epoch (UTC), JSON is stored as text: the same representation on every backend.
+//!
+//! The schema itself is created by the migrations (`crate::migration`), not derived from these.
+
+pub(crate) mod team {
+    //! `teams`: one row per team.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "teams")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) name: String,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod pipeline {
+    //! `pipelines`: one row per pipeline; `dispatch_seq` is bumped to lock the row while claiming.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pipelines")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) team_id: i64,
+        pub(crate) name: String,
+        pub(crate) config: String,
+        pub(crate) vars: String,
+        pub(crate) model: String,
+        pub(crate) paused: bool,
+        pub(crate) public: bool,
+        pub(crate) dispatch_seq: i64,
+        pub(crate) created_at: i64,
+        pub(crate) updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod pipeline_type {
+    //! `pipeline_types`: the type blocks of a pipeline (resource, runner, secret, service and notification types) and its notifications.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pipeline_types")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) pipeline_id: i64,
+        pub(crate) kind: String,
+        pub(crate) name: String,
+        pub(crate) definition: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod job {
+    //! `jobs`: the state that outlives pipeline updates, plus the dispatch-relevant parts of the model.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "jobs")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) pipeline_id: i64,
+        pub(crate) name: String,
+        pub(crate) position: i32,
+        pub(crate) paused: bool,
+        pub(crate) concurrency: i32,
+        pub(crate) serial_groups: String,
+        pub(crate) tags: String,
+        pub(crate) disable_retry: bool,
+        pub(crate) model: String,
+        pub(crate) next_build_number: i32,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod resource {
+    //! `resources`: definition, webhook token, check schedule and lease, last check, pin.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "resources")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) pipeline_id: i64,
+        pub(crate) type_name: String,
+        pub(crate) name: String,
+        pub(crate) position: i32,
+        pub(crate) model: String,
+        pub(crate) check_interval: String,
+        pub(crate) tags: String,
+        pub(crate) webhook_token: String,
+        pub(crate) next_check_at: Option<i64>,
+        pub(crate) pinned_version_id: Option<i64>,
+        pub(crate) last_check_finished_at: Option<i64>,
+        pub(crate) last_check_error: Option<String>,
+        pub(crate) last_check_log: Option<String>,
+        pub(crate) check_attempt: i32,
+        pub(crate) check_worker_id: Option<String>,
+        pub(crate) check_lease_expires_at: Option<i64>,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod resource_version {
+    //! `resource_versions`: unique per resource by the digest of the canonical JSON.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "resource_versions")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) resource_id: i64,
+        pub(crate) digest: String,
+        pub(crate) version: String,
+        pub(crate) metadata: String,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod build {
+    //! `builds`: number, status, dispatch state (attempt, worker, lease) and times.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "builds")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) job_id: i64,
+        pub(crate) pipeline_id: i64,
+        pub(crate) team_id: i64,
+        pub(crate) number: i32,
+        pub(crate) retry: i32,
+        pub(crate) retries: i32,
+        pub(crate) retry_of: Option<i64>,
+        pub(crate) status: String,
+        pub(crate) inputs: String,
+        pub(crate) error: Option<String>,
+        pub(crate) trigger_resource_id: Option<i64>,
+        pub(crate) trigger_version_id: Option<i64>,
+        pub(crate) attempt: i32,
+        pub(crate) worker_id: Option<String>,
+        pub(crate) lease_expires_at: Option<i64>,
+        pub(crate) requeues: i32,
+        pub(crate) created_at: i64,
+        pub(crate) started_at: Option<i64>,
+        pub(crate) finished_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod build_step {
+    //! `build_steps`: one row per step per attempt.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "build_steps")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) build_id: i64,
+        pub(crate) attempt: i32,
+        pub(crate) step: i32,
+        pub(crate) name: String,
+        pub(crate) kind: String,
+        pub(crate) status: String,
+        pub(crate) started_at: Option<i64>,
+        pub(crate) finished_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod build_version {
+    //! `build_versions`: which version each get or put of a build used (for `passed`).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "build_versions")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) build_id: i64,
+        pub(crate) resource_id: i64,
+        pub(crate) version_id: i64,
+        pub(crate) step_name: String,
+        pub(crate) version_usage: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod log_chunk {
+    //! `log_chunks`: append-only, zstd-compressed, unique by (build, attempt, step, seq).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "log_chunks")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) build_id: i64,
+        pub(crate) attempt: i32,
+        pub(crate) step: i32,
+        pub(crate) seq: i64,
+        pub(crate) data: Vec<u8>,
+        pub(crate) raw_len: i32,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod worker {
+    //! `workers`: the registry, upserted on every heartbeat.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "workers")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) worker_id: String,
+        pub(crate) team_id: Option<i64>,
+        pub(crate) tags: String,
+        pub(crate) slots: i32,
+        pub(crate) running: i32,
+        pub(crate) version: String,
+        pub(crate) hostname: String,
+        pub(crate) first_seen_at: i64,
+        pub(crate) last_heartbeat_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod trigger_event {
+    //! `trigger_events`: team-scoped streams, one per resource canonical name.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "trigger_events")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) team_id: i64,
+        pub(crate) resource: String,
+        pub(crate) version: String,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

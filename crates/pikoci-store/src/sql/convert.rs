@@ -1,0 +1,244 @@
+//! Rows to records and back: times as milliseconds, JSON as text, counters as `i32`.
+
+use chrono::{DateTime, Utc};
+use pikoci_core::store::{
+    Build, BuildNumber, BuildStatus, BuildStep, BuildTrigger, CheckLease, CheckRecord, Dispatch,
+    JobId, PipelineId, ResourceId, ResourceVersion, StepStatus, StoreError, StoreResult, StoredJob,
+    StoredPipeline, StoredResource, Team, TeamId, VersionId, Worker,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::entity::{build, build_step, job, pipeline, resource, resource_version, team, worker};
+use crate::error::corrupt;
+
+/// A time as stored: milliseconds since the Unix epoch.
+pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// A stored time.
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A value as JSON text.
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|err| corrupt(format!("failed to serialize {what}"), err))
+}
+
+/// A value from stored JSON text.
+pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(text)
+        .map_err(|err| corrupt(format!("corrupt {what} in the database"), err))
+}
+
+/// A count or index as stored (`i32`); `InvalidInput` beyond `i32::MAX`.
+pub(crate) fn int(value: u32, what: &str) -> StoreResult<i32> {
+    i32::try_from(value)
+        .map_err(|_| StoreError::invalid_input(format!("{what} {value} is too large")))
+}
+
+/// A stored count or index.
+pub(crate) fn uint(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+/// The JSON object with its keys sorted at every level: equal versions get equal text.
+pub(crate) fn canonical_json(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical_json(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(canonical_json).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// The hex SHA-256 of a text (the unique key of a version within its resource).
+pub(crate) fn digest(text: &str) -> String {
+    let hash = Sha256::digest(text.as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn team(m: team::Model) -> Team {
+    Team {
+        id: TeamId(m.id),
+        name: m.name,
+        created_at: time(m.created_at),
+    }
+}
+
+pub(crate) fn pipeline(m: pipeline::Model) -> StoreResult<StoredPipeline> {
+    Ok(StoredPipeline {
+        id: PipelineId(m.id),
+        team_id: TeamId(m.team_id),
+        vars: from_json(&m.vars, "pipeline vars")?,
+        model: from_json(&m.model, "pipeline model")?,
+        name: m.name,
+        config: m.config,
+        paused: m.paused,
+        public: m.public,
+        created_at: time(m.created_at),
+        updated_at: time(m.updated_at),
+    })
+}
+
+pub(crate) fn job(m: job::Model) -> StoreResult<StoredJob> {
+    Ok(StoredJob {
+        id: JobId(m.id),
+        pipeline_id: PipelineId(m.pipeline_id),
+        model: from_json(&m.model, "job model")?,
+        name: m.name,
+        position: uint(m.position),
+        paused: m.paused,
+        created_at: time(m.created_at),
+    })
+}
+
+pub(crate) fn resource(m: resource::Model) -> StoreResult<StoredResource> {
+    let last_check = m.last_check_finished_at.map(|finished_at| CheckRecord {
+        finished_at: time(finished_at),
+        error: m.last_check_error.clone(),
+        log: m.last_check_log.clone().unwrap_or_default(),
+    });
+    let check_lease = match (&m.check_worker_id, m.check_lease_expires_at) {
+        (Some(worker_id), Some(expires_at)) => Some(CheckLease {
+            attempt: uint(m.check_attempt),
+            worker_id: worker_id.clone(),
+            expires_at: time(expires_at),
+        }),
+        _ => None,
+    };
+    Ok(StoredResource {
+        id: ResourceId(m.id),
+        pipeline_id: PipelineId(m.pipeline_id),
+        model: from_json(&m.model, "resource model")?,
+        webhook_token: m.webhook_token,
+        next_check_at: m.next_check_at.map(time),
+        pinned_version: m.pinned_version_id.map(VersionId),
+        last_check,
+        check_lease,
+        created_at: time(m.created_at),
+    })
+}
+
+pub(crate) fn version(m: resource_version::Model) -> StoreResult<ResourceVersion> {
+    Ok(ResourceVersion {
+        id: VersionId(m.id),
+        resource_id: ResourceId(m.resource_id),
+        version: from_json(&m.version, "resource version")?,
+        metadata: from_json(&m.metadata, "version metadata")?,
+        created_at: time(m.created_at),
+    })
+}
+
+pub(crate) fn build(m: build::Model) -> StoreResult<Build> {
+    let status = BuildStatus::parse(&m.status).ok_or_else(|| {
+        StoreError::internal(format!(
+            "build {} has an unknown status \"{}\"",
+            m.id, m.status
+        ))
+    })?;
+    let trigger = match (m.trigger_resource_id, m.trigger_version_id) {
+        (Some(resource), Some(version)) => Some(BuildTrigger {
+            resource_id: ResourceId(resource),
+            version_id: VersionId(version),
+        }),
+        _ => None,
+    };
+    Ok(Build {
+        id: pikoci_core::store::BuildId(m.id),
+        job_id: JobId(m.job_id),
+        pipeline_id: PipelineId(m.pipeline_id),
+        team_id: TeamId(m.team_id),
+        number: BuildNumber {
+            number: uint(m.number),
+            retry: uint(m.retry),
+        },
+        retry_of: m.retry_of.map(pikoci_core::store::BuildId),
+        status,
+        inputs: from_json(&m.inputs, "build inputs")?,
+        error: m.error,
+        trigger,
+        dispatch: Dispatch {
+            attempt: uint(m.attempt),
+            worker_id: m.worker_id,
+            lease_expires_at: m.lease_expires_at.map(time),
+            requeues: uint(m.requeues),
+        },
+        created_at: time(m.created_at),
+        started_at: m.started_at.map(time),
+        finished_at: m.finished_at.map(time),
+    })
+}
+
+pub(crate) fn step(m: build_step::Model) -> StoreResult<BuildStep> {
+    let status = StepStatus::parse(&m.status).ok_or_else(|| {
+        StoreError::internal(format!(
+            "build step {} has an unknown status \"{}\"",
+            m.id, m.status
+        ))
+    })?;
+    Ok(BuildStep {
+        attempt: uint(m.attempt),
+        step: uint(m.step),
+        name: m.name,
+        kind: m.kind,
+        status,
+        started_at: m.started_at.map(time),
+        finished_at: m.finished_at.map(time),
+    })
+}
+
+pub(crate) fn worker(m: worker::Model) -> StoreResult<Worker> {
+    Ok(Worker {
+        tags: from_json(&m.tags, "worker tags")?,
+        worker_id: m.worker_id,
+        team_id: m.team_id.map(TeamId),
+        slots: uint(m.slots),
+        running: uint(m.running),
+        version: m.version,
+        hostname: m.hostname,
+        first_seen_at: time(m.first_seen_at),
+        last_heartbeat_at: time(m.last_heartbeat_at),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_ignores_key_order() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[{"q":1,"p":2}]}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":[{"p":2,"q":1}],"y":2},"b":1}"#).unwrap();
+        let text_a = serde_json::to_string(&canonical_json(&a)).unwrap();
+        let text_b = serde_json::to_string(&canonical_json(&b)).unwrap();
+        assert_eq!(text_a, text_b);
+        assert_eq!(text_a, r#"{"a":{"x":[{"p":2,"q":1}],"y":2},"b":1}"#);
+        assert_eq!(digest(&text_a), digest(&text_b));
+        assert_eq!(digest(&text_a).len(), 64);
+    }
+
+    #[test]
+    fn times_keep_milliseconds() {
+        let t = time(1_700_000_000_123);
+        assert_eq!(ms(t), 1_700_000_000_123);
+        assert_eq!(int(5, "step").unwrap(), 5);
+        assert!(int(u32::MAX, "step").is_err());
+        assert_eq!(uint(-1), 0);
+    }
+}

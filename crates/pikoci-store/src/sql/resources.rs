@@ -1,0 +1,367 @@
+//! Resources: the diff of a pipeline update, webhook tokens, pins, and check claims.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use pikoci_core::model::{Pipeline, ResourceRef};
+use pikoci_core::schedule::CheckInterval;
+use pikoci_core::store::{
+    ChangeSet, CheckClaim, CheckRecord, ClaimedCheck, PipelineId, ResourceId, StoreError,
+    StoreResult, StoredResource, TeamScope, VersionId,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::SqlStore;
+use super::convert::{self, from_json, ms, to_json, uint};
+use super::pipelines::Failure;
+use crate::entity::{resource, resource_version};
+use crate::error::Context;
+
+/// How many due checks are looked at per claim.
+const CHECK_CANDIDATES: u64 = 50;
+
+/// A new webhook token: 192 random bits from a CSPRNG, as hex.
+pub(super) fn new_webhook_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Replaces a pipeline's resources with the model's, keeping the state of those whose type
+/// and name did not change.
+pub(super) async fn set_all(
+    txn: &DatabaseTransaction,
+    pipeline_id: i64,
+    model: &Pipeline,
+    at: DateTime<Utc>,
+) -> Result<ChangeSet, Failure> {
+    let mut old: HashMap<(String, String), resource::Model> = resource::Entity::find()
+        .filter(resource::Column::PipelineId.eq(pipeline_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|row| ((row.type_name.clone(), row.name.clone()), row))
+        .collect();
+    let mut changes = ChangeSet::default();
+    for (position, res) in model.resources.iter().enumerate() {
+        let position = i32::try_from(position).unwrap_or(i32::MAX);
+        let interval = res.check_interval.spec().to_owned();
+        let definition = to_json(res, "resource")?;
+        let tags = to_json(&res.tags, "resource tags")?;
+        match old.remove(&(res.type_name.clone(), res.name.clone())) {
+            Some(row) => {
+                let interval_changed = row.check_interval != interval;
+                let mut row = row.into_active_model();
+                row.position = Set(position);
+                row.model = Set(definition);
+                row.tags = Set(tags);
+                if interval_changed {
+                    row.check_interval = Set(interval);
+                    row.next_check_at = Set(Some(ms(at)));
+                }
+                row.update(txn).await?;
+                changes.updated.push(res.canonical());
+            }
+            None => {
+                resource::ActiveModel {
+                    pipeline_id: Set(pipeline_id),
+                    type_name: Set(res.type_name.clone()),
+                    name: Set(res.name.clone()),
+                    position: Set(position),
+                    model: Set(definition),
+                    check_interval: Set(interval),
+                    tags: Set(tags),
+                    webhook_token: Set(new_webhook_token()),
+                    next_check_at: Set(Some(ms(at))),
+                    pinned_version_id: Set(None),
+                    last_check_finished_at: Set(None),
+                    last_check_error: Set(None),
+                    last_check_log: Set(None),
+                    check_attempt: Set(0),
+                    check_worker_id: Set(None),
+                    check_lease_expires_at: Set(None),
+                    created_at: Set(ms(at)),
+                    ..Default::default()
+                }
+                .insert(txn)
+                .await?;
+                changes.added.push(res.canonical());
+            }
+        }
+    }
+    if !old.is_empty() {
+        let ids: Vec<i64> = old.values().map(|row| row.id).collect();
+        resource::Entity::delete_many()
+            .filter(resource::Column::Id.is_in(ids))
+            .exec(txn)
+            .await?;
+        changes.removed = old
+            .into_keys()
+            .map(|(type_name, name)| format!("{type_name}.{name}"))
+            .collect();
+        changes.removed.sort();
+    }
+    Ok(changes)
+}
+
+pub(super) async fn list(
+    store: &SqlStore,
+    pipeline: PipelineId,
+) -> StoreResult<Vec<StoredResource>> {
+    resource::Entity::find()
+        .filter(resource::Column::PipelineId.eq(pipeline.0))
+        .order_by_asc(resource::Column::Position)
+        .all(store.db())
+        .await
+        .context(|| format!("failed to list the resources of pipeline {pipeline}"))?
+        .into_iter()
+        .map(convert::resource)
+        .collect()
+}
+
+pub(super) async fn by_name(
+    store: &SqlStore,
+    pipeline: PipelineId,
+    reference: &ResourceRef,
+) -> StoreResult<StoredResource> {
+    let row = resource::Entity::find()
+        .filter(resource::Column::PipelineId.eq(pipeline.0))
+        .filter(resource::Column::TypeName.eq(reference.type_name.as_str()))
+        .filter(resource::Column::Name.eq(reference.name.as_str()))
+        .one(store.db())
+        .await
+        .context(|| format!("failed to load resource {reference}"))?
+        .ok_or_else(|| {
+            StoreError::not_found(format!(
+                "resource {reference} does not exist in pipeline {pipeline}"
+            ))
+        })?;
+    convert::resource(row)
+}
+
+pub(super) async fn by_id(store: &SqlStore, id: ResourceId) -> StoreResult<StoredResource> {
+    let row = resource::Entity::find_by_id(id.0)
+        .one(store.db())
+        .await
+        .context(|| format!("failed to load resource {id}"))?
+        .ok_or_else(|| StoreError::not_found(format!("resource {id} does not exist")))?;
+    convert::resource(row)
+}
+
+pub(super) async fn by_webhook_token(store: &SqlStore, token: &str) -> StoreResult<StoredResource> {
+    let row = resource::Entity::find()
+        .filter(resource::Column::WebhookToken.eq(token))
+        .one(store.db())
+        .await
+        .context(|| "failed to look up a webhook token")?
+        .ok_or_else(|| StoreError::not_found("no resource has this webhook token"))?;
+    convert::resource(row)
+}
+
+/// Runs a one-row update of a resource; `NotFound` when the resource does not exist.
+async fn update_one(
+    store: &SqlStore,
+    id: ResourceId,
+    what: &str,
+    update: sea_orm::UpdateMany<resource::Entity>,
+) -> StoreResult<()> {
+    let updated = update
+        .filter(resource::Column::Id.eq(id.0))
+        .exec(store.db())
+        .await
+        .context(|| format!("failed to {what} of resource {id}"))?;
+    if updated.rows_affected == 0 {
+        return Err(StoreError::not_found(format!(
+            "resource {id} does not exist"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn regenerate_webhook_token(
+    store: &SqlStore,
+    id: ResourceId,
+) -> StoreResult<String> {
+    let token = new_webhook_token();
+    let update = resource::Entity::update_many()
+        .col_expr(resource::Column::WebhookToken, Expr::value(token.clone()));
+    update_one(store, id, "replace the webhook token", update).await?;
+    Ok(token)
+}
+
+pub(super) async fn request_check(
+    store: &SqlStore,
+    id: ResourceId,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let update = resource::Entity::update_many()
+        .col_expr(resource::Column::NextCheckAt, Expr::value(ms(at)));
+    update_one(store, id, "schedule a check", update).await
+}
+
+pub(super) async fn pin_version(
+    store: &SqlStore,
+    id: ResourceId,
+    version: Option<VersionId>,
+) -> StoreResult<()> {
+    if let Some(version) = version {
+        let found = resource_version::Entity::find_by_id(version.0)
+            .one(store.db())
+            .await
+            .context(|| format!("failed to load version {version}"))?;
+        match found {
+            Some(row) if row.resource_id == id.0 => {}
+            Some(_) => {
+                return Err(StoreError::invalid_input(format!(
+                    "version {version} is not a version of resource {id}"
+                )));
+            }
+            None => {
+                return Err(StoreError::not_found(format!(
+                    "version {version} does not exist"
+                )));
+            }
+        }
+    }
+    let update = resource::Entity::update_many().col_expr(
+        resource::Column::PinnedVersionId,
+        Expr::value(version.map(|v| v.0)),
+    );
+    update_one(store, id, "pin a version", update).await
+}
+
+/// Due: no check in flight and `next_check_at <= now`, or a check whose lease lapsed.
+fn due(now: i64) -> Condition {
+    Condition::any()
+        .add(
+            Condition::all()
+                .add(resource::Column::CheckLeaseExpiresAt.is_null())
+                .add(resource::Column::NextCheckAt.lte(now)),
+        )
+        .add(resource::Column::CheckLeaseExpiresAt.lt(now))
+}
+
+/// Restricts a query on a table with a `pipeline_id` column to the pipelines of some teams.
+pub(super) fn team_condition<C: ColumnTrait>(pipeline_column: C, teams: &TeamScope) -> Condition {
+    let pipelines_of = |negate: bool, teams: Vec<i64>| {
+        let mut query = Query::select();
+        query
+            .column(crate::entity::pipeline::Column::Id)
+            .from(crate::entity::pipeline::Entity);
+        if negate {
+            query.and_where(crate::entity::pipeline::Column::TeamId.is_not_in(teams));
+        } else {
+            query.and_where(crate::entity::pipeline::Column::TeamId.is_in(teams));
+        }
+        pipeline_column.in_subquery(query)
+    };
+    match teams {
+        TeamScope::All => Condition::all(),
+        TeamScope::Only(team) => Condition::all().add(pipelines_of(false, vec![team.0])),
+        TeamScope::AllExcept(teams) if teams.is_empty() => Condition::all(),
+        TeamScope::AllExcept(teams) => {
+            Condition::all().add(pipelines_of(true, teams.iter().map(|t| t.0).collect()))
+        }
+    }
+}
+
+pub(super) async fn claim_due_check(
+    store: &SqlStore,
+    claim: &CheckClaim,
+) -> StoreResult<Option<ClaimedCheck>> {
+    let now = ms(claim.now);
+    let candidates = resource::Entity::find()
+        .filter(due(now))
+        .filter(team_condition(resource::Column::PipelineId, &claim.teams))
+        .order_by_asc(resource::Column::NextCheckAt)
+        .order_by_asc(resource::Column::Id)
+        .limit(CHECK_CANDIDATES)
+        .all(store.db())
+        .await
+        .context(|| "failed to look for due checks")?;
+    for row in candidates {
+        let tags: Vec<String> = from_json(&row.tags, "resource tags")?;
+        if !tags.iter().all(|tag| claim.worker_tags.contains(tag)) {
+            continue;
+        }
+        let next = CheckInterval::parse(&row.check_interval)
+            .map(|interval| interval.next_after(claim.now))
+            .unwrap_or(claim.now + chrono::Duration::minutes(1));
+        let claimed = resource::Entity::update_many()
+            .col_expr(
+                resource::Column::CheckAttempt,
+                Expr::col(resource::Column::CheckAttempt).add(1),
+            )
+            .col_expr(
+                resource::Column::CheckWorkerId,
+                Expr::value(claim.worker_id.clone()),
+            )
+            .col_expr(
+                resource::Column::CheckLeaseExpiresAt,
+                Expr::value(ms(claim.lease_until)),
+            )
+            .col_expr(resource::Column::NextCheckAt, Expr::value(ms(next)))
+            .filter(resource::Column::Id.eq(row.id))
+            .filter(resource::Column::CheckAttempt.eq(row.check_attempt))
+            .filter(due(now))
+            .exec(store.db())
+            .await
+            .context(|| format!("failed to claim the check of resource {}", row.id))?;
+        if claimed.rows_affected == 1 {
+            let resource = by_id(store, ResourceId(row.id)).await?;
+            return Ok(Some(ClaimedCheck {
+                resource,
+                attempt: uint(row.check_attempt) + 1,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+pub(super) async fn finish_check(
+    store: &SqlStore,
+    id: ResourceId,
+    attempt: u32,
+    outcome: &CheckRecord,
+) -> StoreResult<()> {
+    let attempt_i32 = convert::int(attempt, "check attempt")?;
+    let finished = resource::Entity::update_many()
+        .col_expr(
+            resource::Column::LastCheckFinishedAt,
+            Expr::value(ms(outcome.finished_at)),
+        )
+        .col_expr(
+            resource::Column::LastCheckError,
+            Expr::value(outcome.error.clone()),
+        )
+        .col_expr(
+            resource::Column::LastCheckLog,
+            Expr::value(outcome.log.clone()),
+        )
+        .col_expr(
+            resource::Column::CheckWorkerId,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            resource::Column::CheckLeaseExpiresAt,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(resource::Column::Id.eq(id.0))
+        .filter(resource::Column::CheckAttempt.eq(attempt_i32))
+        .filter(resource::Column::CheckLeaseExpiresAt.is_not_null())
+        .exec(store.db())
+        .await
+        .context(|| format!("failed to record the check of resource {id}"))?;
+    if finished.rows_affected == 1 {
+        return Ok(());
+    }
+    by_id(store, id).await?;
+    Err(StoreError::conflict(format!(
+        "the check of resource {id} at attempt {attempt} is no longer held (it finished or was \
+         claimed again after its lease lapsed)"
+    )))
+}

@@ -1,0 +1,105 @@
+//! The worker registry, upserted from heartbeats.
+
+use chrono::{DateTime, Utc};
+use pikoci_core::store::{StoreError, StoreResult, Worker, WorkerHeartbeat};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::SqlStore;
+use super::convert::{self, int, ms, to_json};
+use crate::entity::worker;
+use crate::error::Context;
+
+pub(super) async fn record_heartbeat(
+    store: &SqlStore,
+    hb: &WorkerHeartbeat,
+) -> StoreResult<Worker> {
+    if hb.worker_id.is_empty() || hb.worker_id.len() > 255 {
+        return Err(StoreError::invalid_input(format!(
+            "invalid worker id \"{}\": it must have 1 to 255 bytes",
+            hb.worker_id
+        )));
+    }
+    let context = || {
+        format!(
+            "failed to record a heartbeat of worker \"{}\"",
+            hb.worker_id
+        )
+    };
+    let row = worker::ActiveModel {
+        worker_id: Set(hb.worker_id.clone()),
+        team_id: Set(hb.team_id.map(|t| t.0)),
+        tags: Set(to_json(&hb.tags, "worker tags")?),
+        slots: Set(int(hb.slots, "slots")?),
+        running: Set(int(hb.running, "running builds")?),
+        version: Set(hb.version.clone()),
+        hostname: Set(hb.hostname.clone()),
+        first_seen_at: Set(ms(hb.at)),
+        last_heartbeat_at: Set(ms(hb.at)),
+    };
+    worker::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(worker::Column::WorkerId)
+                .update_columns([
+                    worker::Column::TeamId,
+                    worker::Column::Tags,
+                    worker::Column::Slots,
+                    worker::Column::Running,
+                    worker::Column::Version,
+                    worker::Column::Hostname,
+                    worker::Column::LastHeartbeatAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(store.db())
+        .await
+        .context(context)?;
+    let row = worker::Entity::find_by_id(hb.worker_id.clone())
+        .one(store.db())
+        .await
+        .context(context)?
+        .ok_or_else(|| StoreError::internal(context()))?;
+    convert::worker(row)
+}
+
+pub(super) async fn list(store: &SqlStore) -> StoreResult<Vec<Worker>> {
+    worker::Entity::find()
+        .order_by_asc(worker::Column::WorkerId)
+        .all(store.db())
+        .await
+        .context(|| "failed to list workers")?
+        .into_iter()
+        .map(convert::worker)
+        .collect()
+}
+
+pub(super) async fn delete_before(
+    store: &SqlStore,
+    cutoff: DateTime<Utc>,
+) -> StoreResult<Vec<String>> {
+    let cutoff = ms(cutoff);
+    let context = || "failed to forget silent workers";
+    let silent: Vec<String> = worker::Entity::find()
+        .select_only()
+        .column(worker::Column::WorkerId)
+        .filter(worker::Column::LastHeartbeatAt.lt(cutoff))
+        .order_by_asc(worker::Column::WorkerId)
+        .into_tuple()
+        .all(store.db())
+        .await
+        .context(context)?;
+    let mut forgotten = Vec::with_capacity(silent.len());
+    for id in silent {
+        // Conditional: a worker that spoke up since the query above stays.
+        let deleted = worker::Entity::delete_many()
+            .filter(worker::Column::WorkerId.eq(id.as_str()))
+            .filter(worker::Column::LastHeartbeatAt.lt(cutoff))
+            .exec(store.db())
+            .await
+            .context(context)?;
+        if deleted.rows_affected == 1 {
+            forgotten.push(id);
+        }
+    }
+    Ok(forgotten)
+}

@@ -1,0 +1,296 @@
+//! The `Store` conformance suite: generic async tests that every backend must pass. A test
+//! target calls `conformance_suite!(open)` with a function `open(test_name) -> Fixture` that
+//! gives each test a fresh, empty, migrated database.
+
+pub(crate) mod builds;
+pub(crate) mod concurrency;
+pub(crate) mod dispatch;
+pub(crate) mod logs;
+pub(crate) mod migrations;
+pub(crate) mod pipelines;
+pub(crate) mod resources;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Duration, Utc};
+use pikoci_core::model::{GetStep, Hooks, Job, Pipeline, Resource, ResourceRef, Step, StepKind};
+use pikoci_core::schedule::CheckInterval;
+use pikoci_core::store::{
+    Build, BuildStatus, BuildTransition, ClaimRequest, JobId, NewBuild, PipelineSpec, Store,
+    StoreError, StoreErrorKind, StoreResult, StoredJob, StoredPipeline, StoredResource, Team,
+    TeamScope,
+};
+use pikoci_store::SqlStore;
+
+/// One test's database.
+pub(crate) struct Fixture {
+    /// The store under test.
+    pub(crate) sql: SqlStore,
+    /// The same store behind the trait, as the server holds it.
+    pub(crate) store: Arc<dyn Store>,
+    /// The URL it was opened with, when it can be opened again (`None` for `mem`).
+    pub(crate) reopen_url: Option<String>,
+    /// Keeps a temporary directory alive for the test's duration.
+    pub(crate) _guard: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    /// Opens `url` (creating and migrating the database) for one test.
+    pub(crate) async fn open(
+        url: &str,
+        reopenable: bool,
+        guard: Option<tempfile::TempDir>,
+    ) -> anyhow::Result<Fixture> {
+        let sql = pikoci_store::connect(url)
+            .await
+            .with_context(|| format!("failed to open the test database {url}"))?;
+        Ok(Fixture {
+            store: Arc::new(sql.clone()),
+            sql,
+            reopen_url: reopenable.then(|| url.to_owned()),
+            _guard: guard,
+        })
+    }
+
+    /// The store, as `&dyn Store`.
+    pub(crate) fn s(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance test, each on a fresh database from `$open`.
+macro_rules! conformance_suite {
+    ($open:path) => {
+        conformance_suite!(@tests $open;
+            migrations::migrations_create_the_schema_and_rerun_as_no_op,
+            migrations::errors_name_the_missing_thing,
+            pipelines::teams_are_unique_and_canonical,
+            pipelines::set_pipeline_creates_everything,
+            pipelines::pipeline_updates_diff_by_name_and_keep_state,
+            pipelines::failed_update_leaves_the_old_pipeline,
+            pipelines::pausing_a_pipeline_sets_job_flags,
+            pipelines::deleting_removes_everything_below,
+            resources::webhook_tokens_are_random_and_regenerable,
+            resources::create_versions_deduplicates_and_keeps_order,
+            resources::pins_accept_only_own_versions,
+            resources::checks_are_claimed_once_and_fenced,
+            resources::passed_versions_follow_successful_upstream_builds,
+            resources::trigger_events_are_team_scoped_streams,
+            resources::heartbeats_register_and_update_workers,
+            builds::builds_are_numbered_per_job_and_retries_nest,
+            builds::status_transitions_are_conditional,
+            builds::steps_are_recorded_per_attempt_and_fenced,
+            builds::list_builds_filters_and_pages,
+            dispatch::claims_take_the_oldest_startable_build,
+            dispatch::claims_respect_concurrency_and_serial_groups,
+            dispatch::leases_are_renewed_and_lapsed_builds_requeued,
+            concurrency::concurrent_claimers_never_share_a_build,
+            concurrency::concurrent_version_inserts_report_each_version_once,
+            concurrency::concurrent_build_creation_numbers_without_gaps,
+            logs::log_chunks_are_idempotent_ordered_and_resumable,
+            logs::retention_deletes_old_logs_and_builds,
+        );
+    };
+    (@tests $open:path; $($module:ident :: $test:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() -> anyhow::Result<()> {
+                let fixture = $open(stringify!($test)).await?;
+                crate::conformance::$module::$test(&fixture).await
+            }
+        )*
+    };
+}
+pub(crate) use conformance_suite;
+
+/// A fixed point in time plus `secs` seconds (stored times have millisecond precision).
+pub(crate) fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 0).expect("valid time") + Duration::seconds(secs)
+}
+
+/// A job with a trigger on `git.repo` and the given attributes.
+pub(crate) fn job(name: &str) -> Job {
+    Job {
+        name: name.to_owned(),
+        instance_of: None,
+        concurrency: 0,
+        serial_groups: Vec::new(),
+        tags: Vec::new(),
+        timeout: None,
+        allow_failure: false,
+        interruptible: false,
+        disable_retry: false,
+        plan: vec![Step::new(StepKind::Get(GetStep {
+            resource: ResourceRef {
+                type_name: "git".to_owned(),
+                name: "repo".to_owned(),
+            },
+            trigger: true,
+            passed: Vec::new(),
+        }))],
+        hooks: Hooks::default(),
+        on_trigger: Vec::new(),
+        approval: None,
+        inputs: Vec::new(),
+    }
+}
+
+/// A resource checked on `interval`.
+pub(crate) fn resource(type_name: &str, name: &str, interval: &str) -> Resource {
+    Resource {
+        type_name: type_name.to_owned(),
+        name: name.to_owned(),
+        params: [("uri".to_owned(), format!("https://example.com/{name}.git"))].into(),
+        check_interval: CheckInterval::parse(interval).expect("valid interval"),
+        tags: Vec::new(),
+        cache: None,
+    }
+}
+
+/// A pipeline model with these jobs and resources.
+pub(crate) fn model(jobs: Vec<Job>, resources: Vec<Resource>) -> Pipeline {
+    Pipeline {
+        jobs,
+        resources,
+        ..Pipeline::default()
+    }
+}
+
+/// A pipeline spec.
+pub(crate) fn spec(name: &str, config: &str, model: Pipeline) -> PipelineSpec {
+    PipelineSpec {
+        name: name.to_owned(),
+        config: config.to_owned(),
+        vars: serde_json::json!({ "env": "test" }),
+        model,
+    }
+}
+
+/// A team with one pipeline holding these jobs and the `git.repo` resource.
+pub(crate) struct World {
+    pub(crate) team: Team,
+    pub(crate) pipeline: StoredPipeline,
+    pub(crate) jobs: Vec<StoredJob>,
+    pub(crate) repo: StoredResource,
+}
+
+impl World {
+    /// The stored job with this name.
+    pub(crate) fn job(&self, name: &str) -> JobId {
+        self.jobs
+            .iter()
+            .find(|j| j.name == name)
+            .unwrap_or_else(|| panic!("no job {name}"))
+            .id
+    }
+}
+
+/// Sets up a team `team` with a pipeline `ci` of these jobs and the resource `git.repo`.
+pub(crate) async fn world(store: &dyn Store, team: &str, jobs: Vec<Job>) -> anyhow::Result<World> {
+    let team = store.create_team(team, at(0)).await?;
+    let outcome = store
+        .set_pipeline(
+            team.id,
+            spec(
+                "ci",
+                "# ci",
+                model(jobs, vec![resource("git", "repo", "@every 1m")]),
+            ),
+            at(0),
+        )
+        .await?;
+    let jobs = store.jobs(outcome.pipeline.id).await?;
+    let repo = store
+        .resource(
+            outcome.pipeline.id,
+            &ResourceRef {
+                type_name: "git".into(),
+                name: "repo".into(),
+            },
+        )
+        .await?;
+    Ok(World {
+        team,
+        pipeline: outcome.pipeline,
+        jobs,
+        repo,
+    })
+}
+
+/// A pending build of `job` with no inputs.
+pub(crate) fn pending(job: JobId, secs: i64) -> NewBuild {
+    NewBuild {
+        job_id: job,
+        status: BuildStatus::Pending,
+        inputs: serde_json::Value::Null,
+        trigger: None,
+        created_at: at(secs),
+    }
+}
+
+/// A claim for worker `w` with no tags, any team, a lease until `at(lease)`.
+pub(crate) fn claim(worker: &str, lease: i64) -> ClaimRequest {
+    ClaimRequest {
+        worker_id: worker.to_owned(),
+        worker_tags: Vec::new(),
+        teams: TeamScope::All,
+        lease_until: at(lease),
+    }
+}
+
+/// Moves a build through `from -> to` for `attempt` at `at(secs)`.
+pub(crate) async fn transition(
+    store: &dyn Store,
+    build: &Build,
+    from: BuildStatus,
+    to: BuildStatus,
+    secs: i64,
+) -> StoreResult<Build> {
+    store
+        .transition_build(&BuildTransition {
+            build_id: build.id,
+            from: vec![from],
+            to,
+            attempt: None,
+            error: None,
+            at: at(secs),
+        })
+        .await
+}
+
+/// Claims `build`'s job's next build for worker `w`, starts it and finishes it with `status`.
+pub(crate) async fn run_to(
+    store: &dyn Store,
+    worker: &str,
+    status: BuildStatus,
+    secs: i64,
+) -> anyhow::Result<Build> {
+    let claimed = store
+        .claim_next_pending(&claim(worker, secs + 60))
+        .await?
+        .context("nothing to claim")?;
+    let started = transition(
+        store,
+        &claimed,
+        BuildStatus::Assigned,
+        BuildStatus::Started,
+        secs,
+    )
+    .await?;
+    Ok(transition(store, &started, BuildStatus::Started, status, secs + 1).await?)
+}
+
+/// Asserts that `result` failed with `kind`, and returns the error.
+pub(crate) fn expect_kind<T: std::fmt::Debug>(
+    result: StoreResult<T>,
+    kind: StoreErrorKind,
+) -> StoreError {
+    match result {
+        Ok(value) => panic!("expected a {kind} error, got {value:?}"),
+        Err(err) => {
+            assert_eq!(err.kind(), kind, "unexpected error: {err}");
+            err
+        }
+    }
+}
