@@ -95,11 +95,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
     let resource_dirs = resource_dirs(&pipeline, &args.resources)?;
-    check_secrets(&pipeline)?;
     let root = match args.work_dir {
         Some(dir) => dir,
         None => default_work_dir()?,
     };
+    let secrets = check_secrets(&pipeline, &job_name, &root)?;
     let spec = BuildSpec {
         pipeline: Arc::new(pipeline),
         job: job_name.clone(),
@@ -108,7 +108,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         build_number: "1".to_owned(),
         inputs,
         versions: BTreeMap::new(),
-        secrets: BTreeMap::new(),
+        secrets,
         local: Some(LocalRun { resource_dirs }),
         work_root: root.clone(),
         cache_root: Some(root.join("cache")),
@@ -192,29 +192,69 @@ fn resource_dirs(
     Ok(dirs)
 }
 
-/// Secret-bound variables that the pipeline uses need a value: `pikoci run` does not contact
-/// secret stores yet.
-fn check_secrets(pipeline: &Pipeline) -> anyhow::Result<()> {
-    let mut without_variables = pipeline.clone();
-    without_variables.variables.clear();
-    let used = serde_json::to_string(&without_variables).unwrap_or_default();
-    let missing: Vec<String> = pipeline
-        .variables
-        .iter()
-        .filter_map(|v| match &v.value {
-            VariableValue::Secret(secret) if used.contains(&secret.placeholder()) => Some(format!(
-                "  {} (secret \"{}\", key \"{}\")",
-                v.name, secret.secret_type, secret.key
-            )),
-            _ => None,
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
+/// Resolves the secret-bound variables the job uses through their secret types, from this
+/// machine (a variable given with --var is no longer secret-bound, so nothing is looked up for
+/// it). Returns the placeholder → value map the engine substitutes.
+fn check_secrets(
+    pipeline: &Pipeline,
+    job: &str,
+    work_root: &std::path::Path,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    use pikoci_core::secrets::{ResolveFailure, resolve, used_by_job};
+    use pikoci_secrets::{ExecSource, Registry};
+
+    let used = used_by_job(pipeline, job);
+    if used.is_empty() {
+        return Ok(BTreeMap::new());
     }
+    // Secret types' get commands run in a work directory of their own.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let workdir = work_root.join(format!("secrets-{nanos:x}-{}", std::process::id()));
+    let registry = Registry::builtins().with_exec(ExecSource::new(
+        Arc::new(ProcessRunner::new()),
+        pipeline.runner_types.clone(),
+        &workdir,
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let result = runtime.block_on(resolve(
+        pipeline,
+        used.iter().map(String::as_str),
+        &registry,
+    ));
+    let _ = std::fs::remove_dir_all(&workdir);
+    let error = match result {
+        Ok(resolved) => return Ok(resolved.placeholders()),
+        Err(error) => error,
+    };
+    let describe = |failure: &ResolveFailure| {
+        let binding = failure.variable.as_ref().and_then(|name| {
+            pipeline
+                .variables
+                .iter()
+                .find(|v| &v.name == name)
+                .and_then(|v| match &v.value {
+                    VariableValue::Secret(secret) => Some(format!(
+                        "{name} (secret \"{}\", key \"{}\")",
+                        secret.secret_type, secret.key
+                    )),
+                    _ => None,
+                })
+        });
+        match binding {
+            Some(binding) => format!("  {binding}: {}", failure.error),
+            None => format!("  {}", failure.error),
+        }
+    };
+    let lines: Vec<String> = error.failures.iter().map(describe).collect();
     bail!(
-        "these variables are bound to secrets, which pikoci run does not look up yet; give their values with --var NAME=VALUE:\n{}",
-        missing.join("\n")
+        "cannot look up the secrets job \"{job}\" uses; give a variable's value with --var NAME=VALUE to skip its lookup:\n{}",
+        lines.join("\n")
     )
 }
 

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod model;
 pub mod name;
 pub mod schedule;
+pub mod secrets;
 pub mod store;
 
 pub use model::*;

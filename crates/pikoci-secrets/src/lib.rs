@@ -1,1 +1,23 @@
-//! The `SecretSource` implementations: exec-based secret types, Vault, file, env and the built-in store. Filled by the secrets issue; this crate holds nothing yet.
+//! The [`SecretSource`](pikoci_core::secrets::SecretSource) implementations: secret types with
+//! a `get` command ([`ExecSource`]), the builtins `vault` ([`VaultSource`], over the Vault HTTP
+//! API), `file` and `env`, the built-in store `pikoci` ([`SecretStore`], encrypted at rest), and
+//! the [`Registry`] that picks one per secret type.
+//!
+//! Resolution itself (dependencies between secrets, grouping, errors) is
+//! [`pikoci_core::secrets::resolve`]; give it a [`Registry`].
+
+mod exec;
+pub mod format;
+mod local;
+mod registry;
+mod store;
+mod vault;
+
+pub use exec::{DEFAULT_TIMEOUT, ExecSource};
+pub use local::{EnvLookup, EnvSource, FileSource, process_env};
+pub use registry::{Registry, STORE};
+pub use store::{
+    Cipher, EntryInfo, KEY_VARIABLE, MIN_KEY_LEN, MemoryTable, Scope, SecretStore, SecretTable,
+    StoreSource, StoredEntry, StoredValue,
+};
+pub use vault::VaultSource;

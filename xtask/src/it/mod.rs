@@ -4,6 +4,7 @@
 //! what is missing; nothing is skipped.
 
 mod runner;
+mod secrets;
 mod store;
 
 /// One integration suite.
@@ -27,6 +28,11 @@ pub(crate) const SUITES: &[Suite] = &[
         name: "runner",
         description: "the docker runner against podman (installed with apt when missing)",
         run: runner::run,
+    },
+    Suite {
+        name: "secrets",
+        description: "the vault secret type against OpenBao (from PyPI): KV v1 and v2, token, AppRole",
+        run: secrets::run,
     },
 ];
 

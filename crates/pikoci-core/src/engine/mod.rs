@@ -248,6 +248,7 @@ impl Build {
                 .await;
         }
         self.send_automatic_notifications(status, &exports).await;
+        let error = error.map(|e| self.masker.mask(&e));
         BuildResult { status, error }
     }
 
@@ -315,16 +316,10 @@ impl Build {
         env
     }
 
-    /// Replaces secret placeholders by their values.
+    /// Replaces secret placeholders by their values (longest first: a chained secret's
+    /// placeholder embeds the placeholder of the secret it depends on).
     fn substitute(&self, text: &str) -> String {
-        if !text.contains(crate::SecretRef::PLACEHOLDER_PREFIX) {
-            return text.to_owned();
-        }
-        let mut out = text.to_owned();
-        for (placeholder, value) in &self.spec.secrets {
-            out = out.replace(placeholder.as_str(), value);
-        }
-        out
+        crate::secrets::substitute(text, &self.spec.secrets)
     }
 
     /// Whether the build (not just a group or a step) was cancelled or timed out.

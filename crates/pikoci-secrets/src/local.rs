@@ -1,0 +1,248 @@
+//! The builtin secret types that read the worker itself: `file` and `env`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pikoci_core::secrets::{
+    SecretError, SecretErrorKind, SecretRequest, SecretSource, SecretValue, SecretValues,
+};
+
+use crate::format::Format;
+
+/// Looks up a variable of the worker process's environment (replaceable in tests).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The worker process's own environment.
+pub fn process_env() -> EnvLookup {
+    Arc::new(|name: &str| std::env::var(name).ok())
+}
+
+/// The largest secret file read (a secret file is small; this protects memory).
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The builtin `file` secret type: reads and parses a file on the worker.
+#[derive(Debug, Clone, Default)]
+pub struct FileSource {
+    /// Where relative paths start (default: the process's working directory).
+    base: Option<PathBuf>,
+}
+
+impl FileSource {
+    /// A source resolving relative paths against the process's working directory.
+    pub fn new() -> FileSource {
+        FileSource::default()
+    }
+
+    /// A source resolving relative paths against `base`.
+    pub fn with_base(base: impl Into<PathBuf>) -> FileSource {
+        FileSource {
+            base: Some(base.into()),
+        }
+    }
+
+    fn absolute(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match &self.base {
+            Some(base) => base.join(path),
+            None => std::env::current_dir()
+                .map(|cwd| cwd.join(path))
+                .unwrap_or_else(|_| path.to_path_buf()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSource for FileSource {
+    async fn fetch(&self, request: &SecretRequest) -> Result<SecretValues, SecretError> {
+        let config_path = request.config("path").filter(|p| !p.is_empty());
+        let path = match (request.path.as_str(), config_path) {
+            ("", None) => {
+                return Err(SecretError::new(
+                    SecretErrorKind::Config,
+                    format!(
+                        "no file to read: set path in the variable's secret block or in secret_type \"{}\"",
+                        request.secret_type
+                    ),
+                ));
+            }
+            ("", Some(path)) => path,
+            (path, _) => path,
+        };
+        let format = Format::select(request.config("format"), config_path, Format::Raw)?;
+        let path = self.absolute(path);
+        let shown = path.display().to_string();
+        let io_error = |err: std::io::Error| {
+            let kind = match err.kind() {
+                std::io::ErrorKind::NotFound => SecretErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => SecretErrorKind::Denied,
+                _ => SecretErrorKind::Unreachable,
+            };
+            SecretError::new(kind, format!("cannot read {shown}")).with_source(err)
+        };
+        let metadata = tokio::fs::metadata(&path).await.map_err(io_error)?;
+        if metadata.len() > MAX_FILE_BYTES {
+            return Err(SecretError::new(
+                SecretErrorKind::InvalidResponse,
+                format!("{shown} is larger than {MAX_FILE_BYTES} bytes"),
+            ));
+        }
+        let text = tokio::fs::read_to_string(&path).await.map_err(io_error)?;
+        format.parse_values(&text, &request.secret_type)
+    }
+}
+
+/// The builtin `env` secret type: the variable's `key`, after the type's `prefix`, names an
+/// environment variable of the worker. Unset variables are left out of the answer (the
+/// resolver reports them as missing keys); an empty one is a value.
+#[derive(Clone)]
+pub struct EnvSource {
+    lookup: EnvLookup,
+}
+
+impl std::fmt::Debug for EnvSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvSource").finish_non_exhaustive()
+    }
+}
+
+impl Default for EnvSource {
+    fn default() -> EnvSource {
+        EnvSource::new(process_env())
+    }
+}
+
+impl EnvSource {
+    /// A source reading variables through `lookup`.
+    pub fn new(lookup: EnvLookup) -> EnvSource {
+        EnvSource { lookup }
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSource for EnvSource {
+    async fn fetch(&self, request: &SecretRequest) -> Result<SecretValues, SecretError> {
+        let prefix = request.config("prefix").unwrap_or_default();
+        Ok(request
+            .keys
+            .iter()
+            .filter_map(|key| {
+                (self.lookup)(&format!("{prefix}{key}"))
+                    .map(|value| (key.clone(), SecretValue::secret(value)))
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use pikoci_core::{Origin, SecretType};
+
+    use super::*;
+
+    fn request(path: &str, config: &[(&str, &str)], keys: &[&str]) -> SecretRequest {
+        SecretRequest {
+            secret_type: "t".to_owned(),
+            definition: Some(SecretType {
+                name: "t".to_owned(),
+                origin: Origin::Builtin,
+                params: Vec::new(),
+                config: config
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                get: None,
+                runner_override: None,
+            }),
+            path: path.to_owned(),
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        }
+    }
+
+    fn exposed(values: SecretValues) -> BTreeMap<String, String> {
+        values
+            .into_iter()
+            .map(|(k, v)| (k, v.value.into_exposed()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn files_are_read_with_the_format_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.json"), "{\"a\": \"1\"}").unwrap();
+        std::fs::write(dir.path().join("s.env"), "A=2\n").unwrap();
+        std::fs::write(dir.path().join("plain.txt"), "whole\n").unwrap();
+        let source = FileSource::with_base(dir.path());
+        // Config path with its extension.
+        let values = source
+            .fetch(&request("", &[("path", "s.json")], &["a"]))
+            .await
+            .unwrap();
+        assert_eq!(exposed(values), BTreeMap::from([("a".into(), "1".into())]));
+        // The variable's path wins over the config path; the format still comes from the config.
+        let values = source
+            .fetch(&request("s.env", &[("path", "x.env")], &["A"]))
+            .await
+            .unwrap();
+        assert_eq!(exposed(values), BTreeMap::from([("A".into(), "2".into())]));
+        // No config path and no format: raw.
+        let values = source
+            .fetch(&request("plain.txt", &[], &["content"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            exposed(values),
+            BTreeMap::from([("content".into(), "whole".into())])
+        );
+        // An explicit format.
+        let values = source
+            .fetch(&request("s.env", &[("format", "env")], &["A"]))
+            .await
+            .unwrap();
+        assert_eq!(exposed(values).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn file_errors_say_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = FileSource::with_base(dir.path());
+        let err = source.fetch(&request("", &[], &["a"])).await.unwrap_err();
+        assert_eq!(err.kind(), SecretErrorKind::Config);
+        assert!(err.to_string().starts_with("no file to read"), "{err}");
+        let err = source
+            .fetch(&request("missing.json", &[], &["a"]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), SecretErrorKind::NotFound);
+        assert!(err.full_message().contains("missing.json"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn env_reads_prefixed_variables_and_leaves_out_unset_ones() {
+        let lookup: EnvLookup = Arc::new(|name: &str| match name {
+            "CI_TOKEN" => Some("t0k".to_owned()),
+            "CI_EMPTY" => Some(String::new()),
+            _ => None,
+        });
+        let source = EnvSource::new(lookup);
+        let values = source
+            .fetch(&request(
+                "",
+                &[("prefix", "CI_")],
+                &["TOKEN", "EMPTY", "UNSET"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            exposed(values),
+            BTreeMap::from([
+                ("EMPTY".into(), String::new()),
+                ("TOKEN".into(), "t0k".into())
+            ])
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! The built-in store `pikoci`: team- and pipeline-scoped entries (a pipeline entry shadows
+//! the team entry of the same name), of kind `secret` (encrypted at rest, masked in output) or
+//! `plain` (stored and shown as is). The table behind it is a port: [`MemoryTable`] here; the
+//! server keeps it in its database.
+
+mod cipher;
+mod table;
+
+use std::sync::Arc;
+
+use pikoci_core::secrets::{
+    Secret, SecretError, SecretErrorKind, SecretKind, SecretRequest, SecretSource, SecretValue,
+    SecretValues,
+};
+
+pub use cipher::{Cipher, KEY_VARIABLE, MIN_KEY_LEN};
+pub use table::{MemoryTable, Scope, SecretTable, StoredEntry, StoredValue};
+
+/// The longest entry name.
+const MAX_NAME_LEN: usize = 256;
+
+/// An entry as listed: secret values are never listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// The entry's name.
+    pub name: String,
+    /// `secret` or `plain`.
+    pub kind: SecretKind,
+    /// The value, for `plain` entries only.
+    pub plain_value: Option<String>,
+}
+
+/// The store: lookup rules and encryption over a [`SecretTable`].
+#[derive(Debug, Clone)]
+pub struct SecretStore {
+    table: Arc<dyn SecretTable>,
+    cipher: Option<Cipher>,
+}
+
+impl SecretStore {
+    /// A store over `table`. Without a cipher (no `PIKOCI_SECRET_KEY`), `plain` entries still
+    /// work and `secret` entries are refused.
+    pub fn new(table: Arc<dyn SecretTable>, cipher: Option<Cipher>) -> SecretStore {
+        SecretStore { table, cipher }
+    }
+
+    fn cipher(&self) -> Result<&Cipher, SecretError> {
+        self.cipher.as_ref().ok_or_else(|| {
+            SecretError::new(
+                SecretErrorKind::Config,
+                format!(
+                    "secret storage is not configured: set {KEY_VARIABLE} to a random key of at least {MIN_KEY_LEN} characters"
+                ),
+            )
+        })
+    }
+
+    /// Sets (creates or replaces) an entry.
+    pub async fn set(
+        &self,
+        scope: &Scope,
+        name: &str,
+        kind: SecretKind,
+        value: &Secret,
+    ) -> Result<(), SecretError> {
+        check_name(name)?;
+        let value = match kind {
+            SecretKind::Secret => {
+                StoredValue::Sealed(self.cipher()?.seal(value, &scope.context(name))?)
+            }
+            SecretKind::Plain => StoredValue::Plain(value.expose().to_owned()),
+        };
+        self.table
+            .put(StoredEntry {
+                scope: scope.clone(),
+                name: name.to_owned(),
+                value,
+            })
+            .await
+    }
+
+    /// The value of `name` for a pipeline: the pipeline's entry, else the team's.
+    pub async fn lookup(
+        &self,
+        team: &str,
+        pipeline: &str,
+        name: &str,
+    ) -> Result<Option<SecretValue>, SecretError> {
+        for scope in [Scope::pipeline(team, pipeline), Scope::team(team)] {
+            if let Some(entry) = self.table.get(&scope, name).await? {
+                return self.open(&entry).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The entries of one scope, by name, without secret values.
+    pub async fn list(&self, scope: &Scope) -> Result<Vec<EntryInfo>, SecretError> {
+        let mut entries: Vec<EntryInfo> = self
+            .table
+            .list(scope)
+            .await?
+            .into_iter()
+            .map(|entry| match entry.value {
+                StoredValue::Sealed(_) => EntryInfo {
+                    name: entry.name,
+                    kind: SecretKind::Secret,
+                    plain_value: None,
+                },
+                StoredValue::Plain(value) => EntryInfo {
+                    name: entry.name,
+                    kind: SecretKind::Plain,
+                    plain_value: Some(value),
+                },
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Deletes an entry; whether it existed.
+    pub async fn delete(&self, scope: &Scope, name: &str) -> Result<bool, SecretError> {
+        self.table.delete(scope, name).await
+    }
+
+    fn open(&self, entry: &StoredEntry) -> Result<SecretValue, SecretError> {
+        match &entry.value {
+            StoredValue::Plain(value) => Ok(SecretValue::plain(value.clone())),
+            StoredValue::Sealed(sealed) => Ok(SecretValue {
+                value: self
+                    .cipher()?
+                    .open(sealed, &entry.scope.context(&entry.name))?,
+                kind: SecretKind::Secret,
+            }),
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), SecretError> {
+    if name.trim().is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(SecretError::new(
+            SecretErrorKind::Config,
+            format!(
+                "invalid secret name: use 1 to {MAX_NAME_LEN} characters without control characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The store `pikoci` as a secret source for one pipeline: each key is an entry name (the
+/// variable's `path` is not used). Entries that do not exist are left out of the answer.
+#[derive(Debug, Clone)]
+pub struct StoreSource {
+    store: Arc<SecretStore>,
+    team: String,
+    pipeline: String,
+}
+
+impl StoreSource {
+    /// Reads `store` for `pipeline` of `team` (canonical names).
+    pub fn new(
+        store: Arc<SecretStore>,
+        team: impl Into<String>,
+        pipeline: impl Into<String>,
+    ) -> StoreSource {
+        StoreSource {
+            store,
+            team: team.into(),
+            pipeline: pipeline.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSource for StoreSource {
+    async fn fetch(&self, request: &SecretRequest) -> Result<SecretValues, SecretError> {
+        let mut values = SecretValues::new();
+        for key in &request.keys {
+            if let Some(value) = self.store.lookup(&self.team, &self.pipeline, key).await? {
+                values.insert(key.clone(), value);
+            }
+        }
+        Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! A small blocking client for the Vault HTTP API (run on the blocking thread pool).
+
+use std::time::Duration;
+
+use pikoci_core::secrets::{Secret, SecretError, SecretErrorKind};
+use serde_json::Value;
+
+/// An answer of the API: its status and JSON body (`Null` when the body is empty).
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) body: Value,
+}
+
+impl Answer {
+    /// The `errors` Vault lists in a failed answer, joined.
+    pub(super) fn errors(&self) -> String {
+        let listed: Vec<String> = self
+            .body
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|e| e.trim().replace("\n\t", " ").replace('\n', " "))
+                    .filter(|e| !e.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        listed.join("; ")
+    }
+
+    /// The error for a failed answer to a request about `what`.
+    pub(super) fn failure(&self, what: &str) -> SecretError {
+        let errors = self.errors();
+        let detail = if errors.is_empty() {
+            format!("HTTP {}", self.status)
+        } else {
+            format!("HTTP {}: {errors}", self.status)
+        };
+        match self.status {
+            404 => SecretError::new(
+                SecretErrorKind::NotFound,
+                format!("no secret at {what} ({detail})"),
+            ),
+            401 | 403 => SecretError::new(
+                SecretErrorKind::Denied,
+                format!(
+                    "Vault refused to read {what} ({detail}): check the token (or AppRole) and that its policy allows reading this path"
+                ),
+            ),
+            _ => SecretError::new(
+                SecretErrorKind::InvalidResponse,
+                format!("Vault failed to read {what} ({detail})"),
+            ),
+        }
+    }
+}
+
+/// A connection to one Vault server.
+pub(super) struct Client {
+    agent: ureq::Agent,
+    address: String,
+    token: Option<Secret>,
+    namespace: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.address)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub(super) fn new(address: &str, namespace: Option<String>, timeout: Duration) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            agent,
+            address: address.trim_end_matches('/').to_owned(),
+            token: None,
+            namespace,
+        }
+    }
+
+    /// Sends the token with every later request.
+    pub(super) fn set_token(&mut self, token: Secret) {
+        self.token = Some(token);
+    }
+
+    /// `GET /v1/<path>`.
+    pub(super) fn get(&self, path: &str) -> Result<Answer, SecretError> {
+        let request = self.agent.get(self.url(path));
+        let request = match &self.token {
+            Some(token) => request.header("X-Vault-Token", token.expose()),
+            None => request,
+        };
+        let request = match &self.namespace {
+            Some(namespace) => request.header("X-Vault-Namespace", namespace),
+            None => request,
+        };
+        self.answer(request.call())
+    }
+
+    /// `POST /v1/<path>` with a JSON body.
+    pub(super) fn post(&self, path: &str, body: &Value) -> Result<Answer, SecretError> {
+        let request = self
+            .agent
+            .post(self.url(path))
+            .header("Content-Type", "application/json");
+        let request = match &self.namespace {
+            Some(namespace) => request.header("X-Vault-Namespace", namespace),
+            None => request,
+        };
+        self.answer(request.send(body.to_string()))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{}", self.address, path.trim_start_matches('/'))
+    }
+
+    fn answer(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Answer, SecretError> {
+        let mut response = response.map_err(|err| {
+            SecretError::new(
+                SecretErrorKind::Unreachable,
+                format!("cannot reach Vault at {}", self.address),
+            )
+            .with_source(err)
+        })?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().map_err(|err| {
+            SecretError::new(
+                SecretErrorKind::Unreachable,
+                format!("failed to read the answer of Vault at {}", self.address),
+            )
+            .with_source(err)
+        })?;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|err| {
+                SecretError::new(
+                    SecretErrorKind::InvalidResponse,
+                    format!(
+                        "Vault at {} answered HTTP {status} with a body that is not JSON (is the address a Vault server?)",
+                        self.address
+                    ),
+                )
+                .with_source(err)
+            })?
+        };
+        Ok(Answer { status, body })
+    }
+}
