@@ -26,8 +26,15 @@ tasks:
               then every integration suite
   it [SUITE]  integration suites against real services (all of them without SUITE):
 {}
+  bench NAME  benchmarks, reported as figures (never asserted):
+{}
   help        this text",
-        suites.join("\n")
+        suites.join("\n"),
+        BENCHES
+            .iter()
+            .map(|(name, description, _)| format!("    {name:<10}{description}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     )
 }
 
@@ -46,12 +53,39 @@ fn run() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("it") => it::run(args.get(1).map(String::as_str)),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("help" | "--help" | "-h") => {
             println!("{}", usage());
             Ok(())
         }
         Some(other) => bail!("unknown task \"{other}\"\n\n{}", usage()),
         None => bail!("no task given\n\n{}", usage()),
+    }
+}
+
+/// Benchmarks: name, description, runner.
+type Bench = (&'static str, &'static str, fn() -> anyhow::Result<()>);
+
+const BENCHES: &[Bench] = &[(
+    "store",
+    "log chunk and version inserts, claim latency: mem, sqlite, postgres, mysql",
+    it::store::bench,
+)];
+
+fn bench(name: Option<&str>) -> anyhow::Result<()> {
+    let names: Vec<&str> = BENCHES.iter().map(|(n, _, _)| *n).collect();
+    let Some(name) = name else {
+        bail!(
+            "no benchmark given; the benchmarks are: {}",
+            names.join(", ")
+        );
+    };
+    match BENCHES.iter().find(|(n, _, _)| *n == name) {
+        Some((_, _, run)) => run(),
+        None => bail!(
+            "no benchmark named \"{name}\"; the benchmarks are: {}",
+            names.join(", ")
+        ),
     }
 }
 

@@ -5,7 +5,7 @@
 
 mod runner;
 mod secrets;
-mod store;
+pub(crate) mod store;
 
 /// One integration suite.
 pub(crate) struct Suite {

@@ -100,6 +100,23 @@ pub(crate) fn run() -> anyhow::Result<()> {
     })
 }
 
+/// `cargo xtask bench store`: the store benchmarks on all four backends, side by side.
+pub(crate) fn bench() -> anyhow::Result<()> {
+    with_databases(|env| {
+        crate::cargo_with_env(
+            &[
+                "bench",
+                "--locked",
+                "-p",
+                "pikoci-store",
+                "--bench",
+                "store",
+            ],
+            env,
+        )
+    })
+}
+
 /// Checks both servers, creates a fresh database on each, runs `work` with the environment
 /// variables that name them, and drops every database of the run afterwards, whatever `work`
 /// returned. (`cargo bench -p pikoci-store --bench store` runs the same way.)
