@@ -5,6 +5,7 @@
 //! another tool. The model is plain Rust, independent of HCL: `pikoci-config` produces it from
 //! pipeline files.
 
+pub mod broker;
 pub mod condition;
 pub mod duration;
 pub mod engine;

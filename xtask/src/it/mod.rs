@@ -3,6 +3,7 @@
 //! addresses in environment variables. A suite whose service cannot be reached fails, naming
 //! what is missing; nothing is skipped.
 
+mod pubsub;
 mod runner;
 mod secrets;
 pub(crate) mod store;
@@ -28,6 +29,11 @@ pub(crate) const SUITES: &[Suite] = &[
         name: "runner",
         description: "the docker runner against podman (installed with apt when missing)",
         run: runner::run,
+    },
+    Suite {
+        name: "pubsub",
+        description: "the Broker conformance suite on NATS, RabbitMQ and Kafka (tansu, from PyPI)",
+        run: pubsub::run,
     },
     Suite {
         name: "secrets",
