@@ -9,8 +9,11 @@
 #             https://oauth2:<token>@host/... for clone, fetch and push
 #   pr        "true": versions are the open pull/merge requests {"ref","pr"}
 #   tag       "true": versions are the tags {"ref","tag"}
-#   provider  github, gitlab, gitea or forgejo (auto-detected for github.com
-#             and gitlab.com); only used by the provider API checks
+#   provider  github, gitlab, gitea or forgejo (auto-detected for github.com,
+#             gitlab.com and codeberg.org); only used by the provider API checks
+#   api_url   the provider's API base URL, when it cannot be derived from url
+#             (default: https://api.github.com, <host>/api/v3 for GitHub
+#             Enterprise, <host>/api/v4 for GitLab, <host>/api/v1 for Gitea)
 #
 # Versions are {"ref":"<commit sha>"} (plus "pr" or "tag" in those modes).
 #
@@ -19,6 +22,10 @@
 # only need git (and sh, sed, awk). The check here is the plain-git path:
 # `git ls-remote` of the branch, or of the tags in tag mode; pr mode has no
 # plain-git equivalent and fails here.
+#
+# The scripts set GIT_TERMINAL_PROMPT=0: without it, git asks for a username
+# and password on the terminal when a server wants credentials that the URL
+# does not carry, and a step run from a terminal (pikoci run) hangs there.
 #
 # With caching on (the default) each pull first updates a bare mirror in
 # $CACHE_DIR/repo and the clone copies its objects from there, so only what
@@ -29,7 +36,7 @@
 #   tag     also create this tag at HEAD and push it (in tag mode: only the tag)
 #   force   "true" to force the push
 resource_type "git" {
-  params = ["url", "branch", "name", "token", "pr", "tag", "provider"]
+  params = ["url", "branch", "name", "token", "pr", "tag", "provider", "api_url"]
   cache  = true
 
   # Prints [{"ref":"<sha>"}] for the head of the branch, or in tag mode the
@@ -38,6 +45,8 @@ resource_type "git" {
   check "exec" {
     path = "/bin/sh"
     args = ["-ec", <<-EOT
+      # Never wait for a password: a step has no terminal to type it in.
+      export GIT_TERMINAL_PROMPT=0
       is_true() { case "$1" in true|True|TRUE|yes|1) return 0 ;; *) return 1 ;; esac; }
 
       url="$param_url"
@@ -111,6 +120,8 @@ resource_type "git" {
   pull "exec" {
     path = "/bin/sh"
     args = ["-ec", <<-EOT
+      # Never wait for a password: a step has no terminal to type it in.
+      export GIT_TERMINAL_PROMPT=0
       url="$param_url"
       if [ -z "$url" ]; then echo "git: the url param is required" >&2; exit 1; fi
       auth_url="$url"
@@ -192,6 +203,8 @@ resource_type "git" {
   push "exec" {
     path = "/bin/sh"
     args = ["-ec", <<-EOT
+      # Never wait for a password: a step has no terminal to type it in.
+      export GIT_TERMINAL_PROMPT=0
       is_true() { case "$1" in true|True|TRUE|yes|1) return 0 ;; *) return 1 ;; esac; }
       json_esc() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }
 

@@ -127,7 +127,8 @@ async fn execute(spec: BuildSpec, job: &str, color: bool) -> Status {
     let engine = Engine::new(
         Arc::new(ProcessRunner::new()),
         Arc::new(crate::render::Terminal::new(job, color)),
-    );
+    )
+    .with_native_checks(Arc::new(pikoci_runner::native::GitChecks::new()));
     let control = BuildControl::default();
     let signals = {
         let control = control.clone();

@@ -11,6 +11,7 @@
 //! it), so cancelling such a run also kills and removes its container (see `container`).
 
 mod container;
+pub mod native;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -1,0 +1,355 @@
+//! The builtin `git` resource type's provider API checks (D13: the worker needs only `git`).
+//!
+//! With a `token` and a known provider, the check asks the provider's API instead of running
+//! the type's `check` script: GitHub, GitLab and Gitea/Forgejo, for the newest commit of a
+//! branch, the open pull (merge) requests (`pr = "true"`), or the tags (`tag = "true"`).
+//! Everything else (no token, an unknown host without `provider`, another type) is left to the
+//! script, which uses `git ls-remote`.
+
+mod api;
+mod provider;
+mod remote;
+mod roots;
+mod versions;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use pikoci_core::engine::{CheckRequest, NativeChecks};
+use pikoci_core::{Origin, ResourceType};
+use ureq::tls::RootCerts;
+
+use api::ApiClient;
+use provider::Repository;
+use remote::{Provider, Remote};
+
+/// The `source` of the builtin git type.
+const GIT_SOURCE: &str = "pikoci://git";
+
+/// How long one API request may take by default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Checks resources of the builtin `git` type through the providers' APIs when they have a
+/// `token` (see the module documentation); returns `None` for every other resource.
+///
+/// HTTPS servers are trusted when the machine's CA bundle (`SSL_CERT_FILE`, else the usual
+/// system paths, else Mozilla's roots) or [`GitChecks::with_ca_file`] vouches for them.
+#[derive(Debug, Clone)]
+pub struct GitChecks {
+    timeout: Duration,
+    /// Loaded on the first check (a file read), then shared by every check.
+    roots: Arc<OnceLock<RootCerts>>,
+}
+
+impl Default for GitChecks {
+    fn default() -> Self {
+        GitChecks::new()
+    }
+}
+
+impl GitChecks {
+    /// Checks with the default timeout of 30 seconds per API request.
+    pub fn new() -> GitChecks {
+        GitChecks {
+            timeout: DEFAULT_TIMEOUT,
+            roots: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Trusts exactly the certificate authorities in the PEM file at `path` instead of the
+    /// machine's.
+    pub fn with_ca_file(mut self, path: &Path) -> Result<GitChecks, String> {
+        let roots = roots::only(roots::load(path)?);
+        self.roots = Arc::new(OnceLock::from(roots));
+        Ok(self)
+    }
+
+    /// Gives up on an API request after `timeout` (connecting: at most 10 seconds of it).
+    pub fn with_timeout(mut self, timeout: Duration) -> GitChecks {
+        self.timeout = timeout;
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl NativeChecks for GitChecks {
+    async fn check(
+        &self,
+        request: CheckRequest<'_>,
+    ) -> Option<Result<Vec<serde_json::Value>, String>> {
+        if !is_builtin_git(request.resource_type) {
+            return None;
+        }
+        let check = match ApiCheck::plan(request.params, request.newest) {
+            Ok(Some(check)) => check,
+            Ok(None) => return None,
+            Err(error) => return Some(Err(error)),
+        };
+        let token = check.token.clone();
+        let (timeout, roots) = (self.timeout, self.roots.clone());
+        // ureq blocks; the request timeouts bound how long the blocking thread is held.
+        let result = tokio::task::spawn_blocking(move || {
+            let roots = roots.get_or_init(roots::system).clone();
+            check.run(timeout, roots)
+        })
+        .await
+        .unwrap_or_else(|err| Err(format!("the git API check stopped: {err}")));
+        Some(result.map_err(|error| mask(&error, &token)))
+    }
+}
+
+/// Whether `resource_type` is the builtin git type, used directly or through its source.
+fn is_builtin_git(resource_type: &ResourceType) -> bool {
+    match &resource_type.origin {
+        Origin::Builtin => resource_type.name == "git",
+        Origin::Source { url } => url == GIT_SOURCE,
+        Origin::Inline => false,
+    }
+}
+
+/// What the check lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The newest commit of the branch.
+    Commits,
+    /// The open pull (merge) requests.
+    PullRequests,
+    /// The tags.
+    Tags,
+}
+
+/// One API check, decided from the resource's params before any request is made.
+#[derive(Debug)]
+struct ApiCheck {
+    provider: Provider,
+    api_base: String,
+    repository: String,
+    token: String,
+    branch: Option<String>,
+    mode: Mode,
+    newest: Option<serde_json::Value>,
+}
+
+impl ApiCheck {
+    /// `Ok(None)` when the check is not one for the API: no token, no url, or a provider that
+    /// is neither given nor recognised from the host.
+    fn plan(
+        params: &BTreeMap<String, String>,
+        newest: Option<&serde_json::Value>,
+    ) -> Result<Option<ApiCheck>, String> {
+        let param = |name: &str| {
+            params
+                .get(&format!("param_{name}"))
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let (Some(token), Some(url)) = (param("token"), param("url")) else {
+            return Ok(None);
+        };
+        let mode = match (is_true(param("pr")), is_true(param("tag"))) {
+            (true, true) => {
+                return Err("the pr and tag params cannot both be \"true\": \
+                            choose pull requests or tags"
+                    .to_owned());
+            }
+            (true, false) => Mode::PullRequests,
+            (false, true) => Mode::Tags,
+            (false, false) => Mode::Commits,
+        };
+        let remote = Remote::parse(url);
+        let provider = match param("provider") {
+            Some(name) => Provider::parse(name)?,
+            None => match remote.as_ref().and_then(|r| Provider::detect(&r.host)) {
+                Some(provider) => provider,
+                None => return Ok(None),
+            },
+        };
+        let shown = remote::redact(url);
+        let Some(remote) = remote else {
+            return Err(format!(
+                "cannot tell where the {provider} API of \"{shown}\" is: \
+                 set the api_url param (for example https://git.example.com/api/v1)"
+            ));
+        };
+        let api_base = match param("api_url") {
+            Some(api_url) if api_url.starts_with("http://") || api_url.starts_with("https://") => {
+                api_url.trim_end_matches('/').to_owned()
+            }
+            Some(api_url) => {
+                return Err(format!(
+                    "the api_url param must be an http:// or https:// URL, not \"{}\"",
+                    remote::redact(api_url)
+                ));
+            }
+            None => remote.api_base(provider),
+        };
+        let repository = remote
+            .repository(provider, &remote::api_prefix(&api_base))
+            .ok_or_else(|| {
+                format!("\"{shown}\" does not name a {provider} repository (owner/name)")
+            })?;
+        let branch = param("branch").map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
+        Ok(Some(ApiCheck {
+            provider,
+            api_base,
+            repository,
+            token: token.to_owned(),
+            branch,
+            mode,
+            newest: newest.cloned(),
+        }))
+    }
+
+    /// Makes the requests (blocking) and turns the answers into versions.
+    fn run(&self, timeout: Duration, roots: RootCerts) -> Result<Vec<serde_json::Value>, String> {
+        let api = ApiClient::new(self.provider, &self.api_base, &self.token, timeout, roots);
+        let repository = Repository {
+            api: &api,
+            provider: self.provider,
+            name: self.repository.clone(),
+        };
+        let branch = self.branch.as_deref();
+        match self.mode {
+            Mode::Commits => match repository.newest_commit(branch)? {
+                Some(sha) => Ok(versions::commit(&sha)),
+                None => Err(format!(
+                    "{} API: no commits found on {} of {}",
+                    self.provider,
+                    branch.map_or("the default branch".to_owned(), |b| format!(
+                        "branch \"{b}\""
+                    )),
+                    self.repository
+                )),
+            },
+            Mode::PullRequests => Ok(versions::pull_requests(
+                repository.open_pull_requests()?,
+                branch,
+                self.newest.is_none(),
+            )),
+            Mode::Tags => {
+                let newest_tag = self
+                    .newest
+                    .as_ref()
+                    .and_then(|v| v.get("tag"))
+                    .and_then(serde_json::Value::as_str);
+                Ok(versions::tags(repository.tags()?, newest_tag))
+            }
+        }
+    }
+}
+
+/// The truth values the type's scripts accept.
+fn is_true(value: Option<&str>) -> bool {
+    matches!(value, Some("true" | "True" | "TRUE" | "yes" | "1"))
+}
+
+/// `text` with every occurrence of `token` replaced by `***`.
+fn mask(text: &str, token: &str) -> String {
+    if token.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(token, "***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("param_{k}"), (*v).to_owned()))
+            .collect()
+    }
+
+    fn plan(pairs: &[(&str, &str)]) -> Result<Option<ApiCheck>, String> {
+        ApiCheck::plan(&params(pairs), None)
+    }
+
+    #[test]
+    fn leaves_checks_without_a_token_or_a_provider_to_the_script() {
+        assert!(
+            plan(&[("url", "https://github.com/o/r")])
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            plan(&[("url", "https://github.com/o/r"), ("token", " ")])
+                .unwrap()
+                .is_none()
+        );
+        let self_hosted = [("url", "https://git.example.com/o/r"), ("token", "t")];
+        assert!(plan(&self_hosted).unwrap().is_none());
+        assert!(
+            plan(&[("url", "/srv/app.git"), ("token", "t")])
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn plans_the_api_check_from_the_params() {
+        let check = plan(&[
+            ("url", "git@gitlab.com:group/sub/app.git"),
+            ("token", "t"),
+            ("branch", "refs/heads/main"),
+            ("tag", "yes"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(check.provider, Provider::GitLab);
+        assert_eq!(check.api_base, "https://gitlab.com/api/v4");
+        assert_eq!(check.repository, "group/sub/app");
+        assert_eq!(check.branch.as_deref(), Some("main"));
+        assert_eq!(check.mode, Mode::Tags);
+
+        let forgejo = plan(&[
+            ("url", "https://example.com/o/app"),
+            ("token", "t"),
+            ("provider", "forgejo"),
+            ("api_url", "https://api.example.com/api/v1/"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(forgejo.provider, Provider::Gitea);
+        assert_eq!(forgejo.api_base, "https://api.example.com/api/v1");
+    }
+
+    #[test]
+    fn rejects_contradictory_or_unusable_params() {
+        let both = plan(&[
+            ("url", "https://github.com/o/r"),
+            ("token", "t"),
+            ("pr", "true"),
+            ("tag", "true"),
+        ]);
+        assert!(both.unwrap_err().contains("cannot both"));
+        let unknown = plan(&[
+            ("url", "https://x/o/r"),
+            ("token", "t"),
+            ("provider", "svn"),
+        ]);
+        assert!(unknown.unwrap_err().contains("unknown provider \"svn\""));
+        let local = plan(&[
+            ("url", "file:///srv/r"),
+            ("token", "t"),
+            ("provider", "gitea"),
+        ]);
+        assert!(local.unwrap_err().contains("set the api_url param"));
+        let single = plan(&[("url", "https://github.com/r"), ("token", "t")]);
+        assert!(
+            single
+                .unwrap_err()
+                .contains("does not name a GitHub repository")
+        );
+    }
+
+    #[test]
+    fn masks_the_token() {
+        assert_eq!(mask("bad token s3cret!", "s3cret"), "bad token ***!");
+        assert_eq!(mask("nothing", ""), "nothing");
+    }
+}
