@@ -195,18 +195,18 @@ fn resource_dirs(
 
 /// Resolves the secret-bound variables the job uses through their secret types, from this
 /// machine (a variable given with --var is no longer secret-bound, so nothing is looked up for
-/// it). Returns the placeholder → value map the engine substitutes.
+/// it). Returns what the engine substitutes and masks.
 fn check_secrets(
     pipeline: &Pipeline,
     job: &str,
     work_root: &std::path::Path,
-) -> anyhow::Result<BTreeMap<String, String>> {
+) -> anyhow::Result<pikoci_core::secrets::ResolvedSecrets> {
     use pikoci_core::secrets::{ResolveFailure, resolve, used_by_job};
     use pikoci_secrets::{ExecSource, Registry};
 
     let used = used_by_job(pipeline, job);
     if used.is_empty() {
-        return Ok(BTreeMap::new());
+        return Ok(Default::default());
     }
     // Secret types' get commands run in a work directory of their own.
     let nanos = std::time::SystemTime::now()
@@ -230,7 +230,7 @@ fn check_secrets(
     ));
     let _ = std::fs::remove_dir_all(&workdir);
     let error = match result {
-        Ok(resolved) => return Ok(resolved.placeholders()),
+        Ok(resolved) => return Ok(resolved),
         Err(error) => error,
     };
     let describe = |failure: &ResolveFailure| {

@@ -92,7 +92,7 @@ async fn build(
         build_number: "1".to_owned(),
         inputs: BTreeMap::new(),
         versions,
-        secrets: BTreeMap::new(),
+        secrets: Default::default(),
         local: local.then(LocalRun::default),
         work_root: root.join("work"),
         cache_root: Some(root.join("cache")),

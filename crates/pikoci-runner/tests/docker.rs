@@ -150,7 +150,7 @@ async fn run(hcl: String, control: BuildControl) -> Finished {
         build_number: "42".to_owned(),
         inputs: BTreeMap::from([("target".to_owned(), "staging".to_owned())]),
         versions: BTreeMap::new(),
-        secrets: BTreeMap::new(),
+        secrets: Default::default(),
         local: Some(LocalRun::default()),
         work_root: dirs.path().join("work"),
         cache_root: Some(dirs.path().join("cache")),

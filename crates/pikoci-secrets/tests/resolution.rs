@@ -267,7 +267,7 @@ job "show" {
         build_number: "1".to_owned(),
         inputs: BTreeMap::new(),
         versions: BTreeMap::new(),
-        secrets: resolved.placeholders(),
+        secrets: resolved.clone(),
         local: None,
         work_root: dir.path().join("builds"),
         cache_root: None,

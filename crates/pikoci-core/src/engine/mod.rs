@@ -50,8 +50,8 @@ pub struct BuildSpec {
     /// The version each `get` uses, by resource canonical name (`type.name`). In local mode a
     /// resource without an entry is checked for its newest version.
     pub versions: BTreeMap<String, serde_json::Value>,
-    /// Secret placeholders and the values they stand for.
-    pub secrets: BTreeMap<String, String>,
+    /// Secret placeholders and the values they stand for (and whether each is masked).
+    pub secrets: crate::secrets::ResolvedSecrets,
     /// `Some` for a local run (`pikoci run`).
     pub local: Option<LocalRun>,
     /// Where the build's work directory is created (and removed afterwards).
@@ -150,7 +150,9 @@ impl Engine {
                 workdir.display()
             )
         })?;
-        let masker = Masker::new(spec.secrets.values().cloned());
+        // `plain` store entries are substituted but not masked.
+        let masker = Masker::new(spec.secrets.masked_values());
+        let substitutions = spec.secrets.placeholders();
         // The plan runs under `job_cancel`: fired by a user cancel or by the job timeout.
         let job_cancel = control.cancel.child_token();
         Ok(Build {
@@ -161,6 +163,7 @@ impl Engine {
             spec,
             workdir,
             masker,
+            substitutions,
             control,
             job_cancel,
             timed_out: AtomicBool::new(false),
@@ -187,6 +190,8 @@ struct Build {
     spec: BuildSpec,
     workdir: PathBuf,
     masker: Masker,
+    /// Placeholder → value, from `spec.secrets`.
+    substitutions: BTreeMap<String, String>,
     control: BuildControl,
     job_cancel: CancellationToken,
     timed_out: AtomicBool,
@@ -319,7 +324,7 @@ impl Build {
     /// Replaces secret placeholders by their values (longest first: a chained secret's
     /// placeholder embeds the placeholder of the secret it depends on).
     fn substitute(&self, text: &str) -> String {
-        crate::secrets::substitute(text, &self.spec.secrets)
+        crate::secrets::substitute(text, &self.substitutions)
     }
 
     /// Whether the build (not just a group or a step) was cancelled or timed out.

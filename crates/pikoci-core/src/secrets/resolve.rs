@@ -36,6 +36,11 @@ impl ResolvedSecrets {
             .collect()
     }
 
+    /// Adds (or replaces) the value standing for `placeholder`.
+    pub fn insert(&mut self, placeholder: impl Into<String>, value: SecretValue) {
+        self.values.insert(placeholder.into(), value);
+    }
+
     /// The value standing for `placeholder`.
     pub fn get(&self, placeholder: &str) -> Option<&SecretValue> {
         self.values.get(placeholder)

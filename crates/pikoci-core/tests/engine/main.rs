@@ -10,6 +10,16 @@ use support::{Options, run, run_with, task};
 
 const CRON: &str = "resource \"cron\" \"tick\" {}\n";
 
+/// Resolved secrets holding one masked value.
+fn secret(placeholder: impl Into<String>, value: &str) -> pikoci_core::secrets::ResolvedSecrets {
+    let mut secrets = pikoci_core::secrets::ResolvedSecrets::default();
+    secrets.insert(
+        placeholder,
+        pikoci_core::secrets::SecretValue::secret(value),
+    );
+    secrets
+}
+
 fn job(body: &str) -> String {
     format!("job \"a\" {{\n{body}}}\n")
 }
@@ -348,7 +358,7 @@ async fn secrets_are_substituted_and_masked() {
         .replace("path = \"step\"", "path = \"step\"\n    SECRET = var.pw"));
     let placeholder = "__pikoci_secret:pikoci::pw__".to_owned();
     let options = Options {
-        secrets: BTreeMap::from([(placeholder, "hunter22".to_owned())]),
+        secrets: secret(placeholder, "hunter22"),
         ..Options::default()
     };
     let r = run_with(&hcl, "a", options).await;
@@ -567,10 +577,7 @@ async fn secret_placeholders_in_args_and_params_are_substituted() {
         .to_owned()
         + &job(&task("t", "print:${var.pw}"));
     let options = Options {
-        secrets: BTreeMap::from([(
-            "__pikoci_secret:pikoci::pw__".to_owned(),
-            "s3cr3t".to_owned(),
-        )]),
+        secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
         ..Options::default()
     };
     let r = run_with(&hcl, "a", options).await;
@@ -619,10 +626,7 @@ async fn exports_are_reported_as_events_with_secrets_masked() {
         .to_owned()
         + &job(&task("t", "export:PLAIN=1; export:LEAK=${var.pw}"));
     let options = Options {
-        secrets: BTreeMap::from([(
-            "__pikoci_secret:pikoci::pw__".to_owned(),
-            "s3cr3t".to_owned(),
-        )]),
+        secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
         ..Options::default()
     };
     let r = run_with(&hcl, "a", options).await;
@@ -646,4 +650,27 @@ async fn exports_are_reported_as_events_with_secrets_masked() {
             ("TASK_T_LEAK".to_owned(), "***".to_owned())
         ]
     );
+}
+
+#[tokio::test]
+async fn plain_store_values_are_substituted_but_not_masked() {
+    let hcl =
+        "variable \"region\" {\n  type = string\n  secret \"pikoci\" { key = \"region\" }\n}\n"
+            .to_owned()
+            + &job(&task("t", "print:${var.region}"));
+    let mut secrets = pikoci_core::secrets::ResolvedSecrets::default();
+    secrets.insert(
+        "__pikoci_secret:pikoci::region__",
+        pikoci_core::secrets::SecretValue::plain("eu-west-1"),
+    );
+    let r = run_with(
+        &hcl,
+        "a",
+        Options {
+            secrets,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(r.events.log("t"), "eu-west-1");
 }

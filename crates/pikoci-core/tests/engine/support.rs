@@ -196,7 +196,7 @@ impl Run {
 pub(crate) struct Options {
     pub(crate) local: bool,
     pub(crate) versions: BTreeMap<String, serde_json::Value>,
-    pub(crate) secrets: BTreeMap<String, String>,
+    pub(crate) secrets: pikoci_core::secrets::ResolvedSecrets,
     pub(crate) inputs: BTreeMap<String, String>,
     pub(crate) control: BuildControl,
 }
@@ -206,7 +206,7 @@ impl Default for Options {
         Options {
             local: true,
             versions: BTreeMap::new(),
-            secrets: BTreeMap::new(),
+            secrets: Default::default(),
             inputs: BTreeMap::new(),
             control: BuildControl::default(),
         }

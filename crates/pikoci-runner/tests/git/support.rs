@@ -109,7 +109,7 @@ pub(crate) async fn build(
         inputs: BTreeMap::new(),
         local: versions.is_empty().then(LocalRun::default),
         versions,
-        secrets: BTreeMap::new(),
+        secrets: Default::default(),
         work_root: root.join("work"),
         cache_root: Some(root.join("cache")),
     };
