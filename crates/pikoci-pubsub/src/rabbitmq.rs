@@ -285,17 +285,12 @@ impl Broker for RabbitBroker {
             };
             inner.check_open(|| format!("publish to topic \"{topic}\""))?;
             if !backoff.wait_until(deadline, inner.tasks.token()).await {
-                let err = BrokerError::new(
-                    BrokerErrorKind::Timeout,
-                    format!(
-                        "failed to publish to topic \"{topic}\": rabbitmq did not confirm it within {:?}",
-                        inner.config.publish_timeout
-                    ),
-                );
-                return Err(match last {
-                    Some(last) => err.with_source(last),
-                    None => err,
-                });
+                return Err(crate::task::unconfirmed(
+                    "rabbitmq",
+                    topic,
+                    inner.config.publish_timeout,
+                    last,
+                ));
             }
         }
     }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use pikoci_core::broker::{BrokerResult, Delivery};
+use pikoci_core::broker::{BrokerError, BrokerErrorKind, BrokerResult, Delivery};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
@@ -137,5 +137,28 @@ impl Backoff {
             () = tokio::time::sleep(delay) => tokio::time::Instant::now() < deadline,
             () = token.cancelled() => false,
         }
+    }
+}
+
+/// The error for a publish that `transport` did not confirm before its deadline, with the last
+/// failure as its source.
+pub(crate) fn unconfirmed<E>(
+    transport: &str,
+    topic: &str,
+    timeout: Duration,
+    last: Option<E>,
+) -> BrokerError
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    let err = BrokerError::new(
+        BrokerErrorKind::Timeout,
+        format!(
+            "failed to publish to topic \"{topic}\": {transport} did not confirm it within {timeout:?}"
+        ),
+    );
+    match last {
+        Some(last) => err.with_source(last),
+        None => err,
     }
 }
