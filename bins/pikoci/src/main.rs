@@ -61,15 +61,16 @@ fn main() -> ExitCode {
 /// Whether to colour output written to stdout.
 fn stdout_color(no_color: bool) -> bool {
     use std::io::IsTerminal;
-    !no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal()
+    color_allowed(no_color) && std::io::stdout().is_terminal()
 }
 
 /// Whether to colour output written to stderr.
 fn stderr_color(no_color: bool) -> bool {
     use std::io::IsTerminal;
-    !no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stderr().is_terminal()
+    color_allowed(no_color) && std::io::stderr().is_terminal()
+}
+
+/// Neither `--no-color` nor a non-empty `NO_COLOR` asks for plain output.
+fn color_allowed(no_color: bool) -> bool {
+    !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

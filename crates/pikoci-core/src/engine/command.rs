@@ -12,18 +12,6 @@ use super::template;
 use super::{Build, Event, StepId};
 use crate::Command;
 
-/// Parameters that configure the runner and are not listed as "available variables".
-const INTERNAL: &[&str] = &[
-    "cmd",
-    "image",
-    "WORKDIR",
-    "path",
-    "PIKOCI_OUTPUT",
-    "script",
-    "shell",
-    "file",
-];
-
 /// How a command (all its attempts) ended.
 #[derive(Debug)]
 pub(super) struct Ran {
@@ -140,7 +128,7 @@ impl Build {
         let env_names: Vec<String> = invocation
             .env
             .keys()
-            .filter(|k| !INTERNAL.contains(&k.as_str()))
+            .filter(|k| !template::RUNNER_INTERNAL.contains(&k.as_str()))
             .cloned()
             .collect();
         let attempt_cancel = cancel.child_token();

@@ -9,7 +9,7 @@ use crate::condition::expand;
 use crate::{Command, RunnerOverride, RunnerType};
 
 /// Parameters that configure the runner itself; `$env` does not forward them.
-const RUNNER_INTERNAL: &[&str] = &[
+pub(crate) const RUNNER_INTERNAL: &[&str] = &[
     "cmd",
     "image",
     "WORKDIR",
