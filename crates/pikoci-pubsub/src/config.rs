@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pikoci_core::broker::{Broker, BrokerError, BrokerErrorKind, BrokerResult};
+use pikoci_core::broker::{Broker, BrokerError, BrokerResult, ErrorKind};
 
 /// The transports PikoCI can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,7 +51,7 @@ impl FromStr for PubsubSystem {
             .find(|system| system.name() == s)
             .ok_or_else(|| {
                 BrokerError::new(
-                    BrokerErrorKind::InvalidInput,
+                    ErrorKind::InvalidInput,
                     format!("unknown pubsub system \"{s}\": use mem, nats, rabbitmq or kafka"),
                 )
             })
@@ -94,9 +94,9 @@ impl BrokerConfig {
     }
 }
 
-/// Connects to the broker `config` names. Fails with [`BrokerErrorKind::Unavailable`] when the
+/// Connects to the broker `config` names. Fails with [`ErrorKind::Unavailable`] when the
 /// broker cannot be reached now (later outages are survived), and with
-/// [`BrokerErrorKind::Unsupported`] for a transport this build leaves out.
+/// [`ErrorKind::Unsupported`] for a transport this build leaves out.
 pub async fn connect(config: &BrokerConfig) -> BrokerResult<Arc<dyn Broker>> {
     match config.system {
         PubsubSystem::Mem => Ok(Arc::new(crate::MemBroker::new())),
@@ -114,7 +114,7 @@ async fn connect_kafka(config: &BrokerConfig) -> BrokerResult<Arc<dyn Broker>> {
 #[cfg(not(feature = "kafka"))]
 async fn connect_kafka(_config: &BrokerConfig) -> BrokerResult<Arc<dyn Broker>> {
     Err(BrokerError::new(
-        BrokerErrorKind::Unsupported,
+        ErrorKind::Unsupported,
         "the kafka pubsub system is not compiled into this build: rebuild with the `kafka` cargo \
          feature of pikoci-pubsub (the shipped pikoci binaries have it)",
     ))
@@ -130,7 +130,7 @@ mod tests {
             assert_eq!(system.name().parse::<PubsubSystem>().unwrap(), system);
         }
         let err = "redis".parse::<PubsubSystem>().unwrap_err();
-        assert_eq!(err.kind(), BrokerErrorKind::InvalidInput);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("\"redis\""), "{err}");
     }
 
@@ -145,7 +145,7 @@ mod tests {
     async fn kafka_without_the_feature_names_the_feature() {
         let config = BrokerConfig::new(PubsubSystem::Kafka, "kafka://127.0.0.1:9092");
         let err = connect(&config).await.unwrap_err();
-        assert_eq!(err.kind(), BrokerErrorKind::Unsupported);
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(err.to_string().contains("`kafka` cargo feature"), "{err}");
     }
 }

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerErrorKind, BrokerResult, Delivery, Settle, Subscription,
-    validate_group, validate_topic,
+    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
+    validate_topic,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -66,7 +66,7 @@ fn unavailable(
     message: String,
     source: impl std::error::Error + Send + Sync + 'static,
 ) -> BrokerError {
-    BrokerError::new(BrokerErrorKind::Unavailable, message).with_source(source)
+    BrokerError::new(ErrorKind::Unavailable, message).with_source(source)
 }
 
 /// The JetStream stream name of a topic (topics have no `_`, so this is one-to-one).
@@ -106,7 +106,7 @@ impl Inner {
     fn check_open(&self, action: impl FnOnce() -> String) -> BrokerResult<()> {
         if self.tasks.is_closed() {
             return Err(BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to {}: the nats broker is closed", action()),
             ));
         }
@@ -201,7 +201,7 @@ impl Inner {
                 if err.kind() == jetstream::context::PublishErrorKind::MaxPayloadExceeded {
                     return Err(PublishFailure::Fatal(
                         BrokerError::new(
-                            BrokerErrorKind::InvalidInput,
+                            ErrorKind::InvalidInput,
                             format!(
                                 "{message}: the message is larger than the server's max_payload"
                             ),
@@ -394,7 +394,7 @@ impl NatsSettle {
         };
         result.map_err(|err| {
             BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!(
                     "failed to {action} a message of subject \"{}\"",
                     message.subject

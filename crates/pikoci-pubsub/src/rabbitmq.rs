@@ -23,8 +23,8 @@ use lapin::{
     Acker, BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind,
 };
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerErrorKind, BrokerResult, Delivery, Settle, Subscription,
-    validate_group, validate_topic,
+    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
+    validate_topic,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -87,7 +87,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn failure(kind: BrokerErrorKind, message: String, source: lapin::Error) -> BrokerError {
+fn failure(kind: ErrorKind, message: String, source: lapin::Error) -> BrokerError {
     BrokerError::new(kind, message).with_source(source)
 }
 
@@ -113,7 +113,7 @@ impl Inner {
     fn check_open(&self, action: impl FnOnce() -> String) -> BrokerResult<()> {
         if self.tasks.is_closed() {
             return Err(BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to {}: the rabbitmq broker is closed", action()),
             ));
         }
@@ -131,7 +131,7 @@ impl Inner {
         }
         let unreachable = |err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!(
                     "failed to connect to rabbitmq at \"{}\"",
                     redact(&self.config.url)
@@ -176,7 +176,7 @@ impl Inner {
         let link = self.link().await?;
         let failed = |err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to publish to topic \"{topic}\""),
                 err,
             )
@@ -211,7 +211,7 @@ impl Inner {
             .map_err(failed)?;
         if confirm.is_nack() {
             return Err(BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to publish to topic \"{topic}\": rabbitmq refused the message"),
             ));
         }
@@ -224,7 +224,7 @@ impl Inner {
         let queue = queue_name(topic, group);
         let failed = |err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to consume rabbitmq queue \"{queue}\""),
                 err,
             )
@@ -426,7 +426,7 @@ impl Settle for RabbitSettle {
         };
         acker.ack(lapin::options::BasicAckOptions::default()).await.map(drop).map_err(|err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 "failed to ack a rabbitmq delivery (its channel is gone; the message is redelivered)".to_owned(),
                 err,
             )
@@ -443,7 +443,7 @@ impl Settle for RabbitSettle {
         };
         acker.nack(requeue).await.map(drop).map_err(|err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 "failed to nack a rabbitmq delivery (its channel is gone; the message is redelivered)".to_owned(),
                 err,
             )

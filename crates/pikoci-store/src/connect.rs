@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use pikoci_core::store::{StoreError, StoreErrorKind, StoreResult};
+use pikoci_core::store::{ErrorKind, StoreError, StoreResult};
 use sea_orm::sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -103,7 +103,7 @@ async fn open_sqlite(url: &str) -> StoreResult<DatabaseConnection> {
     {
         std::fs::create_dir_all(dir).map_err(|err| {
             StoreError::new(
-                StoreErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!(
                     "failed to create the directory {} for the database",
                     dir.display()
@@ -141,7 +141,7 @@ fn server_options(url: &str) -> ConnectOptions {
 async fn open_server(url: &str, backend: Backend) -> StoreResult<DatabaseConnection> {
     let unreachable = |err: DbErr| {
         StoreError::new(
-            StoreErrorKind::Unavailable,
+            ErrorKind::Unavailable,
             format!(
                 "failed to connect to the {} database {}",
                 backend.as_str(),
@@ -211,7 +211,7 @@ async fn create_database(url: &str, backend: Backend) -> StoreResult<()> {
     }
     let server = Database::connect(options).await.map_err(|err| {
         StoreError::new(
-            StoreErrorKind::Unavailable,
+            ErrorKind::Unavailable,
             format!(
                 "failed to connect to the {} server at {} to create the database \"{name}\"",
                 backend.as_str(),
@@ -284,7 +284,7 @@ mod tests {
             Backend::Mysql
         );
         let err = Backend::from_url("redis://u:secret@h").unwrap_err();
-        assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("redis://u:***@h"), "{err}");
         assert!(!err.to_string().contains("secret"));
     }

@@ -47,7 +47,7 @@ async fn bad_urls_are_invalid_input() {
     let err = pikoci_store::connect("oracle://scott:tiger@db/orcl")
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), pikoci_core::store::StoreErrorKind::InvalidInput);
+    assert_eq!(err.kind(), pikoci_core::store::ErrorKind::InvalidInput);
     assert!(!err.to_string().contains("tiger"), "{err}");
 }
 
@@ -67,7 +67,7 @@ async fn unusable_servers_are_unavailable() -> anyhow::Result<()> {
         let err = pikoci_store::connect(&url).await.unwrap_err();
         assert_eq!(
             err.kind(),
-            pikoci_core::store::StoreErrorKind::Unavailable,
+            pikoci_core::store::ErrorKind::Unavailable,
             "{err}"
         );
         assert!(err.to_string().contains(&addr.to_string()), "{err}");

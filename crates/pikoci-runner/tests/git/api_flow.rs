@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use pikoci_core::ErrorKind;
 use pikoci_runner::native::GitChecks;
 use serde_json::json;
 
@@ -103,7 +104,7 @@ async fn only_the_builtin_type_with_a_token_and_a_provider_is_checked_natively()
         "without provider, git ls-remote does the check"
     );
     let renamed = renamed.expect("a type sourced from pikoci://git is the builtin");
-    assert!(renamed.unwrap_err().contains(&closed));
+    assert!(renamed.unwrap_err().to_string().contains(&closed));
 }
 
 #[tokio::test]
@@ -125,6 +126,8 @@ async fn an_https_api_is_trusted_only_with_its_certificate_authority() {
     let trusted = check_as(&trusting, "", "git", &params, None).await;
 
     let error = untrusted.unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    let error = error.to_string();
     let api_url = format!("https://127.0.0.1:{}{commits}", proxy.port);
     assert!(
         error.starts_with(&format!("Gitea API: GET {api_url} failed: ")),
