@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod model;
 pub mod name;
+pub mod ports;
 pub mod schedule;
 pub mod secrets;
 pub mod store;
