@@ -75,3 +75,37 @@ async fn unusable_servers_are_unavailable() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn rows_of_an_unknown_model_format_are_refused_naming_it() -> anyhow::Result<()> {
+    use pikoci_core::store::Store;
+    use sea_orm::ConnectionTrait;
+
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}/format.db", dir.path().display());
+    let store = pikoci_store::connect(&url).await?;
+    let world = conformance::world(&store, "main", vec![conformance::job("build")]).await?;
+    // Written in the current format: read back as it was set.
+    let read = store.pipeline_by_id(world.pipeline.id).await?;
+    assert_eq!(read.model, world.pipeline.model);
+    store.close().await?;
+
+    // A later PikoCI wrote the row in a format this one does not know.
+    let db = sea_orm::Database::connect(&url).await?;
+    db.execute_unprepared(
+        r#"UPDATE pipelines SET model = replace(model, '{"format":1,', '{"format":2,')"#,
+    )
+    .await?;
+    db.close().await?;
+
+    let store = pikoci_store::connect(&url).await?;
+    let err = store.pipeline_by_id(world.pipeline.id).await.unwrap_err();
+    assert_eq!(err.kind(), pikoci_core::store::ErrorKind::Internal);
+    assert!(
+        err.to_string()
+            .starts_with("the model of pipeline \"ci\" is stored in model format 2,"),
+        "{err}"
+    );
+    store.close().await?;
+    Ok(())
+}
