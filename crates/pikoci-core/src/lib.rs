@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod name;
 pub mod ports;
+pub mod redact;
 pub mod schedule;
 pub mod secrets;
 pub mod store;

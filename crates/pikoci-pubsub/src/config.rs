@@ -58,8 +58,9 @@ impl FromStr for PubsubSystem {
     }
 }
 
-/// How to reach a broker, and the knobs shared by the transports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach a broker, and the knobs shared by the transports. `Debug` hides the URL's
+/// credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
     /// Which transport.
     pub system: PubsubSystem,
@@ -77,6 +78,20 @@ pub struct BrokerConfig {
     /// Kafka: how long a consumer-group member may stay silent before the group moves its
     /// partitions to another member.
     pub kafka_session_timeout: Duration,
+}
+
+impl fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("system", &self.system)
+            .field("url", &pikoci_core::redact::url(&self.url))
+            .field("publish_timeout", &self.publish_timeout)
+            .field("ack_wait", &self.ack_wait)
+            .field("prefetch", &self.prefetch)
+            .field("kafka_partitions", &self.kafka_partitions)
+            .field("kafka_session_timeout", &self.kafka_session_timeout)
+            .finish()
+    }
 }
 
 impl BrokerConfig {
@@ -147,5 +162,35 @@ mod tests {
         let err = connect(&config).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(err.to_string().contains("`kafka` cargo feature"), "{err}");
+    }
+
+    /// A port on loopback where nothing listens (bound, then released).
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn configs_and_connection_errors_never_show_the_password() {
+        let port = closed_port();
+        let configs = [
+            BrokerConfig::new(
+                PubsubSystem::Nats,
+                format!("nats://pikoci:hunter2@127.0.0.1:{port}"),
+            ),
+            BrokerConfig::new(
+                PubsubSystem::Rabbitmq,
+                format!("amqp://pikoci:hunter2@127.0.0.1:{port}/%2f"),
+            ),
+            BrokerConfig::new(PubsubSystem::Kafka, "kafka://pikoci:hunter2@127.0.0.1:9092"),
+        ];
+        for config in configs {
+            let debug = format!("{config:?}");
+            assert!(debug.contains("pikoci:***@127.0.0.1"), "{debug}");
+            let err = connect(&config).await.unwrap_err();
+            for shown in [format!("{err}"), format!("{err:?}"), err.full_message()] {
+                assert!(!shown.contains("hunter2"), "{shown}");
+            }
+        }
     }
 }

@@ -22,6 +22,7 @@ use pikoci_core::broker::{
     Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
     validate_topic,
 };
+use pikoci_core::redact;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +57,7 @@ struct Inner {
 impl fmt::Debug for NatsBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsBroker")
-            .field("url", &self.inner.config.url)
+            .field("url", &redact::url(&self.inner.config.url))
             .field("state", &self.inner.client.connection_state())
             .finish_non_exhaustive()
     }
@@ -85,7 +86,10 @@ impl NatsBroker {
             .await
             .map_err(|err| {
                 unavailable(
-                    format!("failed to connect to nats at \"{}\"", config.url),
+                    format!(
+                        "failed to connect to nats at \"{}\"",
+                        redact::url(&config.url)
+                    ),
                     err,
                 )
             })?;

@@ -26,6 +26,7 @@ use pikoci_core::broker::{
     Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
     validate_topic,
 };
+use pikoci_core::redact;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,27 +64,8 @@ struct Link {
 impl fmt::Debug for RabbitBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RabbitBroker")
-            .field("url", &redact(&self.inner.config.url))
+            .field("url", &redact::url(&self.inner.config.url))
             .finish_non_exhaustive()
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &credentials[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -134,7 +116,7 @@ impl Inner {
                 ErrorKind::Unavailable,
                 format!(
                     "failed to connect to rabbitmq at \"{}\"",
-                    redact(&self.config.url)
+                    redact::url(&self.config.url)
                 ),
                 err,
             )
@@ -457,19 +439,5 @@ impl Drop for RabbitSettle {
             // Fails only when the subscription has ended; its closed channel requeued the message.
             let _ = self.nacks.send(acker);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(redact("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
     }
 }

@@ -69,7 +69,10 @@ fn bootstrap_servers(url: &str) -> BrokerResult<String> {
     if servers.is_empty() || servers.contains('/') || servers.contains('@') {
         return Err(BrokerError::new(
             ErrorKind::InvalidInput,
-            format!("invalid kafka url \"{url}\": use kafka://host:port[,host:port...]"),
+            format!(
+                "invalid kafka url \"{}\": use kafka://host:port[,host:port...]",
+                pikoci_core::redact::url(url)
+            ),
         ));
     }
     Ok(servers.to_owned())

@@ -170,7 +170,7 @@ impl ApiCheck {
                 None => return Ok(None),
             },
         };
-        let shown = remote::redact(url);
+        let shown = pikoci_core::redact::url(url);
         let Some(remote) = remote else {
             return Err(format!(
                 "cannot tell where the {provider} API of \"{shown}\" is: \
@@ -184,7 +184,7 @@ impl ApiCheck {
             Some(api_url) => {
                 return Err(format!(
                     "the api_url param must be an http:// or https:// URL, not \"{}\"",
-                    remote::redact(api_url)
+                    pikoci_core::redact::url(api_url)
                 ));
             }
             None => remote.api_base(provider),

@@ -64,7 +64,7 @@ async fn errors_say_what_failed_and_never_show_the_token() {
         format!(
             "GitLab API: GET {closed}/projects/platform%2Fapp/repository/commits?per_page=1 failed: "
         ),
-        "\"https://***@github.com/app.git\" does not name a GitHub repository (owner/name)"
+        "\"https://oauth2:***@github.com/app.git\" does not name a GitHub repository (owner/name)"
             .to_owned(),
     ];
     for (error, expected) in errors.iter().zip(&expected) {
