@@ -16,75 +16,13 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use futures::Stream;
 
-/// What kind of failure a [`BrokerError`] is, for callers that react differently to each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BrokerErrorKind {
-    /// The topic, group or broker object does not exist.
-    NotFound,
-    /// The request conflicts with the broker's state (e.g. an object exists with other settings).
-    Conflict,
-    /// The broker cannot be reached, or the connection or subscription is closed.
-    Unavailable,
-    /// The broker did not answer in time.
-    Timeout,
-    /// The caller passed a value the broker cannot accept (a bad name, URL or message).
-    InvalidInput,
-    /// The operation or transport is not available in this build or on this broker.
-    Unsupported,
-    /// Anything else: a bug or an unexpected answer from the broker.
-    Internal,
-}
+pub use crate::error::ErrorKind;
 
-impl fmt::Display for BrokerErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NotFound => "not found",
-            Self::Conflict => "conflict",
-            Self::Unavailable => "unavailable",
-            Self::Timeout => "timeout",
-            Self::InvalidInput => "invalid input",
-            Self::Unsupported => "unsupported",
-            Self::Internal => "internal error",
-        })
-    }
-}
-
-/// The error of every [`Broker`] operation: a kind, a message naming what failed, and the
-/// transport's own error as an opaque source.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct BrokerError {
-    kind: BrokerErrorKind,
-    message: String,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-impl BrokerError {
-    /// An error of `kind`; `message` names the thing that failed (lowercase, no final period).
-    pub fn new(kind: BrokerErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// Attaches the underlying error.
-    #[must_use]
-    pub fn with_source(
-        mut self,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    ) -> Self {
-        self.source = Some(source.into());
-        self
-    }
-
-    /// The kind of failure.
-    pub fn kind(&self) -> BrokerErrorKind {
-        self.kind
-    }
-}
+crate::error::port_error!(
+    /// The error of every [`Broker`] operation: a kind, a message naming what failed, and the
+    /// transport's own error as an opaque source.
+    BrokerError
+);
 
 /// The result of every broker operation.
 pub type BrokerResult<T> = Result<T, BrokerError>;
@@ -219,7 +157,7 @@ impl Stream for Subscription {
 pub trait Broker: Send + Sync + fmt::Debug {
     /// Publishes `payload` to `topic`, returning once the broker has accepted it (publisher
     /// confirm or ack). While the broker is unreachable it waits, up to the transport's publish
-    /// timeout, then fails with [`BrokerErrorKind::Timeout`] or [`BrokerErrorKind::Unavailable`].
+    /// timeout, then fails with [`ErrorKind::Timeout`] or [`ErrorKind::Unavailable`].
     async fn publish(&self, topic: &str, payload: Vec<u8>) -> BrokerResult<()>;
 
     /// Joins `group` on `topic` and returns its deliveries. Returns once the subscription is
@@ -235,7 +173,7 @@ pub trait Broker: Send + Sync + fmt::Debug {
     }
 
     /// Ends every subscription and background task of this broker and closes its connections.
-    /// Later calls fail with [`BrokerErrorKind::Unavailable`].
+    /// Later calls fail with [`ErrorKind::Unavailable`].
     async fn close(&self) -> BrokerResult<()>;
 }
 
@@ -254,7 +192,7 @@ pub fn validate_topic(topic: &str) -> BrokerResult<()> {
         Ok(())
     } else {
         Err(BrokerError::new(
-            BrokerErrorKind::InvalidInput,
+            ErrorKind::InvalidInput,
             format!(
                 "invalid topic name \"{topic}\": use dot-separated segments of letters, digits \
                  and '-', at most 200 bytes"
@@ -274,7 +212,7 @@ pub fn validate_group(group: &str) -> BrokerResult<()> {
         Ok(())
     } else {
         Err(BrokerError::new(
-            BrokerErrorKind::InvalidInput,
+            ErrorKind::InvalidInput,
             format!(
                 "invalid group name \"{group}\": use letters, digits, '-' and '_', at most 100 \
                  bytes"
@@ -304,7 +242,7 @@ mod tests {
             &"x".repeat(201),
         ] {
             let err = validate_topic(bad).unwrap_err();
-            assert_eq!(err.kind(), BrokerErrorKind::InvalidInput, "{bad}");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
         }
     }
 
@@ -315,16 +253,15 @@ mod tests {
         }
         for bad in ["", "a.b", "a b", "a/b", &"x".repeat(101)] {
             let err = validate_group(bad).unwrap_err();
-            assert_eq!(err.kind(), BrokerErrorKind::InvalidInput, "{bad}");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
         }
     }
 
     #[test]
     fn error_keeps_kind_message_and_source() {
         let io = std::io::Error::other("connection refused");
-        let err =
-            BrokerError::new(BrokerErrorKind::Unavailable, "failed to reach nats").with_source(io);
-        assert_eq!(err.kind(), BrokerErrorKind::Unavailable);
+        let err = BrokerError::new(ErrorKind::Unavailable, "failed to reach nats").with_source(io);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert_eq!(err.to_string(), "failed to reach nats");
         let source = std::error::Error::source(&err).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("connection refused"));

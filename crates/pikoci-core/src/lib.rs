@@ -9,10 +9,14 @@ pub mod broker;
 pub mod condition;
 pub mod duration;
 pub mod engine;
+pub mod error;
 pub mod model;
 pub mod name;
+pub mod ports;
+pub mod redact;
 pub mod schedule;
 pub mod secrets;
 pub mod store;
 
+pub use error::ErrorKind;
 pub use model::*;

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pikoci_core::broker::{Broker, BrokerError, BrokerErrorKind, BrokerResult};
+use pikoci_core::broker::{Broker, BrokerError, BrokerResult, ErrorKind};
 
 /// The transports PikoCI can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,15 +51,16 @@ impl FromStr for PubsubSystem {
             .find(|system| system.name() == s)
             .ok_or_else(|| {
                 BrokerError::new(
-                    BrokerErrorKind::InvalidInput,
+                    ErrorKind::InvalidInput,
                     format!("unknown pubsub system \"{s}\": use mem, nats, rabbitmq or kafka"),
                 )
             })
     }
 }
 
-/// How to reach a broker, and the knobs shared by the transports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach a broker, and the knobs shared by the transports. `Debug` hides the URL's
+/// credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
     /// Which transport.
     pub system: PubsubSystem,
@@ -79,6 +80,20 @@ pub struct BrokerConfig {
     pub kafka_session_timeout: Duration,
 }
 
+impl fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("system", &self.system)
+            .field("url", &pikoci_core::redact::url(&self.url))
+            .field("publish_timeout", &self.publish_timeout)
+            .field("ack_wait", &self.ack_wait)
+            .field("prefetch", &self.prefetch)
+            .field("kafka_partitions", &self.kafka_partitions)
+            .field("kafka_session_timeout", &self.kafka_session_timeout)
+            .finish()
+    }
+}
+
 impl BrokerConfig {
     /// The defaults for `system` at `url`.
     pub fn new(system: PubsubSystem, url: impl Into<String>) -> Self {
@@ -94,9 +109,9 @@ impl BrokerConfig {
     }
 }
 
-/// Connects to the broker `config` names. Fails with [`BrokerErrorKind::Unavailable`] when the
+/// Connects to the broker `config` names. Fails with [`ErrorKind::Unavailable`] when the
 /// broker cannot be reached now (later outages are survived), and with
-/// [`BrokerErrorKind::Unsupported`] for a transport this build leaves out.
+/// [`ErrorKind::Unsupported`] for a transport this build leaves out.
 pub async fn connect(config: &BrokerConfig) -> BrokerResult<Arc<dyn Broker>> {
     match config.system {
         PubsubSystem::Mem => Ok(Arc::new(crate::MemBroker::new())),
@@ -114,7 +129,7 @@ async fn connect_kafka(config: &BrokerConfig) -> BrokerResult<Arc<dyn Broker>> {
 #[cfg(not(feature = "kafka"))]
 async fn connect_kafka(_config: &BrokerConfig) -> BrokerResult<Arc<dyn Broker>> {
     Err(BrokerError::new(
-        BrokerErrorKind::Unsupported,
+        ErrorKind::Unsupported,
         "the kafka pubsub system is not compiled into this build: rebuild with the `kafka` cargo \
          feature of pikoci-pubsub (the shipped pikoci binaries have it)",
     ))
@@ -130,7 +145,7 @@ mod tests {
             assert_eq!(system.name().parse::<PubsubSystem>().unwrap(), system);
         }
         let err = "redis".parse::<PubsubSystem>().unwrap_err();
-        assert_eq!(err.kind(), BrokerErrorKind::InvalidInput);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("\"redis\""), "{err}");
     }
 
@@ -145,7 +160,37 @@ mod tests {
     async fn kafka_without_the_feature_names_the_feature() {
         let config = BrokerConfig::new(PubsubSystem::Kafka, "kafka://127.0.0.1:9092");
         let err = connect(&config).await.unwrap_err();
-        assert_eq!(err.kind(), BrokerErrorKind::Unsupported);
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(err.to_string().contains("`kafka` cargo feature"), "{err}");
+    }
+
+    /// A port on loopback where nothing listens (bound, then released).
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn configs_and_connection_errors_never_show_the_password() {
+        let port = closed_port();
+        let configs = [
+            BrokerConfig::new(
+                PubsubSystem::Nats,
+                format!("nats://pikoci:hunter2@127.0.0.1:{port}"),
+            ),
+            BrokerConfig::new(
+                PubsubSystem::Rabbitmq,
+                format!("amqp://pikoci:hunter2@127.0.0.1:{port}/%2f"),
+            ),
+            BrokerConfig::new(PubsubSystem::Kafka, "kafka://pikoci:hunter2@127.0.0.1:9092"),
+        ];
+        for config in configs {
+            let debug = format!("{config:?}");
+            assert!(debug.contains("pikoci:***@127.0.0.1"), "{debug}");
+            let err = connect(&config).await.unwrap_err();
+            for shown in [format!("{err}"), format!("{err:?}"), err.full_message()] {
+                assert!(!shown.contains("hunter2"), "{shown}");
+            }
+        }
     }
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerErrorKind, BrokerResult, Delivery, Settle, Subscription,
-    validate_group, validate_topic,
+    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
+    validate_topic,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +66,7 @@ impl MemBroker {
     fn check_open(&self, action: &str) -> BrokerResult<()> {
         if self.shared.closed.is_cancelled() {
             return Err(BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to {action}: the in-memory broker is closed"),
             ));
         }
@@ -242,6 +242,6 @@ mod tests {
             "the subscription ends when the broker closes"
         );
         let err = broker.publish("t", b"x".to_vec()).await.unwrap_err();
-        assert_eq!(err.kind(), BrokerErrorKind::Unavailable);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
     }
 }

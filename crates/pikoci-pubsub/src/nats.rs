@@ -19,9 +19,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerErrorKind, BrokerResult, Delivery, Settle, Subscription,
-    validate_group, validate_topic,
+    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
+    validate_topic,
 };
+use pikoci_core::redact;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +57,7 @@ struct Inner {
 impl fmt::Debug for NatsBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsBroker")
-            .field("url", &self.inner.config.url)
+            .field("url", &redact::url(&self.inner.config.url))
             .field("state", &self.inner.client.connection_state())
             .finish_non_exhaustive()
     }
@@ -66,7 +67,7 @@ fn unavailable(
     message: String,
     source: impl std::error::Error + Send + Sync + 'static,
 ) -> BrokerError {
-    BrokerError::new(BrokerErrorKind::Unavailable, message).with_source(source)
+    BrokerError::new(ErrorKind::Unavailable, message).with_source(source)
 }
 
 /// The JetStream stream name of a topic (topics have no `_`, so this is one-to-one).
@@ -85,7 +86,10 @@ impl NatsBroker {
             .await
             .map_err(|err| {
                 unavailable(
-                    format!("failed to connect to nats at \"{}\"", config.url),
+                    format!(
+                        "failed to connect to nats at \"{}\"",
+                        redact::url(&config.url)
+                    ),
                     err,
                 )
             })?;
@@ -106,7 +110,7 @@ impl Inner {
     fn check_open(&self, action: impl FnOnce() -> String) -> BrokerResult<()> {
         if self.tasks.is_closed() {
             return Err(BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to {}: the nats broker is closed", action()),
             ));
         }
@@ -201,7 +205,7 @@ impl Inner {
                 if err.kind() == jetstream::context::PublishErrorKind::MaxPayloadExceeded {
                     return Err(PublishFailure::Fatal(
                         BrokerError::new(
-                            BrokerErrorKind::InvalidInput,
+                            ErrorKind::InvalidInput,
                             format!(
                                 "{message}: the message is larger than the server's max_payload"
                             ),
@@ -394,7 +398,7 @@ impl NatsSettle {
         };
         result.map_err(|err| {
             BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!(
                     "failed to {action} a message of subject \"{}\"",
                     message.subject

@@ -23,9 +23,10 @@ use lapin::{
     Acker, BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind,
 };
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerErrorKind, BrokerResult, Delivery, Settle, Subscription,
-    validate_group, validate_topic,
+    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
+    validate_topic,
 };
+use pikoci_core::redact;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,31 +64,12 @@ struct Link {
 impl fmt::Debug for RabbitBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RabbitBroker")
-            .field("url", &redact(&self.inner.config.url))
+            .field("url", &redact::url(&self.inner.config.url))
             .finish_non_exhaustive()
     }
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &credentials[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-fn failure(kind: BrokerErrorKind, message: String, source: lapin::Error) -> BrokerError {
+fn failure(kind: ErrorKind, message: String, source: lapin::Error) -> BrokerError {
     BrokerError::new(kind, message).with_source(source)
 }
 
@@ -113,7 +95,7 @@ impl Inner {
     fn check_open(&self, action: impl FnOnce() -> String) -> BrokerResult<()> {
         if self.tasks.is_closed() {
             return Err(BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to {}: the rabbitmq broker is closed", action()),
             ));
         }
@@ -131,10 +113,10 @@ impl Inner {
         }
         let unreachable = |err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!(
                     "failed to connect to rabbitmq at \"{}\"",
-                    redact(&self.config.url)
+                    redact::url(&self.config.url)
                 ),
                 err,
             )
@@ -176,7 +158,7 @@ impl Inner {
         let link = self.link().await?;
         let failed = |err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to publish to topic \"{topic}\""),
                 err,
             )
@@ -211,7 +193,7 @@ impl Inner {
             .map_err(failed)?;
         if confirm.is_nack() {
             return Err(BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to publish to topic \"{topic}\": rabbitmq refused the message"),
             ));
         }
@@ -224,7 +206,7 @@ impl Inner {
         let queue = queue_name(topic, group);
         let failed = |err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to consume rabbitmq queue \"{queue}\""),
                 err,
             )
@@ -426,7 +408,7 @@ impl Settle for RabbitSettle {
         };
         acker.ack(lapin::options::BasicAckOptions::default()).await.map(drop).map_err(|err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 "failed to ack a rabbitmq delivery (its channel is gone; the message is redelivered)".to_owned(),
                 err,
             )
@@ -443,7 +425,7 @@ impl Settle for RabbitSettle {
         };
         acker.nack(requeue).await.map(drop).map_err(|err| {
             failure(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 "failed to nack a rabbitmq delivery (its channel is gone; the message is redelivered)".to_owned(),
                 err,
             )
@@ -457,19 +439,5 @@ impl Drop for RabbitSettle {
             // Fails only when the subscription has ended; its closed channel requeued the message.
             let _ = self.nacks.send(acker);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(redact("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
     }
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use pikoci_core::broker::{BrokerError, BrokerErrorKind, BrokerResult, Delivery};
+use pikoci_core::broker::{BrokerError, BrokerResult, Delivery, ErrorKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
@@ -152,7 +152,7 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
 {
     let err = BrokerError::new(
-        BrokerErrorKind::Timeout,
+        ErrorKind::Timeout,
         format!(
             "failed to publish to topic \"{topic}\": {transport} did not confirm it within {timeout:?}"
         ),

@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use pikoci_core::engine::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, Stream};
+use pikoci_core::engine::{
+    ErrorKind, Invocation, OutputLine, OutputSink, RunOutcome, Runner, RunnerError, Stream,
+};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -53,9 +55,9 @@ impl Runner for ProcessRunner {
         let mut child = match spawn(&invocation) {
             Ok(child) => child,
             Err(err) => {
-                return RunOutcome::SpawnFailed(format!(
-                    "cannot run \"{}\": {err}",
-                    invocation.program
+                return RunOutcome::SpawnFailed(spawn_error(
+                    format!("cannot run \"{}\"", invocation.program),
+                    err,
                 ));
             }
         };
@@ -111,12 +113,23 @@ impl Runner for ProcessRunner {
         }
         match status {
             Ok(status) => exit_outcome(status),
-            Err(err) => RunOutcome::SpawnFailed(format!(
-                "failed to wait for \"{}\": {err}",
-                invocation.program
+            Err(err) => RunOutcome::SpawnFailed(spawn_error(
+                format!("failed to wait for \"{}\"", invocation.program),
+                err,
             )),
         }
     }
+}
+
+/// A [`RunnerError`] saying `message`, of the kind the OS error tells, caused by `error`.
+fn spawn_error(message: String, error: std::io::Error) -> RunnerError {
+    let kind = match error.kind() {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        std::io::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+        _ => ErrorKind::Unavailable,
+    };
+    RunnerError::new(kind, message).with_source(error)
 }
 
 fn spawn(invocation: &Invocation) -> std::io::Result<Child> {

@@ -134,7 +134,9 @@ async fn exit_statuses_and_spawn_failures() {
         .await
     {
         RunOutcome::SpawnFailed(why) => {
-            assert!(why.starts_with("cannot run \"/nonexistent/tool\""), "{why}")
+            assert_eq!(why.kind(), ErrorKind::NotFound);
+            assert_eq!(why.to_string(), "cannot run \"/nonexistent/tool\"");
+            assert!(why.full_message().contains("No such file"), "{why:?}");
         }
         other => panic!("expected a spawn failure, got {other:?}"),
     }

@@ -9,9 +9,7 @@ use std::time::Duration;
 use pikoci_core::RunnerType;
 use pikoci_core::engine::template;
 use pikoci_core::engine::{OutputLine, OutputSink, RunOutcome, Runner, Stream};
-use pikoci_core::secrets::{
-    SecretError, SecretErrorKind, SecretRequest, SecretSource, SecretValues,
-};
+use pikoci_core::secrets::{ErrorKind, SecretError, SecretRequest, SecretSource, SecretValues};
 use tokio_util::sync::CancellationToken;
 
 use crate::format::Format;
@@ -133,7 +131,7 @@ impl SecretSource for ExecSource {
         let definition = request.definition.as_ref();
         let Some(get) = definition.and_then(|d| d.get.as_ref()) else {
             return Err(SecretError::new(
-                SecretErrorKind::Unsupported,
+                ErrorKind::Unsupported,
                 format!("secret type \"{name}\" has no get command"),
             ));
         };
@@ -145,7 +143,7 @@ impl SecretSource for ExecSource {
             .find(|r| r.name == command.runner)
             .ok_or_else(|| {
                 SecretError::new(
-                    SecretErrorKind::Config,
+                    ErrorKind::InvalidInput,
                     format!(
                         "runner \"{}\" not found for secret type \"{name}\"",
                         command.runner
@@ -157,7 +155,7 @@ impl SecretSource for ExecSource {
             .await
             .map_err(|err| {
                 SecretError::new(
-                    SecretErrorKind::Unreachable,
+                    ErrorKind::Unavailable,
                     format!(
                         "cannot create the work directory {}",
                         self.workdir.display()
@@ -169,7 +167,7 @@ impl SecretSource for ExecSource {
         let invocation = template::prepare(runner, &command.args, &params, &self.workdir, &|n| {
             lookup(n)
         })
-        .map_err(|message| SecretError::new(SecretErrorKind::Config, message))?;
+        .map_err(|message| SecretError::new(ErrorKind::InvalidInput, message))?;
         let printed = Arc::new(Mutex::new(Printed::default()));
         if let Some(invocation) = invocation {
             let outcome = self.run(invocation, printed.clone()).await?;
@@ -181,9 +179,9 @@ impl SecretSource for ExecSource {
                     message.push('\n');
                 }
                 message.push_str(&outcome.describe());
-                let kind = match outcome {
-                    RunOutcome::SpawnFailed(_) => SecretErrorKind::Unreachable,
-                    _ => SecretErrorKind::CommandFailed,
+                let kind = match &outcome {
+                    RunOutcome::SpawnFailed(error) => error.kind(),
+                    _ => ErrorKind::Unavailable,
                 };
                 return Err(SecretError::new(kind, message));
             }
@@ -223,7 +221,7 @@ impl ExecSource {
                 cancel.cancel();
                 run.await;
                 Err(SecretError::new(
-                    SecretErrorKind::Unreachable,
+                    ErrorKind::Timeout,
                     format!(
                         "the get command timed out after {}",
                         pikoci_core::duration::format(self.timeout)

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pikoci_core::secrets::{SecretError, SecretErrorKind, SecretValue, SecretValues};
+use pikoci_core::secrets::{ErrorKind, SecretError, SecretValue, SecretValues};
 
 /// How secret data is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl Format {
             "env" => Ok(Format::Env),
             "raw" => Ok(Format::Raw),
             other => Err(SecretError::new(
-                SecretErrorKind::Config,
+                ErrorKind::InvalidInput,
                 format!("unknown format \"{other}\": use json, yaml, env or raw"),
             )),
         }
@@ -70,7 +70,7 @@ impl Format {
                 match line {
                     Some(line) => json(line, source),
                     None => Err(SecretError::new(
-                        SecretErrorKind::InvalidResponse,
+                        ErrorKind::Internal,
                         format!(
                             "secret type \"{source}\" printed nothing: its last line must be a JSON object"
                         ),
@@ -95,7 +95,7 @@ impl Format {
 }
 
 fn invalid(message: String) -> SecretError {
-    SecretError::new(SecretErrorKind::InvalidResponse, message)
+    SecretError::new(ErrorKind::Internal, message)
 }
 
 /// A JSON object whose values are strings (numbers and booleans are taken as their text).

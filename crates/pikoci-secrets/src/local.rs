@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pikoci_core::secrets::{
-    SecretError, SecretErrorKind, SecretRequest, SecretSource, SecretValue, SecretValues,
+    ErrorKind, SecretError, SecretRequest, SecretSource, SecretValue, SecretValues,
 };
 
 use crate::format::Format;
@@ -61,7 +61,7 @@ impl SecretSource for FileSource {
         let path = match (request.path.as_str(), config_path) {
             ("", None) => {
                 return Err(SecretError::new(
-                    SecretErrorKind::Config,
+                    ErrorKind::InvalidInput,
                     format!(
                         "no file to read: set path in the variable's secret block or in secret_type \"{}\"",
                         request.secret_type
@@ -76,16 +76,16 @@ impl SecretSource for FileSource {
         let shown = path.display().to_string();
         let io_error = |err: std::io::Error| {
             let kind = match err.kind() {
-                std::io::ErrorKind::NotFound => SecretErrorKind::NotFound,
-                std::io::ErrorKind::PermissionDenied => SecretErrorKind::Denied,
-                _ => SecretErrorKind::Unreachable,
+                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+                _ => ErrorKind::Unavailable,
             };
             SecretError::new(kind, format!("cannot read {shown}")).with_source(err)
         };
         let metadata = tokio::fs::metadata(&path).await.map_err(io_error)?;
         if metadata.len() > MAX_FILE_BYTES {
             return Err(SecretError::new(
-                SecretErrorKind::InvalidResponse,
+                ErrorKind::Internal,
                 format!("{shown} is larger than {MAX_FILE_BYTES} bytes"),
             ));
         }
@@ -211,13 +211,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = FileSource::with_base(dir.path());
         let err = source.fetch(&request("", &[], &["a"])).await.unwrap_err();
-        assert_eq!(err.kind(), SecretErrorKind::Config);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().starts_with("no file to read"), "{err}");
         let err = source
             .fetch(&request("missing.json", &[], &["a"]))
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), SecretErrorKind::NotFound);
+        assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.full_message().contains("missing.json"), "{err}");
     }
 

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use pikoci_core::secrets::{
-    SecretError, SecretErrorKind, SecretRequest, SecretSource, SecretValues,
-};
+use pikoci_core::secrets::{ErrorKind, SecretError, SecretRequest, SecretSource, SecretValues};
 use pikoci_core::{Origin, SecretType};
 
 use crate::{EnvSource, ExecSource, FileSource, VaultSource};
@@ -79,7 +77,7 @@ impl Registry {
                 return match &self.exec {
                     Some(exec) => Ok(exec),
                     None => Err(SecretError::new(
-                        SecretErrorKind::Unsupported,
+                        ErrorKind::Unsupported,
                         format!(
                             "secret type \"{secret_type}\" has a get command, and nothing here can run commands"
                         ),
@@ -102,12 +100,12 @@ impl Registry {
             "env" => Ok(&self.env),
             STORE => self.store.as_deref().ok_or_else(|| {
                 SecretError::new(
-                    SecretErrorKind::Unsupported,
+                    ErrorKind::Unsupported,
                     "the built-in store \"pikoci\" is only reachable from builds run by a PikoCI server",
                 )
             }),
             _ => Err(SecretError::new(
-                SecretErrorKind::Unsupported,
+                ErrorKind::Unsupported,
                 format!(
                     "secret type \"{secret_type}\" has no get command and is not a builtin (vault, file, env, pikoci)"
                 ),

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
-use pikoci_core::secrets::{ResolveError, SecretErrorKind, resolve};
+use pikoci_core::secrets::{ErrorKind, ResolveError, resolve};
 use pikoci_core::{Pipeline, VariableValue};
 use pikoci_secrets::{EnvLookup, Registry, VaultSource};
 
@@ -171,7 +171,7 @@ async fn approle_login_reads_both_versions() {
     ))
     .await
     .unwrap_err();
-    assert_eq!(error.failures[0].error.kind(), SecretErrorKind::Denied);
+    assert_eq!(error.failures[0].error.kind(), ErrorKind::PermissionDenied);
     assert!(
         error
             .to_string()
@@ -190,7 +190,7 @@ async fn wrong_tokens_missing_secrets_and_missing_keys_are_told_apart() {
     ))
     .await
     .unwrap_err();
-    assert_eq!(error.failures[0].error.kind(), SecretErrorKind::Denied);
+    assert_eq!(error.failures[0].error.kind(), ErrorKind::PermissionDenied);
     let message = error.to_string();
     assert!(
         message.starts_with(

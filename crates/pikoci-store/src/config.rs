@@ -33,7 +33,7 @@ impl fmt::Debug for DbConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DbConfig")
             .field("system", &self.system)
-            .field("url", &self.url.as_deref().map(crate::connect::redact))
+            .field("url", &self.url.as_deref().map(pikoci_core::redact::url))
             .field("host", &self.host)
             .field("port", &self.port)
             .field("user", &self.user)

@@ -4,7 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use pikoci_core::store::{StoreError, StoreErrorKind, StoreResult};
+use pikoci_core::redact;
+use pikoci_core::store::{ErrorKind, StoreError, StoreResult};
 use sea_orm::sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -48,7 +49,7 @@ impl Backend {
             Err(StoreError::invalid_input(format!(
                 "unsupported database URL \"{}\": use mem, sqlite://PATH, postgres://USER@HOST/NAME \
                  or mysql://USER@HOST/NAME",
-                redact(url)
+                redact::url(url)
             )))
         }
     }
@@ -103,7 +104,7 @@ async fn open_sqlite(url: &str) -> StoreResult<DatabaseConnection> {
     {
         std::fs::create_dir_all(dir).map_err(|err| {
             StoreError::new(
-                StoreErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!(
                     "failed to create the directory {} for the database",
                     dir.display()
@@ -141,11 +142,11 @@ fn server_options(url: &str) -> ConnectOptions {
 async fn open_server(url: &str, backend: Backend) -> StoreResult<DatabaseConnection> {
     let unreachable = |err: DbErr| {
         StoreError::new(
-            StoreErrorKind::Unavailable,
+            ErrorKind::Unavailable,
             format!(
                 "failed to connect to the {} database {}",
                 backend.as_str(),
-                redact(url)
+                redact::url(url)
             ),
         )
         .with_source(DatabaseError::new(err.to_string()))
@@ -181,7 +182,7 @@ fn is_missing_database(err: &DbErr) -> bool {
 /// Creates the database a PostgreSQL or MySQL URL names, connecting to the server without it.
 async fn create_database(url: &str, backend: Backend) -> StoreResult<()> {
     let invalid = |err: &dyn std::fmt::Display| {
-        StoreError::invalid_input(format!("invalid database URL {}", redact(url)))
+        StoreError::invalid_input(format!("invalid database URL {}", redact::url(url)))
             .with_source(DatabaseError::new(err.to_string()))
     };
     let mut options = server_options(url);
@@ -211,11 +212,11 @@ async fn create_database(url: &str, backend: Backend) -> StoreResult<()> {
     }
     let server = Database::connect(options).await.map_err(|err| {
         StoreError::new(
-            StoreErrorKind::Unavailable,
+            ErrorKind::Unavailable,
             format!(
                 "failed to connect to the {} server at {} to create the database \"{name}\"",
                 backend.as_str(),
-                redact(url)
+                redact::url(url)
             ),
         )
         .with_source(DatabaseError::new(err.to_string()))
@@ -239,22 +240,6 @@ fn is_safe_database_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// The URL with its password replaced by `***`, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -284,22 +269,9 @@ mod tests {
             Backend::Mysql
         );
         let err = Backend::from_url("redis://u:secret@h").unwrap_err();
-        assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("redis://u:***@h"), "{err}");
         assert!(!err.to_string().contains("secret"));
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://ci:hunter2@db:5432/pikoci?sslmode=disable"),
-            "postgres://ci:***@db:5432/pikoci?sslmode=disable"
-        );
-        assert_eq!(
-            redact("mysql://root@127.0.0.1/test"),
-            "mysql://root@127.0.0.1/test"
-        );
-        assert_eq!(redact("mem"), "mem");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! from the caller, and the driver's message as an opaque source (no driver type crosses the
 //! `Store` trait).
 
-use pikoci_core::store::{StoreError, StoreErrorKind};
+use pikoci_core::store::{ErrorKind, StoreError};
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 /// The text of a database error, without its type, and how it was classified.
@@ -98,13 +98,13 @@ fn is_sqlite_busy(code: &str) -> bool {
 pub(crate) fn db_error(context: impl Into<String>, err: DbErr) -> StoreError {
     let class = classify(&err);
     let kind = match class {
-        Class::Duplicate | Class::Transient => StoreErrorKind::Conflict,
-        Class::MissingParent => StoreErrorKind::NotFound,
-        Class::Unreachable => StoreErrorKind::Unavailable,
-        Class::TooSlow => StoreErrorKind::Timeout,
+        Class::Duplicate | Class::Transient => ErrorKind::Conflict,
+        Class::MissingParent => ErrorKind::NotFound,
+        Class::Unreachable => ErrorKind::Unavailable,
+        Class::TooSlow => ErrorKind::Timeout,
         Class::Other => match err {
-            DbErr::RecordNotFound(_) => StoreErrorKind::NotFound,
-            _ => StoreErrorKind::Internal,
+            DbErr::RecordNotFound(_) => ErrorKind::NotFound,
+            _ => ErrorKind::Internal,
         },
     };
     StoreError::new(kind, context).with_source(DatabaseError {
@@ -115,8 +115,7 @@ pub(crate) fn db_error(context: impl Into<String>, err: DbErr) -> StoreError {
 
 /// A `StoreError` for a value that could not be (de)serialized.
 pub(crate) fn corrupt(context: impl Into<String>, err: impl std::fmt::Display) -> StoreError {
-    StoreError::new(StoreErrorKind::Internal, context)
-        .with_source(DatabaseError::new(err.to_string()))
+    StoreError::new(ErrorKind::Internal, context).with_source(DatabaseError::new(err.to_string()))
 }
 
 /// Adds context to database errors (`.context(|| format!("failed to ..."))`).
@@ -158,14 +157,14 @@ mod tests {
             "failed to load team 3",
             DbErr::Conn(RuntimeErr::Internal("connection refused".into())),
         );
-        assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert_eq!(err.to_string(), "failed to load team 3");
         let source = std::error::Error::source(&err).unwrap();
         assert!(source.to_string().contains("connection refused"));
         assert!(source.downcast_ref::<DbErr>().is_none());
         assert_eq!(
             db_error("x", DbErr::RecordNotFound("gone".into())).kind(),
-            StoreErrorKind::NotFound
+            ErrorKind::NotFound
         );
     }
 }

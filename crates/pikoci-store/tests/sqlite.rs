@@ -47,7 +47,7 @@ async fn bad_urls_are_invalid_input() {
     let err = pikoci_store::connect("oracle://scott:tiger@db/orcl")
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), pikoci_core::store::StoreErrorKind::InvalidInput);
+    assert_eq!(err.kind(), pikoci_core::store::ErrorKind::InvalidInput);
     assert!(!err.to_string().contains("tiger"), "{err}");
 }
 
@@ -67,11 +67,47 @@ async fn unusable_servers_are_unavailable() -> anyhow::Result<()> {
         let err = pikoci_store::connect(&url).await.unwrap_err();
         assert_eq!(
             err.kind(),
-            pikoci_core::store::StoreErrorKind::Unavailable,
+            pikoci_core::store::ErrorKind::Unavailable,
             "{err}"
         );
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
-        assert!(!err.to_string().contains("secret"), "{err}");
+        for shown in [format!("{err}"), format!("{err:?}"), err.full_message()] {
+            assert!(!shown.contains("secret"), "{shown}");
+        }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn rows_of_an_unknown_model_format_are_refused_naming_it() -> anyhow::Result<()> {
+    use pikoci_core::store::Store;
+    use sea_orm::ConnectionTrait;
+
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}/format.db", dir.path().display());
+    let store = pikoci_store::connect(&url).await?;
+    let world = conformance::world(&store, "main", vec![conformance::job("build")]).await?;
+    // Written in the current format: read back as it was set.
+    let read = store.pipeline_by_id(world.pipeline.id).await?;
+    assert_eq!(read.model, world.pipeline.model);
+    store.close().await?;
+
+    // A later PikoCI wrote the row in a format this one does not know.
+    let db = sea_orm::Database::connect(&url).await?;
+    db.execute_unprepared(
+        r#"UPDATE pipelines SET model = replace(model, '{"format":1,', '{"format":2,')"#,
+    )
+    .await?;
+    db.close().await?;
+
+    let store = pikoci_store::connect(&url).await?;
+    let err = store.pipeline_by_id(world.pipeline.id).await.unwrap_err();
+    assert_eq!(err.kind(), pikoci_core::store::ErrorKind::Internal);
+    assert!(
+        err.to_string()
+            .starts_with("the model of pipeline \"ci\" is stored in model format 2,"),
+        "{err}"
+    );
+    store.close().await?;
     Ok(())
 }

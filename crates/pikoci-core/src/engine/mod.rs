@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+pub use crate::error::ErrorKind;
 pub use events::{Event, EventSink, Status, StepId, StepType};
-pub use native::{CheckRequest, NativeChecks};
-pub use runner::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, Stream};
+pub use native::{CheckRequest, NativeCheckError, NativeChecks};
+pub use runner::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, RunnerError, Stream};
 
 use crate::{HookKind, Pipeline, ServiceType};
 use mask::Masker;

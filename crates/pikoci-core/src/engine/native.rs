@@ -19,6 +19,12 @@ pub struct CheckRequest<'a> {
     pub newest: Option<&'a serde_json::Value>,
 }
 
+crate::error::port_error!(
+    /// Why a native check failed: a kind, a message naming the resource's provider or param, and
+    /// an optional source. The message never holds the resource's secrets.
+    NativeCheckError
+);
+
 /// Checks some resources natively.
 #[async_trait::async_trait]
 pub trait NativeChecks: Send + Sync + std::fmt::Debug {
@@ -27,5 +33,5 @@ pub trait NativeChecks: Send + Sync + std::fmt::Debug {
     async fn check(
         &self,
         request: CheckRequest<'_>,
-    ) -> Option<Result<Vec<serde_json::Value>, String>>;
+    ) -> Option<Result<Vec<serde_json::Value>, NativeCheckError>>;
 }

@@ -53,7 +53,7 @@ pub enum RunOutcome {
     /// It was killed by a signal it did not expect (not by us).
     Signaled(i32),
     /// It could not be started.
-    SpawnFailed(String),
+    SpawnFailed(RunnerError),
     /// `cancel` fired: the whole process tree was killed.
     Cancelled,
 }
@@ -69,11 +69,18 @@ impl RunOutcome {
         match self {
             RunOutcome::Exited(code) => format!("exit status {code}"),
             RunOutcome::Signaled(signal) => format!("killed by signal {signal}"),
-            RunOutcome::SpawnFailed(why) => format!("failed to start: {why}"),
+            RunOutcome::SpawnFailed(why) => format!("failed to start: {}", why.full_message()),
             RunOutcome::Cancelled => "cancelled".to_owned(),
         }
     }
 }
+
+crate::error::port_error!(
+    /// Why a [`Runner`] could not start a process: a kind ([`NotFound`](crate::ErrorKind::NotFound)
+    /// for a missing program or work directory, [`PermissionDenied`](crate::ErrorKind::PermissionDenied)
+    /// for one that may not be executed, ...), a message naming the program, and the OS error.
+    RunnerError
+);
 
 /// Runs processes. Output lines go to `output` as they are read, stdout and stderr interleaved
 /// in the order they arrive. When `cancel` fires, the process and every process it started are

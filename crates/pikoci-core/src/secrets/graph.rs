@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{MAX_DEPTH, SecretError, SecretErrorKind};
+use super::{ErrorKind, MAX_DEPTH, SecretError};
 use crate::{Pipeline, SecretRef, SecretType, VariableValue};
 
 /// One secret-bound variable.
@@ -122,7 +122,7 @@ impl Walk<'_> {
                 .collect();
             names.push(&self.nodes[index].name);
             return Err(SecretError::new(
-                SecretErrorKind::Dependency,
+                ErrorKind::InvalidInput,
                 format!("circular secret dependency: {}", names.join(" -> ")),
             ));
         }
@@ -145,7 +145,7 @@ impl Walk<'_> {
 
     fn too_deep(&self, index: usize) -> SecretError {
         SecretError::new(
-            SecretErrorKind::Dependency,
+            ErrorKind::InvalidInput,
             format!(
                 "secret dependency chain too deep (max {MAX_DEPTH} levels), at variable \"{}\"",
                 self.nodes[index].name

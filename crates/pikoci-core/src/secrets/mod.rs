@@ -14,9 +14,10 @@ mod secret;
 mod source;
 mod usage;
 
+pub use crate::error::ErrorKind;
 pub use resolve::{ResolveError, ResolveFailure, ResolvedSecrets, resolve};
 pub use secret::{Secret, SecretKind, SecretValue, SecretValues};
-pub use source::{SecretError, SecretErrorKind, SecretRequest, SecretSource};
+pub use source::{SecretError, SecretRequest, SecretSource};
 pub use usage::{substitute, used_by_job, used_by_resource};
 
 /// The longest chain of secrets depending on secrets that is resolved.

@@ -6,8 +6,8 @@ use std::fmt;
 
 use super::graph::{self, Node};
 use super::{
-    SecretError, SecretErrorKind, SecretKind, SecretRequest, SecretSource, SecretValue,
-    SecretValues, substitute,
+    ErrorKind, SecretError, SecretKind, SecretRequest, SecretSource, SecretValue, SecretValues,
+    substitute,
 };
 use crate::engine::mask::Masker;
 use crate::{Command, Pipeline, RunnerOverride, SecretType};
@@ -206,7 +206,7 @@ fn pick(
     match result {
         Ok(values) => values.get(key).cloned().ok_or_else(|| {
             SecretError::new(
-                SecretErrorKind::NotFound,
+                ErrorKind::NotFound,
                 format!("key \"{key}\" not found in response"),
             )
         }),

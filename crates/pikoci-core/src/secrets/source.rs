@@ -1,7 +1,6 @@
 //! The [`SecretSource`] port and its request and error types.
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::SecretValues;
 use crate::SecretType;
@@ -52,76 +51,9 @@ impl fmt::Debug for SecretRequest {
     }
 }
 
-/// What went wrong, for callers that react differently (retry, tell the user to log in, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SecretErrorKind {
-    /// Nothing at that path, no such key, an unset environment variable, a missing file.
-    NotFound,
-    /// The credentials were refused, or do not allow reading that path.
-    Denied,
-    /// The backend could not be reached (connection refused, timeout, no such host).
-    Unreachable,
-    /// The secret type is configured wrongly (no address, an unknown format, ...).
-    Config,
-    /// The backend answered something that cannot be read (not JSON, not a map of strings).
-    InvalidResponse,
-    /// The type's `get` command failed.
-    CommandFailed,
-    /// No implementation exists for the secret type here.
-    Unsupported,
-    /// Secrets depend on each other in a circle, or through too long a chain.
-    Dependency,
-}
-
-/// A failure to fetch or resolve a secret. The message never holds a secret value (sources
-/// make sure of it for what they write, the resolver masks what it adds).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct SecretError {
-    kind: SecretErrorKind,
-    message: String,
-    #[source]
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
-}
-
-impl SecretError {
-    /// An error of `kind` saying `message` (lowercase, no trailing period, no secret values).
-    pub fn new(kind: SecretErrorKind, message: impl Into<String>) -> SecretError {
-        SecretError {
-            kind,
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// The same error, caused by `source`.
-    pub fn with_source(
-        mut self,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> SecretError {
-        self.source = Some(Arc::new(source));
-        self
-    }
-
-    /// What went wrong.
-    pub fn kind(&self) -> SecretErrorKind {
-        self.kind
-    }
-
-    /// The message, without its causes.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// The message followed by every cause, `: `-separated.
-    pub fn full_message(&self) -> String {
-        let mut text = self.message.clone();
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
-        while let Some(error) = cause {
-            text.push_str(": ");
-            text.push_str(&error.to_string());
-            cause = error.source();
-        }
-        text
-    }
-}
+crate::error::port_error!(
+    /// A failure to fetch or resolve a secret, with an [`ErrorKind`](crate::error::ErrorKind).
+    /// The message never holds a secret value (sources make sure of it for what they write, the
+    /// resolver masks what it adds).
+    SecretError
+);

@@ -59,7 +59,7 @@ impl SecretSource for Memory {
         self.data
             .get(&at)
             .cloned()
-            .ok_or_else(|| SecretError::new(SecretErrorKind::NotFound, "no secret at this path"))
+            .ok_or_else(|| SecretError::new(ErrorKind::NotFound, "no secret at this path"))
     }
 }
 
@@ -201,7 +201,7 @@ async fn a_secret_type_config_using_its_own_secret_is_a_cycle() {
         error.to_string(),
         "circular secret dependency: token -> token"
     );
-    assert_eq!(error.failures[0].error.kind(), SecretErrorKind::Dependency);
+    assert_eq!(error.failures[0].error.kind(), ErrorKind::InvalidInput);
 }
 
 #[tokio::test]
@@ -258,7 +258,7 @@ async fn a_missing_key_names_the_variable_and_the_key() {
         error.to_string(),
         "secret for variable \"user\": key \"username\" not found in response"
     );
-    assert_eq!(error.failures[0].error.kind(), SecretErrorKind::NotFound);
+    assert_eq!(error.failures[0].error.kind(), ErrorKind::NotFound);
 }
 
 #[tokio::test]
@@ -270,7 +270,7 @@ async fn fetch_failures_name_the_type_and_path_and_every_variable() {
     let mut memory = Memory::default().with("env", "", &[("C", "fine")]);
     memory.failing.insert(
         ("vault".to_owned(), "secret/db".to_owned()),
-        SecretError::new(SecretErrorKind::Denied, "permission denied (HTTP 403)"),
+        SecretError::new(ErrorKind::PermissionDenied, "permission denied (HTTP 403)"),
     );
     let error = run(&p, &["a", "b", "c"], &memory).await.unwrap_err();
     assert_eq!(
@@ -282,7 +282,7 @@ async fn fetch_failures_name_the_type_and_path_and_every_variable() {
         error
             .failures
             .iter()
-            .all(|f| f.error.kind() == SecretErrorKind::Denied)
+            .all(|f| f.error.kind() == ErrorKind::PermissionDenied)
     );
 }
 

@@ -4,7 +4,7 @@
 //! The trait is shaped by use cases, not tables: a pipeline is set with all its jobs, resources
 //! and types in one transaction; `create_versions` deduplicates; every `claim_*` and status change
 //! is a conditional update that is safe with several servers on one database and fails with a
-//! [`StoreErrorKind::Conflict`] when another actor got there first. Records are plain Rust; no
+//! [`ErrorKind::Conflict`] when another actor got there first. Records are plain Rust; no
 //! database type appears here. Implementations live in `pikoci-store`.
 //!
 //! Times are passed in by the caller (the server's clock), which keeps the store deterministic

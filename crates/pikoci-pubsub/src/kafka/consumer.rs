@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pikoci_core::broker::{BrokerError, BrokerErrorKind, BrokerResult, Delivery, Settle};
+use pikoci_core::broker::{BrokerError, BrokerResult, Delivery, ErrorKind, Settle};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -75,7 +75,7 @@ pub(super) async fn start(
         .create_with_context(RebalanceSignal { assignments })
         .map_err(|err| {
             kafka_error(
-                BrokerErrorKind::Internal,
+                ErrorKind::Internal,
                 format!("failed to create a kafka consumer for group \"{group}\""),
                 err,
             )
@@ -86,8 +86,7 @@ pub(super) async fn start(
     tokio::task::spawn_blocking(move || place(&placed, &topic_owned, &group_owned, membership))
         .await
         .map_err(|err| {
-            BrokerError::new(BrokerErrorKind::Internal, "kafka consumer setup panicked")
-                .with_source(err)
+            BrokerError::new(ErrorKind::Internal, "kafka consumer setup panicked").with_source(err)
         })??;
 
     let (topic_owned, group_owned) = (topic.to_owned(), group.to_owned());
@@ -100,7 +99,7 @@ pub(super) async fn start(
             tokio::time::timeout(JOIN_TIMEOUT, assigned.wait_for(|count| *count > 0)).await;
         if !matches!(joined, Ok(Ok(_))) {
             return Err(BrokerError::new(
-                BrokerErrorKind::Timeout,
+                ErrorKind::Timeout,
                 format!(
                     "failed to join kafka consumer group \"{group}\" of topic \"{topic}\" within {JOIN_TIMEOUT:?}"
                 ),
@@ -120,7 +119,7 @@ fn place(
 ) -> BrokerResult<()> {
     let failed = |what: &str, err| {
         kafka_error(
-            BrokerErrorKind::Unavailable,
+            ErrorKind::Unavailable,
             format!("failed to {what} for kafka group \"{group}\" on topic \"{topic}\""),
             err,
         )
@@ -136,7 +135,7 @@ fn place(
         .collect();
     if partitions.is_empty() {
         return Err(BrokerError::new(
-            BrokerErrorKind::NotFound,
+            ErrorKind::NotFound,
             format!("kafka topic \"{topic}\" has no partitions"),
         ));
     }
@@ -300,7 +299,7 @@ fn settle(
                         .and_then(|()| consumer.commit(&offsets, CommitMode::Async))
                         .map_err(|err| {
                             kafka_error(
-                                BrokerErrorKind::Unavailable,
+                                ErrorKind::Unavailable,
                                 format!("failed to commit the offset of topic \"{topic}\" partition {partition}"),
                                 err,
                             )
@@ -342,7 +341,7 @@ impl fmt::Debug for KafkaSettle {
 
 fn subscription_gone() -> BrokerError {
     BrokerError::new(
-        BrokerErrorKind::Unavailable,
+        ErrorKind::Unavailable,
         "failed to settle a kafka delivery: its subscription has ended (the message is redelivered)",
     )
 }

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerErrorKind, BrokerResult, Subscription, validate_group,
-    validate_topic,
+    Broker, BrokerError, BrokerResult, ErrorKind, Subscription, validate_group, validate_topic,
 };
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -69,14 +68,17 @@ fn bootstrap_servers(url: &str) -> BrokerResult<String> {
         .trim_end_matches('/');
     if servers.is_empty() || servers.contains('/') || servers.contains('@') {
         return Err(BrokerError::new(
-            BrokerErrorKind::InvalidInput,
-            format!("invalid kafka url \"{url}\": use kafka://host:port[,host:port...]"),
+            ErrorKind::InvalidInput,
+            format!(
+                "invalid kafka url \"{}\": use kafka://host:port[,host:port...]",
+                pikoci_core::redact::url(url)
+            ),
         ));
     }
     Ok(servers.to_owned())
 }
 
-fn kafka_error(kind: BrokerErrorKind, message: String, err: KafkaError) -> BrokerError {
+fn kafka_error(kind: ErrorKind, message: String, err: KafkaError) -> BrokerError {
     BrokerError::new(kind, message).with_source(err)
 }
 
@@ -99,7 +101,7 @@ impl KafkaBroker {
         let servers = bootstrap_servers(&config.url)?;
         let unreachable = |err| {
             kafka_error(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to set up a kafka client for \"{servers}\""),
                 err,
             )
@@ -134,12 +136,11 @@ impl KafkaBroker {
         })
         .await
         .map_err(|err| {
-            BrokerError::new(BrokerErrorKind::Internal, "kafka metadata probe panicked")
-                .with_source(err)
+            BrokerError::new(ErrorKind::Internal, "kafka metadata probe panicked").with_source(err)
         })?
         .map_err(|err| {
             kafka_error(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to reach kafka at \"{}\"", inner.servers),
                 err,
             )
@@ -152,7 +153,7 @@ impl Inner {
     fn check_open(&self, action: impl FnOnce() -> String) -> BrokerResult<()> {
         if self.tasks.is_closed() {
             return Err(BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to {}: the kafka broker is closed", action()),
             ));
         }
@@ -189,7 +190,7 @@ impl Inner {
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let failed = |detail: String| {
             BrokerError::new(
-                BrokerErrorKind::Unavailable,
+                ErrorKind::Unavailable,
                 format!("failed to create kafka topic \"{topic}\": {detail}"),
             )
         };
@@ -232,9 +233,9 @@ impl Inner {
                     Some(
                         RDKafkaErrorCode::MessageSizeTooLarge
                         | RDKafkaErrorCode::InvalidMessageSize,
-                    ) => BrokerErrorKind::InvalidInput,
-                    Some(RDKafkaErrorCode::MessageTimedOut) => BrokerErrorKind::Timeout,
-                    _ => BrokerErrorKind::Unavailable,
+                    ) => ErrorKind::InvalidInput,
+                    Some(RDKafkaErrorCode::MessageTimedOut) => ErrorKind::Timeout,
+                    _ => ErrorKind::Unavailable,
                 };
                 Err(kafka_error(
                     kind,
@@ -262,14 +263,14 @@ impl Broker for KafkaBroker {
             .await
             {
                 Ok(Ok(())) => return Ok(()),
-                Ok(Err(err)) if err.kind() == BrokerErrorKind::InvalidInput => return Err(err),
+                Ok(Err(err)) if err.kind() == ErrorKind::InvalidInput => return Err(err),
                 Ok(Err(err)) => Some(err),
                 Err(_elapsed) => None,
             };
             inner.check_open(|| format!("publish to topic \"{topic}\""))?;
             if !backoff.wait_until(deadline, inner.tasks.token()).await {
                 let err = BrokerError::new(
-                    BrokerErrorKind::Timeout,
+                    ErrorKind::Timeout,
                     format!(
                         "failed to publish to topic \"{topic}\": kafka did not acknowledge it within {:?}",
                         inner.config.publish_timeout
@@ -329,7 +330,7 @@ mod tests {
         assert_eq!(bootstrap_servers("a:1").unwrap(), "a:1");
         for bad in ["", "kafka://", "kafka://user@a:1", "http://a:1/x"] {
             let err = bootstrap_servers(bad).unwrap_err();
-            assert_eq!(err.kind(), BrokerErrorKind::InvalidInput, "{bad}");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use pikoci_core::broker::{Broker, BrokerErrorKind, Delivery, Subscription};
+use pikoci_core::broker::{Broker, Delivery, ErrorKind, Subscription};
 
 /// How long a test waits for one delivery (a Kafka group join alone can take 20 s).
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -287,12 +287,12 @@ pub async fn invalid_names_are_rejected(harness: &dyn Harness) {
         .publish("bad topic", b"x".to_vec())
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), BrokerErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     let err = broker
         .subscribe("pikoci.ok", "bad.group")
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), BrokerErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
 /// After `close`, subscriptions end and publishes fail as unavailable.
@@ -307,7 +307,7 @@ pub async fn closed_broker_refuses_work(harness: &dyn Harness) {
         "subscription did not end: {ended:?}"
     );
     let err = broker.publish(&topic, b"x".to_vec()).await.unwrap_err();
-    assert_eq!(err.kind(), BrokerErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 }
 
 /// The server goes away and comes back: the subscription carries on without being renewed, a

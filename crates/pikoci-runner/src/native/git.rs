@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use pikoci_core::engine::{CheckRequest, NativeChecks};
+use pikoci_core::engine::{CheckRequest, ErrorKind, NativeCheckError, NativeChecks};
 use pikoci_core::{Origin, ResourceType};
 use ureq::tls::RootCerts;
 
@@ -78,14 +78,14 @@ impl NativeChecks for GitChecks {
     async fn check(
         &self,
         request: CheckRequest<'_>,
-    ) -> Option<Result<Vec<serde_json::Value>, String>> {
+    ) -> Option<Result<Vec<serde_json::Value>, NativeCheckError>> {
         if !is_builtin_git(request.resource_type) {
             return None;
         }
         let check = match ApiCheck::plan(request.params, request.newest) {
             Ok(Some(check)) => check,
             Ok(None) => return None,
-            Err(error) => return Some(Err(error)),
+            Err(error) => return Some(Err(NativeCheckError::invalid_input(error))),
         };
         let token = check.token.clone();
         let (timeout, roots) = (self.timeout, self.roots.clone());
@@ -96,7 +96,11 @@ impl NativeChecks for GitChecks {
         })
         .await
         .unwrap_or_else(|err| Err(format!("the git API check stopped: {err}")));
-        Some(result.map_err(|error| mask(&error, &token)))
+        Some(
+            result.map_err(|error| {
+                NativeCheckError::new(ErrorKind::Unavailable, mask(&error, &token))
+            }),
+        )
     }
 }
 
@@ -166,7 +170,7 @@ impl ApiCheck {
                 None => return Ok(None),
             },
         };
-        let shown = remote::redact(url);
+        let shown = pikoci_core::redact::url(url);
         let Some(remote) = remote else {
             return Err(format!(
                 "cannot tell where the {provider} API of \"{shown}\" is: \
@@ -180,7 +184,7 @@ impl ApiCheck {
             Some(api_url) => {
                 return Err(format!(
                     "the api_url param must be an http:// or https:// URL, not \"{}\"",
-                    remote::redact(api_url)
+                    pikoci_core::redact::url(api_url)
                 ));
             }
             None => remote.api_base(provider),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use pikoci_core::ResourceRef;
 use pikoci_core::engine::env::filter_params;
-use pikoci_core::engine::{CheckRequest, NativeChecks};
+use pikoci_core::engine::{CheckRequest, NativeCheckError, NativeChecks};
 use pikoci_runner::native::GitChecks;
 use serde_json::{Value, json};
 
@@ -43,7 +43,7 @@ pub(crate) async fn check_as(
     type_name: &str,
     params: &[(&str, &str)],
     newest: Option<Value>,
-) -> Option<Result<Vec<Value>, String>> {
+) -> Option<Result<Vec<Value>, NativeCheckError>> {
     let lines: String = params
         .iter()
         .map(|(k, v)| format!("    {k} = \"{v}\"\n"))
@@ -82,6 +82,7 @@ pub(crate) async fn check(
     check_as(&GitChecks::new(), "", "git", params, newest)
         .await
         .expect("the API check handles this resource")
+        .map_err(|error| error.to_string())
 }
 
 pub(crate) fn targets(requests: &[Request]) -> Vec<&str> {

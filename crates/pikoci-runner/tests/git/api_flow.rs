@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use pikoci_core::ErrorKind;
 use pikoci_runner::native::GitChecks;
 use serde_json::json;
 
@@ -63,7 +64,7 @@ async fn errors_say_what_failed_and_never_show_the_token() {
         format!(
             "GitLab API: GET {closed}/projects/platform%2Fapp/repository/commits?per_page=1 failed: "
         ),
-        "\"https://***@github.com/app.git\" does not name a GitHub repository (owner/name)"
+        "\"https://oauth2:***@github.com/app.git\" does not name a GitHub repository (owner/name)"
             .to_owned(),
     ];
     for (error, expected) in errors.iter().zip(&expected) {
@@ -103,7 +104,7 @@ async fn only_the_builtin_type_with_a_token_and_a_provider_is_checked_natively()
         "without provider, git ls-remote does the check"
     );
     let renamed = renamed.expect("a type sourced from pikoci://git is the builtin");
-    assert!(renamed.unwrap_err().contains(&closed));
+    assert!(renamed.unwrap_err().to_string().contains(&closed));
 }
 
 #[tokio::test]
@@ -125,6 +126,8 @@ async fn an_https_api_is_trusted_only_with_its_certificate_authority() {
     let trusted = check_as(&trusting, "", "git", &params, None).await;
 
     let error = untrusted.unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    let error = error.to_string();
     let api_url = format!("https://127.0.0.1:{}{commits}", proxy.port);
     assert!(
         error.starts_with(&format!("Gitea API: GET {api_url} failed: ")),

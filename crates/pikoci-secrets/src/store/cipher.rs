@@ -5,7 +5,7 @@
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hkdf::Hkdf;
-use pikoci_core::secrets::{Secret, SecretError, SecretErrorKind};
+use pikoci_core::secrets::{ErrorKind, Secret, SecretError};
 use sha2::Sha256;
 
 /// The environment variable holding the master key.
@@ -40,7 +40,7 @@ impl Cipher {
         let master_key = master_key.expose().trim();
         if master_key.len() < MIN_KEY_LEN {
             return Err(SecretError::new(
-                SecretErrorKind::Config,
+                ErrorKind::InvalidInput,
                 format!(
                     "{KEY_VARIABLE} is too short: use at least {MIN_KEY_LEN} random characters, e.g. the output of `openssl rand -base64 32`"
                 ),
@@ -50,7 +50,7 @@ impl Cipher {
         Hkdf::<Sha256>::new(Some(SALT), master_key.as_bytes())
             .expand(INFO, &mut key)
             .map_err(|_| {
-                SecretError::new(SecretErrorKind::Config, "cannot derive the store key")
+                SecretError::new(ErrorKind::InvalidInput, "cannot derive the store key")
             })?;
         let aead = Aes256Gcm::new(&Key::<Aes256Gcm>::from(key));
         Ok(Cipher { aead })
@@ -61,7 +61,7 @@ impl Cipher {
         match std::env::var(KEY_VARIABLE) {
             Ok(key) if !key.trim().is_empty() => Cipher::new(&Secret::new(key)),
             _ => Err(SecretError::new(
-                SecretErrorKind::Config,
+                ErrorKind::InvalidInput,
                 format!(
                     "secret storage is not configured: set {KEY_VARIABLE} to a random key of at least {MIN_KEY_LEN} characters"
                 ),
@@ -81,7 +81,7 @@ impl Cipher {
                     aad: context,
                 },
             )
-            .map_err(|_| SecretError::new(SecretErrorKind::Config, "cannot encrypt the value"))?;
+            .map_err(|_| SecretError::new(ErrorKind::InvalidInput, "cannot encrypt the value"))?;
         let mut sealed = Vec::with_capacity(1 + nonce.len() + ciphertext.len());
         sealed.push(VERSION);
         sealed.extend_from_slice(&nonce);
@@ -93,7 +93,7 @@ impl Cipher {
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Secret, SecretError> {
         let refused = || {
             SecretError::new(
-                SecretErrorKind::Denied,
+                ErrorKind::PermissionDenied,
                 format!(
                     "cannot decrypt a stored secret: {KEY_VARIABLE} is not the key it was stored with, or the stored value was altered"
                 ),
@@ -154,7 +154,7 @@ mod tests {
         let sealed = cipher.seal(&key("hunter22"), b"a").unwrap();
         let other = Cipher::new(&key("another key that is long enough!!")).unwrap();
         let error = other.open(&sealed, b"a").unwrap_err();
-        assert_eq!(error.kind(), SecretErrorKind::Denied);
+        assert_eq!(error.kind(), ErrorKind::PermissionDenied);
         assert!(
             error
                 .to_string()
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn short_keys_are_refused() {
         let error = Cipher::new(&key("short")).unwrap_err();
-        assert_eq!(error.kind(), SecretErrorKind::Config);
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
         assert!(
             error
                 .to_string()

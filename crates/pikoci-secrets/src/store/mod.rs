@@ -9,7 +9,7 @@ mod table;
 use std::sync::Arc;
 
 use pikoci_core::secrets::{
-    Secret, SecretError, SecretErrorKind, SecretKind, SecretRequest, SecretSource, SecretValue,
+    ErrorKind, Secret, SecretError, SecretKind, SecretRequest, SecretSource, SecretValue,
     SecretValues,
 };
 
@@ -47,7 +47,7 @@ impl SecretStore {
     fn cipher(&self) -> Result<&Cipher, SecretError> {
         self.cipher.as_ref().ok_or_else(|| {
             SecretError::new(
-                SecretErrorKind::Config,
+                ErrorKind::InvalidInput,
                 format!(
                     "secret storage is not configured: set {KEY_VARIABLE} to a random key of at least {MIN_KEY_LEN} characters"
                 ),
@@ -139,7 +139,7 @@ impl SecretStore {
 fn check_name(name: &str) -> Result<(), SecretError> {
     if name.trim().is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
         return Err(SecretError::new(
-            SecretErrorKind::Config,
+            ErrorKind::InvalidInput,
             format!(
                 "invalid secret name: use 1 to {MAX_NAME_LEN} characters without control characters"
             ),

@@ -117,7 +117,7 @@ async fn a_value_moved_to_another_entry_does_not_decrypt() {
     entry.name = "B".to_owned();
     table.put(entry).await.unwrap();
     let error = store.lookup("main", "p", "B").await.unwrap_err();
-    assert_eq!(error.kind(), SecretErrorKind::Denied);
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied);
 }
 
 #[tokio::test]

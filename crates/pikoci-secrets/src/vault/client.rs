@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pikoci_core::secrets::{Secret, SecretError, SecretErrorKind};
+use pikoci_core::secrets::{ErrorKind, Secret, SecretError};
 use serde_json::Value;
 
 /// An answer of the API: its status and JSON body (`Null` when the body is empty).
@@ -41,17 +41,17 @@ impl Answer {
         };
         match self.status {
             404 => SecretError::new(
-                SecretErrorKind::NotFound,
+                ErrorKind::NotFound,
                 format!("no secret at {what} ({detail})"),
             ),
             401 | 403 => SecretError::new(
-                SecretErrorKind::Denied,
+                ErrorKind::PermissionDenied,
                 format!(
                     "Vault refused to read {what} ({detail}): check the token (or AppRole) and that its policy allows reading this path"
                 ),
             ),
             _ => SecretError::new(
-                SecretErrorKind::InvalidResponse,
+                ErrorKind::Internal,
                 format!("Vault failed to read {what} ({detail})"),
             ),
         }
@@ -132,7 +132,7 @@ impl Client {
     ) -> Result<Answer, SecretError> {
         let mut response = response.map_err(|err| {
             SecretError::new(
-                SecretErrorKind::Unreachable,
+                ErrorKind::Unavailable,
                 format!("cannot reach Vault at {}", self.address),
             )
             .with_source(err)
@@ -140,7 +140,7 @@ impl Client {
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().map_err(|err| {
             SecretError::new(
-                SecretErrorKind::Unreachable,
+                ErrorKind::Unavailable,
                 format!("failed to read the answer of Vault at {}", self.address),
             )
             .with_source(err)
@@ -150,7 +150,7 @@ impl Client {
         } else {
             serde_json::from_str(&text).map_err(|err| {
                 SecretError::new(
-                    SecretErrorKind::InvalidResponse,
+                    ErrorKind::Internal,
                     format!(
                         "Vault at {} answered HTTP {status} with a body that is not JSON (is the address a Vault server?)",
                         self.address

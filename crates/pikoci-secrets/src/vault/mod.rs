@@ -7,7 +7,7 @@ mod client;
 use std::time::Duration;
 
 use pikoci_core::secrets::{
-    Secret, SecretError, SecretErrorKind, SecretRequest, SecretSource, SecretValue, SecretValues,
+    ErrorKind, Secret, SecretError, SecretRequest, SecretSource, SecretValue, SecretValues,
 };
 use serde_json::Value;
 
@@ -78,7 +78,7 @@ impl VaultSource {
         let env = |key: &str| (self.env)(key).filter(|v| !v.trim().is_empty());
         let missing = |what: &str| {
             SecretError::new(
-                SecretErrorKind::Config,
+                ErrorKind::InvalidInput,
                 format!("secret type \"{name}\" needs {what}"),
             )
         };
@@ -107,7 +107,7 @@ impl VaultSource {
             },
             other => {
                 return Err(SecretError::new(
-                    SecretErrorKind::Config,
+                    ErrorKind::InvalidInput,
                     format!(
                         "secret type \"{name}\": unknown auth_method \"{other}\", use \"token\" or \"approle\""
                     ),
@@ -120,7 +120,7 @@ impl VaultSource {
             "2" => Some(2),
             other => {
                 return Err(SecretError::new(
-                    SecretErrorKind::Config,
+                    ErrorKind::InvalidInput,
                     format!(
                         "secret type \"{name}\": unknown kv_version \"{other}\", use \"1\", \"2\" or \"auto\""
                     ),
@@ -144,7 +144,7 @@ impl SecretSource for VaultSource {
         let path = request.path.trim().trim_matches('/').to_owned();
         if path.is_empty() {
             return Err(SecretError::new(
-                SecretErrorKind::Config,
+                ErrorKind::InvalidInput,
                 "the variable's secret block needs a path, such as \"secret/data/ci/db\"",
             ));
         }
@@ -152,11 +152,8 @@ impl SecretSource for VaultSource {
         tokio::task::spawn_blocking(move || read(&settings, &path, timeout))
             .await
             .map_err(|err| {
-                SecretError::new(
-                    SecretErrorKind::Unreachable,
-                    "the Vault request did not finish",
-                )
-                .with_source(err)
+                SecretError::new(ErrorKind::Unavailable, "the Vault request did not finish")
+                    .with_source(err)
             })?
     }
 }
@@ -203,7 +200,7 @@ fn login(client: &Client, role_id: &Secret, secret_id: &Secret) -> Result<Secret
     if answer.status != 200 {
         let errors = answer.errors();
         return Err(SecretError::new(
-            SecretErrorKind::Denied,
+            ErrorKind::PermissionDenied,
             format!(
                 "AppRole login failed (HTTP {}{}{}): check role_id and secret_id",
                 answer.status,
@@ -219,7 +216,7 @@ fn login(client: &Client, role_id: &Secret, secret_id: &Secret) -> Result<Secret
         .map(Secret::from)
         .ok_or_else(|| {
             SecretError::new(
-                SecretErrorKind::InvalidResponse,
+                ErrorKind::Internal,
                 "AppRole login answered without a client token",
             )
         })
@@ -303,7 +300,7 @@ fn kv_read(
         Some(Value::Object(map)) => Ok(map.clone()),
         // KV v2 answers `data: null` for a deleted version.
         _ => Err(SecretError::new(
-            SecretErrorKind::NotFound,
+            ErrorKind::NotFound,
             format!("no secret data at {shown} (deleted, or not a KV secret)"),
         )),
     }

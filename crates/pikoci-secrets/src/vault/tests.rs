@@ -224,7 +224,7 @@ async fn refusals_and_missing_secrets_are_told_apart() {
     let error = fetch(&canned, "secret/denied", &[("kv_version", "2")])
         .await
         .unwrap_err();
-    assert_eq!(error.kind(), SecretErrorKind::Denied);
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied);
     assert!(
         error
             .to_string()
@@ -235,7 +235,7 @@ async fn refusals_and_missing_secrets_are_told_apart() {
     let error = fetch(&canned, "secret/missing", &[("kv_version", "2")])
         .await
         .unwrap_err();
-    assert_eq!(error.kind(), SecretErrorKind::NotFound);
+    assert_eq!(error.kind(), ErrorKind::NotFound);
     assert_eq!(error.to_string(), "no secret at secret/missing (HTTP 404)");
 }
 
@@ -249,7 +249,7 @@ async fn an_unreachable_server_is_named() {
         .fetch(&request("secret/x", &[("address", &address)]))
         .await
         .unwrap_err();
-    assert_eq!(error.kind(), SecretErrorKind::Unreachable);
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
     assert_eq!(
         error.to_string(),
         format!("cannot reach Vault at {address}")

@@ -34,6 +34,52 @@ pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreRes
         .map_err(|err| corrupt(format!("corrupt {what} in the database"), err))
 }
 
+/// The format of the model JSON the store writes (pipelines, jobs, resources, pipeline types):
+/// every such column holds `{"format": MODEL_FORMAT, "model": ...}`. The model is the serde form of
+/// `pikoci-core`'s types, a cache of what the pipeline's stored source (`config`) and `vars`
+/// decode to. Bump this when a change to those types cannot read what was written before; rows of
+/// another format are refused with an error naming it, never decoded by guess.
+pub(crate) const MODEL_FORMAT: u32 = 1;
+
+/// A model as written, borrowing the value.
+#[derive(Serialize)]
+struct ModelOut<'a, T: ?Sized> {
+    format: u32,
+    model: &'a T,
+}
+
+/// A model as read: the format first, the model decoded only when the format is known.
+#[derive(serde::Deserialize)]
+struct ModelIn {
+    format: u32,
+    model: serde_json::Value,
+}
+
+/// A model of `pikoci-core` as JSON text in the current [`MODEL_FORMAT`].
+pub(crate) fn to_model_json<T: Serialize + ?Sized>(value: &T, what: &str) -> StoreResult<String> {
+    to_json(
+        &ModelOut {
+            format: MODEL_FORMAT,
+            model: value,
+        },
+        what,
+    )
+}
+
+/// A model from stored JSON text; `Internal` naming the format when it is not [`MODEL_FORMAT`].
+pub(crate) fn from_model_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+    let stored: ModelIn = from_json(text, what)?;
+    if stored.format != MODEL_FORMAT {
+        return Err(StoreError::internal(format!(
+            "{what} is stored in model format {}, but this version of PikoCI reads format \
+             {MODEL_FORMAT}: run the PikoCI version that wrote it, or set the pipeline again",
+            stored.format
+        )));
+    }
+    serde_json::from_value(stored.model)
+        .map_err(|err| corrupt(format!("corrupt {what} in the database"), err))
+}
+
 /// A count or index as stored (`i32`); `InvalidInput` beyond `i32::MAX`.
 pub(crate) fn int(value: u32, what: &str) -> StoreResult<i32> {
     i32::try_from(value)
@@ -84,7 +130,7 @@ pub(crate) fn pipeline(m: pipeline::Model) -> StoreResult<StoredPipeline> {
         id: PipelineId(m.id),
         team_id: TeamId(m.team_id),
         vars: from_json(&m.vars, "pipeline vars")?,
-        model: from_json(&m.model, "pipeline model")?,
+        model: from_model_json(&m.model, &format!("the model of pipeline \"{}\"", m.name))?,
         name: m.name,
         config: m.config,
         paused: m.paused,
@@ -98,7 +144,7 @@ pub(crate) fn job(m: job::Model) -> StoreResult<StoredJob> {
     Ok(StoredJob {
         id: JobId(m.id),
         pipeline_id: PipelineId(m.pipeline_id),
-        model: from_json(&m.model, "job model")?,
+        model: from_model_json(&m.model, &format!("the model of job \"{}\"", m.name))?,
         name: m.name,
         position: uint(m.position),
         paused: m.paused,
@@ -123,7 +169,10 @@ pub(crate) fn resource(m: resource::Model) -> StoreResult<StoredResource> {
     Ok(StoredResource {
         id: ResourceId(m.id),
         pipeline_id: PipelineId(m.pipeline_id),
-        model: from_json(&m.model, "resource model")?,
+        model: from_model_json(
+            &m.model,
+            &format!("the model of resource \"{}.{}\"", m.type_name, m.name),
+        )?,
         webhook_token: m.webhook_token,
         next_check_at: m.next_check_at.map(time),
         pinned_version: m.pinned_version_id.map(VersionId),
@@ -218,6 +267,77 @@ pub(crate) fn worker(m: worker::Model) -> StoreResult<Worker> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pikoci_core::model::{GetStep, Job, Pipeline, Resource, ResourceRef, Step, StepKind};
+    use pikoci_core::schedule::CheckInterval;
+    use pikoci_core::store::ErrorKind;
+
+    /// A pipeline with one job getting one resource.
+    fn sample_pipeline() -> Pipeline {
+        let repo = ResourceRef {
+            type_name: "git".to_owned(),
+            name: "repo".to_owned(),
+        };
+        Pipeline {
+            resources: vec![Resource {
+                type_name: "git".to_owned(),
+                name: "repo".to_owned(),
+                params: [("uri".to_owned(), "https://example.com/repo.git".to_owned())].into(),
+                check_interval: CheckInterval::parse("@every 1m").unwrap(),
+                tags: vec!["linux".to_owned()],
+                cache: None,
+            }],
+            jobs: vec![Job {
+                name: "build".to_owned(),
+                instance_of: None,
+                concurrency: 2,
+                serial_groups: vec!["deploy".to_owned()],
+                tags: Vec::new(),
+                timeout: None,
+                allow_failure: false,
+                interruptible: true,
+                disable_retry: false,
+                plan: vec![Step::new(StepKind::Get(GetStep {
+                    resource: repo,
+                    trigger: true,
+                    passed: Vec::new(),
+                }))],
+                hooks: Default::default(),
+                on_trigger: Vec::new(),
+                approval: None,
+                inputs: Vec::new(),
+            }],
+            ..Pipeline::default()
+        }
+    }
+
+    /// Rows written in model format 1 are read back. When this fails after a change to the model
+    /// types of `pikoci-core`, stored rows no longer read: bump `MODEL_FORMAT` (and decide what
+    /// happens to old rows) instead of editing the fixture.
+    #[test]
+    fn rows_of_the_current_model_format_are_read_back() {
+        let fixture = include_str!("testdata/pipeline-model-format-1.json").trim();
+        let read: Pipeline = from_model_json(fixture, "the model of pipeline \"p\"").unwrap();
+        assert_eq!(read, sample_pipeline());
+        assert_eq!(to_model_json(&read, "pipeline model").unwrap(), fixture);
+    }
+
+    #[test]
+    fn an_unknown_model_format_is_an_internal_error_naming_it() {
+        let written = to_model_json(&sample_pipeline(), "pipeline model").unwrap();
+        assert!(written.starts_with(r#"{"format":1,"model":{"#), "{written}");
+        let later = written.replacen(r#""format":1"#, r#""format":7"#, 1);
+        let err = from_model_json::<Pipeline>(&later, "the model of pipeline \"p\"").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        assert_eq!(
+            err.to_string(),
+            "the model of pipeline \"p\" is stored in model format 7, but this version of PikoCI \
+             reads format 1: run the PikoCI version that wrote it, or set the pipeline again"
+        );
+        let unversioned = serde_json::to_string(&sample_pipeline()).unwrap();
+        let err =
+            from_model_json::<Pipeline>(&unversioned, "the model of pipeline \"p\"").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal);
+    }
 
     #[test]
     fn canonical_json_ignores_key_order() {

@@ -16,7 +16,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use super::convert::{self, int, ms, to_json};
+use super::convert::{self, int, ms, to_json, to_model_json};
 use super::{SqlStore, retrying};
 use crate::entity::{job, pipeline, pipeline_type, team};
 use crate::error::{Class, Context, classify, db_error};
@@ -72,7 +72,7 @@ fn prepare(spec: &PipelineSpec) -> StoreResult<Prepared> {
             serial_groups: to_json(&job.serial_groups, "serial groups")?,
             tags: to_json(&job.tags, "job tags")?,
             disable_retry: job.disable_retry,
-            model: to_json(job, "job")?,
+            model: to_model_json(job, "job")?,
         });
     }
     let mut types = Vec::new();
@@ -83,7 +83,7 @@ fn prepare(spec: &PipelineSpec) -> StoreResult<Prepared> {
         name: impl Fn(&T) -> String,
     ) -> StoreResult<()> {
         for item in items {
-            out.push((kind, name(item), to_json(item, kind)?));
+            out.push((kind, name(item), to_model_json(item, kind)?));
         }
         Ok(())
     }
@@ -110,7 +110,7 @@ fn prepare(spec: &PipelineSpec) -> StoreResult<Prepared> {
     })?;
     Ok(Prepared {
         vars: to_json(&spec.vars, "pipeline vars")?,
-        model: to_json(model, "pipeline model")?,
+        model: to_model_json(model, "pipeline model")?,
         jobs,
         types,
     })

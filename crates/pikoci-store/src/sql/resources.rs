@@ -16,7 +16,7 @@ use sea_orm::{
 };
 
 use super::SqlStore;
-use super::convert::{self, from_json, ms, to_json, uint};
+use super::convert::{self, from_json, ms, to_json, to_model_json, uint};
 use super::pipelines::Failure;
 use crate::entity::{resource, resource_version};
 use crate::error::Context;
@@ -50,7 +50,7 @@ pub(super) async fn set_all(
     for (position, res) in model.resources.iter().enumerate() {
         let position = i32::try_from(position).unwrap_or(i32::MAX);
         let interval = res.check_interval.spec().to_owned();
-        let definition = to_json(res, "resource")?;
+        let definition = to_model_json(res, "resource")?;
         let tags = to_json(&res.tags, "resource tags")?;
         match old.remove(&(res.type_name.clone(), res.name.clone())) {
             Some(row) => {

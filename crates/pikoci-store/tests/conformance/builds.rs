@@ -2,7 +2,7 @@
 
 use pikoci_core::store::{
     BuildFilter, BuildId, BuildNumber, BuildStatus, BuildStep, BuildTransition, BuildTrigger,
-    NewBuild, StepStatus, StoreErrorKind,
+    ErrorKind, NewBuild, StepStatus,
 };
 use serde_json::json;
 
@@ -54,10 +54,7 @@ pub(crate) async fn builds_are_numbered_per_job_and_retries_nest(
     assert_eq!(r1.trigger, Some(trigger));
     assert_eq!(r1.created_at, at(50));
     // A retry must wait for the build to finish.
-    let err = expect_kind(
-        s.retry_build(r1.id, at(51)).await,
-        StoreErrorKind::InvalidInput,
-    );
+    let err = expect_kind(s.retry_build(r1.id, at(51)).await, ErrorKind::InvalidInput);
     assert!(err.to_string().contains("pending"), "{err}");
     let r1 = run_to(s, "w", BuildStatus::Cancelled, 52).await?;
     // Retrying a retry continues the same parent: 3.2, never 3.1.1.
@@ -86,7 +83,7 @@ pub(crate) async fn builds_are_numbered_per_job_and_retries_nest(
     );
     expect_kind(
         s.build_by_number(w.job("a"), BuildNumber::new(99)).await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     // `disable_retry` forbids retries.
     s.create_build(pending(w.job("locked"), 90)).await?;
@@ -97,18 +94,18 @@ pub(crate) async fn builds_are_numbered_per_job_and_retries_nest(
     assert_eq!(locked_build.job_id, w.job("locked"));
     let err = expect_kind(
         s.retry_build(locked_build.id, at(94)).await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
     assert!(err.to_string().contains("disable_retry"), "{err}");
     expect_kind(
         s.retry_build(BuildId(999_999), at(95)).await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     let started = NewBuild {
         status: BuildStatus::Started,
         ..pending(w.job("a"), 96)
     };
-    expect_kind(s.create_build(started).await, StoreErrorKind::InvalidInput);
+    expect_kind(s.create_build(started).await, ErrorKind::InvalidInput);
     let gated = NewBuild {
         status: BuildStatus::WaitingForApproval,
         ..pending(w.job("a"), 97)
@@ -127,7 +124,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
     assert_eq!(build.dispatch.attempt, 0);
     let err = expect_kind(
         transition(s, &build, BuildStatus::Assigned, BuildStatus::Started, 2).await,
-        StoreErrorKind::Conflict,
+        ErrorKind::Conflict,
     );
     assert!(err.to_string().contains("pending"), "{err}");
     assert_eq!(s.build(build.id).await?.status, BuildStatus::Pending);
@@ -145,19 +142,13 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
         at: at(3),
     };
     // An event from another attempt is stale.
-    expect_kind(
-        s.transition_build(&start(2)).await,
-        StoreErrorKind::Conflict,
-    );
+    expect_kind(s.transition_build(&start(2)).await, ErrorKind::Conflict);
     let started = s.transition_build(&start(1)).await?;
     assert_eq!(started.status, BuildStatus::Started);
     assert_eq!(started.started_at, Some(at(3)));
     assert!(started.finished_at.is_none());
     // A duplicate of the same event is harmless: it fails cleanly and changes nothing.
-    expect_kind(
-        s.transition_build(&start(1)).await,
-        StoreErrorKind::Conflict,
-    );
+    expect_kind(s.transition_build(&start(1)).await, ErrorKind::Conflict);
     let finish = BuildTransition {
         build_id: build.id,
         from: vec![BuildStatus::Assigned, BuildStatus::Started],
@@ -181,7 +172,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
         attempt: None,
         ..finish.clone()
     };
-    expect_kind(s.transition_build(&cancel).await, StoreErrorKind::Conflict);
+    expect_kind(s.transition_build(&cancel).await, ErrorKind::Conflict);
     assert_eq!(s.build(build.id).await?, failed);
     expect_kind(
         s.transition_build(&BuildTransition {
@@ -189,7 +180,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
             ..finish.clone()
         })
         .await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     expect_kind(
         s.transition_build(&BuildTransition {
@@ -197,7 +188,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
             ..finish
         })
         .await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
     // Approval: waiting_for_approval -> pending, and only once.
     let gated = s
@@ -225,7 +216,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
             22,
         )
         .await,
-        StoreErrorKind::Conflict,
+        ErrorKind::Conflict,
     );
     Ok(())
 }
@@ -268,14 +259,11 @@ pub(crate) async fn steps_are_recorded_per_attempt_and_fenced(fx: &Fixture) -> a
     // A step from another attempt is fenced off.
     let mut stale = step(2, StepStatus::Started, Some(6), None);
     stale.attempt = 0;
-    expect_kind(
-        s.record_step(build.id, &stale).await,
-        StoreErrorKind::Conflict,
-    );
+    expect_kind(s.record_step(build.id, &stale).await, ErrorKind::Conflict);
     assert_eq!(s.build_steps(build.id).await?.len(), 2);
     expect_kind(
         s.record_step(BuildId(999_999), &stale).await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     Ok(())
 }

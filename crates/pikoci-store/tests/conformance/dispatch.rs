@@ -1,7 +1,7 @@
 //! Claims, concurrency limits, serial groups, leases and requeues.
 
 use pikoci_core::store::{
-    BuildId, BuildStatus, BuildTransition, RunningBuild, StoreErrorKind, TeamScope,
+    BuildId, BuildStatus, BuildTransition, ErrorKind, RunningBuild, TeamScope,
 };
 
 use super::{Fixture, at, claim, expect_kind, job, pending, transition, world};
@@ -196,7 +196,7 @@ pub(crate) async fn leases_are_renewed_and_lapsed_builds_requeued(
         error: None,
         at: at(46),
     };
-    expect_kind(s.transition_build(&late).await, StoreErrorKind::Conflict);
+    expect_kind(s.transition_build(&late).await, ErrorKind::Conflict);
     assert!(s.requeue_expired(at(45), 1).await?.is_empty());
     // Claimed again, lost again: past `max_requeues` it errors.
     let again = s

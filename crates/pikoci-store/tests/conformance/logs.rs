@@ -1,8 +1,8 @@
 //! Log chunks and retention.
 
 use pikoci_core::store::{
-    BuildFilter, BuildId, BuildStatus, BuildStep, BuildVersion, LogChunk, NewLogChunk, StepStatus,
-    StoreErrorKind, VersionUse,
+    BuildFilter, BuildId, BuildStatus, BuildStep, BuildVersion, ErrorKind, LogChunk, NewLogChunk,
+    StepStatus, VersionUse,
 };
 
 use super::{Fixture, at, expect_kind, job, pending, run_to, world};
@@ -91,7 +91,7 @@ pub(crate) async fn log_chunks_are_idempotent_ordered_and_resumable(
     expect_kind(
         s.append_log_chunks(&[chunk(BuildId(999_999), 0, 0, "orphan")])
             .await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     Ok(())
 }
@@ -142,7 +142,7 @@ pub(crate) async fn retention_deletes_old_logs_and_builds(fx: &Fixture) -> anyho
     assert_eq!(s.build(old.id).await?.status, BuildStatus::Succeeded);
     assert_eq!(s.delete_logs_before(cutoff).await?, 0);
     assert_eq!(s.delete_builds_before(cutoff).await?, 1);
-    expect_kind(s.build(old.id).await, StoreErrorKind::NotFound);
+    expect_kind(s.build(old.id).await, ErrorKind::NotFound);
     assert!(s.build_steps(old.id).await?.is_empty());
     assert!(s.build_versions(old.id).await?.is_empty());
     let left: Vec<BuildId> = s

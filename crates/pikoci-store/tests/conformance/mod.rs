@@ -17,9 +17,8 @@ use chrono::{DateTime, Duration, Utc};
 use pikoci_core::model::{GetStep, Hooks, Job, Pipeline, Resource, ResourceRef, Step, StepKind};
 use pikoci_core::schedule::CheckInterval;
 use pikoci_core::store::{
-    Build, BuildStatus, BuildTransition, ClaimRequest, JobId, NewBuild, PipelineSpec, Store,
-    StoreError, StoreErrorKind, StoreResult, StoredJob, StoredPipeline, StoredResource, Team,
-    TeamScope,
+    Build, BuildStatus, BuildTransition, ClaimRequest, ErrorKind, JobId, NewBuild, PipelineSpec,
+    Store, StoreError, StoreResult, StoredJob, StoredPipeline, StoredResource, Team, TeamScope,
 };
 use pikoci_store::SqlStore;
 
@@ -284,7 +283,7 @@ pub(crate) async fn run_to(
 /// Asserts that `result` failed with `kind`, and returns the error.
 pub(crate) fn expect_kind<T: std::fmt::Debug>(
     result: StoreResult<T>,
-    kind: StoreErrorKind,
+    kind: ErrorKind,
 ) -> StoreError {
     match result {
         Ok(value) => panic!("expected a {kind} error, got {value:?}"),

@@ -1,7 +1,7 @@
 //! Teams and pipelines: creation, the diffing update, atomicity, pausing, deletion.
 
 use pikoci_core::model::ResourceRef;
-use pikoci_core::store::{BuildStatus, LogCursor, NewLogChunk, StoreErrorKind};
+use pikoci_core::store::{BuildStatus, ErrorKind, LogCursor, NewLogChunk};
 
 use super::{Fixture, at, expect_kind, job, model, pending, resource, spec, world};
 
@@ -17,13 +17,13 @@ pub(crate) async fn teams_are_unique_and_canonical(fx: &Fixture) -> anyhow::Resu
     let main = s.create_team("main", at(1)).await?;
     assert_eq!(main.name, "main");
     assert_eq!(main.created_at, at(1));
-    let err = expect_kind(s.create_team("main", at(2)).await, StoreErrorKind::Conflict);
+    let err = expect_kind(s.create_team("main", at(2)).await, ErrorKind::Conflict);
     assert!(err.to_string().contains("main"), "{err}");
     expect_kind(
         s.create_team("Not Canonical", at(2)).await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
-    expect_kind(s.create_team("", at(2)).await, StoreErrorKind::InvalidInput);
+    expect_kind(s.create_team("", at(2)).await, ErrorKind::InvalidInput);
     let ops = s.create_team("ops", at(3)).await?;
     assert_ne!(main.id, ops.id);
     assert_eq!(s.team("main").await?, main);
@@ -31,8 +31,8 @@ pub(crate) async fn teams_are_unique_and_canonical(fx: &Fixture) -> anyhow::Resu
     let names: Vec<String> = s.list_teams().await?.into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["main", "ops"]);
     s.delete_team(ops.id).await?;
-    expect_kind(s.team("ops").await, StoreErrorKind::NotFound);
-    expect_kind(s.delete_team(ops.id).await, StoreErrorKind::NotFound);
+    expect_kind(s.team("ops").await, ErrorKind::NotFound);
+    expect_kind(s.delete_team(ops.id).await, ErrorKind::NotFound);
     Ok(())
 }
 
@@ -93,7 +93,7 @@ pub(crate) async fn set_pipeline_creates_everything(fx: &Fixture) -> anyhow::Res
     expect_kind(
         s.set_pipeline(team.id, spec("Bad Name", "", the_model), at(11))
             .await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
     Ok(())
 }
@@ -161,7 +161,7 @@ pub(crate) async fn pipeline_updates_diff_by_name_and_keep_state(
     assert!(s.job(p, "lint").await?.paused);
     let next = s.create_build(pending(unit.id, 101)).await?;
     assert_eq!(next.number.to_string(), "2");
-    expect_kind(s.job(p, "old").await, StoreErrorKind::NotFound);
+    expect_kind(s.job(p, "old").await, ErrorKind::NotFound);
     assert!(!s.job(p, "new").await?.paused);
 
     // Kept resources keep id, token, pin, versions, and next check unless the interval changed.
@@ -188,7 +188,7 @@ pub(crate) async fn pipeline_updates_diff_by_name_and_keep_state(
         .await?;
     assert_eq!(third.resources.removed, ["cron.nightly", "fs.dir"]);
     assert_eq!(third.jobs.removed, ["lint", "new"]);
-    expect_kind(s.resource_by_id(nightly.id).await, StoreErrorKind::NotFound);
+    expect_kind(s.resource_by_id(nightly.id).await, ErrorKind::NotFound);
     Ok(())
 }
 
@@ -218,10 +218,7 @@ pub(crate) async fn failed_update_leaves_the_old_pipeline(fx: &Fixture) -> anyho
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            err.kind(),
-            StoreErrorKind::InvalidInput | StoreErrorKind::Conflict
-        ),
+        matches!(err.kind(), ErrorKind::InvalidInput | ErrorKind::Conflict),
         "{err}"
     );
     let after = s.pipeline(team.id, "ci").await?;
@@ -237,7 +234,7 @@ pub(crate) async fn failed_update_leaves_the_old_pipeline(fx: &Fixture) -> anyho
             .await
             .is_err()
     );
-    expect_kind(s.pipeline(team.id, "other").await, StoreErrorKind::NotFound);
+    expect_kind(s.pipeline(team.id, "other").await, ErrorKind::NotFound);
     assert_eq!(s.list_pipelines(team.id).await?.len(), 1);
     Ok(())
 }
@@ -287,36 +284,24 @@ pub(crate) async fn deleting_removes_everything_below(fx: &Fixture) -> anyhow::R
     }])
     .await?;
     s.delete_pipeline(w.pipeline.id).await?;
-    expect_kind(
-        s.pipeline_by_id(w.pipeline.id).await,
-        StoreErrorKind::NotFound,
-    );
-    expect_kind(s.job_by_id(w.job("unit")).await, StoreErrorKind::NotFound);
-    expect_kind(s.resource_by_id(w.repo.id).await, StoreErrorKind::NotFound);
-    expect_kind(
-        s.version_by_id(versions[0].id).await,
-        StoreErrorKind::NotFound,
-    );
-    expect_kind(s.build(build.id).await, StoreErrorKind::NotFound);
+    expect_kind(s.pipeline_by_id(w.pipeline.id).await, ErrorKind::NotFound);
+    expect_kind(s.job_by_id(w.job("unit")).await, ErrorKind::NotFound);
+    expect_kind(s.resource_by_id(w.repo.id).await, ErrorKind::NotFound);
+    expect_kind(s.version_by_id(versions[0].id).await, ErrorKind::NotFound);
+    expect_kind(s.build(build.id).await, ErrorKind::NotFound);
     expect_kind(
         s.resource_by_webhook_token(&w.repo.webhook_token).await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     assert!(s.read_log(build.id, None::<LogCursor>, 0).await?.is_empty());
-    expect_kind(
-        s.delete_pipeline(w.pipeline.id).await,
-        StoreErrorKind::NotFound,
-    );
+    expect_kind(s.delete_pipeline(w.pipeline.id).await, ErrorKind::NotFound);
 
     // Deleting a team takes its pipelines along.
     let w2 = world(s, "other", vec![job("unit")]).await?;
     let b2 = s.create_build(pending(w2.job("unit"), 3)).await?;
     assert_eq!(b2.status, BuildStatus::Pending);
     s.delete_team(w2.team.id).await?;
-    expect_kind(
-        s.pipeline_by_id(w2.pipeline.id).await,
-        StoreErrorKind::NotFound,
-    );
-    expect_kind(s.build(b2.id).await, StoreErrorKind::NotFound);
+    expect_kind(s.pipeline_by_id(w2.pipeline.id).await, ErrorKind::NotFound);
+    expect_kind(s.build(b2.id).await, ErrorKind::NotFound);
     Ok(())
 }

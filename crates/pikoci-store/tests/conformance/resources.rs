@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use pikoci_core::store::{
-    BuildStatus, BuildTrigger, BuildVersion, CheckClaim, CheckRecord, NewBuild, NewVersion,
-    PassedQuery, ResourceVersion, StoreErrorKind, TeamScope, VersionUse, WorkerHeartbeat,
+    BuildStatus, BuildTrigger, BuildVersion, CheckClaim, CheckRecord, ErrorKind, NewBuild,
+    NewVersion, PassedQuery, ResourceVersion, TeamScope, VersionUse, WorkerHeartbeat,
 };
 use serde_json::json;
 
@@ -40,7 +40,7 @@ pub(crate) async fn webhook_tokens_are_random_and_regenerable(fx: &Fixture) -> a
     assert!(fresh.len() >= 32);
     expect_kind(
         s.resource_by_webhook_token(&token).await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     assert_eq!(s.resource_by_webhook_token(&fresh).await?.id, w.repo.id);
     assert_eq!(s.resource_by_id(w.repo.id).await?.webhook_token, fresh);
@@ -125,7 +125,7 @@ pub(crate) async fn create_versions_deduplicates_and_keeps_order(
     };
     expect_kind(
         s.create_versions(r, &[bad], at(5)).await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
     // Many versions at once (several statements' worth), still deduplicated and in order.
     let many: Vec<NewVersion> = (0..450).map(|i| version(&format!("bulk-{i}"))).collect();
@@ -154,12 +154,12 @@ pub(crate) async fn pins_accept_only_own_versions(fx: &Fixture) -> anyhow::Resul
     );
     expect_kind(
         s.pin_version(w.repo.id, Some(theirs[0].id)).await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
     expect_kind(
         s.pin_version(w.repo.id, Some(pikoci_core::store::VersionId(999_999)))
             .await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     assert_eq!(
         s.resource_by_id(w.repo.id).await?.pinned_version,
@@ -230,7 +230,7 @@ pub(crate) async fn checks_are_claimed_once_and_fenced(fx: &Fixture) -> anyhow::
     assert_eq!(after.last_check, Some(outcome(111, None)));
     expect_kind(
         s.finish_check(r, 1, outcome(112, None)).await,
-        StoreErrorKind::Conflict,
+        ErrorKind::Conflict,
     );
     // Due again (the webhook): a worker that never finishes loses it when the lease lapses.
     let second = s
@@ -250,7 +250,7 @@ pub(crate) async fn checks_are_claimed_once_and_fenced(fx: &Fixture) -> anyhow::
     assert_eq!(third.attempt, 3);
     expect_kind(
         s.finish_check(r, 2, outcome(150, Some("late"))).await,
-        StoreErrorKind::Conflict,
+        ErrorKind::Conflict,
     );
     s.finish_check(r, 3, outcome(151, Some("exit status 1")))
         .await?;
@@ -261,7 +261,7 @@ pub(crate) async fn checks_are_claimed_once_and_fenced(fx: &Fixture) -> anyhow::
     expect_kind(
         s.finish_check(pikoci_core::store::ResourceId(404), 1, outcome(1, None))
             .await,
-        StoreErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     Ok(())
 }
@@ -345,7 +345,7 @@ pub(crate) async fn passed_versions_follow_successful_upstream_builds(
     );
     expect_kind(
         s.passed_versions(&query(Vec::new(), None)).await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
     Ok(())
 }
@@ -396,7 +396,7 @@ pub(crate) async fn trigger_events_are_team_scoped_streams(fx: &Fixture) -> anyh
     expect_kind(
         s.create_trigger_event(a.id, "trigger.deploy", &json!("flat"), at(7))
             .await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
     Ok(())
 }
@@ -450,7 +450,7 @@ pub(crate) async fn heartbeats_register_and_update_workers(fx: &Fixture) -> anyh
     assert_eq!(left, HashSet::from(["w1".to_owned()]));
     expect_kind(
         s.record_heartbeat(&beat("", 30, &[])).await,
-        StoreErrorKind::InvalidInput,
+        ErrorKind::InvalidInput,
     );
     Ok(())
 }

@@ -189,18 +189,6 @@ pub(crate) fn api_prefix(api_base: &str) -> Vec<String> {
     }
 }
 
-/// `url` with any user and password replaced by `***`, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
-    }
-}
-
 /// Percent-encodes `text` for use as one path segment or query value.
 pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -327,9 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn redacts_credentials_and_encodes_components() {
-        assert_eq!(redact("https://u:p@host/x@y"), "https://***@host/x@y");
-        assert_eq!(redact("https://host/a"), "https://host/a");
+    fn encodes_components() {
         assert_eq!(encode("group/sub app"), "group%2Fsub%20app");
         assert_eq!(encode("feature/x-1.2_~"), "feature%2Fx-1.2_~");
     }
