@@ -119,8 +119,8 @@ fn absolute(path: &str) -> String {
         .unwrap_or_else(|_| path.to_owned())
 }
 
-/// What a command printed, by stream.
-#[derive(Debug, Default)]
+/// What a command printed, by stream. No `Debug`: standard output is the secret data.
+#[derive(Default)]
 struct Printed {
     stdout: String,
     stderr: Vec<String>,

@@ -12,8 +12,7 @@ use super::template;
 use super::{Build, Event, StepId};
 use crate::Command;
 
-/// How a command (all its attempts) ended.
-#[derive(Debug)]
+/// How a command (all its attempts) ended. No `Debug`: the captured output is not masked.
 pub(super) struct Ran {
     /// `Ok` when the last attempt succeeded; otherwise why it failed.
     pub(super) result: Result<(), String>,

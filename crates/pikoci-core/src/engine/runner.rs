@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-/// One process to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One process to run. Arguments and environment hold substituted secrets, so `Debug` shows
+/// the program, the number of arguments and the names of the variables only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// The program: a path, or a name looked up on `PATH`. Relative paths with a `/` are taken
     /// relative to `workdir`.
@@ -19,6 +20,17 @@ pub struct Invocation {
     pub env: BTreeMap<String, String>,
     /// The working directory.
     pub workdir: PathBuf,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("program", &self.program)
+            .field("args", &self.args.len())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("workdir", &self.workdir)
+            .finish()
+    }
 }
 
 /// Which pipe a line came from.
