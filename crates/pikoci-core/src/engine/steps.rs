@@ -383,16 +383,7 @@ impl Build {
             Err(error) => return failed(error),
         };
         if resource_type.name == TRIGGER_TYPE && resource_type.push.is_none() {
-            let params = put
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), self.substitute(v)))
-                .collect();
-            self.sink.emit(Event::Trigger {
-                resource: resource.canonical(),
-                params,
-            });
-            return StepEnd::ok();
+            return self.put_trigger(id, resource, put);
         }
         let Some(push) = &resource_type.push else {
             self.log(
@@ -441,6 +432,30 @@ impl Build {
                 format!("WARNING: the push printed no version list: {error}"),
             ),
         }
+        StepEnd::ok()
+    }
+
+    /// A `put` to a `trigger` resource: its params become a stored version that the API shows
+    /// later, so a param holding a secret value is refused (masking it would hand the
+    /// triggered job `***`; that job resolves the secret itself).
+    fn put_trigger(&self, id: StepId, resource: &Resource, put: &PutStep) -> StepEnd {
+        let mut params = BTreeMap::new();
+        for (key, value) in &put.params {
+            let value = self.substitute(value);
+            if self.masker.mask(&value) != value {
+                let error = format!(
+                    "put to trigger resource \"{}\": param \"{key}\" holds a secret value, and trigger params are stored and shown as a version; let the triggered job resolve the secret itself",
+                    resource.canonical()
+                );
+                self.log(id, &error);
+                return failed(error);
+            }
+            params.insert(key.clone(), value);
+        }
+        self.sink.emit(Event::Trigger {
+            resource: resource.canonical(),
+            params,
+        });
         StepEnd::ok()
     }
 

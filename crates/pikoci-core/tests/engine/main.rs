@@ -674,3 +674,48 @@ async fn plain_store_values_are_substituted_but_not_masked() {
     .await;
     assert_eq!(r.events.log("t"), "eu-west-1");
 }
+
+#[tokio::test]
+async fn a_put_to_a_trigger_refuses_secret_params_and_stores_the_others() {
+    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
+        .to_owned()
+        + "resource \"trigger\" \"deploy\" {}\n"
+        + &job("put \"trigger\" \"deploy\" {\n  env = \"prod\"\n}\n");
+    let options = || Options {
+        local: false,
+        secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
+        ..Options::default()
+    };
+    let triggers = |r: &support::Run| -> Vec<BTreeMap<String, String>> {
+        r.events
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                pikoci_core::engine::Event::Trigger { params, .. } => Some(params.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let r = run_with(&hcl, "a", options()).await;
+    assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    assert_eq!(
+        triggers(&r),
+        [BTreeMap::from([("env".to_owned(), "prod".to_owned())])]
+    );
+
+    let leaking = hcl.replace(
+        "env = \"prod\"",
+        "env = \"prod\"\n  token = \"pw=${var.pw}\"",
+    );
+    let r = run_with(&leaking, "a", options()).await;
+    assert_eq!(r.status(), Status::Failed);
+    assert!(triggers(&r).is_empty());
+    let error = r.events.error("deploy").unwrap();
+    assert!(
+        error.contains("param \"token\" holds a secret value"),
+        "{error}"
+    );
+    assert!(!format!("{:?}", r.events.events.lock().unwrap()).contains("s3cr3t"));
+}
