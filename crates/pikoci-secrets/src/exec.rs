@@ -23,6 +23,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How many lines of the command's standard error an error message quotes.
 const ERROR_LINES: usize = 20;
 
+/// The most a `get` command may print, standard output and error together: what it prints is
+/// held in memory until it ends. A command printing more is killed.
+pub const MAX_OUTPUT: usize = 1024 * 1024;
+
 /// Runs secret types' `get` commands.
 ///
 /// Only standard output is parsed as secret data (standard error may carry progress messages);
@@ -124,6 +128,10 @@ fn absolute(path: &str) -> String {
 struct Printed {
     stdout: String,
     stderr: Vec<String>,
+    /// Bytes printed so far, line breaks included.
+    bytes: usize,
+    /// More than [`MAX_OUTPUT`] was printed: the command was killed and its output dropped.
+    overflowed: bool,
 }
 
 #[async_trait::async_trait]
@@ -173,6 +181,15 @@ impl SecretSource for ExecSource {
         let printed = Arc::new(Mutex::new(Printed::default()));
         if let Some(invocation) = invocation {
             let outcome = self.run(invocation, printed.clone()).await?;
+            if printed.lock().unwrap_or_else(|e| e.into_inner()).overflowed {
+                return Err(SecretError::new(
+                    SecretErrorKind::InvalidResponse,
+                    format!(
+                        "the get command of secret type \"{name}\" printed more than {} MiB (standard output and error together) and was stopped: print only the secret data",
+                        MAX_OUTPUT / (1024 * 1024)
+                    ),
+                ));
+            }
             if !outcome.success() {
                 let printed = printed.lock().unwrap_or_else(|e| e.into_inner());
                 let skip = printed.stderr.len().saturating_sub(ERROR_LINES);
@@ -204,8 +221,21 @@ impl ExecSource {
         invocation: pikoci_core::engine::Invocation,
         printed: Arc<Mutex<Printed>>,
     ) -> Result<RunOutcome, SecretError> {
+        let cancel = self.cancel.child_token();
+        let stop = cancel.clone();
         let sink: OutputSink = Arc::new(move |line: OutputLine| {
             let mut printed = printed.lock().unwrap_or_else(|e| e.into_inner());
+            if printed.overflowed {
+                return;
+            }
+            printed.bytes += line.text.len() + 1;
+            if printed.bytes > MAX_OUTPUT {
+                printed.overflowed = true;
+                printed.stdout = String::new();
+                printed.stderr = Vec::new();
+                stop.cancel();
+                return;
+            }
             match line.stream {
                 Stream::Stdout => {
                     printed.stdout.push_str(&line.text);
@@ -214,7 +244,6 @@ impl ExecSource {
                 Stream::Stderr => printed.stderr.push(line.text),
             }
         });
-        let cancel = self.cancel.child_token();
         let run = self.runner.run(invocation, sink, cancel.clone());
         tokio::pin!(run);
         tokio::select! {
