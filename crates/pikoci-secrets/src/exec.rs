@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pikoci_core::RunnerType;
+use pikoci_core::engine::env::Inherit;
 use pikoci_core::engine::template;
-use pikoci_core::engine::{OutputLine, OutputSink, RunOutcome, Runner, Stream};
+use pikoci_core::engine::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, Stream};
 use pikoci_core::secrets::{
     SecretError, SecretErrorKind, SecretRequest, SecretSource, SecretValues,
 };
@@ -173,11 +174,18 @@ impl SecretSource for ExecSource {
                 )
                 .with_source(err)
             })?;
+        // The command reads secrets with the machine's credentials: it inherits everything but
+        // the worker's own configuration (`PIKOCI_*`), and so does its template.
         let lookup = self.process_env.clone();
+        let inherit = Inherit::SecretCommand;
         let invocation = template::prepare(runner, &command.args, &params, &self.workdir, &|n| {
-            lookup(n)
+            lookup(n).filter(|_| inherit.allows(n))
         })
-        .map_err(|message| SecretError::new(SecretErrorKind::Config, message))?;
+        .map_err(|message| SecretError::new(SecretErrorKind::Config, message))?
+        .map(|invocation| Invocation {
+            inherit,
+            ..invocation
+        });
         let printed = Arc::new(Mutex::new(Printed::default()));
         if let Some(invocation) = invocation {
             let outcome = self.run(invocation, printed.clone()).await?;
@@ -218,7 +226,7 @@ impl SecretSource for ExecSource {
 impl ExecSource {
     async fn run(
         &self,
-        invocation: pikoci_core::engine::Invocation,
+        invocation: Invocation,
         printed: Arc<Mutex<Printed>>,
     ) -> Result<RunOutcome, SecretError> {
         let cancel = self.cancel.child_token();

@@ -43,7 +43,7 @@ impl Build {
         merged.extend(params.iter().map(|(k, v)| (k.clone(), self.substitute(v))));
         let args: Vec<String> = command.args.iter().map(|a| self.substitute(a)).collect();
         template::prepare(runner, &args, &merged, &self.workdir, &|name| {
-            std::env::var(name).ok()
+            super::env::Inherit::Step.var(name)
         })
     }
 

@@ -432,6 +432,7 @@ mod tests {
             program: "deploy".to_owned(),
             args: vec![format!("--password={SECRET}")],
             env: BTreeMap::from([("TOKEN".to_owned(), SECRET.to_owned())]),
+            inherit: env::Inherit::Step,
             workdir: work.clone(),
         };
         let printed = [

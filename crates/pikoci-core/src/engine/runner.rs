@@ -16,8 +16,10 @@ pub struct Invocation {
     pub program: String,
     /// The arguments.
     pub args: Vec<String>,
-    /// Environment variables set on top of the runner process's own environment.
+    /// Environment variables set on top of what the process inherits.
     pub env: BTreeMap<String, String>,
+    /// What the process inherits from the runner process's own environment.
+    pub inherit: super::env::Inherit,
     /// The working directory.
     pub workdir: PathBuf,
 }
@@ -28,6 +30,7 @@ impl std::fmt::Debug for Invocation {
             .field("program", &self.program)
             .field("args", &self.args.len())
             .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("inherit", &self.inherit)
             .field("workdir", &self.workdir)
             .finish()
     }
