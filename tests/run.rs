@@ -352,3 +352,61 @@ fn every_example_runs_as_documented() {
         }
     }
 }
+
+#[test]
+fn steps_never_see_the_worker_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        dir.path(),
+        "env.hcl",
+        r#"
+secret_type "cloud" {
+  get "shell" {
+    cmd = "test -z \"$PIKOCI_SECRET_KEY$PIKOCI_DB_URL\" && test \"$E2E_CLOUD_TOKEN\" = cloud-cred && echo '{\"k\":\"fetched-by-get\"}'"
+  }
+}
+runner_type "leaky" {
+  run {
+    path = "/bin/echo"
+    args = ["template=[$PIKOCI_SECRET_KEY][$E2E_CLOUD_TOKEN]"]
+  }
+}
+variable "fetched" {
+  type = string
+  secret "cloud" { key = "k" }
+}
+job "a" {
+  task "look" {
+    run "shell" {
+      cmd = "echo key=[$PIKOCI_SECRET_KEY] db=[$PIKOCI_DB_URL] cloud=[$E2E_CLOUD_TOKEN] home=[$HOME] fetched=[${var.fetched}]"
+    }
+  }
+  task "template" {
+    run "leaky" {}
+  }
+}
+"#,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_pikoci"))
+        .args(["run", "-p", &pipeline, "-j", "a", "--work-dir"])
+        .arg(dir.path().join("work"))
+        .env_remove("PIKOCI_VARS")
+        .env("PIKOCI_SECRET_KEY", "worker-key-0123456789abcdef0123456789")
+        .env("PIKOCI_DB_URL", "postgres://ci:db-password@db/pikoci")
+        .env("E2E_CLOUD_TOKEN", "cloud-cred")
+        .env("HOME", "/home/e2e")
+        .output()
+        .expect("the pikoci binary runs");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    // The get command had the machine's credentials but not the worker's configuration, and
+    // the step has neither (HOME is on the allow-list).
+    assert!(
+        stdout.contains("key=[] db=[] cloud=[] home=[/home/e2e] fetched=[***]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("template=[][]"), "{stdout}");
+    for leaked in ["worker-key", "db-password", "cloud-cred"] {
+        assert!(!stdout.contains(leaked), "{leaked} leaked:\n{stdout}");
+    }
+}

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pikoci_core::engine::Invocation;
+use pikoci_core::engine::env::Inherit;
 use tokio::process::Command;
 
 /// The label put on every container a run starts.
@@ -21,11 +22,11 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The container CLIs whose `run` starts a container that outlives the CLI.
 const CLIS: &[&str] = &["docker", "podman"];
 
-/// The containers of one `docker run` invocation.
-#[derive(Debug)]
+/// The containers of one `docker run` invocation. No `Debug`: `env` holds secrets.
 pub(crate) struct Containers {
     program: String,
     env: BTreeMap<String, String>,
+    inherit: Inherit,
     workdir: PathBuf,
     filter: String,
 }
@@ -44,6 +45,7 @@ pub(crate) fn label(invocation: &mut Invocation) -> Option<Containers> {
     Some(Containers {
         program: invocation.program.clone(),
         env: invocation.env.clone(),
+        inherit: invocation.inherit,
         workdir: invocation.workdir.clone(),
         filter: format!("label={value}"),
     })
@@ -75,9 +77,10 @@ impl Containers {
 
     /// Runs the CLI with `args` as the invocation would have; its stdout when it succeeds.
     async fn cli(&self, args: &[&str]) -> Option<String> {
-        let output = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        crate::set_environment(&mut command, self.inherit, &self.env);
+        let output = command
             .args(args)
-            .envs(&self.env)
             .current_dir(&self.workdir)
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -114,6 +117,7 @@ mod tests {
             program: program.to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             env: BTreeMap::new(),
+            inherit: Inherit::Step,
             workdir: PathBuf::from("/tmp"),
         }
     }

@@ -7,16 +7,21 @@
 //! main process, so a step cannot leave background processes behind. stdout and stderr are read
 //! line by line as they are written and passed on in the order they arrive.
 //!
+//! A process inherits only part of this process's environment, as its invocation says
+//! ([`Inherit`]): the worker's own configuration never reaches a step.
+//!
 //! A container started by `docker run` is not in the process group (the container engine runs
 //! it), so cancelling such a run also kills and removes its container (see `container`).
 
 mod container;
 pub mod native;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
+use pikoci_core::engine::env::Inherit;
 use pikoci_core::engine::{
     ErrorKind, Invocation, OutputLine, OutputSink, RunOutcome, Runner, RunnerError, Stream,
 };
@@ -139,9 +144,9 @@ fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
         PathBuf::from(&invocation.program)
     };
     let mut command = Command::new(program);
+    set_environment(&mut command, invocation.inherit, &invocation.env);
     command
         .args(&invocation.args)
-        .envs(&invocation.env)
         .current_dir(&invocation.workdir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -150,6 +155,19 @@ fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
     #[cfg(unix)]
     command.process_group(0);
     command.spawn()
+}
+
+/// Sets the whole environment of `command`: what `inherit` lets through of this process's own
+/// environment (a step never sees `PIKOCI_SECRET_KEY` or the worker's database URL), then
+/// `env`.
+fn set_environment(command: &mut Command, inherit: Inherit, env: &BTreeMap<String, String>) {
+    command.env_clear();
+    for (name, value) in std::env::vars_os() {
+        if name.to_str().is_some_and(|name| inherit.allows(name)) {
+            command.env(name, value);
+        }
+    }
+    command.envs(env);
 }
 
 /// Sends SIGKILL to a whole process group (ignoring a group that is already gone).

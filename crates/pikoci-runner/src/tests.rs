@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
+use pikoci_core::engine::env::Inherit;
 
 struct Captured {
     lines: Arc<Mutex<Vec<(Stream, String, Instant)>>>,
@@ -29,6 +30,7 @@ fn sh(script: &str, workdir: &Path) -> Invocation {
         program: "/bin/sh".to_owned(),
         args: vec!["-ec".to_owned(), script.to_owned()],
         env: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
+        inherit: Inherit::Step,
         workdir: workdir.to_path_buf(),
     }
 }
@@ -155,6 +157,7 @@ async fn relative_programs_run_from_the_work_directory() {
         program: "bin/hello.sh".to_owned(),
         args: vec![],
         env: BTreeMap::new(),
+        inherit: Inherit::Step,
         workdir: dir.path().to_path_buf(),
     };
     assert_eq!(
@@ -222,4 +225,45 @@ async fn background_processes_do_not_outlive_their_step() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_step_inherits_the_allow_list_and_a_secret_command_all_but_pikoci() {
+    // cargo sets CARGO_MANIFEST_DIR in the test's environment: on no allow-list.
+    assert!(std::env::var("CARGO_MANIFEST_DIR").is_ok());
+    assert!(std::env::var("PATH").is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let names = |inherit: Inherit| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let out = capture();
+            let mut invocation = sh("env", &dir);
+            invocation.inherit = inherit;
+            let outcome = ProcessRunner::new()
+                .run(invocation, out.sink.clone(), CancellationToken::new())
+                .await;
+            assert_eq!(outcome, RunOutcome::Exited(0));
+            let lines = out.lines.lock().unwrap();
+            lines
+                .iter()
+                .filter_map(|(_, line, _)| line.split_once('=').map(|(k, _)| k.to_owned()))
+                .collect::<Vec<String>>()
+        }
+    };
+    let step = names(Inherit::Step).await;
+    assert!(step.contains(&"PATH".to_owned()), "{step:?}");
+    assert!(step.contains(&"GREETING".to_owned()), "{step:?}");
+    assert!(!step.contains(&"CARGO_MANIFEST_DIR".to_owned()), "{step:?}");
+    for name in &step {
+        assert!(
+            Inherit::Step.allows(name)
+                || name == "GREETING"
+                || name == "PWD"
+                || name == "SHLVL"
+                || name == "_",
+            "{name} leaked into a step"
+        );
+    }
+    let secret_command = names(Inherit::SecretCommand).await;
+    assert!(secret_command.contains(&"CARGO_MANIFEST_DIR".to_owned()));
 }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pikoci_core::RunnerType;
+use pikoci_core::engine::env::Inherit;
 use pikoci_core::engine::template;
-use pikoci_core::engine::{OutputLine, OutputSink, RunOutcome, Runner, Stream};
+use pikoci_core::engine::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, Stream};
 use pikoci_core::secrets::{ErrorKind, SecretError, SecretRequest, SecretSource, SecretValues};
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How many lines of the command's standard error an error message quotes.
 const ERROR_LINES: usize = 20;
+
+/// The most a `get` command may print, standard output and error together: what it prints is
+/// held in memory until it ends. A command printing more is killed.
+pub const MAX_OUTPUT: usize = 1024 * 1024;
 
 /// Runs secret types' `get` commands.
 ///
@@ -117,11 +122,15 @@ fn absolute(path: &str) -> String {
         .unwrap_or_else(|_| path.to_owned())
 }
 
-/// What a command printed, by stream.
-#[derive(Debug, Default)]
+/// What a command printed, by stream. No `Debug`: standard output is the secret data.
+#[derive(Default)]
 struct Printed {
     stdout: String,
     stderr: Vec<String>,
+    /// Bytes printed so far, line breaks included.
+    bytes: usize,
+    /// More than [`MAX_OUTPUT`] was printed: the command was killed and its output dropped.
+    overflowed: bool,
 }
 
 #[async_trait::async_trait]
@@ -163,14 +172,30 @@ impl SecretSource for ExecSource {
                 )
                 .with_source(err)
             })?;
+        // The command reads secrets with the machine's credentials: it inherits everything but
+        // the worker's own configuration (`PIKOCI_*`), and so does its template.
         let lookup = self.process_env.clone();
+        let inherit = Inherit::SecretCommand;
         let invocation = template::prepare(runner, &command.args, &params, &self.workdir, &|n| {
-            lookup(n)
+            lookup(n).filter(|_| inherit.allows(n))
         })
-        .map_err(|message| SecretError::new(ErrorKind::InvalidInput, message))?;
+        .map_err(|message| SecretError::new(ErrorKind::InvalidInput, message))?
+        .map(|invocation| Invocation {
+            inherit,
+            ..invocation
+        });
         let printed = Arc::new(Mutex::new(Printed::default()));
         if let Some(invocation) = invocation {
             let outcome = self.run(invocation, printed.clone()).await?;
+            if printed.lock().unwrap_or_else(|e| e.into_inner()).overflowed {
+                return Err(SecretError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "the get command of secret type \"{name}\" printed more than {} MiB (standard output and error together) and was stopped: print only the secret data",
+                        MAX_OUTPUT / (1024 * 1024)
+                    ),
+                ));
+            }
             if !outcome.success() {
                 let printed = printed.lock().unwrap_or_else(|e| e.into_inner());
                 let skip = printed.stderr.len().saturating_sub(ERROR_LINES);
@@ -199,11 +224,24 @@ impl SecretSource for ExecSource {
 impl ExecSource {
     async fn run(
         &self,
-        invocation: pikoci_core::engine::Invocation,
+        invocation: Invocation,
         printed: Arc<Mutex<Printed>>,
     ) -> Result<RunOutcome, SecretError> {
+        let cancel = self.cancel.child_token();
+        let stop = cancel.clone();
         let sink: OutputSink = Arc::new(move |line: OutputLine| {
             let mut printed = printed.lock().unwrap_or_else(|e| e.into_inner());
+            if printed.overflowed {
+                return;
+            }
+            printed.bytes += line.text.len() + 1;
+            if printed.bytes > MAX_OUTPUT {
+                printed.overflowed = true;
+                printed.stdout = String::new();
+                printed.stderr = Vec::new();
+                stop.cancel();
+                return;
+            }
             match line.stream {
                 Stream::Stdout => {
                     printed.stdout.push_str(&line.text);
@@ -212,7 +250,6 @@ impl ExecSource {
                 Stream::Stderr => printed.stderr.push(line.text),
             }
         });
-        let cancel = self.cancel.child_token();
         let run = self.runner.run(invocation, sink, cancel.clone());
         tokio::pin!(run);
         tokio::select! {

@@ -132,6 +132,7 @@ fn json(text: &str, source: &str) -> Result<SecretValues, SecretError> {
 /// A YAML mapping whose values are scalars.
 fn yaml(text: &str, source: &str) -> Result<SecretValues, SecretError> {
     use yaml_rust2::Yaml;
+    refuse_aliases(text, source)?;
     let documents = yaml_rust2::YamlLoader::load_from_str(text).map_err(|err| {
         invalid(format!(
             "failed to parse secret output from \"{source}\" as YAML: {err}"
@@ -168,6 +169,26 @@ fn yaml(text: &str, source: &str) -> Result<SecretValues, SecretError> {
             Ok((key, SecretValue::secret(value)))
         })
         .collect()
+}
+
+/// Fails on the first alias (`*name`). The loader expands aliases by copying the anchored
+/// node, so a few hundred bytes of nested aliases ("billion laughs") become gigabytes; a
+/// mapping of scalars never needs one. Syntax errors are left for the loader to report.
+fn refuse_aliases(text: &str, source: &str) -> Result<(), SecretError> {
+    use yaml_rust2::parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        match parser.next_token() {
+            Ok((Event::Alias(_), mark)) => {
+                return Err(invalid(format!(
+                    "failed to parse secret output from \"{source}\" as YAML: line {}: aliases (*name) are not allowed in secret data, write the value out",
+                    mark.line()
+                )));
+            }
+            Ok((Event::StreamEnd, _)) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// `KEY=VALUE` lines. Blank lines, `#` comments and lines whose name is not
@@ -232,6 +253,27 @@ mod tests {
 
     fn error(format: Format, text: &str) -> String {
         format.parse_values(text, "t").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn yaml_aliases_are_refused_before_they_are_expanded() {
+        // "Billion laughs": 10^9 copies of "lol" once expanded, from under 1 KB.
+        let mut bomb = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for (level, previous) in ('b'..='i').zip('a'..) {
+            let refs = vec![format!("*{previous}"); 10].join(",");
+            bomb.push_str(&format!("{level}: &{level} [{refs}]\n"));
+        }
+        assert!(bomb.len() < 1024);
+        let message = error(Format::Yaml, &bomb);
+        assert_eq!(
+            message,
+            "failed to parse secret output from \"t\" as YAML: line 2: aliases (*name) are not allowed in secret data, write the value out"
+        );
+        // A plain alias to a scalar is refused too; an anchor alone is harmless.
+        assert!(error(Format::Yaml, "a: &x v\nb: *x\n").contains("line 2: aliases"));
+        assert_eq!(parse(Format::Yaml, "a: &x v\n"), pairs(&[("a", "v")]));
     }
 
     #[test]

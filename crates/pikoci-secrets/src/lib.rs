@@ -13,7 +13,7 @@ mod registry;
 mod store;
 mod vault;
 
-pub use exec::{DEFAULT_TIMEOUT, ExecSource};
+pub use exec::{DEFAULT_TIMEOUT, ExecSource, MAX_OUTPUT};
 pub use local::{EnvLookup, EnvSource, FileSource, process_env};
 pub use registry::{Registry, STORE};
 pub use store::{

@@ -326,3 +326,26 @@ job "other" {
     let other = pipeline.resources[1].reference();
     assert_eq!(used_by_resource(&pipeline, &other), vec!["unused"]);
 }
+
+#[tokio::test]
+async fn a_get_command_printing_more_than_the_limit_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 MiB on standard error, then a valid answer: the limit counts both streams.
+    let hcl = String::from(
+        r#"
+secret_type "chatty" {
+  get "shell" { cmd = "head -c 2097152 /dev/zero | tr '\\0' 'x' | fold -w 1000 >&2; echo '{\"k\":\"v\"}'" }
+}
+"#,
+    ) + &variable("v", "chatty", "a/b", "k");
+    let pipeline = load(&hcl);
+    let error = resolve_all(&pipeline, dir.path())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "secret for variable \"v\": failed to fetch secret from \"chatty\" at \"a/b\": the get command of secret type \"chatty\" printed more than 1 MiB (standard output and error together) and was stopped: print only the secret data"
+    );
+    assert_eq!(pikoci_secrets::MAX_OUTPUT, 1024 * 1024);
+}

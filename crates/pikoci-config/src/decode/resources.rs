@@ -31,6 +31,17 @@ impl Decoder<'_> {
         let name_span = block.labels.get(1).and_then(|l| l.span());
         self.canonical_name(&name, "Resource Name", name_span);
         let params = self.single_params_block(body, &context);
+        if let Some(problem) = params
+            .get("name")
+            .and_then(|n| Resource::work_dir_name_problem(n))
+        {
+            let span = body
+                .blocks()
+                .find(|b| b.ident.as_str() == "params")
+                .and_then(|b| attribute(&b.body, "name"))
+                .and_then(|a| a.value.span());
+            self.error(format!("{context}: the name param {problem}"), span);
+        }
         let check_interval = match attribute(body, "check_interval") {
             Some(attribute) => {
                 let spec = self.string(attribute, &context)?;

@@ -12,8 +12,7 @@ use super::template;
 use super::{Build, Event, StepId};
 use crate::Command;
 
-/// How a command (all its attempts) ended.
-#[derive(Debug)]
+/// How a command (all its attempts) ended. No `Debug`: the captured output is not masked.
 pub(super) struct Ran {
     /// `Ok` when the last attempt succeeded; otherwise why it failed.
     pub(super) result: Result<(), String>,
@@ -44,7 +43,7 @@ impl Build {
         merged.extend(params.iter().map(|(k, v)| (k.clone(), self.substitute(v))));
         let args: Vec<String> = command.args.iter().map(|a| self.substitute(a)).collect();
         template::prepare(runner, &args, &merged, &self.workdir, &|name| {
-            std::env::var(name).ok()
+            super::env::Inherit::Step.var(name)
         })
     }
 

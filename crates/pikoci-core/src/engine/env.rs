@@ -6,6 +6,70 @@ use std::collections::BTreeMap;
 use crate::Params;
 use crate::name::{closest, env_name};
 
+/// What a process the engine starts inherits from the environment of the process that starts
+/// it (the worker, or `pikoci run`). Never everything: the worker's own configuration
+/// (`PIKOCI_SECRET_KEY`, database and broker URLs) and whatever credentials its machine holds
+/// must not reach a pipeline's commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Inherit {
+    /// Every command of a build (tasks, resource and notification commands, hooks, services):
+    /// only the variables of [`STEP_INHERITED`] and those starting with `LC_`. Whatever else a
+    /// step needs, the pipeline passes as parameters.
+    #[default]
+    Step,
+    /// A secret type's `get` command: everything except `PIKOCI_*`. Such a command exists to
+    /// read secrets with the machine's credentials (`VAULT_TOKEN`, `AWS_PROFILE`,
+    /// `GNUPGHOME`...); it never sees the worker's own configuration.
+    SecretCommand,
+}
+
+/// The variables a step inherits: where it runs (`PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`,
+/// `TMPDIR`), language and time (`LANG`, `LANGUAGE`, `LC_*`, `TZ`), the terminal (`TERM`),
+/// how to reach the container engine (`DOCKER_HOST`, `DOCKER_CONTEXT`, `CONTAINER_HOST`,
+/// `XDG_RUNTIME_DIR` for rootless engines) and the network's proxies.
+pub const STEP_INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TMPDIR",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "CONTAINER_HOST",
+    "XDG_RUNTIME_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
+impl Inherit {
+    /// Whether a variable of the starting process's environment named `name` is inherited.
+    pub fn allows(self, name: &str) -> bool {
+        match self {
+            Inherit::Step => STEP_INHERITED.contains(&name) || name.starts_with("LC_"),
+            Inherit::SecretCommand => !name.starts_with("PIKOCI_"),
+        }
+    }
+
+    /// The value of `name` in this process's environment, if it is inherited (runner
+    /// templates expand names that are not parameters with it).
+    pub fn var(self, name: &str) -> Option<String> {
+        if self.allows(name) {
+            std::env::var(name).ok()
+        } else {
+            None
+        }
+    }
+}
+
 /// Flattens a version into `key → text` pairs: nested objects join keys with `_`, arrays use
 /// indices, numbers print as integers when whole, `null` is empty. `{"ref": "a", "meta": {"sha":
 /// "b"}, "tags": ["x"]}` gives `ref=a`, `meta_sha=b`, `tags_0=x`.
@@ -144,6 +208,37 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn steps_inherit_the_allow_list_and_secret_commands_all_but_pikoci() {
+        for name in [
+            "PATH",
+            "HOME",
+            "LANG",
+            "LC_ALL",
+            "LC_CTYPE",
+            "TZ",
+            "https_proxy",
+        ] {
+            assert!(Inherit::Step.allows(name), "{name}");
+            assert!(Inherit::SecretCommand.allows(name), "{name}");
+        }
+        for name in [
+            "PIKOCI_SECRET_KEY",
+            "PIKOCI_DB_URL",
+            "AWS_SECRET_ACCESS_KEY",
+            "VAULT_TOKEN",
+            "GITHUB_TOKEN",
+            "LD_PRELOAD",
+            "path",
+        ] {
+            assert!(!Inherit::Step.allows(name), "{name}");
+        }
+        assert!(!Inherit::SecretCommand.allows("PIKOCI_SECRET_KEY"));
+        assert!(!Inherit::SecretCommand.allows("PIKOCI_DB_URL"));
+        assert!(Inherit::SecretCommand.allows("VAULT_TOKEN"));
+        assert_eq!(Inherit::default(), Inherit::Step);
+    }
 
     #[test]
     fn flattening() {

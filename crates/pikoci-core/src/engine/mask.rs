@@ -6,11 +6,19 @@
 //! the matched ranges is replaced, so overlapping secrets, a secret inside a longer word and a
 //! secret containing another leave no fragment behind.
 
-/// Replaces secret values by `***`.
-#[derive(Debug, Clone, Default)]
+/// Replaces secret values by `***`. `Debug` shows how many patterns it holds, never them.
+#[derive(Clone, Default)]
 pub struct Masker {
     /// Texts to hide, longest first, without duplicates.
     patterns: Vec<String>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker")
+            .field("patterns", &self.patterns.len())
+            .finish()
+    }
 }
 
 /// The shortest value that is masked (shorter ones would mask too much ordinary text).

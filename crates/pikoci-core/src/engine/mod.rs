@@ -181,8 +181,7 @@ struct StartedService {
     overrides: crate::Params,
 }
 
-/// The state of one running build.
-#[derive(Debug)]
+/// The state of one running build. `Debug` leaves out the secret substitutions.
 struct Build {
     runner: Arc<dyn Runner>,
     native: Option<Arc<dyn NativeChecks>>,
@@ -198,6 +197,18 @@ struct Build {
     timed_out: AtomicBool,
     next_step: AtomicU32,
     services: Mutex<Vec<StartedService>>,
+}
+
+impl std::fmt::Debug for Build {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Build")
+            .field("job", &self.job.name)
+            .field("spec", &self.spec)
+            .field("workdir", &self.workdir)
+            .field("masker", &self.masker)
+            .field("substitutions", &self.substitutions.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Build {
@@ -347,4 +358,97 @@ fn new_build_dir_name() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::{ResolvedSecrets, SecretValue};
+
+    const SECRET: &str = "hunter2-very-secret";
+
+    #[derive(Debug)]
+    struct NoRunner;
+
+    #[async_trait::async_trait]
+    impl Runner for NoRunner {
+        async fn run(&self, _: Invocation, _: OutputSink, _: CancellationToken) -> RunOutcome {
+            RunOutcome::Exited(0)
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoSink;
+
+    impl EventSink for NoSink {
+        fn emit(&self, _: Event) {}
+    }
+
+    fn job() -> crate::Job {
+        crate::Job {
+            name: "a".to_owned(),
+            instance_of: None,
+            concurrency: 0,
+            serial_groups: Vec::new(),
+            tags: Vec::new(),
+            timeout: None,
+            allow_failure: false,
+            interruptible: false,
+            disable_retry: false,
+            plan: Vec::new(),
+            hooks: crate::Hooks::default(),
+            on_trigger: Vec::new(),
+            approval: None,
+            inputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let work = std::env::temp_dir().join(new_build_dir_name());
+        let mut secrets = ResolvedSecrets::default();
+        secrets.insert("__pikoci_secret:pikoci::pw__", SecretValue::secret(SECRET));
+        let pipeline = Pipeline {
+            jobs: vec![job()],
+            ..Pipeline::default()
+        };
+        let spec = BuildSpec {
+            pipeline: Arc::new(pipeline),
+            job: "a".to_owned(),
+            team: "main".to_owned(),
+            pipeline_name: "demo".to_owned(),
+            build_number: "1".to_owned(),
+            inputs: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            secrets,
+            local: None,
+            work_root: work.clone(),
+            cache_root: None,
+        };
+        let engine = Engine::new(Arc::new(NoRunner), Arc::new(NoSink));
+        let build = engine
+            .prepare(spec.clone(), BuildControl::default())
+            .unwrap();
+        let invocation = Invocation {
+            program: "deploy".to_owned(),
+            args: vec![format!("--password={SECRET}")],
+            env: BTreeMap::from([("TOKEN".to_owned(), SECRET.to_owned())]),
+            inherit: env::Inherit::Step,
+            workdir: work.clone(),
+        };
+        let printed = [
+            format!("{spec:?}"),
+            format!("{build:?}"),
+            format!("{:?}", build.masker),
+            format!("{invocation:?}"),
+        ];
+        build.cleanup();
+        let _ = std::fs::remove_dir_all(&work);
+        for text in printed {
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        // The masker still knows the secret.
+        assert_eq!(build.masker.mask(SECRET), "***");
+    }
 }

@@ -7,18 +7,33 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-/// One process to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One process to run. Arguments and environment hold substituted secrets, so `Debug` shows
+/// the program, the number of arguments and the names of the variables only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// The program: a path, or a name looked up on `PATH`. Relative paths with a `/` are taken
     /// relative to `workdir`.
     pub program: String,
     /// The arguments.
     pub args: Vec<String>,
-    /// Environment variables set on top of the runner process's own environment.
+    /// Environment variables set on top of what the process inherits.
     pub env: BTreeMap<String, String>,
+    /// What the process inherits from the runner process's own environment.
+    pub inherit: super::env::Inherit,
     /// The working directory.
     pub workdir: PathBuf,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("program", &self.program)
+            .field("args", &self.args.len())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("inherit", &self.inherit)
+            .field("workdir", &self.workdir)
+            .finish()
+    }
 }
 
 /// Which pipe a line came from.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
+use super::command::Ran;
 use super::env::{
     MAX_OUTPUT_FILE, filter_params, flatten_version, parse_output_file, parse_versions,
 };
@@ -14,13 +15,25 @@ use super::template::apply_override;
 use super::{Build, Event, Status, StepId};
 use crate::condition::expand;
 use crate::name::env_name;
-use crate::{GetStep, NotifyStep, PutStep, Resource, ResourceType, Step, TaskStep};
+use crate::{Command, GetStep, NotifyStep, PutStep, Resource, ResourceType, Step, TaskStep};
 
 fn failed(error: impl Into<String>) -> StepEnd {
     StepEnd {
         status: Status::Failed,
         error: Some(error.into()),
     }
+}
+
+/// A resource type's `pull` or `push`, about to run for a step.
+struct ResourceCommand<'a> {
+    /// The type's command, before its runner override.
+    command: &'a Command,
+    resource_type: &'a ResourceType,
+    /// The resource's accepted params and the step's own (`version_*` or `put_*`).
+    params: BTreeMap<String, String>,
+    cache_dir: Option<PathBuf>,
+    /// Whether the output is returned (a push prints its versions).
+    capture: bool,
 }
 
 /// The name of the resource type every `put` to which is a trigger event.
@@ -66,6 +79,35 @@ impl Build {
         Some(dir)
     }
 
+    /// Runs a resource type's `pull` (for a get) or `push` (for a put) with the step's
+    /// attempts and timeout: the call's params, then build metadata, exports and `CACHE_DIR`.
+    async fn run_resource_command(
+        &self,
+        id: StepId,
+        step: &Step,
+        call: ResourceCommand<'_>,
+        exports: &Exports,
+        cancel: &CancellationToken,
+    ) -> Ran {
+        let command = apply_override(call.command, call.resource_type.runner_override.as_ref());
+        let mut params = call.params;
+        params.extend(self.metadata());
+        params.extend(exports.clone());
+        if let Some(dir) = &call.cache_dir {
+            params.insert("CACHE_DIR".to_owned(), dir.display().to_string());
+        }
+        self.run_command(
+            id,
+            &command,
+            &params,
+            step.attempts,
+            step.timeout,
+            cancel,
+            call.capture,
+        )
+        .await
+    }
+
     /// The parameters a resource passes to its type, logging warnings for undeclared ones.
     fn resource_params(
         &self,
@@ -97,6 +139,10 @@ impl Build {
             Ok(found) => found,
             Err(error) => return failed(error),
         };
+        if let Err(error) = resource.work_dir_name() {
+            self.log(id, &error);
+            return failed(error);
+        }
         let canonical = resource.canonical();
         if let Some(dir) = self
             .spec
@@ -133,27 +179,20 @@ impl Build {
         };
         let flat = flatten_version(&version);
         if let Some(pull) = &resource_type.pull {
-            let command = apply_override(pull, resource_type.runner_override.as_ref());
-            let mut params: BTreeMap<String, String> = flat
-                .iter()
-                .map(|(k, v)| (format!("version_{k}"), v.clone()))
-                .collect();
-            params.extend(accepted);
-            params.extend(self.metadata());
-            params.extend(exports.clone());
-            if let Some(dir) = &cache_dir {
-                params.insert("CACHE_DIR".to_owned(), dir.display().to_string());
-            }
+            let mut params = accepted;
+            params.extend(
+                flat.iter()
+                    .map(|(k, v)| (format!("version_{k}"), v.clone())),
+            );
+            let call = ResourceCommand {
+                command: pull,
+                resource_type,
+                params,
+                cache_dir,
+                capture: false,
+            };
             let ran = self
-                .run_command(
-                    id,
-                    &command,
-                    &params,
-                    step.attempts,
-                    step.timeout,
-                    cancel,
-                    false,
-                )
+                .run_resource_command(id, step, call, exports, cancel)
                 .await;
             if let Err(error) = ran.result {
                 return failed(error);
@@ -252,12 +291,11 @@ impl Build {
                 ));
             }
         };
-        let target_name = resource
-            .params
-            .get("name")
-            .cloned()
-            .unwrap_or_else(|| resource.name.clone());
-        let target = self.workdir.join(&target_name);
+        let target_name = match resource.work_dir_name() {
+            Ok(name) => name,
+            Err(error) => return failed(error),
+        };
+        let target = self.workdir.join(target_name);
         self.log(
             id,
             format!(
@@ -383,16 +421,7 @@ impl Build {
             Err(error) => return failed(error),
         };
         if resource_type.name == TRIGGER_TYPE && resource_type.push.is_none() {
-            let params = put
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), self.substitute(v)))
-                .collect();
-            self.sink.emit(Event::Trigger {
-                resource: resource.canonical(),
-                params,
-            });
-            return StepEnd::ok();
+            return self.put_trigger(id, resource, put);
         }
         let Some(push) = &resource_type.push else {
             self.log(
@@ -404,28 +433,25 @@ impl Build {
             );
             return StepEnd::skipped();
         };
-        let command = apply_override(push, resource_type.runner_override.as_ref());
+        if let Err(error) = resource.work_dir_name() {
+            self.log(id, &error);
+            return failed(error);
+        }
         let mut params = self.resource_params(id, resource, resource_type);
         params.extend(
             put.params
                 .iter()
                 .map(|(k, v)| (format!("put_{k}"), v.clone())),
         );
-        params.extend(self.metadata());
-        params.extend(exports.clone());
-        if let Some(dir) = self.cache_dir(resource, resource_type) {
-            params.insert("CACHE_DIR".to_owned(), dir.display().to_string());
-        }
+        let call = ResourceCommand {
+            command: push,
+            resource_type,
+            params,
+            cache_dir: self.cache_dir(resource, resource_type),
+            capture: true,
+        };
         let ran = self
-            .run_command(
-                id,
-                &command,
-                &params,
-                step.attempts,
-                step.timeout,
-                cancel,
-                true,
-            )
+            .run_resource_command(id, step, call, exports, cancel)
             .await;
         if let Err(error) = ran.result {
             return failed(error);
@@ -441,6 +467,30 @@ impl Build {
                 format!("WARNING: the push printed no version list: {error}"),
             ),
         }
+        StepEnd::ok()
+    }
+
+    /// A `put` to a `trigger` resource: its params become a stored version that the API shows
+    /// later, so a param holding a secret value is refused (masking it would hand the
+    /// triggered job `***`; that job resolves the secret itself).
+    fn put_trigger(&self, id: StepId, resource: &Resource, put: &PutStep) -> StepEnd {
+        let mut params = BTreeMap::new();
+        for (key, value) in &put.params {
+            let value = self.substitute(value);
+            if self.masker.mask(&value) != value {
+                let error = format!(
+                    "put to trigger resource \"{}\": param \"{key}\" holds a secret value, and trigger params are stored and shown as a version; let the triggered job resolve the secret itself",
+                    resource.canonical()
+                );
+                self.log(id, &error);
+                return failed(error);
+            }
+            params.insert(key.clone(), value);
+        }
+        self.sink.emit(Event::Trigger {
+            resource: resource.canonical(),
+            params,
+        });
         StepEnd::ok()
     }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::env::Inherit;
 use super::runner::Invocation;
 use crate::condition::expand;
 use crate::{Command, RunnerOverride, RunnerType};
@@ -67,7 +68,9 @@ pub fn shell_quote(text: &str) -> String {
 ///
 /// Returns `Ok(None)` when the runner's path expands to nothing: such a command succeeds
 /// without running anything (how `push "exec" {}` works). `process_env` looks up the runner
-/// process's own environment for names that are not parameters.
+/// process's own environment for names that are not parameters (the engine passes
+/// [`Inherit::var`], so a template cannot reach what the process would not inherit). The
+/// invocation inherits as a step does ([`Inherit::Step`]).
 pub fn prepare(
     runner: &RunnerType,
     args: &[String],
@@ -116,6 +119,7 @@ pub fn prepare(
         program,
         args: argv,
         env,
+        inherit: Inherit::Step,
         workdir: workdir.to_path_buf(),
     }))
 }
@@ -151,6 +155,7 @@ fn shell_file_mode(
                 program,
                 args,
                 env: env.clone(),
+                inherit: Inherit::Step,
                 workdir: workdir.to_path_buf(),
             }))
         }

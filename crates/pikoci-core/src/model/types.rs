@@ -112,6 +112,37 @@ impl Resource {
             name: self.name.clone(),
         }
     }
+
+    /// The directory a `get` fills, relative to the build's work directory: the `name` param,
+    /// or the resource's name. An error when it would leave the work directory.
+    pub fn work_dir_name(&self) -> Result<&str, String> {
+        let name = self.params.get("name").unwrap_or(&self.name);
+        match Resource::work_dir_name_problem(name) {
+            Some(problem) => Err(format!(
+                "resource \"{}\": the name param {problem}",
+                self.canonical()
+            )),
+            None => Ok(name),
+        }
+    }
+
+    /// Why `name` cannot name a directory inside the work directory (empty, absolute, or
+    /// climbing out with `..`), or `None` when it can.
+    pub fn work_dir_name_problem(name: &str) -> Option<&'static str> {
+        let path = std::path::Path::new(name);
+        if name.is_empty() {
+            Some("is empty: name the directory the resource is fetched into")
+        } else if path.has_root() || path.is_absolute() {
+            Some("must be a path relative to the work directory, not an absolute one")
+        } else if path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            Some("must stay inside the work directory: remove \"..\"")
+        } else {
+            None
+        }
+    }
 }
 
 /// A reference to a resource by type and name.

@@ -674,3 +674,82 @@ async fn plain_store_values_are_substituted_but_not_masked() {
     .await;
     assert_eq!(r.events.log("t"), "eu-west-1");
 }
+
+#[tokio::test]
+async fn a_put_to_a_trigger_refuses_secret_params_and_stores_the_others() {
+    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
+        .to_owned()
+        + "resource \"trigger\" \"deploy\" {}\n"
+        + &job("put \"trigger\" \"deploy\" {\n  env = \"prod\"\n}\n");
+    let options = || Options {
+        local: false,
+        secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
+        ..Options::default()
+    };
+    let triggers = |r: &support::Run| -> Vec<BTreeMap<String, String>> {
+        r.events
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                pikoci_core::engine::Event::Trigger { params, .. } => Some(params.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let r = run_with(&hcl, "a", options()).await;
+    assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    assert_eq!(
+        triggers(&r),
+        [BTreeMap::from([("env".to_owned(), "prod".to_owned())])]
+    );
+
+    let leaking = hcl.replace(
+        "env = \"prod\"",
+        "env = \"prod\"\n  token = \"pw=${var.pw}\"",
+    );
+    let r = run_with(&leaking, "a", options()).await;
+    assert_eq!(r.status(), Status::Failed);
+    assert!(triggers(&r).is_empty());
+    let error = r.events.error("deploy").unwrap();
+    assert!(
+        error.contains("param \"token\" holds a secret value"),
+        "{error}"
+    );
+    assert!(!format!("{:?}", r.events.events.lock().unwrap()).contains("s3cr3t"));
+}
+
+#[tokio::test]
+async fn a_resource_name_outside_the_work_directory_fails_get_and_put() {
+    let hcl = CRON.to_owned()
+        + &job("get \"cron\" \"tick\" {}\n")
+        + &job("put \"cron\" \"tick\" {}\n").replace("job \"a\"", "job \"b\"");
+    for (name, problem) in [
+        ("../outside", "must stay inside the work directory"),
+        ("/etc", "must be a path relative to the work directory"),
+    ] {
+        // The pipeline's loader refuses such a name: alter the loaded pipeline, as a stored
+        // pipeline from an older version could be.
+        let mut pipeline = support::pipeline(&hcl);
+        pipeline.resources[0]
+            .params
+            .insert("name".to_owned(), name.to_owned());
+        for job in ["a", "b"] {
+            let options = Options {
+                local: false,
+                versions: BTreeMap::from([("cron.tick".to_owned(), serde_json::json!({}))]),
+                ..Options::default()
+            };
+            let r = support::run_pipeline(pipeline.clone(), job, options).await;
+            assert_eq!(r.status(), Status::Failed, "{job} {name}");
+            let error = r.events.error("tick").unwrap();
+            assert!(
+                error.starts_with("resource \"cron.tick\": the name param ")
+                    && error.contains(problem),
+                "{error}"
+            );
+            assert!(r.runner.invocations.lock().unwrap().is_empty());
+        }
+    }
+}

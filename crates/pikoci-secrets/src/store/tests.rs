@@ -168,3 +168,31 @@ async fn the_source_answers_the_keys_that_exist() {
     assert_eq!(values.len(), 1);
     assert_eq!(values["TOKEN"].value.expose(), "abcdef");
 }
+
+#[tokio::test]
+async fn debug_output_never_shows_the_key_or_a_value() {
+    let table = Arc::new(MemoryTable::new());
+    let store = store(table.clone());
+    store
+        .set(
+            &Scope::team("main"),
+            "TOKEN",
+            SecretKind::Secret,
+            &Secret::new("stored-secret-value"),
+        )
+        .await
+        .unwrap();
+    let source = StoreSource::new(Arc::new(store.clone()), "main", "app");
+    let cipher = Cipher::new(&Secret::new(KEY)).unwrap();
+    let entries = table.list(&Scope::team("main")).await.unwrap();
+    for text in [
+        format!("{store:?}"),
+        format!("{source:?}"),
+        format!("{cipher:?}"),
+        format!("{table:?}"),
+        format!("{entries:?}"),
+    ] {
+        assert!(!text.contains(KEY), "{text}");
+        assert!(!text.contains("stored-secret-value"), "{text}");
+    }
+}

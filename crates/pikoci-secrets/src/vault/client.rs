@@ -5,11 +5,19 @@ use std::time::Duration;
 use pikoci_core::secrets::{ErrorKind, Secret, SecretError};
 use serde_json::Value;
 
-/// An answer of the API: its status and JSON body (`Null` when the body is empty).
-#[derive(Debug)]
+/// An answer of the API: its status and JSON body (`Null` when the body is empty). `Debug`
+/// shows the status only: the body holds secret data and tokens.
 pub(super) struct Answer {
     pub(super) status: u16,
     pub(super) body: Value,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Answer {

@@ -255,3 +255,32 @@ async fn an_unreachable_server_is_named() {
         format!("cannot reach Vault at {address}")
     );
 }
+
+#[test]
+fn debug_output_never_shows_tokens_or_secret_data() {
+    const SECRET: &str = "s.very-secret-token";
+    let answer = client::Answer {
+        status: 200,
+        body: serde_json::json!({"auth": {"client_token": SECRET}, "data": {"password": SECRET}}),
+    };
+    let mut client = Client::new("https://vault.example", None, Duration::from_secs(1));
+    client.set_token(Secret::new(SECRET));
+    let env: EnvLookup = Arc::new(|name| (name == "VAULT_TOKEN").then(|| SECRET.to_owned()));
+    let source = VaultSource::new(env);
+    let request = request(
+        SECRET,
+        &[
+            ("token", SECRET),
+            ("role_id", SECRET),
+            ("secret_id", SECRET),
+        ],
+    );
+    for text in [
+        format!("{answer:?}"),
+        format!("{client:?}"),
+        format!("{source:?}"),
+        format!("{request:?}"),
+    ] {
+        assert!(!text.contains(SECRET), "{text}");
+    }
+}
