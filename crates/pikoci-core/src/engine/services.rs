@@ -33,13 +33,16 @@ impl Build {
         let ran = self
             .run_command(id, &start, &params, 1, None, cancel, false)
             .await;
-        let end = self.attribute_cancellation(match ran.result {
-            Ok(()) => StepEnd::ok(),
-            Err(error) => StepEnd {
-                status: Status::Failed,
-                error: Some(format!("service \"{name}\" failed to start: {error}")),
+        let end = self.attribute_cancellation(
+            match ran.result {
+                Ok(()) => StepEnd::ok(),
+                Err(error) => StepEnd {
+                    status: Status::Failed,
+                    error: Some(format!("service \"{name}\" failed to start: {error}")),
+                },
             },
-        });
+            cancel,
+        );
         self.finish_step(id, end.status, started, end.error.clone());
         if let Some(error) = end.error {
             return Err(error);
@@ -94,7 +97,7 @@ impl Build {
                 () = cancel.cancelled() => {}
             }
         };
-        let end = self.attribute_cancellation(end);
+        let end = self.attribute_cancellation(end, cancel);
         self.finish_step(id, end.status, started, end.error.clone());
         match end.error {
             Some(error) if !end.status.is_ok() => Err(error),
