@@ -2,25 +2,22 @@
 //! secret types (files, the environment, `get` commands), masks them, and lets `--var` replace
 //! them. Vault is covered by `cargo xtask it secrets` (crates/pikoci-secrets/tests/vault.rs).
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use support::text;
 
 fn pikoci(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pikoci"))
+    support::pikoci()
         .args(args)
         .arg("--work-dir")
         .arg(dir.join("work"))
         .current_dir(dir)
-        .env_remove("PIKOCI_VARS")
-        .env_remove("VAULT_ADDR")
-        .env_remove("VAULT_TOKEN")
         .env("PIKOCI_E2E_TOKEN", "env-secret-42")
         .output()
         .expect("the pikoci binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 const PIPELINE: &str = r#"

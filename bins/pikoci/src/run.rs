@@ -11,6 +11,9 @@ use pikoci_core::engine::{BuildControl, BuildSpec, Engine, LocalRun, Status};
 use pikoci_core::{Pipeline, TriggerKind, VariableValue};
 use pikoci_runner::ProcessRunner;
 
+use crate::output;
+use crate::render::Terminal;
+
 /// The flags of `pikoci run`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -62,15 +65,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pipeline = match pikoci_config::load(&file, &vars, &HttpFetcher::default()) {
         Ok(loaded) => {
             if !loaded.warnings.items().is_empty() {
-                eprint!(
-                    "{}",
-                    loaded.warnings.render(crate::stderr_color(args.no_color))
-                );
+                output::stderr(&loaded.warnings.render(crate::stderr_color(args.no_color)))?;
             }
             loaded.pipeline
         }
         Err(diagnostics) => {
-            eprint!("{}", diagnostics.render(crate::stderr_color(args.no_color)));
+            output::stderr(&diagnostics.render(crate::stderr_color(args.no_color)))?;
             bail!("{} is not a valid pipeline", file.name());
         }
     };
@@ -114,7 +114,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         cache_root: Some(root.join("cache")),
     };
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-    let status = runtime.block_on(execute(spec, &job_name, crate::stdout_color(args.no_color)));
+    let terminal = Arc::new(Terminal::new(&job_name, crate::stdout_color(args.no_color)));
+    let status = runtime.block_on(execute(spec, terminal.clone()));
+    if let Some(error) = terminal.write_error() {
+        bail!("the build ended {status}, but its output could not be written: {error}");
+    }
     Ok(match status {
         Status::Succeeded | Status::Warning | Status::Skipped => ExitCode::SUCCESS,
         Status::Failed | Status::Cancelled => ExitCode::from(crate::EXIT_INVALID),
@@ -123,24 +127,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Runs the build; Ctrl-C cancels it (hooks and service stops still run), a second Ctrl-C
 /// aborts those too.
-async fn execute(spec: BuildSpec, job: &str, color: bool) -> Status {
-    let engine = Engine::new(
-        Arc::new(ProcessRunner::new()),
-        Arc::new(crate::render::Terminal::new(job, color)),
-    )
-    .with_native_checks(Arc::new(pikoci_runner::native::GitChecks::new()));
+async fn execute(spec: BuildSpec, terminal: Arc<Terminal>) -> Status {
+    let engine = Engine::new(Arc::new(ProcessRunner::new()), terminal)
+        .with_native_checks(Arc::new(pikoci_runner::native::GitChecks::new()));
     let control = BuildControl::default();
     let signals = {
         let control = control.clone();
         tokio::spawn(async move {
+            // The build is stopped whether or not these notes can be written.
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ncancelling: the running step is stopped, then cancel hooks run (Ctrl-C again to abort them)"
+                let _ = output::stderr(
+                    "\ncancelling: the running step is stopped, then cancel hooks run (Ctrl-C again to abort them)\n",
                 );
                 control.cancel.cancel();
             }
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\naborting");
+                let _ = output::stderr("\naborting\n");
                 control.abort.cancel();
             }
         })
