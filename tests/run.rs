@@ -316,3 +316,51 @@ fn every_example_runs_as_documented() {
         }
     }
 }
+
+#[test]
+fn a_bad_resource_directory_is_refused_before_any_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        dir.path(),
+        "p.hcl",
+        "resource \"fs\" \"data\" {\n  params { path = \"/nonexistent\" }\n}\njob \"a\" {\n  task \"first\" {\n    run \"shell\" { cmd = \"echo first step ran\" }\n  }\n  get \"fs\" \"data\" {}\n}\n",
+    );
+    let file = write(dir.path(), "a-file", "not a directory");
+    let missing = dir.path().join("missing").display().to_string();
+    for (path, problem) in [(&file, "is not a directory"), (&missing, "does not exist")] {
+        let resource = format!("fs.data={path}");
+        let out = pikoci(
+            &["run", "-p", &pipeline, "-j", "a", "--resource", &resource],
+            &dir.path().join("work"),
+        );
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("--resource fs.data: {path} {problem}")),
+            "{stderr}"
+        );
+        assert!(!text(&out.stdout).contains("first step ran"));
+    }
+}
+
+#[test]
+fn an_artifact_override_lands_in_its_dir_param() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("built");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("app.bin"), "binary\n").unwrap();
+    let pipeline = write(
+        dir.path(),
+        "p.hcl",
+        "resource \"artifact\" \"out\" {\n  params { dir = \"dist\" }\n}\njob \"a\" {\n  get \"artifact\" \"out\" {}\n  task \"show\" {\n    run \"shell\" { cmd = \"cat dist/app.bin\" }\n  }\n}\n",
+    );
+    let resource = format!("artifact.out={}", source.display());
+    let out = pikoci(
+        &["run", "-p", &pipeline, "-j", "a", "--resource", &resource],
+        &dir.path().join("work"),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("-> dist"), "{stdout}");
+    assert!(stdout.contains("binary"), "{stdout}");
+}

@@ -35,7 +35,8 @@ pub(crate) struct Args {
     vars_file: Option<PathBuf>,
 
     /// Use a local directory instead of fetching a resource: TYPE.NAME=DIR. Repeatable. The
-    /// directory is copied into the build's work directory, where the resource would be pulled.
+    /// directory is copied into the build's work directory, where a get of the resource would
+    /// put its files. Every DIR must exist before the build starts.
     #[arg(long = "resource", value_name = "TYPE.NAME=DIR")]
     resources: Vec<String>,
 
@@ -190,9 +191,32 @@ fn resource_dirs(
                 "resource \"{resource}\" not found in pipeline (use type.name format, e.g. git.my-repo); {listed}"
             );
         }
-        dirs.insert(resource, PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        check_resource_dir(&resource, &dir)?;
+        dirs.insert(resource, dir);
     }
     Ok(dirs)
+}
+
+/// A `--resource` directory must exist and be a directory: found before the first step runs,
+/// not when the `get` does.
+fn check_resource_dir(resource: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "--resource {resource}: {} is not a directory; give the directory to use instead of fetching the resource",
+            shown.display()
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
+            "--resource {resource}: {} does not exist; give the directory to use instead of fetching the resource",
+            shown.display()
+        ),
+        Err(err) => bail!(
+            "--resource {resource}: cannot read {}: {err}",
+            shown.display()
+        ),
+    }
 }
 
 /// Resolves the secret-bound variables the job uses through their secret types, from this

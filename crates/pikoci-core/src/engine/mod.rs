@@ -10,6 +10,7 @@ mod command;
 pub mod env;
 mod events;
 mod exec;
+mod local;
 pub mod mask;
 mod native;
 mod runner;

@@ -104,7 +104,7 @@ impl Build {
             .as_ref()
             .and_then(|l| l.resource_dirs.get(&canonical))
         {
-            return self.copy_local_resource(id, resource, dir);
+            return self.copy_local_resource(id, resource, resource_type, dir);
         }
         let accepted = self.resource_params(id, resource, resource_type);
         let cache_dir = self.cache_dir(resource, resource_type);
@@ -240,6 +240,7 @@ impl Build {
         &self,
         id: StepId,
         resource: &Resource,
+        resource_type: &ResourceType,
         dir: &std::path::Path,
     ) -> StepEnd {
         let source = match std::fs::canonicalize(dir) {
@@ -252,17 +253,14 @@ impl Build {
                 ));
             }
         };
-        let target_name = resource
-            .params
-            .get("name")
-            .cloned()
-            .unwrap_or_else(|| resource.name.clone());
+        let target_name = super::local::override_target(resource, resource_type);
         let target = self.workdir.join(&target_name);
         self.log(
             id,
             format!(
-                "using local resource override: {} -> {target_name}",
-                source.display()
+                "using local resource override: {} -> {}",
+                source.display(),
+                target_name.display()
             ),
         );
         match copy_tree(&source, &target) {
