@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use pikoci_config::{HttpFetcher, SourceFile};
 use pikoci_core::engine::{BuildControl, BuildSpec, Engine, LocalRun, Status};
-use pikoci_core::{Pipeline, TriggerKind, VariableValue};
+use pikoci_core::{Hook, Hooks, Pipeline, Step, StepKind, TriggerKind, VariableValue};
 use pikoci_runner::ProcessRunner;
 
 use crate::output;
@@ -230,7 +230,7 @@ fn check_secrets(
     use pikoci_core::secrets::{ResolveFailure, resolve, used_by_job};
     use pikoci_secrets::{ExecSource, Registry};
 
-    let used = used_by_job(pipeline, job);
+    let used = used_by_job(&local_view(pipeline, job), job);
     if used.is_empty() {
         return Ok(Default::default());
     }
@@ -283,6 +283,57 @@ fn check_secrets(
         "cannot look up the secrets job \"{job}\" uses; give a variable's value with --var NAME=VALUE to skip its lookup:\n{}",
         lines.join("\n")
     )
+}
+
+/// The pipeline as a local run of `job` sees it: without what a local run never does (put and
+/// notify steps, the job's `on_trigger` and approval notifications, automatic notifications,
+/// the types' `push`), so that no secret is looked up for them.
+fn local_view(pipeline: &Pipeline, job: &str) -> Pipeline {
+    let mut view = pipeline.clone();
+    view.notifications.clear();
+    view.notification_types.clear();
+    for resource_type in &mut view.resource_types {
+        resource_type.push = None;
+    }
+    if let Some(job) = view.jobs.iter_mut().find(|j| j.name == job) {
+        job.on_trigger.clear();
+        job.approval = None;
+        keep_local_steps(&mut job.plan);
+        keep_local_hooks(&mut job.hooks);
+    }
+    view
+}
+
+/// Drops the steps a local run skips (`put`, `notify`), at any depth.
+fn keep_local_steps(steps: &mut Vec<Step>) {
+    steps.retain(|step| !matches!(step.kind, StepKind::Put(_) | StepKind::Notify(_)));
+    for step in steps {
+        match &mut step.kind {
+            StepKind::InParallel(group) => keep_local_steps(&mut group.steps),
+            StepKind::If(chain) => {
+                for branch in &mut chain.branches {
+                    keep_local_steps(&mut branch.steps);
+                }
+            }
+            _ => {}
+        }
+        keep_local_hooks(&mut step.hooks);
+    }
+}
+
+fn keep_local_hooks(hooks: &mut Hooks) {
+    for list in [
+        &mut hooks.on_success,
+        &mut hooks.on_failure,
+        &mut hooks.on_cancel,
+        &mut hooks.ensure,
+    ] {
+        for hook in list {
+            if let Hook::Steps { steps } = hook {
+                keep_local_steps(steps);
+            }
+        }
+    }
 }
 
 fn default_work_dir() -> anyhow::Result<PathBuf> {
