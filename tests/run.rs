@@ -364,3 +364,23 @@ fn an_artifact_override_lands_in_its_dir_param() {
     assert!(stdout.contains("-> dist"), "{stdout}");
     assert!(stdout.contains("binary"), "{stdout}");
 }
+
+#[test]
+fn an_approval_is_skipped_with_a_line_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        dir.path(),
+        "p.hcl",
+        "job \"a\" {\n  approve \"deploy to production\" {}\n  task \"t\" {\n    run \"shell\" { cmd = \"echo deployed\" }\n  }\n}\n",
+    );
+    let out = pikoci(
+        &["run", "-p", &pipeline, "-j", "a"],
+        &dir.path().join("work"),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let note = stdout
+        .find("skipping approval \"deploy to production\" (local execution)")
+        .expect(&stdout);
+    assert!(note < stdout.find("deployed").unwrap(), "{stdout}");
+}

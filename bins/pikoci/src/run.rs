@@ -100,7 +100,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(dir) => dir,
         None => default_work_dir()?,
     };
+    let approval_note = job.approval.as_ref().map(|approval| {
+        format!(
+            "skipping approval \"{}\" (local execution): you started this run yourself, so nobody else needs to approve it\n",
+            approval.label
+        )
+    });
     let secrets = check_secrets(&pipeline, &job_name, &root)?;
+    if let Some(note) = approval_note {
+        output::stdout(&note)?;
+    }
     let spec = BuildSpec {
         pipeline: Arc::new(pipeline),
         job: job_name.clone(),
