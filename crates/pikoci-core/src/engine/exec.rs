@@ -168,8 +168,9 @@ impl Build {
         // Hooks run after a cancellation too; only an abort stops them.
         let cancel = self.control.abort.child_token();
         for (index, hook) in list.iter().enumerate() {
+            // As the plan reads: `ensure`, or `ensure #1`, `ensure #2` when there are several.
             let label = if list.len() > 1 {
-                format!("{index}:{}", kind.as_str())
+                format!("{} #{}", kind.as_str(), index + 1)
             } else {
                 kind.as_str().to_owned()
             };
@@ -195,14 +196,26 @@ impl Build {
                     self.finish_step(id, status, started, error);
                 }
                 Hook::Steps { steps } => {
+                    // The hook is a step of its own, its steps nested under it as in the plan.
+                    let id = self.start_step(parent, StepType::Hook, name);
+                    let started = Instant::now();
+                    let mut first_error = None;
                     for step in steps {
                         // Notify children see the exports; put and task children do not.
                         let mut visible = match step.kind {
                             StepKind::Notify(_) => exports.clone(),
                             _ => Exports::new(),
                         };
-                        let _ = self.run_step(step, parent, &mut visible, &cancel).await;
+                        let ran = self.run_step(step, Some(id), &mut visible, &cancel).await;
+                        if let Err(error) = ran {
+                            first_error.get_or_insert(error);
+                        }
                     }
+                    let status = match first_error {
+                        None => Status::Succeeded,
+                        Some(_) => Status::Failed,
+                    };
+                    self.finish_step(id, status, started, first_error);
                 }
             }
         }

@@ -177,6 +177,8 @@ impl Engine {
 /// A service started by the plan, to be stopped at the end.
 #[derive(Debug, Clone)]
 struct StartedService {
+    /// The type's name, with `#2`, `#3`, ... for later services of the same type.
+    label: String,
     service_type: ServiceType,
     overrides: crate::Params,
 }

@@ -335,6 +335,22 @@ async fn services_are_stopped_before_job_hooks_even_when_not_ready() {
 }
 
 #[tokio::test]
+async fn two_services_of_one_type_are_told_apart() {
+    let hcl = "service_type \"db\" {\n  start \"exec\" { path = \"true\" }\n  stop \"exec\" { path = \"true\" }\n}\n".to_owned()
+        + &job("service \"db\" {}\nservice \"db\" {}\n");
+    let r = run(&hcl, "a").await;
+    assert_eq!(
+        r.events.finished(),
+        [
+            "db:start: succeeded",
+            "db #2:start: succeeded",
+            "db:stop: succeeded",
+            "db #2:stop: succeeded"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn cancellation_kills_the_step_then_runs_cancel_hooks_and_stops_services() {
     let hcl = "service_type \"db\" {\n  start \"exec\" { path = \"true\" }\n  stop \"exec\" { path = \"true\" }\n}\n".to_owned()
         + &job(&("service \"db\" {}\n".to_owned()
@@ -466,8 +482,8 @@ async fn hooks_are_named_by_step_and_index() {
         [
             "t: succeeded",
             "t:on_success: succeeded",
-            "0:ensure: succeeded",
-            "1:ensure: succeeded"
+            "ensure #1: succeeded",
+            "ensure #2: succeeded"
         ]
     );
 }
@@ -555,8 +571,16 @@ async fn unlabeled_hooks_run_their_steps_and_never_change_the_status() {
     );
     assert_eq!(
         r.events.finished(),
-        ["main: succeeded", "tick: skipped", "cleanup: failed"]
+        [
+            "main: succeeded",
+            "tick: skipped",
+            "cleanup: failed",
+            "on_success: failed"
+        ]
     );
+    // The hook's steps are nested under the hook, as in the plan.
+    assert_eq!(r.events.parent("tick").as_deref(), Some("on_success"));
+    assert_eq!(r.events.parent("cleanup").as_deref(), Some("on_success"));
     assert_eq!(r.events.log("cleanup").lines().next(), Some("cleaning"));
 }
 
