@@ -384,3 +384,28 @@ fn an_approval_is_skipped_with_a_line_saying_so() {
         .expect(&stdout);
     assert!(note < stdout.find("deployed").unwrap(), "{stdout}");
 }
+
+#[test]
+fn help_shows_the_usage_the_flags_allow_and_no_environment_values() {
+    let out = support::pikoci()
+        .args(["run", "--help"])
+        .env("PIKOCI_VARS", "/home/me/private-vars.json")
+        .env("PIKOCI_WORK_DIR", "/home/me/private-work")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("Usage: pikoci run --pipeline-config <FILE> [--job <NAME>] [OPTIONS]"),
+        "{help}"
+    );
+    assert!(help.contains("[env: PIKOCI_VARS]"), "{help}");
+    assert!(!help.contains("private"), "{help}");
+    assert!(help.contains("The value is converted"), "{help}");
+    let out = support::pikoci()
+        .args(["validate", "--help"])
+        .env("PIKOCI_VARS", "/home/me/private-vars.json")
+        .output()
+        .unwrap();
+    assert!(!text(&out.stdout).contains("private"));
+}

@@ -16,22 +16,37 @@ use crate::render::Terminal;
 
 /// The flags of `pikoci run`.
 #[derive(Debug, clap::Args)]
+#[command(override_usage = "pikoci run --pipeline-config <FILE> [--job <NAME>] [OPTIONS]")]
 pub(crate) struct Args {
     /// The pipeline file (HCL).
-    #[arg(long, short = 'p', value_name = "FILE", env = "PIKOCI_PIPELINE_CONFIG")]
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "FILE",
+        env = "PIKOCI_PIPELINE_CONFIG",
+        hide_env_values = true
+    )]
     pipeline_config: PathBuf,
 
-    /// The job to run. Without it, the jobs of the pipeline are listed.
+    /// The job to run. Without it, nothing runs: the jobs of the pipeline are listed, and the
+    /// exit status is 2.
     #[arg(long, short = 'j', value_name = "NAME")]
     job: Option<String>,
 
-    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. A secret-bound variable
-    /// given this way needs no secret store.
+    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. The value is converted
+    /// to the variable's declared type (number, bool). A secret-bound variable given this way
+    /// needs no secret store.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
 
     /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
-    #[arg(long = "vars", short = 'v', value_name = "FILE", env = "PIKOCI_VARS")]
+    #[arg(
+        long = "vars",
+        short = 'v',
+        value_name = "FILE",
+        env = "PIKOCI_VARS",
+        hide_env_values = true
+    )]
     vars_file: Option<PathBuf>,
 
     /// Use a local directory instead of fetching a resource: TYPE.NAME=DIR. Repeatable. The
@@ -46,7 +61,12 @@ pub(crate) struct Args {
 
     /// Where builds' work directories and resource caches live [default: $XDG_CACHE_HOME/pikoci,
     /// or ~/.cache/pikoci].
-    #[arg(long, value_name = "DIR", env = "PIKOCI_WORK_DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PIKOCI_WORK_DIR",
+        hide_env_values = true
+    )]
     work_dir: Option<PathBuf>,
 
     /// Print without colour (also when NO_COLOR is set or stdout is not a terminal).

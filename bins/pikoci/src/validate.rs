@@ -25,7 +25,13 @@ pub(crate) struct Args {
 
     /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
     /// Values must have the declared type. --var wins over it.
-    #[arg(long = "vars", short = 'v', value_name = "FILE", env = "PIKOCI_VARS")]
+    #[arg(
+        long = "vars",
+        short = 'v',
+        value_name = "FILE",
+        env = "PIKOCI_VARS",
+        hide_env_values = true
+    )]
     vars_file: Option<PathBuf>,
 
     /// Print diagnostics without colour (also when the NO_COLOR environment variable is set,
