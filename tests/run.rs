@@ -1,39 +1,19 @@
 //! End-to-end tests of `pikoci run`: the real binary running real processes.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use support::{Lines, repo, text, write};
 
 fn pikoci(args: &[&str], work: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pikoci"))
+    support::pikoci()
         .args(args)
         .arg("--work-dir")
         .arg(work)
-        .env_remove("PIKOCI_VARS")
-        // No secret backend may be reachable by accident.
-        .env_remove("VAULT_ADDR")
-        .env_remove("VAULT_TOKEN")
         .output()
         .expect("the pikoci binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn repo(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-        .display()
-        .to_string()
-}
-
-fn write(dir: &Path, name: &str, contents: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    path.display().to_string()
 }
 
 #[test]
@@ -251,38 +231,22 @@ fn ctrl_c_cancels_the_step_and_still_runs_cancel_hooks() {
         "slow.hcl",
         "job \"a\" {\n  task \"slow\" {\n    run \"shell\" { cmd = \"echo sleeping; sleep 300\" }\n    on_cancel \"shell\" { cmd = \"echo step cancel hook\" }\n  }\n  on_cancel \"shell\" { cmd = \"echo job cancel hook: $BUILD_STATUS\" }\n  ensure \"shell\" { cmd = \"echo ensure ran\" }\n}\n",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pikoci"))
+    let mut child = support::pikoci()
         .args(["run", "-p", &pipeline, "-j", "a", "--work-dir"])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !seen.contains("sleeping") {
-        assert!(Instant::now() < deadline, "the task never started:\n{seen}");
-        let mut line = String::new();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            panic!("pikoci ended early:\n{seen}");
-        }
-        seen.push_str(&line);
-    }
-    let started = Instant::now();
-    let status = Command::new("kill")
+    let mut stdout = Lines::new(child.stdout.take().unwrap());
+    let seen = stdout.wait_for("sleeping", &mut child).to_owned();
+    let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let rest = stdout.rest(&mut child);
     let exit = child.wait().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "cancellation took {:?}",
-        started.elapsed()
-    );
     assert_eq!(exit.code(), Some(1), "{seen}{rest}");
     for needle in [
         "step cancel hook",
@@ -409,4 +373,97 @@ job "a" {
     for leaked in ["worker-key", "db-password", "cloud-cred"] {
         assert!(!stdout.contains(leaked), "{leaked} leaked:\n{stdout}");
     }
+}
+
+#[test]
+fn a_bad_resource_directory_is_refused_before_any_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        dir.path(),
+        "p.hcl",
+        "resource \"fs\" \"data\" {\n  params { path = \"/nonexistent\" }\n}\njob \"a\" {\n  task \"first\" {\n    run \"shell\" { cmd = \"echo first step ran\" }\n  }\n  get \"fs\" \"data\" {}\n}\n",
+    );
+    let file = write(dir.path(), "a-file", "not a directory");
+    let missing = dir.path().join("missing").display().to_string();
+    for (path, problem) in [(&file, "is not a directory"), (&missing, "does not exist")] {
+        let resource = format!("fs.data={path}");
+        let out = pikoci(
+            &["run", "-p", &pipeline, "-j", "a", "--resource", &resource],
+            &dir.path().join("work"),
+        );
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("--resource fs.data: {path} {problem}")),
+            "{stderr}"
+        );
+        assert!(!text(&out.stdout).contains("first step ran"));
+    }
+}
+
+#[test]
+fn an_artifact_override_lands_in_its_dir_param() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("built");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("app.bin"), "binary\n").unwrap();
+    let pipeline = write(
+        dir.path(),
+        "p.hcl",
+        "resource \"artifact\" \"out\" {\n  params { dir = \"dist\" }\n}\njob \"a\" {\n  get \"artifact\" \"out\" {}\n  task \"show\" {\n    run \"shell\" { cmd = \"cat dist/app.bin\" }\n  }\n}\n",
+    );
+    let resource = format!("artifact.out={}", source.display());
+    let out = pikoci(
+        &["run", "-p", &pipeline, "-j", "a", "--resource", &resource],
+        &dir.path().join("work"),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("-> dist"), "{stdout}");
+    assert!(stdout.contains("binary"), "{stdout}");
+}
+
+#[test]
+fn an_approval_is_skipped_with_a_line_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        dir.path(),
+        "p.hcl",
+        "job \"a\" {\n  approve \"deploy to production\" {}\n  task \"t\" {\n    run \"shell\" { cmd = \"echo deployed\" }\n  }\n}\n",
+    );
+    let out = pikoci(
+        &["run", "-p", &pipeline, "-j", "a"],
+        &dir.path().join("work"),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let note = stdout
+        .find("skipping approval \"deploy to production\" (local execution)")
+        .expect(&stdout);
+    assert!(note < stdout.find("deployed").unwrap(), "{stdout}");
+}
+
+#[test]
+fn help_shows_the_usage_the_flags_allow_and_no_environment_values() {
+    let out = support::pikoci()
+        .args(["run", "--help"])
+        .env("PIKOCI_VARS", "/home/me/private-vars.json")
+        .env("PIKOCI_WORK_DIR", "/home/me/private-work")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("Usage: pikoci run --pipeline-config <FILE> [--job <NAME>] [OPTIONS]"),
+        "{help}"
+    );
+    assert!(help.contains("[env: PIKOCI_VARS]"), "{help}");
+    assert!(!help.contains("private"), "{help}");
+    assert!(help.contains("The value is converted"), "{help}");
+    let out = support::pikoci()
+        .args(["validate", "--help"])
+        .env("PIKOCI_VARS", "/home/me/private-vars.json")
+        .output()
+        .unwrap();
+    assert!(!text(&out.stdout).contains("private"));
 }

@@ -2,25 +2,22 @@
 //! secret types (files, the environment, `get` commands), masks them, and lets `--var` replace
 //! them. Vault is covered by `cargo xtask it secrets` (crates/pikoci-secrets/tests/vault.rs).
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use support::text;
 
 fn pikoci(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pikoci"))
+    support::pikoci()
         .args(args)
         .arg("--work-dir")
         .arg(dir.join("work"))
         .current_dir(dir)
-        .env_remove("PIKOCI_VARS")
-        .env_remove("VAULT_ADDR")
-        .env_remove("VAULT_TOKEN")
         .env("PIKOCI_E2E_TOKEN", "env-secret-42")
         .output()
         .expect("the pikoci binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 const PIPELINE: &str = r#"
@@ -169,4 +166,49 @@ fn a_secret_that_cannot_be_looked_up_stops_the_run_with_exit_2() {
     // The token, which came from the environment, is not in the message.
     assert!(!stderr.contains("env-secret-42"), "{stderr}");
     assert!(text(&out.stdout).is_empty());
+}
+
+#[test]
+fn a_local_run_looks_up_only_the_secrets_it_uses() {
+    // The `pikoci` store is never reachable from a laptop: asking for these would fail.
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = r#"
+notification_type "slack" {
+  source = "pikoci://slack"
+}
+variable "webhook" {
+  type = string
+  secret "pikoci" { key = "slack_webhook" }
+}
+variable "push_token" {
+  type = string
+  secret "pikoci" { key = "push_token" }
+}
+variable "greeting" {
+  type = string
+  secret "env" { key = "PIKOCI_E2E_TOKEN" }
+}
+notification "slack" "alerts" {
+  params { webhook_url = var.webhook }
+  on = ["all"]
+}
+resource "trigger" "deploy" {}
+job "a" {
+  task "t" {
+    run "shell" { cmd = "echo greeting=${var.greeting}" }
+  }
+  put "trigger" "deploy" {
+    params { token = var.push_token }
+  }
+  notify "slack" "alerts" {}
+  ensure {
+    notify "slack" "alerts" {}
+  }
+}
+"#;
+    std::fs::write(dir.path().join("p.hcl"), pipeline).unwrap();
+    let out = pikoci(&["run", "-p", "p.hcl", "-j", "a", "--no-color"], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("greeting=***"), "{stdout}");
 }

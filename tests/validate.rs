@@ -1,35 +1,22 @@
 //! End-to-end tests of `pikoci validate`: the real binary, real files, exit codes and output.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Output;
+
+use support::{repo, text};
 
 fn pikoci(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pikoci"))
+    support::pikoci()
         .args(args)
-        .env_remove("NO_COLOR")
-        .env_remove("PIKOCI_VARS")
         .output()
         .expect("the pikoci binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn repo(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-        .display()
-        .to_string()
 }
 
 fn temp_file(name: &str, contents: &str) -> String {
     let dir = std::env::temp_dir().join(format!("pikoci-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    path.display().to_string()
+    support::write(&dir, name, contents)
 }
 
 #[test]

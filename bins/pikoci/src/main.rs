@@ -1,8 +1,9 @@
 //! `pikoci`: the one command-line tool of PikoCI.
 
-// A command-line tool: printing is its job.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+// Output goes through `output`, whose writes fail instead of panicking: the workspace lints
+// against `print!` and `eprint!` hold here too.
 
+mod output;
 mod render;
 mod run;
 mod validate;
@@ -27,24 +28,29 @@ enum Command {
     /// directory given with --resource); put and notify steps are shown as skipped. Output is
     /// shown live, step by step, with a summary at the end. Exits 0 when the build succeeded
     /// (or ended with a warning), 1 when it failed or was cancelled (Ctrl-C), 2 on usage or
-    /// pipeline errors.
+    /// pipeline errors, or when the output cannot be written.
     Run(run::Args),
     /// Check a pipeline file and print a summary, or every problem with its location.
     ///
     /// Checks syntax, variables, functions, references between blocks, names, durations and
     /// schedules, the way the server checks a pipeline before accepting it. Prints a summary and
     /// exits 0 when the file is valid; prints every problem with its location and exits 1 when
-    /// it is not. Exits 2 on usage errors (a missing file, a malformed --var or vars file).
+    /// it is not. Exits 2 on usage errors (a missing file, a malformed --var or vars file) and
+    /// when the output cannot be written.
     Validate(validate::Args),
 }
 
 /// Exit status for a pipeline that is invalid, or a build that failed.
 const EXIT_INVALID: u8 = 1;
-/// Exit status for bad command-line input (a missing file, a malformed --var, ...).
+/// Exit status for bad command-line input (a missing file, a malformed --var, ...), and for
+/// output that cannot be written.
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_message(&err),
+    };
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
@@ -52,9 +58,22 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Nowhere left to report a failed write of the error itself: the status says it.
+            let _ = output::stderr(&format!("error: {err:#}\n"));
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+/// Prints help, the version or a usage error the way clap does, but a failed write is an
+/// error (exit 2), not a silent success.
+fn usage_message(err: &clap::Error) -> ExitCode {
+    if err.print().is_err() {
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match u8::try_from(err.exit_code()) {
+        Ok(code) => ExitCode::from(code),
+        Err(_) => ExitCode::from(EXIT_USAGE),
     }
 }
 

@@ -2,7 +2,6 @@
 //! and duration, and a summary at the end. Colours on a terminal, plain text otherwise.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -64,6 +63,8 @@ struct StepInfo {
 struct State {
     steps: BTreeMap<StepId, StepInfo>,
     finished: Vec<(StepId, Status, Duration, Option<String>)>,
+    /// The first failed write; nothing more is written after it.
+    write_error: Option<String>,
 }
 
 /// Prints engine events to standard output.
@@ -83,10 +84,20 @@ impl Terminal {
         }
     }
 
-    fn print(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+    /// Why the output could not be written (a closed pipe, a full disk), if it could not. The
+    /// build runs to its end either way.
+    pub(crate) fn write_error(&self) -> Option<String> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.write_error.clone()
+    }
+
+    fn print(&self, state: &mut State, text: &str) {
+        if state.write_error.is_some() {
+            return;
+        }
+        if let Err(error) = crate::output::stdout(&format!("{text}\n")) {
+            state.write_error = Some(format!("{error:#}"));
+        }
     }
 
     fn summary(
@@ -176,11 +187,14 @@ impl EventSink for Terminal {
                 let in_parallel = parent_info
                     .is_some_and(|p| p.step_type == StepType::InParallel || p.prefix.is_some());
                 let prefix = in_parallel.then(|| format!("[{name}] "));
-                self.print(&format!(
-                    "{}{}",
-                    "  ".repeat(depth),
-                    p.header(&format!("==> [{}] {name}", step_type.as_str()))
-                ));
+                self.print(
+                    &mut state,
+                    &format!(
+                        "{}{}",
+                        "  ".repeat(depth),
+                        p.header(&format!("==> [{}] {name}", step_type.as_str()))
+                    ),
+                );
                 state.steps.insert(
                     id,
                     StepInfo {
@@ -202,11 +216,8 @@ impl EventSink for Terminal {
                     None => p.dim(&text),
                     Some(Stream::Stdout | Stream::Stderr) => text,
                 };
-                self.print(&format!(
-                    "{}    {}{text}",
-                    "  ".repeat(depth),
-                    p.dim(prefix)
-                ));
+                let line = format!("{}    {}{text}", "  ".repeat(depth), p.dim(prefix));
+                self.print(&mut state, &line);
             }
             Event::StepFinished {
                 id,
@@ -224,7 +235,7 @@ impl EventSink for Terminal {
                 if let Some(error) = error.as_ref().filter(|_| !status.is_ok()) {
                     line.push_str(&format!(": {error}"));
                 }
-                self.print(&line);
+                self.print(&mut state, &line);
                 state.finished.push((id, status, duration, error));
             }
             Event::BuildFinished {
@@ -233,7 +244,7 @@ impl EventSink for Terminal {
                 error,
             } => {
                 let summary = self.summary(&state, status, duration, error.as_deref());
-                self.print(&summary);
+                self.print(&mut state, &summary);
             }
             Event::Versions { .. }
             | Event::VersionUsed { .. }

@@ -8,31 +8,50 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use pikoci_config::{HttpFetcher, SourceFile};
 use pikoci_core::engine::{BuildControl, BuildSpec, Engine, LocalRun, Status};
-use pikoci_core::{Pipeline, TriggerKind, VariableValue};
+use pikoci_core::{Hook, Hooks, Pipeline, Step, StepKind, TriggerKind, VariableValue};
 use pikoci_runner::ProcessRunner;
+
+use crate::output;
+use crate::render::Terminal;
 
 /// The flags of `pikoci run`.
 #[derive(Debug, clap::Args)]
+#[command(override_usage = "pikoci run --pipeline-config <FILE> [--job <NAME>] [OPTIONS]")]
 pub(crate) struct Args {
     /// The pipeline file (HCL).
-    #[arg(long, short = 'p', value_name = "FILE", env = "PIKOCI_PIPELINE_CONFIG")]
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "FILE",
+        env = "PIKOCI_PIPELINE_CONFIG",
+        hide_env_values = true
+    )]
     pipeline_config: PathBuf,
 
-    /// The job to run. Without it, the jobs of the pipeline are listed.
+    /// The job to run. Without it, nothing runs: the jobs of the pipeline are listed, and the
+    /// exit status is 2.
     #[arg(long, short = 'j', value_name = "NAME")]
     job: Option<String>,
 
-    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. A secret-bound variable
-    /// given this way needs no secret store.
+    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. The value is converted
+    /// to the variable's declared type (number, bool). A secret-bound variable given this way
+    /// needs no secret store.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
 
     /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
-    #[arg(long = "vars", short = 'v', value_name = "FILE", env = "PIKOCI_VARS")]
+    #[arg(
+        long = "vars",
+        short = 'v',
+        value_name = "FILE",
+        env = "PIKOCI_VARS",
+        hide_env_values = true
+    )]
     vars_file: Option<PathBuf>,
 
     /// Use a local directory instead of fetching a resource: TYPE.NAME=DIR. Repeatable. The
-    /// directory is copied into the build's work directory, where the resource would be pulled.
+    /// directory is copied into the build's work directory, where a get of the resource would
+    /// put its files. Every DIR must exist before the build starts.
     #[arg(long = "resource", value_name = "TYPE.NAME=DIR")]
     resources: Vec<String>,
 
@@ -42,7 +61,12 @@ pub(crate) struct Args {
 
     /// Where builds' work directories and resource caches live [default: $XDG_CACHE_HOME/pikoci,
     /// or ~/.cache/pikoci].
-    #[arg(long, value_name = "DIR", env = "PIKOCI_WORK_DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PIKOCI_WORK_DIR",
+        hide_env_values = true
+    )]
     work_dir: Option<PathBuf>,
 
     /// Print without colour (also when NO_COLOR is set or stdout is not a terminal).
@@ -62,15 +86,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pipeline = match pikoci_config::load(&file, &vars, &HttpFetcher::default()) {
         Ok(loaded) => {
             if !loaded.warnings.items().is_empty() {
-                eprint!(
-                    "{}",
-                    loaded.warnings.render(crate::stderr_color(args.no_color))
-                );
+                output::stderr(&loaded.warnings.render(crate::stderr_color(args.no_color)))?;
             }
             loaded.pipeline
         }
         Err(diagnostics) => {
-            eprint!("{}", diagnostics.render(crate::stderr_color(args.no_color)));
+            output::stderr(&diagnostics.render(crate::stderr_color(args.no_color)))?;
             bail!("{} is not a valid pipeline", file.name());
         }
     };
@@ -99,7 +120,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(dir) => dir,
         None => default_work_dir()?,
     };
+    let approval_note = job.approval.as_ref().map(|approval| {
+        format!(
+            "skipping approval \"{}\" (local execution): you started this run yourself, so nobody else needs to approve it\n",
+            approval.label
+        )
+    });
     let secrets = check_secrets(&pipeline, &job_name, &root)?;
+    if let Some(note) = approval_note {
+        output::stdout(&note)?;
+    }
     let spec = BuildSpec {
         pipeline: Arc::new(pipeline),
         job: job_name.clone(),
@@ -114,7 +144,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         cache_root: Some(root.join("cache")),
     };
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-    let status = runtime.block_on(execute(spec, &job_name, crate::stdout_color(args.no_color)));
+    let terminal = Arc::new(Terminal::new(&job_name, crate::stdout_color(args.no_color)));
+    let status = runtime.block_on(execute(spec, terminal.clone()));
+    if let Some(error) = terminal.write_error() {
+        bail!("the build ended {status}, but its output could not be written: {error}");
+    }
     Ok(match status {
         Status::Succeeded | Status::Warning | Status::Skipped => ExitCode::SUCCESS,
         Status::Failed | Status::Cancelled => ExitCode::from(crate::EXIT_INVALID),
@@ -123,24 +157,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Runs the build; Ctrl-C cancels it (hooks and service stops still run), a second Ctrl-C
 /// aborts those too.
-async fn execute(spec: BuildSpec, job: &str, color: bool) -> Status {
-    let engine = Engine::new(
-        Arc::new(ProcessRunner::new()),
-        Arc::new(crate::render::Terminal::new(job, color)),
-    )
-    .with_native_checks(Arc::new(pikoci_runner::native::GitChecks::new()));
+async fn execute(spec: BuildSpec, terminal: Arc<Terminal>) -> Status {
+    let engine = Engine::new(Arc::new(ProcessRunner::new()), terminal)
+        .with_native_checks(Arc::new(pikoci_runner::native::GitChecks::new()));
     let control = BuildControl::default();
     let signals = {
         let control = control.clone();
         tokio::spawn(async move {
+            // The build is stopped whether or not these notes can be written.
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ncancelling: the running step is stopped, then cancel hooks run (Ctrl-C again to abort them)"
+                let _ = output::stderr(
+                    "\ncancelling: the running step is stopped, then cancel hooks run (Ctrl-C again to abort them)\n",
                 );
                 control.cancel.cancel();
             }
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\naborting");
+                let _ = output::stderr("\naborting\n");
                 control.abort.cancel();
             }
         })
@@ -188,9 +220,32 @@ fn resource_dirs(
                 "resource \"{resource}\" not found in pipeline (use type.name format, e.g. git.my-repo); {listed}"
             );
         }
-        dirs.insert(resource, PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        check_resource_dir(&resource, &dir)?;
+        dirs.insert(resource, dir);
     }
     Ok(dirs)
+}
+
+/// A `--resource` directory must exist and be a directory: found before the first step runs,
+/// not when the `get` does.
+fn check_resource_dir(resource: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "--resource {resource}: {} is not a directory; give the directory to use instead of fetching the resource",
+            shown.display()
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
+            "--resource {resource}: {} does not exist; give the directory to use instead of fetching the resource",
+            shown.display()
+        ),
+        Err(err) => bail!(
+            "--resource {resource}: cannot read {}: {err}",
+            shown.display()
+        ),
+    }
 }
 
 /// Resolves the secret-bound variables the job uses through their secret types, from this
@@ -204,7 +259,7 @@ fn check_secrets(
     use pikoci_core::secrets::{ResolveFailure, resolve, used_by_job};
     use pikoci_secrets::{ExecSource, Registry};
 
-    let used = used_by_job(pipeline, job);
+    let used = used_by_job(&local_view(pipeline, job), job);
     if used.is_empty() {
         return Ok(Default::default());
     }
@@ -257,6 +312,57 @@ fn check_secrets(
         "cannot look up the secrets job \"{job}\" uses; give a variable's value with --var NAME=VALUE to skip its lookup:\n{}",
         lines.join("\n")
     )
+}
+
+/// The pipeline as a local run of `job` sees it: without what a local run never does (put and
+/// notify steps, the job's `on_trigger` and approval notifications, automatic notifications,
+/// the types' `push`), so that no secret is looked up for them.
+fn local_view(pipeline: &Pipeline, job: &str) -> Pipeline {
+    let mut view = pipeline.clone();
+    view.notifications.clear();
+    view.notification_types.clear();
+    for resource_type in &mut view.resource_types {
+        resource_type.push = None;
+    }
+    if let Some(job) = view.jobs.iter_mut().find(|j| j.name == job) {
+        job.on_trigger.clear();
+        job.approval = None;
+        keep_local_steps(&mut job.plan);
+        keep_local_hooks(&mut job.hooks);
+    }
+    view
+}
+
+/// Drops the steps a local run skips (`put`, `notify`), at any depth.
+fn keep_local_steps(steps: &mut Vec<Step>) {
+    steps.retain(|step| !matches!(step.kind, StepKind::Put(_) | StepKind::Notify(_)));
+    for step in steps {
+        match &mut step.kind {
+            StepKind::InParallel(group) => keep_local_steps(&mut group.steps),
+            StepKind::If(chain) => {
+                for branch in &mut chain.branches {
+                    keep_local_steps(&mut branch.steps);
+                }
+            }
+            _ => {}
+        }
+        keep_local_hooks(&mut step.hooks);
+    }
+}
+
+fn keep_local_hooks(hooks: &mut Hooks) {
+    for list in [
+        &mut hooks.on_success,
+        &mut hooks.on_failure,
+        &mut hooks.on_cancel,
+        &mut hooks.ensure,
+    ] {
+        for hook in list {
+            if let Hook::Steps { steps } = hook {
+                keep_local_steps(steps);
+            }
+        }
+    }
 }
 
 fn default_work_dir() -> anyhow::Result<PathBuf> {

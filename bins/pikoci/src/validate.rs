@@ -1,13 +1,14 @@
 //! `pikoci validate`: check a pipeline file and summarise it.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use pikoci_config::{HttpFetcher, Loaded, SourceFile, Vars};
 use pikoci_core::{Origin, Pipeline};
+
+use crate::output;
 
 /// The flags of `pikoci validate`.
 #[derive(Debug, clap::Args)]
@@ -24,7 +25,13 @@ pub(crate) struct Args {
 
     /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
     /// Values must have the declared type. --var wins over it.
-    #[arg(long = "vars", short = 'v', value_name = "FILE", env = "PIKOCI_VARS")]
+    #[arg(
+        long = "vars",
+        short = 'v',
+        value_name = "FILE",
+        env = "PIKOCI_VARS",
+        hide_env_values = true
+    )]
     vars_file: Option<PathBuf>,
 
     /// Print diagnostics without colour (also when the NO_COLOR environment variable is set,
@@ -42,20 +49,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     match pikoci_config::load(&file, &vars, &HttpFetcher::default()) {
         Ok(loaded) => {
             if !loaded.warnings.items().is_empty() {
-                eprint!("{}", loaded.warnings.render(color));
+                output::stderr(&loaded.warnings.render(color))?;
             }
-            let mut stdout = std::io::stdout().lock();
-            write!(stdout, "{}", summary(file.name(), &loaded))?;
+            output::stdout(&summary(file.name(), &loaded))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(diagnostics) => {
-            eprint!("{}", diagnostics.render(color));
             let errors = diagnostics.error_count();
-            eprintln!(
-                "{}: {errors} error{} found; the pipeline is not valid",
+            output::stderr(&format!(
+                "{}{}: {errors} error{} found; the pipeline is not valid\n",
+                diagnostics.render(color),
                 file.name(),
                 if errors == 1 { "" } else { "s" }
-            );
+            ))?;
             Ok(ExitCode::from(crate::EXIT_INVALID))
         }
     }

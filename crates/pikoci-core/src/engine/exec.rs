@@ -67,10 +67,9 @@ impl Build {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let step_type = match &step.kind {
-                StepKind::Get(_) => StepType::Get,
-                StepKind::Task(_) => StepType::Task,
-                StepKind::Put(_) => StepType::Put,
-                StepKind::Notify(_) => StepType::Notify,
+                StepKind::Get(_) | StepKind::Task(_) | StepKind::Put(_) | StepKind::Notify(_) => {
+                    step_type(&step.kind)
+                }
                 StepKind::Service(service) => {
                     return self.start_service(service, parent, cancel).await;
                 }
@@ -93,7 +92,7 @@ impl Build {
                 StepKind::Notify(notify) => self.notify(id, notify, exports, cancel).await,
                 _ => StepEnd::ok(),
             };
-            let end = self.attribute_cancellation(end);
+            let end = self.attribute_cancellation(end, cancel);
             self.finish_step(id, end.status, started, end.error.clone());
             self.run_step_hooks(&step.hooks, &name, parent, end.status, exports)
                 .await;
@@ -107,9 +106,15 @@ impl Build {
         })
     }
 
-    /// A failure caused by the build being cancelled (or timing out) is a cancellation.
-    pub(super) fn attribute_cancellation(&self, end: StepEnd) -> StepEnd {
-        if end.status == Status::Failed && self.build_stopped() {
+    /// A failure caused by a stop from outside the step is a cancellation: the build was
+    /// cancelled or timed out, or `cancel` (its group's token) fired, as `fail_fast` or the
+    /// group's timeout do to the siblings still running.
+    pub(super) fn attribute_cancellation(
+        &self,
+        end: StepEnd,
+        cancel: &CancellationToken,
+    ) -> StepEnd {
+        if end.status == Status::Failed && (self.build_stopped() || cancel.is_cancelled()) {
             StepEnd {
                 status: Status::Cancelled,
                 error: end.error,
@@ -163,8 +168,9 @@ impl Build {
         // Hooks run after a cancellation too; only an abort stops them.
         let cancel = self.control.abort.child_token();
         for (index, hook) in list.iter().enumerate() {
+            // As the plan reads: `ensure`, or `ensure #1`, `ensure #2` when there are several.
             let label = if list.len() > 1 {
-                format!("{index}:{}", kind.as_str())
+                format!("{} #{}", kind.as_str(), index + 1)
             } else {
                 kind.as_str().to_owned()
             };
@@ -190,14 +196,26 @@ impl Build {
                     self.finish_step(id, status, started, error);
                 }
                 Hook::Steps { steps } => {
+                    // The hook is a step of its own, its steps nested under it as in the plan.
+                    let id = self.start_step(parent, StepType::Hook, name);
+                    let started = Instant::now();
+                    let mut first_error = None;
                     for step in steps {
                         // Notify children see the exports; put and task children do not.
                         let mut visible = match step.kind {
                             StepKind::Notify(_) => exports.clone(),
                             _ => Exports::new(),
                         };
-                        let _ = self.run_step(step, parent, &mut visible, &cancel).await;
+                        let ran = self.run_step(step, Some(id), &mut visible, &cancel).await;
+                        if let Err(error) = ran {
+                            first_error.get_or_insert(error);
+                        }
                     }
+                    let status = match first_error {
+                        None => Status::Succeeded,
+                        Some(_) => Status::Failed,
+                    };
+                    self.finish_step(id, status, started, first_error);
                 }
             }
         }
@@ -226,13 +244,16 @@ impl Build {
                 break;
             }
         }
-        let end = self.attribute_cancellation(match &result {
-            Ok(()) => StepEnd::ok(),
-            Err(error) => StepEnd {
-                status: Status::Failed,
-                error: Some(error.clone()),
+        let end = self.attribute_cancellation(
+            match &result {
+                Ok(()) => StepEnd::ok(),
+                Err(error) => StepEnd {
+                    status: Status::Failed,
+                    error: Some(error.clone()),
+                },
             },
-        });
+            cancel,
+        );
         self.finish_step(id, end.status, started, end.error.clone());
         self.run_step_hooks(&step.hooks, "in_parallel", parent, end.status, exports)
             .await;
@@ -261,14 +282,16 @@ impl Build {
             let group_cancel = &group_cancel;
             async move {
                 let mut own = snapshot.clone();
+                // A stopped group starts nothing more, even when a slot is free.
                 let permit = tokio::select! {
-                    permit = slots.acquire_owned() => permit.ok(),
+                    biased;
                     () = group_cancel.cancelled() => None,
+                    permit = slots.acquire_owned() => permit.ok(),
                 };
-                let result = match permit {
-                    Some(_permit) => self.run_step(inner, Some(id), &mut own, group_cancel).await,
+                let result = match &permit {
+                    Some(_) => self.run_step(inner, Some(id), &mut own, group_cancel).await,
                     None => {
-                        let child = self.start_step(Some(id), StepType::Task, inner.name());
+                        let child = self.start_step(Some(id), step_type(&inner.kind), inner.name());
                         let error = "not started: the group was stopped".to_owned();
                         self.finish_step(
                             child,
@@ -282,6 +305,8 @@ impl Build {
                 if result.is_err() && group.fail_fast {
                     group_cancel.cancel();
                 }
+                // The slot is freed only now, so a step waiting for it sees the cancellation.
+                drop(permit);
                 (result, own)
             }
         });
@@ -367,28 +392,47 @@ impl Build {
                 result = self
                     .run_steps(&branch.steps, Some(branch_id), exports, cancel)
                     .await;
-                let end = self.attribute_cancellation(match &result {
-                    Ok(()) => StepEnd::ok(),
-                    Err(error) => StepEnd {
-                        status: Status::Failed,
-                        error: Some(error.clone()),
+                let end = self.attribute_cancellation(
+                    match &result {
+                        Ok(()) => StepEnd::ok(),
+                        Err(error) => StepEnd {
+                            status: Status::Failed,
+                            error: Some(error.clone()),
+                        },
                     },
-                });
+                    cancel,
+                );
                 self.finish_step(branch_id, end.status, branch_started, end.error);
             } else {
                 self.finish_step(branch_id, Status::Skipped, branch_started, None);
             }
         }
-        let end = self.attribute_cancellation(match &result {
-            Ok(()) => StepEnd::ok(),
-            Err(error) => StepEnd {
-                status: Status::Failed,
-                error: Some(error.clone()),
+        let end = self.attribute_cancellation(
+            match &result {
+                Ok(()) => StepEnd::ok(),
+                Err(error) => StepEnd {
+                    status: Status::Failed,
+                    error: Some(error.clone()),
+                },
             },
-        });
+            cancel,
+        );
         self.finish_step(id, end.status, started, end.error.clone());
         self.run_step_hooks(&step.hooks, &name, parent, end.status, exports)
             .await;
         result
+    }
+}
+
+/// The type a step is reported with.
+fn step_type(kind: &StepKind) -> StepType {
+    match kind {
+        StepKind::Get(_) => StepType::Get,
+        StepKind::Put(_) => StepType::Put,
+        StepKind::Notify(_) => StepType::Notify,
+        StepKind::Service(_) => StepType::Service,
+        StepKind::InParallel(_) => StepType::InParallel,
+        StepKind::If(_) => StepType::If,
+        StepKind::Task(_) => StepType::Task,
     }
 }

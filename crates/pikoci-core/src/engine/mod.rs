@@ -10,6 +10,7 @@ mod command;
 pub mod env;
 mod events;
 mod exec;
+mod local;
 pub mod mask;
 mod native;
 mod runner;
@@ -177,6 +178,8 @@ impl Engine {
 /// A service started by the plan, to be stopped at the end.
 #[derive(Debug, Clone)]
 struct StartedService {
+    /// The type's name, with `#2`, `#3`, ... for later services of the same type.
+    label: String,
     service_type: ServiceType,
     overrides: crate::Params,
 }
@@ -248,20 +251,18 @@ impl Build {
                 Err(error) => (Status::Failed, Some(error)),
             }
         };
-        // BUILD_STATUS: a job timeout reads as a cancellation to the hooks.
-        let build_status = if self.timed_out.load(Ordering::SeqCst) {
-            Status::Cancelled
-        } else {
-            status
-        };
-        let kinds: &[HookKind] = match build_status {
+        // A job timeout stops the plan like a cancellation (`on_cancel`, then `ensure`), but the
+        // hooks see the build's real status, `failed` (decision D15).
+        let timed_out = self.timed_out.load(Ordering::SeqCst);
+        let kinds: &[HookKind] = match status {
+            _ if timed_out => &[HookKind::OnCancel, HookKind::Ensure],
             Status::Succeeded => &[HookKind::OnSuccess, HookKind::Ensure],
             Status::Cancelled => &[HookKind::OnCancel, HookKind::Ensure],
             _ => &[HookKind::OnFailure, HookKind::Ensure],
         };
         let hooks = self.job.hooks.clone();
         for kind in kinds {
-            self.run_hooks(&hooks, *kind, None, None, Some(build_status), &exports)
+            self.run_hooks(&hooks, *kind, None, None, Some(status), &exports)
                 .await;
         }
         self.send_automatic_notifications(status, &exports).await;

@@ -21,7 +21,8 @@ impl Build {
         cancel: &CancellationToken,
     ) -> Result<(), String> {
         let name = &step.service_type;
-        let id = self.start_step(parent, StepType::Service, format!("{name}:start"));
+        let label = self.service_label(name);
+        let id = self.start_step(parent, StepType::Service, format!("{label}:start"));
         let started = Instant::now();
         let Some(service_type) = self.spec.pipeline.service_type(name).cloned() else {
             let error = format!("service \"{name}\" not found in pipeline");
@@ -33,13 +34,16 @@ impl Build {
         let ran = self
             .run_command(id, &start, &params, 1, None, cancel, false)
             .await;
-        let end = self.attribute_cancellation(match ran.result {
-            Ok(()) => StepEnd::ok(),
-            Err(error) => StepEnd {
-                status: Status::Failed,
-                error: Some(format!("service \"{name}\" failed to start: {error}")),
+        let end = self.attribute_cancellation(
+            match ran.result {
+                Ok(()) => StepEnd::ok(),
+                Err(error) => StepEnd {
+                    status: Status::Failed,
+                    error: Some(format!("service \"{name}\" failed to start: {error}")),
+                },
             },
-        });
+            cancel,
+        );
         self.finish_step(id, end.status, started, end.error.clone());
         if let Some(error) = end.error {
             return Err(error);
@@ -48,13 +52,14 @@ impl Build {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(StartedService {
+                label: label.clone(),
                 service_type: service_type.clone(),
                 overrides: step.overrides.clone(),
             });
         let Some(ready_check) = &service_type.ready_check else {
             return Ok(());
         };
-        let id = self.start_step(parent, StepType::Service, format!("{name}:ready"));
+        let id = self.start_step(parent, StepType::Service, format!("{label}:ready"));
         let started = Instant::now();
         // The ready check sees every override, declared or not.
         let mut params = self.metadata();
@@ -94,7 +99,7 @@ impl Build {
                 () = cancel.cancelled() => {}
             }
         };
-        let end = self.attribute_cancellation(end);
+        let end = self.attribute_cancellation(end, cancel);
         self.finish_step(id, end.status, started, end.error.clone());
         match end.error {
             Some(error) if !end.status.is_ok() => Err(error),
@@ -105,7 +110,7 @@ impl Build {
     /// `<svc>:stop`, with its own deadline; failures are logged, never change the build status.
     pub(super) async fn stop_service(&self, service: &StartedService, timeout: Duration) {
         let name = &service.service_type.name;
-        let id = self.start_step(None, StepType::Service, format!("{name}:stop"));
+        let id = self.start_step(None, StepType::Service, format!("{}:stop", service.label));
         let started = Instant::now();
         let params = self.service_params(id, &service.service_type, &service.overrides);
         let stop = apply_override(
@@ -124,6 +129,23 @@ impl Build {
             ),
         };
         self.finish_step(id, status, started, error);
+    }
+
+    /// How the steps of a service of type `name` are named: the type's name, and `name #2`,
+    /// `name #3`, ... when services of that type were started before, so that each start
+    /// matches its stop.
+    fn service_label(&self, name: &str) -> String {
+        let earlier = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|s| s.service_type.name == name)
+            .count();
+        match earlier {
+            0 => name.to_owned(),
+            n => format!("{name} #{}", n + 1),
+        }
     }
 
     /// `BUILD_*`/`INPUT_*` plus the overrides the type declares, as `param_*`.

@@ -150,7 +150,7 @@ impl Build {
             .as_ref()
             .and_then(|l| l.resource_dirs.get(&canonical))
         {
-            return self.copy_local_resource(id, resource, dir);
+            return self.copy_local_resource(id, resource, resource_type, dir);
         }
         let accepted = self.resource_params(id, resource, resource_type);
         let cache_dir = self.cache_dir(resource, resource_type);
@@ -279,6 +279,7 @@ impl Build {
         &self,
         id: StepId,
         resource: &Resource,
+        resource_type: &ResourceType,
         dir: &std::path::Path,
     ) -> StepEnd {
         let source = match std::fs::canonicalize(dir) {
@@ -291,16 +292,23 @@ impl Build {
                 ));
             }
         };
-        let target_name = match resource.work_dir_name() {
-            Ok(name) => name,
-            Err(error) => return failed(error),
-        };
-        let target = self.workdir.join(target_name);
+        let target_name = super::local::override_target(resource, resource_type);
+        if let Some(problem) =
+            Resource::work_dir_name_problem(&target_name.to_string_lossy())
+        {
+            return failed(format!(
+                "resource \"{}\": the local override's target {} {problem}",
+                resource.canonical(),
+                target_name.display()
+            ));
+        }
+        let target = self.workdir.join(&target_name);
         self.log(
             id,
             format!(
-                "using local resource override: {} -> {target_name}",
-                source.display()
+                "using local resource override: {} -> {}",
+                source.display(),
+                target_name.display()
             ),
         );
         match copy_tree(&source, &target) {

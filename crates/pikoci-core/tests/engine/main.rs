@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use pikoci_core::engine::{BuildControl, Status};
+use pikoci_core::engine::{BuildControl, Status, StepType};
 use support::{Options, run, run_with, task};
 
 const CRON: &str = "resource \"cron\" \"tick\" {}\n";
@@ -116,7 +116,8 @@ async fn a_job_timeout_fails_the_build_and_runs_on_cancel_then_ensure() {
             "ensure: succeeded"
         ]
     );
-    assert_eq!(r.events.log("on_cancel"), "BUILD_STATUS=cancelled");
+    // Decision D15: the hooks see the build's status, not a cancellation.
+    assert_eq!(r.events.log("on_cancel"), "BUILD_STATUS=failed");
 }
 
 #[tokio::test]
@@ -214,23 +215,45 @@ async fn in_parallel_shares_a_snapshot_and_merges_new_exports() {
 }
 
 #[tokio::test]
-async fn fail_fast_stops_the_group() {
+async fn fail_fast_cancels_the_running_siblings_and_runs_their_on_cancel() {
+    let slow = "task \"slow\" {\n  run \"exec\" {\n    path = \"step\"\n    args = [\"hang\"]\n  }\n  on_failure \"exec\" { path = \"true\" }\n  on_cancel \"exec\" { path = \"true\" }\n}\n";
     let hcl = job(&format!(
-        "in_parallel {{\n  fail_fast = true\n{}{}on_failure \"exec\" {{ path = \"true\" }}\nensure \"exec\" {{ path = \"true\" }}\n}}\n{}",
+        "in_parallel {{\n  fail_fast = true\n{slow}{}on_failure \"exec\" {{ path = \"true\" }}\nensure \"exec\" {{ path = \"true\" }}\n}}\n{}",
         task("bad", "fail"),
-        task("slow", "hang"),
         task("never", "print:no"),
     ));
     let r = run(&hcl, "a").await;
     assert_eq!(r.status(), Status::Failed);
-    let finished = r.events.finished();
-    assert!(
-        finished.contains(&"slow: failed".to_owned()),
-        "{finished:?}"
+    assert_eq!(
+        r.events.finished(),
+        [
+            "bad: failed",
+            "slow: cancelled",
+            "slow:on_cancel: succeeded",
+            "in_parallel: failed",
+            "in_parallel:on_failure: succeeded",
+            "in_parallel:ensure: succeeded",
+        ]
     );
-    assert!(finished.contains(&"in_parallel: failed".to_owned()));
-    assert!(finished.contains(&"in_parallel:on_failure: succeeded".to_owned()));
-    assert!(!finished.iter().any(|s| s.starts_with("never")));
+}
+
+#[tokio::test]
+async fn fail_fast_marks_steps_waiting_for_a_slot_failed_without_running_them() {
+    let hcl = job(&format!(
+        "in_parallel {{\n  limit = 1\n  fail_fast = true\n{}{}}}\n",
+        task("bad", "fail"),
+        "get \"cron\" \"tick\" {}\n",
+    ));
+    let r = run(&(CRON.to_owned() + &hcl), "a").await;
+    assert_eq!(
+        r.events.finished(),
+        ["bad: failed", "tick: failed", "in_parallel: failed"]
+    );
+    assert_eq!(
+        r.events.error("tick").as_deref(),
+        Some("not started: the group was stopped")
+    );
+    assert_eq!(r.events.step_type("tick"), Some(StepType::Get));
 }
 
 #[tokio::test]
@@ -307,6 +330,22 @@ async fn services_are_stopped_before_job_hooks_even_when_not_ready() {
             "t: succeeded",
             "pg:stop: succeeded",
             "on_success: succeeded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn two_services_of_one_type_are_told_apart() {
+    let hcl = "service_type \"db\" {\n  start \"exec\" { path = \"true\" }\n  stop \"exec\" { path = \"true\" }\n}\n".to_owned()
+        + &job("service \"db\" {}\nservice \"db\" {}\n");
+    let r = run(&hcl, "a").await;
+    assert_eq!(
+        r.events.finished(),
+        [
+            "db:start: succeeded",
+            "db #2:start: succeeded",
+            "db:stop: succeeded",
+            "db #2:stop: succeeded"
         ]
     );
 }
@@ -443,8 +482,8 @@ async fn hooks_are_named_by_step_and_index() {
         [
             "t: succeeded",
             "t:on_success: succeeded",
-            "0:ensure: succeeded",
-            "1:ensure: succeeded"
+            "ensure #1: succeeded",
+            "ensure #2: succeeded"
         ]
     );
 }
@@ -532,8 +571,16 @@ async fn unlabeled_hooks_run_their_steps_and_never_change_the_status() {
     );
     assert_eq!(
         r.events.finished(),
-        ["main: succeeded", "tick: skipped", "cleanup: failed"]
+        [
+            "main: succeeded",
+            "tick: skipped",
+            "cleanup: failed",
+            "on_success: failed"
+        ]
     );
+    // The hook's steps are nested under the hook, as in the plan.
+    assert_eq!(r.events.parent("tick").as_deref(), Some("on_success"));
+    assert_eq!(r.events.parent("cleanup").as_deref(), Some("on_success"));
     assert_eq!(r.events.log("cleanup").lines().next(), Some("cleaning"));
 }
 

@@ -13,7 +13,7 @@ use pikoci_config::{HttpFetcher, SourceFile, Vars};
 use pikoci_core::Pipeline;
 use pikoci_core::engine::{
     BuildControl, BuildResult, BuildSpec, Engine, Event, EventSink, Invocation, LocalRun,
-    OutputLine, OutputSink, RunOutcome, Runner, Status, Stream,
+    OutputLine, OutputSink, RunOutcome, Runner, Status, StepType, Stream,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -143,6 +143,16 @@ impl Recorder {
             Event::StepFinished { id, error, .. } if names[id] == name => Some(error.clone()),
             _ => None,
         })?
+    }
+
+    /// The type of the (first) step named `name`.
+    pub(crate) fn step_type(&self, name: &str) -> Option<StepType> {
+        self.events.lock().unwrap().iter().find_map(|e| match e {
+            Event::StepStarted {
+                name: n, step_type, ..
+            } if n == name => Some(*step_type),
+            _ => None,
+        })
     }
 
     /// The parent of the (first) step named `name`, by name.
