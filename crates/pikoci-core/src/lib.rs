@@ -9,6 +9,7 @@ pub mod broker;
 pub mod condition;
 pub mod duration;
 pub mod engine;
+pub mod expand;
 pub mod model;
 pub mod name;
 pub mod schedule;

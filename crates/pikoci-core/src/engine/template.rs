@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::runner::Invocation;
-use crate::condition::expand;
+use crate::expand::expand;
 use crate::{Command, RunnerOverride, RunnerType};
 
 /// Parameters that configure the runner itself; `$env` does not forward them.
