@@ -3,12 +3,22 @@
 use std::fmt;
 use std::ops::Range;
 
+/// At most this many diagnostics are shown by [`Diagnostics::render`] and `Display`; the rest are
+/// counted in a last line (`... and 12 more errors`).
+pub const MAX_SHOWN: usize = 100;
+
+/// A quoted name or value longer than this many characters is shortened in messages.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// A source line longer than this many bytes is not shown as a snippet in rendered diagnostics.
+const MAX_SNIPPET_LINE_BYTES: usize = 500;
+
 use codespan_reporting::diagnostic::{Diagnostic as Report, Label};
 use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::{self, termcolor::Buffer};
 
 /// How serious a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Severity {
     /// The pipeline is rejected.
     Error,
@@ -17,7 +27,7 @@ pub enum Severity {
 }
 
 /// One problem found in a pipeline file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
@@ -55,6 +65,33 @@ impl Diagnostic {
         self.help = Some(help.into());
         self
     }
+}
+
+/// Shortens every `"quoted"` part of `text` longer than [`MAX_QUOTED_CHARS`], so a 10 MB label
+/// is not echoed back whole: `"aaaa…" (10485760 characters)`.
+pub fn shorten_quoted(text: &str) -> String {
+    if text.len() <= MAX_QUOTED_CHARS {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len().min(4 * MAX_QUOTED_CHARS));
+    // Odd parts are inside quotes; an unbalanced last quote leaves its tail as an odd part too.
+    let mut note: Option<String> = None;
+    for (i, part) in text.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        if let Some(note) = note.take() {
+            out.push_str(&note);
+        }
+        if i % 2 == 1 && part.chars().nth(MAX_QUOTED_CHARS).is_some() {
+            out.extend(part.chars().take(MAX_QUOTED_CHARS));
+            out.push('…');
+            note = Some(format!(" ({} characters)", part.chars().count()));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// A pipeline file's text and name, for turning byte offsets into lines and columns.
@@ -112,8 +149,13 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// Diagnostics for `file`.
-    pub fn new(file: SourceFile, items: Vec<Diagnostic>) -> Diagnostics {
+    /// Diagnostics for `file`. Long quoted names and values in them are shortened (see
+    /// [`shorten_quoted`]).
+    pub fn new(file: SourceFile, mut items: Vec<Diagnostic>) -> Diagnostics {
+        for item in &mut items {
+            item.message = shorten_quoted(&item.message);
+            item.help = item.help.as_deref().map(shorten_quoted);
+        }
         Diagnostics { file, items }
     }
 
@@ -135,7 +177,8 @@ impl Diagnostics {
             .count()
     }
 
-    /// Renders every diagnostic with a source snippet and a caret, like rustc does.
+    /// Renders the first [`MAX_SHOWN`] diagnostics with a source snippet and a caret, like rustc
+    /// does, then a line counting the rest.
     pub fn render(&self, color: bool) -> String {
         let file = SimpleFile::new(self.file.name(), self.file.text());
         let mut buffer = if color {
@@ -144,26 +187,68 @@ impl Diagnostics {
             Buffer::no_color()
         };
         let config = term::Config::default();
-        for item in &self.items {
+        for item in self.items.iter().take(MAX_SHOWN) {
             let mut report = match item.severity {
                 Severity::Error => Report::error(),
                 Severity::Warning => Report::warning(),
             }
             .with_message(&item.message);
+            let mut notes = Vec::new();
             if let Some(span) = &item.span {
                 let span = clamp(span, self.file.text());
-                report = report.with_labels(vec![Label::primary((), span)]);
+                if line_len(self.file.text(), span.start) <= MAX_SNIPPET_LINE_BYTES {
+                    report = report.with_labels(vec![Label::primary((), span)]);
+                } else {
+                    // A snippet would echo the whole over-long line back.
+                    notes.push(format!("at {}", self.file.location(span.start)));
+                }
             }
             if let Some(help) = &item.help {
-                report = report.with_notes(vec![format!("help: {help}")]);
+                notes.push(format!("help: {help}"));
             }
+            report = report.with_notes(notes);
             if term::emit_to_write_style(&mut buffer, &config, &file, &report).is_err() {
                 // Rendering into memory cannot fail in practice; fall back to the plain form.
                 return self.to_string();
             }
         }
-        String::from_utf8_lossy(buffer.as_slice()).into_owned()
+        let mut out = String::from_utf8_lossy(buffer.as_slice()).into_owned();
+        if let Some(more) = self.more_line() {
+            out.push_str(&more);
+            out.push('\n');
+        }
+        out
     }
+
+    /// `... and N more errors and M more warnings` when some diagnostics are not shown.
+    fn more_line(&self) -> Option<String> {
+        let hidden = self.items.get(MAX_SHOWN..)?;
+        let errors = hidden
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        let warnings = hidden.len() - errors;
+        let count = |n: usize, what: &str| match n {
+            1 => format!("1 more {what}"),
+            n => format!("{n} more {what}s"),
+        };
+        let parts: Vec<String> = [(errors, "error"), (warnings, "warning")]
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| count(n, what))
+            .collect();
+        Some(format!(
+            "... and {} (only the first {MAX_SHOWN} are shown)",
+            parts.join(" and ")
+        ))
+    }
+}
+
+/// The length in bytes of the line holding `offset`.
+fn line_len(text: &str, offset: usize) -> usize {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    end - start
 }
 
 fn clamp(span: &Range<usize>, text: &str) -> Range<usize> {
@@ -178,10 +263,11 @@ fn clamp(span: &Range<usize>, text: &str) -> Range<usize> {
     start..boundary(span.end).max(start)
 }
 
-/// One line per diagnostic: `file:line:col: error: message (help)`.
+/// One line per diagnostic: `file:line:col: error: message (help)`, at most [`MAX_SHOWN`] of them
+/// and then a line counting the rest.
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, item) in self.items.iter().enumerate() {
+        for (i, item) in self.items.iter().take(MAX_SHOWN).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
@@ -197,6 +283,9 @@ impl fmt::Display for Diagnostics {
             if let Some(help) = &item.help {
                 write!(f, " ({help})")?;
             }
+        }
+        if let Some(more) = self.more_line() {
+            write!(f, "\n{more}")?;
         }
         Ok(())
     }
@@ -249,6 +338,24 @@ mod tests {
             rendered.contains("help: did you mean \"task\"?"),
             "{rendered}"
         );
+    }
+
+    #[test]
+    fn long_quoted_parts_are_shortened() {
+        let long = "é".repeat(100);
+        let message = format!("invalid tag \"{long}\" in job \"a\"");
+        let expected = format!(
+            "invalid tag \"{}…\" (100 characters) in job \"a\"",
+            "é".repeat(MAX_QUOTED_CHARS)
+        );
+        assert_eq!(shorten_quoted(&message), expected);
+        // Short parts, text outside quotes and an unbalanced quote are left alone or shortened
+        // without panicking.
+        assert_eq!(shorten_quoted("a \"b\" c"), "a \"b\" c");
+        let outside = "x".repeat(200);
+        assert_eq!(shorten_quoted(&outside), outside);
+        let unbalanced = format!("tail \"{}", "y".repeat(100));
+        assert!(shorten_quoted(&unbalanced).ends_with("…"));
     }
 
     #[test]

@@ -162,21 +162,49 @@ impl Evaluator<'_> {
         })
     }
 
-    /// `var.x` where `x` is declared but has no value: say so instead of "unknown attribute".
+    /// `var.x` where `x` is declared but has no value, or is not declared at all: say so instead
+    /// of "unknown attribute".
     fn check_failed_var(&self, traversal: &hcl_edit::expr::Traversal) -> Result<()> {
         let is_var = matches!(&traversal.expr, Expression::Variable(v) if v.as_str() == "var")
             && !self.locals.iter().any(|(n, _)| n == "var");
-        if let (true, Some(first)) = (is_var, traversal.operators.first())
-            && let TraversalOperator::GetAttr(name) = first.value()
-            && self.scope.failed_vars.contains(name.as_str())
-        {
+        let (true, Some(first)) = (is_var, traversal.operators.first()) else {
+            return Ok(());
+        };
+        let TraversalOperator::GetAttr(name) = first.value() else {
+            return Ok(());
+        };
+        let name = name.as_str();
+        if self.scope.failed_vars.contains(name) {
             return Err(error(
-                format!(
-                    "variable \"{}\" has no value (see the error on its declaration)",
-                    name.as_str()
-                ),
+                format!("variable \"{name}\" has no value (see the error on its declaration)"),
                 first.span(),
             ));
+        }
+        if let Some(vars) = &self.scope.vars
+            && !vars.contains_key(name)
+        {
+            let mut declared: Vec<&str> = vars
+                .keys()
+                .map(String::as_str)
+                .chain(self.scope.failed_vars.iter().map(String::as_str))
+                .collect();
+            declared.sort_unstable();
+            let list = if declared.is_empty() {
+                format!(
+                    "no variable is declared; declare it: variable \"{name}\" {{ type = string }}"
+                )
+            } else {
+                format!("the declared variables are: {}", declared.join(", "))
+            };
+            let help = match did_you_mean(name, declared.iter().copied()) {
+                Some(guess) => format!("{guess} {list}"),
+                None => list,
+            };
+            return Err(EvalError {
+                message: format!("variable \"{name}\" is not declared"),
+                span: first.span(),
+                help: Some(help),
+            });
         }
         Ok(())
     }
@@ -220,14 +248,16 @@ impl Evaluator<'_> {
                 Err(EvalError {
                     message: format!("unknown variable \"{name}\""),
                     span,
-                    help: did_you_mean(name, known).or_else(|| {
-                        Some(
-                            "the names available are var.<name>, each.key/each.value in \
+                    help: did_you_mean(name, known)
+                        .or_else(|| build_variable_help(name))
+                        .or_else(|| {
+                            Some(
+                                "the names available are var.<name>, each.key/each.value in \
                              for_each jobs, and for-expression variables; write a literal \
                              string in quotes"
-                                .to_owned(),
-                        )
-                    }),
+                                    .to_owned(),
+                            )
+                        }),
                 })
             }
         }
@@ -598,6 +628,21 @@ fn as_number(value: &Value, expr: &Expression) -> Result<f64> {
             expr.span(),
         )),
     }
+}
+
+/// `${BUILD_NUMBER}` in an HCL string is an HCL interpolation, not the build's variable: say how
+/// to write the variable instead, for names that look like environment variables.
+fn build_variable_help(name: &str) -> Option<String> {
+    let env_like = name.bytes().any(|b| b.is_ascii_uppercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    env_like.then(|| {
+        format!(
+            "${{{name}}} in a string is HCL interpolation; for the build variable write \
+             ${name}, or $${{{name}}} to keep the braces"
+        )
+    })
 }
 
 fn binary(

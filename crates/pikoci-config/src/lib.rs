@@ -33,7 +33,13 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity, SourceFile};
 pub use source::{HttpFetcher, SourceFetcher};
 pub use vars::{VarValue, Vars};
 
+use std::collections::HashSet;
+
 use pikoci_core::Pipeline;
+
+/// The largest pipeline file [`load`] accepts, in bytes (4 MiB). Larger files are rejected
+/// before parsing, so validation time and memory stay bounded whatever is uploaded.
+pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A pipeline that passed validation, with the warnings found on the way.
 #[derive(Debug, Clone)]
@@ -48,12 +54,23 @@ pub struct Loaded {
 ///
 /// `vars` gives variable values (vars file and `--var` overrides); `fetcher` fetches
 /// `http(s)://` sources. On failure every problem of the file is returned, errors and warnings,
-/// in file order.
+/// in file order. A file larger than [`MAX_SOURCE_BYTES`] is rejected with one diagnostic.
 pub fn load(
     file: &SourceFile,
     vars: &Vars,
     fetcher: &dyn SourceFetcher,
 ) -> Result<Loaded, Diagnostics> {
+    if file.text().len() > MAX_SOURCE_BYTES {
+        let diagnostic = Diagnostic::error(
+            format!(
+                "the file is {} bytes, more than the limit of {MAX_SOURCE_BYTES} bytes (4 MiB)",
+                file.text().len()
+            ),
+            None,
+        )
+        .with_help("split the pipeline, or move large values into a vars file or a source");
+        return Err(Diagnostics::new(file.clone(), vec![diagnostic]));
+    }
     let body = match hcl_edit::parser::parse_body(file.text()) {
         Ok(body) => body,
         Err(err) => {
@@ -69,13 +86,14 @@ pub fn load(
     let mut decoder = decode::Decoder::new(fetcher);
     let pipeline = decoder.pipeline(&body, vars);
     let mut diagnostics = decoder.diags;
-    // for_each instances decode the same block several times: report each problem once.
-    let mut unique = Vec::with_capacity(diagnostics.len());
-    for diagnostic in diagnostics.drain(..) {
-        if !unique.contains(&diagnostic) {
-            unique.push(diagnostic);
-        }
-    }
+    // for_each instances decode the same block several times: report each problem once. A set
+    // keeps this linear: a file can hold hundreds of thousands of problems.
+    let mut seen = HashSet::with_capacity(diagnostics.len());
+    let first: Vec<bool> = diagnostics.iter().map(|d| seen.insert(d)).collect();
+    drop(seen);
+    let mut first = first.into_iter();
+    diagnostics.retain(|_| first.next().unwrap_or(true));
+    let mut unique = diagnostics;
     unique.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
     let has_errors = unique.iter().any(|d| d.severity == Severity::Error);
     let diagnostics = Diagnostics::new(file.clone(), unique);

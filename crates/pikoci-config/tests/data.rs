@@ -5,12 +5,13 @@
 //! (one per line, `file:line:col: error: message (help)`) must equal the `.expected` file.
 //! A first line `# vars: {...}` gives variable values as JSON.
 //!
-//! Run with `UPDATE_EXPECT=1` to write the `.expected` files from the current output; review
-//! the diff before committing.
+//! The `.expected` files are `expect-test` snapshots: run with `UPDATE_EXPECT=1` to rewrite them
+//! from the current output, and review the diff before committing.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use expect_test::expect_file;
 use pikoci_config::{HttpFetcher, SourceFile, Vars, load};
 use pikoci_core::{Hook, Hooks, Pipeline, Step, StepKind};
 
@@ -48,16 +49,13 @@ fn run(path: &Path) -> Result<String, String> {
     }
 }
 
+/// Compares `actual` with the `.expected` file next to `path` (or rewrites it under
+/// `UPDATE_EXPECT=1`); a mismatch is printed as a diff and recorded in `failures`.
 fn check(path: &Path, actual: &str, failures: &mut Vec<String>) {
-    let expected_path = path.with_extension("expected");
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&expected_path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    if expected != actual {
+    let expected = expect_file![path.with_extension("expected")];
+    if std::panic::catch_unwind(|| expected.assert_eq(actual)).is_err() {
         failures.push(format!(
-            "{}\n--- expected\n{expected}--- actual\n{actual}",
+            "{} differs from its .expected file",
             path.display()
         ));
     }

@@ -10,6 +10,7 @@ pub mod condition;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub mod expand;
 pub mod model;
 pub mod name;
 pub mod ports;

@@ -320,11 +320,11 @@ impl Decoder<'_> {
             );
         }
         for (i, tag) in tags.iter().enumerate() {
-            if !pikoci_core::name::is_canonical(tag) {
+            if let Some((reason, help)) = super::resources::name_problem(tag) {
                 self.error_with_help(
-                    format!("{owner}: invalid tag \"{tag}\": must be a lowercase slug (letters, digits, '-' and '_', not starting or ending with '-' or '_')"),
+                    format!("{owner}: invalid tag \"{tag}\": {reason}"),
                     span.clone(),
-                    Some(format!("try \"{}\"", pikoci_core::name::slugify(tag))),
+                    help,
                 );
             } else if tags[..i].contains(tag) {
                 self.error(format!("{owner}: duplicate tag \"{tag}\""), span.clone());

@@ -141,10 +141,11 @@ impl Decoder<'_> {
         let mut serial_groups = Vec::new();
         if let Some(a) = attribute(body, "serial_groups") {
             for group in self.string_list(a, &context).unwrap_or_default() {
-                if !pikoci_core::name::is_canonical(&group) {
-                    self.error(
-                        format!("{context}: invalid serial_group name \"{group}\" (must be lowercase letters, digits, '-' and '_')"),
+                if let Some((reason, help)) = super::resources::name_problem(&group) {
+                    self.error_with_help(
+                        format!("{context}: invalid serial_group name \"{group}\": {reason}"),
                         a.value.span(),
+                        help,
                     );
                 }
                 serial_groups.push(group);

@@ -180,13 +180,37 @@ impl Decoder<'_> {
         what: &str,
         span: Option<std::ops::Range<usize>>,
     ) {
-        if !pikoci_core::name::is_canonical(name) {
-            let suggestion = pikoci_core::name::slugify(name);
+        if let Some((reason, help)) = name_problem(name) {
             self.error_with_help(
-                format!("invalid {what} format \"{name}\": names are lowercase letters, digits, '-' and '_', not starting or ending with '-' or '_'"),
+                format!("invalid {what} format \"{name}\": {reason}"),
                 span,
-                (!suggestion.is_empty()).then(|| format!("try \"{suggestion}\"")),
+                help,
             );
         }
     }
+}
+
+/// Why `name` is not canonical (`None` when it is), and what to do about it.
+pub(crate) fn name_problem(name: &str) -> Option<(String, Option<String>)> {
+    use pikoci_core::name::{MAX_CANONICAL_LEN, is_canonical, slugify};
+    if is_canonical(name) {
+        return None;
+    }
+    if name.len() > MAX_CANONICAL_LEN {
+        return Some((
+            format!(
+                "it is {} bytes long, and names are at most {MAX_CANONICAL_LEN} bytes",
+                name.len()
+            ),
+            Some("use a shorter name".to_owned()),
+        ));
+    }
+    let suggestion = slugify(name);
+    let help =
+        (suggestion != name && is_canonical(&suggestion)).then(|| format!("try \"{suggestion}\""));
+    Some((
+        "names are lowercase letters, digits, '-' and '_', not starting or ending with '-' or '_'"
+            .to_owned(),
+        help,
+    ))
 }

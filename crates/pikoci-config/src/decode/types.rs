@@ -6,8 +6,8 @@ use std::time::Duration;
 use hcl_edit::Span;
 use hcl_edit::structure::{Attribute, Block, Body};
 use pikoci_core::{
-    Command, NotificationType, Origin, ReadyCheck, ResourceType, RunnerOverride, RunnerType,
-    SecretType, ServiceType,
+    Command, NotificationType, Origin, Params, ReadyCheck, ResourceType, RunnerOverride,
+    RunnerType, SecretType, ServiceType,
 };
 
 use super::body::{Unknown, attribute};
@@ -333,6 +333,10 @@ impl Decoder<'_> {
             .and_then(|a| self.string_list(a, &block_context))
             .unwrap_or_default();
         let params = self.params(&block.body, &typo_targets, &block_context);
+        // A type's `runner "shell" {}` override gets its `cmd` from each command's path and args.
+        if runner == "shell" && kind != "runner" {
+            self.shell_cmd_or_file(&params, &block_context, block);
+        }
         self.refer(
             RefKind::Runner,
             runner.clone(),
@@ -344,6 +348,21 @@ impl Decoder<'_> {
             args,
             params,
         })
+    }
+
+    /// The `shell` runner's rule, which the worker enforces before running: exactly one of
+    /// `cmd` and `file`.
+    fn shell_cmd_or_file(&mut self, params: &Params, context: &str, block: &Block) {
+        let found = match (params.contains_key("cmd"), params.contains_key("file")) {
+            (true, true) => "both",
+            (false, false) => "neither",
+            _ => return,
+        };
+        self.error_with_help(
+            format!("{context}: the shell runner needs exactly one of \"cmd\" and \"file\", found {found}"),
+            block.labels.first().and_then(|l| l.span()),
+            Some("set cmd to an inline script, or file to a script path relative to $WORKDIR".to_owned()),
+        );
     }
 
     /// The first `<kind>` command block of `body`; more than one is an error.

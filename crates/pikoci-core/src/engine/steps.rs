@@ -13,7 +13,7 @@ use super::env::{
 use super::exec::{Exports, StepEnd};
 use super::template::apply_override;
 use super::{Build, Event, Status, StepId};
-use crate::condition::expand;
+use crate::expand::expand;
 use crate::name::env_name;
 use crate::{Command, GetStep, NotifyStep, PutStep, Resource, ResourceType, Step, TaskStep};
 

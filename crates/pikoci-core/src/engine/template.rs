@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::env::Inherit;
 use super::runner::Invocation;
-use crate::condition::expand;
+use crate::expand::expand;
 use crate::{Command, RunnerOverride, RunnerType};
 
 /// Parameters that configure the runner itself; `$env` does not forward them.

@@ -1,0 +1,8 @@
+job "a" {
+  task "t" {
+    run "exec" {
+      path = "echo"
+      args = [var.tag]
+    }
+  }
+}

@@ -1,0 +1,67 @@
+//! Limits that keep validation bounded on hostile input: the file size, the number of diagnostics
+//! shown, and how much of a long name is echoed back.
+
+use pikoci_config::diagnostic::MAX_SHOWN;
+use pikoci_config::{HttpFetcher, MAX_SOURCE_BYTES, SourceFile, Vars, load};
+
+fn diagnostics(text: String) -> pikoci_config::Diagnostics {
+    let file = SourceFile::new("big.hcl", text);
+    match load(&file, &Vars::new(), &HttpFetcher::default()) {
+        Ok(loaded) => panic!("should be rejected, warnings: {}", loaded.warnings),
+        Err(diagnostics) => diagnostics,
+    }
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_rejected_before_parsing() {
+    let mut text = String::from("job \"a\" {}\n");
+    text.push_str(&"#".repeat(MAX_SOURCE_BYTES));
+    let diagnostics = diagnostics(text);
+    assert_eq!(
+        diagnostics.to_string(),
+        format!(
+            "big.hcl: error: the file is {} bytes, more than the limit of 4194304 bytes (4 MiB) \
+             (split the pipeline, or move large values into a vars file or a source)",
+            MAX_SOURCE_BYTES + 11
+        )
+    );
+}
+
+#[test]
+fn only_the_first_diagnostics_are_shown_then_a_count() {
+    let mut text = String::from("resource \"cron\" \"t\" {\n  check_interval = \"@every 1m\"\n");
+    for n in 0..150 {
+        text.push_str(&format!("  unknown_{n} = 1\n"));
+    }
+    text.push_str("}\n");
+    let diagnostics = diagnostics(text);
+    assert_eq!(diagnostics.items().len(), 150);
+    let plain = diagnostics.to_string();
+    assert_eq!(plain.lines().count(), MAX_SHOWN + 1, "{plain}");
+    assert_eq!(
+        plain.lines().last().unwrap(),
+        "... and 50 more errors (only the first 100 are shown)"
+    );
+    let rendered = diagnostics.render(false);
+    assert!(
+        rendered.ends_with("... and 50 more errors (only the first 100 are shown)\n"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("unknown_100"), "{rendered}");
+}
+
+#[test]
+fn a_long_label_is_not_echoed_back_whole() {
+    let label = "x".repeat(1_000_000);
+    let text = format!("job \"{label}\" {{\n  tsk \"t\" {{}}\n}}\n");
+    let diagnostics = diagnostics(text);
+    let plain = diagnostics.to_string();
+    let rendered = diagnostics.render(false);
+    assert!(plain.len() < 2000, "{} bytes: {plain:.300}", plain.len());
+    assert!(
+        rendered.len() < 4000,
+        "{} bytes: {rendered:.300}",
+        rendered.len()
+    );
+    assert!(plain.contains("(1000000 characters)"), "{plain:.1000}");
+}
