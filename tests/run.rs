@@ -351,7 +351,7 @@ job "a" {
 }
 "#,
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_pikoci"))
+    let out = support::pikoci()
         .args(["run", "-p", &pipeline, "-j", "a", "--work-dir"])
         .arg(dir.path().join("work"))
         .env_remove("PIKOCI_VARS")
