@@ -383,32 +383,13 @@ mod tests {
         fn emit(&self, _: Event) {}
     }
 
-    fn job() -> crate::Job {
-        crate::Job {
-            name: "a".to_owned(),
-            instance_of: None,
-            concurrency: 0,
-            serial_groups: Vec::new(),
-            tags: Vec::new(),
-            timeout: None,
-            allow_failure: false,
-            interruptible: false,
-            disable_retry: false,
-            plan: Vec::new(),
-            hooks: crate::Hooks::default(),
-            on_trigger: Vec::new(),
-            approval: None,
-            inputs: Vec::new(),
-        }
-    }
-
     #[test]
     fn debug_output_never_shows_a_secret() {
         let work = std::env::temp_dir().join(new_build_dir_name());
         let mut secrets = ResolvedSecrets::default();
         secrets.insert("__pikoci_secret:pikoci::pw__", SecretValue::secret(SECRET));
         let pipeline = Pipeline {
-            jobs: vec![job()],
+            jobs: vec![crate::Job::new("a")],
             ..Pipeline::default()
         };
         let spec = BuildSpec {
