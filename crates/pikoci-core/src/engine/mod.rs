@@ -416,7 +416,33 @@ mod tests {
             inherit: env::Inherit::Step,
             workdir: work.clone(),
         };
+        let resource = crate::Resource {
+            type_name: "git".to_owned(),
+            name: "app".to_owned(),
+            params: crate::Params::new(),
+            check_interval: Default::default(),
+            tags: Vec::new(),
+            cache: None,
+        };
+        let resource_type = crate::ResourceType {
+            name: "git".to_owned(),
+            origin: crate::Origin::Inline,
+            params: vec!["token".to_owned()],
+            cache: false,
+            check: None,
+            pull: None,
+            push: None,
+            runner_override: None,
+        };
+        let check_params = BTreeMap::from([("param_token".to_owned(), SECRET.to_owned())]);
+        let check = CheckRequest {
+            resource: &resource,
+            resource_type: &resource_type,
+            params: &check_params,
+            newest: None,
+        };
         let printed = [
+            format!("{check:?}"),
             format!("{spec:?}"),
             format!("{build:?}"),
             format!("{:?}", build.masker),
