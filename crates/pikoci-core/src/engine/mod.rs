@@ -441,7 +441,13 @@ mod tests {
             params: &check_params,
             newest: None,
         };
+        let line = OutputLine {
+            stream: Stream::Stdout,
+            text: format!("token={SECRET}"),
+            at: std::time::SystemTime::now(),
+        };
         let printed = [
+            format!("{line:?}"),
             format!("{check:?}"),
             format!("{spec:?}"),
             format!("{build:?}"),
