@@ -753,3 +753,32 @@ async fn a_resource_name_outside_the_work_directory_fails_get_and_put() {
         }
     }
 }
+
+#[tokio::test]
+async fn versions_a_push_prints_are_reported_with_secrets_masked() {
+    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
+        .to_owned()
+        + "resource_type \"store\" {\n  push \"exec\" {\n    path = \"step\"\n    args = [\"print:[{\\\"ref\\\":\\\"v-s3cr3t\\\"}]\"]\n  }\n}\n"
+        + "resource \"store\" \"out\" {}\n"
+        + &job("put \"store\" \"out\" {}\n");
+    let options = Options {
+        local: false,
+        secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    let versions: Vec<serde_json::Value> = r
+        .events
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            pikoci_core::engine::Event::Versions { versions, .. } => Some(versions.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(versions, [serde_json::json!({"ref": "v-***"})]);
+}
