@@ -630,19 +630,12 @@ async fn exports_are_reported_as_events_with_secrets_masked() {
         ..Options::default()
     };
     let r = run_with(&hcl, "a", options).await;
-    let exported: Vec<(String, String)> = r
-        .events
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            pikoci_core::engine::Event::Exported { name, value, .. } => {
-                Some((name.clone(), value.clone()))
-            }
-            _ => None,
-        })
-        .collect();
+    let exported = r.events.picked(|e| match e {
+        pikoci_core::engine::Event::Exported { name, value, .. } => {
+            Some((name.clone(), value.clone()))
+        }
+        _ => None,
+    });
     assert_eq!(
         exported,
         [
@@ -686,17 +679,11 @@ async fn a_put_to_a_trigger_refuses_secret_params_and_stores_the_others() {
         secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
         ..Options::default()
     };
-    let triggers = |r: &support::Run| -> Vec<BTreeMap<String, String>> {
-        r.events
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                pikoci_core::engine::Event::Trigger { params, .. } => Some(params.clone()),
-                _ => None,
-            })
-            .collect()
+    let triggers = |r: &support::Run| {
+        r.events.picked(|e| match e {
+            pikoci_core::engine::Event::Trigger { params, .. } => Some(params.clone()),
+            _ => None,
+        })
     };
     let r = run_with(&hcl, "a", options()).await;
     assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
@@ -768,17 +755,9 @@ async fn versions_a_push_prints_are_reported_with_secrets_masked() {
     };
     let r = run_with(&hcl, "a", options).await;
     assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
-    let versions: Vec<serde_json::Value> = r
-        .events
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            pikoci_core::engine::Event::Versions { versions, .. } => Some(versions.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    assert_eq!(versions, [serde_json::json!({"ref": "v-***"})]);
+    let versions = r.events.picked(|e| match e {
+        pikoci_core::engine::Event::Versions { versions, .. } => Some(versions.clone()),
+        _ => None,
+    });
+    assert_eq!(versions, [vec![serde_json::json!({"ref": "v-***"})]]);
 }
