@@ -40,6 +40,12 @@ async fn resolve_all(pipeline: &Pipeline, dir: &Path) -> Result<ResolvedSecrets,
     resolve(pipeline, names, &registry(pipeline, dir)).await
 }
 
+/// Why resolving every variable of the pipeline `hcl` fails.
+async fn resolution_error(hcl: &str, dir: &Path) -> String {
+    let pipeline = load(hcl);
+    resolve_all(&pipeline, dir).await.unwrap_err().to_string()
+}
+
 /// Variable name → resolved value.
 fn by_name(pipeline: &Pipeline, resolved: &ResolvedSecrets) -> BTreeMap<String, String> {
     pipeline
@@ -123,11 +129,7 @@ secret_type "broken" {
 }
 "#,
     ) + &variable("v", "broken", "a/b", "k");
-    let pipeline = load(&hcl);
-    let error = resolve_all(&pipeline, dir.path())
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = resolution_error(&hcl, dir.path()).await;
     let cwd = std::env::current_dir().unwrap().display().to_string();
     assert_eq!(
         error,
@@ -338,11 +340,7 @@ secret_type "chatty" {
 }
 "#,
     ) + &variable("v", "chatty", "a/b", "k");
-    let pipeline = load(&hcl);
-    let error = resolve_all(&pipeline, dir.path())
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = resolution_error(&hcl, dir.path()).await;
     assert_eq!(
         error,
         "secret for variable \"v\": failed to fetch secret from \"chatty\" at \"a/b\": the get command of secret type \"chatty\" printed more than 1 MiB (standard output and error together) and was stopped: print only the secret data"

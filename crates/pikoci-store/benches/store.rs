@@ -96,22 +96,7 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 fn job(name: String) -> Job {
-    Job {
-        name,
-        instance_of: None,
-        concurrency: 0,
-        serial_groups: Vec::new(),
-        tags: Vec::new(),
-        timeout: None,
-        allow_failure: false,
-        interruptible: false,
-        disable_retry: false,
-        plan: Vec::new(),
-        hooks: Default::default(),
-        on_trigger: Vec::new(),
-        approval: None,
-        inputs: Vec::new(),
-    }
+    Job::new(name)
 }
 
 async fn bench(backend: &'static str, url: &str) -> anyhow::Result<Report> {

@@ -25,8 +25,9 @@ pub enum Inherit {
 
 /// The variables a step inherits: where it runs (`PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`,
 /// `TMPDIR`), language and time (`LANG`, `LANGUAGE`, `LC_*`, `TZ`), the terminal (`TERM`),
-/// how to reach the container engine (`DOCKER_HOST`, `DOCKER_CONTEXT`, `CONTAINER_HOST`,
-/// `XDG_RUNTIME_DIR` for rootless engines) and the network's proxies.
+/// how to reach and configure the container engine (`DOCKER_*` and `CONTAINERS_*` settings
+/// that hold addresses, paths and flags, never credentials themselves; `XDG_RUNTIME_DIR` for
+/// rootless engines) and the network's proxies.
 pub const STEP_INHERITED: &[&str] = &[
     "PATH",
     "HOME",
@@ -40,7 +41,14 @@ pub const STEP_INHERITED: &[&str] = &[
     "TERM",
     "DOCKER_HOST",
     "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
     "CONTAINER_HOST",
+    "CONTAINERS_CONF",
+    "CONTAINERS_STORAGE_CONF",
+    "CONTAINERS_REGISTRIES_CONF",
+    "REGISTRY_AUTH_FILE",
     "XDG_RUNTIME_DIR",
     "HTTP_PROXY",
     "HTTPS_PROXY",

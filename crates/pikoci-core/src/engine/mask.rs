@@ -93,6 +93,28 @@ impl Masker {
     }
 }
 
+impl Masker {
+    /// `value` with every secret in its strings (object keys included) replaced by `***`.
+    pub fn mask_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        if self.is_empty() {
+            return value;
+        }
+        match value {
+            Value::String(text) => Value::String(self.mask(&text)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.mask_json(v)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (self.mask(&k), self.mask_json(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
 /// The texts that stand for `value` in output: the value itself, the value without surrounding
 /// white space, and for multi-line values each line (also without its white space).
 fn patterns_of(value: &str) -> Vec<&str> {
@@ -187,6 +209,16 @@ mod tests {
     fn surrounding_white_space_of_a_value_does_not_matter() {
         let masker = masker(&["  token123\n"]);
         assert_eq!(masker.mask("token=token123"), "token=***");
+    }
+
+    #[test]
+    fn json_strings_and_keys_are_masked() {
+        let masker = masker(&["s3cr3t"]);
+        assert_eq!(
+            masker
+                .mask_json(serde_json::json!({"ref": "a-s3cr3t", "s3cr3t": [1, "s3cr3t"], "n": 2})),
+            serde_json::json!({"ref": "a-***", "***": [1, "***"], "n": 2})
+        );
     }
 
     #[test]

@@ -385,32 +385,13 @@ mod tests {
         fn emit(&self, _: Event) {}
     }
 
-    fn job() -> crate::Job {
-        crate::Job {
-            name: "a".to_owned(),
-            instance_of: None,
-            concurrency: 0,
-            serial_groups: Vec::new(),
-            tags: Vec::new(),
-            timeout: None,
-            allow_failure: false,
-            interruptible: false,
-            disable_retry: false,
-            plan: Vec::new(),
-            hooks: crate::Hooks::default(),
-            on_trigger: Vec::new(),
-            approval: None,
-            inputs: Vec::new(),
-        }
-    }
-
     #[test]
     fn debug_output_never_shows_a_secret() {
         let work = std::env::temp_dir().join(new_build_dir_name());
         let mut secrets = ResolvedSecrets::default();
         secrets.insert("__pikoci_secret:pikoci::pw__", SecretValue::secret(SECRET));
         let pipeline = Pipeline {
-            jobs: vec![job()],
+            jobs: vec![crate::Job::new("a")],
             ..Pipeline::default()
         };
         let spec = BuildSpec {
@@ -437,7 +418,39 @@ mod tests {
             inherit: env::Inherit::Step,
             workdir: work.clone(),
         };
+        let resource = crate::Resource {
+            type_name: "git".to_owned(),
+            name: "app".to_owned(),
+            params: crate::Params::new(),
+            check_interval: Default::default(),
+            tags: Vec::new(),
+            cache: None,
+        };
+        let resource_type = crate::ResourceType {
+            name: "git".to_owned(),
+            origin: crate::Origin::Inline,
+            params: vec!["token".to_owned()],
+            cache: false,
+            check: None,
+            pull: None,
+            push: None,
+            runner_override: None,
+        };
+        let check_params = BTreeMap::from([("param_token".to_owned(), SECRET.to_owned())]);
+        let check = CheckRequest {
+            resource: &resource,
+            resource_type: &resource_type,
+            params: &check_params,
+            newest: None,
+        };
+        let line = OutputLine {
+            stream: Stream::Stdout,
+            text: format!("token={SECRET}"),
+            at: std::time::SystemTime::now(),
+        };
         let printed = [
+            format!("{line:?}"),
+            format!("{check:?}"),
             format!("{spec:?}"),
             format!("{build:?}"),
             format!("{:?}", build.masker),

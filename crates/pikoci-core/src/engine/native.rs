@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::{Resource, ResourceType};
 
-/// What a check needs to know.
-#[derive(Debug, Clone)]
+/// What a check needs to know. `Debug` shows the names of the parameters, not their values.
+#[derive(Clone)]
 pub struct CheckRequest<'a> {
     /// The resource.
     pub resource: &'a Resource,
@@ -24,6 +24,17 @@ crate::error::port_error!(
     /// an optional source. The message never holds the resource's secrets.
     NativeCheckError
 );
+
+impl std::fmt::Debug for CheckRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckRequest")
+            .field("resource", &self.resource.canonical())
+            .field("resource_type", &self.resource_type.name)
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .field("newest", &self.newest)
+            .finish()
+    }
+}
 
 /// Checks some resources natively.
 #[async_trait::async_trait]

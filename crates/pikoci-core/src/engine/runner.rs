@@ -46,8 +46,8 @@ pub enum Stream {
     Stderr,
 }
 
-/// One line of output, as it was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of output, as it was read (before masking: `Debug` shows its length, not its text).
+#[derive(Clone, PartialEq, Eq)]
 pub struct OutputLine {
     /// The pipe.
     pub stream: Stream,
@@ -55,6 +55,16 @@ pub struct OutputLine {
     pub text: String,
     /// When it was read.
     pub at: SystemTime,
+}
+
+impl std::fmt::Debug for OutputLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputLine")
+            .field("stream", &self.stream)
+            .field("len", &self.text.len())
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 /// Receives output lines as the process writes them.

@@ -466,9 +466,13 @@ impl Build {
         }
         match parse_versions(&ran.output) {
             Ok(versions) if versions.is_empty() => {}
+            // Stored and shown by the API: a secret the push printed is masked like its log.
             Ok(versions) => self.sink.emit(Event::Versions {
                 resource: resource.canonical(),
-                versions,
+                versions: versions
+                    .into_iter()
+                    .map(|v| self.masker.mask_json(v))
+                    .collect(),
             }),
             Err(error) => self.log(
                 id,

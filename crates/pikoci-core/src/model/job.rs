@@ -41,6 +41,26 @@ pub struct Job {
 }
 
 impl Job {
+    /// A job named `name` with no steps, hooks or inputs and default settings.
+    pub fn new(name: impl Into<String>) -> Job {
+        Job {
+            name: name.into(),
+            instance_of: None,
+            concurrency: 0,
+            serial_groups: Vec::new(),
+            tags: Vec::new(),
+            timeout: None,
+            allow_failure: false,
+            interruptible: false,
+            disable_retry: false,
+            plan: Vec::new(),
+            hooks: Hooks::default(),
+            on_trigger: Vec::new(),
+            approval: None,
+            inputs: Vec::new(),
+        }
+    }
+
     /// Every step of the plan, depth first: `in_parallel` children and every `if` branch
     /// included (hooks not included). This is the list triggering and `passed` look at.
     pub fn flat_steps(&self) -> Vec<&Step> {

@@ -126,13 +126,11 @@ impl Resource {
         }
     }
 
-    /// Why `name` cannot name a directory inside the work directory (empty, absolute, or
-    /// climbing out with `..`), or `None` when it can.
+    /// Why `name` cannot name a directory inside the work directory (absolute, or climbing
+    /// out with `..`), or `None` when it can.
     pub fn work_dir_name_problem(name: &str) -> Option<&'static str> {
         let path = std::path::Path::new(name);
-        if name.is_empty() {
-            Some("is empty: name the directory the resource is fetched into")
-        } else if path.has_root() || path.is_absolute() {
+        if path.has_root() || path.is_absolute() {
             Some("must be a path relative to the work directory, not an absolute one")
         } else if path
             .components()

@@ -673,19 +673,12 @@ async fn exports_are_reported_as_events_with_secrets_masked() {
         ..Options::default()
     };
     let r = run_with(&hcl, "a", options).await;
-    let exported: Vec<(String, String)> = r
-        .events
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            pikoci_core::engine::Event::Exported { name, value, .. } => {
-                Some((name.clone(), value.clone()))
-            }
-            _ => None,
-        })
-        .collect();
+    let exported = r.events.picked(|e| match e {
+        pikoci_core::engine::Event::Exported { name, value, .. } => {
+            Some((name.clone(), value.clone()))
+        }
+        _ => None,
+    });
     assert_eq!(
         exported,
         [
@@ -729,17 +722,11 @@ async fn a_put_to_a_trigger_refuses_secret_params_and_stores_the_others() {
         secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
         ..Options::default()
     };
-    let triggers = |r: &support::Run| -> Vec<BTreeMap<String, String>> {
-        r.events
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                pikoci_core::engine::Event::Trigger { params, .. } => Some(params.clone()),
-                _ => None,
-            })
-            .collect()
+    let triggers = |r: &support::Run| {
+        r.events.picked(|e| match e {
+            pikoci_core::engine::Event::Trigger { params, .. } => Some(params.clone()),
+            _ => None,
+        })
     };
     let r = run_with(&hcl, "a", options()).await;
     assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
@@ -795,4 +782,25 @@ async fn a_resource_name_outside_the_work_directory_fails_get_and_put() {
             assert!(r.runner.invocations.lock().unwrap().is_empty());
         }
     }
+}
+
+#[tokio::test]
+async fn versions_a_push_prints_are_reported_with_secrets_masked() {
+    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
+        .to_owned()
+        + "resource_type \"store\" {\n  push \"exec\" {\n    path = \"step\"\n    args = [\"print:[{\\\"ref\\\":\\\"v-s3cr3t\\\"}]\"]\n  }\n}\n"
+        + "resource \"store\" \"out\" {}\n"
+        + &job("put \"store\" \"out\" {}\n");
+    let options = Options {
+        local: false,
+        secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    let versions = r.events.picked(|e| match e {
+        pikoci_core::engine::Event::Versions { versions, .. } => Some(versions.clone()),
+        _ => None,
+    });
+    assert_eq!(versions, [vec![serde_json::json!({"ref": "v-***"})]]);
 }

@@ -102,6 +102,16 @@ impl Recorder {
             .collect()
     }
 
+    /// What `pick` takes from each event, in order, for the events it takes something from.
+    pub(crate) fn picked<T>(&self, pick: impl Fn(&Event) -> Option<T>) -> Vec<T> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(pick)
+            .collect()
+    }
+
     /// `name: status` for every finished step, in the order they finished.
     pub(crate) fn finished(&self) -> Vec<String> {
         let names = self.names();

@@ -124,8 +124,8 @@ enum Mode {
     Tags,
 }
 
-/// One API check, decided from the resource's params before any request is made.
-#[derive(Debug)]
+/// One API check, decided from the resource's params before any request is made. `Debug`
+/// leaves the token out.
 struct ApiCheck {
     provider: Provider,
     api_base: String,
@@ -134,6 +134,19 @@ struct ApiCheck {
     branch: Option<String>,
     mode: Mode,
     newest: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for ApiCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCheck")
+            .field("provider", &self.provider)
+            .field("api_base", &self.api_base)
+            .field("repository", &self.repository)
+            .field("branch", &self.branch)
+            .field("mode", &self.mode)
+            .field("newest", &self.newest)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiCheck {
@@ -292,6 +305,19 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let check = plan(&[
+            ("url", "https://github.com/o/r"),
+            ("token", "ghp_very-secret-token"),
+        ])
+        .unwrap()
+        .expect("an API check");
+        let text = format!("{check:?}");
+        assert!(text.contains("o/r"), "{text}");
+        assert!(!text.contains("ghp_very-secret-token"), "{text}");
     }
 
     #[test]

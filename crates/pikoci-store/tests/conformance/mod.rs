@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
-use pikoci_core::model::{GetStep, Hooks, Job, Pipeline, Resource, ResourceRef, Step, StepKind};
+use pikoci_core::model::{GetStep, Job, Pipeline, Resource, ResourceRef, Step, StepKind};
 use pikoci_core::schedule::CheckInterval;
 use pikoci_core::store::{
     Build, BuildStatus, BuildTransition, ClaimRequest, ErrorKind, JobId, NewBuild, PipelineSpec,
@@ -111,15 +111,6 @@ pub(crate) fn at(secs: i64) -> DateTime<Utc> {
 /// A job with a trigger on `git.repo` and the given attributes.
 pub(crate) fn job(name: &str) -> Job {
     Job {
-        name: name.to_owned(),
-        instance_of: None,
-        concurrency: 0,
-        serial_groups: Vec::new(),
-        tags: Vec::new(),
-        timeout: None,
-        allow_failure: false,
-        interruptible: false,
-        disable_retry: false,
         plan: vec![Step::new(StepKind::Get(GetStep {
             resource: ResourceRef {
                 type_name: "git".to_owned(),
@@ -128,10 +119,7 @@ pub(crate) fn job(name: &str) -> Job {
             trigger: true,
             passed: Vec::new(),
         }))],
-        hooks: Hooks::default(),
-        on_trigger: Vec::new(),
-        approval: None,
-        inputs: Vec::new(),
+        ..Job::new(name)
     }
 }
 
