@@ -1,5 +1,6 @@
 //! `pikoci`: the one command-line tool of PikoCI.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 // A command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

@@ -5,6 +5,8 @@
 //! another tool. The model is plain Rust, independent of HCL: `pikoci-config` produces it from
 //! pipeline files.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod broker;
 pub mod condition;
 pub mod duration;
