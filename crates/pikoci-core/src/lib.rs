@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod model;
 pub mod name;
+pub mod percent;
 pub mod ports;
 pub mod redact;
 pub mod schedule;
