@@ -3,6 +3,7 @@
 //! `cargo xtask ci` is the one command that runs every check and test the project has; README's
 //! test command and `.ci/run` both run it.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 // A command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -156,4 +157,32 @@ pub(crate) fn cargo_with_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Res
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The line every crate root carries, so that clippy in `cargo xtask ci` fails on a
+    /// dependency nobody uses (test builds are exempt: they share the dev-dependencies).
+    const UNUSED_DEPENDENCIES_LINT: &str =
+        "#![cfg_attr(not(test), warn(unused_crate_dependencies))]";
+
+    #[test]
+    fn every_crate_root_denies_unused_dependencies() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut roots = vec![root.join("xtask/src/main.rs")];
+        for (dir, file) in [("crates", "src/lib.rs"), ("bins", "src/main.rs")] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                roots.push(entry.unwrap().path().join(file));
+            }
+        }
+        assert!(roots.len() > 3);
+        for path in roots {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.lines().any(|line| line == UNUSED_DEPENDENCIES_LINT),
+                "{} lacks `{UNUSED_DEPENDENCIES_LINT}`",
+                path.display()
+            );
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `pikoci`: the one command-line tool of PikoCI.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 // Output goes through `output`, whose writes fail instead of panicking: the workspace lints
 // against `print!` and `eprint!` hold here too.
 

@@ -20,6 +20,8 @@
 //! assert_eq!(loaded.pipeline.jobs[0].plan.len(), 2);
 //! ```
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod builtin;
 mod decode;
 pub mod diagnostic;

@@ -63,13 +63,27 @@ pub type ErrorSource = std::sync::Arc<dyn std::error::Error + Send + Sync + 'sta
 macro_rules! port_error {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, thiserror::Error)]
-        #[error("{message}")]
+        #[derive(Debug, Clone)]
         pub struct $name {
             kind: $crate::error::ErrorKind,
             message: String,
-            #[source]
             source: Option<$crate::error::ErrorSource>,
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.message)
+            }
+        }
+
+        impl std::error::Error for $name {
+            // The source itself, not the `Arc` around it: callers downcast it to their own
+            // error types (the store reads its database error class back this way).
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.source
+                    .as_deref()
+                    .map(|source| source as &(dyn std::error::Error + 'static))
+            }
         }
 
         impl $name {
@@ -181,6 +195,17 @@ mod tests {
             err.full_message(),
             "build 7 was claimed by another server: driver detail"
         );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("driver detail")]
+    struct Driver;
+
+    #[test]
+    fn the_source_can_be_downcast() {
+        let err = TestError::internal("x").with_source(Driver);
+        let source = std::error::Error::source(&err).unwrap();
+        assert!(source.downcast_ref::<Driver>().is_some());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! another tool. The model is plain Rust, independent of HCL: `pikoci-config` produces it from
 //! pipeline files.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod broker;
 pub mod condition;
 pub mod duration;
@@ -13,6 +15,7 @@ pub mod error;
 pub mod expand;
 pub mod model;
 pub mod name;
+pub mod percent;
 pub mod ports;
 pub mod redact;
 pub mod schedule;

@@ -7,6 +7,8 @@
 //! the same conformance suite (`tests/conformance`). `docs/brokers.md` lists what each keeps of
 //! the publication order.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod config;
 #[cfg(feature = "kafka")]
 mod kafka;

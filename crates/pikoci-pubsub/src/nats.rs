@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::BrokerConfig;
-use crate::task::{Backoff, Tasks};
+use crate::task::{Backoff, Tasks, publish_retrying};
 
 /// How long a stream keeps a message no group has acked.
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -107,16 +107,6 @@ impl NatsBroker {
 }
 
 impl Inner {
-    fn check_open(&self, action: impl FnOnce() -> String) -> BrokerResult<()> {
-        if self.tasks.is_closed() {
-            return Err(BrokerError::new(
-                ErrorKind::Unavailable,
-                format!("failed to {}: the nats broker is closed", action()),
-            ));
-        }
-        Ok(())
-    }
-
     fn forget_stream(&self, topic: &str) {
         self.streams
             .lock()
@@ -186,16 +176,14 @@ impl Inner {
         true
     }
 
-    async fn publish_once(&self, topic: &str, payload: Bytes) -> Result<(), PublishFailure> {
+    async fn publish_once(&self, topic: &str, payload: Bytes) -> BrokerResult<()> {
         let known = self
             .streams
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(topic);
         if !known {
-            self.ensure_stream(topic)
-                .await
-                .map_err(PublishFailure::Retry)?;
+            self.ensure_stream(topic).await?;
         }
         let published = async { self.js.publish(topic.to_owned(), payload).await?.await };
         match published.await {
@@ -203,27 +191,18 @@ impl Inner {
             Err(err) => {
                 let message = format!("failed to publish to topic \"{topic}\"");
                 if err.kind() == jetstream::context::PublishErrorKind::MaxPayloadExceeded {
-                    return Err(PublishFailure::Fatal(
-                        BrokerError::new(
-                            ErrorKind::InvalidInput,
-                            format!(
-                                "{message}: the message is larger than the server's max_payload"
-                            ),
-                        )
-                        .with_source(err),
-                    ));
+                    return Err(BrokerError::new(
+                        ErrorKind::InvalidInput,
+                        format!("{message}: the message is larger than the server's max_payload"),
+                    )
+                    .with_source(err));
                 }
                 // The stream may be gone (a server that lost its storage): ask again next time.
                 self.forget_stream(topic);
-                Err(PublishFailure::Retry(unavailable(message, err)))
+                Err(unavailable(message, err))
             }
         }
     }
-}
-
-enum PublishFailure {
-    Retry(BrokerError),
-    Fatal(BrokerError),
 }
 
 #[async_trait]
@@ -231,42 +210,32 @@ impl Broker for NatsBroker {
     async fn publish(&self, topic: &str, payload: Vec<u8>) -> BrokerResult<()> {
         validate_topic(topic)?;
         let inner = &self.inner;
-        inner.check_open(|| format!("publish to topic \"{topic}\""))?;
-        let deadline = Instant::now() + inner.config.publish_timeout;
         let payload = Bytes::from(payload);
-        let mut backoff = Backoff::new();
-        loop {
-            // While disconnected the client would queue the message and time out waiting for the
-            // ack, then queue it again on the next attempt: wait for the connection instead.
-            let last = if inner.wait_connected(deadline).await {
-                match tokio::time::timeout_at(deadline, inner.publish_once(topic, payload.clone()))
-                    .await
-                {
-                    Ok(Ok(())) => return Ok(()),
-                    Ok(Err(PublishFailure::Fatal(err))) => return Err(err),
-                    Ok(Err(PublishFailure::Retry(err))) => Some(err),
-                    Err(_elapsed) => None,
+        let timeout = inner.config.publish_timeout;
+        publish_retrying(&inner.tasks, "nats", topic, timeout, |deadline| {
+            let payload = payload.clone();
+            async move {
+                // While disconnected the client would queue the message and time out waiting for
+                // the ack, then queue it again on the next attempt: wait for the connection instead.
+                if !inner.wait_connected(deadline).await {
+                    return Err(BrokerError::new(
+                        ErrorKind::Unavailable,
+                        format!("failed to publish to topic \"{topic}\": nats is not connected"),
+                    ));
                 }
-            } else {
-                None
-            };
-            inner.check_open(|| format!("publish to topic \"{topic}\""))?;
-            if !backoff.wait_until(deadline, inner.tasks.token()).await {
-                return Err(crate::task::unconfirmed(
-                    "nats",
-                    topic,
-                    inner.config.publish_timeout,
-                    last,
-                ));
+                inner.publish_once(topic, payload).await
             }
-        }
+        })
+        .await
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> BrokerResult<Subscription> {
         validate_topic(topic)?;
         validate_group(group)?;
         let inner = Arc::clone(&self.inner);
-        inner.check_open(|| format!("subscribe to topic \"{topic}\""))?;
+        inner
+            .tasks
+            .check_open("nats", || format!("subscribe to topic \"{topic}\""))?;
         let consumer = inner.ensure_consumer(topic, group).await?;
         let (topic_owned, group_owned) = (topic.to_owned(), group.to_owned());
         let buffer = usize::from(inner.config.prefetch);

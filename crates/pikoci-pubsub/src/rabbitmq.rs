@@ -28,11 +28,10 @@ use pikoci_core::broker::{
 };
 use pikoci_core::redact;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::BrokerConfig;
-use crate::task::{Backoff, Tasks};
+use crate::task::{Backoff, Tasks, publish_retrying};
 
 /// A group queue nobody consumed for this long is deleted by the broker (`x-expires`).
 const QUEUE_EXPIRES_MS: u32 = 7 * 24 * 3600 * 1000;
@@ -92,16 +91,6 @@ impl RabbitBroker {
 }
 
 impl Inner {
-    fn check_open(&self, action: impl FnOnce() -> String) -> BrokerResult<()> {
-        if self.tasks.is_closed() {
-            return Err(BrokerError::new(
-                ErrorKind::Unavailable,
-                format!("failed to {}: the rabbitmq broker is closed", action()),
-            ));
-        }
-        Ok(())
-    }
-
     /// The open connection, opening a new one when the last one was lost.
     async fn link(&self) -> BrokerResult<Arc<Link>> {
         let mut current = self.link.lock().await;
@@ -254,34 +243,20 @@ impl Broker for RabbitBroker {
     async fn publish(&self, topic: &str, payload: Vec<u8>) -> BrokerResult<()> {
         validate_topic(topic)?;
         let inner = &self.inner;
-        inner.check_open(|| format!("publish to topic \"{topic}\""))?;
-        let deadline = Instant::now() + inner.config.publish_timeout;
-        let mut backoff = Backoff::new();
-        loop {
-            let last = match tokio::time::timeout_at(deadline, inner.publish_once(topic, &payload))
-                .await
-            {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(err)) => Some(err),
-                Err(_elapsed) => None,
-            };
-            inner.check_open(|| format!("publish to topic \"{topic}\""))?;
-            if !backoff.wait_until(deadline, inner.tasks.token()).await {
-                return Err(crate::task::unconfirmed(
-                    "rabbitmq",
-                    topic,
-                    inner.config.publish_timeout,
-                    last,
-                ));
-            }
-        }
+        let timeout = inner.config.publish_timeout;
+        publish_retrying(&inner.tasks, "rabbitmq", topic, timeout, |_deadline| {
+            inner.publish_once(topic, &payload)
+        })
+        .await
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> BrokerResult<Subscription> {
         validate_topic(topic)?;
         validate_group(group)?;
         let inner = Arc::clone(&self.inner);
-        inner.check_open(|| format!("subscribe to topic \"{topic}\""))?;
+        inner
+            .tasks
+            .check_open("rabbitmq", || format!("subscribe to topic \"{topic}\""))?;
         let (channel, consumer) = inner.consume(topic, group).await?;
         let (topic_owned, group_owned) = (topic.to_owned(), group.to_owned());
         let buffer = usize::from(inner.config.prefetch);

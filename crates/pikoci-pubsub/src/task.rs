@@ -35,6 +35,22 @@ impl Tasks {
         self.root.is_cancelled()
     }
 
+    /// `Unavailable` once the broker was closed: "failed to `action`: the `transport` broker is
+    /// closed".
+    pub(crate) fn check_open(
+        &self,
+        transport: &str,
+        action: impl FnOnce() -> String,
+    ) -> BrokerResult<()> {
+        if self.is_closed() {
+            return Err(BrokerError::new(
+                ErrorKind::Unavailable,
+                format!("failed to {}: the {transport} broker is closed", action()),
+            ));
+        }
+        Ok(())
+    }
+
     /// Spawns the task feeding one subscription. The task gets a token cancelled when the returned
     /// stream is dropped or the broker closed, and a sender for the deliveries; it must return
     /// soon after the token is cancelled.
@@ -140,14 +156,42 @@ impl Backoff {
     }
 }
 
-/// The error for a publish that `transport` did not confirm before its deadline, with the last
-/// failure as its source.
-pub(crate) fn unconfirmed<E>(
+/// The publish loop every transport shares: runs `attempt` (given the deadline) until the broker
+/// confirms the message, refuses it for good (an [`ErrorKind::InvalidInput`] error: retrying
+/// cannot help), the broker is closed, or `timeout` passes ([`ErrorKind::Timeout`], with the last
+/// failure as its source). Attempts are paced by [`Backoff`].
+pub(crate) async fn publish_retrying<F, Fut>(
+    tasks: &Tasks,
     transport: &str,
     topic: &str,
     timeout: Duration,
-    last: Option<E>,
-) -> BrokerError
+    mut attempt: F,
+) -> BrokerResult<()>
+where
+    F: FnMut(tokio::time::Instant) -> Fut,
+    Fut: Future<Output = BrokerResult<()>>,
+{
+    let action = || format!("publish to topic \"{topic}\"");
+    tasks.check_open(transport, action)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut backoff = Backoff::new();
+    loop {
+        let last = match tokio::time::timeout_at(deadline, attempt(deadline)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(err)) if err.kind() == ErrorKind::InvalidInput => return Err(err),
+            Ok(Err(err)) => Some(err),
+            Err(_elapsed) => None,
+        };
+        tasks.check_open(transport, action)?;
+        if !backoff.wait_until(deadline, tasks.token()).await {
+            return Err(unconfirmed(transport, topic, timeout, last));
+        }
+    }
+}
+
+/// The error for a publish that `transport` did not confirm before its deadline, with the last
+/// failure as its source.
+fn unconfirmed<E>(transport: &str, topic: &str, timeout: Duration, last: Option<E>) -> BrokerError
 where
     E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
 {

@@ -13,6 +13,8 @@
 //! A container started by `docker run` is not in the process group (the container engine runs
 //! it), so cancelling such a run also kills and removes its container (see `container`).
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod container;
 pub mod native;
 

@@ -6,6 +6,8 @@
 //! Resolution itself (dependencies between secrets, grouping, errors) is
 //! [`pikoci_core::secrets::resolve`]; give it a [`Registry`].
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod exec;
 pub mod format;
 mod local;

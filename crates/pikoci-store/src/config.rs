@@ -104,7 +104,7 @@ impl DbConfig {
         };
         let port = self.port.unwrap_or(default_port);
         let password = match self.password.as_deref() {
-            Some(p) if !p.is_empty() => format!(":{}", percent_encode(p)),
+            Some(p) if !p.is_empty() => format!(":{}", pikoci_core::percent::encode(p)),
             _ => String::new(),
         };
         let name = self.name.as_deref().unwrap_or("pikoci");
@@ -115,8 +115,8 @@ impl DbConfig {
         };
         Ok(format!(
             "{scheme}://{}{password}@{host}:{port}/{}",
-            percent_encode(&user),
-            percent_encode(name)
+            pikoci_core::percent::encode(&user),
+            pikoci_core::percent::encode(name)
         ))
     }
 }
@@ -133,19 +133,6 @@ fn default_sqlite_path() -> StoreResult<PathBuf> {
             )
         })?;
     Ok(data_home.join("pikoci").join("pikoci.db"))
-}
-
-/// Percent-encodes everything but unreserved URL characters.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -158,6 +158,8 @@ mod tests {
             DbErr::Conn(RuntimeErr::Internal("connection refused".into())),
         );
         assert_eq!(err.kind(), ErrorKind::Unavailable);
+        // The retry loop reads the class back through the source.
+        assert_eq!(class_of(&err), Some(Class::Unreachable));
         assert_eq!(err.to_string(), "failed to load team 3");
         let source = std::error::Error::source(&err).unwrap();
         assert!(source.to_string().contains("connection refused"));

@@ -14,6 +14,8 @@
 //! No sea-orm or driver type crosses the [`Store`](pikoci_core::store::Store) trait: errors carry
 //! a kind and the driver's message as an opaque source.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod config;
 mod connect;
 mod entity;

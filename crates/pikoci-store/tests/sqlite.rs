@@ -1,5 +1,7 @@
 //! The conformance suite on the SQLite backends: `mem` and a file in WAL mode. These run in
 //! every `cargo test`; PostgreSQL and MariaDB run in `cargo xtask it store` (`servers.rs`).
+//! SQLite serialises writers, so the concurrency tests (`conformance/concurrency.rs`) cannot fail
+//! here: only the server run tests them for real.
 
 mod conformance;
 

@@ -2,7 +2,6 @@
 //! `urlencode`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -100,19 +99,10 @@ pub(crate) fn jsonencode(args: Vec<Value>) -> Result<Value, String> {
 /// space as `+`, every other byte as `%XX`).
 pub(crate) fn urlencode(args: Vec<Value>) -> Result<Value, String> {
     let text = expect_string(&args, 0, "str")?;
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(byte))
-            }
-            b' ' => out.push('+'),
-            other => {
-                let _ = write!(out, "%{other:02X}");
-            }
-        }
-    }
-    Ok(Value::String(out))
+    // A space is the only byte encoded as `%20`: it becomes `+`.
+    Ok(Value::String(
+        pikoci_core::percent::encode(&text).replace("%20", "+"),
+    ))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::time::Instant;
 
 use crate::BrokerConfig;
-use crate::task::{Backoff, Tasks};
+use crate::task::{Tasks, publish_retrying};
 
 /// Largest message the transport accepts (librdkafka's default is just under 1 MiB).
 const MAX_MESSAGE_BYTES: &str = "16777216";
@@ -150,16 +150,6 @@ impl KafkaBroker {
 }
 
 impl Inner {
-    fn check_open(&self, action: impl FnOnce() -> String) -> BrokerResult<()> {
-        if self.tasks.is_closed() {
-            return Err(BrokerError::new(
-                ErrorKind::Unavailable,
-                format!("failed to {}: the kafka broker is closed", action()),
-            ));
-        }
-        Ok(())
-    }
-
     fn topic_known(&self, topic: &str) -> bool {
         self.topics
             .lock()
@@ -252,36 +242,11 @@ impl Broker for KafkaBroker {
     async fn publish(&self, topic: &str, payload: Vec<u8>) -> BrokerResult<()> {
         validate_topic(topic)?;
         let inner = &self.inner;
-        inner.check_open(|| format!("publish to topic \"{topic}\""))?;
-        let deadline = Instant::now() + inner.config.publish_timeout;
-        let mut backoff = Backoff::new();
-        loop {
-            let last = match tokio::time::timeout_at(
-                deadline,
-                inner.publish_once(topic, &payload, deadline),
-            )
-            .await
-            {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(err)) if err.kind() == ErrorKind::InvalidInput => return Err(err),
-                Ok(Err(err)) => Some(err),
-                Err(_elapsed) => None,
-            };
-            inner.check_open(|| format!("publish to topic \"{topic}\""))?;
-            if !backoff.wait_until(deadline, inner.tasks.token()).await {
-                let err = BrokerError::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "failed to publish to topic \"{topic}\": kafka did not acknowledge it within {:?}",
-                        inner.config.publish_timeout
-                    ),
-                );
-                return Err(match last {
-                    Some(last) => err.with_source(last),
-                    None => err,
-                });
-            }
-        }
+        let timeout = inner.config.publish_timeout;
+        publish_retrying(&inner.tasks, "kafka", topic, timeout, |deadline| {
+            inner.publish_once(topic, &payload, deadline)
+        })
+        .await
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> BrokerResult<Subscription> {
@@ -313,7 +278,9 @@ impl KafkaBroker {
         validate_topic(topic)?;
         validate_group(group)?;
         let inner = &self.inner;
-        inner.check_open(|| format!("subscribe to topic \"{topic}\""))?;
+        inner
+            .tasks
+            .check_open("kafka", || format!("subscribe to topic \"{topic}\""))?;
         inner.ensure_topic(topic).await?;
         let deliveries = consumer::start(inner, topic, group, membership).await?;
         Ok(Subscription::new(topic, group, deliveries))

@@ -1,4 +1,9 @@
 //! Several servers on one database: concurrent claims, version inserts and build creation.
+//!
+//! On SQLite (`mem` and files, in every `cargo test`) these tests cannot fail for a race: SQLite
+//! has one writer at a time, so the concurrent transactions run one after another there. They
+//! only prove something on PostgreSQL and MariaDB, where transactions really overlap:
+//! `cargo xtask it store` runs this whole suite, these tests included, on both.
 
 use std::collections::HashSet;
 use std::sync::Arc;

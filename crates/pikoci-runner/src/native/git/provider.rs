@@ -5,7 +5,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::api::ApiClient;
-use super::remote::{Provider, encode};
+use pikoci_core::percent::encode;
+
+use super::remote::Provider;
 
 /// An open pull (or merge) request.
 #[derive(Debug, Clone, PartialEq, Eq)]

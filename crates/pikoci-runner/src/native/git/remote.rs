@@ -189,19 +189,6 @@ pub(crate) fn api_prefix(api_base: &str) -> Vec<String> {
     }
 }
 
-/// Percent-encodes `text` for use as one path segment or query value.
-pub(crate) fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,11 +299,5 @@ mod tests {
                 .unwrap_err()
                 .contains("github, gitlab")
         );
-    }
-
-    #[test]
-    fn encodes_components() {
-        assert_eq!(encode("group/sub app"), "group%2Fsub%20app");
-        assert_eq!(encode("feature/x-1.2_~"), "feature%2Fx-1.2_~");
     }
 }
