@@ -357,16 +357,22 @@ async fn cancellation_kills_the_step_then_runs_cancel_hooks_and_stops_services()
             + "task \"long\" {\n  run \"exec\" {\n    path = \"step\"\n    args = [\"hang\"]\n  }\n  on_cancel \"exec\" { path = \"true\" }\n  ensure \"exec\" { path = \"true\" }\n}\n"
             + "on_cancel \"exec\" {\n  path = \"step\"\n  args = [\"env:BUILD_STATUS\"]\n}\n"));
     let control = BuildControl::default();
-    let cancel = control.cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        cancel.cancel();
+    let runner = std::sync::Arc::new(support::ScriptedRunner::default());
+    // Cancel once the step runs: when the runner reports it hanging.
+    tokio::spawn({
+        let cancel = control.cancel.clone();
+        let runner = runner.clone();
+        async move {
+            runner.hanging.notified().await;
+            cancel.cancel();
+        }
     });
     let r = run_with(
         &hcl,
         "a",
         Options {
             control,
+            runner,
             ..Options::default()
         },
     )

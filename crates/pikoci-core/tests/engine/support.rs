@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Default)]
 pub(crate) struct ScriptedRunner {
     pub(crate) invocations: Mutex<Vec<Invocation>>,
+    /// Signalled each time a command starts to `hang`, so a test can act while it runs.
+    pub(crate) hanging: tokio::sync::Notify,
 }
 
 #[async_trait::async_trait]
@@ -68,6 +70,7 @@ impl Runner for ScriptedRunner {
                 "exit" => return RunOutcome::Exited(rest.parse().unwrap()),
                 "fail" => return RunOutcome::Exited(1),
                 "hang" => {
+                    self.hanging.notify_one();
                     cancel.cancelled().await;
                     return RunOutcome::Cancelled;
                 }
@@ -209,6 +212,7 @@ pub(crate) struct Options {
     pub(crate) secrets: pikoci_core::secrets::ResolvedSecrets,
     pub(crate) inputs: BTreeMap<String, String>,
     pub(crate) control: BuildControl,
+    pub(crate) runner: Arc<ScriptedRunner>,
 }
 
 impl Default for Options {
@@ -219,6 +223,7 @@ impl Default for Options {
             secrets: Default::default(),
             inputs: BTreeMap::new(),
             control: BuildControl::default(),
+            runner: Arc::default(),
         }
     }
 }
@@ -229,7 +234,7 @@ pub(crate) async fn run(hcl: &str, job: &str) -> Run {
 
 pub(crate) async fn run_with(hcl: &str, job: &str, options: Options) -> Run {
     let dirs = tempfile::tempdir().unwrap();
-    let runner = Arc::new(ScriptedRunner::default());
+    let runner = options.runner;
     let events = Arc::new(Recorder::default());
     let engine = Engine::new(runner.clone(), events.clone());
     let spec = BuildSpec {
