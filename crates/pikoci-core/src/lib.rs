@@ -14,5 +14,7 @@ pub mod name;
 pub mod schedule;
 pub mod secrets;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use model::*;

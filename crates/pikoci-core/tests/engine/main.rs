@@ -685,14 +685,10 @@ async fn exports_are_reported_as_events_with_secrets_masked() {
     let r = run_with(&hcl, "a", options).await;
     let exported: Vec<(String, String)> = r
         .events
-        .events
-        .lock()
-        .unwrap()
-        .iter()
+        .events()
+        .into_iter()
         .filter_map(|e| match e {
-            pikoci_core::engine::Event::Exported { name, value, .. } => {
-                Some((name.clone(), value.clone()))
-            }
+            pikoci_core::engine::Event::Exported { name, value, .. } => Some((name, value)),
             _ => None,
         })
         .collect();

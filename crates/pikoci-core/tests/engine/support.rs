@@ -1,4 +1,5 @@
-//! A scripted runner and an event recorder: engine tests run whole builds without processes.
+//! A scripted runner: engine tests run whole builds without processes, recording their events
+//! with `pikoci_core::testing::Recorder`.
 //!
 //! Commands are written `path = "step"  args = ["directive; directive"]`, directives being:
 //! `print:TEXT`, `env:NAME` (prints `NAME=<value>`), `export:K=V` (appends to
@@ -12,9 +13,10 @@ use std::time::SystemTime;
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
 use pikoci_core::Pipeline;
 use pikoci_core::engine::{
-    BuildControl, BuildResult, BuildSpec, Engine, Event, EventSink, Invocation, LocalRun,
-    OutputLine, OutputSink, RunOutcome, Runner, Status, StepType, Stream,
+    BuildControl, BuildResult, BuildSpec, Engine, Invocation, LocalRun, OutputLine, OutputSink,
+    RunOutcome, Runner, Status, Stream,
 };
+use pikoci_core::testing::Recorder;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default)]
@@ -78,95 +80,6 @@ impl Runner for ScriptedRunner {
             }
         }
         RunOutcome::Exited(0)
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Recorder {
-    pub(crate) events: Mutex<Vec<Event>>,
-}
-
-impl EventSink for Recorder {
-    fn emit(&self, event: Event) {
-        self.events.lock().unwrap().push(event);
-    }
-}
-
-impl Recorder {
-    fn names(&self) -> BTreeMap<u32, String> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::StepStarted { id, name, .. } => Some((*id, name.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// `name: status` for every finished step, in the order they finished.
-    pub(crate) fn finished(&self) -> Vec<String> {
-        let names = self.names();
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::StepFinished { id, status, .. } => Some(format!("{}: {status}", names[id])),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The log of the (first) step named `name`.
-    pub(crate) fn log(&self, name: &str) -> String {
-        let names = self.names();
-        let id = names
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(id, _)| *id)
-            .unwrap_or_else(|| panic!("no step {name:?}"));
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::Output { id: i, text, .. } if *i == id => Some(text.clone()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The error of the (first) finished step named `name`.
-    pub(crate) fn error(&self, name: &str) -> Option<String> {
-        let names = self.names();
-        self.events.lock().unwrap().iter().find_map(|e| match e {
-            Event::StepFinished { id, error, .. } if names[id] == name => Some(error.clone()),
-            _ => None,
-        })?
-    }
-
-    /// The type of the (first) step named `name`.
-    pub(crate) fn step_type(&self, name: &str) -> Option<StepType> {
-        self.events.lock().unwrap().iter().find_map(|e| match e {
-            Event::StepStarted {
-                name: n, step_type, ..
-            } if n == name => Some(*step_type),
-            _ => None,
-        })
-    }
-
-    /// The parent of the (first) step named `name`, by name.
-    pub(crate) fn parent(&self, name: &str) -> Option<String> {
-        let names = self.names();
-        self.events.lock().unwrap().iter().find_map(|e| match e {
-            Event::StepStarted {
-                name: n, parent, ..
-            } if n == name => parent.map(|p| names[&p].clone()),
-            _ => None,
-        })
     }
 }
 
