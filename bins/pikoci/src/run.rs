@@ -33,21 +33,8 @@ pub(crate) struct Args {
     #[arg(long, short = 'j', value_name = "NAME")]
     job: Option<String>,
 
-    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. The value is converted
-    /// to the variable's declared type (number, bool). A secret-bound variable given this way
-    /// needs no secret store.
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    vars: Vec<String>,
-
-    /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
-    #[arg(
-        long = "vars",
-        short = 'v',
-        value_name = "FILE",
-        env = "PIKOCI_VARS",
-        hide_env_values = true
-    )]
-    vars_file: Option<PathBuf>,
+    #[command(flatten)]
+    vars: crate::validate::VarArgs,
 
     /// Use a local directory instead of fetching a resource: TYPE.NAME=DIR. Repeatable. The
     /// directory is copied into the build's work directory, where a get of the resource would
@@ -75,7 +62,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let vars = crate::validate::read_vars(args.vars_file.as_deref(), &args.vars)?;
+    let vars = args.vars.read()?;
     let text = std::fs::read_to_string(&args.pipeline_config).with_context(|| {
         format!(
             "cannot read pipeline file {}",
