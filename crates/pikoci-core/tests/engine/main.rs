@@ -562,6 +562,11 @@ async fn in_parallel_timeout_covers_the_group_and_attempts_rerun_it() {
         .filter(|s| s.as_str() == "quick: succeeded")
         .count();
     assert_eq!(quick_runs, 2, "the whole group reruns");
+    let finished = r.events.finished();
+    assert!(
+        finished.contains(&"stuck: cancelled".to_owned()),
+        "a step stopped by its group's timeout is cancelled: {finished:?}"
+    );
 }
 
 #[tokio::test]
