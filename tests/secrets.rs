@@ -192,7 +192,27 @@ notification "slack" "alerts" {
   params { webhook_url = var.webhook }
   on = ["all"]
 }
+variable "type_token" {
+  type = string
+  secret "pikoci" { key = "type_token" }
+}
+variable "db_password" {
+  type = string
+  secret "pikoci" { key = "db_password" }
+}
+resource_type "private" {
+  check "shell" { cmd = "echo ${var.type_token}" }
+}
+resource "private" "unused" {}
+service_type "db" {
+  start "shell" { cmd = "echo ${var.db_password}" }
+  stop "shell" { cmd = "true" }
+}
 resource "trigger" "deploy" {}
+job "other" {
+  get "private" "unused" {}
+  service "db" {}
+}
 job "a" {
   task "t" {
     run "shell" { cmd = "echo greeting=${var.greeting}" }

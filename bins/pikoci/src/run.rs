@@ -1,6 +1,6 @@
 //! `pikoci run`: one job on this machine, no server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -303,20 +303,33 @@ fn check_secrets(
 
 /// The pipeline as a local run of `job` sees it: without what a local run never does (put and
 /// notify steps, the job's `on_trigger` and approval notifications, automatic notifications,
-/// the types' `push`), so that no secret is looked up for them.
+/// the types' `push`) and without the resource and service types the job does not use, so that
+/// no secret is looked up for them.
 fn local_view(pipeline: &Pipeline, job: &str) -> Pipeline {
     let mut view = pipeline.clone();
     view.notifications.clear();
     view.notification_types.clear();
+    let Some(job) = view.jobs.iter_mut().find(|j| j.name == job) else {
+        return view;
+    };
+    job.on_trigger.clear();
+    job.approval = None;
+    keep_local_steps(&mut job.plan);
+    keep_local_hooks(&mut job.hooks);
+    let gotten: BTreeSet<String> = job.gets().map(|g| g.resource.type_name.clone()).collect();
+    let services: BTreeSet<String> = job
+        .flat_steps()
+        .into_iter()
+        .filter_map(|step| match &step.kind {
+            StepKind::Service(service) => Some(service.service_type.clone()),
+            _ => None,
+        })
+        .collect();
+    view.resource_types.retain(|t| gotten.contains(&t.name));
     for resource_type in &mut view.resource_types {
         resource_type.push = None;
     }
-    if let Some(job) = view.jobs.iter_mut().find(|j| j.name == job) {
-        job.on_trigger.clear();
-        job.approval = None;
-        keep_local_steps(&mut job.plan);
-        keep_local_hooks(&mut job.hooks);
-    }
+    view.service_types.retain(|t| services.contains(&t.name));
     view
 }
 
