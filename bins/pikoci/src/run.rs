@@ -113,7 +113,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             approval.label
         )
     });
-    let secrets = check_secrets(&pipeline, &job_name, &root)?;
+    let secrets = check_secrets(
+        &local_view(&pipeline, &job_name, &resource_dirs),
+        &job_name,
+        &root,
+    )?;
     if let Some(note) = approval_note {
         output::stdout(&note)?;
     }
@@ -246,7 +250,7 @@ fn check_secrets(
     use pikoci_core::secrets::{ResolveFailure, resolve, used_by_job};
     use pikoci_secrets::{ExecSource, Registry};
 
-    let used = used_by_job(&local_view(pipeline, job), job);
+    let used = used_by_job(pipeline, job);
     if used.is_empty() {
         return Ok(Default::default());
     }
@@ -303,9 +307,10 @@ fn check_secrets(
 
 /// The pipeline as a local run of `job` sees it: without what a local run never does (put and
 /// notify steps, the job's `on_trigger` and approval notifications, automatic notifications,
-/// the types' `push`) and without the resource and service types the job does not use, so that
-/// no secret is looked up for them.
-fn local_view(pipeline: &Pipeline, job: &str) -> Pipeline {
+/// the types' `push`, the check and pull of a resource replaced by a `--resource` directory) and
+/// without the resource and service types the job does not use, so that no secret is looked up
+/// for them.
+fn local_view(pipeline: &Pipeline, job: &str, overridden: &BTreeMap<String, PathBuf>) -> Pipeline {
     let mut view = pipeline.clone();
     view.notifications.clear();
     view.notification_types.clear();
@@ -316,7 +321,11 @@ fn local_view(pipeline: &Pipeline, job: &str) -> Pipeline {
     job.approval = None;
     keep_local_steps(&mut job.plan);
     keep_local_hooks(&mut job.hooks);
-    let gotten: BTreeSet<String> = job.gets().map(|g| g.resource.type_name.clone()).collect();
+    let gotten: BTreeSet<String> = job
+        .gets()
+        .filter(|g| !overridden.contains_key(&g.resource.to_string()))
+        .map(|g| g.resource.type_name.clone())
+        .collect();
     let services: BTreeSet<String> = job
         .flat_steps()
         .into_iter()
@@ -330,6 +339,11 @@ fn local_view(pipeline: &Pipeline, job: &str) -> Pipeline {
         resource_type.push = None;
     }
     view.service_types.retain(|t| services.contains(&t.name));
+    for resource in &mut view.resources {
+        if overridden.contains_key(&resource.canonical()) {
+            resource.params.clear();
+        }
+    }
     view
 }
 
