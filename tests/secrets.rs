@@ -170,7 +170,8 @@ fn a_secret_that_cannot_be_looked_up_stops_the_run_with_exit_2() {
 
 #[test]
 fn a_local_run_looks_up_only_the_secrets_it_uses() {
-    // The `pikoci` store is never reachable from a laptop: asking for these would fail.
+    // The `pikoci` store is never reachable from a laptop: asking for any of these would fail.
+    // The job uses only `greeting`; `git.src` is copied from a directory, not cloned.
     let dir = tempfile::tempdir().unwrap();
     let pipeline = r#"
 notification_type "slack" {
@@ -192,8 +193,39 @@ notification "slack" "alerts" {
   params { webhook_url = var.webhook }
   on = ["all"]
 }
+variable "type_token" {
+  type = string
+  secret "pikoci" { key = "type_token" }
+}
+variable "db_password" {
+  type = string
+  secret "pikoci" { key = "db_password" }
+}
+resource_type "private" {
+  check "shell" { cmd = "echo ${var.type_token}" }
+}
+resource "private" "unused" {}
+service_type "db" {
+  start "shell" { cmd = "echo ${var.db_password}" }
+  stop "shell" { cmd = "true" }
+}
+variable "git_token" {
+  type = string
+  secret "pikoci" { key = "git_token" }
+}
+resource "git" "src" {
+  params {
+    url   = "https://example.invalid/app.git"
+    token = var.git_token
+  }
+}
 resource "trigger" "deploy" {}
+job "other" {
+  get "private" "unused" {}
+  service "db" {}
+}
 job "a" {
+  get "git" "src" {}
   task "t" {
     run "shell" { cmd = "echo greeting=${var.greeting}" }
   }
@@ -207,7 +239,20 @@ job "a" {
 }
 "#;
     std::fs::write(dir.path().join("p.hcl"), pipeline).unwrap();
-    let out = pikoci(&["run", "-p", "p.hcl", "-j", "a", "--no-color"], dir.path());
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    let out = pikoci(
+        &[
+            "run",
+            "-p",
+            "p.hcl",
+            "-j",
+            "a",
+            "--no-color",
+            "--resource",
+            "git.src=src",
+        ],
+        dir.path(),
+    );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("greeting=***"), "{stdout}");

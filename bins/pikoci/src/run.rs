@@ -1,6 +1,6 @@
 //! `pikoci run`: one job on this machine, no server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,21 +33,8 @@ pub(crate) struct Args {
     #[arg(long, short = 'j', value_name = "NAME")]
     job: Option<String>,
 
-    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. The value is converted
-    /// to the variable's declared type (number, bool). A secret-bound variable given this way
-    /// needs no secret store.
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    vars: Vec<String>,
-
-    /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
-    #[arg(
-        long = "vars",
-        short = 'v',
-        value_name = "FILE",
-        env = "PIKOCI_VARS",
-        hide_env_values = true
-    )]
-    vars_file: Option<PathBuf>,
+    #[command(flatten)]
+    vars: crate::validate::VarArgs,
 
     /// Use a local directory instead of fetching a resource: TYPE.NAME=DIR. Repeatable. The
     /// directory is copied into the build's work directory, where a get of the resource would
@@ -75,7 +62,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let vars = crate::validate::read_vars(args.vars_file.as_deref(), &args.vars)?;
+    let vars = args.vars.read()?;
     let text = std::fs::read_to_string(&args.pipeline_config).with_context(|| {
         format!(
             "cannot read pipeline file {}",
@@ -126,7 +113,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             approval.label
         )
     });
-    let secrets = check_secrets(&pipeline, &job_name, &root)?;
+    let secrets = check_secrets(
+        &local_view(&pipeline, &job_name, &resource_dirs),
+        &job_name,
+        &root,
+    )?;
     if let Some(note) = approval_note {
         output::stdout(&note)?;
     }
@@ -259,7 +250,7 @@ fn check_secrets(
     use pikoci_core::secrets::{ResolveFailure, resolve, used_by_job};
     use pikoci_secrets::{ExecSource, Registry};
 
-    let used = used_by_job(&local_view(pipeline, job), job);
+    let used = used_by_job(pipeline, job);
     if used.is_empty() {
         return Ok(Default::default());
     }
@@ -316,19 +307,42 @@ fn check_secrets(
 
 /// The pipeline as a local run of `job` sees it: without what a local run never does (put and
 /// notify steps, the job's `on_trigger` and approval notifications, automatic notifications,
-/// the types' `push`), so that no secret is looked up for them.
-fn local_view(pipeline: &Pipeline, job: &str) -> Pipeline {
+/// the types' `push`, the check and pull of a resource replaced by a `--resource` directory) and
+/// without the resource and service types the job does not use, so that no secret is looked up
+/// for them.
+fn local_view(pipeline: &Pipeline, job: &str, overridden: &BTreeMap<String, PathBuf>) -> Pipeline {
     let mut view = pipeline.clone();
     view.notifications.clear();
     view.notification_types.clear();
+    let Some(job) = view.jobs.iter_mut().find(|j| j.name == job) else {
+        return view;
+    };
+    job.on_trigger.clear();
+    job.approval = None;
+    keep_local_steps(&mut job.plan);
+    keep_local_hooks(&mut job.hooks);
+    let gotten: BTreeSet<String> = job
+        .gets()
+        .filter(|g| !overridden.contains_key(&g.resource.to_string()))
+        .map(|g| g.resource.type_name.clone())
+        .collect();
+    let services: BTreeSet<String> = job
+        .flat_steps()
+        .into_iter()
+        .filter_map(|step| match &step.kind {
+            StepKind::Service(service) => Some(service.service_type.clone()),
+            _ => None,
+        })
+        .collect();
+    view.resource_types.retain(|t| gotten.contains(&t.name));
     for resource_type in &mut view.resource_types {
         resource_type.push = None;
     }
-    if let Some(job) = view.jobs.iter_mut().find(|j| j.name == job) {
-        job.on_trigger.clear();
-        job.approval = None;
-        keep_local_steps(&mut job.plan);
-        keep_local_hooks(&mut job.hooks);
+    view.service_types.retain(|t| services.contains(&t.name));
+    for resource in &mut view.resources {
+        if overridden.contains_key(&resource.canonical()) {
+            resource.params.clear();
+        }
     }
     view
 }

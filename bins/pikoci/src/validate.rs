@@ -17,22 +17,8 @@ pub(crate) struct Args {
     #[arg(value_name = "PIPELINE.hcl")]
     pipeline: PathBuf,
 
-    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. The value is converted
-    /// to the variable's declared type (number, bool). A secret-bound variable given this way is
-    /// not looked up in its secret store.
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    vars: Vec<String>,
-
-    /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
-    /// Values must have the declared type. --var wins over it.
-    #[arg(
-        long = "vars",
-        short = 'v',
-        value_name = "FILE",
-        env = "PIKOCI_VARS",
-        hide_env_values = true
-    )]
-    vars_file: Option<PathBuf>,
+    #[command(flatten)]
+    vars: VarArgs,
 
     /// Print diagnostics without colour (also when the NO_COLOR environment variable is set,
     /// or stderr is not a terminal).
@@ -41,7 +27,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let vars = read_vars(args.vars_file.as_deref(), &args.vars)?;
+    let vars = args.vars.read()?;
     let text = std::fs::read_to_string(&args.pipeline)
         .with_context(|| format!("cannot read pipeline file {}", args.pipeline.display()))?;
     let file = SourceFile::new(args.pipeline.display().to_string(), text);
@@ -67,22 +53,42 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Reads the vars file, then applies `--var` overrides.
-pub(crate) fn read_vars(
-    file: Option<&std::path::Path>,
-    overrides: &[String],
-) -> anyhow::Result<Vars> {
-    let mut vars = Vars::new();
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read vars file {}", path.display()))?;
-        vars.add_json(&text)
-            .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+/// The variable flags `validate` and `run` share.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VarArgs {
+    /// Set a variable, overriding the vars file: NAME=VALUE. Repeatable. The value is converted
+    /// to the variable's declared type (number, bool). A secret-bound variable given this way is
+    /// not looked up in its secret store.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    overrides: Vec<String>,
+
+    /// Read variable values from a JSON file holding one object, e.g. {"image": "alpine"}.
+    /// Values must have the declared type. --var wins over it.
+    #[arg(
+        long = "vars",
+        short = 'v',
+        value_name = "FILE",
+        env = "PIKOCI_VARS",
+        hide_env_values = true
+    )]
+    file: Option<PathBuf>,
+}
+
+impl VarArgs {
+    /// Reads the vars file, then applies `--var` overrides.
+    pub(crate) fn read(&self) -> anyhow::Result<Vars> {
+        let mut vars = Vars::new();
+        if let Some(path) = &self.file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read vars file {}", path.display()))?;
+            vars.add_json(&text)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+        }
+        for assignment in &self.overrides {
+            vars.add_override(assignment).map_err(anyhow::Error::msg)?;
+        }
+        Ok(vars)
     }
-    for assignment in overrides {
-        vars.add_override(assignment).map_err(anyhow::Error::msg)?;
-    }
-    Ok(vars)
 }
 
 fn summary(name: &str, loaded: &Loaded) -> String {

@@ -21,6 +21,8 @@ pub mod redact;
 pub mod schedule;
 pub mod secrets;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::ErrorKind;
 pub use model::*;

@@ -3,64 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
-use pikoci_core::engine::{BuildControl, BuildSpec, Engine, Event, EventSink, LocalRun, Status};
+use pikoci_core::engine::{BuildControl, BuildSpec, Engine, Event, LocalRun, Status};
+use pikoci_core::testing::Recorder;
 use pikoci_runner::ProcessRunner;
-
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<Event>>);
-
-impl EventSink for Recorder {
-    fn emit(&self, event: Event) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-impl Recorder {
-    fn output(&self) -> String {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::Output { text, .. } => Some(text.clone()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn produced(&self) -> Vec<serde_json::Value> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::Versions { versions, .. } => Some(versions.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    }
-
-    fn used(&self) -> Vec<serde_json::Value> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::VersionUsed { version, .. } => Some(version.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn events(&self) -> Vec<Event> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 struct Build {
     status: Status,

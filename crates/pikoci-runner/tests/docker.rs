@@ -6,15 +6,14 @@
 //! Without that variable every test fails, saying so.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
 use pikoci_core::Pipeline;
-use pikoci_core::engine::{
-    BuildControl, BuildResult, BuildSpec, Engine, Event, EventSink, LocalRun, Status,
-};
+use pikoci_core::engine::{BuildControl, BuildResult, BuildSpec, Engine, LocalRun, Status};
+use pikoci_core::testing::Recorder;
 use pikoci_runner::ProcessRunner;
 
 /// How long a container may take to appear or to go away.
@@ -49,66 +48,6 @@ fn unique_label() -> String {
     )
 }
 
-#[derive(Debug, Default)]
-struct Recorder {
-    events: Mutex<Vec<Event>>,
-}
-
-impl EventSink for Recorder {
-    fn emit(&self, event: Event) {
-        self.events.lock().unwrap().push(event);
-    }
-}
-
-impl Recorder {
-    fn started(&self, name: &str) -> Option<u32> {
-        self.events.lock().unwrap().iter().find_map(|e| match e {
-            Event::StepStarted { id, name: n, .. } if n == name => Some(*id),
-            _ => None,
-        })
-    }
-
-    fn id_of(&self, name: &str) -> u32 {
-        self.started(name)
-            .unwrap_or_else(|| panic!("no step named {name:?} started"))
-    }
-
-    /// The log of the step named `name`, one line per output event.
-    fn log(&self, name: &str) -> String {
-        let id = self.id_of(name);
-        let lines: Vec<String> = self
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::Output { id: i, text, .. } if *i == id => Some(text.clone()),
-                _ => None,
-            })
-            .collect();
-        lines.join("\n")
-    }
-
-    /// How the step named `name` ended, and its error.
-    fn finished(&self, name: &str) -> (Status, Option<String>) {
-        let id = self.id_of(name);
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .find_map(|e| match e {
-                Event::StepFinished {
-                    id: i,
-                    status,
-                    error,
-                    ..
-                } if *i == id => Some((*status, error.clone())),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("step {name:?} never finished"))
-    }
-}
-
 fn pipeline(hcl: &str) -> Pipeline {
     match pikoci_config::load(
         &SourceFile::new("docker-test.hcl", hcl),
@@ -132,7 +71,7 @@ impl Finished {
             Status::Succeeded,
             "{:?}\n{:#?}",
             self.result.error,
-            self.events.events.lock().unwrap()
+            self.events.events()
         );
     }
 }
@@ -365,7 +304,7 @@ job "test" {
     );
     let finished = run(hcl, BuildControl::default()).await;
     assert_eq!(finished.result.status, Status::Failed);
-    let (status, error) = finished.events.finished("fails");
+    let (status, error) = finished.events.outcome("fails");
     assert_eq!(status, Status::Failed);
     assert_eq!(error.as_deref(), Some("exit status 3"));
     let log = finished.events.log("fails");
@@ -467,7 +406,7 @@ async fn cancelling_the_build_kills_the_container() {
         .expect("the build returns once cancelled")
         .expect("the build task does not panic");
     assert_eq!(finished.result.status, Status::Cancelled);
-    assert_eq!(finished.events.finished("hang").0, Status::Cancelled);
+    assert_eq!(finished.events.outcome("hang").0, Status::Cancelled);
     wait_for_containers(&label, false).await;
 }
 

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
 use pikoci_core::Pipeline;
-use pikoci_core::engine::{BuildControl, BuildSpec, Engine, Event, EventSink, Status};
+use pikoci_core::engine::{BuildControl, BuildSpec, Engine, Status};
 use pikoci_core::secrets::{ResolveError, ResolvedSecrets, resolve, used_by_job, used_by_resource};
+use pikoci_core::testing::Recorder;
 use pikoci_runner::ProcessRunner;
 use pikoci_secrets::{EnvLookup, EnvSource, ExecSource, FileSource, Registry};
 
@@ -195,26 +196,6 @@ async fn missing_values_and_the_store_outside_a_server_are_explained() {
     );
 }
 
-/// Collects output lines and step errors.
-#[derive(Debug, Default)]
-struct Collect(Mutex<Vec<String>>);
-
-impl EventSink for Collect {
-    fn emit(&self, event: Event) {
-        let line = match event {
-            Event::Output { text, .. } => text,
-            Event::StepFinished {
-                error: Some(error), ..
-            } => format!("error: {error}"),
-            Event::BuildFinished {
-                error: Some(error), ..
-            } => format!("build error: {error}"),
-            _ => return,
-        };
-        self.0.lock().unwrap().push(line);
-    }
-}
-
 #[tokio::test]
 async fn a_task_printing_a_resolved_secret_shows_stars() {
     let dir = tempfile::tempdir().unwrap();
@@ -259,7 +240,7 @@ job "show" {
     )
     .await
     .unwrap();
-    let sink = Arc::new(Collect::default());
+    let sink = Arc::new(Recorder::default());
     let engine = Engine::new(Arc::new(ProcessRunner::new()), sink.clone());
     let spec = BuildSpec {
         pipeline: Arc::new(pipeline),
@@ -276,7 +257,7 @@ job "show" {
     };
     let result = engine.run(spec, BuildControl::default()).await;
     assert_eq!(result.status, Status::Failed);
-    let lines = sink.0.lock().unwrap().join("\n");
+    let lines = sink.transcript().join("\n");
     for leaked in ["hunter22", "AAAABBBBCCCC", "DDDDEEEEFFFF", "BEGIN KEY"] {
         assert!(!lines.contains(leaked), "{leaked} leaked in:\n{lines}");
     }

@@ -29,6 +29,17 @@ impl StepEnd {
         }
     }
 
+    /// How a group (or branch) ended, from the result of its steps.
+    fn from_result(result: &Result<(), String>) -> StepEnd {
+        match result {
+            Ok(()) => StepEnd::ok(),
+            Err(error) => StepEnd {
+                status: Status::Failed,
+                error: Some(error.clone()),
+            },
+        }
+    }
+
     pub(super) fn skipped() -> StepEnd {
         StepEnd {
             status: Status::Skipped,
@@ -244,16 +255,7 @@ impl Build {
                 break;
             }
         }
-        let end = self.attribute_cancellation(
-            match &result {
-                Ok(()) => StepEnd::ok(),
-                Err(error) => StepEnd {
-                    status: Status::Failed,
-                    error: Some(error.clone()),
-                },
-            },
-            cancel,
-        );
+        let end = self.attribute_cancellation(StepEnd::from_result(&result), cancel);
         self.finish_step(id, end.status, started, end.error.clone());
         self.run_step_hooks(&step.hooks, "in_parallel", parent, end.status, exports)
             .await;
@@ -392,31 +394,13 @@ impl Build {
                 result = self
                     .run_steps(&branch.steps, Some(branch_id), exports, cancel)
                     .await;
-                let end = self.attribute_cancellation(
-                    match &result {
-                        Ok(()) => StepEnd::ok(),
-                        Err(error) => StepEnd {
-                            status: Status::Failed,
-                            error: Some(error.clone()),
-                        },
-                    },
-                    cancel,
-                );
+                let end = self.attribute_cancellation(StepEnd::from_result(&result), cancel);
                 self.finish_step(branch_id, end.status, branch_started, end.error);
             } else {
                 self.finish_step(branch_id, Status::Skipped, branch_started, None);
             }
         }
-        let end = self.attribute_cancellation(
-            match &result {
-                Ok(()) => StepEnd::ok(),
-                Err(error) => StepEnd {
-                    status: Status::Failed,
-                    error: Some(error.clone()),
-                },
-            },
-            cancel,
-        );
+        let end = self.attribute_cancellation(StepEnd::from_result(&result), cancel);
         self.finish_step(id, end.status, started, end.error.clone());
         self.run_step_hooks(&step.hooks, &name, parent, end.status, exports)
             .await;

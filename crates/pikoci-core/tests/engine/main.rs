@@ -357,16 +357,22 @@ async fn cancellation_kills_the_step_then_runs_cancel_hooks_and_stops_services()
             + "task \"long\" {\n  run \"exec\" {\n    path = \"step\"\n    args = [\"hang\"]\n  }\n  on_cancel \"exec\" { path = \"true\" }\n  ensure \"exec\" { path = \"true\" }\n}\n"
             + "on_cancel \"exec\" {\n  path = \"step\"\n  args = [\"env:BUILD_STATUS\"]\n}\n"));
     let control = BuildControl::default();
-    let cancel = control.cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        cancel.cancel();
+    let runner = std::sync::Arc::new(support::ScriptedRunner::default());
+    // Cancel once the step runs: when the runner reports it hanging.
+    tokio::spawn({
+        let cancel = control.cancel.clone();
+        let runner = runner.clone();
+        async move {
+            runner.hanging.notified().await;
+            cancel.cancel();
+        }
     });
     let r = run_with(
         &hcl,
         "a",
         Options {
             control,
+            runner,
             ..Options::default()
         },
     )
@@ -552,6 +558,11 @@ async fn in_parallel_timeout_covers_the_group_and_attempts_rerun_it() {
         .filter(|s| s.as_str() == "quick: succeeded")
         .count();
     assert_eq!(quick_runs, 2, "the whole group reruns");
+    let finished = r.events.finished();
+    assert!(
+        finished.contains(&"stuck: cancelled".to_owned()),
+        "a step stopped by its group's timeout is cancelled: {finished:?}"
+    );
 }
 
 #[tokio::test]
@@ -673,12 +684,15 @@ async fn exports_are_reported_as_events_with_secrets_masked() {
         ..Options::default()
     };
     let r = run_with(&hcl, "a", options).await;
-    let exported = r.events.picked(|e| match e {
-        pikoci_core::engine::Event::Exported { name, value, .. } => {
-            Some((name.clone(), value.clone()))
-        }
-        _ => None,
-    });
+    let exported: Vec<(String, String)> = r
+        .events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            pikoci_core::engine::Event::Exported { name, value, .. } => Some((name, value)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
         exported,
         [

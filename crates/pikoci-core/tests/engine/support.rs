@@ -1,4 +1,5 @@
-//! A scripted runner and an event recorder: engine tests run whole builds without processes.
+//! A scripted runner: engine tests run whole builds without processes, recording their events
+//! with `pikoci_core::testing::Recorder`.
 //!
 //! Commands are written `path = "step"  args = ["directive; directive"]`, directives being:
 //! `print:TEXT`, `env:NAME` (prints `NAME=<value>`), `export:K=V` (appends to
@@ -12,14 +13,17 @@ use std::time::SystemTime;
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
 use pikoci_core::Pipeline;
 use pikoci_core::engine::{
-    BuildControl, BuildResult, BuildSpec, Engine, Event, EventSink, Invocation, LocalRun,
-    OutputLine, OutputSink, RunOutcome, Runner, Status, StepType, Stream,
+    BuildControl, BuildResult, BuildSpec, Engine, Invocation, LocalRun, OutputLine, OutputSink,
+    RunOutcome, Runner, Status, Stream,
 };
+use pikoci_core::testing::Recorder;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default)]
 pub(crate) struct ScriptedRunner {
     pub(crate) invocations: Mutex<Vec<Invocation>>,
+    /// Signalled each time a command starts to `hang`, so a test can act while it runs.
+    pub(crate) hanging: tokio::sync::Notify,
 }
 
 #[async_trait::async_trait]
@@ -68,6 +72,7 @@ impl Runner for ScriptedRunner {
                 "exit" => return RunOutcome::Exited(rest.parse().unwrap()),
                 "fail" => return RunOutcome::Exited(1),
                 "hang" => {
+                    self.hanging.notify_one();
                     cancel.cancelled().await;
                     return RunOutcome::Cancelled;
                 }
@@ -75,105 +80,6 @@ impl Runner for ScriptedRunner {
             }
         }
         RunOutcome::Exited(0)
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Recorder {
-    pub(crate) events: Mutex<Vec<Event>>,
-}
-
-impl EventSink for Recorder {
-    fn emit(&self, event: Event) {
-        self.events.lock().unwrap().push(event);
-    }
-}
-
-impl Recorder {
-    fn names(&self) -> BTreeMap<u32, String> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::StepStarted { id, name, .. } => Some((*id, name.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// What `pick` takes from each event, in order, for the events it takes something from.
-    pub(crate) fn picked<T>(&self, pick: impl Fn(&Event) -> Option<T>) -> Vec<T> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(pick)
-            .collect()
-    }
-
-    /// `name: status` for every finished step, in the order they finished.
-    pub(crate) fn finished(&self) -> Vec<String> {
-        let names = self.names();
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::StepFinished { id, status, .. } => Some(format!("{}: {status}", names[id])),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The log of the (first) step named `name`.
-    pub(crate) fn log(&self, name: &str) -> String {
-        let names = self.names();
-        let id = names
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(id, _)| *id)
-            .unwrap_or_else(|| panic!("no step {name:?}"));
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Event::Output { id: i, text, .. } if *i == id => Some(text.clone()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The error of the (first) finished step named `name`.
-    pub(crate) fn error(&self, name: &str) -> Option<String> {
-        let names = self.names();
-        self.events.lock().unwrap().iter().find_map(|e| match e {
-            Event::StepFinished { id, error, .. } if names[id] == name => Some(error.clone()),
-            _ => None,
-        })?
-    }
-
-    /// The type of the (first) step named `name`.
-    pub(crate) fn step_type(&self, name: &str) -> Option<StepType> {
-        self.events.lock().unwrap().iter().find_map(|e| match e {
-            Event::StepStarted {
-                name: n, step_type, ..
-            } if n == name => Some(*step_type),
-            _ => None,
-        })
-    }
-
-    /// The parent of the (first) step named `name`, by name.
-    pub(crate) fn parent(&self, name: &str) -> Option<String> {
-        let names = self.names();
-        self.events.lock().unwrap().iter().find_map(|e| match e {
-            Event::StepStarted {
-                name: n, parent, ..
-            } if n == name => parent.map(|p| names[&p].clone()),
-            _ => None,
-        })
     }
 }
 
@@ -219,6 +125,7 @@ pub(crate) struct Options {
     pub(crate) secrets: pikoci_core::secrets::ResolvedSecrets,
     pub(crate) inputs: BTreeMap<String, String>,
     pub(crate) control: BuildControl,
+    pub(crate) runner: Arc<ScriptedRunner>,
 }
 
 impl Default for Options {
@@ -229,6 +136,7 @@ impl Default for Options {
             secrets: Default::default(),
             inputs: BTreeMap::new(),
             control: BuildControl::default(),
+            runner: Arc::default(),
         }
     }
 }
@@ -244,7 +152,7 @@ pub(crate) async fn run_with(hcl: &str, job: &str, options: Options) -> Run {
 /// Runs `job` of a pipeline built (or altered) by the test itself.
 pub(crate) async fn run_pipeline(pipeline: Pipeline, job: &str, options: Options) -> Run {
     let dirs = tempfile::tempdir().unwrap();
-    let runner = Arc::new(ScriptedRunner::default());
+    let runner = options.runner;
     let events = Arc::new(Recorder::default());
     let engine = Engine::new(runner.clone(), events.clone());
     let spec = BuildSpec {

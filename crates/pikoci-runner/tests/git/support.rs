@@ -6,56 +6,15 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
 use pikoci_core::Pipeline;
-use pikoci_core::engine::{BuildControl, BuildSpec, Engine, Event, EventSink, LocalRun, Status};
+use pikoci_core::engine::{BuildControl, BuildSpec, Engine, LocalRun, Status};
+use pikoci_core::testing::Recorder;
 use pikoci_runner::ProcessRunner;
 use pikoci_runner::native::GitChecks;
-
-/// Records every event of a build.
-#[derive(Debug, Default)]
-pub(crate) struct Recorder(Mutex<Vec<Event>>);
-
-impl EventSink for Recorder {
-    fn emit(&self, event: Event) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-impl Recorder {
-    /// Every output line of the build.
-    pub(crate) fn output(&self) -> String {
-        let events = self.0.lock().unwrap();
-        let lines = events.iter().filter_map(|e| match e {
-            Event::Output { text, .. } => Some(text.as_str()),
-            _ => None,
-        });
-        lines.collect::<Vec<_>>().join("\n")
-    }
-
-    /// The versions the gets used.
-    pub(crate) fn used(&self) -> Vec<serde_json::Value> {
-        let events = self.0.lock().unwrap();
-        let used = events.iter().filter_map(|e| match e {
-            Event::VersionUsed { version, .. } => Some(version.clone()),
-            _ => None,
-        });
-        used.collect()
-    }
-
-    /// The versions the puts produced.
-    pub(crate) fn produced(&self) -> Vec<serde_json::Value> {
-        let events = self.0.lock().unwrap();
-        let produced = events.iter().filter_map(|e| match e {
-            Event::Versions { versions, .. } => Some(versions.clone()),
-            _ => None,
-        });
-        produced.flatten().collect()
-    }
-}
 
 /// A finished build.
 pub(crate) struct Build {
