@@ -5,20 +5,45 @@
 //! piece is parsed on its own, so every broken top-level block gets its own diagnostic. A light
 //! scan of each broken piece then names what is left open: a block (with the line it opened on),
 //! a `/*` comment or a heredoc.
+//!
+//! hcl-edit backtracks exponentially when an expression that fails to parse sits inside nested
+//! parentheses or index brackets after binary operators (`a+b[c+d[e+f[... |`: twice the time per
+//! level, 5 s at 22 levels). The same scan runs before parsing and rejects brackets nested more
+//! than [`MAX_BRACKET_DEPTH`] deep, which bounds the parser's time on any input.
 
 use hcl_edit::structure::Body;
 
 use crate::decode::TOP_LEVEL;
 use crate::diagnostic::Diagnostic;
 
+/// How deeply `(` and `[` may nest in the expressions of one top-level block.
+pub(crate) const MAX_BRACKET_DEPTH: usize = 12;
+
 /// Parses `text`, or returns one syntax error per broken top-level block, in file order.
 pub(crate) fn parse(text: &str) -> Result<Body, Vec<Diagnostic>> {
+    let found = scan(text);
+    if !found.too_deep.is_empty() {
+        return Err(found
+            .too_deep
+            .iter()
+            .map(|&at| {
+                Diagnostic::error(
+                    format!(
+                        "syntax error: parentheses and brackets nest more than \
+                         {MAX_BRACKET_DEPTH} levels deep here"
+                    ),
+                    Some(at..at + 1),
+                )
+                .with_help("split the expression (for example into a variable), or close the brackets left open before this point")
+            })
+            .collect());
+    }
     let whole = match hcl_edit::parser::parse_body(text) {
         Ok(body) => return Ok(body),
         Err(err) => err,
     };
     let mut bounds = vec![0];
-    bounds.extend(scan(text).block_starts.into_iter().filter(|&s| s > 0));
+    bounds.extend(found.block_starts.into_iter().filter(|&s| s > 0));
     bounds.push(text.len());
     let mut diagnostics = Vec::new();
     for piece in bounds.windows(2) {
@@ -126,12 +151,20 @@ struct Scan<'a> {
     open_comment: Option<usize>,
     /// Offset and marker (`<<-EOT`) of a heredoc never closed.
     open_heredoc: Option<(usize, &'a str)>,
+    /// Offsets of the first `(` or `[` nested deeper than [`MAX_BRACKET_DEPTH`] in each
+    /// top-level block.
+    too_deep: Vec<usize>,
 }
 
-/// Where the scan is: in code, in a quoted string, or in a `${ }` inside a string (with its own
-/// count of nested braces).
+/// Where the scan is: in code, in a quoted string, in a heredoc's text, or in a `${ }` inside a
+/// string or heredoc (with its own count of nested braces).
 enum Mode {
     String,
+    /// The text ends at `body_end`; the closing line ends at `end`.
+    Heredoc {
+        body_end: usize,
+        end: usize,
+    },
     Interpolation(usize),
 }
 
@@ -139,9 +172,27 @@ fn scan(text: &str) -> Scan<'_> {
     let bytes = text.as_bytes();
     let mut found = Scan::default();
     let mut modes: Vec<Mode> = Vec::new();
+    // `(` and `[` open in code, reset at each top-level block.
+    let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         let next = bytes.get(i + 1).copied();
+        let in_text = matches!(modes.last(), Some(Mode::String | Mode::Heredoc { .. }));
+        if in_text {
+            // `$${` and `%%{` are escapes; `${` and `%{` open an interpolation or a directive.
+            match (bytes[i], next) {
+                (b'$' | b'%', Some(n)) if n == bytes[i] && bytes.get(i + 2) == Some(&b'{') => {
+                    i += 3;
+                    continue;
+                }
+                (b'$' | b'%', Some(b'{')) => {
+                    modes.push(Mode::Interpolation(0));
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+        }
         match modes.last_mut() {
             Some(Mode::String) => match bytes[i] {
                 b'\\' => i += 1,
@@ -149,29 +200,30 @@ fn scan(text: &str) -> Scan<'_> {
                     // A quoted string cannot span lines: a newline ends an unterminated one.
                     modes.pop();
                 }
-                b'$' | b'%' if next == Some(bytes[i]) && bytes.get(i + 2) == Some(&b'{') => {
-                    i += 2;
-                }
-                b'$' | b'%' if next == Some(b'{') => {
-                    modes.push(Mode::Interpolation(0));
-                    i += 1;
-                }
                 _ => {}
             },
-            Some(Mode::Interpolation(depth)) => match bytes[i] {
+            Some(&mut Mode::Heredoc { body_end, end }) => {
+                if i >= body_end {
+                    modes.pop();
+                    i = end;
+                    continue;
+                }
+            }
+            Some(Mode::Interpolation(braces)) => match bytes[i] {
                 b'"' => modes.push(Mode::String),
-                b'{' => *depth += 1,
-                b'}' if *depth == 0 => {
+                b'{' => *braces += 1,
+                b'}' if *braces == 0 => {
                     modes.pop();
                 }
-                b'}' => *depth -= 1,
+                b'}' => *braces -= 1,
+                b'(' | b'[' => open_bracket(&mut depth, &mut found, i),
+                b')' | b']' => depth = depth.saturating_sub(1),
                 _ => {}
             },
             None => {
-                if i == 0 || bytes[i - 1] == b'\n' {
-                    if starts_top_level_block(&text[i..]) {
-                        found.block_starts.push(i);
-                    }
+                if (i == 0 || bytes[i - 1] == b'\n') && starts_top_level_block(&text[i..]) {
+                    found.block_starts.push(i);
+                    depth = 0;
                 }
                 match (bytes[i], next) {
                     (b'#', _) | (b'/', Some(b'/')) => {
@@ -190,9 +242,16 @@ fn scan(text: &str) -> Scan<'_> {
                     (b'}', _) => {
                         found.open_braces.pop();
                     }
+                    (b'(' | b'[', _) => open_bracket(&mut depth, &mut found, i),
+                    (b')' | b']', _) => depth = depth.saturating_sub(1),
                     (b'<', Some(b'<')) => match heredoc(text, i) {
-                        Heredoc::Closed(end) => {
-                            i = end;
+                        Heredoc::Closed {
+                            body_start,
+                            body_end,
+                            end,
+                        } => {
+                            modes.push(Mode::Heredoc { body_end, end });
+                            i = body_start;
                             continue;
                         }
                         Heredoc::Open(marker) => {
@@ -210,6 +269,14 @@ fn scan(text: &str) -> Scan<'_> {
     found
 }
 
+/// Counts a `(` or `[` at `at`, recording it when it is the first too deep in its block.
+fn open_bracket(depth: &mut usize, found: &mut Scan<'_>, at: usize) {
+    *depth += 1;
+    if *depth == MAX_BRACKET_DEPTH + 1 {
+        found.too_deep.push(at);
+    }
+}
+
 /// Whether `line` starts with a top-level block name followed by a label or `{`.
 fn starts_top_level_block(line: &str) -> bool {
     let word_len = line
@@ -223,8 +290,12 @@ fn starts_top_level_block(line: &str) -> bool {
 }
 
 enum Heredoc<'a> {
-    /// The heredoc ends just before this offset (the end of its closing line).
-    Closed(usize),
+    /// The text runs from `body_start` to `body_end`, and the closing line ends at `end`.
+    Closed {
+        body_start: usize,
+        body_end: usize,
+        end: usize,
+    },
     /// Never closed; the marker as written.
     Open(&'a str),
     /// `<<` that does not start a heredoc.
@@ -251,13 +322,18 @@ fn heredoc(text: &str, at: usize) -> Heredoc<'_> {
         return Heredoc::NotOne;
     }
     let name = &text[at + 2 + dash..marker_end];
-    let mut line_start = marker_end + newline + 1;
+    let body_start = marker_end + newline + 1;
+    let mut line_start = body_start;
     while line_start < text.len() {
         let line_end = text[line_start..]
             .find('\n')
             .map_or(text.len(), |n| line_start + n);
         if text[line_start..line_end].trim() == name {
-            return Heredoc::Closed(line_end);
+            return Heredoc::Closed {
+                body_start,
+                body_end: line_start,
+                end: line_end,
+            };
         }
         line_start = line_end + 1;
     }
@@ -285,6 +361,26 @@ mod tests {
         let found = scan("job \"a\" {\n  task \"t\" {\njob \"b\" {}\n");
         assert_eq!(found.block_starts, vec![0, 23]);
         assert_eq!(found.open_braces, vec![8, 21]);
+    }
+
+    #[test]
+    fn brackets_too_deep_are_found_in_code_strings_and_heredocs() {
+        let deep = "a+b[".repeat(MAX_BRACKET_DEPTH + 1);
+        let ok = "a+b[".repeat(MAX_BRACKET_DEPTH);
+        assert_eq!(scan(&format!("x = {deep}")).too_deep, vec![4 + 4 * 12 + 3]);
+        assert!(scan(&format!("x = {ok}")).too_deep.is_empty());
+        assert_eq!(scan(&format!("x = \"${{{deep}}}\"")).too_deep.len(), 1);
+        let heredoc = format!("x = <<EOT\n${{{deep}}}\nEOT\n");
+        assert_eq!(scan(&heredoc).too_deep.len(), 1);
+        // Brackets in plain text, escapes and comments do not count; each block starts at zero.
+        let text = "[".repeat(20);
+        assert!(
+            scan(&format!("x = \"{text}\"\n# {text}\ny = \"$${{{text}\""))
+                .too_deep
+                .is_empty()
+        );
+        let split = format!("job \"a\" {{\n  x = {ok}\njob \"b\" {{\n  y = {ok}\n");
+        assert!(scan(&split).too_deep.is_empty());
     }
 
     #[test]
