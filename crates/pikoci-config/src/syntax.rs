@@ -14,7 +14,7 @@
 use hcl_edit::structure::Body;
 
 use crate::decode::TOP_LEVEL;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, MAX_SHOWN};
 
 /// How deeply `(` and `[` may nest in the expressions of one top-level block.
 pub(crate) const MAX_BRACKET_DEPTH: usize = 12;
@@ -47,6 +47,14 @@ pub(crate) fn parse(text: &str) -> Result<Body, Vec<Diagnostic>> {
     bounds.push(text.len());
     let mut diagnostics = Vec::new();
     for piece in bounds.windows(2) {
+        if diagnostics.len() == MAX_SHOWN {
+            // Only that many are shown anyway, and each broken block costs a parse.
+            diagnostics.push(Diagnostic::error(
+                format!("syntax errors after the first {MAX_SHOWN} broken blocks are not reported"),
+                Some(piece[0]..piece[0]),
+            ));
+            break;
+        }
         let (start, end) = (piece[0], piece[1]);
         let chunk = &text[start..end];
         if let Err(err) = hcl_edit::parser::parse_body(chunk) {
