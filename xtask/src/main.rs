@@ -29,13 +29,17 @@ tasks:
 {}
   bench NAME  benchmarks, reported as figures (never asserted):
 {}
+  fuzz [TARGET] [--seconds N]
+              cargo-fuzz targets (nightly): {}, each for N seconds
+              (default 600), all of them without TARGET
   help        this text",
         suites.join("\n"),
         BENCHES
             .iter()
             .map(|(name, description, _)| format!("    {name:<10}{description}"))
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n"),
+        FUZZ_TARGETS.join(", ")
     )
 }
 
@@ -55,6 +59,7 @@ fn run() -> anyhow::Result<()> {
         Some("ci") => ci(),
         Some("it") => it::run(args.get(1).map(String::as_str)),
         Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{}", usage());
             Ok(())
@@ -105,6 +110,74 @@ fn bench(name: Option<&str>) -> anyhow::Result<()> {
             names.join(", ")
         ),
     }
+}
+
+/// The targets of the `fuzz/` crate.
+const FUZZ_TARGETS: &[&str] = &["parser", "evaluator", "condition"];
+
+/// `cargo xtask fuzz [TARGET] [--seconds N]`: runs cargo-fuzz targets one after the other, each
+/// on one core, with its learned corpus in `fuzz/corpus/TARGET` and the committed seeds (the
+/// test pipelines and examples for the parser, `fuzz/seeds/TARGET` for the others).
+fn fuzz(args: &[String]) -> anyhow::Result<()> {
+    let mut targets: Vec<&str> = Vec::new();
+    let mut seconds = 600u64;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                let value = args.next().context("--seconds needs a number")?;
+                seconds = value
+                    .parse()
+                    .with_context(|| format!("--seconds needs a number, not \"{value}\""))?;
+            }
+            target if FUZZ_TARGETS.contains(&target) => targets.push(target),
+            other => bail!(
+                "unknown fuzz target \"{other}\"; the targets are: {}",
+                FUZZ_TARGETS.join(", ")
+            ),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask is not inside the repository")?
+        .to_path_buf();
+    for target in targets {
+        let corpus = format!("corpus/{target}");
+        std::fs::create_dir_all(root.join("fuzz").join(&corpus))
+            .with_context(|| format!("failed to create fuzz/{corpus}"))?;
+        let seeds: Vec<String> = match target {
+            "parser" => vec![
+                "../crates/pikoci-config/tests/data/valid".into(),
+                "../crates/pikoci-config/tests/data/invalid".into(),
+                "../examples".into(),
+            ],
+            _ => vec![format!("seeds/{target}")],
+        };
+        let max_time = format!("-max_total_time={seconds}");
+        let mut fuzz_args = vec!["run", "nightly", "cargo", "fuzz", "run", target, &corpus];
+        fuzz_args.extend(seeds.iter().map(String::as_str));
+        // An input that takes over 10 s is a failure too: validation must never hang.
+        fuzz_args.extend(["--", &max_time, "-max_len=65536", "-timeout=10"]);
+        eprintln!("$ rustup {}", fuzz_args.join(" "));
+        // cargo-fuzz builds with nightly into fuzz/target, never the workspace's target dir.
+        let status = Command::new("rustup")
+            .args(&fuzz_args)
+            .current_dir(root.join("fuzz"))
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .status()
+            .context("failed to run rustup: cargo fuzz needs rustup with a nightly toolchain")?;
+        if !status.success() {
+            bail!(
+                "fuzz target \"{target}\" failed ({status}); the input is in fuzz/artifacts/{target} \
+                 (install cargo-fuzz with `cargo install cargo-fuzz --locked` if it is missing)"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn ci() -> anyhow::Result<()> {

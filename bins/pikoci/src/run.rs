@@ -63,13 +63,13 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let vars = args.vars.read()?;
-    let text = std::fs::read_to_string(&args.pipeline_config).with_context(|| {
+    let text = std::fs::read(&args.pipeline_config).with_context(|| {
         format!(
             "cannot read pipeline file {}",
             args.pipeline_config.display()
         )
     })?;
-    let file = SourceFile::new(args.pipeline_config.display().to_string(), text);
+    let file = SourceFile::from_bytes(args.pipeline_config.display().to_string(), text);
     let pipeline = match pikoci_config::load(&file, &vars, &HttpFetcher::default()) {
         Ok(loaded) => {
             if !loaded.warnings.items().is_empty() {

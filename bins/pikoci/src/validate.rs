@@ -28,9 +28,9 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let vars = args.vars.read()?;
-    let text = std::fs::read_to_string(&args.pipeline)
+    let text = std::fs::read(&args.pipeline)
         .with_context(|| format!("cannot read pipeline file {}", args.pipeline.display()))?;
-    let file = SourceFile::new(args.pipeline.display().to_string(), text);
+    let file = SourceFile::from_bytes(args.pipeline.display().to_string(), text);
     let color = crate::stderr_color(args.no_color);
     match pikoci_config::load(&file, &vars, &HttpFetcher::default()) {
         Ok(loaded) => {

@@ -1,5 +1,6 @@
-//! Times `load` on generated worst-case files: a job with one unknown attribute per line, so every
-//! line is a diagnostic. The figures in docs/pipeline-language.md come from
+//! Times `load` on generated worst-case files: a resource with one unknown attribute per line, so
+//! every line is a diagnostic; and blocks that each hold a syntax error inside the deepest
+//! brackets allowed, the parser's slowest case. The figures in docs/pipeline-language.md come from
 //! `cargo run --release -p pikoci-config --example validation_time -- 1000000 4000000 10000000`.
 
 // A measuring tool: printing is its job.
@@ -21,13 +22,25 @@ fn unknown_attributes(bytes: usize) -> String {
     text
 }
 
+/// A pipeline of about `bytes` bytes of jobs whose expression fails inside 12 levels of brackets.
+fn broken_blocks(bytes: usize) -> String {
+    let block = format!("job \"a\" {{\n  x = {}|\n}}\n", "a+b[".repeat(12));
+    block.repeat(bytes / block.len() + 1)
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| a.parse().expect("sizes are numbers of bytes"))
         .collect();
-    for bytes in sizes {
-        let file = SourceFile::new("big.hcl", unknown_attributes(bytes));
+    let cases = sizes.iter().flat_map(|&bytes| {
+        [
+            ("unknown attributes", unknown_attributes(bytes)),
+            ("broken blocks", broken_blocks(bytes)),
+        ]
+    });
+    for (kind, text) in cases {
+        let file = SourceFile::new("big.hcl", text);
         let start = Instant::now();
         let result = load(&file, &Vars::new(), &HttpFetcher::default());
         let load_time = start.elapsed();
@@ -39,7 +52,7 @@ fn main() {
         let rendered = diagnostics.render(false);
         let render_time = start.elapsed();
         println!(
-            "{} bytes: load {load_time:.2?}, {} diagnostics; render {render_time:.2?}, {} bytes shown",
+            "{kind}, {} bytes: load {load_time:.2?}, {} diagnostics; render {render_time:.2?}, {} bytes shown",
             file.text().len(),
             diagnostics.items().len(),
             rendered.len()

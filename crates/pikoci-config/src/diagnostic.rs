@@ -95,19 +95,62 @@ pub fn shorten_quoted(text: &str) -> String {
 }
 
 /// A pipeline file's text and name, for turning byte offsets into lines and columns.
+///
+/// A UTF-8 byte order mark at the start of the text is dropped: it is not part of the pipeline.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     name: String,
     text: String,
+    /// Where the first invalid UTF-8 byte was (in `text`, where it became U+FFFD), and its value.
+    invalid_utf8: Option<(usize, u8)>,
+    /// Whether a byte order mark was dropped (3 bytes before `text` in the file).
+    had_bom: bool,
 }
 
 impl SourceFile {
     /// A file with this display name (usually the path given on the command line) and text.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
+        let mut text = text.into();
+        let had_bom = text.starts_with('\u{feff}');
+        if had_bom {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
         SourceFile {
             name: name.into(),
-            text: text.into(),
+            text,
+            invalid_utf8: None,
+            had_bom,
         }
+    }
+
+    /// A file read as bytes. Invalid UTF-8 is replaced with U+FFFD, and [`crate::load`] reports
+    /// the first invalid byte with its line, column and byte offset.
+    pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> SourceFile {
+        match String::from_utf8(bytes) {
+            Ok(text) => SourceFile::new(name, text),
+            Err(err) => {
+                let valid = err.utf8_error().valid_up_to();
+                let byte = err.as_bytes()[valid];
+                let mut file = SourceFile::new(name, String::from_utf8_lossy(err.as_bytes()));
+                let bom_len = if file.had_bom { 3 } else { 0 };
+                file.invalid_utf8 = Some((valid.saturating_sub(bom_len), byte));
+                file
+            }
+        }
+    }
+
+    /// The first invalid UTF-8 byte of a file made by [`SourceFile::from_bytes`]: its offset in
+    /// the file and its value.
+    pub fn invalid_utf8(&self) -> Option<(usize, u8)> {
+        let bom_len = if self.had_bom { 3 } else { 0 };
+        self.invalid_utf8
+            .map(|(offset, byte)| (offset + bom_len, byte))
+    }
+
+    /// Where the first invalid UTF-8 byte is in [`SourceFile::text`] (where U+FFFD replaced it).
+    pub(crate) fn invalid_utf8_span(&self) -> Option<Range<usize>> {
+        self.invalid_utf8
+            .map(|(offset, _)| offset..offset + '\u{fffd}'.len_utf8())
     }
 
     /// The display name.

@@ -28,6 +28,7 @@ pub mod diagnostic;
 mod eval;
 mod functions;
 mod source;
+mod syntax;
 pub mod value;
 mod vars;
 
@@ -56,7 +57,8 @@ pub struct Loaded {
 ///
 /// `vars` gives variable values (vars file and `--var` overrides); `fetcher` fetches
 /// `http(s)://` sources. On failure every problem of the file is returned, errors and warnings,
-/// in file order. A file larger than [`MAX_SOURCE_BYTES`] is rejected with one diagnostic.
+/// in file order. A file larger than [`MAX_SOURCE_BYTES`], or one that is not UTF-8 (see
+/// [`SourceFile::from_bytes`]), is rejected with one diagnostic.
 pub fn load(
     file: &SourceFile,
     vars: &Vars,
@@ -73,17 +75,20 @@ pub fn load(
         .with_help("split the pipeline, or move large values into a vars file or a source");
         return Err(Diagnostics::new(file.clone(), vec![diagnostic]));
     }
-    let body = match hcl_edit::parser::parse_body(file.text()) {
+    if let (Some((offset, byte)), Some(span)) = (file.invalid_utf8(), file.invalid_utf8_span()) {
+        let diagnostic = Diagnostic::error(
+            format!(
+                "the file is not valid UTF-8: byte 0x{byte:02X} at byte offset {offset} is not \
+                 part of a UTF-8 character"
+            ),
+            Some(span),
+        )
+        .with_help("save the file as UTF-8 text");
+        return Err(Diagnostics::new(file.clone(), vec![diagnostic]));
+    }
+    let body = match syntax::parse(file.text()) {
         Ok(body) => body,
-        Err(err) => {
-            let offset = err.location().offset();
-            let diagnostic = Diagnostic::error(
-                format!("syntax error: {}", err.message()),
-                Some(offset..offset + 1),
-            )
-            .with_help(syntax_help(err.line()));
-            return Err(Diagnostics::new(file.clone(), vec![diagnostic]));
-        }
+        Err(errors) => return Err(Diagnostics::new(file.clone(), errors)),
     };
     let mut decoder = decode::Decoder::new(fetcher);
     let pipeline = decoder.pipeline(&body, vars);
@@ -106,17 +111,5 @@ pub fn load(
             pipeline,
             warnings: diagnostics,
         })
-    }
-}
-
-/// A hint for the most common syntax mistakes.
-fn syntax_help(line: &str) -> &'static str {
-    let one_line_block = line.contains('}')
-        && (line.matches('{').count() > 1 || (line.contains('{') && line.matches('=').count() > 1));
-    if one_line_block {
-        "a block written on one line may hold only one attribute and no blocks: put each \
-         attribute on its own line"
-    } else {
-        "check for a missing quote, bracket or brace just before this point"
     }
 }

@@ -30,13 +30,17 @@ fn cases(folder: &str) -> Vec<PathBuf> {
 }
 
 fn run(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let file = SourceFile::from_bytes(name, std::fs::read(path).unwrap());
     let mut vars = Vars::new();
-    if let Some(json) = text.lines().next().and_then(|l| l.strip_prefix("# vars: ")) {
+    if let Some(json) = file
+        .text()
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# vars: "))
+    {
         vars.add_json(json).unwrap();
     }
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    let file = SourceFile::new(name, text);
     match load(&file, &vars, &HttpFetcher::default()) {
         Ok(loaded) => {
             let mut out = render(&loaded.pipeline);

@@ -65,3 +65,20 @@ fn a_long_label_is_not_echoed_back_whole() {
     );
     assert!(plain.contains("(1000000 characters)"), "{plain:.1000}");
 }
+
+#[test]
+fn every_broken_block_up_to_the_display_limit_is_a_syntax_error() {
+    let text = "job \"a\" {\n  x = \n}\n".repeat(MAX_SHOWN + 20);
+    let diagnostics = diagnostics(text);
+    assert_eq!(diagnostics.items().len(), MAX_SHOWN + 1);
+    assert!(
+        diagnostics.items()[..MAX_SHOWN]
+            .iter()
+            .all(|d| d.message.starts_with("syntax error: invalid expression")),
+        "{diagnostics}"
+    );
+    assert_eq!(
+        diagnostics.items()[MAX_SHOWN].message,
+        "syntax errors after the first 100 broken blocks are not reported"
+    );
+}

@@ -29,7 +29,7 @@ use crate::vars::Vars;
 pub(crate) use link::RefKind;
 
 /// The top-level block names.
-const TOP_LEVEL: &[&str] = &[
+pub(crate) const TOP_LEVEL: &[&str] = &[
     "variable",
     "resource_type",
     "resource",

@@ -99,11 +99,14 @@ fn traversals_and_splats() {
     assert_eq!(json("[{n = 1}, {n = 2}][*].n"), serde_json::json!([1, 2]));
     assert_eq!(json("[{n = 1}, {n = 2}].*.n"), serde_json::json!([1, 2]));
     assert!(err("var.list[5]").contains("out of range"));
-    assert!(err("var.nmae").contains("unknown attribute \"nmae\""));
-    assert_eq!(
-        eval("var.nmae").unwrap_err().help.as_deref(),
-        Some("did you mean \"name\"?")
+    assert!(err("var.nmae").contains("variable \"nmae\" is not declared"));
+    let help = eval("var.nmae").unwrap_err().help.unwrap_or_default();
+    assert!(
+        help.starts_with("did you mean \"name\"? the declared variables are: "),
+        "{help}"
     );
+    assert!(help.contains("broken"), "{help}");
+    assert!(err("{a = 1}.b").contains("unknown attribute \"b\""));
 }
 
 #[test]

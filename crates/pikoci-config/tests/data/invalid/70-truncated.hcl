@@ -1,0 +1,5 @@
+job "a" {
+  task "t" {
+    run "exec" {
+      path = "echo"
+    }

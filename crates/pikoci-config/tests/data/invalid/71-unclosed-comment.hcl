@@ -1,0 +1,4 @@
+job "a" {}
+
+/* job "b" is switched off for now
+job "b" {}

@@ -1,0 +1,9 @@
+job "a" {
+  task "t" {
+    run "shell" {
+      cmd = <<-EOT
+        echo hi
+        echo there
+    }
+  }
+}

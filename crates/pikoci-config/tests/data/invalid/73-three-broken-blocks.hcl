@@ -1,0 +1,18 @@
+job "a" {
+  timeout = 
+}
+
+job "b" {
+  tags = ["x",
+}
+
+job "c" {
+  task "t" { run "exec" { path = "x" } }
+}
+
+job "ok" {}
+
+job "d" {
+  task "t" {
+
+job "e" {}
