@@ -293,9 +293,7 @@ impl Build {
             }
         };
         let target_name = super::local::override_target(resource, resource_type);
-        if let Some(problem) =
-            Resource::work_dir_name_problem(&target_name.to_string_lossy())
-        {
+        if let Some(problem) = Resource::work_dir_name_problem(&target_name.to_string_lossy()) {
             return failed(format!(
                 "resource \"{}\": the local override's target {} {problem}",
                 resource.canonical(),
