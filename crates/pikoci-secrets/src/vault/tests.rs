@@ -2,7 +2,7 @@
 //! server is tested by `tests/vault.rs` (`cargo xtask it secrets`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -256,6 +256,37 @@ async fn an_unreachable_server_is_named() {
     );
 }
 
+#[tokio::test]
+async fn dropping_a_fetch_closes_its_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (accepted, on_accept) = tokio::sync::oneshot::channel();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let _ = accepted.send(());
+        // Never answers; returns when the client hangs up.
+        let mut request = Vec::new();
+        let _ = stream.read_to_end(&mut request);
+        request
+    });
+    let source = VaultSource::new(env(&[("VAULT_TOKEN", "tok-42")]));
+    let request = request("secret/x", &[("address", &address), ("kv_version", "2")]);
+    tokio::select! {
+        result = source.fetch(&request) => panic!("an unanswered request finished: {result:?}"),
+        _ = on_accept => {}
+    }
+    // The fetch was dropped with the select: its connection is closed now, not when the
+    // 30-second request timeout would have ended a blocking request.
+    let received = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&received).starts_with("GET /v1/secret/data/x "),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
 #[test]
 fn debug_output_never_shows_tokens_or_secret_data() {
     const SECRET: &str = "s.very-secret-token";
@@ -263,7 +294,7 @@ fn debug_output_never_shows_tokens_or_secret_data() {
         status: 200,
         body: serde_json::json!({"auth": {"client_token": SECRET}, "data": {"password": SECRET}}),
     };
-    let mut client = Client::new("https://vault.example", None, Duration::from_secs(1));
+    let mut client = Client::new("https://vault.example", None, Duration::from_secs(1)).unwrap();
     client.set_token(Secret::new(SECRET));
     let env: EnvLookup = Arc::new(|name| (name == "VAULT_TOKEN").then(|| SECRET.to_owned()));
     let source = VaultSource::new(env);
