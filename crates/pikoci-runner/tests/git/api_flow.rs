@@ -133,6 +133,7 @@ async fn an_https_api_is_trusted_only_with_its_certificate_authority() {
         error.starts_with(&format!("Gitea API: GET {api_url} failed: ")),
         "{error}"
     );
+    assert!(error.contains("certificate"), "{error}");
     assert_eq!(
         trusted.unwrap().unwrap(),
         [json!({ "ref": "7b1e3cd30c3f2a9e4b8a1e35c1c1f0d9a6a4d2e8" })]
