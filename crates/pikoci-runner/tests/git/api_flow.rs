@@ -108,6 +108,45 @@ async fn only_the_builtin_type_with_a_token_and_a_provider_is_checked_natively()
 }
 
 #[tokio::test]
+async fn dropping_a_check_closes_its_connection() {
+    use std::io::{BufRead, BufReader, Read};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/pikoci/app.git", listener.local_addr().unwrap());
+    let (accepted, on_accept) = tokio::sync::oneshot::channel();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        // Up to the blank line that ends the request head.
+        while reader.read_line(&mut head).unwrap() > 2 {}
+        let _ = accepted.send(());
+        // Never answers; returns when the client hangs up.
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        head
+    });
+    let params = [
+        ("url", url.as_str()),
+        ("token", TOKEN),
+        ("provider", "gitea"),
+    ];
+    tokio::select! {
+        result = check(&params, None) => panic!("an unanswered check finished: {result:?}"),
+        _ = on_accept => {}
+    }
+    // The check was dropped with the select: its connection is closed now, not when the
+    // request timeout would have ended a blocking request.
+    let received = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        received.starts_with("GET /api/v1/repos/pikoci/app/commits?"),
+        "{received}"
+    );
+}
+
+#[tokio::test]
 async fn an_https_api_is_trusted_only_with_its_certificate_authority() {
     let root = tempfile::tempdir().unwrap();
     let commits =

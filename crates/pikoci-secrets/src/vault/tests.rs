@@ -262,12 +262,16 @@ async fn dropping_a_fetch_closes_its_connection() {
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (accepted, on_accept) = tokio::sync::oneshot::channel();
     let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        // Up to the blank line that ends the request head.
+        while reader.read_line(&mut head).unwrap() > 2 {}
         let _ = accepted.send(());
         // Never answers; returns when the client hangs up.
-        let mut request = Vec::new();
-        let _ = stream.read_to_end(&mut request);
-        request
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        head
     });
     let source = VaultSource::new(env(&[("VAULT_TOKEN", "tok-42")]));
     let request = request("secret/x", &[("address", &address), ("kv_version", "2")]);
@@ -280,11 +284,7 @@ async fn dropping_a_fetch_closes_its_connection() {
     let received = tokio::task::spawn_blocking(move || server.join().unwrap())
         .await
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&received).starts_with("GET /v1/secret/data/x "),
-        "{}",
-        String::from_utf8_lossy(&received)
-    );
+    assert!(received.starts_with("GET /v1/secret/data/x "), "{received}");
 }
 
 #[test]
