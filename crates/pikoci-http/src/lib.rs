@@ -11,6 +11,8 @@
 
 mod body;
 mod roots;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use pikoci_core::ErrorKind;
+use pikoci_http::testing::SilentServer;
 use pikoci_runner::native::GitChecks;
 use serde_json::json;
 
@@ -109,23 +110,8 @@ async fn only_the_builtin_type_with_a_token_and_a_provider_is_checked_natively()
 
 #[tokio::test]
 async fn dropping_a_check_closes_its_connection() {
-    use std::io::{BufRead, BufReader, Read};
-
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/pikoci/app.git", listener.local_addr().unwrap());
-    let (accepted, on_accept) = tokio::sync::oneshot::channel();
-    let server = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut head = String::new();
-        // Up to the blank line that ends the request head.
-        while reader.read_line(&mut head).unwrap() > 2 {}
-        let _ = accepted.send(());
-        // Never answers; returns when the client hangs up.
-        let mut rest = Vec::new();
-        let _ = reader.read_to_end(&mut rest);
-        head
-    });
+    let mut server = SilentServer::start();
+    let url = format!("{}/pikoci/app.git", server.base_url());
     let params = [
         ("url", url.as_str()),
         ("token", TOKEN),
@@ -133,16 +119,14 @@ async fn dropping_a_check_closes_its_connection() {
     ];
     tokio::select! {
         result = check(&params, None) => panic!("an unanswered check finished: {result:?}"),
-        _ = on_accept => {}
+        () = server.request_received() => {}
     }
     // The check was dropped with the select: its connection is closed now, not when the
     // request timeout would have ended a blocking request.
-    let received = tokio::task::spawn_blocking(move || server.join().unwrap())
-        .await
-        .unwrap();
+    let head = server.head_after_hang_up().await;
     assert!(
-        received.starts_with("GET /api/v1/repos/pikoci/app/commits?"),
-        "{received}"
+        head.starts_with("GET /api/v1/repos/pikoci/app/commits?"),
+        "{head}"
     );
 }
 

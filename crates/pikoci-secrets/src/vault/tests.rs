@@ -2,11 +2,12 @@
 //! server is tested by `tests/vault.rs` (`cargo xtask it secrets`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use pikoci_core::{Origin, SecretType};
+use pikoci_http::testing::SilentServer;
 
 use super::*;
 
@@ -258,33 +259,20 @@ async fn an_unreachable_server_is_named() {
 
 #[tokio::test]
 async fn dropping_a_fetch_closes_its_connection() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let (accepted, on_accept) = tokio::sync::oneshot::channel();
-    let server = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut head = String::new();
-        // Up to the blank line that ends the request head.
-        while reader.read_line(&mut head).unwrap() > 2 {}
-        let _ = accepted.send(());
-        // Never answers; returns when the client hangs up.
-        let mut rest = Vec::new();
-        let _ = reader.read_to_end(&mut rest);
-        head
-    });
+    let mut server = SilentServer::start();
     let source = VaultSource::new(env(&[("VAULT_TOKEN", "tok-42")]));
-    let request = request("secret/x", &[("address", &address), ("kv_version", "2")]);
+    let request = request(
+        "secret/x",
+        &[("address", server.base_url()), ("kv_version", "2")],
+    );
     tokio::select! {
         result = source.fetch(&request) => panic!("an unanswered request finished: {result:?}"),
-        _ = on_accept => {}
+        () = server.request_received() => {}
     }
     // The fetch was dropped with the select: its connection is closed now, not when the
     // 30-second request timeout would have ended a blocking request.
-    let received = tokio::task::spawn_blocking(move || server.join().unwrap())
-        .await
-        .unwrap();
-    assert!(received.starts_with("GET /v1/secret/data/x "), "{received}");
+    let head = server.head_after_hang_up().await;
+    assert!(head.starts_with("GET /v1/secret/data/x "), "{head}");
 }
 
 #[test]
