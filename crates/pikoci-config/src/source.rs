@@ -1,7 +1,8 @@
 //! Fetching `http(s)://` sources of type definitions.
 
-use std::io::Read;
 use std::time::Duration;
+
+use pikoci_http::{ClientConfig, Redirects, describe, read_capped};
 
 /// Fetches the HCL text behind an `http://` or `https://` `source`.
 pub trait SourceFetcher: std::fmt::Debug + Send + Sync {
@@ -27,45 +28,59 @@ impl Default for HttpFetcher {
     }
 }
 
-impl SourceFetcher for HttpFetcher {
-    fn fetch(&self, url: &str) -> Result<String, String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(self.timeout))
-            .http_status_as_error(false)
+impl HttpFetcher {
+    /// The body of `url`, for async callers: dropping the future cancels the request.
+    pub async fn get(&self, url: &str) -> Result<String, String> {
+        let fail = |why: String| format!("failed to fetch \"{url}\": {why}");
+        // Sources carry no credentials, and release downloads redirect to other servers.
+        let client = ClientConfig::new(self.timeout)
+            .with_redirects(Redirects::Any)
             .build()
-            .into();
-        let response = agent
+            .map_err(|err| fail(err.to_string()))?;
+        let response = client
             .get(url)
-            .call()
-            .map_err(|err| format!("failed to fetch \"{url}\": {err}"))?;
+            .send()
+            .await
+            .map_err(|err| fail(describe(&err)))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!(
-                "failed to fetch \"{url}\": status {}",
-                status.as_u16()
-            ));
+            return Err(fail(format!("status {}", status.as_u16())));
         }
-        let mut body = Vec::new();
-        response
-            .into_body()
-            .into_reader()
-            .take(self.max_bytes + 1)
-            .read_to_end(&mut body)
-            .map_err(|err| format!("failed to fetch \"{url}\": {err}"))?;
-        if body.len() as u64 > self.max_bytes {
-            return Err(format!(
-                "failed to fetch \"{url}\": the body is larger than {} bytes",
-                self.max_bytes
-            ));
-        }
-        String::from_utf8(body)
-            .map_err(|_| format!("failed to fetch \"{url}\": the body is not UTF-8 text"))
+        let body = read_capped(response, self.max_bytes)
+            .await
+            .map_err(|err| fail(err.to_string()))?;
+        String::from_utf8(body).map_err(|_| fail("the body is not UTF-8 text".to_owned()))
+    }
+}
+
+/// [`load`](crate::load) is synchronous and may be called from async code (the server), where
+/// blocking on a request inside the caller's runtime would panic. So the request runs on a
+/// thread of its own with a small runtime of its own, and this call waits for it (at most the
+/// timeout). Async callers that want to cancel a fetch use [`HttpFetcher::get`].
+impl SourceFetcher for HttpFetcher {
+    fn fetch(&self, url: &str) -> Result<String, String> {
+        let fail = |why: &str| format!("failed to fetch \"{url}\": {why}");
+        std::thread::scope(|scope| {
+            let fetching = std::thread::Builder::new()
+                .name("pikoci-source-fetch".to_owned())
+                .spawn_scoped(scope, || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|err| fail(&format!("cannot start a runtime: {err}")))?;
+                    runtime.block_on(self.get(url))
+                })
+                .map_err(|err| fail(&format!("cannot start a thread: {err}")))?;
+            fetching
+                .join()
+                .unwrap_or_else(|_| Err(fail("the fetching thread stopped")))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     use super::*;
@@ -100,14 +115,18 @@ mod tests {
     }
 
     #[test]
-    fn caps_the_size() {
-        let url = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\nConnection: close\r\n\r\n01234567890123456789");
+    fn caps_the_size_declared_or_not() {
+        let declared: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\nConnection: close\r\n\r\n01234567890123456789";
+        // Without a length the body is refused while it is read.
+        let chunked: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n8\r\n01234567\r\n8\r\n89012345\r\n0\r\n\r\n";
         let fetcher = HttpFetcher {
             max_bytes: 10,
             ..HttpFetcher::default()
         };
-        let err = fetcher.fetch(&url).unwrap_err();
-        assert!(err.contains("larger than 10 bytes"), "{err}");
+        for response in [declared, chunked] {
+            let err = fetcher.fetch(&serve(response)).unwrap_err();
+            assert!(err.contains("larger than 10 bytes"), "{err}");
+        }
     }
 
     #[test]
@@ -120,6 +139,37 @@ mod tests {
         };
         let err = fetcher.fetch(&url).unwrap_err();
         drop(listener);
-        assert!(err.starts_with("failed to fetch"), "{err}");
+        assert_eq!(
+            err,
+            format!("failed to fetch \"{url}\": the request timed out")
+        );
+    }
+
+    #[test]
+    fn refuses_text_that_is_not_utf8() {
+        let url =
+            serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n\xff\xfe");
+        let err = HttpFetcher::default().fetch(&url).unwrap_err();
+        assert!(err.ends_with("the body is not UTF-8 text"), "{err}");
+    }
+
+    // The server will load pipelines from async code: the synchronous fetch must work there,
+    // on both kinds of runtime, without blocking inside the caller's runtime.
+    #[tokio::test]
+    async fn fetches_from_inside_a_current_thread_runtime() {
+        let url = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+        assert_eq!(HttpFetcher::default().fetch(&url).unwrap(), "hello");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fetches_from_inside_a_multi_thread_runtime() {
+        let url = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+        assert_eq!(HttpFetcher::default().fetch(&url).unwrap(), "hello");
+    }
+
+    #[tokio::test]
+    async fn async_callers_can_await_the_fetch() {
+        let url = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+        assert_eq!(HttpFetcher::default().get(&url).await.unwrap(), "hello");
     }
 }

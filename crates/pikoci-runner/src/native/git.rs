@@ -9,17 +9,15 @@
 mod api;
 mod provider;
 mod remote;
-mod roots;
 mod versions;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pikoci_core::engine::{CheckRequest, ErrorKind, NativeCheckError, NativeChecks};
 use pikoci_core::{Origin, ResourceType};
-use ureq::tls::RootCerts;
+use pikoci_http::{CaCertificates, ClientConfig, Roots};
 
 use api::ApiClient;
 use provider::Repository;
@@ -34,13 +32,12 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Checks resources of the builtin `git` type through the providers' APIs when they have a
 /// `token` (see the module documentation); returns `None` for every other resource.
 ///
-/// HTTPS servers are trusted when the machine's CA bundle (`SSL_CERT_FILE`, else the usual
-/// system paths, else Mozilla's roots) or [`GitChecks::with_ca_file`] vouches for them.
+/// HTTPS servers are trusted when the machine's CA bundle (`SSL_CERT_FILE`, else the system
+/// bundle) or [`GitChecks::with_ca_file`] vouches for them.
 #[derive(Debug, Clone)]
 pub struct GitChecks {
     timeout: Duration,
-    /// Loaded on the first check (a file read), then shared by every check.
-    roots: Arc<OnceLock<RootCerts>>,
+    roots: Roots,
 }
 
 impl Default for GitChecks {
@@ -54,15 +51,15 @@ impl GitChecks {
     pub fn new() -> GitChecks {
         GitChecks {
             timeout: DEFAULT_TIMEOUT,
-            roots: Arc::new(OnceLock::new()),
+            roots: Roots::System,
         }
     }
 
     /// Trusts exactly the certificate authorities in the PEM file at `path` instead of the
     /// machine's.
     pub fn with_ca_file(mut self, path: &Path) -> Result<GitChecks, String> {
-        let roots = roots::only(roots::load(path)?);
-        self.roots = Arc::new(OnceLock::from(roots));
+        let certificates = CaCertificates::from_pem_file(path).map_err(|err| err.to_string())?;
+        self.roots = Roots::Only(certificates);
         Ok(self)
     }
 
@@ -87,20 +84,11 @@ impl NativeChecks for GitChecks {
             Ok(None) => return None,
             Err(error) => return Some(Err(NativeCheckError::invalid_input(error))),
         };
-        let token = check.token.clone();
-        let (timeout, roots) = (self.timeout, self.roots.clone());
-        // ureq blocks; the request timeouts bound how long the blocking thread is held.
-        let result = tokio::task::spawn_blocking(move || {
-            let roots = roots.get_or_init(roots::system).clone();
-            check.run(timeout, roots)
-        })
-        .await
-        .unwrap_or_else(|err| Err(format!("the git API check stopped: {err}")));
-        Some(
-            result.map_err(|error| {
-                NativeCheckError::new(ErrorKind::Unavailable, mask(&error, &token))
-            }),
-        )
+        // Dropping this future (a cancelled check) cancels the request in flight.
+        let config = ClientConfig::new(self.timeout).with_roots(self.roots.clone());
+        Some(check.run(&config).await.map_err(|error| {
+            NativeCheckError::new(ErrorKind::Unavailable, mask(&error, &check.token))
+        }))
     }
 }
 
@@ -219,9 +207,9 @@ impl ApiCheck {
         }))
     }
 
-    /// Makes the requests (blocking) and turns the answers into versions.
-    fn run(&self, timeout: Duration, roots: RootCerts) -> Result<Vec<serde_json::Value>, String> {
-        let api = ApiClient::new(self.provider, &self.api_base, &self.token, timeout, roots);
+    /// Makes the requests and turns the answers into versions.
+    async fn run(&self, config: &ClientConfig) -> Result<Vec<serde_json::Value>, String> {
+        let api = ApiClient::new(self.provider, &self.api_base, &self.token, config)?;
         let repository = Repository {
             api: &api,
             provider: self.provider,
@@ -229,7 +217,7 @@ impl ApiCheck {
         };
         let branch = self.branch.as_deref();
         match self.mode {
-            Mode::Commits => match repository.newest_commit(branch)? {
+            Mode::Commits => match repository.newest_commit(branch).await? {
                 Some(sha) => Ok(versions::commit(&sha)),
                 None => Err(format!(
                     "{} API: no commits found on {} of {}",
@@ -241,7 +229,7 @@ impl ApiCheck {
                 )),
             },
             Mode::PullRequests => Ok(versions::pull_requests(
-                repository.open_pull_requests()?,
+                repository.open_pull_requests().await?,
                 branch,
                 self.newest.is_none(),
             )),
@@ -251,7 +239,7 @@ impl ApiCheck {
                     .as_ref()
                     .and_then(|v| v.get("tag"))
                     .and_then(serde_json::Value::as_str);
-                Ok(versions::tags(repository.tags()?, newest_tag))
+                Ok(versions::tags(repository.tags().await?, newest_tag))
             }
         }
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use pikoci_core::ErrorKind;
+use pikoci_http::testing::SilentServer;
 use pikoci_runner::native::GitChecks;
 use serde_json::json;
 
@@ -108,6 +109,28 @@ async fn only_the_builtin_type_with_a_token_and_a_provider_is_checked_natively()
 }
 
 #[tokio::test]
+async fn dropping_a_check_closes_its_connection() {
+    let mut server = SilentServer::start();
+    let url = format!("{}/pikoci/app.git", server.base_url());
+    let params = [
+        ("url", url.as_str()),
+        ("token", TOKEN),
+        ("provider", "gitea"),
+    ];
+    tokio::select! {
+        result = check(&params, None) => panic!("an unanswered check finished: {result:?}"),
+        () = server.request_received() => {}
+    }
+    // The check was dropped with the select: its connection is closed now, not when the
+    // request timeout would have ended a blocking request.
+    let head = server.head_after_hang_up().await;
+    assert!(
+        head.starts_with("GET /api/v1/repos/pikoci/app/commits?"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
 async fn an_https_api_is_trusted_only_with_its_certificate_authority() {
     let root = tempfile::tempdir().unwrap();
     let commits =
@@ -133,6 +156,7 @@ async fn an_https_api_is_trusted_only_with_its_certificate_authority() {
         error.starts_with(&format!("Gitea API: GET {api_url} failed: ")),
         "{error}"
     );
+    assert!(error.contains("certificate"), "{error}");
     assert_eq!(
         trusted.unwrap().unwrap(),
         [json!({ "ref": "7b1e3cd30c3f2a9e4b8a1e35c1c1f0d9a6a4d2e8" })]

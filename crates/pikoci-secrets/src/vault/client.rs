@@ -1,9 +1,14 @@
-//! A small blocking client for the Vault HTTP API (run on the blocking thread pool).
+//! A small async client for the Vault HTTP API: dropping a request's future cancels it.
 
 use std::time::Duration;
 
 use pikoci_core::secrets::{ErrorKind, Secret, SecretError};
+use pikoci_http::reqwest;
+use pikoci_http::{BodyError, ClientConfig, describe, read_capped};
 use serde_json::Value;
+
+/// The largest answer read (a KV secret is far smaller).
+const MAX_ANSWER: u64 = 10 * 1024 * 1024;
 
 /// An answer of the API: its status and JSON body (`Null` when the body is empty). `Debug`
 /// shows the status only: the body holds secret data and tokens.
@@ -68,7 +73,7 @@ impl Answer {
 
 /// A connection to one Vault server.
 pub(super) struct Client {
-    agent: ureq::Agent,
+    http: reqwest::Client,
     address: String,
     token: Option<Secret>,
     namespace: Option<String>,
@@ -84,18 +89,26 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub(super) fn new(address: &str, namespace: Option<String>, timeout: Duration) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Client {
-            agent,
+    /// A client for the server at `address`; redirects are followed on that server only,
+    /// since every request carries the token.
+    pub(super) fn new(
+        address: &str,
+        namespace: Option<String>,
+        timeout: Duration,
+    ) -> Result<Client, SecretError> {
+        let http = ClientConfig::new(timeout).build().map_err(|err| {
+            SecretError::new(
+                ErrorKind::Internal,
+                format!("cannot prepare requests to Vault at {address}"),
+            )
+            .with_source(err)
+        })?;
+        Ok(Client {
+            http,
             address: address.trim_end_matches('/').to_owned(),
             token: None,
             namespace,
-        }
+        })
     }
 
     /// Sends the token with every later request.
@@ -104,55 +117,54 @@ impl Client {
     }
 
     /// `GET /v1/<path>`.
-    pub(super) fn get(&self, path: &str) -> Result<Answer, SecretError> {
-        let request = self.agent.get(self.url(path));
+    pub(super) async fn get(&self, path: &str) -> Result<Answer, SecretError> {
+        let request = self.http.get(self.url(path));
         let request = match &self.token {
             Some(token) => request.header("X-Vault-Token", token.expose()),
             None => request,
         };
-        let request = match &self.namespace {
-            Some(namespace) => request.header("X-Vault-Namespace", namespace),
-            None => request,
-        };
-        self.answer(request.call())
+        self.answer(self.with_namespace(request)).await
     }
 
     /// `POST /v1/<path>` with a JSON body.
-    pub(super) fn post(&self, path: &str, body: &Value) -> Result<Answer, SecretError> {
+    pub(super) async fn post(&self, path: &str, body: &Value) -> Result<Answer, SecretError> {
         let request = self
-            .agent
+            .http
             .post(self.url(path))
-            .header("Content-Type", "application/json");
-        let request = match &self.namespace {
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        self.answer(self.with_namespace(request)).await
+    }
+
+    fn with_namespace(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.namespace {
             Some(namespace) => request.header("X-Vault-Namespace", namespace),
             None => request,
-        };
-        self.answer(request.send(body.to_string()))
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}/v1/{}", self.address, path.trim_start_matches('/'))
     }
 
-    fn answer(
-        &self,
-        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Answer, SecretError> {
-        let mut response = response.map_err(|err| {
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Answer, SecretError> {
+        let response = request.send().await.map_err(|err| {
             SecretError::new(
                 ErrorKind::Unavailable,
                 format!("cannot reach Vault at {}", self.address),
             )
-            .with_source(err)
+            .with_source(describe(&err))
         })?;
         let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().map_err(|err| {
-            SecretError::new(
-                ErrorKind::Unavailable,
-                format!("failed to read the answer of Vault at {}", self.address),
-            )
+        let bytes = read_capped(response, MAX_ANSWER).await.map_err(|err| {
+            let what = format!("failed to read the answer of Vault at {}", self.address);
+            match err {
+                BodyError::TooLarge { .. } => SecretError::new(ErrorKind::Internal, what),
+                BodyError::Read(_) => SecretError::new(ErrorKind::Unavailable, what),
+            }
             .with_source(err)
         })?;
+        let text = String::from_utf8_lossy(&bytes);
         let body = if text.trim().is_empty() {
             Value::Null
         } else {

@@ -148,22 +148,21 @@ impl SecretSource for VaultSource {
                 "the variable's secret block needs a path, such as \"secret/data/ci/db\"",
             ));
         }
-        let timeout = self.timeout;
-        tokio::task::spawn_blocking(move || read(&settings, &path, timeout))
-            .await
-            .map_err(|err| {
-                SecretError::new(ErrorKind::Unavailable, "the Vault request did not finish")
-                    .with_source(err)
-            })?
+        read(&settings, &path, self.timeout).await
     }
 }
 
 /// Logs in if needed, finds the mount and its KV version, reads the secret.
-fn read(settings: &Settings, path: &str, timeout: Duration) -> Result<SecretValues, SecretError> {
-    let mut client = Client::new(&settings.address, settings.namespace.clone(), timeout);
+/// Dropping the future cancels the request in flight.
+async fn read(
+    settings: &Settings,
+    path: &str,
+    timeout: Duration,
+) -> Result<SecretValues, SecretError> {
+    let mut client = Client::new(&settings.address, settings.namespace.clone(), timeout)?;
     let token = match &settings.auth {
         Auth::Token(token) => token.clone(),
-        Auth::AppRole { role_id, secret_id } => login(&client, role_id, secret_id)?,
+        Auth::AppRole { role_id, secret_id } => login(&client, role_id, secret_id).await?,
     };
     client.set_token(token);
     let (mount, rest) = split(settings.mount.as_deref(), path);
@@ -175,7 +174,7 @@ fn read(settings: &Settings, path: &str, timeout: Duration) -> Result<SecretValu
     let (mount, rest, version) = match settings.kv_version {
         Some(version) => (mount, rest, Some(version)),
         // Vault knows the mount (which may hold slashes) and its version.
-        None => match detect(&client, &full) {
+        None => match detect(&client, &full).await {
             Some((detected, version)) => match full.strip_prefix(detected.as_str()) {
                 Some(inside) if inside.is_empty() || inside.starts_with('/') => (
                     detected,
@@ -187,16 +186,20 @@ fn read(settings: &Settings, path: &str, timeout: Duration) -> Result<SecretValu
             None => (mount, rest, None),
         },
     };
-    values(kv_read(&client, &mount, &rest, version)?)
+    values(kv_read(&client, &mount, &rest, version).await?)
 }
 
 /// AppRole login: the token it gives.
-fn login(client: &Client, role_id: &Secret, secret_id: &Secret) -> Result<Secret, SecretError> {
+async fn login(
+    client: &Client,
+    role_id: &Secret,
+    secret_id: &Secret,
+) -> Result<Secret, SecretError> {
     let body = serde_json::json!({
         "role_id": role_id.expose(),
         "secret_id": secret_id.expose(),
     });
-    let answer = client.post("auth/approle/login", &body)?;
+    let answer = client.post("auth/approle/login", &body).await?;
     if answer.status != 200 {
         let errors = answer.errors();
         return Err(SecretError::new(
@@ -240,8 +243,11 @@ fn split(mount: Option<&str>, path: &str) -> (String, String) {
 }
 
 /// Asks Vault which mount holds `path` and its KV version (`None` when the token may not ask).
-fn detect(client: &Client, path: &str) -> Option<(String, u8)> {
-    let answer = client.get(&format!("sys/internal/ui/mounts/{path}")).ok()?;
+async fn detect(client: &Client, path: &str) -> Option<(String, u8)> {
+    let answer = client
+        .get(&format!("sys/internal/ui/mounts/{path}"))
+        .await
+        .ok()?;
     if answer.status != 200 {
         return None;
     }
@@ -256,7 +262,7 @@ fn detect(client: &Client, path: &str) -> Option<(String, u8)> {
 
 /// Reads a KV secret; with an unknown version, tries version 2 then 1, and takes `.data.data`
 /// or `.data` by the shape of the answer.
-fn kv_read(
+async fn kv_read(
     client: &Client,
     mount: &str,
     rest: &str,
@@ -272,12 +278,12 @@ fn kv_read(
         None => format!("{mount}/data/{rest}"),
     };
     let answer = match version {
-        Some(2) => client.get(&v2_path)?,
-        Some(_) => client.get(&shown)?,
+        Some(2) => client.get(&v2_path).await?,
+        Some(_) => client.get(&shown).await?,
         None => {
-            let answer = client.get(&v2_path)?;
+            let answer = client.get(&v2_path).await?;
             if (answer.status == 404 || answer.status == 403) && !rest.starts_with("data/") {
-                client.get(&shown)?
+                client.get(&shown).await?
             } else {
                 answer
             }

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use pikoci_core::{Origin, SecretType};
+use pikoci_http::testing::SilentServer;
 
 use super::*;
 
@@ -256,6 +257,24 @@ async fn an_unreachable_server_is_named() {
     );
 }
 
+#[tokio::test]
+async fn dropping_a_fetch_closes_its_connection() {
+    let mut server = SilentServer::start();
+    let source = VaultSource::new(env(&[("VAULT_TOKEN", "tok-42")]));
+    let request = request(
+        "secret/x",
+        &[("address", server.base_url()), ("kv_version", "2")],
+    );
+    tokio::select! {
+        result = source.fetch(&request) => panic!("an unanswered request finished: {result:?}"),
+        () = server.request_received() => {}
+    }
+    // The fetch was dropped with the select: its connection is closed now, not when the
+    // 30-second request timeout would have ended a blocking request.
+    let head = server.head_after_hang_up().await;
+    assert!(head.starts_with("GET /v1/secret/data/x "), "{head}");
+}
+
 #[test]
 fn debug_output_never_shows_tokens_or_secret_data() {
     const SECRET: &str = "s.very-secret-token";
@@ -263,7 +282,7 @@ fn debug_output_never_shows_tokens_or_secret_data() {
         status: 200,
         body: serde_json::json!({"auth": {"client_token": SECRET}, "data": {"password": SECRET}}),
     };
-    let mut client = Client::new("https://vault.example", None, Duration::from_secs(1));
+    let mut client = Client::new("https://vault.example", None, Duration::from_secs(1)).unwrap();
     client.set_token(Secret::new(SECRET));
     let env: EnvLookup = Arc::new(|name| (name == "VAULT_TOKEN").then(|| SECRET.to_owned()));
     let source = VaultSource::new(env);

@@ -1,9 +1,9 @@
-//! A blocking client for the providers' JSON APIs: authentication headers, pagination through
-//! `Link` headers, and errors that say which request failed and why.
+//! An async client for the providers' JSON APIs: authentication headers, pagination through
+//! `Link` headers, and errors that say which request failed and why. Dropping a request's
+//! future cancels it.
 
-use std::time::Duration;
-
-use ureq::tls::{RootCerts, TlsConfig};
+use pikoci_http::reqwest;
+use pikoci_http::{ClientConfig, describe, read_capped};
 
 use super::remote::Provider;
 
@@ -16,36 +16,30 @@ const MAX_PAGES: usize = 100;
 /// One provider API, authenticated with a token.
 #[derive(Debug)]
 pub(crate) struct ApiClient {
-    agent: ureq::Agent,
+    http: reqwest::Client,
     provider: Provider,
     base: String,
     token: String,
 }
 
 impl ApiClient {
-    /// A client for `provider`'s API at `base`, trusting `roots`; every request gives up after
-    /// `timeout`.
+    /// A client for `provider`'s API at `base`, configured by `config` (redirects are
+    /// followed on the same server only: every request carries the token).
     pub(crate) fn new(
         provider: Provider,
         base: &str,
         token: &str,
-        timeout: Duration,
-        roots: RootCerts,
-    ) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(TlsConfig::builder().root_certs(roots).build())
-            .timeout_global(Some(timeout))
-            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
-            .http_status_as_error(false)
-            .user_agent(concat!("pikoci/", env!("CARGO_PKG_VERSION")))
+        config: &ClientConfig,
+    ) -> Result<Self, String> {
+        let http = config
             .build()
-            .into();
-        ApiClient {
-            agent,
+            .map_err(|err| format!("{provider} API: {err}"))?;
+        Ok(ApiClient {
+            http,
             provider,
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-        }
+        })
     }
 
     /// The full URL of an API path.
@@ -54,17 +48,17 @@ impl ApiClient {
     }
 
     /// The JSON body of `GET <base><path>`.
-    pub(crate) fn get(&self, path: &str) -> Result<serde_json::Value, String> {
-        self.fetch(&self.url(path)).map(|(body, _)| body)
+    pub(crate) async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+        self.fetch(&self.url(path)).await.map(|(body, _)| body)
     }
 
     /// Every item of a listing (`GET <base><path>` returning a JSON array), following the
     /// `rel="next"` links of the `Link` header.
-    pub(crate) fn list(&self, path: &str) -> Result<Vec<serde_json::Value>, String> {
+    pub(crate) async fn list(&self, path: &str) -> Result<Vec<serde_json::Value>, String> {
         let mut url = self.url(path);
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
-            let (body, next) = self.fetch(&url)?;
+            let (body, next) = self.fetch(&url).await?;
             match body {
                 serde_json::Value::Array(page) => items.extend(page),
                 other => {
@@ -91,36 +85,35 @@ impl ApiClient {
         Ok(items)
     }
 
-    fn fetch(&self, url: &str) -> Result<(serde_json::Value, Option<String>), String> {
+    async fn fetch(&self, url: &str) -> Result<(serde_json::Value, Option<String>), String> {
         let provider = self.provider;
-        let request = self.agent.get(url);
+        let request = self.http.get(url);
         let request = match provider {
             Provider::GitHub => request
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", "2022-11-28")
-                .header("Authorization", &format!("Bearer {}", self.token)),
+                .header("Authorization", format!("Bearer {}", self.token)),
             Provider::GitLab => request
                 .header("Accept", "application/json")
                 .header("PRIVATE-TOKEN", &self.token),
             Provider::Gitea => request
                 .header("Accept", "application/json")
-                .header("Authorization", &format!("token {}", self.token)),
+                .header("Authorization", format!("token {}", self.token)),
         };
         let response = request
-            .call()
-            .map_err(|err| format!("{provider} API: GET {url} failed: {err}"))?;
+            .send()
+            .await
+            .map_err(|err| format!("{provider} API: GET {url} failed: {}", describe(&err)))?;
         let status = response.status();
         let next = response
             .headers()
             .get("link")
             .and_then(|v| v.to_str().ok())
             .and_then(next_link);
-        let text = response
-            .into_body()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_string()
+        let bytes = read_capped(response, MAX_BODY)
+            .await
             .map_err(|err| format!("{provider} API: GET {url}: cannot read the response: {err}"))?;
+        let text = String::from_utf8_lossy(&bytes);
         if !status.is_success() {
             let mut message = format!(
                 "{provider} API: GET {url} returned {} {}",

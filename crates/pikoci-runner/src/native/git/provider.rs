@@ -49,7 +49,10 @@ impl Repository<'_> {
     }
 
     /// The newest commit of `branch` (of the default branch when `None`).
-    pub(crate) fn newest_commit(&self, branch: Option<&str>) -> Result<Option<String>, String> {
+    pub(crate) async fn newest_commit(
+        &self,
+        branch: Option<&str>,
+    ) -> Result<Option<String>, String> {
         let root = self.root();
         let (path, branch_key) = match self.provider {
             Provider::GitHub => (format!("{root}/commits?per_page=1"), "sha"),
@@ -63,7 +66,7 @@ impl Repository<'_> {
             Some(branch) => format!("{path}&{branch_key}={}", encode(branch)),
             None => path,
         };
-        let body = self.api.get(&path)?;
+        let body = self.api.get(&path).await?;
         let serde_json::Value::Array(items) = body else {
             return Err(self.unexpected(&path, "a JSON array of commits"));
         };
@@ -81,7 +84,7 @@ impl Repository<'_> {
     }
 
     /// Every open pull (merge) request.
-    pub(crate) fn open_pull_requests(&self) -> Result<Vec<PullRequest>, String> {
+    pub(crate) async fn open_pull_requests(&self) -> Result<Vec<PullRequest>, String> {
         let root = self.root();
         match self.provider {
             Provider::GitHub | Provider::Gitea => {
@@ -89,7 +92,7 @@ impl Repository<'_> {
                     Provider::GitHub => format!("{root}/pulls?state=open&per_page=100"),
                     _ => format!("{root}/pulls?state=open&limit=50"),
                 };
-                let pulls: Vec<Pull> = self.items(&path)?;
+                let pulls: Vec<Pull> = self.items(&path).await?;
                 Ok(pulls
                     .into_iter()
                     .map(|p| PullRequest {
@@ -101,7 +104,7 @@ impl Repository<'_> {
             }
             Provider::GitLab => {
                 let path = format!("{root}/merge_requests?state=opened&per_page=100");
-                let requests: Vec<MergeRequest> = self.items(&path)?;
+                let requests: Vec<MergeRequest> = self.items(&path).await?;
                 // A merge request whose source branch is gone has no head to build.
                 Ok(requests
                     .into_iter()
@@ -118,14 +121,14 @@ impl Repository<'_> {
     }
 
     /// Every tag, in the order the API lists them.
-    pub(crate) fn tags(&self) -> Result<Vec<Tag>, String> {
+    pub(crate) async fn tags(&self) -> Result<Vec<Tag>, String> {
         let root = self.root();
         let path = match self.provider {
             Provider::GitHub => format!("{root}/tags?per_page=100"),
             Provider::GitLab => format!("{root}/repository/tags?per_page=100"),
             Provider::Gitea => format!("{root}/tags?limit=50"),
         };
-        let tags: Vec<ApiTag> = self.items(&path)?;
+        let tags: Vec<ApiTag> = self.items(&path).await?;
         Ok(tags
             .into_iter()
             .filter_map(|t| {
@@ -138,9 +141,10 @@ impl Repository<'_> {
             .collect())
     }
 
-    fn items<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, String> {
+    async fn items<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, String> {
         self.api
-            .list(path)?
+            .list(path)
+            .await?
             .into_iter()
             .map(|item| {
                 serde_json::from_value(item).map_err(|err| {
