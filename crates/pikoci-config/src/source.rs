@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use pikoci_core::redact;
 use pikoci_http::{ClientConfig, Redirects, describe, read_capped};
 
 /// Fetches the HCL text behind an `http://` or `https://` `source`.
@@ -31,7 +32,7 @@ impl Default for HttpFetcher {
 impl HttpFetcher {
     /// The body of `url`, for async callers: dropping the future cancels the request.
     pub async fn get(&self, url: &str) -> Result<String, String> {
-        let fail = |why: String| format!("failed to fetch \"{url}\": {why}");
+        let fail = |why: String| format!("failed to fetch \"{}\": {why}", redact::url(url));
         // Sources carry no credentials, and release downloads redirect to other servers.
         let client = ClientConfig::new(self.timeout)
             .with_redirects(Redirects::Any)
@@ -59,7 +60,7 @@ impl HttpFetcher {
 /// timeout). Async callers that want to cancel a fetch use [`HttpFetcher::get`].
 impl SourceFetcher for HttpFetcher {
     fn fetch(&self, url: &str) -> Result<String, String> {
-        let fail = |why: &str| format!("failed to fetch \"{url}\": {why}");
+        let fail = |why: &str| format!("failed to fetch \"{}\": {why}", redact::url(url));
         std::thread::scope(|scope| {
             let fetching = std::thread::Builder::new()
                 .name("pikoci-source-fetch".to_owned())
@@ -143,6 +144,17 @@ mod tests {
             err,
             format!("failed to fetch \"{url}\": the request timed out")
         );
+    }
+
+    #[test]
+    fn errors_never_show_the_credentials_of_a_source_url() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let url = format!("http://deploy:s3cr3t-token@{addr}/types.hcl");
+        let err = HttpFetcher::default().fetch(&url).unwrap_err();
+        assert!(!err.contains("s3cr3t-token"), "{err}");
+        assert!(err.contains(&addr.to_string()), "{err}");
     }
 
     #[test]
