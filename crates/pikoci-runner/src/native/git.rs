@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use pikoci_core::engine::{CheckRequest, ErrorKind, NativeCheckError, NativeChecks};
+use pikoci_core::engine::{CheckRequest, NativeCheckError, NativeChecks};
 use pikoci_core::{Origin, ResourceType};
 use pikoci_http::{CaCertificates, ClientConfig, Roots};
 
@@ -87,7 +87,7 @@ impl NativeChecks for GitChecks {
         // Dropping this future (a cancelled check) cancels the request in flight.
         let config = ClientConfig::new(self.timeout).with_roots(self.roots.clone());
         Some(check.run(&config).await.map_err(|error| {
-            NativeCheckError::new(ErrorKind::Unavailable, mask(&error, &check.token))
+            NativeCheckError::new(error.kind(), mask(error.message(), &check.token))
         }))
     }
 }
@@ -208,7 +208,7 @@ impl ApiCheck {
     }
 
     /// Makes the requests and turns the answers into versions.
-    async fn run(&self, config: &ClientConfig) -> Result<Vec<serde_json::Value>, String> {
+    async fn run(&self, config: &ClientConfig) -> Result<Vec<serde_json::Value>, NativeCheckError> {
         let api = ApiClient::new(self.provider, &self.api_base, &self.token, config)?;
         let repository = Repository {
             api: &api,
@@ -219,14 +219,14 @@ impl ApiCheck {
         match self.mode {
             Mode::Commits => match repository.newest_commit(branch).await? {
                 Some(sha) => Ok(versions::commit(&sha)),
-                None => Err(format!(
+                None => Err(NativeCheckError::not_found(format!(
                     "{} API: no commits found on {} of {}",
                     self.provider,
                     branch.map_or("the default branch".to_owned(), |b| format!(
                         "branch \"{b}\""
                     )),
                     self.repository
-                )),
+                ))),
             },
             Mode::PullRequests => Ok(versions::pull_requests(
                 repository.open_pull_requests().await?,

@@ -75,6 +75,30 @@ async fn errors_say_what_failed_and_never_show_the_token() {
         );
         assert!(!error.contains(TOKEN), "{error}");
     }
+    // The kinds tell the server what to do: a refused token or a missing repository is the
+    // user's to fix (retrying will not help), an unreachable API may come back.
+    let mut kinds = Vec::new();
+    for params in [
+        &github[..],
+        &gitlab[..],
+        &unreachable[..],
+        &not_a_repository[..],
+    ] {
+        let error = check_as(&GitChecks::new(), "", "git", params, None)
+            .await
+            .expect("the API check handles this resource")
+            .unwrap_err();
+        kinds.push(error.kind());
+    }
+    assert_eq!(
+        kinds,
+        [
+            ErrorKind::PermissionDenied,
+            ErrorKind::NotFound,
+            ErrorKind::Unavailable,
+            ErrorKind::InvalidInput,
+        ]
+    );
 }
 
 #[tokio::test]

@@ -149,11 +149,19 @@ impl Client {
 
     async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Answer, SecretError> {
         let response = request.send().await.map_err(|err| {
-            SecretError::new(
-                ErrorKind::Unavailable,
-                format!("cannot reach Vault at {}", self.address),
-            )
-            .with_source(describe(&err))
+            let address = &self.address;
+            let (kind, message) = if err.is_timeout() {
+                (
+                    ErrorKind::Timeout,
+                    format!("Vault at {address} did not answer in time"),
+                )
+            } else {
+                (
+                    ErrorKind::Unavailable,
+                    format!("cannot reach Vault at {address}"),
+                )
+            };
+            SecretError::new(kind, message).with_source(describe(&err))
         })?;
         let status = response.status().as_u16();
         let bytes = read_capped(response, MAX_ANSWER).await.map_err(|err| {

@@ -258,6 +258,18 @@ async fn an_unreachable_server_is_named() {
 }
 
 #[tokio::test]
+async fn a_server_that_does_not_answer_in_time_is_a_timeout() {
+    let server = SilentServer::start();
+    let client = Client::new(server.base_url(), None, Duration::from_millis(200)).unwrap();
+    let error = client.get("secret/data/x").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(
+        error.to_string(),
+        format!("Vault at {} did not answer in time", server.base_url())
+    );
+}
+
+#[tokio::test]
 async fn dropping_a_fetch_closes_its_connection() {
     let mut server = SilentServer::start();
     let source = VaultSource::new(env(&[("VAULT_TOKEN", "tok-42")]));

@@ -2,6 +2,8 @@
 //! `Link` headers, and errors that say which request failed and why. Dropping a request's
 //! future cancels it.
 
+use pikoci_core::ErrorKind;
+use pikoci_core::engine::NativeCheckError;
 use pikoci_http::reqwest;
 use pikoci_http::{ClientConfig, describe, read_capped};
 
@@ -30,10 +32,10 @@ impl ApiClient {
         base: &str,
         token: &str,
         config: &ClientConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NativeCheckError> {
         let http = config
             .build()
-            .map_err(|err| format!("{provider} API: {err}"))?;
+            .map_err(|err| NativeCheckError::invalid_input(format!("{provider} API: {err}")))?;
         Ok(ApiClient {
             http,
             provider,
@@ -48,13 +50,16 @@ impl ApiClient {
     }
 
     /// The JSON body of `GET <base><path>`.
-    pub(crate) async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+    pub(crate) async fn get(&self, path: &str) -> Result<serde_json::Value, NativeCheckError> {
         self.fetch(&self.url(path)).await.map(|(body, _)| body)
     }
 
     /// Every item of a listing (`GET <base><path>` returning a JSON array), following the
     /// `rel="next"` links of the `Link` header.
-    pub(crate) async fn list(&self, path: &str) -> Result<Vec<serde_json::Value>, String> {
+    pub(crate) async fn list(
+        &self,
+        path: &str,
+    ) -> Result<Vec<serde_json::Value>, NativeCheckError> {
         let mut url = self.url(path);
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
@@ -62,22 +67,22 @@ impl ApiClient {
             match body {
                 serde_json::Value::Array(page) => items.extend(page),
                 other => {
-                    return Err(format!(
+                    return Err(NativeCheckError::internal(format!(
                         "{} API: GET {url} returned {}, not a JSON array",
                         self.provider,
                         kind_of(&other)
-                    ));
+                    )));
                 }
             }
             match next {
                 Some(next) if origin(&next) == origin(&self.base) => url = next,
                 // The token must not be sent anywhere else.
                 Some(next) => {
-                    return Err(format!(
+                    return Err(NativeCheckError::internal(format!(
                         "{} API: GET {url} links its next page to another server ({next}); \
                          not following it",
                         self.provider
-                    ));
+                    )));
                 }
                 None => break,
             }
@@ -85,7 +90,10 @@ impl ApiClient {
         Ok(items)
     }
 
-    async fn fetch(&self, url: &str) -> Result<(serde_json::Value, Option<String>), String> {
+    async fn fetch(
+        &self,
+        url: &str,
+    ) -> Result<(serde_json::Value, Option<String>), NativeCheckError> {
         let provider = self.provider;
         let request = self.http.get(url);
         let request = match provider {
@@ -100,19 +108,29 @@ impl ApiClient {
                 .header("Accept", "application/json")
                 .header("Authorization", format!("token {}", self.token)),
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|err| format!("{provider} API: GET {url} failed: {}", describe(&err)))?;
+        let response = request.send().await.map_err(|err| {
+            let kind = if err.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Unavailable
+            };
+            NativeCheckError::new(
+                kind,
+                format!("{provider} API: GET {url} failed: {}", describe(&err)),
+            )
+        })?;
         let status = response.status();
         let next = response
             .headers()
             .get("link")
             .and_then(|v| v.to_str().ok())
             .and_then(next_link);
-        let bytes = read_capped(response, MAX_BODY)
-            .await
-            .map_err(|err| format!("{provider} API: GET {url}: cannot read the response: {err}"))?;
+        let bytes = read_capped(response, MAX_BODY).await.map_err(|err| {
+            NativeCheckError::new(
+                ErrorKind::Unavailable,
+                format!("{provider} API: GET {url}: cannot read the response: {err}"),
+            )
+        })?;
         let text = String::from_utf8_lossy(&bytes);
         if !status.is_success() {
             let mut message = format!(
@@ -127,12 +145,25 @@ impl ApiClient {
                 message.push_str(": ");
                 message.push_str(hint);
             }
-            return Err(message);
+            return Err(NativeCheckError::new(status_kind(status.as_u16()), message));
         }
         let body = serde_json::from_str(&text).map_err(|err| {
-            format!("{provider} API: GET {url} returned a body that is not JSON: {err}")
+            NativeCheckError::internal(format!(
+                "{provider} API: GET {url} returned a body that is not JSON: {err}"
+            ))
         })?;
         Ok((body, next))
+    }
+}
+
+/// What a failed request's status means for the caller: a refused token is fixed by the user,
+/// a server error or a rate limit may pass.
+fn status_kind(status: u16) -> ErrorKind {
+    match status {
+        401 | 403 => ErrorKind::PermissionDenied,
+        404 => ErrorKind::NotFound,
+        408 | 429 | 500..=599 => ErrorKind::Unavailable,
+        _ => ErrorKind::InvalidInput,
     }
 }
 

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::api::ApiClient;
+use pikoci_core::engine::NativeCheckError;
 use pikoci_core::percent::encode;
 
 use super::remote::Provider;
@@ -52,7 +53,7 @@ impl Repository<'_> {
     pub(crate) async fn newest_commit(
         &self,
         branch: Option<&str>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, NativeCheckError> {
         let root = self.root();
         let (path, branch_key) = match self.provider {
             Provider::GitHub => (format!("{root}/commits?per_page=1"), "sha"),
@@ -84,7 +85,7 @@ impl Repository<'_> {
     }
 
     /// Every open pull (merge) request.
-    pub(crate) async fn open_pull_requests(&self) -> Result<Vec<PullRequest>, String> {
+    pub(crate) async fn open_pull_requests(&self) -> Result<Vec<PullRequest>, NativeCheckError> {
         let root = self.root();
         match self.provider {
             Provider::GitHub | Provider::Gitea => {
@@ -121,7 +122,7 @@ impl Repository<'_> {
     }
 
     /// Every tag, in the order the API lists them.
-    pub(crate) async fn tags(&self) -> Result<Vec<Tag>, String> {
+    pub(crate) async fn tags(&self) -> Result<Vec<Tag>, NativeCheckError> {
         let root = self.root();
         let path = match self.provider {
             Provider::GitHub => format!("{root}/tags?per_page=100"),
@@ -141,29 +142,29 @@ impl Repository<'_> {
             .collect())
     }
 
-    async fn items<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, String> {
+    async fn items<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, NativeCheckError> {
         self.api
             .list(path)
             .await?
             .into_iter()
             .map(|item| {
                 serde_json::from_value(item).map_err(|err| {
-                    format!(
+                    NativeCheckError::internal(format!(
                         "{} API: unexpected item in the answer to GET {}: {err}",
                         self.provider,
                         self.api.url(path)
-                    )
+                    ))
                 })
             })
             .collect()
     }
 
-    fn unexpected(&self, path: &str, wanted: &str) -> String {
-        format!(
+    fn unexpected(&self, path: &str, wanted: &str) -> NativeCheckError {
+        NativeCheckError::internal(format!(
             "{} API: GET {} did not return {wanted}",
             self.provider,
             self.api.url(path)
-        )
+        ))
     }
 }
 
