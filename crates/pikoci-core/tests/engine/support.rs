@@ -218,12 +218,17 @@ pub(crate) async fn run(hcl: &str, job: &str) -> Run {
 }
 
 pub(crate) async fn run_with(hcl: &str, job: &str, options: Options) -> Run {
+    run_pipeline(pipeline(hcl), job, options).await
+}
+
+/// Runs a pipeline the test built or changed, to reach what validation rejects.
+pub(crate) async fn run_pipeline(pipeline: Pipeline, job: &str, options: Options) -> Run {
     let dirs = tempfile::tempdir().unwrap();
     let runner = Arc::new(ScriptedRunner::default());
     let events = Arc::new(Recorder::default());
     let engine = Engine::new(runner.clone(), events.clone());
     let spec = BuildSpec {
-        pipeline: Arc::new(pipeline(hcl)),
+        pipeline: Arc::new(pipeline),
         job: job.to_owned(),
         team: "main".to_owned(),
         pipeline_name: "demo".to_owned(),
