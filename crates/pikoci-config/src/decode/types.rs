@@ -407,6 +407,17 @@ impl Decoder<'_> {
             );
         }
         let command = self.command(block, context, &[])?;
+        if command.runner == "shell" && command.params.contains_key("file") {
+            // Each command's path and args become the override's cmd, and shell takes one of the
+            // two (checked again by the worker).
+            self.error_with_help(
+                format!("runner in {context}: a shell runner override cannot set \"file\""),
+                attribute(&block.body, "file").and_then(|a| a.key.span()),
+                Some(
+                    "remove file: each command's path and args become the script (cmd)".to_owned(),
+                ),
+            );
+        }
         Some(RunnerOverride {
             runner: command.runner,
             args: command.args,
