@@ -359,9 +359,15 @@ impl Decoder<'_> {
             _ => return,
         };
         self.error_with_help(
-            format!("{context}: the shell runner needs exactly one of \"cmd\" and \"file\", found {found}"),
+            format!(
+                "{context}: the shell runner needs exactly one of \"cmd\" and \"file\", \
+                 found {found}"
+            ),
             block.labels.first().and_then(|l| l.span()),
-            Some("set cmd to an inline script, or file to a script path relative to $WORKDIR".to_owned()),
+            Some(
+                "set cmd to an inline script, or file to a script path relative to $WORKDIR"
+                    .to_owned(),
+            ),
         );
     }
 
