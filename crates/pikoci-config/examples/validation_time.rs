@@ -52,7 +52,8 @@ fn main() {
         let rendered = diagnostics.render(false);
         let render_time = start.elapsed();
         println!(
-            "{kind}, {} bytes: load {load_time:.2?}, {} diagnostics; render {render_time:.2?}, {} bytes shown",
+            "{kind}, {} bytes: load {load_time:.2?}, {} diagnostics; \
+             render {render_time:.2?}, {} bytes shown",
             file.text().len(),
             diagnostics.items().len(),
             rendered.len()

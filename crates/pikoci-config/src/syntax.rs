@@ -34,7 +34,10 @@ pub(crate) fn parse(text: &str) -> Result<Body, Vec<Diagnostic>> {
                     ),
                     Some(at..at + 1),
                 )
-                .with_help("split the expression (for example into a variable), or close the brackets left open before this point")
+                .with_help(
+                    "split the expression (for example into a variable), or close the brackets \
+                     left open before this point",
+                )
             })
             .collect());
     }

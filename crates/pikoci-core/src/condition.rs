@@ -9,9 +9,9 @@
 //!          | "'" chars-without-quote "'" | bareword
 //! ```
 //!
-//! Quoted strings and barewords are `$`-expanded (see [`crate::expand`]) only after the whole condition
-//! has been parsed, so a variable's value can never change the structure of the expression.
-//! The rules are those of section 9 of the pipeline language specification.
+//! Quoted strings and barewords are `$`-expanded (see [`crate::expand`]) only after the whole
+//! condition has been parsed, so a variable's value can never change the structure of the
+//! expression. The rules are those of section 9 of the pipeline language specification.
 
 use serde::{Deserialize, Serialize};
 

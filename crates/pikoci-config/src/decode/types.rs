@@ -359,9 +359,15 @@ impl Decoder<'_> {
             _ => return,
         };
         self.error_with_help(
-            format!("{context}: the shell runner needs exactly one of \"cmd\" and \"file\", found {found}"),
+            format!(
+                "{context}: the shell runner needs exactly one of \"cmd\" and \"file\", \
+                 found {found}"
+            ),
             block.labels.first().and_then(|l| l.span()),
-            Some("set cmd to an inline script, or file to a script path relative to $WORKDIR".to_owned()),
+            Some(
+                "set cmd to an inline script, or file to a script path relative to $WORKDIR"
+                    .to_owned(),
+            ),
         );
     }
 
@@ -407,6 +413,17 @@ impl Decoder<'_> {
             );
         }
         let command = self.command(block, context, &[])?;
+        if command.runner == "shell" && command.params.contains_key("file") {
+            // Each command's path and args become the override's cmd, and shell takes one of the
+            // two (checked again by the worker).
+            self.error_with_help(
+                format!("runner in {context}: a shell runner override cannot set \"file\""),
+                attribute(&block.body, "file").and_then(|a| a.key.span()),
+                Some(
+                    "remove file: each command's path and args become the script (cmd)".to_owned(),
+                ),
+            );
+        }
         Some(RunnerOverride {
             runner: command.runner,
             args: command.args,

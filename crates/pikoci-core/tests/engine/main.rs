@@ -5,8 +5,9 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use pikoci_core::StepKind;
 use pikoci_core::engine::{BuildControl, Status, StepType};
-use support::{Options, run, run_with, task};
+use support::{Options, pipeline, run, run_pipeline, run_with, task};
 
 const CRON: &str = "resource \"cron\" \"tick\" {}\n";
 
@@ -437,12 +438,21 @@ async fn undeclared_params_are_warned_about_and_dropped() {
 }
 
 #[tokio::test]
-async fn a_command_without_path_is_a_no_op() {
-    // The shell runner's cmd/file rule is checked by validation now (config data tests) and by
-    // the template itself (template unit tests): no valid pipeline reaches the engine with both.
-    let hcl = job("task \"nothing\" {\n  run \"exec\" {}\n}\n");
-    let r = run(&hcl, "a").await;
-    assert_eq!(r.events.finished(), ["nothing: succeeded"]);
+async fn a_command_without_path_is_a_no_op_and_shell_rules_apply() {
+    let hcl = job(
+        "task \"nothing\" {\n  run \"exec\" {}\n}\ntask \"both\" {\n  run \"shell\" {\n    cmd = \"x\"\n  }\n}\n",
+    );
+    // Validation rejects cmd with file; the engine still refuses a pipeline that has both.
+    let mut both = pipeline(&hcl);
+    if let StepKind::Task(task) = &mut both.jobs[0].plan[1].kind {
+        task.run.params.insert("file".to_owned(), "y.sh".to_owned());
+    }
+    let r = run_pipeline(both, "a", Options::default()).await;
+    assert_eq!(r.events.finished()[0], "nothing: succeeded");
+    assert_eq!(
+        r.events.error("both").as_deref(),
+        Some("shell runner: cannot set both \"cmd\" and \"file\"")
+    );
 }
 
 #[tokio::test]

@@ -25,3 +25,11 @@ job "a" {
     shell = "/bin/bash"
   }
 }
+resource_type "scripted" {
+  runner "shell" {
+    file = "wrapper.sh"
+  }
+  check "exec" {
+    path = "./check"
+  }
+}
