@@ -23,6 +23,13 @@ pub enum Inherit {
     SecretCommand,
 }
 
+/// Whether the variable `name` belongs to PikoCI's own configuration (`PIKOCI_*`: the secret
+/// key, database and broker URLs, tokens), which nothing a pipeline runs or reads may see: not a
+/// step, not a secret type's `get` command, not the builtin `env` secret type.
+pub fn is_pikoci_config(name: &str) -> bool {
+    name.starts_with("PIKOCI_")
+}
+
 /// The variables a step inherits: where it runs (`PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`,
 /// `TMPDIR`), language and time (`LANG`, `LANGUAGE`, `LC_*`, `TZ`), the terminal (`TERM`),
 /// how to reach and configure the container engine (`DOCKER_*` and `CONTAINERS_*` settings
@@ -63,7 +70,7 @@ impl Inherit {
     pub fn allows(self, name: &str) -> bool {
         match self {
             Inherit::Step => STEP_INHERITED.contains(&name) || name.starts_with("LC_"),
-            Inherit::SecretCommand => !name.starts_with("PIKOCI_"),
+            Inherit::SecretCommand => !is_pikoci_config(name),
         }
     }
 
