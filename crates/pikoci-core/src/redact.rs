@@ -18,9 +18,7 @@ pub fn url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let head_end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let userinfo_end = rest[..head_end].rfind('@').or_else(|| rest.rfind('@'));
-    let (userinfo, remainder) = match userinfo_end {
+    let (userinfo, remainder) = match userinfo_end(rest) {
         Some(at) => {
             let shown = match rest[..at].split_once(':') {
                 Some((user, _)) => format!("{user}:***@"),
@@ -35,6 +33,28 @@ pub fn url(url: &str) -> String {
         None => remainder.to_owned(),
     };
     format!("{scheme}://{userinfo}{remainder}")
+}
+
+/// `url` without its user information: `http://user:password@proxy:3128` gives
+/// `http://proxy:3128`. Text without `scheme://` (`user:password@proxy:3128`, as proxies are
+/// often written) is read as starting with its authority. The user information ends where
+/// [`url`] says.
+pub fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (&url[..scheme.len() + 3], rest),
+        None => ("", url),
+    };
+    match userinfo_end(rest) {
+        Some(at) => format!("{scheme}{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Where the user information of the text after `scheme://` ends (its `@`), if it has one: the
+/// last `@` before the first `?` or `#`, else the last `@` of all.
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let head_end = rest.find(['?', '#']).unwrap_or(rest.len());
+    rest[..head_end].rfind('@').or_else(|| rest.rfind('@'))
 }
 
 /// The query `a=1&password=x` as `a=1&password=***`.
@@ -65,7 +85,7 @@ fn is_secret_key(key: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::url;
+    use super::{url, without_userinfo};
 
     #[test]
     fn passwords_and_tokens_are_hidden() {
@@ -117,6 +137,20 @@ mod tests {
         // `?`: the text before it is hidden.
         assert_eq!(url("https://host/x@y"), "https://***@y");
         assert_eq!(url("https://h:443/x?to=a@b.c"), "https://h:***@b.c");
+    }
+
+    #[test]
+    fn userinfo_is_removed_with_or_without_a_scheme() {
+        for (given, kept) in [
+            ("http://u:p@proxy:3128", "http://proxy:3128"),
+            ("http://u:p/a@ss@proxy:3128/", "http://proxy:3128/"),
+            ("socks5://token@proxy", "socks5://proxy"),
+            ("u:p@proxy:3128", "proxy:3128"),
+            ("http://proxy:3128", "http://proxy:3128"),
+            ("proxy:3128", "proxy:3128"),
+        ] {
+            assert_eq!(without_userinfo(given), kept, "{given}");
+        }
     }
 
     #[test]

@@ -160,12 +160,14 @@ fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
 }
 
 /// Sets the whole environment of `command`: what `inherit` lets through of this process's own
-/// environment (a step never sees `PIKOCI_SECRET_KEY` or the worker's database URL), then
-/// `env`.
+/// environment (a step never sees `PIKOCI_SECRET_KEY` or the worker's database URL, nor the
+/// password in a proxy's URL), then `env`.
 fn set_environment(command: &mut Command, inherit: Inherit, env: &BTreeMap<String, String>) {
     command.env_clear();
     for (name, value) in std::env::vars_os() {
-        if name.to_str().is_some_and(|name| inherit.allows(name)) {
+        if let Some(name) = name.to_str()
+            && let Some(value) = inherit.inherited(name, &value)
+        {
             command.env(name, value);
         }
     }
