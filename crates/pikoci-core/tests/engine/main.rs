@@ -818,3 +818,23 @@ async fn versions_a_push_prints_are_reported_with_secrets_masked() {
     });
     assert_eq!(versions, [vec![serde_json::json!({"ref": "v-***"})]]);
 }
+
+#[tokio::test]
+async fn the_version_a_local_check_finds_is_reported_with_secrets_masked() {
+    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
+        .to_owned()
+        + "resource_type \"store\" {\n  check \"exec\" {\n    path = \"step\"\n    args = [\"print:[{\\\"ref\\\":\\\"v-s3cr3t\\\"}]\"]\n  }\n}\n"
+        + "resource \"store\" \"in\" {}\n"
+        + &job("get \"store\" \"in\" {}\n");
+    let options = Options {
+        secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
+        ..Options::default()
+    };
+    let r = run_with(&hcl, "a", options).await;
+    assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    let used = r.events.picked(|e| match e {
+        pikoci_core::engine::Event::VersionUsed { version, .. } => Some(version.clone()),
+        _ => None,
+    });
+    assert_eq!(used, [serde_json::json!({"ref": "v-***"})]);
+}
