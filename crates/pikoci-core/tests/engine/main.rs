@@ -257,6 +257,33 @@ async fn fail_fast_marks_steps_waiting_for_a_slot_failed_without_running_them() 
 }
 
 #[tokio::test]
+async fn a_fail_fast_group_fails_with_the_error_of_the_step_that_stopped_it() {
+    // Listed before the failing step: the cancelled sibling and the step waiting for a slot
+    // must not give the group their errors.
+    let hcl = job(&format!(
+        "in_parallel {{\n  limit = 2\n  fail_fast = true\n{}{}{}}}\n",
+        task("slow", "hang"),
+        task("bad", "fail"),
+        task("never", "print:no"),
+    ));
+    let r = run(&hcl, "a").await;
+    let mut finished = r.events.finished();
+    finished.sort();
+    assert_eq!(
+        finished,
+        [
+            "bad: failed",
+            "in_parallel: failed",
+            "never: failed",
+            "slow: cancelled",
+        ]
+    );
+    let cause = r.events.error("bad").unwrap();
+    assert_ne!(r.events.error("slow").as_deref(), Some(cause.as_str()));
+    assert_eq!(r.events.error("in_parallel"), Some(cause));
+}
+
+#[tokio::test]
 async fn if_chains_run_the_first_true_branch() {
     let chain = "if \"check-prod\" {\n  condition = \"$TASK_DETECT_ENV_ENV == 'production'\"\n"
         .to_owned()
