@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
-    validate_topic,
+    Broker, BrokerResult, Delivery, Settle, Subscription, validate_group, validate_topic,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -208,6 +207,7 @@ impl Drop for MemSettle {
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;
+    use pikoci_core::ErrorKind;
 
     use super::*;
 
@@ -243,5 +243,9 @@ mod tests {
         );
         let err = broker.publish("t", b"x".to_vec()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            err.to_string(),
+            "failed to publish to topic \"t\": the in-memory broker is closed"
+        );
     }
 }

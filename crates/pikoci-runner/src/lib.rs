@@ -23,9 +23,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
+use pikoci_core::ErrorKind;
 use pikoci_core::engine::env::Inherit;
 use pikoci_core::engine::{
-    ErrorKind, Invocation, OutputLine, OutputSink, RunOutcome, Runner, RunnerError, Stream,
+    Invocation, OutputLine, OutputSink, RunOutcome, Runner, RunnerError, Stream,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};

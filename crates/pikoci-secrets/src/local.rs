@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use pikoci_core::ErrorKind;
 use pikoci_core::engine::env::is_pikoci_config;
-use pikoci_core::secrets::{
-    ErrorKind, SecretError, SecretRequest, SecretSource, SecretValue, SecretValues,
-};
+use pikoci_core::secrets::{SecretError, SecretRequest, SecretSource, SecretValue, SecretValues};
 
 use crate::format::Format;
 

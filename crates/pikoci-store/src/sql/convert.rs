@@ -280,9 +280,9 @@ pub(crate) fn worker(m: worker::Model) -> StoreResult<Worker> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pikoci_core::ErrorKind;
     use pikoci_core::model::{GetStep, Job, Pipeline, Resource, ResourceRef, Step, StepKind};
     use pikoci_core::schedule::CheckInterval;
-    use pikoci_core::store::ErrorKind;
 
     /// A pipeline with one job getting one resource.
     fn sample_pipeline() -> Pipeline {
