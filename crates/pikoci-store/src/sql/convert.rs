@@ -300,24 +300,15 @@ mod tests {
                 cache: None,
             }],
             jobs: vec![Job {
-                name: "build".to_owned(),
-                instance_of: None,
                 concurrency: 2,
                 serial_groups: vec!["deploy".to_owned()],
-                tags: Vec::new(),
-                timeout: None,
-                allow_failure: false,
                 interruptible: true,
-                disable_retry: false,
                 plan: vec![Step::new(StepKind::Get(GetStep {
                     resource: repo,
                     trigger: true,
                     passed: Vec::new(),
                 }))],
-                hooks: Default::default(),
-                on_trigger: Vec::new(),
-                approval: None,
-                inputs: Vec::new(),
+                ..Job::new("build")
             }],
             ..Pipeline::default()
         }
