@@ -825,20 +825,30 @@ async fn a_resource_name_outside_the_work_directory_fails_get_and_put() {
     }
 }
 
-#[tokio::test]
-async fn versions_a_push_prints_are_reported_with_secrets_masked() {
+/// Runs job "a" of a pipeline whose `store` resource type's `command` (`check` or `push`)
+/// prints the version `{"ref": "v-s3cr3t"}`, `s3cr3t` being a secret, and `step` is the job's
+/// plan; the build must succeed.
+async fn run_printing_a_secret_version(command: &str, step: &str, local: bool) -> support::Run {
     let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
         .to_owned()
-        + "resource_type \"store\" {\n  push \"exec\" {\n    path = \"step\"\n    args = [\"print:[{\\\"ref\\\":\\\"v-s3cr3t\\\"}]\"]\n  }\n}\n"
-        + "resource \"store\" \"out\" {}\n"
-        + &job("put \"store\" \"out\" {}\n");
+        + &format!(
+            "resource_type \"store\" {{\n  {command} \"exec\" {{\n    path = \"step\"\n    args = [\"print:[{{\\\"ref\\\":\\\"v-s3cr3t\\\"}}]\"]\n  }}\n}}\n"
+        )
+        + "resource \"store\" \"it\" {}\n"
+        + &job(&format!("{step} \"store\" \"it\" {{}}\n"));
     let options = Options {
-        local: false,
+        local,
         secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
         ..Options::default()
     };
     let r = run_with(&hcl, "a", options).await;
     assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    r
+}
+
+#[tokio::test]
+async fn versions_a_push_prints_are_reported_with_secrets_masked() {
+    let r = run_printing_a_secret_version("push", "put", false).await;
     let versions = r.events.picked(|e| match e {
         pikoci_core::engine::Event::Versions { versions, .. } => Some(versions.clone()),
         _ => None,
@@ -848,17 +858,7 @@ async fn versions_a_push_prints_are_reported_with_secrets_masked() {
 
 #[tokio::test]
 async fn the_version_a_local_check_finds_is_reported_with_secrets_masked() {
-    let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
-        .to_owned()
-        + "resource_type \"store\" {\n  check \"exec\" {\n    path = \"step\"\n    args = [\"print:[{\\\"ref\\\":\\\"v-s3cr3t\\\"}]\"]\n  }\n}\n"
-        + "resource \"store\" \"in\" {}\n"
-        + &job("get \"store\" \"in\" {}\n");
-    let options = Options {
-        secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
-        ..Options::default()
-    };
-    let r = run_with(&hcl, "a", options).await;
-    assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    let r = run_printing_a_secret_version("check", "get", true).await;
     let used = r.events.picked(|e| match e {
         pikoci_core::engine::Event::VersionUsed { version, .. } => Some(version.clone()),
         _ => None,
