@@ -15,7 +15,7 @@ fn pikoci(args: &[&str], dir: &Path) -> Output {
         .arg("--work-dir")
         .arg(dir.join("work"))
         .current_dir(dir)
-        .env("PIKOCI_E2E_TOKEN", "env-secret-42")
+        .env("E2E_SECRET_TOKEN", "env-secret-42")
         .output()
         .expect("the pikoci binary runs")
 }
@@ -34,7 +34,7 @@ secret_type "script" {
 variable "vault_token" {
   type = string
   secret "env" {
-    key = "PIKOCI_E2E_TOKEN"
+    key = "E2E_SECRET_TOKEN"
   }
 }
 variable "from_file" {
@@ -187,7 +187,7 @@ variable "push_token" {
 }
 variable "greeting" {
   type = string
-  secret "env" { key = "PIKOCI_E2E_TOKEN" }
+  secret "env" { key = "E2E_SECRET_TOKEN" }
 }
 notification "slack" "alerts" {
   params { webhook_url = var.webhook }

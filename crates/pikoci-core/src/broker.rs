@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use futures::Stream;
 
-pub use crate::error::ErrorKind;
+use crate::ErrorKind;
 
 crate::error::port_error!(
     /// The error of every [`Broker`] operation: a kind, a message naming what failed, and the

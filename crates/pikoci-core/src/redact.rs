@@ -10,26 +10,51 @@ const SECRET_QUERY_KEYS: [&str; 3] = ["password", "secret", "token"];
 /// and the values of query parameters named like a password, secret or token. Text that is not
 /// a `scheme://` URL (`mem`, `sqlite::memory:`, a host list) is returned as it is.
 ///
-/// The user information ends at the last `@` before the first `/`: a password holding a `/` must
-/// be percent-encoded (`%2F`), as URLs require anyway.
+/// Passwords are not always percent-encoded as URLs require, so the user information ends at the
+/// last `@` before the first `?` or `#` (a password may hold `/` and `@`), and when the only `@`
+/// comes after a `?` or `#` (a password holding one of them, or an address in the query), at the
+/// last `@` of all: when in doubt, too much is hidden rather than too little.
 pub fn url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("***@{host}"),
-        },
-        None => authority.to_owned(),
+    let (userinfo, remainder) = match userinfo_end(rest) {
+        Some(at) => {
+            let shown = match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{user}:***@"),
+                None => "***@".to_owned(),
+            };
+            (shown, &rest[at + 1..])
+        }
+        None => (String::new(), rest),
     };
-    let shown = format!("{scheme}://{authority}{path}");
-    match shown.split_once('?') {
+    let remainder = match remainder.split_once('?') {
         Some((before, query)) => format!("{before}?{}", redact_query(query)),
-        None => shown,
+        None => remainder.to_owned(),
+    };
+    format!("{scheme}://{userinfo}{remainder}")
+}
+
+/// `url` without its user information: `http://user:password@proxy:3128` gives
+/// `http://proxy:3128`. Text without `scheme://` (`user:password@proxy:3128`, as proxies are
+/// often written) is read as starting with its authority. The user information ends where
+/// [`url`] says.
+pub fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (&url[..scheme.len() + 3], rest),
+        None => ("", url),
+    };
+    match userinfo_end(rest) {
+        Some(at) => format!("{scheme}{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
+}
+
+/// Where the user information of the text after `scheme://` ends (its `@`), if it has one: the
+/// last `@` before the first `?` or `#`, else the last `@` of all.
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let head_end = rest.find(['?', '#']).unwrap_or(rest.len());
+    rest[..head_end].rfind('@').or_else(|| rest.rfind('@'))
 }
 
 /// The query `a=1&password=x` as `a=1&password=***`.
@@ -60,7 +85,7 @@ fn is_secret_key(key: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::url;
+    use super::{url, without_userinfo};
 
     #[test]
     fn passwords_and_tokens_are_hidden() {
@@ -84,12 +109,56 @@ mod tests {
     }
 
     #[test]
+    fn passwords_with_url_delimiters_are_hidden_whole() {
+        for (password, hidden) in [
+            ("pa/ss", "postgres://u:***@db/x"),
+            ("pa@ss", "postgres://u:***@db/x"),
+            ("p@a/s@s", "postgres://u:***@db/x"),
+            ("pa#ss", "postgres://u:***@db/x"),
+            ("pa?ss", "postgres://u:***@db/x"),
+            ("p/a?s#s", "postgres://u:***@db/x"),
+        ] {
+            let shown = url(&format!("postgres://u:{password}@db/x"));
+            assert_eq!(shown, hidden, "password {password:?}");
+        }
+        assert_eq!(
+            url("postgres://u:pa/ss@db/x?password=a@b&sslmode=disable"),
+            "postgres://u:***@db/x?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            url("https://tok/en@github.com/o/r"),
+            "https://***@github.com/o/r"
+        );
+    }
+
+    #[test]
+    fn an_at_sign_in_doubt_hides_what_comes_before_it() {
+        // A path or a query holding an `@` cannot be told from a password holding a `/` or a
+        // `?`: the text before it is hidden.
+        assert_eq!(url("https://host/x@y"), "https://***@y");
+        assert_eq!(url("https://h:443/x?to=a@b.c"), "https://h:***@b.c");
+    }
+
+    #[test]
+    fn userinfo_is_removed_with_or_without_a_scheme() {
+        for (given, kept) in [
+            ("http://u:p@proxy:3128", "http://proxy:3128"),
+            ("http://u:p/a@ss@proxy:3128/", "http://proxy:3128/"),
+            ("socks5://token@proxy", "socks5://proxy"),
+            ("u:p@proxy:3128", "proxy:3128"),
+            ("http://proxy:3128", "http://proxy:3128"),
+            ("proxy:3128", "proxy:3128"),
+        ] {
+            assert_eq!(without_userinfo(given), kept, "{given}");
+        }
+    }
+
+    #[test]
     fn urls_without_credentials_are_unchanged() {
         for plain in [
             "mem",
             "sqlite::memory:",
             "sqlite:///var/lib/pikoci.db",
-            "https://host/x@y",
             "kafka://a:9092,b:9092",
             "a:9092,b:9092",
             "git@github.com:o/r.git",

@@ -5,7 +5,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pikoci_core::broker::{Broker, BrokerError, BrokerResult, ErrorKind};
+use pikoci_core::ErrorKind;
+use pikoci_core::broker::{Broker, BrokerError, BrokerResult};
 
 /// The transports PikoCI can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

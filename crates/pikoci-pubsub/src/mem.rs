@@ -10,11 +10,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
-    validate_topic,
+    Broker, BrokerResult, Delivery, Settle, Subscription, validate_group, validate_topic,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::task::Tasks;
+
+/// How errors name this transport ("the in-memory broker is closed").
+const TRANSPORT: &str = "in-memory";
 
 /// The in-process broker. Clones share the same topics: hand one to the server and one to the
 /// embedded worker.
@@ -27,7 +31,8 @@ pub struct MemBroker {
 struct Shared {
     /// Topic name -> group name -> group.
     topics: Mutex<HashMap<String, HashMap<String, Arc<Group>>>>,
-    closed: CancellationToken,
+    /// Closed with the broker (no task is spawned: subscriptions wait on its token).
+    tasks: Tasks,
 }
 
 #[derive(Debug, Default)]
@@ -63,16 +68,6 @@ impl MemBroker {
         Self::default()
     }
 
-    fn check_open(&self, action: &str) -> BrokerResult<()> {
-        if self.shared.closed.is_cancelled() {
-            return Err(BrokerError::new(
-                ErrorKind::Unavailable,
-                format!("failed to {action}: the in-memory broker is closed"),
-            ));
-        }
-        Ok(())
-    }
-
     fn group(&self, topic: &str, group: &str) -> Arc<Group> {
         let mut topics = lock(&self.shared.topics);
         let groups = topics.entry(topic.to_owned()).or_default();
@@ -94,7 +89,9 @@ impl GroupState {
 impl Broker for MemBroker {
     async fn publish(&self, topic: &str, payload: Vec<u8>) -> BrokerResult<()> {
         validate_topic(topic)?;
-        self.check_open(&format!("publish to topic \"{topic}\""))?;
+        self.shared
+            .tasks
+            .check_open(TRANSPORT, || format!("publish to topic \"{topic}\""))?;
         let payload: Arc<[u8]> = payload.into();
         let topics = lock(&self.shared.topics);
         for group in topics.get(topic).into_iter().flat_map(HashMap::values) {
@@ -114,9 +111,11 @@ impl Broker for MemBroker {
     async fn subscribe(&self, topic: &str, group: &str) -> BrokerResult<Subscription> {
         validate_topic(topic)?;
         validate_group(group)?;
-        self.check_open(&format!("subscribe to topic \"{topic}\""))?;
+        self.shared
+            .tasks
+            .check_open(TRANSPORT, || format!("subscribe to topic \"{topic}\""))?;
         let state = self.group(topic, group);
-        let closed = self.shared.closed.clone();
+        let closed = self.shared.tasks.token().clone();
         let deliveries = futures::stream::unfold((state, closed), |(group, closed)| async move {
             let delivery = next_delivery(&group, &closed).await?;
             Some((Ok(delivery), (group, closed)))
@@ -125,7 +124,7 @@ impl Broker for MemBroker {
     }
 
     async fn close(&self) -> BrokerResult<()> {
-        self.shared.closed.cancel();
+        self.shared.tasks.close().await;
         lock(&self.shared.topics).clear();
         Ok(())
     }
@@ -208,6 +207,7 @@ impl Drop for MemSettle {
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;
+    use pikoci_core::ErrorKind;
 
     use super::*;
 
@@ -243,5 +243,9 @@ mod tests {
         );
         let err = broker.publish("t", b"x".to_vec()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            err.to_string(),
+            "failed to publish to topic \"t\": the in-memory broker is closed"
+        );
     }
 }

@@ -18,8 +18,9 @@ use async_nats::{Client, ConnectOptions, connection::State};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use pikoci_core::ErrorKind;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
+    Broker, BrokerError, BrokerResult, Delivery, Settle, Subscription, validate_group,
     validate_topic,
 };
 use pikoci_core::redact;

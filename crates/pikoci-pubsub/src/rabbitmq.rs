@@ -22,8 +22,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     Acker, BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind,
 };
+use pikoci_core::ErrorKind;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerResult, Delivery, ErrorKind, Settle, Subscription, validate_group,
+    Broker, BrokerError, BrokerResult, Delivery, Settle, Subscription, validate_group,
     validate_topic,
 };
 use pikoci_core::redact;

@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use pikoci_core::broker::{BrokerError, BrokerResult, Delivery, ErrorKind};
+use pikoci_core::ErrorKind;
+use pikoci_core::broker::{BrokerError, BrokerResult, Delivery};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;

@@ -23,9 +23,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
+use pikoci_core::ErrorKind;
 use pikoci_core::engine::env::Inherit;
 use pikoci_core::engine::{
-    ErrorKind, Invocation, OutputLine, OutputSink, RunOutcome, Runner, RunnerError, Stream,
+    Invocation, OutputLine, OutputSink, RunOutcome, Runner, RunnerError, Stream,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -160,12 +161,14 @@ fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
 }
 
 /// Sets the whole environment of `command`: what `inherit` lets through of this process's own
-/// environment (a step never sees `PIKOCI_SECRET_KEY` or the worker's database URL), then
-/// `env`.
+/// environment (a step never sees `PIKOCI_SECRET_KEY` or the worker's database URL, nor the
+/// password in a proxy's URL), then `env`.
 fn set_environment(command: &mut Command, inherit: Inherit, env: &BTreeMap<String, String>) {
     command.env_clear();
     for (name, value) in std::env::vars_os() {
-        if name.to_str().is_some_and(|name| inherit.allows(name)) {
+        if let Some(name) = name.to_str()
+            && let Some(value) = inherit.inherited(name, &value)
+        {
             command.env(name, value);
         }
     }

@@ -60,13 +60,24 @@ async fn wait_for_file(path: &Path) -> String {
 async fn stdout_and_stderr_arrive_in_order_with_env_and_workdir() {
     let dir = tempfile::tempdir().unwrap();
     let out = capture();
-    let script = "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo \"$GREETING from $(pwd)\"; printf 'no newline'";
+    // Two pipes have no order between them: the script writes each of its first two lines, then
+    // waits on a fifo of its own until the test has received that line.
+    let script = "mkfifo one two; echo one; read _ < one; echo two >&2; read _ < two; \
+                  echo \"$GREETING from $(pwd)\"; printf 'no newline'";
+    let workdir = dir.path().to_path_buf();
+    let captured = out.sink.clone();
+    let sink: OutputSink = Arc::new(move |line: OutputLine| {
+        let ack = ["one", "two"]
+            .contains(&line.text.as_str())
+            .then(|| workdir.join(&line.text));
+        captured(line);
+        if let Some(ack) = ack {
+            // Opening a fifo waits for its reader: not on the runtime's thread.
+            std::thread::spawn(move || std::fs::write(ack, "\n"));
+        }
+    });
     let outcome = ProcessRunner::new()
-        .run(
-            sh(script, dir.path()),
-            out.sink.clone(),
-            CancellationToken::new(),
-        )
+        .run(sh(script, dir.path()), sink, CancellationToken::new())
         .await;
     assert_eq!(outcome, RunOutcome::Exited(0));
     let lines: Vec<(Stream, String)> = out

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pikoci_core::ErrorKind;
 use pikoci_core::RunnerType;
 use pikoci_core::engine::env::Inherit;
 use pikoci_core::engine::template;
 use pikoci_core::engine::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, Stream};
-use pikoci_core::secrets::{ErrorKind, SecretError, SecretRequest, SecretSource, SecretValues};
+use pikoci_core::secrets::{SecretError, SecretRequest, SecretSource, SecretValues};
 use tokio_util::sync::CancellationToken;
 
 use crate::format::Format;

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use pikoci_core::secrets::{ErrorKind, SecretError, SecretValue, SecretValues};
+use pikoci_core::ErrorKind;
+use pikoci_core::secrets::{SecretError, SecretValue, SecretValues};
 
 /// How secret data is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pikoci_core::secrets::{
-    ErrorKind, SecretError, SecretRequest, SecretSource, SecretValue, SecretValues,
-};
+use pikoci_core::ErrorKind;
+use pikoci_core::engine::env::is_pikoci_config;
+use pikoci_core::secrets::{SecretError, SecretRequest, SecretSource, SecretValue, SecretValues};
 
 use crate::format::Format;
 
@@ -19,6 +19,10 @@ pub fn process_env() -> EnvLookup {
 
 /// The largest secret file read (a secret file is small; this protects memory).
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Where the `file` type never reads: the kernel's views of the worker's processes and devices
+/// (`/proc/self/environ` holds the worker's own configuration).
+const KERNEL_ROOTS: [&str; 2] = ["/proc", "/sys"];
 
 /// The builtin `file` secret type: reads and parses a file on the worker.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +86,19 @@ impl SecretSource for FileSource {
             };
             SecretError::new(kind, format!("cannot read {shown}")).with_source(err)
         };
+        // Checked on the resolved path, so a symlink (or `..`) cannot lead around it; the file
+        // read is the one checked.
+        let path = tokio::fs::canonicalize(&path).await.map_err(io_error)?;
+        if let Some(root) = KERNEL_ROOTS.iter().find(|root| path.starts_with(root)) {
+            return Err(SecretError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "cannot read {shown}: files under {root} describe the worker's own processes \
+                     (such as its environment) and are never read as secrets; keep the secret in \
+                     a file of its own"
+                ),
+            ));
+        }
         let metadata = tokio::fs::metadata(&path).await.map_err(io_error)?;
         if metadata.len() > MAX_FILE_BYTES {
             return Err(SecretError::new(
@@ -125,14 +142,25 @@ impl EnvSource {
 impl SecretSource for EnvSource {
     async fn fetch(&self, request: &SecretRequest) -> Result<SecretValues, SecretError> {
         let prefix = request.config("prefix").unwrap_or_default();
-        Ok(request
-            .keys
-            .iter()
-            .filter_map(|key| {
-                (self.lookup)(&format!("{prefix}{key}"))
-                    .map(|value| (key.clone(), SecretValue::secret(value)))
-            })
-            .collect())
+        let mut values = SecretValues::new();
+        for key in &request.keys {
+            let name = format!("{prefix}{key}");
+            if is_pikoci_config(&name) {
+                return Err(SecretError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "secret type \"{}\" may not read the environment variable {name}: \
+                         PIKOCI_* variables are PikoCI's own configuration, never a pipeline's secret; \
+                         give the value another name",
+                        request.secret_type
+                    ),
+                ));
+            }
+            if let Some(value) = (self.lookup)(&name) {
+                values.insert(key.clone(), SecretValue::secret(value));
+            }
+        }
+        Ok(values)
     }
 }
 
@@ -219,6 +247,48 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.full_message().contains("missing.json"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn files_of_the_kernel_are_refused_even_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/proc/self/environ", dir.path().join("env")).unwrap();
+        std::os::unix::fs::symlink("/proc/self", dir.path().join("self")).unwrap();
+        let source = FileSource::with_base(dir.path());
+        for path in [
+            "/proc/self/environ",
+            "env",
+            "self/environ",
+            "/tmp/../proc/self/environ",
+            "/sys",
+        ] {
+            let err = source
+                .fetch(&request(path, &[], &["content"]))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{path}: {err}");
+            assert!(err.to_string().contains("never read as secrets"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn env_refuses_pikoci_configuration_variables() {
+        let lookup: EnvLookup = Arc::new(|name: &str| match name {
+            "PIKOCI_SECRET_KEY" => Some("the-worker-key".to_owned()),
+            _ => None,
+        });
+        let source = EnvSource::new(lookup);
+        for (prefix, key) in [("", "PIKOCI_SECRET_KEY"), ("PIKOCI_", "SECRET_KEY")] {
+            let err = source
+                .fetch(&request("", &[("prefix", prefix)], &[key]))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+            let message = err.full_message();
+            assert!(message.contains("PIKOCI_SECRET_KEY"), "{message}");
+            assert!(message.contains("PikoCI's own configuration"), "{message}");
+            assert!(!message.contains("the-worker-key"), "{message}");
+        }
     }
 
     #[tokio::test]

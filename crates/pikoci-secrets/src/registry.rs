@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use pikoci_core::secrets::{ErrorKind, SecretError, SecretRequest, SecretSource, SecretValues};
+use pikoci_core::ErrorKind;
+use pikoci_core::secrets::{SecretError, SecretRequest, SecretSource, SecretValues};
 use pikoci_core::{Origin, SecretType};
 
 use crate::{EnvSource, ExecSource, FileSource, VaultSource};

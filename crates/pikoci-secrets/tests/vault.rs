@@ -13,7 +13,8 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
-use pikoci_core::secrets::{ErrorKind, ResolveError, resolve};
+use pikoci_core::ErrorKind;
+use pikoci_core::secrets::{ResolveError, resolve};
 use pikoci_core::{Pipeline, VariableValue};
 use pikoci_secrets::{EnvLookup, Registry, VaultSource};
 

@@ -4,8 +4,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use pikoci_core::ErrorKind;
 use pikoci_core::redact;
-use pikoci_core::store::{ErrorKind, StoreError, StoreResult};
+use pikoci_core::store::{StoreError, StoreResult};
 use sea_orm::sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};

@@ -2,7 +2,8 @@
 //! from the caller, and the driver's message as an opaque source (no driver type crosses the
 //! `Store` trait).
 
-use pikoci_core::store::{ErrorKind, StoreError};
+use pikoci_core::ErrorKind;
+use pikoci_core::store::StoreError;
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 /// The text of a database error, without its type, and how it was classified.

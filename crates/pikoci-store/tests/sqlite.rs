@@ -49,7 +49,7 @@ async fn bad_urls_are_invalid_input() {
     let err = pikoci_store::connect("oracle://scott:tiger@db/orcl")
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), pikoci_core::store::ErrorKind::InvalidInput);
+    assert_eq!(err.kind(), pikoci_core::ErrorKind::InvalidInput);
     assert!(!err.to_string().contains("tiger"), "{err}");
 }
 
@@ -67,11 +67,7 @@ async fn unusable_servers_are_unavailable() -> anyhow::Result<()> {
     for scheme in ["postgres", "mysql"] {
         let url = format!("{scheme}://nobody:secret@{addr}/pikoci");
         let err = pikoci_store::connect(&url).await.unwrap_err();
-        assert_eq!(
-            err.kind(),
-            pikoci_core::store::ErrorKind::Unavailable,
-            "{err}"
-        );
+        assert_eq!(err.kind(), pikoci_core::ErrorKind::Unavailable, "{err}");
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
         for shown in [format!("{err}"), format!("{err:?}"), err.full_message()] {
             assert!(!shown.contains("secret"), "{shown}");
@@ -104,7 +100,7 @@ async fn rows_of_an_unknown_model_format_are_refused_naming_it() -> anyhow::Resu
 
     let store = pikoci_store::connect(&url).await?;
     let err = store.pipeline_by_id(world.pipeline.id).await.unwrap_err();
-    assert_eq!(err.kind(), pikoci_core::store::ErrorKind::Internal);
+    assert_eq!(err.kind(), pikoci_core::ErrorKind::Internal);
     assert!(
         err.to_string()
             .starts_with("the model of pipeline \"ci\" is stored in model format 2,"),

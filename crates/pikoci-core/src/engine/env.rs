@@ -2,6 +2,7 @@
 //! and what commands hand back (version lists, export files).
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 
 use crate::Params;
 use crate::name::{closest, env_name};
@@ -23,11 +24,19 @@ pub enum Inherit {
     SecretCommand,
 }
 
+/// Whether the variable `name` belongs to PikoCI's own configuration (`PIKOCI_*`: the secret
+/// key, database and broker URLs, tokens), which nothing a pipeline runs or reads may see: not a
+/// step, not a secret type's `get` command, not the builtin `env` secret type.
+pub fn is_pikoci_config(name: &str) -> bool {
+    name.starts_with("PIKOCI_")
+}
+
 /// The variables a step inherits: where it runs (`PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`,
 /// `TMPDIR`), language and time (`LANG`, `LANGUAGE`, `LC_*`, `TZ`), the terminal (`TERM`),
 /// how to reach and configure the container engine (`DOCKER_*` and `CONTAINERS_*` settings
 /// that hold addresses, paths and flags, never credentials themselves; `XDG_RUNTIME_DIR` for
-/// rootless engines) and the network's proxies.
+/// rootless engines) and the network's proxies ([`PROXY_VARIABLES`], without their user and
+/// password).
 pub const STEP_INHERITED: &[&str] = &[
     "PATH",
     "HOME",
@@ -52,10 +61,23 @@ pub const STEP_INHERITED: &[&str] = &[
     "XDG_RUNTIME_DIR",
     "HTTP_PROXY",
     "HTTPS_PROXY",
+    "ALL_PROXY",
     "NO_PROXY",
     "http_proxy",
     "https_proxy",
+    "all_proxy",
     "no_proxy",
+];
+
+/// The proxy variables of [`STEP_INHERITED`] that may hold a URL with a user and password
+/// (`http://user:password@proxy:3128`): a step gets them with the user information removed.
+pub const PROXY_VARIABLES: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
 ];
 
 impl Inherit {
@@ -63,18 +85,31 @@ impl Inherit {
     pub fn allows(self, name: &str) -> bool {
         match self {
             Inherit::Step => STEP_INHERITED.contains(&name) || name.starts_with("LC_"),
-            Inherit::SecretCommand => !name.starts_with("PIKOCI_"),
+            Inherit::SecretCommand => !is_pikoci_config(name),
         }
     }
 
-    /// The value of `name` in this process's environment, if it is inherited (runner
+    /// What a process inherits of the variable `name`, whose value in the starting process's
+    /// environment is `value`: nothing when [`Inherit::allows`] says no; for a step, a proxy's
+    /// URL without its user and password (left out when it is not UTF-8 and cannot be cleaned);
+    /// otherwise `value` as it is.
+    pub fn inherited(self, name: &str, value: &OsStr) -> Option<OsString> {
+        if !self.allows(name) {
+            return None;
+        }
+        if self == Inherit::Step && PROXY_VARIABLES.contains(&name) {
+            return value
+                .to_str()
+                .map(|url| crate::redact::without_userinfo(url).into());
+        }
+        Some(value.to_owned())
+    }
+
+    /// The value of `name` in this process's environment, as it is inherited (runner
     /// templates expand names that are not parameters with it).
     pub fn var(self, name: &str) -> Option<String> {
-        if self.allows(name) {
-            std::env::var(name).ok()
-        } else {
-            None
-        }
+        let value = std::env::var_os(name)?;
+        self.inherited(name, &value)?.into_string().ok()
     }
 }
 
@@ -246,6 +281,38 @@ mod tests {
         assert!(!Inherit::SecretCommand.allows("PIKOCI_DB_URL"));
         assert!(Inherit::SecretCommand.allows("VAULT_TOKEN"));
         assert_eq!(Inherit::default(), Inherit::Step);
+    }
+
+    #[test]
+    fn steps_get_proxies_without_their_user_and_password() {
+        let inherited = |inherit: Inherit, name: &str, value: &str| {
+            inherit
+                .inherited(name, OsStr::new(value))
+                .map(|value| value.into_string().unwrap())
+        };
+        for name in PROXY_VARIABLES {
+            assert_eq!(
+                inherited(Inherit::Step, name, "http://ci:hunter2@proxy:3128").as_deref(),
+                Some("http://proxy:3128"),
+                "{name}"
+            );
+            assert_eq!(
+                inherited(Inherit::Step, name, "ci:hunter2@proxy:3128").as_deref(),
+                Some("proxy:3128"),
+                "{name}"
+            );
+            assert!(STEP_INHERITED.contains(name), "{name}");
+        }
+        assert_eq!(
+            inherited(Inherit::Step, "NO_PROXY", "a@b").as_deref(),
+            Some("a@b")
+        );
+        assert_eq!(inherited(Inherit::Step, "VAULT_TOKEN", "t"), None);
+        // A secret's get command runs with the machine's credentials, proxies' included.
+        assert_eq!(
+            inherited(Inherit::SecretCommand, "HTTPS_PROXY", "http://u:p@proxy").as_deref(),
+            Some("http://u:p@proxy")
+        );
     }
 
     #[test]

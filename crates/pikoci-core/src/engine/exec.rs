@@ -278,10 +278,14 @@ impl Build {
             group.limit as usize
         };
         let slots = Arc::new(tokio::sync::Semaphore::new(limit));
+        // With fail_fast, the error of the step that stopped the group is the group's error: the
+        // siblings' cancellations and the steps never started come after it.
+        let stop_cause = std::sync::OnceLock::new();
         let snapshot: &Exports = exports;
         let children = group.steps.iter().map(|inner| {
             let slots = slots.clone();
             let group_cancel = &group_cancel;
+            let stop_cause = &stop_cause;
             async move {
                 let mut own = snapshot.clone();
                 // A stopped group starts nothing more, even when a slot is free.
@@ -304,7 +308,12 @@ impl Build {
                         Err(error)
                     }
                 };
-                if result.is_err() && group.fail_fast {
+                if let Err(error) = &result
+                    && group.fail_fast
+                {
+                    if !group_cancel.is_cancelled() {
+                        let _ = stop_cause.set(error.clone());
+                    }
                     group_cancel.cancel();
                 }
                 // The slot is freed only now, so a step waiting for it sees the cancellation.
@@ -351,7 +360,7 @@ impl Build {
             self.log(id, &message);
             return Err(message);
         }
-        match first_error {
+        match stop_cause.into_inner().or(first_error) {
             Some(error) => Err(error),
             None => Ok(()),
         }

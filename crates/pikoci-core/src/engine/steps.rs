@@ -198,9 +198,10 @@ impl Build {
                 return failed(error);
             }
         }
+        // Stored and shown like a push's versions: a secret a local check printed is masked.
         self.sink.emit(Event::VersionUsed {
             resource: canonical,
-            version,
+            version: self.masker.mask_json(version),
         });
         let prefix = env_name(&resource.name);
         for (key, value) in flat {

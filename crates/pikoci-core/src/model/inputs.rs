@@ -122,24 +122,11 @@ fn check(input: &Input, value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Hooks;
 
     fn job(inputs: Vec<Input>) -> Job {
         Job {
-            name: "deploy".to_owned(),
-            instance_of: None,
-            concurrency: 0,
-            serial_groups: vec![],
-            tags: vec![],
-            timeout: None,
-            allow_failure: false,
-            interruptible: false,
-            disable_retry: false,
-            plan: vec![],
-            hooks: Hooks::default(),
-            on_trigger: vec![],
-            approval: None,
             inputs,
+            ..Job::new("deploy")
         }
     }
 

@@ -1,8 +1,6 @@
-//! The error every `Store` method returns: an [`ErrorKind`] callers branch on, a message for
+//! The error every `Store` method returns: an [`ErrorKind`](crate::ErrorKind) callers branch on, a message for
 //! people, and an opaque source for logs. The source never exposes a database driver's types
 //! (implementations wrap driver errors into their own opaque type before attaching them).
-
-pub use crate::error::ErrorKind;
 
 crate::error::port_error!(
     /// An error from a [`Store`](super::Store): a kind, a message naming the thing that failed,

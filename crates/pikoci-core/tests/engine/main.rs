@@ -258,6 +258,33 @@ async fn fail_fast_marks_steps_waiting_for_a_slot_failed_without_running_them() 
 }
 
 #[tokio::test]
+async fn a_fail_fast_group_fails_with_the_error_of_the_step_that_stopped_it() {
+    // Listed before the failing step: the cancelled sibling and the step waiting for a slot
+    // must not give the group their errors.
+    let hcl = job(&format!(
+        "in_parallel {{\n  limit = 2\n  fail_fast = true\n{}{}{}}}\n",
+        task("slow", "hang"),
+        task("bad", "fail"),
+        task("never", "print:no"),
+    ));
+    let r = run(&hcl, "a").await;
+    let mut finished = r.events.finished();
+    finished.sort();
+    assert_eq!(
+        finished,
+        [
+            "bad: failed",
+            "in_parallel: failed",
+            "never: failed",
+            "slow: cancelled",
+        ]
+    );
+    let cause = r.events.error("bad").unwrap();
+    assert_ne!(r.events.error("slow").as_deref(), Some(cause.as_str()));
+    assert_eq!(r.events.error("in_parallel"), Some(cause));
+}
+
+#[tokio::test]
 async fn if_chains_run_the_first_true_branch() {
     let chain = "if \"check-prod\" {\n  condition = \"$TASK_DETECT_ENV_ENV == 'production'\"\n"
         .to_owned()
@@ -808,23 +835,43 @@ async fn a_resource_name_outside_the_work_directory_fails_get_and_put() {
     }
 }
 
-#[tokio::test]
-async fn versions_a_push_prints_are_reported_with_secrets_masked() {
+/// Runs job "a" of a pipeline whose `store` resource type's `command` (`check` or `push`)
+/// prints the version `{"ref": "v-s3cr3t"}`, `s3cr3t` being a secret, and `step` is the job's
+/// plan; the build must succeed.
+async fn run_printing_a_secret_version(command: &str, step: &str, local: bool) -> support::Run {
     let hcl = "variable \"pw\" {\n  type = string\n  secret \"pikoci\" { key = \"pw\" }\n}\n"
         .to_owned()
-        + "resource_type \"store\" {\n  push \"exec\" {\n    path = \"step\"\n    args = [\"print:[{\\\"ref\\\":\\\"v-s3cr3t\\\"}]\"]\n  }\n}\n"
-        + "resource \"store\" \"out\" {}\n"
-        + &job("put \"store\" \"out\" {}\n");
+        + &format!(
+            "resource_type \"store\" {{\n  {command} \"exec\" {{\n    path = \"step\"\n    args = [\"print:[{{\\\"ref\\\":\\\"v-s3cr3t\\\"}}]\"]\n  }}\n}}\n"
+        )
+        + "resource \"store\" \"it\" {}\n"
+        + &job(&format!("{step} \"store\" \"it\" {{}}\n"));
     let options = Options {
-        local: false,
+        local,
         secrets: secret("__pikoci_secret:pikoci::pw__".to_owned(), "s3cr3t"),
         ..Options::default()
     };
     let r = run_with(&hcl, "a", options).await;
     assert_eq!(r.status(), Status::Succeeded, "{:?}", r.events.finished());
+    r
+}
+
+#[tokio::test]
+async fn versions_a_push_prints_are_reported_with_secrets_masked() {
+    let r = run_printing_a_secret_version("push", "put", false).await;
     let versions = r.events.picked(|e| match e {
         pikoci_core::engine::Event::Versions { versions, .. } => Some(versions.clone()),
         _ => None,
     });
     assert_eq!(versions, [vec![serde_json::json!({"ref": "v-***"})]]);
+}
+
+#[tokio::test]
+async fn the_version_a_local_check_finds_is_reported_with_secrets_masked() {
+    let r = run_printing_a_secret_version("check", "get", true).await;
+    let used = r.events.picked(|e| match e {
+        pikoci_core::engine::Event::VersionUsed { version, .. } => Some(version.clone()),
+        _ => None,
+    });
+    assert_eq!(used, [serde_json::json!({"ref": "v-***"})]);
 }

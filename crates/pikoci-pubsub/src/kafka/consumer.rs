@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pikoci_core::broker::{BrokerError, BrokerResult, Delivery, ErrorKind, Settle};
+use pikoci_core::ErrorKind;
+use pikoci_core::broker::{BrokerError, BrokerResult, Delivery, Settle};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pikoci_core::ErrorKind;
 use pikoci_core::broker::{
-    Broker, BrokerError, BrokerResult, ErrorKind, Subscription, validate_group, validate_topic,
+    Broker, BrokerError, BrokerResult, Subscription, validate_group, validate_topic,
 };
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use pikoci_core::broker::{Broker, Delivery, ErrorKind, Subscription};
+use pikoci_core::ErrorKind;
+use pikoci_core::broker::{Broker, Delivery, Subscription};
 
 /// How long a test waits for one delivery (a Kafka group join alone can take 20 s).
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(90);

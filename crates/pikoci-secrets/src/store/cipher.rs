@@ -5,7 +5,8 @@
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hkdf::Hkdf;
-use pikoci_core::secrets::{ErrorKind, Secret, SecretError};
+use pikoci_core::ErrorKind;
+use pikoci_core::secrets::{Secret, SecretError};
 use sha2::Sha256;
 
 /// The environment variable holding the master key.

@@ -8,9 +8,9 @@ mod table;
 
 use std::sync::Arc;
 
+use pikoci_core::ErrorKind;
 use pikoci_core::secrets::{
-    ErrorKind, Secret, SecretError, SecretKind, SecretRequest, SecretSource, SecretValue,
-    SecretValues,
+    Secret, SecretError, SecretKind, SecretRequest, SecretSource, SecretValue, SecretValues,
 };
 
 pub use cipher::{Cipher, KEY_VARIABLE, MIN_KEY_LEN};

@@ -66,18 +66,31 @@ pub(crate) fn to_model_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Sto
     )
 }
 
-/// A model from stored JSON text; `Internal` naming the format when it is not [`MODEL_FORMAT`].
-pub(crate) fn from_model_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
-    let stored: ModelIn = from_json(text, what)?;
+/// The model of `owner` (`pipeline "ci"`, `job "build"`) from stored JSON text. `Internal`
+/// when the row is not in the current [`MODEL_FORMAT`]: written before formats were numbered
+/// (no `format` envelope), in another format, or not a model at all.
+pub(crate) fn from_model_json<T: DeserializeOwned>(text: &str, owner: &str) -> StoreResult<T> {
+    let corrupt_model = |err: serde_json::Error| {
+        corrupt(
+            format!("the model of {owner} in the database is corrupt"),
+            err,
+        )
+    };
+    let stored: serde_json::Value = serde_json::from_str(text).map_err(corrupt_model)?;
+    if stored.get("format").is_none() {
+        return Err(StoreError::internal(format!(
+            "{owner} was stored by an older PikoCI in an unversioned format: set the pipeline again"
+        )));
+    }
+    let stored: ModelIn = serde_json::from_value(stored).map_err(corrupt_model)?;
     if stored.format != MODEL_FORMAT {
         return Err(StoreError::internal(format!(
-            "{what} is stored in model format {}, but this version of PikoCI reads format \
-             {MODEL_FORMAT}: run the PikoCI version that wrote it, or set the pipeline again",
+            "the model of {owner} is stored in model format {}, but this version of PikoCI reads \
+             format {MODEL_FORMAT}: run the PikoCI version that wrote it, or set the pipeline again",
             stored.format
         )));
     }
-    serde_json::from_value(stored.model)
-        .map_err(|err| corrupt(format!("corrupt {what} in the database"), err))
+    serde_json::from_value(stored.model).map_err(corrupt_model)
 }
 
 /// A count or index as stored (`i32`); `InvalidInput` beyond `i32::MAX`.
@@ -130,7 +143,7 @@ pub(crate) fn pipeline(m: pipeline::Model) -> StoreResult<StoredPipeline> {
         id: PipelineId(m.id),
         team_id: TeamId(m.team_id),
         vars: from_json(&m.vars, "pipeline vars")?,
-        model: from_model_json(&m.model, &format!("the model of pipeline \"{}\"", m.name))?,
+        model: from_model_json(&m.model, &format!("pipeline \"{}\"", m.name))?,
         name: m.name,
         config: m.config,
         paused: m.paused,
@@ -144,7 +157,7 @@ pub(crate) fn job(m: job::Model) -> StoreResult<StoredJob> {
     Ok(StoredJob {
         id: JobId(m.id),
         pipeline_id: PipelineId(m.pipeline_id),
-        model: from_model_json(&m.model, &format!("the model of job \"{}\"", m.name))?,
+        model: from_model_json(&m.model, &format!("job \"{}\"", m.name))?,
         name: m.name,
         position: uint(m.position),
         paused: m.paused,
@@ -171,7 +184,7 @@ pub(crate) fn resource(m: resource::Model) -> StoreResult<StoredResource> {
         pipeline_id: PipelineId(m.pipeline_id),
         model: from_model_json(
             &m.model,
-            &format!("the model of resource \"{}.{}\"", m.type_name, m.name),
+            &format!("resource \"{}.{}\"", m.type_name, m.name),
         )?,
         webhook_token: m.webhook_token,
         next_check_at: m.next_check_at.map(time),
@@ -267,9 +280,9 @@ pub(crate) fn worker(m: worker::Model) -> StoreResult<Worker> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pikoci_core::ErrorKind;
     use pikoci_core::model::{GetStep, Job, Pipeline, Resource, ResourceRef, Step, StepKind};
     use pikoci_core::schedule::CheckInterval;
-    use pikoci_core::store::ErrorKind;
 
     /// A pipeline with one job getting one resource.
     fn sample_pipeline() -> Pipeline {
@@ -287,24 +300,15 @@ mod tests {
                 cache: None,
             }],
             jobs: vec![Job {
-                name: "build".to_owned(),
-                instance_of: None,
                 concurrency: 2,
                 serial_groups: vec!["deploy".to_owned()],
-                tags: Vec::new(),
-                timeout: None,
-                allow_failure: false,
                 interruptible: true,
-                disable_retry: false,
                 plan: vec![Step::new(StepKind::Get(GetStep {
                     resource: repo,
                     trigger: true,
                     passed: Vec::new(),
                 }))],
-                hooks: Default::default(),
-                on_trigger: Vec::new(),
-                approval: None,
-                inputs: Vec::new(),
+                ..Job::new("build")
             }],
             ..Pipeline::default()
         }
@@ -316,7 +320,7 @@ mod tests {
     #[test]
     fn rows_of_the_current_model_format_are_read_back() {
         let fixture = include_str!("testdata/pipeline-model-format-1.json").trim();
-        let read: Pipeline = from_model_json(fixture, "the model of pipeline \"p\"").unwrap();
+        let read: Pipeline = from_model_json(fixture, "pipeline \"p\"").unwrap();
         assert_eq!(read, sample_pipeline());
         assert_eq!(to_model_json(&read, "pipeline model").unwrap(), fixture);
     }
@@ -326,17 +330,42 @@ mod tests {
         let written = to_model_json(&sample_pipeline(), "pipeline model").unwrap();
         assert!(written.starts_with(r#"{"format":1,"model":{"#), "{written}");
         let later = written.replacen(r#""format":1"#, r#""format":7"#, 1);
-        let err = from_model_json::<Pipeline>(&later, "the model of pipeline \"p\"").unwrap_err();
+        let err = from_model_json::<Pipeline>(&later, "pipeline \"p\"").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Internal);
         assert_eq!(
             err.to_string(),
             "the model of pipeline \"p\" is stored in model format 7, but this version of PikoCI \
              reads format 1: run the PikoCI version that wrote it, or set the pipeline again"
         );
+    }
+
+    #[test]
+    fn a_row_written_before_model_formats_says_to_set_the_pipeline_again() {
         let unversioned = serde_json::to_string(&sample_pipeline()).unwrap();
-        let err =
-            from_model_json::<Pipeline>(&unversioned, "the model of pipeline \"p\"").unwrap_err();
+        let err = from_model_json::<Pipeline>(&unversioned, "pipeline \"p\"").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Internal);
+        assert_eq!(
+            err.to_string(),
+            "pipeline \"p\" was stored by an older PikoCI in an unversioned format: set the \
+             pipeline again"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_model_is_named_in_a_sentence() {
+        for text in [
+            "{not json",
+            r#"{"format":1,"model":{"jobs":7}}"#,
+            r#"{"format":"x"}"#,
+        ] {
+            let err = from_model_json::<Pipeline>(text, "pipeline \"p\"").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Internal);
+            assert_eq!(
+                err.to_string(),
+                "the model of pipeline \"p\" in the database is corrupt",
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Builds: numbering, retries, conditional transitions, steps, listing.
 
+use pikoci_core::ErrorKind;
 use pikoci_core::store::{
     BuildFilter, BuildId, BuildNumber, BuildStatus, BuildStep, BuildTransition, BuildTrigger,
-    ErrorKind, NewBuild, StepStatus,
+    NewBuild, StepStatus,
 };
 use serde_json::json;
 

@@ -1,8 +1,7 @@
 //! Claims, concurrency limits, serial groups, leases and requeues.
 
-use pikoci_core::store::{
-    BuildId, BuildStatus, BuildTransition, ErrorKind, RunningBuild, TeamScope,
-};
+use pikoci_core::ErrorKind;
+use pikoci_core::store::{BuildId, BuildStatus, BuildTransition, RunningBuild, TeamScope};
 
 use super::{Fixture, at, claim, expect_kind, job, pending, transition, world};
 

@@ -1,8 +1,9 @@
 //! Log chunks and retention.
 
+use pikoci_core::ErrorKind;
 use pikoci_core::store::{
-    BuildFilter, BuildId, BuildStatus, BuildStep, BuildVersion, ErrorKind, LogChunk, NewLogChunk,
-    StepStatus, VersionUse,
+    BuildFilter, BuildId, BuildStatus, BuildStep, BuildVersion, LogChunk, NewLogChunk, StepStatus,
+    VersionUse,
 };
 
 use super::{Fixture, at, expect_kind, job, pending, run_to, world};

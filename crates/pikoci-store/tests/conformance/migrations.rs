@@ -1,7 +1,8 @@
 //! Migrations and error kinds.
 
+use pikoci_core::ErrorKind;
 use pikoci_core::model::ResourceRef;
-use pikoci_core::store::{BuildId, ErrorKind, JobId, PipelineId, ResourceId, TeamId, VersionId};
+use pikoci_core::store::{BuildId, JobId, PipelineId, ResourceId, TeamId, VersionId};
 use pikoci_store::SqlStore;
 
 use super::{Fixture, at, expect_kind};

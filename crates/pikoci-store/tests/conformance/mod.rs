@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
+use pikoci_core::ErrorKind;
 use pikoci_core::model::{GetStep, Job, Pipeline, Resource, ResourceRef, Step, StepKind};
 use pikoci_core::schedule::CheckInterval;
 use pikoci_core::store::{
-    Build, BuildStatus, BuildTransition, ClaimRequest, ErrorKind, JobId, NewBuild, PipelineSpec,
-    Store, StoreError, StoreResult, StoredJob, StoredPipeline, StoredResource, Team, TeamScope,
+    Build, BuildStatus, BuildTransition, ClaimRequest, JobId, NewBuild, PipelineSpec, Store,
+    StoreError, StoreResult, StoredJob, StoredPipeline, StoredResource, Team, TeamScope,
 };
 use pikoci_store::SqlStore;
 

@@ -1,7 +1,8 @@
 //! Teams and pipelines: creation, the diffing update, atomicity, pausing, deletion.
 
+use pikoci_core::ErrorKind;
 use pikoci_core::model::ResourceRef;
-use pikoci_core::store::{BuildStatus, ErrorKind, LogCursor, NewLogChunk};
+use pikoci_core::store::{BuildStatus, LogCursor, NewLogChunk};
 
 use super::{Fixture, at, expect_kind, job, model, pending, resource, spec, world};
 

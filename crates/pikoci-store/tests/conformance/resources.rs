@@ -2,9 +2,10 @@
 
 use std::collections::HashSet;
 
+use pikoci_core::ErrorKind;
 use pikoci_core::store::{
-    BuildStatus, BuildTrigger, BuildVersion, CheckClaim, CheckRecord, ErrorKind, NewBuild,
-    NewVersion, PassedQuery, ResourceVersion, TeamScope, VersionUse, WorkerHeartbeat,
+    BuildStatus, BuildTrigger, BuildVersion, CheckClaim, CheckRecord, NewBuild, NewVersion,
+    PassedQuery, ResourceVersion, TeamScope, VersionUse, WorkerHeartbeat,
 };
 use serde_json::json;
 
