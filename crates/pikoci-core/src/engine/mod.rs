@@ -26,11 +26,6 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-// Kept only for the Vault client and the git API checks, which the switch to pikoci-http
-// rewrites at the same time: once they import `pikoci_core::ErrorKind`, remove this re-export
-// (the crate root and `ports` are the paths of `ErrorKind`).
-#[doc(hidden)]
-pub use crate::error::ErrorKind;
 pub use events::{Event, EventSink, Status, StepId, StepType};
 pub use native::{CheckRequest, NativeCheckError, NativeChecks};
 pub use runner::{Invocation, OutputLine, OutputSink, RunOutcome, Runner, RunnerError, Stream};

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{ErrorKind, MAX_DEPTH, SecretError};
+use super::{MAX_DEPTH, SecretError};
+use crate::ErrorKind;
 use crate::{Pipeline, SecretRef, SecretType, VariableValue};
 
 /// One secret-bound variable.

@@ -14,11 +14,6 @@ mod secret;
 mod source;
 mod usage;
 
-// Kept only for the Vault client and the git API checks, which the switch to pikoci-http
-// rewrites at the same time: once they import `pikoci_core::ErrorKind`, remove this re-export
-// (the crate root and `ports` are the paths of `ErrorKind`).
-#[doc(hidden)]
-pub use crate::error::ErrorKind;
 pub use resolve::{ResolveError, ResolveFailure, ResolvedSecrets, resolve};
 pub use secret::{Secret, SecretKind, SecretValue, SecretValues};
 pub use source::{SecretError, SecretRequest, SecretSource};

@@ -6,9 +6,9 @@ use std::fmt;
 
 use super::graph::{self, Node};
 use super::{
-    ErrorKind, SecretError, SecretKind, SecretRequest, SecretSource, SecretValue, SecretValues,
-    substitute,
+    SecretError, SecretKind, SecretRequest, SecretSource, SecretValue, SecretValues, substitute,
 };
+use crate::ErrorKind;
 use crate::engine::mask::Masker;
 use crate::{Command, Pipeline, RunnerOverride, SecretType};
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::*;
+use crate::ErrorKind;
 use crate::{Origin, Pipeline, SecretRef, SecretType, ValueType, Variable, VariableValue};
 
 /// One fetch the source saw.

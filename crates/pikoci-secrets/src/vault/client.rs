@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use pikoci_core::secrets::{ErrorKind, Secret, SecretError};
+use pikoci_core::ErrorKind;
+use pikoci_core::secrets::{Secret, SecretError};
 use pikoci_http::reqwest;
 use pikoci_http::{BodyError, ClientConfig, describe, read_capped};
 use serde_json::Value;

@@ -6,8 +6,9 @@ mod client;
 
 use std::time::Duration;
 
+use pikoci_core::ErrorKind;
 use pikoci_core::secrets::{
-    ErrorKind, Secret, SecretError, SecretRequest, SecretSource, SecretValue, SecretValues,
+    Secret, SecretError, SecretRequest, SecretSource, SecretValue, SecretValues,
 };
 use serde_json::Value;
 
