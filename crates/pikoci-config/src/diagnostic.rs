@@ -189,6 +189,8 @@ impl SourceFile {
 pub struct Diagnostics {
     file: SourceFile,
     items: Vec<Diagnostic>,
+    /// A last line about the file as a whole, e.g. that checking stopped early.
+    note: Option<String>,
 }
 
 impl Diagnostics {
@@ -199,7 +201,23 @@ impl Diagnostics {
             item.message = shorten_quoted(&item.message);
             item.help = item.help.as_deref().map(shorten_quoted);
         }
-        Diagnostics { file, items }
+        Diagnostics {
+            file,
+            items,
+            note: None,
+        }
+    }
+
+    /// Adds a note printed after the diagnostics: something about the file as a whole that is
+    /// not a diagnostic of its own (so it is not counted as an error).
+    pub fn with_note(mut self, note: impl Into<String>) -> Diagnostics {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// The note added by [`Diagnostics::with_note`].
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
     }
 
     /// The file the diagnostics refer to.
@@ -259,6 +277,9 @@ impl Diagnostics {
         if let Some(more) = self.more_line() {
             out.push_str(&more);
             out.push('\n');
+        }
+        if let Some(note) = &self.note {
+            out.push_str(&format!("note: {note}\n"));
         }
         out
     }
@@ -329,6 +350,9 @@ impl fmt::Display for Diagnostics {
         }
         if let Some(more) = self.more_line() {
             write!(f, "\n{more}")?;
+        }
+        if let Some(note) = &self.note {
+            write!(f, "\n{}: note: {note}", self.file.name())?;
         }
         Ok(())
     }

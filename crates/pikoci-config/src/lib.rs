@@ -88,7 +88,13 @@ pub fn load(
     }
     let body = match syntax::parse(file.text()) {
         Ok(body) => body,
-        Err(errors) => return Err(Diagnostics::new(file.clone(), errors)),
+        Err(errors) => {
+            let diagnostics = Diagnostics::new(file.clone(), errors.diagnostics);
+            return Err(match errors.note {
+                Some(note) => diagnostics.with_note(note),
+                None => diagnostics,
+            });
+        }
     };
     let mut decoder = decode::Decoder::new(fetcher);
     let pipeline = decoder.pipeline(&body, vars);

@@ -19,11 +19,20 @@ use crate::diagnostic::{Diagnostic, MAX_SHOWN};
 /// How deeply `(` and `[` may nest in the expressions of one top-level block.
 pub(crate) const MAX_BRACKET_DEPTH: usize = 12;
 
+/// The syntax errors of a file that does not parse.
+pub(crate) struct SyntaxErrors {
+    /// One error per broken top-level block, in file order, at most [`MAX_SHOWN`].
+    pub(crate) diagnostics: Vec<Diagnostic>,
+    /// Set when checking stopped after [`MAX_SHOWN`] broken blocks: says where, since the rest
+    /// of the file was not checked and its errors are not counted.
+    pub(crate) note: Option<String>,
+}
+
 /// Parses `text`, or returns one syntax error per broken top-level block, in file order.
-pub(crate) fn parse(text: &str) -> Result<Body, Vec<Diagnostic>> {
+pub(crate) fn parse(text: &str) -> Result<Body, SyntaxErrors> {
     let found = scan(text);
     if !found.too_deep.is_empty() {
-        return Err(found
+        let diagnostics = found
             .too_deep
             .iter()
             .map(|&at| {
@@ -39,7 +48,11 @@ pub(crate) fn parse(text: &str) -> Result<Body, Vec<Diagnostic>> {
                      left open before this point",
                 )
             })
-            .collect());
+            .collect();
+        return Err(SyntaxErrors {
+            diagnostics,
+            note: None,
+        });
     }
     let whole = match hcl_edit::parser::parse_body(text) {
         Ok(body) => return Ok(body),
@@ -49,12 +62,16 @@ pub(crate) fn parse(text: &str) -> Result<Body, Vec<Diagnostic>> {
     bounds.extend(found.block_starts.into_iter().filter(|&s| s > 0));
     bounds.push(text.len());
     let mut diagnostics = Vec::new();
+    let mut note = None;
     for piece in bounds.windows(2) {
         if diagnostics.len() == MAX_SHOWN {
-            // Only that many are shown anyway, and each broken block costs a parse.
-            diagnostics.push(Diagnostic::error(
-                format!("syntax errors after the first {MAX_SHOWN} broken blocks are not reported"),
-                Some(piece[0]..piece[0]),
+            // Only that many are shown anyway, and each broken block costs a parse. The rest of
+            // the file is not checked: say so in a note, not in a diagnostic, so the counts of
+            // errors stay true.
+            let line = text[..piece[0]].matches('\n').count() + 1;
+            note = Some(format!(
+                "checking stopped after {MAX_SHOWN} broken blocks: the blocks from line {line} \
+                 on were not checked for syntax errors"
             ));
             break;
         }
@@ -68,7 +85,7 @@ pub(crate) fn parse(text: &str) -> Result<Body, Vec<Diagnostic>> {
         // The pieces parse but the whole does not: report what the parser said about the whole.
         diagnostics.push(describe(text, 0, true, &whole));
     }
-    Err(diagnostics)
+    Err(SyntaxErrors { diagnostics, note })
 }
 
 /// The diagnostic for a syntax error in `chunk`, which starts at byte `base` of the file.

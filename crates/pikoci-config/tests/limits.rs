@@ -70,15 +70,21 @@ fn a_long_label_is_not_echoed_back_whole() {
 fn every_broken_block_up_to_the_display_limit_is_a_syntax_error() {
     let text = "job \"a\" {\n  x = \n}\n".repeat(MAX_SHOWN + 20);
     let diagnostics = diagnostics(text);
-    assert_eq!(diagnostics.items().len(), MAX_SHOWN + 1);
+    // Only the errors found are counted: the notice that checking stopped is a note.
+    assert_eq!(diagnostics.items().len(), MAX_SHOWN);
+    assert_eq!(diagnostics.error_count(), MAX_SHOWN);
     assert!(
-        diagnostics.items()[..MAX_SHOWN]
+        diagnostics
+            .items()
             .iter()
             .all(|d| d.message.starts_with("syntax error: invalid expression")),
         "{diagnostics}"
     );
-    assert_eq!(
-        diagnostics.items()[MAX_SHOWN].message,
-        "syntax errors after the first 100 broken blocks are not reported"
-    );
+    let note = "checking stopped after 100 broken blocks: the blocks from line 301 on were not \
+                checked for syntax errors";
+    assert_eq!(diagnostics.note(), Some(note));
+    let plain = diagnostics.to_string();
+    assert!(!plain.contains("more error"), "{plain}");
+    assert!(plain.ends_with(&format!("big.hcl: note: {note}")), "{plain}");
+    assert!(diagnostics.render(false).ends_with(&format!("note: {note}\n")));
 }
