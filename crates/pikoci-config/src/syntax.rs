@@ -204,6 +204,16 @@ fn scan(text: &str) -> Scan<'_> {
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
+        // A heredoc is only opened in code, so it is the outermost mode. Its end closes whatever
+        // its text left open (an unclosed `${`), and the scan moves on from there: it never goes
+        // back, so it stays linear.
+        if let Some(&Mode::Heredoc { body_end, end }) = modes.first() {
+            if i >= body_end {
+                modes.clear();
+                i = i.max(end);
+                continue;
+            }
+        }
         let next = bytes.get(i + 1).copied();
         let in_text = matches!(modes.last(), Some(Mode::String | Mode::Heredoc { .. }));
         if in_text {
@@ -230,13 +240,7 @@ fn scan(text: &str) -> Scan<'_> {
                 }
                 _ => {}
             },
-            Some(&mut Mode::Heredoc { body_end, end }) => {
-                if i >= body_end {
-                    modes.pop();
-                    i = end;
-                    continue;
-                }
-            }
+            Some(Mode::Heredoc { .. }) => {}
             Some(Mode::Interpolation(braces)) => match bytes[i] {
                 b'"' => modes.push(Mode::String),
                 b'{' => *braces += 1,
@@ -409,6 +413,14 @@ mod tests {
         );
         let split = format!("job \"a\" {{\n  x = {ok}\njob \"b\" {{\n  y = {ok}\n");
         assert!(scan(&split).too_deep.is_empty());
+    }
+
+    #[test]
+    fn an_interpolation_left_open_in_a_heredoc_ends_with_it() {
+        let text = "x = <<A\n${\nA\ny = 1\njob \"a\" {\n}\n";
+        let found = scan(text);
+        assert_eq!(found.block_starts, vec![text.find("job").unwrap()]);
+        assert!(found.open_braces.is_empty(), "{found:?}");
     }
 
     #[test]

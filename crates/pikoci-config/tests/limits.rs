@@ -85,6 +85,29 @@ fn every_broken_block_up_to_the_display_limit_is_a_syntax_error() {
     assert_eq!(diagnostics.note(), Some(note));
     let plain = diagnostics.to_string();
     assert!(!plain.contains("more error"), "{plain}");
-    assert!(plain.ends_with(&format!("big.hcl: note: {note}")), "{plain}");
-    assert!(diagnostics.render(false).ends_with(&format!("note: {note}\n")));
+    assert!(
+        plain.ends_with(&format!("big.hcl: note: {note}")),
+        "{plain}"
+    );
+    assert!(
+        diagnostics
+            .render(false)
+            .ends_with(&format!("note: {note}\n"))
+    );
+}
+
+#[test]
+fn interpolations_left_open_in_heredocs_do_not_make_the_scan_quadratic() {
+    // Each `${` left open in a heredoc used to keep the syntax scan in interpolation mode past
+    // the heredoc's end; every later `}` then sent it back to rescan the rest of the file, about
+    // k * n steps (minutes at this size). The scan now ends them with their heredoc.
+    let k = 20_000;
+    let mut text = "x = <<A\n${\nA\n".repeat(k);
+    text.push_str(&"}\n".repeat(k));
+    assert!(text.len() < MAX_SOURCE_BYTES);
+    let diagnostics = diagnostics(text);
+    assert!(
+        diagnostics.items()[0].message.starts_with("syntax error"),
+        "{diagnostics}"
+    );
 }
