@@ -37,12 +37,31 @@ pub use source::{HttpFetcher, SourceFetcher};
 pub use vars::{VarValue, Vars};
 
 use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
 
 use pikoci_core::Pipeline;
 
 /// The largest pipeline file [`load`] accepts, in bytes (4 MiB). Larger files are rejected
 /// before parsing, so validation time and memory stay bounded whatever is uploaded.
 pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads a pipeline file for [`load`], never more than [`MAX_SOURCE_BYTES`] plus one byte however
+/// large the file is: [`load`] rejects a larger file anyway, and says the limit.
+pub fn read_source(path: &Path) -> std::io::Result<SourceFile> {
+    let file = std::fs::File::open(path)?;
+    read_source_from(path.display().to_string(), file)
+}
+
+/// [`read_source`] from any reader, under the display name `name`.
+pub fn read_source_from(name: impl Into<String>, reader: impl Read) -> std::io::Result<SourceFile> {
+    let limit = u64::try_from(MAX_SOURCE_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::new();
+    reader.take(limit).read_to_end(&mut bytes)?;
+    Ok(SourceFile::from_bytes(name, bytes))
+}
 
 /// A pipeline that passed validation, with the warnings found on the way.
 #[derive(Debug, Clone)]
@@ -65,11 +84,10 @@ pub fn load(
     fetcher: &dyn SourceFetcher,
 ) -> Result<Loaded, Diagnostics> {
     if file.text().len() > MAX_SOURCE_BYTES {
+        // Only the first bytes past the limit may have been read (see read_source): the size
+        // of the file is not known, only that it is over the limit.
         let diagnostic = Diagnostic::error(
-            format!(
-                "the file is {} bytes, more than the limit of {MAX_SOURCE_BYTES} bytes (4 MiB)",
-                file.text().len()
-            ),
+            format!("the file is larger than the limit of {MAX_SOURCE_BYTES} bytes (4 MiB)"),
             None,
         )
         .with_help("split the pipeline, or move large values into a vars file or a source");

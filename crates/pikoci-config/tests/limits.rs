@@ -2,7 +2,7 @@
 //! shown, and how much of a long name is echoed back.
 
 use pikoci_config::diagnostic::MAX_SHOWN;
-use pikoci_config::{HttpFetcher, MAX_SOURCE_BYTES, SourceFile, Vars, load};
+use pikoci_config::{HttpFetcher, MAX_SOURCE_BYTES, SourceFile, Vars, load, read_source_from};
 
 fn diagnostics(text: String) -> pikoci_config::Diagnostics {
     let file = SourceFile::new("big.hcl", text);
@@ -19,11 +19,24 @@ fn a_file_over_the_size_limit_is_rejected_before_parsing() {
     let diagnostics = diagnostics(text);
     assert_eq!(
         diagnostics.to_string(),
-        format!(
-            "big.hcl: error: the file is {} bytes, more than the limit of 4194304 bytes (4 MiB) \
-             (split the pipeline, or move large values into a vars file or a source)",
-            MAX_SOURCE_BYTES + 11
-        )
+        "big.hcl: error: the file is larger than the limit of 4194304 bytes (4 MiB) \
+         (split the pipeline, or move large values into a vars file or a source)"
+    );
+}
+
+#[test]
+fn reading_a_source_stops_one_byte_past_the_limit() {
+    // An endless reader: reading it whole would never end.
+    let file = read_source_from("endless.hcl", std::io::repeat(b'#')).unwrap();
+    assert_eq!(file.text().len(), MAX_SOURCE_BYTES + 1);
+    let small = read_source_from("small.hcl", "job \"a\" {}\n".as_bytes()).unwrap();
+    assert_eq!(small.text(), "job \"a\" {}\n");
+    let diagnostics = load(&file, &Vars::new(), &HttpFetcher::default()).unwrap_err();
+    assert!(
+        diagnostics.items()[0]
+            .message
+            .contains("larger than the limit of 4194304 bytes"),
+        "{diagnostics}"
     );
 }
 
