@@ -360,12 +360,18 @@ impl fmt::Display for Diagnostics {
 
 pub use pikoci_core::name::closest;
 
-/// `did you mean "x"?` when some candidate is close to `name`.
+/// At most this many candidates are compared with a misspelled name by [`did_you_mean`], so a
+/// file with many names and many misspellings is not checked in quadratic time.
+pub const MAX_SUGGESTION_CANDIDATES: usize = 100;
+
+/// `did you mean "x"?` when one of the first [`MAX_SUGGESTION_CANDIDATES`] candidates is close
+/// to `name`.
 pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    closest(name, candidates).map(|c| format!("did you mean \"{c}\"?"))
+    closest(name, candidates.into_iter().take(MAX_SUGGESTION_CANDIDATES))
+        .map(|c| format!("did you mean \"{c}\"?"))
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ use crate::value::Value;
 /// Deepest expression nesting evaluated before giving up (guards the stack).
 const MAX_DEPTH: usize = 128;
 
+/// Most declared variables named in the help of an undeclared one.
+const MAX_LISTED_VARIABLES: usize = 10;
+
 /// Most elements a `for` expression may produce.
 const MAX_FOR_ELEMENTS: usize = 100_000;
 
@@ -183,20 +186,36 @@ impl Evaluator<'_> {
         if let Some(vars) = &self.scope.vars
             && !vars.contains_key(name)
         {
-            let mut declared: Vec<&str> = vars
+            let declared_count = vars.len() + self.scope.failed_vars.len();
+            // Both are sorted: the first names of their union are among the first of each.
+            // Never more than that per reference, so the help costs the same however many
+            // variables a file declares.
+            let mut shown: Vec<&str> = vars
                 .keys()
+                .take(MAX_LISTED_VARIABLES)
+                .chain(self.scope.failed_vars.iter().take(MAX_LISTED_VARIABLES))
                 .map(String::as_str)
-                .chain(self.scope.failed_vars.iter().map(String::as_str))
                 .collect();
-            declared.sort_unstable();
-            let list = if declared.is_empty() {
+            shown.sort_unstable();
+            shown.truncate(MAX_LISTED_VARIABLES);
+            let list = if declared_count == 0 {
                 format!(
                     "no variable is declared; declare it: variable \"{name}\" {{ type = string }}"
                 )
+            } else if declared_count > shown.len() {
+                format!(
+                    "the declared variables are: {}, and {} more",
+                    shown.join(", "),
+                    declared_count - shown.len()
+                )
             } else {
-                format!("the declared variables are: {}", declared.join(", "))
+                format!("the declared variables are: {}", shown.join(", "))
             };
-            let help = match did_you_mean(name, declared.iter().copied()) {
+            let candidates = vars
+                .keys()
+                .chain(self.scope.failed_vars.iter())
+                .map(String::as_str);
+            let help = match did_you_mean(name, candidates) {
                 Some(guess) => format!("{guess} {list}"),
                 None => list,
             };

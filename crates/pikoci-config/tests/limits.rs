@@ -124,3 +124,42 @@ fn interpolations_left_open_in_heredocs_do_not_make_the_scan_quadratic() {
         "{diagnostics}"
     );
 }
+
+#[test]
+fn the_help_for_undeclared_variables_stays_short_with_many_declared() {
+    // Each bad reference listed every declared variable and compared it with all of them:
+    // references times variables.
+    let declared = 3000;
+    let references = 3000;
+    let mut text = String::new();
+    for n in 0..declared {
+        text.push_str(&format!(
+            "variable \"v{n:05}\" {{\n  type = string\n  default = \"x\"\n}}\n"
+        ));
+    }
+    for n in 0..references {
+        text.push_str(&format!(
+            "resource \"cron\" \"r{n}\" {{\n  check_interval = var.nope{n}\n}}\n"
+        ));
+    }
+    let diagnostics = diagnostics(text);
+    let undeclared: Vec<_> = diagnostics
+        .items()
+        .iter()
+        .filter(|d| d.message.ends_with("is not declared"))
+        .collect();
+    assert_eq!(undeclared.len(), references, "{diagnostics}");
+    assert_eq!(
+        undeclared[0].help.as_deref(),
+        Some(
+            "the declared variables are: v00000, v00001, v00002, v00003, v00004, v00005, \
+             v00006, v00007, v00008, v00009, and 2990 more"
+        )
+    );
+    let bytes: usize = diagnostics
+        .items()
+        .iter()
+        .map(|d| d.message.len() + d.help.as_ref().map_or(0, String::len))
+        .sum();
+    assert!(bytes < 200 * references, "{bytes} bytes of diagnostics");
+}
