@@ -67,6 +67,32 @@ impl Diagnostic {
     }
 }
 
+/// A user-given name or value, quoted for a message: `"name"`, or `"aaaa…" (10485760 characters)`
+/// past [`MAX_QUOTED_CHARS`]. Every message names things through this, so a long name is never
+/// copied whole into a message (a 2 MB label in the context of 300,000 diagnostics would fill
+/// the memory long before [`Diagnostics::new`] shortens them).
+pub fn quoted(text: impl AsRef<str>) -> String {
+    let text = text.as_ref();
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => format!("\"{text}\""),
+        Some((cut, _)) => format!(
+            "\"{}…\" ({} characters)",
+            &text[..cut],
+            text.chars().count()
+        ),
+    }
+}
+
+/// Whether a quoted part is already as short as [`quoted`] makes it.
+fn is_short(part: &str) -> bool {
+    match part.chars().nth(MAX_QUOTED_CHARS) {
+        None => true,
+        // Shortened by `quoted`: the first characters and an ellipsis.
+        Some('…') => part.chars().nth(MAX_QUOTED_CHARS + 1).is_none(),
+        Some(_) => false,
+    }
+}
+
 /// Shortens every `"quoted"` part of `text` longer than [`MAX_QUOTED_CHARS`], so a 10 MB label
 /// is not echoed back whole: `"aaaa…" (10485760 characters)`.
 pub fn shorten_quoted(text: &str) -> String {
@@ -83,7 +109,7 @@ pub fn shorten_quoted(text: &str) -> String {
         if let Some(note) = note.take() {
             out.push_str(&note);
         }
-        if i % 2 == 1 && part.chars().nth(MAX_QUOTED_CHARS).is_some() {
+        if i % 2 == 1 && !is_short(part) {
             out.extend(part.chars().take(MAX_QUOTED_CHARS));
             out.push('…');
             note = Some(format!(" ({} characters)", part.chars().count()));
@@ -358,7 +384,20 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-pub use pikoci_core::name::closest;
+/// Names longer than this many bytes get no `did you mean`: comparing two long names costs the
+/// product of their lengths (two 2 MB names would take hours), and names are at most 255 bytes.
+pub const MAX_SUGGESTED_BYTES: usize = 256;
+
+/// The candidate closest to `name` within two edits, if any; see [`MAX_SUGGESTED_BYTES`].
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if name.len() > MAX_SUGGESTED_BYTES {
+        return None;
+    }
+    let candidates = candidates
+        .into_iter()
+        .filter(|candidate| candidate.len() <= MAX_SUGGESTED_BYTES);
+    pikoci_core::name::closest(name, candidates)
+}
 
 /// At most this many candidates are compared with a misspelled name by [`did_you_mean`], so a
 /// file with many names and many misspellings is not checked in quadratic time.
@@ -429,6 +468,16 @@ mod tests {
         assert_eq!(shorten_quoted(&outside), outside);
         let unbalanced = format!("tail \"{}", "y".repeat(100));
         assert!(shorten_quoted(&unbalanced).ends_with("…"));
+        // What `quoted` shortened is left as it is.
+        let once = format!("job {} failed", quoted(&long));
+        assert_eq!(
+            once,
+            expected
+                .replace("invalid tag", "job")
+                .replace(" in job \"a\"", " failed")
+        );
+        assert_eq!(shorten_quoted(&once), once);
+        assert_eq!(quoted("a"), "\"a\"");
     }
 
     #[test]

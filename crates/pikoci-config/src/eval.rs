@@ -10,7 +10,7 @@ use hcl_edit::expr::{
 };
 use hcl_edit::template::{Directive, Element, Template};
 
-use crate::diagnostic::did_you_mean;
+use crate::diagnostic::{did_you_mean, quoted};
 use crate::functions;
 use crate::value::Value;
 
@@ -179,7 +179,10 @@ impl Evaluator<'_> {
         let name = name.as_str();
         if self.scope.failed_vars.contains(name) {
             return Err(error(
-                format!("variable \"{name}\" has no value (see the error on its declaration)"),
+                format!(
+                    "variable {} has no value (see the error on its declaration)",
+                    quoted(&name)
+                ),
                 first.span(),
             ));
         }
@@ -200,7 +203,8 @@ impl Evaluator<'_> {
             shown.truncate(MAX_LISTED_VARIABLES);
             let list = if declared_count == 0 {
                 format!(
-                    "no variable is declared; declare it: variable \"{name}\" {{ type = string }}"
+                    "no variable is declared; declare it: variable {} {{ type = string }}",
+                    quoted(name)
                 )
             } else if declared_count > shown.len() {
                 format!(
@@ -220,7 +224,7 @@ impl Evaluator<'_> {
                 None => list,
             };
             return Err(EvalError {
-                message: format!("variable \"{name}\" is not declared"),
+                message: format!("variable {} is not declared", quoted(&name)),
                 span: first.span(),
                 help: Some(help),
             });
@@ -265,7 +269,7 @@ impl Evaluator<'_> {
                     known.push("each");
                 }
                 Err(EvalError {
-                    message: format!("unknown variable \"{name}\""),
+                    message: format!("unknown variable {}", quoted(&name)),
                     span,
                     help: did_you_mean(name, known)
                         .or_else(|| build_variable_help(name))
@@ -404,7 +408,7 @@ impl Evaluator<'_> {
                 .collect::<String>()
                 + name;
             return Err(EvalError {
-                message: format!("call to unknown function \"{full}\""),
+                message: format!("call to unknown function {}", quoted(&full)),
                 span: call.name.name.span(),
                 help: unavailable_function_help(name)
                     .or_else(|| did_you_mean(name, functions::NAMES.iter().copied()))
@@ -437,7 +441,7 @@ impl Evaluator<'_> {
         }
         functions::call(name, args).map_err(|message| {
             error(
-                format!("error in function \"{name}\": {message}"),
+                format!("error in function {}: {message}", quoted(&name)),
                 whole.span(),
             )
         })
@@ -508,7 +512,10 @@ impl Evaluator<'_> {
                 Some(key) => {
                     if object.insert(key.clone(), value).is_some() {
                         return Err(EvalError {
-                            message: format!("duplicate object key \"{key}\" in for expression"),
+                            message: format!(
+                                "duplicate object key {} in for expression",
+                                quoted(&key)
+                            ),
                             span: for_expr.key_expr.as_ref().and_then(|k| k.span()),
                             help: Some(
                                 "add \"...\" after the value expression to group values by key"
@@ -568,7 +575,7 @@ fn unavailable_function_help(name: &str) -> Option<String> {
         | "filesha256" => "hashing and random functions are not part of the language",
         _ => return None,
     };
-    Some(format!("\"{name}\" is not available: {why}"))
+    Some(format!("{} is not available: {why}", quoted(&name)))
 }
 
 fn trim_end(out: &mut String) {
@@ -634,7 +641,7 @@ fn as_number(value: &Value, expr: &Expression) -> Result<f64> {
         Value::Number(number) => Ok(*number),
         Value::String(text) => text.trim().parse::<f64>().map_err(|_| {
             error(
-                format!("expected a number, got string \"{text}\""),
+                format!("expected a number, got string {}", quoted(&text)),
                 expr.span(),
             )
         }),
@@ -701,7 +708,7 @@ fn get_attr(value: Value, name: &str, span: Option<Range<usize>>) -> Result<Valu
         Value::Object(mut map) => match map.remove(name) {
             Some(found) => Ok(found),
             None => Err(EvalError {
-                message: format!("unknown attribute \"{name}\""),
+                message: format!("unknown attribute {}", quoted(&name)),
                 span,
                 help: did_you_mean(name, map.keys().map(String::as_str)).or_else(|| {
                     let known: Vec<&str> = map.keys().map(String::as_str).collect();
@@ -712,7 +719,8 @@ fn get_attr(value: Value, name: &str, span: Option<Range<usize>>) -> Result<Valu
         },
         other => Err(error(
             format!(
-                "cannot read attribute \"{name}\" of a {}",
+                "cannot read attribute {} of a {}",
+                quoted(name),
                 other.type_name()
             ),
             span,
@@ -727,7 +735,7 @@ fn index_value(value: Value, index: &Value, span: Option<Range<usize>>) -> Resul
                 Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n as usize,
                 Value::String(text) => text.parse::<usize>().map_err(|_| {
                     error(
-                        format!("list index must be a whole number, got \"{text}\""),
+                        format!("list index must be a whole number, got {}", quoted(&text)),
                         span.clone(),
                     )
                 })?,

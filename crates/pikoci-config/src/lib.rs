@@ -137,3 +137,42 @@ pub fn load(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The diagnostics as the decoder builds them, before [`Diagnostics::new`] shortens them.
+    fn built(text: &str) -> Vec<Diagnostic> {
+        let body = syntax::parse(text).unwrap_or_else(|_| panic!("parses"));
+        let fetcher = HttpFetcher::default();
+        let mut decoder = decode::Decoder::new(&fetcher);
+        decoder.pipeline(&body, &Vars::new());
+        decoder.diags
+    }
+
+    #[test]
+    fn long_names_are_shortened_when_messages_are_built() {
+        // Every diagnostic of a block names the block: with the whole name, a 2 MB label and
+        // 300,000 unknown attributes filled the memory before anything was shortened.
+        let long = "x".repeat(100_000);
+        let attributes: String = (0..200).map(|n| format!("  a{n} = 1\n")).collect();
+        let text = format!(
+            "variable \"{long}\" {{\n  type = string\n{attributes}}}\n\
+             resource \"cron\" \"{long}\" {{\n{attributes}}}\n\
+             notification \"{long}\" \"{long}\" {{\n  on = [\"{long}\"]\n}}\n\
+             job \"{long}\" {{\n{attributes}\
+               get \"cron\" \"{long}\" {{\n    passed = [\"{long}\"]\n{attributes}  }}\n\
+               task \"{long}\" {{\n{attributes}    run \"{long}\" {{}}\n  }}\n\
+               put \"{long}\" \"{long}\" {{\n    timeout = \"{long}\"\n  }}\n\
+               notify \"{long}\" {{}}\n\
+             }}\n"
+        );
+        let diagnostics = built(&text);
+        assert!(diagnostics.len() > 600, "{}", diagnostics.len());
+        for diagnostic in &diagnostics {
+            let size = diagnostic.message.len() + diagnostic.help.as_ref().map_or(0, String::len);
+            assert!(size < 1000, "{size} bytes: {:.300}", diagnostic.message);
+        }
+    }
+}

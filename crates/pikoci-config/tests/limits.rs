@@ -163,3 +163,22 @@ fn the_help_for_undeclared_variables_stays_short_with_many_declared() {
         .sum();
     assert!(bytes < 200 * references, "{bytes} bytes of diagnostics");
 }
+
+#[test]
+fn a_long_label_named_by_many_diagnostics_is_not_copied_into_each() {
+    // Every diagnostic of the job names it: with the whole 2 MB name copied into each of 50,000
+    // messages before they were shortened, this took 100 GB of memory.
+    let label = "x".repeat(2_000_000);
+    let attributes: String = (0..50_000).map(|n| format!("a{n}=1\n")).collect();
+    let text = format!("job \"{label}\" {{\n{attributes}}}\n");
+    assert!(text.len() < MAX_SOURCE_BYTES);
+    let diagnostics = diagnostics(text);
+    assert!(diagnostics.items().len() > 50_000);
+    let bytes: usize = diagnostics
+        .items()
+        .iter()
+        .map(|d| d.message.len() + d.help.as_ref().map_or(0, String::len))
+        .sum();
+    assert!(bytes < 300 * diagnostics.items().len(), "{bytes} bytes");
+    assert!(diagnostics.to_string().len() < 100 * 1000);
+}

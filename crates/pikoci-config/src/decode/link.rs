@@ -8,7 +8,7 @@ use pikoci_core::{JobFilter, Origin, Pipeline, StepKind};
 
 use super::Decoder;
 use crate::builtin::{self, Kind};
-use crate::diagnostic::did_you_mean;
+use crate::diagnostic::{did_you_mean, quoted};
 
 /// What kind of thing a [`super::Reference`] names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -153,8 +153,9 @@ impl Decoder<'_> {
             Err(err) => {
                 self.error(
                     format!(
-                        "the builtin {} \"{name}\" does not parse: {err}",
-                        kind.block_name()
+                        "the builtin {} {} does not parse: {err}",
+                        kind.block_name(),
+                        quoted(name)
                     ),
                     None,
                 );
@@ -168,8 +169,9 @@ impl Decoder<'_> {
         for diagnostic in inner.diags {
             self.error(
                 format!(
-                    "the builtin {} \"{name}\" is invalid: {}",
+                    "the builtin {} {} is invalid: {}",
                     kind.block_name(),
+                    quoted(name),
                     diagnostic.message
                 ),
                 None,
@@ -186,13 +188,16 @@ fn hint(kind: RefKind, name: &str) -> Option<String> {
                 "declare it: notification_type \"{name}\" {{ source = \"pikoci://{name}\" }}"
             ))
         }
-        RefKind::ServiceType if builtin::lookup(Kind::ServiceType, name).is_some() => Some(
-            format!("declare it: service_type \"{name}\" {{ source = \"pikoci://{name}\" }}"),
-        ),
+        RefKind::ServiceType if builtin::lookup(Kind::ServiceType, name).is_some() => {
+            Some(format!(
+                "declare it: service_type {} {{ source = \"pikoci://{name}\" }}",
+                quoted(&name)
+            ))
+        }
         RefKind::Resource => Some(format!(
-            "declare it: resource \"{}\" \"{}\" {{ ... }}",
-            name.split_once('.').map_or(name, |(t, _)| t),
-            name.split_once('.').map_or("", |(_, n)| n)
+            "declare it: resource {} {} {{ ... }}",
+            quoted(name.split_once('.').map_or(name, |(t, _)| t)),
+            quoted(name.split_once('.').map_or("", |(_, n)| n))
         )),
         _ => None,
     }
