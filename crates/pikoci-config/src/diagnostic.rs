@@ -71,8 +71,7 @@ impl Diagnostic {
 /// past [`MAX_QUOTED_CHARS`]. Every message names things through this, so a long name is never
 /// copied whole into a message (a 2 MB label in the context of 300,000 diagnostics would fill
 /// the memory long before [`Diagnostics::new`] shortens them).
-pub fn quoted(text: impl AsRef<str>) -> String {
-    let text = text.as_ref();
+pub fn quoted(text: &str) -> String {
     match text.char_indices().nth(MAX_QUOTED_CHARS) {
         None => format!("\"{text}\""),
         Some((cut, _)) => format!(
@@ -215,8 +214,9 @@ impl SourceFile {
 pub struct Diagnostics {
     file: SourceFile,
     items: Vec<Diagnostic>,
-    /// A last line about the file as a whole, e.g. that checking stopped early.
-    note: Option<String>,
+    /// A last line about the file as a whole, e.g. that checking stopped early (boxed: the
+    /// type is the error of `load`, and stays small).
+    note: Option<Box<str>>,
 }
 
 impl Diagnostics {
@@ -237,7 +237,7 @@ impl Diagnostics {
     /// Adds a note printed after the diagnostics: something about the file as a whole that is
     /// not a diagnostic of its own (so it is not counted as an error).
     pub fn with_note(mut self, note: impl Into<String>) -> Diagnostics {
-        self.note = Some(note.into());
+        self.note = Some(note.into().into_boxed_str());
         self
     }
 

@@ -181,7 +181,7 @@ impl Evaluator<'_> {
             return Err(error(
                 format!(
                     "variable {} has no value (see the error on its declaration)",
-                    quoted(&name)
+                    quoted(name)
                 ),
                 first.span(),
             ));
@@ -224,7 +224,7 @@ impl Evaluator<'_> {
                 None => list,
             };
             return Err(EvalError {
-                message: format!("variable {} is not declared", quoted(&name)),
+                message: format!("variable {} is not declared", quoted(name)),
                 span: first.span(),
                 help: Some(help),
             });
@@ -269,7 +269,7 @@ impl Evaluator<'_> {
                     known.push("each");
                 }
                 Err(EvalError {
-                    message: format!("unknown variable {}", quoted(&name)),
+                    message: format!("unknown variable {}", quoted(name)),
                     span,
                     help: did_you_mean(name, known)
                         .or_else(|| build_variable_help(name))
@@ -441,7 +441,7 @@ impl Evaluator<'_> {
         }
         functions::call(name, args).map_err(|message| {
             error(
-                format!("error in function {}: {message}", quoted(&name)),
+                format!("error in function {}: {message}", quoted(name)),
                 whole.span(),
             )
         })
@@ -575,7 +575,7 @@ fn unavailable_function_help(name: &str) -> Option<String> {
         | "filesha256" => "hashing and random functions are not part of the language",
         _ => return None,
     };
-    Some(format!("{} is not available: {why}", quoted(&name)))
+    Some(format!("{} is not available: {why}", quoted(name)))
 }
 
 fn trim_end(out: &mut String) {
@@ -641,7 +641,7 @@ fn as_number(value: &Value, expr: &Expression) -> Result<f64> {
         Value::Number(number) => Ok(*number),
         Value::String(text) => text.trim().parse::<f64>().map_err(|_| {
             error(
-                format!("expected a number, got string {}", quoted(&text)),
+                format!("expected a number, got string {}", quoted(text)),
                 expr.span(),
             )
         }),
@@ -708,7 +708,7 @@ fn get_attr(value: Value, name: &str, span: Option<Range<usize>>) -> Result<Valu
         Value::Object(mut map) => match map.remove(name) {
             Some(found) => Ok(found),
             None => Err(EvalError {
-                message: format!("unknown attribute {}", quoted(&name)),
+                message: format!("unknown attribute {}", quoted(name)),
                 span,
                 help: did_you_mean(name, map.keys().map(String::as_str)).or_else(|| {
                     let known: Vec<&str> = map.keys().map(String::as_str).collect();
@@ -735,7 +735,7 @@ fn index_value(value: Value, index: &Value, span: Option<Range<usize>>) -> Resul
                 Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n as usize,
                 Value::String(text) => text.parse::<usize>().map_err(|_| {
                     error(
-                        format!("list index must be a whole number, got {}", quoted(&text)),
+                        format!("list index must be a whole number, got {}", quoted(text)),
                         span.clone(),
                     )
                 })?,

@@ -207,12 +207,12 @@ fn scan(text: &str) -> Scan<'_> {
         // A heredoc is only opened in code, so it is the outermost mode. Its end closes whatever
         // its text left open (an unclosed `${`), and the scan moves on from there: it never goes
         // back, so it stays linear.
-        if let Some(&Mode::Heredoc { body_end, end }) = modes.first() {
-            if i >= body_end {
-                modes.clear();
-                i = i.max(end);
-                continue;
-            }
+        if let Some(&Mode::Heredoc { body_end, end }) = modes.first()
+            && i >= body_end
+        {
+            modes.clear();
+            i = i.max(end);
+            continue;
         }
         let next = bytes.get(i + 1).copied();
         let in_text = matches!(modes.last(), Some(Mode::String | Mode::Heredoc { .. }));

@@ -25,7 +25,7 @@ impl VarValue {
         let mismatch = |found: &str| {
             format!(
                 "variable {} is declared as {value_type} but was given {found}",
-                quoted(&name)
+                quoted(name)
             )
         };
         match (self, value_type) {
@@ -49,14 +49,11 @@ impl VarValue {
                     }
                     _ => serde_json::Value::Number(n),
                 })
-                .ok_or_else(|| mismatch(&format!("{}, which is not a number", quoted(&text)))),
+                .ok_or_else(|| mismatch(&format!("{}, which is not a number", quoted(text)))),
             (VarValue::Text(text), ValueType::Bool) => match text.trim() {
                 "true" => Ok(serde_json::Value::Bool(true)),
                 "false" => Ok(serde_json::Value::Bool(false)),
-                _ => Err(mismatch(&format!(
-                    "{} (write true or false)",
-                    quoted(&text)
-                ))),
+                _ => Err(mismatch(&format!("{} (write true or false)", quoted(text)))),
             },
         }
     }

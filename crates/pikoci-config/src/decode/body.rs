@@ -41,7 +41,7 @@ impl Decoder<'_> {
             n => format!("{n} labels ({})", names.join(", ")),
         };
         let example = std::iter::once(block.ident.as_str().to_owned())
-            .chain(names.iter().map(|n| format!("{}", quoted(&n))))
+            .chain(names.iter().map(|n| quoted(n)))
             .collect::<Vec<_>>()
             .join(" ");
         self.error_with_help(
@@ -58,7 +58,7 @@ impl Decoder<'_> {
             let name = block.ident.as_str();
             if !allowed.contains(&name) {
                 self.error_with_help(
-                    format!("unknown block {} in {context}", quoted(&name)),
+                    format!("unknown block {} in {context}", quoted(name)),
                     block.ident.span(),
                     did_you_mean(name, allowed.iter().copied()),
                 );
@@ -81,7 +81,7 @@ impl Decoder<'_> {
             }
             match unknown {
                 Unknown::Reject => self.error_with_help(
-                    format!("unsupported attribute {} in {context}", quoted(&name)),
+                    format!("unsupported attribute {} in {context}", quoted(name)),
                     attribute.key.span(),
                     did_you_mean(name, known.iter().copied()).or_else(|| {
                         (!known.is_empty()).then(|| {
@@ -92,15 +92,15 @@ impl Decoder<'_> {
                 Unknown::Ignore => {
                     if let Some(close) = closest(name, known.iter().copied()) {
                         self.error_with_help(
-                            format!("{} in {context} is not a known attribute", quoted(&name)),
+                            format!("{} in {context} is not a known attribute", quoted(name)),
                             attribute.key.span(),
-                            Some(format!("did you mean {}?", quoted(&close))),
+                            Some(format!("did you mean {}?", quoted(close))),
                         );
                     } else {
                         self.warning(
                             format!(
                                 "attribute {} in {context} is not used and is ignored",
-                                quoted(&name)
+                                quoted(name)
                             ),
                             attribute.key.span(),
                         );
@@ -109,7 +109,7 @@ impl Decoder<'_> {
                 Unknown::Params(typo_targets) => {
                     if let Some(close) = closest(name, typo_targets.iter().copied()) {
                         self.error_with_help(
-                            format!("{} in {context} is not a known attribute", quoted(&name)),
+                            format!("{} in {context} is not a known attribute", quoted(name)),
                             attribute.key.span(),
                             Some(format!(
                                 "did you mean {close}? A parameter name this close to \
@@ -327,13 +327,13 @@ impl Decoder<'_> {
         for (i, tag) in tags.iter().enumerate() {
             if let Some((reason, help)) = super::resources::name_problem(tag) {
                 self.error_with_help(
-                    format!("{owner}: invalid tag {}: {reason}", quoted(&tag)),
+                    format!("{owner}: invalid tag {}: {reason}", quoted(tag)),
                     span.clone(),
                     help,
                 );
             } else if tags[..i].contains(tag) {
                 self.error(
-                    format!("{owner}: duplicate tag {}", quoted(&tag)),
+                    format!("{owner}: duplicate tag {}", quoted(tag)),
                     span.clone(),
                 );
             }

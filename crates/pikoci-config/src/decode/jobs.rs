@@ -199,11 +199,11 @@ impl Decoder<'_> {
         let matrix = blocks(&block.body, "matrix").next();
         if let Some(extra) = blocks(&block.body, "matrix").nth(1) {
             self.error(
-                format!("job {} has more than one matrix block", quoted(&name)),
+                format!("job {} has more than one matrix block", quoted(name)),
                 extra.ident.span(),
             );
         }
-        let context = format!("job {}", quoted(&name));
+        let context = format!("job {}", quoted(name));
         let span = match (for_each, matrix) {
             (None, None) => return None,
             (Some(_), Some(matrix)) => {
@@ -254,8 +254,8 @@ impl Decoder<'_> {
                 self.error(
                     format!(
                         "{context}: keys {} and {} produce the same slug {}",
-                        quoted(a),
-                        quoted(b),
+                        quoted(&a),
+                        quoted(&b),
                         quoted(&instance.slug)
                     ),
                     span.clone(),
@@ -338,7 +338,7 @@ impl Decoder<'_> {
                 self.error(
                     format!(
                         "{context}: matrix axis {} must be a list, got {}",
-                        quoted(name),
+                        quoted(&name),
                         value.type_name()
                     ),
                     axis.value.span(),
@@ -623,7 +623,7 @@ impl Decoder<'_> {
                     self.error(
                         format!(
                             "{context}: default {} is not a valid number",
-                            quoted(&default)
+                            quoted(default)
                         ),
                         span.clone(),
                     );
@@ -632,7 +632,7 @@ impl Decoder<'_> {
                     self.error(
                         format!(
                             "{context}: default {} must be true or false",
-                            quoted(&default)
+                            quoted(default)
                         ),
                         span.clone(),
                     );

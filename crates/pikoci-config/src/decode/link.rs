@@ -191,7 +191,7 @@ fn hint(kind: RefKind, name: &str) -> Option<String> {
         RefKind::ServiceType if builtin::lookup(Kind::ServiceType, name).is_some() => {
             Some(format!(
                 "declare it: service_type {} {{ source = \"pikoci://{name}\" }}",
-                quoted(&name)
+                quoted(name)
             ))
         }
         RefKind::Resource => Some(format!(

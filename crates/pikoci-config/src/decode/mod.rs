@@ -87,7 +87,7 @@ impl<'a> Decoder<'a> {
                     let help = did_you_mean(name, TOP_LEVEL.iter().copied())
                         .or_else(|| stale_block_help(name));
                     let mut diagnostic = Diagnostic::error(
-                        format!("unknown block {} in pipeline", quoted(&name)),
+                        format!("unknown block {} in pipeline", quoted(name)),
                         block.ident.span(),
                     );
                     diagnostic.help = help;

@@ -195,7 +195,7 @@ impl Decoder<'_> {
     ) {
         if let Some((reason, help)) = name_problem(name) {
             self.error_with_help(
-                format!("invalid {what} format {}: {reason}", quoted(&name)),
+                format!("invalid {what} format {}: {reason}", quoted(name)),
                 span,
                 help,
             );

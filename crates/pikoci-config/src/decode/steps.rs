@@ -50,7 +50,7 @@ impl Decoder<'_> {
                     open_chain = false;
                     if let Some(branch) = self.branch(block, BranchKind::If, job) {
                         let hooks =
-                            self.hooks(&block.body, &format!("if in job {}", quoted(&job)), job);
+                            self.hooks(&block.body, &format!("if in job {}", quoted(job)), job);
                         plan.push(Step {
                             hooks,
                             ..Step::new(StepKind::If(IfChain {
@@ -75,7 +75,7 @@ impl Decoder<'_> {
                             self.error_with_help(
                                 format!(
                                     "{ident} in job {} does not follow an if or else_if block",
-                                    quoted(&job)
+                                    quoted(job)
                                 ),
                                 block.ident.span(),
                                 Some(format!(
@@ -88,11 +88,8 @@ impl Decoder<'_> {
                     let Some(branch) = self.branch(block, kind, job) else {
                         continue;
                     };
-                    let extra_hooks = self.hooks(
-                        &block.body,
-                        &format!("{ident} in job {}", quoted(&job)),
-                        job,
-                    );
+                    let extra_hooks =
+                        self.hooks(&block.body, &format!("{ident} in job {}", quoted(job)), job);
                     chain.branches.push(branch);
                     if let Some(step) = plan.last_mut() {
                         merge_hooks(&mut step.hooks, extra_hooks);
@@ -118,8 +115,7 @@ impl Decoder<'_> {
             "task" => self.task_step(block, job, inside),
             "put" => self.put_step(block, job, inside),
             "notify" => {
-                let hooks =
-                    self.hooks(&block.body, &format!("notify in job {}", quoted(&job)), job);
+                let hooks = self.hooks(&block.body, &format!("notify in job {}", quoted(job)), job);
                 let notify = self.notify_step(block, job, true)?;
                 Some(Step {
                     hooks,
@@ -135,7 +131,7 @@ impl Decoder<'_> {
     fn get_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
         let labels = self.labels(
             block,
-            &format!("get in job {}", quoted(&job)),
+            &format!("get in job {}", quoted(job)),
             &["resource type", "resource name"],
         )?;
         let resource = ResourceRef {
@@ -158,8 +154,8 @@ impl Decoder<'_> {
             labels_span,
             format!(
                 "job {} get step references unknown resource {}",
-                quoted(&job),
-                quoted(resource.to_string())
+                quoted(job),
+                quoted(&resource.to_string())
             ),
         );
         let trigger = attribute(body, "trigger")
@@ -174,8 +170,8 @@ impl Decoder<'_> {
                     a.value.span(),
                     format!(
                         "job {} get step {} has unknown job {} in passed",
-                        quoted(&job),
-                        quoted(resource.to_string()),
+                        quoted(job),
+                        quoted(&resource.to_string()),
                         quoted(&upstream)
                     ),
                 );
@@ -199,9 +195,9 @@ impl Decoder<'_> {
 
     fn task_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
         let name = self
-            .labels(block, &format!("task in job {}", quoted(&job)), &["name"])?
+            .labels(block, &format!("task in job {}", quoted(job)), &["name"])?
             .remove(0);
-        let context = format!("task {} in job {}", quoted(&name), quoted(&job));
+        let context = format!("task {} in job {}", quoted(&name), quoted(job));
         let body = &block.body;
         self.check_attributes(
             body,
@@ -256,7 +252,7 @@ impl Decoder<'_> {
     fn put_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
         let labels = self.labels(
             block,
-            &format!("put in job {}", quoted(&job)),
+            &format!("put in job {}", quoted(job)),
             &["resource type", "resource name"],
         )?;
         let resource = ResourceRef {
@@ -276,8 +272,8 @@ impl Decoder<'_> {
             block.labels.first().and_then(|l| l.span()),
             format!(
                 "job {} put step references unknown resource {}",
-                quoted(&job),
-                quoted(resource.to_string())
+                quoted(job),
+                quoted(&resource.to_string())
             ),
         );
         // Both plain attributes and a params block are accepted (D2); attributes win.
@@ -305,7 +301,7 @@ impl Decoder<'_> {
     ) -> Option<NotifyStep> {
         let labels = self.labels(
             block,
-            &format!("notify in job {}", quoted(&job)),
+            &format!("notify in job {}", quoted(job)),
             &["notification type", "notification name"],
         )?;
         let notification = NotificationRef {
@@ -326,8 +322,8 @@ impl Decoder<'_> {
             block.labels.first().and_then(|l| l.span()),
             format!(
                 "job {} notify step references unknown notification {}",
-                quoted(&job),
-                quoted(notification.to_string())
+                quoted(job),
+                quoted(&notification.to_string())
             ),
         );
         let message = attribute(body, "message").and_then(|a| self.string(a, &context));
@@ -345,7 +341,7 @@ impl Decoder<'_> {
                 self.error(
                     format!(
                         "in_parallel in job {}: service steps are not allowed inside in_parallel",
-                        quoted(&job)
+                        quoted(job)
                     ),
                     block.ident.span(),
                 );
@@ -355,7 +351,7 @@ impl Decoder<'_> {
                 self.error(
                     format!(
                         "service steps are not allowed inside hooks (job {})",
-                        quoted(&job)
+                        quoted(job)
                     ),
                     block.ident.span(),
                 );
@@ -366,11 +362,11 @@ impl Decoder<'_> {
         let service_type = self
             .labels(
                 block,
-                &format!("service in job {}", quoted(&job)),
+                &format!("service in job {}", quoted(job)),
                 &["service type"],
             )?
             .remove(0);
-        let context = format!("service {} in job {}", quoted(&service_type), quoted(&job));
+        let context = format!("service {} in job {}", quoted(&service_type), quoted(job));
         self.check_blocks(&block.body, &[], &context);
         self.refer(
             RefKind::ServiceType,
@@ -379,7 +375,7 @@ impl Decoder<'_> {
             format!(
                 "service_type {} referenced in job {} does not exist",
                 quoted(&service_type),
-                quoted(&job)
+                quoted(job)
             ),
         );
         let overrides = self.params(&block.body, &[], &context);
@@ -390,7 +386,7 @@ impl Decoder<'_> {
     }
 
     fn parallel_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
-        let context = format!("in_parallel in job {}", quoted(&job));
+        let context = format!("in_parallel in job {}", quoted(job));
         if inside == Inside::Parallel {
             self.error(
                 format!("{context}: nested in_parallel is not allowed"),
@@ -452,21 +448,21 @@ impl Decoder<'_> {
         let label = match kind {
             BranchKind::Else if block.labels.is_empty() => None,
             BranchKind::Else => Some(
-                self.labels(block, &format!("else in job {}", quoted(&job)), &["label"])?
+                self.labels(block, &format!("else in job {}", quoted(job)), &["label"])?
                     .remove(0),
             ),
             _ => Some(
                 self.labels(
                     block,
-                    &format!("{ident} in job {}", quoted(&job)),
+                    &format!("{ident} in job {}", quoted(job)),
                     &["label"],
                 )?
                 .remove(0),
             ),
         };
         let context = match &label {
-            Some(label) => format!("{ident} {} in job {}", quoted(&label), quoted(&job)),
-            None => format!("{ident} in job {}", quoted(&job)),
+            Some(label) => format!("{ident} {} in job {}", quoted(label), quoted(job)),
+            None => format!("{ident} in job {}", quoted(job)),
         };
         let body = &block.body;
         let known: &[&str] = if kind == BranchKind::Else {
@@ -552,7 +548,7 @@ impl Decoder<'_> {
                 self.error(
                     format!(
                         "invalid attempts {n} on {kind} step {}: must be >= 0",
-                        quoted(&name)
+                        quoted(name)
                     ),
                     a.value.span(),
                 );

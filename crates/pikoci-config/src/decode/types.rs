@@ -487,7 +487,7 @@ impl Decoder<'_> {
         decode: impl FnOnce(&mut Decoder<'_>, &Block) -> Option<T>,
     ) -> Option<(T, Origin)> {
         let block_name = kind.block_name();
-        let context = format!("{block_name} {}", quoted(&name));
+        let context = format!("{block_name} {}", quoted(name));
         let url = self.string(source, &context)?;
         let span = source.value.span();
         let fail = |decoder: &mut Decoder<'_>, why: String| {
@@ -502,7 +502,7 @@ impl Decoder<'_> {
                 None => {
                     let known: Vec<&str> = builtin::names(kind).collect();
                     self.error_with_help(
-                        format!("failed to resolve source for {context}: there is no builtin {block_name} {}", quoted(&builtin)),
+                        format!("failed to resolve source for {context}: there is no builtin {block_name} {}", quoted(builtin)),
                         span,
                         Some(format!("the builtin {block_name}s are: {}", known.join(", "))),
                     );

@@ -202,7 +202,7 @@ impl Decoder<'_> {
 
     /// Checks a `secret` block's shape and records its type as a reference; its labels.
     fn secret_block(&mut self, secret: &Block, name: &str) -> Option<Vec<String>> {
-        let context = format!("secret in variable {}", quoted(&name));
+        let context = format!("secret in variable {}", quoted(name));
         let labels = self.labels(secret, &context, &["secret type"])?;
         self.check_attributes(&secret.body, &["path", "key"], Unknown::Reject, &context);
         self.check_blocks(&secret.body, &[], &context);
@@ -221,7 +221,7 @@ impl Decoder<'_> {
 
     /// Evaluates the `path` and `key` of a secret binding in the current scope.
     fn secret_ref(&mut self, binding: &SecretBinding<'_>, name: &str) -> SecretRef {
-        let context = format!("secret of variable {}", quoted(&name));
+        let context = format!("secret of variable {}", quoted(name));
         let path = match attribute(&binding.block.body, "path") {
             Some(path) => self.string(path, &context).unwrap_or_default(),
             None => String::new(),
@@ -249,7 +249,7 @@ impl Decoder<'_> {
     fn variable_type(&mut self, body: &Body, name: &str, block: &Block) -> Option<ValueType> {
         let Some(type_attribute) = attribute(body, "type") else {
             self.error_with_help(
-                format!("variable {} needs a type", quoted(&name)),
+                format!("variable {} needs a type", quoted(name)),
                 block.ident.span(),
                 Some("add type = string (or number, or bool)".to_owned()),
             );

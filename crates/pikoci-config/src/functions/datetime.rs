@@ -70,7 +70,7 @@ fn parse_timestamp(text: &str, name: &str) -> Result<DateTime<FixedOffset>, Stri
 /// Parses a Go duration into nanoseconds: an optional sign, then one or more decimal numbers
 /// with a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`); `0` alone needs no unit.
 fn parse_duration(text: &str) -> Result<i64, String> {
-    let invalid_duration = || format!("invalid duration {}", quoted(&text));
+    let invalid_duration = || format!("invalid duration {}", quoted(text));
     let (negative, mut rest) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
@@ -119,12 +119,12 @@ fn parse_duration(text: &str) -> Result<i64, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err(format!("missing unit in duration {}", quoted(&text))),
+            "" => return Err(format!("missing unit in duration {}", quoted(text))),
             other => {
                 return Err(format!(
                     "unknown unit {} in duration {}",
-                    quoted(&other),
-                    quoted(&text)
+                    quoted(other),
+                    quoted(text)
                 ));
             }
         };

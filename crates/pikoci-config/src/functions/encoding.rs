@@ -50,7 +50,7 @@ pub(crate) fn csvdecode(args: Vec<Value>) -> Result<Value, String> {
         if seen.contains(&name) {
             return Err(invalid(
                 "str",
-                format!("duplicate column name {}", quoted(&name)),
+                format!("duplicate column name {}", quoted(name)),
             ));
         }
         seen.push(name);
