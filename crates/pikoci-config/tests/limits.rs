@@ -182,3 +182,28 @@ fn a_long_label_named_by_many_diagnostics_is_not_copied_into_each() {
     assert!(bytes < 300 * diagnostics.items().len(), "{bytes} bytes");
     assert!(diagnostics.to_string().len() < 100 * 1000);
 }
+
+#[test]
+fn many_references_to_many_names_are_checked_once_each() {
+    // The declared names of a kind were gathered again for every reference: references times
+    // names (minutes at this size).
+    let count = 20_000;
+    let mut text = String::new();
+    for n in 0..count {
+        text.push_str(&format!(
+            "resource \"cron\" \"r{n}\" {{\n  check_interval = \"@every 1m\"\n}}\n"
+        ));
+    }
+    text.push_str("job \"a\" {\n");
+    for n in 0..count {
+        text.push_str(&format!("  get \"cron\" \"missing{n}\" {{}}\n"));
+    }
+    text.push_str("}\n");
+    let diagnostics = diagnostics(text);
+    let unknown = diagnostics
+        .items()
+        .iter()
+        .filter(|d| d.message.contains("references unknown resource"))
+        .count();
+    assert_eq!(unknown, count, "{diagnostics}");
+}

@@ -2,7 +2,7 @@
 //! reference is checked, and job names in `passed` and notification filters are expanded from
 //! `for_each` base names to instance names.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use pikoci_core::{JobFilter, Origin, Pipeline, StepKind};
 
@@ -78,8 +78,12 @@ impl Decoder<'_> {
             }
         };
         let references = std::mem::take(&mut self.references);
+        // The names of each kind, gathered once: per reference, it was references times names.
+        let mut known_by_kind: BTreeMap<RefKind, BTreeSet<String>> = BTreeMap::new();
         for reference in references {
-            let known = names(reference.kind);
+            let known = known_by_kind
+                .entry(reference.kind)
+                .or_insert_with(|| names(reference.kind));
             if known.contains(&reference.name)
                 || self
                     .declared
