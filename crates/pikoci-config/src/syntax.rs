@@ -9,7 +9,10 @@
 //! hcl-edit backtracks exponentially when an expression that fails to parse sits inside nested
 //! parentheses or index brackets after binary operators (`a+b[c+d[e+f[... |`: twice the time per
 //! level, 5 s at 22 levels). The same scan runs before parsing and rejects brackets nested more
-//! than [`MAX_BRACKET_DEPTH`] deep, which bounds the parser's time on any input.
+//! than [`MAX_BRACKET_DEPTH`] deep, which bounds the parser's time on any input: the slowest
+//! block found at that depth (the fuzzer's input in `tests/data/invalid/75-fuzz-deep-brackets.hcl`
+//! cut at 12 levels) takes about 20 ms in a release build, and at most 100 broken blocks are
+//! parsed (the `validation_time` example measures it).
 
 use hcl_edit::structure::Body;
 
