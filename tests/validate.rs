@@ -66,6 +66,27 @@ fn an_invalid_pipeline_prints_every_diagnostic_and_exits_1() {
 }
 
 #[test]
+fn a_file_over_the_size_limit_is_refused_without_reading_it_whole() {
+    let big = temp_file("big.hcl", &"#".repeat(5 * 1024 * 1024));
+    // /dev/zero never ends: reading it whole would never finish.
+    let endless = if cfg!(unix) {
+        "/dev/zero"
+    } else {
+        big.as_str()
+    };
+    for file in [big.as_str(), endless] {
+        let out = pikoci(&["validate", "--no-color", file]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("the file is larger than the limit of 4194304 bytes (4 MiB)"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("1 error found"), "{stderr}");
+    }
+}
+
+#[test]
 fn variables_come_from_the_vars_file_and_var_flags() {
     let pipeline = temp_file(
         "vars.hcl",

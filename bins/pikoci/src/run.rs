@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use pikoci_config::{HttpFetcher, SourceFile};
+use pikoci_config::HttpFetcher;
 use pikoci_core::engine::{BuildControl, BuildSpec, Engine, LocalRun, Status};
 use pikoci_core::{Hook, Hooks, Pipeline, Step, StepKind, TriggerKind, VariableValue};
 use pikoci_runner::ProcessRunner;
@@ -63,13 +63,12 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let vars = args.vars.read()?;
-    let text = std::fs::read(&args.pipeline_config).with_context(|| {
+    let file = pikoci_config::read_source(&args.pipeline_config).with_context(|| {
         format!(
             "cannot read pipeline file {}",
             args.pipeline_config.display()
         )
     })?;
-    let file = SourceFile::from_bytes(args.pipeline_config.display().to_string(), text);
     let pipeline = match pikoci_config::load(&file, &vars, &HttpFetcher::default()) {
         Ok(loaded) => {
             if !loaded.warnings.items().is_empty() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use pikoci_config::{HttpFetcher, Loaded, SourceFile, Vars};
+use pikoci_config::{HttpFetcher, Loaded, Vars};
 use pikoci_core::{Origin, Pipeline};
 
 use crate::output;
@@ -28,9 +28,8 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let vars = args.vars.read()?;
-    let text = std::fs::read(&args.pipeline)
+    let file = pikoci_config::read_source(&args.pipeline)
         .with_context(|| format!("cannot read pipeline file {}", args.pipeline.display()))?;
-    let file = SourceFile::from_bytes(args.pipeline.display().to_string(), text);
     let color = crate::stderr_color(args.no_color);
     match pikoci_config::load(&file, &vars, &HttpFetcher::default()) {
         Ok(loaded) => {

@@ -1,6 +1,6 @@
 //! Times `load` on generated worst-case files: a resource with one unknown attribute per line, so
 //! every line is a diagnostic; and blocks that each hold a syntax error inside the deepest
-//! brackets allowed, the parser's slowest case. The figures in docs/pipeline-language.md come from
+//! brackets allowed, the parser's slowest case found. The figures in docs/pipeline-language.md come from
 //! `cargo run --release -p pikoci-config --example validation_time -- 1000000 4000000 10000000`.
 
 // A measuring tool: printing is its job.
@@ -22,9 +22,37 @@ fn unknown_attributes(bytes: usize) -> String {
     text
 }
 
-/// A pipeline of about `bytes` bytes of jobs whose expression fails inside 12 levels of brackets.
+/// A pipeline of about `bytes` bytes of blocks that each fail inside 12 levels of brackets, the
+/// deepest allowed: the first expression of `tests/data/invalid/75-fuzz-deep-brackets.hcl` (found
+/// by the fuzzer), cut before its 13th level and ended with `|`. The HCL parser takes about 30 ms
+/// on each such block, and it is run on each broken block up to the 100th.
 fn broken_blocks(bytes: usize) -> String {
-    let block = format!("job \"a\" {{\n  x = {}|\n}}\n", "a+b[".repeat(12));
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/invalid/75-fuzz-deep-brackets.hcl"
+    );
+    let raw = std::fs::read(path).expect("the fuzz case is readable");
+    let text = String::from_utf8_lossy(&raw);
+    let expression = text
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix("default = "))
+        .expect("the fuzz case has a default");
+    let mut depth = 0;
+    let cut = expression
+        .char_indices()
+        .find_map(|(i, c)| {
+            match c {
+                '[' | '(' => depth += 1,
+                ']' | ')' => depth -= 1,
+                _ => {}
+            }
+            (depth > 12).then_some(i)
+        })
+        .unwrap_or(expression.len());
+    let block = format!(
+        "variable \"v\" {{\n  default = {}|\n}}\n",
+        &expression[..cut]
+    );
     block.repeat(bytes / block.len() + 1)
 }
 

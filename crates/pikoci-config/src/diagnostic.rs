@@ -67,6 +67,31 @@ impl Diagnostic {
     }
 }
 
+/// A user-given name or value, quoted for a message: `"name"`, or `"aaaa…" (10485760 characters)`
+/// past [`MAX_QUOTED_CHARS`]. Every message names things through this, so a long name is never
+/// copied whole into a message (a 2 MB label in the context of 300,000 diagnostics would fill
+/// the memory long before [`Diagnostics::new`] shortens them).
+pub fn quoted(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => format!("\"{text}\""),
+        Some((cut, _)) => format!(
+            "\"{}…\" ({} characters)",
+            &text[..cut],
+            text.chars().count()
+        ),
+    }
+}
+
+/// Whether a quoted part is already as short as [`quoted`] makes it.
+fn is_short(part: &str) -> bool {
+    match part.chars().nth(MAX_QUOTED_CHARS) {
+        None => true,
+        // Shortened by `quoted`: the first characters and an ellipsis.
+        Some('…') => part.chars().nth(MAX_QUOTED_CHARS + 1).is_none(),
+        Some(_) => false,
+    }
+}
+
 /// Shortens every `"quoted"` part of `text` longer than [`MAX_QUOTED_CHARS`], so a 10 MB label
 /// is not echoed back whole: `"aaaa…" (10485760 characters)`.
 pub fn shorten_quoted(text: &str) -> String {
@@ -83,7 +108,7 @@ pub fn shorten_quoted(text: &str) -> String {
         if let Some(note) = note.take() {
             out.push_str(&note);
         }
-        if i % 2 == 1 && part.chars().nth(MAX_QUOTED_CHARS).is_some() {
+        if i % 2 == 1 && !is_short(part) {
             out.extend(part.chars().take(MAX_QUOTED_CHARS));
             out.push('…');
             note = Some(format!(" ({} characters)", part.chars().count()));
@@ -189,6 +214,9 @@ impl SourceFile {
 pub struct Diagnostics {
     file: SourceFile,
     items: Vec<Diagnostic>,
+    /// A last line about the file as a whole, e.g. that checking stopped early (boxed: the
+    /// type is the error of `load`, and stays small).
+    note: Option<Box<str>>,
 }
 
 impl Diagnostics {
@@ -199,7 +227,23 @@ impl Diagnostics {
             item.message = shorten_quoted(&item.message);
             item.help = item.help.as_deref().map(shorten_quoted);
         }
-        Diagnostics { file, items }
+        Diagnostics {
+            file,
+            items,
+            note: None,
+        }
+    }
+
+    /// Adds a note printed after the diagnostics: something about the file as a whole that is
+    /// not a diagnostic of its own (so it is not counted as an error).
+    pub fn with_note(mut self, note: impl Into<String>) -> Diagnostics {
+        self.note = Some(note.into().into_boxed_str());
+        self
+    }
+
+    /// The note added by [`Diagnostics::with_note`].
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
     }
 
     /// The file the diagnostics refer to.
@@ -259,6 +303,9 @@ impl Diagnostics {
         if let Some(more) = self.more_line() {
             out.push_str(&more);
             out.push('\n');
+        }
+        if let Some(note) = &self.note {
+            out.push_str(&format!("note: {note}\n"));
         }
         out
     }
@@ -330,18 +377,40 @@ impl fmt::Display for Diagnostics {
         if let Some(more) = self.more_line() {
             write!(f, "\n{more}")?;
         }
+        if let Some(note) = &self.note {
+            write!(f, "\n{}: note: {note}", self.file.name())?;
+        }
         Ok(())
     }
 }
 
-pub use pikoci_core::name::closest;
+/// Names longer than this many bytes get no `did you mean`: comparing two long names costs the
+/// product of their lengths (two 2 MB names would take hours), and names are at most 255 bytes.
+pub const MAX_SUGGESTED_BYTES: usize = 256;
 
-/// `did you mean "x"?` when some candidate is close to `name`.
+/// The candidate closest to `name` within two edits, if any; see [`MAX_SUGGESTED_BYTES`].
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if name.len() > MAX_SUGGESTED_BYTES {
+        return None;
+    }
+    let candidates = candidates
+        .into_iter()
+        .filter(|candidate| candidate.len() <= MAX_SUGGESTED_BYTES);
+    pikoci_core::name::closest(name, candidates)
+}
+
+/// At most this many candidates are compared with a misspelled name by [`did_you_mean`], so a
+/// file with many names and many misspellings is not checked in quadratic time.
+pub const MAX_SUGGESTION_CANDIDATES: usize = 100;
+
+/// `did you mean "x"?` when one of the first [`MAX_SUGGESTION_CANDIDATES`] candidates is close
+/// to `name`.
 pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    closest(name, candidates).map(|c| format!("did you mean \"{c}\"?"))
+    closest(name, candidates.into_iter().take(MAX_SUGGESTION_CANDIDATES))
+        .map(|c| format!("did you mean \"{c}\"?"))
 }
 
 #[cfg(test)]
@@ -399,6 +468,16 @@ mod tests {
         assert_eq!(shorten_quoted(&outside), outside);
         let unbalanced = format!("tail \"{}", "y".repeat(100));
         assert!(shorten_quoted(&unbalanced).ends_with("…"));
+        // What `quoted` shortened is left as it is.
+        let once = format!("job {} failed", quoted(&long));
+        assert_eq!(
+            once,
+            expected
+                .replace("invalid tag", "job")
+                .replace(" in job \"a\"", " failed")
+        );
+        assert_eq!(shorten_quoted(&once), once);
+        assert_eq!(quoted("a"), "\"a\"");
     }
 
     #[test]

@@ -10,12 +10,15 @@ use hcl_edit::expr::{
 };
 use hcl_edit::template::{Directive, Element, Template};
 
-use crate::diagnostic::did_you_mean;
+use crate::diagnostic::{did_you_mean, quoted};
 use crate::functions;
 use crate::value::Value;
 
 /// Deepest expression nesting evaluated before giving up (guards the stack).
 const MAX_DEPTH: usize = 128;
+
+/// Most declared variables named in the help of an undeclared one.
+const MAX_LISTED_VARIABLES: usize = 10;
 
 /// Most elements a `for` expression may produce.
 const MAX_FOR_ELEMENTS: usize = 100_000;
@@ -176,32 +179,52 @@ impl Evaluator<'_> {
         let name = name.as_str();
         if self.scope.failed_vars.contains(name) {
             return Err(error(
-                format!("variable \"{name}\" has no value (see the error on its declaration)"),
+                format!(
+                    "variable {} has no value (see the error on its declaration)",
+                    quoted(name)
+                ),
                 first.span(),
             ));
         }
         if let Some(vars) = &self.scope.vars
             && !vars.contains_key(name)
         {
-            let mut declared: Vec<&str> = vars
+            let declared_count = vars.len() + self.scope.failed_vars.len();
+            // Both are sorted: the first names of their union are among the first of each.
+            // Never more than that per reference, so the help costs the same however many
+            // variables a file declares.
+            let mut shown: Vec<&str> = vars
                 .keys()
+                .take(MAX_LISTED_VARIABLES)
+                .chain(self.scope.failed_vars.iter().take(MAX_LISTED_VARIABLES))
                 .map(String::as_str)
-                .chain(self.scope.failed_vars.iter().map(String::as_str))
                 .collect();
-            declared.sort_unstable();
-            let list = if declared.is_empty() {
+            shown.sort_unstable();
+            shown.truncate(MAX_LISTED_VARIABLES);
+            let list = if declared_count == 0 {
                 format!(
-                    "no variable is declared; declare it: variable \"{name}\" {{ type = string }}"
+                    "no variable is declared; declare it: variable {} {{ type = string }}",
+                    quoted(name)
+                )
+            } else if declared_count > shown.len() {
+                format!(
+                    "the declared variables are: {}, and {} more",
+                    shown.join(", "),
+                    declared_count - shown.len()
                 )
             } else {
-                format!("the declared variables are: {}", declared.join(", "))
+                format!("the declared variables are: {}", shown.join(", "))
             };
-            let help = match did_you_mean(name, declared.iter().copied()) {
+            let candidates = vars
+                .keys()
+                .chain(self.scope.failed_vars.iter())
+                .map(String::as_str);
+            let help = match did_you_mean(name, candidates) {
                 Some(guess) => format!("{guess} {list}"),
                 None => list,
             };
             return Err(EvalError {
-                message: format!("variable \"{name}\" is not declared"),
+                message: format!("variable {} is not declared", quoted(name)),
                 span: first.span(),
                 help: Some(help),
             });
@@ -246,7 +269,7 @@ impl Evaluator<'_> {
                     known.push("each");
                 }
                 Err(EvalError {
-                    message: format!("unknown variable \"{name}\""),
+                    message: format!("unknown variable {}", quoted(name)),
                     span,
                     help: did_you_mean(name, known)
                         .or_else(|| build_variable_help(name))
@@ -385,7 +408,7 @@ impl Evaluator<'_> {
                 .collect::<String>()
                 + name;
             return Err(EvalError {
-                message: format!("call to unknown function \"{full}\""),
+                message: format!("call to unknown function {}", quoted(&full)),
                 span: call.name.name.span(),
                 help: unavailable_function_help(name)
                     .or_else(|| did_you_mean(name, functions::NAMES.iter().copied()))
@@ -418,7 +441,7 @@ impl Evaluator<'_> {
         }
         functions::call(name, args).map_err(|message| {
             error(
-                format!("error in function \"{name}\": {message}"),
+                format!("error in function {}: {message}", quoted(name)),
                 whole.span(),
             )
         })
@@ -489,7 +512,10 @@ impl Evaluator<'_> {
                 Some(key) => {
                     if object.insert(key.clone(), value).is_some() {
                         return Err(EvalError {
-                            message: format!("duplicate object key \"{key}\" in for expression"),
+                            message: format!(
+                                "duplicate object key {} in for expression",
+                                quoted(&key)
+                            ),
                             span: for_expr.key_expr.as_ref().and_then(|k| k.span()),
                             help: Some(
                                 "add \"...\" after the value expression to group values by key"
@@ -549,7 +575,7 @@ fn unavailable_function_help(name: &str) -> Option<String> {
         | "filesha256" => "hashing and random functions are not part of the language",
         _ => return None,
     };
-    Some(format!("\"{name}\" is not available: {why}"))
+    Some(format!("{} is not available: {why}", quoted(name)))
 }
 
 fn trim_end(out: &mut String) {
@@ -615,7 +641,7 @@ fn as_number(value: &Value, expr: &Expression) -> Result<f64> {
         Value::Number(number) => Ok(*number),
         Value::String(text) => text.trim().parse::<f64>().map_err(|_| {
             error(
-                format!("expected a number, got string \"{text}\""),
+                format!("expected a number, got string {}", quoted(text)),
                 expr.span(),
             )
         }),
@@ -682,7 +708,7 @@ fn get_attr(value: Value, name: &str, span: Option<Range<usize>>) -> Result<Valu
         Value::Object(mut map) => match map.remove(name) {
             Some(found) => Ok(found),
             None => Err(EvalError {
-                message: format!("unknown attribute \"{name}\""),
+                message: format!("unknown attribute {}", quoted(name)),
                 span,
                 help: did_you_mean(name, map.keys().map(String::as_str)).or_else(|| {
                     let known: Vec<&str> = map.keys().map(String::as_str).collect();
@@ -693,7 +719,8 @@ fn get_attr(value: Value, name: &str, span: Option<Range<usize>>) -> Result<Valu
         },
         other => Err(error(
             format!(
-                "cannot read attribute \"{name}\" of a {}",
+                "cannot read attribute {} of a {}",
+                quoted(name),
                 other.type_name()
             ),
             span,
@@ -708,7 +735,7 @@ fn index_value(value: Value, index: &Value, span: Option<Range<usize>>) -> Resul
                 Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n as usize,
                 Value::String(text) => text.parse::<usize>().map_err(|_| {
                     error(
-                        format!("list index must be a whole number, got \"{text}\""),
+                        format!("list index must be a whole number, got {}", quoted(text)),
                         span.clone(),
                     )
                 })?,

@@ -37,12 +37,31 @@ pub use source::{HttpFetcher, SourceFetcher};
 pub use vars::{VarValue, Vars};
 
 use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
 
 use pikoci_core::Pipeline;
 
 /// The largest pipeline file [`load`] accepts, in bytes (4 MiB). Larger files are rejected
 /// before parsing, so validation time and memory stay bounded whatever is uploaded.
 pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads a pipeline file for [`load`], never more than [`MAX_SOURCE_BYTES`] plus one byte however
+/// large the file is: [`load`] rejects a larger file anyway, and says the limit.
+pub fn read_source(path: &Path) -> std::io::Result<SourceFile> {
+    let file = std::fs::File::open(path)?;
+    read_source_from(path.display().to_string(), file)
+}
+
+/// [`read_source`] from any reader, under the display name `name`.
+pub fn read_source_from(name: impl Into<String>, reader: impl Read) -> std::io::Result<SourceFile> {
+    let limit = u64::try_from(MAX_SOURCE_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::new();
+    reader.take(limit).read_to_end(&mut bytes)?;
+    Ok(SourceFile::from_bytes(name, bytes))
+}
 
 /// A pipeline that passed validation, with the warnings found on the way.
 #[derive(Debug, Clone)]
@@ -65,11 +84,10 @@ pub fn load(
     fetcher: &dyn SourceFetcher,
 ) -> Result<Loaded, Diagnostics> {
     if file.text().len() > MAX_SOURCE_BYTES {
+        // Only the first bytes past the limit may have been read (see read_source): the size
+        // of the file is not known, only that it is over the limit.
         let diagnostic = Diagnostic::error(
-            format!(
-                "the file is {} bytes, more than the limit of {MAX_SOURCE_BYTES} bytes (4 MiB)",
-                file.text().len()
-            ),
+            format!("the file is larger than the limit of {MAX_SOURCE_BYTES} bytes (4 MiB)"),
             None,
         )
         .with_help("split the pipeline, or move large values into a vars file or a source");
@@ -88,7 +106,13 @@ pub fn load(
     }
     let body = match syntax::parse(file.text()) {
         Ok(body) => body,
-        Err(errors) => return Err(Diagnostics::new(file.clone(), errors)),
+        Err(errors) => {
+            let diagnostics = Diagnostics::new(file.clone(), errors.diagnostics);
+            return Err(match errors.note {
+                Some(note) => diagnostics.with_note(note),
+                None => diagnostics,
+            });
+        }
     };
     let mut decoder = decode::Decoder::new(fetcher);
     let pipeline = decoder.pipeline(&body, vars);
@@ -111,5 +135,44 @@ pub fn load(
             pipeline,
             warnings: diagnostics,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The diagnostics as the decoder builds them, before [`Diagnostics::new`] shortens them.
+    fn built(text: &str) -> Vec<Diagnostic> {
+        let body = syntax::parse(text).unwrap_or_else(|_| panic!("parses"));
+        let fetcher = HttpFetcher::default();
+        let mut decoder = decode::Decoder::new(&fetcher);
+        decoder.pipeline(&body, &Vars::new());
+        decoder.diags
+    }
+
+    #[test]
+    fn long_names_are_shortened_when_messages_are_built() {
+        // Every diagnostic of a block names the block: with the whole name, a 2 MB label and
+        // 300,000 unknown attributes filled the memory before anything was shortened.
+        let long = "x".repeat(100_000);
+        let attributes: String = (0..200).map(|n| format!("  a{n} = 1\n")).collect();
+        let text = format!(
+            "variable \"{long}\" {{\n  type = string\n{attributes}}}\n\
+             resource \"cron\" \"{long}\" {{\n{attributes}}}\n\
+             notification \"{long}\" \"{long}\" {{\n  on = [\"{long}\"]\n}}\n\
+             job \"{long}\" {{\n{attributes}\
+               get \"cron\" \"{long}\" {{\n    passed = [\"{long}\"]\n{attributes}  }}\n\
+               task \"{long}\" {{\n{attributes}    run \"{long}\" {{}}\n  }}\n\
+               put \"{long}\" \"{long}\" {{\n    timeout = \"{long}\"\n  }}\n\
+               notify \"{long}\" {{}}\n\
+             }}\n"
+        );
+        let diagnostics = built(&text);
+        assert!(diagnostics.len() > 600, "{}", diagnostics.len());
+        for diagnostic in &diagnostics {
+            let size = diagnostic.message.len() + diagnostic.help.as_ref().map_or(0, String::len);
+            assert!(size < 1000, "{size} bytes: {:.300}", diagnostic.message);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Variable values given to a pipeline: a JSON vars file, then `--var key=value` overrides.
 
+use crate::diagnostic::quoted;
 use std::collections::BTreeMap;
 
 use pikoci_core::ValueType;
@@ -22,7 +23,10 @@ impl VarValue {
         value_type: ValueType,
     ) -> Result<serde_json::Value, String> {
         let mismatch = |found: &str| {
-            format!("variable \"{name}\" is declared as {value_type} but was given {found}")
+            format!(
+                "variable {} is declared as {value_type} but was given {found}",
+                quoted(name)
+            )
         };
         match (self, value_type) {
             (VarValue::Json(json @ serde_json::Value::String(_)), ValueType::String)
@@ -45,11 +49,11 @@ impl VarValue {
                     }
                     _ => serde_json::Value::Number(n),
                 })
-                .ok_or_else(|| mismatch(&format!("\"{text}\", which is not a number"))),
+                .ok_or_else(|| mismatch(&format!("{}, which is not a number", quoted(text)))),
             (VarValue::Text(text), ValueType::Bool) => match text.trim() {
                 "true" => Ok(serde_json::Value::Bool(true)),
                 "false" => Ok(serde_json::Value::Bool(false)),
-                _ => Err(mismatch(&format!("\"{text}\" (write true or false)"))),
+                _ => Err(mismatch(&format!("{} (write true or false)", quoted(text)))),
             },
         }
     }

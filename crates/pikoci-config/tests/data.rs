@@ -96,6 +96,21 @@ fn invalid_pipelines() {
 }
 
 /// A compact, stable rendering of what a pipeline means.
+/// Each case of a folder has its own number, so a case is named unambiguously by it.
+#[test]
+fn case_numbers_are_unique() {
+    for folder in ["valid", "invalid"] {
+        let mut seen = std::collections::HashMap::new();
+        for path in cases(folder) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let number = name.split('-').next().unwrap_or_default().to_owned();
+            if let Some(other) = seen.insert(number.clone(), name.clone()) {
+                panic!("{folder}/{other} and {folder}/{name} share the number {number}");
+            }
+        }
+    }
+}
+
 fn render(pipeline: &Pipeline) -> String {
     let mut out = String::new();
     for variable in &pipeline.variables {

@@ -9,7 +9,7 @@ use hcl_edit::structure::{Attribute, Block, Body};
 use pikoci_core::Params;
 
 use super::Decoder;
-use crate::diagnostic::{closest, did_you_mean};
+use crate::diagnostic::{closest, did_you_mean, quoted};
 use crate::value::Value;
 
 /// What to do with attributes a block does not know.
@@ -41,7 +41,7 @@ impl Decoder<'_> {
             n => format!("{n} labels ({})", names.join(", ")),
         };
         let example = std::iter::once(block.ident.as_str().to_owned())
-            .chain(names.iter().map(|n| format!("\"{n}\"")))
+            .chain(names.iter().map(|n| quoted(n)))
             .collect::<Vec<_>>()
             .join(" ");
         self.error_with_help(
@@ -58,7 +58,7 @@ impl Decoder<'_> {
             let name = block.ident.as_str();
             if !allowed.contains(&name) {
                 self.error_with_help(
-                    format!("unknown block \"{name}\" in {context}"),
+                    format!("unknown block {} in {context}", quoted(name)),
                     block.ident.span(),
                     did_you_mean(name, allowed.iter().copied()),
                 );
@@ -81,7 +81,7 @@ impl Decoder<'_> {
             }
             match unknown {
                 Unknown::Reject => self.error_with_help(
-                    format!("unsupported attribute \"{name}\" in {context}"),
+                    format!("unsupported attribute {} in {context}", quoted(name)),
                     attribute.key.span(),
                     did_you_mean(name, known.iter().copied()).or_else(|| {
                         (!known.is_empty()).then(|| {
@@ -92,13 +92,16 @@ impl Decoder<'_> {
                 Unknown::Ignore => {
                     if let Some(close) = closest(name, known.iter().copied()) {
                         self.error_with_help(
-                            format!("\"{name}\" in {context} is not a known attribute"),
+                            format!("{} in {context} is not a known attribute", quoted(name)),
                             attribute.key.span(),
-                            Some(format!("did you mean \"{close}\"?")),
+                            Some(format!("did you mean {}?", quoted(close))),
                         );
                     } else {
                         self.warning(
-                            format!("attribute \"{name}\" in {context} is not used and is ignored"),
+                            format!(
+                                "attribute {} in {context} is not used and is ignored",
+                                quoted(name)
+                            ),
                             attribute.key.span(),
                         );
                     }
@@ -106,11 +109,12 @@ impl Decoder<'_> {
                 Unknown::Params(typo_targets) => {
                     if let Some(close) = closest(name, typo_targets.iter().copied()) {
                         self.error_with_help(
-                            format!("\"{name}\" in {context} is not a known attribute"),
+                            format!("{} in {context} is not a known attribute", quoted(name)),
                             attribute.key.span(),
                             Some(format!(
-                                "did you mean \"{close}\"? A parameter name this close to \
-                                 \"{close}\" is taken as a typo: rename it if it really is a parameter"
+                                "did you mean {close}? A parameter name this close to \
+                                 {close} is taken as a typo: rename it if it really is a parameter",
+                                close = quoted(close)
                             )),
                         );
                     }
@@ -136,7 +140,7 @@ impl Decoder<'_> {
         self.string_of(
             value,
             &attribute.value,
-            &format!("\"{}\" in {context}", attribute.key.as_str()),
+            &format!("{} in {context}", quoted(attribute.key.as_str())),
         )
     }
 
@@ -172,8 +176,8 @@ impl Decoder<'_> {
             other => {
                 self.error(
                     format!(
-                        "\"{}\" in {context} must be true or false, got {}",
-                        attribute.key.as_str(),
+                        "{} in {context} must be true or false, got {}",
+                        quoted(attribute.key.as_str()),
                         other.describe()
                     ),
                     attribute.value.span(),
@@ -196,8 +200,8 @@ impl Decoder<'_> {
             _ => {
                 self.error(
                     format!(
-                        "\"{}\" in {context} must be a whole number, got {}",
-                        attribute.key.as_str(),
+                        "{} in {context} must be a whole number, got {}",
+                        quoted(attribute.key.as_str()),
                         value.describe()
                     ),
                     attribute.value.span(),
@@ -214,7 +218,7 @@ impl Decoder<'_> {
         context: &str,
     ) -> Option<Vec<String>> {
         let value = self.eval(&attribute.value)?;
-        let what = format!("\"{}\" in {context}", attribute.key.as_str());
+        let what = format!("{} in {context}", quoted(attribute.key.as_str()));
         let Some(items) = value.as_sequence() else {
             self.error(
                 format!(
@@ -255,8 +259,9 @@ impl Decoder<'_> {
             Err(err) => {
                 self.error_with_help(
                     format!(
-                        "invalid {} \"{text}\" {owner}: {err}",
-                        attribute.key.as_str()
+                        "invalid {} {} {owner}: {err}",
+                        attribute.key.as_str(),
+                        quoted(&text)
                     ),
                     attribute.value.span(),
                     Some("durations look like 30s, 5m, 1h30m or 2d".to_owned()),
@@ -322,12 +327,15 @@ impl Decoder<'_> {
         for (i, tag) in tags.iter().enumerate() {
             if let Some((reason, help)) = super::resources::name_problem(tag) {
                 self.error_with_help(
-                    format!("{owner}: invalid tag \"{tag}\": {reason}"),
+                    format!("{owner}: invalid tag {}: {reason}", quoted(tag)),
                     span.clone(),
                     help,
                 );
             } else if tags[..i].contains(tag) {
-                self.error(format!("{owner}: duplicate tag \"{tag}\""), span.clone());
+                self.error(
+                    format!("{owner}: duplicate tag {}", quoted(tag)),
+                    span.clone(),
+                );
             }
         }
         tags

@@ -2,13 +2,13 @@
 //! reference is checked, and job names in `passed` and notification filters are expanded from
 //! `for_each` base names to instance names.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use pikoci_core::{JobFilter, Origin, Pipeline, StepKind};
 
 use super::Decoder;
 use crate::builtin::{self, Kind};
-use crate::diagnostic::did_you_mean;
+use crate::diagnostic::{did_you_mean, quoted};
 
 /// What kind of thing a [`super::Reference`] names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,8 +78,12 @@ impl Decoder<'_> {
             }
         };
         let references = std::mem::take(&mut self.references);
+        // The names of each kind, gathered once: per reference, it was references times names.
+        let mut known_by_kind: BTreeMap<RefKind, BTreeSet<String>> = BTreeMap::new();
         for reference in references {
-            let known = names(reference.kind);
+            let known = known_by_kind
+                .entry(reference.kind)
+                .or_insert_with(|| names(reference.kind));
             if known.contains(&reference.name)
                 || self
                     .declared
@@ -153,8 +157,9 @@ impl Decoder<'_> {
             Err(err) => {
                 self.error(
                     format!(
-                        "the builtin {} \"{name}\" does not parse: {err}",
-                        kind.block_name()
+                        "the builtin {} {} does not parse: {err}",
+                        kind.block_name(),
+                        quoted(name)
                     ),
                     None,
                 );
@@ -168,8 +173,9 @@ impl Decoder<'_> {
         for diagnostic in inner.diags {
             self.error(
                 format!(
-                    "the builtin {} \"{name}\" is invalid: {}",
+                    "the builtin {} {} is invalid: {}",
                     kind.block_name(),
+                    quoted(name),
                     diagnostic.message
                 ),
                 None,
@@ -186,13 +192,16 @@ fn hint(kind: RefKind, name: &str) -> Option<String> {
                 "declare it: notification_type \"{name}\" {{ source = \"pikoci://{name}\" }}"
             ))
         }
-        RefKind::ServiceType if builtin::lookup(Kind::ServiceType, name).is_some() => Some(
-            format!("declare it: service_type \"{name}\" {{ source = \"pikoci://{name}\" }}"),
-        ),
+        RefKind::ServiceType if builtin::lookup(Kind::ServiceType, name).is_some() => {
+            Some(format!(
+                "declare it: service_type {} {{ source = \"pikoci://{name}\" }}",
+                quoted(name)
+            ))
+        }
         RefKind::Resource => Some(format!(
-            "declare it: resource \"{}\" \"{}\" {{ ... }}",
-            name.split_once('.').map_or(name, |(t, _)| t),
-            name.split_once('.').map_or("", |(_, n)| n)
+            "declare it: resource {} {} {{ ... }}",
+            quoted(name.split_once('.').map_or(name, |(t, _)| t)),
+            quoted(name.split_once('.').map_or("", |(_, n)| n))
         )),
         _ => None,
     }

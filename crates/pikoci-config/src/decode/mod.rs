@@ -21,7 +21,7 @@ use hcl_edit::Span;
 use hcl_edit::structure::{Block, Body};
 use pikoci_core::Pipeline;
 
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::diagnostic::{Diagnostic, did_you_mean, quoted, shorten_quoted};
 use crate::eval::Scope;
 use crate::source::SourceFetcher;
 use crate::vars::Vars;
@@ -87,11 +87,11 @@ impl<'a> Decoder<'a> {
                     let help = did_you_mean(name, TOP_LEVEL.iter().copied())
                         .or_else(|| stale_block_help(name));
                     let mut diagnostic = Diagnostic::error(
-                        format!("unknown block \"{name}\" in pipeline"),
+                        format!("unknown block {} in pipeline", quoted(name)),
                         block.ident.span(),
                     );
                     diagnostic.help = help;
-                    self.diags.push(diagnostic);
+                    self.push(diagnostic);
                 }
             }
         }
@@ -99,8 +99,8 @@ impl<'a> Decoder<'a> {
         for attribute in body.attributes() {
             self.warning(
                 format!(
-                    "attribute \"{}\" at the top level of the pipeline is not used and is ignored",
-                    attribute.key.as_str()
+                    "attribute {} at the top level of the pipeline is not used and is ignored",
+                    quoted(attribute.key.as_str())
                 ),
                 attribute.key.span(),
             );
@@ -112,12 +112,13 @@ impl<'a> Decoder<'a> {
             if !declared_vars.contains(&name) {
                 let mut diagnostic = crate::diagnostic::Diagnostic::warning(
                     format!(
-                        "a value is given for variable \"{name}\", which the pipeline does not declare"
+                        "a value is given for variable {}, which the pipeline does not declare",
+                        quoted(name)
                     ),
                     None,
                 );
                 diagnostic.help = did_you_mean(name, declared_vars.iter().copied());
-                self.diags.push(diagnostic);
+                self.push(diagnostic);
             }
         }
         let variables = self.variables(body, vars);
@@ -179,7 +180,7 @@ impl<'a> Decoder<'a> {
                 && !seen.insert((kind, name.clone()))
             {
                 self.error(
-                    format!("{kind} \"{name}\" is declared twice"),
+                    format!("{kind} {} is declared twice", quoted(&name)),
                     block.labels.last().and_then(|l| l.span()),
                 );
             }
@@ -208,8 +209,17 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// Records a diagnostic. Names are quoted short where messages are built (see [`quoted`]);
+    /// a long value from elsewhere (a parser's error echoing its input) is shortened here,
+    /// before the diagnostic is stored and hashed.
+    pub(crate) fn push(&mut self, mut diagnostic: Diagnostic) {
+        diagnostic.message = shorten_quoted(&diagnostic.message);
+        diagnostic.help = diagnostic.help.as_deref().map(shorten_quoted);
+        self.diags.push(diagnostic);
+    }
+
     pub(crate) fn error(&mut self, message: impl Into<String>, span: Option<Range<usize>>) {
-        self.diags.push(Diagnostic::error(message, span));
+        self.push(Diagnostic::error(message, span));
     }
 
     pub(crate) fn error_with_help(
@@ -220,11 +230,11 @@ impl<'a> Decoder<'a> {
     ) {
         let mut diagnostic = Diagnostic::error(message, span);
         diagnostic.help = help;
-        self.diags.push(diagnostic);
+        self.push(diagnostic);
     }
 
     pub(crate) fn warning(&mut self, message: impl Into<String>, span: Option<Range<usize>>) {
-        self.diags.push(Diagnostic::warning(message, span));
+        self.push(Diagnostic::warning(message, span));
     }
 
     pub(crate) fn refer(
@@ -258,6 +268,7 @@ fn stale_block_help(name: &str) -> Option<String> {
         _ => return None,
     };
     Some(format!(
-        "\"{name}\" is not a top-level block here; use {replacement}"
+        "{} is not a top-level block here; use {replacement}",
+        quoted(name)
     ))
 }

@@ -1,5 +1,6 @@
 //! `resource` and `notification` blocks.
 
+use crate::diagnostic::quoted;
 use hcl_edit::Span;
 use hcl_edit::structure::Block;
 use pikoci_core::schedule::CheckInterval;
@@ -13,7 +14,7 @@ impl Decoder<'_> {
         let labels = self.labels(block, "resource", &["resource type", "name"])?;
         let (type_name, name) = (labels[0].clone(), labels[1].clone());
         let canonical = format!("{type_name}.{name}");
-        let context = format!("resource \"{canonical}\"");
+        let context = format!("resource {}", quoted(&canonical));
         let body = &block.body;
         self.check_attributes(
             body,
@@ -26,7 +27,11 @@ impl Decoder<'_> {
             RefKind::ResourceType,
             type_name.clone(),
             block.labels.first().and_then(|l| l.span()),
-            format!("resource \"{canonical}\" references unknown resource_type \"{type_name}\""),
+            format!(
+                "resource {} references unknown resource_type {}",
+                quoted(&canonical),
+                quoted(&type_name)
+            ),
         );
         let name_span = block.labels.get(1).and_then(|l| l.span());
         self.canonical_name(&name, "Resource Name", name_span);
@@ -42,28 +47,29 @@ impl Decoder<'_> {
                 .and_then(|a| a.value.span());
             self.error(format!("{context}: the name param {problem}"), span);
         }
-        let check_interval = match attribute(body, "check_interval") {
-            Some(attribute) => {
-                let spec = self.string(attribute, &context)?;
-                match CheckInterval::parse(&spec) {
-                    Ok(interval) => interval,
-                    Err(err) => {
-                        self.error_with_help(
-                            format!("invalid check_interval for resource \"{name}\": {err}"),
+        let check_interval =
+            match attribute(body, "check_interval") {
+                Some(attribute) => {
+                    let spec = self.string(attribute, &context)?;
+                    match CheckInterval::parse(&spec) {
+                        Ok(interval) => interval,
+                        Err(err) => {
+                            self.error_with_help(
+                            format!("invalid check_interval for resource {}: {err}", quoted(&name)),
                             attribute.value.span(),
                             Some(
                                 "use 5-field cron (\"*/5 * * * *\"), @every 30s, @hourly or @daily"
                                     .to_owned(),
                             ),
                         );
-                        return None;
+                            return None;
+                        }
                     }
                 }
-            }
-            None => CheckInterval::default(),
-        };
+                None => CheckInterval::default(),
+            };
         let tags = match attribute(body, "tags") {
-            Some(attribute) => self.tags(attribute, &format!("resource \"{name}\"")),
+            Some(attribute) => self.tags(attribute, &format!("resource {}", quoted(&name))),
             None => Vec::new(),
         };
         let cache = attribute(body, "cache").and_then(|a| self.bool(a, &context));
@@ -81,7 +87,7 @@ impl Decoder<'_> {
         let labels = self.labels(block, "notification", &["notification type", "name"])?;
         let (type_name, name) = (labels[0].clone(), labels[1].clone());
         let canonical = format!("{type_name}.{name}");
-        let context = format!("notification \"{canonical}\"");
+        let context = format!("notification {}", quoted(&canonical));
         let body = &block.body;
         self.check_attributes(
             body,
@@ -95,7 +101,9 @@ impl Decoder<'_> {
             type_name.clone(),
             block.labels.first().and_then(|l| l.span()),
             format!(
-                "notification \"{canonical}\" references unknown notification_type \"{type_name}\""
+                "notification {} references unknown notification_type {}",
+                quoted(&canonical),
+                quoted(&type_name)
             ),
         );
         self.canonical_name(
@@ -111,7 +119,10 @@ impl Decoder<'_> {
                 match NotificationEvent::parse(&event) {
                     Some(parsed) => on.push(parsed),
                     None => self.error(
-                        format!("{context}: invalid on event \"{event}\" (valid: success, failure, cancel, all)"),
+                        format!(
+                            "{context}: invalid on event {} (valid: success, failure, cancel, all)",
+                            quoted(&event)
+                        ),
                         attribute.value.span(),
                     ),
                 }
@@ -148,13 +159,15 @@ impl Decoder<'_> {
                 let names = self.string_list(attribute, &context).unwrap_or_default();
                 for job in &names {
                     self.refer(
-                    RefKind::Job,
-                    job.clone(),
-                    attribute.value.span(),
-                    format!(
-                        "notification \"{canonical}\" references unknown job \"{job}\" in {field}"
-                    ),
-                );
+                        RefKind::Job,
+                        job.clone(),
+                        attribute.value.span(),
+                        format!(
+                            "notification {} references unknown job {} in {field}",
+                            quoted(&canonical),
+                            quoted(job)
+                        ),
+                    );
                 }
                 names
             };
@@ -182,7 +195,7 @@ impl Decoder<'_> {
     ) {
         if let Some((reason, help)) = name_problem(name) {
             self.error_with_help(
-                format!("invalid {what} format \"{name}\": {reason}"),
+                format!("invalid {what} format {}: {reason}", quoted(name)),
                 span,
                 help,
             );
@@ -206,8 +219,8 @@ pub(crate) fn name_problem(name: &str) -> Option<(String, Option<String>)> {
         ));
     }
     let suggestion = slugify(name);
-    let help =
-        (suggestion != name && is_canonical(&suggestion)).then(|| format!("try \"{suggestion}\""));
+    let help = (suggestion != name && is_canonical(&suggestion))
+        .then(|| format!("try {}", quoted(&suggestion)));
     Some((
         "names are lowercase letters, digits, '-' and '_', not starting or ending with '-' or '_'"
             .to_owned(),

@@ -1,5 +1,6 @@
 //! The plan: `get`, `task`, `put`, `notify`, `service`, `in_parallel` and `if` chains.
 
+use crate::diagnostic::quoted;
 use hcl_edit::Span;
 use hcl_edit::structure::{Block, Body};
 use pikoci_core::condition::Condition;
@@ -48,7 +49,8 @@ impl Decoder<'_> {
                 "if" => {
                     open_chain = false;
                     if let Some(branch) = self.branch(block, BranchKind::If, job) {
-                        let hooks = self.hooks(&block.body, &format!("if in job \"{job}\""), job);
+                        let hooks =
+                            self.hooks(&block.body, &format!("if in job {}", quoted(job)), job);
                         plan.push(Step {
                             hooks,
                             ..Step::new(StepKind::If(IfChain {
@@ -71,9 +73,14 @@ impl Decoder<'_> {
                         }) if open_chain => chain,
                         _ => {
                             self.error_with_help(
-                                format!("{ident} in job \"{job}\" does not follow an if or else_if block"),
+                                format!(
+                                    "{ident} in job {} does not follow an if or else_if block",
+                                    quoted(job)
+                                ),
                                 block.ident.span(),
-                                Some(format!("put {ident} directly after the if block it belongs to")),
+                                Some(format!(
+                                    "put {ident} directly after the if block it belongs to"
+                                )),
                             );
                             continue;
                         }
@@ -82,7 +89,7 @@ impl Decoder<'_> {
                         continue;
                     };
                     let extra_hooks =
-                        self.hooks(&block.body, &format!("{ident} in job \"{job}\""), job);
+                        self.hooks(&block.body, &format!("{ident} in job {}", quoted(job)), job);
                     chain.branches.push(branch);
                     if let Some(step) = plan.last_mut() {
                         merge_hooks(&mut step.hooks, extra_hooks);
@@ -108,7 +115,7 @@ impl Decoder<'_> {
             "task" => self.task_step(block, job, inside),
             "put" => self.put_step(block, job, inside),
             "notify" => {
-                let hooks = self.hooks(&block.body, &format!("notify in job \"{job}\""), job);
+                let hooks = self.hooks(&block.body, &format!("notify in job {}", quoted(job)), job);
                 let notify = self.notify_step(block, job, true)?;
                 Some(Step {
                     hooks,
@@ -124,14 +131,14 @@ impl Decoder<'_> {
     fn get_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
         let labels = self.labels(
             block,
-            &format!("get in job \"{job}\""),
+            &format!("get in job {}", quoted(job)),
             &["resource type", "resource name"],
         )?;
         let resource = ResourceRef {
             type_name: labels[0].clone(),
             name: labels[1].clone(),
         };
-        let context = format!("get \"{}\" in job \"{job}\"", resource.type_name);
+        let context = format!("get {} in job {}", quoted(&resource.type_name), quoted(job));
         let body = &block.body;
         self.check_attributes(
             body,
@@ -145,7 +152,11 @@ impl Decoder<'_> {
             RefKind::Resource,
             resource.to_string(),
             labels_span,
-            format!("job \"{job}\" get step references unknown resource \"{resource}\""),
+            format!(
+                "job {} get step references unknown resource {}",
+                quoted(job),
+                quoted(&resource.to_string())
+            ),
         );
         let trigger = attribute(body, "trigger")
             .and_then(|a| self.bool(a, &context))
@@ -157,12 +168,17 @@ impl Decoder<'_> {
                     RefKind::Job,
                     upstream.clone(),
                     a.value.span(),
-                    format!("job \"{job}\" get step \"{resource}\" has unknown job \"{upstream}\" in passed"),
+                    format!(
+                        "job {} get step {} has unknown job {} in passed",
+                        quoted(job),
+                        quoted(&resource.to_string()),
+                        quoted(&upstream)
+                    ),
                 );
                 passed.push(upstream);
             }
         }
-        let owner = format!("on get step \"{}\"{}", resource.name, inside.suffix());
+        let owner = format!("on get step {}{}", quoted(&resource.name), inside.suffix());
         let (timeout, attempts) = self.retry(body, &context, &owner, "get", &resource.name);
         let hooks = self.hooks(body, &context, job);
         Some(Step {
@@ -179,9 +195,9 @@ impl Decoder<'_> {
 
     fn task_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
         let name = self
-            .labels(block, &format!("task in job \"{job}\""), &["name"])?
+            .labels(block, &format!("task in job {}", quoted(job)), &["name"])?
             .remove(0);
-        let context = format!("task \"{name}\" in job \"{job}\"");
+        let context = format!("task {} in job {}", quoted(&name), quoted(job));
         let body = &block.body;
         self.check_attributes(
             body,
@@ -217,7 +233,7 @@ impl Decoder<'_> {
         let outputs = attribute(body, "outputs")
             .and_then(|a| self.string_list(a, &context))
             .unwrap_or_default();
-        let owner = format!("on task step \"{name}\"{}", inside.suffix());
+        let owner = format!("on task step {}{}", quoted(&name), inside.suffix());
         let (timeout, attempts) = self.retry(body, &context, &owner, "task", &name);
         let hooks = self.hooks(body, &context, job);
         Some(Step {
@@ -236,14 +252,14 @@ impl Decoder<'_> {
     fn put_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
         let labels = self.labels(
             block,
-            &format!("put in job \"{job}\""),
+            &format!("put in job {}", quoted(job)),
             &["resource type", "resource name"],
         )?;
         let resource = ResourceRef {
             type_name: labels[0].clone(),
             name: labels[1].clone(),
         };
-        let context = format!("put \"{}\" in job \"{job}\"", resource.type_name);
+        let context = format!("put {} in job {}", quoted(&resource.type_name), quoted(job));
         let body = &block.body;
         let reserved = ["timeout", "attempts"];
         self.check_attributes(body, &reserved, Unknown::Params(&reserved), &context);
@@ -254,12 +270,16 @@ impl Decoder<'_> {
             RefKind::Resource,
             resource.to_string(),
             block.labels.first().and_then(|l| l.span()),
-            format!("job \"{job}\" put step references unknown resource \"{resource}\""),
+            format!(
+                "job {} put step references unknown resource {}",
+                quoted(job),
+                quoted(&resource.to_string())
+            ),
         );
         // Both plain attributes and a params block are accepted (D2); attributes win.
         let mut params = self.single_params_block(body, &context);
         params.extend(self.params(body, &reserved, &context));
-        let owner = format!("on put step \"{}\"{}", resource.name, inside.suffix());
+        let owner = format!("on put step {}{}", quoted(&resource.name), inside.suffix());
         let (timeout, attempts) = self.retry(body, &context, &owner, "put", &resource.name);
         let hooks = self.hooks(body, &context, job);
         Some(Step {
@@ -281,14 +301,18 @@ impl Decoder<'_> {
     ) -> Option<NotifyStep> {
         let labels = self.labels(
             block,
-            &format!("notify in job \"{job}\""),
+            &format!("notify in job {}", quoted(job)),
             &["notification type", "notification name"],
         )?;
         let notification = NotificationRef {
             type_name: labels[0].clone(),
             name: labels[1].clone(),
         };
-        let context = format!("notify \"{}\" in job \"{job}\"", notification.type_name);
+        let context = format!(
+            "notify {} in job {}",
+            quoted(&notification.type_name),
+            quoted(job)
+        );
         let body = &block.body;
         self.check_attributes(body, &["message"], Unknown::Params(&["message"]), &context);
         self.check_blocks(body, if hooks_allowed { HOOKS } else { &[] }, &context);
@@ -296,7 +320,11 @@ impl Decoder<'_> {
             RefKind::Notification,
             notification.to_string(),
             block.labels.first().and_then(|l| l.span()),
-            format!("job \"{job}\" notify step references unknown notification \"{notification}\""),
+            format!(
+                "job {} notify step references unknown notification {}",
+                quoted(job),
+                quoted(&notification.to_string())
+            ),
         );
         let message = attribute(body, "message").and_then(|a| self.string(a, &context));
         let params = self.params(body, &["message"], &context);
@@ -310,12 +338,21 @@ impl Decoder<'_> {
     fn service_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
         match inside {
             Inside::Parallel => {
-                self.error(format!("in_parallel in job \"{job}\": service steps are not allowed inside in_parallel"), block.ident.span());
+                self.error(
+                    format!(
+                        "in_parallel in job {}: service steps are not allowed inside in_parallel",
+                        quoted(job)
+                    ),
+                    block.ident.span(),
+                );
                 return None;
             }
             Inside::Hook => {
                 self.error(
-                    format!("service steps are not allowed inside hooks (job \"{job}\")"),
+                    format!(
+                        "service steps are not allowed inside hooks (job {})",
+                        quoted(job)
+                    ),
                     block.ident.span(),
                 );
                 return None;
@@ -325,17 +362,21 @@ impl Decoder<'_> {
         let service_type = self
             .labels(
                 block,
-                &format!("service in job \"{job}\""),
+                &format!("service in job {}", quoted(job)),
                 &["service type"],
             )?
             .remove(0);
-        let context = format!("service \"{service_type}\" in job \"{job}\"");
+        let context = format!("service {} in job {}", quoted(&service_type), quoted(job));
         self.check_blocks(&block.body, &[], &context);
         self.refer(
             RefKind::ServiceType,
             service_type.clone(),
             block.labels.first().and_then(|l| l.span()),
-            format!("service_type \"{service_type}\" referenced in job \"{job}\" does not exist"),
+            format!(
+                "service_type {} referenced in job {} does not exist",
+                quoted(&service_type),
+                quoted(job)
+            ),
         );
         let overrides = self.params(&block.body, &[], &context);
         Some(Step::new(StepKind::Service(ServiceStep {
@@ -345,7 +386,7 @@ impl Decoder<'_> {
     }
 
     fn parallel_step(&mut self, block: &Block, job: &str, inside: Inside) -> Option<Step> {
-        let context = format!("in_parallel in job \"{job}\"");
+        let context = format!("in_parallel in job {}", quoted(job));
         if inside == Inside::Parallel {
             self.error(
                 format!("{context}: nested in_parallel is not allowed"),
@@ -407,17 +448,21 @@ impl Decoder<'_> {
         let label = match kind {
             BranchKind::Else if block.labels.is_empty() => None,
             BranchKind::Else => Some(
-                self.labels(block, &format!("else in job \"{job}\""), &["label"])?
+                self.labels(block, &format!("else in job {}", quoted(job)), &["label"])?
                     .remove(0),
             ),
             _ => Some(
-                self.labels(block, &format!("{ident} in job \"{job}\""), &["label"])?
-                    .remove(0),
+                self.labels(
+                    block,
+                    &format!("{ident} in job {}", quoted(job)),
+                    &["label"],
+                )?
+                .remove(0),
             ),
         };
         let context = match &label {
-            Some(label) => format!("{ident} \"{label}\" in job \"{job}\""),
-            None => format!("{ident} in job \"{job}\""),
+            Some(label) => format!("{ident} {} in job {}", quoted(label), quoted(job)),
+            None => format!("{ident} in job {}", quoted(job)),
         };
         let body = &block.body;
         let known: &[&str] = if kind == BranchKind::Else {
@@ -501,7 +546,10 @@ impl Decoder<'_> {
         {
             Some((n, a)) if n < 0 => {
                 self.error(
-                    format!("invalid attempts {n} on {kind} step \"{name}\": must be >= 0"),
+                    format!(
+                        "invalid attempts {n} on {kind} step {}: must be >= 0",
+                        quoted(name)
+                    ),
                     a.value.span(),
                 );
                 1

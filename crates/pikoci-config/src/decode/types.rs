@@ -13,7 +13,7 @@ use pikoci_core::{
 use super::body::{Unknown, attribute};
 use super::{Decoder, RefKind, blocks};
 use crate::builtin::{self, Kind};
-use crate::diagnostic::Severity;
+use crate::diagnostic::{Severity, quoted};
 use crate::eval::Scope;
 
 /// Attribute names every runner command block reserves.
@@ -29,7 +29,7 @@ impl Decoder<'_> {
                 block.labels.first().and_then(|l| l.span()),
             );
         }
-        let context = format!("resource_type \"{name}\"");
+        let context = format!("resource_type {}", quoted(&name));
         let body = &block.body;
         self.check_attributes(
             body,
@@ -86,7 +86,7 @@ impl Decoder<'_> {
                 block.labels.first().and_then(|l| l.span()),
             );
         }
-        let context = format!("runner_type \"{name}\"");
+        let context = format!("runner_type {}", quoted(&name));
         let body = &block.body;
         self.check_attributes(body, &["source"], Unknown::Reject, &context);
         self.check_blocks(body, &["run"], &context);
@@ -135,7 +135,7 @@ impl Decoder<'_> {
                 block.labels.first().and_then(|l| l.span()),
             );
         }
-        let context = format!("secret_type \"{name}\"");
+        let context = format!("secret_type {}", quoted(&name));
         let body = &block.body;
         // Every attribute other than these is configuration.
         self.check_attributes(
@@ -191,7 +191,7 @@ impl Decoder<'_> {
 
     pub(crate) fn service_type(&mut self, block: &Block) -> Option<ServiceType> {
         let name = self.labels(block, "service_type", &["name"])?.remove(0);
-        let context = format!("service_type \"{name}\"");
+        let context = format!("service_type {}", quoted(&name));
         let body = &block.body;
         self.check_attributes(body, &["source", "params"], Unknown::Reject, &context);
         self.check_blocks(body, &["start", "stop", "ready_check", "runner"], &context);
@@ -261,7 +261,7 @@ impl Decoder<'_> {
                 block.labels.first().and_then(|l| l.span()),
             );
         }
-        let context = format!("notification_type \"{name}\"");
+        let context = format!("notification_type {}", quoted(&name));
         let body = &block.body;
         self.check_attributes(body, &["source", "params"], Unknown::Reject, &context);
         self.check_blocks(body, &["notify", "runner"], &context);
@@ -341,7 +341,10 @@ impl Decoder<'_> {
             RefKind::Runner,
             runner.clone(),
             block.labels.first().and_then(|l| l.span()),
-            format!("{block_context} references unknown runner \"{runner}\""),
+            format!(
+                "{block_context} references unknown runner {}",
+                quoted(&runner)
+            ),
         );
         Some(Command {
             runner,
@@ -445,7 +448,7 @@ impl Decoder<'_> {
         for command in commands.iter().copied().flatten() {
             if command.runner != "exec" {
                 self.error_with_help(
-                    format!("{context} has runner override but command uses non-exec runner \"{}\"", command.runner),
+                    format!("{context} has runner override but command uses non-exec runner {}", quoted(&command.runner)),
                     block.ident.span(),
                     Some("a runner override moves exec commands to another runner; write the commands with \"exec\"".to_owned()),
                 );
@@ -484,7 +487,7 @@ impl Decoder<'_> {
         decode: impl FnOnce(&mut Decoder<'_>, &Block) -> Option<T>,
     ) -> Option<(T, Origin)> {
         let block_name = kind.block_name();
-        let context = format!("{block_name} \"{name}\"");
+        let context = format!("{block_name} {}", quoted(name));
         let url = self.string(source, &context)?;
         let span = source.value.span();
         let fail = |decoder: &mut Decoder<'_>, why: String| {
@@ -499,7 +502,7 @@ impl Decoder<'_> {
                 None => {
                     let known: Vec<&str> = builtin::names(kind).collect();
                     self.error_with_help(
-                        format!("failed to resolve source for {context}: there is no builtin {block_name} \"{builtin}\""),
+                        format!("failed to resolve source for {context}: there is no builtin {block_name} {}", quoted(builtin)),
                         span,
                         Some(format!("the builtin {block_name}s are: {}", known.join(", "))),
                     );
@@ -516,7 +519,10 @@ impl Decoder<'_> {
             }
         } else {
             self.error_with_help(
-                format!("failed to resolve source for {context}: unsupported source URL scheme: \"{url}\""),
+                format!(
+                    "failed to resolve source for {context}: unsupported source URL scheme: {}",
+                    quoted(&url)
+                ),
                 span,
                 Some("use pikoci://NAME for a builtin or an http(s):// URL".to_owned()),
             );
@@ -541,7 +547,7 @@ impl Decoder<'_> {
         let Some(block) = blocks(&body, block_name).next() else {
             fail(
                 self,
-                format!("no {block_name} block found in source \"{url}\""),
+                format!("no {block_name} block found in source {}", quoted(&url)),
             );
             return None;
         };

@@ -6,6 +6,7 @@ use pikoci_core::{SecretRef, ValueType, Variable, VariableValue};
 
 use super::body::{Unknown, attribute};
 use super::{Decoder, RefKind, blocks};
+use crate::diagnostic::{MAX_QUOTED_CHARS, quoted};
 use crate::eval::Scope;
 use crate::value::Value;
 use crate::vars::Vars;
@@ -36,12 +37,12 @@ impl Decoder<'_> {
             let name = labels[0].clone();
             if decoded.iter().any(|(v, _)| v.name == name) {
                 self.error(
-                    format!("variable \"{name}\" is declared twice"),
+                    format!("variable {} is declared twice", quoted(&name)),
                     block.ident.span(),
                 );
                 continue;
             }
-            let context = format!("variable \"{name}\"");
+            let context = format!("variable {}", quoted(&name));
             self.check_attributes(
                 &block.body,
                 &["type", "default", "description"],
@@ -101,7 +102,10 @@ impl Decoder<'_> {
                     Some(json) => VariableValue::Default { value: json },
                     None => {
                         self.error(
-                            format!("variable \"{name}\" has an invalid default type, expected '{value_type}'"),
+                            format!(
+                                "variable {} has an invalid default type, expected '{value_type}'",
+                                quoted(&name)
+                            ),
                             default.value.span(),
                         );
                         continue;
@@ -110,11 +114,18 @@ impl Decoder<'_> {
             } else {
                 self.error_with_help(
                     format!(
-                        "variable \"{name}\" has no value: it has no default and none was given"
+                        "variable {} has no value: it has no default and none was given",
+                        quoted(&name)
                     ),
                     block.ident.span(),
                     Some(format!(
-                        "give it with --var {name}=VALUE or in a vars file, or add a default"
+                        "give it with --var {}=VALUE or in a vars file, or add a default",
+                        // Echo the name only when short: it is not quoted here.
+                        if name.len() <= MAX_QUOTED_CHARS {
+                            name.as_str()
+                        } else {
+                            "NAME"
+                        }
                     )),
                 );
                 continue;
@@ -191,7 +202,7 @@ impl Decoder<'_> {
 
     /// Checks a `secret` block's shape and records its type as a reference; its labels.
     fn secret_block(&mut self, secret: &Block, name: &str) -> Option<Vec<String>> {
-        let context = format!("secret in variable \"{name}\"");
+        let context = format!("secret in variable {}", quoted(name));
         let labels = self.labels(secret, &context, &["secret type"])?;
         self.check_attributes(&secret.body, &["path", "key"], Unknown::Reject, &context);
         self.check_blocks(&secret.body, &[], &context);
@@ -200,8 +211,9 @@ impl Decoder<'_> {
             labels[0].clone(),
             secret.labels.first().and_then(|l| l.span()),
             format!(
-                "variable \"{name}\" secret references unknown secret_type \"{}\"",
-                labels[0]
+                "variable {} secret references unknown secret_type {}",
+                quoted(name),
+                quoted(&labels[0])
             ),
         );
         Some(labels)
@@ -209,7 +221,7 @@ impl Decoder<'_> {
 
     /// Evaluates the `path` and `key` of a secret binding in the current scope.
     fn secret_ref(&mut self, binding: &SecretBinding<'_>, name: &str) -> SecretRef {
-        let context = format!("secret of variable \"{name}\"");
+        let context = format!("secret of variable {}", quoted(name));
         let path = match attribute(&binding.block.body, "path") {
             Some(path) => self.string(path, &context).unwrap_or_default(),
             None => String::new(),
@@ -219,8 +231,8 @@ impl Decoder<'_> {
             None => {
                 self.error(
                     format!(
-                        "{context} needs a key: write key = \"NAME\" inside secret \"{}\"",
-                        binding.secret_type
+                        "{context} needs a key: write key = \"NAME\" inside secret {}",
+                        quoted(&binding.secret_type)
                     ),
                     binding.block.ident.span(),
                 );
@@ -237,7 +249,7 @@ impl Decoder<'_> {
     fn variable_type(&mut self, body: &Body, name: &str, block: &Block) -> Option<ValueType> {
         let Some(type_attribute) = attribute(body, "type") else {
             self.error_with_help(
-                format!("variable \"{name}\" needs a type"),
+                format!("variable {} needs a type", quoted(name)),
                 block.ident.span(),
                 Some("add type = string (or number, or bool)".to_owned()),
             );
@@ -249,7 +261,8 @@ impl Decoder<'_> {
             None => {
                 self.error_with_help(
                     format!(
-                        "variable \"{name}\" has an unknown type {}",
+                        "variable {} has an unknown type {}",
+                        quoted(name),
                         value.describe()
                     ),
                     type_attribute.value.span(),

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{arg, parse_number, unify};
+use crate::diagnostic::quoted;
 use crate::value::Value;
 
 /// The message for a value that cannot be converted.
@@ -21,8 +22,9 @@ pub(crate) fn tobool(args: Vec<Value>) -> Result<Value, String> {
         Value::String(text) if text == "true" => Ok(Value::Bool(true)),
         Value::String(text) if text == "false" => Ok(Value::Bool(false)),
         Value::String(text) => Err(format!(
-            "invalid value for \"v\": cannot convert \"{text}\" to bool; only the strings \"true\" or \
-             \"false\" are allowed"
+            "invalid value for \"v\": cannot convert {} to bool; only the strings \"true\" or \
+             \"false\" are allowed",
+            quoted(text)
         )),
         other => Err(cannot_convert(other, "bool")),
     }
@@ -34,8 +36,9 @@ pub(crate) fn tonumber(args: Vec<Value>) -> Result<Value, String> {
         value @ (Value::Null | Value::Number(_)) => Ok(value.clone()),
         Value::String(text) => parse_number(text).map(Value::Number).ok_or_else(|| {
             format!(
-                "invalid value for \"v\": cannot convert \"{text}\" to number; given string must be \
-                 a decimal representation of a number"
+                "invalid value for \"v\": cannot convert {} to number; given string must be \
+                 a decimal representation of a number",
+                quoted(text)
             )
         }),
         other => Err(cannot_convert(other, "number")),

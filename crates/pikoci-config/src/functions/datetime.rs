@@ -4,6 +4,7 @@
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, TimeDelta, Timelike, Utc};
 
 use super::{expect_string, invalid};
+use crate::diagnostic::quoted;
 use crate::value::Value;
 
 /// English month names, January first.
@@ -69,7 +70,7 @@ fn parse_timestamp(text: &str, name: &str) -> Result<DateTime<FixedOffset>, Stri
 /// Parses a Go duration into nanoseconds: an optional sign, then one or more decimal numbers
 /// with a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`); `0` alone needs no unit.
 fn parse_duration(text: &str) -> Result<i64, String> {
-    let invalid_duration = || format!("invalid duration \"{text}\"");
+    let invalid_duration = || format!("invalid duration {}", quoted(text));
     let (negative, mut rest) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
@@ -118,8 +119,14 @@ fn parse_duration(text: &str) -> Result<i64, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err(format!("missing unit in duration \"{text}\"")),
-            other => return Err(format!("unknown unit \"{other}\" in duration \"{text}\"")),
+            "" => return Err(format!("missing unit in duration {}", quoted(text))),
+            other => {
+                return Err(format!(
+                    "unknown unit {} in duration {}",
+                    quoted(other),
+                    quoted(text)
+                ));
+            }
         };
         total = value
             .checked_mul(unit_nanos)
@@ -190,7 +197,7 @@ fn date_verb(c: char, count: usize, time: &DateTime<FixedOffset>) -> Result<Stri
         };
         invalid(
             "format",
-            format!("invalid date format verb \"{verb}\"{rule}"),
+            format!("invalid date format verb {}{rule}", quoted(&verb)),
         )
     };
     let month = MONTHS

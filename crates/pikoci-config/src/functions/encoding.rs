@@ -7,6 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{arg, expect_string, invalid, json_text};
+use crate::diagnostic::quoted;
 use crate::value::Value;
 
 /// `base64decode(str)`: decodes standard, padded Base64 holding UTF-8 text (line breaks in the
@@ -47,7 +48,10 @@ pub(crate) fn csvdecode(args: Vec<Value>) -> Result<Value, String> {
     let mut seen: Vec<&str> = Vec::new();
     for name in &headers {
         if seen.contains(&name) {
-            return Err(invalid("str", format!("duplicate column name \"{name}\"")));
+            return Err(invalid(
+                "str",
+                format!("duplicate column name {}", quoted(name)),
+            ));
         }
         seen.push(name);
     }

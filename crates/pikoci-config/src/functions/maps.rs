@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{arg, expect_list, expect_object, expect_sequence, expect_string, invalid};
+use crate::diagnostic::quoted;
 use crate::value::Value;
 
 /// `keys(map)`: the keys in lexical order.
@@ -26,7 +27,7 @@ pub(crate) fn lookup(args: Vec<Value>) -> Result<Value, String> {
     match map.get(&key) {
         Some(value) => Ok(value.clone()),
         None if args.len() > 2 => Ok(arg(&args, 2).clone()),
-        None => Err(format!("lookup failed to find key \"{key}\"")),
+        None => Err(format!("lookup failed to find key {}", quoted(&key))),
     }
 }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
+use crate::diagnostic::quoted;
 use crate::value::Value;
 
 mod collection;
@@ -145,7 +146,8 @@ library! {
 /// Calls the function `name` (which must be one of [`NAMES`]) with evaluated arguments.
 /// The error is a message without location; the caller adds where the call is.
 pub(crate) fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
-    let function = lookup(name).ok_or_else(|| format!("there is no function named \"{name}\""))?;
+    let function =
+        lookup(name).ok_or_else(|| format!("there is no function named {}", quoted(name)))?;
     check_arity(function.min, function.max, args.len())?;
     (function.run)(args)
 }
@@ -208,7 +210,7 @@ fn expect_number(args: &[Value], index: usize, name: &str) -> Result<f64, String
         Value::String(text) => parse_number(text).ok_or_else(|| {
             invalid(
                 name,
-                format!("a number is required, got the string \"{text}\""),
+                format!("a number is required, got the string {}", quoted(text)),
             )
         }),
         Value::Null => Err(null_argument(name)),

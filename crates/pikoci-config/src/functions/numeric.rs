@@ -3,6 +3,7 @@
 use super::{
     arg, expect_integer, expect_number, invalid, null_argument, number_result, wrong_type,
 };
+use crate::diagnostic::quoted;
 use crate::value::Value;
 
 /// `abs(num)`: the magnitude of the number.
@@ -84,7 +85,7 @@ pub(crate) fn parseint(args: Vec<Value>) -> Result<Value, String> {
     let fail = || {
         invalid(
             "number",
-            format!("cannot parse \"{text}\" as a base {base} integer"),
+            format!("cannot parse {} as a base {base} integer", quoted(&text)),
         )
     };
     let (negative, digits) = match text.strip_prefix('-') {
