@@ -130,12 +130,16 @@ pub struct SourceFile {
     invalid_utf8: Option<(usize, u8)>,
     /// Whether a byte order mark was dropped (3 bytes before `text` in the file).
     had_bom: bool,
+    /// The size of the file as read, in bytes: `text` may be shorter (no byte order mark) or
+    /// longer (each invalid byte became the 3-byte U+FFFD).
+    byte_len: usize,
 }
 
 impl SourceFile {
     /// A file with this display name (usually the path given on the command line) and text.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
         let mut text = text.into();
+        let byte_len = text.len();
         let had_bom = text.starts_with('\u{feff}');
         if had_bom {
             text.drain(..'\u{feff}'.len_utf8());
@@ -145,13 +149,15 @@ impl SourceFile {
             text,
             invalid_utf8: None,
             had_bom,
+            byte_len,
         }
     }
 
     /// A file read as bytes. Invalid UTF-8 is replaced with U+FFFD, and [`crate::load`] reports
     /// the first invalid byte with its line, column and byte offset.
     pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> SourceFile {
-        match String::from_utf8(bytes) {
+        let byte_len = bytes.len();
+        let mut file = match String::from_utf8(bytes) {
             Ok(text) => SourceFile::new(name, text),
             Err(err) => {
                 let valid = err.utf8_error().valid_up_to();
@@ -161,7 +167,15 @@ impl SourceFile {
                 file.invalid_utf8 = Some((valid.saturating_sub(bom_len), byte));
                 file
             }
-        }
+        };
+        file.byte_len = byte_len;
+        file
+    }
+
+    /// The size of the file in bytes as it was read, byte order mark and invalid bytes included
+    /// (the [`SourceFile::text`] can be shorter or longer).
+    pub fn byte_len(&self) -> usize {
+        self.byte_len
     }
 
     /// The first invalid UTF-8 byte of a file made by [`SourceFile::from_bytes`]: its offset in

@@ -41,6 +41,41 @@ fn reading_a_source_stops_one_byte_past_the_limit() {
 }
 
 #[test]
+fn a_file_over_the_limit_with_a_byte_order_mark_is_rejected_not_cut() {
+    // Dropping the 3-byte mark leaves the text under the limit: the bytes read must count.
+    let mut bytes = b"\xEF\xBB\xBFjob \"a\" {}\n".to_vec();
+    bytes.resize(MAX_SOURCE_BYTES + 10, b'#');
+    let file = read_source_from("bom.hcl", bytes.as_slice()).unwrap();
+    assert!(file.text().len() <= MAX_SOURCE_BYTES);
+    assert_eq!(file.byte_len(), MAX_SOURCE_BYTES + 1);
+    let diagnostics = load(&file, &Vars::new(), &HttpFetcher::default()).unwrap_err();
+    assert_eq!(diagnostics.items().len(), 1, "{diagnostics}");
+    assert!(
+        diagnostics.items()[0]
+            .message
+            .contains("larger than the limit of 4194304 bytes"),
+        "{diagnostics}"
+    );
+}
+
+#[test]
+fn a_file_under_the_limit_with_many_invalid_bytes_is_not_called_too_large() {
+    // Each invalid byte becomes the 3-byte U+FFFD, so the text is over the limit; the file is not.
+    let mut bytes = b"job \"a\" {}\n#".to_vec();
+    bytes.resize(MAX_SOURCE_BYTES - 10, 0xFF);
+    let file = read_source_from("invalid.hcl", bytes.as_slice()).unwrap();
+    assert!(file.text().len() > MAX_SOURCE_BYTES);
+    let diagnostics = load(&file, &Vars::new(), &HttpFetcher::default()).unwrap_err();
+    assert_eq!(diagnostics.items().len(), 1, "{diagnostics}");
+    assert!(
+        diagnostics.items()[0]
+            .message
+            .starts_with("the file is not valid UTF-8: byte 0xFF at byte offset 12 "),
+        "{diagnostics}"
+    );
+}
+
+#[test]
 fn only_the_first_diagnostics_are_shown_then_a_count() {
     let mut text = String::from("resource \"cron\" \"t\" {\n  check_interval = \"@every 1m\"\n");
     for n in 0..150 {
