@@ -258,6 +258,71 @@ async fn fail_fast_marks_steps_waiting_for_a_slot_failed_without_running_them() 
 }
 
 #[tokio::test]
+async fn cancelling_the_build_cancels_the_steps_waiting_for_a_slot() {
+    for fail_fast in [false, true] {
+        let hcl = job(&format!(
+            "in_parallel {{\n  limit = 1\n  fail_fast = {fail_fast}\n{}{}}}\n",
+            task("long", "hang"),
+            task("waiting", "print:no"),
+        ));
+        let control = BuildControl::default();
+        let runner = std::sync::Arc::new(support::ScriptedRunner::default());
+        // Cancel once the first step runs: the second one then waits for the only slot.
+        tokio::spawn({
+            let cancel = control.cancel.clone();
+            let runner = runner.clone();
+            async move {
+                runner.hanging.notified().await;
+                cancel.cancel();
+            }
+        });
+        let options = Options {
+            control,
+            runner,
+            ..Options::default()
+        };
+        let r = run_with(&hcl, "a", options).await;
+        assert_eq!(r.status(), Status::Cancelled, "fail_fast = {fail_fast}");
+        let mut finished = r.events.finished();
+        finished.sort();
+        assert_eq!(
+            finished,
+            [
+                "in_parallel: cancelled",
+                "long: cancelled",
+                "waiting: cancelled",
+            ],
+            "fail_fast = {fail_fast}"
+        );
+        assert_eq!(r.events.log("waiting"), "", "fail_fast = {fail_fast}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_cancels_the_steps_waiting_for_a_slot() {
+    let group = format!(
+        "in_parallel {{\n  limit = 1\n  fail_fast = true\n  TIMEOUT{}{}}}\n",
+        task("long", "hang"),
+        task("waiting", "print:no"),
+    );
+    let by_group = job(&group.replace("TIMEOUT", "timeout = \"5s\"\n"));
+    let by_job = format!(
+        "job \"a\" {{\n  timeout = \"5s\"\n{}}}\n",
+        group.replace("TIMEOUT", "")
+    );
+    for hcl in [by_group, by_job] {
+        let r = run(&hcl, "a").await;
+        assert_eq!(r.status(), Status::Failed, "{hcl}");
+        let finished = r.events.finished();
+        assert!(
+            finished.contains(&"waiting: cancelled".to_owned()),
+            "{hcl}: {finished:?}"
+        );
+        assert_eq!(r.events.log("waiting"), "", "{hcl}");
+    }
+}
+
+#[tokio::test]
 async fn a_fail_fast_group_fails_with_the_error_of_the_step_that_stopped_it() {
     // Listed before the failing step: the cancelled sibling and the step waiting for a slot
     // must not give the group their errors.
