@@ -21,6 +21,27 @@ fn secret(placeholder: impl Into<String>, value: &str) -> pikoci_core::secrets::
     secrets
 }
 
+/// Runs job "a" of `hcl`, cancelling the build once a step runs: when the runner reports a
+/// step hanging.
+async fn run_cancelled_once_hanging(hcl: &str) -> support::Run {
+    let control = BuildControl::default();
+    let runner = std::sync::Arc::new(support::ScriptedRunner::default());
+    tokio::spawn({
+        let cancel = control.cancel.clone();
+        let runner = runner.clone();
+        async move {
+            runner.hanging.notified().await;
+            cancel.cancel();
+        }
+    });
+    let options = Options {
+        control,
+        runner,
+        ..Options::default()
+    };
+    run_with(hcl, "a", options).await
+}
+
 fn job(body: &str) -> String {
     format!("job \"a\" {{\n{body}}}\n")
 }
@@ -265,23 +286,8 @@ async fn cancelling_the_build_cancels_the_steps_waiting_for_a_slot() {
             task("long", "hang"),
             task("waiting", "print:no"),
         ));
-        let control = BuildControl::default();
-        let runner = std::sync::Arc::new(support::ScriptedRunner::default());
-        // Cancel once the first step runs: the second one then waits for the only slot.
-        tokio::spawn({
-            let cancel = control.cancel.clone();
-            let runner = runner.clone();
-            async move {
-                runner.hanging.notified().await;
-                cancel.cancel();
-            }
-        });
-        let options = Options {
-            control,
-            runner,
-            ..Options::default()
-        };
-        let r = run_with(&hcl, "a", options).await;
+        // Cancelled once the first step runs: the second one then waits for the only slot.
+        let r = run_cancelled_once_hanging(&hcl).await;
         assert_eq!(r.status(), Status::Cancelled, "fail_fast = {fail_fast}");
         let mut finished = r.events.finished();
         finished.sort();
@@ -449,27 +455,7 @@ async fn cancellation_kills_the_step_then_runs_cancel_hooks_and_stops_services()
         + &job(&("service \"db\" {}\n".to_owned()
             + "task \"long\" {\n  run \"exec\" {\n    path = \"step\"\n    args = [\"hang\"]\n  }\n  on_cancel \"exec\" { path = \"true\" }\n  ensure \"exec\" { path = \"true\" }\n}\n"
             + "on_cancel \"exec\" {\n  path = \"step\"\n  args = [\"env:BUILD_STATUS\"]\n}\n"));
-    let control = BuildControl::default();
-    let runner = std::sync::Arc::new(support::ScriptedRunner::default());
-    // Cancel once the step runs: when the runner reports it hanging.
-    tokio::spawn({
-        let cancel = control.cancel.clone();
-        let runner = runner.clone();
-        async move {
-            runner.hanging.notified().await;
-            cancel.cancel();
-        }
-    });
-    let r = run_with(
-        &hcl,
-        "a",
-        Options {
-            control,
-            runner,
-            ..Options::default()
-        },
-    )
-    .await;
+    let r = run_cancelled_once_hanging(&hcl).await;
     assert_eq!(r.status(), Status::Cancelled);
     assert_eq!(
         r.events.finished(),
