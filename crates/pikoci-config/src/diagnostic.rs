@@ -119,6 +119,11 @@ pub fn shorten_quoted(text: &str) -> String {
     out
 }
 
+/// A length as `u32`, `u32::MAX` when larger.
+fn saturating_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
 /// A pipeline file's text and name, for turning byte offsets into lines and columns.
 ///
 /// A UTF-8 byte order mark at the start of the text is dropped: it is not part of the pipeline.
@@ -130,12 +135,17 @@ pub struct SourceFile {
     invalid_utf8: Option<(usize, u8)>,
     /// Whether a byte order mark was dropped (3 bytes before `text` in the file).
     had_bom: bool,
+    /// The size of the file as read, in bytes: `text` may be shorter (no byte order mark) or
+    /// longer (each invalid byte became the 3-byte U+FFFD). Saturated at `u32::MAX`, far past
+    /// any limit, to keep the type (the error of `load`) small.
+    byte_len: u32,
 }
 
 impl SourceFile {
     /// A file with this display name (usually the path given on the command line) and text.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
         let mut text = text.into();
+        let byte_len = saturating_u32(text.len());
         let had_bom = text.starts_with('\u{feff}');
         if had_bom {
             text.drain(..'\u{feff}'.len_utf8());
@@ -145,13 +155,15 @@ impl SourceFile {
             text,
             invalid_utf8: None,
             had_bom,
+            byte_len,
         }
     }
 
     /// A file read as bytes. Invalid UTF-8 is replaced with U+FFFD, and [`crate::load`] reports
     /// the first invalid byte with its line, column and byte offset.
     pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> SourceFile {
-        match String::from_utf8(bytes) {
+        let byte_len = saturating_u32(bytes.len());
+        let mut file = match String::from_utf8(bytes) {
             Ok(text) => SourceFile::new(name, text),
             Err(err) => {
                 let valid = err.utf8_error().valid_up_to();
@@ -161,7 +173,15 @@ impl SourceFile {
                 file.invalid_utf8 = Some((valid.saturating_sub(bom_len), byte));
                 file
             }
-        }
+        };
+        file.byte_len = byte_len;
+        file
+    }
+
+    /// The size of the file in bytes as it was read, byte order mark and invalid bytes included
+    /// (the [`SourceFile::text`] can be shorter or longer).
+    pub fn byte_len(&self) -> usize {
+        usize::try_from(self.byte_len).unwrap_or(usize::MAX)
     }
 
     /// The first invalid UTF-8 byte of a file made by [`SourceFile::from_bytes`]: its offset in

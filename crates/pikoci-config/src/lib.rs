@@ -83,9 +83,11 @@ pub fn load(
     vars: &Vars,
     fetcher: &dyn SourceFetcher,
 ) -> Result<Loaded, Diagnostics> {
-    if file.text().len() > MAX_SOURCE_BYTES {
+    if file.byte_len() > MAX_SOURCE_BYTES {
         // Only the first bytes past the limit may have been read (see read_source): the size
-        // of the file is not known, only that it is over the limit.
+        // of the file is not known, only that it is over the limit. The bytes read are counted,
+        // not the decoded text: that drops a byte order mark and grows each invalid byte to the
+        // 3-byte U+FFFD.
         let diagnostic = Diagnostic::error(
             format!("the file is larger than the limit of {MAX_SOURCE_BYTES} bytes (4 MiB)"),
             None,

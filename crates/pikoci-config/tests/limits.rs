@@ -12,6 +12,16 @@ fn diagnostics(text: String) -> pikoci_config::Diagnostics {
     }
 }
 
+/// The message of the one diagnostic `load` rejects `file` with.
+fn the_only_error(file: &SourceFile) -> String {
+    let diagnostics = match load(file, &Vars::new(), &HttpFetcher::default()) {
+        Ok(loaded) => panic!("should be rejected, warnings: {}", loaded.warnings),
+        Err(diagnostics) => diagnostics,
+    };
+    assert_eq!(diagnostics.items().len(), 1, "{diagnostics}");
+    diagnostics.items()[0].message.clone()
+}
+
 #[test]
 fn a_file_over_the_size_limit_is_rejected_before_parsing() {
     let mut text = String::from("job \"a\" {}\n");
@@ -37,6 +47,35 @@ fn reading_a_source_stops_one_byte_past_the_limit() {
             .message
             .contains("larger than the limit of 4194304 bytes"),
         "{diagnostics}"
+    );
+}
+
+#[test]
+fn a_file_over_the_limit_with_a_byte_order_mark_is_rejected_not_cut() {
+    // Dropping the 3-byte mark leaves the text under the limit: the bytes read must count.
+    let mut bytes = b"\xEF\xBB\xBFjob \"a\" {}\n".to_vec();
+    bytes.resize(MAX_SOURCE_BYTES + 10, b'#');
+    let file = read_source_from("bom.hcl", bytes.as_slice()).unwrap();
+    assert!(file.text().len() <= MAX_SOURCE_BYTES);
+    assert_eq!(file.byte_len(), MAX_SOURCE_BYTES + 1);
+    let message = the_only_error(&file);
+    assert!(
+        message.starts_with("the file is larger than the limit of 4194304 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_file_under_the_limit_with_many_invalid_bytes_is_not_called_too_large() {
+    // Each invalid byte becomes the 3-byte U+FFFD, so the text is over the limit; the file is not.
+    let mut bytes = b"job \"a\" {}\n#".to_vec();
+    bytes.resize(MAX_SOURCE_BYTES - 10, 0xFF);
+    let file = read_source_from("invalid.hcl", bytes.as_slice()).unwrap();
+    assert!(file.text().len() > MAX_SOURCE_BYTES);
+    let message = the_only_error(&file);
+    assert!(
+        message.starts_with("the file is not valid UTF-8: byte 0xFF at byte offset 12 "),
+        "{message}"
     );
 }
 

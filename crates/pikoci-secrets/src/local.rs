@@ -99,16 +99,68 @@ impl SecretSource for FileSource {
                 ),
             ));
         }
+        // A device or a FIFO is refused before it is opened: its length says nothing of what
+        // reading it returns (`/dev/zero` never ends), and opening a FIFO waits for a writer.
+        let not_regular = || {
+            SecretError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "cannot read {shown}: it is not a regular file; keep the secret in a file \
+                     of its own"
+                ),
+            )
+        };
         let metadata = tokio::fs::metadata(&path).await.map_err(io_error)?;
-        if metadata.len() > MAX_FILE_BYTES {
-            return Err(SecretError::new(
-                ErrorKind::Internal,
-                format!("{shown} is larger than {MAX_FILE_BYTES} bytes"),
-            ));
+        if !metadata.is_file() {
+            return Err(not_regular());
         }
-        let text = tokio::fs::read_to_string(&path).await.map_err(io_error)?;
+        if metadata.len() > MAX_FILE_BYTES {
+            return Err(too_large(&shown));
+        }
+        let file = tokio::fs::File::open(&path).await.map_err(io_error)?;
+        // The file opened may not be the one checked (replaced in between).
+        if !file.metadata().await.map_err(io_error)?.is_file() {
+            return Err(not_regular());
+        }
+        let text = read_capped(file, &shown).await?;
         format.parse_values(&text, &request.secret_type)
     }
+}
+
+/// The error for a secret file over [`MAX_FILE_BYTES`].
+fn too_large(shown: &str) -> SecretError {
+    SecretError::new(
+        ErrorKind::Internal,
+        format!("{shown} is larger than {MAX_FILE_BYTES} bytes"),
+    )
+}
+
+/// Reads at most [`MAX_FILE_BYTES`] from `reader` as UTF-8 text, refusing more: a file can grow
+/// after its size was checked.
+async fn read_capped(
+    reader: impl tokio::io::AsyncRead + Unpin,
+    shown: &str,
+) -> Result<String, SecretError> {
+    use tokio::io::AsyncReadExt;
+
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_FILE_BYTES.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|err| {
+            SecretError::new(ErrorKind::Unavailable, format!("cannot read {shown}"))
+                .with_source(err)
+        })?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_FILE_BYTES {
+        return Err(too_large(shown));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        SecretError::new(
+            ErrorKind::InvalidInput,
+            format!("cannot read {shown}: it is not UTF-8 text; save the file as UTF-8"),
+        )
+    })
 }
 
 /// The builtin `env` secret type: the variable's `key`, after the type's `prefix`, names an
@@ -247,6 +299,58 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.full_message().contains("missing.json"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn only_regular_files_are_read() {
+        // `/dev/zero` has length 0 and never ends; a FIFO waits for a writer when opened.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        let source = FileSource::with_base(dir.path());
+        for path in ["/dev/zero", "zero", "fifo", "."] {
+            let err = source
+                .fetch(&request(path, &[], &["content"]))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{path}: {err}");
+            assert!(
+                err.to_string()
+                    .ends_with("is not a regular file; keep the secret in a file of its own"),
+                "{err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn reading_stops_past_the_size_limit() {
+        // A file that grows after its size was checked reads like an endless reader.
+        let err = read_capped(tokio::io::repeat(b'a'), "growing")
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "growing is larger than 1048576 bytes");
+        let limit = usize::try_from(MAX_FILE_BYTES).unwrap();
+        let full = vec![b'a'; limit];
+        assert_eq!(
+            read_capped(full.as_slice(), "full").await.unwrap().len(),
+            limit
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big"), vec![b'a'; limit + 1]).unwrap();
+        let err = FileSource::with_base(dir.path())
+            .fetch(&request("big", &[], &["content"]))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("big is larger than 1048576 bytes"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -286,6 +286,7 @@ impl Build {
             let slots = slots.clone();
             let group_cancel = &group_cancel;
             let stop_cause = &stop_cause;
+            let timed_out = &timed_out;
             async move {
                 let mut own = snapshot.clone();
                 // A stopped group starts nothing more, even when a slot is free.
@@ -297,14 +298,20 @@ impl Build {
                 let result = match &permit {
                     Some(_) => self.run_step(inner, Some(id), &mut own, group_cancel).await,
                     None => {
+                        // Failed only when a failure stopped the group (fail_fast); a stop from
+                        // outside (the build cancelled or timed out) or the group's timeout
+                        // cancels the steps still waiting, as it does the running ones.
+                        let status = if cancel.is_cancelled()
+                            || timed_out.load(Ordering::SeqCst)
+                            || stop_cause.get().is_none()
+                        {
+                            Status::Cancelled
+                        } else {
+                            Status::Failed
+                        };
                         let child = self.start_step(Some(id), step_type(&inner.kind), inner.name());
                         let error = "not started: the group was stopped".to_owned();
-                        self.finish_step(
-                            child,
-                            Status::Failed,
-                            Instant::now(),
-                            Some(error.clone()),
-                        );
+                        self.finish_step(child, status, Instant::now(), Some(error.clone()));
                         Err(error)
                     }
                 };

@@ -21,6 +21,27 @@ fn secret(placeholder: impl Into<String>, value: &str) -> pikoci_core::secrets::
     secrets
 }
 
+/// Runs job "a" of `hcl`, cancelling the build once a step runs: when the runner reports a
+/// step hanging.
+async fn run_cancelled_once_hanging(hcl: &str) -> support::Run {
+    let control = BuildControl::default();
+    let runner = std::sync::Arc::new(support::ScriptedRunner::default());
+    tokio::spawn({
+        let cancel = control.cancel.clone();
+        let runner = runner.clone();
+        async move {
+            runner.hanging.notified().await;
+            cancel.cancel();
+        }
+    });
+    let options = Options {
+        control,
+        runner,
+        ..Options::default()
+    };
+    run_with(hcl, "a", options).await
+}
+
 fn job(body: &str) -> String {
     format!("job \"a\" {{\n{body}}}\n")
 }
@@ -258,6 +279,56 @@ async fn fail_fast_marks_steps_waiting_for_a_slot_failed_without_running_them() 
 }
 
 #[tokio::test]
+async fn cancelling_the_build_cancels_the_steps_waiting_for_a_slot() {
+    for fail_fast in [false, true] {
+        let hcl = job(&format!(
+            "in_parallel {{\n  limit = 1\n  fail_fast = {fail_fast}\n{}{}}}\n",
+            task("long", "hang"),
+            task("waiting", "print:no"),
+        ));
+        // Cancelled once the first step runs: the second one then waits for the only slot.
+        let r = run_cancelled_once_hanging(&hcl).await;
+        assert_eq!(r.status(), Status::Cancelled, "fail_fast = {fail_fast}");
+        let mut finished = r.events.finished();
+        finished.sort();
+        assert_eq!(
+            finished,
+            [
+                "in_parallel: cancelled",
+                "long: cancelled",
+                "waiting: cancelled",
+            ],
+            "fail_fast = {fail_fast}"
+        );
+        assert_eq!(r.events.log("waiting"), "", "fail_fast = {fail_fast}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_cancels_the_steps_waiting_for_a_slot() {
+    let group = format!(
+        "in_parallel {{\n  limit = 1\n  fail_fast = true\n  TIMEOUT{}{}}}\n",
+        task("long", "hang"),
+        task("waiting", "print:no"),
+    );
+    let by_group = job(&group.replace("TIMEOUT", "timeout = \"5s\"\n"));
+    let by_job = format!(
+        "job \"a\" {{\n  timeout = \"5s\"\n{}}}\n",
+        group.replace("TIMEOUT", "")
+    );
+    for hcl in [by_group, by_job] {
+        let r = run(&hcl, "a").await;
+        assert_eq!(r.status(), Status::Failed, "{hcl}");
+        let finished = r.events.finished();
+        assert!(
+            finished.contains(&"waiting: cancelled".to_owned()),
+            "{hcl}: {finished:?}"
+        );
+        assert_eq!(r.events.log("waiting"), "", "{hcl}");
+    }
+}
+
+#[tokio::test]
 async fn a_fail_fast_group_fails_with_the_error_of_the_step_that_stopped_it() {
     // Listed before the failing step: the cancelled sibling and the step waiting for a slot
     // must not give the group their errors.
@@ -384,27 +455,7 @@ async fn cancellation_kills_the_step_then_runs_cancel_hooks_and_stops_services()
         + &job(&("service \"db\" {}\n".to_owned()
             + "task \"long\" {\n  run \"exec\" {\n    path = \"step\"\n    args = [\"hang\"]\n  }\n  on_cancel \"exec\" { path = \"true\" }\n  ensure \"exec\" { path = \"true\" }\n}\n"
             + "on_cancel \"exec\" {\n  path = \"step\"\n  args = [\"env:BUILD_STATUS\"]\n}\n"));
-    let control = BuildControl::default();
-    let runner = std::sync::Arc::new(support::ScriptedRunner::default());
-    // Cancel once the step runs: when the runner reports it hanging.
-    tokio::spawn({
-        let cancel = control.cancel.clone();
-        let runner = runner.clone();
-        async move {
-            runner.hanging.notified().await;
-            cancel.cancel();
-        }
-    });
-    let r = run_with(
-        &hcl,
-        "a",
-        Options {
-            control,
-            runner,
-            ..Options::default()
-        },
-    )
-    .await;
+    let r = run_cancelled_once_hanging(&hcl).await;
     assert_eq!(r.status(), Status::Cancelled);
     assert_eq!(
         r.events.finished(),

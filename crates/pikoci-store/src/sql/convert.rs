@@ -70,19 +70,25 @@ pub(crate) fn to_model_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Sto
 /// when the row is not in the current [`MODEL_FORMAT`]: written before formats were numbered
 /// (no `format` envelope), in another format, or not a model at all.
 pub(crate) fn from_model_json<T: DeserializeOwned>(text: &str, owner: &str) -> StoreResult<T> {
-    let corrupt_model = |err: serde_json::Error| {
+    let corrupt_model = |err: &dyn std::fmt::Display| {
         corrupt(
             format!("the model of {owner} in the database is corrupt"),
             err,
         )
     };
-    let stored: serde_json::Value = serde_json::from_str(text).map_err(corrupt_model)?;
+    let stored: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| corrupt_model(&err))?;
+    // Only an object is a model, versioned or not (serde would also read `[1, {...}]` as the
+    // envelope).
+    if !stored.is_object() {
+        return Err(corrupt_model(&"the stored JSON is not an object"));
+    }
     if stored.get("format").is_none() {
         return Err(StoreError::internal(format!(
             "{owner} was stored by an older PikoCI in an unversioned format: set the pipeline again"
         )));
     }
-    let stored: ModelIn = serde_json::from_value(stored).map_err(corrupt_model)?;
+    let stored: ModelIn = serde_json::from_value(stored).map_err(|err| corrupt_model(&err))?;
     if stored.format != MODEL_FORMAT {
         return Err(StoreError::internal(format!(
             "the model of {owner} is stored in model format {}, but this version of PikoCI reads \
@@ -90,7 +96,7 @@ pub(crate) fn from_model_json<T: DeserializeOwned>(text: &str, owner: &str) -> S
             stored.format
         )));
     }
-    serde_json::from_value(stored.model).map_err(corrupt_model)
+    serde_json::from_value(stored.model).map_err(|err| corrupt_model(&err))
 }
 
 /// A count or index as stored (`i32`); `InvalidInput` beyond `i32::MAX`.
@@ -357,6 +363,10 @@ mod tests {
             "{not json",
             r#"{"format":1,"model":{"jobs":7}}"#,
             r#"{"format":"x"}"#,
+            "[]",
+            r#"[1,{"jobs":[]}]"#,
+            "7",
+            "null",
         ] {
             let err = from_model_json::<Pipeline>(text, "pipeline \"p\"").unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Internal);
