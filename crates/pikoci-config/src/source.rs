@@ -32,11 +32,12 @@ impl Default for HttpFetcher {
 impl HttpFetcher {
     /// The body of `url`, for async callers: dropping the future cancels the request.
     pub async fn get(&self, url: &str) -> Result<String, String> {
-        let fail = |why: String| format!("failed to fetch \"{}\": {why}", redact::url(url));
+        let fail = |why: String| failed(url, &why);
         // Sources carry no credentials, and release downloads redirect to other servers.
         let client = ClientConfig::new(self.timeout)
             .with_redirects(Redirects::Any)
-            .build()
+            .build_async()
+            .await
             .map_err(|err| fail(err.to_string()))?;
         let response = client
             .get(url)
@@ -54,13 +55,18 @@ impl HttpFetcher {
     }
 }
 
-/// [`load`](crate::load) is synchronous and may be called from async code (the server), where
-/// blocking on a request inside the caller's runtime would panic. So the request runs on a
-/// thread of its own with a small runtime of its own, and this call waits for it (at most the
-/// timeout). Async callers that want to cancel a fetch use [`HttpFetcher::get`].
+/// The error of a fetch of `url` that failed for `why` (the URL without its credentials).
+fn failed(url: &str, why: &str) -> String {
+    format!("failed to fetch \"{}\": {why}", redact::url(url))
+}
+
+/// [`load`](crate::load) is synchronous, and a runtime cannot block inside another: so the
+/// request runs on a thread of its own with a small runtime of its own, and this call blocks the
+/// calling thread until it ends (at most the timeout). Async code (the server) calls `load`
+/// under `spawn_blocking`, or fetches with [`HttpFetcher::get`], which can be cancelled.
 impl SourceFetcher for HttpFetcher {
     fn fetch(&self, url: &str) -> Result<String, String> {
-        let fail = |why: &str| format!("failed to fetch \"{}\": {why}", redact::url(url));
+        let fail = |why: &str| failed(url, why);
         std::thread::scope(|scope| {
             let fetching = std::thread::Builder::new()
                 .name("pikoci-source-fetch".to_owned())

@@ -20,11 +20,7 @@ impl SourceFetcher for Fixed {
     }
 }
 
-fn fetcher() -> Fixed {
-    Fixed(BTreeMap::from([
-        (
-            "https://example.com/s3.hcl",
-            Ok(r#"
+const S3: &str = r#"
 # a comment before the block
 resource_type "s3" {
   params = ["bucket"]
@@ -37,13 +33,29 @@ resource_type "s3" {
 runner_type "ignored" {
   run { path = "x" }
 }
-"#),
-        ),
+"#;
+
+fn fetcher() -> Fixed {
+    Fixed(BTreeMap::from([
+        ("https://example.com/s3.hcl", Ok(S3)),
+        ("https://token@example.com/s3.hcl?token=s3cret", Ok(S3)),
         (
             "https://example.com/broken.hcl",
             Ok("resource_type \"x\" {\n  check \"exec\" {\n"),
         ),
         ("https://example.com/empty.hcl", Ok("# nothing here\n")),
+        (
+            "https://user:s3cret@example.com/empty.hcl",
+            Ok("# nothing here\n"),
+        ),
+        (
+            "https://user:s3cret@example.com/bad-attr.hcl",
+            Ok("resource_type \"x\" {\n  cahce = true\n}\n"),
+        ),
+        (
+            "https://example.com/deep.hcl",
+            Ok("resource_type \"x\" {\n  params = [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]\n}\n"),
+        ),
         (
             "https://example.com/bad-attr.hcl",
             Ok("resource_type \"x\" {\n  cahce = true\n}\n"),
@@ -146,6 +158,51 @@ service_type "g" { source = "pikoci://git" }
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
+}
+
+#[test]
+fn credentials_in_a_source_url_are_never_shown_or_kept() {
+    let p = pipeline(
+        r#"
+resource_type "bucket" { source = "https://token@example.com/s3.hcl?token=s3cret" }
+resource "bucket" "b" {
+  params { bucket = "x" }
+}
+"#,
+    );
+    assert_eq!(
+        p.resource_type("bucket").unwrap().origin,
+        Origin::Source {
+            url: "https://***@example.com/s3.hcl?token=***".to_owned()
+        }
+    );
+    let out = errors(
+        r#"
+resource_type "a" { source = "https://user:s3cret@example.com/empty.hcl" }
+resource_type "b" { source = "https://user:s3cret@example.com/bad-attr.hcl" }
+resource_type "c" { source = "git://user:s3cret@example.com/x" }
+"#,
+    );
+    assert!(!out.contains("s3cret"), "{out}");
+    for needle in [
+        "no resource_type block found in source \"https://user:***@example.com/empty.hcl\"",
+        "https://user:***@example.com/bad-attr.hcl:2:3: unsupported attribute \"cahce\"",
+        "unsupported source URL scheme: \"git://user:***@example.com/x\"",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn fetched_text_gets_the_bracket_depth_limit() {
+    let out = errors(r#"resource_type "a" { source = "https://example.com/deep.hcl" }"#);
+    assert!(
+        out.contains(
+            "https://example.com/deep.hcl:2:24: syntax error: parentheses and brackets nest \
+             more than 12 levels deep here"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

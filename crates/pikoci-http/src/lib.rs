@@ -16,6 +16,9 @@ pub mod testing;
 
 use std::time::Duration;
 
+use pikoci_core::ErrorKind;
+use reqwest::header::{HeaderValue, InvalidHeaderValue};
+
 pub use body::{BodyError, describe, read_capped};
 pub use reqwest;
 pub use roots::{CaCertificates, CaError, Roots};
@@ -77,14 +80,25 @@ impl ClientConfig {
         self
     }
 
-    /// A client with this configuration. HTTP proxies come from `HTTPS_PROXY`, `HTTP_PROXY`
-    /// and `NO_PROXY`.
+    /// [`build`](Self::build) for async code: the machine's certificate authorities, when
+    /// used, are read on a thread where blocking is allowed, not on the runtime's.
+    pub async fn build_async(&self) -> Result<reqwest::Client, ClientError> {
+        self.roots.load().await?;
+        self.build()
+    }
+
+    /// A client with this configuration. HTTP proxies come from `HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `ALL_PROXY` and `NO_PROXY`, or their lowercase forms (the uppercase name wins). No
+    /// `Referer` is sent. With [`Roots::System`], the first client of the process reads the
+    /// machine's certificate authorities: async code uses [`build_async`](Self::build_async).
     pub fn build(&self) -> Result<reqwest::Client, ClientError> {
         reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             .redirect(redirect_policy(self.redirects))
+            // A `Referer` would carry the previous URL, query and all, to the next server.
+            .referer(false)
             .tls_backend_preconfigured(self.roots.tls_config()?)
             .build()
             .map_err(|err| ClientError::Build(describe(&err)))
@@ -100,6 +114,25 @@ pub enum ClientError {
     /// reqwest refused the configuration.
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
+}
+
+/// What a request that got no answer means for a retry: [`ErrorKind::Timeout`] when it ran out
+/// of time, else [`ErrorKind::Unavailable`] (the server could not be reached or hung up).
+pub fn error_kind(err: &reqwest::Error) -> ErrorKind {
+    if err.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Unavailable
+    }
+}
+
+/// A header value holding a credential (a token), marked sensitive so that it is left out of
+/// `Debug` output and compressed safely. Fails when `value` holds a character not allowed in a
+/// header (such as a line break).
+pub fn secret_header(value: &str) -> Result<HeaderValue, InvalidHeaderValue> {
+    let mut header = HeaderValue::from_str(value)?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 fn redirect_policy(redirects: Redirects) -> reqwest::redirect::Policy {

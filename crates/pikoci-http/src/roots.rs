@@ -67,7 +67,7 @@ impl Roots {
     /// A rustls configuration trusting these roots, on the ring provider, speaking HTTP/1.1.
     pub(crate) fn tls_config(&self) -> Result<rustls::ClientConfig, ClientError> {
         let store = match self {
-            Roots::System => system_store(),
+            Roots::System => system_store()?,
             Roots::Only(certificates) => {
                 let mut store = RootCertStore::empty();
                 for certificate in certificates.0.iter() {
@@ -89,15 +89,67 @@ impl Roots {
     }
 }
 
-/// The machine's certificate authorities, read once per process. Certificates that cannot be
-/// parsed are skipped, as `curl` and `git` skip them.
-fn system_store() -> Arc<RootCertStore> {
-    static STORE: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let mut store = RootCertStore::empty();
-            store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            Arc::new(store)
-        })
+/// The machine's certificate authorities, read once per process (or why they could not be).
+static SYSTEM: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();
+
+impl Roots {
+    /// Reads the machine's certificate authorities now, on a thread where blocking is allowed,
+    /// if they are used and not read yet. Async code calls this before building a client, so
+    /// that the files are not read on the runtime's threads.
+    pub async fn load(&self) -> Result<(), ClientError> {
+        if matches!(self, Roots::System) && SYSTEM.get().is_none() {
+            tokio::task::spawn_blocking(|| SYSTEM.get_or_init(read_system).is_ok())
+                .await
+                .map_err(|err| {
+                    ClientError::Tls(format!("cannot read the certificate authorities: {err}"))
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The machine's certificate authorities (read here if [`Roots::load`] did not read them).
+fn system_store() -> Result<Arc<RootCertStore>, ClientError> {
+    SYSTEM
+        .get_or_init(read_system)
         .clone()
+        .map_err(ClientError::Tls)
+}
+
+fn read_system() -> Result<Arc<RootCertStore>, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let errors = found.errors.iter().map(ToString::to_string).collect();
+    system_roots(found.certs, errors)
+}
+
+/// A store of the parsable `certificates` (others are skipped, as `curl` and `git` skip
+/// them), or an error when none was found and reading failed: every `https://` request would
+/// fail anyway, with a less helpful error.
+fn system_roots(
+    certificates: Vec<CertificateDer<'static>>,
+    errors: Vec<String>,
+) -> Result<Arc<RootCertStore>, String> {
+    let mut store = RootCertStore::empty();
+    store.add_parsable_certificates(certificates);
+    if store.is_empty() && !errors.is_empty() {
+        return Err(format!(
+            "cannot read the machine's certificate authorities ({}); check the files named by \
+             SSL_CERT_FILE and SSL_CERT_DIR, or install the system's CA bundle",
+            errors.join("; ")
+        ));
+    }
+    Ok(Arc::new(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_system_roots_and_read_errors_are_reported() {
+        let error = system_roots(Vec::new(), vec!["open file: not found".to_owned()]).unwrap_err();
+        assert!(error.contains("(open file: not found)"), "{error}");
+        assert!(error.contains("SSL_CERT_FILE and SSL_CERT_DIR"), "{error}");
+        assert!(system_roots(Vec::new(), Vec::new()).unwrap().is_empty());
+    }
 }

@@ -146,6 +146,22 @@ async fn same_origin_clients_do_not_follow_redirects_to_other_servers() {
 }
 
 #[tokio::test]
+async fn redirects_to_other_servers_carry_no_referer() {
+    let elsewhere = serve(vec![ok("elsewhere")]);
+    let server = serve(vec![redirect(&format!("{}/page", elsewhere.base))]);
+    let response = client(Redirects::Any)
+        .get(format!("{}/source?token=s3cret", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_capped(response, 100).await.unwrap(), b"elsewhere");
+    let heads = elsewhere.heads.lock().unwrap();
+    let head = heads[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /page "), "{head}");
+    assert!(!head.contains("referer"), "{head}");
+}
+
+#[tokio::test]
 async fn errors_are_one_line_without_the_url() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/x", listener.local_addr().unwrap());
@@ -184,4 +200,55 @@ fn clients_build_for_both_kinds_of_roots() {
         std::time::Duration::from_secs(10)
     );
     config.build().unwrap();
+}
+
+#[test]
+fn secret_headers_are_sensitive_and_refuse_line_breaks() {
+    let header = secret_header("s3cret").unwrap();
+    assert!(header.is_sensitive());
+    assert_eq!(header.to_str().unwrap(), "s3cret");
+    assert!(!format!("{header:?}").contains("s3cret"), "{header:?}");
+    assert!(secret_header("s3cret\nX-Other: 1").is_err());
+}
+
+#[tokio::test]
+async fn failed_requests_are_unavailable_or_timed_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    drop(listener);
+    let refused = client(Redirects::Any).get(&url).send().await.unwrap_err();
+    assert_eq!(error_kind(&refused), pikoci_core::ErrorKind::Unavailable);
+
+    // Accepts (the kernel's backlog) and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", silent.local_addr().unwrap());
+    let slow = ClientConfig::new(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let timed_out = slow.get(&url).send().await.unwrap_err();
+    assert_eq!(error_kind(&timed_out), pikoci_core::ErrorKind::Timeout);
+    drop(silent);
+}
+
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn the_silent_server_sees_hang_ups_and_held_connections() {
+    use crate::testing::SilentServer;
+
+    let request = b"GET /x HTTP/1.1\r\nHost: here\r\n\r\n";
+    let mut server = SilentServer::start();
+    let mut stream = std::net::TcpStream::connect(&server.base_url()[7..]).unwrap();
+    stream.write_all(request).unwrap();
+    server.request_received().await;
+    drop(stream);
+    let head = server.head_after_hang_up().await.unwrap();
+    assert!(head.starts_with("GET /x "), "{head}");
+
+    let mut server = SilentServer::start();
+    let mut stream = std::net::TcpStream::connect(&server.base_url()[7..]).unwrap();
+    stream.write_all(request).unwrap();
+    server.request_received().await;
+    let error = server.head_after_hang_up().await.unwrap_err();
+    assert!(error.starts_with("the client did not close"), "{error}");
+    drop(stream);
 }

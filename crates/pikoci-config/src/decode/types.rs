@@ -7,7 +7,7 @@ use hcl_edit::Span;
 use hcl_edit::structure::{Attribute, Block, Body};
 use pikoci_core::{
     Command, NotificationType, Origin, Params, ReadyCheck, ResourceType, RunnerOverride,
-    RunnerType, SecretType, ServiceType,
+    RunnerType, SecretType, ServiceType, redact,
 };
 
 use super::body::{Unknown, attribute};
@@ -521,33 +521,35 @@ impl Decoder<'_> {
             self.error_with_help(
                 format!(
                     "failed to resolve source for {context}: unsupported source URL scheme: {}",
-                    quoted(&url)
+                    quoted(&redact::url(&url))
                 ),
                 span,
                 Some("use pikoci://NAME for a builtin or an http(s):// URL".to_owned()),
             );
             return None;
         };
-        let body = match hcl_edit::parser::parse_body(&text) {
+        // Credentials in the URL are for the request only: never shown, never kept.
+        let shown = redact::url(&url);
+        let located = |span: Option<&std::ops::Range<usize>>| match span {
+            Some(s) => {
+                crate::diagnostic::SourceFile::new(shown.as_str(), text.as_str()).location(s.start)
+            }
+            None => shown.clone(),
+        };
+        let body = match crate::syntax::parse(&text) {
             Ok(body) => body,
-            Err(err) => {
-                let location = err.location();
-                fail(
-                    self,
-                    format!(
-                        "{url}:{}:{}: {}",
-                        location.line(),
-                        location.column(),
-                        err.message()
-                    ),
-                );
+            Err(errors) => {
+                for diagnostic in errors.diagnostics {
+                    let at = located(diagnostic.span.as_ref());
+                    fail(self, format!("{at}: {}", diagnostic.message));
+                }
                 return None;
             }
         };
         let Some(block) = blocks(&body, block_name).next() else {
             fail(
                 self,
-                format!("no {block_name} block found in source {}", quoted(&url)),
+                format!("no {block_name} block found in source {}", quoted(&shown)),
             );
             return None;
         };
@@ -563,13 +565,7 @@ impl Decoder<'_> {
         let decoded = decode(&mut inner, block);
         for diagnostic in inner.diags {
             if diagnostic.severity == Severity::Error {
-                let at = diagnostic
-                    .span
-                    .map(|s| {
-                        crate::diagnostic::SourceFile::new(url.as_str(), text.as_str())
-                            .location(s.start)
-                    })
-                    .unwrap_or_else(|| url.clone());
+                let at = located(diagnostic.span.as_ref());
                 fail(self, format!("{at}: {}", diagnostic.message));
             }
         }
@@ -577,6 +573,6 @@ impl Decoder<'_> {
             reference.span = span.clone();
             self.references.push(reference);
         }
-        Some((decoded?, Origin::Source { url }))
+        Some((decoded?, Origin::Source { url: shown }))
     }
 }

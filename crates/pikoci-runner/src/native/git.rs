@@ -209,6 +209,9 @@ impl ApiCheck {
 
     /// Makes the requests and turns the answers into versions.
     async fn run(&self, config: &ClientConfig) -> Result<Vec<serde_json::Value>, NativeCheckError> {
+        config.roots.load().await.map_err(|err| {
+            NativeCheckError::invalid_input(format!("{} API: {err}", self.provider))
+        })?;
         let api = ApiClient::new(self.provider, &self.api_base, &self.token, config)?;
         let repository = Repository {
             api: &api,

@@ -147,7 +147,7 @@ async fn dropping_a_check_closes_its_connection() {
     }
     // The check was dropped with the select: its connection is closed now, not when the
     // request timeout would have ended a blocking request.
-    let head = server.head_after_hang_up().await;
+    let head = server.head_after_hang_up().await.unwrap();
     assert!(
         head.starts_with("GET /api/v1/repos/pikoci/app/commits?"),
         "{head}"

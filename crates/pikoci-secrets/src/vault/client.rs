@@ -5,7 +5,9 @@ use std::time::Duration;
 use pikoci_core::ErrorKind;
 use pikoci_core::secrets::{Secret, SecretError};
 use pikoci_http::reqwest;
-use pikoci_http::{BodyError, ClientConfig, describe, read_capped};
+use pikoci_http::{
+    BodyError, ClientConfig, ClientError, describe, error_kind, read_capped, secret_header,
+};
 use serde_json::Value;
 
 /// The largest answer read (a KV secret is far smaller).
@@ -89,6 +91,15 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The error of a client for Vault at `address` that could not be configured.
+pub(super) fn unprepared(address: &str, err: ClientError) -> SecretError {
+    SecretError::new(
+        ErrorKind::Internal,
+        format!("cannot prepare requests to Vault at {address}"),
+    )
+    .with_source(err)
+}
+
 impl Client {
     /// A client for the server at `address`; redirects are followed on that server only,
     /// since every request carries the token.
@@ -97,13 +108,9 @@ impl Client {
         namespace: Option<String>,
         timeout: Duration,
     ) -> Result<Client, SecretError> {
-        let http = ClientConfig::new(timeout).build().map_err(|err| {
-            SecretError::new(
-                ErrorKind::Internal,
-                format!("cannot prepare requests to Vault at {address}"),
-            )
-            .with_source(err)
-        })?;
+        let http = ClientConfig::new(timeout)
+            .build()
+            .map_err(|err| unprepared(address, err))?;
         Ok(Client {
             http,
             address: address.trim_end_matches('/').to_owned(),
@@ -121,7 +128,19 @@ impl Client {
     pub(super) async fn get(&self, path: &str) -> Result<Answer, SecretError> {
         let request = self.http.get(self.url(path));
         let request = match &self.token {
-            Some(token) => request.header("X-Vault-Token", token.expose()),
+            Some(token) => {
+                let value = secret_header(token.expose()).map_err(|_| {
+                    SecretError::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "the Vault token for {} holds characters not allowed in an HTTP \
+                             header (such as a line break); check how the token is set",
+                            self.address
+                        ),
+                    )
+                })?;
+                request.header("X-Vault-Token", value)
+            }
             None => request,
         };
         self.answer(self.with_namespace(request)).await
@@ -151,16 +170,10 @@ impl Client {
     async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Answer, SecretError> {
         let response = request.send().await.map_err(|err| {
             let address = &self.address;
-            let (kind, message) = if err.is_timeout() {
-                (
-                    ErrorKind::Timeout,
-                    format!("Vault at {address} did not answer in time"),
-                )
-            } else {
-                (
-                    ErrorKind::Unavailable,
-                    format!("cannot reach Vault at {address}"),
-                )
+            let kind = error_kind(&err);
+            let message = match kind {
+                ErrorKind::Timeout => format!("Vault at {address} did not answer in time"),
+                _ => format!("cannot reach Vault at {address}"),
             };
             SecretError::new(kind, message).with_source(describe(&err))
         })?;

@@ -10,6 +10,7 @@ use pikoci_core::ErrorKind;
 use pikoci_core::secrets::{
     Secret, SecretError, SecretRequest, SecretSource, SecretValue, SecretValues,
 };
+use pikoci_http::Roots;
 use serde_json::Value;
 
 use crate::local::{EnvLookup, process_env};
@@ -160,6 +161,10 @@ async fn read(
     path: &str,
     timeout: Duration,
 ) -> Result<SecretValues, SecretError> {
+    Roots::System
+        .load()
+        .await
+        .map_err(|err| client::unprepared(&settings.address, err))?;
     let mut client = Client::new(&settings.address, settings.namespace.clone(), timeout)?;
     let token = match &settings.auth {
         Auth::Token(token) => token.clone(),

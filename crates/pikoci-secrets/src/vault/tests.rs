@@ -146,8 +146,13 @@ fn serve(routes: BTreeMap<&'static str, (u16, &'static str)>) -> Canned {
                 .get(path.as_str())
                 .copied()
                 .unwrap_or((404, "{\"errors\":[]}"));
+            // A 307 redirects to its "body", as an HA standby redirects to the active node.
+            let (location, body) = match status {
+                307 => (format!("Location: {body}\r\n"), ""),
+                _ => (String::new(), body),
+            };
             let response = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} X\r\n{location}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             stream.write_all(response.as_bytes()).unwrap();
@@ -241,6 +246,27 @@ async fn refusals_and_missing_secrets_are_told_apart() {
 }
 
 #[tokio::test]
+async fn redirects_to_another_server_are_not_followed() {
+    let active = serve(BTreeMap::from([(
+        "/v1/secret/data/db",
+        (200, "{\"data\":{\"data\":{\"password\":\"p\"}}}"),
+    )]));
+    let target = format!("{}/v1/secret/data/db", active.address);
+    let standby = serve(BTreeMap::from([(
+        "/v1/secret/data/db",
+        (307, Box::leak(target.into_boxed_str()) as &'static str),
+    )]));
+    let error = fetch(&standby, "secret/db", &[("kv_version", "2")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Vault failed to read secret/db (HTTP 307)"
+    );
+    assert!(active.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn an_unreachable_server_is_named() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -283,7 +309,7 @@ async fn dropping_a_fetch_closes_its_connection() {
     }
     // The fetch was dropped with the select: its connection is closed now, not when the
     // 30-second request timeout would have ended a blocking request.
-    let head = server.head_after_hang_up().await;
+    let head = server.head_after_hang_up().await.unwrap();
     assert!(head.starts_with("GET /v1/secret/data/x "), "{head}");
 }
 

@@ -5,7 +5,7 @@
 use pikoci_core::ErrorKind;
 use pikoci_core::engine::NativeCheckError;
 use pikoci_http::reqwest;
-use pikoci_http::{ClientConfig, describe, read_capped};
+use pikoci_http::{ClientConfig, describe, error_kind, read_capped, secret_header};
 
 use super::remote::Provider;
 
@@ -100,22 +100,17 @@ impl ApiClient {
             Provider::GitHub => request
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", "2022-11-28")
-                .header("Authorization", format!("Bearer {}", self.token)),
+                .header("Authorization", self.token_header("Bearer ")?),
             Provider::GitLab => request
                 .header("Accept", "application/json")
-                .header("PRIVATE-TOKEN", &self.token),
+                .header("PRIVATE-TOKEN", self.token_header("")?),
             Provider::Gitea => request
                 .header("Accept", "application/json")
-                .header("Authorization", format!("token {}", self.token)),
+                .header("Authorization", self.token_header("token ")?),
         };
         let response = request.send().await.map_err(|err| {
-            let kind = if err.is_timeout() {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::Unavailable
-            };
             NativeCheckError::new(
-                kind,
+                error_kind(&err),
                 format!("{provider} API: GET {url} failed: {}", describe(&err)),
             )
         })?;
@@ -153,6 +148,17 @@ impl ApiClient {
             ))
         })?;
         Ok((body, next))
+    }
+
+    /// The token after `prefix`, as a header value hidden from `Debug` output.
+    fn token_header(&self, prefix: &str) -> Result<reqwest::header::HeaderValue, NativeCheckError> {
+        secret_header(&format!("{prefix}{}", self.token)).map_err(|_| {
+            NativeCheckError::invalid_input(format!(
+                "{} API: the token holds characters not allowed in an HTTP header (such as a \
+                 line break); check how the token is set",
+                self.provider
+            ))
+        })
     }
 }
 
