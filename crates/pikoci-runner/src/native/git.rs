@@ -13,11 +13,13 @@ mod versions;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pikoci_core::engine::{CheckRequest, NativeCheckError, NativeChecks};
 use pikoci_core::{Origin, ResourceType};
-use pikoci_http::{CaCertificates, ClientConfig, Roots};
+use pikoci_http::{CaCertificates, ClientConfig, Roots, reqwest};
+use tokio::sync::OnceCell;
 
 use api::ApiClient;
 use provider::Repository;
@@ -34,10 +36,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// HTTPS servers are trusted when the machine's CA bundle (`SSL_CERT_FILE`, else the system
 /// bundle) or [`GitChecks::with_ca_file`] vouches for them.
+///
+/// One HTTP client serves every check (and the clones of this value), so connections to a
+/// provider are reused between checks; it is built on the first check.
 #[derive(Debug, Clone)]
 pub struct GitChecks {
     timeout: Duration,
     roots: Roots,
+    client: Arc<OnceCell<reqwest::Client>>,
 }
 
 impl Default for GitChecks {
@@ -52,6 +58,7 @@ impl GitChecks {
         GitChecks {
             timeout: DEFAULT_TIMEOUT,
             roots: Roots::System,
+            client: Arc::default(),
         }
     }
 
@@ -60,13 +67,29 @@ impl GitChecks {
     pub fn with_ca_file(mut self, path: &Path) -> Result<GitChecks, String> {
         let certificates = CaCertificates::from_pem_file(path).map_err(|err| err.to_string())?;
         self.roots = Roots::Only(certificates);
+        self.client = Arc::default();
         Ok(self)
     }
 
     /// Gives up on an API request after `timeout` (connecting: at most 10 seconds of it).
     pub fn with_timeout(mut self, timeout: Duration) -> GitChecks {
         self.timeout = timeout;
+        self.client = Arc::default();
         self
+    }
+
+    /// The client every check uses, built on first use (reading the machine's certificate
+    /// authorities off the runtime when they are trusted).
+    async fn client(&self) -> Result<&reqwest::Client, NativeCheckError> {
+        self.client
+            .get_or_try_init(|| async {
+                ClientConfig::new(self.timeout)
+                    .with_roots(self.roots.clone())
+                    .build_async()
+                    .await
+                    .map_err(|err| NativeCheckError::invalid_input(format!("git API: {err}")))
+            })
+            .await
     }
 }
 
@@ -84,9 +107,12 @@ impl NativeChecks for GitChecks {
             Ok(None) => return None,
             Err(error) => return Some(Err(NativeCheckError::invalid_input(error))),
         };
+        let client = match self.client().await {
+            Ok(client) => client.clone(),
+            Err(error) => return Some(Err(error)),
+        };
         // Dropping this future (a cancelled check) cancels the request in flight.
-        let config = ClientConfig::new(self.timeout).with_roots(self.roots.clone());
-        Some(check.run(&config).await.map_err(|error| {
+        Some(check.run(client).await.map_err(|error| {
             NativeCheckError::new(error.kind(), mask(error.message(), &check.token))
         }))
     }
@@ -208,11 +234,8 @@ impl ApiCheck {
     }
 
     /// Makes the requests and turns the answers into versions.
-    async fn run(&self, config: &ClientConfig) -> Result<Vec<serde_json::Value>, NativeCheckError> {
-        config.roots.load().await.map_err(|err| {
-            NativeCheckError::invalid_input(format!("{} API: {err}", self.provider))
-        })?;
-        let api = ApiClient::new(self.provider, &self.api_base, &self.token, config)?;
+    async fn run(&self, http: reqwest::Client) -> Result<Vec<serde_json::Value>, NativeCheckError> {
+        let api = ApiClient::new(http, self.provider, &self.api_base, &self.token);
         let repository = Repository {
             api: &api,
             provider: self.provider,

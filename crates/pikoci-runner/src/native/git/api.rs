@@ -5,7 +5,7 @@
 use pikoci_core::ErrorKind;
 use pikoci_core::engine::NativeCheckError;
 use pikoci_http::reqwest;
-use pikoci_http::{ClientConfig, describe, error_kind, read_capped, secret_header};
+use pikoci_http::{describe, error_kind, read_capped, secret_header};
 
 use super::remote::Provider;
 
@@ -25,23 +25,15 @@ pub(crate) struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client for `provider`'s API at `base`, configured by `config` (redirects are
-    /// followed on the same server only: every request carries the token).
-    pub(crate) fn new(
-        provider: Provider,
-        base: &str,
-        token: &str,
-        config: &ClientConfig,
-    ) -> Result<Self, NativeCheckError> {
-        let http = config
-            .build()
-            .map_err(|err| NativeCheckError::invalid_input(format!("{provider} API: {err}")))?;
-        Ok(ApiClient {
+    /// A client for `provider`'s API at `base` over `http` (which must follow redirects on
+    /// the same server only: every request carries the token).
+    pub(crate) fn new(http: reqwest::Client, provider: Provider, base: &str, token: &str) -> Self {
+        ApiClient {
             http,
             provider,
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-        })
+        }
     }
 
     /// The full URL of an API path.
