@@ -17,6 +17,7 @@ pub mod model;
 pub mod name;
 pub mod percent;
 pub mod ports;
+pub mod protocol;
 pub mod redact;
 pub mod schedule;
 pub mod secrets;

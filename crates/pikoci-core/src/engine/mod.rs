@@ -78,6 +78,36 @@ pub struct BuildResult {
     pub error: Option<String>,
 }
 
+/// Everything the engine needs to run one resource check.
+#[derive(Debug, Clone)]
+pub struct CheckSpec {
+    /// The pipeline the resource belongs to.
+    pub pipeline: Arc<Pipeline>,
+    /// The resource, `type.name`.
+    pub resource: String,
+    /// The team's name (part of the cache directory).
+    pub team: String,
+    /// The pipeline's name (part of the cache directory).
+    pub pipeline_name: String,
+    /// The newest version known, given to the check as `version_*` (`None` on the first check).
+    pub newest: Option<serde_json::Value>,
+    /// Secret placeholders and the values they stand for.
+    pub secrets: crate::secrets::ResolvedSecrets,
+    /// Where the check's work directory is created (and removed afterwards).
+    pub work_root: PathBuf,
+    /// Where resource caches live; `None` disables caching.
+    pub cache_root: Option<PathBuf>,
+}
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// The versions, oldest first, secrets masked (empty when the type has no check).
+    pub versions: Vec<serde_json::Value>,
+    /// Why the check failed, if it did.
+    pub error: Option<String>,
+}
+
 /// Stops a running build. `cancel` is the normal way: the running step is killed, then
 /// `on_cancel` and `ensure` hooks run and services are stopped. `abort` also kills those.
 #[derive(Debug, Clone, Default)]
@@ -138,12 +168,106 @@ impl Engine {
         result
     }
 
+    /// Runs one resource check outside any build (a worker's check work) and returns the
+    /// versions it found. Its output is reported as [`Event::Output`] of step 0.
+    pub async fn check(&self, spec: CheckSpec, cancel: CancellationToken) -> CheckResult {
+        let failed = |error: String| CheckResult {
+            versions: Vec::new(),
+            error: Some(error),
+        };
+        let pipeline = spec.pipeline.clone();
+        let Some(resource) = pipeline
+            .resources
+            .iter()
+            .find(|r| r.canonical() == spec.resource)
+        else {
+            return failed(format!(
+                "resource \"{}\" not found in pipeline",
+                spec.resource
+            ));
+        };
+        let Some(resource_type) = pipeline.resource_type(&resource.type_name) else {
+            return failed(format!(
+                "resource type \"{}\" of resource \"{}\" not found in pipeline",
+                resource.type_name, spec.resource
+            ));
+        };
+        let build_spec = BuildSpec {
+            pipeline: spec.pipeline.clone(),
+            job: String::new(),
+            team: spec.team,
+            pipeline_name: spec.pipeline_name,
+            build_number: String::new(),
+            inputs: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            secrets: spec.secrets,
+            local: None,
+            work_root: spec.work_root,
+            cache_root: spec.cache_root,
+        };
+        let control = BuildControl {
+            cancel,
+            abort: CancellationToken::new(),
+        };
+        let build = match self.assemble(build_spec, crate::Job::new("check"), control) {
+            Ok(build) => build,
+            Err(error) => return failed(error),
+        };
+        let accepted = build.resource_params(0, resource, resource_type);
+        let cache_dir = build.cache_dir(resource, resource_type);
+        let cancel = build.job_cancel.clone();
+        let found = build
+            .check_versions(
+                0,
+                resource,
+                resource_type,
+                &accepted,
+                cache_dir.as_ref(),
+                spec.newest.as_ref(),
+                &cancel,
+            )
+            .await;
+        build.cleanup();
+        match found {
+            Ok(Some(versions)) => CheckResult {
+                versions: versions
+                    .into_iter()
+                    .map(|v| build.masker.mask_json(v))
+                    .collect(),
+                error: None,
+            },
+            Ok(None) => {
+                build.log(
+                    0,
+                    format!(
+                        "resource type \"{}\" has no check: builds get an empty version",
+                        resource_type.name
+                    ),
+                );
+                CheckResult {
+                    versions: Vec::new(),
+                    error: None,
+                }
+            }
+            Err(error) => failed(build.masker.mask(&error)),
+        }
+    }
+
     fn prepare(&self, spec: BuildSpec, control: BuildControl) -> Result<Build, String> {
         let job = spec
             .pipeline
             .job(&spec.job)
             .cloned()
             .ok_or_else(|| format!("job \"{}\" not found in pipeline", spec.job))?;
+        self.assemble(spec, job, control)
+    }
+
+    fn assemble(
+        &self,
+        spec: BuildSpec,
+        job: crate::Job,
+        control: BuildControl,
+    ) -> Result<Build, String> {
         let workdir = spec.work_root.join(new_build_dir_name());
         std::fs::create_dir_all(&workdir).map_err(|err| {
             format!(

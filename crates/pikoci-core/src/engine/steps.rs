@@ -64,7 +64,11 @@ impl Build {
     }
 
     /// `CACHE_DIR` for a resource, created on first use, when caching is on for it.
-    fn cache_dir(&self, resource: &Resource, resource_type: &ResourceType) -> Option<PathBuf> {
+    pub(super) fn cache_dir(
+        &self,
+        resource: &Resource,
+        resource_type: &ResourceType,
+    ) -> Option<PathBuf> {
         if !resource.cache.unwrap_or(resource_type.cache) {
             return None;
         }
@@ -109,7 +113,7 @@ impl Build {
     }
 
     /// The parameters a resource passes to its type, logging warnings for undeclared ones.
-    fn resource_params(
+    pub(super) fn resource_params(
         &self,
         id: StepId,
         resource: &Resource,
@@ -226,6 +230,51 @@ impl Build {
         cancel: &CancellationToken,
     ) -> Result<serde_json::Value, String> {
         let canonical = resource.canonical();
+        self.log(id, format!("checking {canonical} for its newest version"));
+        let found = self
+            .check_versions(
+                id,
+                resource,
+                resource_type,
+                accepted,
+                cache_dir,
+                None,
+                cancel,
+            )
+            .await?;
+        match found {
+            Some(versions) => versions
+                .last()
+                .cloned()
+                .ok_or_else(|| format!("no versions for resource \"{canonical}\"")),
+            None => {
+                self.log(
+                    id,
+                    format!(
+                        "resource type \"{}\" has no check; using an empty version",
+                        resource_type.name
+                    ),
+                );
+                Ok(serde_json::json!({}))
+            }
+        }
+    }
+
+    /// Runs a resource's check (natively when the engine can, else the type's `check`
+    /// command) and returns the versions it printed, oldest first; `None` when the type has
+    /// no check. `newest` is the newest version known, given to the check as `version_*`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn check_versions(
+        &self,
+        id: StepId,
+        resource: &Resource,
+        resource_type: &ResourceType,
+        accepted: &BTreeMap<String, String>,
+        cache_dir: Option<&PathBuf>,
+        newest: Option<&serde_json::Value>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Vec<serde_json::Value>>, String> {
+        let canonical = resource.canonical();
         if let Some(native) = &self.native {
             let params: BTreeMap<String, String> = accepted
                 .iter()
@@ -235,32 +284,25 @@ impl Build {
                 resource,
                 resource_type,
                 params: &params,
-                newest: None,
+                newest,
             };
             if let Some(found) = native.check(request).await {
-                self.log(id, format!("checked {canonical} for its newest version"));
-                let versions = found.map_err(|error| {
+                return found.map(Some).map_err(|error| {
                     format!("the check of resource \"{canonical}\" failed: {error}")
-                })?;
-                return versions
-                    .last()
-                    .cloned()
-                    .ok_or_else(|| format!("no versions for resource \"{canonical}\""));
+                });
             }
         }
         let Some(check) = &resource_type.check else {
-            self.log(
-                id,
-                format!(
-                    "resource type \"{}\" has no check; using an empty version",
-                    resource_type.name
-                ),
-            );
-            return Ok(serde_json::json!({}));
+            return Ok(None);
         };
-        self.log(id, format!("checking {canonical} for its newest version"));
         let command = apply_override(check, resource_type.runner_override.as_ref());
-        let mut params = accepted.clone();
+        let mut params: BTreeMap<String, String> = newest
+            .map(flatten_version)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (format!("version_{k}"), v))
+            .collect();
+        params.extend(accepted.iter().map(|(k, v)| (k.clone(), v.clone())));
         if let Some(dir) = cache_dir {
             params.insert("CACHE_DIR".to_owned(), dir.display().to_string());
         }
@@ -269,11 +311,7 @@ impl Build {
             .await;
         ran.result
             .map_err(|error| format!("the check of resource \"{canonical}\" failed: {error}"))?;
-        let versions = parse_versions(&ran.output)?;
-        versions
-            .last()
-            .cloned()
-            .ok_or_else(|| format!("no versions for resource \"{canonical}\""))
+        parse_versions(&ran.output).map(Some)
     }
 
     fn copy_local_resource(

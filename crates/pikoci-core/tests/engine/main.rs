@@ -926,3 +926,60 @@ async fn the_version_a_local_check_finds_is_reported_with_secrets_masked() {
     });
     assert_eq!(used, [serde_json::json!({"ref": "v-***"})]);
 }
+
+/// A check outside any build: the newest known version reaches the command as `version_*`,
+/// the versions it prints come back oldest first, and its secrets are masked in them.
+#[tokio::test]
+async fn a_check_gets_the_newest_version_and_returns_what_it_prints() {
+    use pikoci_core::engine::{CheckSpec, Engine};
+
+    let hcl = "resource_type \"repo\" {\n  check \"exec\" {\n    path = \"step\"\n    args = [\"print:[{\\\"ref\\\":\\\"abc-next\\\"},{\\\"ref\\\":\\\"s3cr3t\\\"}]\"]\n  }\n}\nresource \"repo\" \"app\" {}\nresource_type \"none\" {}\nresource \"none\" \"x\" {}\n";
+    let pipeline = std::sync::Arc::new(pipeline(hcl));
+    let work = tempfile::tempdir().unwrap();
+    let recorder = std::sync::Arc::new(pikoci_core::testing::Recorder::default());
+    let runner = std::sync::Arc::new(support::ScriptedRunner::default());
+    let engine = Engine::new(runner.clone(), recorder.clone());
+    let spec = |resource: &str| CheckSpec {
+        pipeline: pipeline.clone(),
+        resource: resource.to_owned(),
+        team: "main".to_owned(),
+        pipeline_name: "demo".to_owned(),
+        newest: Some(serde_json::json!({"ref": "abc"})),
+        secrets: secret("s3cr3t", "s3cr3t"),
+        work_root: work.path().to_owned(),
+        cache_root: None,
+    };
+    let result = engine.check(spec("repo.app"), Default::default()).await;
+    assert_eq!(result.error, None);
+    assert_eq!(
+        result.versions,
+        [
+            serde_json::json!({"ref": "abc-next"}),
+            serde_json::json!({"ref": "***"})
+        ]
+    );
+    let invocation = runner.invocations.lock().unwrap()[0].clone();
+    assert_eq!(
+        invocation.env.get("version_ref").map(String::as_str),
+        Some("abc")
+    );
+
+    let result = engine.check(spec("none.x"), Default::default()).await;
+    assert_eq!(
+        result,
+        pikoci_core::engine::CheckResult {
+            versions: vec![],
+            error: None
+        }
+    );
+    assert!(
+        recorder.output().contains("has no check"),
+        "{}",
+        recorder.output()
+    );
+
+    let result = engine.check(spec("repo.gone"), Default::default()).await;
+    assert!(result.error.unwrap().contains("\"repo.gone\" not found"));
+    // The work directories are gone.
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+}

@@ -243,7 +243,7 @@ job "build" {{
     assert_eq!(run.events.used(), [json!({ "ref": head })]);
     let output = run.events.output();
     assert!(
-        output.contains("checked git.app for its newest version"),
+        output.contains("checking git.app for its newest version"),
         "{output}"
     );
     assert!(output.contains("hello"), "{output}");
