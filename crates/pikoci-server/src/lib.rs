@@ -1,3 +1,18 @@
-//! The server library: HTTP API, scheduler, dispatcher, event ingestion. Filled by the server issue; this crate holds nothing yet.
+//! The server library: scheduler, dispatcher, event ingestion and the HTTP API.
+//!
+//! [`Server`] is the service layer: it owns the [`Store`](pikoci_core::store::Store) and the
+//! [`Broker`](pikoci_core::broker::Broker), runs the background loops ([`Server::start`]), and
+//! offers the operations the API (and `pikoci server --pipeline-config`) call. The HTTP router
+//! is built by [`api::router`] on top of it.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+mod clock;
+mod config;
+mod error;
+mod service;
+
+pub use clock::Clock;
+pub use config::ServerConfig;
+pub use error::{ServerError, ServerResult};
+pub use service::{PipelineSet, Readiness, Server};

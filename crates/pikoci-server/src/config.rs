@@ -1,0 +1,42 @@
+//! How the server's loops are tuned. The defaults are the architecture's (section 4.2).
+
+use std::time::Duration;
+
+/// Timings and limits of the dispatcher, the lease keeper and the scheduler.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// This server's id (`server-<random>`), the `sender` of what it publishes.
+    pub server_id: String,
+    /// A worker silent this long is lost: its work is requeued (default 15 s, 3 heartbeats).
+    pub worker_lost_after: Duration,
+    /// How long a renewed lease lasts (default 15 s: a lease lapses with its worker).
+    pub lease: Duration,
+    /// An assignment not accepted within this time is dispatched again (default 10 s).
+    pub assign_timeout: Duration,
+    /// How many times a build that lost its worker is run again before it is `errored`
+    /// (default 2).
+    pub max_requeues: u32,
+    /// How often the dispatcher looks for work without being woken (default 1 s).
+    pub dispatch_interval: Duration,
+    /// How long a worker has to report a cancelled build before it is fenced off and the
+    /// build marked `cancelled` (default 30 s).
+    pub cancel_grace: Duration,
+    /// After the server starts, and while its event consumption is unhealthy, no lease is
+    /// taken back for this long: workers get time to heartbeat again (default 15 s).
+    pub requeue_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            server_id: format!("server-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            worker_lost_after: Duration::from_secs(15),
+            lease: Duration::from_secs(15),
+            assign_timeout: Duration::from_secs(10),
+            max_requeues: 2,
+            dispatch_interval: Duration::from_secs(1),
+            cancel_grace: Duration::from_secs(30),
+            requeue_grace: Duration::from_secs(15),
+        }
+    }
+}
