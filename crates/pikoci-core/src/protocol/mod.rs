@@ -496,6 +496,8 @@ pub struct Heartbeat {
     pub team: Option<String>,
     /// Its tags.
     pub tags: Vec<String>,
+    /// Whether it runs only jobs with tags, all of them among its own (`--exclusive-tags`).
+    pub exclusive: bool,
     /// How many builds it runs at once.
     pub slots: u32,
     /// The work it runs now.

@@ -68,6 +68,7 @@ fn every_message_round_trips_and_names_its_type() {
             worker: "w".to_owned(),
             team: None,
             tags: vec!["linux".to_owned()],
+            exclusive: false,
             slots: 4,
             running: vec![WorkRef::Check(CheckRef {
                 resource_id: ResourceId(1),
