@@ -6,6 +6,9 @@
     reason = "each test target uses its own part of this module"
 )]
 
+pub(crate) mod git;
+pub(crate) mod server;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -23,8 +26,15 @@ pub(crate) fn pikoci() -> Command {
         "PIKOCI_WORK_DIR",
         "VAULT_ADDR",
         "VAULT_TOKEN",
+        "RUST_LOG",
     ] {
         command.env_remove(name);
+    }
+    // Nor any other PikoCI setting (a database or broker of the machine running the tests).
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PIKOCI_") {
+            command.env_remove(name);
+        }
     }
     command
 }

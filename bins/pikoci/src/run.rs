@@ -378,7 +378,7 @@ fn keep_local_hooks(hooks: &mut Hooks) {
     }
 }
 
-fn default_work_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_work_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("pikoci"));
     }

@@ -1,0 +1,9 @@
+//! `pikoci-worker`: the same as `pikoci worker`, flags and all.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    pikoci_cli::main_as("worker")
+}

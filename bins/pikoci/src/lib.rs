@@ -1,0 +1,150 @@
+//! `pikoci`: the one command-line tool of PikoCI. The commands live in this library so that
+//! the thin `pikoci-server` and `pikoci-worker` binaries run exactly the same code.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+// Output goes through `output`, whose writes fail instead of panicking: the workspace lints
+// against `print!` and `eprint!` hold here too.
+
+mod backends;
+mod config_file;
+mod logging;
+mod output;
+mod render;
+mod run;
+mod server;
+mod signals;
+mod validate;
+mod worker;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// PikoCI: a self-hosted CI/CD system whose pipelines are HCL files.
+#[derive(Debug, Parser)]
+#[command(name = "pikoci", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one job of a pipeline on this machine, without a server.
+    ///
+    /// A get runs the resource's check to find its newest version, then pulls it (or copies a
+    /// directory given with --resource); put and notify steps are shown as skipped. Output is
+    /// shown live, step by step, with a summary at the end. Exits 0 when the build succeeded
+    /// (or ended with a warning), 1 when it failed or was cancelled (Ctrl-C), 2 on usage or
+    /// pipeline errors, or when the output cannot be written.
+    Run(run::Args),
+    /// Check a pipeline file and print a summary, or every problem with its location.
+    ///
+    /// Checks syntax, variables, functions, references between blocks, names, durations and
+    /// schedules, the way the server checks a pipeline before accepting it. Prints a summary and
+    /// exits 0 when the file is valid; prints every problem with its location and exits 1 when
+    /// it is not. Exits 2 on usage errors (a missing file, a malformed --var or vars file) and
+    /// when the output cannot be written.
+    Validate(validate::Args),
+    /// Run the PikoCI server: the HTTP API, the scheduler, the dispatcher and, unless
+    /// --run-worker=false, a worker in the same process.
+    ///
+    /// `pikoci server --pipeline-config pipeline.hcl` is a complete CI system in memory; add
+    /// --db-system sqlite|postgres|mysql to keep state, and --pubsub-system
+    /// nats|rabbitmq|kafka for standalone workers (`pikoci worker`) on other machines. SIGTERM
+    /// or Ctrl-C stops gracefully, a second one at once.
+    Server(server::Args),
+    /// Run a standalone worker: it takes builds and checks from the broker (never connecting to
+    /// a server) and runs them on this machine.
+    ///
+    /// SIGTERM or Ctrl-C stops taking work and lets running builds finish within
+    /// --drain-timeout; a second one stops at once (the builds then run again elsewhere).
+    Worker(worker::Args),
+}
+
+/// Exit status for a pipeline that is invalid, or a build that failed.
+const EXIT_INVALID: u8 = 1;
+/// Exit status for bad command-line input (a missing file, a malformed --var, ...), and for
+/// output that cannot be written.
+const EXIT_USAGE: u8 = 2;
+
+/// Runs `pikoci` with the process's arguments.
+pub fn main() -> ExitCode {
+    main_with(std::env::args_os().collect())
+}
+
+/// Runs `pikoci <subcommand>` with the process's other arguments: the thin `pikoci-server`
+/// and `pikoci-worker` binaries.
+pub fn main_as(subcommand: &str) -> ExitCode {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    args.insert(1.min(args.len()), subcommand.into());
+    main_with(args)
+}
+
+fn main_with(args: Vec<OsString>) -> ExitCode {
+    let cli = match parse(&args) {
+        Ok(Ok(cli)) => cli,
+        Ok(Err(err)) => return usage_message(&err),
+        Err(err) => {
+            let _ = output::stderr(&format!("error: {err:#}\n"));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Server(args) => server::run(args),
+        Command::Worker(args) => worker::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // Nowhere left to report a failed write of the error itself: the status says it.
+            let _ = output::stderr(&format!("error: {err:#}\n"));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Parses the command line, with the `-c` config file of `server` and `worker` as defaults.
+fn parse(args: &[OsString]) -> anyhow::Result<Result<Cli, clap::Error>> {
+    let mut command = Cli::command();
+    for subcommand in ["server", "worker"] {
+        if let Some(path) = config_file::config_path(args, subcommand) {
+            command = config_file::apply(command, subcommand, &path)?;
+        }
+    }
+    Ok(command
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches)))
+}
+
+/// Prints help, the version or a usage error the way clap does, but a failed write is an
+/// error (exit 2), not a silent success.
+fn usage_message(err: &clap::Error) -> ExitCode {
+    if err.print().is_err() {
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match u8::try_from(err.exit_code()) {
+        Ok(code) => ExitCode::from(code),
+        Err(_) => ExitCode::from(EXIT_USAGE),
+    }
+}
+
+/// Whether to colour output written to stdout.
+fn stdout_color(no_color: bool) -> bool {
+    use std::io::IsTerminal;
+    color_allowed(no_color) && std::io::stdout().is_terminal()
+}
+
+/// Whether to colour output written to stderr.
+fn stderr_color(no_color: bool) -> bool {
+    use std::io::IsTerminal;
+    color_allowed(no_color) && std::io::stderr().is_terminal()
+}
+
+/// Neither `--no-color` nor a non-empty `NO_COLOR` asks for plain output.
+fn color_allowed(no_color: bool) -> bool {
+    !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

@@ -1,0 +1,276 @@
+//! `pikoci server`: the API, the scheduler, the dispatcher and (by default) an embedded worker.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use pikoci_server::{Clock, Server, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::{DbArgs, PubsubArgs};
+use crate::logging::LogArgs;
+use crate::signals::Signals;
+use crate::worker::WorkerOptions;
+
+/// The flags of `pikoci server`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A TOML file of settings named like the long flags (`db-system = "sqlite"`); flags and
+    /// environment variables win over it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The address the HTTP API listens on. Until users and roles exist, anyone who can reach
+    /// it can do anything: keep the default loopback address, or put an authenticating proxy
+    /// in front.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1", env = "PIKOCI_LISTEN_ADDRESS")]
+    listen_address: IpAddr,
+
+    /// The port the HTTP API listens on (0: any free port, printed at start).
+    #[arg(long, short = 'p', value_name = "PORT", default_value = "8080", env = "PIKOCI_PORT")]
+    port: u16,
+
+    #[command(flatten)]
+    db: DbArgs,
+
+    #[command(flatten)]
+    pubsub: PubsubArgs,
+
+    /// Run a worker inside the server process (through the same broker as standalone ones).
+    #[arg(long, value_name = "BOOL", default_value = "true", env = "PIKOCI_RUN_WORKER",
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    run_worker: bool,
+
+    /// How many builds the embedded worker runs at once.
+    #[arg(long, value_name = "N", default_value = "2", env = "PIKOCI_CONCURRENCY")]
+    concurrency: u32,
+
+    /// Where the embedded worker keeps builds' work directories and resource caches
+    /// [default: $XDG_CACHE_HOME/pikoci, or ~/.cache/pikoci].
+    #[arg(long, value_name = "DIR", env = "PIKOCI_WORK_DIR", hide_env_values = true)]
+    work_dir: Option<PathBuf>,
+
+    /// A pipeline file to create or update at start (in --team, named --pipeline-name). A
+    /// pipeline that does not validate stops the server (exit 2) with its diagnostics.
+    #[arg(long, value_name = "FILE", env = "PIKOCI_PIPELINE_CONFIG", hide_env_values = true)]
+    pipeline_config: Option<PathBuf>,
+
+    /// The name of the --pipeline-config pipeline [default: the file's name without its
+    /// extension, e.g. `pipeline` for pipeline.hcl].
+    #[arg(long, short = 'n', value_name = "NAME", env = "PIKOCI_PIPELINE_NAME")]
+    pipeline_name: Option<String>,
+
+    /// A JSON file of variable values for the --pipeline-config pipeline.
+    #[arg(long, short = 'v', value_name = "FILE", env = "PIKOCI_VARS", hide_env_values = true)]
+    vars: Option<PathBuf>,
+
+    /// The team of the --pipeline-config pipeline (created when missing).
+    #[arg(long, alias = "team-canonical", value_name = "NAME", default_value = "main",
+          env = "PIKOCI_TEAM")]
+    team: String,
+
+    /// How many times a build that lost its worker runs again before it is errored.
+    #[arg(long, value_name = "N", default_value = "2", env = "PIKOCI_MAX_REQUEUES")]
+    max_requeues: u32,
+
+    /// On SIGTERM or Ctrl-C, how long the embedded worker may finish its running builds
+    /// before they are stopped (they then run again on another worker, or at the next start).
+    /// A second signal stops at once.
+    #[arg(long, value_name = "DURATION", default_value = "10m", env = "PIKOCI_DRAIN_TIMEOUT",
+          value_parser = crate::worker::parse_duration)]
+    drain_timeout: Duration,
+
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.log.init()?;
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(args.db.connect().await?);
+    tracing::info!(db = %args.db.db_system, "database ready");
+    let broker = args.pubsub.connect().await?;
+    tracing::info!(pubsub = %args.pubsub.pubsub_system, "broker connected");
+    if args.pubsub.system()? == pikoci_pubsub::PubsubSystem::Mem && !args.run_worker {
+        tracing::warn!(
+            "--pubsub-system mem with --run-worker=false: no worker can reach this server, so \
+             no build will run; use a real broker (nats, rabbitmq, kafka) for standalone workers"
+        );
+    }
+    let config = ServerConfig {
+        max_requeues: args.max_requeues,
+        ..ServerConfig::default()
+    };
+    let server = Server::new(store, broker.clone(), config, Clock::new());
+    server
+        .ensure_team(&args.team)
+        .await
+        .with_context(|| format!("cannot create team \"{}\"", args.team))?;
+    if let Some(path) = &args.pipeline_config
+        && let Some(code) = set_pipeline(&server, &args, path).await?
+    {
+        return Ok(code);
+    }
+
+    let signals = Signals::install()?;
+    let shutdown = CancellationToken::new();
+    let mut loops = server
+        .start(shutdown.clone())
+        .await
+        .context("cannot start the server's event consumers")?;
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.listen_address, args.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (is another server running? choose another --port)",
+                args.listen_address, args.port
+            )
+        })?;
+    let address = listener.local_addr().context("cannot read the listening address")?;
+    if address.ip().is_loopback() {
+        tracing::info!(
+            %address,
+            "listening on http://{address} (this machine only: the API has no authentication yet)"
+        );
+    } else {
+        tracing::warn!(
+            %address,
+            "listening on http://{address}: the API has no authentication yet, anyone who can \
+             reach this address can run builds"
+        );
+    }
+
+    let worker = if args.run_worker {
+        let options = WorkerOptions {
+            id: format!("embedded-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            team: None,
+            tags: Vec::new(),
+            exclusive_tags: false,
+            slots: args.concurrency,
+            work_dir: args.work_dir.clone(),
+        };
+        Some(crate::worker::spawn(broker.clone(), options)?)
+    } else {
+        None
+    };
+
+    let http = {
+        let router = pikoci_server::api::router(server.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    };
+
+    // First signal: drain the embedded worker, then stop; second signal: stop now.
+    signals.first().await;
+    tracing::info!(
+        drain_timeout = ?args.drain_timeout,
+        "stopping: running builds of the embedded worker may finish (signal again to stop now)"
+    );
+    if let Some(worker) = worker {
+        worker.drain(args.drain_timeout, &signals).await;
+    }
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), http).await;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), loops.join_next()).await {}
+    loops.abort_all();
+    let _ = broker.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates or updates the --pipeline-config pipeline; `Some(exit code)` when it is invalid.
+async fn set_pipeline(
+    server: &Server,
+    args: &Args,
+    path: &std::path::Path,
+) -> anyhow::Result<Option<ExitCode>> {
+    let file = pikoci_config::read_source(path)
+        .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
+    let vars = match &args.vars {
+        Some(vars_path) => {
+            let text = std::fs::read_to_string(vars_path)
+                .with_context(|| format!("cannot read vars file {}", vars_path.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+                format!("vars file {} is not valid JSON", vars_path.display())
+            })?;
+            if !value.is_object() {
+                bail!(
+                    "vars file {} must hold a JSON object of variable values",
+                    vars_path.display()
+                );
+            }
+            value
+        }
+        None => serde_json::json!({}),
+    };
+    let name = match &args.pipeline_name {
+        Some(name) => name.clone(),
+        None => default_pipeline_name(path)?,
+    };
+    match server
+        .set_pipeline(&args.team, &name, file.name(), file.text(), vars)
+        .await
+    {
+        Ok(set) => {
+            if !set.warnings.is_empty() {
+                let warnings = pikoci_config::Diagnostics::new(file.clone(), set.warnings);
+                crate::output::stderr(&warnings.render(crate::stderr_color(false)))?;
+            }
+            let outcome = &set.outcome;
+            tracing::info!(
+                team = %args.team,
+                pipeline = %name,
+                created = outcome.created,
+                jobs_added = outcome.jobs.added.len(),
+                jobs_removed = outcome.jobs.removed.len(),
+                "pipeline {} from {}",
+                if outcome.created { "created" } else { "updated" },
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(error) => match error.diagnostics {
+            Some(items) => {
+                let diagnostics = pikoci_config::Diagnostics::new(file, items);
+                crate::output::stderr(&diagnostics.render(crate::stderr_color(false)))?;
+                crate::output::stderr(&format!(
+                    "error: {}: the server did not start\n",
+                    error.message
+                ))?;
+                Ok(Some(ExitCode::from(crate::EXIT_USAGE)))
+            }
+            None => Err(anyhow::Error::new(error).context(format!(
+                "cannot set pipeline \"{name}\" from {}",
+                path.display()
+            ))),
+        },
+    }
+}
+
+/// `pipeline.hcl` → `pipeline`, slugged to a canonical name.
+fn default_pipeline_name(path: &std::path::Path) -> anyhow::Result<String> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let name = pikoci_core::name::slugify(stem);
+    if name.is_empty() {
+        bail!(
+            "cannot make a pipeline name from {}: give one with --pipeline-name",
+            path.display()
+        );
+    }
+    Ok(name)
+}
