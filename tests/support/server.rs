@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use serde_json::json;
+
+use super::git::GitServer;
 use super::{Lines, pikoci};
 
 /// How long a test waits for a build or a process: a deadline against a hang, not a measure.
@@ -159,9 +162,157 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A running `pikoci worker`, killed when dropped.
+pub(crate) struct WorkerProcess {
+    child: Child,
+    /// Its log (stderr), read on a thread.
+    pub(crate) log: Lines,
+}
+
+impl WorkerProcess {
+    /// Starts `pikoci worker` with `args` and waits until it runs.
+    pub(crate) fn start(args: &[&str]) -> WorkerProcess {
+        let mut command = pikoci();
+        command
+            .arg("worker")
+            .args(["--log-format", "text"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("pikoci worker starts");
+        let mut log = Lines::new(child.stderr.take().expect("stderr is piped"));
+        log.wait_for("worker started", &mut child);
+        WorkerProcess { child, log }
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it with SIGKILL and reaps it.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body)
 }
+
+/// The pipeline of the scenario: `test` runs on every commit, `deploy` after it (`passed`) and
+/// by hand with an input.
+pub(crate) fn pipeline(url: &str) -> String {
+    format!(
+        r#"
+resource "git" "app" {{
+  url            = "{url}"
+  branch         = "main"
+  check_interval = "1h"
+}}
+
+job "test" {{
+  get "git" "app" {{ trigger = true }}
+  task "unit" {{
+    run "shell" {{
+      cmd = "cat app/README; i=1; while [ $i -le 300 ]; do echo line $i; i=$((i+1)); done"
+    }}
+  }}
+}}
+
+job "deploy" {{
+  input "target" {{
+    type    = "string"
+    default = "staging"
+  }}
+  get "git" "app" {{
+    trigger = true
+    passed  = ["test"]
+  }}
+  task "ship" {{
+    run "shell" {{ cmd = "echo deploying $(cat app/README) to $INPUT_TARGET" }}
+  }}
+}}
+"#
+    )
+}
+
+const JOBS: &str = "/teams/main/pipelines/demo/jobs";
+
+/// The scenario every deployment shape runs.
+pub(crate) async fn scenario(server: &ServerProcess, git: &GitServer) {
+    // The first check runs at start: build 1 of `test`, then `deploy` because it passed.
+    let first = server.wait_finished(&format!("{JOBS}/test/builds/1")).await;
+    assert_eq!(first["status"], "succeeded", "{first:#}");
+    let log = server.text(&format!("{JOBS}/test/builds/1/logs")).await;
+    assert!(log.contains("version 1"), "{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("line ")).collect();
+    let expected: Vec<String> = (1..=300).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected, "every line, once, in order");
+    let deployed = server.wait_finished(&format!("{JOBS}/deploy/builds/1")).await;
+    assert_eq!(deployed["status"], "succeeded", "{deployed:#}");
+    let log = server.text(&format!("{JOBS}/deploy/builds/1/logs")).await;
+    assert!(log.contains("deploying version 1 to staging"), "{log}");
+
+    // A commit and the webhook: build 2 of `test`, then of `deploy`.
+    git.commit("README", "version 2\n");
+    let (status, resource) = server
+        .get("/teams/main/pipelines/demo/resources/git.app")
+        .await;
+    assert_eq!(status, 200, "{resource:#}");
+    let token = resource["data"]["webhook_token"]
+        .as_str()
+        .expect("the resource shows its webhook token")
+        .to_owned();
+    let (status, body) = server.post(&format!("/webhooks/{token}"), json!({})).await;
+    assert_eq!(status, 200, "{body:#}");
+    let second = server.wait_finished(&format!("{JOBS}/test/builds/2")).await;
+    assert_eq!(second["status"], "succeeded", "{second:#}");
+    let log = server.text(&format!("{JOBS}/test/builds/2/logs")).await;
+    assert!(log.contains("version 2"), "{log}");
+    let deployed = server.wait_finished(&format!("{JOBS}/deploy/builds/2")).await;
+    assert_eq!(deployed["status"], "succeeded", "{deployed:#}");
+
+    // A manual trigger with an input.
+    let (status, body) = server
+        .post(
+            &format!("{JOBS}/deploy/trigger"),
+            json!({"input_values": {"target": "production"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    let number = body["data"]["build_number"].as_str().unwrap().to_owned();
+    let manual = server
+        .wait_finished(&format!("{JOBS}/deploy/builds/{number}"))
+        .await;
+    assert_eq!(manual["status"], "succeeded", "{manual:#}");
+    let log = server
+        .text(&format!("{JOBS}/deploy/builds/{number}/logs"))
+        .await;
+    assert!(log.contains("deploying version 2 to production"), "{log}");
+
+    // A retry of build 1 uses build 1's version, not the newest.
+    let (status, body) = server
+        .post(&format!("{JOBS}/test/builds/1/retry"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["data"]["build_number"], "1.1");
+    let retry = server.wait_finished(&format!("{JOBS}/test/builds/1.1")).await;
+    assert_eq!(retry["status"], "succeeded", "{retry:#}");
+    let log = server.text(&format!("{JOBS}/test/builds/1.1/logs")).await;
+    assert!(log.contains("version 1"), "{log}");
+}
+

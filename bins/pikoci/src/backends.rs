@@ -11,10 +11,10 @@ use pikoci_store::{Backend, DbConfig};
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DbArgs {
     /// The database: mem (in memory, gone at exit), sqlite (a file), postgres or mysql (MySQL
-    /// or MariaDB).
-    #[arg(long, value_name = "SYSTEM", default_value = "mem", env = "PIKOCI_DB_SYSTEM",
+    /// or MariaDB) [default: mem, or the system of --db-url].
+    #[arg(long, value_name = "SYSTEM", env = "PIKOCI_DB_SYSTEM",
           value_parser = ["mem", "sqlite", "postgres", "postgresql", "mysql", "mariadb"])]
-    pub(crate) db_system: String,
+    pub(crate) db_system: Option<String>,
 
     /// The database URL (sqlite://PATH, postgres://USER:PASSWORD@HOST:PORT/NAME,
     /// mysql://USER:PASSWORD@HOST:PORT/NAME); wins over the other --db-* settings. A missing
@@ -47,9 +47,9 @@ pub(crate) struct DbArgs {
 
 impl DbArgs {
     pub(crate) fn config(&self) -> anyhow::Result<DbConfig> {
-        let system: Backend = self.db_system.parse()?;
+        let system: Option<Backend> = self.db_system.as_deref().map(str::parse).transpose()?;
         Ok(DbConfig {
-            system: Some(system),
+            system,
             url: self.db_url.clone(),
             host: self.db_host.clone(),
             port: self.db_port,
@@ -63,13 +63,19 @@ impl DbArgs {
     pub(crate) async fn connect(&self) -> anyhow::Result<pikoci_store::SqlStore> {
         let config = self.config()?;
         let url = config.url()?;
+        let backend = Backend::from_url(&url)?;
         pikoci_store::connect(&url).await.with_context(|| {
             format!(
                 "cannot open the {} database at {}",
-                self.db_system,
+                backend.as_str(),
                 pikoci_core::redact::url(&url)
             )
         })
+    }
+
+    /// The database system these settings name.
+    pub(crate) fn system(&self) -> anyhow::Result<Backend> {
+        Ok(Backend::from_url(&self.config()?.url()?)?)
     }
 }
 

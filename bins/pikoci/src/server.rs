@@ -95,7 +95,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let store = Arc::new(args.db.connect().await?);
-    tracing::info!(db = %args.db.db_system, "database ready");
+    tracing::info!(db = args.db.system()?.as_str(), "database ready");
     let broker = args.pubsub.connect().await?;
     tracing::info!(pubsub = %args.pubsub.pubsub_system, "broker connected");
     if args.pubsub.system()? == pikoci_pubsub::PubsubSystem::Mem && !args.run_worker {

