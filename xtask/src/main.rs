@@ -29,6 +29,8 @@ tasks:
 {}
   bench NAME  benchmarks, reported as figures (never asserted):
 {}
+  chaos       release binaries killed mid-build (a worker, the server on SQLite) over the
+              machine's NATS: no build lost, none run twice at once (not part of ci)
   fuzz [TARGET] [--seconds N]
               cargo-fuzz targets (nightly): {}, each for N seconds
               (default 600), all of them without TARGET
@@ -60,6 +62,7 @@ fn run() -> anyhow::Result<()> {
         Some("it") => it::run(args.get(1).map(String::as_str)),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("chaos") => it::server::chaos(),
         Some("help" | "--help" | "-h") => {
             println!("{}", usage());
             Ok(())

@@ -6,7 +6,7 @@
 pub(crate) mod pubsub;
 mod runner;
 mod secrets;
-mod server;
+pub(crate) mod server;
 pub(crate) mod store;
 
 /// One integration suite.

@@ -110,6 +110,14 @@ pub(crate) fn machine_brokers() -> anyhow::Result<MachineBrokers> {
     })
 }
 
+/// The variables naming the machine's NATS and RabbitMQ.
+pub(crate) fn machine_env(machine: &MachineBrokers) -> Vec<(&'static str, &str)> {
+    vec![
+        ("PIKOCI_TEST_NATS_URL", &machine.nats_url),
+        ("PIKOCI_TEST_RABBITMQ_URL", &machine.rabbitmq_url),
+    ]
+}
+
 /// The variables naming the three shared brokers, as the suite and the benchmark read them.
 pub(crate) fn shared_env<'a>(machine: &'a MachineBrokers, kafka: &'a Kafka) -> Vec<(&'static str, &'a str)> {
     vec![

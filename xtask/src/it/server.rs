@@ -28,3 +28,27 @@ pub(crate) fn run() -> anyhow::Result<()> {
     drop(kafka);
     result
 }
+
+/// `cargo xtask chaos`: release binaries on loopback, SIGKILLed mid-build (a standalone worker,
+/// then the server on SQLite), with the machine's NATS between them.
+pub(crate) fn chaos() -> anyhow::Result<()> {
+    let brokers = pubsub::machine_brokers()?;
+    let env = pubsub::machine_env(&brokers);
+    crate::cargo_with_env(
+        &[
+            "test",
+            "--release",
+            "--locked",
+            "-p",
+            "pikoci",
+            "--features",
+            "chaos",
+            "--test",
+            "chaos",
+            "--",
+            "--test-threads=1",
+            "--nocapture",
+        ],
+        &env,
+    )
+}
