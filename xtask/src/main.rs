@@ -91,6 +91,11 @@ const BENCHES: &[Bench] = &[
         "engine overhead per no-op step: pikoci run vs the same processes from a shell script",
         bench_engine,
     ),
+    (
+        "server",
+        "webhook to first step process (p50/p99) and idle RSS: mem embedded, nats, rabbitmq",
+        it::server::bench,
+    ),
 ];
 
 /// `cargo xtask bench engine`: needs no service, only the release `pikoci` binary it builds.

@@ -52,3 +52,12 @@ pub(crate) fn chaos() -> anyhow::Result<()> {
         &env,
     )
 }
+
+/// `cargo xtask bench server`: the server benchmark with the machine's NATS and RabbitMQ.
+pub(crate) fn bench() -> anyhow::Result<()> {
+    let brokers = pubsub::machine_brokers()?;
+    crate::cargo_with_env(
+        &["bench", "--locked", "-p", "pikoci", "--bench", "server"],
+        &pubsub::machine_env(&brokers),
+    )
+}
