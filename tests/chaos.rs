@@ -159,7 +159,7 @@ async fn a_killed_worker_s_build_finishes_on_another_worker() {
             serde_json::json!({}),
         )
         .await;
-    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(status, 201, "{body:#}");
 
     let entries = wait_ledger(&ledger_path, "a first tick", |e| !e.is_empty());
     let victim_pid = entries[0].worker_pid;
@@ -254,7 +254,7 @@ async fn a_killed_server_restarts_without_losing_or_repeating_builds() {
                 serde_json::json!({}),
             )
             .await;
-        assert_eq!(status, 200, "{body:#}");
+        assert_eq!(status, 201, "{body:#}");
     }
     wait_ledger(&ledger_path, "ticks of both builds", |e| {
         e.iter().any(|x| x.build == "1") && e.iter().any(|x| x.build == "2")

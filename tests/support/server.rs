@@ -293,8 +293,8 @@ pub(crate) async fn scenario(server: &ServerProcess, git: &GitServer) {
             json!({"input_values": {"target": "production"}}),
         )
         .await;
-    assert_eq!(status, 200, "{body:#}");
-    let number = body["data"]["build_number"].as_str().unwrap().to_owned();
+    assert_eq!(status, 201, "{body:#}");
+    let number = body["data"]["number"].as_str().unwrap().to_owned();
     let manual = server
         .wait_finished(&format!("{JOBS}/deploy/builds/{number}"))
         .await;
@@ -308,8 +308,8 @@ pub(crate) async fn scenario(server: &ServerProcess, git: &GitServer) {
     let (status, body) = server
         .post(&format!("{JOBS}/test/builds/1/retry"), json!({}))
         .await;
-    assert_eq!(status, 200, "{body:#}");
-    assert_eq!(body["data"]["build_number"], "1.1");
+    assert_eq!(status, 201, "{body:#}");
+    assert_eq!(body["data"]["number"], "1.1");
     let retry = server.wait_finished(&format!("{JOBS}/test/builds/1.1")).await;
     assert_eq!(retry["status"], "succeeded", "{retry:#}");
     let log = server.text(&format!("{JOBS}/test/builds/1.1/logs")).await;
