@@ -7,11 +7,14 @@
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod api;
 mod clock;
 mod config;
 mod error;
+mod pipelines;
 mod service;
 
+pub use api::router;
 pub use clock::Clock;
 pub use config::ServerConfig;
 pub use error::{ServerError, ServerResult};

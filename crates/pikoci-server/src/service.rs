@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pikoci_core::broker::Broker;
 use pikoci_core::store::{
-    Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoredResource, Team,
+    Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoredResource,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -72,32 +72,16 @@ impl Server {
         self.inner.clock
     }
 
+    /// The configuration.
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
     /// Starts the background loops (event and heartbeat ingestion, the dispatcher, the lease
     /// keeper, the check scheduler); they run until `shutdown` is cancelled. Returns once the
     /// subscriptions are established.
     pub async fn start(&self, shutdown: CancellationToken) -> ServerResult<tokio::task::JoinSet<()>> {
         let _ = shutdown;
-        unimplemented!()
-    }
-
-    /// The team with this name, created when missing.
-    pub async fn ensure_team(&self, name: &str) -> ServerResult<Team> {
-        let _ = name;
-        unimplemented!()
-    }
-
-    /// Validates `text` (the pipeline file, named `file_name` in diagnostics) with `vars` (a
-    /// JSON object) and creates or updates pipeline `name` of `team`. A pipeline that does not
-    /// validate is an `InvalidInput` error carrying the diagnostics; nothing changes.
-    pub async fn set_pipeline(
-        &self,
-        team: &str,
-        name: &str,
-        file_name: &str,
-        text: &str,
-        vars: serde_json::Value,
-    ) -> ServerResult<PipelineSet> {
-        let _ = (team, name, file_name, text, vars);
         unimplemented!()
     }
 

@@ -1,0 +1,284 @@
+//! Builds: `…/jobs/{jn}/builds`, `…/builds/{bn}` and what users do with one (cancel, retry,
+//! approve, reject), and its log.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pikoci_core::store::{Build, BuildFilter, BuildId, BuildStatus, StoredResource};
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::scope::{self, BuildPath, JobPath, JobScope};
+use super::views::{BuildPlace, BuildView, PageMeta};
+use super::{Data, Page, data, page_limit};
+use crate::Server;
+
+/// Who acts through the API until authentication exists: approvals and rejections are recorded
+/// under this name.
+pub(crate) const ANONYMOUS_USER: &str = "anonymous";
+
+/// `?before=<build id>&limit=<1..500, default 50>&status=<status>[,<status>…]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BuildsQuery {
+    before: Option<i64>,
+    limit: Option<u32>,
+    status: Option<String>,
+}
+
+/// `GET …/jobs/{jn}/builds`: the job's builds, newest first (summaries), with
+/// `meta: {has_more, next_before}`.
+pub(crate) async fn list(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<JobPath>,
+    ApiQuery(query): ApiQuery<BuildsQuery>,
+) -> ApiResult<Json<Page<Vec<BuildView>>>> {
+    let limit = page_limit(query.limit)?;
+    let statuses = match &query.status {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                BuildStatus::parse(name.trim()).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "unknown build status \"{}\": use one of {}",
+                        name.escape_debug(),
+                        BuildStatus::ALL.map(BuildStatus::as_str).join(", ")
+                    ))
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+    };
+    let scope = scope::job(&server, &path).await?;
+    let mut builds = server
+        .store()
+        .list_builds(&BuildFilter {
+            job_id: Some(scope.job.id),
+            pipeline_id: None,
+            statuses,
+            before: query.before.map(BuildId),
+            limit: limit + 1,
+        })
+        .await?;
+    let has_more = builds.len() > limit as usize;
+    builds.truncate(limit as usize);
+    let resources = server.store().resources(scope.pipeline.id).await?;
+    let place = place(&scope, &resources);
+    Ok(Json(Page {
+        meta: PageMeta {
+            has_more,
+            next_before: if has_more {
+                builds.last().map(|b| b.id.0)
+            } else {
+                None
+            },
+        },
+        data: builds
+            .iter()
+            .map(|build| BuildView::summary(place, build))
+            .collect(),
+    }))
+}
+
+/// `GET …/builds/{bn}`: the build with the steps of every attempt, the versions it used and,
+/// when it is pending, why it does not run yet.
+pub(crate) async fn get(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+) -> ApiResult<Json<Data<BuildView>>> {
+    let (scope, build) = scope::build(&server, &path).await?;
+    let resources = server.store().resources(scope.pipeline.id).await?;
+    let view = detailed_view(&server, place(&scope, &resources), &build).await?;
+    Ok(data(view))
+}
+
+/// The detailed view of a build.
+pub(crate) async fn detailed_view(
+    server: &Server,
+    place: BuildPlace<'_>,
+    build: &Build,
+) -> ApiResult<BuildView> {
+    let steps = server.store().build_steps(build.id).await?;
+    let versions = server.store().build_versions(build.id).await?;
+    let pending_reason = if build.status == BuildStatus::Pending {
+        server.pending_reason(build.id)
+    } else {
+        None
+    };
+    Ok(BuildView::detailed(
+        place,
+        build,
+        &steps,
+        &versions,
+        pending_reason,
+    ))
+}
+
+/// Where a build of this job sits.
+pub(crate) fn place<'a>(scope: &'a JobScope, resources: &'a [StoredResource]) -> BuildPlace<'a> {
+    BuildPlace {
+        team: &scope.team.name,
+        pipeline: &scope.pipeline.name,
+        job: &scope.job.name,
+        resources,
+    }
+}
+
+/// A build as the summary of an operation's result.
+async fn summary(server: &Server, scope: &JobScope, build: &Build) -> ApiResult<BuildView> {
+    let resources = server.store().resources(scope.pipeline.id).await?;
+    Ok(BuildView::summary(place(scope, &resources), build))
+}
+
+/// `POST …/builds/{bn}/cancel`: the build (summary), cancelled or being cancelled.
+pub(crate) async fn cancel(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+) -> ApiResult<Json<Data<BuildView>>> {
+    let (scope, build) = scope::build(&server, &path).await?;
+    let build = server.cancel_build(build.id).await?;
+    Ok(data(summary(&server, &scope, &build).await?))
+}
+
+/// `POST …/builds/{bn}/retry`: 201 with the new build (`N.1`, summary).
+pub(crate) async fn retry(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+) -> ApiResult<(StatusCode, Json<Data<BuildView>>)> {
+    let (scope, build) = scope::build(&server, &path).await?;
+    let retry = server.retry_build(build.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        data(summary(&server, &scope, &retry).await?),
+    ))
+}
+
+/// `{"message"?}` of an approval (not stored yet: the service records the approver only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApproveBody {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// `POST …/builds/{bn}/approve` `{"message"?}`: the build (summary).
+pub(crate) async fn approve(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+    ApiJson(body): ApiJson<ApproveBody>,
+) -> ApiResult<Json<Data<BuildView>>> {
+    let (scope, build) = scope::build(&server, &path).await?;
+    tracing::info!(build = %build.id, user = ANONYMOUS_USER, message = body.message.as_deref().unwrap_or(""), "build approved");
+    let build = server.approve_build(build.id, ANONYMOUS_USER).await?;
+    Ok(data(summary(&server, &scope, &build).await?))
+}
+
+/// `{"message"}` of a rejection: why (required).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RejectBody {
+    message: String,
+}
+
+/// `POST …/builds/{bn}/reject` `{"message"}`: the build (summary), cancelled with the reason.
+pub(crate) async fn reject(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+    ApiJson(body): ApiJson<RejectBody>,
+) -> ApiResult<Json<Data<BuildView>>> {
+    if body.message.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "a rejection needs a message saying why: {\"message\": \"...\"}",
+        ));
+    }
+    let (scope, build) = scope::build(&server, &path).await?;
+    let build = server
+        .reject_build(build.id, ANONYMOUS_USER, &body.message)
+        .await?;
+    Ok(data(summary(&server, &scope, &build).await?))
+}
+
+/// `?attempt=<n>&format=text|json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogQuery {
+    attempt: Option<u32>,
+    format: Option<String>,
+}
+
+/// One chunk in the JSON form of a log: `{"attempt", "step", "seq", "text"}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChunkView {
+    attempt: u32,
+    step: u32,
+    seq: u64,
+    text: String,
+}
+
+/// Chunks read from the store at once.
+const LOG_PAGE: u32 = 1000;
+
+/// `GET …/builds/{bn}/logs?attempt=&format=`: the output of one attempt (the latest by
+/// default), steps in order and each step's chunks in `seq` order. `format=text` (the default)
+/// answers `text/plain; charset=utf-8` with the output as printed; `format=json` answers
+/// `{"data": [{"attempt", "step", "seq", "text"}], "meta": {"attempt"}}`. The whole log is
+/// read; to follow a running build use `…/events`.
+pub(crate) async fn logs(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> ApiResult<Response> {
+    let json = match query.format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown log format \"{}\": use text or json",
+                other.escape_debug()
+            )));
+        }
+    };
+    let (_, build) = scope::build(&server, &path).await?;
+    let attempt = query.attempt.unwrap_or(build.dispatch.attempt);
+    let mut chunks = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = server.store().read_log(build.id, after, LOG_PAGE).await?;
+        let complete = page.len() < LOG_PAGE as usize;
+        after = page.last().map(|chunk| chunk.cursor).or(after);
+        for chunk in page {
+            if chunk.attempt == attempt {
+                chunks.insert((chunk.step, chunk.seq), chunk.data);
+            }
+        }
+        if complete {
+            break;
+        }
+    }
+    if json {
+        let data: Vec<ChunkView> = chunks
+            .into_iter()
+            .map(|((step, seq), bytes)| ChunkView {
+                attempt,
+                step,
+                seq,
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+            .collect();
+        return Ok(Json(Page {
+            data,
+            meta: serde_json::json!({ "attempt": attempt }),
+        })
+        .into_response());
+    }
+    let text: Vec<u8> = chunks.into_values().flatten().collect();
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        String::from_utf8_lossy(&text).into_owned(),
+    )
+        .into_response())
+}

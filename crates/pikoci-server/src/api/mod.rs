@@ -1,0 +1,167 @@
+//! The HTTP API: `/api/v1/...` (JSON), `/healthz` and `/readyz`.
+//!
+//! # Conventions
+//!
+//! - Success: `{"data": ...}` (lists of pages add `"meta": {"has_more", "next_before"}`), 200,
+//!   or 201 when something was created (a team, a pipeline, a build).
+//! - Errors: `{"error": {"code", "message", "details"?}}` with the status of the code:
+//!   `invalid_input` 400 (a body, query or path that does not fit, with the reason),
+//!   `not_found` 404 (unknown paths too), `method_not_allowed` 405, `conflict` 409,
+//!   `invalid_pipeline` 422 (details: the pipeline's diagnostics, each
+//!   `{"severity", "message", "help"?, "file", "line"?, "column"?, "span"?}`),
+//!   `unavailable`/`timeout` 503, `internal` 500.
+//! - Bodies are JSON; the `Content-Type` is not required. Unknown fields are refused, so a
+//!   typo is an error rather than a silently ignored setting.
+//! - Paths: `{tc}` team, `{pc}` pipeline, `{jn}` job, `{bn}` build number (`3`, `3.1`), `{rc}`
+//!   resource as `type.name`. The shapes of the payloads are documented on the types of
+//!   `api/views.rs`.
+//! - Responses carry `Cache-Control: no-store`.
+//!
+//! # Routes (under `/api/v1`)
+//!
+//! | route | |
+//! |---|---|
+//! | `GET/POST /teams` | teams; `POST {"name"}` |
+//! | `GET/POST /teams/{tc}/pipelines` | pipelines; `POST {"name", "config" or "config_base64", "vars"?, "public"?, "file_name"?}` sets one |
+//! | `GET/PUT/DELETE /teams/{tc}/pipelines/{pc}` | |
+//! | `POST …/{pc}/pause`, `unpause`, `expose`, `hide` | |
+//! | `GET …/{pc}/jobs`, `GET …/jobs/{jn}` | jobs with their latest build |
+//! | `POST …/jobs/{jn}/pause`, `unpause`, `trigger` | `trigger {"input_values"?}` |
+//! | `GET …/jobs/{jn}/builds` | `?before=&limit=&status=` |
+//! | `GET …/builds/{bn}`, `POST …/cancel`, `retry`, `approve`, `reject` | |
+//! | `GET …/builds/{bn}/logs`, `GET …/builds/{bn}/events` | text or JSON; Server-Sent Events (`api/events.rs`) |
+//! | `GET …/{pc}/resources`, `GET …/resources/{rc}` | |
+//! | `GET …/resources/{rc}/versions` | `?before=&limit=` |
+//! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
+//! | `POST /webhooks/{token}` | any body |
+//! | `GET /workers` | |
+
+mod builds;
+mod error;
+mod events;
+mod extract;
+mod jobs;
+mod pipelines;
+mod resources;
+mod scope;
+mod system;
+mod teams;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use crate::Server;
+use error::{ApiError, ApiResult};
+
+/// The largest request body: a pipeline file of [`pikoci_config::MAX_SOURCE_BYTES`] in base64,
+/// with room for its vars.
+const MAX_BODY_BYTES: usize = pikoci_config::MAX_SOURCE_BYTES * 2;
+
+/// The router of the whole API, on `server`.
+pub fn router(server: Server) -> Router {
+    let pipeline = "/teams/{tc}/pipelines/{pc}";
+    let job = "/teams/{tc}/pipelines/{pc}/jobs/{jn}";
+    let build = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}";
+    let resource = "/teams/{tc}/pipelines/{pc}/resources/{rc}";
+    let api = Router::new()
+        .route("/teams", get(teams::list).post(teams::create))
+        .route(
+            "/teams/{tc}/pipelines",
+            get(pipelines::list).post(pipelines::create),
+        )
+        .route(
+            pipeline,
+            get(pipelines::get)
+                .put(pipelines::update)
+                .delete(pipelines::delete),
+        )
+        .route(&format!("{pipeline}/pause"), post(pipelines::pause))
+        .route(&format!("{pipeline}/unpause"), post(pipelines::unpause))
+        .route(&format!("{pipeline}/expose"), post(pipelines::expose))
+        .route(&format!("{pipeline}/hide"), post(pipelines::hide))
+        .route(&format!("{pipeline}/jobs"), get(jobs::list))
+        .route(job, get(jobs::get))
+        .route(&format!("{job}/pause"), post(jobs::pause))
+        .route(&format!("{job}/unpause"), post(jobs::unpause))
+        .route(&format!("{job}/trigger"), post(jobs::trigger))
+        .route(&format!("{job}/builds"), get(builds::list))
+        .route(build, get(builds::get))
+        .route(&format!("{build}/cancel"), post(builds::cancel))
+        .route(&format!("{build}/retry"), post(builds::retry))
+        .route(&format!("{build}/approve"), post(builds::approve))
+        .route(&format!("{build}/reject"), post(builds::reject))
+        .route(&format!("{build}/logs"), get(builds::logs))
+        .route(&format!("{build}/events"), get(events::build_events))
+        .route(&format!("{pipeline}/resources"), get(resources::list))
+        .route(resource, get(resources::get))
+        .route(&format!("{resource}/versions"), get(resources::versions))
+        .route(&format!("{resource}/check"), post(resources::check))
+        .route(&format!("{resource}/pin"), post(resources::pin))
+        .route(&format!("{resource}/unpin"), post(resources::unpin))
+        .route(
+            &format!("{resource}/webhook_token"),
+            post(resources::regenerate_webhook_token),
+        )
+        .route("/webhooks/{token}", post(resources::webhook))
+        .route("/workers", get(system::workers));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(server)
+}
+
+/// API answers describe the state of the moment: never cached.
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `{"data": ...}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Data<T> {
+    data: T,
+}
+
+/// `{"data": ..., "meta": ...}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page<T, M = views::PageMeta> {
+    data: T,
+    meta: M,
+}
+
+/// A success body.
+pub(crate) fn data<T>(data: T) -> Json<Data<T>> {
+    Json(Data { data })
+}
+
+/// The page size of lists.
+const DEFAULT_PAGE: u32 = 50;
+/// The largest page size.
+const MAX_PAGE: u32 = 500;
+
+/// `?limit=`: 1 to 500, 50 when not given.
+pub(crate) fn page_limit(limit: Option<u32>) -> ApiResult<u32> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+        Some(limit) => Err(ApiError::invalid(format!(
+            "limit {limit} is out of range: use 1 to {MAX_PAGE}"
+        ))),
+    }
+}

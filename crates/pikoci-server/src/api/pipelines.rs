@@ -1,0 +1,347 @@
+//! `/teams/{tc}/pipelines`: setting, reading, pausing, exposing and deleting pipelines.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use pikoci_config::SourceFile;
+use pikoci_core::store::{BuildFilter, JobId, StoredPipeline, Team};
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult, DiagnosticView};
+use super::extract::{ApiJson, ApiPath};
+use super::scope::{self, PipelinePath, PipelineScope, TeamPath};
+use super::views::{
+    BuildPlace, BuildView, ChangesView, JobSummary, PipelineSetView, PipelineView, ResourceView,
+};
+use super::{Data, data};
+use crate::{PipelineSet, Server};
+
+/// `GET /teams/{tc}/pipelines`: the team's pipelines by name, each with its jobs and their
+/// latest builds.
+pub(crate) async fn list(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<TeamPath>,
+) -> ApiResult<Json<Data<Vec<PipelineView>>>> {
+    let team = scope::team(&server, &path.tc).await?;
+    let pipelines = server.store().list_pipelines(team.id).await?;
+    let mut views = Vec::with_capacity(pipelines.len());
+    for pipeline in &pipelines {
+        let jobs = job_summaries(&server, &team, pipeline).await?;
+        views.push(PipelineView::summary(&team.name, pipeline, jobs));
+    }
+    Ok(data(views))
+}
+
+/// `GET /teams/{tc}/pipelines/{pc}`: the pipeline with its file, vars, jobs and resources.
+pub(crate) async fn get(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+) -> ApiResult<Json<Data<PipelineView>>> {
+    let scope = scope::pipeline(&server, &path.tc, &path.pc).await?;
+    Ok(data(detailed(&server, &scope.team, &scope.pipeline).await?))
+}
+
+/// The body of `POST /teams/{tc}/pipelines` and `PUT …/{pc}`.
+///
+/// `{"name", "config": "<HCL text>" | "config_base64": "<base64 of the file>", "vars"?: {...},
+/// "public"?: bool, "file_name"?: "pipeline.hcl"}`. `file_name` names the file in diagnostics
+/// (default `<name>.hcl`). For `PUT`, every field is optional: the stored file and vars are
+/// kept when not given, and `name`, when given, must be the pipeline's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetPipelineBody {
+    name: Option<String>,
+    config: Option<String>,
+    config_base64: Option<String>,
+    vars: Option<serde_json::Value>,
+    public: Option<bool>,
+    file_name: Option<String>,
+}
+
+impl SetPipelineBody {
+    /// The pipeline file given, from `config` or `config_base64`.
+    fn text(&self) -> ApiResult<Option<String>> {
+        match (&self.config, &self.config_base64) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                "give the pipeline file as either \"config\" or \"config_base64\", not both",
+            )),
+            (Some(text), None) => Ok(Some(text.clone())),
+            (None, Some(encoded)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|error| {
+                        ApiError::invalid(format!("\"config_base64\" is not valid base64: {error}"))
+                    })?;
+                String::from_utf8(bytes).map(Some).map_err(|error| {
+                    ApiError::invalid(format!(
+                        "\"config_base64\" does not decode to UTF-8 text (invalid byte at offset \
+                         {}): save the pipeline file as UTF-8",
+                        error.utf8_error().valid_up_to()
+                    ))
+                })
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// `POST /teams/{tc}/pipelines`: validates and sets a pipeline (created, or updated when it
+/// exists): 201 when created, 200 when updated, with what changed (see `PipelineSetView`); a
+/// file that does not validate is a 422 whose details are its diagnostics.
+pub(crate) async fn create(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<TeamPath>,
+    ApiJson(body): ApiJson<SetPipelineBody>,
+) -> ApiResult<(StatusCode, Json<Data<PipelineSetView>>)> {
+    let Some(name) = body.name.clone() else {
+        return Err(ApiError::invalid(
+            "the pipeline needs a \"name\" (lowercase letters, digits, '-' and '_')",
+        ));
+    };
+    let Some(text) = body.text()? else {
+        return Err(ApiError::invalid(
+            "the pipeline needs its file, as \"config\" (the HCL text) or \"config_base64\"",
+        ));
+    };
+    let vars = body.vars.clone().unwrap_or(serde_json::Value::Null);
+    let team = scope::team(&server, &path.tc).await?;
+    let set = set(
+        &server,
+        &team,
+        &name,
+        body.file_name.as_deref(),
+        &text,
+        vars,
+    )
+    .await?;
+    let status = if set.outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let view = set_view(&server, &team, set, body.public).await?;
+    Ok((status, data(view)))
+}
+
+/// `PUT /teams/{tc}/pipelines/{pc}`: changes the file, the vars or the public flag of a
+/// pipeline that exists; same answer as `POST` (with no changes listed when neither the file
+/// nor the vars were given).
+pub(crate) async fn update(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+    ApiJson(body): ApiJson<SetPipelineBody>,
+) -> ApiResult<Json<Data<PipelineSetView>>> {
+    if let Some(name) = &body.name
+        && *name != path.pc
+    {
+        return Err(ApiError::invalid(format!(
+            "pipelines cannot be renamed: set the pipeline as \"{}\" and delete \"{}\"",
+            name.escape_debug(),
+            path.pc
+        )));
+    }
+    let text = body.text()?;
+    let PipelineScope { team, pipeline } = scope::pipeline(&server, &path.tc, &path.pc).await?;
+    let set = if text.is_some() || body.vars.is_some() {
+        let text = text.unwrap_or_else(|| pipeline.config.clone());
+        let vars = body.vars.clone().unwrap_or_else(|| pipeline.vars.clone());
+        set(
+            &server,
+            &team,
+            &pipeline.name,
+            body.file_name.as_deref(),
+            &text,
+            vars,
+        )
+        .await?
+    } else {
+        PipelineSet {
+            outcome: pikoci_core::store::SetPipelineOutcome {
+                pipeline,
+                created: false,
+                jobs: Default::default(),
+                resources: Default::default(),
+            },
+            warnings: Vec::new(),
+        }
+    };
+    Ok(data(set_view(&server, &team, set, body.public).await?))
+}
+
+/// Validates and stores a pipeline; diagnostics are located in the text.
+async fn set(
+    server: &Server,
+    team: &Team,
+    name: &str,
+    file_name: Option<&str>,
+    text: &str,
+    vars: serde_json::Value,
+) -> ApiResult<PipelineSet> {
+    let file_name = file_name.map_or_else(|| format!("{name}.hcl"), str::to_owned);
+    server
+        .set_pipeline(&team.name, name, &file_name, text, vars)
+        .await
+        .map_err(|error| ApiError::from_pipeline(error, &SourceFile::new(&file_name, text)))
+}
+
+/// The answer to a set: applies `public` first, then shows the pipeline as it is now.
+async fn set_view(
+    server: &Server,
+    team: &Team,
+    set: PipelineSet,
+    public: Option<bool>,
+) -> ApiResult<PipelineSetView> {
+    let mut pipeline = set.outcome.pipeline;
+    if let Some(public) = public
+        && public != pipeline.public
+    {
+        server
+            .store()
+            .set_pipeline_public(pipeline.id, public)
+            .await?;
+        pipeline.public = public;
+    }
+    let file = SourceFile::new(format!("{}.hcl", pipeline.name), pipeline.config.clone());
+    Ok(PipelineSetView {
+        warnings: set
+            .warnings
+            .iter()
+            .map(|d| DiagnosticView::new(d, Some(&file)))
+            .collect(),
+        pipeline: detailed(server, team, &pipeline).await?,
+        created: set.outcome.created,
+        jobs: ChangesView::new(&set.outcome.jobs),
+        resources: ChangesView::new(&set.outcome.resources),
+    })
+}
+
+/// `DELETE /teams/{tc}/pipelines/{pc}`: `{"deleted": "<name>"}`; its jobs, builds, logs,
+/// resources and versions go with it.
+pub(crate) async fn delete(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+) -> ApiResult<Json<Data<serde_json::Value>>> {
+    let scope = scope::pipeline(&server, &path.tc, &path.pc).await?;
+    server.store().delete_pipeline(scope.pipeline.id).await?;
+    tracing::info!(team = %scope.team.name, pipeline = %scope.pipeline.name, "pipeline deleted");
+    Ok(data(serde_json::json!({ "deleted": scope.pipeline.name })))
+}
+
+/// `POST …/{pc}/pause`: the pipeline (summary) with every job paused.
+pub(crate) async fn pause(
+    state: State<Server>,
+    path: ApiPath<PipelinePath>,
+) -> ApiResult<Json<Data<PipelineView>>> {
+    set_flag(state, path, Flag::Paused(true)).await
+}
+
+/// `POST …/{pc}/unpause`: the pipeline (summary) with every job unpaused.
+pub(crate) async fn unpause(
+    state: State<Server>,
+    path: ApiPath<PipelinePath>,
+) -> ApiResult<Json<Data<PipelineView>>> {
+    set_flag(state, path, Flag::Paused(false)).await
+}
+
+/// `POST …/{pc}/expose`: the pipeline (summary), now public.
+pub(crate) async fn expose(
+    state: State<Server>,
+    path: ApiPath<PipelinePath>,
+) -> ApiResult<Json<Data<PipelineView>>> {
+    set_flag(state, path, Flag::Public(true)).await
+}
+
+/// `POST …/{pc}/hide`: the pipeline (summary), now private.
+pub(crate) async fn hide(
+    state: State<Server>,
+    path: ApiPath<PipelinePath>,
+) -> ApiResult<Json<Data<PipelineView>>> {
+    set_flag(state, path, Flag::Public(false)).await
+}
+
+enum Flag {
+    Paused(bool),
+    Public(bool),
+}
+
+async fn set_flag(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+    flag: Flag,
+) -> ApiResult<Json<Data<PipelineView>>> {
+    let PipelineScope { team, pipeline } = scope::pipeline(&server, &path.tc, &path.pc).await?;
+    match flag {
+        Flag::Paused(paused) => {
+            server
+                .store()
+                .set_pipeline_paused(pipeline.id, paused)
+                .await?
+        }
+        Flag::Public(public) => {
+            server
+                .store()
+                .set_pipeline_public(pipeline.id, public)
+                .await?
+        }
+    }
+    let pipeline = server.store().pipeline_by_id(pipeline.id).await?;
+    let jobs = job_summaries(&server, &team, &pipeline).await?;
+    Ok(data(PipelineView::summary(&team.name, &pipeline, jobs)))
+}
+
+/// The detailed view of a pipeline.
+async fn detailed(
+    server: &Server,
+    team: &Team,
+    pipeline: &StoredPipeline,
+) -> ApiResult<PipelineView> {
+    let jobs = job_summaries(server, team, pipeline).await?;
+    let resources = server.store().resources(pipeline.id).await?;
+    let resources = resources
+        .iter()
+        .map(|resource| ResourceView::summary(&team.name, &pipeline.name, resource))
+        .collect();
+    Ok(PipelineView::detailed(
+        &team.name, pipeline, jobs, resources,
+    ))
+}
+
+/// Every job of a pipeline with its latest build.
+async fn job_summaries(
+    server: &Server,
+    team: &Team,
+    pipeline: &StoredPipeline,
+) -> ApiResult<Vec<JobSummary>> {
+    let jobs = server.store().jobs(pipeline.id).await?;
+    let resources = server.store().resources(pipeline.id).await?;
+    let mut summaries = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let place = BuildPlace {
+            team: &team.name,
+            pipeline: &pipeline.name,
+            job: &job.name,
+            resources: &resources,
+        };
+        let latest = latest_build(server, job.id, place).await?;
+        summaries.push(JobSummary::new(job, latest));
+    }
+    Ok(summaries)
+}
+
+/// The newest build of a job (summary).
+pub(crate) async fn latest_build(
+    server: &Server,
+    job: JobId,
+    place: BuildPlace<'_>,
+) -> ApiResult<Option<BuildView>> {
+    let builds = server
+        .store()
+        .list_builds(&BuildFilter {
+            job_id: Some(job),
+            limit: 1,
+            ..BuildFilter::default()
+        })
+        .await?;
+    Ok(builds.first().map(|build| BuildView::summary(place, build)))
+}

@@ -1,0 +1,184 @@
+//! `…/{pc}/resources`: resources, their versions, checks, pins, webhook tokens, and the
+//! webhook endpoint itself.
+
+use axum::Json;
+use axum::extract::State;
+use pikoci_core::ErrorKind;
+use pikoci_core::store::VersionId;
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::scope::{self, PipelinePath, ResourcePath, ResourceScope};
+use super::views::{PageMeta, ResourceView, VersionView};
+use super::{Data, Page, data, page_limit};
+use crate::Server;
+
+/// `GET …/{pc}/resources`: the pipeline's resources in declaration order (without webhook
+/// tokens).
+pub(crate) async fn list(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+) -> ApiResult<Json<Data<Vec<ResourceView>>>> {
+    let scope = scope::pipeline(&server, &path.tc, &path.pc).await?;
+    let resources = server.store().resources(scope.pipeline.id).await?;
+    Ok(data(
+        resources
+            .iter()
+            .map(|r| ResourceView::summary(&scope.team.name, &scope.pipeline.name, r))
+            .collect(),
+    ))
+}
+
+/// `GET …/resources/{rc}`: the resource with its webhook token.
+pub(crate) async fn get(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<ResourcePath>,
+) -> ApiResult<Json<Data<ResourceView>>> {
+    let scope = scope::resource(&server, &path).await?;
+    Ok(data(detailed(&scope)))
+}
+
+fn detailed(scope: &ResourceScope) -> ResourceView {
+    ResourceView::detailed(&scope.team.name, &scope.pipeline.name, &scope.resource)
+}
+
+/// `?before=<version id>&limit=<1..500, default 50>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VersionsQuery {
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// `GET …/resources/{rc}/versions`: versions newest first, with `meta: {has_more,
+/// next_before}`.
+pub(crate) async fn versions(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<ResourcePath>,
+    ApiQuery(query): ApiQuery<VersionsQuery>,
+) -> ApiResult<Json<Page<Vec<VersionView>>>> {
+    let limit = page_limit(query.limit)?;
+    let scope = scope::resource(&server, &path).await?;
+    let mut versions = server
+        .store()
+        .versions(scope.resource.id, query.before.map(VersionId), limit + 1)
+        .await?;
+    let has_more = versions.len() > limit as usize;
+    versions.truncate(limit as usize);
+    Ok(Json(Page {
+        meta: PageMeta {
+            has_more,
+            next_before: if has_more {
+                versions.last().map(|v| v.id.0)
+            } else {
+                None
+            },
+        },
+        data: versions
+            .iter()
+            .map(|version| VersionView::new(&scope.resource, version))
+            .collect(),
+    }))
+}
+
+/// `POST …/resources/{rc}/check`: checks the resource now; the resource as it is then.
+pub(crate) async fn check(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<ResourcePath>,
+) -> ApiResult<Json<Data<ResourceView>>> {
+    let mut scope = scope::resource(&server, &path).await?;
+    server.check_resource(scope.resource.id).await?;
+    scope.resource = server.store().resource_by_id(scope.resource.id).await?;
+    Ok(data(detailed(&scope)))
+}
+
+/// `{"version_id"}`: one of the resource's versions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PinBody {
+    version_id: i64,
+}
+
+/// `POST …/resources/{rc}/pin` `{"version_id"}`: builds use that version until unpinned.
+pub(crate) async fn pin(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<ResourcePath>,
+    ApiJson(body): ApiJson<PinBody>,
+) -> ApiResult<Json<Data<ResourceView>>> {
+    set_pin(&server, &path, Some(VersionId(body.version_id))).await
+}
+
+/// `POST …/resources/{rc}/unpin`.
+pub(crate) async fn unpin(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<ResourcePath>,
+) -> ApiResult<Json<Data<ResourceView>>> {
+    set_pin(&server, &path, None).await
+}
+
+async fn set_pin(
+    server: &Server,
+    path: &ResourcePath,
+    version: Option<VersionId>,
+) -> ApiResult<Json<Data<ResourceView>>> {
+    let mut scope = scope::resource(server, path).await?;
+    server
+        .store()
+        .pin_version(scope.resource.id, version)
+        .await
+        .map_err(|error| {
+            let Some(version) = version else {
+                return ApiError::from(error);
+            };
+            let message = format!(
+                "resource \"{}\" has no version {version}: list its versions with GET …/versions",
+                scope.resource.canonical()
+            );
+            match error.kind() {
+                ErrorKind::NotFound => ApiError::not_found(message),
+                ErrorKind::InvalidInput => ApiError::invalid(message),
+                _ => ApiError::from(error),
+            }
+        })?;
+    scope.resource = server.store().resource_by_id(scope.resource.id).await?;
+    Ok(data(detailed(&scope)))
+}
+
+/// `POST …/resources/{rc}/webhook_token`: `{"token"}`, a new token; the old one stops working.
+pub(crate) async fn regenerate_webhook_token(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<ResourcePath>,
+) -> ApiResult<Json<Data<serde_json::Value>>> {
+    let scope = scope::resource(&server, &path).await?;
+    let token = server
+        .store()
+        .regenerate_webhook_token(scope.resource.id)
+        .await?;
+    tracing::info!(resource = %scope.resource.canonical(), pipeline = %scope.pipeline.name, "webhook token regenerated");
+    Ok(data(serde_json::json!({ "token": token })))
+}
+
+/// The path of a webhook.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WebhookPath {
+    token: String,
+}
+
+/// `POST /api/v1/webhooks/{token}` (any body, ignored): checks the token's resource now;
+/// `{"resource": "type.name"}`. An unknown token is a 404 with the same message whatever the
+/// token, so tokens cannot be probed.
+pub(crate) async fn webhook(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<WebhookPath>,
+) -> ApiResult<Json<Data<serde_json::Value>>> {
+    match server.webhook(&path.token).await {
+        Ok(resource) => Ok(data(
+            serde_json::json!({ "resource": resource.canonical() }),
+        )),
+        Err(error) if error.kind == ErrorKind::NotFound => {
+            Err(ApiError::not_found("unknown webhook token"))
+        }
+        Err(error) => Err(error.into()),
+    }
+}

@@ -1,0 +1,202 @@
+//! Turning path parameters into stored things: `{tc}` team, `{pc}` pipeline, `{jn}` job,
+//! `{bn}` build number (`3`, `3.1`), `{rc}` resource (`type.name`).
+
+use pikoci_core::ResourceRef;
+use pikoci_core::store::{Build, BuildNumber, StoredJob, StoredPipeline, StoredResource, Team};
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use crate::Server;
+
+/// `/teams/{tc}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TeamPath {
+    pub(crate) tc: String,
+}
+
+/// `/teams/{tc}/pipelines/{pc}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PipelinePath {
+    pub(crate) tc: String,
+    pub(crate) pc: String,
+}
+
+/// `/teams/{tc}/pipelines/{pc}/jobs/{jn}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct JobPath {
+    pub(crate) tc: String,
+    pub(crate) pc: String,
+    pub(crate) jn: String,
+}
+
+/// `/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BuildPath {
+    pub(crate) tc: String,
+    pub(crate) pc: String,
+    pub(crate) jn: String,
+    pub(crate) bn: String,
+}
+
+/// `/teams/{tc}/pipelines/{pc}/resources/{rc}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResourcePath {
+    pub(crate) tc: String,
+    pub(crate) pc: String,
+    pub(crate) rc: String,
+}
+
+/// A pipeline with its team.
+#[derive(Debug)]
+pub(crate) struct PipelineScope {
+    pub(crate) team: Team,
+    pub(crate) pipeline: StoredPipeline,
+}
+
+/// A job with its pipeline.
+#[derive(Debug)]
+pub(crate) struct JobScope {
+    pub(crate) team: Team,
+    pub(crate) pipeline: StoredPipeline,
+    pub(crate) job: StoredJob,
+}
+
+/// A resource with its pipeline.
+#[derive(Debug)]
+pub(crate) struct ResourceScope {
+    pub(crate) team: Team,
+    pub(crate) pipeline: StoredPipeline,
+    pub(crate) resource: StoredResource,
+}
+
+/// The team named `tc`.
+pub(crate) async fn team(server: &Server, tc: &str) -> ApiResult<Team> {
+    Ok(server.store().team(tc).await?)
+}
+
+/// The pipeline of a path.
+pub(crate) async fn pipeline(server: &Server, tc: &str, pc: &str) -> ApiResult<PipelineScope> {
+    let team = team(server, tc).await?;
+    let pipeline = server
+        .store()
+        .pipeline(team.id, pc)
+        .await
+        .map_err(|error| {
+            named_not_found(error, || {
+                format!(
+                    "team \"{}\" has no pipeline \"{}\"",
+                    team.name,
+                    pc.escape_debug()
+                )
+            })
+        })?;
+    Ok(PipelineScope { team, pipeline })
+}
+
+/// The job of a path.
+pub(crate) async fn job(server: &Server, path: &JobPath) -> ApiResult<JobScope> {
+    let PipelineScope { team, pipeline } = pipeline(server, &path.tc, &path.pc).await?;
+    let job = server
+        .store()
+        .job(pipeline.id, &path.jn)
+        .await
+        .map_err(|error| named_not_found(error, || no_such("job", &path.jn, &pipeline.name)))?;
+    Ok(JobScope {
+        team,
+        pipeline,
+        job,
+    })
+}
+
+/// The job and build of a path.
+pub(crate) async fn build(server: &Server, path: &BuildPath) -> ApiResult<(JobScope, Build)> {
+    let number: BuildNumber = path.bn.parse().map_err(ApiError::invalid)?;
+    let scope = job(
+        server,
+        &JobPath {
+            tc: path.tc.clone(),
+            pc: path.pc.clone(),
+            jn: path.jn.clone(),
+        },
+    )
+    .await?;
+    let build = server
+        .store()
+        .build_by_number(scope.job.id, number)
+        .await
+        .map_err(|error| {
+            named_not_found(error, || {
+                format!("job \"{}\" has no build {number}", scope.job.name)
+            })
+        })?;
+    Ok((scope, build))
+}
+
+/// The resource of a path.
+pub(crate) async fn resource(server: &Server, path: &ResourcePath) -> ApiResult<ResourceScope> {
+    let reference = parse_resource(&path.rc)?;
+    let PipelineScope { team, pipeline } = pipeline(server, &path.tc, &path.pc).await?;
+    let resource = server
+        .store()
+        .resource(pipeline.id, &reference)
+        .await
+        .map_err(|error| {
+            named_not_found(error, || no_such("resource", &path.rc, &pipeline.name))
+        })?;
+    Ok(ResourceScope {
+        team,
+        pipeline,
+        resource,
+    })
+}
+
+/// `type.name`.
+fn parse_resource(rc: &str) -> ApiResult<ResourceRef> {
+    match rc.split_once('.') {
+        Some((type_name, name)) if !type_name.is_empty() && !name.is_empty() => Ok(ResourceRef {
+            type_name: type_name.to_owned(),
+            name: name.to_owned(),
+        }),
+        _ => Err(ApiError::invalid(format!(
+            "invalid resource \"{}\": name a resource as <type>.<name>, e.g. git.repo",
+            rc.escape_debug()
+        ))),
+    }
+}
+
+fn no_such(what: &str, name: &str, pipeline: &str) -> String {
+    format!(
+        "pipeline \"{pipeline}\" has no {what} \"{}\"",
+        name.escape_debug()
+    )
+}
+
+/// A store error, with a message naming what the user asked for when it is a `NotFound`.
+fn named_not_found(
+    error: pikoci_core::store::StoreError,
+    message: impl FnOnce() -> String,
+) -> ApiError {
+    if error.kind() == pikoci_core::ErrorKind::NotFound {
+        ApiError::not_found(message())
+    } else {
+        ApiError::from(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_names_are_type_dot_name() {
+        let reference = parse_resource("git.repo").unwrap();
+        assert_eq!(
+            (reference.type_name.as_str(), reference.name.as_str()),
+            ("git", "repo")
+        );
+        for bad in ["git", ".repo", "git.", ""] {
+            let error = parse_resource(bad).unwrap_err();
+            assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+}

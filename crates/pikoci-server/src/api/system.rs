@@ -1,0 +1,91 @@
+//! Health, readiness, workers, and the answers to paths and methods the API does not have.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+
+use super::error::{ApiError, ApiResult};
+use super::views::WorkerView;
+use super::{Data, data};
+use crate::Server;
+
+/// `GET /healthz`: `{"status": "ok"}` whenever the process answers.
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: `{"status": "ready", "store": true, "broker": true}`, or 503 `unavailable`
+/// with `details: {"store", "broker"}` when either does not answer.
+pub(crate) async fn readyz(State(server): State<Server>) -> Response {
+    let readiness = server.readiness().await;
+    if readiness.store && readiness.broker {
+        return Json(serde_json::json!({ "status": "ready", "store": true, "broker": true }))
+            .into_response();
+    }
+    let failing: Vec<&str> = [
+        (!readiness.store).then_some("the store"),
+        (!readiness.broker).then_some("the broker"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("not ready: {} does not answer", failing.join(" and ")),
+    )
+    .with_details(serde_json::json!({ "store": readiness.store, "broker": readiness.broker }))
+    .into_response()
+}
+
+/// `GET /api/v1/workers`: every registered worker, by id, `running` when it sent a heartbeat
+/// within the server's `worker_lost_after` (15 s), `lost` otherwise.
+pub(crate) async fn workers(
+    State(server): State<Server>,
+) -> ApiResult<Json<Data<Vec<WorkerView>>>> {
+    let workers = server.store().workers().await?;
+    let teams: HashMap<_, _> = server
+        .store()
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|team| (team.id, team.name))
+        .collect();
+    let now = server.clock().now();
+    let lost_after = chrono::Duration::from_std(server.config().worker_lost_after)
+        .unwrap_or(chrono::Duration::MAX);
+    Ok(data(
+        workers
+            .iter()
+            .map(|worker| {
+                let team = worker.team_id.map(|id| {
+                    teams
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| format!("team {id}"))
+                });
+                let lost = now - worker.last_heartbeat_at > lost_after;
+                WorkerView::new(worker, team, lost)
+            })
+            .collect(),
+    ))
+}
+
+/// Any other path: 404.
+pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no such route: {method} {}; the API lives under /api/v1",
+        uri.path()
+    ))
+}
+
+/// A known path with another method: 405.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}

@@ -1,0 +1,171 @@
+//! Builds and their logs.
+
+use axum::http::{StatusCode, header};
+use pikoci_core::store::{BuildStatus, StepStatus};
+use serde_json::{Value, json};
+
+use super::TestApi;
+
+const BUILDS: &str = "/api/v1/teams/main/pipelines/demo/jobs/build/builds";
+
+#[tokio::test]
+async fn builds_are_listed_newest_first_in_pages_and_by_status() {
+    let api = TestApi::with_pipeline().await;
+    let job = api.job_id("build").await;
+    let first = api.started_build(job).await;
+    api.transition(&first, BuildStatus::Started, BuildStatus::Succeeded, 30)
+        .await;
+    let second = api.started_build(job).await;
+    api.transition(&second, BuildStatus::Started, BuildStatus::Failed, 30)
+        .await;
+    api.pending_build(job).await;
+
+    let page = api.get(BUILDS).await;
+    let json = page.json();
+    let numbers: Vec<Value> = json["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|b| b["number"].clone())
+        .collect();
+    assert_eq!(numbers, [json!("3"), json!("2"), json!("1")]);
+    assert_eq!(
+        json["meta"],
+        json!({"has_more": false, "next_before": null})
+    );
+    assert!(
+        json["data"][0].get("steps").is_none(),
+        "summaries have no steps"
+    );
+
+    let page = api.get(&format!("{BUILDS}?limit=2")).await.json();
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["meta"]["has_more"], true);
+    let before = page["meta"]["next_before"].as_i64().expect("next_before");
+    assert_eq!(before, second.id.0);
+    let rest = api
+        .get(&format!("{BUILDS}?limit=2&before={before}"))
+        .await
+        .json();
+    assert_eq!(rest["data"][0]["number"], "1");
+    assert_eq!(rest["meta"]["has_more"], false);
+
+    let done = api
+        .get(&format!("{BUILDS}?status=succeeded,failed"))
+        .await
+        .data();
+    assert_eq!(done.as_array().map(Vec::len), Some(2));
+    let message = api
+        .get(&format!("{BUILDS}?status=running"))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(
+        message.contains("unknown build status \"running\""),
+        "{message}"
+    );
+    for query in ["limit=0", "limit=501", "limit=x", "colour=red"] {
+        api.get(&format!("{BUILDS}?{query}"))
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_input");
+    }
+}
+
+#[tokio::test]
+async fn a_build_shows_its_steps_of_every_attempt() {
+    let api = TestApi::with_pipeline().await;
+    let build = api.started_build(api.job_id("build").await).await;
+    api.step(&build, 1, "compile", StepStatus::Started).await;
+    let view = api.get(&format!("{BUILDS}/1")).await.data();
+    assert_eq!(view["id"], build.id.0);
+    assert_eq!(view["team"], "main");
+    assert_eq!(view["pipeline"], "demo");
+    assert_eq!(view["job"], "build");
+    assert_eq!(view["number"], "1");
+    assert_eq!(view["retry_of"], Value::Null);
+    assert_eq!(view["status"], "started");
+    assert_eq!(view["attempt"], 1);
+    assert_eq!(view["worker"], "w1");
+    assert_eq!(view["inputs"], json!({"environment": "staging"}));
+    assert_eq!(view["started_at"], "2026-01-01T00:00:20.000Z");
+    assert_eq!(view["duration_ms"], Value::Null);
+    assert_eq!(view["versions"], json!([]));
+    assert!(view.get("pending_reason").is_none());
+    let steps = view["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2);
+    assert_eq!(
+        steps[0],
+        json!({
+            "attempt": 1, "index": 0, "name": "tick", "type": "get", "status": "succeeded",
+            "started_at": "2026-01-01T00:00:20.000Z", "finished_at": "2026-01-01T00:00:22.000Z",
+            "duration_ms": 2000
+        })
+    );
+    assert_eq!(steps[1]["status"], "started");
+
+    let finished = api
+        .transition(&build, BuildStatus::Started, BuildStatus::Succeeded, 50)
+        .await;
+    let view = api.get(&format!("{BUILDS}/1")).await.data();
+    assert_eq!(view["status"], "succeeded");
+    assert_eq!(view["duration_ms"], 30_000);
+    assert_eq!(finished.number.to_string(), "1");
+
+    let retry = api
+        .store()
+        .retry_build(build.id, super::at(60))
+        .await
+        .expect("retry");
+    assert_eq!(retry.number.to_string(), "1.1");
+    // (A pending build would show its pending reason, which the dispatcher gives.)
+    api.transition(&retry, BuildStatus::Pending, BuildStatus::Cancelled, 61)
+        .await;
+    let view = api.get(&format!("{BUILDS}/1.1")).await.data();
+    assert_eq!(view["retry_of"], "1");
+    assert_eq!(view["status"], "cancelled");
+    assert_eq!(view["steps"], json!([]));
+
+    api.get(&format!("{BUILDS}/9"))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn logs_come_as_text_or_json_in_step_and_seq_order() {
+    let api = TestApi::with_pipeline().await;
+    let build = api.started_build(api.job_id("build").await).await;
+    // Stored out of order, as a redelivery can do.
+    api.chunks(
+        &build,
+        &[
+            (1, 0, "compile 1\n"),
+            (0, 1, "tick 2\n"),
+            (0, 0, "tick 1\n"),
+            (1, 1, "compile 2\n"),
+        ],
+    )
+    .await;
+    let text = api.get(&format!("{BUILDS}/1/logs")).await;
+    assert_eq!(text.status, StatusCode::OK);
+    assert_eq!(
+        text.response_headers[header::CONTENT_TYPE],
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(text.text, "tick 1\ntick 2\ncompile 1\ncompile 2\n");
+
+    let json = api
+        .get(&format!("{BUILDS}/1/logs?format=json"))
+        .await
+        .json();
+    assert_eq!(json["meta"], json!({"attempt": 1}));
+    assert_eq!(
+        json["data"][1],
+        json!({"attempt": 1, "step": 0, "seq": 1, "text": "tick 2\n"})
+    );
+    assert_eq!(json["data"].as_array().map(Vec::len), Some(4));
+
+    let other = api.get(&format!("{BUILDS}/1/logs?attempt=2")).await;
+    assert_eq!(other.text, "");
+    api.get(&format!("{BUILDS}/1/logs?format=html"))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+}

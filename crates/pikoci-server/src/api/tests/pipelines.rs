@@ -1,0 +1,317 @@
+//! Pipelines and jobs.
+
+use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::{PIPELINE, TestApi};
+
+#[tokio::test]
+async fn a_pipeline_is_set_then_updated_keeping_its_ids() {
+    let api = TestApi::new().await;
+    let body = json!({"name": "demo", "config": PIPELINE});
+    let created = api.post("/api/v1/teams/main/pipelines", body.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let set = created.data();
+    assert_eq!(set["created"], true);
+    assert_eq!(set["jobs"]["added"], json!(["build", "deploy"]));
+    assert_eq!(set["resources"]["added"], json!(["cron.tick"]));
+    assert_eq!(set["warnings"], json!([]));
+    let pipeline = &set["pipeline"];
+    assert_eq!(pipeline["name"], "demo");
+    assert_eq!(pipeline["team"], "main");
+    assert_eq!(pipeline["config"], PIPELINE);
+    assert_eq!(pipeline["vars"], json!({}));
+    assert_eq!(pipeline["paused"], false);
+    assert_eq!(pipeline["jobs"][0]["name"], "build");
+    assert_eq!(pipeline["jobs"][0]["latest_build"], Value::Null);
+    assert_eq!(pipeline["resources"][0]["canonical"], "cron.tick");
+    assert!(pipeline["resources"][0].get("webhook_token").is_none());
+    let job_id = api.job_id("build").await;
+
+    let again = api.post("/api/v1/teams/main/pipelines", body).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    let set = again.data();
+    assert_eq!(set["created"], false);
+    assert_eq!(set["jobs"]["updated"], json!(["build", "deploy"]));
+    assert_eq!(set["pipeline"]["id"], pipeline["id"]);
+    assert_eq!(api.job_id("build").await, job_id);
+
+    let listed = api.get("/api/v1/teams/main/pipelines").await.data();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert_eq!(listed[0]["name"], "demo");
+    assert_eq!(listed[0]["jobs"][1]["name"], "deploy");
+    assert!(listed[0].get("config").is_none(), "{listed}");
+    let got = api.get("/api/v1/teams/main/pipelines/demo").await.data();
+    assert_eq!(got["config"], PIPELINE);
+    assert_eq!(got["id"], pipeline["id"]);
+}
+
+#[tokio::test]
+async fn config_base64_vars_public_and_file_name_are_taken() {
+    let api = TestApi::new().await;
+    let text = r#"
+variable "greeting" {
+  type = string
+}
+job "hello" {
+  task "say" {
+    run "exec" {
+      path = "echo"
+      args = [var.greeting]
+    }
+  }
+}
+"#;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let body = json!({
+        "name": "hello", "config_base64": encoded, "vars": {"greeting": "hi"}, "public": true
+    });
+    let set = api.post("/api/v1/teams/main/pipelines", body).await.data();
+    assert_eq!(set["pipeline"]["config"], text);
+    assert_eq!(set["pipeline"]["vars"], json!({"greeting": "hi"}));
+    assert_eq!(set["pipeline"]["public"], true);
+
+    // Without the variable: its diagnostic names the file given.
+    let body = json!({"name": "hello", "config": text, "file_name": "ci/hello.hcl"});
+    let answer = api.post("/api/v1/teams/main/pipelines", body).await;
+    answer.error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline");
+    assert_eq!(answer.json()["error"]["details"][0]["file"], "ci/hello.hcl");
+
+    for (body, expected) in [
+        (json!({"config": text}), "needs a \"name\""),
+        (json!({"name": "x"}), "needs its file"),
+        (
+            json!({"name": "x", "config": text, "config_base64": encoded}),
+            "not both",
+        ),
+        (
+            json!({"name": "x", "config_base64": "%%%"}),
+            "not valid base64",
+        ),
+        (json!({"name": "x", "config_base64": "/w=="}), "UTF-8"),
+        (
+            json!({"name": "x", "config": text, "vars": [1]}),
+            "JSON object",
+        ),
+        (
+            json!({"name": "Bad Name", "config": text}),
+            "invalid pipeline name",
+        ),
+    ] {
+        let message = api
+            .post("/api/v1/teams/main/pipelines", body.clone())
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_input");
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    api.post(
+        "/api/v1/teams/nobody/pipelines",
+        json!({"name": "x", "config": text}),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn an_invalid_pipeline_is_422_with_located_diagnostics() {
+    let api = TestApi::new().await;
+    let text = "job \"a\" {\n  get \"cron\" \"missing\" {}\n  bogus = 1\n}\n";
+    let answer = api
+        .post(
+            "/api/v1/teams/main/pipelines",
+            json!({"name": "demo", "config": text}),
+        )
+        .await;
+    let message = answer.error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline");
+    assert!(
+        message.starts_with("demo.hcl is not a valid pipeline: "),
+        "{message}"
+    );
+    let details = answer.json()["error"]["details"].clone();
+    let details = details.as_array().expect("details");
+    assert!(!details.is_empty());
+    for diagnostic in details {
+        assert_eq!(diagnostic["file"], "demo.hcl");
+        assert!(diagnostic["message"].is_string());
+        assert!(["error", "warning"].contains(&diagnostic["severity"].as_str().unwrap_or("")));
+    }
+    let bogus = details
+        .iter()
+        .find(|d| d["message"].as_str().is_some_and(|m| m.contains("bogus")))
+        .unwrap_or_else(|| panic!("no diagnostic about bogus: {details:?}"));
+    assert_eq!(bogus["line"], 3);
+    assert_eq!(bogus["column"], 3);
+    // Nothing was stored.
+    api.get("/api/v1/teams/main/pipelines/demo")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn warnings_of_a_valid_pipeline_are_returned() {
+    let api = TestApi::new().await;
+    let text = "resource \"cron\" \"tick\" { check_interval = \"@every 1m\" }\njob \"a\" {\n  \
+                get \"cron\" \"tick\" { secrets = { vault = \"x\" } }\n}\n";
+    let set = api
+        .post(
+            "/api/v1/teams/main/pipelines",
+            json!({"name": "w", "config": text}),
+        )
+        .await
+        .data();
+    let warnings = set["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["severity"], "warning");
+    assert_eq!(warnings[0]["line"], 3);
+    assert_eq!(warnings[0]["file"], "w.hcl");
+}
+
+#[tokio::test]
+async fn put_changes_vars_or_the_public_flag_and_refuses_renames() {
+    let api = TestApi::with_pipeline().await;
+    let path = "/api/v1/teams/main/pipelines/demo";
+    let answer = api
+        .call(Method::PUT, path, Some(json!({"public": true})))
+        .await;
+    let set = answer.data();
+    assert_eq!(set["pipeline"]["public"], true);
+    assert_eq!(set["jobs"]["updated"], json!([]));
+    assert_eq!(set["pipeline"]["config"], PIPELINE);
+
+    let smaller = "job \"build\" {}\n";
+    let set = api
+        .call(
+            Method::PUT,
+            path,
+            Some(json!({"config": smaller, "name": "demo"})),
+        )
+        .await
+        .data();
+    assert_eq!(set["jobs"]["removed"], json!(["deploy"]));
+    assert_eq!(set["jobs"]["updated"], json!(["build"]));
+    assert_eq!(set["pipeline"]["public"], true);
+
+    let message = api
+        .call(Method::PUT, path, Some(json!({"name": "other"})))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(message.contains("cannot be renamed"), "{message}");
+    api.call(
+        Method::PUT,
+        "/api/v1/teams/main/pipelines/nope",
+        Some(json!({"public": true})),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found");
+    api.call(Method::PUT, path, Some(json!({"config": "job {"})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline");
+}
+
+#[tokio::test]
+async fn pipelines_are_paused_exposed_and_deleted() {
+    let api = TestApi::with_pipeline().await;
+    let base = "/api/v1/teams/main/pipelines/demo";
+    let paused = api.post(&format!("{base}/pause"), json!({})).await.data();
+    assert_eq!(paused["paused"], true);
+    assert!(
+        paused["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .all(|j| j["paused"] == true)
+    );
+    let unpaused = api.post(&format!("{base}/unpause"), json!({})).await.data();
+    assert_eq!(unpaused["paused"], false);
+    assert_eq!(
+        api.post(&format!("{base}/expose"), json!({})).await.data()["public"],
+        true
+    );
+    assert_eq!(
+        api.post(&format!("{base}/hide"), json!({})).await.data()["public"],
+        false
+    );
+
+    let deleted = api.call(Method::DELETE, base, None).await.data();
+    assert_eq!(deleted, json!({"deleted": "demo"}));
+    let message = api
+        .get(base)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(message, "team \"main\" has no pipeline \"demo\"");
+    api.post(&format!("{base}/pause"), json!({}))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn jobs_are_listed_with_their_settings_and_latest_build() {
+    let api = TestApi::with_pipeline().await;
+    let build = api.started_build(api.job_id("build").await).await;
+    let jobs = api
+        .get("/api/v1/teams/main/pipelines/demo/jobs")
+        .await
+        .data();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(2));
+    let first = &jobs[0];
+    assert_eq!(first["name"], "build");
+    assert_eq!(first["position"], 0);
+    assert_eq!(
+        first["gets"],
+        json!([{"resource": "cron.tick", "trigger": true, "passed": []}])
+    );
+    assert_eq!(first["latest_build"]["number"], "1");
+    assert_eq!(first["latest_build"]["status"], "started");
+    assert_eq!(first["latest_build"]["id"], build.id.0);
+    let deploy = api
+        .get("/api/v1/teams/main/pipelines/demo/jobs/deploy")
+        .await
+        .data();
+    assert_eq!(deploy["latest_build"], Value::Null);
+    assert_eq!(deploy["gets"][0]["passed"], json!(["build"]));
+    assert_eq!(
+        deploy["inputs"],
+        json!([{
+            "name": "environment", "type": "string", "description": null,
+            "default": "staging", "options": ["staging", "production"], "multiple": false
+        }])
+    );
+    let message = api
+        .get("/api/v1/teams/main/pipelines/demo/jobs/nope")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(message, "pipeline \"demo\" has no job \"nope\"");
+}
+
+#[tokio::test]
+async fn jobs_are_paused_and_unpaused() {
+    let api = TestApi::with_pipeline().await;
+    let base = "/api/v1/teams/main/pipelines/demo/jobs/deploy";
+    assert_eq!(
+        api.post(&format!("{base}/pause"), json!({})).await.data()["paused"],
+        true
+    );
+    let job = api.get(base).await.data();
+    assert_eq!(job["paused"], true);
+    let pipeline = api.get("/api/v1/teams/main/pipelines/demo").await.data();
+    assert_eq!(pipeline["jobs"][0]["paused"], false);
+    assert_eq!(pipeline["jobs"][1]["paused"], true);
+    assert_eq!(
+        api.post(&format!("{base}/unpause"), json!({})).await.data()["paused"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn trigger_input_values_of_the_wrong_type_are_refused_before_the_service() {
+    let api = TestApi::with_pipeline().await;
+    let message = api
+        .post(
+            "/api/v1/teams/main/pipelines/demo/jobs/deploy/trigger",
+            json!({"input_values": {"environment": ["staging"]}}),
+        )
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(message.contains("\"environment\" is an array"), "{message}");
+}
