@@ -1,0 +1,8 @@
+//! The server against the real store and the in-memory broker, with scripted fake workers.
+
+mod harness;
+
+mod builds;
+mod delivery;
+mod leases;
+mod triggers;
