@@ -63,6 +63,13 @@ impl Server {
         let mut lost = Vec::new();
         for work in &heartbeat.running {
             let mine = match work {
+                // The store renews by build: one listed at several attempts is looked up.
+                WorkRef::Build(build)
+                    if running.iter().filter(|r| r.build_id == build.build_id).count() > 1 =>
+                {
+                    renewed_builds.contains(&build.build_id)
+                        && store.build(build.build_id).await?.dispatch.attempt == build.attempt
+                }
                 WorkRef::Build(build) => renewed_builds.contains(&build.build_id),
                 // The store cannot extend a check's lease: checks get a long one when they are
                 // claimed. A check the worker still holds counts as renewed.

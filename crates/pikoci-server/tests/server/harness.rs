@@ -64,8 +64,7 @@ impl Harness {
 
     /// A server with `config` on pipeline `hcl`.
     pub(crate) async fn with_config(hcl: &str, config: ServerConfig) -> Harness {
-        let store: Arc<dyn Store> =
-            Arc::new(pikoci_store::connect("mem").await.expect("in-memory store"));
+        let store: Arc<dyn Store> = Arc::new(crate::store::BlockingStore::open().await);
         let file = pikoci_config::SourceFile::from_bytes("pipeline.hcl", hcl.as_bytes().to_vec());
         let loaded = match pikoci_config::load(&file, &pikoci_config::Vars::new(), &NoFetch) {
             Ok(loaded) => loaded,
@@ -264,20 +263,38 @@ impl FakeWorker {
         }
     }
 
-    /// Publishes a message on its topic (heartbeats on theirs, the rest on events).
-    pub(crate) async fn send(&self, message: Message) {
+    /// Publishes a message on its topic (heartbeats on theirs, the rest on events); returns
+    /// its `msg_id`.
+    pub(crate) async fn send(&self, message: Message) -> String {
         let topic = match message {
             Message::Heartbeat(_) => topics::HEARTBEATS,
             _ => topics::EVENTS,
         };
-        let bytes = envelope(&self.id, message).encode().expect("encodes");
+        let envelope = envelope(&self.id, message);
+        let bytes = envelope.encode().expect("encodes");
         self.broker.publish(topic, bytes).await.expect("publish");
+        envelope.msg_id
     }
 
-    /// A heartbeat saying it runs `running`.
-    pub(crate) async fn heartbeat(&self, running: &[WorkRef]) {
-        self.send(heartbeat_message(&self.id, self.slots, running))
+    /// A heartbeat saying it runs `running`; returns the server's answer: (renewed, lost,
+    /// until_ms).
+    pub(crate) async fn heartbeat(&mut self, running: &[WorkRef]) -> (Vec<WorkRef>, Vec<WorkRef>, i64) {
+        let id = self
+            .send(heartbeat_message(&self.id, self.slots, running))
             .await;
+        loop {
+            if let Message::Leases {
+                heartbeat,
+                renewed,
+                lost,
+                until_ms,
+            } = self.recv().await
+            {
+                if heartbeat == id {
+                    return (renewed, lost, until_ms);
+                }
+            }
+        }
     }
 
     /// The next message in its inbox.
