@@ -248,7 +248,9 @@ impl Server {
             }
         }
         let count = found.len();
-        let created = store.create_versions(resource.id, &found, self.now()).await?;
+        let created = store
+            .create_versions(resource.id, &found, self.now())
+            .await?;
         self.trigger_from_versions(resource, &created).await?;
         Ok(format!("{count} new trigger event(s) on {canonical}\n"))
     }

@@ -42,9 +42,8 @@ pub(crate) async fn run(server: Server, shutdown: CancellationToken) {
     let mut last_slow: Option<DateTime<Utc>> = None;
     loop {
         let now = server.now();
-        let slow = last_slow.is_none_or(|at| {
-            now - at >= chrono::Duration::from_std(SLOW_TICK).unwrap_or_default()
-        });
+        let slow = last_slow
+            .is_none_or(|at| now - at >= chrono::Duration::from_std(SLOW_TICK).unwrap_or_default());
         if slow {
             last_slow = Some(now);
         }
@@ -116,7 +115,11 @@ impl Server {
 
     /// Workers that heartbeated within `worker_lost_after`, are not draining and did not
     /// just reject work, with the teams they serve and their load.
-    async fn live_workers(&self, now: DateTime<Utc>, active: &[Build]) -> StoreResult<Vec<Candidate>> {
+    async fn live_workers(
+        &self,
+        now: DateTime<Utc>,
+        active: &[Build],
+    ) -> StoreResult<Vec<Candidate>> {
         let lost_after =
             chrono::Duration::from_std(self.inner.config.worker_lost_after).unwrap_or_default();
         let cooling: Vec<String> = {
@@ -217,7 +220,10 @@ impl Server {
                 return Err(err);
             }
         };
-        let lease_until = build.dispatch.lease_expires_at.unwrap_or_else(|| self.now());
+        let lease_until = build
+            .dispatch
+            .lease_expires_at
+            .unwrap_or_else(|| self.now());
         let message = Message::Assign(Box::new(Assign {
             build: BuildRef {
                 build_id: build.id,
@@ -295,7 +301,8 @@ impl Server {
                 ),
             };
             tracing::warn!(build = %lost.build_id, attempt = lost.attempt, worker, status = %lost.status, "a build lost its worker");
-            self.note(lost.build_id, lost.attempt, note::REQUEUED, text).await?;
+            self.note(lost.build_id, lost.attempt, note::REQUEUED, text)
+                .await?;
             if let Some(worker) = &lost.worker_id {
                 let work = WorkRef::Build(BuildRef {
                     build_id: lost.build_id,
@@ -362,8 +369,13 @@ impl Server {
             match moved {
                 Ok(_) => {
                     tracing::warn!(build = %id, worker = %cancel.worker, "a cancel was not confirmed in time; the build is cancelled");
-                    self.note(id, cancel.attempt, note::CANCEL_FORCED, format!("pikoci: {error}\n"))
-                        .await?;
+                    self.note(
+                        id,
+                        cancel.attempt,
+                        note::CANCEL_FORCED,
+                        format!("pikoci: {error}\n"),
+                    )
+                    .await?;
                     let work = WorkRef::Build(BuildRef {
                         build_id: id,
                         attempt: cancel.attempt,
@@ -380,7 +392,13 @@ impl Server {
     }
 
     /// Appends a line of the server's own to a build's log (see [`SERVER_NOTES_STEP`]).
-    async fn note(&self, build: pikoci_core::store::BuildId, attempt: u32, seq: u64, text: String) -> StoreResult<()> {
+    async fn note(
+        &self,
+        build: pikoci_core::store::BuildId,
+        attempt: u32,
+        seq: u64,
+        text: String,
+    ) -> StoreResult<()> {
         let chunk = NewLogChunk {
             build_id: build,
             attempt,
@@ -436,10 +454,10 @@ impl Server {
                     at: now,
                 })
                 .await;
-            if let Err(err) = moved {
-                if err.kind() != pikoci_core::ErrorKind::Conflict {
-                    return Err(err);
-                }
+            if let Err(err) = moved
+                && err.kind() != pikoci_core::ErrorKind::Conflict
+            {
+                return Err(err);
             }
         }
         Ok(())

@@ -134,8 +134,14 @@ impl Server {
                 resource,
                 version,
             } => {
-                self.on_versions(envelope, *build, resource, std::slice::from_ref(version), VersionUse::Get)
-                    .await
+                self.on_versions(
+                    envelope,
+                    *build,
+                    resource,
+                    std::slice::from_ref(version),
+                    VersionUse::Get,
+                )
+                .await
             }
             Message::VersionsProduced {
                 build,
@@ -149,7 +155,10 @@ impl Server {
                 build,
                 resource,
                 params,
-            } => self.on_trigger_event(envelope, *build, resource, params).await,
+            } => {
+                self.on_trigger_event(envelope, *build, resource, params)
+                    .await
+            }
             Message::BuildFinished {
                 build,
                 outcome,
@@ -243,8 +252,8 @@ impl Server {
         }
         match current.status {
             BuildStatus::Started => {
-                let until = now
-                    + chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
+                let until =
+                    now + chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
                 let running = [RunningBuild {
                     build_id: build.build_id,
                     attempt: build.attempt,
@@ -268,7 +277,12 @@ impl Server {
         Ok(())
     }
 
-    async fn on_rejected(&self, envelope: &Envelope, build: BuildRef, why: &str) -> StoreResult<()> {
+    async fn on_rejected(
+        &self,
+        envelope: &Envelope,
+        build: BuildRef,
+        why: &str,
+    ) -> StoreResult<()> {
         if self.fenced(envelope, build).await?.is_none() {
             return Ok(());
         }
@@ -309,7 +323,12 @@ impl Server {
         lock(&self.inner.runtime.cooldown).insert(worker.to_owned(), until);
     }
 
-    async fn on_step(&self, envelope: &Envelope, build: BuildRef, step: BuildStep) -> StoreResult<()> {
+    async fn on_step(
+        &self,
+        envelope: &Envelope,
+        build: BuildRef,
+        step: BuildStep,
+    ) -> StoreResult<()> {
         if self.fenced(envelope, build).await?.is_none() {
             return Ok(());
         }
@@ -399,7 +418,12 @@ impl Server {
             tracing::warn!(build = %build.id, resource = canonical, "ignoring versions of a resource name without a type");
             return Ok(None);
         };
-        match self.inner.store.resource(build.pipeline_id, &reference).await {
+        match self
+            .inner
+            .store
+            .resource(build.pipeline_id, &reference)
+            .await
+        {
             Ok(resource) => Ok(Some(resource)),
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 tracing::warn!(build = %build.id, resource = canonical, "ignoring versions of a resource the pipeline no longer has");
@@ -496,7 +520,10 @@ impl Server {
         lock(&self.inner.runtime.cancels).remove(&build.build_id);
         tracing::info!(build = %build.build_id, status = %finished.status, "build finished");
         self.wake_dispatcher();
-        if matches!(finished.status, BuildStatus::Succeeded | BuildStatus::Warning) {
+        if matches!(
+            finished.status,
+            BuildStatus::Succeeded | BuildStatus::Warning
+        ) {
             self.evaluate_downstream(&finished).await?;
         }
         Ok(())

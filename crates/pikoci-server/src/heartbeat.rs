@@ -65,7 +65,11 @@ impl Server {
             let mine = match work {
                 // The store renews by build: one listed at several attempts is looked up.
                 WorkRef::Build(build)
-                    if running.iter().filter(|r| r.build_id == build.build_id).count() > 1 =>
+                    if running
+                        .iter()
+                        .filter(|r| r.build_id == build.build_id)
+                        .count()
+                        > 1 =>
                 {
                     renewed_builds.contains(&build.build_id)
                         && store.build(build.build_id).await?.dispatch.attempt == build.attempt

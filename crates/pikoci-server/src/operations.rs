@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use pikoci_core::ErrorKind;
 use pikoci_core::TriggerKind;
 use pikoci_core::protocol::{BuildRef, Message, WorkRef};
-use pikoci_core::store::{Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId, VersionUse};
+use pikoci_core::store::{
+    Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId, VersionUse,
+};
 
 use crate::scheduling::{BuildRequest, CreateError, distinct_gets};
 use crate::state::{PendingCancel, lock};
@@ -33,7 +35,10 @@ impl Server {
         if job.paused {
             return Err(ServerError::new(
                 ErrorKind::Conflict,
-                format!("job \"{}\" is paused: unpause it to trigger builds", job.name),
+                format!(
+                    "job \"{}\" is paused: unpause it to trigger builds",
+                    job.name
+                ),
             ));
         }
         let mut problems = Vec::new();
@@ -46,13 +51,13 @@ impl Server {
         };
         // A manual build's trigger is the pin of its first get, when there is one.
         let mut trigger = None;
-        if let Some(first) = distinct_gets(&job).first() {
-            if let Ok(resource) = store.resource(pipeline.id, &first.resource).await {
-                trigger = resource.pinned_version.map(|version_id| BuildTrigger {
-                    resource_id: resource.id,
-                    version_id,
-                });
-            }
+        if let Some(first) = distinct_gets(&job).first()
+            && let Ok(resource) = store.resource(pipeline.id, &first.resource).await
+        {
+            trigger = resource.pinned_version.map(|version_id| BuildTrigger {
+                resource_id: resource.id,
+                version_id,
+            });
         }
         let request = BuildRequest {
             pipeline: &pipeline,
@@ -125,12 +130,15 @@ impl Server {
                     match moved {
                         Ok(cancelled) => {
                             lock(&self.inner.runtime.reasons).remove(&id);
-                            if let Some(worker) = &build.dispatch.worker_id {
-                                if build.status == BuildStatus::Assigned {
-                                    let work = WorkRef::Build(BuildRef { build_id: id, attempt });
-                                    self.abort(worker, work, "the build was cancelled".into())
-                                        .await;
-                                }
+                            if let Some(worker) = &build.dispatch.worker_id
+                                && build.status == BuildStatus::Assigned
+                            {
+                                let work = WorkRef::Build(BuildRef {
+                                    build_id: id,
+                                    attempt,
+                                });
+                                self.abort(worker, work, "the build was cancelled".into())
+                                    .await;
                             }
                             tracing::info!(build = %id, "build cancelled");
                             self.wake_dispatcher();
@@ -166,7 +174,10 @@ impl Server {
                         }
                     }
                     tracing::info!(build = %id, %worker, "asking a worker to cancel a build");
-                    let build_ref = BuildRef { build_id: id, attempt };
+                    let build_ref = BuildRef {
+                        build_id: id,
+                        attempt,
+                    };
                     self.send_or_warn(&worker, Message::Cancel { build: build_ref })
                         .await;
                     return Ok(build);
@@ -174,7 +185,10 @@ impl Server {
                 status => {
                     return Err(ServerError::new(
                         ErrorKind::Conflict,
-                        format!("build {} already finished ({status}): nothing to cancel", build.number),
+                        format!(
+                            "build {} already finished ({status}): nothing to cancel",
+                            build.number
+                        ),
                     ));
                 }
             }
@@ -248,7 +262,12 @@ impl Server {
     }
 
     /// Rejects a build waiting for approval: cancelled, with who and why.
-    pub(crate) async fn reject(&self, id: BuildId, user: &str, reason: &str) -> ServerResult<Build> {
+    pub(crate) async fn reject(
+        &self,
+        id: BuildId,
+        user: &str,
+        reason: &str,
+    ) -> ServerResult<Build> {
         let store = &self.inner.store;
         let error = if reason.trim().is_empty() {
             format!("rejected by {user}")
@@ -270,7 +289,9 @@ impl Server {
                 tracing::info!(build = %id, user, "build rejected");
                 Ok(build)
             }
-            Err(err) if err.kind() == ErrorKind::Conflict => Err(not_waiting(&store.build(id).await?)),
+            Err(err) if err.kind() == ErrorKind::Conflict => {
+                Err(not_waiting(&store.build(id).await?))
+            }
             Err(err) => Err(err.into()),
         }
     }

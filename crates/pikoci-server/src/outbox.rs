@@ -30,7 +30,9 @@ impl Server {
             .broker
             .publish(&topic, bytes)
             .await
-            .map_err(|err| format!("failed to send a \"{type_name}\" to worker \"{worker}\": {err}"))
+            .map_err(|err| {
+                format!("failed to send a \"{type_name}\" to worker \"{worker}\": {err}")
+            })
     }
 
     /// Sends a message, logging a failure (for messages whose loss only delays things: a

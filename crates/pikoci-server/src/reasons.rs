@@ -56,14 +56,16 @@ impl Server {
                 reasons.insert(build.id, reason.clone());
                 continue;
             }
-            if !pipelines.contains_key(&build.pipeline_id) {
-                let pipeline = store.pipeline_by_id(build.pipeline_id).await?;
+            if let std::collections::hash_map::Entry::Vacant(entry) =
+                pipelines.entry(build.pipeline_id)
+            {
+                entry.insert(store.pipeline_by_id(build.pipeline_id).await?);
                 jobs.insert(build.pipeline_id, store.jobs(build.pipeline_id).await?);
-                pipelines.insert(build.pipeline_id, pipeline);
             }
-            let (Some(pipeline), Some(siblings)) =
-                (pipelines.get(&build.pipeline_id), jobs.get(&build.pipeline_id))
-            else {
+            let (Some(pipeline), Some(siblings)) = (
+                pipelines.get(&build.pipeline_id),
+                jobs.get(&build.pipeline_id),
+            ) else {
                 continue;
             };
             let Some(job) = siblings.iter().find(|j| j.id == build.job_id) else {
@@ -71,12 +73,11 @@ impl Server {
             };
             let mut reason = explain(pipeline, job, siblings, build, candidates, active);
             // A worker's refusal stays visible until something else explains the wait.
-            if reason == WAITING_FOR_SLOT {
-                if let Some(previous) = previous.get(&build.id) {
-                    if previous.contains("rejected it") {
-                        reason = previous.clone();
-                    }
-                }
+            if reason == WAITING_FOR_SLOT
+                && let Some(previous) = previous.get(&build.id)
+                && previous.contains("rejected it")
+            {
+                reason = previous.clone();
             }
             by_job.insert(build.job_id, reason.clone());
             reasons.insert(build.id, reason);
@@ -123,7 +124,10 @@ fn explain(
             } else {
                 format!("builds {} running", running.join(", "))
             };
-            return format!("concurrency limit {} reached ({list})", job.model.concurrency);
+            return format!(
+                "concurrency limit {} reached ({list})",
+                job.model.concurrency
+            );
         }
     }
     for group in &job.model.serial_groups {

@@ -12,9 +12,9 @@ use chrono::SecondsFormat;
 use pikoci_core::TriggerKind;
 use pikoci_core::model::GetStep;
 use pikoci_core::store::{
-    Build, BuildFilter, BuildStatus, BuildTransition, BuildTrigger, BuildVersion, JobId,
-    NewBuild, PassedQuery, ResourceVersion, StoreResult, StoredJob, StoredPipeline,
-    StoredResource, VersionId, VersionUse,
+    Build, BuildFilter, BuildStatus, BuildTransition, BuildTrigger, BuildVersion, JobId, NewBuild,
+    PassedQuery, ResourceVersion, StoreResult, StoredJob, StoredPipeline, StoredResource,
+    VersionId, VersionUse,
 };
 
 use crate::Server;
@@ -151,7 +151,10 @@ impl Server {
 
     /// Creates a build (pending, or waiting for approval when the job has an `approve`
     /// block) with its versions decided and recorded.
-    pub(crate) async fn create_build(&self, request: BuildRequest<'_>) -> Result<Build, CreateError> {
+    pub(crate) async fn create_build(
+        &self,
+        request: BuildRequest<'_>,
+    ) -> Result<Build, CreateError> {
         let BuildRequest {
             pipeline,
             job,
@@ -291,7 +294,10 @@ impl Server {
         let store = &self.inner.store;
         let pipeline = store.pipeline_by_id(upstream.pipeline_id).await?;
         let jobs = store.jobs(pipeline.id).await?;
-        let Some(name) = jobs.iter().find(|j| j.id == upstream.job_id).map(|j| j.name.clone())
+        let Some(name) = jobs
+            .iter()
+            .find(|j| j.id == upstream.job_id)
+            .map(|j| j.name.clone())
         else {
             return Ok(());
         };
@@ -318,11 +324,7 @@ impl Server {
                 }
                 let jobs = store.jobs(pipeline.id).await?;
                 for job in &jobs {
-                    if job
-                        .model
-                        .gets()
-                        .any(|g| g.trigger && !g.passed.is_empty())
-                    {
+                    if job.model.gets().any(|g| g.trigger && !g.passed.is_empty()) {
                         self.evaluate_passed(&pipeline, job, &jobs).await?;
                     }
                 }

@@ -158,10 +158,7 @@ impl Server {
 
     /// Checks a resource now (and resets its timer).
     pub async fn check_resource(&self, resource: ResourceId) -> ServerResult<()> {
-        self.inner
-            .store
-            .request_check(resource, self.now())
-            .await?;
+        self.inner.store.request_check(resource, self.now()).await?;
         self.wake_dispatcher();
         Ok(())
     }

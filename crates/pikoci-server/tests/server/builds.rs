@@ -31,7 +31,11 @@ async fn a_manual_build_runs_on_a_worker_and_stores_steps_and_logs_in_order() {
     w.start_heartbeats();
     let job = h.job("unit").await;
     let inputs = BTreeMap::from([("flavour".to_owned(), "salted".to_owned())]);
-    let build = h.server.trigger_job(job.id, inputs).await.expect("triggered");
+    let build = h
+        .server
+        .trigger_job(job.id, inputs)
+        .await
+        .expect("triggered");
     assert_eq!(build.status, BuildStatus::Pending);
     assert_eq!(build.number.to_string(), "1");
 
@@ -40,7 +44,11 @@ async fn a_manual_build_runs_on_a_worker_and_stores_steps_and_logs_in_order() {
     assert_eq!(assign.build.attempt, 1);
     let snapshot = &assign.snapshot;
     assert_eq!(
-        (snapshot.team.as_str(), snapshot.pipeline.as_str(), snapshot.job.as_str()),
+        (
+            snapshot.team.as_str(),
+            snapshot.pipeline.as_str(),
+            snapshot.job.as_str()
+        ),
         ("main", "ci", "unit")
     );
     assert_eq!(snapshot.build_number, "1");
@@ -52,7 +60,12 @@ async fn a_manual_build_runs_on_a_worker_and_stores_steps_and_logs_in_order() {
     h.wait_status(build.id, BuildStatus::Started).await;
     let b = assign.build;
     let mut events = FakeWorker::step_events(b, 0, "app", &["fetched abc"]);
-    events.extend(FakeWorker::step_events(b, 1, "test", &["one", "two", "three"]));
+    events.extend(FakeWorker::step_events(
+        b,
+        1,
+        "test",
+        &["one", "two", "three"],
+    ));
     events.push(Message::VersionUsed {
         build: b,
         resource: "src.app".into(),
@@ -75,11 +88,17 @@ async fn a_manual_build_runs_on_a_worker_and_stores_steps_and_logs_in_order() {
         .collect();
     assert_eq!(
         summary,
-        [(0, "app", StepStatus::Succeeded), (1, "test", StepStatus::Succeeded)]
+        [
+            (0, "app", StepStatus::Succeeded),
+            (1, "test", StepStatus::Succeeded)
+        ]
     );
     assert_eq!(h.log(build.id).await, "fetched abc\none\ntwo\nthree\n");
     let used = h.store.build_versions(build.id).await.expect("versions");
-    assert!(used.iter().all(|v| v.version_id == version.id && v.usage == VersionUse::Get));
+    assert!(
+        used.iter()
+            .all(|v| v.version_id == version.id && v.usage == VersionUse::Get)
+    );
     assert!(!used.is_empty());
 }
 
@@ -102,7 +121,11 @@ async fn a_manual_trigger_lists_every_problem() {
         "\"spicy\" is not in options",
         "resource src.app has no version yet",
     ] {
-        assert!(err.message.contains(expected), "{expected} missing from: {}", err.message);
+        assert!(
+            err.message.contains(expected),
+            "{expected} missing from: {}",
+            err.message
+        );
     }
     assert!(h.builds("unit").await.is_empty());
     // Paused jobs take no manual build.
@@ -123,7 +146,11 @@ async fn a_retry_reuses_the_versions_of_the_original() {
     let mut w = h.worker("w1").await;
     w.start_heartbeats();
     let job = h.job("unit").await;
-    let build = h.server.trigger_job(job.id, BTreeMap::new()).await.expect("build");
+    let build = h
+        .server
+        .trigger_job(job.id, BTreeMap::new())
+        .await
+        .expect("build");
     let assign = w.expect_assign().await;
     w.accept(assign.build).await;
     w.send(Message::BuildFinished {
@@ -161,10 +188,22 @@ job "one" {{
     ))
     .await;
     h.add_version("src.app", json!({"ref": "a"})).await;
-    let gpu = h.server.trigger_job(h.job("gpu").await.id, BTreeMap::new()).await.expect("gpu");
+    let gpu = h
+        .server
+        .trigger_job(h.job("gpu").await.id, BTreeMap::new())
+        .await
+        .expect("gpu");
     let one = h.job("one").await;
-    let first = h.server.trigger_job(one.id, BTreeMap::new()).await.expect("first");
-    let second = h.server.trigger_job(one.id, BTreeMap::new()).await.expect("second");
+    let first = h
+        .server
+        .trigger_job(one.id, BTreeMap::new())
+        .await
+        .expect("first");
+    let second = h
+        .server
+        .trigger_job(one.id, BTreeMap::new())
+        .await
+        .expect("second");
     // No worker at all yet.
     h.wait_for("a reason for the untagged build", || async {
         h.server.pending_reason(first.id).as_deref() == Some("no live worker for this team")

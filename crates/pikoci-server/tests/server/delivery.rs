@@ -149,15 +149,24 @@ async fn run_through(reorder: bool) {
     w.send_all(events).await;
     flaky.flush().await;
     h.wait_status(b.build_id, BuildStatus::Succeeded).await;
-    h.wait_for("the build of the put's version and of the trigger event", || async {
-        h.builds("build").await.len() >= 2 && !h.builds("after").await.is_empty()
-    })
+    h.wait_for(
+        "the build of the put's version and of the trigger event",
+        || async { h.builds("build").await.len() >= 2 && !h.builds("after").await.is_empty() },
+    )
     .await;
     // Let every duplicate be handled before counting.
     tokio::time::sleep(Duration::from_secs(20)).await;
 
-    assert_eq!(h.builds("build").await.len(), 2, "one build per new version");
-    assert_eq!(h.builds("after").await.len(), 1, "one build per trigger event");
+    assert_eq!(
+        h.builds("build").await.len(),
+        2,
+        "one build per new version"
+    );
+    assert_eq!(
+        h.builds("after").await.len(),
+        1,
+        "one build per trigger event"
+    );
     let steps = h.store.build_steps(b.build_id).await.expect("steps");
     let summary: Vec<(u32, &str, StepStatus)> = steps
         .iter()
@@ -195,12 +204,20 @@ async fn run_through(reorder: bool) {
     let versions = h.store.versions(app.id, None, 0).await.expect("versions");
     assert_eq!(versions.len(), 2);
     let team = h.team.id;
-    let events = h.store.trigger_events(team, "trigger.go", None, 0).await.expect("events");
+    let events = h
+        .store
+        .trigger_events(team, "trigger.go", None, 0)
+        .await
+        .expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].version["env"], "prod");
     assert_eq!(events[0].version["trigger_job"], "build");
     let used = h.store.build_versions(b.build_id).await.expect("used");
-    assert_eq!(used.len(), 2, "the get's version and the put's, once each: {used:?}");
+    assert_eq!(
+        used.len(),
+        2,
+        "the get's version and the put's, once each: {used:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -264,9 +281,16 @@ async fn unknown_newer_and_malformed_messages_are_acked() {
         }
     }
     // Messages behind them on both topics are handled at once: nothing was given back.
-    let beat = envelope("w1", heartbeat_message("w1", 1, &[])).encode().expect("encodes");
-    h.mem.publish(topics::HEARTBEATS, beat).await.expect("publish");
-    let beat = envelope("w2", heartbeat_message("w2", 1, &[])).encode().expect("encodes");
+    let beat = envelope("w1", heartbeat_message("w1", 1, &[]))
+        .encode()
+        .expect("encodes");
+    h.mem
+        .publish(topics::HEARTBEATS, beat)
+        .await
+        .expect("publish");
+    let beat = envelope("w2", heartbeat_message("w2", 1, &[]))
+        .encode()
+        .expect("encodes");
     h.mem.publish(topics::EVENTS, beat).await.expect("publish");
     h.wait_for("both workers registered", || async {
         h.store.workers().await.expect("workers").len() == 2

@@ -117,7 +117,11 @@ impl Harness {
     }
 
     /// Stores a version of a resource as a check would.
-    pub(crate) async fn add_version(&self, canonical: &str, version: serde_json::Value) -> ResourceVersion {
+    pub(crate) async fn add_version(
+        &self,
+        canonical: &str,
+        version: serde_json::Value,
+    ) -> ResourceVersion {
         let resource = self.resource(canonical).await;
         let created = self
             .store
@@ -140,7 +144,12 @@ impl Harness {
     }
 
     /// Waits until `pred` holds for the build.
-    pub(crate) async fn wait_build(&self, id: BuildId, what: &str, pred: impl Fn(&Build) -> bool) -> Build {
+    pub(crate) async fn wait_build(
+        &self,
+        id: BuildId,
+        what: &str,
+        pred: impl Fn(&Build) -> bool,
+    ) -> Build {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             let build = self.store.build(id).await.expect("build");
@@ -157,7 +166,8 @@ impl Harness {
 
     /// Waits until the build has `status`.
     pub(crate) async fn wait_status(&self, id: BuildId, status: BuildStatus) -> Build {
-        self.wait_build(id, status.as_str(), |b| b.status == status).await
+        self.wait_build(id, status.as_str(), |b| b.status == status)
+            .await
     }
 
     /// Waits until `check` holds (an async condition on the store).
@@ -168,7 +178,10 @@ impl Harness {
     {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         while !check().await {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -232,7 +245,11 @@ pub(crate) fn envelope(id: &str, message: Message) -> Envelope {
 
 impl FakeWorker {
     /// Joins the inbox through `subscribe_to`, publishes through `broker`.
-    pub(crate) async fn connect(id: &str, broker: Arc<dyn Broker>, subscribe_to: &MemBroker) -> FakeWorker {
+    pub(crate) async fn connect(
+        id: &str,
+        broker: Arc<dyn Broker>,
+        subscribe_to: &MemBroker,
+    ) -> FakeWorker {
         let inbox = subscribe_to
             .subscribe_sole(&topics::worker(id), &topics::worker_group(id))
             .await
@@ -252,7 +269,12 @@ impl FakeWorker {
     pub(crate) fn start_heartbeats(&mut self) {
         self.stop_heartbeats();
         let stop = CancellationToken::new();
-        keep_heartbeating(self.broker.clone(), &self.id, self.running.clone(), stop.clone());
+        keep_heartbeating(
+            self.broker.clone(),
+            &self.id,
+            self.running.clone(),
+            stop.clone(),
+        );
         self.beating = Some(stop);
     }
 
@@ -278,7 +300,10 @@ impl FakeWorker {
 
     /// A heartbeat saying it runs `running`; returns the server's answer: (renewed, lost,
     /// until_ms).
-    pub(crate) async fn heartbeat(&mut self, running: &[WorkRef]) -> (Vec<WorkRef>, Vec<WorkRef>, i64) {
+    pub(crate) async fn heartbeat(
+        &mut self,
+        running: &[WorkRef],
+    ) -> (Vec<WorkRef>, Vec<WorkRef>, i64) {
         let id = self
             .send(heartbeat_message(&self.id, self.slots, running))
             .await;
@@ -343,7 +368,10 @@ impl FakeWorker {
 
     /// Accepts an assignment (its heartbeats list it from now on).
     pub(crate) async fn accept(&self, build: BuildRef) {
-        self.running.lock().expect("running").push(WorkRef::Build(build));
+        self.running
+            .lock()
+            .expect("running")
+            .push(WorkRef::Build(build));
         self.send(Message::Accepted {
             work: WorkRef::Build(build),
         })
@@ -351,7 +379,12 @@ impl FakeWorker {
     }
 
     /// The events of one step: started, one log batch per line, finished.
-    pub(crate) fn step_events(build: BuildRef, step: u32, name: &str, lines: &[&str]) -> Vec<Message> {
+    pub(crate) fn step_events(
+        build: BuildRef,
+        step: u32,
+        name: &str,
+        lines: &[&str],
+    ) -> Vec<Message> {
         let mut events = vec![Message::StepStarted {
             build,
             step,

@@ -60,7 +60,12 @@ impl Store for BlockingStore {
         run(async move { s.delete_team(id).await }).await
     }
 
-    async fn set_pipeline(&self, team: TeamId, spec: PipelineSpec, at: DateTime<Utc>) -> StoreResult<SetPipelineOutcome> {
+    async fn set_pipeline(
+        &self,
+        team: TeamId,
+        spec: PipelineSpec,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SetPipelineOutcome> {
         let s = self.0.clone();
         run(async move { s.set_pipeline(team, spec, at).await }).await
     }
@@ -122,7 +127,11 @@ impl Store for BlockingStore {
         run(async move { s.resources(pipeline).await }).await
     }
 
-    async fn resource(&self, pipeline: PipelineId, resource: &ResourceRef) -> StoreResult<StoredResource> {
+    async fn resource(
+        &self,
+        pipeline: PipelineId,
+        resource: &ResourceRef,
+    ) -> StoreResult<StoredResource> {
         let s = self.0.clone();
         let resource = resource.clone();
         run(async move { s.resource(pipeline, &resource).await }).await
@@ -155,7 +164,12 @@ impl Store for BlockingStore {
         run(async move { s.claim_due_check(&claim).await }).await
     }
 
-    async fn finish_check(&self, id: ResourceId, attempt: u32, outcome: CheckRecord) -> StoreResult<()> {
+    async fn finish_check(
+        &self,
+        id: ResourceId,
+        attempt: u32,
+        outcome: CheckRecord,
+    ) -> StoreResult<()> {
         let s = self.0.clone();
         run(async move { s.finish_check(id, attempt, outcome).await }).await
     }
@@ -165,13 +179,23 @@ impl Store for BlockingStore {
         run(async move { s.pin_version(id, version).await }).await
     }
 
-    async fn create_versions(&self, resource: ResourceId, versions: &[NewVersion], at: DateTime<Utc>) -> StoreResult<Vec<ResourceVersion>> {
+    async fn create_versions(
+        &self,
+        resource: ResourceId,
+        versions: &[NewVersion],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<ResourceVersion>> {
         let s = self.0.clone();
         let versions = versions.to_vec();
         run(async move { s.create_versions(resource, &versions, at).await }).await
     }
 
-    async fn versions(&self, resource: ResourceId, before: Option<VersionId>, limit: u32) -> StoreResult<Vec<ResourceVersion>> {
+    async fn versions(
+        &self,
+        resource: ResourceId,
+        before: Option<VersionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ResourceVersion>> {
         let s = self.0.clone();
         run(async move { s.versions(resource, before, limit).await }).await
     }
@@ -186,7 +210,11 @@ impl Store for BlockingStore {
         run(async move { s.latest_version(resource).await }).await
     }
 
-    async fn find_version(&self, resource: ResourceId, version: &serde_json::Value) -> StoreResult<Option<ResourceVersion>> {
+    async fn find_version(
+        &self,
+        resource: ResourceId,
+        version: &serde_json::Value,
+    ) -> StoreResult<Option<ResourceVersion>> {
         let s = self.0.clone();
         let version = version.clone();
         run(async move { s.find_version(resource, &version).await }).await
@@ -236,14 +264,23 @@ impl Store for BlockingStore {
         run(async move { s.claim_next_pending(&request).await }).await
     }
 
-    async fn renew_leases(&self, worker_id: &str, running: &[RunningBuild], until: DateTime<Utc>) -> StoreResult<Vec<BuildId>> {
+    async fn renew_leases(
+        &self,
+        worker_id: &str,
+        running: &[RunningBuild],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<BuildId>> {
         let s = self.0.clone();
         let worker_id = worker_id.to_owned();
         let running = running.to_vec();
         run(async move { s.renew_leases(&worker_id, &running, until).await }).await
     }
 
-    async fn requeue_expired(&self, now: DateTime<Utc>, max_requeues: u32) -> StoreResult<Vec<RequeuedBuild>> {
+    async fn requeue_expired(
+        &self,
+        now: DateTime<Utc>,
+        max_requeues: u32,
+    ) -> StoreResult<Vec<RequeuedBuild>> {
         let s = self.0.clone();
         run(async move { s.requeue_expired(now, max_requeues).await }).await
     }
@@ -259,7 +296,11 @@ impl Store for BlockingStore {
         run(async move { s.build_steps(build).await }).await
     }
 
-    async fn record_build_versions(&self, build: BuildId, versions: &[BuildVersion]) -> StoreResult<()> {
+    async fn record_build_versions(
+        &self,
+        build: BuildId,
+        versions: &[BuildVersion],
+    ) -> StoreResult<()> {
         let s = self.0.clone();
         let versions = versions.to_vec();
         run(async move { s.record_build_versions(build, &versions).await }).await
@@ -270,7 +311,12 @@ impl Store for BlockingStore {
         run(async move { s.build_versions(build).await }).await
     }
 
-    async fn record_approval(&self, build: BuildId, voter: &str, at: DateTime<Utc>) -> StoreResult<Vec<ApprovalVote>> {
+    async fn record_approval(
+        &self,
+        build: BuildId,
+        voter: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<ApprovalVote>> {
         let s = self.0.clone();
         let voter = voter.to_owned();
         run(async move { s.record_approval(build, &voter, at).await }).await
@@ -287,7 +333,12 @@ impl Store for BlockingStore {
         run(async move { s.append_log_chunks(&chunks).await }).await
     }
 
-    async fn read_log(&self, build: BuildId, after: Option<LogCursor>, limit: u32) -> StoreResult<Vec<LogChunk>> {
+    async fn read_log(
+        &self,
+        build: BuildId,
+        after: Option<LogCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<LogChunk>> {
         let s = self.0.clone();
         run(async move { s.read_log(build, after, limit).await }).await
     }
@@ -318,22 +369,45 @@ impl Store for BlockingStore {
         run(async move { s.delete_workers_before(cutoff).await }).await
     }
 
-    async fn create_trigger_event(&self, team: TeamId, resource: &str, version: &serde_json::Value, at: DateTime<Utc>) -> StoreResult<TriggerEvent> {
+    async fn create_trigger_event(
+        &self,
+        team: TeamId,
+        resource: &str,
+        version: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TriggerEvent> {
         let s = self.0.clone();
         let resource = resource.to_owned();
         let version = version.clone();
         run(async move { s.create_trigger_event(team, &resource, &version, at).await }).await
     }
 
-    async fn create_trigger_event_once(&self, team: TeamId, resource: &str, version: &serde_json::Value, key: &str, at: DateTime<Utc>) -> StoreResult<TriggerEvent> {
+    async fn create_trigger_event_once(
+        &self,
+        team: TeamId,
+        resource: &str,
+        version: &serde_json::Value,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TriggerEvent> {
         let s = self.0.clone();
         let resource = resource.to_owned();
         let version = version.clone();
         let key = key.to_owned();
-        run(async move { s.create_trigger_event_once(team, &resource, &version, &key, at).await }).await
+        run(async move {
+            s.create_trigger_event_once(team, &resource, &version, &key, at)
+                .await
+        })
+        .await
     }
 
-    async fn trigger_events(&self, team: TeamId, resource: &str, after: Option<TriggerEventId>, limit: u32) -> StoreResult<Vec<TriggerEvent>> {
+    async fn trigger_events(
+        &self,
+        team: TeamId,
+        resource: &str,
+        after: Option<TriggerEventId>,
+        limit: u32,
+    ) -> StoreResult<Vec<TriggerEvent>> {
         let s = self.0.clone();
         let resource = resource.to_owned();
         run(async move { s.trigger_events(team, &resource, after, limit).await }).await

@@ -34,9 +34,16 @@ async fn a_checks_new_versions_trigger_exactly_one_build_of_each_triggered_job()
     assert_eq!(assign.snapshot.job, "build");
     assert_eq!(assign.snapshot.versions["src.app"], json!({"ref": "b"}));
     let builds = h.builds("build").await;
-    assert_eq!(builds.len(), 1, "one build for the newest of the new versions");
+    assert_eq!(
+        builds.len(),
+        1,
+        "one build for the newest of the new versions"
+    );
     assert!(h.builds("manual").await.is_empty());
-    assert!(h.builds("deploy").await.is_empty(), "deploy waits for build to pass");
+    assert!(
+        h.builds("deploy").await.is_empty(),
+        "deploy waits for build to pass"
+    );
     let app = h.resource("src.app").await;
     assert!(app.last_check.is_some_and(|c| c.error.is_none()));
     // The build passes: deploy gets the version that went through it.
@@ -69,12 +76,28 @@ job "release" {{
     .await;
     h.add_version("src.app", json!({"ref": "a"})).await;
     let job = h.job("release").await;
-    let build = h.server.trigger_job(job.id, BTreeMap::new()).await.expect("build");
+    let build = h
+        .server
+        .trigger_job(job.id, BTreeMap::new())
+        .await
+        .expect("build");
     assert_eq!(build.status, BuildStatus::WaitingForApproval);
-    let once = h.server.approve_build(build.id, "alice").await.expect("vote");
+    let once = h
+        .server
+        .approve_build(build.id, "alice")
+        .await
+        .expect("vote");
     assert_eq!(once.status, BuildStatus::WaitingForApproval);
-    let again = h.server.approve_build(build.id, "alice").await.expect("vote");
-    assert_eq!(again.status, BuildStatus::WaitingForApproval, "one vote per person");
+    let again = h
+        .server
+        .approve_build(build.id, "alice")
+        .await
+        .expect("vote");
+    assert_eq!(
+        again.status,
+        BuildStatus::WaitingForApproval,
+        "one vote per person"
+    );
     let approved = h.server.approve_build(build.id, "bob").await.expect("vote");
     assert_eq!(approved.status, BuildStatus::Pending);
     let err = h
@@ -84,14 +107,21 @@ job "release" {{
         .expect_err("not waiting");
     assert_eq!(err.kind, ErrorKind::Conflict);
     // Another build is rejected by one person.
-    let other = h.server.trigger_job(job.id, BTreeMap::new()).await.expect("build");
+    let other = h
+        .server
+        .trigger_job(job.id, BTreeMap::new())
+        .await
+        .expect("build");
     let rejected = h
         .server
         .reject_build(other.id, "carol", "not today")
         .await
         .expect("reject");
     assert_eq!(rejected.status, BuildStatus::Cancelled);
-    assert_eq!(rejected.error.as_deref(), Some("rejected by carol: not today"));
+    assert_eq!(
+        rejected.error.as_deref(),
+        Some("rejected by carol: not today")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -107,11 +137,28 @@ job "preview" {{
     .await;
     h.add_version("src.app", json!({"ref": "a"})).await;
     let job = h.job("preview").await;
-    let first = h.server.trigger_job(job.id, BTreeMap::new()).await.expect("first");
-    let second = h.server.trigger_job(job.id, BTreeMap::new()).await.expect("second");
+    let first = h
+        .server
+        .trigger_job(job.id, BTreeMap::new())
+        .await
+        .expect("first");
+    let second = h
+        .server
+        .trigger_job(job.id, BTreeMap::new())
+        .await
+        .expect("second");
     let first = h.wait_status(first.id, BuildStatus::Cancelled).await;
-    assert!(first.error.as_deref().unwrap_or_default().contains("interrupted"));
-    assert_eq!(h.store.build(second.id).await.expect("second").status, BuildStatus::Pending);
+    assert!(
+        first
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("interrupted")
+    );
+    assert_eq!(
+        h.store.build(second.id).await.expect("second").status,
+        BuildStatus::Pending
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -120,11 +167,17 @@ async fn a_pinned_version_is_what_builds_get() {
     let old = h.add_version("src.app", json!({"ref": "old"})).await;
     h.add_version("src.app", json!({"ref": "new"})).await;
     let app = h.resource("src.app").await;
-    h.store.pin_version(app.id, Some(old.id)).await.expect("pin");
+    h.store
+        .pin_version(app.id, Some(old.id))
+        .await
+        .expect("pin");
     let mut w = h.worker("w1").await;
     w.start_heartbeats();
     let job = h.job("manual").await;
-    h.server.trigger_job(job.id, BTreeMap::new()).await.expect("build");
+    h.server
+        .trigger_job(job.id, BTreeMap::new())
+        .await
+        .expect("build");
     let assign = w.expect_assign().await;
     assert_eq!(assign.snapshot.versions["src.app"], json!({"ref": "old"}));
 }

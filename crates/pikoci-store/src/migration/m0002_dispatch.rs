@@ -28,12 +28,20 @@ impl MigrationTrait for Migration {
             ("workers", flag("draining", false)),
             (
                 "trigger_events",
-                ColumnDef::new("dedupe_key").string_len(64).null().to_owned(),
+                ColumnDef::new("dedupe_key")
+                    .string_len(64)
+                    .null()
+                    .to_owned(),
             ),
         ];
         for (table, mut column) in columns {
             manager
-                .alter_table(Table::alter().table(table).add_column(&mut column).to_owned())
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
                 .await?;
         }
         manager

@@ -43,7 +43,12 @@ pub(super) async fn record(
         )
         .exec_without_returning(store.db())
         .await
-        .map_err(|err| db_error(format!("failed to record an approval of build {build_id}"), err))?;
+        .map_err(|err| {
+            db_error(
+                format!("failed to record an approval of build {build_id}"),
+                err,
+            )
+        })?;
     list(store, build_id).await
 }
 

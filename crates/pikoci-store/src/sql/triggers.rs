@@ -90,9 +90,7 @@ pub(super) async fn create_once(
             .filter(trigger_event::Column::DedupeKey.eq(dedupe_key.as_str()))
             .one(store.db())
             .await
-            .context(|| {
-                format!("failed to read trigger stream \"{resource}\" of team {team}")
-            })?;
+            .context(|| format!("failed to read trigger stream \"{resource}\" of team {team}"))?;
         match existing {
             Some(row) => event(row),
             None => insert(store, team, resource, version, Some(dedupe_key.clone()), at).await,

@@ -36,8 +36,11 @@ pub(crate) async fn step_statuses_never_go_back(fx: &Fixture) -> anyhow::Result<
     // A redelivered start, or a second finish, changes nothing.
     s.record_step(build.id, &step(StepStatus::Started, "unit", Some(4), None))
         .await?;
-    s.record_step(build.id, &step(StepStatus::Succeeded, "unit", Some(3), Some(12)))
-        .await?;
+    s.record_step(
+        build.id,
+        &step(StepStatus::Succeeded, "unit", Some(3), Some(12)),
+    )
+    .await?;
     assert_eq!(s.build_steps(build.id).await?, vec![expected]);
     Ok(())
 }
@@ -57,7 +60,10 @@ pub(crate) async fn exclusive_workers_skip_untagged_jobs(fx: &Fixture) -> anyhow
     assert!(s.claim_next_pending(&exclusive).await?.is_none());
     // The same worker without --exclusive-tags takes the untagged build too.
     exclusive.exclusive = false;
-    let second = s.claim_next_pending(&exclusive).await?.expect("plain build");
+    let second = s
+        .claim_next_pending(&exclusive)
+        .await?
+        .expect("plain build");
     assert_eq!(second.id, plain.id);
     // The registry keeps both flags.
     let beat = WorkerHeartbeat {
@@ -90,7 +96,11 @@ pub(crate) async fn exclusive_workers_skip_untagged_jobs(fx: &Fixture) -> anyhow
 pub(crate) async fn versions_are_found_by_value(fx: &Fixture) -> anyhow::Result<()> {
     let s = fx.s();
     let w = world(s, "main", vec![job("a")]).await?;
-    assert!(s.find_version(w.repo.id, &json!({"ref": "a"})).await?.is_none());
+    assert!(
+        s.find_version(w.repo.id, &json!({"ref": "a"}))
+            .await?
+            .is_none()
+    );
     let mut two_keys = version("a");
     two_keys.version = json!({"ref": "a", "branch": "main"});
     let created = s
@@ -101,7 +111,11 @@ pub(crate) async fn versions_are_found_by_value(fx: &Fixture) -> anyhow::Result<
         .await?
         .expect("stored version");
     assert_eq!(found, created[0]);
-    assert!(s.find_version(w.repo.id, &json!({"ref": "a"})).await?.is_none());
+    assert!(
+        s.find_version(w.repo.id, &json!({"ref": "a"}))
+            .await?
+            .is_none()
+    );
     assert!(s.find_version(w.repo.id, &json!("a")).await?.is_none());
     Ok(())
 }
@@ -125,9 +139,7 @@ pub(crate) async fn trigger_events_are_added_once_per_key(fx: &Fixture) -> anyho
     // Keys are per team.
     s.create_trigger_event_once(other.id, "trigger.deploy", &version, "build-1-1", at(4))
         .await?;
-    let events = s
-        .trigger_events(team.id, "trigger.deploy", None, 0)
-        .await?;
+    let events = s.trigger_events(team.id, "trigger.deploy", None, 0).await?;
     assert_eq!(events, vec![first, next]);
     expect_kind(
         s.create_trigger_event_once(team.id, "trigger.deploy", &json!(1), "k", at(5))
