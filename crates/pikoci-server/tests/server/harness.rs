@@ -314,10 +314,9 @@ impl FakeWorker {
                 lost,
                 until_ms,
             } = self.recv().await
+                && heartbeat == id
             {
-                if heartbeat == id {
-                    return (renewed, lost, until_ms);
-                }
+                return (renewed, lost, until_ms);
             }
         }
     }
