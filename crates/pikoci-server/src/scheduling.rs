@@ -481,9 +481,14 @@ fn no_version_yet(resource: &StoredResource) -> String {
     if let Some(error) = resource.last_check.as_ref().and_then(|c| c.error.as_ref()) {
         return format!("resource {name} has no version yet; its last check failed: {error}");
     }
+    let which = if resource.last_check.is_some() {
+        "next"
+    } else {
+        "first"
+    };
     match resource.next_check_at {
         Some(at) => format!(
-            "resource {name} has no version yet; its first check runs at {}",
+            "resource {name} has no version yet; its {which} check runs at {}",
             at.to_rfc3339_opts(SecondsFormat::Secs, true)
         ),
         None => format!("resource {name} has no version yet and no check is scheduled"),

@@ -181,3 +181,42 @@ async fn a_pinned_version_is_what_builds_get() {
     let assign = w.expect_assign().await;
     assert_eq!(assign.snapshot.versions["src.app"], json!({"ref": "old"}));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_webhook_checks_its_resource_now_and_unknown_tokens_all_look_alike() {
+    let h = Harness::start(&format!("{SRC}{FLOW}")).await;
+    let mut w = h.worker("w1").await;
+    w.start_heartbeats();
+    // The first check runs at once (nothing found); the next one is an hour away.
+    loop {
+        if let Message::AssignCheck(assign) = w.recv().await {
+            w.send(Message::CheckFinished {
+                check: assign.check,
+                versions: Vec::new(),
+                error: None,
+                log: String::new(),
+                at_ms: 0,
+            })
+            .await;
+            break;
+        }
+    }
+    let app = h.resource("src.app").await;
+    let first = h.server.webhook("not-a-token").await.expect_err("unknown");
+    let second = h
+        .server
+        .webhook(&"0".repeat(48))
+        .await
+        .expect_err("unknown");
+    assert_eq!(first.kind, ErrorKind::NotFound);
+    assert_eq!(first.message, second.message);
+    assert!(!first.message.contains("not-a-token"));
+    let found = h.server.webhook(&app.webhook_token).await.expect("webhook");
+    assert_eq!(found.id, app.id);
+    w.check_versions = vec![json!({"ref": "hooked"})];
+    let assign = w.expect_assign().await;
+    assert_eq!(
+        assign.snapshot.versions["src.app"],
+        json!({"ref": "hooked"})
+    );
+}
