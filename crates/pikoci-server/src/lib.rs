@@ -2,20 +2,39 @@
 //!
 //! [`Server`] is the service layer: it owns the [`Store`](pikoci_core::store::Store) and the
 //! [`Broker`](pikoci_core::broker::Broker), runs the background loops ([`Server::start`]), and
-//! offers the operations the API (and `pikoci server --pipeline-config`) call. The HTTP router
-//! is built by [`api::router`] on top of it.
+//! offers the operations the API (and `pikoci server --pipeline-config`) call.
+//!
+//! Code map: `ingest` consumes the event and heartbeat topics; `heartbeat` and `events` handle
+//! what workers say (fenced by build attempt); `dispatch` is the dispatcher loop (lapsed leases,
+//! forced cancels, assignments), with `snapshot` building what an assignment carries, `checks`
+//! for resource checks and `reasons` for why pending builds wait; `scheduling` creates builds
+//! (versions, automatic triggers, `passed`); `operations` holds what users ask (trigger, cancel,
+//! retry, approve); `state` the in-memory state of one server; `outbox` what it sends.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod checks;
 pub mod api;
 mod clock;
 mod config;
+mod dispatch;
 mod error;
+mod events;
+mod heartbeat;
+mod ingest;
+mod operations;
+mod outbox;
 mod pipelines;
+mod reasons;
+mod scheduling;
 mod service;
+mod snapshot;
+mod state;
 
 pub use api::router;
+pub use checks::CHECK_LEASE;
 pub use clock::Clock;
 pub use config::ServerConfig;
+pub use dispatch::SERVER_NOTES_STEP;
 pub use error::{ServerError, ServerResult};
 pub use service::{PipelineSet, Readiness, Server};

@@ -94,6 +94,8 @@ impl Server {
             jobs_removed = outcome.jobs.removed.len(),
             "pipeline set"
         );
+        // New resources are due for their first check now.
+        self.wake_dispatcher();
         Ok(PipelineSet {
             outcome,
             warnings: loaded.warnings.items().to_vec(),

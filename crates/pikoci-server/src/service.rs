@@ -3,27 +3,31 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use pikoci_core::ErrorKind;
 use pikoci_core::broker::Broker;
 use pikoci_core::store::{
-    Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoredResource,
+    Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoredResource, TeamId,
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::state::{Runtime, lock};
 use crate::{Clock, ServerConfig, ServerError, ServerResult};
 
 /// The server: store, broker, background loops and the operations on top of them. Cheap to
 /// clone (an `Arc` inside).
 #[derive(Debug, Clone)]
 pub struct Server {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    store: Arc<dyn Store>,
-    broker: Arc<dyn Broker>,
-    config: ServerConfig,
-    clock: Clock,
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) config: ServerConfig,
+    pub(crate) clock: Clock,
+    pub(crate) runtime: Runtime,
 }
 
 /// What setting a pipeline did.
@@ -58,6 +62,7 @@ impl Server {
                 broker,
                 config,
                 clock,
+                runtime: Runtime::new(),
             }),
         }
     }
@@ -77,12 +82,25 @@ impl Server {
         &self.inner.config
     }
 
+    /// The current time on the server's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Wakes the dispatcher: something may have become runnable (a build was created, a
+    /// check requested, a worker freed a slot).
+    pub fn wake_dispatcher(&self) {
+        self.inner.runtime.poke();
+    }
+
     /// Starts the background loops (event and heartbeat ingestion, the dispatcher, the lease
     /// keeper, the check scheduler); they run until `shutdown` is cancelled. Returns once the
     /// subscriptions are established.
-    pub async fn start(&self, shutdown: CancellationToken) -> ServerResult<tokio::task::JoinSet<()>> {
-        let _ = shutdown;
-        unimplemented!()
+    pub async fn start(
+        &self,
+        shutdown: CancellationToken,
+    ) -> ServerResult<tokio::task::JoinSet<()>> {
+        crate::ingest::start(self, shutdown).await
     }
 
     /// A manual build of a job with these inputs (text values, as typed): `InvalidInput`
@@ -92,28 +110,24 @@ impl Server {
         job: JobId,
         inputs: BTreeMap<String, String>,
     ) -> ServerResult<Build> {
-        let _ = (job, inputs);
-        unimplemented!()
+        self.trigger_manually(job, inputs).await
     }
 
     /// Cancels a build: a pending or waiting one at once, a running one through its worker
     /// (fenced off when it does not answer within the cancel grace).
     pub async fn cancel_build(&self, build: BuildId) -> ServerResult<Build> {
-        let _ = build;
-        unimplemented!()
+        self.cancel(build, None).await
     }
 
     /// Retries a finished build (`N.1`) with the same versions and inputs.
     pub async fn retry_build(&self, build: BuildId) -> ServerResult<Build> {
-        let _ = build;
-        unimplemented!()
+        self.retry(build).await
     }
 
     /// Records `user`'s approval of a build waiting for approval; it becomes pending once the
     /// approval has enough distinct approvers.
     pub async fn approve_build(&self, build: BuildId, user: &str) -> ServerResult<Build> {
-        let _ = (build, user);
-        unimplemented!()
+        self.approve(build, user).await
     }
 
     /// Rejects a build waiting for approval: it is cancelled with the reason.
@@ -123,40 +137,59 @@ impl Server {
         user: &str,
         reason: &str,
     ) -> ServerResult<Build> {
-        let _ = (build, user, reason);
-        unimplemented!()
+        self.reject(build, user, reason).await
     }
 
     /// Checks a resource now (and resets its timer).
     pub async fn check_resource(&self, resource: ResourceId) -> ServerResult<()> {
-        let _ = resource;
-        unimplemented!()
+        self.inner.store.request_check(resource, self.now()).await?;
+        self.wake_dispatcher();
+        Ok(())
     }
 
     /// A webhook call: checks the resource whose token this is now. `NotFound` for an unknown
     /// token (the same answer whatever the token, so tokens cannot be probed).
     pub async fn webhook(&self, token: &str) -> ServerResult<StoredResource> {
-        let _ = token;
-        unimplemented!()
+        let resource = match self.inner.store.resource_by_webhook_token(token).await {
+            Ok(resource) => resource,
+            // The same answer for every unknown token, which never appears in it.
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                return Err(ServerError::new(
+                    ErrorKind::NotFound,
+                    "no resource has this webhook token (it may have been regenerated)",
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        self.inner
+            .store
+            .request_check(resource.id, self.now())
+            .await?;
+        self.wake_dispatcher();
+        Ok(resource)
     }
 
     /// Why a pending build is not running yet, as the dispatcher last saw it.
     pub fn pending_reason(&self, build: BuildId) -> Option<String> {
-        let _ = build;
-        unimplemented!()
+        lock(&self.inner.runtime.reasons).get(&build).cloned()
     }
 
     /// Woken whenever log chunks of a build are stored by this server (the SSE stream polls
     /// the store when woken, and every second for chunks another server stored).
     pub fn log_updates(&self) -> tokio::sync::broadcast::Receiver<BuildId> {
-        unimplemented!()
+        self.inner.runtime.logs.subscribe()
     }
 
     /// Whether the store and the broker answer.
     pub async fn readiness(&self) -> Readiness {
-        unimplemented!()
+        // A cheap query: an id that never exists; "not found" is an answer too.
+        let store = match self.inner.store.team_by_id(TeamId(0)).await {
+            Ok(_) => true,
+            Err(err) => err.kind() == ErrorKind::NotFound,
+        };
+        Readiness {
+            store,
+            broker: self.inner.runtime.consumers_healthy(),
+        }
     }
 }
-
-
-

@@ -193,6 +193,7 @@ async fn bench(backend: &'static str, url: &str) -> anyhow::Result<Report> {
         worker_id: "bench".into(),
         worker_tags: Vec::new(),
         teams: TeamScope::Only(team.id),
+        exclusive: false,
         lease_until: at(1000),
     };
     let mut latencies = Vec::with_capacity(CLAIMS);

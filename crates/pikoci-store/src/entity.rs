@@ -278,6 +278,8 @@ pub(crate) mod worker {
         pub(crate) hostname: String,
         pub(crate) first_seen_at: i64,
         pub(crate) last_heartbeat_at: i64,
+        pub(crate) exclusive: bool,
+        pub(crate) draining: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -298,6 +300,27 @@ pub(crate) mod trigger_event {
         pub(crate) team_id: i64,
         pub(crate) resource: String,
         pub(crate) version: String,
+        pub(crate) created_at: i64,
+        pub(crate) dedupe_key: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod approval_vote {
+    //! `approval_votes`: one row per person approving a build waiting for approval.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "approval_votes")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) build_id: i64,
+        pub(crate) voter: String,
         pub(crate) created_at: i64,
     }
 

@@ -238,6 +238,9 @@ pub struct ClaimRequest {
     pub worker_tags: Vec<String>,
     /// Which teams' builds qualify.
     pub teams: TeamScope,
+    /// The worker runs only jobs with tags (`--exclusive-tags`): jobs without tags do not
+    /// qualify.
+    pub exclusive: bool,
     /// When the claim lapses if the worker does not confirm and renew it.
     pub lease_until: DateTime<Utc>,
 }
@@ -397,6 +400,15 @@ pub struct BuildVersion {
     pub step_name: String,
     /// Get or put.
     pub usage: VersionUse,
+}
+
+/// One person's approval of a build waiting for approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalVote {
+    /// Who approved.
+    pub voter: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -162,6 +162,14 @@ pub trait Store: Send + Sync + Debug {
     /// A resource's newest version.
     async fn latest_version(&self, resource: ResourceId) -> StoreResult<Option<ResourceVersion>>;
 
+    /// The stored version of a resource equal to `version` as a JSON object (whatever its key
+    /// order), if there is one.
+    async fn find_version(
+        &self,
+        resource: ResourceId,
+        version: &serde_json::Value,
+    ) -> StoreResult<Option<ResourceVersion>>;
+
     /// Versions that went through every upstream job (see [`PassedQuery`]), newest first.
     async fn passed_versions(&self, query: &PassedQuery) -> StoreResult<Vec<ResourceVersion>>;
 
@@ -212,7 +220,10 @@ pub trait Store: Send + Sync + Debug {
     ) -> StoreResult<Vec<RequeuedBuild>>;
 
     /// Records a step's state (insert or update by `(attempt, step)`); `Conflict` when
-    /// `step.attempt` is not the build's current attempt.
+    /// `step.attempt` is not the build's current attempt. A step's status never goes back:
+    /// once a step has a final status it keeps the first one it got, and a late `started`
+    /// (events arrive out of order) only fills in what is missing (start time, name, kind).
+    /// An empty `name` or `kind` keeps the stored one.
     async fn record_step(&self, build: BuildId, step: &BuildStep) -> StoreResult<()>;
 
     /// The steps of every attempt of a build, by attempt then step.
@@ -227,6 +238,19 @@ pub trait Store: Send + Sync + Debug {
 
     /// The versions a build used, in the order recorded.
     async fn build_versions(&self, build: BuildId) -> StoreResult<Vec<BuildVersion>>;
+
+    /// Records `voter`'s approval of a build waiting for approval and returns every vote so
+    /// far, oldest first; a second vote of the same voter changes nothing. `Conflict` when the
+    /// build is not waiting for approval.
+    async fn record_approval(
+        &self,
+        build: BuildId,
+        voter: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<ApprovalVote>>;
+
+    /// The approvals of a build, oldest first.
+    async fn approval_votes(&self, build: BuildId) -> StoreResult<Vec<ApprovalVote>>;
 
     // ---- logs and retention ----
 
@@ -265,6 +289,18 @@ pub trait Store: Send + Sync + Debug {
         team: TeamId,
         resource: &str,
         version: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TriggerEvent>;
+
+    /// Like [`Store::create_trigger_event`], once per `key`: when the team's stream already
+    /// has an event added with this key (a redelivered message), that event is returned and
+    /// nothing is added.
+    async fn create_trigger_event_once(
+        &self,
+        team: TeamId,
+        resource: &str,
+        version: &serde_json::Value,
+        key: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<TriggerEvent>;
 

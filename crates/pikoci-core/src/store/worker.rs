@@ -13,6 +13,10 @@ pub struct WorkerHeartbeat {
     pub team_id: Option<TeamId>,
     /// Its tags.
     pub tags: Vec<String>,
+    /// It runs only jobs with tags, all of them among its own (`--exclusive-tags`).
+    pub exclusive: bool,
+    /// It takes no new work (shutting down).
+    pub draining: bool,
     /// How many builds it runs at once.
     pub slots: u32,
     /// How many builds it runs now.
@@ -34,6 +38,10 @@ pub struct Worker {
     pub team_id: Option<TeamId>,
     /// Its tags.
     pub tags: Vec<String>,
+    /// It runs only jobs with tags, all of them among its own.
+    pub exclusive: bool,
+    /// It said at its last heartbeat that it takes no new work.
+    pub draining: bool,
     /// How many builds it runs at once.
     pub slots: u32,
     /// How many builds it ran at its last heartbeat.

@@ -5,6 +5,7 @@
 //! [`Migrator::migrations`]; never edit a migration that has shipped.
 
 mod m0001_initial;
+mod m0002_dispatch;
 
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
@@ -16,7 +17,10 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_dispatch::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

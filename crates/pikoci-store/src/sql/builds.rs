@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use pikoci_core::store::{
     Build, BuildFilter, BuildId, BuildNumber, BuildStatus, BuildStep, BuildTransition, JobId,
-    NewBuild, StoreError, StoreResult,
+    NewBuild, StepStatus, StoreError, StoreResult,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -328,15 +328,16 @@ pub(super) async fn record_step(
             .context(context)?;
         match existing {
             Some(row) => {
-                let started_at = step.started_at.map(ms).or(row.started_at);
-                let finished_at = step.finished_at.map(ms).or(row.finished_at);
-                let mut row = row.into_active_model();
-                row.name = Set(step.name.clone());
-                row.kind = Set(step.kind.clone());
-                row.status = Set(step.status.as_str().to_owned());
-                row.started_at = Set(started_at);
-                row.finished_at = Set(finished_at);
-                row.update(&txn).await.context(context)?;
+                let merged = merge_step(&row, step);
+                if merged != row {
+                    let mut active = row.into_active_model();
+                    active.name = Set(merged.name);
+                    active.kind = Set(merged.kind);
+                    active.status = Set(merged.status);
+                    active.started_at = Set(merged.started_at);
+                    active.finished_at = Set(merged.finished_at);
+                    active.update(&txn).await.context(context)?;
+                }
             }
             None => {
                 build_step::ActiveModel {
@@ -358,6 +359,31 @@ pub(super) async fn record_step(
         txn.commit().await.context(context)
     })
     .await
+}
+
+/// What a stored step becomes with a new report: a finished step keeps its first final
+/// status and finish time (a redelivered or late `started` never moves it back), missing
+/// times, names and kinds are filled in.
+fn merge_step(row: &build_step::Model, step: &BuildStep) -> build_step::Model {
+    let finished = row.status != StepStatus::Started.as_str();
+    let keep_or = |stored: &String, new: &String| {
+        if new.is_empty() {
+            stored.clone()
+        } else if stored.is_empty() || !finished {
+            new.clone()
+        } else {
+            stored.clone()
+        }
+    };
+    let mut merged = row.clone();
+    merged.name = keep_or(&row.name, &step.name);
+    merged.kind = keep_or(&row.kind, &step.kind);
+    merged.started_at = row.started_at.or(step.started_at.map(ms));
+    if !finished {
+        merged.status = step.status.as_str().to_owned();
+        merged.finished_at = step.finished_at.map(ms).or(row.finished_at);
+    }
+    merged
 }
 
 pub(super) async fn steps(store: &SqlStore, build_id: BuildId) -> StoreResult<Vec<BuildStep>> {

@@ -280,6 +280,8 @@ pub(crate) fn worker(m: worker::Model) -> StoreResult<Worker> {
         hostname: m.hostname,
         first_seen_at: time(m.first_seen_at),
         last_heartbeat_at: time(m.last_heartbeat_at),
+        exclusive: m.exclusive,
+        draining: m.draining,
     })
 }
 

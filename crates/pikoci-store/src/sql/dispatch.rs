@@ -72,7 +72,9 @@ pub(super) async fn claim_next_pending(
             continue;
         };
         let tags: Vec<String> = from_json(&job.tags, "job tags")?;
-        if !tags.iter().all(|tag| request.worker_tags.contains(tag)) {
+        if !tags.iter().all(|tag| request.worker_tags.contains(tag))
+            || (request.exclusive && tags.is_empty())
+        {
             continue;
         }
         let claimed = retrying(false, || async {

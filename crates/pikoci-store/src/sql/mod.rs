@@ -2,6 +2,7 @@
 //! in its own module as functions taking the store; this module holds the connection, the
 //! transaction and retry rules, and the trait implementation that routes to those functions.
 
+mod approvals;
 mod builds;
 mod convert;
 mod dispatch;
@@ -302,6 +303,14 @@ impl Store for SqlStore {
         Ok(versions::list(self, resource, None, 1).await?.pop())
     }
 
+    async fn find_version(
+        &self,
+        resource: ResourceId,
+        version: &serde_json::Value,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        versions::find(self, resource, version).await
+    }
+
     async fn passed_versions(&self, query: &PassedQuery) -> StoreResult<Vec<ResourceVersion>> {
         versions::passed(self, query).await
     }
@@ -371,6 +380,19 @@ impl Store for SqlStore {
         versions::build_versions(self, build).await
     }
 
+    async fn record_approval(
+        &self,
+        build: BuildId,
+        voter: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<ApprovalVote>> {
+        approvals::record(self, build, voter, at).await
+    }
+
+    async fn approval_votes(&self, build: BuildId) -> StoreResult<Vec<ApprovalVote>> {
+        approvals::list(self, build).await
+    }
+
     async fn append_log_chunks(&self, chunks: &[NewLogChunk]) -> StoreResult<()> {
         logs::append(self, chunks).await
     }
@@ -412,6 +434,17 @@ impl Store for SqlStore {
         at: DateTime<Utc>,
     ) -> StoreResult<TriggerEvent> {
         triggers::create(self, team, resource, version, at).await
+    }
+
+    async fn create_trigger_event_once(
+        &self,
+        team: TeamId,
+        resource: &str,
+        version: &serde_json::Value,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TriggerEvent> {
+        triggers::create_once(self, team, resource, version, key, at).await
     }
 
     async fn trigger_events(

@@ -160,6 +160,25 @@ pub(super) async fn by_id(store: &SqlStore, id: VersionId) -> StoreResult<Resour
     convert::version(row)
 }
 
+pub(super) async fn find(
+    store: &SqlStore,
+    resource_id: ResourceId,
+    version: &serde_json::Value,
+) -> StoreResult<Option<ResourceVersion>> {
+    if !version.is_object() {
+        return Ok(None);
+    }
+    let digest = digest(&to_json(&canonical_json(version), "version")?);
+    resource_version::Entity::find()
+        .filter(resource_version::Column::ResourceId.eq(resource_id.0))
+        .filter(resource_version::Column::Digest.eq(digest))
+        .one(store.db())
+        .await
+        .context(|| format!("failed to look up a version of resource {resource_id}"))?
+        .map(convert::version)
+        .transpose()
+}
+
 pub(super) async fn passed(
     store: &SqlStore,
     query: &PassedQuery,

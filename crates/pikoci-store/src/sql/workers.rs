@@ -36,6 +36,8 @@ pub(super) async fn record_heartbeat(
         hostname: Set(hb.hostname.clone()),
         first_seen_at: Set(ms(hb.at)),
         last_heartbeat_at: Set(ms(hb.at)),
+        exclusive: Set(hb.exclusive),
+        draining: Set(hb.draining),
     };
     worker::Entity::insert(row)
         .on_conflict(
@@ -48,6 +50,8 @@ pub(super) async fn record_heartbeat(
                     worker::Column::Version,
                     worker::Column::Hostname,
                     worker::Column::LastHeartbeatAt,
+                    worker::Column::Exclusive,
+                    worker::Column::Draining,
                 ])
                 .to_owned(),
         )

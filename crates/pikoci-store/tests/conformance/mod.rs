@@ -9,6 +9,7 @@ pub(crate) mod logs;
 pub(crate) mod migrations;
 pub(crate) mod pipelines;
 pub(crate) mod resources;
+pub(crate) mod server;
 
 use std::sync::Arc;
 
@@ -90,6 +91,11 @@ macro_rules! conformance_suite {
             concurrency::concurrent_build_creation_numbers_without_gaps,
             logs::log_chunks_are_idempotent_ordered_and_resumable,
             logs::retention_deletes_old_logs_and_builds,
+            server::step_statuses_never_go_back,
+            server::exclusive_workers_skip_untagged_jobs,
+            server::versions_are_found_by_value,
+            server::trigger_events_are_added_once_per_key,
+            server::approvals_count_each_voter_once,
         );
     };
     (@tests $open:path; $($module:ident :: $test:ident),* $(,)?) => {
@@ -223,6 +229,7 @@ pub(crate) fn claim(worker: &str, lease: i64) -> ClaimRequest {
         worker_id: worker.to_owned(),
         worker_tags: Vec::new(),
         teams: TeamScope::All,
+        exclusive: false,
         lease_until: at(lease),
     }
 }

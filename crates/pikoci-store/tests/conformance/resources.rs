@@ -409,6 +409,8 @@ pub(crate) async fn heartbeats_register_and_update_workers(fx: &Fixture) -> anyh
         worker_id: id.to_owned(),
         team_id: None,
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        exclusive: false,
+        draining: false,
         slots: 4,
         running: 1,
         version: "0.1.0".into(),

@@ -1,0 +1,352 @@
+//! Resource checks: due checks are claimed for live workers and sent to them; the server runs
+//! itself the checks that need no worker (the builtin `trigger` type reads the team's trigger
+//! stream; a type without a `check` gets the empty version `{}`). A finished check's new
+//! versions trigger builds.
+//!
+//! The store cannot extend a check's lease, so a check is claimed with a long one
+//! ([`CHECK_LEASE`]): a worker that dies mid-check delays that resource's next check by up to
+//! that long.
+
+use std::time::Duration;
+
+use pikoci_core::ErrorKind;
+use pikoci_core::protocol::{self, AssignCheck, CheckRef, CheckSnapshot, Envelope, Message};
+use pikoci_core::store::{
+    CheckClaim, CheckRecord, ClaimedCheck, NewVersion, ResourceVersion, StoreResult,
+    StoredPipeline, StoredResource, TriggerEventId,
+};
+
+use crate::Server;
+use crate::dispatch::Candidate;
+use crate::state::lock;
+
+/// How long a worker holds a check it was given.
+pub const CHECK_LEASE: Duration = Duration::from_secs(5 * 60);
+
+/// The name of the builtin resource type whose checks read trigger streams.
+const TRIGGER_TYPE: &str = "trigger";
+
+/// How many trigger events one check turns into versions at most.
+const MAX_TRIGGER_EVENTS: usize = 1000;
+
+/// Who runs a check.
+enum CheckRunner {
+    /// A worker (the type has a `check`).
+    Worker,
+    /// The server reads the team's trigger stream.
+    TriggerStream,
+    /// The type has no check: the server stores `{}`.
+    Empty,
+}
+
+fn check_runner(pipeline: &StoredPipeline, resource: &StoredResource) -> Option<CheckRunner> {
+    let resource_type = pipeline.model.resource_type(&resource.model.type_name)?;
+    Some(match &resource_type.check {
+        Some(_) => CheckRunner::Worker,
+        None if resource_type.name == TRIGGER_TYPE && resource_type.push.is_none() => {
+            CheckRunner::TriggerStream
+        }
+        None => CheckRunner::Empty,
+    })
+}
+
+impl Server {
+    /// Claims due checks for each live worker, up to as many in flight as it has slots.
+    pub(crate) async fn assign_checks(&self, candidates: &[Candidate]) -> StoreResult<()> {
+        let lease = chrono::Duration::from_std(CHECK_LEASE).unwrap_or_default();
+        let mut order: Vec<&Candidate> = candidates.iter().collect();
+        order.sort_by_key(|c| c.active);
+        for candidate in order {
+            let worker = &candidate.worker;
+            loop {
+                let in_flight = lock(&self.inner.runtime.checks)
+                    .get(&worker.worker_id)
+                    .map_or(0, |checks| checks.len());
+                if in_flight >= worker.slots.max(1) as usize {
+                    break;
+                }
+                let now = self.now();
+                let claimed = self
+                    .inner
+                    .store
+                    .claim_due_check(&CheckClaim {
+                        worker_id: worker.worker_id.clone(),
+                        worker_tags: worker.tags.clone(),
+                        teams: candidate.teams.clone(),
+                        now,
+                        lease_until: now + lease,
+                    })
+                    .await?;
+                let Some(claimed) = claimed else { break };
+                self.start_check(claimed, &worker.worker_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a claimed check on the server, or sends it to `worker`.
+    async fn start_check(&self, claimed: ClaimedCheck, worker: &str) -> StoreResult<()> {
+        let ClaimedCheck { resource, attempt } = claimed;
+        let store = &self.inner.store;
+        let pipeline = store.pipeline_by_id(resource.pipeline_id).await?;
+        let canonical = resource.canonical();
+        let runner = check_runner(&pipeline, &resource);
+        let finish = |error: Option<String>, log: String| CheckRecord {
+            finished_at: self.now(),
+            error,
+            log,
+        };
+        let record = match runner {
+            None => finish(
+                Some(format!(
+                    "resource type \"{}\" of resource {canonical} is not in the pipeline",
+                    resource.model.type_name
+                )),
+                String::new(),
+            ),
+            Some(CheckRunner::TriggerStream) => {
+                let log = self.check_trigger_stream(&pipeline, &resource).await?;
+                finish(None, log)
+            }
+            Some(CheckRunner::Empty) => {
+                if store.latest_version(resource.id).await?.is_none() {
+                    let empty = NewVersion {
+                        version: serde_json::json!({}),
+                        metadata: serde_json::Value::Null,
+                    };
+                    let created = store
+                        .create_versions(resource.id, &[empty], self.now())
+                        .await?;
+                    self.trigger_from_versions(&resource, &created).await?;
+                }
+                finish(
+                    None,
+                    format!(
+                        "resource type \"{}\" has no check: builds get the empty version {{}}\n",
+                        resource.model.type_name
+                    ),
+                )
+            }
+            Some(CheckRunner::Worker) => {
+                return self.send_check(&pipeline, resource, attempt, worker).await;
+            }
+        };
+        self.finish_check(&resource, attempt, record).await
+    }
+
+    /// Sends a check to a worker; a check that cannot be sent is finished with the error.
+    async fn send_check(
+        &self,
+        pipeline: &StoredPipeline,
+        resource: StoredResource,
+        attempt: u32,
+        worker: &str,
+    ) -> StoreResult<()> {
+        let canonical = resource.canonical();
+        let team = self.inner.store.team_by_id(pipeline.team_id).await?;
+        let newest = self.inner.store.latest_version(resource.id).await?;
+        let check = CheckRef {
+            resource_id: resource.id,
+            attempt,
+        };
+        let lease_until = resource
+            .check_lease
+            .as_ref()
+            .map_or_else(|| self.now(), |lease| lease.expires_at);
+        let message = Message::AssignCheck(Box::new(AssignCheck {
+            check,
+            lease_until_ms: protocol::to_ms(lease_until),
+            snapshot: CheckSnapshot {
+                team: team.name,
+                pipeline_id: pipeline.id,
+                pipeline: pipeline.name.clone(),
+                resource: canonical.clone(),
+                model: CheckSnapshot::prune(&pipeline.model, &canonical),
+                newest: newest.map(|v| v.version),
+            },
+        }));
+        match self.send(worker, message).await {
+            Ok(()) => {
+                tracing::debug!(resource = %canonical, attempt, worker, "check assigned");
+                lock(&self.inner.runtime.checks)
+                    .entry(worker.to_owned())
+                    .or_default()
+                    .insert(check, self.now());
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(resource = %canonical, worker, %error, "a check could not be sent");
+                let record = CheckRecord {
+                    finished_at: self.now(),
+                    error: Some(error),
+                    log: String::new(),
+                };
+                self.finish_check(&resource, attempt, record).await
+            }
+        }
+    }
+
+    /// Finishes a check; a stale one (claimed again since) changes nothing.
+    async fn finish_check(
+        &self,
+        resource: &StoredResource,
+        attempt: u32,
+        record: CheckRecord,
+    ) -> StoreResult<()> {
+        match self
+            .inner
+            .store
+            .finish_check(resource.id, attempt, record)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(err) if matches!(err.kind(), ErrorKind::Conflict | ErrorKind::NotFound) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A check of a `trigger` resource: the events of the team's stream since the newest one
+    /// seen become versions (the event's payload plus its `trigger_id`). The first check takes
+    /// the events since the resource was created, not the stream's whole history.
+    async fn check_trigger_stream(
+        &self,
+        pipeline: &StoredPipeline,
+        resource: &StoredResource,
+    ) -> StoreResult<String> {
+        let store = &self.inner.store;
+        let canonical = resource.canonical();
+        let newest = store.latest_version(resource.id).await?;
+        let mut after = newest
+            .as_ref()
+            .and_then(|v| v.version.get("trigger_id"))
+            .and_then(serde_json::Value::as_i64)
+            .map(TriggerEventId);
+        let mut found = Vec::new();
+        loop {
+            let page = store
+                .trigger_events(pipeline.team_id, &canonical, after, 500)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            let full = page.len() == 500;
+            for event in page {
+                if newest.is_none() && event.created_at < resource.created_at {
+                    continue;
+                }
+                let mut version = match event.version {
+                    serde_json::Value::Object(map) => map,
+                    _ => serde_json::Map::new(),
+                };
+                version.insert("trigger_id".into(), event.id.0.into());
+                found.push(NewVersion {
+                    version: serde_json::Value::Object(version),
+                    metadata: serde_json::Value::Null,
+                });
+            }
+            if !full || found.len() >= MAX_TRIGGER_EVENTS {
+                break;
+            }
+        }
+        let count = found.len();
+        let created = store
+            .create_versions(resource.id, &found, self.now())
+            .await?;
+        self.trigger_from_versions(resource, &created).await?;
+        Ok(format!("{count} new trigger event(s) on {canonical}\n"))
+    }
+
+    /// A worker finished a check: its versions are stored (new ones trigger builds), then the
+    /// check is released. A check that is no longer the worker's changes nothing.
+    pub(crate) async fn on_check_finished(
+        &self,
+        envelope: &Envelope,
+        check: CheckRef,
+        versions: &[serde_json::Value],
+        error: Option<String>,
+        log: String,
+    ) -> StoreResult<()> {
+        if let Some(checks) = lock(&self.inner.runtime.checks).get_mut(&envelope.sender) {
+            checks.remove(&check);
+        }
+        let store = &self.inner.store;
+        let resource = match store.resource_by_id(check.resource_id).await {
+            Ok(resource) => resource,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let held = resource.check_lease.as_ref().is_some_and(|lease| {
+            lease.attempt == check.attempt && lease.worker_id == envelope.sender
+        });
+        if !held {
+            tracing::debug!(resource = %resource.canonical(), attempt = check.attempt, "ignoring a stale check result");
+            return Ok(());
+        }
+        let mut error = error;
+        if error.is_none() {
+            let objects: Vec<NewVersion> = versions
+                .iter()
+                .filter(|v| v.is_object())
+                .map(|version| NewVersion {
+                    version: version.clone(),
+                    metadata: serde_json::Value::Null,
+                })
+                .collect();
+            if objects.len() != versions.len() {
+                error = Some(format!(
+                    "the check printed {} version(s) that are not JSON objects; they were ignored",
+                    versions.len() - objects.len()
+                ));
+            }
+            let created: Vec<ResourceVersion> = store
+                .create_versions(resource.id, &objects, self.now())
+                .await?;
+            if !created.is_empty() {
+                tracing::info!(resource = %resource.canonical(), new = created.len(), "new versions");
+            }
+            self.trigger_from_versions(&resource, &created).await?;
+        }
+        let record = CheckRecord {
+            finished_at: self.now(),
+            error,
+            log,
+        };
+        self.finish_check(&resource, check.attempt, record).await
+    }
+
+    /// A worker refused a check: it is released with the reason and due again at once.
+    pub(crate) async fn on_check_rejected(
+        &self,
+        envelope: &Envelope,
+        check: CheckRef,
+        reason: &str,
+    ) -> StoreResult<()> {
+        if let Some(checks) = lock(&self.inner.runtime.checks).get_mut(&envelope.sender) {
+            checks.remove(&check);
+        }
+        let store = &self.inner.store;
+        let resource = match store.resource_by_id(check.resource_id).await {
+            Ok(resource) => resource,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let held = resource.check_lease.as_ref().is_some_and(|lease| {
+            lease.attempt == check.attempt && lease.worker_id == envelope.sender
+        });
+        if !held {
+            return Ok(());
+        }
+        let record = CheckRecord {
+            finished_at: self.now(),
+            error: Some(format!(
+                "worker \"{}\" did not run the check: {reason}",
+                envelope.sender
+            )),
+            log: String::new(),
+        };
+        self.finish_check(&resource, check.attempt, record).await?;
+        store.request_check(resource.id, self.now()).await?;
+        self.cool_down(&envelope.sender);
+        self.wake_dispatcher();
+        Ok(())
+    }
+}

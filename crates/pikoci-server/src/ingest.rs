@@ -1,0 +1,223 @@
+//! The consumers of `pikoci.events` and `pikoci.heartbeats`: decode every delivery, hand it to
+//! its handler, and settle it. A message that cannot be understood (malformed, an unknown type,
+//! a newer protocol version) is logged and acked: it would fail the same way every time. A
+//! message is acked only once the store has what it says; a store error nacks it (redelivered
+//! after a pause), and a message that failed [`MAX_FAILURES`] times is dropped with an error log
+//! so that it cannot block its topic forever.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use pikoci_core::broker::{Delivery, Subscription};
+use pikoci_core::protocol::{self, Decoded, Envelope, Message, topics};
+use pikoci_core::store::StoreResult;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::{Consumer, lock};
+use crate::{Server, ServerError, ServerResult};
+
+/// How many times one message may fail before it is dropped.
+const MAX_FAILURES: u32 = 20;
+
+/// The longest pause after a failure (store or broker) before going on.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Subscribes both topics, then spawns the consumers and the dispatcher.
+pub(crate) async fn start(
+    server: &Server,
+    shutdown: CancellationToken,
+) -> ServerResult<tokio::task::JoinSet<()>> {
+    let broker = &server.inner.broker;
+    let subscribe = |topic: &'static str| async move {
+        broker
+            .subscribe(topic, topics::SERVER_GROUP)
+            .await
+            .map_err(|err| {
+                ServerError::new(
+                    err.kind(),
+                    format!("failed to subscribe to topic \"{topic}\": {err}"),
+                )
+            })
+    };
+    let events = subscribe(topics::EVENTS).await?;
+    let heartbeats = subscribe(topics::HEARTBEATS).await?;
+    let now = server.now();
+    let runtime = &server.inner.runtime;
+    runtime.set_health(Consumer::Events, true, now);
+    runtime.set_health(Consumer::Heartbeats, true, now);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(consume(
+        server.clone(),
+        Consumer::Heartbeats,
+        heartbeats,
+        shutdown.child_token(),
+    ));
+    tasks.spawn(consume(
+        server.clone(),
+        Consumer::Events,
+        events,
+        shutdown.child_token(),
+    ));
+    tasks.spawn(crate::dispatch::run(server.clone(), shutdown.child_token()));
+    tracing::info!(server = %server.inner.config.server_id, "server loops started");
+    Ok(tasks)
+}
+
+fn topic_of(consumer: Consumer) -> &'static str {
+    match consumer {
+        Consumer::Events => topics::EVENTS,
+        Consumer::Heartbeats => topics::HEARTBEATS,
+    }
+}
+
+/// Reads one subscription until shutdown, subscribing again when it fails.
+async fn consume(
+    server: Server,
+    consumer: Consumer,
+    mut subscription: Subscription,
+    shutdown: CancellationToken,
+) {
+    let topic = topic_of(consumer);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = subscription.next() => next,
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                if server.settle(consumer, delivery).await {
+                    backoff = Duration::from_millis(100);
+                } else if !pause(&shutdown, &mut backoff).await {
+                    return;
+                }
+            }
+            failure => {
+                let error = match failure {
+                    Some(Err(err)) => err.to_string(),
+                    _ => "the subscription ended".to_owned(),
+                };
+                tracing::warn!(topic, %error, "lost the subscription; subscribing again");
+                server
+                    .inner
+                    .runtime
+                    .set_health(consumer, false, server.now());
+                subscription = loop {
+                    if !pause(&shutdown, &mut backoff).await {
+                        return;
+                    }
+                    match server
+                        .inner
+                        .broker
+                        .subscribe(topic, topics::SERVER_GROUP)
+                        .await
+                    {
+                        Ok(subscription) => break subscription,
+                        Err(err) => {
+                            tracing::warn!(topic, error = %err, "failed to subscribe again")
+                        }
+                    }
+                };
+                server
+                    .inner
+                    .runtime
+                    .set_health(consumer, true, server.now());
+            }
+        }
+    }
+}
+
+/// Sleeps `backoff` (then doubles it, up to [`MAX_BACKOFF`]); false on shutdown.
+async fn pause(shutdown: &CancellationToken, backoff: &mut Duration) -> bool {
+    let sleep = *backoff;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep(sleep) => true,
+    }
+}
+
+impl Server {
+    /// Handles one delivery and settles it; false when it was given back (a store error).
+    async fn settle(&self, consumer: Consumer, delivery: Delivery) -> bool {
+        let topic = topic_of(consumer);
+        let (payload, pending) = delivery.into_parts();
+        let envelope = match protocol::decode(&payload) {
+            Ok(Decoded::Message(envelope)) => envelope,
+            Ok(Decoded::Unknown { type_name, sender }) => {
+                tracing::warn!(topic, r#type = %type_name, %sender, "ignoring a message of an unknown type (a newer worker?)");
+                ack(pending).await;
+                return true;
+            }
+            Ok(Decoded::Newer {
+                version,
+                type_name,
+                sender,
+            }) => {
+                tracing::warn!(topic, version, r#type = %type_name, %sender, "ignoring a message of a newer protocol version: upgrade this server");
+                ack(pending).await;
+                return true;
+            }
+            Err(err) => {
+                tracing::warn!(topic, error = %err, "ignoring a malformed message");
+                ack(pending).await;
+                return true;
+            }
+        };
+        let outcome = self.handle(&envelope).await;
+        let runtime = &self.inner.runtime;
+        match outcome {
+            Ok(()) => {
+                runtime.set_health(consumer, true, self.now());
+                lock(&runtime.failures).remove(&envelope.msg_id);
+                ack(pending).await;
+                true
+            }
+            Err(err) => {
+                runtime.set_health(consumer, false, self.now());
+                let failures = {
+                    let mut failures = lock(&runtime.failures);
+                    if failures.len() > 10_000 {
+                        failures.clear();
+                    }
+                    let count = failures.entry(envelope.msg_id.clone()).or_insert(0);
+                    *count += 1;
+                    *count
+                };
+                if failures >= MAX_FAILURES {
+                    tracing::error!(topic, msg_id = %envelope.msg_id, r#type = envelope.message.type_name(), sender = %envelope.sender, error = %err, failures, "dropping a message that keeps failing");
+                    lock(&runtime.failures).remove(&envelope.msg_id);
+                    ack(pending).await;
+                } else {
+                    tracing::warn!(topic, msg_id = %envelope.msg_id, r#type = envelope.message.type_name(), error = %err, "a message could not be handled; it will be delivered again");
+                    if let Err(err) = pending.nack().await {
+                        tracing::warn!(topic, error = %err, "failed to give a message back");
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Routes a message to its handler. Messages meant for workers are ignored.
+    async fn handle(&self, envelope: &Envelope) -> StoreResult<()> {
+        match &envelope.message {
+            Message::Heartbeat(heartbeat) => self.on_heartbeat(envelope, heartbeat).await,
+            Message::Assign(_)
+            | Message::AssignCheck(_)
+            | Message::Cancel { .. }
+            | Message::Abort { .. }
+            | Message::Leases { .. } => {
+                tracing::warn!(r#type = envelope.message.type_name(), sender = %envelope.sender, "ignoring a message meant for workers");
+                Ok(())
+            }
+            _ => self.on_event(envelope).await,
+        }
+    }
+}
+
+async fn ack(pending: pikoci_core::broker::Pending) {
+    if let Err(err) = pending.ack().await {
+        tracing::warn!(error = %err, "failed to ack a message");
+    }
+}

@@ -1,0 +1,308 @@
+//! What people ask of builds: manual triggers, cancels, retries, approvals.
+
+use std::collections::BTreeMap;
+
+use pikoci_core::ErrorKind;
+use pikoci_core::TriggerKind;
+use pikoci_core::protocol::{BuildRef, Message, WorkRef};
+use pikoci_core::store::{
+    Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId, VersionUse,
+};
+
+use crate::scheduling::{BuildRequest, CreateError, distinct_gets};
+use crate::state::{PendingCancel, lock};
+use crate::{Server, ServerError, ServerResult};
+
+impl Server {
+    /// `trigger_job`: a manual build, with every problem of its inputs and versions listed.
+    pub(crate) async fn trigger_manually(
+        &self,
+        job_id: JobId,
+        given: BTreeMap<String, String>,
+    ) -> ServerResult<Build> {
+        let store = &self.inner.store;
+        let job = store.job_by_id(job_id).await?;
+        let pipeline = store.pipeline_by_id(job.pipeline_id).await?;
+        if pipeline.paused {
+            return Err(ServerError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "pipeline \"{}\" is paused: unpause it to trigger job \"{}\"",
+                    pipeline.name, job.name
+                ),
+            ));
+        }
+        if job.paused {
+            return Err(ServerError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "job \"{}\" is paused: unpause it to trigger builds",
+                    job.name
+                ),
+            ));
+        }
+        let mut problems = Vec::new();
+        let inputs = match job.model.resolve_inputs(&given, TriggerKind::Manual) {
+            Ok(inputs) => inputs,
+            Err(found) => {
+                problems.extend(found);
+                BTreeMap::new()
+            }
+        };
+        // A manual build's trigger is the pin of its first get, when there is one.
+        let mut trigger = None;
+        if let Some(first) = distinct_gets(&job).first()
+            && let Ok(resource) = store.resource(pipeline.id, &first.resource).await
+        {
+            trigger = resource.pinned_version.map(|version_id| BuildTrigger {
+                resource_id: resource.id,
+                version_id,
+            });
+        }
+        let request = BuildRequest {
+            pipeline: &pipeline,
+            job: &job,
+            trigger,
+            inputs,
+        };
+        let created = if problems.is_empty() {
+            self.create_build(request).await
+        } else {
+            // Still look at the versions, to list their problems too.
+            match self.check_versions(request).await {
+                Ok(()) => Err(CreateError::Problems(Vec::new())),
+                Err(err) => Err(err),
+            }
+        };
+        match created {
+            Ok(build) => Ok(build),
+            Err(CreateError::Problems(more)) => {
+                problems.extend(more);
+                let list: Vec<String> = problems.iter().map(|p| format!("- {p}")).collect();
+                Err(ServerError::new(
+                    ErrorKind::InvalidInput,
+                    format!("cannot trigger job \"{}\":\n{}", job.name, list.join("\n")),
+                ))
+            }
+            Err(CreateError::Store(err)) => Err(err.into()),
+        }
+    }
+
+    /// The problems of a build's versions, without creating it.
+    async fn check_versions(&self, request: BuildRequest<'_>) -> Result<(), CreateError> {
+        let jobs = self.inner.store.jobs(request.pipeline.id).await?;
+        let mut problems = Vec::new();
+        for get in distinct_gets(request.job) {
+            if let Err(problem) = self
+                .resolve_get(request.pipeline, get, request.trigger, &jobs)
+                .await?
+            {
+                problems.push(problem);
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CreateError::Problems(problems))
+        }
+    }
+
+    /// Cancels a build: a pending or waiting one (or one assigned and not confirmed yet) at
+    /// once, a running one through its worker, which has `cancel_grace` to report it.
+    pub(crate) async fn cancel(&self, id: BuildId, reason: Option<String>) -> ServerResult<Build> {
+        let store = &self.inner.store;
+        // A status that changes under us is read again (a few times, then it is a conflict).
+        for _ in 0..5 {
+            let build = store.build(id).await?;
+            let attempt = build.dispatch.attempt;
+            match build.status {
+                BuildStatus::Pending | BuildStatus::WaitingForApproval | BuildStatus::Assigned => {
+                    let moved = store
+                        .transition_build(&BuildTransition {
+                            build_id: id,
+                            from: vec![build.status],
+                            to: BuildStatus::Cancelled,
+                            attempt: Some(attempt),
+                            error: reason.clone(),
+                            at: self.now(),
+                        })
+                        .await;
+                    match moved {
+                        Ok(cancelled) => {
+                            lock(&self.inner.runtime.reasons).remove(&id);
+                            if let Some(worker) = &build.dispatch.worker_id
+                                && build.status == BuildStatus::Assigned
+                            {
+                                let work = WorkRef::Build(BuildRef {
+                                    build_id: id,
+                                    attempt,
+                                });
+                                self.abort(worker, work, "the build was cancelled".into())
+                                    .await;
+                            }
+                            tracing::info!(build = %id, "build cancelled");
+                            self.wake_dispatcher();
+                            return Ok(cancelled);
+                        }
+                        Err(err) if err.kind() == ErrorKind::Conflict => continue,
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+                BuildStatus::Started => {
+                    let Some(worker) = build.dispatch.worker_id.clone() else {
+                        return Err(ServerError::new(
+                            ErrorKind::Internal,
+                            format!("build {id} is started but has no worker"),
+                        ));
+                    };
+                    let grace = chrono::Duration::from_std(self.inner.config.cancel_grace)
+                        .unwrap_or_default();
+                    let deadline = self.now() + grace;
+                    {
+                        let mut cancels = lock(&self.inner.runtime.cancels);
+                        let entry = cancels.entry(id).or_insert(PendingCancel {
+                            attempt,
+                            worker: worker.clone(),
+                            deadline,
+                        });
+                        if entry.attempt != attempt {
+                            *entry = PendingCancel {
+                                attempt,
+                                worker: worker.clone(),
+                                deadline,
+                            };
+                        }
+                    }
+                    tracing::info!(build = %id, %worker, "asking a worker to cancel a build");
+                    let build_ref = BuildRef {
+                        build_id: id,
+                        attempt,
+                    };
+                    self.send_or_warn(&worker, Message::Cancel { build: build_ref })
+                        .await;
+                    return Ok(build);
+                }
+                status => {
+                    return Err(ServerError::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "build {} already finished ({status}): nothing to cancel",
+                            build.number
+                        ),
+                    ));
+                }
+            }
+        }
+        Err(ServerError::new(
+            ErrorKind::Conflict,
+            format!("build {id} kept changing while it was being cancelled: try again"),
+        ))
+    }
+
+    /// A retry of a finished build, with the versions its gets used.
+    pub(crate) async fn retry(&self, id: BuildId) -> ServerResult<Build> {
+        let store = &self.inner.store;
+        let retry = store.retry_build(id, self.now()).await?;
+        let used: Vec<_> = store
+            .build_versions(id)
+            .await?
+            .into_iter()
+            .filter(|v| v.usage == VersionUse::Get)
+            .collect();
+        store.record_build_versions(retry.id, &used).await?;
+        tracing::info!(build = %retry.id, of = %id, number = %retry.number, "build retried");
+        self.wake_dispatcher();
+        Ok(retry)
+    }
+
+    /// Records an approval; the build becomes pending with enough distinct approvers.
+    pub(crate) async fn approve(&self, id: BuildId, user: &str) -> ServerResult<Build> {
+        let store = &self.inner.store;
+        let build = store.build(id).await?;
+        if build.status != BuildStatus::WaitingForApproval {
+            return Err(not_waiting(&build));
+        }
+        let job = store.job_by_id(build.job_id).await?;
+        let needed = job
+            .model
+            .approval
+            .as_ref()
+            .map_or(1, |approval| approval.approvals.max(1));
+        let votes = match store.record_approval(id, user, self.now()).await {
+            Ok(votes) => votes,
+            Err(err) if err.kind() == ErrorKind::Conflict => {
+                return Err(not_waiting(&store.build(id).await?));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if (votes.len() as u64) < u64::from(needed) {
+            tracing::info!(build = %id, user, votes = votes.len(), needed, "approval recorded");
+            return Ok(store.build(id).await?);
+        }
+        let moved = store
+            .transition_build(&BuildTransition {
+                build_id: id,
+                from: vec![BuildStatus::WaitingForApproval],
+                to: BuildStatus::Pending,
+                attempt: None,
+                error: None,
+                at: self.now(),
+            })
+            .await;
+        match moved {
+            Ok(build) => {
+                tracing::info!(build = %id, user, "build approved");
+                self.wake_dispatcher();
+                Ok(build)
+            }
+            // Approved by another vote at the same time.
+            Err(err) if err.kind() == ErrorKind::Conflict => Ok(store.build(id).await?),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Rejects a build waiting for approval: cancelled, with who and why.
+    pub(crate) async fn reject(
+        &self,
+        id: BuildId,
+        user: &str,
+        reason: &str,
+    ) -> ServerResult<Build> {
+        let store = &self.inner.store;
+        let error = if reason.trim().is_empty() {
+            format!("rejected by {user}")
+        } else {
+            format!("rejected by {user}: {}", reason.trim())
+        };
+        let moved = store
+            .transition_build(&BuildTransition {
+                build_id: id,
+                from: vec![BuildStatus::WaitingForApproval],
+                to: BuildStatus::Cancelled,
+                attempt: None,
+                error: Some(error),
+                at: self.now(),
+            })
+            .await;
+        match moved {
+            Ok(build) => {
+                tracing::info!(build = %id, user, "build rejected");
+                Ok(build)
+            }
+            Err(err) if err.kind() == ErrorKind::Conflict => {
+                Err(not_waiting(&store.build(id).await?))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+fn not_waiting(build: &Build) -> ServerError {
+    ServerError::new(
+        ErrorKind::Conflict,
+        format!(
+            "build {} is {}, not waiting for approval",
+            build.number, build.status
+        ),
+    )
+}

@@ -1,0 +1,138 @@
+//! What one server keeps in memory between loops: the dispatcher's wake-up, the log
+//! notifications, the reasons pending builds wait, cancels waiting for their worker, checks in
+//! flight per worker, and the health of the event consumers.
+//!
+//! None of it is needed for correctness across servers (the store is the ground truth); it is
+//! lost on restart: a pending cancel's grace timer then never fires (the build finishes or
+//! loses its worker as usual), and reasons are recomputed on the next dispatch round.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+use pikoci_core::protocol::{CheckRef, WorkRef};
+use pikoci_core::store::BuildId;
+use tokio::sync::{Notify, broadcast};
+
+/// Locks a mutex, going on after a panic elsewhere: every critical section is a few map
+/// operations that cannot leave the map half-updated.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How many `(work, worker)` pairs already told to abort are remembered (so a lost worker's
+/// flood of log events gets one `abort`, not one per event).
+const ABORTED_MEMORY: usize = 4096;
+
+/// A cancel sent to a worker, waiting for the build to finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingCancel {
+    /// The attempt the cancel is for.
+    pub(crate) attempt: u32,
+    /// The worker that runs it.
+    pub(crate) worker: String,
+    /// When the worker's time is up: the build is marked cancelled and the worker aborted.
+    pub(crate) deadline: DateTime<Utc>,
+}
+
+/// The two consumers whose health [`Runtime::requeue_allowed`] depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Consumer {
+    /// `pikoci.events`.
+    Events,
+    /// `pikoci.heartbeats`.
+    Heartbeats,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    events: bool,
+    heartbeats: bool,
+    /// Since when both consumers have been healthy without a break.
+    healthy_since: Option<DateTime<Utc>>,
+}
+
+/// The in-memory state of one server.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    /// A unique id of this server process (`boot_id` of what it publishes).
+    pub(crate) boot_id: String,
+    /// Wakes the dispatcher (a stored permit: a wake-up during a round is not lost).
+    pub(crate) wake: Notify,
+    /// Build ids whose log chunks this server stored.
+    pub(crate) logs: broadcast::Sender<BuildId>,
+    /// Why each pending build is not running, as the last dispatch round saw it.
+    pub(crate) reasons: Mutex<HashMap<BuildId, String>>,
+    /// Cancels sent to workers, by build.
+    pub(crate) cancels: Mutex<HashMap<BuildId, PendingCancel>>,
+    /// Checks sent to each worker and not finished yet, with when they were sent.
+    pub(crate) checks: Mutex<HashMap<String, HashMap<CheckRef, DateTime<Utc>>>>,
+    /// Workers that rejected work, left out of dispatch until the time given.
+    pub(crate) cooldown: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Stale work each sender was already told to abort.
+    aborted: Mutex<HashSet<(WorkRef, String)>>,
+    /// Failed handlings of a message, by `msg_id` (a message that keeps failing is dropped).
+    pub(crate) failures: Mutex<HashMap<String, u32>>,
+    health: Mutex<Health>,
+}
+
+impl Runtime {
+    /// A fresh state.
+    pub(crate) fn new() -> Runtime {
+        Runtime {
+            boot_id: uuid::Uuid::now_v7().to_string(),
+            wake: Notify::new(),
+            logs: broadcast::channel(1024).0,
+            reasons: Mutex::new(HashMap::new()),
+            cancels: Mutex::new(HashMap::new()),
+            checks: Mutex::new(HashMap::new()),
+            cooldown: Mutex::new(HashMap::new()),
+            aborted: Mutex::new(HashSet::new()),
+            failures: Mutex::new(HashMap::new()),
+            health: Mutex::new(Health::default()),
+        }
+    }
+
+    /// Records whether a consumer works (it is subscribed and its last message was handled).
+    pub(crate) fn set_health(&self, consumer: Consumer, ok: bool, now: DateTime<Utc>) {
+        let mut health = lock(&self.health);
+        match consumer {
+            Consumer::Events => health.events = ok,
+            Consumer::Heartbeats => health.heartbeats = ok,
+        }
+        if health.events && health.heartbeats {
+            health.healthy_since.get_or_insert(now);
+        } else {
+            health.healthy_since = None;
+        }
+    }
+
+    /// Whether both consumers are subscribed and healthy.
+    pub(crate) fn consumers_healthy(&self) -> bool {
+        let health = lock(&self.health);
+        health.events && health.heartbeats
+    }
+
+    /// Whether lapsed leases may be taken back: the consumers have been healthy for `grace`
+    /// (so that workers had time to heartbeat since the server started or recovered).
+    pub(crate) fn requeue_allowed(&self, now: DateTime<Utc>, grace: std::time::Duration) -> bool {
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        lock(&self.health)
+            .healthy_since
+            .is_some_and(|since| now - since >= grace)
+    }
+
+    /// Whether `sender` should be told to abort `work` (the first time only).
+    pub(crate) fn first_abort(&self, work: WorkRef, sender: &str) -> bool {
+        let mut aborted = lock(&self.aborted);
+        if aborted.len() >= ABORTED_MEMORY {
+            aborted.clear();
+        }
+        aborted.insert((work, sender.to_owned()))
+    }
+
+    /// Wakes the dispatcher.
+    pub(crate) fn poke(&self) {
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,465 @@
+//! A server on the real store (SQLite in memory) and the in-memory broker, and scripted fake
+//! workers that speak the protocol. Tests run on paused tokio time: waits poll with deadlines
+//! in virtual time, so nothing depends on the machine's speed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use pikoci_core::broker::{Broker, Subscription};
+use pikoci_core::protocol::{
+    self, Assign, BuildRef, Decoded, Envelope, Heartbeat, Message, Outcome, WorkRef, topics,
+};
+use pikoci_core::store::{
+    Build, BuildId, BuildStatus, NewVersion, PipelineSpec, ResourceVersion, Store, StoredJob,
+    StoredPipeline, StoredResource, Team,
+};
+use pikoci_pubsub::MemBroker;
+use pikoci_server::{Clock, Server, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// The longest (virtual) time any wait of a test takes before it fails.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(300);
+
+#[derive(Debug)]
+struct NoFetch;
+
+impl pikoci_config::SourceFetcher for NoFetch {
+    fn fetch(&self, url: &str) -> Result<String, String> {
+        Err(format!("tests fetch nothing ({url})"))
+    }
+}
+
+/// A resource type checked by workers and a resource of it, used by most tests.
+pub(crate) const SRC: &str = r#"
+resource_type "src" {
+  check "exec" { path = "true" }
+  pull "exec" { path = "true" }
+}
+resource "src" "app" { check_interval = "@every 1h" }
+"#;
+
+/// A running server with one team (`main`) and one pipeline (`ci`).
+pub(crate) struct Harness {
+    pub(crate) server: Server,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) mem: MemBroker,
+    pub(crate) team: Team,
+    pub(crate) pipeline: StoredPipeline,
+    shutdown: CancellationToken,
+    _tasks: tokio::task::JoinSet<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Harness {
+    /// A server with the default configuration on pipeline `hcl`.
+    pub(crate) async fn start(hcl: &str) -> Harness {
+        Harness::with_config(hcl, ServerConfig::default()).await
+    }
+
+    /// A server with `config` on pipeline `hcl`.
+    pub(crate) async fn with_config(hcl: &str, config: ServerConfig) -> Harness {
+        let store: Arc<dyn Store> = Arc::new(crate::store::BlockingStore::open().await);
+        let file = pikoci_config::SourceFile::from_bytes("pipeline.hcl", hcl.as_bytes().to_vec());
+        let loaded = match pikoci_config::load(&file, &pikoci_config::Vars::new(), &NoFetch) {
+            Ok(loaded) => loaded,
+            Err(diagnostics) => panic!("test pipeline does not load: {diagnostics:?}"),
+        };
+        let clock = Clock::new();
+        let team = store.create_team("main", clock.now()).await.expect("team");
+        let outcome = store
+            .set_pipeline(
+                team.id,
+                PipelineSpec {
+                    name: "ci".into(),
+                    config: hcl.into(),
+                    vars: serde_json::json!({}),
+                    model: loaded.pipeline,
+                },
+                clock.now(),
+            )
+            .await
+            .expect("pipeline");
+        let mem = MemBroker::new();
+        let server = Server::new(store.clone(), Arc::new(mem.clone()), config, clock);
+        let shutdown = CancellationToken::new();
+        let tasks = server.start(shutdown.clone()).await.expect("server starts");
+        Harness {
+            server,
+            store,
+            mem,
+            team,
+            pipeline: outcome.pipeline,
+            shutdown,
+            _tasks: tasks,
+        }
+    }
+
+    pub(crate) async fn job(&self, name: &str) -> StoredJob {
+        self.store.job(self.pipeline.id, name).await.expect("job")
+    }
+
+    pub(crate) async fn resource(&self, canonical: &str) -> StoredResource {
+        let (type_name, name) = canonical.split_once('.').expect("type.name");
+        let reference = pikoci_core::ResourceRef {
+            type_name: type_name.into(),
+            name: name.into(),
+        };
+        self.store
+            .resource(self.pipeline.id, &reference)
+            .await
+            .expect("resource")
+    }
+
+    /// Stores a version of a resource as a check would.
+    pub(crate) async fn add_version(
+        &self,
+        canonical: &str,
+        version: serde_json::Value,
+    ) -> ResourceVersion {
+        let resource = self.resource(canonical).await;
+        let created = self
+            .store
+            .create_versions(
+                resource.id,
+                &[NewVersion {
+                    version,
+                    metadata: serde_json::Value::Null,
+                }],
+                self.server.clock().now(),
+            )
+            .await
+            .expect("version");
+        created.into_iter().next().expect("a new version")
+    }
+
+    /// A worker talking through the server's broker.
+    pub(crate) async fn worker(&self, id: &str) -> FakeWorker {
+        FakeWorker::connect(id, Arc::new(self.mem.clone()), &self.mem).await
+    }
+
+    /// Waits until `pred` holds for the build.
+    pub(crate) async fn wait_build(
+        &self,
+        id: BuildId,
+        what: &str,
+        pred: impl Fn(&Build) -> bool,
+    ) -> Build {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let build = self.store.build(id).await.expect("build");
+            if pred(&build) {
+                return build;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for build {id} to be {what}; it is {build:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the build has `status`.
+    pub(crate) async fn wait_status(&self, id: BuildId, status: BuildStatus) -> Build {
+        self.wait_build(id, status.as_str(), |b| b.status == status)
+            .await
+    }
+
+    /// Waits until `check` holds (an async condition on the store).
+    pub(crate) async fn wait_for<F, Fut>(&self, what: &str, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The builds of a job, oldest first.
+    pub(crate) async fn builds(&self, job: &str) -> Vec<Build> {
+        let job = self.job(job).await;
+        let mut builds = self
+            .store
+            .list_builds(&pikoci_core::store::BuildFilter {
+                job_id: Some(job.id),
+                ..Default::default()
+            })
+            .await
+            .expect("builds");
+        builds.reverse();
+        builds
+    }
+
+    /// A build's whole log, as text.
+    pub(crate) async fn log(&self, id: BuildId) -> String {
+        let chunks = self.store.read_log(id, None, 1000).await.expect("log");
+        chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+            .collect()
+    }
+}
+
+/// A worker scripted by the test.
+pub(crate) struct FakeWorker {
+    pub(crate) id: String,
+    pub(crate) broker: Arc<dyn Broker>,
+    inbox: Subscription,
+    /// What this worker's checks find.
+    pub(crate) check_versions: Vec<serde_json::Value>,
+    /// How many builds it runs at once.
+    pub(crate) slots: u32,
+    /// What its heartbeats say it runs.
+    pub(crate) running: Arc<Mutex<Vec<WorkRef>>>,
+    beating: Option<CancellationToken>,
+}
+
+impl Drop for FakeWorker {
+    fn drop(&mut self) {
+        self.stop_heartbeats();
+    }
+}
+
+/// An envelope from worker `id`.
+pub(crate) fn envelope(id: &str, message: Message) -> Envelope {
+    Envelope {
+        v: protocol::VERSION,
+        msg_id: uuid::Uuid::new_v4().to_string(),
+        sender: id.to_owned(),
+        boot_id: "boot".into(),
+        sent_at_ms: 0,
+        message,
+    }
+}
+
+impl FakeWorker {
+    /// Joins the inbox through `subscribe_to`, publishes through `broker`.
+    pub(crate) async fn connect(
+        id: &str,
+        broker: Arc<dyn Broker>,
+        subscribe_to: &MemBroker,
+    ) -> FakeWorker {
+        let inbox = subscribe_to
+            .subscribe_sole(&topics::worker(id), &topics::worker_group(id))
+            .await
+            .expect("inbox");
+        FakeWorker {
+            id: id.to_owned(),
+            broker,
+            inbox,
+            check_versions: Vec::new(),
+            slots: 2,
+            running: Arc::new(Mutex::new(Vec::new())),
+            beating: None,
+        }
+    }
+
+    /// Heartbeats every 5 s (the first one now) until [`FakeWorker::stop_heartbeats`].
+    pub(crate) fn start_heartbeats(&mut self) {
+        self.stop_heartbeats();
+        let stop = CancellationToken::new();
+        keep_heartbeating(
+            self.broker.clone(),
+            &self.id,
+            self.running.clone(),
+            stop.clone(),
+        );
+        self.beating = Some(stop);
+    }
+
+    /// Goes silent.
+    pub(crate) fn stop_heartbeats(&mut self) {
+        if let Some(stop) = self.beating.take() {
+            stop.cancel();
+        }
+    }
+
+    /// Publishes a message on its topic (heartbeats on theirs, the rest on events); returns
+    /// its `msg_id`.
+    pub(crate) async fn send(&self, message: Message) -> String {
+        let topic = match message {
+            Message::Heartbeat(_) => topics::HEARTBEATS,
+            _ => topics::EVENTS,
+        };
+        let envelope = envelope(&self.id, message);
+        let bytes = envelope.encode().expect("encodes");
+        self.broker.publish(topic, bytes).await.expect("publish");
+        envelope.msg_id
+    }
+
+    /// A heartbeat saying it runs `running`; returns the server's answer: (renewed, lost,
+    /// until_ms).
+    pub(crate) async fn heartbeat(
+        &mut self,
+        running: &[WorkRef],
+    ) -> (Vec<WorkRef>, Vec<WorkRef>, i64) {
+        let id = self
+            .send(heartbeat_message(&self.id, self.slots, running))
+            .await;
+        loop {
+            if let Message::Leases {
+                heartbeat,
+                renewed,
+                lost,
+                until_ms,
+            } = self.recv().await
+                && heartbeat == id
+            {
+                return (renewed, lost, until_ms);
+            }
+        }
+    }
+
+    /// The next message in its inbox.
+    pub(crate) async fn recv(&mut self) -> Message {
+        let next = tokio::time::timeout(DEADLINE, self.inbox.next())
+            .await
+            .unwrap_or_else(|_| panic!("worker {} got nothing", self.id))
+            .expect("inbox open")
+            .expect("delivery");
+        let (payload, pending) = next.into_parts();
+        pending.ack().await.expect("ack");
+        match protocol::decode(&payload).expect("decodes") {
+            Decoded::Message(envelope) => envelope.message,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// The next message that is not a lease answer; checks are answered on the way with
+    /// [`FakeWorker::check_versions`].
+    pub(crate) async fn next_work(&mut self) -> Message {
+        loop {
+            match self.recv().await {
+                Message::Leases { .. } => {}
+                Message::AssignCheck(assign) => {
+                    let finished = Message::CheckFinished {
+                        check: assign.check,
+                        versions: self.check_versions.clone(),
+                        error: None,
+                        log: String::new(),
+                        at_ms: 0,
+                    };
+                    self.send(finished).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The next assignment (anything else is a test failure).
+    pub(crate) async fn expect_assign(&mut self) -> Assign {
+        match self.next_work().await {
+            Message::Assign(assign) => *assign,
+            other => panic!("worker {} expected an assignment, got {other:?}", self.id),
+        }
+    }
+
+    /// Accepts an assignment (its heartbeats list it from now on).
+    pub(crate) async fn accept(&self, build: BuildRef) {
+        self.running
+            .lock()
+            .expect("running")
+            .push(WorkRef::Build(build));
+        self.send(Message::Accepted {
+            work: WorkRef::Build(build),
+        })
+        .await;
+    }
+
+    /// The events of one step: started, one log batch per line, finished.
+    pub(crate) fn step_events(
+        build: BuildRef,
+        step: u32,
+        name: &str,
+        lines: &[&str],
+    ) -> Vec<Message> {
+        let mut events = vec![Message::StepStarted {
+            build,
+            step,
+            parent: None,
+            kind: "task".into(),
+            name: name.into(),
+            at_ms: 1_000 + i64::from(step),
+        }];
+        for (seq, line) in lines.iter().enumerate() {
+            events.push(Message::Log {
+                build,
+                step,
+                seq: seq as u64,
+                text: format!("{line}\n"),
+                at_ms: 1_000,
+            });
+        }
+        events.push(Message::StepFinished {
+            build,
+            step,
+            outcome: Outcome::Succeeded,
+            error: None,
+            at_ms: 2_000 + i64::from(step),
+        });
+        events
+    }
+
+    /// Sends every message of `events`, in order.
+    pub(crate) async fn send_all(&self, events: Vec<Message>) {
+        for event in events {
+            self.send(event).await;
+        }
+    }
+}
+
+/// A heartbeat message of worker `id`.
+pub(crate) fn heartbeat_message(id: &str, slots: u32, running: &[WorkRef]) -> Message {
+    Message::Heartbeat(Heartbeat {
+        worker: id.to_owned(),
+        team: None,
+        tags: Vec::new(),
+        exclusive: false,
+        slots,
+        running: running.to_vec(),
+        draining: false,
+        version: "test".into(),
+        hostname: format!("{id}.test"),
+    })
+}
+
+/// Heartbeats of a worker every 5 s with what `running` holds, until `stop`.
+pub(crate) fn keep_heartbeating(
+    broker: Arc<dyn Broker>,
+    id: &str,
+    running: Arc<Mutex<Vec<WorkRef>>>,
+    stop: CancellationToken,
+) {
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        loop {
+            let now: Vec<WorkRef> = running.lock().expect("running").clone();
+            let bytes = envelope(&id, heartbeat_message(&id, 2, &now))
+                .encode()
+                .expect("encodes");
+            if broker.publish(topics::HEARTBEATS, bytes).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    });
+}
+
+/// The build reference of an assignment.
+pub(crate) fn work(build: BuildRef) -> WorkRef {
+    WorkRef::Build(build)
+}

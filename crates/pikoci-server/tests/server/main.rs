@@ -1,0 +1,9 @@
+//! The server against the real store and the in-memory broker, with scripted fake workers.
+
+mod harness;
+mod store;
+
+mod builds;
+mod delivery;
+mod leases;
+mod triggers;

@@ -1,0 +1,68 @@
+//! Approval votes on builds waiting for approval: one per voter and build.
+
+use chrono::{DateTime, Utc};
+use pikoci_core::store::{ApprovalVote, BuildId, BuildStatus, StoreError, StoreResult};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::SqlStore;
+use super::builds::load;
+use super::convert::{ms, time};
+use crate::entity::approval_vote;
+use crate::error::{Context, db_error};
+
+pub(super) async fn record(
+    store: &SqlStore,
+    build_id: BuildId,
+    voter: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<Vec<ApprovalVote>> {
+    if voter.is_empty() || voter.len() > 255 {
+        return Err(StoreError::invalid_input(format!(
+            "invalid approver name \"{voter}\": it must have 1 to 255 bytes"
+        )));
+    }
+    let build = load(store.db(), build_id).await?;
+    if build.status != BuildStatus::WaitingForApproval {
+        return Err(StoreError::conflict(format!(
+            "build {build_id} is {}, not waiting for approval: the approval was not recorded",
+            build.status
+        )));
+    }
+    let row = approval_vote::ActiveModel {
+        build_id: Set(build_id.0),
+        voter: Set(voter.to_owned()),
+        created_at: Set(ms(at)),
+        ..Default::default()
+    };
+    approval_vote::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([approval_vote::Column::BuildId, approval_vote::Column::Voter])
+                .do_nothing_on([approval_vote::Column::Id])
+                .to_owned(),
+        )
+        .exec_without_returning(store.db())
+        .await
+        .map_err(|err| {
+            db_error(
+                format!("failed to record an approval of build {build_id}"),
+                err,
+            )
+        })?;
+    list(store, build_id).await
+}
+
+pub(super) async fn list(store: &SqlStore, build_id: BuildId) -> StoreResult<Vec<ApprovalVote>> {
+    Ok(approval_vote::Entity::find()
+        .filter(approval_vote::Column::BuildId.eq(build_id.0))
+        .order_by_asc(approval_vote::Column::Id)
+        .all(store.db())
+        .await
+        .context(|| format!("failed to load the approvals of build {build_id}"))?
+        .into_iter()
+        .map(|row| ApprovalVote {
+            voter: row.voter,
+            at: time(row.created_at),
+        })
+        .collect())
+}
