@@ -188,6 +188,7 @@ impl TestApi {
                 worker_id: "w1".to_owned(),
                 worker_tags: Vec::new(),
                 teams: TeamScope::All,
+                exclusive: false,
                 lease_until: at(1000),
             })
             .await
@@ -394,6 +395,8 @@ async fn workers_are_running_or_lost_by_their_last_heartbeat() {
                 worker_id: id.to_owned(),
                 team_id,
                 tags: vec!["linux".to_owned()],
+                exclusive: false,
+                draining: false,
                 slots: 4,
                 running: 1,
                 version: "0.1.0".to_owned(),
