@@ -61,6 +61,11 @@ impl Runner for ProcessRunner {
         output: OutputSink,
         cancel: CancellationToken,
     ) -> RunOutcome {
+        // Stopped before it started (a hook of an aborted build): nothing is started, so
+        // nothing can run even for the instant before the kill.
+        if cancel.is_cancelled() {
+            return RunOutcome::Cancelled;
+        }
         let mut invocation = invocation;
         let containers = container::label(&mut invocation);
         let mut child = match spawn(&invocation).await {

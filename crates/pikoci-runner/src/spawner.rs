@@ -92,7 +92,9 @@ fn die_with_this_process(command: &mut Command) {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
         if nix::unistd::getppid() != parent {
-            return Err(io::Error::from_raw_os_error(nix::errno::Errno::ESRCH as i32));
+            return Err(io::Error::from_raw_os_error(
+                nix::errno::Errno::ESRCH as i32,
+            ));
         }
         Ok(())
     };

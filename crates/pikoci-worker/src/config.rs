@@ -127,10 +127,14 @@ mod tests {
     #[test]
     fn bad_settings_say_what_to_change() {
         assert!(config().check().is_ok());
-        let cases: [(fn(&mut WorkerConfig), &str); 5] = [
+        type Change = fn(&mut WorkerConfig);
+        let cases: [(Change, &str); 5] = [
             (|c| c.id = "a.b".to_owned(), "contains '.'"),
             (|c| c.slots = 0, "at least 1 slot"),
-            (|c| c.exclusive_tags = true, "exclusive tags need at least one tag"),
+            (
+                |c| c.exclusive_tags = true,
+                "exclusive tags need at least one tag",
+            ),
             (
                 |c| c.heartbeat_interval = Duration::ZERO,
                 "heartbeat interval must be longer than 0",

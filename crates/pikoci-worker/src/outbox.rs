@@ -60,7 +60,11 @@ impl Publisher {
     }
 
     /// Publishes `envelope` once; the error says what failed.
-    pub(crate) async fn publish_once(&self, topic: &str, envelope: &Envelope) -> Result<(), String> {
+    pub(crate) async fn publish_once(
+        &self,
+        topic: &str,
+        envelope: &Envelope,
+    ) -> Result<(), String> {
         let bytes = envelope.encode().map_err(|e| e.to_string())?;
         self.broker
             .publish(topic, bytes)
@@ -81,7 +85,7 @@ impl Publisher {
         let bytes = match self.envelope(message).encode() {
             Ok(bytes) => bytes,
             Err(error) => {
-                tracing::error!(topic, message = type_name, %error, "dropping a message that cannot be sent");
+                tracing::error!(topic, kind = type_name, %error, "dropping a message that cannot be sent");
                 return true;
             }
         };
@@ -99,7 +103,7 @@ impl Publisher {
                 Err(error) => {
                     tracing::warn!(
                         topic,
-                        message = type_name,
+                        kind = type_name,
                         error = %error.full_message(),
                         retry_in = ?backoff,
                         "the broker refused a message; retrying"
@@ -153,12 +157,7 @@ impl Outbox {
         tracker: &TaskTracker,
     ) -> (Outbox, tokio::task::JoinHandle<()>) {
         let (items, received) = mpsc::unbounded_channel();
-        let task = tracker.spawn(publish_in_order(
-            publisher,
-            work,
-            received,
-            silence.clone(),
-        ));
+        let task = tracker.spawn(publish_in_order(publisher, work, received, silence.clone()));
         (Outbox { items, silence }, task)
     }
 
@@ -337,7 +336,9 @@ impl LogBatcher {
     /// Every pending batch, step by step.
     pub(crate) fn flush_all(&mut self, at: SystemTime) -> Vec<Message> {
         let ids: Vec<StepId> = self.steps.keys().copied().collect();
-        ids.into_iter().filter_map(|id| self.flush(id, at)).collect()
+        ids.into_iter()
+            .filter_map(|id| self.flush(id, at))
+            .collect()
     }
 
     fn flush(&mut self, id: StepId, at: SystemTime) -> Option<Message> {
@@ -383,7 +384,11 @@ impl LogBatcher {
             rest = &rest[cut..];
             out.extend(self.flush(id, at));
         }
-        if self.steps.get(&id).is_some_and(|l| l.text.len() >= LOG_BATCH_BYTES) {
+        if self
+            .steps
+            .get(&id)
+            .is_some_and(|l| l.text.len() >= LOG_BATCH_BYTES)
+        {
             out.extend(self.flush(id, at));
         }
         out
@@ -470,7 +475,10 @@ mod tests {
         );
         assert_eq!(
             logs(&end),
-            [(0, 1, "late\n".to_owned()), (1, 0, "other step\n".to_owned())]
+            [
+                (0, 1, "late\n".to_owned()),
+                (1, 0, "other step\n".to_owned())
+            ]
         );
         assert!(matches!(end.last(), Some(Message::BuildFinished { .. })));
     }
@@ -479,7 +487,9 @@ mod tests {
     fn batches_stay_under_the_limit_and_join_to_the_exact_output() {
         let mut batcher = LogBatcher::new(build());
         let now = SystemTime::now();
-        let mut lines: Vec<String> = (0..3000).map(|n| format!("line {n} {}", "x".repeat(40))).collect();
+        let mut lines: Vec<String> = (0..3000)
+            .map(|n| format!("line {n} {}", "x".repeat(40)))
+            .collect();
         // A line longer than two batches, with multi-byte characters across the cuts.
         lines.insert(1000, "é".repeat(LOG_BATCH_BYTES + 7));
         let mut published = Vec::new();

@@ -217,7 +217,10 @@ mod tests {
         );
         assert_eq!(
             error.failures().collect::<Vec<_>>(),
-            ["token (secret \"vault\", key \"t\"): unreachable", "a cycle"]
+            [
+                "token (secret \"vault\", key \"t\"): unreachable",
+                "a cycle"
+            ]
         );
         let resolve = ResolveError::from(SecretError::new(ErrorKind::Internal, "a cycle"));
         let described = describe(&Pipeline::default(), "x".to_owned(), &resolve);

@@ -4,12 +4,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pikoci_core::engine::{
-    BuildControl, BuildSpec, CheckResult, CheckSpec, Engine, Event, EventSink, NativeChecks,
-    Runner,
+    BuildControl, BuildSpec, CheckResult, CheckSpec, Engine, Event, EventSink, NativeChecks, Runner,
 };
-use pikoci_core::protocol::{
-    Assign, AssignCheck, MAX_MESSAGE_BYTES, Message, Outcome, WorkRef,
-};
+use pikoci_core::protocol::{Assign, AssignCheck, MAX_MESSAGE_BYTES, Message, Outcome, WorkRef};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -303,7 +300,11 @@ mod tests {
         }
         let text = log.text();
         assert!(text.len() <= CHECK_LOG_BYTES, "{}", text.len());
-        assert!(text.ends_with("line 9999\n"), "{}", &text[text.len() - 20..]);
+        assert!(
+            text.ends_with("line 9999\n"),
+            "{}",
+            &text[text.len() - 20..]
+        );
         assert!(text.starts_with("line "), "whole lines: {}", &text[..20]);
         // One line longer than the limit keeps its end.
         log.emit(line(&"é".repeat(CHECK_LOG_BYTES)));
@@ -318,7 +319,10 @@ mod tests {
             .collect();
         let (kept, log) = fit_check_result(versions, "checked\n".to_owned());
         assert!(kept.len() < 20_000);
-        assert_eq!(kept.last(), Some(&serde_json::json!({"ref": format!("{:0>40}", 19_999)})));
+        assert_eq!(
+            kept.last(),
+            Some(&serde_json::json!({"ref": format!("{:0>40}", 19_999)}))
+        );
         assert!(log.contains("the check found 20000 versions"), "{log}");
         let message = Message::CheckFinished {
             check: pikoci_core::protocol::CheckRef {

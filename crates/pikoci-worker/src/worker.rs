@@ -62,11 +62,9 @@ impl Worker {
     /// more and every work directory it made is removed.
     pub async fn run(self, stop: WorkerStop) -> Result<(), WorkerError> {
         let id = self.config.id.clone();
-        std::fs::create_dir_all(&self.config.work_dir).map_err(|source| {
-            WorkerError::WorkDir {
-                path: self.config.work_dir.clone(),
-                source,
-            }
+        std::fs::create_dir_all(&self.config.work_dir).map_err(|source| WorkerError::WorkDir {
+            path: self.config.work_dir.clone(),
+            source,
         })?;
         let group = topics::worker_group(&id);
         let inbox = subscribe(&*self.broker, &topics::worker(&id), &group).await?;
@@ -231,14 +229,14 @@ impl State {
         match protocol::decode(&payload) {
             Ok(Decoded::Message(envelope)) => self.on_message(envelope.message),
             Ok(Decoded::Unknown { type_name, sender }) => {
-                tracing::warn!(message = %type_name, %sender, "ignoring a message of a type this worker does not know");
+                tracing::warn!(kind = %type_name, %sender, "ignoring a message of a type this worker does not know");
             }
             Ok(Decoded::Newer {
                 version,
                 type_name,
                 sender,
             }) => {
-                tracing::warn!(version, message = %type_name, %sender, "ignoring a message of a newer protocol version: upgrade this worker");
+                tracing::warn!(version, kind = %type_name, %sender, "ignoring a message of a newer protocol version: upgrade this worker");
             }
             Err(error) => tracing::warn!(%error, "ignoring a malformed message"),
         }
@@ -258,7 +256,9 @@ impl State {
                     tracing::info!(build = %build.build_id, attempt = build.attempt, "cancelling build");
                     held.stop.cancel.cancel();
                 }
-                _ => tracing::debug!(build = %build.build_id, "ignoring a cancel of a build this worker does not run"),
+                _ => {
+                    tracing::debug!(build = %build.build_id, "ignoring a cancel of a build this worker does not run")
+                }
             },
             Message::Abort { work, reason } => self.abort(work, &reason),
             Message::Leases {
@@ -268,7 +268,10 @@ impl State {
                 ..
             } => self.on_leases(&heartbeat, &renewed, &lost),
             other => {
-                tracing::debug!(message = other.type_name(), "ignoring a message meant for servers");
+                tracing::debug!(
+                    kind = other.type_name(),
+                    "ignoring a message meant for servers"
+                );
             }
         }
     }
@@ -446,7 +449,10 @@ impl State {
             }
         }
         for work in lost {
-            self.abort(*work, "the server says this work is no longer this worker's");
+            self.abort(
+                *work,
+                "the server says this work is no longer this worker's",
+            );
         }
     }
 
@@ -454,7 +460,9 @@ impl State {
     /// wait, so that the work stops before any server hands it to another worker.
     fn lease_window(&self) -> Duration {
         let config = &self.context.config;
-        config.lease_timeout.saturating_sub(config.heartbeat_interval)
+        config
+            .lease_timeout
+            .saturating_sub(config.heartbeat_interval)
     }
 
     fn next_lease_deadline(&self) -> Option<Instant> {
@@ -477,6 +485,8 @@ impl State {
             .collect();
         for work in expired {
             tracing::warn!(
+                %work,
+                window = ?window,
                 "lease not confirmed by any server for {window:?}: stopping {work} so that it never runs twice"
             );
             if let Some(held) = self.held.get_mut(&work) {
@@ -494,17 +504,20 @@ impl State {
             .filter(|(_, held)| !held.aborted)
             .map(|(work, _)| *work)
             .collect();
-        let envelope = self.context.publisher.envelope(Message::Heartbeat(Heartbeat {
-            worker: config.id.clone(),
-            team: config.team.clone(),
-            tags: config.tags.clone(),
-            exclusive: config.exclusive_tags,
-            slots: config.slots,
-            running,
-            draining: self.draining,
-            version: config.version.clone(),
-            hostname: config.hostname.clone(),
-        }));
+        let envelope = self
+            .context
+            .publisher
+            .envelope(Message::Heartbeat(Heartbeat {
+                worker: config.id.clone(),
+                team: config.team.clone(),
+                tags: config.tags.clone(),
+                exclusive: config.exclusive_tags,
+                slots: config.slots,
+                running,
+                draining: self.draining,
+                version: config.version.clone(),
+                hostname: config.hostname.clone(),
+            }));
         self.sent_heartbeats
             .push_back((envelope.msg_id.clone(), Instant::now()));
         if self.sent_heartbeats.len() > REMEMBERED_HEARTBEATS {
