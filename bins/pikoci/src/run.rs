@@ -8,8 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use pikoci_config::HttpFetcher;
 use pikoci_core::engine::{BuildControl, BuildSpec, Engine, LocalRun, Status};
-use pikoci_core::{Hook, Hooks, Pipeline, Step, StepKind, TriggerKind, VariableValue};
+use pikoci_core::{Hook, Hooks, Pipeline, Step, StepKind, TriggerKind};
 use pikoci_runner::ProcessRunner;
+use pikoci_worker::secrets::SecretLookup;
 
 use crate::output;
 use crate::render::Terminal;
@@ -112,11 +113,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             approval.label
         )
     });
-    let secrets = check_secrets(
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    let secrets = runtime.block_on(check_secrets(
         &local_view(&pipeline, &job_name, &resource_dirs),
         &job_name,
         &root,
-    )?;
+    ))?;
     if let Some(note) = approval_note {
         output::stdout(&note)?;
     }
@@ -133,7 +135,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         work_root: root.clone(),
         cache_root: Some(root.join("cache")),
     };
-    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     let terminal = Arc::new(Terminal::new(&job_name, crate::stdout_color(args.no_color)));
     let status = runtime.block_on(execute(spec, terminal.clone()));
     if let Some(error) = terminal.write_error() {
@@ -241,67 +242,20 @@ fn check_resource_dir(resource: &str, dir: &std::path::Path) -> anyhow::Result<(
 /// Resolves the secret-bound variables the job uses through their secret types, from this
 /// machine (a variable given with --var is no longer secret-bound, so nothing is looked up for
 /// it). Returns what the engine substitutes and masks.
-fn check_secrets(
+async fn check_secrets(
     pipeline: &Pipeline,
     job: &str,
     work_root: &std::path::Path,
 ) -> anyhow::Result<pikoci_core::secrets::ResolvedSecrets> {
-    use pikoci_core::secrets::{ResolveFailure, resolve, used_by_job};
-    use pikoci_secrets::{ExecSource, Registry};
-
-    let used = used_by_job(pipeline, job);
-    if used.is_empty() {
-        return Ok(Default::default());
-    }
-    // Secret types' get commands run in a work directory of their own.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let workdir = work_root.join(format!("secrets-{nanos:x}-{}", std::process::id()));
-    let registry = Registry::builtins().with_exec(ExecSource::new(
-        Arc::new(ProcessRunner::new()),
-        pipeline.runner_types.clone(),
-        &workdir,
-    ));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
-    let result = runtime.block_on(resolve(
-        pipeline,
-        used.iter().map(String::as_str),
-        &registry,
-    ));
-    let _ = std::fs::remove_dir_all(&workdir);
-    let error = match result {
-        Ok(resolved) => return Ok(resolved),
-        Err(error) => error,
-    };
-    let describe = |failure: &ResolveFailure| {
-        let binding = failure.variable.as_ref().and_then(|name| {
-            pipeline
-                .variables
-                .iter()
-                .find(|v| &v.name == name)
-                .and_then(|v| match &v.value {
-                    VariableValue::Secret(secret) => Some(format!(
-                        "{name} (secret \"{}\", key \"{}\")",
-                        secret.secret_type, secret.key
-                    )),
-                    _ => None,
-                })
-        });
-        match binding {
-            Some(binding) => format!("  {binding}: {}", failure.error),
-            None => format!("  {}", failure.error),
-        }
-    };
-    let lines: Vec<String> = error.failures.iter().map(describe).collect();
-    bail!(
-        "cannot look up the secrets job \"{job}\" uses; give a variable's value with --var NAME=VALUE to skip its lookup:\n{}",
-        lines.join("\n")
-    )
+    let lookup = SecretLookup::new(Arc::new(ProcessRunner::new()), work_root);
+    pikoci_worker::secrets::resolve_for_job(pipeline, job, &lookup)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "{}",
+                error.with_hint("give a variable's value with --var NAME=VALUE to skip its lookup")
+            )
+        })
 }
 
 /// The pipeline as a local run of `job` sees it: without what a local run never does (put and

@@ -4,8 +4,10 @@
 //!
 //! Each process runs in its own process group. Cancellation (and the engine's timeouts, which
 //! cancel) kills the whole group, so no grandchild outlives its step; so does the end of the
-//! main process, so a step cannot leave background processes behind. stdout and stderr are read
-//! line by line as they are written and passed on in the order they arrive.
+//! step's main process, so a step cannot leave background processes behind. On Linux a step's
+//! main process is also killed by the kernel when this process dies, even by SIGKILL (see
+//! `spawner`). stdout and stderr are read line by line as they are written and passed on in the
+//! order they arrive.
 //!
 //! A process inherits only part of this process's environment, as its invocation says
 //! ([`Inherit`]): the worker's own configuration never reaches a step.
@@ -17,6 +19,7 @@
 
 mod container;
 pub mod native;
+mod spawner;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,9 +61,14 @@ impl Runner for ProcessRunner {
         output: OutputSink,
         cancel: CancellationToken,
     ) -> RunOutcome {
+        // Stopped before it started (a hook of an aborted build): nothing is started, so
+        // nothing can run even for the instant before the kill.
+        if cancel.is_cancelled() {
+            return RunOutcome::Cancelled;
+        }
         let mut invocation = invocation;
         let containers = container::label(&mut invocation);
-        let mut child = match spawn(&invocation) {
+        let mut child = match spawn(&invocation).await {
             Ok(child) => child,
             Err(err) => {
                 return RunOutcome::SpawnFailed(spawn_error(
@@ -140,7 +148,7 @@ fn spawn_error(message: String, error: std::io::Error) -> RunnerError {
     RunnerError::new(kind, message).with_source(error)
 }
 
-fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
+async fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
     let program = if invocation.program.contains('/') && !invocation.program.starts_with('/') {
         invocation.workdir.join(&invocation.program)
     } else {
@@ -157,7 +165,7 @@ fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
         .kill_on_drop(true);
     #[cfg(unix)]
     command.process_group(0);
-    command.spawn()
+    spawner::spawn(command).await
 }
 
 /// Sets the whole environment of `command`: what `inherit` lets through of this process's own

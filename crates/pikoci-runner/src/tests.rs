@@ -299,3 +299,69 @@ async fn a_step_inherits_the_allow_list_and_a_secret_command_all_but_pikoci() {
     let secret_command = names(Inherit::SecretCommand).await;
     assert!(secret_command.contains(&"CARGO_MANIFEST_DIR".to_owned()));
 }
+
+/// A step is killed when this process dies (`PR_SET_PDEATHSIG`), which Linux ties to the
+/// thread that forked it: the step must outlive the thread that first ran the runner (a
+/// blocking-pool thread that retires, a runtime on a short-lived thread). Here that thread
+/// starts the step, hands the running future over, and exits; the step then still ends on its
+/// own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The starting thread returns the running future on purpose: it is awaited on another thread.
+#[allow(clippy::async_yields_async)]
+async fn a_step_outlives_the_thread_that_started_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = capture();
+    // The step outlives the thread by a second: a parent-death signal fires as the thread exits.
+    let invocation = sh("echo $$ > pid; sleep 1; echo survived", dir.path());
+    let runtime = tokio::runtime::Handle::current();
+    let pid_file = dir.path().join("pid");
+    let sink = out.sink.clone();
+    let starter = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let mut run = Box::pin(async move {
+                ProcessRunner::new()
+                    .run(invocation, sink, CancellationToken::new())
+                    .await
+            });
+            tokio::select! {
+                outcome = &mut run => panic!("the step ended before it started: {outcome:?}"),
+                _ = wait_for_file(&pid_file) => {}
+            }
+            run
+        })
+    });
+    let run = starter.join().expect("the starting thread panicked");
+    let outcome = run.await;
+    assert_eq!(
+        outcome,
+        RunOutcome::Exited(0),
+        "killed when its starting thread exited"
+    );
+    let lines: Vec<String> = out
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.1.clone())
+        .collect();
+    assert_eq!(lines, ["survived"]);
+}
+
+/// A run whose cancellation already fired (a hook of an aborted build) starts nothing.
+#[tokio::test]
+async fn a_cancelled_run_starts_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let out = capture();
+    let outcome = ProcessRunner::new()
+        .run(
+            sh("touch ran; echo ran", dir.path()),
+            out.sink.clone(),
+            cancel,
+        )
+        .await;
+    assert_eq!(outcome, RunOutcome::Cancelled);
+    assert!(!dir.path().join("ran").exists());
+    assert!(out.lines.lock().unwrap().is_empty());
+}

@@ -1,0 +1,542 @@
+//! Publishing: the envelope every message of this worker gets, publishing that retries, and the
+//! outbox of one piece of work, which keeps its messages in order and batches its logs.
+//!
+//! Each piece of work has one outbox: an unbounded channel feeding one publishing task, so the
+//! engine's [`EventSink::emit`] never waits for the broker, and messages about one build reach
+//! the broker in the order they happened. While the broker refuses a message, the task retries
+//! it with backoff and everything behind it waits in memory: nothing is dropped, but nothing
+//! survives the process either (a bounded outbox that spills to disk is a later step).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pikoci_core::broker::Broker;
+use pikoci_core::engine::{Event, EventSink, StepId};
+use pikoci_core::protocol::{BuildRef, Envelope, Message, Outcome, VERSION, WorkRef, topics};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Log lines of a step are published at least this often.
+pub(crate) const LOG_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A step's log batch is published once it holds this many bytes.
+pub(crate) const LOG_BATCH_BYTES: usize = 64 * 1024;
+
+/// The first wait after a refused publish; doubled on each refusal up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest wait between two attempts to publish a message.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Publishes messages as this worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Publisher {
+    broker: Arc<dyn Broker>,
+    worker: Arc<str>,
+    boot_id: Arc<str>,
+}
+
+impl Publisher {
+    pub(crate) fn new(broker: Arc<dyn Broker>, worker: &str, boot_id: &str) -> Publisher {
+        Publisher {
+            broker,
+            worker: worker.into(),
+            boot_id: boot_id.into(),
+        }
+    }
+
+    /// `message` in this worker's envelope, with a new id and the current time.
+    pub(crate) fn envelope(&self, message: Message) -> Envelope {
+        Envelope {
+            v: VERSION,
+            msg_id: uuid::Uuid::now_v7().to_string(),
+            sender: self.worker.to_string(),
+            boot_id: self.boot_id.to_string(),
+            sent_at_ms: now_ms(),
+            message,
+        }
+    }
+
+    /// Publishes `envelope` once; the error says what failed.
+    pub(crate) async fn publish_once(
+        &self,
+        topic: &str,
+        envelope: &Envelope,
+    ) -> Result<(), String> {
+        let bytes = envelope.encode().map_err(|e| e.to_string())?;
+        self.broker
+            .publish(topic, bytes)
+            .await
+            .map_err(|e| e.full_message())
+    }
+
+    /// Publishes `message` on `topic`, retrying with backoff until the broker takes it. Returns
+    /// `false` when `stop` fired first (the message is then dropped). A message that cannot be
+    /// encoded (a bug, or too large) is logged and dropped: retrying would not help.
+    pub(crate) async fn publish(
+        &self,
+        topic: &str,
+        message: Message,
+        stop: &CancellationToken,
+    ) -> bool {
+        let type_name = message.type_name();
+        let bytes = match self.envelope(message).encode() {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(topic, kind = type_name, %error, "dropping a message that cannot be sent");
+                return true;
+            }
+        };
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if stop.is_cancelled() {
+                return false;
+            }
+            let attempt = tokio::select! {
+                () = stop.cancelled() => return false,
+                attempt = self.broker.publish(topic, bytes.clone()) => attempt,
+            };
+            match attempt {
+                Ok(()) => return true,
+                Err(error) => {
+                    tracing::warn!(
+                        topic,
+                        kind = type_name,
+                        error = %error.full_message(),
+                        retry_in = ?backoff,
+                        "the broker refused a message; retrying"
+                    );
+                    tokio::select! {
+                        () = stop.cancelled() => return false,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    to_ms(SystemTime::now())
+}
+
+fn to_ms(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// What goes through an outbox.
+#[derive(Debug)]
+enum Item {
+    /// A message, sent as it is.
+    Message(Message),
+    /// An engine event of a build, converted (logs batched); stamped when it was emitted.
+    Event(Event, SystemTime),
+}
+
+/// The ordered outbox of one piece of work. Dropping every handle (the outbox and its build
+/// sinks) flushes what is left and ends the publishing task.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    items: mpsc::UnboundedSender<Item>,
+    silence: CancellationToken,
+}
+
+impl Outbox {
+    /// An outbox for `work`, published by a task of `tracker`, which returns once everything
+    /// sent is published (or `silence` fired: then the rest is dropped).
+    pub(crate) fn start(
+        publisher: Publisher,
+        work: WorkRef,
+        silence: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> (Outbox, tokio::task::JoinHandle<()>) {
+        let (items, received) = mpsc::unbounded_channel();
+        let task = tracker.spawn(publish_in_order(publisher, work, received, silence.clone()));
+        (Outbox { items, silence }, task)
+    }
+
+    /// Queues `message`.
+    pub(crate) fn send(&self, message: Message) {
+        if !self.silence.is_cancelled() {
+            // Fails only once the task ended, that is once the work was silenced.
+            let _ = self.items.send(Item::Message(message));
+        }
+    }
+
+    /// An event sink feeding this outbox, for a build's engine.
+    pub(crate) fn build_sink(&self) -> BuildSink {
+        BuildSink {
+            outbox: self.clone(),
+        }
+    }
+}
+
+/// The engine's sink for a build: queues events without waiting.
+#[derive(Debug)]
+pub(crate) struct BuildSink {
+    outbox: Outbox,
+}
+
+impl EventSink for BuildSink {
+    fn emit(&self, event: Event) {
+        if !self.outbox.silence.is_cancelled() {
+            let _ = self
+                .outbox
+                .items
+                .send(Item::Event(event, SystemTime::now()));
+        }
+    }
+}
+
+/// The publishing task of one outbox.
+async fn publish_in_order(
+    publisher: Publisher,
+    work: WorkRef,
+    mut received: mpsc::UnboundedReceiver<Item>,
+    silence: CancellationToken,
+) {
+    let mut batcher = match work {
+        WorkRef::Build(build) => Some(LogBatcher::new(build)),
+        WorkRef::Check(_) => None,
+    };
+    let mut flush = tokio::time::interval(LOG_FLUSH_INTERVAL);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // The tick goes before the channel: a flood of events never delays a flush.
+        let messages = tokio::select! {
+            biased;
+            () = silence.cancelled() => return,
+            _ = flush.tick() => batcher.as_mut().map(|b| b.flush_all(SystemTime::now())).unwrap_or_default(),
+            item = received.recv() => match item {
+                None => {
+                    let rest = batcher.as_mut().map(|b| b.flush_all(SystemTime::now())).unwrap_or_default();
+                    publish_all(&publisher, rest, &silence).await;
+                    return;
+                }
+                Some(Item::Message(message)) => vec![message],
+                Some(Item::Event(event, at)) => match batcher.as_mut() {
+                    Some(batcher) => batcher.on_event(event, at),
+                    None => Vec::new(),
+                },
+            },
+        };
+        if !publish_all(&publisher, messages, &silence).await {
+            return;
+        }
+    }
+}
+
+async fn publish_all(
+    publisher: &Publisher,
+    messages: Vec<Message>,
+    silence: &CancellationToken,
+) -> bool {
+    for message in messages {
+        if !publisher.publish(topics::EVENTS, message, silence).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// The log lines of one step not published yet.
+#[derive(Debug, Default)]
+struct StepLog {
+    text: String,
+    next_seq: u64,
+}
+
+/// Turns a build's engine events into protocol messages: output lines are gathered into one
+/// `log` batch per step, published when it reaches [`LOG_BATCH_BYTES`], on each flush tick,
+/// before the step's `step_finished`, and before `build_finished`.
+///
+/// A line longer than a batch is split across batches (only its last piece ends with `\n`): the
+/// texts of a step's batches, joined in `seq` order, are its exact output.
+#[derive(Debug)]
+pub(crate) struct LogBatcher {
+    build: BuildRef,
+    steps: BTreeMap<StepId, StepLog>,
+}
+
+impl LogBatcher {
+    pub(crate) fn new(build: BuildRef) -> LogBatcher {
+        LogBatcher {
+            build,
+            steps: BTreeMap::new(),
+        }
+    }
+
+    /// The messages to publish now that `event` happened (at `at`), in order.
+    pub(crate) fn on_event(&mut self, event: Event, at: SystemTime) -> Vec<Message> {
+        let build = self.build;
+        match event {
+            Event::Output { id, text, .. } => self.append(id, &text, at),
+            Event::StepStarted {
+                id,
+                parent,
+                step_type,
+                name,
+            } => vec![Message::StepStarted {
+                build,
+                step: id,
+                parent,
+                kind: step_type.as_str().to_owned(),
+                name,
+                at_ms: to_ms(at),
+            }],
+            Event::StepFinished {
+                id, status, error, ..
+            } => {
+                let mut out: Vec<Message> = self.flush(id, at).into_iter().collect();
+                out.push(Message::StepFinished {
+                    build,
+                    step: id,
+                    outcome: Outcome::from(status),
+                    error,
+                    at_ms: to_ms(at),
+                });
+                out
+            }
+            Event::Versions { resource, versions } => vec![Message::VersionsProduced {
+                build,
+                resource,
+                versions,
+            }],
+            Event::VersionUsed { resource, version } => vec![Message::VersionUsed {
+                build,
+                resource,
+                version,
+            }],
+            Event::Trigger { resource, params } => vec![Message::TriggerEvent {
+                build,
+                resource,
+                params,
+            }],
+            // Exports only matter to later steps of the same build.
+            Event::Exported { .. } => Vec::new(),
+            Event::BuildFinished { status, error, .. } => {
+                let mut out = self.flush_all(at);
+                out.push(Message::BuildFinished {
+                    build,
+                    outcome: Outcome::from(status),
+                    error,
+                    at_ms: to_ms(at),
+                });
+                out
+            }
+        }
+    }
+
+    /// Every pending batch, step by step.
+    pub(crate) fn flush_all(&mut self, at: SystemTime) -> Vec<Message> {
+        let ids: Vec<StepId> = self.steps.keys().copied().collect();
+        ids.into_iter()
+            .filter_map(|id| self.flush(id, at))
+            .collect()
+    }
+
+    fn flush(&mut self, id: StepId, at: SystemTime) -> Option<Message> {
+        let log = self.steps.get_mut(&id)?;
+        if log.text.is_empty() {
+            return None;
+        }
+        let seq = log.next_seq;
+        log.next_seq += 1;
+        Some(Message::Log {
+            build: self.build,
+            step: id,
+            seq,
+            text: std::mem::take(&mut log.text),
+            at_ms: to_ms(at),
+        })
+    }
+
+    fn append(&mut self, id: StepId, line: &str, at: SystemTime) -> Vec<Message> {
+        let mut out = Vec::new();
+        let pending = self.steps.entry(id).or_default().text.len();
+        if pending > 0 && pending + line.len() + 1 > LOG_BATCH_BYTES {
+            out.extend(self.flush(id, at));
+        }
+        let mut rest = line;
+        loop {
+            let log = self.steps.entry(id).or_default();
+            let room = LOG_BATCH_BYTES - log.text.len();
+            if rest.len() < room {
+                log.text.push_str(rest);
+                log.text.push('\n');
+                break;
+            }
+            // Only reached with an empty batch: a piece of the line fills it.
+            let mut cut = room.min(rest.len());
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if cut == 0 {
+                cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+            }
+            log.text.push_str(&rest[..cut]);
+            rest = &rest[cut..];
+            out.extend(self.flush(id, at));
+        }
+        if self
+            .steps
+            .get(&id)
+            .is_some_and(|l| l.text.len() >= LOG_BATCH_BYTES)
+        {
+            out.extend(self.flush(id, at));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pikoci_core::engine::{Status, StepType};
+    use pikoci_core::store::BuildId;
+
+    fn build() -> BuildRef {
+        BuildRef {
+            build_id: BuildId(3),
+            attempt: 1,
+        }
+    }
+
+    fn output(id: StepId, text: &str) -> Event {
+        Event::Output {
+            id,
+            stream: None,
+            text: text.to_owned(),
+            at: SystemTime::now(),
+        }
+    }
+
+    fn logs(messages: &[Message]) -> Vec<(StepId, u64, String)> {
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Log {
+                    step, seq, text, ..
+                } => Some((*step, *seq, text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_steps_lines_are_published_before_it_finishes() {
+        let mut batcher = LogBatcher::new(build());
+        let now = SystemTime::now();
+        let started = batcher.on_event(
+            Event::StepStarted {
+                id: 0,
+                parent: None,
+                step_type: StepType::Task,
+                name: "unit".to_owned(),
+            },
+            now,
+        );
+        assert!(matches!(&started[..], [Message::StepStarted { kind, .. }] if kind == "task"));
+        assert!(batcher.on_event(output(0, "one"), now).is_empty());
+        assert!(batcher.on_event(output(1, "other step"), now).is_empty());
+        assert!(batcher.on_event(output(0, "two"), now).is_empty());
+        let finished = batcher.on_event(
+            Event::StepFinished {
+                id: 0,
+                status: Status::Failed,
+                duration: Duration::ZERO,
+                error: Some("exit status 1".to_owned()),
+            },
+            now,
+        );
+        assert_eq!(logs(&finished), [(0, 0, "one\ntwo\n".to_owned())]);
+        assert!(matches!(
+            finished.last(),
+            Some(Message::StepFinished {
+                step: 0,
+                outcome: Outcome::Failed,
+                ..
+            })
+        ));
+        assert!(batcher.on_event(output(0, "late"), now).is_empty());
+        let end = batcher.on_event(
+            Event::BuildFinished {
+                status: Status::Failed,
+                duration: Duration::ZERO,
+                error: None,
+            },
+            now,
+        );
+        assert_eq!(
+            logs(&end),
+            [
+                (0, 1, "late\n".to_owned()),
+                (1, 0, "other step\n".to_owned())
+            ]
+        );
+        assert!(matches!(end.last(), Some(Message::BuildFinished { .. })));
+    }
+
+    #[test]
+    fn batches_stay_under_the_limit_and_join_to_the_exact_output() {
+        let mut batcher = LogBatcher::new(build());
+        let now = SystemTime::now();
+        let mut lines: Vec<String> = (0..3000)
+            .map(|n| format!("line {n} {}", "x".repeat(40)))
+            .collect();
+        // A line longer than two batches, with multi-byte characters across the cuts.
+        lines.insert(1000, "é".repeat(LOG_BATCH_BYTES + 7));
+        let mut published = Vec::new();
+        for line in &lines {
+            published.extend(batcher.on_event(output(2, line), now));
+        }
+        published.extend(batcher.flush_all(now));
+        let batches = logs(&published);
+        assert!(batches.len() > 3, "{}", batches.len());
+        for (n, (step, seq, text)) in batches.iter().enumerate() {
+            assert_eq!((*step, *seq), (2, n as u64));
+            assert!(text.len() <= LOG_BATCH_BYTES, "{}", text.len());
+        }
+        let joined: String = batches.iter().map(|(_, _, t)| t.as_str()).collect();
+        assert_eq!(joined, lines.join("\n") + "\n");
+    }
+
+    #[test]
+    fn other_events_become_their_messages() {
+        let mut batcher = LogBatcher::new(build());
+        let now = SystemTime::now();
+        let messages: Vec<&'static str> = [
+            Event::Versions {
+                resource: "git.app".to_owned(),
+                versions: vec![serde_json::json!({"ref": "a"})],
+            },
+            Event::VersionUsed {
+                resource: "git.app".to_owned(),
+                version: serde_json::json!({"ref": "a"}),
+            },
+            Event::Trigger {
+                resource: "trigger.deploy".to_owned(),
+                params: BTreeMap::new(),
+            },
+            Event::Exported {
+                id: 0,
+                name: "TASK_X".to_owned(),
+                value: "1".to_owned(),
+            },
+        ]
+        .into_iter()
+        .flat_map(|event| batcher.on_event(event, now))
+        .map(|m| m.type_name())
+        .collect();
+        assert_eq!(
+            messages,
+            ["versions_produced", "version_used", "trigger_event"]
+        );
+    }
+}
