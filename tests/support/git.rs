@@ -2,6 +2,7 @@
 //! server: commit, and the server's checks see the new head.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ impl GitServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: `git daemon` runs `git-daemon` as a child, and both go.
+            .process_group(0)
             .spawn()
             .expect("git daemon starts");
         let server = GitServer {
@@ -88,6 +91,10 @@ impl GitServer {
 
 impl Drop for GitServer {
     fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }

@@ -219,9 +219,11 @@ pub(crate) fn pipeline(url: &str) -> String {
     format!(
         r#"
 resource "git" "app" {{
-  url            = "{url}"
-  branch         = "main"
-  check_interval = "1h"
+  check_interval = "@every 1h"
+  params {{
+    url    = "{url}"
+    branch = "main"
+  }}
 }}
 
 job "test" {{
@@ -243,7 +245,7 @@ job "deploy" {{
     passed  = ["test"]
   }}
   task "ship" {{
-    run "shell" {{ cmd = "echo deploying $(cat app/README) to $INPUT_TARGET" }}
+    run "shell" {{ cmd = "echo deploying $(cat app/README) to $INPUT_target" }}
   }}
 }}
 "#

@@ -56,8 +56,11 @@ impl LogArgs {
                 "{level},sqlx=warn,sea_orm=warn,lapin=warn,async_nats=warn,rdkafka=warn,hyper=warn"
             )),
         };
+        let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(color)
             .with_writer(std::io::stderr);
         let installed = match self.log_format {
             LogFormat::Text => builder.try_init(),

@@ -94,7 +94,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         let broker = args.pubsub.connect().await?;
         tracing::info!(pubsub = %args.pubsub.pubsub_system, "broker connected");
         let signals = Signals::install()?;
-        let worker = spawn(broker.clone(), options)?;
+        let mut worker = spawn(broker.clone(), options)?;
         tokio::select! {
             () = signals.first() => {
                 tracing::info!(
