@@ -112,7 +112,9 @@ impl Build {
         let masker = self.masker.clone();
         let capture_into = captured.clone();
         let output: OutputSink = Arc::new(move |line: OutputLine| {
-            if capture {
+            // What a command prints for the engine (versions) is its stdout; its stderr is only
+            // shown, so a warning on stderr cannot corrupt the versions.
+            if capture && line.stream == super::Stream::Stdout {
                 let mut text = capture_into.lock().unwrap_or_else(|e| e.into_inner());
                 text.push_str(&line.text);
                 text.push('\n');

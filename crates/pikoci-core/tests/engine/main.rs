@@ -928,12 +928,13 @@ async fn the_version_a_local_check_finds_is_reported_with_secrets_masked() {
 }
 
 /// A check outside any build: the newest known version reaches the command as `version_*`,
-/// the versions it prints come back oldest first, and its secrets are masked in them.
+/// the versions it prints on stdout come back oldest first (what it says on stderr is only
+/// shown), and its secrets are masked in them.
 #[tokio::test]
 async fn a_check_gets_the_newest_version_and_returns_what_it_prints() {
     use pikoci_core::engine::{CheckSpec, Engine};
 
-    let hcl = "resource_type \"repo\" {\n  check \"exec\" {\n    path = \"step\"\n    args = [\"print:[{\\\"ref\\\":\\\"abc-next\\\"},{\\\"ref\\\":\\\"s3cr3t\\\"}]\"]\n  }\n}\nresource \"repo\" \"app\" {}\nresource_type \"none\" {}\nresource \"none\" \"x\" {}\n";
+    let hcl = "resource_type \"repo\" {\n  check \"exec\" {\n    path = \"step\"\n    args = [\"warn:[not a version]; print:[{\\\"ref\\\":\\\"abc-next\\\"},{\\\"ref\\\":\\\"s3cr3t\\\"}]; warn:{}\"]\n  }\n}\nresource \"repo\" \"app\" {}\nresource_type \"none\" {}\nresource \"none\" \"x\" {}\n";
     let pipeline = std::sync::Arc::new(pipeline(hcl));
     let work = tempfile::tempdir().unwrap();
     let recorder = std::sync::Arc::new(pikoci_core::testing::Recorder::default());

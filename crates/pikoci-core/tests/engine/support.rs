@@ -2,7 +2,7 @@
 //! with `pikoci_core::testing::Recorder`.
 //!
 //! Commands are written `path = "step"  args = ["directive; directive"]`, directives being:
-//! `print:TEXT`, `env:NAME` (prints `NAME=<value>`), `export:K=V` (appends to
+//! `print:TEXT`, `warn:TEXT` (to stderr), `env:NAME` (prints `NAME=<value>`), `export:K=V` (appends to
 //! `$PIKOCI_OUTPUT`), `touch:PATH` (creates a file in the work directory), `exit:N`, `fail`,
 //! `hang` (runs until cancelled). Other programs just succeed, printing nothing.
 
@@ -50,6 +50,11 @@ impl Runner for ScriptedRunner {
             let (verb, rest) = directive.split_once(':').unwrap_or((directive, ""));
             match verb {
                 "print" => print(rest.to_owned()),
+                "warn" => output(OutputLine {
+                    stream: Stream::Stderr,
+                    text: rest.to_owned(),
+                    at: SystemTime::now(),
+                }),
                 "env" => print(format!(
                     "{rest}={}",
                     invocation.env.get(rest).cloned().unwrap_or_default()
