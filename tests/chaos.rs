@@ -105,7 +105,10 @@ fn wait_ledger(path: &Path, what: &str, check: impl Fn(&[Entry]) -> bool) -> Vec
         if check(&entries) {
             return entries;
         }
-        assert!(Instant::now() < deadline, "{what} never happened: {entries:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened: {entries:#?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -59,7 +59,11 @@ fn an_invalid_pipeline_stops_the_server_with_its_diagnostics() {
 #[test]
 fn settings_come_from_flags_then_environment_then_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
-    let config = support::write(dir.path(), "server.toml", "db-system = \"nope\"\nport = 0\n");
+    let config = support::write(
+        dir.path(),
+        "server.toml",
+        "db-system = \"nope\"\nport = 0\n",
+    );
     let bad = support::write(dir.path(), "bad.hcl", "job \"a\" {\n  tsk \"x\" {}\n}\n");
     // The config file's value is used, and refused with the valid ones listed...
     let output = support::pikoci()
@@ -78,7 +82,15 @@ fn settings_come_from_flags_then_environment_then_the_config_file() {
         .output()
         .unwrap();
     let by_flag = support::pikoci()
-        .args(["server", "-c", &config, "--db-system", "mem", "--pipeline-config", &bad])
+        .args([
+            "server",
+            "-c",
+            &config,
+            "--db-system",
+            "mem",
+            "--pipeline-config",
+            &bad,
+        ])
         .env("PIKOCI_DB_SYSTEM", "nope")
         .output()
         .unwrap();

@@ -62,7 +62,12 @@ async fn postgres_over_rabbitmq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_over_kafka() {
     distributed(
-        &["--db-url", &service("PIKOCI_TEST_MYSQL_URL"), "--db-system", "mysql"],
+        &[
+            "--db-url",
+            &service("PIKOCI_TEST_MYSQL_URL"),
+            "--db-system",
+            "mysql",
+        ],
         "kafka",
         &service("PIKOCI_TEST_KAFKA_URL"),
     )

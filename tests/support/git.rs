@@ -39,7 +39,10 @@ impl GitServer {
     pub(crate) fn start(root: &Path) -> GitServer {
         let bare = root.join("app.git");
         std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "--bare", "--initial-branch=main", "--quiet"]);
+        git(
+            &bare,
+            &["init", "--bare", "--initial-branch=main", "--quiet"],
+        );
         let work = root.join("app-work");
         std::fs::create_dir_all(&work).unwrap();
         git(&work, &["init", "--initial-branch=main", "--quiet"]);
@@ -73,7 +76,10 @@ impl GitServer {
         server.commit("README", "version 1\n");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "git daemon never listened on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "git daemon never listened on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server
@@ -83,7 +89,10 @@ impl GitServer {
     pub(crate) fn commit(&self, file: &str, contents: &str) -> String {
         std::fs::write(self.work.join(file), contents).unwrap();
         git(&self.work, &["add", "--all"]);
-        git(&self.work, &["commit", "--quiet", "-m", &format!("change {file}")]);
+        git(
+            &self.work,
+            &["commit", "--quiet", "-m", &format!("change {file}")],
+        );
         git(&self.work, &["push", "--quiet", "origin", "HEAD:main"]);
         git(&self.work, &["rev-parse", "HEAD"])
     }

@@ -115,7 +115,10 @@ impl ServerProcess {
         loop {
             let (status, body) = self.get(build_path).await;
             if status == 200 {
-                let state = body["data"]["status"].as_str().unwrap_or_default().to_owned();
+                let state = body["data"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 if ["succeeded", "failed", "errored", "cancelled", "warning"]
                     .contains(&state.as_str())
                 {
@@ -138,7 +141,10 @@ impl ServerProcess {
             if status == 200 && done(&body) {
                 return body;
             }
-            assert!(Instant::now() < deadline, "{path} never got there: {status} {body:#}");
+            assert!(
+                Instant::now() < deadline,
+                "{path} never got there: {status} {body:#}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -264,7 +270,9 @@ pub(crate) async fn scenario(server: &ServerProcess, git: &GitServer) {
     let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("line ")).collect();
     let expected: Vec<String> = (1..=300).map(|i| format!("line {i}")).collect();
     assert_eq!(lines, expected, "every line, once, in order");
-    let deployed = server.wait_finished(&format!("{JOBS}/deploy/builds/1")).await;
+    let deployed = server
+        .wait_finished(&format!("{JOBS}/deploy/builds/1"))
+        .await;
     assert_eq!(deployed["status"], "succeeded", "{deployed:#}");
     let log = server.text(&format!("{JOBS}/deploy/builds/1/logs")).await;
     assert!(log.contains("deploying version 1 to staging"), "{log}");
@@ -285,7 +293,9 @@ pub(crate) async fn scenario(server: &ServerProcess, git: &GitServer) {
     assert_eq!(second["status"], "succeeded", "{second:#}");
     let log = server.text(&format!("{JOBS}/test/builds/2/logs")).await;
     assert!(log.contains("version 2"), "{log}");
-    let deployed = server.wait_finished(&format!("{JOBS}/deploy/builds/2")).await;
+    let deployed = server
+        .wait_finished(&format!("{JOBS}/deploy/builds/2"))
+        .await;
     assert_eq!(deployed["status"], "succeeded", "{deployed:#}");
 
     // A manual trigger with an input.
@@ -312,9 +322,10 @@ pub(crate) async fn scenario(server: &ServerProcess, git: &GitServer) {
         .await;
     assert_eq!(status, 201, "{body:#}");
     assert_eq!(body["data"]["number"], "1.1");
-    let retry = server.wait_finished(&format!("{JOBS}/test/builds/1.1")).await;
+    let retry = server
+        .wait_finished(&format!("{JOBS}/test/builds/1.1"))
+        .await;
     assert_eq!(retry["status"], "succeeded", "{retry:#}");
     let log = server.text(&format!("{JOBS}/test/builds/1.1/logs")).await;
     assert!(log.contains("version 1"), "{log}");
 }
-

@@ -19,7 +19,12 @@ pub(crate) struct DbArgs {
     /// The database URL (sqlite://PATH, postgres://USER:PASSWORD@HOST:PORT/NAME,
     /// mysql://USER:PASSWORD@HOST:PORT/NAME); wins over the other --db-* settings. A missing
     /// database is created.
-    #[arg(long, value_name = "URL", env = "PIKOCI_DB_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PIKOCI_DB_URL",
+        hide_env_values = true
+    )]
     pub(crate) db_url: Option<String>,
 
     /// PostgreSQL or MySQL host [default: localhost].
@@ -36,7 +41,12 @@ pub(crate) struct DbArgs {
 
     /// PostgreSQL or MySQL password (prefer the environment variable: flags are visible to
     /// every user of the machine).
-    #[arg(long, value_name = "PASSWORD", env = "PIKOCI_DB_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "PIKOCI_DB_PASSWORD",
+        hide_env_values = true
+    )]
     pub(crate) db_password: Option<String>,
 
     /// The database name [default: pikoci], or the SQLite file [default:
@@ -90,7 +100,12 @@ pub(crate) struct PubsubArgs {
 
     /// The broker's URL [default: nats://127.0.0.1:4222, amqp://guest:guest@127.0.0.1:5672/%2f
     /// or 127.0.0.1:9092].
-    #[arg(long, value_name = "URL", env = "PIKOCI_PUBSUB_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PIKOCI_PUBSUB_URL",
+        hide_env_values = true
+    )]
     pub(crate) pubsub_url: Option<String>,
 }
 

@@ -75,9 +75,8 @@ pub(crate) fn apply(
                 known.join(", ")
             );
         };
-        let text = flag_text(value).with_context(|| {
-            format!("config file {}: setting \"{key}\"", path.display())
-        })?;
+        let text = flag_text(value)
+            .with_context(|| format!("config file {}: setting \"{key}\"", path.display()))?;
         defaults.push((arg.get_id().clone(), text));
     }
     Ok(command.mut_subcommand(subcommand, |mut sub| {
@@ -151,9 +150,18 @@ mod tests {
     #[test]
     fn finds_the_config_flag_after_the_subcommand_only() {
         let find = |list: &[&str]| config_path(&args(list), "server");
-        assert_eq!(find(&["pikoci", "server", "-c", "a.toml"]), Some("a.toml".into()));
-        assert_eq!(find(&["pikoci", "server", "--config=b.toml"]), Some("b.toml".into()));
-        assert_eq!(find(&["pikoci", "server", "-cc.toml"]), Some("c.toml".into()));
+        assert_eq!(
+            find(&["pikoci", "server", "-c", "a.toml"]),
+            Some("a.toml".into())
+        );
+        assert_eq!(
+            find(&["pikoci", "server", "--config=b.toml"]),
+            Some("b.toml".into())
+        );
+        assert_eq!(
+            find(&["pikoci", "server", "-cc.toml"]),
+            Some("c.toml".into())
+        );
         assert_eq!(
             find(&["pikoci", "server", "--port", "1", "--config", "d.toml"]),
             Some("d.toml".into())

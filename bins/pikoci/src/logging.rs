@@ -50,8 +50,10 @@ impl LogArgs {
             LogLevel::Error => "error",
         };
         let filter = match std::env::var("RUST_LOG") {
-            Ok(spec) if !spec.trim().is_empty() => tracing_subscriber::EnvFilter::from_str(&spec)
-                .with_context(|| format!("RUST_LOG=\"{spec}\" is not a valid log filter"))?,
+            Ok(spec) if !spec.trim().is_empty() => {
+                tracing_subscriber::EnvFilter::from_str(&spec)
+                    .with_context(|| format!("RUST_LOG=\"{spec}\" is not a valid log filter"))?
+            }
             _ => tracing_subscriber::EnvFilter::new(format!(
                 "{level},sqlx=warn,sea_orm=warn,lapin=warn,async_nats=warn,rdkafka=warn,hyper=warn"
             )),

@@ -26,11 +26,22 @@ pub(crate) struct Args {
     /// The address the HTTP API listens on. Until users and roles exist, anyone who can reach
     /// it can do anything: keep the default loopback address, or put an authenticating proxy
     /// in front.
-    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1", env = "PIKOCI_LISTEN_ADDRESS")]
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        default_value = "127.0.0.1",
+        env = "PIKOCI_LISTEN_ADDRESS"
+    )]
     listen_address: IpAddr,
 
     /// The port the HTTP API listens on (0: any free port, printed at start).
-    #[arg(long, short = 'p', value_name = "PORT", default_value = "8080", env = "PIKOCI_PORT")]
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "PORT",
+        default_value = "8080",
+        env = "PIKOCI_PORT"
+    )]
     port: u16,
 
     #[command(flatten)]
@@ -45,17 +56,32 @@ pub(crate) struct Args {
     run_worker: bool,
 
     /// How many builds the embedded worker runs at once.
-    #[arg(long, value_name = "N", default_value = "2", env = "PIKOCI_CONCURRENCY")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "2",
+        env = "PIKOCI_CONCURRENCY"
+    )]
     concurrency: u32,
 
     /// Where the embedded worker keeps builds' work directories and resource caches
     /// [default: $XDG_CACHE_HOME/pikoci, or ~/.cache/pikoci].
-    #[arg(long, value_name = "DIR", env = "PIKOCI_WORK_DIR", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PIKOCI_WORK_DIR",
+        hide_env_values = true
+    )]
     work_dir: Option<PathBuf>,
 
     /// A pipeline file to create or update at start (in --team, named --pipeline-name). A
     /// pipeline that does not validate stops the server (exit 2) with its diagnostics.
-    #[arg(long, value_name = "FILE", env = "PIKOCI_PIPELINE_CONFIG", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PIKOCI_PIPELINE_CONFIG",
+        hide_env_values = true
+    )]
     pipeline_config: Option<PathBuf>,
 
     /// The name of the --pipeline-config pipeline [default: the file's name without its
@@ -64,16 +90,32 @@ pub(crate) struct Args {
     pipeline_name: Option<String>,
 
     /// A JSON file of variable values for the --pipeline-config pipeline.
-    #[arg(long, short = 'v', value_name = "FILE", env = "PIKOCI_VARS", hide_env_values = true)]
+    #[arg(
+        long,
+        short = 'v',
+        value_name = "FILE",
+        env = "PIKOCI_VARS",
+        hide_env_values = true
+    )]
     vars: Option<PathBuf>,
 
     /// The team of the --pipeline-config pipeline (created when missing).
-    #[arg(long, alias = "team-canonical", value_name = "NAME", default_value = "main",
-          env = "PIKOCI_TEAM")]
+    #[arg(
+        long,
+        alias = "team-canonical",
+        value_name = "NAME",
+        default_value = "main",
+        env = "PIKOCI_TEAM"
+    )]
     team: String,
 
     /// How many times a build that lost its worker runs again before it is errored.
-    #[arg(long, value_name = "N", default_value = "2", env = "PIKOCI_MAX_REQUEUES")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "2",
+        env = "PIKOCI_MAX_REQUEUES"
+    )]
     max_requeues: u32,
 
     /// On SIGTERM or Ctrl-C, how long the embedded worker may finish its running builds
@@ -134,7 +176,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 args.listen_address, args.port
             )
         })?;
-    let address = listener.local_addr().context("cannot read the listening address")?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     if address.ip().is_loopback() {
         tracing::info!(
             %address,
@@ -150,7 +194,10 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
 
     let worker = if args.run_worker {
         let options = WorkerOptions {
-            id: format!("embedded-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            id: format!(
+                "embedded-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
             team: None,
             tags: Vec::new(),
             exclusive_tags: false,
@@ -202,9 +249,8 @@ async fn set_pipeline(
         Some(vars_path) => {
             let text = std::fs::read_to_string(vars_path)
                 .with_context(|| format!("cannot read vars file {}", vars_path.display()))?;
-            let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-                format!("vars file {} is not valid JSON", vars_path.display())
-            })?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("vars file {} is not valid JSON", vars_path.display()))?;
             if !value.is_object() {
                 bail!(
                     "vars file {} must hold a JSON object of variable values",

@@ -33,7 +33,12 @@ pub(crate) struct Args {
 
     /// Tags of this worker (comma-separated): jobs with tags run only on workers that have all
     /// of them.
-    #[arg(long, value_name = "TAG,...", value_delimiter = ',', env = "PIKOCI_TAGS")]
+    #[arg(
+        long,
+        value_name = "TAG,...",
+        value_delimiter = ',',
+        env = "PIKOCI_TAGS"
+    )]
     tags: Vec<String>,
 
     /// Run only jobs that have tags (all among this worker's); needs at least one --tags.
@@ -47,12 +52,22 @@ pub(crate) struct Args {
     team: Option<String>,
 
     /// How many builds this worker runs at once.
-    #[arg(long, value_name = "N", default_value = "2", env = "PIKOCI_CONCURRENCY")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "2",
+        env = "PIKOCI_CONCURRENCY"
+    )]
     concurrency: u32,
 
     /// Where builds' work directories and resource caches live [default:
     /// $XDG_CACHE_HOME/pikoci, or ~/.cache/pikoci].
-    #[arg(long, value_name = "DIR", env = "PIKOCI_WORK_DIR", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PIKOCI_WORK_DIR",
+        hide_env_values = true
+    )]
     work_dir: Option<PathBuf>,
 
     /// On SIGTERM or Ctrl-C, how long running builds may finish before they are stopped (they
@@ -122,7 +137,10 @@ pub(crate) struct RunningWorker {
 }
 
 /// Starts a worker on `broker`.
-pub(crate) fn spawn(broker: Arc<dyn Broker>, options: WorkerOptions) -> anyhow::Result<RunningWorker> {
+pub(crate) fn spawn(
+    broker: Arc<dyn Broker>,
+    options: WorkerOptions,
+) -> anyhow::Result<RunningWorker> {
     if options.exclusive_tags && options.tags.is_empty() {
         bail!("--exclusive-tags needs at least one tag: give them with --tags");
     }
@@ -232,7 +250,13 @@ fn hostname() -> String {
 fn default_name() -> String {
     let host: String = hostname()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     let host = host.trim_matches('-');
@@ -259,6 +283,10 @@ mod tests {
     fn durations_parse_like_pipelines() {
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("ten").unwrap_err().contains("invalid duration"));
+        assert!(
+            parse_duration("ten")
+                .unwrap_err()
+                .contains("invalid duration")
+        );
     }
 }

@@ -102,7 +102,7 @@ impl Registry {
             STORE => self.store.as_deref().ok_or_else(|| {
                 SecretError::new(
                     ErrorKind::Unsupported,
-                    "the built-in store \"pikoci\" is only reachable from builds run by a PikoCI server",
+                    "the built-in store \"pikoci\" is not reachable from here: workers do not receive its values yet (they will be sealed to each worker, never sent in clear); bind the variable to vault, file or env for now",
                 )
             }),
             _ => Err(SecretError::new(

@@ -13,8 +13,8 @@
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
-mod checks;
 pub mod api;
+mod checks;
 mod clock;
 mod config;
 mod dispatch;

@@ -119,7 +119,10 @@ pub(crate) fn machine_env(machine: &MachineBrokers) -> Vec<(&'static str, &str)>
 }
 
 /// The variables naming the three shared brokers, as the suite and the benchmark read them.
-pub(crate) fn shared_env<'a>(machine: &'a MachineBrokers, kafka: &'a Kafka) -> Vec<(&'static str, &'a str)> {
+pub(crate) fn shared_env<'a>(
+    machine: &'a MachineBrokers,
+    kafka: &'a Kafka,
+) -> Vec<(&'static str, &'a str)> {
     vec![
         ("PIKOCI_TEST_NATS_URL", &machine.nats_url),
         ("PIKOCI_TEST_RABBITMQ_URL", &machine.rabbitmq_url),

@@ -120,7 +120,9 @@ pub(crate) fn bench() -> anyhow::Result<()> {
 /// Checks both servers, creates a fresh database on each, runs `work` with the environment
 /// variables that name them, and drops every database of the run afterwards, whatever `work`
 /// returned. (`cargo bench -p pikoci-store --bench store` runs the same way.)
-pub(crate) fn with_databases(work: impl FnOnce(&[(&str, &str)]) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub(crate) fn with_databases(
+    work: impl FnOnce(&[(&str, &str)]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     for server in SERVERS.iter() {
         check_reachable(server)?;
     }
