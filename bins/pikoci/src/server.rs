@@ -274,17 +274,6 @@ async fn set_pipeline(
                 let warnings = pikoci_config::Diagnostics::new(file.clone(), set.warnings);
                 crate::output::stderr(&warnings.render(crate::stderr_color(false)))?;
             }
-            let outcome = &set.outcome;
-            tracing::info!(
-                team = %args.team,
-                pipeline = %name,
-                created = outcome.created,
-                jobs_added = outcome.jobs.added.len(),
-                jobs_removed = outcome.jobs.removed.len(),
-                "pipeline {} from {}",
-                if outcome.created { "created" } else { "updated" },
-                path.display()
-            );
             Ok(None)
         }
         Err(error) => match error.diagnostics {

@@ -187,7 +187,6 @@ pub(crate) fn spawn(
                 .with_context(|| format!("worker \"{id}\" stopped"))
         })
     };
-    tracing::info!(worker = %options.id, slots = options.slots, "worker started");
     Ok(RunningWorker { stop, task })
 }
 
