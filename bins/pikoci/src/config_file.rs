@@ -82,6 +82,13 @@ pub(crate) fn apply(
     Ok(command.mut_subcommand(subcommand, |mut sub| {
         for (id, text) in defaults {
             sub = sub.mut_arg(id, |arg| {
+                // A value that must not be shown (a password, a URL with credentials) is not
+                // shown as a default either.
+                let arg = if arg.is_hide_env_values_set() {
+                    arg.hide_default_value(true)
+                } else {
+                    arg
+                };
                 let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
                     || arg.get_value_delimiter().is_some();
                 if many {

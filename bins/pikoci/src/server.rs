@@ -219,22 +219,53 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         })
     };
 
-    // First signal: drain the embedded worker, then stop; second signal: stop now.
-    signals.first().await;
-    tracing::info!(
-        drain_timeout = ?args.drain_timeout,
-        "stopping: running builds of the embedded worker may finish (signal again to stop now)"
-    );
-    if let Some(worker) = worker {
-        worker.drain(args.drain_timeout, &signals).await;
-    }
+    // First signal: drain the embedded worker, then stop; second signal: stop now. An embedded
+    // worker that ends by itself (its broker gone for good) stops the server with an error.
+    let mut worker = worker;
+    let worker_ended = async {
+        match worker.as_mut() {
+            Some(worker) => worker.ended().await,
+            None => std::future::pending().await,
+        }
+    };
+    let failed = tokio::select! {
+        () = signals.first() => None,
+        ended = worker_ended => Some(ended),
+    };
+    let code = match failed {
+        None => {
+            tracing::info!(
+                drain_timeout = ?args.drain_timeout,
+                "stopping: running builds of the embedded worker may finish (signal again to \
+                 stop now)"
+            );
+            if let Some(worker) = worker {
+                worker.drain(args.drain_timeout, &signals).await;
+            }
+            ExitCode::SUCCESS
+        }
+        Some(ended) => {
+            let error = ended
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("the embedded worker stopped"));
+            tracing::error!("{error:#}: stopping the server");
+            ExitCode::FAILURE
+        }
+    };
     shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), http).await;
+    let mut http = http;
+    if tokio::time::timeout(Duration::from_secs(10), &mut http)
+        .await
+        .is_err()
+    {
+        // Open event streams do not end by themselves: close them.
+        http.abort();
+    }
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), loops.join_next()).await {}
     loops.abort_all();
     let _ = broker.close().await;
     tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// Creates or updates the --pipeline-config pipeline; `Some(exit code)` when it is invalid.

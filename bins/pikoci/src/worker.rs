@@ -279,6 +279,11 @@ mod tests {
     }
 
     #[test]
+    fn the_server_sends_a_worker_no_more_checks_than_it_runs() {
+        assert_eq!(pikoci_server::CHECKS_PER_WORKER, pikoci_worker::MAX_CHECKS);
+    }
+
+    #[test]
     fn durations_parse_like_pipelines() {
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));

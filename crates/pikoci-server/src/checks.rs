@@ -23,6 +23,11 @@ use crate::state::lock;
 /// How long a worker holds a check it was given.
 pub const CHECK_LEASE: Duration = Duration::from_secs(5 * 60);
 
+/// How many checks a worker runs at once besides its builds (`pikoci_worker::MAX_CHECKS`; the
+/// server does not depend on the worker crate, so the number is repeated here and a test of
+/// the binary's crate checks they agree).
+pub const CHECKS_PER_WORKER: usize = 4;
+
 /// The name of the builtin resource type whose checks read trigger streams.
 const TRIGGER_TYPE: &str = "trigger";
 
@@ -51,7 +56,8 @@ fn check_runner(pipeline: &StoredPipeline, resource: &StoredResource) -> Option<
 }
 
 impl Server {
-    /// Claims due checks for each live worker, up to as many in flight as it has slots.
+    /// Claims due checks for each live worker, up to as many in flight as it has slots and at
+    /// most [`CHECKS_PER_WORKER`] (what a worker runs at once besides its builds).
     pub(crate) async fn assign_checks(&self, candidates: &[Candidate]) -> StoreResult<()> {
         let lease = chrono::Duration::from_std(CHECK_LEASE).unwrap_or_default();
         let mut order: Vec<&Candidate> = candidates.iter().collect();
@@ -62,7 +68,7 @@ impl Server {
                 let in_flight = lock(&self.inner.runtime.checks)
                     .get(&worker.worker_id)
                     .map_or(0, |checks| checks.len());
-                if in_flight >= worker.slots.max(1) as usize {
+                if in_flight >= (worker.slots.max(1) as usize).min(CHECKS_PER_WORKER) {
                     break;
                 }
                 let now = self.now();
@@ -335,14 +341,17 @@ impl Server {
         if !held {
             return Ok(());
         }
-        let record = CheckRecord {
+        // Releasing the check needs an outcome: keep the last real one, so that a busy worker
+        // does not look like a failed check; without one, say what happened.
+        let record = resource.last_check.clone().unwrap_or_else(|| CheckRecord {
             finished_at: self.now(),
             error: Some(format!(
-                "worker \"{}\" did not run the check: {reason}",
+                "not checked yet: worker \"{}\" could not take the check ({reason}); it is \
+                 dispatched again",
                 envelope.sender
             )),
             log: String::new(),
-        };
+        });
         self.finish_check(&resource, check.attempt, record).await?;
         store.request_check(resource.id, self.now()).await?;
         self.cool_down(&envelope.sender);

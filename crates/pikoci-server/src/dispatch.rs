@@ -22,12 +22,14 @@ use crate::state::lock;
 /// forced cancel): the largest index the store keeps, far above any step a worker numbers.
 pub const SERVER_NOTES_STEP: u32 = i32::MAX as u32;
 
-/// Sequence numbers of the server's notes within an attempt (one note of each kind at most).
+/// Sequence numbers of the server's notes within an attempt. An attempt ends with one note at
+/// most (it lost its worker, or its cancel was forced), so both are number 0: readers expect a
+/// step's numbers to start at 0 without gaps.
 mod note {
     /// The attempt lost its worker.
     pub(super) const REQUEUED: u64 = 0;
     /// The worker did not confirm a cancel in time.
-    pub(super) const CANCEL_FORCED: u64 = 1;
+    pub(super) const CANCEL_FORCED: u64 = 0;
 }
 
 /// How often jobs with `passed` triggers are evaluated without an upstream build finishing
@@ -207,7 +209,10 @@ impl Server {
     }
 
     /// Sends a claimed build to its worker: an assignment that cannot be built errors the
-    /// build; one that cannot be sent goes back to pending at once.
+    /// build; one whose snapshot cannot be read goes back to pending at once (nothing was
+    /// sent). One whose publish failed stays assigned until its lease lapses: a failed publish
+    /// may still have reached the worker (a confirm lost in a broker outage), and putting the
+    /// build back at the same attempt could let it run twice at once.
     async fn send_assignment(&self, build: Build, worker: &str) -> StoreResult<()> {
         lock(&self.inner.runtime.reasons).remove(&build.id);
         let snapshot = match self.snapshot(&build).await {
@@ -254,8 +259,7 @@ impl Server {
                 Ok(())
             }
             Err(err) => {
-                tracing::warn!(build = %build.id, worker, error = %err, "failed to send an assignment; the build goes back to pending");
-                self.unassign(&build).await;
+                tracing::warn!(build = %build.id, worker, error = %err, "failed to send an assignment; the build is dispatched again when its lease lapses");
                 Ok(())
             }
         }

@@ -79,8 +79,8 @@ impl Server {
                 let step = BuildStep {
                     attempt: build.attempt,
                     step: *step,
-                    name: name.clone(),
-                    kind: kind.clone(),
+                    name: shorten(name, MAX_STEP_NAME),
+                    kind: shorten(kind, 32),
                     status: StepStatus::Started,
                     started_at: Some(at(*at_ms)),
                     finished_at: None,
@@ -534,4 +534,18 @@ impl Server {
 /// ignores key order).
 fn same_version(stored: &ResourceVersion, version: &serde_json::Value) -> bool {
     &stored.version == version
+}
+
+/// The longest step name stored (the column holds 255 characters; hook names join their
+/// owner's name and their own).
+const MAX_STEP_NAME: usize = 255;
+
+/// `text` cut to at most `max` characters, with `…` at the end when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(max - 1).collect();
+    short.push('…');
+    short
 }

@@ -59,6 +59,7 @@ impl Server {
             .await?;
         let until = now + chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
         let renewed_builds = store.renew_leases(worker, &running, until).await?;
+        let check_horizon = until;
         let mut renewed = Vec::new();
         let mut lost = Vec::new();
         for work in &heartbeat.running {
@@ -76,10 +77,14 @@ impl Server {
                 }
                 WorkRef::Build(build) => renewed_builds.contains(&build.build_id),
                 // The store cannot extend a check's lease: checks get a long one when they are
-                // claimed. A check the worker still holds counts as renewed.
+                // claimed. A check the worker still holds counts as renewed while its lease
+                // outlasts a renewal; near its end it is lost, so that the worker stops it
+                // before another worker can claim it (checks run at most about CHECK_LEASE).
                 WorkRef::Check(check) => match store.resource_by_id(check.resource_id).await {
                     Ok(resource) => resource.check_lease.is_some_and(|lease| {
-                        lease.attempt == check.attempt && lease.worker_id == worker
+                        lease.attempt == check.attempt
+                            && lease.worker_id == worker
+                            && lease.expires_at > check_horizon
                     }),
                     Err(err) if err.kind() == ErrorKind::NotFound => false,
                     Err(err) => return Err(err),

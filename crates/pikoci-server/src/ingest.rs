@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use pikoci_core::ErrorKind;
 use pikoci_core::broker::{Delivery, Subscription};
 use pikoci_core::protocol::{self, Decoded, Envelope, Message, topics};
 use pikoci_core::store::StoreResult;
@@ -169,6 +170,24 @@ impl Server {
         match outcome {
             Ok(()) => {
                 runtime.set_health(consumer, true, self.now());
+                lock(&runtime.failures).remove(&envelope.msg_id);
+                ack(pending).await;
+                true
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ErrorKind::InvalidInput
+                        | ErrorKind::NotFound
+                        | ErrorKind::Unsupported
+                        | ErrorKind::PermissionDenied
+                ) =>
+            {
+                // Delivering it again cannot help: the message does not fit the store (a build
+                // deleted meanwhile, a value it refuses). Store and consumer are healthy.
+                // (`Conflict` stays retried: the store reports deadlocks and serialization
+                // failures as conflicts.)
+                tracing::error!(topic, msg_id = %envelope.msg_id, r#type = envelope.message.type_name(), sender = %envelope.sender, error = %err, "dropping a message the store refuses");
                 lock(&runtime.failures).remove(&envelope.msg_id);
                 ack(pending).await;
                 true

@@ -22,6 +22,11 @@ use crate::work::{Context, Done, WorkStop, run_build, run_check};
 /// How many checks run at once (they do not take build slots).
 pub const MAX_CHECKS: usize = 4;
 
+/// An assignment whose lease lapsed more than this long ago (by this machine's clock) is
+/// refused: the server has taken the build back. The margin absorbs clock differences between
+/// the server's machine and this one.
+const STALE_ASSIGNMENT_MS: i64 = 30_000;
+
 /// How many ended pieces of work are remembered, so that a redelivered assignment of one of
 /// them is not run again.
 const REMEMBERED_ENDED: usize = 1024;
@@ -287,7 +292,15 @@ impl State {
             .filter(|w| matches!(w, WorkRef::Build(_)))
             .count();
         let slots = self.context.config.slots as usize;
-        let refusal = if self.draining {
+        let late_ms = crate::outbox::now_ms().saturating_sub(assign.lease_until_ms);
+        let refusal = if late_ms > STALE_ASSIGNMENT_MS {
+            // A redelivery of an old assignment (a durable inbox after a restart): the server
+            // took the build back long ago and may run it elsewhere.
+            Some(format!(
+                "the assignment's lease lapsed {} s before it arrived",
+                late_ms / 1000
+            ))
+        } else if self.draining {
             Some("worker is draining".to_owned())
         } else if let Some(team) = self
             .context

@@ -497,6 +497,8 @@ pub struct Heartbeat {
     /// Its tags.
     pub tags: Vec<String>,
     /// Whether it runs only jobs with tags, all of them among its own (`--exclusive-tags`).
+    /// Absent (`false`) in heartbeats of workers that predate it.
+    #[serde(default)]
     pub exclusive: bool,
     /// How many builds it runs at once.
     pub slots: u32,

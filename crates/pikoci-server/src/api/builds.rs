@@ -225,8 +225,9 @@ const LOG_PAGE: u32 = 1000;
 /// `GET …/builds/{bn}/logs?attempt=&format=`: the output of one attempt (the latest by
 /// default), steps in order and each step's chunks in `seq` order. `format=text` (the default)
 /// answers `text/plain; charset=utf-8` with the output as printed; `format=json` answers
-/// `{"data": [{"attempt", "step", "seq", "text"}], "meta": {"attempt"}}`. The whole log is
-/// read; to follow a running build use `…/events`.
+/// `{"data": [{"attempt", "step", "seq", "text"}], "meta": {"attempt"}}`. The text of the
+/// latest attempt starts with the server's notes about earlier ones (why the build ran again).
+/// The whole log is read; to follow a running build use `…/events`.
 pub(crate) async fn logs(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -244,6 +245,9 @@ pub(crate) async fn logs(
     };
     let (_, build) = scope::build(&server, &path).await?;
     let attempt = query.attempt.unwrap_or(build.dispatch.attempt);
+    // What the server noted about earlier attempts (a lost worker) comes first in the text of
+    // the latest one: why the build ran again is part of its story.
+    let mut notes = Vec::new();
     let mut chunks = BTreeMap::new();
     let mut after = None;
     loop {
@@ -253,6 +257,11 @@ pub(crate) async fn logs(
         for chunk in page {
             if chunk.attempt == attempt {
                 chunks.insert((chunk.step, chunk.seq), chunk.data);
+            } else if query.attempt.is_none()
+                && chunk.attempt < attempt
+                && chunk.step == crate::SERVER_NOTES_STEP
+            {
+                notes.push(((chunk.attempt, chunk.seq), chunk.data));
             }
         }
         if complete {
@@ -275,7 +284,13 @@ pub(crate) async fn logs(
         })
         .into_response());
     }
-    let text: Vec<u8> = chunks.into_values().flatten().collect();
+    notes.sort();
+    let text: Vec<u8> = notes
+        .into_iter()
+        .map(|(_, data)| data)
+        .chain(chunks.into_values())
+        .flatten()
+        .collect();
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         String::from_utf8_lossy(&text).into_owned(),

@@ -286,6 +286,36 @@ async fn a_full_or_draining_worker_rejects_work_and_drains_what_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_whose_lease_lapsed_long_ago_is_refused() {
+    let server = Server::start().await;
+    let worker = RunningWorker::start(&server, "w-late", 1, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hcl = waiting_job(dir.path());
+    let late = build(1);
+    let Message::Assign(mut assignment) = assign(late, &hcl, "wait") else {
+        unreachable!("assign() makes an assignment")
+    };
+    assignment.lease_until_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    server.send(&worker.id, Message::Assign(assignment)).await;
+    let rejected = server
+        .wait_for_message(WorkRef::Build(late), "rejected")
+        .await;
+    let Message::Rejected { reason, .. } = rejected else {
+        panic!("{rejected:?}")
+    };
+    assert!(
+        reason.contains("lease lapsed 60 s before it arrived"),
+        "{reason}"
+    );
+    assert!(!dir.path().join("pid").exists(), "the build never started");
+    worker.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_runs_the_cancel_hooks_and_reports_cancelled() {
     let server = Server::start().await;
     let worker = RunningWorker::start(&server, "w-cancel", 1, |_| {}).await;
