@@ -35,7 +35,7 @@ resource_type "stamp" {{
 }}
 
 resource "stamp" "push" {{
-  check_interval = "24h"
+  check_interval = "@daily"
 }}
 
 job "measure" {{
