@@ -85,6 +85,7 @@ impl Server {
         let active = self.active_builds().await?;
         self.record_reasons(&candidates, &active).await?;
         if slow {
+            self.catch_up_triggers().await?;
             self.evaluate_all_passed().await?;
             self.expire_approvals(now).await?;
         }

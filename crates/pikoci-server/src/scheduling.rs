@@ -258,31 +258,105 @@ impl Server {
             if job.paused || !triggered {
                 continue;
             }
-            let inputs = match job
-                .model
-                .resolve_inputs(&BTreeMap::new(), TriggerKind::Automatic)
-            {
-                Ok(inputs) => inputs,
-                Err(problems) => {
-                    tracing::warn!(job = %job.name, problems = ?problems, "the inputs' defaults do not resolve: no automatic build");
+            self.automatic_build(&pipeline, &job, resource, newest)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A build of `job` triggered by `version` of `resource`, its inputs at their defaults; none
+    /// (with a log line) when the defaults do not resolve or a get has no version yet.
+    async fn automatic_build(
+        &self,
+        pipeline: &StoredPipeline,
+        job: &StoredJob,
+        resource: &StoredResource,
+        version: &ResourceVersion,
+    ) -> StoreResult<()> {
+        let inputs = match job
+            .model
+            .resolve_inputs(&BTreeMap::new(), TriggerKind::Automatic)
+        {
+            Ok(inputs) => inputs,
+            Err(problems) => {
+                tracing::warn!(job = %job.name, problems = ?problems, "the inputs' defaults do not resolve: no automatic build");
+                return Ok(());
+            }
+        };
+        let request = BuildRequest {
+            pipeline,
+            job,
+            trigger: Some(BuildTrigger {
+                resource_id: resource.id,
+                version_id: version.id,
+            }),
+            inputs,
+        };
+        match self.create_build(request).await {
+            Ok(_) => Ok(()),
+            Err(CreateError::Problems(problems)) => {
+                tracing::debug!(job = %job.name, problems = ?problems, "not every get has a version yet: no automatic build");
+                Ok(())
+            }
+            Err(CreateError::Store(err)) => Err(err),
+        }
+    }
+
+    /// Builds that new versions should have triggered and did not: the server failed (or
+    /// crashed) between storing a check's versions and creating their builds, and the
+    /// redelivered check found the versions already known. Run on the slow tick, for versions
+    /// older than [`CATCH_UP_AFTER`] (the direct path has long created their builds, so two
+    /// servers never race on a fresh version).
+    ///
+    /// A job with a `trigger = true` get (no `passed`) of a resource gets a build for the
+    /// resource's newest version when it has started no build since that version appeared (and
+    /// the version appeared while the job existed): exactly the build the direct path makes.
+    pub(crate) async fn catch_up_triggers(&self) -> StoreResult<()> {
+        let store = &self.inner.store;
+        let settled = self.now() - chrono::Duration::from_std(CATCH_UP_AFTER).unwrap_or_default();
+        for team in store.list_teams().await? {
+            for pipeline in store.list_pipelines(team.id).await? {
+                if pipeline.paused {
                     continue;
                 }
-            };
-            let request = BuildRequest {
-                pipeline: &pipeline,
-                job: &job,
-                trigger: Some(BuildTrigger {
-                    resource_id: resource.id,
-                    version_id: newest.id,
-                }),
-                inputs,
-            };
-            match self.create_build(request).await {
-                Ok(_) => {}
-                Err(CreateError::Problems(problems)) => {
-                    tracing::debug!(job = %job.name, problems = ?problems, "not every get has a version yet: no automatic build");
+                let jobs = store.jobs(pipeline.id).await?;
+                for resource in store.resources(pipeline.id).await? {
+                    if resource.pinned_version.is_some() {
+                        continue;
+                    }
+                    let Some(newest) = store.latest_version(resource.id).await? else {
+                        continue;
+                    };
+                    if newest.created_at > settled {
+                        continue;
+                    }
+                    let reference = resource.model.reference();
+                    for job in &jobs {
+                        let triggered = job
+                            .model
+                            .gets()
+                            .any(|g| g.resource == reference && g.trigger && g.passed.is_empty());
+                        if job.paused || !triggered || job.created_at > newest.created_at {
+                            continue;
+                        }
+                        let latest = store
+                            .list_builds(&BuildFilter {
+                                job_id: Some(job.id),
+                                limit: 1,
+                                ..BuildFilter::default()
+                            })
+                            .await?;
+                        if latest
+                            .first()
+                            .is_some_and(|b| b.created_at >= newest.created_at)
+                        {
+                            continue;
+                        }
+                        tracing::warn!(job = %job.name, resource = %resource.canonical(), version = %newest.id, "a new version had not triggered its build: building it now");
+                        self.automatic_build(&pipeline, job, &resource, &newest)
+                            .await?;
+                    }
                 }
-                Err(CreateError::Store(err)) => return Err(err),
             }
         }
         Ok(())
@@ -463,6 +537,9 @@ impl Server {
 }
 
 /// `job "a"` or `jobs "a", "b"`.
+/// How old a version must be before [`Server::catch_up_triggers`] looks at it.
+pub(crate) const CATCH_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn describe_jobs(names: &[String]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     if quoted.len() == 1 {

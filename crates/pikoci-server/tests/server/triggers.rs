@@ -58,9 +58,31 @@ async fn a_checks_new_versions_trigger_exactly_one_build_of_each_triggered_job()
     let assign = w.expect_assign().await;
     assert_eq!(assign.snapshot.job, "deploy");
     assert_eq!(assign.snapshot.versions["src.app"], json!({"ref": "b"}));
-    // Another evaluation (the periodic one) does not build the same version again.
-    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    // Another evaluation (the periodic one) does not build the same version again, nor does
+    // the catch-up of triggers.
+    tokio::time::sleep(std::time::Duration::from_secs(45)).await;
     assert_eq!(h.builds("deploy").await.len(), 1);
+    assert_eq!(h.builds("build").await.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_version_stored_without_its_builds_is_built_once_later() {
+    let h = Harness::start(&format!("{SRC}{FLOW}")).await;
+    // Stored the way a check stores it, without the builds: a server that failed in between.
+    let version = h.add_version("src.app", json!({"ref": "lost"})).await;
+    assert!(h.builds("build").await.is_empty());
+    tokio::time::sleep(std::time::Duration::from_secs(45)).await;
+    let builds = h.builds("build").await;
+    assert_eq!(builds.len(), 1, "{builds:#?}");
+    assert_eq!(
+        builds[0].trigger.map(|t| t.version_id),
+        Some(version.id),
+        "built with the version that was missed"
+    );
+    assert!(h.builds("manual").await.is_empty());
+    assert!(h.builds("deploy").await.is_empty());
+    tokio::time::sleep(std::time::Duration::from_secs(45)).await;
+    assert_eq!(h.builds("build").await.len(), 1, "and only once");
 }
 
 #[tokio::test(start_paused = true)]
