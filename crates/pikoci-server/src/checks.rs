@@ -289,15 +289,8 @@ impl Server {
         }
         let mut error = error;
         if error.is_none() {
-            let objects: Vec<NewVersion> = versions
-                .iter()
-                .filter(|v| v.is_object())
-                .map(|version| NewVersion {
-                    version: version.clone(),
-                    metadata: serde_json::Value::Null,
-                })
-                .collect();
-            if objects.len() != versions.len() {
+            let (objects, left_out) = crate::scheduling::storable_versions(versions);
+            if left_out {
                 error = Some(format!(
                     "the check printed {} version(s) that are not JSON objects; they were ignored",
                     versions.len() - objects.len()

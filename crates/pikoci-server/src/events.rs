@@ -9,8 +9,8 @@ use pikoci_core::ErrorKind;
 use pikoci_core::model::ResourceRef;
 use pikoci_core::protocol::{self, BuildRef, Envelope, Message, Outcome, WorkRef};
 use pikoci_core::store::{
-    Build, BuildStatus, BuildStep, BuildTransition, BuildVersion, NewLogChunk, NewVersion,
-    ResourceVersion, RunningBuild, StepStatus, StoreResult, StoredResource, VersionUse,
+    Build, BuildStatus, BuildStep, BuildTransition, BuildVersion, NewLogChunk, ResourceVersion,
+    RunningBuild, StepStatus, StoreResult, StoredResource, VersionUse,
 };
 
 use crate::Server;
@@ -361,15 +361,8 @@ impl Server {
         let Some(resource) = self.build_resource(&stored, canonical).await? else {
             return Ok(());
         };
-        let objects: Vec<NewVersion> = versions
-            .iter()
-            .filter(|v| v.is_object())
-            .map(|version| NewVersion {
-                version: version.clone(),
-                metadata: serde_json::Value::Null,
-            })
-            .collect();
-        if objects.len() != versions.len() {
+        let (objects, left_out) = crate::scheduling::storable_versions(versions);
+        if left_out {
             tracing::warn!(build = %build.build_id, resource = canonical, "ignoring versions that are not JSON objects");
         }
         let now = self.now();

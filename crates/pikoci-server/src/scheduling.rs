@@ -13,8 +13,8 @@ use pikoci_core::TriggerKind;
 use pikoci_core::model::GetStep;
 use pikoci_core::store::{
     Build, BuildFilter, BuildStatus, BuildTransition, BuildTrigger, BuildVersion, JobId, NewBuild,
-    PassedQuery, ResourceVersion, StoreResult, StoredJob, StoredPipeline, StoredResource,
-    VersionId, VersionUse,
+    NewVersion, PassedQuery, ResourceVersion, StoreResult, StoredJob, StoredPipeline,
+    StoredResource, VersionId, VersionUse,
 };
 
 use crate::Server;
@@ -258,20 +258,22 @@ impl Server {
             if job.paused || !triggered {
                 continue;
             }
-            self.automatic_build(&pipeline, &job, resource, newest)
-                .await?;
+            let trigger = BuildTrigger {
+                resource_id: resource.id,
+                version_id: newest.id,
+            };
+            self.automatic_build(&pipeline, &job, trigger).await?;
         }
         Ok(())
     }
 
-    /// A build of `job` triggered by `version` of `resource`, its inputs at their defaults; none
-    /// (with a log line) when the defaults do not resolve or a get has no version yet.
+    /// A build of `job` made by `trigger`, its inputs at their defaults; none (with a log line)
+    /// when the defaults do not resolve or a get has no version yet.
     async fn automatic_build(
         &self,
         pipeline: &StoredPipeline,
         job: &StoredJob,
-        resource: &StoredResource,
-        version: &ResourceVersion,
+        trigger: BuildTrigger,
     ) -> StoreResult<()> {
         let inputs = match job
             .model
@@ -286,10 +288,7 @@ impl Server {
         let request = BuildRequest {
             pipeline,
             job,
-            trigger: Some(BuildTrigger {
-                resource_id: resource.id,
-                version_id: version.id,
-            }),
+            trigger: Some(trigger),
             inputs,
         };
         match self.create_build(request).await {
@@ -353,8 +352,11 @@ impl Server {
                             continue;
                         }
                         tracing::warn!(job = %job.name, resource = %resource.canonical(), version = %newest.id, "a new version had not triggered its build: building it now");
-                        self.automatic_build(&pipeline, job, &resource, &newest)
-                            .await?;
+                        let trigger = BuildTrigger {
+                            resource_id: resource.id,
+                            version_id: newest.id,
+                        };
+                        self.automatic_build(&pipeline, job, trigger).await?;
                     }
                 }
             }
@@ -482,30 +484,7 @@ impl Server {
         let Some(trigger) = trigger else {
             return Ok(());
         };
-        let inputs = match job
-            .model
-            .resolve_inputs(&BTreeMap::new(), TriggerKind::Automatic)
-        {
-            Ok(inputs) => inputs,
-            Err(problems) => {
-                tracing::warn!(job = %job.name, problems = ?problems, "the inputs' defaults do not resolve: no automatic build");
-                return Ok(());
-            }
-        };
-        let request = BuildRequest {
-            pipeline,
-            job,
-            trigger: Some(trigger),
-            inputs,
-        };
-        match self.create_build(request).await {
-            Ok(_) => Ok(()),
-            Err(CreateError::Problems(problems)) => {
-                tracing::debug!(job = %job.name, problems = ?problems, "passed versions are ready but another get has no version");
-                Ok(())
-            }
-            Err(CreateError::Store(err)) => Err(err),
-        }
+        self.automatic_build(pipeline, job, trigger).await
     }
 
     /// Marks a build that cannot run `errored` (conditional: only from `from`).
@@ -539,6 +518,21 @@ impl Server {
 /// `job "a"` or `jobs "a", "b"`.
 /// How old a version must be before [`Server::catch_up_triggers`] looks at it.
 pub(crate) const CATCH_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The versions a check or a put printed that can be stored (JSON objects), and whether some
+/// were left out.
+pub(crate) fn storable_versions(versions: &[serde_json::Value]) -> (Vec<NewVersion>, bool) {
+    let objects: Vec<NewVersion> = versions
+        .iter()
+        .filter(|v| v.is_object())
+        .map(|version| NewVersion {
+            version: version.clone(),
+            metadata: serde_json::Value::Null,
+        })
+        .collect();
+    let left_out = objects.len() != versions.len();
+    (objects, left_out)
+}
 
 fn describe_jobs(names: &[String]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
