@@ -94,6 +94,13 @@ impl Server {
 
     /// Every build that holds a worker slot.
     pub(crate) async fn active_builds(&self) -> StoreResult<Vec<Build>> {
+        self.builds_in(vec![BuildStatus::Assigned, BuildStatus::Started])
+            .await
+    }
+
+    /// Every build in one of `statuses`, newest first, read page by page.
+    async fn builds_in(&self, statuses: Vec<BuildStatus>) -> StoreResult<Vec<Build>> {
+        const PAGE: u32 = 500;
         let mut all = Vec::new();
         let mut before = None;
         loop {
@@ -101,16 +108,16 @@ impl Server {
                 .inner
                 .store
                 .list_builds(&BuildFilter {
-                    statuses: vec![BuildStatus::Assigned, BuildStatus::Started],
+                    statuses: statuses.clone(),
                     before,
-                    limit: 500,
+                    limit: PAGE,
                     ..BuildFilter::default()
                 })
                 .await?;
-            let done = page.len() < 500;
+            let done = page.len() < PAGE as usize;
             before = page.last().map(|b| b.id);
             all.extend(page);
-            if done {
+            if done || before.is_none() {
                 return Ok(all);
             }
         }
@@ -419,14 +426,9 @@ impl Server {
 
     /// Rejects builds that waited for approval longer than their approval's `timeout`.
     async fn expire_approvals(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        // Every waiting build (a first page only would never expire the oldest ones).
         let waiting = self
-            .inner
-            .store
-            .list_builds(&BuildFilter {
-                statuses: vec![BuildStatus::WaitingForApproval],
-                limit: 500,
-                ..BuildFilter::default()
-            })
+            .builds_in(vec![BuildStatus::WaitingForApproval])
             .await?;
         let mut timeouts = HashMap::new();
         for build in waiting {

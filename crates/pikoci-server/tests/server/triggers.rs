@@ -242,3 +242,46 @@ async fn a_webhook_checks_its_resource_now_and_unknown_tokens_all_look_alike() {
         json!({"ref": "hooked"})
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_overdue_approval_times_out_however_many_wait() {
+    let h = Harness::start(&format!(
+        r#"{SRC}
+job "release" {{
+  approve "production" {{ timeout = "1m" }}
+  get "src" "app" {{}}
+}}
+"#
+    ))
+    .await;
+    h.add_version("src.app", json!({"ref": "a"})).await;
+    let job = h.job("release").await;
+    // More than one page of waiting builds: the oldest are on the last page.
+    let mut waiting = Vec::new();
+    for _ in 0..510 {
+        let build = h
+            .server
+            .trigger_job(job.id, BTreeMap::new())
+            .await
+            .expect("build");
+        assert_eq!(build.status, BuildStatus::WaitingForApproval);
+        waiting.push(build.id);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(90)).await;
+    for id in [waiting[0], waiting[509]] {
+        let build = h.wait_status(id, BuildStatus::Cancelled).await;
+        assert!(
+            build
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("nobody approved it within 1m")),
+            "{build:?}"
+        );
+    }
+    assert!(
+        h.builds("release")
+            .await
+            .iter()
+            .all(|b| b.status == BuildStatus::Cancelled)
+    );
+}
