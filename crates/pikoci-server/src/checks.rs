@@ -271,22 +271,11 @@ impl Server {
         error: Option<String>,
         log: String,
     ) -> StoreResult<()> {
-        if let Some(checks) = lock(&self.inner.runtime.checks).get_mut(&envelope.sender) {
-            checks.remove(&check);
-        }
-        let store = &self.inner.store;
-        let resource = match store.resource_by_id(check.resource_id).await {
-            Ok(resource) => resource,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(err),
-        };
-        let held = resource.check_lease.as_ref().is_some_and(|lease| {
-            lease.attempt == check.attempt && lease.worker_id == envelope.sender
-        });
-        if !held {
-            tracing::debug!(resource = %resource.canonical(), attempt = check.attempt, "ignoring a stale check result");
+        let Some(resource) = self.held_check(envelope, check).await? else {
+            tracing::debug!(resource = %check.resource_id, attempt = check.attempt, "ignoring a stale check result");
             return Ok(());
-        }
+        };
+        let store = &self.inner.store;
         let mut error = error;
         if error.is_none() {
             let (objects, left_out) = crate::scheduling::storable_versions(versions);
@@ -312,6 +301,28 @@ impl Server {
         self.finish_check(&resource, check.attempt, record).await
     }
 
+    /// The resource of a check its sender reports on, while the sender still holds that check
+    /// attempt (`None`: the resource is gone or the check is no longer the sender's). Either
+    /// way the check no longer counts as in flight on the sender.
+    async fn held_check(
+        &self,
+        envelope: &Envelope,
+        check: CheckRef,
+    ) -> StoreResult<Option<StoredResource>> {
+        if let Some(checks) = lock(&self.inner.runtime.checks).get_mut(&envelope.sender) {
+            checks.remove(&check);
+        }
+        let resource = match self.inner.store.resource_by_id(check.resource_id).await {
+            Ok(resource) => resource,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let held = resource.check_lease.as_ref().is_some_and(|lease| {
+            lease.attempt == check.attempt && lease.worker_id == envelope.sender
+        });
+        Ok(held.then_some(resource))
+    }
+
     /// A worker refused a check: it is released with the reason and due again at once.
     pub(crate) async fn on_check_rejected(
         &self,
@@ -319,21 +330,10 @@ impl Server {
         check: CheckRef,
         reason: &str,
     ) -> StoreResult<()> {
-        if let Some(checks) = lock(&self.inner.runtime.checks).get_mut(&envelope.sender) {
-            checks.remove(&check);
-        }
-        let store = &self.inner.store;
-        let resource = match store.resource_by_id(check.resource_id).await {
-            Ok(resource) => resource,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(err),
-        };
-        let held = resource.check_lease.as_ref().is_some_and(|lease| {
-            lease.attempt == check.attempt && lease.worker_id == envelope.sender
-        });
-        if !held {
+        let Some(resource) = self.held_check(envelope, check).await? else {
             return Ok(());
-        }
+        };
+        let store = &self.inner.store;
         // Releasing the check needs an outcome: keep the last real one, so that a busy worker
         // does not look like a failed check; without one, say what happened.
         let record = resource.last_check.clone().unwrap_or_else(|| CheckRecord {

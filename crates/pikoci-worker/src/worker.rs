@@ -286,38 +286,7 @@ impl State {
         if self.is_known(work) {
             return;
         }
-        let builds = self
-            .held
-            .keys()
-            .filter(|w| matches!(w, WorkRef::Build(_)))
-            .count();
-        let slots = self.context.config.slots as usize;
-        let late_ms = crate::outbox::now_ms().saturating_sub(assign.lease_until_ms);
-        let refusal = if late_ms > STALE_ASSIGNMENT_MS {
-            // A redelivery of an old assignment (a durable inbox after a restart): the server
-            // took the build back long ago and may run it elsewhere.
-            Some(format!(
-                "the assignment's lease lapsed {} s before it arrived",
-                late_ms / 1000
-            ))
-        } else if self.draining {
-            Some("worker is draining".to_owned())
-        } else if let Some(team) = self
-            .context
-            .config
-            .team
-            .as_ref()
-            .filter(|team| **team != assign.snapshot.team)
-        {
-            Some(format!(
-                "this worker serves team \"{team}\" only, not \"{}\"",
-                assign.snapshot.team
-            ))
-        } else if builds >= slots {
-            Some(format!("no free slot ({builds} of {slots} in use)"))
-        } else {
-            None
-        };
+        let refusal = self.refusal(work, &assign.snapshot.team, Some(assign.lease_until_ms));
         if let Some(reason) = refusal {
             self.reject(work, reason);
             return;
@@ -335,31 +304,7 @@ impl State {
         if self.is_known(work) {
             return;
         }
-        let checks = self
-            .held
-            .keys()
-            .filter(|w| matches!(w, WorkRef::Check(_)))
-            .count();
-        let refusal = if self.draining {
-            Some("worker is draining".to_owned())
-        } else if let Some(team) = self
-            .context
-            .config
-            .team
-            .as_ref()
-            .filter(|team| **team != assign.snapshot.team)
-        {
-            Some(format!(
-                "this worker serves team \"{team}\" only, not \"{}\"",
-                assign.snapshot.team
-            ))
-        } else if checks >= MAX_CHECKS {
-            Some(format!(
-                "too many checks running ({checks} of {MAX_CHECKS})"
-            ))
-        } else {
-            None
-        };
+        let refusal = self.refusal(work, &assign.snapshot.team, None);
         if let Some(reason) = refusal {
             self.reject(work, reason);
             return;
@@ -370,6 +315,42 @@ impl State {
         self.context
             .tracker
             .spawn(run_check(self.context.clone(), assign, stop, done));
+    }
+
+    /// Why this worker will not take `work` of `team` (an assignment whose lease lapsed long
+    /// ago, draining, another team, no free slot for builds or checks), if it will not.
+    fn refusal(&self, work: WorkRef, team: &str, lease_until_ms: Option<i64>) -> Option<String> {
+        let late_ms =
+            lease_until_ms.map_or(0, |until| crate::outbox::now_ms().saturating_sub(until));
+        if late_ms > STALE_ASSIGNMENT_MS {
+            // A redelivery of an old assignment (a durable inbox after a restart): the server
+            // took the build back long ago and may run it elsewhere.
+            return Some(format!(
+                "the assignment's lease lapsed {} s before it arrived",
+                late_ms / 1000
+            ));
+        }
+        if self.draining {
+            return Some("worker is draining".to_owned());
+        }
+        if let Some(own) = self.context.config.team.as_ref().filter(|own| *own != team) {
+            return Some(format!(
+                "this worker serves team \"{own}\" only, not \"{team}\""
+            ));
+        }
+        let is_build = matches!(work, WorkRef::Build(_));
+        let running = self
+            .held
+            .keys()
+            .filter(|w| matches!(w, WorkRef::Build(_)) == is_build)
+            .count();
+        if is_build {
+            let slots = self.context.config.slots as usize;
+            (running >= slots).then(|| format!("no free slot ({running} of {slots} in use)"))
+        } else {
+            (running >= MAX_CHECKS)
+                .then(|| format!("too many checks running ({running} of {MAX_CHECKS})"))
+        }
     }
 
     /// Whether `work` runs or ran here: a redelivered assignment is not run again.
