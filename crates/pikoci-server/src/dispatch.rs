@@ -39,6 +39,9 @@ const SLOW_TICK: Duration = Duration::from_secs(10);
 /// The most builds one round assigns (the next round goes on).
 const MAX_ASSIGNMENTS: usize = 1000;
 
+/// How many overdue cancels one round forces (the next round takes the rest).
+const OVERDUE_CANCELS_PER_ROUND: u32 = 100;
+
 /// Runs dispatch rounds until `shutdown`.
 pub(crate) async fn run(server: Server, shutdown: CancellationToken) {
     let mut last_slow: Option<DateTime<Utc>> = None;
@@ -307,6 +310,10 @@ impl Server {
                     "pikoci: attempt {} lost its worker \"{worker}\" (no heartbeat or no answer in time); the build runs again from the start\n",
                     lost.attempt
                 ),
+                BuildStatus::Cancelled => format!(
+                    "pikoci: attempt {} lost its worker \"{worker}\" before it confirmed the cancel; the build is cancelled\n",
+                    lost.attempt
+                ),
                 _ => format!(
                     "pikoci: attempt {} lost its worker \"{worker}\"; the build lost its worker too often (--max-requeues {}) and is errored\n",
                     lost.attempt, self.inner.config.max_requeues
@@ -322,25 +329,6 @@ impl Server {
                 });
                 self.abort(worker, work, "its lease lapsed".into()).await;
             }
-            // A build whose cancel was waiting for this worker stays cancelled.
-            let cancelled = lock(&self.inner.runtime.cancels).remove(&lost.build_id);
-            if cancelled.is_some() && lost.status == BuildStatus::Pending {
-                let moved = self
-                    .inner
-                    .store
-                    .transition_build(&BuildTransition {
-                        build_id: lost.build_id,
-                        from: vec![BuildStatus::Pending],
-                        to: BuildStatus::Cancelled,
-                        attempt: None,
-                        error: Some("cancelled; its worker was lost before it confirmed".into()),
-                        at: now,
-                    })
-                    .await;
-                if let Err(err) = moved {
-                    tracing::warn!(build = %lost.build_id, error = %err, "failed to cancel a build that lost its worker");
-                }
-            }
         }
         Ok(())
     }
@@ -348,23 +336,17 @@ impl Server {
     /// Cancels whose worker did not report the build finished within the grace: the build is
     /// marked cancelled and the worker told to abort.
     async fn force_overdue_cancels(&self, now: DateTime<Utc>) -> StoreResult<()> {
-        let overdue: Vec<_> = {
-            let mut cancels = lock(&self.inner.runtime.cancels);
-            let overdue: Vec<_> = cancels
-                .iter()
-                .filter(|(_, c)| c.deadline <= now)
-                .map(|(id, c)| (*id, c.clone()))
-                .collect();
-            for (id, _) in &overdue {
-                cancels.remove(id);
-            }
-            overdue
-        };
-        for (id, cancel) in overdue {
+        let overdue = self
+            .inner
+            .store
+            .overdue_cancels(now, OVERDUE_CANCELS_PER_ROUND)
+            .await?;
+        for build in overdue {
+            let (id, attempt) = (build.id, build.dispatch.attempt);
+            let worker = build.dispatch.worker_id.unwrap_or_default();
             let grace = self.inner.config.cancel_grace.as_secs();
             let error = format!(
-                "cancelled; the worker \"{}\" did not confirm the cancel within {grace}s",
-                cancel.worker
+                "cancelled; the worker \"{worker}\" did not confirm the cancel within {grace}s"
             );
             let moved = self
                 .inner
@@ -373,26 +355,26 @@ impl Server {
                     build_id: id,
                     from: vec![BuildStatus::Assigned, BuildStatus::Started],
                     to: BuildStatus::Cancelled,
-                    attempt: Some(cancel.attempt),
+                    attempt: Some(attempt),
                     error: Some(error.clone()),
                     at: now,
                 })
                 .await;
             match moved {
                 Ok(_) => {
-                    tracing::warn!(build = %id, worker = %cancel.worker, "a cancel was not confirmed in time; the build is cancelled");
+                    tracing::warn!(build = %id, %worker, "a cancel was not confirmed in time; the build is cancelled");
                     self.note(
                         id,
-                        cancel.attempt,
+                        attempt,
                         note::CANCEL_FORCED,
                         format!("pikoci: {error}\n"),
                     )
                     .await?;
                     let work = WorkRef::Build(BuildRef {
                         build_id: id,
-                        attempt: cancel.attempt,
+                        attempt,
                     });
-                    self.abort(&cancel.worker, work, "the build was cancelled".into())
+                    self.abort(&worker, work, "the build was cancelled".into())
                         .await;
                     self.wake_dispatcher();
                 }

@@ -510,7 +510,6 @@ impl Server {
             }
             Err(err) => return Err(err),
         };
-        lock(&self.inner.runtime.cancels).remove(&build.build_id);
         tracing::info!(build = %build.build_id, status = %finished.status, "build finished");
         self.wake_dispatcher();
         if matches!(

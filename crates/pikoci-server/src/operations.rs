@@ -10,7 +10,7 @@ use pikoci_core::store::{
 };
 
 use crate::scheduling::{BuildRequest, CreateError, distinct_gets};
-use crate::state::{PendingCancel, lock};
+use crate::state::lock;
 use crate::{Server, ServerError, ServerResult};
 
 impl Server {
@@ -158,20 +158,10 @@ impl Server {
                     let grace = chrono::Duration::from_std(self.inner.config.cancel_grace)
                         .unwrap_or_default();
                     let deadline = self.now() + grace;
-                    {
-                        let mut cancels = lock(&self.inner.runtime.cancels);
-                        let entry = cancels.entry(id).or_insert(PendingCancel {
-                            attempt,
-                            worker: worker.clone(),
-                            deadline,
-                        });
-                        if entry.attempt != attempt {
-                            *entry = PendingCancel {
-                                attempt,
-                                worker: worker.clone(),
-                                deadline,
-                            };
-                        }
+                    match store.request_cancel(id, attempt, deadline).await {
+                        Ok(_) => {}
+                        Err(err) if err.kind() == ErrorKind::Conflict => continue,
+                        Err(err) => return Err(err.into()),
                     }
                     tracing::info!(build = %id, %worker, "asking a worker to cancel a build");
                     let build_ref = BuildRef {

@@ -1,10 +1,10 @@
 //! What one server keeps in memory between loops: the dispatcher's wake-up, the log
-//! notifications, the reasons pending builds wait, cancels waiting for their worker, checks in
-//! flight per worker, and the health of the event consumers.
+//! notifications, the reasons pending builds wait, checks in flight per worker, and the health of
+//! the event consumers.
 //!
-//! None of it is needed for correctness across servers (the store is the ground truth); it is
-//! lost on restart: a pending cancel's grace timer then never fires (the build finishes or
-//! loses its worker as usual), and reasons are recomputed on the next dispatch round.
+//! None of it is needed for correctness across servers (the store is the ground truth, cancel
+//! deadlines included); it is lost on restart, and reasons are recomputed on the next dispatch
+//! round.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -23,17 +23,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How many `(work, worker)` pairs already told to abort are remembered (so a lost worker's
 /// flood of log events gets one `abort`, not one per event).
 const ABORTED_MEMORY: usize = 4096;
-
-/// A cancel sent to a worker, waiting for the build to finish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PendingCancel {
-    /// The attempt the cancel is for.
-    pub(crate) attempt: u32,
-    /// The worker that runs it.
-    pub(crate) worker: String,
-    /// When the worker's time is up: the build is marked cancelled and the worker aborted.
-    pub(crate) deadline: DateTime<Utc>,
-}
 
 /// The two consumers whose health [`Runtime::requeue_allowed`] depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +52,6 @@ pub(crate) struct Runtime {
     pub(crate) logs: broadcast::Sender<BuildId>,
     /// Why each pending build is not running, as the last dispatch round saw it.
     pub(crate) reasons: Mutex<HashMap<BuildId, String>>,
-    /// Cancels sent to workers, by build.
-    pub(crate) cancels: Mutex<HashMap<BuildId, PendingCancel>>,
     /// Checks sent to each worker and not finished yet, with when they were sent.
     pub(crate) checks: Mutex<HashMap<String, HashMap<CheckRef, DateTime<Utc>>>>,
     /// Workers that rejected work, left out of dispatch until the time given.
@@ -84,7 +71,6 @@ impl Runtime {
             wake: Notify::new(),
             logs: broadcast::channel(1024).0,
             reasons: Mutex::new(HashMap::new()),
-            cancels: Mutex::new(HashMap::new()),
             checks: Mutex::new(HashMap::new()),
             cooldown: Mutex::new(HashMap::new()),
             aborted: Mutex::new(HashSet::new()),

@@ -182,6 +182,7 @@ pub(crate) mod build {
         pub(crate) created_at: i64,
         pub(crate) started_at: Option<i64>,
         pub(crate) finished_at: Option<i64>,
+        pub(crate) cancel_deadline: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -322,6 +323,46 @@ pub(crate) mod approval_vote {
         pub(crate) build_id: i64,
         pub(crate) voter: String,
         pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod job_tag {
+    //! `job_tags`: one row per tag of a job (the claim matches them against a worker's tags).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "job_tags")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) job_id: i64,
+        pub(crate) tag: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod job_serial_group {
+    //! `job_serial_groups`: one row per serial group of a job, with the job's pipeline (groups
+    //! are per pipeline).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "job_serial_groups")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) job_id: i64,
+        pub(crate) pipeline_id: i64,
+        pub(crate) name: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

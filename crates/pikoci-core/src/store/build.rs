@@ -179,6 +179,9 @@ pub struct Dispatch {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// How many times the build went back to `pending` after losing its worker.
     pub requeues: u32,
+    /// When a cancel was asked of the worker: the time by which it must report the build
+    /// finished, or the server marks it cancelled itself.
+    pub cancel_deadline: Option<DateTime<Utc>>,
 }
 
 /// A stored build.
@@ -282,7 +285,8 @@ pub struct RequeuedBuild {
     pub attempt: u32,
     /// The worker that lost it.
     pub worker_id: Option<String>,
-    /// `Pending` (it will run again) or `Errored` (it was requeued too often).
+    /// `Pending` (it will run again), `Errored` (it was requeued too often) or `Cancelled` (a
+    /// cancel was waiting for the lost worker).
     pub status: BuildStatus,
 }
 

@@ -212,12 +212,29 @@ pub trait Store: Send + Sync + Debug {
     ) -> StoreResult<Vec<BuildId>>;
 
     /// Takes back assigned or started builds whose lease lapsed before `now`: back to `pending`
-    /// when they were requeued fewer than `max_requeues` times, `errored` otherwise.
+    /// when they were requeued fewer than `max_requeues` times, `errored` otherwise, and
+    /// `cancelled` when a cancel was asked of the lost worker (see
+    /// [`Store::request_cancel`]).
     async fn requeue_expired(
         &self,
         now: DateTime<Utc>,
         max_requeues: u32,
     ) -> StoreResult<Vec<RequeuedBuild>>;
+
+    /// Records that the worker running `build` at `attempt` was asked to cancel it and must
+    /// report it finished by `deadline`; a deadline set before is kept. `Conflict` when the
+    /// build is no longer held by a worker at that attempt. The deadline lives in the store, so
+    /// a server that restarts still forces the cancel when it passes.
+    async fn request_cancel(
+        &self,
+        build: BuildId,
+        attempt: u32,
+        deadline: DateTime<Utc>,
+    ) -> StoreResult<Build>;
+
+    /// Builds still held by a worker whose cancel deadline is not after `now`, oldest first, at
+    /// most `limit`.
+    async fn overdue_cancels(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Build>>;
 
     /// Records a step's state (insert or update by `(attempt, step)`); `Conflict` when
     /// `step.attempt` is not the build's current attempt. A step's status never goes back:

@@ -254,8 +254,9 @@ impl JobView {
 
 /// A build. Summary (lists, `latest_build`): `{"id", "team", "pipeline", "job", "number": "3.1",
 /// "retry_of": "3" | null, "status", "error", "inputs", "trigger": {"resource", "version_id"} |
-/// null, "attempt", "worker", "requeues", "created_at", "started_at", "finished_at",
-/// "duration_ms"}`. The detailed view adds `"steps": [Step]` (every attempt's, by attempt then
+/// null, "attempt", "worker", "requeues", "cancel_deadline", "created_at", "started_at",
+/// "finished_at", "duration_ms"}` (`cancel_deadline`: set while a cancel waits for the worker,
+/// the time at which the server marks the build cancelled itself). The detailed view adds `"steps": [Step]` (every attempt's, by attempt then
 /// index), `"versions": [{"resource", "version_id", "step", "usage": "get"|"put"}]` and, for
 /// pending builds, `"pending_reason"`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -273,6 +274,7 @@ pub(crate) struct BuildView {
     attempt: u32,
     worker: Option<String>,
     requeues: u32,
+    cancel_deadline: Option<String>,
     created_at: String,
     started_at: Option<String>,
     finished_at: Option<String>,
@@ -332,6 +334,11 @@ impl BuildView {
             attempt: build.dispatch.attempt,
             worker: build.dispatch.worker_id.clone(),
             requeues: build.dispatch.requeues,
+            cancel_deadline: build
+                .dispatch
+                .cancel_deadline
+                .filter(|_| build.status.is_active())
+                .map(time),
             created_at: time(build.created_at),
             started_at: build.started_at.map(time),
             finished_at: build.finished_at.map(time),

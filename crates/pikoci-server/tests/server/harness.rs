@@ -46,8 +46,9 @@ pub(crate) struct Harness {
     pub(crate) mem: MemBroker,
     pub(crate) team: Team,
     pub(crate) pipeline: StoredPipeline,
+    clock: Clock,
     shutdown: CancellationToken,
-    _tasks: tokio::task::JoinSet<()>,
+    tasks: tokio::task::JoinSet<()>,
 }
 
 impl Drop for Harness {
@@ -95,9 +96,29 @@ impl Harness {
             mem,
             team,
             pipeline: outcome.pipeline,
+            clock,
             shutdown,
-            _tasks: tasks,
+            tasks,
         }
+    }
+
+    /// Stops the server and starts a new one with `config` on the same store and broker (its
+    /// memory is gone, as after a crash; the clock goes on).
+    pub(crate) async fn restart(&mut self, config: ServerConfig) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.server = Server::new(
+            self.store.clone(),
+            Arc::new(self.mem.clone()),
+            config,
+            self.clock,
+        );
+        self.shutdown = CancellationToken::new();
+        self.tasks = self
+            .server
+            .start(self.shutdown.clone())
+            .await
+            .expect("server restarts");
     }
 
     pub(crate) async fn job(&self, name: &str) -> StoredJob {

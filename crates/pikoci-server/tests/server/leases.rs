@@ -174,6 +174,44 @@ async fn a_cancelled_build_whose_worker_never_answers_ends_cancelled_after_the_g
     let mut w = h.worker("w1").await;
     w.start_heartbeats();
     let build = running_build(&h, &mut w).await;
+    let asked_at = ask_cancel(&h, &mut w, build).await;
+    // The worker keeps heartbeating (its lease stays valid) but never reports the cancel.
+    expect_forced_cancel(&h, &mut w, build, asked_at).await;
+    assert!(
+        h.log(build.build_id)
+            .await
+            .contains("did not confirm the cancel")
+    );
+    // A pending build is cancelled at once.
+    let job = h.job("unit").await;
+    w.stop_heartbeats();
+    let pending = h
+        .server
+        .trigger_job(job.id, BTreeMap::new())
+        .await
+        .expect("build");
+    let cancelled = h.server.cancel_build(pending.id).await.expect("cancel");
+    assert_eq!(cancelled.status, BuildStatus::Cancelled);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_waiting_for_its_worker_outlives_a_server_restart() {
+    let mut h = Harness::start(&format!("{SRC}{UNIT}")).await;
+    h.add_version("src.app", json!({"ref": "a"})).await;
+    let mut w = h.worker("w1").await;
+    w.start_heartbeats();
+    let build = running_build(&h, &mut w).await;
+    let asked_at = ask_cancel(&h, &mut w, build).await;
+    let asked = h.store.build(build.build_id).await.expect("build");
+    assert!(asked.dispatch.cancel_deadline.is_some(), "{asked:?}");
+    // The server restarts before the deadline; the new one remembers nothing but the store.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    h.restart(ServerConfig::default()).await;
+    expect_forced_cancel(&h, &mut w, build, asked_at).await;
+}
+
+/// Cancels a running build and expects the worker to be asked; returns when it was asked.
+async fn ask_cancel(h: &Harness, w: &mut FakeWorker, build: BuildRef) -> tokio::time::Instant {
     let asked_at = tokio::time::Instant::now();
     let answer = h.server.cancel_build(build.build_id).await.expect("cancel");
     assert_eq!(answer.status, BuildStatus::Started);
@@ -181,7 +219,17 @@ async fn a_cancelled_build_whose_worker_never_answers_ends_cancelled_after_the_g
         Message::Cancel { build: cancelled } => assert_eq!(cancelled, build),
         other => panic!("expected a cancel, got {other:?}"),
     }
-    // The worker keeps heartbeating (its lease stays valid) but never reports the cancel.
+    asked_at
+}
+
+/// The worker never confirmed: the build ends cancelled by the server after the grace, and the
+/// worker is told to abort.
+async fn expect_forced_cancel(
+    h: &Harness,
+    w: &mut FakeWorker,
+    build: BuildRef,
+    asked_at: tokio::time::Instant,
+) {
     let cancelled = h.wait_status(build.build_id, BuildStatus::Cancelled).await;
     assert!(
         asked_at.elapsed() >= Duration::from_secs(30),
@@ -199,19 +247,4 @@ async fn a_cancelled_build_whose_worker_never_answers_ends_cancelled_after_the_g
         Message::Abort { work: aborted, .. } => assert_eq!(aborted, work(build)),
         other => panic!("expected an abort, got {other:?}"),
     }
-    assert!(
-        h.log(build.build_id)
-            .await
-            .contains("did not confirm the cancel")
-    );
-    // A pending build is cancelled at once.
-    let job = h.job("unit").await;
-    w.stop_heartbeats();
-    let pending = h
-        .server
-        .trigger_job(job.id, BTreeMap::new())
-        .await
-        .expect("build");
-    let cancelled = h.server.cancel_build(pending.id).await.expect("cancel");
-    assert_eq!(cancelled.status, BuildStatus::Cancelled);
 }

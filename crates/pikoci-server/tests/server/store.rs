@@ -276,6 +276,21 @@ impl Store for BlockingStore {
         run(async move { s.renew_leases(&worker_id, &running, until).await }).await
     }
 
+    async fn request_cancel(
+        &self,
+        build: BuildId,
+        attempt: u32,
+        deadline: DateTime<Utc>,
+    ) -> StoreResult<Build> {
+        let s = self.0.clone();
+        run(async move { s.request_cancel(build, attempt, deadline).await }).await
+    }
+
+    async fn overdue_cancels(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Build>> {
+        let s = self.0.clone();
+        run(async move { s.overdue_cancels(now, limit).await }).await
+    }
+
     async fn requeue_expired(
         &self,
         now: DateTime<Utc>,

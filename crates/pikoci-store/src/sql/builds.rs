@@ -122,6 +122,7 @@ async fn insert(
         created_at: Set(ms(new.created_at)),
         started_at: Set(None),
         finished_at: Set(None),
+        cancel_deadline: Set(None),
         ..Default::default()
     }
     .insert(txn)

@@ -244,6 +244,7 @@ pub(crate) fn build(m: build::Model) -> StoreResult<Build> {
             worker_id: m.worker_id,
             lease_expires_at: m.lease_expires_at.map(time),
             requeues: uint(m.requeues),
+            cancel_deadline: m.cancel_deadline.map(time),
         },
         created_at: time(m.created_at),
         started_at: m.started_at.map(time),

@@ -2,84 +2,61 @@
 //! requeue of builds whose worker went silent. Every change is a conditional update; a claim also
 //! locks its pipeline's row, so two servers never both see a free slot and both take it.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use pikoci_core::store::{
-    Build, BuildId, BuildStatus, ClaimRequest, RequeuedBuild, RunningBuild, StoreResult,
+    Build, BuildId, BuildStatus, ClaimRequest, RequeuedBuild, RunningBuild, StoreError,
+    StoreResult, TeamScope,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, JoinType, Order, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 
-use super::convert::{self, from_json, int, ms};
-use super::resources::team_condition;
+use super::convert::{self, int, ms};
 use super::{SqlStore, retrying};
-use crate::entity::{build, job, pipeline};
+use crate::entity::{build, job, job_serial_group, job_tag, pipeline};
 use crate::error::Context;
 
-/// How many jobs with pending builds are looked at per claim.
-const JOB_CANDIDATES: u64 = 200;
+/// How many times a claim looks again when the build it found was taken, or its job's slot
+/// filled, between the look-up and the lock (another server claimed at the same moment).
+const CLAIM_ROUNDS: usize = 4;
 
 const PENDING: &str = "pending";
 const ACTIVE: [&str; 2] = ["assigned", "started"];
+
+// Table aliases of the claim query.
+const J: &str = "j";
+const P: &str = "p";
+const B: &str = "b";
+const T: &str = "t";
+const MINE: &str = "mine";
+const THEIRS: &str = "theirs";
+const FIRST: &str = "first_pending";
 
 pub(super) async fn claim_next_pending(
     store: &SqlStore,
     request: &ClaimRequest,
 ) -> StoreResult<Option<Build>> {
-    // The oldest pending build of every unpaused job, oldest first.
-    let unpaused_pipelines = Query::select()
-        .column(pipeline::Column::Id)
-        .from(pipeline::Entity)
-        .and_where(pipeline::Column::Paused.eq(false))
-        .to_owned();
-    let unpaused_jobs = Query::select()
-        .column(job::Column::Id)
-        .from(job::Entity)
-        .and_where(job::Column::Paused.eq(false))
-        .and_where(job::Column::PipelineId.in_subquery(unpaused_pipelines))
-        .to_owned();
-    let candidates: Vec<(i64, i64)> = build::Entity::find()
-        .select_only()
-        .column(build::Column::JobId)
-        .column_as(build::Column::Id.min(), "first")
-        .filter(build::Column::Status.eq(PENDING))
-        .filter(build::Column::JobId.in_subquery(unpaused_jobs))
-        .filter(team_condition(build::Column::PipelineId, &request.teams))
-        .group_by(build::Column::JobId)
-        .order_by_asc(Expr::col("first"))
-        .limit(JOB_CANDIDATES)
-        .into_tuple()
-        .all(store.db())
-        .await
-        .context(|| "failed to look for pending builds")?;
-    if candidates.is_empty() {
-        return Ok(None);
-    }
-    let jobs: HashMap<i64, job::Model> = job::Entity::find()
-        .filter(job::Column::Id.is_in(candidates.iter().map(|(job, _)| *job)))
-        .all(store.db())
-        .await
-        .context(|| "failed to load the jobs of pending builds")?
-        .into_iter()
-        .map(|row| (row.id, row))
-        .collect();
-    for (job_id, _) in candidates {
-        let Some(job) = jobs.get(&job_id) else {
-            continue;
+    for _ in 0..CLAIM_ROUNDS {
+        // One query finds the job to serve, whatever the number of blocked jobs before it.
+        let found = store
+            .db()
+            .query_one(&claimable(request, None))
+            .await
+            .context(|| "failed to look for pending builds")?;
+        let Some(found) = found else {
+            return Ok(None);
         };
-        let tags: Vec<String> = from_json(&job.tags, "job tags")?;
-        if !tags.iter().all(|tag| request.worker_tags.contains(tag))
-            || (request.exclusive && tags.is_empty())
-        {
-            continue;
-        }
+        let job_id: i64 = found
+            .try_get("", "job_id")
+            .context(|| "failed to read a pending build")?;
+        let pipeline_id: i64 = found
+            .try_get("", "pipeline_id")
+            .context(|| "failed to read a pending build")?;
         let claimed = retrying(false, || async {
             let txn = store.begin().await?;
-            let claimed = claim_in_job(&txn, job, request).await?;
+            let claimed = claim_in_job(&txn, job_id, pipeline_id, request).await?;
             if claimed.is_some() {
                 txn.commit()
                     .await
@@ -99,79 +76,34 @@ pub(super) async fn claim_next_pending(
     Ok(None)
 }
 
-/// Claims the job's oldest pending build if the job may start one now.
+/// Under the pipeline's lock, checks the job again and claims its oldest pending build.
 async fn claim_in_job(
     txn: &DatabaseTransaction,
-    job: &job::Model,
+    job_id: i64,
+    pipeline_id: i64,
     request: &ClaimRequest,
 ) -> StoreResult<Option<build::Model>> {
-    let context = || format!("failed to claim a build of job {}", job.id);
+    let context = || format!("failed to claim a build of job {job_id}");
     // Lock the pipeline row: claims in one pipeline queue here, and whatever they read after
-    // it (READ COMMITTED, or SQLite's single writer) is current.
+    // it (READ COMMITTED, or SQLite's single writer) is current, so two servers never both see
+    // the same free slot of a concurrency limit or a serial group.
     pipeline::Entity::update_many()
         .col_expr(
             pipeline::Column::DispatchSeq,
             Expr::col(pipeline::Column::DispatchSeq).add(1),
         )
-        .filter(pipeline::Column::Id.eq(job.pipeline_id))
+        .filter(pipeline::Column::Id.eq(pipeline_id))
         .exec(txn)
         .await
         .context(context)?;
-    let paused: Option<(bool,)> = pipeline::Entity::find_by_id(job.pipeline_id)
-        .select_only()
-        .column(pipeline::Column::Paused)
-        .into_tuple()
-        .one(txn)
-        .await
-        .context(context)?;
-    let Some(current) = job::Entity::find_by_id(job.id)
-        .one(txn)
+    let Some(found) = txn
+        .query_one(&claimable(request, Some(job_id)))
         .await
         .context(context)?
     else {
         return Ok(None);
     };
-    if current.paused || paused.is_none_or(|(paused,)| paused) {
-        return Ok(None);
-    }
-    if current.concurrency > 0 {
-        let active = active_builds(txn, &[current.id]).await?;
-        if active >= u64::try_from(current.concurrency).unwrap_or(0) {
-            return Ok(None);
-        }
-    }
-    let groups: Vec<String> = from_json(&current.serial_groups, "serial groups")?;
-    if !groups.is_empty() {
-        let siblings: Vec<(i64, String)> = job::Entity::find()
-            .select_only()
-            .column(job::Column::Id)
-            .column(job::Column::SerialGroups)
-            .filter(job::Column::PipelineId.eq(current.pipeline_id))
-            .into_tuple()
-            .all(txn)
-            .await
-            .context(context)?;
-        let mut sharing = Vec::new();
-        for (id, their_groups) in siblings {
-            let their_groups: Vec<String> = from_json(&their_groups, "serial groups")?;
-            if their_groups.iter().any(|g| groups.contains(g)) {
-                sharing.push(id);
-            }
-        }
-        if active_builds(txn, &sharing).await? > 0 {
-            return Ok(None);
-        }
-    }
-    let Some(oldest) = build::Entity::find()
-        .filter(build::Column::JobId.eq(current.id))
-        .filter(build::Column::Status.eq(PENDING))
-        .order_by_asc(build::Column::Id)
-        .one(txn)
-        .await
-        .context(context)?
-    else {
-        return Ok(None);
-    };
+    let oldest: i64 = found.try_get("", FIRST).context(context)?;
     let claimed = build::Entity::update_many()
         .col_expr(
             build::Column::Status,
@@ -189,7 +121,7 @@ async fn claim_in_job(
             build::Column::LeaseExpiresAt,
             Expr::value(ms(request.lease_until)),
         )
-        .filter(build::Column::Id.eq(oldest.id))
+        .filter(build::Column::Id.eq(oldest))
         .filter(build::Column::Status.eq(PENDING))
         .exec(txn)
         .await
@@ -197,20 +129,135 @@ async fn claim_in_job(
     if claimed.rows_affected != 1 {
         return Ok(None);
     }
-    build::Entity::find_by_id(oldest.id)
+    build::Entity::find_by_id(oldest)
         .one(txn)
         .await
         .context(context)
 }
 
-/// How many builds of these jobs hold a worker slot.
-async fn active_builds(txn: &DatabaseTransaction, jobs: &[i64]) -> StoreResult<u64> {
-    build::Entity::find()
-        .filter(build::Column::JobId.is_in(jobs.iter().copied()))
-        .filter(build::Column::Status.is_in(ACTIVE))
-        .count(txn)
-        .await
-        .context(|| "failed to count running builds")
+/// The job whose oldest pending build this worker may start now (only `job`, when given): the
+/// job and its pipeline are not paused and in the worker's teams, its tags are among the
+/// worker's (and it has some, for an exclusive worker), it is under its `concurrency`, and no
+/// job sharing one of its serial groups holds a worker slot. Jobs are served by the age of
+/// their oldest pending build. Columns: `job_id`, `pipeline_id`, and the build in
+/// [`FIRST`].
+fn claimable(request: &ClaimRequest, job: Option<i64>) -> SelectStatement {
+    let pending_of_job = |select: &mut SelectStatement| {
+        select
+            .from_as(build::Entity, B)
+            .and_where(Expr::col((B, build::Column::JobId)).equals((J, job::Column::Id)))
+            .and_where(Expr::col((B, build::Column::Status)).eq(PENDING));
+    };
+    let mut first = Query::select();
+    first.expr(Expr::col((B, build::Column::Id)).min());
+    pending_of_job(&mut first);
+    let mut any_pending = Query::select();
+    any_pending.expr(Expr::val(1));
+    pending_of_job(&mut any_pending);
+
+    let mut query = Query::select();
+    query
+        .expr_as(Expr::col((J, job::Column::Id)), "job_id")
+        .expr_as(Expr::col((J, job::Column::PipelineId)), "pipeline_id")
+        .expr_as(scalar(first), FIRST)
+        .from_as(job::Entity, J)
+        .join_as(
+            JoinType::InnerJoin,
+            pipeline::Entity,
+            P,
+            Expr::col((P, pipeline::Column::Id)).equals((J, job::Column::PipelineId)),
+        )
+        .and_where(Expr::col((J, job::Column::Paused)).eq(false))
+        .and_where(Expr::col((P, pipeline::Column::Paused)).eq(false))
+        .and_where(Expr::exists(any_pending))
+        .cond_where(teams_of(&request.teams));
+    if let Some(job) = job {
+        query.and_where(Expr::col((J, job::Column::Id)).eq(job));
+    }
+
+    // Tags: none the worker lacks, and at least one for an exclusive worker.
+    let mut lacking = Query::select();
+    lacking
+        .expr(Expr::val(1))
+        .from_as(job_tag::Entity, T)
+        .and_where(Expr::col((T, job_tag::Column::JobId)).equals((J, job::Column::Id)));
+    if !request.worker_tags.is_empty() {
+        lacking.and_where(
+            Expr::col((T, job_tag::Column::Tag)).is_not_in(request.worker_tags.iter().cloned()),
+        );
+    }
+    query.and_where(Expr::not_exists(lacking));
+    if request.exclusive {
+        let mut tagged = Query::select();
+        tagged
+            .expr(Expr::val(1))
+            .from_as(job_tag::Entity, T)
+            .and_where(Expr::col((T, job_tag::Column::JobId)).equals((J, job::Column::Id)));
+        query.and_where(Expr::exists(tagged));
+    }
+
+    // Concurrency: fewer builds holding a slot than the limit (0 is no limit).
+    let mut active = Query::select();
+    active
+        .expr(Expr::col((B, build::Column::Id)).count())
+        .from_as(build::Entity, B)
+        .and_where(Expr::col((B, build::Column::JobId)).equals((J, job::Column::Id)))
+        .and_where(Expr::col((B, build::Column::Status)).is_in(ACTIVE));
+    query.cond_where(
+        Condition::any()
+            .add(Expr::col((J, job::Column::Concurrency)).lte(0))
+            .add(scalar(active).lt(Expr::col((J, job::Column::Concurrency)))),
+    );
+
+    // Serial groups: no build of a job sharing one of the job's groups holds a slot.
+    let mut busy_group = Query::select();
+    busy_group
+        .expr(Expr::val(1))
+        .from_as(job_serial_group::Entity, MINE)
+        .join_as(
+            JoinType::InnerJoin,
+            job_serial_group::Entity,
+            THEIRS,
+            Condition::all()
+                .add(
+                    Expr::col((THEIRS, job_serial_group::Column::PipelineId))
+                        .equals((MINE, job_serial_group::Column::PipelineId)),
+                )
+                .add(
+                    Expr::col((THEIRS, job_serial_group::Column::Name))
+                        .equals((MINE, job_serial_group::Column::Name)),
+                ),
+        )
+        .join_as(
+            JoinType::InnerJoin,
+            build::Entity,
+            B,
+            Expr::col((B, build::Column::JobId)).equals((THEIRS, job_serial_group::Column::JobId)),
+        )
+        .and_where(Expr::col((MINE, job_serial_group::Column::JobId)).equals((J, job::Column::Id)))
+        .and_where(Expr::col((B, build::Column::Status)).is_in(ACTIVE));
+    query.and_where(Expr::not_exists(busy_group));
+
+    query.order_by(FIRST, Order::Asc).limit(1);
+    query
+}
+
+/// The pipelines (alias [`P`]) of the teams in scope.
+fn teams_of(teams: &TeamScope) -> Condition {
+    let team = Expr::col((P, pipeline::Column::TeamId));
+    match teams {
+        TeamScope::All => Condition::all(),
+        TeamScope::Only(id) => Condition::all().add(team.eq(id.0)),
+        TeamScope::AllExcept(ids) if ids.is_empty() => Condition::all(),
+        TeamScope::AllExcept(ids) => {
+            Condition::all().add(team.is_not_in(ids.iter().map(|id| id.0)))
+        }
+    }
+}
+
+/// A sub-query that yields one value.
+fn scalar(select: SelectStatement) -> Expr {
+    Expr::SubQuery(None, Box::new(select.into()))
 }
 
 pub(super) async fn renew_leases(
@@ -253,8 +300,10 @@ pub(super) async fn requeue_expired(
     let mut requeued = Vec::new();
     for row in expired {
         let requeues = convert::uint(row.requeues);
-        let back = requeues < max_requeues;
-        let status = if back {
+        // A cancel was waiting for the lost worker: the build stays cancelled.
+        let status = if row.cancel_deadline.is_some() {
+            BuildStatus::Cancelled
+        } else if requeues < max_requeues {
             BuildStatus::Pending
         } else {
             BuildStatus::Errored
@@ -270,27 +319,34 @@ pub(super) async fn requeue_expired(
                 build::Column::LeaseExpiresAt,
                 Expr::value(Option::<i64>::None),
             )
+            .col_expr(
+                build::Column::CancelDeadline,
+                Expr::value(Option::<i64>::None),
+            )
             .filter(build::Column::Id.eq(row.id))
             .filter(build::Column::Attempt.eq(row.attempt))
             .filter(build::Column::Status.is_in(ACTIVE))
             .filter(build::Column::LeaseExpiresAt.lt(now_ms));
-        update = if back {
-            update
+        let error = match status {
+            BuildStatus::Pending => None,
+            BuildStatus::Cancelled => {
+                Some("cancelled; its worker was lost before it confirmed".to_owned())
+            }
+            _ => Some(format!(
+                "the build lost its worker {} times (the limit is {max_requeues})",
+                requeues + 1
+            )),
+        };
+        update = match error {
+            None => update
                 .col_expr(
                     build::Column::Requeues,
                     Expr::col(build::Column::Requeues).add(1),
                 )
-                .col_expr(build::Column::WorkerId, Expr::value(Option::<String>::None))
-        } else {
-            update
+                .col_expr(build::Column::WorkerId, Expr::value(Option::<String>::None)),
+            Some(error) => update
                 .col_expr(build::Column::FinishedAt, Expr::value(now_ms))
-                .col_expr(
-                    build::Column::Error,
-                    Expr::value(format!(
-                        "the build lost its worker {} times (the limit is {max_requeues})",
-                        requeues + 1
-                    )),
-                )
+                .col_expr(build::Column::Error, Expr::value(error)),
         };
         let changed = update
             .exec(store.db())
@@ -306,4 +362,61 @@ pub(super) async fn requeue_expired(
         }
     }
     Ok(requeued)
+}
+
+pub(super) async fn request_cancel(
+    store: &SqlStore,
+    id: BuildId,
+    attempt: u32,
+    deadline: DateTime<Utc>,
+) -> StoreResult<Build> {
+    let context = || format!("failed to record the cancel of build {id}");
+    let held = || {
+        Condition::all()
+            .add(build::Column::Id.eq(id.0))
+            .add(build::Column::Status.is_in(ACTIVE))
+    };
+    let attempt = int(attempt, "attempt")?;
+    // The first deadline stays: asking again does not give the worker more time.
+    build::Entity::update_many()
+        .col_expr(build::Column::CancelDeadline, Expr::value(ms(deadline)))
+        .filter(held())
+        .filter(build::Column::Attempt.eq(attempt))
+        .filter(build::Column::CancelDeadline.is_null())
+        .exec(store.db())
+        .await
+        .context(context)?;
+    let row = build::Entity::find_by_id(id.0)
+        .one(store.db())
+        .await
+        .context(context)?
+        .ok_or_else(|| StoreError::not_found(format!("build {id} not found")))?;
+    if !ACTIVE.contains(&row.status.as_str())
+        || row.attempt != attempt
+        || row.cancel_deadline.is_none()
+    {
+        return Err(StoreError::conflict(format!(
+            "build {id} is no longer held by a worker at attempt {attempt} (it is {})",
+            row.status
+        )));
+    }
+    convert::build(row)
+}
+
+pub(super) async fn overdue_cancels(
+    store: &SqlStore,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<Build>> {
+    build::Entity::find()
+        .filter(build::Column::Status.is_in(ACTIVE))
+        .filter(build::Column::CancelDeadline.lte(ms(now)))
+        .order_by_asc(build::Column::CancelDeadline)
+        .limit(super::limit(limit))
+        .all(store.db())
+        .await
+        .context(|| "failed to look for cancels past their deadline")?
+        .into_iter()
+        .map(convert::build)
+        .collect()
 }

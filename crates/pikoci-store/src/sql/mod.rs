@@ -360,6 +360,19 @@ impl Store for SqlStore {
         dispatch::requeue_expired(self, now, max_requeues).await
     }
 
+    async fn request_cancel(
+        &self,
+        build: BuildId,
+        attempt: u32,
+        deadline: DateTime<Utc>,
+    ) -> StoreResult<Build> {
+        dispatch::request_cancel(self, build, attempt, deadline).await
+    }
+
+    async fn overdue_cancels(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Build>> {
+        dispatch::overdue_cancels(self, now, limit).await
+    }
+
     async fn record_step(&self, build: BuildId, step: &BuildStep) -> StoreResult<()> {
         builds::record_step(self, build, step).await
     }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::convert::{self, int, ms, to_json, to_model_json};
 use super::{SqlStore, retrying};
-use crate::entity::{job, pipeline, pipeline_type, team};
+use crate::entity::{job, job_serial_group, job_tag, pipeline, pipeline_type, team};
 use crate::error::{Class, Context, classify, db_error};
 
 /// The model's parts, serialized once before the transaction (it may run more than once).
@@ -34,6 +34,9 @@ struct PreparedJob {
     concurrency: i32,
     serial_groups: String,
     tags: String,
+    /// The tags and serial groups again, each once, for their own rows.
+    tag_rows: Vec<String>,
+    group_rows: Vec<String>,
     disable_retry: bool,
     model: String,
 }
@@ -71,6 +74,8 @@ fn prepare(spec: &PipelineSpec) -> StoreResult<Prepared> {
             concurrency: int(job.concurrency, "job concurrency")?,
             serial_groups: to_json(&job.serial_groups, "serial groups")?,
             tags: to_json(&job.tags, "job tags")?,
+            tag_rows: distinct(&job.tags),
+            group_rows: distinct(&job.serial_groups),
             disable_retry: job.disable_retry,
             model: to_model_json(job, "job")?,
         });
@@ -272,6 +277,8 @@ async fn set_jobs(
         let position = i32::try_from(position).unwrap_or(i32::MAX);
         match old.remove(&job.name) {
             Some(row) => {
+                let (id, old_tags, old_groups) =
+                    (row.id, row.tags.clone(), row.serial_groups.clone());
                 let mut row = row.into_active_model();
                 row.position = Set(position);
                 row.concurrency = Set(job.concurrency);
@@ -280,10 +287,13 @@ async fn set_jobs(
                 row.disable_retry = Set(job.disable_retry);
                 row.model = Set(job.model.clone());
                 row.update(txn).await?;
+                if old_tags != job.tags || old_groups != job.serial_groups {
+                    set_job_rows(txn, id, pipeline_id, job, true).await?;
+                }
                 changes.updated.push(job.name.clone());
             }
             None => {
-                job::ActiveModel {
+                let inserted = job::ActiveModel {
                     pipeline_id: Set(pipeline_id),
                     name: Set(job.name.clone()),
                     position: Set(position),
@@ -299,6 +309,7 @@ async fn set_jobs(
                 }
                 .insert(txn)
                 .await?;
+                set_job_rows(txn, inserted.id, pipeline_id, job, false).await?;
                 changes.added.push(job.name.clone());
             }
         }
@@ -313,6 +324,56 @@ async fn set_jobs(
         changes.removed.sort();
     }
     Ok(changes)
+}
+
+/// Writes a job's tag and serial group rows (what the claim matches), replacing the old ones.
+async fn set_job_rows(
+    txn: &DatabaseTransaction,
+    job_id: i64,
+    pipeline_id: i64,
+    job: &PreparedJob,
+    replace: bool,
+) -> Result<(), Failure> {
+    if replace {
+        job_tag::Entity::delete_many()
+            .filter(job_tag::Column::JobId.eq(job_id))
+            .exec(txn)
+            .await?;
+        job_serial_group::Entity::delete_many()
+            .filter(job_serial_group::Column::JobId.eq(job_id))
+            .exec(txn)
+            .await?;
+    }
+    if !job.tag_rows.is_empty() {
+        job_tag::Entity::insert_many(job.tag_rows.iter().map(|tag| job_tag::ActiveModel {
+            job_id: Set(job_id),
+            tag: Set(tag.clone()),
+            ..Default::default()
+        }))
+        .exec(txn)
+        .await?;
+    }
+    if !job.group_rows.is_empty() {
+        job_serial_group::Entity::insert_many(job.group_rows.iter().map(|name| {
+            job_serial_group::ActiveModel {
+                job_id: Set(job_id),
+                pipeline_id: Set(pipeline_id),
+                name: Set(name.clone()),
+                ..Default::default()
+            }
+        }))
+        .exec(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The names, sorted, each once.
+fn distinct(names: &[String]) -> Vec<String> {
+    let mut names = names.to_vec();
+    names.sort();
+    names.dedup();
+    names
 }
 
 pub(super) async fn by_name(

@@ -222,3 +222,149 @@ pub(crate) async fn leases_are_renewed_and_lapsed_builds_requeued(
     assert!(s.requeue_expired(at(1000), 1).await?.is_empty());
     Ok(())
 }
+
+pub(crate) async fn blocked_jobs_never_starve_a_startable_one(fx: &Fixture) -> anyhow::Result<()> {
+    let s = fx.s();
+    // 250 jobs whose pending builds are older than the one startable build: 125 need a tag
+    // the worker lacks, 125 are at their concurrency limit. A claim must still find it.
+    let mut jobs = Vec::new();
+    for i in 0..250 {
+        let mut blocked = job(&format!("blocked-{i}"));
+        if i % 2 == 0 {
+            blocked.tags = vec!["gpu".into()];
+        } else {
+            blocked.concurrency = 1;
+        }
+        jobs.push(blocked);
+    }
+    jobs.push(job("free"));
+    let w = world(s, "main", jobs).await?;
+    for i in (1..250).step_by(2) {
+        s.create_build(pending(w.job(&format!("blocked-{i}")), 0))
+            .await?;
+    }
+    let mut tagged = claim("w-gpu", 100);
+    tagged.worker_tags = vec!["gpu".into()];
+    // The tagged worker fills every concurrency slot first (the oldest builds).
+    for _ in 0..125 {
+        let held = s.claim_next_pending(&tagged).await?.expect("a slot");
+        assert!(s.build(held.id).await?.status.is_active());
+    }
+    for i in 0..250 {
+        s.create_build(pending(w.job(&format!("blocked-{i}")), 1))
+            .await?;
+    }
+    let free = s.create_build(pending(w.job("free"), 2)).await?;
+    assert_eq!(
+        s.claim_next_pending(&claim("w1", 100)).await?.map(|b| b.id),
+        Some(free.id),
+        "the startable build behind 250 blocked jobs was not found"
+    );
+    assert!(s.claim_next_pending(&claim("w1", 100)).await?.is_none());
+    Ok(())
+}
+
+pub(crate) async fn changed_tags_and_serial_groups_apply_to_the_next_claim(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let s = fx.s();
+    let mut tagged = job("a");
+    tagged.tags = vec!["gpu".into()];
+    let w = world(s, "main", vec![tagged, job("b")]).await?;
+    let a = s.create_build(pending(w.job("a"), 0)).await?;
+    assert!(s.claim_next_pending(&claim("w1", 100)).await?.is_none());
+    // The pipeline is set again: `a` loses its tag, `a` and `b` now share a serial group.
+    let mut a_job = job("a");
+    a_job.serial_groups = vec!["deploy".into(), "deploy".into()];
+    let mut b_job = job("b");
+    b_job.serial_groups = vec!["deploy".into()];
+    s.set_pipeline(
+        w.team.id,
+        super::spec(
+            "ci",
+            "",
+            super::model(
+                vec![a_job, b_job],
+                vec![super::resource("git", "repo", "@every 1m")],
+            ),
+        ),
+        at(1),
+    )
+    .await?;
+    let b = s.create_build(pending(w.job("b"), 2)).await?;
+    assert_eq!(
+        s.claim_next_pending(&claim("w1", 100)).await?.map(|b| b.id),
+        Some(a.id)
+    );
+    // `b` waits for `a`: they share `deploy`.
+    assert!(s.claim_next_pending(&claim("w1", 100)).await?.is_none());
+    let a = s.build(a.id).await?;
+    transition(s, &a, BuildStatus::Assigned, BuildStatus::Succeeded, 3).await?;
+    assert_eq!(
+        s.claim_next_pending(&claim("w1", 100)).await?.map(|b| b.id),
+        Some(b.id)
+    );
+    Ok(())
+}
+
+pub(crate) async fn cancel_deadlines_are_kept_and_found_when_overdue(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let s = fx.s();
+    let w = world(s, "main", vec![job("a"), job("b"), job("c")]).await?;
+    let a = s.create_build(pending(w.job("a"), 0)).await?;
+    let b = s.create_build(pending(w.job("b"), 1)).await?;
+    let c = s.create_build(pending(w.job("c"), 2)).await?;
+    // A pending build is held by no worker: nothing to wait for.
+    expect_kind(s.request_cancel(a.id, 0, at(30)).await, ErrorKind::Conflict);
+    for _ in 0..3 {
+        s.claim_next_pending(&claim("w1", 100))
+            .await?
+            .expect("a claim");
+    }
+    let asked = s.request_cancel(a.id, 1, at(30)).await?;
+    assert_eq!(asked.dispatch.cancel_deadline, Some(at(30)));
+    // Asking again does not give the worker more time; another attempt is a conflict.
+    let again = s.request_cancel(a.id, 1, at(90)).await?;
+    assert_eq!(again.dispatch.cancel_deadline, Some(at(30)));
+    expect_kind(s.request_cancel(a.id, 2, at(30)).await, ErrorKind::Conflict);
+    s.request_cancel(b.id, 1, at(40)).await?;
+    assert!(s.overdue_cancels(at(29), 10).await?.is_empty());
+    let overdue: Vec<BuildId> = s
+        .overdue_cancels(at(40), 10)
+        .await?
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(overdue, [a.id, b.id]);
+    assert_eq!(s.overdue_cancels(at(40), 1).await?.len(), 1);
+    // A finished build is no longer overdue.
+    let a = s.build(a.id).await?;
+    transition(s, &a, BuildStatus::Assigned, BuildStatus::Cancelled, 41).await?;
+    let overdue: Vec<BuildId> = s
+        .overdue_cancels(at(50), 10)
+        .await?
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(overdue, [b.id]);
+    // A build whose worker is lost while a cancel waits is cancelled, not run again; the
+    // other lost build goes back to pending.
+    let lost = s.requeue_expired(at(200), 3).await?;
+    let statuses: Vec<(BuildId, BuildStatus)> =
+        lost.iter().map(|r| (r.build_id, r.status)).collect();
+    assert_eq!(
+        statuses,
+        [(b.id, BuildStatus::Cancelled), (c.id, BuildStatus::Pending)]
+    );
+    let b = s.build(b.id).await?;
+    assert_eq!(b.status, BuildStatus::Cancelled);
+    assert_eq!(b.finished_at, Some(at(200)));
+    assert!(
+        b.error.as_deref().unwrap_or_default().contains("cancelled"),
+        "{:?}",
+        b.error
+    );
+    assert_eq!(s.build(c.id).await?.dispatch.cancel_deadline, None);
+    Ok(())
+}
