@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use pikoci_core::ErrorKind;
 use pikoci_core::TriggerKind;
 use pikoci_core::protocol::{BuildRef, Message, WorkRef};
-use pikoci_core::store::{
-    Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId, VersionUse,
-};
+use pikoci_core::store::{Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId};
 
 use crate::scheduling::{BuildRequest, CreateError, distinct_gets};
 use crate::state::lock;
@@ -193,13 +191,6 @@ impl Server {
     pub(crate) async fn retry(&self, id: BuildId) -> ServerResult<Build> {
         let store = &self.inner.store;
         let retry = store.retry_build(id, self.now()).await?;
-        let used: Vec<_> = store
-            .build_versions(id)
-            .await?
-            .into_iter()
-            .filter(|v| v.usage == VersionUse::Get)
-            .collect();
-        store.record_build_versions(retry.id, &used).await?;
         tracing::info!(build = %retry.id, of = %id, number = %retry.number, "build retried");
         self.wake_dispatcher();
         Ok(retry)

@@ -187,13 +187,10 @@ impl Server {
                 status,
                 inputs,
                 trigger,
+                versions,
                 created_at: self.now(),
             })
             .await?;
-        if let Err(err) = store.record_build_versions(build.id, &versions).await {
-            // The assignment would resolve them again; say why if it cannot run.
-            tracing::warn!(build = %build.id, error = %err, "failed to record the versions of a new build; they are resolved when it is dispatched");
-        }
         tracing::info!(build = %build.id, job = %job.name, number = %build.number, status = %build.status, "build created");
         if job.model.interruptible {
             self.interrupt_older(&build).await?;

@@ -133,6 +133,7 @@ async fn bench(backend: &'static str, url: &str) -> anyhow::Result<Report> {
             status: BuildStatus::Pending,
             inputs: serde_json::Value::Null,
             trigger: None,
+            versions: Vec::new(),
             created_at: at(1),
         })
         .await?;
@@ -185,6 +186,7 @@ async fn bench(backend: &'static str, url: &str) -> anyhow::Result<Report> {
                 status: BuildStatus::Pending,
                 inputs: serde_json::Value::Null,
                 trigger: None,
+                versions: Vec::new(),
                 created_at: at(5),
             })
             .await?;

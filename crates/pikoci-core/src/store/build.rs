@@ -163,6 +163,8 @@ pub struct NewBuild {
     pub inputs: serde_json::Value,
     /// The version that made the build.
     pub trigger: Option<BuildTrigger>,
+    /// The versions its gets will use, recorded with the build (in the same transaction).
+    pub versions: Vec<BuildVersion>,
     /// When the build was created.
     pub created_at: DateTime<Utc>,
 }

@@ -179,7 +179,8 @@ pub trait Store: Send + Sync + Debug {
     async fn create_build(&self, build: NewBuild) -> StoreResult<Build>;
 
     /// Creates a pending retry of a finished build: `N.1`, then `N.2` (a retry of `N.1` is
-    /// `N.2` too). It keeps the original's inputs and trigger. `InvalidInput` when the build is
+    /// `N.2` too). It keeps the original's inputs and trigger, and records the versions the
+    /// original's gets used for it, in the same transaction. `InvalidInput` when the build is
     /// not finished or its job has `disable_retry`.
     async fn retry_build(&self, of: BuildId, at: DateTime<Utc>) -> StoreResult<Build>;
 

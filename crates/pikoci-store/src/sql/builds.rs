@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use pikoci_core::store::{
-    Build, BuildFilter, BuildId, BuildNumber, BuildStatus, BuildStep, BuildTransition, JobId,
-    NewBuild, StepStatus, StoreError, StoreResult,
+    Build, BuildFilter, BuildId, BuildNumber, BuildStatus, BuildStep, BuildTransition,
+    BuildVersion, JobId, NewBuild, StepStatus, StoreError, StoreResult, VersionUse,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -41,6 +41,7 @@ pub(super) async fn create(store: &SqlStore, new: &NewBuild) -> StoreResult<Buil
             new,
         )
         .await?;
+        super::versions::insert_build_versions(&txn, BuildId(row.id), &new.versions).await?;
         txn.commit()
             .await
             .context(|| format!("failed to create a build of job {job_id}"))?;
@@ -178,6 +179,8 @@ pub(super) async fn retry(store: &SqlStore, of: BuildId, at: DateTime<Utc>) -> S
             status: BuildStatus::Pending,
             inputs: original.inputs.clone(),
             trigger: original.trigger,
+            // Recorded below, with the new build's id.
+            versions: Vec::new(),
             created_at: at,
         };
         let inputs = to_json(&new.inputs, "build inputs")?;
@@ -191,6 +194,13 @@ pub(super) async fn retry(store: &SqlStore, of: BuildId, at: DateTime<Utc>) -> S
             &new,
         )
         .await?;
+        // The retry uses the versions the original's gets used, recorded with it.
+        let used: Vec<BuildVersion> = super::versions::load_build_versions(&txn, of)
+            .await?
+            .into_iter()
+            .filter(|v| v.usage == VersionUse::Get)
+            .collect();
+        super::versions::insert_build_versions(&txn, BuildId(row.id), &used).await?;
         txn.commit().await.context(context)?;
         convert::build(row)
     })

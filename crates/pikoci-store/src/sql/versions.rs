@@ -276,6 +276,15 @@ pub(super) async fn record_build_versions(
     build_id: BuildId,
     versions: &[BuildVersion],
 ) -> StoreResult<()> {
+    insert_build_versions(store.db(), build_id, versions).await
+}
+
+/// Records versions a build used, through any connection (a new build's in its transaction).
+pub(super) async fn insert_build_versions<C: ConnectionTrait>(
+    db: &C,
+    build_id: BuildId,
+    versions: &[BuildVersion],
+) -> StoreResult<()> {
     if versions.is_empty() {
         return Ok(());
     }
@@ -300,7 +309,7 @@ pub(super) async fn record_build_versions(
                 .do_nothing_on([build_version::Column::Id])
                 .to_owned(),
             )
-            .exec_without_returning(store.db())
+            .exec_without_returning(db)
             .await
             .map_err(|err| db_error(context(), err))?;
     }
@@ -311,10 +320,18 @@ pub(super) async fn build_versions(
     store: &SqlStore,
     build_id: BuildId,
 ) -> StoreResult<Vec<BuildVersion>> {
+    load_build_versions(store.db(), build_id).await
+}
+
+/// The versions a build used, through any connection.
+pub(super) async fn load_build_versions<C: ConnectionTrait>(
+    db: &C,
+    build_id: BuildId,
+) -> StoreResult<Vec<BuildVersion>> {
     let rows = build_version::Entity::find()
         .filter(build_version::Column::BuildId.eq(build_id.0))
         .order_by_asc(build_version::Column::Id)
-        .all(store.db())
+        .all(db)
         .await
         .context(|| format!("failed to load the versions build {build_id} used"))?;
     Ok(rows

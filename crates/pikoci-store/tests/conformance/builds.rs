@@ -3,7 +3,7 @@
 use pikoci_core::ErrorKind;
 use pikoci_core::store::{
     BuildFilter, BuildId, BuildNumber, BuildStatus, BuildStep, BuildTransition, BuildTrigger,
-    NewBuild, StepStatus,
+    BuildVersion, NewBuild, StepStatus, VersionUse,
 };
 use serde_json::json;
 
@@ -308,5 +308,49 @@ pub(crate) async fn list_builds_filters_and_pages(fx: &Fixture) -> anyhow::Resul
         })
         .await?;
     assert_eq!(ids(done), [a[0]]);
+    Ok(())
+}
+
+pub(crate) async fn builds_and_retries_record_their_versions_with_them(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let s = fx.s();
+    let w = world(s, "main", vec![job("a")]).await?;
+    let v = s
+        .create_versions(
+            w.repo.id,
+            &[
+                super::resources::version("x"),
+                super::resources::version("y"),
+            ],
+            at(0),
+        )
+        .await?;
+    let used = |version: usize, usage| BuildVersion {
+        resource_id: w.repo.id,
+        version_id: v[version].id,
+        step_name: "repo".into(),
+        usage,
+    };
+    let build = s
+        .create_build(NewBuild {
+            versions: vec![used(0, VersionUse::Get)],
+            ..pending(w.job("a"), 1)
+        })
+        .await?;
+    assert_eq!(
+        s.build_versions(build.id).await?,
+        [used(0, VersionUse::Get)]
+    );
+    // A put records what it produced; the retry takes only what the gets used.
+    s.record_build_versions(build.id, &[used(1, VersionUse::Put)])
+        .await?;
+    let done = run_to(s, "w1", BuildStatus::Failed, 2).await?;
+    assert_eq!(done.id, build.id);
+    let retry = s.retry_build(done.id, at(3)).await?;
+    assert_eq!(
+        s.build_versions(retry.id).await?,
+        [used(0, VersionUse::Get)]
+    );
     Ok(())
 }

@@ -83,6 +83,7 @@ macro_rules! conformance_suite {
             builds::status_transitions_are_conditional,
             builds::steps_are_recorded_per_attempt_and_fenced,
             builds::list_builds_filters_and_pages,
+            builds::builds_and_retries_record_their_versions_with_them,
             dispatch::claims_take_the_oldest_startable_build,
             dispatch::claims_respect_concurrency_and_serial_groups,
             dispatch::leases_are_renewed_and_lapsed_builds_requeued,
@@ -222,6 +223,7 @@ pub(crate) fn pending(job: JobId, secs: i64) -> NewBuild {
         status: BuildStatus::Pending,
         inputs: serde_json::Value::Null,
         trigger: None,
+        versions: Vec::new(),
         created_at: at(secs),
     }
 }

@@ -173,6 +173,7 @@ impl TestApi {
                 status: BuildStatus::Pending,
                 inputs: json!({"environment": "staging"}),
                 trigger: None,
+                versions: Vec::new(),
                 created_at: at(10),
             })
             .await
