@@ -5,6 +5,9 @@
 //! while it runs: `tick <build> <step pid> <worker pid> <unix ms>`, and `done <build> ...` at
 //! its end. Two step processes ticking for the same build at overlapping times would be a
 //! build running twice at once; the suite looks for exactly that instead of guessing.
+//!
+//! A step may also leave a daemon in a session of its own (`daemons`): the kernel does not kill
+//! it with its worker, the worker started again under the same name does.
 
 // The suite prints what it measured (how long a build took to run again).
 #![allow(clippy::print_stderr)]
@@ -17,16 +20,24 @@ use std::time::{Duration, Instant};
 
 use support::server::{ServerProcess, WorkerProcess};
 
-/// A job whose one step ticks into the ledger for `seconds` seconds.
-fn pipeline(ledger: &Path, seconds: u32) -> String {
+/// A job whose one step ticks into the ledger for `seconds` seconds. With `daemons`, the step
+/// first starts a daemon in a session of its own and appends `<daemon pid> <step pid>` there.
+fn pipeline(ledger: &Path, seconds: u32, daemons: Option<&Path>) -> String {
     let ledger = ledger.display();
+    let daemon = daemons.map_or_else(String::new, |daemons| {
+        let daemons = daemons.display();
+        format!(
+            "setsid sleep 600 > /dev/null 2>&1 < /dev/null &\n        \
+             flock {daemons} sh -c \"echo $! $$ >> {daemons}\"\n        "
+        )
+    });
     format!(
         r#"
 job "slow" {{
   task "tick" {{
     run "shell" {{
       cmd = <<-EOT
-        i=0
+        {daemon}i=0
         while [ $i -lt {seconds} ]; do
           flock {ledger} sh -c "echo tick $BUILD_NUMBER $$ $PPID $(date +%s%3N) >> {ledger}"
           echo "tick $i"
@@ -100,6 +111,18 @@ fn alive(pid: u32) -> bool {
             .contains(") Z ")
 }
 
+/// Waits up to 10 s for process `pid`, `what`, to end.
+fn wait_gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} (pid {pid}) still runs after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until `check` holds, polling the ledger.
 fn wait_ledger(path: &Path, what: &str, check: impl Fn(&[Entry]) -> bool) -> Vec<Entry> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -127,7 +150,12 @@ const BUILDS: &str = "/teams/main/pipelines/chaos/jobs/slow/builds";
 async fn a_killed_worker_s_build_finishes_on_another_worker() {
     let dir = tempfile::tempdir().unwrap();
     let ledger_path = dir.path().join("ledger");
-    let file = support::write(dir.path(), "chaos.hcl", &pipeline(&ledger_path, 8));
+    let daemons_path = dir.path().join("daemons");
+    let file = support::write(
+        dir.path(),
+        "chaos.hcl",
+        &pipeline(&ledger_path, 8, Some(&daemons_path)),
+    );
     let db = dir.path().join("pikoci.db");
     let url = nats_url();
     let server = ServerProcess::start(&[
@@ -158,7 +186,7 @@ async fn a_killed_worker_s_build_finishes_on_another_worker() {
             work.to_str().unwrap(),
         ])
     };
-    let mut workers = vec![worker("a"), worker("b")];
+    let mut workers = vec![("a", worker("a")), ("b", worker("b"))];
     let (status, body) = server
         .post(
             "/teams/main/pipelines/chaos/jobs/slow/trigger",
@@ -172,23 +200,17 @@ async fn a_killed_worker_s_build_finishes_on_another_worker() {
     let step_pid = entries[0].step_pid;
     let index = workers
         .iter()
-        .position(|w| w.pid() == victim_pid)
+        .position(|(_, w)| w.pid() == victim_pid)
         .expect("the step's parent is one of the workers");
-    workers.remove(index).kill();
+    let (victim, killed) = workers.remove(index);
+    killed.kill();
     let killed_at = Instant::now();
 
     // The dead worker's step dies with it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(step_pid) {
-        assert!(
-            Instant::now() < deadline,
-            "step pid {step_pid} of the killed worker still runs"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_gone(step_pid, "the step of the killed worker");
 
     // The build runs again on the other worker, within 20 s of the kill, and finishes.
-    let survivor = workers[0].pid();
+    let survivor = workers[0].1.pid();
     wait_ledger(&ledger_path, "a tick on the surviving worker", |e| {
         e.iter().any(|entry| entry.worker_pid == survivor)
     });
@@ -217,13 +239,61 @@ async fn a_killed_worker_s_build_finishes_on_another_worker() {
         "{log}"
     );
     assert!(log.contains("lost its worker"), "{log}");
+
+    // The killed worker's daemon outlived it; the worker started again under the same name
+    // kills it before it takes work, and leaves the other worker's alone.
+    let daemons = daemon_pids(&daemons_path);
+    let _cleanup = KillOnDrop(daemons.iter().map(|(daemon, _)| *daemon).collect());
+    let (orphan, _) = *daemons
+        .iter()
+        .find(|(_, step)| *step == step_pid)
+        .expect("the killed worker's step started a daemon");
+    assert!(alive(orphan), "the daemon died with its worker");
+    let _restarted = worker(victim);
+    wait_gone(orphan, "the killed worker's daemon, its worker restarted,");
+    for (daemon, step) in &daemons {
+        if *step != step_pid {
+            assert!(
+                alive(*daemon),
+                "the surviving worker's daemon {daemon} was killed"
+            );
+        }
+    }
+}
+
+/// The `<daemon pid> <step pid>` lines of the daemons file.
+fn daemon_pids(path: &Path) -> Vec<(u32, u32)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (daemon, step) = line.split_once(' ')?;
+            Some((daemon.parse().ok()?, step.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Kills `pids` when dropped: the daemons the steps left.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            if let Ok(pid) = i32::try_from(*pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_restarts_without_losing_or_repeating_builds() {
     let dir = tempfile::tempdir().unwrap();
     let ledger_path = dir.path().join("ledger");
-    let file = support::write(dir.path(), "chaos.hcl", &pipeline(&ledger_path, 6));
+    let file = support::write(dir.path(), "chaos.hcl", &pipeline(&ledger_path, 6, None));
     let db = dir.path().join("pikoci.db");
     let url = nats_url();
     let server_args = [

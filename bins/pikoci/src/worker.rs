@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pikoci_core::broker::Broker;
+use pikoci_runner::ProcessRunner;
 use pikoci_worker::{Worker, WorkerConfig, WorkerStop};
 use tokio::task::JoinHandle;
 
@@ -163,9 +164,10 @@ pub(crate) fn spawn(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         hostname: hostname(),
     };
+    let runner = Arc::new(ProcessRunner::for_worker(&options.id));
     let worker = Worker::new(
         broker,
-        Arc::new(pikoci_runner::ProcessRunner::new()),
+        runner.clone(),
         Some(Arc::new(pikoci_runner::native::GitChecks::new())),
         config,
     )
@@ -181,6 +183,7 @@ pub(crate) fn spawn(
         };
         let id = options.id.clone();
         tokio::spawn(async move {
+            reap_leftovers(&runner).await;
             worker
                 .run(stop)
                 .await
@@ -188,6 +191,25 @@ pub(crate) fn spawn(
         })
     };
     Ok(RunningWorker { stop, task })
+}
+
+/// Kills what an earlier run of this worker left running (a worker killed with SIGKILL), before
+/// it takes work: marked processes and labelled containers.
+async fn reap_leftovers(runner: &ProcessRunner) {
+    let worker = runner.worker().unwrap_or_default();
+    let reaped = runner.reap_leftovers().await;
+    if !reaped.is_empty() {
+        tracing::warn!(
+            worker,
+            processes = ?reaped.processes,
+            groups = ?reaped.groups,
+            containers = ?reaped.containers,
+            "killed what an earlier run of this worker left running"
+        );
+    }
+    for problem in &reaped.problems {
+        tracing::info!(worker, %problem, "cannot look for containers an earlier run of this worker left");
+    }
 }
 
 impl RunningWorker {

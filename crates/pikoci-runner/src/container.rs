@@ -1,7 +1,9 @@
 //! Containers started by `docker run` (or `podman run`). Killing the CLI does not stop its
 //! container: the container belongs to the engine (dockerd, or podman's conmon), which keeps it
 //! running. So each container such an invocation starts gets a label naming the run, and a
-//! cancelled run kills and removes whatever carries that label.
+//! cancelled run kills and removes whatever carries that label. A runner that belongs to a
+//! worker also labels it with the worker's id, so that the worker, started again after being
+//! killed, removes what its earlier run left (see `reaper`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,37 +18,45 @@ use tokio::process::Command;
 /// The label put on every container a run starts.
 const LABEL: &str = "pikoci.run";
 
+/// The label naming the worker whose runner started a container.
+pub(crate) const WORKER_LABEL: &str = "pikoci.worker";
+
 /// How long each cleanup command may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most of a failing CLI's error output kept in a message.
+const MAX_ERROR_CHARS: usize = 300;
 
 /// The container CLIs whose `run` starts a container that outlives the CLI.
 const CLIS: &[&str] = &["docker", "podman"];
 
-/// The containers of one `docker run` invocation. No `Debug`: `env` holds secrets.
+/// The containers of one `docker run` invocation.
 pub(crate) struct Containers {
-    program: String,
-    env: BTreeMap<String, String>,
-    inherit: Inherit,
-    workdir: PathBuf,
+    cli: Cli,
     filter: String,
 }
 
 /// Labels the container `invocation` starts, when it is a `docker run` (or `podman run`):
-/// `--label pikoci.run=<unique id>` goes right after `run`.
-pub(crate) fn label(invocation: &mut Invocation) -> Option<Containers> {
+/// `--label pikoci.run=<unique id>` goes right after `run`, and `--label pikoci.worker=<id>`
+/// after it when the runner belongs to `worker`.
+pub(crate) fn label(invocation: &mut Invocation, worker: Option<&str>) -> Option<Containers> {
     let cli = Path::new(&invocation.program).file_name()?.to_str()?;
     if !CLIS.contains(&cli) || invocation.args.first().map(String::as_str) != Some("run") {
         return None;
     }
     let value = format!("{LABEL}={}", unique_id());
-    invocation
-        .args
-        .splice(1..1, ["--label".to_owned(), value.clone()]);
+    let mut labels = vec!["--label".to_owned(), value.clone()];
+    if let Some(worker) = worker {
+        labels.extend(["--label".to_owned(), format!("{WORKER_LABEL}={worker}")]);
+    }
+    invocation.args.splice(1..1, labels);
     Some(Containers {
-        program: invocation.program.clone(),
-        env: invocation.env.clone(),
-        inherit: invocation.inherit,
-        workdir: invocation.workdir.clone(),
+        cli: Cli {
+            program: invocation.program.clone(),
+            env: invocation.env.clone(),
+            inherit: invocation.inherit,
+            workdir: Some(invocation.workdir.clone()),
+        },
         filter: format!("label={value}"),
     })
 }
@@ -55,41 +65,111 @@ impl Containers {
     /// Kills and removes the run's containers (there is at most one, or none when the CLI was
     /// killed before it created it). Failures are ignored: the container may be gone already.
     pub(crate) async fn remove(&self) {
-        let Some(listed) = self
-            .cli(&["ps", "--all", "--quiet", "--filter", &self.filter])
-            .await
-        else {
-            return;
+        let _ = self.cli.kill_and_remove(&self.filter).await;
+    }
+}
+
+/// Kills and removes the containers labelled `label` (`name=value`) with every container CLI
+/// on this machine; returns their ids, and what failed. A CLI that is not installed is no
+/// failure.
+pub(crate) async fn remove_labelled(label: &str) -> (Vec<String>, Vec<String>) {
+    let filter = format!("label={label}");
+    let mut removed = Vec::new();
+    let mut problems = Vec::new();
+    for program in CLIS {
+        let cli = Cli {
+            program: (*program).to_owned(),
+            env: BTreeMap::new(),
+            inherit: Inherit::Step,
+            workdir: None,
         };
-        let ids: Vec<&str> = listed.split_whitespace().collect();
+        match cli.kill_and_remove(&filter).await {
+            Ok(ids) => {
+                for id in ids {
+                    // `docker` may be podman behind a wrapper: the same container twice.
+                    if !removed.contains(&id) {
+                        removed.push(id);
+                    }
+                }
+            }
+            Err(CliError::Absent) => {}
+            Err(CliError::Failed(problem)) => problems.push(problem),
+        }
+    }
+    (removed, problems)
+}
+
+/// Why a container CLI command gave no answer.
+#[derive(Debug)]
+enum CliError {
+    /// The CLI is not installed.
+    Absent,
+    /// It failed (or timed out): what happened.
+    Failed(String),
+}
+
+/// A container CLI, run with a given environment. No `Debug`: `env` holds secrets.
+struct Cli {
+    program: String,
+    env: BTreeMap<String, String>,
+    inherit: Inherit,
+    workdir: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Kills and removes the containers `filter` selects; returns their ids.
+    async fn kill_and_remove(&self, filter: &str) -> Result<Vec<String>, CliError> {
+        let listed = self
+            .run(&["ps", "--all", "--quiet", "--filter", filter])
+            .await?;
+        let ids: Vec<String> = listed.split_whitespace().map(str::to_owned).collect();
         if ids.is_empty() {
-            return;
+            return Ok(ids);
         }
         // `kill` first: `rm --force` would wait for the image's stop timeout (and a shell as
-        // PID 1 ignores SIGTERM), `kill` sends SIGKILL.
+        // PID 1 ignores SIGTERM), `kill` sends SIGKILL. It fails for a container that is not
+        // running any more, which `rm` removes all the same.
         let mut kill = vec!["kill"];
-        kill.extend(&ids);
-        self.cli(&kill).await;
+        kill.extend(ids.iter().map(String::as_str));
+        let _ = self.run(&kill).await;
         let mut remove = vec!["rm", "--force"];
-        remove.extend(&ids);
-        self.cli(&remove).await;
+        remove.extend(ids.iter().map(String::as_str));
+        self.run(&remove).await?;
+        Ok(ids)
     }
 
-    /// Runs the CLI with `args` as the invocation would have; its stdout when it succeeds.
-    async fn cli(&self, args: &[&str]) -> Option<String> {
+    /// Runs the CLI with `args`; its stdout when it succeeds.
+    async fn run(&self, args: &[&str]) -> Result<String, CliError> {
         let mut command = Command::new(&self.program);
         crate::set_environment(&mut command, self.inherit, &self.env);
+        if let Some(workdir) = &self.workdir {
+            command.current_dir(workdir);
+        }
         let output = command
             .args(args)
-            .current_dir(&self.workdir)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output();
+        let what = || format!("`{} {}`", self.program, args.join(" "));
         match tokio::time::timeout(CLEANUP_TIMEOUT, output).await {
             Ok(Ok(output)) if output.status.success() => {
-                Some(String::from_utf8_lossy(&output.stdout).into_owned())
+                Ok(String::from_utf8_lossy(&output.stdout).into_owned())
             }
-            _ => None,
+            Ok(Ok(output)) => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let stderr: String = stderr.trim().chars().take(MAX_ERROR_CHARS).collect();
+                Err(CliError::Failed(format!(
+                    "{} failed ({}): {stderr}",
+                    what(),
+                    output.status
+                )))
+            }
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::NotFound => Err(CliError::Absent),
+            Ok(Err(error)) => Err(CliError::Failed(format!("cannot run {}: {error}", what()))),
+            Err(_) => Err(CliError::Failed(format!(
+                "{} did not answer within {CLEANUP_TIMEOUT:?}",
+                what()
+            ))),
         }
     }
 }
@@ -125,7 +205,7 @@ mod tests {
     #[test]
     fn docker_run_gets_a_label_after_run() {
         let mut docker = invocation("docker", &["run", "--rm", "alpine", "true"]);
-        let containers = label(&mut docker).expect("docker run is labelled");
+        let containers = label(&mut docker, None).expect("docker run is labelled");
         assert_eq!(docker.args[..2], ["run", "--label"]);
         assert!(docker.args[2].starts_with("pikoci.run="));
         assert_eq!(docker.args[3..], ["--rm", "alpine", "true"]);
@@ -133,9 +213,19 @@ mod tests {
     }
 
     #[test]
+    fn a_workers_runner_also_labels_the_worker() {
+        let mut docker = invocation("docker", &["run", "--rm", "alpine", "true"]);
+        label(&mut docker, Some("box-1")).expect("docker run is labelled");
+        assert_eq!(docker.args[..2], ["run", "--label"]);
+        assert!(docker.args[2].starts_with("pikoci.run="));
+        assert_eq!(docker.args[3..5], ["--label", "pikoci.worker=box-1"]);
+        assert_eq!(docker.args[5..], ["--rm", "alpine", "true"]);
+    }
+
+    #[test]
     fn podman_by_path_is_a_container_cli_too() {
         let mut podman = invocation("/usr/bin/podman", &["run", "alpine"]);
-        assert!(label(&mut podman).is_some());
+        assert!(label(&mut podman, None).is_some());
     }
 
     #[test]
@@ -147,7 +237,7 @@ mod tests {
             ("dockerish", &["run"][..]),
         ] {
             let mut other = invocation(program, args);
-            assert!(label(&mut other).is_none(), "{program} {args:?}");
+            assert!(label(&mut other, Some("w")).is_none(), "{program} {args:?}");
             assert_eq!(other.args, args);
         }
     }
@@ -156,8 +246,8 @@ mod tests {
     fn every_run_gets_its_own_label() {
         let mut first = invocation("docker", &["run", "x"]);
         let mut second = invocation("docker", &["run", "x"]);
-        label(&mut first);
-        label(&mut second);
+        label(&mut first, None);
+        label(&mut second, None);
         assert_ne!(first.args[2], second.args[2]);
     }
 }

@@ -14,12 +14,19 @@
 //!
 //! A container started by `docker run` is not in the process group (the container engine runs
 //! it), so cancelling such a run also kills and removes its container (see `container`).
+//!
+//! A runner that belongs to a worker ([`ProcessRunner::for_worker`]) marks every process and
+//! container it starts with the worker's id, and [`ProcessRunner::reap_leftovers`] kills what
+//! an earlier run of that worker left behind (see `reaper`).
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod container;
 pub mod native;
+mod reaper;
 mod spawner;
+
+pub use reaper::{Reaped, WORKER_MARKER};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,12 +51,39 @@ const MAX_LINE: usize = 1024 * 1024;
 
 /// Runs invocations as child processes of this process.
 #[derive(Debug, Clone, Default)]
-pub struct ProcessRunner;
+pub struct ProcessRunner {
+    /// The worker it runs for: its processes and containers are marked with it.
+    worker: Option<String>,
+}
 
 impl ProcessRunner {
-    /// A runner.
+    /// A runner that marks nothing (`pikoci run`).
     pub fn new() -> ProcessRunner {
-        ProcessRunner
+        ProcessRunner::default()
+    }
+
+    /// The runner of worker `id`: every process it starts has [`WORKER_MARKER`]`=<id>` in its
+    /// environment, every container its `docker run` starts the label `pikoci.worker=<id>`.
+    pub fn for_worker(id: impl Into<String>) -> ProcessRunner {
+        ProcessRunner {
+            worker: Some(id.into()),
+        }
+    }
+
+    /// The worker it runs for, if any.
+    pub fn worker(&self) -> Option<&str> {
+        self.worker.as_deref()
+    }
+
+    /// Kills the processes and removes the containers an earlier run of its worker left (a
+    /// worker killed with SIGKILL): whatever carries the worker's marker, except this process,
+    /// its ancestors and its descendants. Call it when the worker starts, before it takes
+    /// work. A runner of no worker finds nothing.
+    pub async fn reap_leftovers(&self) -> Reaped {
+        match &self.worker {
+            Some(worker) => reaper::reap(worker).await,
+            None => Reaped::default(),
+        }
     }
 }
 
@@ -67,8 +101,8 @@ impl Runner for ProcessRunner {
             return RunOutcome::Cancelled;
         }
         let mut invocation = invocation;
-        let containers = container::label(&mut invocation);
-        let mut child = match spawn(&invocation).await {
+        let containers = container::label(&mut invocation, self.worker());
+        let mut child = match spawn(&invocation, self.worker()).await {
             Ok(child) => child,
             Err(err) => {
                 return RunOutcome::SpawnFailed(spawn_error(
@@ -148,7 +182,8 @@ fn spawn_error(message: String, error: std::io::Error) -> RunnerError {
     RunnerError::new(kind, message).with_source(error)
 }
 
-async fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
+/// Starts `invocation`, marked as `worker`'s when it is given.
+async fn spawn(invocation: &Invocation, worker: Option<&str>) -> std::io::Result<Child> {
     let program = if invocation.program.contains('/') && !invocation.program.starts_with('/') {
         invocation.workdir.join(&invocation.program)
     } else {
@@ -156,6 +191,10 @@ async fn spawn(invocation: &Invocation) -> std::io::Result<Child> {
     };
     let mut command = Command::new(program);
     set_environment(&mut command, invocation.inherit, &invocation.env);
+    // Last, so that no parameter of the pipeline can name another worker.
+    if let Some(worker) = worker {
+        command.env(WORKER_MARKER, worker);
+    }
     command
         .args(&invocation.args)
         .current_dir(&invocation.workdir)

@@ -365,3 +365,156 @@ async fn a_cancelled_run_starts_no_process() {
     assert!(!dir.path().join("ran").exists());
     assert!(out.lines.lock().unwrap().is_empty());
 }
+
+/// Whether `pid` runs (not gone, not a zombie waiting for its parent to reap it).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+/// A worker id no other test (or test run) uses.
+fn unique_worker(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{name}-{}-{nanos:x}", std::process::id())
+}
+
+/// Runs a step with `runner` that leaves a daemon behind in a session of its own (which the
+/// end of the step does not kill); the daemon's pid.
+async fn leave_a_daemon(runner: &ProcessRunner, dir: &Path, name: &str) -> i32 {
+    let pid = dir.join(format!("{name}.pid"));
+    let pid = pid.display();
+    let script = format!(
+        "setsid sh -c 'echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; exec sleep 300' \
+         > /dev/null 2>&1 < /dev/null &
+         while [ ! -s {pid} ]; do sleep 0.01; done"
+    );
+    let outcome = runner
+        .run(sh(&script, dir), capture().sink, CancellationToken::new())
+        .await;
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    let daemon: i32 = wait_for_file(&dir.join(format!("{name}.pid")))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(running(daemon), "the daemon {name} outlives its step");
+    daemon
+}
+
+/// Kills `pids` when dropped, so that a failing test leaves no daemon behind.
+struct KillOnDrop(Vec<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_workers_steps_carry_its_id_and_other_steps_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = |runner: ProcessRunner| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let out = capture();
+            let mut invocation = sh("echo \"marker=${PIKOCI_WORKER_ID-none}\"", &dir);
+            // A pipeline's parameter cannot name another worker.
+            invocation
+                .env
+                .insert(WORKER_MARKER.to_owned(), "someone-else".to_owned());
+            let outcome = runner
+                .run(invocation, out.sink.clone(), CancellationToken::new())
+                .await;
+            assert_eq!(outcome, RunOutcome::Exited(0));
+            out.lines.lock().unwrap()[0].1.clone()
+        }
+    };
+    assert_eq!(
+        marker(ProcessRunner::for_worker("box-1")).await,
+        "marker=box-1"
+    );
+    assert_eq!(
+        marker(ProcessRunner::new()).await,
+        "marker=someone-else",
+        "a runner of no worker adds nothing"
+    );
+}
+
+#[tokio::test]
+async fn reaping_kills_the_daemons_an_earlier_run_of_the_worker_left_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = unique_worker("reaped");
+    let earlier = ProcessRunner::for_worker(worker.clone());
+    let daemon = leave_a_daemon(&earlier, dir.path(), "daemon").await;
+    // Another worker whose id starts with this one's, and a runner of no worker.
+    let other = leave_a_daemon(
+        &ProcessRunner::for_worker(format!("{worker}0")),
+        dir.path(),
+        "other",
+    )
+    .await;
+    let unmarked = leave_a_daemon(&ProcessRunner::new(), dir.path(), "unmarked").await;
+    let _cleanup = KillOnDrop(vec![daemon, other, unmarked]);
+    // A step of this process, running now: not a leftover.
+    let step_pid = dir.path().join("step.pid");
+    let cancel = CancellationToken::new();
+    let step = tokio::spawn({
+        let invocation = sh(
+            &format!("echo $$ > {}; exec sleep 300", step_pid.display()),
+            dir.path(),
+        );
+        let runner = earlier.clone();
+        let cancel = cancel.clone();
+        async move { runner.run(invocation, capture().sink, cancel).await }
+    });
+    let step_pid: i32 = wait_for_file(&step_pid).await.trim().parse().unwrap();
+
+    let reaped = ProcessRunner::for_worker(worker.clone())
+        .reap_leftovers()
+        .await;
+    assert_eq!(reaped.processes, [daemon as u32], "{reaped:?}");
+    assert_eq!(
+        reaped.groups,
+        [daemon as u32],
+        "a session of its own: {reaped:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(daemon) {
+        assert!(
+            Instant::now() < deadline,
+            "daemon {daemon} survived the reaping"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(running(other), "another worker's daemon was killed");
+    assert!(running(unmarked), "an unmarked daemon was killed");
+    assert!(running(step_pid), "this process's own step was killed");
+    cancel.cancel();
+    assert_eq!(step.await.unwrap(), RunOutcome::Cancelled);
+    // Nothing left: a second reap finds nothing.
+    assert!(
+        ProcessRunner::for_worker(worker)
+            .reap_leftovers()
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_runner_of_no_worker_reaps_nothing() {
+    assert_eq!(
+        ProcessRunner::new().reap_leftovers().await,
+        Reaped::default()
+    );
+}

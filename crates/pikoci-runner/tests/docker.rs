@@ -12,9 +12,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
 use pikoci_core::Pipeline;
-use pikoci_core::engine::{BuildControl, BuildResult, BuildSpec, Engine, LocalRun, Status};
+use pikoci_core::engine::env::Inherit;
+use pikoci_core::engine::{
+    BuildControl, BuildResult, BuildSpec, Engine, Invocation, LocalRun, OutputLine, Runner, Status,
+};
 use pikoci_core::testing::Recorder;
 use pikoci_runner::ProcessRunner;
+use tokio_util::sync::CancellationToken;
 
 /// How long a container may take to appear or to go away.
 const CONTAINER_DEADLINE: Duration = Duration::from_secs(60);
@@ -430,4 +434,67 @@ async fn a_job_timeout_kills_the_container() {
     let log = finished.events.log("hang");
     assert!(log.contains("started"), "{log}");
     wait_for_containers(&label, false).await;
+}
+
+/// Starts, through the runner of `worker`, a container labelled `pikoci-test=<label>` that
+/// runs until killed, then drops the run as a worker killed with SIGKILL would: the `docker`
+/// CLI dies, no cleanup runs, and the container goes on.
+async fn leave_a_container(worker: &str, label: &str, workdir: &std::path::Path) {
+    let invocation = Invocation {
+        program: "docker".to_owned(),
+        args: vec![
+            "run".to_owned(),
+            "--rm".to_owned(),
+            "--label".to_owned(),
+            format!("pikoci-test={label}"),
+            image(),
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "sleep 600".to_owned(),
+        ],
+        env: BTreeMap::new(),
+        inherit: Inherit::Step,
+        workdir: workdir.to_path_buf(),
+    };
+    let runner = ProcessRunner::for_worker(worker);
+    let run = tokio::spawn(async move {
+        runner
+            .run(
+                invocation,
+                Arc::new(|_: OutputLine| {}),
+                CancellationToken::new(),
+            )
+            .await
+    });
+    wait_for_containers(label, true).await;
+    run.abort();
+    let _ = run.await;
+}
+
+#[tokio::test]
+async fn a_restarted_worker_removes_the_containers_its_earlier_run_left() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let worker = unique_label();
+    let (mine, theirs) = (unique_label(), unique_label());
+    let _remove = (
+        RemoveContainers(mine.clone()),
+        RemoveContainers(theirs.clone()),
+    );
+    leave_a_container(&worker, &mine, dir.path()).await;
+    // Another worker, whose id starts with this one's.
+    leave_a_container(&format!("{worker}0"), &theirs, dir.path()).await;
+    let left = containers(&mine).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "the container outlives the CLI that started it"
+    );
+    let reaped = ProcessRunner::for_worker(worker).reap_leftovers().await;
+    assert_eq!(reaped.containers, left, "{reaped:?}");
+    wait_for_containers(&mine, false).await;
+    assert_eq!(
+        containers(&theirs).await.len(),
+        1,
+        "another worker's container was removed"
+    );
 }

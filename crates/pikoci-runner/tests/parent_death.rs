@@ -1,10 +1,13 @@
 //! A process running steps that is killed with SIGKILL (no destructor runs) leaves no step
-//! process behind: the kernel kills each step's main process with it (`PR_SET_PDEATHSIG`).
+//! process behind: the kernel kills each step's main process with it (`PR_SET_PDEATHSIG`), and
+//! what the step started besides (a background process in its group, a daemon in a session of
+//! its own), which the kernel leaves running, is killed by the next run of the same worker
+//! (`ProcessRunner::reap_leftovers`).
 //!
 //! The test needs a process to kill, so this file has its own `main` (`harness = false`): run
 //! with `PIKOCI_TEST_RUNNER_HELPER=<dir>`, it is that process, starting one step through the
-//! `ProcessRunner` and waiting forever; otherwise it is the test, which starts itself as the
-//! helper, kills it, and watches the step.
+//! `ProcessRunner` of worker `PIKOCI_TEST_RUNNER_WORKER` and waiting forever; otherwise it is the
+//! test, which starts itself as the helper, kills it, watches the step, and reaps.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,20 @@ use tokio_util::sync::CancellationToken;
 /// Set to a directory in the helper process.
 const HELPER: &str = "PIKOCI_TEST_RUNNER_HELPER";
 
+/// The id of the worker the helper's runner belongs to.
+const WORKER: &str = "PIKOCI_TEST_RUNNER_WORKER";
+
+/// The helper's step: a daemon in a session of its own, a background process in the step's
+/// group, then the step's own pid, and it waits.
+const STEP: &str = "\
+setsid sh -c 'echo $$ > daemon.tmp; mv daemon.tmp daemon.pid; exec sleep 600' \
+  > /dev/null 2>&1 < /dev/null &
+sleep 600 > /dev/null 2>&1 < /dev/null &
+echo $! > background.tmp; mv background.tmp background.pid
+while [ ! -s daemon.pid ]; do sleep 0.01; done
+echo $$ > step.tmp; mv step.tmp step.pid; exec sleep 600
+";
+
 fn main() {
     match std::env::var_os(HELPER) {
         Some(dir) => run_a_step_until_killed(&PathBuf::from(dir)),
@@ -27,20 +44,19 @@ fn main() {
     }
 }
 
-/// The helper: one step, which writes its pid and then sleeps for ten minutes.
+/// The helper: one step, which leaves processes behind, writes its pid and then sleeps for ten
+/// minutes.
 fn run_a_step_until_killed(dir: &Path) {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let worker = std::env::var(WORKER).expect("the helper is given a worker id");
     let invocation = Invocation {
         program: "/bin/sh".to_owned(),
-        args: vec![
-            "-ec".to_owned(),
-            "echo $$ > step.tmp; mv step.tmp step.pid; exec sleep 600".to_owned(),
-        ],
+        args: vec!["-ec".to_owned(), STEP.to_owned()],
         env: BTreeMap::new(),
         inherit: Inherit::Step,
         workdir: dir.to_path_buf(),
     };
-    let outcome = runtime.block_on(ProcessRunner::new().run(
+    let outcome = runtime.block_on(ProcessRunner::for_worker(worker).run(
         invocation,
         Arc::new(|_: OutputLine| {}),
         CancellationToken::new(),
@@ -50,8 +66,10 @@ fn run_a_step_until_killed(dir: &Path) {
 
 fn a_killed_runner_process_leaves_no_step_running() {
     let dir = tempfile::tempdir().expect("a temporary directory");
+    let worker = format!("parent-death-{}", std::process::id());
     let mut helper = std::process::Command::new(std::env::current_exe().expect("this test's path"))
         .env(HELPER, dir.path())
+        .env(WORKER, &worker)
         .stdin(Stdio::null())
         .spawn()
         .expect("the helper starts");
@@ -75,16 +93,58 @@ fn a_killed_runner_process_leaves_no_step_running() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let survived = running(step);
-    if survived {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(step),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    let daemon = read_pid(&dir.path().join("daemon.pid"));
+    let background = read_pid(&dir.path().join("background.pid"));
+    let _cleanup = KillOnDrop(vec![step, daemon, background]);
     assert!(
         !survived,
         "step process {step} still runs 10 s after the process that started it was killed"
     );
+    // The kernel kills only the step's main process: the rest waits for the next run of the
+    // worker.
+    assert!(running(daemon), "the daemon died with the step");
+    assert!(
+        running(background),
+        "the background process died with the step"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let reaped = runtime.block_on(ProcessRunner::for_worker(worker).reap_leftovers());
+    let mut killed = reaped.processes.clone();
+    killed.sort_unstable();
+    let mut expected = vec![daemon as u32, background as u32];
+    expected.sort_unstable();
+    assert_eq!(killed, expected, "{reaped:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (running(daemon) || running(background)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!running(daemon), "daemon {daemon} survived the reaping");
+    assert!(
+        !running(background),
+        "background process {background} survived the reaping"
+    );
+}
+
+fn read_pid(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+/// Kills `pids` when dropped, so that a failing test leaves nothing running.
+struct KillOnDrop(Vec<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// Whether `pid` is a live process (not gone, not a zombie waiting for its new parent).

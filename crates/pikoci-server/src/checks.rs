@@ -3,11 +3,9 @@
 //! stream; a type without a `check` gets the empty version `{}`). A finished check's new
 //! versions trigger builds.
 //!
-//! The store cannot extend a check's lease, so a check is claimed with a long one
-//! ([`CHECK_LEASE`]): a worker that dies mid-check delays that resource's next check by up to
-//! that long.
-
-use std::time::Duration;
+//! A check's lease works like a build's: claimed for `assign_timeout`, renewed by the
+//! heartbeats of the worker running it (`heartbeat`), so a check may run as long as it needs
+//! and one whose worker went silent is claimed again once the lease lapses.
 
 use pikoci_core::ErrorKind;
 use pikoci_core::protocol::{self, AssignCheck, CheckRef, CheckSnapshot, Envelope, Message};
@@ -19,9 +17,6 @@ use pikoci_core::store::{
 use crate::Server;
 use crate::dispatch::Candidate;
 use crate::state::lock;
-
-/// How long a worker holds a check it was given.
-pub const CHECK_LEASE: Duration = Duration::from_secs(5 * 60);
 
 /// How many checks a worker runs at once besides its builds (`pikoci_worker::MAX_CHECKS`; the
 /// server does not depend on the worker crate, so the number is repeated here and a test of
@@ -57,9 +52,15 @@ fn check_runner(pipeline: &StoredPipeline, resource: &StoredResource) -> Option<
 
 impl Server {
     /// Claims due checks for each live worker, up to as many in flight as it has slots and at
-    /// most [`CHECKS_PER_WORKER`] (what a worker runs at once besides its builds).
-    pub(crate) async fn assign_checks(&self, candidates: &[Candidate]) -> StoreResult<()> {
-        let lease = chrono::Duration::from_std(CHECK_LEASE).unwrap_or_default();
+    /// most [`CHECKS_PER_WORKER`] (what a worker runs at once besides its builds). Checks whose
+    /// lease lapsed are claimed again only with `reclaim_lapsed` (not during the requeue grace).
+    pub(crate) async fn assign_checks(
+        &self,
+        candidates: &[Candidate],
+        reclaim_lapsed: bool,
+    ) -> StoreResult<()> {
+        let lease =
+            chrono::Duration::from_std(self.inner.config.assign_timeout).unwrap_or_default();
         let mut order: Vec<&Candidate> = candidates.iter().collect();
         order.sort_by_key(|c| c.active);
         for candidate in order {
@@ -78,8 +79,10 @@ impl Server {
                     .claim_due_check(&CheckClaim {
                         worker_id: worker.worker_id.clone(),
                         worker_tags: worker.tags.clone(),
+                        exclusive: worker.exclusive,
                         teams: candidate.teams.clone(),
                         now,
+                        reclaim_lapsed,
                         lease_until: now + lease,
                     })
                     .await?;

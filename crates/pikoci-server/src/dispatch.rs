@@ -73,18 +73,18 @@ pub(crate) struct Candidate {
 impl Server {
     async fn dispatch_round(&self, slow: bool) -> StoreResult<()> {
         let now = self.now();
-        if self
+        let requeue = self
             .inner
             .runtime
-            .requeue_allowed(now, self.inner.config.requeue_grace)
-        {
+            .requeue_allowed(now, self.inner.config.requeue_grace);
+        if requeue {
             self.requeue_lapsed(now).await?;
         }
         self.force_overdue_cancels(now).await?;
         let active = self.active_builds().await?;
         let mut candidates = self.live_workers(now, &active).await?;
         self.assign_builds(&mut candidates).await?;
-        self.assign_checks(&candidates).await?;
+        self.assign_checks(&candidates, requeue).await?;
         let active = self.active_builds().await?;
         self.record_reasons(&candidates, &active).await?;
         if slow {

@@ -1,9 +1,9 @@
-//! Heartbeats: register the worker, renew the leases of what it runs, and answer with the
-//! leases renewed and the work that is no longer its own.
+//! Heartbeats: register the worker, renew the leases of what it runs (builds and checks), and
+//! answer with the leases renewed and the work that is no longer its own.
 
 use pikoci_core::ErrorKind;
 use pikoci_core::protocol::{self, Envelope, Heartbeat, Message, WorkRef};
-use pikoci_core::store::{RunningBuild, StoreResult, WorkerHeartbeat};
+use pikoci_core::store::{RunningBuild, RunningCheck, StoreResult, WorkerHeartbeat};
 
 use crate::Server;
 use crate::state::lock;
@@ -32,17 +32,20 @@ impl Server {
             },
         };
         let now = self.now();
-        let running: Vec<RunningBuild> = heartbeat
-            .running
-            .iter()
-            .filter_map(|work| match work {
-                WorkRef::Build(build) => Some(RunningBuild {
+        let mut running = Vec::new();
+        let mut checks = Vec::new();
+        for work in &heartbeat.running {
+            match work {
+                WorkRef::Build(build) => running.push(RunningBuild {
                     build_id: build.build_id,
                     attempt: build.attempt,
                 }),
-                WorkRef::Check(_) => None,
-            })
-            .collect();
+                WorkRef::Check(check) => checks.push(RunningCheck {
+                    resource_id: check.resource_id,
+                    attempt: check.attempt,
+                }),
+            }
+        }
         let recorded = store
             .record_heartbeat(&WorkerHeartbeat {
                 worker_id: worker.to_owned(),
@@ -59,7 +62,7 @@ impl Server {
             .await?;
         let until = now + chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
         let renewed_builds = store.renew_leases(worker, &running, until).await?;
-        let check_horizon = until;
+        let renewed_checks = store.renew_check_leases(worker, &checks, until).await?;
         let mut renewed = Vec::new();
         let mut lost = Vec::new();
         for work in &heartbeat.running {
@@ -76,19 +79,10 @@ impl Server {
                         && store.build(build.build_id).await?.dispatch.attempt == build.attempt
                 }
                 WorkRef::Build(build) => renewed_builds.contains(&build.build_id),
-                // The store cannot extend a check's lease: checks get a long one when they are
-                // claimed. A check the worker still holds counts as renewed while its lease
-                // outlasts a renewal; near its end it is lost, so that the worker stops it
-                // before another worker can claim it (checks run at most about CHECK_LEASE).
-                WorkRef::Check(check) => match store.resource_by_id(check.resource_id).await {
-                    Ok(resource) => resource.check_lease.is_some_and(|lease| {
-                        lease.attempt == check.attempt
-                            && lease.worker_id == worker
-                            && lease.expires_at > check_horizon
-                    }),
-                    Err(err) if err.kind() == ErrorKind::NotFound => false,
-                    Err(err) => return Err(err),
-                },
+                WorkRef::Check(check) => renewed_checks.contains(&RunningCheck {
+                    resource_id: check.resource_id,
+                    attempt: check.attempt,
+                }),
             };
             if mine {
                 renewed.push(*work);

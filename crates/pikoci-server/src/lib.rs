@@ -32,7 +32,7 @@ mod snapshot;
 mod state;
 
 pub use api::router;
-pub use checks::{CHECK_LEASE, CHECKS_PER_WORKER};
+pub use checks::CHECKS_PER_WORKER;
 pub use clock::Clock;
 pub use config::ServerConfig;
 pub use dispatch::SERVER_NOTES_STEP;

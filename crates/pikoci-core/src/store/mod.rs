@@ -122,9 +122,19 @@ pub trait Store: Send + Sync + Debug {
     async fn request_check(&self, id: ResourceId, at: DateTime<Utc>) -> StoreResult<()>;
 
     /// Claims the most overdue check this worker may run: a resource with `next_check_at <= now`
-    /// and no check in flight, or whose check lease lapsed. Moves `next_check_at` to the next
-    /// time of its `check_interval` after `now` and bumps the check attempt.
+    /// and no check in flight, or (with `reclaim_lapsed`) whose check lease lapsed. Moves
+    /// `next_check_at` to the next time of its `check_interval` after `now` and bumps the check
+    /// attempt.
     async fn claim_due_check(&self, claim: &CheckClaim) -> StoreResult<Option<ClaimedCheck>>;
+
+    /// Extends the leases of the checks a worker still runs (at the attempts it runs) until
+    /// `until` and returns the ones renewed; the others are no longer the worker's.
+    async fn renew_check_leases(
+        &self,
+        worker_id: &str,
+        running: &[RunningCheck],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunningCheck>>;
 
     /// Records the outcome of a check and releases it; `Conflict` if `attempt` is not the
     /// current check attempt (the check was claimed again after its lease lapsed).

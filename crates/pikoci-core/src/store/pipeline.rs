@@ -156,12 +156,27 @@ pub struct CheckClaim {
     pub worker_id: String,
     /// The worker's tags: only resources whose tags are all among them qualify.
     pub worker_tags: Vec<String>,
+    /// The worker runs only work with tags (`--exclusive-tags`): resources without tags do not
+    /// qualify.
+    pub exclusive: bool,
     /// Which teams' resources qualify.
     pub teams: TeamScope,
     /// The current time: checks with `next_check_at <= now` are due.
     pub now: DateTime<Utc>,
-    /// When the claim lapses if the check is not finished.
+    /// Whether a check whose lease lapsed (its worker went silent) may be claimed again; a
+    /// server that just started, or cannot read heartbeats, leaves them to their workers.
+    pub reclaim_lapsed: bool,
+    /// When the claim lapses if the worker does not confirm and renew it.
     pub lease_until: DateTime<Utc>,
+}
+
+/// A check a worker reports as running, in a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunningCheck {
+    /// The resource checked.
+    pub resource_id: ResourceId,
+    /// The check attempt the worker runs.
+    pub attempt: u32,
 }
 
 /// A claimed check.

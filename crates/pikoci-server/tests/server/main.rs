@@ -4,6 +4,7 @@ mod harness;
 mod store;
 
 mod builds;
+mod checks;
 mod delivery;
 mod leases;
 mod triggers;

@@ -164,6 +164,18 @@ impl Store for BlockingStore {
         run(async move { s.claim_due_check(&claim).await }).await
     }
 
+    async fn renew_check_leases(
+        &self,
+        worker_id: &str,
+        running: &[RunningCheck],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunningCheck>> {
+        let s = self.0.clone();
+        let worker_id = worker_id.to_owned();
+        let running = running.to_vec();
+        run(async move { s.renew_check_leases(&worker_id, &running, until).await }).await
+    }
+
     async fn finish_check(
         &self,
         id: ResourceId,

@@ -264,6 +264,15 @@ impl Store for SqlStore {
         resources::claim_due_check(self, claim).await
     }
 
+    async fn renew_check_leases(
+        &self,
+        worker_id: &str,
+        running: &[RunningCheck],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<RunningCheck>> {
+        resources::renew_check_leases(self, worker_id, running, until).await
+    }
+
     async fn finish_check(
         &self,
         id: ResourceId,

@@ -1,4 +1,5 @@
-//! Resources: the diff of a pipeline update, webhook tokens, pins, and check claims.
+//! Resources: the diff of a pipeline update, webhook tokens, pins, and check claims and
+//! leases.
 
 use std::collections::HashMap;
 
@@ -6,8 +7,8 @@ use chrono::{DateTime, Utc};
 use pikoci_core::model::{Pipeline, ResourceRef};
 use pikoci_core::schedule::CheckInterval;
 use pikoci_core::store::{
-    ChangeSet, CheckClaim, CheckRecord, ClaimedCheck, PipelineId, ResourceId, StoreError,
-    StoreResult, StoredResource, TeamScope, VersionId,
+    ChangeSet, CheckClaim, CheckRecord, ClaimedCheck, PipelineId, ResourceId, RunningCheck,
+    StoreError, StoreResult, StoredResource, TeamScope, VersionId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -234,15 +235,19 @@ pub(super) async fn pin_version(
     update_one(store, id, "pin a version", update).await
 }
 
-/// Due: no check in flight and `next_check_at <= now`, or a check whose lease lapsed.
-fn due(now: i64) -> Condition {
-    Condition::any()
-        .add(
-            Condition::all()
-                .add(resource::Column::CheckLeaseExpiresAt.is_null())
-                .add(resource::Column::NextCheckAt.lte(now)),
-        )
-        .add(resource::Column::CheckLeaseExpiresAt.lt(now))
+/// Due: no check in flight and `next_check_at <= now`, or (`lapsed`) a check whose lease
+/// lapsed.
+fn due(now: i64, lapsed: bool) -> Condition {
+    let idle = Condition::all()
+        .add(resource::Column::CheckLeaseExpiresAt.is_null())
+        .add(resource::Column::NextCheckAt.lte(now));
+    if lapsed {
+        Condition::any()
+            .add(idle)
+            .add(resource::Column::CheckLeaseExpiresAt.lt(now))
+    } else {
+        idle
+    }
 }
 
 /// Restricts a query on a table with a `pipeline_id` column to the pipelines of some teams.
@@ -274,8 +279,9 @@ pub(super) async fn claim_due_check(
     claim: &CheckClaim,
 ) -> StoreResult<Option<ClaimedCheck>> {
     let now = ms(claim.now);
+    let due = || due(now, claim.reclaim_lapsed);
     let candidates = resource::Entity::find()
-        .filter(due(now))
+        .filter(due())
         .filter(team_condition(resource::Column::PipelineId, &claim.teams))
         .order_by_asc(resource::Column::NextCheckAt)
         .order_by_asc(resource::Column::Id)
@@ -285,7 +291,9 @@ pub(super) async fn claim_due_check(
         .context(|| "failed to look for due checks")?;
     for row in candidates {
         let tags: Vec<String> = from_json(&row.tags, "resource tags")?;
-        if !tags.iter().all(|tag| claim.worker_tags.contains(tag)) {
+        if !tags.iter().all(|tag| claim.worker_tags.contains(tag))
+            || (claim.exclusive && tags.is_empty())
+        {
             continue;
         }
         let next = CheckInterval::parse(&row.check_interval)
@@ -307,7 +315,7 @@ pub(super) async fn claim_due_check(
             .col_expr(resource::Column::NextCheckAt, Expr::value(ms(next)))
             .filter(resource::Column::Id.eq(row.id))
             .filter(resource::Column::CheckAttempt.eq(row.check_attempt))
-            .filter(due(now))
+            .filter(due())
             .exec(store.db())
             .await
             .context(|| format!("failed to claim the check of resource {}", row.id))?;
@@ -320,6 +328,39 @@ pub(super) async fn claim_due_check(
         }
     }
     Ok(None)
+}
+
+pub(super) async fn renew_check_leases(
+    store: &SqlStore,
+    worker_id: &str,
+    running: &[RunningCheck],
+    until: DateTime<Utc>,
+) -> StoreResult<Vec<RunningCheck>> {
+    let mut renewed = Vec::new();
+    for check in running {
+        let attempt = convert::int(check.attempt, "check attempt")?;
+        let updated = resource::Entity::update_many()
+            .col_expr(
+                resource::Column::CheckLeaseExpiresAt,
+                Expr::value(ms(until)),
+            )
+            .filter(resource::Column::Id.eq(check.resource_id.0))
+            .filter(resource::Column::CheckAttempt.eq(attempt))
+            .filter(resource::Column::CheckWorkerId.eq(worker_id))
+            .filter(resource::Column::CheckLeaseExpiresAt.is_not_null())
+            .exec(store.db())
+            .await
+            .context(|| {
+                format!(
+                    "failed to renew the lease of the check of resource {}",
+                    check.resource_id
+                )
+            })?;
+        if updated.rows_affected == 1 {
+            renewed.push(*check);
+        }
+    }
+    Ok(renewed)
 }
 
 pub(super) async fn finish_check(

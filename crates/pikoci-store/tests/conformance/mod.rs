@@ -3,6 +3,7 @@
 //! gives each test a fresh, empty, migrated database.
 
 pub(crate) mod builds;
+pub(crate) mod checks;
 pub(crate) mod concurrency;
 pub(crate) mod dispatch;
 pub(crate) mod logs;
@@ -76,6 +77,8 @@ macro_rules! conformance_suite {
             resources::create_versions_deduplicates_and_keeps_order,
             resources::pins_accept_only_own_versions,
             resources::checks_are_claimed_once_and_fenced,
+            checks::check_leases_are_renewed_for_their_worker_and_attempt_only,
+            checks::exclusive_workers_skip_untagged_resources,
             resources::passed_versions_follow_successful_upstream_builds,
             resources::trigger_events_are_team_scoped_streams,
             resources::heartbeats_register_and_update_workers,

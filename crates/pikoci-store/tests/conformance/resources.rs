@@ -171,17 +171,20 @@ pub(crate) async fn pins_accept_only_own_versions(fx: &Fixture) -> anyhow::Resul
     Ok(())
 }
 
-fn check_claim(worker: &str, now: i64, lease: i64) -> CheckClaim {
+/// A claim for worker `worker` with no tags, any team, lapsed checks included.
+pub(crate) fn check_claim(worker: &str, now: i64, lease: i64) -> CheckClaim {
     CheckClaim {
         worker_id: worker.to_owned(),
         worker_tags: Vec::new(),
+        exclusive: false,
         teams: TeamScope::All,
         now: at(now),
+        reclaim_lapsed: true,
         lease_until: at(lease),
     }
 }
 
-fn outcome(secs: i64, error: Option<&str>) -> CheckRecord {
+pub(crate) fn outcome(secs: i64, error: Option<&str>) -> CheckRecord {
     CheckRecord {
         finished_at: at(secs),
         error: error.map(str::to_owned),

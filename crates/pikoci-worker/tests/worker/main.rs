@@ -9,7 +9,7 @@ use futures::FutureExt;
 use futures::StreamExt;
 use harness::{RunningWorker, Server, assign, assign_check, build, check, running, wait_for_pid};
 use pikoci_core::broker::Broker;
-use pikoci_core::protocol::{Message, Outcome, WorkRef, topics};
+use pikoci_core::protocol::{CheckRef, Message, Outcome, WorkRef, topics};
 
 /// A job whose task writes its pid to `dir/pid`, prints "started", and runs until `dir/release`
 /// exists; `on_cancel` writes `dir/cancel-hook`.
@@ -469,6 +469,66 @@ async fn renewed_leases_keep_a_build_running_and_lost_ones_stop_it() {
             .about(WorkRef::Build(lost))
             .iter()
             .all(|m| m.type_name() != "build_finished")
+    );
+}
+
+/// A check that runs until `<dir>/release` exists, having written its pid to `<dir>/pid`.
+fn waiting_check(dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        r#"
+resource_type "slow" {{
+  check "shell" {{
+    cmd = "echo $$ > {dir}/pid; while [ ! -f {dir}/release ]; do sleep 0.02; done; echo '[]'"
+  }}
+}}
+resource "slow" "app" {{}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_check_is_in_the_heartbeats_and_stops_itself_when_no_server_confirms_it() {
+    let server = Server::start().await;
+    let worker = RunningWorker::start(&server, "w-check-fenced", 1, |config| {
+        config.heartbeat_interval = Duration::from_millis(100);
+        config.lease_timeout = Duration::from_millis(800);
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = CheckRef {
+        resource_id: pikoci_core::store::ResourceId(9),
+        attempt: 4,
+    };
+    server
+        .send(
+            &worker.id,
+            assign_check(c, &waiting_check(dir.path()), "slow.app", None),
+        )
+        .await;
+    let pid = wait_for_pid(&dir.path().join("pid")).await;
+    // Heartbeats list it, at its attempt, so that a server renews its lease.
+    server
+        .wait_for("a heartbeat listing the check", |server| {
+            server
+                .heartbeats()
+                .iter()
+                .any(|h| h.running.contains(&WorkRef::Check(c)))
+                .then_some(())
+        })
+        .await;
+    // Renewed for three lease windows (0.7 s each), it runs on.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(running(pid), "a check whose lease is renewed was stopped");
+    server.ignore_heartbeats();
+    // The check never ends by itself: draining returns only because the worker stopped it.
+    worker.drain().await;
+    assert!(!running(pid));
+    let messages = server.about(WorkRef::Check(c));
+    assert_eq!(
+        messages.iter().map(Message::type_name).collect::<Vec<_>>(),
+        ["accepted"],
+        "a fenced check reports nothing"
     );
 }
 
