@@ -62,6 +62,7 @@ impl Server {
             job: &job,
             trigger,
             inputs,
+            automatic: false,
         };
         let created = if problems.is_empty() {
             self.create_build(request).await

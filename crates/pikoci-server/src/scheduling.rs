@@ -9,13 +9,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::SecondsFormat;
-use pikoci_core::TriggerKind;
 use pikoci_core::model::GetStep;
 use pikoci_core::store::{
     Build, BuildFilter, BuildStatus, BuildTransition, BuildTrigger, BuildVersion, JobId, NewBuild,
     NewVersion, PassedQuery, ResourceVersion, StoreResult, StoredJob, StoredPipeline,
     StoredResource, VersionId, VersionUse,
 };
+use pikoci_core::{ErrorKind, TriggerKind};
 
 use crate::Server;
 
@@ -41,6 +41,9 @@ pub(crate) struct BuildRequest<'a> {
     pub(crate) job: &'a StoredJob,
     pub(crate) trigger: Option<BuildTrigger>,
     pub(crate) inputs: BTreeMap<String, String>,
+    /// Made by a trigger or `passed`, not by a person: at most one such build per set of
+    /// versions.
+    pub(crate) automatic: bool,
 }
 
 /// The distinct gets of a job, by resource (two gets of one resource use one version).
@@ -160,6 +163,7 @@ impl Server {
             job,
             trigger,
             inputs,
+            automatic,
         } = request;
         let versions = match self.resolve_versions(pipeline, job, trigger).await? {
             Ok(versions) => versions,
@@ -188,6 +192,7 @@ impl Server {
                 inputs,
                 trigger,
                 versions,
+                once_per_versions: automatic,
                 created_at: self.now(),
             })
             .await?;
@@ -287,9 +292,15 @@ impl Server {
             job,
             trigger: Some(trigger),
             inputs,
+            automatic: true,
         };
         match self.create_build(request).await {
             Ok(_) => Ok(()),
+            Err(CreateError::Store(err)) if err.kind() == ErrorKind::Conflict => {
+                // Another server (or an earlier delivery) built these versions already.
+                tracing::debug!(job = %job.name, error = %err, "an automatic build of these versions exists");
+                Ok(())
+            }
             Err(CreateError::Problems(problems)) => {
                 tracing::debug!(job = %job.name, problems = ?problems, "not every get has a version yet: no automatic build");
                 Ok(())

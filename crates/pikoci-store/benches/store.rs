@@ -134,6 +134,7 @@ async fn bench(backend: &'static str, url: &str) -> anyhow::Result<Report> {
             inputs: serde_json::Value::Null,
             trigger: None,
             versions: Vec::new(),
+            once_per_versions: false,
             created_at: at(1),
         })
         .await?;
@@ -187,6 +188,7 @@ async fn bench(backend: &'static str, url: &str) -> anyhow::Result<Report> {
                 inputs: serde_json::Value::Null,
                 trigger: None,
                 versions: Vec::new(),
+                once_per_versions: false,
                 created_at: at(5),
             })
             .await?;

@@ -183,6 +183,7 @@ pub(crate) mod build {
         pub(crate) started_at: Option<i64>,
         pub(crate) finished_at: Option<i64>,
         pub(crate) cancel_deadline: Option<i64>,
+        pub(crate) versions_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

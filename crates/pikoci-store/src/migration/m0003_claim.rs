@@ -5,11 +5,14 @@
 //!   tags and find a busy serial group inside the database instead of job by job.
 //! - `builds.cancel_deadline`: when a cancel was asked of a build's worker, the time by which the
 //!   worker must report the build finished before the server marks it cancelled itself.
+//! - `builds.versions_key`: for automatic builds, the SHA-256 of the versions their gets use,
+//!   unique per job, so the same trigger evaluated twice (two servers, a redelivered event)
+//!   makes one build.
 
 use sea_orm::ConnectionTrait;
 use sea_orm_migration::prelude::*;
 
-use super::{Types, big, big_null, cascade, id, index, string};
+use super::{Types, big, big_null, cascade, id, index, string, string_null};
 
 /// Adds the job tag and serial group rows (filled from the existing jobs) and the cancel
 /// deadline.
@@ -55,13 +58,19 @@ impl MigrationTrait for Migration {
         ] {
             manager.create_index(index).await?;
         }
+        // One column per statement: SQLite alters one thing at a time.
+        for mut column in [big_null("cancel_deadline"), string_null("versions_key", 64)] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("builds")
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
-            .alter_table(
-                Table::alter()
-                    .table("builds")
-                    .add_column(big_null("cancel_deadline"))
-                    .to_owned(),
-            )
+            .create_index(index("builds", &["job_id", "versions_key"], true))
             .await?;
         fill_from_jobs(manager).await
     }

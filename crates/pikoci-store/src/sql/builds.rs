@@ -124,6 +124,7 @@ async fn insert(
         started_at: Set(None),
         finished_at: Set(None),
         cancel_deadline: Set(None),
+        versions_key: Set(new.once_per_versions.then(|| versions_key(&new.versions))),
         ..Default::default()
     }
     .insert(txn)
@@ -181,6 +182,7 @@ pub(super) async fn retry(store: &SqlStore, of: BuildId, at: DateTime<Utc>) -> S
             trigger: original.trigger,
             // Recorded below, with the new build's id.
             versions: Vec::new(),
+            once_per_versions: false,
             created_at: at,
         };
         let inputs = to_json(&new.inputs, "build inputs")?;
@@ -205,6 +207,18 @@ pub(super) async fn retry(store: &SqlStore, of: BuildId, at: DateTime<Utc>) -> S
         convert::build(row)
     })
     .await
+}
+
+/// The key of an automatic build's get versions (see `NewBuild::once_per_versions`).
+fn versions_key(versions: &[BuildVersion]) -> String {
+    let mut used: Vec<String> = versions
+        .iter()
+        .filter(|v| v.usage == VersionUse::Get)
+        .map(|v| format!("{}:{}", v.resource_id.0, v.version_id.0))
+        .collect();
+    used.sort();
+    used.dedup();
+    convert::digest(&used.join(","))
 }
 
 /// Loads a build through any connection.

@@ -227,6 +227,7 @@ pub(crate) fn pending(job: JobId, secs: i64) -> NewBuild {
         inputs: serde_json::Value::Null,
         trigger: None,
         versions: Vec::new(),
+        once_per_versions: false,
         created_at: at(secs),
     }
 }

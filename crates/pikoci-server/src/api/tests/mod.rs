@@ -174,6 +174,7 @@ impl TestApi {
                 inputs: json!({"environment": "staging"}),
                 trigger: None,
                 versions: Vec::new(),
+                once_per_versions: false,
                 created_at: at(10),
             })
             .await
