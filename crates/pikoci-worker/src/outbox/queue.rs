@@ -223,12 +223,7 @@ mod tests {
             queue.push(message(n)).await.unwrap();
         }
         let file = dir.read_dir().unwrap().next().unwrap().unwrap().path();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        crate::outbox::spill::cut_spill_file(&file, 0);
         assert_eq!(queue.front().await.unwrap(), Some(message(0)));
         queue.pop();
         let error = queue.front().await.unwrap_err();

@@ -350,6 +350,13 @@ fn read_frames(
     (read, at, None)
 }
 
+/// Cuts the spill file at `path` to `length` bytes, as a damaged disk would.
+#[cfg(test)]
+pub(crate) fn cut_spill_file(path: &Path, length: u64) {
+    let file = OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(length).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,14 +427,12 @@ mod tests {
         let (error, message) = spill.append(b"kept".to_vec()).await.unwrap_err();
         assert_eq!(message, b"kept");
         assert!(spill.is_broken());
-        let text = error.to_string();
-        assert!(
-            text.starts_with(&format!(
-                "cannot write the outbox spill file {}: ",
-                dir.display()
-            )) && text.contains("os error"),
-            "{text}"
-        );
+        let SpillError::Write { path, source } = &error else {
+            panic!("{error}");
+        };
+        assert_eq!(*path, dir);
+        assert!(source.raw_os_error().is_some(), "{source}");
+        assert!(error.to_string().contains(&dir.display().to_string()));
     }
 
     #[tokio::test]
@@ -440,12 +445,7 @@ mod tests {
         let path = spill.path().unwrap().to_path_buf();
         // Cut in the middle of the second frame.
         let first = (HEADER_BYTES + messages(1)[0].len()) as u64;
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(first + 6)
-            .unwrap();
+        cut_spill_file(&path, first + 6);
         let (read, failure) = spill.read(1 << 20).await;
         assert_eq!(read, messages(1));
         let text = failure.unwrap().to_string();

@@ -178,6 +178,18 @@ fn logs(envelopes: &[Envelope]) -> BTreeMap<StepId, String> {
         .collect()
 }
 
+/// The error of the build's end, last and `errored`.
+fn errored_end(envelopes: &[Envelope]) -> &str {
+    match envelopes.last().map(|e| &e.message) {
+        Some(Message::BuildFinished {
+            outcome: Outcome::Errored,
+            error: Some(error),
+            ..
+        }) => error,
+        other => panic!("the build does not end errored: {other:?}"),
+    }
+}
+
 fn expected(lines: std::ops::Range<usize>) -> String {
     lines.map(|n| line(n) + "\n").collect()
 }
@@ -263,12 +275,7 @@ async fn a_spill_that_fails_stops_the_build_keeps_its_lines_and_its_end_says_why
         logs(&envelopes)[&0] == expected(0..5_000),
         "lines were lost"
     );
-    let Some(Message::BuildFinished { outcome, error, .. }) = envelopes.last().map(|e| &e.message)
-    else {
-        panic!("no build_finished last");
-    };
-    assert_eq!(*outcome, Outcome::Errored);
-    let error = error.as_deref().unwrap_or_default();
+    let error = errored_end(&envelopes);
     assert!(
         error.starts_with(&format!(
             "cannot write the outbox spill file {}: ",
@@ -330,22 +337,12 @@ async fn when_a_spill_cannot_be_read_back_the_builds_end_says_what_was_lost() {
         .unwrap()
         .unwrap()
         .path();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    spill::cut_spill_file(&file, 0);
     setup.broker.open.send_replace(true);
     let envelopes = received(&mut setup.events).await;
     setup.task.await.unwrap();
     assert!(!dir.exists());
-    let Some(Message::BuildFinished { outcome, error, .. }) = envelopes.last().map(|e| &e.message)
-    else {
-        panic!("no build_finished last");
-    };
-    assert_eq!(*outcome, Outcome::Errored);
-    let error = error.as_deref().unwrap_or_default();
+    let error = errored_end(&envelopes);
     assert!(
         error.starts_with(&format!(
             "cannot read the outbox spill file {}: ",
