@@ -154,6 +154,7 @@ pub(crate) fn now_ms() -> i64 {
     to_ms(SystemTime::now())
 }
 
+/// `at` in milliseconds since the Unix epoch.
 pub(crate) fn to_ms(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

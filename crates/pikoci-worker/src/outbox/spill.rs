@@ -252,7 +252,9 @@ pub(crate) fn remove_leftovers(dir: &Path) -> Result<usize, SpillError> {
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(work).await {
         Ok(value) => value,
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        // Only when the runtime shuts down, which drops this task too.
+        Err(_) => std::future::pending().await,
     }
 }
 
