@@ -31,9 +31,13 @@
 //!   once the work running ended. [`WorkerStop::now`]: abort everything and return.
 //! - **Disk.** The engine removes each build's and check's work directory, the secret lookup its
 //!   own; resource caches stay in `<work_dir>/cache`.
-//!
-//! Outboxes are in memory: while the broker refuses messages they wait there (retried with
-//! backoff, never dropped unless the work is aborted), and they do not survive the process.
+//! - **Outboxes.** While the broker refuses or is slow, messages wait (retried with backoff,
+//!   never dropped unless the work is aborted): up to [`OUTBOX_MEMORY_BYTES`] per piece of work
+//!   in memory, the rest in a spill file under `<work_dir>/outbox`, read back in order. A spill
+//!   file is removed when its work ends, and those a stopped or killed worker left are removed
+//!   when a worker starts on that work directory (not those a live worker holds locked).
+//!   Outboxes do not survive the process. A spill that fails (disk full) stops the build, which
+//!   ends `errored` with the file and the error, its messages kept in memory meanwhile.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
@@ -46,4 +50,5 @@ mod worker;
 pub use config::{
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LEASE_TIMEOUT, WorkerConfig, WorkerError, WorkerStop,
 };
+pub use outbox::OUTBOX_MEMORY_BYTES;
 pub use worker::{MAX_CHECKS, Worker};

@@ -1,22 +1,42 @@
 //! Publishing: the envelope every message of this worker gets, publishing that retries, and the
 //! outbox of one piece of work, which keeps its messages in order and batches its logs.
 //!
-//! Each piece of work has one outbox: an unbounded channel feeding one publishing task, so the
-//! engine's [`EventSink::emit`] never waits for the broker, and messages about one build reach
-//! the broker in the order they happened. While the broker refuses a message, the task retries
-//! it with backoff and everything behind it waits in memory: nothing is dropped, but nothing
-//! survives the process either (a bounded outbox that spills to disk is a later step).
+//! Each piece of work has one outbox: an unbounded channel feeding one task, so the engine's
+//! [`EventSink::emit`] never waits for the broker, and messages about one build reach the broker
+//! in the order they happened. The task takes what comes in (logs batched, each message encoded
+//! in its envelope) into a [`Queue`] while it publishes the queue's oldest message, retried with
+//! backoff while the broker refuses it. The queue holds at most [`OUTBOX_MEMORY_BYTES`] in
+//! memory and appends the rest to a spill file under `<work_dir>/outbox` (see `spill`), removed
+//! when the outbox ends: a slow or absent broker costs disk, not memory, and drops nothing. A
+//! spill that fails stops the build, which then ends `errored`, naming the file and the error.
+//! Nothing survives the process: a worker that starts removes the spill files left behind.
 
-use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pikoci_core::broker::Broker;
-use pikoci_core::engine::{Event, EventSink, StepId};
-use pikoci_core::protocol::{BuildRef, Envelope, Message, Outcome, VERSION, WorkRef, topics};
+use pikoci_core::engine::{Event, EventSink};
+use pikoci_core::protocol::{Envelope, Message, Outcome, VERSION, WorkRef, topics};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::work::WorkStop;
+use batch::LogBatcher;
+use queue::Queue;
+use spill::{SpillError, spill_dir};
+
+mod batch;
+mod queue;
+mod spill;
+#[cfg(test)]
+mod tests;
+
+/// The most bytes of messages an outbox holds in memory; the rest waits in its spill file.
+pub const OUTBOX_MEMORY_BYTES: usize = 1024 * 1024;
 
 /// Log lines of a step are published at least this often.
 pub(crate) const LOG_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
@@ -81,14 +101,25 @@ impl Publisher {
         message: Message,
         stop: &CancellationToken,
     ) -> bool {
+        match self.encode(message) {
+            Some(bytes) => self.publish_encoded(topic, bytes, stop).await,
+            None => true,
+        }
+    }
+
+    /// `message` in its envelope, encoded; `None` (logged) when it cannot be sent.
+    fn encode(&self, message: Message) -> Option<Vec<u8>> {
         let type_name = message.type_name();
-        let bytes = match self.envelope(message).encode() {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::error!(topic, kind = type_name, %error, "dropping a message that cannot be sent");
-                return true;
-            }
-        };
+        self.envelope(message)
+            .encode()
+            .inspect_err(|error| {
+                tracing::error!(kind = type_name, %error, "dropping a message that cannot be sent");
+            })
+            .ok()
+    }
+
+    /// Publishes an encoded message like [`Publisher::publish`].
+    async fn publish_encoded(&self, topic: &str, bytes: Vec<u8>, stop: &CancellationToken) -> bool {
         let mut backoff = FIRST_BACKOFF;
         loop {
             if stop.is_cancelled() {
@@ -103,7 +134,6 @@ impl Publisher {
                 Err(error) => {
                     tracing::warn!(
                         topic,
-                        kind = type_name,
                         error = %error.full_message(),
                         retry_in = ?backoff,
                         "the broker refused a message; retrying"
@@ -124,7 +154,8 @@ pub(crate) fn now_ms() -> i64 {
     to_ms(SystemTime::now())
 }
 
-fn to_ms(at: SystemTime) -> i64 {
+/// `at` in milliseconds since the Unix epoch.
+pub(crate) fn to_ms(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
@@ -148,16 +179,40 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox for `work`, published by a task of `tracker`, which returns once everything
-    /// sent is published (or `silence` fired: then the rest is dropped).
+    /// An outbox for `work`, spilling under `work_dir`, published by a task of `tracker`, which
+    /// returns once everything sent is published (or `stop.silence` fired: then the rest is
+    /// dropped). A spill that fails fires `stop.cancel` of a build.
     pub(crate) fn start(
         publisher: Publisher,
         work: WorkRef,
-        silence: CancellationToken,
+        stop: &WorkStop,
+        work_dir: &Path,
+        tracker: &TaskTracker,
+    ) -> (Outbox, tokio::task::JoinHandle<()>) {
+        let label = match work {
+            WorkRef::Build(b) => format!("build-{}-{}", b.build_id, b.attempt),
+            WorkRef::Check(c) => format!("check-{}-{}", c.resource_id, c.attempt),
+        };
+        let queue = Queue::new(OUTBOX_MEMORY_BYTES, spill_dir(work_dir), label);
+        Outbox::start_with(publisher, work, stop, queue, tracker)
+    }
+
+    fn start_with(
+        publisher: Publisher,
+        work: WorkRef,
+        stop: &WorkStop,
+        queue: Queue,
         tracker: &TaskTracker,
     ) -> (Outbox, tokio::task::JoinHandle<()>) {
         let (items, received) = mpsc::unbounded_channel();
-        let task = tracker.spawn(publish_in_order(publisher, work, received, silence.clone()));
+        let task = tracker.spawn(publish_in_order(
+            publisher,
+            work,
+            received,
+            stop.clone(),
+            queue,
+        ));
+        let silence = stop.silence.clone();
         (Outbox { items, silence }, task)
     }
 
@@ -173,6 +228,21 @@ impl Outbox {
     pub(crate) fn build_sink(&self) -> BuildSink {
         BuildSink {
             outbox: self.clone(),
+        }
+    }
+}
+
+/// Removes the spill files a worker that stopped or died left under `work_dir`; logs what it
+/// did, or why it could not (that is not fatal: the files only take disk space).
+pub(crate) fn remove_leftover_spills(work_dir: &Path) {
+    let dir = spill_dir(work_dir);
+    match spill::remove_leftovers(&dir) {
+        Ok(0) => {}
+        Ok(removed) => {
+            tracing::info!(dir = %dir.display(), removed, "removed outbox spill files left by an earlier run")
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot remove outbox spill files left by an earlier run")
         }
     }
 }
@@ -194,349 +264,162 @@ impl EventSink for BuildSink {
     }
 }
 
-/// The publishing task of one outbox.
+/// A message being published.
+type Sending<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+/// The task of one outbox: takes in what is sent while it publishes the oldest message queued.
 async fn publish_in_order(
     publisher: Publisher,
     work: WorkRef,
     mut received: mpsc::UnboundedReceiver<Item>,
-    silence: CancellationToken,
+    stop: WorkStop,
+    mut queue: Queue,
 ) {
-    let mut batcher = match work {
-        WorkRef::Build(build) => Some(LogBatcher::new(build)),
-        WorkRef::Check(_) => None,
+    let gauge = queue.gauge();
+    let mut intake = Intake {
+        publisher: &publisher,
+        work,
+        batcher: match work {
+            WorkRef::Build(build) => Some(LogBatcher::new(build)),
+            WorkRef::Check(_) => None,
+        },
+        stop: &stop,
+        failure: None,
+        end_queued: false,
     };
     let mut flush = tokio::time::interval(LOG_FLUSH_INTERVAL);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sending: Option<Sending<'_>> = None;
+    let mut open = true;
     loop {
-        // The tick goes before the channel: a flood of events never delays a flush.
+        if sending.is_none() {
+            match queue.front().await {
+                Ok(Some(bytes)) => {
+                    let publish = publisher.publish_encoded(topics::EVENTS, bytes, &stop.silence);
+                    sending = Some(Box::pin(publish));
+                }
+                Ok(None) if !open => break,
+                Ok(None) => {}
+                Err(error) => {
+                    intake.on_lost(error, &mut queue).await;
+                    continue;
+                }
+            }
+        }
+        // The tick goes first: a flood of events never delays a flush. Publishing goes before
+        // taking in, which never waits for it.
         let messages = tokio::select! {
             biased;
-            () = silence.cancelled() => return,
-            _ = flush.tick() => batcher.as_mut().map(|b| b.flush_all(SystemTime::now())).unwrap_or_default(),
-            item = received.recv() => match item {
-                None => {
-                    let rest = batcher.as_mut().map(|b| b.flush_all(SystemTime::now())).unwrap_or_default();
-                    publish_all(&publisher, rest, &silence).await;
-                    return;
+            () = stop.silence.cancelled() => break,
+            _ = flush.tick() => intake.flush(),
+            published = in_flight(&mut sending) => {
+                sending = None;
+                if !published {
+                    break;
                 }
-                Some(Item::Message(message)) => vec![message],
-                Some(Item::Event(event, at)) => match batcher.as_mut() {
-                    Some(batcher) => batcher.on_event(event, at),
-                    None => Vec::new(),
-                },
+                queue.pop();
+                continue;
+            }
+            item = received.recv(), if open => match item {
+                Some(item) => intake.convert(item),
+                None => {
+                    open = false;
+                    intake.flush()
+                }
             },
         };
-        if !publish_all(&publisher, messages, &silence).await {
-            return;
-        }
+        intake.queue(messages, &mut queue).await;
+    }
+    if gauge.spilled() > 0 {
+        tracing::info!(%work, spilled_bytes = gauge.spilled(), peak_memory_bytes = gauge.peak_memory(), "outbox done; its spill file is removed");
     }
 }
 
-async fn publish_all(
-    publisher: &Publisher,
-    messages: Vec<Message>,
-    silence: &CancellationToken,
-) -> bool {
-    for message in messages {
-        if !publisher.publish(topics::EVENTS, message, silence).await {
-            return false;
-        }
+/// Waits for the message being published, if any.
+async fn in_flight(sending: &mut Option<Sending<'_>>) -> bool {
+    match sending {
+        Some(publish) => publish.await,
+        None => std::future::pending().await,
     }
-    true
 }
 
-/// The log lines of one step not published yet.
-#[derive(Debug, Default)]
-struct StepLog {
-    text: String,
-    next_seq: u64,
+/// What an outbox's task takes in: items become encoded messages in its queue.
+struct Intake<'a> {
+    publisher: &'a Publisher,
+    work: WorkRef,
+    batcher: Option<LogBatcher>,
+    stop: &'a WorkStop,
+    /// Why the build's messages could not all be kept: its end says so.
+    failure: Option<String>,
+    /// Whether the build's `build_finished` was queued.
+    end_queued: bool,
 }
 
-/// Turns a build's engine events into protocol messages: output lines are gathered into one
-/// `log` batch per step, published when it reaches [`LOG_BATCH_BYTES`], on each flush tick,
-/// before the step's `step_finished`, and before `build_finished`.
-///
-/// A line longer than a batch is split across batches (only its last piece ends with `\n`): the
-/// texts of a step's batches, joined in `seq` order, are its exact output.
-#[derive(Debug)]
-pub(crate) struct LogBatcher {
-    build: BuildRef,
-    steps: BTreeMap<StepId, StepLog>,
-}
-
-impl LogBatcher {
-    pub(crate) fn new(build: BuildRef) -> LogBatcher {
-        LogBatcher {
-            build,
-            steps: BTreeMap::new(),
+impl Intake<'_> {
+    fn convert(&mut self, item: Item) -> Vec<Message> {
+        match item {
+            Item::Message(message) => vec![message],
+            Item::Event(event, at) => match self.batcher.as_mut() {
+                Some(batcher) => batcher.on_event(event, at),
+                None => Vec::new(),
+            },
         }
     }
 
-    /// The messages to publish now that `event` happened (at `at`), in order.
-    pub(crate) fn on_event(&mut self, event: Event, at: SystemTime) -> Vec<Message> {
-        let build = self.build;
-        match event {
-            Event::Output { id, text, .. } => self.append(id, &text, at),
-            Event::StepStarted {
-                id,
-                parent,
-                step_type,
-                name,
-            } => vec![Message::StepStarted {
-                build,
-                step: id,
-                parent,
-                kind: step_type.as_str().to_owned(),
-                name,
-                at_ms: to_ms(at),
-            }],
-            Event::StepFinished {
-                id, status, error, ..
-            } => {
-                let mut out: Vec<Message> = self.flush(id, at).into_iter().collect();
-                out.push(Message::StepFinished {
-                    build,
-                    step: id,
-                    outcome: Outcome::from(status),
-                    error,
-                    at_ms: to_ms(at),
-                });
-                out
+    fn flush(&mut self) -> Vec<Message> {
+        self.batcher
+            .as_mut()
+            .map(|batcher| batcher.flush_all(SystemTime::now()))
+            .unwrap_or_default()
+    }
+
+    async fn queue(&mut self, messages: Vec<Message>, queue: &mut Queue) {
+        for mut message in messages {
+            if let Message::BuildFinished { outcome, error, .. } = &mut message {
+                self.end_queued = true;
+                if let Some(failure) = &self.failure {
+                    *outcome = Outcome::Errored;
+                    *error = Some(failure.clone());
+                }
             }
-            Event::Versions { resource, versions } => vec![Message::VersionsProduced {
-                build,
-                resource,
-                versions,
-            }],
-            Event::VersionUsed { resource, version } => vec![Message::VersionUsed {
-                build,
-                resource,
-                version,
-            }],
-            Event::Trigger { resource, params } => vec![Message::TriggerEvent {
-                build,
-                resource,
-                params,
-            }],
-            // Exports only matter to later steps of the same build.
-            Event::Exported { .. } => Vec::new(),
-            Event::BuildFinished { status, error, .. } => {
-                let mut out = self.flush_all(at);
-                out.push(Message::BuildFinished {
-                    build,
-                    outcome: Outcome::from(status),
-                    error,
-                    at_ms: to_ms(at),
-                });
-                out
+            let Some(bytes) = self.publisher.encode(message) else {
+                continue;
+            };
+            if let Err(error) = queue.push(bytes).await {
+                self.fail(&error);
             }
         }
     }
 
-    /// Every pending batch, step by step.
-    pub(crate) fn flush_all(&mut self, at: SystemTime) -> Vec<Message> {
-        let ids: Vec<StepId> = self.steps.keys().copied().collect();
-        ids.into_iter()
-            .filter_map(|id| self.flush(id, at))
-            .collect()
-    }
-
-    fn flush(&mut self, id: StepId, at: SystemTime) -> Option<Message> {
-        let log = self.steps.get_mut(&id)?;
-        if log.text.is_empty() {
-            return None;
-        }
-        let seq = log.next_seq;
-        log.next_seq += 1;
-        Some(Message::Log {
-            build: self.build,
-            step: id,
-            seq,
-            text: std::mem::take(&mut log.text),
-            at_ms: to_ms(at),
-        })
-    }
-
-    fn append(&mut self, id: StepId, line: &str, at: SystemTime) -> Vec<Message> {
-        let mut out = Vec::new();
-        let pending = self.steps.entry(id).or_default().text.len();
-        if pending > 0 && pending + line.len() + 1 > LOG_BATCH_BYTES {
-            out.extend(self.flush(id, at));
-        }
-        let mut rest = line;
-        loop {
-            let log = self.steps.entry(id).or_default();
-            let room = LOG_BATCH_BYTES - log.text.len();
-            if rest.len() < room {
-                log.text.push_str(rest);
-                log.text.push('\n');
-                break;
-            }
-            // Only reached with an empty batch: a piece of the line fills it.
-            let mut cut = room.min(rest.len());
-            while !rest.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            if cut == 0 {
-                cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
-            }
-            log.text.push_str(&rest[..cut]);
-            rest = &rest[cut..];
-            out.extend(self.flush(id, at));
-        }
-        if self
-            .steps
-            .get(&id)
-            .is_some_and(|l| l.text.len() >= LOG_BATCH_BYTES)
+    /// The spill failed: the build is stopped (its end will say why), so that its output does
+    /// not grow the worker's memory without bound.
+    fn fail(&mut self, error: &SpillError) {
+        tracing::error!(work = %self.work, %error, "the outbox cannot spill to disk");
+        if let WorkRef::Build(_) = self.work
+            && self.failure.is_none()
         {
-            out.extend(self.flush(id, at));
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pikoci_core::engine::{Status, StepType};
-    use pikoci_core::store::BuildId;
-
-    fn build() -> BuildRef {
-        BuildRef {
-            build_id: BuildId(3),
-            attempt: 1,
+            self.failure = Some(format!(
+                "{error}; the build was stopped so that its output would not fill the worker's \
+                 memory while the broker is behind: check the disk of the worker's work directory"
+            ));
+            self.stop.cancel.cancel();
         }
     }
 
-    fn output(id: StepId, text: &str) -> Event {
-        Event::Output {
-            id,
-            stream: None,
-            text: text.to_owned(),
-            at: SystemTime::now(),
-        }
-    }
-
-    fn logs(messages: &[Message]) -> Vec<(StepId, u64, String)> {
-        messages
-            .iter()
-            .filter_map(|m| match m {
-                Message::Log {
-                    step, seq, text, ..
-                } => Some((*step, *seq, text.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_steps_lines_are_published_before_it_finishes() {
-        let mut batcher = LogBatcher::new(build());
-        let now = SystemTime::now();
-        let started = batcher.on_event(
-            Event::StepStarted {
-                id: 0,
-                parent: None,
-                step_type: StepType::Task,
-                name: "unit".to_owned(),
-            },
-            now,
-        );
-        assert!(matches!(&started[..], [Message::StepStarted { kind, .. }] if kind == "task"));
-        assert!(batcher.on_event(output(0, "one"), now).is_empty());
-        assert!(batcher.on_event(output(1, "other step"), now).is_empty());
-        assert!(batcher.on_event(output(0, "two"), now).is_empty());
-        let finished = batcher.on_event(
-            Event::StepFinished {
-                id: 0,
-                status: Status::Failed,
-                duration: Duration::ZERO,
-                error: Some("exit status 1".to_owned()),
-            },
-            now,
-        );
-        assert_eq!(logs(&finished), [(0, 0, "one\ntwo\n".to_owned())]);
-        assert!(matches!(
-            finished.last(),
-            Some(Message::StepFinished {
-                step: 0,
-                outcome: Outcome::Failed,
-                ..
-            })
-        ));
-        assert!(batcher.on_event(output(0, "late"), now).is_empty());
-        let end = batcher.on_event(
-            Event::BuildFinished {
-                status: Status::Failed,
-                duration: Duration::ZERO,
+    /// Messages in the spill were lost: when the build's end was among them, a new one says so.
+    async fn on_lost(&mut self, error: SpillError, queue: &mut Queue) {
+        self.fail(&error);
+        if let WorkRef::Build(build) = self.work
+            && self.end_queued
+            && queue.is_empty()
+        {
+            let end = Message::BuildFinished {
+                build,
+                outcome: Outcome::Errored,
                 error: None,
-            },
-            now,
-        );
-        assert_eq!(
-            logs(&end),
-            [
-                (0, 1, "late\n".to_owned()),
-                (1, 0, "other step\n".to_owned())
-            ]
-        );
-        assert!(matches!(end.last(), Some(Message::BuildFinished { .. })));
-    }
-
-    #[test]
-    fn batches_stay_under_the_limit_and_join_to_the_exact_output() {
-        let mut batcher = LogBatcher::new(build());
-        let now = SystemTime::now();
-        let mut lines: Vec<String> = (0..3000)
-            .map(|n| format!("line {n} {}", "x".repeat(40)))
-            .collect();
-        // A line longer than two batches, with multi-byte characters across the cuts.
-        lines.insert(1000, "é".repeat(LOG_BATCH_BYTES + 7));
-        let mut published = Vec::new();
-        for line in &lines {
-            published.extend(batcher.on_event(output(2, line), now));
+                at_ms: now_ms(),
+            };
+            self.queue(vec![end], queue).await;
         }
-        published.extend(batcher.flush_all(now));
-        let batches = logs(&published);
-        assert!(batches.len() > 3, "{}", batches.len());
-        for (n, (step, seq, text)) in batches.iter().enumerate() {
-            assert_eq!((*step, *seq), (2, n as u64));
-            assert!(text.len() <= LOG_BATCH_BYTES, "{}", text.len());
-        }
-        let joined: String = batches.iter().map(|(_, _, t)| t.as_str()).collect();
-        assert_eq!(joined, lines.join("\n") + "\n");
-    }
-
-    #[test]
-    fn other_events_become_their_messages() {
-        let mut batcher = LogBatcher::new(build());
-        let now = SystemTime::now();
-        let messages: Vec<&'static str> = [
-            Event::Versions {
-                resource: "git.app".to_owned(),
-                versions: vec![serde_json::json!({"ref": "a"})],
-            },
-            Event::VersionUsed {
-                resource: "git.app".to_owned(),
-                version: serde_json::json!({"ref": "a"}),
-            },
-            Event::Trigger {
-                resource: "trigger.deploy".to_owned(),
-                params: BTreeMap::new(),
-            },
-            Event::Exported {
-                id: 0,
-                name: "TASK_X".to_owned(),
-                value: "1".to_owned(),
-            },
-        ]
-        .into_iter()
-        .flat_map(|event| batcher.on_event(event, now))
-        .map(|m| m.type_name())
-        .collect();
-        assert_eq!(
-            messages,
-            ["versions_produced", "version_used", "trigger_event"]
-        );
     }
 }

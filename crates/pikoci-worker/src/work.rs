@@ -82,7 +82,8 @@ pub(crate) async fn run_build(context: Arc<Context>, assign: Assign, stop: WorkS
     let (outbox, publishing) = Outbox::start(
         context.publisher.clone(),
         WorkRef::Build(build),
-        stop.silence.clone(),
+        &stop,
+        &context.config.work_dir,
         &context.tracker,
     );
     outbox.send(Message::Accepted {
@@ -149,7 +150,8 @@ pub(crate) async fn run_check(
     let (outbox, publishing) = Outbox::start(
         context.publisher.clone(),
         WorkRef::Check(check),
-        stop.silence.clone(),
+        &stop,
+        &context.config.work_dir,
         &context.tracker,
     );
     outbox.send(Message::Accepted {

@@ -71,6 +71,7 @@ impl Worker {
             path: self.config.work_dir.clone(),
             source,
         })?;
+        crate::outbox::remove_leftover_spills(&self.config.work_dir);
         let group = topics::worker_group(&id);
         let inbox = subscribe(&*self.broker, &topics::worker(&id), &group).await?;
         let broadcast = subscribe(&*self.broker, topics::BROADCAST, &group).await?;

@@ -1,6 +1,7 @@
 //! The worker against a fake server on the in-memory broker, running real processes.
 
 mod harness;
+mod outbox;
 
 use std::path::Path;
 use std::time::Duration;
