@@ -148,9 +148,12 @@ fn claimable(request: &ClaimRequest, job: Option<i64>) -> SelectStatement {
             .and_where(Expr::col((B, build::Column::JobId)).equals((J, job::Column::Id)))
             .and_where(Expr::col((B, build::Column::Status)).eq(PENDING));
     };
+    // `ORDER BY id LIMIT 1` rather than `MIN(id)`: every backend reads it off the index on
+    // (status, job_id, id) in one step.
     let mut first = Query::select();
-    first.expr(Expr::col((B, build::Column::Id)).min());
+    first.column((B, build::Column::Id));
     pending_of_job(&mut first);
+    first.order_by((B, build::Column::Id), Order::Asc).limit(1);
     let mut any_pending = Query::select();
     any_pending.expr(Expr::val(1));
     pending_of_job(&mut any_pending);
