@@ -6,6 +6,7 @@
 //! the heart of both `pikoci run` (local mode: versions found by running checks, `put` and
 //! `notify` skipped) and, later, the worker (versions given by the server).
 
+mod cache_lock;
 mod command;
 pub mod env;
 mod events;

@@ -83,6 +83,23 @@ impl Build {
         Some(dir)
     }
 
+    /// Takes a resource's cache directory for the step `id` (see [`super::cache_lock`]),
+    /// saying in its log when it has to wait for another check or get of the resource.
+    async fn lock_cache(
+        &self,
+        id: StepId,
+        dir: &std::path::Path,
+        cancel: &CancellationToken,
+    ) -> Result<super::cache_lock::CacheLock, String> {
+        super::cache_lock::lock(dir, cancel, || {
+            self.log(
+                id,
+                "waiting for the resource's cache: another check or get of it is using it on this worker",
+            );
+        })
+        .await
+    }
+
     /// Runs a resource type's `pull` (for a get) or `push` (for a put) with the step's
     /// attempts and timeout: the call's params, then build metadata, exports and `CACHE_DIR`.
     async fn run_resource_command(
@@ -97,7 +114,18 @@ impl Build {
         let mut params = call.params;
         params.extend(self.metadata());
         params.extend(exports.clone());
+        let mut _cache = None;
         if let Some(dir) = &call.cache_dir {
+            match self.lock_cache(id, dir, cancel).await {
+                Ok(lock) => _cache = Some(lock),
+                Err(error) => {
+                    return Ran {
+                        result: Err(error),
+                        output: String::new(),
+                        cancelled: cancel.is_cancelled(),
+                    };
+                }
+            }
             params.insert("CACHE_DIR".to_owned(), dir.display().to_string());
         }
         self.run_command(
@@ -303,7 +331,11 @@ impl Build {
             .map(|(k, v)| (format!("version_{k}"), v))
             .collect();
         params.extend(accepted.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut _cache = None;
         if let Some(dir) = cache_dir {
+            _cache = Some(self.lock_cache(id, dir, cancel).await.map_err(|error| {
+                format!("the check of resource \"{canonical}\" failed: {error}")
+            })?);
             params.insert("CACHE_DIR".to_owned(), dir.display().to_string());
         }
         let ran = self
