@@ -192,7 +192,7 @@ async fn missing_values_and_the_store_outside_a_server_are_explained() {
         error,
         "secret for variable \"unset\": key \"NOT_SET\" not found in response\n\
          secret for variable \"stored\": failed to fetch secret from \"pikoci\" at \"\": \
-         the built-in store \"pikoci\" is not reachable from here: workers do not receive its values yet (they will be sealed to each worker, never sent in clear); bind the variable to vault, file or env for now"
+         the built-in store \"pikoci\" is on the server: its values reach only builds and checks the server runs"
     );
 }
 

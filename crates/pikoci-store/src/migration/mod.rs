@@ -6,6 +6,7 @@
 
 mod m0001_initial;
 mod m0002_dispatch;
+mod m0004_secrets;
 
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_dispatch::Migration),
+            Box::new(m0004_secrets::Migration),
         ]
     }
 
