@@ -18,8 +18,8 @@ mod vault;
 
 pub use exec::{DEFAULT_TIMEOUT, ExecSource, MAX_OUTPUT};
 pub use local::{EnvLookup, EnvSource, FileSource, process_env};
-pub use registry::{Registry, STORE, store_keys};
 pub use pikoci_core::secrets::{Scope, SecretTable, StoredEntry, StoredValue};
+pub use registry::{Registry, STORE, store_keys};
 pub use store::{
     Cipher, EntryInfo, KEY_VARIABLE, MAX_VALUE_LEN, MIN_KEY_LEN, MemoryTable, SecretStore,
     StoreSource,

@@ -139,8 +139,10 @@ pub fn store_keys(pipeline: &Pipeline, variables: &[String]) -> Vec<String> {
             _ => None,
         })
         .filter(|secret| {
-            builtin_name(&secret.secret_type, pipeline.secret_type(&secret.secret_type))
-                == Some(STORE)
+            builtin_name(
+                &secret.secret_type,
+                pipeline.secret_type(&secret.secret_type),
+            ) == Some(STORE)
                 && !secret.key.contains(SecretRef::PLACEHOLDER_PREFIX)
         })
         .map(|secret| secret.key.clone())

@@ -41,7 +41,9 @@ fn values_open_with_the_workers_key_for_the_same_work() {
 fn another_key_another_work_or_an_altered_blob_does_not_open() {
     let key = WorkerKey::generate();
     let sealed = seal(&key.public_text(), &values(), build(7, 2)).unwrap();
-    let error = WorkerKey::generate().open(&sealed, build(7, 2)).unwrap_err();
+    let error = WorkerKey::generate()
+        .open(&sealed, build(7, 2))
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::PermissionDenied);
     assert!(
         error
@@ -75,7 +77,10 @@ fn another_key_another_work_or_an_altered_blob_does_not_open() {
 fn a_bad_public_key_is_refused_with_what_to_do() {
     for bad in ["", "not base64!", "c2hvcnQ="] {
         let error = seal(bad, &values(), build(1, 1)).unwrap_err();
-        assert!(error.to_string().contains("upgrade or restart the worker"), "{error}");
+        assert!(
+            error.to_string().contains("upgrade or restart the worker"),
+            "{error}"
+        );
     }
     // The all-zero point gives no shared secret.
     let zero = BASE64.encode([0u8; 32]);
@@ -114,7 +119,9 @@ async fn opened_values_answer_the_store_keys_that_were_looked_up() {
     assert_eq!(found["TOKEN"].value.expose(), "hunter22-token");
     let error = values().fetch(&request(&["OTHER"])).await.unwrap_err();
     assert!(
-        error.to_string().contains("a key made of another secret's value"),
+        error
+            .to_string()
+            .contains("a key made of another secret's value"),
         "{error}"
     );
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use pikoci_core::ErrorKind;
 use pikoci_core::secrets::{
-    Scope, Secret, SecretError, SecretKind, SecretRequest, SecretSource, SecretTable,
-    SecretValue, SecretValues, StoredEntry, StoredValue,
+    Scope, Secret, SecretError, SecretKind, SecretRequest, SecretSource, SecretTable, SecretValue,
+    SecretValues, StoredEntry, StoredValue,
 };
 
 pub use cipher::{Cipher, KEY_VARIABLE, MIN_KEY_LEN};
@@ -54,7 +54,7 @@ impl SecretStore {
     fn cipher(&self) -> Result<&Cipher, SecretError> {
         self.cipher.as_ref().ok_or_else(|| {
             SecretError::new(
-                ErrorKind::InvalidInput,
+                ErrorKind::Unsupported,
                 format!(
                     "secret storage is not configured: set {KEY_VARIABLE} to a random key of at least {MIN_KEY_LEN} characters"
                 ),
@@ -67,15 +67,16 @@ impl SecretStore {
         self.cipher.is_some()
     }
 
-    /// Sets (creates or replaces) an entry. An existing entry keeps its kind: changing it is
-    /// refused with `Conflict` (a `secret` made `plain` would show its value).
+    /// Sets (creates or replaces) an entry; whether it was created. An existing entry keeps
+    /// its kind: changing it is refused with `Conflict` (a `secret` made `plain` would show its
+    /// value).
     pub async fn set(
         &self,
         scope: &Scope,
         name: &str,
         kind: SecretKind,
         value: &Secret,
-    ) -> Result<(), SecretError> {
+    ) -> Result<bool, SecretError> {
         check_name(name)?;
         if value.expose().len() > MAX_VALUE_LEN {
             return Err(SecretError::new(
@@ -84,10 +85,13 @@ impl SecretStore {
             ));
         }
         let value = match kind {
-            SecretKind::Secret => StoredValue::Sealed(self.cipher()?.seal(value, &context(scope, name))?),
+            SecretKind::Secret => {
+                StoredValue::Sealed(self.cipher()?.seal(value, &context(scope, name))?)
+            }
             SecretKind::Plain => StoredValue::Plain(value.expose().to_owned()),
         };
-        if let Some(existing) = self.table.get(scope, name).await? {
+        let existing = self.table.get(scope, name).await?;
+        if let Some(existing) = &existing {
             let existing = kind_of(&existing.value);
             if existing != kind {
                 return Err(SecretError::new(
@@ -106,7 +110,8 @@ impl SecretStore {
                 name: name.to_owned(),
                 value,
             })
-            .await
+            .await?;
+        Ok(existing.is_none())
     }
 
     /// The value of `name` for a pipeline: the pipeline's entry, else the team's.

@@ -6,4 +6,5 @@ mod store;
 mod builds;
 mod delivery;
 mod leases;
+mod secrets;
 mod triggers;

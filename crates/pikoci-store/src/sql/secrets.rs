@@ -29,7 +29,12 @@ async fn owner(store: &SqlStore, scope: &Scope) -> StoreResult<Option<Owner>> {
     let team_name = match scope {
         Scope::Team { team } | Scope::Pipeline { team, .. } => team,
     };
-    let context = || format!("failed to look up the owner of secrets of {}", describe(scope));
+    let context = || {
+        format!(
+            "failed to look up the owner of secrets of {}",
+            describe(scope)
+        )
+    };
     let team_id: Option<i64> = team::Entity::find()
         .select_only()
         .column(team::Column::Id)
@@ -99,7 +104,14 @@ async fn put(store: &SqlStore, entry: StoredEntry) -> StoreResult<()> {
     let context = || format!("failed to store the secret \"{}\"", entry.name);
     let insert = Query::insert()
         .into_table(owner.table)
-        .columns([owner.column, "name", "kind", "value", "created_at", "updated_at"])
+        .columns([
+            owner.column,
+            "name",
+            "kind",
+            "value",
+            "created_at",
+            "updated_at",
+        ])
         .values([
             owner.id.into(),
             entry.name.as_str().into(),

@@ -26,7 +26,11 @@ pub(crate) async fn secret_entries_are_scoped_replaced_and_deleted(
         .put(entry(&team, "TOKEN", StoredValue::Sealed(sealed.clone())))
         .await?;
     table
-        .put(entry(&team, "REGION", StoredValue::Plain("eu-west-1 ✓".into())))
+        .put(entry(
+            &team,
+            "REGION",
+            StoredValue::Plain("eu-west-1 ✓".into()),
+        ))
         .await?;
     table
         .put(entry(&pipeline, "TOKEN", StoredValue::Plain("p".into())))
@@ -45,7 +49,11 @@ pub(crate) async fn secret_entries_are_scoped_replaced_and_deleted(
     // Setting again replaces the value (and the kind: the store above decides whether that
     // is allowed).
     table
-        .put(entry(&team, "TOKEN", StoredValue::Plain("now plain".into())))
+        .put(entry(
+            &team,
+            "TOKEN",
+            StoredValue::Plain("now plain".into()),
+        ))
         .await?;
     let names: Vec<(String, StoredValue)> = table
         .list(&team)
@@ -56,7 +64,10 @@ pub(crate) async fn secret_entries_are_scoped_replaced_and_deleted(
     assert_eq!(
         names,
         vec![
-            ("REGION".to_owned(), StoredValue::Plain("eu-west-1 ✓".into())),
+            (
+                "REGION".to_owned(),
+                StoredValue::Plain("eu-west-1 ✓".into())
+            ),
             ("TOKEN".to_owned(), StoredValue::Plain("now plain".into())),
         ]
     );
