@@ -283,7 +283,7 @@ impl SecretSource for StoreValues {
                 None => {
                     return Err(SecretError::new(
                         ErrorKind::Unsupported,
-                        "the server sends the store entries whose names the pipeline writes out (key = \"NAME\"); a key made of another secret's value is not supported",
+                        "the server sent no value for this entry: it sends the entries whose names the pipeline writes out (key = \"NAME\"); a key made of another secret's value is not supported",
                     ));
                 }
             }

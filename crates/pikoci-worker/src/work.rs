@@ -6,7 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pikoci_core::engine::{
     BuildControl, BuildSpec, CheckResult, CheckSpec, Engine, Event, EventSink, NativeChecks, Runner,
 };
-use pikoci_core::protocol::{Assign, AssignCheck, MAX_MESSAGE_BYTES, Message, Outcome, WorkRef};
+use pikoci_core::protocol::{
+    Assign, AssignCheck, MAX_MESSAGE_BYTES, Message, Outcome, SealedSecrets, WorkRef,
+};
+use pikoci_core::secrets::SecretError;
+use pikoci_secrets::sealed::{StoreValues, WorkerKey};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,6 +29,8 @@ pub(crate) struct Context {
     pub(crate) runner: Arc<dyn Runner>,
     pub(crate) native: Option<Arc<dyn NativeChecks>>,
     pub(crate) config: WorkerConfig,
+    /// The key pair the server seals the secret store's values to.
+    pub(crate) key: WorkerKey,
     pub(crate) tracker: TaskTracker,
 }
 
@@ -37,8 +43,23 @@ impl Context {
         }
     }
 
-    fn secret_lookup(&self, cancel: &CancellationToken) -> SecretLookup {
-        SecretLookup::new(self.runner.clone(), &self.config.work_dir).with_cancel(cancel.clone())
+    /// How the secrets of `work` are looked up: on this machine, and for `secret "pikoci"` in
+    /// the values the server sealed to this worker (none sealed: nothing is there).
+    fn secret_lookup(
+        &self,
+        work: WorkRef,
+        sealed: Option<&SealedSecrets>,
+        cancel: &CancellationToken,
+    ) -> Result<SecretLookup, SecretError> {
+        let values = match sealed {
+            Some(sealed) => self.key.open(sealed, work)?,
+            None => StoreValues::new(),
+        };
+        Ok(
+            SecretLookup::new(self.runner.clone(), &self.config.work_dir)
+                .with_cancel(cancel.clone())
+                .with_store(Arc::new(values)),
+        )
     }
 }
 
@@ -90,8 +111,17 @@ pub(crate) async fn run_build(context: Arc<Context>, assign: Assign, stop: WorkS
     });
     let snapshot = assign.snapshot;
     let pipeline = Arc::new(snapshot.model);
-    let lookup = context.secret_lookup(&stop.cancel);
-    match resolve_for_job(&pipeline, &snapshot.job, &lookup).await {
+    let resolved = match context.secret_lookup(
+        WorkRef::Build(build),
+        assign.store_values.as_ref(),
+        &stop.cancel,
+    ) {
+        Ok(lookup) => resolve_for_job(&pipeline, &snapshot.job, &lookup)
+            .await
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    match resolved {
         Ok(secrets) => {
             let spec = BuildSpec {
                 pipeline,
@@ -121,7 +151,7 @@ pub(crate) async fn run_build(context: Arc<Context>, assign: Assign, stop: WorkS
             let (outcome, error) = if stop.cancel.is_cancelled() {
                 (Outcome::Cancelled, "build cancelled".to_owned())
             } else {
-                (Outcome::Errored, error.to_string())
+                (Outcome::Errored, error)
             };
             tracing::warn!(build = %build.build_id, attempt = build.attempt, %error, "build not started");
             outbox.send(Message::BuildFinished {
@@ -157,9 +187,18 @@ pub(crate) async fn run_check(
     });
     let snapshot = assign.snapshot;
     let pipeline = Arc::new(snapshot.model);
-    let lookup = context.secret_lookup(&stop.cancel);
     let log = Arc::new(CheckLog::default());
-    let result = match resolve_for_check(&pipeline, &snapshot.resource, &lookup).await {
+    let resolved = match context.secret_lookup(
+        WorkRef::Check(check),
+        assign.store_values.as_ref(),
+        &stop.cancel,
+    ) {
+        Ok(lookup) => resolve_for_check(&pipeline, &snapshot.resource, &lookup)
+            .await
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    let result = match resolved {
         Ok(secrets) => {
             let spec = CheckSpec {
                 pipeline,
@@ -178,7 +217,7 @@ pub(crate) async fn run_check(
         }
         Err(error) => CheckResult {
             versions: Vec::new(),
-            error: Some(error.to_string()),
+            error: Some(error),
         },
     };
     tracing::info!(resource = %check.resource_id, attempt = check.attempt, versions = result.versions.len(), error = ?result.error, "check ended");
