@@ -286,7 +286,16 @@ job "a" {
         "{stderr}"
     );
     let out = pikoci(
-        &["run", "-p", "p.hcl", "-j", "a", "--no-color", "--var", "token=given"],
+        &[
+            "run",
+            "-p",
+            "p.hcl",
+            "-j",
+            "a",
+            "--no-color",
+            "--var",
+            "token=given",
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

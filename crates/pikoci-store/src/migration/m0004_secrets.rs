@@ -24,7 +24,7 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table("workers")
-                    .add_column(&mut string_null("sealing_key", 64))
+                    .add_column(string_null("sealing_key", 64))
                     .to_owned(),
             )
             .await?;
