@@ -9,7 +9,6 @@ use pikoci_core::engine::{
 use pikoci_core::protocol::{
     Assign, AssignCheck, MAX_MESSAGE_BYTES, Message, Outcome, SealedSecrets, WorkRef,
 };
-use pikoci_core::secrets::SecretError;
 use pikoci_secrets::sealed::{StoreValues, WorkerKey};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -50,9 +49,9 @@ impl Context {
         work: WorkRef,
         sealed: Option<&SealedSecrets>,
         cancel: &CancellationToken,
-    ) -> Result<SecretLookup, SecretError> {
+    ) -> Result<SecretLookup, String> {
         let values = match sealed {
-            Some(sealed) => self.key.open(sealed, work)?,
+            Some(sealed) => self.key.open(sealed, work).map_err(|e| e.to_string())?,
             None => StoreValues::new(),
         };
         Ok(
@@ -111,16 +110,14 @@ pub(crate) async fn run_build(context: Arc<Context>, assign: Assign, stop: WorkS
     });
     let snapshot = assign.snapshot;
     let pipeline = Arc::new(snapshot.model);
-    let resolved = match context.secret_lookup(
-        WorkRef::Build(build),
-        assign.store_values.as_ref(),
-        &stop.cancel,
-    ) {
-        Ok(lookup) => resolve_for_job(&pipeline, &snapshot.job, &lookup)
+    let resolved = async {
+        let sealed = assign.store_values.as_ref();
+        let lookup = context.secret_lookup(WorkRef::Build(build), sealed, &stop.cancel)?;
+        resolve_for_job(&pipeline, &snapshot.job, &lookup)
             .await
-            .map_err(|error| error.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
+            .map_err(|error| error.to_string())
+    }
+    .await;
     match resolved {
         Ok(secrets) => {
             let spec = BuildSpec {
@@ -188,16 +185,14 @@ pub(crate) async fn run_check(
     let snapshot = assign.snapshot;
     let pipeline = Arc::new(snapshot.model);
     let log = Arc::new(CheckLog::default());
-    let resolved = match context.secret_lookup(
-        WorkRef::Check(check),
-        assign.store_values.as_ref(),
-        &stop.cancel,
-    ) {
-        Ok(lookup) => resolve_for_check(&pipeline, &snapshot.resource, &lookup)
+    let resolved = async {
+        let sealed = assign.store_values.as_ref();
+        let lookup = context.secret_lookup(WorkRef::Check(check), sealed, &stop.cancel)?;
+        resolve_for_check(&pipeline, &snapshot.resource, &lookup)
             .await
-            .map_err(|error| error.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
+            .map_err(|error| error.to_string())
+    }
+    .await;
     let result = match resolved {
         Ok(secrets) => {
             let spec = CheckSpec {

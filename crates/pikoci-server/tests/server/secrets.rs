@@ -56,6 +56,22 @@ fn request(keys: &[&str]) -> SecretRequest {
     }
 }
 
+/// Triggers job `deploy` with a worker `worker` (announcing its key or not) and returns the
+/// error of the build, which must end errored.
+async fn deploy_error(h: &Harness, worker: &str, announces_key: bool) -> String {
+    let mut w = h.worker(worker).await;
+    w.announces_key = announces_key;
+    w.start_heartbeats();
+    let job = h.job("deploy").await;
+    let build = h
+        .server
+        .trigger_job(job.id, Default::default())
+        .await
+        .expect("triggered");
+    let errored = h.wait_status(build.id, BuildStatus::Errored).await;
+    errored.error.expect("an error")
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_assignment_carries_the_entries_it_reads_sealed_to_the_worker() {
     let h = Harness::start(&format!("{SRC}{DEPLOY}")).await;
@@ -150,17 +166,7 @@ async fn a_worker_without_a_key_gets_no_store_values_and_the_build_says_why() {
         "team-token-value",
     )
     .await;
-    let mut w = h.worker("old-worker").await;
-    w.announces_key = false;
-    w.start_heartbeats();
-    let job = h.job("deploy").await;
-    let build = h
-        .server
-        .trigger_job(job.id, Default::default())
-        .await
-        .expect("triggered");
-    let errored = h.wait_status(build.id, BuildStatus::Errored).await;
-    let error = errored.error.expect("an error");
+    let error = deploy_error(&h, "old-worker", false).await;
     assert_eq!(
         error,
         "the build cannot be sent to worker \"old-worker\": it reads entries of the secret \
@@ -183,16 +189,7 @@ async fn an_entry_that_cannot_be_read_errors_the_build_without_a_value() {
         })
         .await
         .expect("planted");
-    let mut w = h.worker("w1").await;
-    w.start_heartbeats();
-    let job = h.job("deploy").await;
-    let build = h
-        .server
-        .trigger_job(job.id, Default::default())
-        .await
-        .expect("triggered");
-    let errored = h.wait_status(build.id, BuildStatus::Errored).await;
-    let error = errored.error.expect("an error");
+    let error = deploy_error(&h, "w1", true).await;
     assert!(
         error.starts_with(
             "the build cannot be sent to worker \"w1\": cannot read the entry \"TOKEN\" of the \
