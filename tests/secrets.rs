@@ -257,3 +257,47 @@ job "a" {
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("greeting=***"), "{stdout}");
 }
+
+#[test]
+fn a_local_run_refuses_store_secrets_and_points_to_var() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = r#"
+variable "token" {
+  type = string
+  secret "pikoci" { key = "TOKEN" }
+}
+job "a" {
+  task "t" {
+    run "shell" { cmd = "echo token=${var.token}" }
+  }
+}
+"#;
+    std::fs::write(dir.path().join("p.hcl"), pipeline).unwrap();
+    let out = pikoci(&["run", "-p", "p.hcl", "-j", "a", "--no-color"], dir.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "give a variable's value with --var NAME=VALUE to skip its lookup:\n  \
+             token (secret \"pikoci\", key \"TOKEN\"): failed to fetch secret from \"pikoci\" \
+             at \"\": the built-in store \"pikoci\" is on the server: its values reach only \
+             builds and checks the server runs"
+        ),
+        "{stderr}"
+    );
+    let out = pikoci(
+        &[
+            "run",
+            "-p",
+            "p.hcl",
+            "-j",
+            "a",
+            "--no-color",
+            "--var",
+            "token=given",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("token=given"));
+}

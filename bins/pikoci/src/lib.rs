@@ -54,7 +54,8 @@ enum Command {
     /// --db-system sqlite|postgres|mysql to keep state, and --pubsub-system
     /// nats|rabbitmq|kafka for standalone workers (`pikoci worker`) on other machines. SIGTERM
     /// or Ctrl-C stops gracefully, a second one at once.
-    Server(server::Args),
+    // Boxed: the server's flags are by far the largest variant.
+    Server(Box<server::Args>),
     /// Run a standalone worker: it takes builds and checks from the broker (never connecting to
     /// a server) and runs them on this machine.
     ///
@@ -94,7 +95,7 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(*args),
         Command::Worker(args) => worker::run(args),
     };
     match result {

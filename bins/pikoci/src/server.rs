@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use pikoci_core::secrets::Secret;
+use pikoci_secrets::{Cipher, SecretStore};
 use pikoci_server::{Clock, Server, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -109,6 +111,18 @@ pub(crate) struct Args {
     )]
     team: String,
 
+    /// The master key of the secret store `pikoci`: at least 32 random characters (e.g. the
+    /// output of `openssl rand -base64 32`); `secret` entries are encrypted with a key derived
+    /// from it and cannot be read with another. Without it, only `plain` entries can be set.
+    /// Prefer the environment variable: flags are visible to every user of the machine.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "PIKOCI_SECRET_KEY",
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+
     /// How many times a build that lost its worker runs again before it is errored.
     #[arg(
         long,
@@ -136,7 +150,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+    let cipher = match args.secret_key.as_deref().map(str::trim) {
+        Some(key) if !key.is_empty() => Some(Cipher::new(&Secret::new(key))?),
+        _ => {
+            tracing::info!(
+                "no --secret-key (PIKOCI_SECRET_KEY): the secret store takes plain entries only"
+            );
+            None
+        }
+    };
     let store = Arc::new(args.db.connect().await?);
+    let secrets = SecretStore::new(store.clone(), cipher);
     tracing::info!(db = args.db.system()?.as_str(), "database ready");
     let broker = args.pubsub.connect().await?;
     tracing::info!(pubsub = %args.pubsub.pubsub_system, "broker connected");
@@ -150,7 +174,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         max_requeues: args.max_requeues,
         ..ServerConfig::default()
     };
-    let server = Server::new(store, broker.clone(), config, Clock::new());
+    let server = Server::new(store, broker.clone(), secrets, config, Clock::new());
     server
         .ensure_team(&args.team)
         .await

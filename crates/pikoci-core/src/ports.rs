@@ -4,5 +4,5 @@
 pub use crate::broker::{Broker, BrokerError, BrokerResult, Settle};
 pub use crate::engine::{EventSink, NativeCheckError, NativeChecks, Runner, RunnerError};
 pub use crate::error::ErrorKind;
-pub use crate::secrets::{SecretError, SecretSource};
+pub use crate::secrets::{SecretError, SecretSource, SecretTable};
 pub use crate::store::{Store, StoreError, StoreResult};

@@ -12,14 +12,16 @@ mod exec;
 pub mod format;
 mod local;
 mod registry;
+pub mod sealed;
 mod store;
 mod vault;
 
 pub use exec::{DEFAULT_TIMEOUT, ExecSource, MAX_OUTPUT};
 pub use local::{EnvLookup, EnvSource, FileSource, process_env};
-pub use registry::{Registry, STORE};
+pub use pikoci_core::secrets::{Scope, SecretTable, StoredEntry, StoredValue};
+pub use registry::{Registry, STORE, store_keys};
 pub use store::{
-    Cipher, EntryInfo, KEY_VARIABLE, MIN_KEY_LEN, MemoryTable, Scope, SecretStore, SecretTable,
-    StoreSource, StoredEntry, StoredValue,
+    Cipher, EntryInfo, KEY_VARIABLE, MAX_VALUE_LEN, MIN_KEY_LEN, MemoryTable, SecretStore,
+    StoreSource,
 };
 pub use vault::VaultSource;

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use pikoci_core::ErrorKind;
-use pikoci_core::secrets::{SecretError, SecretRequest, SecretSource, SecretValues};
-use pikoci_core::{Origin, SecretType};
+use pikoci_core::secrets::{
+    SecretError, SecretRequest, SecretSource, SecretValues, with_dependencies,
+};
+use pikoci_core::{Origin, Pipeline, SecretRef, SecretType, VariableValue};
 
 use crate::{EnvSource, ExecSource, FileSource, VaultSource};
 
@@ -43,7 +45,8 @@ impl Registry {
         self
     }
 
-    /// Serves `secret "pikoci"` from `store` (a [`crate::StoreSource`] for the build's pipeline).
+    /// Serves `secret "pikoci"` from `store`: a [`crate::StoreSource`] for the build's pipeline
+    /// on the server, the [`crate::sealed::StoreValues`] the server sealed to a worker there.
     pub fn with_store(mut self, store: Arc<dyn SecretSource>) -> Registry {
         self.store = Some(store);
         self
@@ -73,25 +76,18 @@ impl Registry {
         secret_type: &str,
         definition: Option<&SecretType>,
     ) -> Result<&dyn SecretSource, SecretError> {
-        if let Some(definition) = definition {
-            if definition.get.is_some() {
-                return match &self.exec {
-                    Some(exec) => Ok(exec),
-                    None => Err(SecretError::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "secret type \"{secret_type}\" has a get command, and nothing here can run commands"
-                        ),
-                    )),
-                };
-            }
-            let builtin = match &definition.origin {
-                Origin::Source { url } => url.strip_prefix("pikoci://").unwrap_or(secret_type),
-                Origin::Inline | Origin::Builtin => secret_type,
-            };
-            return self.builtin(secret_type, builtin);
+        match builtin_name(secret_type, definition) {
+            Some(builtin) => self.builtin(secret_type, builtin),
+            None => match &self.exec {
+                Some(exec) => Ok(exec),
+                None => Err(SecretError::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "secret type \"{secret_type}\" has a get command, and nothing here can run commands"
+                    ),
+                )),
+            },
         }
-        self.builtin(secret_type, secret_type)
     }
 
     fn builtin(&self, secret_type: &str, builtin: &str) -> Result<&dyn SecretSource, SecretError> {
@@ -102,7 +98,7 @@ impl Registry {
             STORE => self.store.as_deref().ok_or_else(|| {
                 SecretError::new(
                     ErrorKind::Unsupported,
-                    "the built-in store \"pikoci\" is not reachable from here: workers do not receive its values yet (they will be sealed to each worker, never sent in clear); bind the variable to vault, file or env for now",
+                    "the built-in store \"pikoci\" is on the server: its values reach only builds and checks the server runs",
                 )
             }),
             _ => Err(SecretError::new(
@@ -113,6 +109,47 @@ impl Registry {
             )),
         }
     }
+}
+
+/// The builtin serving `secret_type` (`vault`, `file`, `env`, [`STORE`], or an unknown name),
+/// or `None` when its definition has a `get` command.
+fn builtin_name<'a>(secret_type: &'a str, definition: Option<&'a SecretType>) -> Option<&'a str> {
+    let Some(definition) = definition else {
+        return Some(secret_type);
+    };
+    if definition.get.is_some() {
+        return None;
+    }
+    Some(match &definition.origin {
+        Origin::Source { url } => url.strip_prefix("pikoci://").unwrap_or(secret_type),
+        Origin::Inline | Origin::Builtin => secret_type,
+    })
+}
+
+/// The entries of the store that resolving `variables` of `pipeline` reads (with every
+/// variable they depend on): the keys of the variables bound to [`STORE`], sorted. A key that
+/// holds another secret's placeholder is left out: it is known only once that secret is
+/// resolved, on the worker.
+pub fn store_keys(pipeline: &Pipeline, variables: &[String]) -> Vec<String> {
+    let mut keys: Vec<String> = with_dependencies(pipeline, variables.iter().map(String::as_str))
+        .iter()
+        .filter_map(|name| pipeline.variables.iter().find(|v| &v.name == name))
+        .filter_map(|variable| match &variable.value {
+            VariableValue::Secret(secret) => Some(secret),
+            _ => None,
+        })
+        .filter(|secret| {
+            builtin_name(
+                &secret.secret_type,
+                pipeline.secret_type(&secret.secret_type),
+            ) == Some(STORE)
+                && !secret.key.contains(SecretRef::PLACEHOLDER_PREFIX)
+        })
+        .map(|secret| secret.key.clone())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 #[async_trait::async_trait]

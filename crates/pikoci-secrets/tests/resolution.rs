@@ -192,7 +192,7 @@ async fn missing_values_and_the_store_outside_a_server_are_explained() {
         error,
         "secret for variable \"unset\": key \"NOT_SET\" not found in response\n\
          secret for variable \"stored\": failed to fetch secret from \"pikoci\" at \"\": \
-         the built-in store \"pikoci\" is not reachable from here: workers do not receive its values yet (they will be sealed to each worker, never sent in clear); bind the variable to vault, file or env for now"
+         the built-in store \"pikoci\" is on the server: its values reach only builds and checks the server runs"
     );
 }
 
@@ -327,4 +327,69 @@ secret_type "chatty" {
         "secret for variable \"v\": failed to fetch secret from \"chatty\" at \"a/b\": the get command of secret type \"chatty\" printed more than 1 MiB (standard output and error together) and was stopped: print only the secret data"
     );
     assert_eq!(pikoci_secrets::MAX_OUTPUT, 1024 * 1024);
+}
+
+#[test]
+fn store_keys_are_the_entries_the_work_reads_with_their_dependencies() {
+    let pipeline = load(
+        r#"
+secret_type "vault" {
+  source  = "pikoci://vault"
+  address = "http://127.0.0.1:9"
+  token   = var.vault_token
+}
+variable "vault_token" {
+  type = string
+  secret "pikoci" { key = "VAULT_TOKEN" }
+}
+variable "db" {
+  type = string
+  secret "vault" {
+    path = "secret/db"
+    key  = "password"
+  }
+}
+variable "region" {
+  type = string
+  secret "pikoci" { key = "REGION" }
+}
+variable "name" {
+  type = string
+  secret "env" { key = "ENTRY_NAME" }
+}
+variable "dynamic" {
+  type = string
+  secret "pikoci" { key = var.name }
+}
+variable "other_job" {
+  type = string
+  secret "pikoci" { key = "OTHER" }
+}
+job "deploy" {
+  task "t" {
+    run "exec" {
+      path = "echo"
+      args = [var.db, var.region, var.dynamic]
+    }
+  }
+}
+job "other" {
+  task "t" {
+    run "exec" {
+      path = "echo"
+      args = [var.other_job]
+    }
+  }
+}
+"#,
+    );
+    // `db` needs the Vault token from the store; `dynamic`'s key is known only once `name` is resolved; `other_job` is another job's.
+    assert_eq!(
+        pikoci_secrets::store_keys(&pipeline, &used_by_job(&pipeline, "deploy")),
+        ["REGION", "VAULT_TOKEN"]
+    );
+    assert_eq!(
+        pikoci_secrets::store_keys(&pipeline, &used_by_job(&pipeline, "other")),
+        ["OTHER"]
+    );
 }

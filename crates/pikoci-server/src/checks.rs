@@ -8,10 +8,12 @@
 //! and one whose worker went silent is claimed again once the lease lapses.
 
 use pikoci_core::ErrorKind;
-use pikoci_core::protocol::{self, AssignCheck, CheckRef, CheckSnapshot, Envelope, Message};
+use pikoci_core::protocol::{
+    self, AssignCheck, CheckRef, CheckSnapshot, Envelope, Message, WorkRef,
+};
 use pikoci_core::store::{
     CheckClaim, CheckRecord, ClaimedCheck, NewVersion, ResourceVersion, StoreResult,
-    StoredPipeline, StoredResource, TriggerEventId,
+    StoredPipeline, StoredResource, TriggerEventId, Worker,
 };
 
 use crate::Server;
@@ -87,14 +89,14 @@ impl Server {
                     })
                     .await?;
                 let Some(claimed) = claimed else { break };
-                self.start_check(claimed, &worker.worker_id).await?;
+                self.start_check(claimed, worker).await?;
             }
         }
         Ok(())
     }
 
     /// Runs a claimed check on the server, or sends it to `worker`.
-    async fn start_check(&self, claimed: ClaimedCheck, worker: &str) -> StoreResult<()> {
+    async fn start_check(&self, claimed: ClaimedCheck, worker: &Worker) -> StoreResult<()> {
         let ClaimedCheck { resource, attempt } = claimed;
         let store = &self.inner.store;
         let pipeline = store.pipeline_by_id(resource.pipeline_id).await?;
@@ -143,14 +145,16 @@ impl Server {
         self.finish_check(&resource, attempt, record).await
     }
 
-    /// Sends a check to a worker; a check that cannot be sent is finished with the error.
+    /// Sends a check to a worker; a check that cannot be sent (store values that cannot be
+    /// looked up or sealed to the worker included) is finished with the error.
     async fn send_check(
         &self,
         pipeline: &StoredPipeline,
         resource: StoredResource,
         attempt: u32,
-        worker: &str,
+        worker: &Worker,
     ) -> StoreResult<()> {
+        let worker_id = worker.worker_id.as_str();
         let canonical = resource.canonical();
         let team = self.inner.store.team_by_id(pipeline.team_id).await?;
         let newest = self.inner.store.latest_version(resource.id).await?;
@@ -162,29 +166,50 @@ impl Server {
             .check_lease
             .as_ref()
             .map_or_else(|| self.now(), |lease| lease.expires_at);
-        let message = Message::AssignCheck(Box::new(AssignCheck {
-            check,
-            lease_until_ms: protocol::to_ms(lease_until),
-            snapshot: CheckSnapshot {
-                team: team.name,
-                pipeline_id: pipeline.id,
-                pipeline: pipeline.name.clone(),
-                resource: canonical.clone(),
-                model: CheckSnapshot::prune(&pipeline.model, &canonical),
-                newest: newest.map(|v| v.version),
-            },
-        }));
-        match self.send(worker, message).await {
+        let model = CheckSnapshot::prune(&pipeline.model, &canonical);
+        let keys = crate::sealing::check_store_keys(&model, &canonical);
+        let sealed = self
+            .seal_store_values(
+                &team.name,
+                &pipeline.name,
+                &keys,
+                worker,
+                WorkRef::Check(check),
+            )
+            .await
+            .map_err(|problem| {
+                format!("the check cannot be sent to worker \"{worker_id}\": {problem}")
+            });
+        let sent = match sealed {
+            Ok(store_values) => {
+                let message = Message::AssignCheck(Box::new(AssignCheck {
+                    check,
+                    lease_until_ms: protocol::to_ms(lease_until),
+                    snapshot: CheckSnapshot {
+                        team: team.name,
+                        pipeline_id: pipeline.id,
+                        pipeline: pipeline.name.clone(),
+                        resource: canonical.clone(),
+                        model,
+                        newest: newest.map(|v| v.version),
+                    },
+                    store_values,
+                }));
+                self.send(worker_id, message).await
+            }
+            Err(error) => Err(error),
+        };
+        match sent {
             Ok(()) => {
-                tracing::debug!(resource = %canonical, attempt, worker, "check assigned");
+                tracing::debug!(resource = %canonical, attempt, worker = worker_id, "check assigned");
                 lock(&self.inner.runtime.checks)
-                    .entry(worker.to_owned())
+                    .entry(worker_id.to_owned())
                     .or_default()
                     .insert(check, self.now());
                 Ok(())
             }
             Err(error) => {
-                tracing::warn!(resource = %canonical, worker, %error, "a check could not be sent");
+                tracing::warn!(resource = %canonical, worker = worker_id, %error, "a check could not be sent");
                 let record = CheckRecord {
                     finished_at: self.now(),
                     error: Some(error),

@@ -210,7 +210,7 @@ impl Server {
             };
             candidate.active += 1;
             let full = candidate.active >= candidate.worker.slots;
-            let worker = candidate.worker.worker_id.clone();
+            let worker = candidate.worker.clone();
             if full {
                 open.remove(position);
             }
@@ -219,12 +219,13 @@ impl Server {
         Ok(())
     }
 
-    /// Sends a claimed build to its worker: an assignment that cannot be built errors the
-    /// build; one whose snapshot cannot be read goes back to pending at once (nothing was
-    /// sent). One whose publish failed stays assigned until its lease lapses: a failed publish
-    /// may still have reached the worker (a confirm lost in a broker outage), and putting the
-    /// build back at the same attempt could let it run twice at once.
-    async fn send_assignment(&self, build: Build, worker: &str) -> StoreResult<()> {
+    /// Sends a claimed build to its worker: an assignment that cannot be built (store values
+    /// that cannot be looked up or sealed to the worker included) errors the build; one whose
+    /// snapshot cannot be read goes back to pending at once (nothing was sent). One whose
+    /// publish failed stays assigned until its lease lapses: a failed publish may still have
+    /// reached the worker (a confirm lost in a broker outage), and putting the build back at
+    /// the same attempt could let it run twice at once.
+    async fn send_assignment(&self, build: Build, worker: &Worker) -> StoreResult<()> {
         lock(&self.inner.runtime.reasons).remove(&build.id);
         let snapshot = match self.snapshot(&build).await {
             Ok(snapshot) => snapshot,
@@ -240,13 +241,35 @@ impl Server {
             .dispatch
             .lease_expires_at
             .unwrap_or_else(|| self.now());
+        let build_ref = BuildRef {
+            build_id: build.id,
+            attempt: build.dispatch.attempt,
+        };
+        let keys = crate::sealing::job_store_keys(&snapshot.model, &snapshot.job);
+        let store_values = match self
+            .seal_store_values(
+                &snapshot.team,
+                &snapshot.pipeline,
+                &keys,
+                worker,
+                WorkRef::Build(build_ref),
+            )
+            .await
+        {
+            Ok(sealed) => sealed,
+            Err(problem) => {
+                let error = format!(
+                    "the build cannot be sent to worker \"{}\": {problem}",
+                    worker.worker_id
+                );
+                return self.error_build(&build, BuildStatus::Assigned, error).await;
+            }
+        };
         let message = Message::Assign(Box::new(Assign {
-            build: BuildRef {
-                build_id: build.id,
-                attempt: build.dispatch.attempt,
-            },
+            build: build_ref,
             lease_until_ms: protocol::to_ms(lease_until),
             snapshot,
+            store_values,
         }));
         let envelope = self.envelope(message);
         let bytes = match envelope.encode() {
@@ -263,6 +286,7 @@ impl Server {
                     .await;
             }
         };
+        let worker = worker.worker_id.as_str();
         let topic = protocol::topics::worker(worker);
         match self.inner.broker.publish(&topic, bytes).await {
             Ok(()) => {

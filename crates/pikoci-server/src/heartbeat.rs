@@ -57,6 +57,7 @@ impl Server {
                 running: u32::try_from(running.len()).unwrap_or(u32::MAX),
                 version: heartbeat.version.clone(),
                 hostname: heartbeat.hostname.clone(),
+                sealing_key: heartbeat.sealing_key.clone(),
                 at: now,
             })
             .await?;

@@ -6,7 +6,8 @@
 //!
 //! Code map: `ingest` consumes the event and heartbeat topics; `heartbeat` and `events` handle
 //! what workers say (fenced by build attempt); `dispatch` is the dispatcher loop (lapsed leases,
-//! forced cancels, assignments), with `snapshot` building what an assignment carries, `checks`
+//! forced cancels, assignments), with `snapshot` building what an assignment carries and
+//! `sealing` the secret store's values in it, sealed to the worker, `checks`
 //! for resource checks and `reasons` for why pending builds wait; `scheduling` creates builds
 //! (versions, automatic triggers, `passed`); `operations` holds what users ask (trigger, cancel,
 //! retry, approve); `state` the in-memory state of one server; `outbox` what it sends.
@@ -27,6 +28,7 @@ mod outbox;
 mod pipelines;
 mod reasons;
 mod scheduling;
+mod sealing;
 mod service;
 mod snapshot;
 mod state;

@@ -144,7 +144,6 @@ fn vars_from_json(json: serde_json::Value) -> ServerResult<(serde_json::Value, V
 mod tests {
     use std::sync::Arc;
 
-    use pikoci_core::store::Store;
     use serde_json::json;
 
     use super::*;
@@ -152,10 +151,11 @@ mod tests {
 
     /// A server on a fresh in-memory store.
     pub(crate) async fn server() -> Server {
-        let store: Arc<dyn Store> = Arc::new(pikoci_store::connect("mem").await.expect("mem"));
+        let sql = Arc::new(pikoci_store::connect("mem").await.expect("mem"));
         Server::new(
-            store,
+            sql.clone(),
             Arc::new(pikoci_pubsub::MemBroker::new()),
+            pikoci_secrets::SecretStore::new(sql, None),
             ServerConfig::default(),
             Clock::new(),
         )

@@ -9,6 +9,7 @@ use pikoci_core::broker::Broker;
 use pikoci_core::store::{
     Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoredResource, TeamId,
 };
+use pikoci_secrets::SecretStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::{Runtime, lock};
@@ -25,6 +26,7 @@ pub struct Server {
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) secrets: SecretStore,
     pub(crate) config: ServerConfig,
     pub(crate) clock: Clock,
     pub(crate) runtime: Runtime,
@@ -49,10 +51,12 @@ pub struct Readiness {
 }
 
 impl Server {
-    /// A server on `store` and `broker`. Nothing runs until [`Server::start`].
+    /// A server on `store` and `broker`, keeping the entries of the secret store `pikoci` in
+    /// `secrets`. Nothing runs until [`Server::start`].
     pub fn new(
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
+        secrets: SecretStore,
         config: ServerConfig,
         clock: Clock,
     ) -> Server {
@@ -60,6 +64,7 @@ impl Server {
             inner: Arc::new(Inner {
                 store,
                 broker,
+                secrets,
                 config,
                 clock,
                 runtime: Runtime::new(),
@@ -70,6 +75,11 @@ impl Server {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The secret store `pikoci`.
+    pub fn secrets(&self) -> &SecretStore {
+        &self.inner.secrets
     }
 
     /// The clock.

@@ -282,6 +282,7 @@ pub(crate) mod worker {
         pub(crate) last_heartbeat_at: i64,
         pub(crate) exclusive: bool,
         pub(crate) draining: bool,
+        pub(crate) sealing_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,14 +5,16 @@
 //! and types; a check's resource and its type), through the secret types this machine can reach
 //! itself: `vault`, `file`, `env`, and types with a `get` command (run with the given
 //! [`Runner`], in a work directory of their own that is removed afterwards). The built-in store
-//! `pikoci` is not reachable from here yet: a variable bound to it fails with a message saying so.
+//! `pikoci` is on the server: a worker reads the values the server sealed to it
+//! ([`SecretLookup::with_store`]); without them (`pikoci run`) a variable bound to it fails with
+//! a message saying so.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pikoci_core::engine::Runner;
-use pikoci_core::secrets::{ResolveError, ResolveFailure, ResolvedSecrets};
+use pikoci_core::secrets::{ResolveError, ResolveFailure, ResolvedSecrets, SecretSource};
 use pikoci_core::{Pipeline, VariableValue};
 use pikoci_secrets::{ExecSource, Registry};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +26,7 @@ pub struct SecretLookup {
     runner: Arc<dyn Runner>,
     work_root: PathBuf,
     cancel: CancellationToken,
+    store: Option<Arc<dyn SecretSource>>,
 }
 
 impl SecretLookup {
@@ -33,7 +36,15 @@ impl SecretLookup {
             runner,
             work_root: work_root.into(),
             cancel: CancellationToken::new(),
+            store: None,
         }
+    }
+
+    /// Answers `secret "pikoci"` from `store` (on a worker, the values the server sealed to
+    /// it).
+    pub fn with_store(mut self, store: Arc<dyn SecretSource>) -> SecretLookup {
+        self.store = Some(store);
+        self
     }
 
     /// Kills running `get` commands when `cancel` fires (the lookup then fails).
@@ -126,7 +137,7 @@ async fn resolve_used(
         return Ok(ResolvedSecrets::default());
     }
     let workdir = ScratchDir::new(&lookup.work_root);
-    let registry = Registry::builtins().with_exec(
+    let mut registry = Registry::builtins().with_exec(
         ExecSource::new(
             lookup.runner.clone(),
             pipeline.runner_types.clone(),
@@ -134,6 +145,9 @@ async fn resolve_used(
         )
         .with_cancel(lookup.cancel.clone()),
     );
+    if let Some(store) = &lookup.store {
+        registry = registry.with_store(store.clone());
+    }
     pikoci_core::secrets::resolve(pipeline, used.iter().map(String::as_str), &registry).await
 }
 

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pikoci_core::engine::{
     BuildControl, BuildSpec, CheckResult, CheckSpec, Engine, Event, EventSink, NativeChecks, Runner,
 };
-use pikoci_core::protocol::{Assign, AssignCheck, MAX_MESSAGE_BYTES, Message, Outcome, WorkRef};
+use pikoci_core::protocol::{
+    Assign, AssignCheck, MAX_MESSAGE_BYTES, Message, Outcome, SealedSecrets, WorkRef,
+};
+use pikoci_secrets::sealed::{StoreValues, WorkerKey};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,6 +28,8 @@ pub(crate) struct Context {
     pub(crate) runner: Arc<dyn Runner>,
     pub(crate) native: Option<Arc<dyn NativeChecks>>,
     pub(crate) config: WorkerConfig,
+    /// The key pair the server seals the secret store's values to.
+    pub(crate) key: WorkerKey,
     pub(crate) tracker: TaskTracker,
 }
 
@@ -37,8 +42,23 @@ impl Context {
         }
     }
 
-    fn secret_lookup(&self, cancel: &CancellationToken) -> SecretLookup {
-        SecretLookup::new(self.runner.clone(), &self.config.work_dir).with_cancel(cancel.clone())
+    /// How the secrets of `work` are looked up: on this machine, and for `secret "pikoci"` in
+    /// the values the server sealed to this worker (none sealed: nothing is there).
+    fn secret_lookup(
+        &self,
+        work: WorkRef,
+        sealed: Option<&SealedSecrets>,
+        cancel: &CancellationToken,
+    ) -> Result<SecretLookup, String> {
+        let values = match sealed {
+            Some(sealed) => self.key.open(sealed, work).map_err(|e| e.to_string())?,
+            None => StoreValues::new(),
+        };
+        Ok(
+            SecretLookup::new(self.runner.clone(), &self.config.work_dir)
+                .with_cancel(cancel.clone())
+                .with_store(Arc::new(values)),
+        )
     }
 }
 
@@ -91,8 +111,15 @@ pub(crate) async fn run_build(context: Arc<Context>, assign: Assign, stop: WorkS
     });
     let snapshot = assign.snapshot;
     let pipeline = Arc::new(snapshot.model);
-    let lookup = context.secret_lookup(&stop.cancel);
-    match resolve_for_job(&pipeline, &snapshot.job, &lookup).await {
+    let resolved = async {
+        let sealed = assign.store_values.as_ref();
+        let lookup = context.secret_lookup(WorkRef::Build(build), sealed, &stop.cancel)?;
+        resolve_for_job(&pipeline, &snapshot.job, &lookup)
+            .await
+            .map_err(|error| error.to_string())
+    }
+    .await;
+    match resolved {
         Ok(secrets) => {
             let spec = BuildSpec {
                 pipeline,
@@ -122,7 +149,7 @@ pub(crate) async fn run_build(context: Arc<Context>, assign: Assign, stop: WorkS
             let (outcome, error) = if stop.cancel.is_cancelled() {
                 (Outcome::Cancelled, "build cancelled".to_owned())
             } else {
-                (Outcome::Errored, error.to_string())
+                (Outcome::Errored, error)
             };
             tracing::warn!(build = %build.build_id, attempt = build.attempt, %error, "build not started");
             outbox.send(Message::BuildFinished {
@@ -159,9 +186,16 @@ pub(crate) async fn run_check(
     });
     let snapshot = assign.snapshot;
     let pipeline = Arc::new(snapshot.model);
-    let lookup = context.secret_lookup(&stop.cancel);
     let log = Arc::new(CheckLog::default());
-    let result = match resolve_for_check(&pipeline, &snapshot.resource, &lookup).await {
+    let resolved = async {
+        let sealed = assign.store_values.as_ref();
+        let lookup = context.secret_lookup(WorkRef::Check(check), sealed, &stop.cancel)?;
+        resolve_for_check(&pipeline, &snapshot.resource, &lookup)
+            .await
+            .map_err(|error| error.to_string())
+    }
+    .await;
+    let result = match resolved {
         Ok(secrets) => {
             let spec = CheckSpec {
                 pipeline,
@@ -180,7 +214,7 @@ pub(crate) async fn run_check(
         }
         Err(error) => CheckResult {
             versions: Vec::new(),
-            error: Some(error.to_string()),
+            error: Some(error),
         },
     };
     tracing::info!(resource = %check.resource_id, attempt = check.attempt, versions = result.versions.len(), error = ?result.error, "check ended");

@@ -15,6 +15,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use pikoci_secrets::sealed::WorkerKey;
+
 use crate::config::{WorkerConfig, WorkerError, WorkerStop};
 use crate::outbox::Publisher;
 use crate::work::{Context, Done, WorkStop, run_build, run_check};
@@ -42,6 +44,7 @@ pub struct Worker {
     runner: Arc<dyn Runner>,
     native: Option<Arc<dyn NativeChecks>>,
     config: WorkerConfig,
+    key: WorkerKey,
 }
 
 impl Worker {
@@ -59,6 +62,9 @@ impl Worker {
             runner,
             native,
             config,
+            // Made anew by every worker process, kept in memory only: the server seals the
+            // secret store's values to its public half.
+            key: WorkerKey::generate(),
         })
     }
 
@@ -83,6 +89,7 @@ impl Worker {
             runner: self.runner,
             native: self.native,
             config: self.config,
+            key: self.key,
             tracker: tracker.clone(),
         });
         let (ended_tx, ended) = mpsc::unbounded_channel();
@@ -512,6 +519,7 @@ impl State {
                 draining: self.draining,
                 version: config.version.clone(),
                 hostname: config.hostname.clone(),
+                sealing_key: Some(self.context.key.public_text()),
             }));
         self.sent_heartbeats
             .push_back((envelope.msg_id.clone(), Instant::now()));

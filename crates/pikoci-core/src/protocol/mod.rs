@@ -474,6 +474,10 @@ pub struct Assign {
     pub lease_until_ms: i64,
     /// Everything the worker needs to run it.
     pub snapshot: BuildSnapshot,
+    /// The entries of the server's store the build reads, sealed to the worker's key (absent
+    /// when it reads none, and in assignments of servers that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_values: Option<SealedSecrets>,
 }
 
 /// Run a resource check.
@@ -485,6 +489,9 @@ pub struct AssignCheck {
     pub lease_until_ms: i64,
     /// Everything the worker needs to run it.
     pub snapshot: CheckSnapshot,
+    /// The entries of the server's store the check reads, sealed to the worker's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_values: Option<SealedSecrets>,
 }
 
 /// A worker's heartbeat.
@@ -510,6 +517,34 @@ pub struct Heartbeat {
     pub version: String,
     /// Its host name.
     pub hostname: String,
+    /// The public half of the key pair it made at start (X25519, base64), which the server
+    /// seals store values to. Absent in heartbeats of workers that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealing_key: Option<String>,
+}
+
+/// Values of the server's store sealed to the worker an assignment goes to: opaque text here
+/// (`pikoci_secrets::sealed` makes and opens it). `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedSecrets(String);
+
+impl SealedSecrets {
+    /// Wraps sealed text.
+    pub fn new(text: impl Into<String>) -> SealedSecrets {
+        SealedSecrets(text.into())
+    }
+
+    /// The sealed text.
+    pub fn as_text(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SealedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecrets({} bytes)", self.0.len())
+    }
 }
 
 /// Milliseconds since the Unix epoch of a time.

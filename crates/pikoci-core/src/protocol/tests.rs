@@ -37,6 +37,7 @@ fn every_message_round_trips_and_names_its_type() {
                     serde_json::json!({"ref": "abc"}),
                 )]),
             },
+            store_values: Some(SealedSecrets::new("AQID")),
         })),
         Message::AssignCheck(Box::new(AssignCheck {
             check: CheckRef {
@@ -52,6 +53,7 @@ fn every_message_round_trips_and_names_its_type() {
                 model: crate::Pipeline::default(),
                 newest: None,
             },
+            store_values: None,
         })),
         Message::Cancel { build: build() },
         Message::Abort {
@@ -77,6 +79,7 @@ fn every_message_round_trips_and_names_its_type() {
             draining: false,
             version: "0.1.0".to_owned(),
             hostname: "h".to_owned(),
+            sealing_key: Some("a2V5".to_owned()),
         }),
         Message::Accepted {
             work: WorkRef::Build(build()),
@@ -157,6 +160,44 @@ fn every_message_round_trips_and_names_its_type() {
     let mut known = Message::TYPES.to_vec();
     known.sort_unstable();
     assert_eq!(seen, known, "TYPES lists exactly the message types");
+}
+
+#[test]
+fn messages_of_releases_without_sealing_still_decode() {
+    let heartbeat = br#"{"v":1,"type":"heartbeat","msg_id":"m","sender":"w","boot_id":"b",
+        "sent_at_ms":1,"worker":"w","team":null,"tags":[],"slots":1,"running":[],
+        "draining":false,"version":"0.1.0","hostname":"h"}"#;
+    match decode(heartbeat).unwrap() {
+        Decoded::Message(envelope) => match envelope.message {
+            Message::Heartbeat(heartbeat) => assert_eq!(heartbeat.sealing_key, None),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    let assign = envelope(Message::AssignCheck(Box::new(AssignCheck {
+        check: CheckRef {
+            resource_id: ResourceId(3),
+            attempt: 1,
+        },
+        lease_until_ms: 5,
+        snapshot: CheckSnapshot {
+            team: "main".to_owned(),
+            pipeline_id: crate::store::PipelineId(1),
+            pipeline: "demo".to_owned(),
+            resource: "git.app".to_owned(),
+            model: crate::Pipeline::default(),
+            newest: None,
+        },
+        store_values: None,
+    })));
+    // Nothing sealed: the field is left out, as an older server writes it.
+    let bytes = assign.encode().unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("store_values"));
+    assert_eq!(decode(&bytes).unwrap(), Decoded::Message(Box::new(assign)));
+    assert_eq!(
+        format!("{:?}", SealedSecrets::new("c2VjcmV0")),
+        "SealedSecrets(8 bytes)"
+    );
 }
 
 #[test]

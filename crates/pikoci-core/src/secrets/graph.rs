@@ -81,6 +81,20 @@ pub(super) fn closure<'a>(nodes: &[Node], wanted: impl IntoIterator<Item = &'a s
     selected.into_iter().collect()
 }
 
+/// The secret-bound variables named in `wanted` and every secret-bound variable they depend on
+/// (through their path, key or secret type), in declaration order: what [`super::resolve`]
+/// fetches for them.
+pub fn with_dependencies<'a>(
+    pipeline: &Pipeline,
+    wanted: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let nodes = nodes(pipeline);
+    closure(&nodes, wanted)
+        .into_iter()
+        .map(|index| nodes[index].name.clone())
+        .collect()
+}
+
 /// Orders `selected` into layers: a variable's layer comes after the layers of all its
 /// dependencies. Fails on a cycle (naming it) or a chain deeper than [`MAX_DEPTH`].
 pub(super) fn layers(nodes: &[Node], selected: &[usize]) -> Result<Vec<Vec<usize>>, SecretError> {

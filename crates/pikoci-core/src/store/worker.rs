@@ -25,6 +25,8 @@ pub struct WorkerHeartbeat {
     pub version: String,
     /// Its host name.
     pub hostname: String,
+    /// The public key it seals store values to (`None`: a worker that predates sealing).
+    pub sealing_key: Option<String>,
     /// When the heartbeat was sent.
     pub at: DateTime<Utc>,
 }
@@ -50,6 +52,8 @@ pub struct Worker {
     pub version: String,
     /// Its host name.
     pub hostname: String,
+    /// The public key its last heartbeat announced for sealing store values.
+    pub sealing_key: Option<String>,
     /// Its first heartbeat.
     pub first_seen_at: DateTime<Utc>,
     /// Its last heartbeat.

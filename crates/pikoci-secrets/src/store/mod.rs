@@ -1,7 +1,8 @@
 //! The built-in store `pikoci`: team- and pipeline-scoped entries (a pipeline entry shadows
 //! the team entry of the same name), of kind `secret` (encrypted at rest, masked in output) or
-//! `plain` (stored and shown as is). The table behind it is a port: [`MemoryTable`] here; the
-//! server keeps it in its database.
+//! `plain` (stored and shown as is). The table behind it is the port
+//! [`SecretTable`](pikoci_core::secrets::SecretTable): [`MemoryTable`] here; the server keeps it
+//! in its database.
 
 mod cipher;
 mod table;
@@ -10,14 +11,20 @@ use std::sync::Arc;
 
 use pikoci_core::ErrorKind;
 use pikoci_core::secrets::{
-    Secret, SecretError, SecretKind, SecretRequest, SecretSource, SecretValue, SecretValues,
+    Scope, Secret, SecretError, SecretKind, SecretRequest, SecretSource, SecretTable, SecretValue,
+    SecretValues, StoredEntry, StoredValue,
 };
 
 pub use cipher::{Cipher, KEY_VARIABLE, MIN_KEY_LEN};
-pub use table::{MemoryTable, Scope, SecretTable, StoredEntry, StoredValue};
+pub use table::MemoryTable;
+use table::context;
 
 /// The longest entry name.
 const MAX_NAME_LEN: usize = 256;
+
+/// The largest value, in bytes (a PEM key or a token file fits; a build carries every value it
+/// uses, in a message of at most 1 MiB).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// An entry as listed: secret values are never listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +54,7 @@ impl SecretStore {
     fn cipher(&self) -> Result<&Cipher, SecretError> {
         self.cipher.as_ref().ok_or_else(|| {
             SecretError::new(
-                ErrorKind::InvalidInput,
+                ErrorKind::Unsupported,
                 format!(
                     "secret storage is not configured: set {KEY_VARIABLE} to a random key of at least {MIN_KEY_LEN} characters"
                 ),
@@ -55,28 +62,56 @@ impl SecretStore {
         })
     }
 
-    /// Sets (creates or replaces) an entry.
+    /// Whether `secret` entries can be stored and read (a key is configured).
+    pub fn has_key(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// Sets (creates or replaces) an entry; whether it was created. An existing entry keeps
+    /// its kind: changing it is refused with `Conflict` (a `secret` made `plain` would show its
+    /// value).
     pub async fn set(
         &self,
         scope: &Scope,
         name: &str,
         kind: SecretKind,
         value: &Secret,
-    ) -> Result<(), SecretError> {
+    ) -> Result<bool, SecretError> {
         check_name(name)?;
+        if value.expose().len() > MAX_VALUE_LEN {
+            return Err(SecretError::new(
+                ErrorKind::InvalidInput,
+                format!("the value of \"{name}\" is over {MAX_VALUE_LEN} bytes"),
+            ));
+        }
         let value = match kind {
             SecretKind::Secret => {
-                StoredValue::Sealed(self.cipher()?.seal(value, &scope.context(name))?)
+                StoredValue::Sealed(self.cipher()?.seal(value, &context(scope, name))?)
             }
             SecretKind::Plain => StoredValue::Plain(value.expose().to_owned()),
         };
+        let existing = self.table.get(scope, name).await?;
+        if let Some(existing) = &existing {
+            let existing = kind_of(&existing.value);
+            if existing != kind {
+                return Err(SecretError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "\"{name}\" is a {} entry and cannot become {}: delete it first, then set it again",
+                        existing.as_str(),
+                        kind.as_str()
+                    ),
+                ));
+            }
+        }
         self.table
             .put(StoredEntry {
                 scope: scope.clone(),
                 name: name.to_owned(),
                 value,
             })
-            .await
+            .await?;
+        Ok(existing.is_none())
     }
 
     /// The value of `name` for a pipeline: the pipeline's entry, else the team's.
@@ -129,10 +164,17 @@ impl SecretStore {
             StoredValue::Sealed(sealed) => Ok(SecretValue {
                 value: self
                     .cipher()?
-                    .open(sealed, &entry.scope.context(&entry.name))?,
+                    .open(sealed, &context(&entry.scope, &entry.name))?,
                 kind: SecretKind::Secret,
             }),
         }
+    }
+}
+
+fn kind_of(value: &StoredValue) -> SecretKind {
+    match value {
+        StoredValue::Sealed(_) => SecretKind::Secret,
+        StoredValue::Plain(_) => SecretKind::Plain,
     }
 }
 

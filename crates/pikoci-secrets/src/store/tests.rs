@@ -196,3 +196,43 @@ async fn debug_output_never_shows_the_key_or_a_value() {
         assert!(!text.contains("stored-secret-value"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn an_entry_keeps_its_kind_and_setting_says_whether_it_created() {
+    let store = store(Arc::new(MemoryTable::new()));
+    let scope = Scope::team("main");
+    let secret = |v: &str| Secret::new(v);
+    assert!(
+        store
+            .set(&scope, "PW", SecretKind::Secret, &secret("one"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set(&scope, "PW", SecretKind::Secret, &secret("two"))
+            .await
+            .unwrap()
+    );
+    let error = store
+        .set(&scope, "PW", SecretKind::Plain, &secret("two"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        error.to_string(),
+        "\"PW\" is a secret entry and cannot become plain: delete it first, then set it again"
+    );
+    let value = store.lookup("main", "p", "PW").await.unwrap().unwrap();
+    assert_eq!(value.value.expose(), "two");
+    let error = store
+        .set(
+            &scope,
+            "BIG",
+            SecretKind::Plain,
+            &secret(&"x".repeat(MAX_VALUE_LEN + 1)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+}

@@ -24,6 +24,7 @@
 //! | `GET/POST /teams` | teams; `POST {"name"}` |
 //! | `GET/POST /teams/{tc}/pipelines` | pipelines; `POST {"name", "config" or "config_base64", "vars"?, "public"?, "file_name"?}` sets one |
 //! | `GET/PUT/DELETE /teams/{tc}/pipelines/{pc}` | |
+//! | `GET/POST /teams/{tc}/secrets`, `DELETE …/secrets/{name}` | the store `pikoci`; `POST {"name", "value", "kind"?}`; the same under `…/{pc}/secrets` |
 //! | `POST …/{pc}/pause`, `unpause`, `expose`, `hide` | |
 //! | `GET …/{pc}/jobs`, `GET …/jobs/{jn}` | jobs with their latest build |
 //! | `POST …/jobs/{jn}/pause`, `unpause`, `trigger` | `trigger {"input_values"?}` |
@@ -44,6 +45,7 @@ mod jobs;
 mod pipelines;
 mod resources;
 mod scope;
+mod secrets;
 mod system;
 mod teams;
 mod views;
@@ -56,7 +58,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Serialize;
 
 use crate::Server;
@@ -74,6 +76,19 @@ pub fn router(server: Server) -> Router {
     let resource = "/teams/{tc}/pipelines/{pc}/resources/{rc}";
     let api = Router::new()
         .route("/teams", get(teams::list).post(teams::create))
+        .route(
+            "/teams/{tc}/secrets",
+            get(secrets::list_team).post(secrets::set_team),
+        )
+        .route("/teams/{tc}/secrets/{name}", delete(secrets::delete_team))
+        .route(
+            &format!("{pipeline}/secrets"),
+            get(secrets::list_pipeline).post(secrets::set_pipeline),
+        )
+        .route(
+            &format!("{pipeline}/secrets/{{name}}"),
+            delete(secrets::delete_pipeline),
+        )
         .route(
             "/teams/{tc}/pipelines",
             get(pipelines::list).post(pipelines::create),

@@ -281,14 +281,14 @@ async fn unknown_newer_and_malformed_messages_are_acked() {
         }
     }
     // Messages behind them on both topics are handled at once: nothing was given back.
-    let beat = envelope("w1", heartbeat_message("w1", 1, &[]))
+    let beat = envelope("w1", heartbeat_message("w1", 1, &[], None))
         .encode()
         .expect("encodes");
     h.mem
         .publish(topics::HEARTBEATS, beat)
         .await
         .expect("publish");
-    let beat = envelope("w2", heartbeat_message("w2", 1, &[]))
+    let beat = envelope("w2", heartbeat_message("w2", 1, &[], None))
         .encode()
         .expect("encodes");
     h.mem.publish(topics::EVENTS, beat).await.expect("publish");

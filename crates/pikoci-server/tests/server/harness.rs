@@ -10,13 +10,18 @@ use pikoci_core::broker::{Broker, Subscription};
 use pikoci_core::protocol::{
     self, Assign, BuildRef, Decoded, Envelope, Heartbeat, Message, Outcome, WorkRef, topics,
 };
+use pikoci_core::secrets::SecretTable;
 use pikoci_core::store::{
     Build, BuildId, BuildStatus, NewVersion, PipelineSpec, ResourceVersion, Store, StoredJob,
     StoredPipeline, StoredResource, Team,
 };
 use pikoci_pubsub::MemBroker;
+use pikoci_secrets::sealed::WorkerKey;
 use pikoci_server::{Clock, Server, ServerConfig};
 use tokio_util::sync::CancellationToken;
+
+/// The master key of the server's secret store.
+pub(crate) const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef";
 
 /// The longest (virtual) time any wait of a test takes before it fails.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(300);
@@ -43,6 +48,8 @@ resource "src" "app" { check_interval = "@every 1h" }
 pub(crate) struct Harness {
     pub(crate) server: Server,
     pub(crate) store: Arc<dyn Store>,
+    /// The table under the server's secret store (to plant rows the store would not write).
+    pub(crate) secret_table: Arc<dyn SecretTable>,
     pub(crate) mem: MemBroker,
     pub(crate) team: Team,
     pub(crate) pipeline: StoredPipeline,
@@ -65,7 +72,12 @@ impl Harness {
 
     /// A server with `config` on pipeline `hcl`.
     pub(crate) async fn with_config(hcl: &str, config: ServerConfig) -> Harness {
-        let store: Arc<dyn Store> = Arc::new(crate::store::BlockingStore::open().await);
+        let blocking = Arc::new(crate::store::BlockingStore::open().await);
+        let store: Arc<dyn Store> = blocking.clone();
+        let cipher = pikoci_secrets::Cipher::new(&pikoci_core::secrets::Secret::new(SECRET_KEY))
+            .expect("test key");
+        let secret_table: Arc<dyn SecretTable> = blocking;
+        let secrets = pikoci_secrets::SecretStore::new(secret_table.clone(), Some(cipher));
         let file = pikoci_config::SourceFile::from_bytes("pipeline.hcl", hcl.as_bytes().to_vec());
         let loaded = match pikoci_config::load(&file, &pikoci_config::Vars::new(), &NoFetch) {
             Ok(loaded) => loaded,
@@ -87,12 +99,13 @@ impl Harness {
             .await
             .expect("pipeline");
         let mem = MemBroker::new();
-        let server = Server::new(store.clone(), Arc::new(mem.clone()), config, clock);
+        let server = Server::new(store.clone(), Arc::new(mem.clone()), secrets, config, clock);
         let shutdown = CancellationToken::new();
         let tasks = server.start(shutdown.clone()).await.expect("server starts");
         Harness {
             server,
             store,
+            secret_table,
             mem,
             team,
             pipeline: outcome.pipeline,
@@ -243,6 +256,10 @@ pub(crate) struct FakeWorker {
     pub(crate) slots: u32,
     /// What its heartbeats say it runs.
     pub(crate) running: Arc<Mutex<Vec<WorkRef>>>,
+    /// Its key pair, as a real worker makes one at start.
+    pub(crate) key: Arc<WorkerKey>,
+    /// Whether its heartbeats announce the key (a worker of an older release does not).
+    pub(crate) announces_key: bool,
     beating: Option<CancellationToken>,
 }
 
@@ -282,6 +299,8 @@ impl FakeWorker {
             check_versions: Vec::new(),
             slots: 2,
             running: Arc::new(Mutex::new(Vec::new())),
+            key: Arc::new(WorkerKey::generate()),
+            announces_key: true,
             beating: None,
         }
     }
@@ -293,10 +312,16 @@ impl FakeWorker {
         keep_heartbeating(
             self.broker.clone(),
             &self.id,
+            self.sealing_key(),
             self.running.clone(),
             stop.clone(),
         );
         self.beating = Some(stop);
+    }
+
+    /// The public key its heartbeats announce.
+    fn sealing_key(&self) -> Option<String> {
+        self.announces_key.then(|| self.key.public_text())
     }
 
     /// Goes silent.
@@ -326,7 +351,12 @@ impl FakeWorker {
         running: &[WorkRef],
     ) -> (Vec<WorkRef>, Vec<WorkRef>, i64) {
         let id = self
-            .send(heartbeat_message(&self.id, self.slots, running))
+            .send(heartbeat_message(
+                &self.id,
+                self.slots,
+                running,
+                self.sealing_key(),
+            ))
             .await;
         loop {
             if let Message::Leases {
@@ -440,8 +470,13 @@ impl FakeWorker {
     }
 }
 
-/// A heartbeat message of worker `id`.
-pub(crate) fn heartbeat_message(id: &str, slots: u32, running: &[WorkRef]) -> Message {
+/// A heartbeat message of worker `id`, announcing `sealing_key`.
+pub(crate) fn heartbeat_message(
+    id: &str,
+    slots: u32,
+    running: &[WorkRef],
+    sealing_key: Option<String>,
+) -> Message {
     Message::Heartbeat(Heartbeat {
         worker: id.to_owned(),
         team: None,
@@ -452,6 +487,7 @@ pub(crate) fn heartbeat_message(id: &str, slots: u32, running: &[WorkRef]) -> Me
         draining: false,
         version: "test".into(),
         hostname: format!("{id}.test"),
+        sealing_key,
     })
 }
 
@@ -459,6 +495,7 @@ pub(crate) fn heartbeat_message(id: &str, slots: u32, running: &[WorkRef]) -> Me
 pub(crate) fn keep_heartbeating(
     broker: Arc<dyn Broker>,
     id: &str,
+    sealing_key: Option<String>,
     running: Arc<Mutex<Vec<WorkRef>>>,
     stop: CancellationToken,
 ) {
@@ -466,7 +503,7 @@ pub(crate) fn keep_heartbeating(
     tokio::spawn(async move {
         loop {
             let now: Vec<WorkRef> = running.lock().expect("running").clone();
-            let bytes = envelope(&id, heartbeat_message(&id, 2, &now))
+            let bytes = envelope(&id, heartbeat_message(&id, 2, &now, sealing_key.clone()))
                 .encode()
                 .expect("encodes");
             if broker.publish(topics::HEARTBEATS, bytes).await.is_err() {

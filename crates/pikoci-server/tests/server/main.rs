@@ -7,4 +7,5 @@ mod builds;
 mod checks;
 mod delivery;
 mod leases;
+mod secrets;
 mod triggers;

@@ -440,3 +440,40 @@ impl Store for BlockingStore {
         run(async move { s.trigger_events(team, &resource, after, limit).await }).await
     }
 }
+
+#[async_trait]
+impl pikoci_core::secrets::SecretTable for BlockingStore {
+    async fn put(
+        &self,
+        entry: pikoci_core::secrets::StoredEntry,
+    ) -> Result<(), pikoci_core::secrets::SecretError> {
+        let s = self.0.clone();
+        run(async move { s.put(entry).await }).await
+    }
+
+    async fn get(
+        &self,
+        scope: &pikoci_core::secrets::Scope,
+        name: &str,
+    ) -> Result<Option<pikoci_core::secrets::StoredEntry>, pikoci_core::secrets::SecretError> {
+        let (s, scope, name) = (self.0.clone(), scope.clone(), name.to_owned());
+        run(async move { s.get(&scope, &name).await }).await
+    }
+
+    async fn list(
+        &self,
+        scope: &pikoci_core::secrets::Scope,
+    ) -> Result<Vec<pikoci_core::secrets::StoredEntry>, pikoci_core::secrets::SecretError> {
+        let (s, scope) = (self.0.clone(), scope.clone());
+        run(async move { s.list(&scope).await }).await
+    }
+
+    async fn delete(
+        &self,
+        scope: &pikoci_core::secrets::Scope,
+        name: &str,
+    ) -> Result<bool, pikoci_core::secrets::SecretError> {
+        let (s, scope, name) = (self.0.clone(), scope.clone(), name.to_owned());
+        run(async move { s.delete(&scope, &name).await }).await
+    }
+}

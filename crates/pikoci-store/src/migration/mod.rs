@@ -7,6 +7,7 @@
 mod m0001_initial;
 mod m0002_dispatch;
 mod m0003_claim;
+mod m0004_secrets;
 
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_dispatch::Migration),
             Box::new(m0003_claim::Migration),
+            Box::new(m0004_secrets::Migration),
         ]
     }
 

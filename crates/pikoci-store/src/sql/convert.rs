@@ -283,6 +283,7 @@ pub(crate) fn worker(m: worker::Model) -> StoreResult<Worker> {
         last_heartbeat_at: time(m.last_heartbeat_at),
         exclusive: m.exclusive,
         draining: m.draining,
+        sealing_key: m.sealing_key,
     })
 }
 

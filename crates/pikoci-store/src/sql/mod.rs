@@ -9,6 +9,7 @@ mod dispatch;
 mod logs;
 mod pipelines;
 mod resources;
+mod secrets;
 mod teams;
 mod triggers;
 mod versions;

@@ -14,6 +14,12 @@ pub(super) async fn record_heartbeat(
     store: &SqlStore,
     hb: &WorkerHeartbeat,
 ) -> StoreResult<Worker> {
+    if hb.sealing_key.as_ref().is_some_and(|key| key.len() > 64) {
+        return Err(StoreError::invalid_input(format!(
+            "worker \"{}\" announced a sealing key of over 64 bytes",
+            hb.worker_id
+        )));
+    }
     if hb.worker_id.is_empty() || hb.worker_id.len() > 255 {
         return Err(StoreError::invalid_input(format!(
             "invalid worker id \"{}\": it must have 1 to 255 bytes",
@@ -38,6 +44,7 @@ pub(super) async fn record_heartbeat(
         last_heartbeat_at: Set(ms(hb.at)),
         exclusive: Set(hb.exclusive),
         draining: Set(hb.draining),
+        sealing_key: Set(hb.sealing_key.clone()),
     };
     worker::Entity::insert(row)
         .on_conflict(
@@ -52,6 +59,7 @@ pub(super) async fn record_heartbeat(
                     worker::Column::LastHeartbeatAt,
                     worker::Column::Exclusive,
                     worker::Column::Draining,
+                    worker::Column::SealingKey,
                 ])
                 .to_owned(),
         )

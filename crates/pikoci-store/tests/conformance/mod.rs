@@ -10,6 +10,7 @@ pub(crate) mod logs;
 pub(crate) mod migrations;
 pub(crate) mod pipelines;
 pub(crate) mod resources;
+pub(crate) mod secrets;
 pub(crate) mod server;
 
 use std::sync::Arc;
@@ -103,6 +104,7 @@ macro_rules! conformance_suite {
             server::versions_are_found_by_value,
             server::trigger_events_are_added_once_per_key,
             server::approvals_count_each_voter_once,
+            secrets::secret_entries_are_scoped_replaced_and_deleted,
         );
     };
     (@tests $open:path; $($module:ident :: $test:ident),* $(,)?) => {

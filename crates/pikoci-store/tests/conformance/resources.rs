@@ -418,6 +418,7 @@ pub(crate) async fn heartbeats_register_and_update_workers(fx: &Fixture) -> anyh
         running: 1,
         version: "0.1.0".into(),
         hostname: format!("{id}.local"),
+        sealing_key: None,
         at: at(secs),
     };
     let first = s.record_heartbeat(&beat("w2", 10, &["linux"])).await?;

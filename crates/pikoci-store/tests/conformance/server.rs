@@ -76,6 +76,7 @@ pub(crate) async fn exclusive_workers_skip_untagged_jobs(fx: &Fixture) -> anyhow
         running: 0,
         version: "0.1.0".into(),
         hostname: "gpu.local".into(),
+        sealing_key: None,
         at: at(5),
     };
     let stored = s.record_heartbeat(&beat).await?;
@@ -85,10 +86,21 @@ pub(crate) async fn exclusive_workers_skip_untagged_jobs(fx: &Fixture) -> anyhow
             exclusive: false,
             draining: true,
             at: at(6),
-            ..beat
+            ..beat.clone()
         })
         .await?;
     assert!(!stored.exclusive && stored.draining);
+    // The sealing key follows the worker's latest heartbeat (a restarted worker has a new one).
+    assert_eq!(stored.sealing_key, None);
+    let key = "q83vEjRWeJ+rze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=".to_owned();
+    let stored = s
+        .record_heartbeat(&WorkerHeartbeat {
+            sealing_key: Some(key.clone()),
+            at: at(7),
+            ..beat
+        })
+        .await?;
+    assert_eq!(stored.sealing_key, Some(key));
     assert_eq!(s.workers().await?, vec![stored]);
     Ok(())
 }

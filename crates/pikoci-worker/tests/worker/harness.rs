@@ -19,6 +19,7 @@ use pikoci_core::protocol::{
 use pikoci_core::store::{BuildId, PipelineId, ResourceId};
 use pikoci_pubsub::MemBroker;
 use pikoci_runner::ProcessRunner;
+use pikoci_secrets::sealed::StoreValues;
 use pikoci_worker::{Worker, WorkerConfig, WorkerError, WorkerStop};
 use tokio::task::JoinHandle;
 
@@ -59,7 +60,29 @@ pub(crate) fn assign(build: BuildRef, hcl: &str, job: &str) -> Message {
             inputs: BTreeMap::new(),
             versions: BTreeMap::new(),
         },
+        store_values: None,
     }))
+}
+
+/// `message` (an assignment) carrying `values` sealed to `public_key` for `work`.
+pub(crate) fn with_store_values(
+    message: Message,
+    public_key: &str,
+    values: &StoreValues,
+    work: WorkRef,
+) -> Message {
+    let sealed = pikoci_secrets::sealed::seal(public_key, values, work).expect("sealed");
+    match message {
+        Message::Assign(mut assign) => {
+            assign.store_values = Some(sealed);
+            Message::Assign(assign)
+        }
+        Message::AssignCheck(mut assign) => {
+            assign.store_values = Some(sealed);
+            Message::AssignCheck(assign)
+        }
+        other => panic!("not an assignment: {other:?}"),
+    }
 }
 
 /// An assignment of a check of `resource` of `hcl`.
@@ -81,6 +104,7 @@ pub(crate) fn assign_check(
             model: CheckSnapshot::prune(&pipeline, resource),
             newest,
         },
+        store_values: None,
     }))
 }
 
@@ -219,6 +243,16 @@ impl Server {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The sealing key the heartbeats of `worker` announce.
+    pub(crate) fn sealing_key(&self, worker: &str) -> String {
+        self.heartbeats()
+            .into_iter()
+            .rev()
+            .find(|h| h.worker == worker)
+            .and_then(|h| h.sealing_key)
+            .unwrap_or_else(|| panic!("worker {worker} announced no sealing key"))
     }
 
     /// Waits until `found` finds something in what the server received.

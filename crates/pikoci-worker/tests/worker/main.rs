@@ -8,9 +8,14 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::StreamExt;
-use harness::{RunningWorker, Server, assign, assign_check, build, check, running, wait_for_pid};
+use harness::{
+    RunningWorker, Server, assign, assign_check, build, check, running, wait_for_pid,
+    with_store_values,
+};
 use pikoci_core::broker::Broker;
 use pikoci_core::protocol::{CheckRef, Message, Outcome, WorkRef, topics};
+use pikoci_core::secrets::SecretValue;
+use pikoci_secrets::sealed::{StoreValues, WorkerKey};
 
 /// A job whose task writes its pid to `dir/pid`, prints "started", and runs until `dir/release`
 /// exists; `on_cancel` writes `dir/cancel-hook`.
@@ -617,6 +622,109 @@ job "deploy" {
         messages.iter().map(Message::type_name).collect::<Vec<_>>(),
         ["accepted", "build_finished"]
     );
+    worker.drain().await;
+}
+
+/// A job whose task writes what it got for two store entries to `dir/seen` and prints them.
+fn store_job(dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        r#"
+variable "token" {{
+  type = string
+  secret "pikoci" {{ key = "TOKEN" }}
+}}
+variable "region" {{
+  type = string
+  secret "pikoci" {{ key = "REGION" }}
+}}
+job "deploy" {{
+  task "use" {{
+    run "shell" {{
+      cmd = "printf '%s %s' '${{var.token}}' '${{var.region}}' > {dir}/seen; echo token=${{var.token}} region=${{var.region}}"
+    }}
+  }}
+}}
+"#
+    )
+}
+
+fn store_values() -> StoreValues {
+    let mut values = StoreValues::new();
+    values.insert("TOKEN", Some(SecretValue::secret("sealed-token-42")));
+    values.insert("REGION", Some(SecretValue::plain("eu-west-1")));
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_values_sealed_to_the_worker_reach_its_steps_masked() {
+    let server = Server::start().await;
+    let worker = RunningWorker::start(&server, "w-sealed", 1, |_| {}).await;
+    let key = server.sealing_key("w-sealed");
+    let dir = tempfile::tempdir().unwrap();
+    let b = build(1);
+    let message = with_store_values(
+        assign(b, &store_job(dir.path()), "deploy"),
+        &key,
+        &store_values(),
+        WorkRef::Build(b),
+    );
+    server.send(&worker.id, message).await;
+    let finished = server
+        .wait_for_message(WorkRef::Build(b), "build_finished")
+        .await;
+    assert_eq!(outcome_of(&finished), Some((Outcome::Succeeded, None)));
+    // The step got the values; its output shows the secret masked, the plain entry as is.
+    let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
+    assert_eq!(seen, "sealed-token-42 eu-west-1");
+    let log: String = server
+        .about(WorkRef::Build(b))
+        .iter()
+        .filter_map(|m| match m {
+            Message::Log { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(log, "token=*** region=eu-west-1\n");
+    worker.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_values_that_do_not_open_end_the_build_errored() {
+    let server = Server::start().await;
+    let worker = RunningWorker::start(&server, "w-sealed", 1, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hcl = store_job(dir.path());
+    // Sealed to another key (the worker restarted), and sealed for another attempt.
+    let other = WorkerKey::generate().public_text();
+    let key = server.sealing_key("w-sealed");
+    let mut other_attempt = build(2);
+    other_attempt.attempt = 2;
+    let cases = [
+        (build(1), other.as_str(), WorkRef::Build(build(1))),
+        (build(2), key.as_str(), WorkRef::Build(other_attempt)),
+    ];
+    for (b, public_key, sealed_for) in cases {
+        let message = with_store_values(
+            assign(b, &hcl, "deploy"),
+            public_key,
+            &store_values(),
+            sealed_for,
+        );
+        server.send(&worker.id, message).await;
+        let finished = server
+            .wait_for_message(WorkRef::Build(b), "build_finished")
+            .await;
+        let (outcome, error) = outcome_of(&finished).unwrap();
+        assert_eq!(outcome, Outcome::Errored);
+        let error = error.unwrap();
+        assert!(
+            error.starts_with("cannot open the store values the server sealed to this worker"),
+            "{error}"
+        );
+        assert!(error.ends_with("retry the build"), "{error}");
+    }
+    assert!(!dir.path().join("seen").exists());
     worker.drain().await;
 }
 

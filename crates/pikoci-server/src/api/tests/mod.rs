@@ -8,6 +8,7 @@ mod builds;
 mod events;
 mod pipelines;
 mod resources;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -100,10 +101,20 @@ impl Answer {
 impl TestApi {
     /// A fresh server with team `main`.
     pub(super) async fn new() -> TestApi {
-        let store: Arc<dyn Store> = Arc::new(pikoci_store::connect("mem").await.expect("mem"));
+        TestApi::with_secret_key(Some("0123456789abcdef0123456789abcdef")).await
+    }
+
+    /// A fresh server with team `main`, whose secret store has `key` (none: plain entries
+    /// only).
+    pub(super) async fn with_secret_key(key: Option<&str>) -> TestApi {
+        let sql = Arc::new(pikoci_store::connect("mem").await.expect("mem"));
+        let cipher = key.map(|key| {
+            pikoci_secrets::Cipher::new(&pikoci_core::secrets::Secret::new(key)).expect("key")
+        });
         let server = Server::new(
-            store,
+            sql.clone(),
             Arc::new(pikoci_pubsub::MemBroker::new()),
+            pikoci_secrets::SecretStore::new(sql, cipher),
             ServerConfig::default(),
             Clock::new(),
         );
@@ -403,6 +414,7 @@ async fn workers_are_running_or_lost_by_their_last_heartbeat() {
                 running: 1,
                 version: "0.1.0".to_owned(),
                 hostname: "host".to_owned(),
+                sealing_key: None,
                 at: now - chrono::Duration::seconds(seconds_ago),
             })
             .await

@@ -1,0 +1,203 @@
+//! `/teams/{tc}/secrets` and `/teams/{tc}/pipelines/{pc}/secrets`: the entries of the built-in
+//! store `pikoci`. Values of `secret` entries go in and never come out; `plain` entries are
+//! listed with their value.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use pikoci_core::secrets::{Scope, Secret, SecretError, SecretKind};
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath};
+use super::scope::{self, PipelinePath, TeamPath};
+use super::{Data, data};
+use crate::{Server, ServerError};
+
+/// `/teams/{tc}/secrets/{name}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TeamSecretPath {
+    tc: String,
+    name: String,
+}
+
+/// `/teams/{tc}/pipelines/{pc}/secrets/{name}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PipelineSecretPath {
+    tc: String,
+    pc: String,
+    name: String,
+}
+
+/// `{"name", "value", "kind"?}`: `kind` is `secret` (the default) or `plain`. `Debug` leaves
+/// the value out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetSecret {
+    name: String,
+    value: String,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+impl std::fmt::Debug for SetSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetSecret")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One entry: `{"name", "kind", "value"?}`; the value of `plain` entries only.
+#[derive(Debug, Serialize)]
+pub(crate) struct SecretView {
+    name: String,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+}
+
+/// The scope of a team path (the team must exist).
+async fn team_scope(server: &Server, tc: &str) -> ApiResult<Scope> {
+    let team = scope::team(server, tc).await?;
+    Ok(Scope::team(&team.name))
+}
+
+/// The scope of a pipeline path (the pipeline must exist).
+async fn pipeline_scope(server: &Server, tc: &str, pc: &str) -> ApiResult<Scope> {
+    let found = scope::pipeline(server, tc, pc).await?;
+    Ok(Scope::pipeline(&found.team.name, &found.pipeline.name))
+}
+
+fn secret_error(error: SecretError) -> ApiError {
+    ApiError::from(ServerError::new(error.kind(), error.full_message()))
+}
+
+async fn list(server: &Server, scope: &Scope) -> ApiResult<Json<Data<Vec<SecretView>>>> {
+    let entries = server.secrets().list(scope).await.map_err(secret_error)?;
+    Ok(data(
+        entries
+            .into_iter()
+            .map(|entry| SecretView {
+                name: entry.name,
+                kind: entry.kind.as_str(),
+                value: entry.plain_value,
+            })
+            .collect(),
+    ))
+}
+
+async fn set(
+    server: &Server,
+    scope: &Scope,
+    body: SetSecret,
+) -> ApiResult<(StatusCode, Json<Data<SecretView>>)> {
+    let kind = match body.kind.as_deref() {
+        None => SecretKind::Secret,
+        Some(kind) => SecretKind::parse(kind).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "unknown kind \"{}\": use \"secret\" (never shown again, masked in logs) or \"plain\" (a visible value)",
+                kind.escape_debug()
+            ))
+        })?,
+    };
+    let value = Secret::new(body.value);
+    let created = server
+        .secrets()
+        .set(scope, &body.name, kind, &value)
+        .await
+        .map_err(secret_error)?;
+    tracing::info!(scope = ?scope, name = %body.name, kind = kind.as_str(), created, "secret set");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let view = SecretView {
+        name: body.name,
+        kind: kind.as_str(),
+        value: (kind == SecretKind::Plain).then(|| value.into_exposed()),
+    };
+    Ok((status, data(view)))
+}
+
+async fn delete(
+    server: &Server,
+    scope: &Scope,
+    name: &str,
+) -> ApiResult<Json<Data<serde_json::Value>>> {
+    let deleted = server
+        .secrets()
+        .delete(scope, name)
+        .await
+        .map_err(secret_error)?;
+    if !deleted {
+        return Err(ApiError::not_found(format!(
+            "there is no secret \"{}\" here",
+            name.escape_debug()
+        )));
+    }
+    tracing::info!(scope = ?scope, name, "secret deleted");
+    Ok(data(serde_json::json!({ "deleted": name })))
+}
+
+/// `GET /teams/{tc}/secrets`: the team's entries by name.
+pub(crate) async fn list_team(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<TeamPath>,
+) -> ApiResult<Json<Data<Vec<SecretView>>>> {
+    list(&server, &team_scope(&server, &path.tc).await?).await
+}
+
+/// `POST /teams/{tc}/secrets {"name", "value", "kind"?}`: 201 when created, 200 when replaced.
+pub(crate) async fn set_team(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<TeamPath>,
+    ApiJson(body): ApiJson<SetSecret>,
+) -> ApiResult<(StatusCode, Json<Data<SecretView>>)> {
+    set(&server, &team_scope(&server, &path.tc).await?, body).await
+}
+
+/// `DELETE /teams/{tc}/secrets/{name}`: 404 when there is none.
+pub(crate) async fn delete_team(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<TeamSecretPath>,
+) -> ApiResult<Json<Data<serde_json::Value>>> {
+    delete(&server, &team_scope(&server, &path.tc).await?, &path.name).await
+}
+
+/// `GET /teams/{tc}/pipelines/{pc}/secrets`: the pipeline's own entries (not the team's).
+pub(crate) async fn list_pipeline(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+) -> ApiResult<Json<Data<Vec<SecretView>>>> {
+    list(&server, &pipeline_scope(&server, &path.tc, &path.pc).await?).await
+}
+
+/// `POST /teams/{tc}/pipelines/{pc}/secrets`: as for a team.
+pub(crate) async fn set_pipeline(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+    ApiJson(body): ApiJson<SetSecret>,
+) -> ApiResult<(StatusCode, Json<Data<SecretView>>)> {
+    set(
+        &server,
+        &pipeline_scope(&server, &path.tc, &path.pc).await?,
+        body,
+    )
+    .await
+}
+
+/// `DELETE /teams/{tc}/pipelines/{pc}/secrets/{name}`.
+pub(crate) async fn delete_pipeline(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelineSecretPath>,
+) -> ApiResult<Json<Data<serde_json::Value>>> {
+    delete(
+        &server,
+        &pipeline_scope(&server, &path.tc, &path.pc).await?,
+        &path.name,
+    )
+    .await
+}
