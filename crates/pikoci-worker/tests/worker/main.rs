@@ -278,11 +278,16 @@ async fn a_full_or_draining_worker_rejects_work_and_drains_what_runs() {
     // The running build finishes normally, then the worker returns.
     std::fs::write(dir.path().join("release"), "").unwrap();
     worker.finish().await;
-    let finished = server.about(WorkRef::Build(first));
-    assert_eq!(
-        finished.iter().rev().find_map(outcome_of),
-        Some((Outcome::Succeeded, None))
-    );
+    // What the worker published may still be on its way to the fake server.
+    let finished = server
+        .wait_for("the first build's end", |s| {
+            s.about(WorkRef::Build(first))
+                .iter()
+                .rev()
+                .find_map(outcome_of)
+        })
+        .await;
+    assert_eq!(finished, (Outcome::Succeeded, None));
     assert!(
         server
             .about(WorkRef::Build(second))
