@@ -249,6 +249,10 @@ async fn a_killed_worker_s_build_finishes_on_another_worker() {
         .find(|(_, step)| *step == step_pid)
         .expect("the killed worker's step started a daemon");
     assert!(alive(orphan), "the daemon died with its worker");
+    assert!(
+        daemons.iter().any(|(_, step)| *step != step_pid),
+        "the run on the surviving worker started no daemon: {daemons:?}"
+    );
     let _restarted = worker(victim);
     wait_gone(orphan, "the killed worker's daemon, its worker restarted,");
     for (daemon, step) in &daemons {

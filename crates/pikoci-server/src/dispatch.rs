@@ -77,10 +77,12 @@ impl Server {
             .inner
             .runtime
             .requeue_allowed(now, self.inner.config.requeue_grace);
+        // Both wait while events may still be unread (after a start, or while the consumers are
+        // unhealthy): the worker's answer may be among them.
         if requeue {
             self.requeue_lapsed(now).await?;
+            self.force_overdue_cancels(now).await?;
         }
-        self.force_overdue_cancels(now).await?;
         let active = self.active_builds().await?;
         let mut candidates = self.live_workers(now, &active).await?;
         self.assign_builds(&mut candidates).await?;

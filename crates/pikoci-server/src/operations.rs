@@ -157,11 +157,11 @@ impl Server {
                     let grace = chrono::Duration::from_std(self.inner.config.cancel_grace)
                         .unwrap_or_default();
                     let deadline = self.now() + grace;
-                    match store.request_cancel(id, attempt, deadline).await {
-                        Ok(_) => {}
+                    let asked = match store.request_cancel(id, attempt, deadline).await {
+                        Ok(asked) => asked,
                         Err(err) if err.kind() == ErrorKind::Conflict => continue,
                         Err(err) => return Err(err.into()),
-                    }
+                    };
                     tracing::info!(build = %id, %worker, "asking a worker to cancel a build");
                     let build_ref = BuildRef {
                         build_id: id,
@@ -169,7 +169,7 @@ impl Server {
                     };
                     self.send_or_warn(&worker, Message::Cancel { build: build_ref })
                         .await;
-                    return Ok(build);
+                    return Ok(asked);
                 }
                 status => {
                     return Err(ServerError::new(

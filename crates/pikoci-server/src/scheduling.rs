@@ -9,13 +9,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::SecondsFormat;
+use pikoci_core::TriggerKind;
 use pikoci_core::model::GetStep;
 use pikoci_core::store::{
     Build, BuildFilter, BuildStatus, BuildTransition, BuildTrigger, BuildVersion, JobId, NewBuild,
     NewVersion, PassedQuery, ResourceVersion, StoreResult, StoredJob, StoredPipeline,
     StoredResource, VersionId, VersionUse,
 };
-use pikoci_core::{ErrorKind, TriggerKind};
 
 use crate::Server;
 
@@ -185,6 +185,7 @@ impl Server {
             )
         };
         let store = &self.inner.store;
+        let now = self.now();
         let build = store
             .create_build(NewBuild {
                 job_id: job.id,
@@ -193,9 +194,14 @@ impl Server {
                 trigger,
                 versions,
                 once_per_versions: automatic,
-                created_at: self.now(),
+                created_at: now,
             })
             .await?;
+        if build.created_at != now {
+            // Another server (or an earlier delivery) built these versions already.
+            tracing::debug!(build = %build.id, job = %job.name, "an automatic build of these versions exists");
+            return Ok(build);
+        }
         tracing::info!(build = %build.id, job = %job.name, number = %build.number, status = %build.status, "build created");
         if job.model.interruptible {
             self.interrupt_older(&build).await?;
@@ -296,11 +302,6 @@ impl Server {
         };
         match self.create_build(request).await {
             Ok(_) => Ok(()),
-            Err(CreateError::Store(err)) if err.kind() == ErrorKind::Conflict => {
-                // Another server (or an earlier delivery) built these versions already.
-                tracing::debug!(job = %job.name, error = %err, "an automatic build of these versions exists");
-                Ok(())
-            }
             Err(CreateError::Problems(problems)) => {
                 tracing::debug!(job = %job.name, problems = ?problems, "not every get has a version yet: no automatic build");
                 Ok(())

@@ -406,12 +406,13 @@ impl Intake<'_> {
         }
     }
 
-    /// Messages in the spill were lost: when the build's end was among them, a new one says so.
+    /// Messages in the spill were lost: when the build's end may have been among them, a new
+    /// one says so. (Frames read before the damage may still be queued, so an empty queue is
+    /// no sign; a second end is harmless, the server takes the first.)
     async fn on_lost(&mut self, error: SpillError, queue: &mut Queue) {
         self.fail(&error);
         if let WorkRef::Build(build) = self.work
             && self.end_queued
-            && queue.is_empty()
         {
             let end = Message::BuildFinished {
                 build,

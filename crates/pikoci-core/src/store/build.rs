@@ -165,9 +165,9 @@ pub struct NewBuild {
     pub trigger: Option<BuildTrigger>,
     /// The versions its gets will use, recorded with the build (in the same transaction).
     pub versions: Vec<BuildVersion>,
-    /// An automatic build (a trigger, `passed`): refused with `Conflict` when the job already
-    /// has an automatic build of the same `get` versions, so two servers (or a redelivered
-    /// event) evaluating the same trigger create one build.
+    /// An automatic build (a trigger, `passed`): when the job already has an automatic build of
+    /// the same `get` versions, that build is returned and none is created, so two servers (or
+    /// a redelivered event) evaluating the same trigger create one build.
     pub once_per_versions: bool,
     /// When the build was created.
     pub created_at: DateTime<Utc>,

@@ -11,7 +11,7 @@ use crate::harness::{FakeWorker, Harness, SRC, heartbeat_message};
 /// Registers `w` with one heartbeat (its answer is not waited for) and returns the first check
 /// it is assigned, accepted.
 async fn first_check(w: &mut FakeWorker) -> CheckRef {
-    w.send(heartbeat_message(&w.id, 2, &[])).await;
+    w.send(heartbeat_message(&w.id, 2, &[], None)).await;
     take_check(w).await
 }
 
@@ -116,7 +116,7 @@ async fn a_check_whose_worker_stops_heartbeating_is_claimed_again() {
 async fn an_exclusive_worker_gets_no_check_of_an_untagged_resource() {
     let h = Harness::start(SRC).await;
     let mut gpu = h.worker("gpu").await;
-    let Message::Heartbeat(heartbeat) = heartbeat_message("gpu", 2, &[]) else {
+    let Message::Heartbeat(heartbeat) = heartbeat_message("gpu", 2, &[], None) else {
         unreachable!()
     };
     let exclusive = Message::Heartbeat(Heartbeat {

@@ -50,6 +50,7 @@ pub(crate) struct Harness {
     pub(crate) store: Arc<dyn Store>,
     /// The table under the server's secret store (to plant rows the store would not write).
     pub(crate) secret_table: Arc<dyn SecretTable>,
+    secrets: pikoci_secrets::SecretStore,
     pub(crate) mem: MemBroker,
     pub(crate) team: Team,
     pub(crate) pipeline: StoredPipeline,
@@ -99,13 +100,20 @@ impl Harness {
             .await
             .expect("pipeline");
         let mem = MemBroker::new();
-        let server = Server::new(store.clone(), Arc::new(mem.clone()), secrets, config, clock);
+        let server = Server::new(
+            store.clone(),
+            Arc::new(mem.clone()),
+            secrets.clone(),
+            config,
+            clock,
+        );
         let shutdown = CancellationToken::new();
         let tasks = server.start(shutdown.clone()).await.expect("server starts");
         Harness {
             server,
             store,
             secret_table,
+            secrets,
             mem,
             team,
             pipeline: outcome.pipeline,
@@ -123,6 +131,7 @@ impl Harness {
         self.server = Server::new(
             self.store.clone(),
             Arc::new(self.mem.clone()),
+            self.secrets.clone(),
             config,
             self.clock,
         );

@@ -215,6 +215,7 @@ async fn ask_cancel(h: &Harness, w: &mut FakeWorker, build: BuildRef) -> tokio::
     let asked_at = tokio::time::Instant::now();
     let answer = h.server.cancel_build(build.build_id).await.expect("cancel");
     assert_eq!(answer.status, BuildStatus::Started);
+    assert!(answer.dispatch.cancel_deadline.is_some(), "{answer:?}");
     match w.next_work().await {
         Message::Cancel { build: cancelled } => assert_eq!(cancelled, build),
         other => panic!("expected a cancel, got {other:?}"),

@@ -29,10 +29,15 @@ impl MigrationName for Migration {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Everything is read and checked before the schema changes, and every step can run
+        // again: SQLite and MySQL apply a migration's statements one by one, so one that stopped
+        // half way (a corrupt row, a kill) must be able to start over.
+        let jobs = read_jobs(manager).await?;
         let t = Types::new(manager.get_database_backend());
         manager
             .create_table(
                 t.table("job_tags")
+                    .if_not_exists()
                     .col(id())
                     .col(big("job_id"))
                     .col(string("tag", 255))
@@ -43,6 +48,7 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 t.table("job_serial_groups")
+                    .if_not_exists()
                     .col(id())
                     .col(big("job_id"))
                     .col(big("pipeline_id"))
@@ -51,15 +57,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for index in [
-            index("job_tags", &["job_id", "tag"], true),
-            index("job_serial_groups", &["job_id", "name"], true),
-            index("job_serial_groups", &["pipeline_id", "name"], false),
-        ] {
-            manager.create_index(index).await?;
-        }
         // One column per statement: SQLite alters one thing at a time.
-        for mut column in [big_null("cancel_deadline"), string_null("versions_key", 64)] {
+        for (name, mut column) in [
+            ("cancel_deadline", big_null("cancel_deadline")),
+            ("versions_key", string_null("versions_key", 64)),
+        ] {
+            if manager.has_column("builds", name).await? {
+                continue;
+            }
             manager
                 .alter_table(
                     Table::alter()
@@ -69,41 +74,72 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        manager
-            .create_index(index("builds", &["job_id", "versions_key"], true))
-            .await?;
-        fill_from_jobs(manager).await
+        for mut index in [
+            index("job_tags", &["job_id", "tag"], true),
+            index("job_serial_groups", &["job_id", "name"], true),
+            index("job_serial_groups", &["pipeline_id", "name"], false),
+            index("builds", &["job_id", "versions_key"], true),
+        ] {
+            manager
+                .create_index(index.if_not_exists().to_owned())
+                .await?;
+        }
+        fill(manager, &jobs).await
     }
 }
 
-/// Copies the tags and serial groups of the jobs that exist into the new tables.
-async fn fill_from_jobs(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    let db = manager.get_connection();
+/// A job's tags and serial groups, as the `jobs` row holds them.
+struct JobRows {
+    id: i64,
+    pipeline: i64,
+    tags: Vec<String>,
+    groups: Vec<String>,
+}
+
+/// Every job's tags and serial groups; an error names a row that cannot be read.
+async fn read_jobs(manager: &SchemaManager<'_>) -> Result<Vec<JobRows>, DbErr> {
     let select = Query::select()
         .columns(["id", "pipeline_id", "tags", "serial_groups"])
         .from("jobs")
         .to_owned();
-    let rows = db.query_all(&select).await?;
-    for row in rows {
-        let job: i64 = row.try_get("", "id")?;
-        let pipeline: i64 = row.try_get("", "pipeline_id")?;
+    let mut jobs = Vec::new();
+    for row in manager.get_connection().query_all(&select).await? {
+        let id: i64 = row.try_get("", "id")?;
         let tags: String = row.try_get("", "tags")?;
         let groups: String = row.try_get("", "serial_groups")?;
-        for tag in names(job, "tags", &tags)? {
+        jobs.push(JobRows {
+            id,
+            pipeline: row.try_get("", "pipeline_id")?,
+            tags: names(id, "tags", &tags)?,
+            groups: names(id, "serial groups", &groups)?,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Writes the jobs' tag and serial group rows (replacing what an interrupted run wrote).
+async fn fill(manager: &SchemaManager<'_>, jobs: &[JobRows]) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for table in ["job_tags", "job_serial_groups"] {
+        db.execute(&Query::delete().from_table(table).to_owned())
+            .await?;
+    }
+    for job in jobs {
+        for tag in &job.tags {
             let mut insert = Query::insert();
             insert
                 .into_table("job_tags")
                 .columns(["job_id", "tag"])
-                .values([job.into(), tag.into()])
+                .values([job.id.into(), tag.clone().into()])
                 .map_err(query_error)?;
             db.execute(&insert).await?;
         }
-        for group in names(job, "serial groups", &groups)? {
+        for group in &job.groups {
             let mut insert = Query::insert();
             insert
                 .into_table("job_serial_groups")
                 .columns(["job_id", "pipeline_id", "name"])
-                .values([job.into(), pipeline.into(), group.into()])
+                .values([job.id.into(), job.pipeline.into(), group.clone().into()])
                 .map_err(query_error)?;
             db.execute(&insert).await?;
         }
@@ -186,7 +222,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_corrupt_job_row_stops_the_migration_with_its_id() -> anyhow::Result<()> {
+    async fn a_corrupt_job_row_stops_the_migration_before_it_changes_anything() -> anyhow::Result<()>
+    {
         let db = at_m0002_with_jobs("(5, 7, 'broken', '[]', 'gpu', '{}', 0)").await?;
         let err = Migrator::up(&db, None).await.expect_err("a corrupt row");
         let message = err.to_string();
@@ -194,6 +231,10 @@ mod tests {
             message.contains("the tags of job 5 are not a JSON list"),
             "{message}"
         );
+        // Once the row is mended, the migration runs from the start.
+        db.execute_unprepared("UPDATE jobs SET tags = '[\"gpu\"]' WHERE id = 5")
+            .await?;
+        Migrator::up(&db, None).await?;
         Ok(())
     }
 }

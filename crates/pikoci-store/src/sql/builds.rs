@@ -27,9 +27,26 @@ pub(super) async fn create(store: &SqlStore, new: &NewBuild) -> StoreResult<Buil
         )));
     }
     let inputs = to_json(&new.inputs, "build inputs")?;
-    retrying(false, || async {
+    let key = new.once_per_versions.then(|| versions_key(&new.versions));
+    // A second server inserting the same automatic build at the same moment hits the unique
+    // key; the run again finds the first one's build.
+    retrying(true, || async {
         let txn = store.begin().await?;
         let job_id = new.job_id;
+        if let Some(key) = &key {
+            let existing = build::Entity::find()
+                .filter(build::Column::JobId.eq(job_id.0))
+                .filter(build::Column::VersionsKey.eq(key.as_str()))
+                .one(&txn)
+                .await
+                .context(|| format!("failed to look for an automatic build of job {job_id}"))?;
+            if let Some(existing) = existing {
+                txn.rollback()
+                    .await
+                    .context(|| format!("failed to create a build of job {job_id}"))?;
+                return convert::build(existing);
+            }
+        }
         let number = next_number(&txn, job_id).await?;
         let row = insert(
             &txn,

@@ -277,8 +277,7 @@ async fn set_jobs(
         let position = i32::try_from(position).unwrap_or(i32::MAX);
         match old.remove(&job.name) {
             Some(row) => {
-                let (id, old_tags, old_groups) =
-                    (row.id, row.tags.clone(), row.serial_groups.clone());
+                let id = row.id;
                 let mut row = row.into_active_model();
                 row.position = Set(position);
                 row.concurrency = Set(job.concurrency);
@@ -287,9 +286,9 @@ async fn set_jobs(
                 row.disable_retry = Set(job.disable_retry);
                 row.model = Set(job.model.clone());
                 row.update(txn).await?;
-                if old_tags != job.tags || old_groups != job.serial_groups {
-                    set_job_rows(txn, id, pipeline_id, job, true).await?;
-                }
+                // Rewritten every time, so that setting the pipeline again mends rows a server
+                // of an older version (without them) left out.
+                set_job_rows(txn, id, pipeline_id, job, true).await?;
                 changes.updated.push(job.name.clone());
             }
             None => {

@@ -274,15 +274,28 @@ pub(super) fn team_condition<C: ColumnTrait>(pipeline_column: C, teams: &TeamSco
     }
 }
 
+/// How a resource without tags stores them.
+const NO_TAGS: &str = "[]";
+
 pub(super) async fn claim_due_check(
     store: &SqlStore,
     claim: &CheckClaim,
 ) -> StoreResult<Option<ClaimedCheck>> {
     let now = ms(claim.now);
     let due = || due(now, claim.reclaim_lapsed);
-    let candidates = resource::Entity::find()
+    // Resources this worker can never check must not fill the window of candidates: untagged
+    // ones for an exclusive worker, tagged ones for a worker without tags. (Other tag mismatches
+    // are left out below.)
+    let mut query = resource::Entity::find()
         .filter(due())
-        .filter(team_condition(resource::Column::PipelineId, &claim.teams))
+        .filter(team_condition(resource::Column::PipelineId, &claim.teams));
+    if claim.exclusive {
+        query = query.filter(resource::Column::Tags.ne(NO_TAGS));
+    }
+    if claim.worker_tags.is_empty() {
+        query = query.filter(resource::Column::Tags.eq(NO_TAGS));
+    }
+    let candidates = query
         .order_by_asc(resource::Column::NextCheckAt)
         .order_by_asc(resource::Column::Id)
         .limit(CHECK_CANDIDATES)

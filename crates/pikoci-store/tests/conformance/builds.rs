@@ -352,5 +352,30 @@ pub(crate) async fn builds_and_retries_record_their_versions_with_them(
         s.build_versions(retry.id).await?,
         [used(0, VersionUse::Get)]
     );
+    // Automatic builds: one per set of get versions (puts do not count): the second creation
+    // returns the first build. People's builds are not limited.
+    let automatic = |version| NewBuild {
+        versions: vec![used(version, VersionUse::Get), used(1, VersionUse::Put)],
+        once_per_versions: true,
+        ..pending(w.job("a"), 4)
+    };
+    let first = s.create_build(automatic(0)).await?;
+    assert_eq!(s.create_build(automatic(0)).await?.id, first.id);
+    s.create_build(automatic(1)).await?;
+    s.create_build(NewBuild {
+        once_per_versions: false,
+        ..automatic(0)
+    })
+    .await?;
+    let numbers: Vec<String> = s
+        .list_builds(&BuildFilter {
+            job_id: Some(w.job("a")),
+            ..BuildFilter::default()
+        })
+        .await?
+        .iter()
+        .map(|b| b.number.to_string())
+        .collect();
+    assert_eq!(numbers, ["4", "3", "2", "1.1", "1"]);
     Ok(())
 }

@@ -72,6 +72,7 @@ impl Queue {
     }
 
     /// Whether every message pushed was popped.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.head.is_empty() && self.spill.is_empty() && self.tail.is_empty()
     }

@@ -316,6 +316,23 @@ async fn one_message_as_large_as_the_broker_allows_passes_a_smaller_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_a_spill_cannot_be_read_back_the_builds_end_says_what_was_lost() {
+    spill_damaged_after(|_| 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spill_damaged_after_its_first_frames_still_ends_the_build_errored() {
+    // Cut inside the second frame: the first is read back and queued, the rest (with the
+    // build's end) is lost.
+    spill_damaged_after(|bytes| {
+        let first = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as u64;
+        4 + first + 2
+    })
+    .await;
+}
+
+/// A build spills its whole output and its end; the file is cut at `cut(its bytes)` before
+/// the broker opens: the build must still end, errored, saying what was lost.
+async fn spill_damaged_after(cut: impl Fn(&[u8]) -> u64) {
     let work = tempfile::tempdir().unwrap();
     let dir = spill_dir(work.path());
     let mut setup = setup(64 * 1024, dir.clone()).await;
@@ -337,7 +354,8 @@ async fn when_a_spill_cannot_be_read_back_the_builds_end_says_what_was_lost() {
         .unwrap()
         .unwrap()
         .path();
-    spill::cut_spill_file(&file, 0);
+    let length = cut(&std::fs::read(&file).unwrap());
+    spill::cut_spill_file(&file, length);
     setup.broker.open.send_replace(true);
     let envelopes = received(&mut setup.events).await;
     setup.task.await.unwrap();
