@@ -1,7 +1,8 @@
 //! `pikoci worker`: a standalone worker, and the embedded worker of `pikoci server`. Workers
 //! only talk to the broker, never to a server.
 
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,6 +136,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 pub(crate) struct RunningWorker {
     stop: WorkerStop,
     task: JoinHandle<anyhow::Result<()>>,
+    /// The machine-wide lock on the worker's name, held while it runs.
+    _name: File,
 }
 
 /// Starts a worker on `broker`.
@@ -148,6 +151,7 @@ pub(crate) fn spawn(
     if options.slots == 0 {
         bail!("--concurrency must be at least 1");
     }
+    let name = lock_name(&options.id, &std::env::temp_dir())?;
     let work_dir = match options.work_dir {
         Some(dir) => dir,
         None => crate::run::default_work_dir()?,
@@ -190,7 +194,40 @@ pub(crate) fn spawn(
                 .with_context(|| format!("worker \"{id}\" stopped"))
         })
     };
-    Ok(RunningWorker { stop, task })
+    Ok(RunningWorker {
+        stop,
+        task,
+        _name: name,
+    })
+}
+
+/// Takes the lock on the worker name `id` on this machine (the file
+/// `<dir>/pikoci-worker-<id>.lock`), for as long as the returned file is open: a worker that
+/// starts kills whatever carries its name, so two live workers with one name would kill each
+/// other's steps.
+fn lock_name(id: &str, dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join(format!("pikoci-worker-{id}.lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| {
+            format!(
+                "cannot open the lock on worker name \"{id}\" ({})",
+                path.display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => bail!(
+            "another worker named \"{id}\" is running on this machine (it holds {}): give each \
+             worker its own --name",
+            path.display()
+        ),
+        Err(TryLockError::Error(err)) => Err(err)
+            .with_context(|| format!("cannot lock worker name \"{id}\" ({})", path.display())),
+    }
 }
 
 /// Kills what an earlier run of this worker left running (a worker killed with SIGKILL), before
@@ -292,6 +329,22 @@ fn default_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_name_is_held_by_one_worker_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_name("w1", dir.path()).expect("the first worker gets the name");
+        let err = lock_name("w1", dir.path()).expect_err("a second worker with the name");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("another worker named \"w1\" is running on this machine")
+                && message.contains("give each worker its own --name"),
+            "{message}"
+        );
+        lock_name("w2", dir.path()).expect("another name is free");
+        drop(first);
+        lock_name("w1", dir.path()).expect("the name is free once its worker is gone");
+    }
 
     #[test]
     fn default_names_are_worker_ids() {
