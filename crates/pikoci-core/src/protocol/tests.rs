@@ -18,6 +18,26 @@ fn build() -> BuildRef {
     }
 }
 
+/// A check assignment with nothing sealed.
+fn assign_check() -> AssignCheck {
+    AssignCheck {
+        check: CheckRef {
+            resource_id: ResourceId(3),
+            attempt: 1,
+        },
+        lease_until_ms: 5,
+        snapshot: CheckSnapshot {
+            team: "main".to_owned(),
+            pipeline_id: crate::store::PipelineId(1),
+            pipeline: "demo".to_owned(),
+            resource: "git.app".to_owned(),
+            model: crate::Pipeline::default(),
+            newest: None,
+        },
+        store_values: None,
+    }
+}
+
 #[test]
 fn every_message_round_trips_and_names_its_type() {
     let messages = vec![
@@ -39,22 +59,7 @@ fn every_message_round_trips_and_names_its_type() {
             },
             store_values: Some(SealedSecrets::new("AQID")),
         })),
-        Message::AssignCheck(Box::new(AssignCheck {
-            check: CheckRef {
-                resource_id: ResourceId(3),
-                attempt: 1,
-            },
-            lease_until_ms: 5,
-            snapshot: CheckSnapshot {
-                team: "main".to_owned(),
-                pipeline_id: crate::store::PipelineId(1),
-                pipeline: "demo".to_owned(),
-                resource: "git.app".to_owned(),
-                model: crate::Pipeline::default(),
-                newest: None,
-            },
-            store_values: None,
-        })),
+        Message::AssignCheck(Box::new(assign_check())),
         Message::Cancel { build: build() },
         Message::Abort {
             work: WorkRef::Build(build()),
@@ -174,22 +179,7 @@ fn messages_of_releases_without_sealing_still_decode() {
         },
         other => panic!("{other:?}"),
     }
-    let assign = envelope(Message::AssignCheck(Box::new(AssignCheck {
-        check: CheckRef {
-            resource_id: ResourceId(3),
-            attempt: 1,
-        },
-        lease_until_ms: 5,
-        snapshot: CheckSnapshot {
-            team: "main".to_owned(),
-            pipeline_id: crate::store::PipelineId(1),
-            pipeline: "demo".to_owned(),
-            resource: "git.app".to_owned(),
-            model: crate::Pipeline::default(),
-            newest: None,
-        },
-        store_values: None,
-    })));
+    let assign = envelope(Message::AssignCheck(Box::new(assign_check())));
     // Nothing sealed: the field is left out, as an older server writes it.
     let bytes = assign.encode().unwrap();
     assert!(!String::from_utf8_lossy(&bytes).contains("store_values"));

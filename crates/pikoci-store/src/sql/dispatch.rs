@@ -179,11 +179,15 @@ fn claimable(request: &ClaimRequest, job: Option<i64>) -> SelectStatement {
     }
 
     // Tags: none the worker lacks, and at least one for an exclusive worker.
-    let mut lacking = Query::select();
-    lacking
-        .expr(Expr::val(1))
-        .from_as(job_tag::Entity, T)
-        .and_where(Expr::col((T, job_tag::Column::JobId)).equals((J, job::Column::Id)));
+    // `SELECT 1 FROM job_tags t WHERE t.job_id = j.id`
+    let tags_of_job = || {
+        let mut tags = Query::select();
+        tags.expr(Expr::val(1))
+            .from_as(job_tag::Entity, T)
+            .and_where(Expr::col((T, job_tag::Column::JobId)).equals((J, job::Column::Id)));
+        tags
+    };
+    let mut lacking = tags_of_job();
     if !request.worker_tags.is_empty() {
         lacking.and_where(
             Expr::col((T, job_tag::Column::Tag)).is_not_in(request.worker_tags.iter().cloned()),
@@ -191,12 +195,7 @@ fn claimable(request: &ClaimRequest, job: Option<i64>) -> SelectStatement {
     }
     query.and_where(Expr::not_exists(lacking));
     if request.exclusive {
-        let mut tagged = Query::select();
-        tagged
-            .expr(Expr::val(1))
-            .from_as(job_tag::Entity, T)
-            .and_where(Expr::col((T, job_tag::Column::JobId)).equals((J, job::Column::Id)));
-        query.and_where(Expr::exists(tagged));
+        query.and_where(Expr::exists(tags_of_job()));
     }
 
     // Concurrency: fewer builds holding a slot than the limit (0 is no limit).
