@@ -7,12 +7,15 @@
 //! heartbeats of the worker running it (`heartbeat`), so a check may run as long as it needs
 //! and one whose worker went silent is claimed again once the lease lapses.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use pikoci_core::ErrorKind;
 use pikoci_core::protocol::{
     self, AssignCheck, CheckRef, CheckSnapshot, Envelope, Message, WorkRef,
 };
 use pikoci_core::store::{
-    CheckClaim, CheckRecord, ClaimedCheck, NewVersion, ResourceVersion, StoreResult,
+    CheckClaim, CheckRecord, ClaimedCheck, NewVersion, PipelineId, ResourceVersion, StoreResult,
     StoredPipeline, StoredResource, TriggerEventId, Worker,
 };
 
@@ -53,9 +56,11 @@ fn check_runner(pipeline: &StoredPipeline, resource: &StoredResource) -> Option<
 }
 
 impl Server {
-    /// Claims due checks for each live worker, up to as many in flight as it has slots and at
-    /// most [`CHECKS_PER_WORKER`] (what a worker runs at once besides its builds). Checks whose
-    /// lease lapsed are claimed again only with `reclaim_lapsed` (not during the requeue grace).
+    /// Claims due checks for each live worker, in batches: as many as it has room for at once,
+    /// at most [`CHECKS_PER_WORKER`] in flight (what a worker runs at once besides its builds)
+    /// and never more than its slots. Checks the server runs itself take no room, so a worker
+    /// claims again until its room is full or nothing is due. Checks whose lease lapsed are
+    /// claimed again only with `reclaim_lapsed` (not during the requeue grace).
     pub(crate) async fn assign_checks(
         &self,
         candidates: &[Candidate],
@@ -65,43 +70,64 @@ impl Server {
             chrono::Duration::from_std(self.inner.config.assign_timeout).unwrap_or_default();
         let mut order: Vec<&Candidate> = candidates.iter().collect();
         order.sort_by_key(|c| c.active);
+        // Pipelines are read once per round, however many of their resources are due.
+        let mut pipelines: HashMap<PipelineId, StoredPipeline> = HashMap::new();
         for candidate in order {
             let worker = &candidate.worker;
+            let room = (worker.slots.max(1) as usize).min(CHECKS_PER_WORKER);
             loop {
                 let in_flight = lock(&self.inner.runtime.checks)
                     .get(&worker.worker_id)
                     .map_or(0, |checks| checks.len());
-                if in_flight >= (worker.slots.max(1) as usize).min(CHECKS_PER_WORKER) {
+                if in_flight >= room {
                     break;
                 }
                 let now = self.now();
                 let claimed = self
                     .inner
                     .store
-                    .claim_due_check(&CheckClaim {
-                        worker_id: worker.worker_id.clone(),
-                        worker_tags: worker.tags.clone(),
-                        exclusive: worker.exclusive,
-                        teams: candidate.teams.clone(),
-                        now,
-                        reclaim_lapsed,
-                        lease_until: now + lease,
-                    })
+                    .claim_due_checks(
+                        &CheckClaim {
+                            worker_id: worker.worker_id.clone(),
+                            worker_tags: worker.tags.clone(),
+                            exclusive: worker.exclusive,
+                            teams: candidate.teams.clone(),
+                            now,
+                            reclaim_lapsed,
+                            lease_until: now + lease,
+                        },
+                        room - in_flight,
+                    )
                     .await?;
-                let Some(claimed) = claimed else { break };
-                self.start_check(claimed, worker).await?;
+                if claimed.is_empty() {
+                    break;
+                }
+                for check in claimed {
+                    let pipeline_id = check.resource.pipeline_id;
+                    let pipeline = match pipelines.entry(pipeline_id) {
+                        Entry::Occupied(entry) => entry.into_mut(),
+                        Entry::Vacant(entry) => {
+                            entry.insert(self.inner.store.pipeline_by_id(pipeline_id).await?)
+                        }
+                    };
+                    self.start_check(pipeline, check, worker).await?;
+                }
             }
         }
         Ok(())
     }
 
     /// Runs a claimed check on the server, or sends it to `worker`.
-    async fn start_check(&self, claimed: ClaimedCheck, worker: &Worker) -> StoreResult<()> {
+    async fn start_check(
+        &self,
+        pipeline: &StoredPipeline,
+        claimed: ClaimedCheck,
+        worker: &Worker,
+    ) -> StoreResult<()> {
         let ClaimedCheck { resource, attempt } = claimed;
         let store = &self.inner.store;
-        let pipeline = store.pipeline_by_id(resource.pipeline_id).await?;
         let canonical = resource.canonical();
-        let runner = check_runner(&pipeline, &resource);
+        let runner = check_runner(pipeline, &resource);
         let finish = |error: Option<String>, log: String| CheckRecord {
             finished_at: self.now(),
             error,
@@ -116,7 +142,7 @@ impl Server {
                 String::new(),
             ),
             Some(CheckRunner::TriggerStream) => {
-                let log = self.check_trigger_stream(&pipeline, &resource).await?;
+                let log = self.check_trigger_stream(pipeline, &resource).await?;
                 finish(None, log)
             }
             Some(CheckRunner::Empty) => {
@@ -139,7 +165,7 @@ impl Server {
                 )
             }
             Some(CheckRunner::Worker) => {
-                return self.send_check(&pipeline, resource, attempt, worker).await;
+                return self.send_check(pipeline, resource, attempt, worker).await;
             }
         };
         self.finish_check(&resource, attempt, record).await

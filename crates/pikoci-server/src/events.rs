@@ -71,10 +71,10 @@ impl Server {
             Message::StepStarted {
                 build,
                 step,
+                parent,
                 kind,
                 name,
                 at_ms,
-                ..
             } => {
                 let step = BuildStep {
                     attempt: build.attempt,
@@ -84,6 +84,7 @@ impl Server {
                     status: StepStatus::Started,
                     started_at: Some(at(*at_ms)),
                     finished_at: None,
+                    parent: *parent,
                 };
                 self.on_step(envelope, *build, step).await
             }
@@ -103,6 +104,7 @@ impl Server {
                     status: step_status(*outcome),
                     started_at: None,
                     finished_at: Some(at(*at_ms)),
+                    parent: None,
                 };
                 self.on_step(envelope, *build, step).await
             }

@@ -1,5 +1,6 @@
 //! Store benchmarks, each backend side by side: 100,000 log chunk inserts, 10,000 version
-//! inserts, and `claim_next_pending` latency with 10,000 pending builds.
+//! inserts, `claim_next_pending` latency with 10,000 pending builds, and the checks of 1,500
+//! due resources claimed (in batches of 4, as a worker's room for checks) and finished.
 //!
 //! `cargo bench -p pikoci-store --bench store -- [mem] [sqlite] [postgres] [mysql]` (all four
 //! without arguments). PostgreSQL and MySQL need `PIKOCI_TEST_POSTGRES_URL` /
@@ -16,7 +17,8 @@ use chrono::{DateTime, Utc};
 use pikoci_core::model::{Job, Pipeline, Resource};
 use pikoci_core::schedule::CheckInterval;
 use pikoci_core::store::{
-    BuildStatus, ClaimRequest, NewBuild, NewLogChunk, NewVersion, PipelineSpec, Store, TeamScope,
+    BuildStatus, CheckClaim, CheckRecord, ClaimRequest, NewBuild, NewLogChunk, NewVersion,
+    PipelineSpec, Store, TeamScope,
 };
 
 const LOG_CHUNKS: usize = 100_000;
@@ -26,6 +28,9 @@ const VERSION_BATCH: usize = 100;
 const PENDING: usize = 10_000;
 const JOBS: usize = 100;
 const CLAIMS: usize = 200;
+/// 1,500 resources checked every 10 s: 150 checks a second to keep up.
+const CHECKED_RESOURCES: usize = 1_500;
+const CHECK_BATCH: usize = 4;
 
 struct Report {
     backend: &'static str,
@@ -33,6 +38,7 @@ struct Report {
     versions: Duration,
     claim_p50: Duration,
     claim_p99: Duration,
+    checks: Duration,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,17 +71,18 @@ fn main() -> anyhow::Result<()> {
         reports.push(runtime.block_on(bench(name, &url))?);
     }
     println!(
-        "{:<10} {:>22} {:>22} {:>12} {:>12}",
-        "backend", "100k log chunks", "10k versions", "claim p50", "claim p99"
+        "{:<10} {:>22} {:>22} {:>12} {:>12} {:>22}",
+        "backend", "100k log chunks", "10k versions", "claim p50", "claim p99", "1.5k checks"
     );
     for r in reports {
         println!(
-            "{:<10} {:>22} {:>22} {:>12} {:>12}",
+            "{:<10} {:>22} {:>22} {:>12} {:>12} {:>22}",
             r.backend,
             rate(r.log_chunks, LOG_CHUNKS),
             rate(r.versions, VERSIONS),
             format!("{:.2?}", r.claim_p50),
             format!("{:.2?}", r.claim_p99),
+            rate(r.checks, CHECKED_RESOURCES),
         );
     }
     Ok(())
@@ -211,14 +218,84 @@ async fn bench(backend: &'static str, url: &str) -> anyhow::Result<Report> {
     }
     latencies.sort();
     let percentile = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    let checks = checks(&store).await?;
     let report = Report {
         backend,
         log_chunks,
         versions,
         claim_p50: percentile(50),
         claim_p99: percentile(99),
+        checks,
     };
     store.delete_team(team.id).await?;
     store.close().await?;
     Ok(report)
+}
+
+/// The checks of [`CHECKED_RESOURCES`] due resources (one pipeline, `@every 10s`), claimed
+/// [`CHECK_BATCH`] at a time and each finished: the store's part of keeping up with them.
+async fn checks(store: &dyn Store) -> anyhow::Result<Duration> {
+    // A team of its own, so that no other resource is due.
+    let team = store
+        .create_team(&format!("bench-checks-{}", rand::random::<u32>()), at(0))
+        .await?
+        .id;
+    let model = Pipeline {
+        jobs: vec![job("unit".into())],
+        resources: (0..CHECKED_RESOURCES)
+            .map(|n| {
+                Ok(Resource {
+                    type_name: "git".into(),
+                    name: format!("repo-{n}"),
+                    params: Default::default(),
+                    check_interval: CheckInterval::parse("@every 10s")?,
+                    tags: Vec::new(),
+                    cache: None,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        ..Pipeline::default()
+    };
+    let spec = PipelineSpec {
+        name: "checks".into(),
+        config: String::new(),
+        vars: serde_json::Value::Null,
+        model,
+    };
+    store.set_pipeline(team, spec, at(10)).await?;
+    let claim = CheckClaim {
+        worker_id: "bench".into(),
+        worker_tags: Vec::new(),
+        exclusive: false,
+        teams: TeamScope::Only(team),
+        now: at(20),
+        reclaim_lapsed: false,
+        lease_until: at(1000),
+    };
+    let started = Instant::now();
+    let mut done = 0;
+    loop {
+        let claimed = store.claim_due_checks(&claim, CHECK_BATCH).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        for check in claimed {
+            let record = CheckRecord {
+                finished_at: at(21),
+                error: None,
+                log: String::new(),
+            };
+            store
+                .finish_check(check.resource.id, check.attempt, record)
+                .await?;
+            done += 1;
+        }
+    }
+    let took = started.elapsed();
+    store.delete_team(team).await?;
+    anyhow::ensure!(
+        done == CHECKED_RESOURCES,
+        "{done} checks were claimed, not {CHECKED_RESOURCES}"
+    );
+    Ok(took)
 }

@@ -209,6 +209,7 @@ pub(crate) mod build_step {
         pub(crate) status: String,
         pub(crate) started_at: Option<i64>,
         pub(crate) finished_at: Option<i64>,
+        pub(crate) parent: Option<i32>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

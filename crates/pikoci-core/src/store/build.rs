@@ -370,6 +370,9 @@ pub struct BuildStep {
     pub started_at: Option<DateTime<Utc>>,
     /// When the step finished.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The index of the enclosing step (`in_parallel`, `if`, a hook's step), if any; the first
+    /// report that knows it (the step's start) sets it for good.
+    pub parent: Option<u32>,
 }
 
 impl BuildStep {

@@ -22,6 +22,32 @@ pub struct NewLogChunk {
     pub created_at: DateTime<Utc>,
 }
 
+/// A place in one attempt's log, in the order its text reads: step by step, each step's chunks
+/// by sequence number. The default is the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogPosition {
+    /// The step's index.
+    pub step: u32,
+    /// The chunk's sequence number within the step.
+    pub seq: u64,
+}
+
+impl LogPosition {
+    /// The position right after `chunk`: where to read on from.
+    pub fn after(chunk: &LogChunk) -> LogPosition {
+        match chunk.seq.checked_add(1) {
+            Some(seq) => LogPosition {
+                step: chunk.step,
+                seq,
+            },
+            None => LogPosition {
+                step: chunk.step.saturating_add(1),
+                seq: 0,
+            },
+        }
+    }
+}
+
 /// A stored chunk, as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogChunk {

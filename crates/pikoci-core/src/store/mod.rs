@@ -121,11 +121,16 @@ pub trait Store: Send + Sync + Debug {
     /// Makes a resource's check due at `at` (webhooks, "check now").
     async fn request_check(&self, id: ResourceId, at: DateTime<Utc>) -> StoreResult<()>;
 
-    /// Claims the most overdue check this worker may run: a resource with `next_check_at <= now`
-    /// and no check in flight, or (with `reclaim_lapsed`) whose check lease lapsed. Moves
-    /// `next_check_at` to the next time of its `check_interval` after `now` and bumps the check
-    /// attempt.
-    async fn claim_due_check(&self, claim: &CheckClaim) -> StoreResult<Option<ClaimedCheck>>;
+    /// Claims up to `limit` of the most overdue checks this worker may run, most overdue first:
+    /// resources with `next_check_at <= now` and no check in flight, or (with `reclaim_lapsed`)
+    /// whose check lease lapsed. Moves each one's `next_check_at` to the next time of its
+    /// `check_interval` after `now` and bumps its check attempt. Claimers racing for the same
+    /// check get it once. An empty list: nothing is due for this worker.
+    async fn claim_due_checks(
+        &self,
+        claim: &CheckClaim,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedCheck>>;
 
     /// Extends the leases of the checks a worker still runs (at the attempts it runs) until
     /// `until` and returns the ones renewed; the others are no longer the worker's.
@@ -290,6 +295,17 @@ pub trait Store: Send + Sync + Debug {
         &self,
         build: BuildId,
         after: Option<LogCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<LogChunk>>;
+
+    /// Up to `limit` chunks of one attempt's log, from `from` on (included), in [`LogPosition`]
+    /// order: the order its text reads. Reading on from [`LogPosition::after`] the last chunk
+    /// pages through the attempt without holding it whole.
+    async fn read_attempt_log(
+        &self,
+        build: BuildId,
+        attempt: u32,
+        from: LogPosition,
         limit: u32,
     ) -> StoreResult<Vec<LogChunk>>;
 

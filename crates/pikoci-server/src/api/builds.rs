@@ -1,13 +1,15 @@
 //! Builds: `…/jobs/{jn}/builds`, `…/builds/{bn}` and what users do with one (cancel, retry,
 //! approve, reject), and its log.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pikoci_core::store::{Build, BuildFilter, BuildId, BuildStatus, StoredResource};
+use futures::StreamExt;
+use pikoci_core::store::{
+    Build, BuildFilter, BuildId, BuildStatus, LogChunk, LogPosition, StoredResource,
+};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
@@ -219,15 +221,16 @@ pub(crate) struct ChunkView {
     text: String,
 }
 
-/// Chunks read from the store at once.
-const LOG_PAGE: u32 = 1000;
+/// Chunks read from the store at once: the most of a log held in memory while it is sent.
+const LOG_PAGE: u32 = 200;
 
 /// `GET …/builds/{bn}/logs?attempt=&format=`: the output of one attempt (the latest by
 /// default), steps in order and each step's chunks in `seq` order. `format=text` (the default)
 /// answers `text/plain; charset=utf-8` with the output as printed; `format=json` answers
 /// `{"data": [{"attempt", "step", "seq", "text"}], "meta": {"attempt"}}`. The text of the
 /// latest attempt starts with the server's notes about earlier ones (why the build ran again).
-/// The whole log is read; to follow a running build use `…/events`.
+/// The log is read and sent a page of chunks at a time, so a long log is never held whole;
+/// to follow a running build use `…/events`.
 pub(crate) async fn logs(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -246,54 +249,133 @@ pub(crate) async fn logs(
     let (_, build) = scope::build(&server, &path).await?;
     let attempt = query.attempt.unwrap_or(build.dispatch.attempt);
     // What the server noted about earlier attempts (a lost worker) comes first in the text of
-    // the latest one: why the build ran again is part of its story.
+    // the latest one: why the build ran again is part of its story. Notes are a few lines.
     let mut notes = Vec::new();
-    let mut chunks = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = server.store().read_log(build.id, after, LOG_PAGE).await?;
-        let complete = page.len() < LOG_PAGE as usize;
-        after = page.last().map(|chunk| chunk.cursor).or(after);
-        for chunk in page {
-            if chunk.attempt == attempt {
-                chunks.insert((chunk.step, chunk.seq), chunk.data);
-            } else if query.attempt.is_none()
-                && chunk.attempt < attempt
-                && chunk.step == crate::SERVER_NOTES_STEP
-            {
-                notes.push(((chunk.attempt, chunk.seq), chunk.data));
+    if query.attempt.is_none() && !json {
+        for earlier in 1..attempt {
+            let mut from = LogPosition {
+                step: crate::SERVER_NOTES_STEP,
+                seq: 0,
+            };
+            loop {
+                let page = server
+                    .store()
+                    .read_attempt_log(build.id, earlier, from, LOG_PAGE)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                from = LogPosition::after(last);
+                let complete = page.len() < LOG_PAGE as usize;
+                notes.extend(page.into_iter().flat_map(|chunk| chunk.data));
+                if complete {
+                    break;
+                }
             }
         }
-        if complete {
-            break;
+    }
+    // The first page is read before answering, so that a store that fails is an error status.
+    let first = server
+        .store()
+        .read_attempt_log(build.id, attempt, LogPosition::default(), LOG_PAGE)
+        .await?;
+    let pages = LogPages {
+        server,
+        build: build.id,
+        attempt,
+        next: Some(first),
+    };
+    let (content_type, body) = if json {
+        ("application/json", json_log(pages, attempt))
+    } else {
+        ("text/plain; charset=utf-8", text_log(pages, notes))
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// One attempt's log, read a page at a time.
+struct LogPages {
+    server: Server,
+    build: BuildId,
+    attempt: u32,
+    /// The page read and not sent yet; `None` once the last page was sent.
+    next: Option<Vec<LogChunk>>,
+}
+
+impl LogPages {
+    /// The next page, `None` after the last one. A store error ends the response early (the
+    /// client sees a cut connection, not a complete log).
+    async fn next(&mut self) -> Option<Result<Vec<LogChunk>, std::io::Error>> {
+        let page = self.next.take()?;
+        if page.len() == LOG_PAGE as usize {
+            let from = page.last().map(LogPosition::after).unwrap_or_default();
+            match self
+                .server
+                .store()
+                .read_attempt_log(self.build, self.attempt, from, LOG_PAGE)
+                .await
+            {
+                Ok(more) if !more.is_empty() => self.next = Some(more),
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(build = %self.build, attempt = self.attempt, error = %err, "a log could not be read to its end");
+                    self.next = None;
+                    return Some(Err(std::io::Error::other(err.to_string())));
+                }
+            }
         }
+        Some(Ok(page))
     }
-    if json {
-        let data: Vec<ChunkView> = chunks
-            .into_iter()
-            .map(|((step, seq), bytes)| ChunkView {
-                attempt,
-                step,
-                seq,
-                text: String::from_utf8_lossy(&bytes).into_owned(),
-            })
-            .collect();
-        return Ok(Json(Page {
-            data,
-            meta: serde_json::json!({ "attempt": attempt }),
-        })
-        .into_response());
-    }
-    notes.sort();
-    let text: Vec<u8> = notes
-        .into_iter()
-        .map(|(_, data)| data)
-        .chain(chunks.into_values())
-        .flatten()
-        .collect();
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        String::from_utf8_lossy(&text).into_owned(),
-    )
-        .into_response())
+}
+
+/// The text of an attempt: `notes` first, then every chunk as printed.
+fn text_log(pages: LogPages, notes: Vec<u8>) -> Body {
+    let notes = (!notes.is_empty()).then(|| Ok(Bytes::from(lossy(notes))));
+    let chunks = futures::stream::unfold(pages, |mut pages| async move {
+        let page = pages.next().await?;
+        let bytes = page.map(|chunks| {
+            let text: Vec<u8> = chunks.into_iter().flat_map(|chunk| chunk.data).collect();
+            Bytes::from(lossy(text))
+        });
+        Some((bytes, pages))
+    });
+    Body::from_stream(futures::stream::iter(notes).chain(chunks))
+}
+
+/// The JSON form of an attempt, written as it is read.
+fn json_log(pages: LogPages, attempt: u32) -> Body {
+    let open = futures::stream::once(async { Ok(Bytes::from_static(b"{\"data\":[")) });
+    // The state holds whether no chunk was written yet (no comma before the first one).
+    let chunks = futures::stream::unfold((pages, true), |(mut pages, none_yet)| async move {
+        let page = pages.next().await?;
+        let mut at_start = none_yet;
+        let bytes = page.map(|chunks| {
+            let mut out = Vec::new();
+            for chunk in chunks {
+                if !std::mem::take(&mut at_start) {
+                    out.push(b',');
+                }
+                let view = ChunkView {
+                    attempt: chunk.attempt,
+                    step: chunk.step,
+                    seq: chunk.seq,
+                    text: lossy(chunk.data),
+                };
+                // A view of strings and numbers always serialises.
+                let _ = serde_json::to_writer(&mut out, &view);
+            }
+            Bytes::from(out)
+        });
+        Some((bytes, (pages, at_start)))
+    });
+    let close = futures::stream::once(async move {
+        Ok(Bytes::from(format!(
+            "],\"meta\":{{\"attempt\":{attempt}}}}}"
+        )))
+    });
+    Body::from_stream(open.chain(chunks).chain(close))
+}
+
+/// Text from bytes, invalid UTF-8 replaced.
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }

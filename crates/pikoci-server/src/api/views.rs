@@ -383,12 +383,14 @@ impl BuildView {
     }
 }
 
-/// A step of one attempt: `{"attempt", "index", "name", "type", "status", "started_at",
-/// "finished_at", "duration_ms"}`.
+/// A step of one attempt: `{"attempt", "index", "parent", "name", "type", "status",
+/// "started_at", "finished_at", "duration_ms"}`; `parent` is the index of the enclosing step
+/// (`in_parallel`, `if`, the step a hook belongs to) or null.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub(crate) struct StepView {
     attempt: u32,
     index: u32,
+    parent: Option<u32>,
     name: String,
     #[serde(rename = "type")]
     kind: String,
@@ -403,6 +405,7 @@ impl StepView {
         StepView {
             attempt: step.attempt,
             index: step.step,
+            parent: step.parent,
             name: step.name.clone(),
             kind: step.kind.clone(),
             status: step.status.as_str(),

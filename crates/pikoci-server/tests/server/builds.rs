@@ -60,12 +60,12 @@ async fn a_manual_build_runs_on_a_worker_and_stores_steps_and_logs_in_order() {
     h.wait_status(build.id, BuildStatus::Started).await;
     let b = assign.build;
     let mut events = FakeWorker::step_events(b, 0, "app", &["fetched abc"]);
-    events.extend(FakeWorker::step_events(
-        b,
-        1,
-        "test",
-        &["one", "two", "three"],
-    ));
+    let mut test = FakeWorker::step_events(b, 1, "test", &["one", "two", "three"]);
+    // As if `test` ran inside step 0 (an `in_parallel`): the server keeps the tree.
+    if let Message::StepStarted { parent, .. } = &mut test[0] {
+        *parent = Some(0);
+    }
+    events.extend(test);
     events.push(Message::VersionUsed {
         build: b,
         resource: "src.app".into(),
@@ -82,15 +82,15 @@ async fn a_manual_build_runs_on_a_worker_and_stores_steps_and_logs_in_order() {
     assert!(done.finished_at.is_some());
 
     let steps = h.store.build_steps(build.id).await.expect("steps");
-    let summary: Vec<(u32, &str, StepStatus)> = steps
+    let summary: Vec<(u32, Option<u32>, &str, StepStatus)> = steps
         .iter()
-        .map(|s| (s.step, s.name.as_str(), s.status))
+        .map(|s| (s.step, s.parent, s.name.as_str(), s.status))
         .collect();
     assert_eq!(
         summary,
         [
-            (0, "app", StepStatus::Succeeded),
-            (1, "test", StepStatus::Succeeded)
+            (0, None, "app", StepStatus::Succeeded),
+            (1, Some(0), "test", StepStatus::Succeeded)
         ]
     );
     assert_eq!(h.log(build.id).await, "fetched abc\none\ntwo\nthree\n");

@@ -158,10 +158,14 @@ impl Store for BlockingStore {
         run(async move { s.request_check(id, at).await }).await
     }
 
-    async fn claim_due_check(&self, claim: &CheckClaim) -> StoreResult<Option<ClaimedCheck>> {
+    async fn claim_due_checks(
+        &self,
+        claim: &CheckClaim,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedCheck>> {
         let s = self.0.clone();
         let claim = claim.clone();
-        run(async move { s.claim_due_check(&claim).await }).await
+        run(async move { s.claim_due_checks(&claim, limit).await }).await
     }
 
     async fn renew_check_leases(
@@ -368,6 +372,17 @@ impl Store for BlockingStore {
     ) -> StoreResult<Vec<LogChunk>> {
         let s = self.0.clone();
         run(async move { s.read_log(build, after, limit).await }).await
+    }
+
+    async fn read_attempt_log(
+        &self,
+        build: BuildId,
+        attempt: u32,
+        from: LogPosition,
+        limit: u32,
+    ) -> StoreResult<Vec<LogChunk>> {
+        let s = self.0.clone();
+        run(async move { s.read_attempt_log(build, attempt, from, limit).await }).await
     }
 
     async fn delete_logs_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {

@@ -8,6 +8,7 @@ mod m0001_initial;
 mod m0002_dispatch;
 mod m0003_claim;
 mod m0004_secrets;
+mod m0005_step_parent;
 
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_dispatch::Migration),
             Box::new(m0003_claim::Migration),
             Box::new(m0004_secrets::Migration),
+            Box::new(m0005_step_parent::Migration),
         ]
     }
 

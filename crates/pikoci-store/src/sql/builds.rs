@@ -351,6 +351,10 @@ pub(super) async fn record_step(
 ) -> StoreResult<()> {
     let attempt = int(step.attempt, "attempt")?;
     let index = int(step.step, "step index")?;
+    let parent = step
+        .parent
+        .map(|parent| int(parent, "parent step index"))
+        .transpose()?;
     retrying(true, || async {
         let txn = store.begin().await?;
         let context = || format!("failed to record step {} of build {build_id}", step.step);
@@ -378,6 +382,7 @@ pub(super) async fn record_step(
                     active.status = Set(merged.status);
                     active.started_at = Set(merged.started_at);
                     active.finished_at = Set(merged.finished_at);
+                    active.parent = Set(merged.parent);
                     active.update(&txn).await.context(context)?;
                 }
             }
@@ -391,6 +396,7 @@ pub(super) async fn record_step(
                     status: Set(step.status.as_str().to_owned()),
                     started_at: Set(step.started_at.map(ms)),
                     finished_at: Set(step.finished_at.map(ms)),
+                    parent: Set(parent),
                     ..Default::default()
                 }
                 .insert(&txn)
@@ -405,7 +411,7 @@ pub(super) async fn record_step(
 
 /// What a stored step becomes with a new report: a finished step keeps its first final
 /// status and finish time (a redelivered or late `started` never moves it back), missing
-/// times, names and kinds are filled in.
+/// times, names, kinds and parents are filled in.
 fn merge_step(row: &build_step::Model, step: &BuildStep) -> build_step::Model {
     let finished = row.status != StepStatus::Started.as_str();
     let keep_or = |stored: &String, new: &String| {
@@ -421,6 +427,9 @@ fn merge_step(row: &build_step::Model, step: &BuildStep) -> build_step::Model {
     merged.name = keep_or(&row.name, &step.name);
     merged.kind = keep_or(&row.kind, &step.kind);
     merged.started_at = row.started_at.or(step.started_at.map(ms));
+    merged.parent = row
+        .parent
+        .or_else(|| step.parent.and_then(|parent| i32::try_from(parent).ok()));
     if !finished {
         merged.status = step.status.as_str().to_owned();
         merged.finished_at = step.finished_at.map(ms).or(row.finished_at);

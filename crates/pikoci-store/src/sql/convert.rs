@@ -267,6 +267,7 @@ pub(crate) fn step(m: build_step::Model) -> StoreResult<BuildStep> {
         status,
         started_at: m.started_at.map(time),
         finished_at: m.finished_at.map(time),
+        parent: m.parent.map(uint),
     })
 }
 

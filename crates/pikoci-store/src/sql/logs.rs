@@ -1,9 +1,13 @@
 //! Log chunks (append-only, zstd-compressed, idempotent by key) and retention.
 
 use chrono::{DateTime, Utc};
-use pikoci_core::store::{BuildId, LogChunk, LogCursor, NewLogChunk, StoreError, StoreResult};
+use pikoci_core::store::{
+    BuildId, LogChunk, LogCursor, LogPosition, NewLogChunk, StoreError, StoreResult,
+};
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::convert::{int, ms, time, uint};
 use super::{SqlStore, limit};
@@ -122,6 +126,40 @@ pub(super) async fn read(
         .all(store.db())
         .await
         .context(|| format!("failed to read the log of build {build_id}"))?;
+    chunks(build_id, rows)
+}
+
+pub(super) async fn read_attempt(
+    store: &SqlStore,
+    build_id: BuildId,
+    attempt: u32,
+    from: LogPosition,
+    max: u32,
+) -> StoreResult<Vec<LogChunk>> {
+    let step = int(from.step, "step index")?;
+    // A sequence number past what a row can hold: nothing more in that step.
+    let seq = i64::try_from(from.seq).unwrap_or(i64::MAX);
+    let rows = log_chunk::Entity::find()
+        .filter(log_chunk::Column::BuildId.eq(build_id.0))
+        .filter(log_chunk::Column::Attempt.eq(int(attempt, "attempt")?))
+        .filter(
+            Condition::any().add(log_chunk::Column::Step.gt(step)).add(
+                Condition::all()
+                    .add(log_chunk::Column::Step.eq(step))
+                    .add(log_chunk::Column::Seq.gte(seq)),
+            ),
+        )
+        .order_by_asc(log_chunk::Column::Step)
+        .order_by_asc(log_chunk::Column::Seq)
+        .limit(limit(max))
+        .all(store.db())
+        .await
+        .context(|| format!("failed to read the log of build {build_id}, attempt {attempt}"))?;
+    chunks(build_id, rows)
+}
+
+/// Stored rows as chunks, uncompressed.
+fn chunks(build_id: BuildId, rows: Vec<log_chunk::Model>) -> StoreResult<Vec<LogChunk>> {
     rows.into_iter()
         .map(|row| {
             let data = decompress(&row.data, row.raw_len).map_err(|err| {

@@ -261,8 +261,12 @@ impl Store for SqlStore {
         resources::request_check(self, id, at).await
     }
 
-    async fn claim_due_check(&self, claim: &CheckClaim) -> StoreResult<Option<ClaimedCheck>> {
-        resources::claim_due_check(self, claim).await
+    async fn claim_due_checks(
+        &self,
+        claim: &CheckClaim,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedCheck>> {
+        resources::claim_due_checks(self, claim, limit).await
     }
 
     async fn renew_check_leases(
@@ -427,6 +431,16 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<LogChunk>> {
         logs::read(self, build, after, limit).await
+    }
+
+    async fn read_attempt_log(
+        &self,
+        build: BuildId,
+        attempt: u32,
+        from: LogPosition,
+        limit: u32,
+    ) -> StoreResult<Vec<LogChunk>> {
+        logs::read_attempt(self, build, attempt, from, limit).await
     }
 
     async fn delete_logs_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {

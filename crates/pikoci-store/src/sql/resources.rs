@@ -22,7 +22,8 @@ use super::pipelines::Failure;
 use crate::entity::{resource, resource_version};
 use crate::error::Context;
 
-/// How many due checks are looked at per claim.
+/// How many due checks a claim looks at, at least (twice the number asked for when that is
+/// more).
 const CHECK_CANDIDATES: u64 = 50;
 
 /// A new webhook token: 192 random bits from a CSPRNG, as hex.
@@ -277,10 +278,14 @@ pub(super) fn team_condition<C: ColumnTrait>(pipeline_column: C, teams: &TeamSco
 /// How a resource without tags stores them.
 const NO_TAGS: &str = "[]";
 
-pub(super) async fn claim_due_check(
+pub(super) async fn claim_due_checks(
     store: &SqlStore,
     claim: &CheckClaim,
-) -> StoreResult<Option<ClaimedCheck>> {
+    limit: usize,
+) -> StoreResult<Vec<ClaimedCheck>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     let now = ms(claim.now);
     let due = || due(now, claim.reclaim_lapsed);
     // Resources this worker can never check must not fill the window of candidates: untagged
@@ -295,14 +300,22 @@ pub(super) async fn claim_due_check(
     if claim.worker_tags.is_empty() {
         query = query.filter(resource::Column::Tags.eq(NO_TAGS));
     }
+    let asked = u64::try_from(limit).unwrap_or(u64::MAX);
+    let window = Ord::max(CHECK_CANDIDATES, asked.saturating_mul(2));
     let candidates = query
         .order_by_asc(resource::Column::NextCheckAt)
         .order_by_asc(resource::Column::Id)
-        .limit(CHECK_CANDIDATES)
+        .limit(window)
         .all(store.db())
         .await
         .context(|| "failed to look for due checks")?;
+    // Each claim is a conditional update of its own row, so that another server claiming at
+    // the same time takes a check or leaves it, never both.
+    let mut claimed_ids: Vec<(i64, u32)> = Vec::new();
     for row in candidates {
+        if claimed_ids.len() == limit {
+            break;
+        }
         let tags: Vec<String> = from_json(&row.tags, "resource tags")?;
         if !tags.iter().all(|tag| claim.worker_tags.contains(tag))
             || (claim.exclusive && tags.is_empty())
@@ -333,14 +346,29 @@ pub(super) async fn claim_due_check(
             .await
             .context(|| format!("failed to claim the check of resource {}", row.id))?;
         if claimed.rows_affected == 1 {
-            let resource = by_id(store, ResourceId(row.id)).await?;
-            return Ok(Some(ClaimedCheck {
-                resource,
-                attempt: uint(row.check_attempt) + 1,
-            }));
+            claimed_ids.push((row.id, uint(row.check_attempt) + 1));
         }
     }
-    Ok(None)
+    if claimed_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The claimed rows as they are now, in one read, returned in the order claimed.
+    let mut rows: HashMap<i64, resource::Model> = resource::Entity::find()
+        .filter(resource::Column::Id.is_in(claimed_ids.iter().map(|(id, _)| *id)))
+        .all(store.db())
+        .await
+        .context(|| "failed to load the claimed checks")?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    // A resource deleted since its claim (its pipeline was set without it) is left out.
+    claimed_ids
+        .into_iter()
+        .filter_map(|(id, attempt)| {
+            let row = rows.remove(&id)?;
+            Some(convert::resource(row).map(|resource| ClaimedCheck { resource, attempt }))
+        })
+        .collect()
 }
 
 pub(super) async fn renew_check_leases(

@@ -239,6 +239,7 @@ pub(crate) async fn steps_are_recorded_per_attempt_and_fenced(fx: &Fixture) -> a
         status,
         started_at: started.map(at),
         finished_at: finished.map(at),
+        parent: None,
     };
     s.record_step(build.id, &step(1, StepStatus::Started, Some(5), None))
         .await?;

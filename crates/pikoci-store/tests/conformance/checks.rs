@@ -4,7 +4,7 @@
 use pikoci_core::model::ResourceRef;
 use pikoci_core::store::RunningCheck;
 
-use super::resources::{check_claim, outcome};
+use super::resources::{check_claim, claim_one, outcome};
 use super::{Fixture, at, job, model, resource, spec, world};
 
 pub(crate) async fn check_leases_are_renewed_for_their_worker_and_attempt_only(
@@ -14,8 +14,7 @@ pub(crate) async fn check_leases_are_renewed_for_their_worker_and_attempt_only(
     let w = world(s, "main", vec![job("unit")]).await?;
     let r = w.repo.id;
     s.request_check(r, at(100)).await?;
-    let claimed = s
-        .claim_due_check(&check_claim("w1", 100, 130))
+    let claimed = claim_one(s, &check_claim("w1", 100, 130))
         .await?
         .expect("due");
     let mine = RunningCheck {
@@ -48,22 +47,17 @@ pub(crate) async fn check_leases_are_renewed_for_their_worker_and_attempt_only(
     );
     // Past the claim's own lease, the renewal holds.
     s.request_check(r, at(150)).await?;
-    assert!(
-        s.claim_due_check(&check_claim("w2", 199, 260))
-            .await?
-            .is_none()
-    );
+    assert!(claim_one(s, &check_claim("w2", 199, 260)).await?.is_none());
     // Lapsed: not taken by a claim that leaves lapsed checks alone, taken by one that does.
     let mut cautious = check_claim("w2", 201, 260);
     cautious.reclaim_lapsed = false;
-    assert!(s.claim_due_check(&cautious).await?.is_none());
+    assert!(claim_one(s, &cautious).await?.is_none());
     // A late renewal of a lapsed lease that nobody took revives it.
     assert_eq!(
         s.renew_check_leases("w1", &[mine], at(215)).await?,
         vec![mine]
     );
-    let again = s
-        .claim_due_check(&check_claim("w2", 216, 260))
+    let again = claim_one(s, &check_claim("w2", 216, 260))
         .await?
         .expect("lapsed");
     assert_eq!(again.attempt, claimed.attempt + 1);
@@ -117,12 +111,68 @@ pub(crate) async fn exclusive_workers_skip_untagged_resources(fx: &Fixture) -> a
     let mut exclusive = check_claim("w-gpu", 100, 130);
     exclusive.worker_tags = vec!["gpu".into()];
     exclusive.exclusive = true;
-    let first = s.claim_due_check(&exclusive).await?.expect("gpu check");
+    let first = claim_one(s, &exclusive).await?.expect("gpu check");
     assert_eq!(first.resource.id, tagged.id);
-    assert!(s.claim_due_check(&exclusive).await?.is_none());
+    assert!(claim_one(s, &exclusive).await?.is_none());
     // The same worker without --exclusive-tags checks the untagged resource too.
     exclusive.exclusive = false;
-    let second = s.claim_due_check(&exclusive).await?.expect("plain check");
+    let second = claim_one(s, &exclusive).await?.expect("plain check");
     assert_eq!(second.resource.id, w.repo.id);
+    Ok(())
+}
+
+/// A pipeline of `count` git resources `r0`, `r1`, … checked every minute; each one's check is
+/// made due at second `index` (so `r0` is the most overdue).
+pub(crate) async fn due_resources(
+    s: &dyn pikoci_core::store::Store,
+    count: usize,
+) -> anyhow::Result<Vec<pikoci_core::store::ResourceId>> {
+    let team = s.create_team("main", at(0)).await?;
+    let resources = (0..count)
+        .map(|n| resource("git", &format!("r{n}"), "@every 1m"))
+        .collect();
+    let set = s
+        .set_pipeline(
+            team.id,
+            spec("many", "# many", model(vec![job("unit")], resources)),
+            at(0),
+        )
+        .await?;
+    let mut ids = Vec::new();
+    for stored in s.resources(set.pipeline.id).await? {
+        let index: i64 = stored.model.name.trim_start_matches('r').parse()?;
+        s.request_check(stored.id, at(index)).await?;
+        ids.push((index, stored.id));
+    }
+    ids.sort();
+    Ok(ids.into_iter().map(|(_, id)| id).collect())
+}
+
+pub(crate) async fn due_checks_are_claimed_in_batches_most_overdue_first(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let s = fx.s();
+    let ids = due_resources(s, 7).await?;
+    let claim = check_claim("w1", 100, 130);
+    assert!(s.claim_due_checks(&claim, 0).await?.is_empty());
+    let first = s.claim_due_checks(&claim, 3).await?;
+    let ids_of = |claimed: &[pikoci_core::store::ClaimedCheck]| -> Vec<_> {
+        claimed.iter().map(|c| c.resource.id).collect()
+    };
+    assert_eq!(ids_of(&first), ids[..3].to_vec());
+    for claimed in &first {
+        assert_eq!(claimed.attempt, 1);
+        let lease = claimed.resource.check_lease.as_ref().expect("leased");
+        assert_eq!((lease.worker_id.as_str(), lease.attempt), ("w1", 1));
+        assert_eq!(claimed.resource.next_check_at, Some(at(160)));
+    }
+    // A batch larger than what is left takes what is left, then nothing is due.
+    let rest = s.claim_due_checks(&check_claim("w2", 100, 130), 10).await?;
+    assert_eq!(ids_of(&rest), ids[3..].to_vec());
+    assert!(
+        s.claim_due_checks(&check_claim("w3", 100, 130), 10)
+            .await?
+            .is_empty()
+    );
     Ok(())
 }

@@ -185,3 +185,42 @@ pub(crate) async fn concurrent_build_creation_numbers_without_gaps(
     assert_eq!(numbers, (1..=30).collect::<Vec<u32>>());
     Ok(())
 }
+
+pub(crate) async fn concurrent_check_claimers_never_share_a_check(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let ids = super::checks::due_resources(fx.s(), 120).await?;
+    let mut tasks = Vec::new();
+    for worker in 0..6 {
+        let store: Arc<dyn Store> = fx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let claim = super::resources::check_claim(&format!("w{worker}"), 1000, 1030);
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_due_checks(&claim, 7).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                mine.extend(batch);
+            }
+            anyhow::Ok(mine)
+        }));
+    }
+    let mut seen = HashSet::new();
+    for task in tasks {
+        for claimed in task.await?? {
+            assert!(
+                seen.insert(claimed.resource.id),
+                "the check of resource {} was claimed twice",
+                claimed.resource.id
+            );
+            assert_eq!(claimed.attempt, 1);
+        }
+    }
+    assert_eq!(
+        seen,
+        ids.into_iter().collect::<HashSet<_>>(),
+        "every due check claimed"
+    );
+    Ok(())
+}

@@ -2,8 +2,8 @@
 
 use pikoci_core::ErrorKind;
 use pikoci_core::store::{
-    BuildFilter, BuildId, BuildStatus, BuildStep, BuildVersion, LogChunk, NewLogChunk, StepStatus,
-    VersionUse,
+    BuildFilter, BuildId, BuildStatus, BuildStep, BuildVersion, LogChunk, LogPosition, NewLogChunk,
+    StepStatus, VersionUse,
 };
 
 use super::{Fixture, at, expect_kind, job, pending, run_to, world};
@@ -76,6 +76,50 @@ pub(crate) async fn log_chunks_are_idempotent_ordered_and_resumable(
         texts(&s.read_log(other.id, None, 0).await?),
         ["another build\n"]
     );
+    // One attempt in reading order, from any position, in pages.
+    let mut second = chunk(build.id, 0, 0, "attempt 2\n");
+    second.attempt = 2;
+    s.append_log_chunks(&[second]).await?;
+    let attempt = |from: LogPosition, limit| s.read_attempt_log(build.id, 1, from, limit);
+    assert_eq!(
+        texts(&attempt(LogPosition::default(), 0).await?),
+        [
+            "step 0, line 1\n",
+            "step 0, line 2\n",
+            "step 1 starts\n",
+            "step 1 ends\n"
+        ]
+    );
+    let first = attempt(LogPosition::default(), 2).await?;
+    assert_eq!(texts(&first), ["step 0, line 1\n", "step 0, line 2\n"]);
+    let from = LogPosition::after(&first[1]);
+    assert_eq!(from, LogPosition { step: 0, seq: 2 });
+    assert_eq!(
+        texts(&attempt(from, 2).await?),
+        ["step 1 starts\n", "step 1 ends\n"]
+    );
+    assert_eq!(
+        texts(&attempt(LogPosition { step: 1, seq: 1 }, 0).await?),
+        ["step 1 ends\n"]
+    );
+    assert!(
+        attempt(
+            LogPosition {
+                step: 1,
+                seq: u64::MAX
+            },
+            0
+        )
+        .await?
+        .is_empty()
+    );
+    assert_eq!(
+        texts(
+            &s.read_attempt_log(build.id, 2, LogPosition::default(), 0)
+                .await?
+        ),
+        ["attempt 2\n"]
+    );
     // Large chunks round-trip (compressed in the database).
     let big: Vec<u8> = (0..1_048_576u32)
         .map(|i| b"pikoci log line\n"[(i % 16) as usize])
@@ -85,7 +129,8 @@ pub(crate) async fn log_chunks_are_idempotent_ordered_and_resumable(
     let mut binary = chunk(build.id, 2, 1, "");
     binary.data = (0..=255u8).cycle().take(70_000).collect();
     s.append_log_chunks(&[large, binary.clone()]).await?;
-    let tail = s.read_log(build.id, Some(all[3].cursor), 0).await?;
+    let mut tail = s.read_log(build.id, Some(all[3].cursor), 0).await?;
+    tail.retain(|c| c.attempt == 1);
     assert_eq!(tail.len(), 2);
     assert_eq!(tail[0].data, big);
     assert_eq!(tail[1].data, binary.data);
@@ -132,6 +177,7 @@ pub(crate) async fn retention_deletes_old_logs_and_builds(fx: &Fixture) -> anyho
             status: StepStatus::Succeeded,
             started_at: Some(at(100)),
             finished_at: Some(at(101)),
+            parent: None,
         },
     )
     .await?;

@@ -4,8 +4,9 @@ use std::collections::HashSet;
 
 use pikoci_core::ErrorKind;
 use pikoci_core::store::{
-    BuildStatus, BuildTrigger, BuildVersion, CheckClaim, CheckRecord, NewBuild, NewVersion,
-    PassedQuery, ResourceVersion, TeamScope, VersionUse, WorkerHeartbeat,
+    BuildStatus, BuildTrigger, BuildVersion, CheckClaim, CheckRecord, ClaimedCheck, NewBuild,
+    NewVersion, PassedQuery, ResourceVersion, Store, StoreResult, TeamScope, VersionUse,
+    WorkerHeartbeat,
 };
 use serde_json::json;
 
@@ -172,6 +173,20 @@ pub(crate) async fn pins_accept_only_own_versions(fx: &Fixture) -> anyhow::Resul
 }
 
 /// A claim for worker `worker` with no tags, any team, lapsed checks included.
+/// Claims at most one due check.
+pub(crate) async fn claim_one(
+    s: &dyn Store,
+    claim: &CheckClaim,
+) -> StoreResult<Option<ClaimedCheck>> {
+    let mut claimed = s.claim_due_checks(claim, 1).await?;
+    assert!(
+        claimed.len() <= 1,
+        "a claim of one check returned {}",
+        claimed.len()
+    );
+    Ok(claimed.pop())
+}
+
 pub(crate) fn check_claim(worker: &str, now: i64, lease: i64) -> CheckClaim {
     CheckClaim {
         worker_id: worker.to_owned(),
@@ -197,19 +212,14 @@ pub(crate) async fn checks_are_claimed_once_and_fenced(fx: &Fixture) -> anyhow::
     let w = world(s, "main", vec![job("unit")]).await?;
     let r = w.repo.id;
     s.request_check(r, at(100)).await?;
-    assert!(
-        s.claim_due_check(&check_claim("w1", 99, 130))
-            .await?
-            .is_none()
-    );
+    assert!(claim_one(s, &check_claim("w1", 99, 130)).await?.is_none());
     // Another team's worker does not see it.
     let mut scoped = check_claim("w9", 100, 130);
     scoped.teams = TeamScope::Only(pikoci_core::store::TeamId(w.team.id.0 + 1000));
-    assert!(s.claim_due_check(&scoped).await?.is_none());
+    assert!(claim_one(s, &scoped).await?.is_none());
     scoped.teams = TeamScope::AllExcept(vec![w.team.id]);
-    assert!(s.claim_due_check(&scoped).await?.is_none());
-    let claimed = s
-        .claim_due_check(&check_claim("w1", 100, 130))
+    assert!(claim_one(s, &scoped).await?.is_none());
+    let claimed = claim_one(s, &check_claim("w1", 100, 130))
         .await?
         .expect("due");
     assert_eq!(claimed.resource.id, r);
@@ -223,11 +233,7 @@ pub(crate) async fn checks_are_claimed_once_and_fenced(fx: &Fixture) -> anyhow::
     assert_eq!(claimed.resource.next_check_at, Some(at(160)));
     // In flight: nobody else gets it, even when a webhook makes it due again.
     s.request_check(r, at(105)).await?;
-    assert!(
-        s.claim_due_check(&check_claim("w2", 110, 140))
-            .await?
-            .is_none()
-    );
+    assert!(claim_one(s, &check_claim("w2", 110, 140)).await?.is_none());
     s.finish_check(r, 1, outcome(111, None)).await?;
     let after = s.resource_by_id(r).await?;
     assert!(after.check_lease.is_none());
@@ -237,18 +243,12 @@ pub(crate) async fn checks_are_claimed_once_and_fenced(fx: &Fixture) -> anyhow::
         ErrorKind::Conflict,
     );
     // Due again (the webhook): a worker that never finishes loses it when the lease lapses.
-    let second = s
-        .claim_due_check(&check_claim("w2", 112, 140))
+    let second = claim_one(s, &check_claim("w2", 112, 140))
         .await?
         .expect("due");
     assert_eq!(second.attempt, 2);
-    assert!(
-        s.claim_due_check(&check_claim("w3", 139, 170))
-            .await?
-            .is_none()
-    );
-    let third = s
-        .claim_due_check(&check_claim("w3", 141, 170))
+    assert!(claim_one(s, &check_claim("w3", 139, 170)).await?.is_none());
+    let third = claim_one(s, &check_claim("w3", 141, 170))
         .await?
         .expect("lapsed");
     assert_eq!(third.attempt, 3);

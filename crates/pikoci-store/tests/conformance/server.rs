@@ -24,11 +24,13 @@ pub(crate) async fn step_statuses_never_go_back(fx: &Fixture) -> anyhow::Result<
         status,
         started_at: started.map(at),
         finished_at: finished.map(at),
+        // Only a start knows the enclosing step.
+        parent: started.map(|_| 2),
     };
-    // The finish arrives first (reordered delivery), without a name.
+    // The finish arrives first (reordered delivery), without a name or parent.
     s.record_step(build.id, &step(StepStatus::Failed, "", None, Some(9)))
         .await?;
-    // The late start fills in the name, kind and start time, and does not move it back.
+    // The late start fills in the name, kind, parent and start time, and does not move it back.
     s.record_step(build.id, &step(StepStatus::Started, "unit", Some(3), None))
         .await?;
     let expected = step(StepStatus::Failed, "unit", Some(3), Some(9));

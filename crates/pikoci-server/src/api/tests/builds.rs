@@ -95,7 +95,8 @@ async fn a_build_shows_its_steps_of_every_attempt() {
     assert_eq!(
         steps[0],
         json!({
-            "attempt": 1, "index": 0, "name": "tick", "type": "get", "status": "succeeded",
+            "attempt": 1, "index": 0, "parent": null, "name": "tick", "type": "get",
+            "status": "succeeded",
             "started_at": "2026-01-01T00:00:20.000Z", "finished_at": "2026-01-01T00:00:22.000Z",
             "duration_ms": 2000
         })
@@ -165,7 +166,52 @@ async fn logs_come_as_text_or_json_in_step_and_seq_order() {
 
     let other = api.get(&format!("{BUILDS}/1/logs?attempt=2")).await;
     assert_eq!(other.text, "");
+    let empty = api
+        .get(&format!("{BUILDS}/1/logs?attempt=2&format=json"))
+        .await
+        .json();
+    assert_eq!(empty, json!({"data": [], "meta": {"attempt": 2}}));
     api.get(&format!("{BUILDS}/1/logs?format=html"))
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_input");
+}
+
+#[tokio::test]
+async fn long_logs_are_sent_whole_and_in_order_page_after_page() {
+    let api = TestApi::with_pipeline().await;
+    let build = api.started_build(api.job_id("build").await).await;
+    // Three steps of 450 chunks (several store pages each), stored newest step first and
+    // each step's chunks in reverse.
+    let lines: Vec<(u32, u64, String)> = (0..3u32)
+        .rev()
+        .flat_map(|step| {
+            (0..450u64)
+                .rev()
+                .map(move |seq| (step, seq, format!("{step}:{seq}\n")))
+        })
+        .collect();
+    let chunks: Vec<(u32, u64, &str)> = lines
+        .iter()
+        .map(|(step, seq, text)| (*step, *seq, text.as_str()))
+        .collect();
+    api.chunks(&build, &chunks).await;
+    let expected: String = (0..3u32)
+        .flat_map(|step| (0..450u64).map(move |seq| format!("{step}:{seq}\n")))
+        .collect();
+    let text = api.get(&format!("{BUILDS}/1/logs")).await;
+    assert_eq!(text.status, StatusCode::OK);
+    assert!(text.text == expected, "the log is not whole and in order");
+
+    let json = api
+        .get(&format!("{BUILDS}/1/logs?format=json"))
+        .await
+        .json();
+    let data = json["data"].as_array().expect("chunks");
+    assert_eq!(data.len(), 1350);
+    let joined: String = data
+        .iter()
+        .map(|chunk| chunk["text"].as_str().expect("text"))
+        .collect();
+    assert!(joined == expected, "the JSON log is not whole and in order");
+    assert_eq!(json["meta"], json!({"attempt": 1}));
 }

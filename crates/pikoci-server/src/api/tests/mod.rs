@@ -227,6 +227,7 @@ impl TestApi {
                     status,
                     started_at: Some(at(20)),
                     finished_at: (status != StepStatus::Started).then(|| at(22)),
+                    parent: None,
                 },
             )
             .await
