@@ -1,7 +1,7 @@
 //! `cargo xtask bench server`: webhook received to first step process started, and idle memory.
 //!
 //! For each shape (the server with its embedded worker on mem; the server with a standalone
-//! worker over NATS, then over RabbitMQ, both on the machine's brokers), the release `pikoci`
+//! worker over NATS, then RabbitMQ (the machine's brokers), then Kafka (tansu)), the release `pikoci`
 //! binary runs a pipeline whose resource's check prints a new version every time, and whose
 //! job's first step appends the time it started (ns since the epoch) to a file. Each round
 //! notes the time, calls the webhook and waits for the step's line: the difference is the path
@@ -173,6 +173,7 @@ async fn main() {
     for (system, variable) in [
         ("nats", "PIKOCI_TEST_NATS_URL"),
         ("rabbitmq", "PIKOCI_TEST_RABBITMQ_URL"),
+        ("kafka", "PIKOCI_TEST_KAFKA_URL"),
     ] {
         let url = std::env::var(variable)
             .unwrap_or_else(|_| panic!("{variable} is not set: run `cargo xtask bench server`"));

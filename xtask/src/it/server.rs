@@ -53,11 +53,15 @@ pub(crate) fn chaos() -> anyhow::Result<()> {
     )
 }
 
-/// `cargo xtask bench server`: the server benchmark with the machine's NATS and RabbitMQ.
+/// `cargo xtask bench server`: the server benchmark with the machine's NATS and RabbitMQ, and
+/// tansu (Kafka protocol) started here.
 pub(crate) fn bench() -> anyhow::Result<()> {
     let brokers = pubsub::machine_brokers()?;
-    crate::cargo_with_env(
+    let kafka = pubsub::Kafka::start()?;
+    let result = crate::cargo_with_env(
         &["bench", "--locked", "-p", "pikoci", "--bench", "server"],
-        &pubsub::machine_env(&brokers),
-    )
+        &pubsub::shared_env(&brokers, &kafka),
+    );
+    drop(kafka);
+    result
 }
