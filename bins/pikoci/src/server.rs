@@ -228,7 +228,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             slots: args.concurrency,
             work_dir: args.work_dir.clone(),
         };
-        Some(crate::worker::spawn(broker.clone(), options)?)
+        Some(crate::worker::spawn(broker.clone(), options).await?)
     } else {
         None
     };

@@ -1,7 +1,6 @@
 //! `pikoci worker`: a standalone worker, and the embedded worker of `pikoci server`. Workers
 //! only talk to the broker, never to a server.
 
-use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pikoci_core::broker::Broker;
-use pikoci_runner::ProcessRunner;
+use pikoci_runner::{ProcessRunner, WorkerLock};
 use pikoci_worker::{Worker, WorkerConfig, WorkerStop};
 use tokio::task::JoinHandle;
 
@@ -28,8 +27,9 @@ pub(crate) struct Args {
     #[command(flatten)]
     pubsub: PubsubArgs,
 
-    /// The worker's name, unique among the workers of a broker: ASCII letters, digits and `-`
-    /// [default: the host name with a random suffix].
+    /// The worker's name, unique among the workers of a broker and held by one live worker at a
+    /// time on a machine: ASCII letters, digits and `-` [default: the host name with a random
+    /// suffix].
     #[arg(long, value_name = "NAME", env = "PIKOCI_WORKER_NAME")]
     name: Option<String>,
 
@@ -111,7 +111,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         let broker = args.pubsub.connect().await?;
         tracing::info!(pubsub = %args.pubsub.pubsub_system, "broker connected");
         let signals = Signals::install()?;
-        let mut worker = spawn(broker.clone(), options)?;
+        let mut worker = spawn(broker.clone(), options).await?;
         tokio::select! {
             () = signals.first() => {
                 tracing::info!(
@@ -137,11 +137,11 @@ pub(crate) struct RunningWorker {
     stop: WorkerStop,
     task: JoinHandle<anyhow::Result<()>>,
     /// The machine-wide lock on the worker's name, held while it runs.
-    _name: File,
+    _name: WorkerLock,
 }
 
 /// Starts a worker on `broker`.
-pub(crate) fn spawn(
+pub(crate) async fn spawn(
     broker: Arc<dyn Broker>,
     options: WorkerOptions,
 ) -> anyhow::Result<RunningWorker> {
@@ -151,7 +151,8 @@ pub(crate) fn spawn(
     if options.slots == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let name = lock_name(&options.id, &std::env::temp_dir())?;
+    let lock_dir = std::env::temp_dir();
+    let name = lock_name(options.id.clone(), lock_dir.clone()).await?;
     let work_dir = match options.work_dir {
         Some(dir) => dir,
         None => crate::run::default_work_dir()?,
@@ -187,7 +188,7 @@ pub(crate) fn spawn(
         };
         let id = options.id.clone();
         tokio::spawn(async move {
-            reap_leftovers(&runner).await;
+            reap_leftovers(&runner, &lock_dir).await;
             worker
                 .run(stop)
                 .await
@@ -202,50 +203,46 @@ pub(crate) fn spawn(
 }
 
 /// Takes the lock on the worker name `id` on this machine (the file
-/// `<dir>/pikoci-worker-<id>.lock`), for as long as the returned file is open: a worker that
+/// `<dir>/pikoci-worker-<id>.lock`), for as long as the returned lock lives: a worker that
 /// starts kills whatever carries its name, so two live workers with one name would kill each
-/// other's steps.
-fn lock_name(id: &str, dir: &Path) -> anyhow::Result<File> {
-    let path = dir.join(format!("pikoci-worker-{id}.lock"));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| {
-            format!(
-                "cannot open the lock on worker name \"{id}\" ({})",
-                path.display()
-            )
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => bail!(
-            "another worker named \"{id}\" is running on this machine (it holds {}): give each \
-             worker its own --name",
-            path.display()
-        ),
-        Err(TryLockError::Error(err)) => Err(err)
-            .with_context(|| format!("cannot lock worker name \"{id}\" ({})", path.display())),
-    }
+/// other's steps. The lock files also tell a starting worker which workers of this machine are
+/// dead.
+async fn lock_name(id: String, dir: PathBuf) -> anyhow::Result<WorkerLock> {
+    // It waits a few seconds for a lock the reaper of another starting worker holds.
+    let lock = tokio::task::spawn_blocking(move || WorkerLock::acquire(&id, &dir))
+        .await
+        .context("the task taking the worker name's lock failed")??;
+    Ok(lock)
 }
 
-/// Kills what an earlier run of this worker left running (a worker killed with SIGKILL), before
-/// it takes work: marked processes and labelled containers.
-async fn reap_leftovers(runner: &ProcessRunner) {
+/// Kills what dead workers of this machine left running (workers killed with SIGKILL, an
+/// earlier run of this one among them), before this worker takes work: marked processes and
+/// labelled containers.
+async fn reap_leftovers(runner: &ProcessRunner, lock_dir: &Path) {
     let worker = runner.worker().unwrap_or_default();
-    let reaped = runner.reap_leftovers().await;
+    let reaped = runner.reap_leftovers(lock_dir).await;
     if !reaped.is_empty() {
         tracing::warn!(
             worker,
+            dead_workers = ?reaped.dead_workers,
             processes = ?reaped.processes,
             groups = ?reaped.groups,
             containers = ?reaped.containers,
-            "killed what an earlier run of this worker left running"
+            "killed what dead workers of this machine left running"
+        );
+    } else if !reaped.dead_workers.is_empty() {
+        tracing::info!(
+            worker,
+            dead_workers = ?reaped.dead_workers,
+            "dead workers of this machine left nothing running; their lock files are removed"
         );
     }
     for problem in &reaped.problems {
-        tracing::info!(worker, %problem, "cannot look for containers an earlier run of this worker left");
+        tracing::info!(
+            worker,
+            %problem,
+            "cannot look for everything dead workers of this machine left"
+        );
     }
 }
 
@@ -329,22 +326,6 @@ fn default_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_worker_name_is_held_by_one_worker_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = lock_name("w1", dir.path()).expect("the first worker gets the name");
-        let err = lock_name("w1", dir.path()).expect_err("a second worker with the name");
-        let message = format!("{err:#}");
-        assert!(
-            message.contains("another worker named \"w1\" is running on this machine")
-                && message.contains("give each worker its own --name"),
-            "{message}"
-        );
-        lock_name("w2", dir.path()).expect("another name is free");
-        drop(first);
-        lock_name("w1", dir.path()).expect("the name is free once its worker is gone");
-    }
 
     #[test]
     fn default_names_are_worker_ids() {

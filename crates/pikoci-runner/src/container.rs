@@ -2,10 +2,10 @@
 //! container: the container belongs to the engine (dockerd, or podman's conmon), which keeps it
 //! running. So each container such an invocation starts gets a label naming the run, and a
 //! cancelled run kills and removes whatever carries that label. A runner that belongs to a
-//! worker also labels it with the worker's id, so that the worker, started again after being
-//! killed, removes what its earlier run left (see `reaper`).
+//! worker also labels it with the worker's id, so that a worker starting on this machine removes
+//! what a killed worker left (see `reaper`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,15 +65,14 @@ impl Containers {
     /// Kills and removes the run's containers (there is at most one, or none when the CLI was
     /// killed before it created it). Failures are ignored: the container may be gone already.
     pub(crate) async fn remove(&self) {
-        let _ = self.cli.kill_and_remove(&self.filter).await;
+        let _ = self.cli.kill_and_remove_filtered(&self.filter).await;
     }
 }
 
-/// Kills and removes the containers labelled `label` (`name=value`) with every container CLI
-/// on this machine; returns their ids, and what failed. A CLI that is not installed is no
-/// failure.
-pub(crate) async fn remove_labelled(label: &str) -> (Vec<String>, Vec<String>) {
-    let filter = format!("label={label}");
+/// Kills and removes, with every container CLI on this machine, the containers whose
+/// `pikoci.worker` label is one of `workers`; returns their ids, and what failed. A CLI that is
+/// not installed is no failure.
+pub(crate) async fn remove_of_workers(workers: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
     let mut removed = Vec::new();
     let mut problems = Vec::new();
     for program in CLIS {
@@ -83,7 +82,11 @@ pub(crate) async fn remove_labelled(label: &str) -> (Vec<String>, Vec<String>) {
             inherit: Inherit::Step,
             workdir: None,
         };
-        match cli.kill_and_remove(&filter).await {
+        let ids = match cli.of_workers(workers).await {
+            Ok(ids) => cli.kill_and_remove(ids).await,
+            Err(error) => Err(error),
+        };
+        match ids {
             Ok(ids) => {
                 for id in ids {
                     // `docker` may be podman behind a wrapper: the same container twice.
@@ -97,6 +100,18 @@ pub(crate) async fn remove_labelled(label: &str) -> (Vec<String>, Vec<String>) {
         }
     }
     (removed, problems)
+}
+
+/// The ids of the containers whose worker is one of `workers`, from the lines `<id> <worker>`
+/// that [`Cli::of_workers`] lists.
+fn containers_of(listed: &str, workers: &BTreeSet<String>) -> Vec<String> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let (id, worker) = line.trim().split_once(' ')?;
+            workers.contains(worker.trim()).then(|| id.to_owned())
+        })
+        .collect()
 }
 
 /// Why a container CLI command gave no answer.
@@ -118,11 +133,28 @@ struct Cli {
 
 impl Cli {
     /// Kills and removes the containers `filter` selects; returns their ids.
-    async fn kill_and_remove(&self, filter: &str) -> Result<Vec<String>, CliError> {
+    async fn kill_and_remove_filtered(&self, filter: &str) -> Result<Vec<String>, CliError> {
         let listed = self
             .run(&["ps", "--all", "--quiet", "--filter", filter])
             .await?;
-        let ids: Vec<String> = listed.split_whitespace().map(str::to_owned).collect();
+        let ids = listed.split_whitespace().map(str::to_owned).collect();
+        self.kill_and_remove(ids).await
+    }
+
+    /// The containers whose `pikoci.worker` label is one of `workers`: every container with
+    /// the label is listed with its value (`ps` filters on one value at a time).
+    async fn of_workers(&self, workers: &BTreeSet<String>) -> Result<Vec<String>, CliError> {
+        let filter = format!("label={WORKER_LABEL}");
+        // Docker and podman both know the `Label` function of the template.
+        let format = format!("{{{{.ID}}}} {{{{.Label \"{WORKER_LABEL}\"}}}}");
+        let listed = self
+            .run(&["ps", "--all", "--filter", &filter, "--format", &format])
+            .await?;
+        Ok(containers_of(&listed, workers))
+    }
+
+    /// Kills and removes the containers `ids`; returns them.
+    async fn kill_and_remove(&self, ids: Vec<String>) -> Result<Vec<String>, CliError> {
         if ids.is_empty() {
             return Ok(ids);
         }
@@ -240,6 +272,21 @@ mod tests {
             assert!(label(&mut other, Some("w")).is_none(), "{program} {args:?}");
             assert_eq!(other.args, args);
         }
+    }
+
+    #[test]
+    fn the_containers_of_the_given_workers_are_picked_by_their_whole_label() {
+        let workers = BTreeSet::from(["box-1".to_owned(), "dead-2".to_owned()]);
+        let listed = "a1b2c3d4e5f6 box-1\n\
+                      0123456789ab box-10\n\
+                      ba9876543210 dead-2\n\
+                      ffffffffffff \n\
+                      eeeeeeeeeeee other\n";
+        assert_eq!(
+            containers_of(listed, &workers),
+            ["a1b2c3d4e5f6", "ba9876543210"]
+        );
+        assert!(containers_of("", &workers).is_empty());
     }
 
     #[test]

@@ -16,8 +16,10 @@
 //! it), so cancelling such a run also kills and removes its container (see `container`).
 //!
 //! A runner that belongs to a worker ([`ProcessRunner::for_worker`]) marks every process and
-//! container it starts with the worker's id, and [`ProcessRunner::reap_leftovers`] kills what
-//! an earlier run of that worker left behind (see `reaper`).
+//! container it starts with the worker's id. Each worker running on a machine holds a
+//! [`WorkerLock`] on its name, and [`ProcessRunner::reap_leftovers`] kills what the dead workers
+//! of the machine (those whose lock nobody holds any more) left behind, an earlier run of its
+//! own worker included (see `reaper`).
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
@@ -25,11 +27,13 @@ mod container;
 pub mod native;
 mod reaper;
 mod spawner;
+mod worker_lock;
 
 pub use reaper::{Reaped, WORKER_MARKER};
+pub use worker_lock::{WorkerLock, WorkerLockError};
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
@@ -75,13 +79,17 @@ impl ProcessRunner {
         self.worker.as_deref()
     }
 
-    /// Kills the processes and removes the containers an earlier run of its worker left (a
-    /// worker killed with SIGKILL): whatever carries the worker's marker, except this process,
-    /// its ancestors and its descendants. Call it when the worker starts, before it takes
-    /// work. A runner of no worker finds nothing.
-    pub async fn reap_leftovers(&self) -> Reaped {
+    /// Kills the processes and removes the containers that dead workers of this machine left
+    /// (workers killed with SIGKILL): whatever carries the marker of its own worker (an
+    /// earlier run of it) or of a worker whose [`WorkerLock`] file in `lock_dir` nobody holds,
+    /// whatever its name; then removes those lock files. The marks of live workers, and of
+    /// workers with no lock file in `lock_dir`, are left alone, and so are this process, its
+    /// ancestors and its descendants. Call it when the worker starts, holding its own
+    /// [`WorkerLock`] in `lock_dir`, before it takes work. A runner of no worker finds
+    /// nothing.
+    pub async fn reap_leftovers(&self, lock_dir: &Path) -> Reaped {
         match &self.worker {
-            Some(worker) => reaper::reap(worker).await,
+            Some(worker) => reaper::reap(worker, lock_dir).await,
             None => Reaped::default(),
         }
     }

@@ -1,22 +1,34 @@
-//! What a killed worker left running, found and stopped when the worker starts again.
+//! What killed workers left running, found and stopped when a worker starts on the same
+//! machine.
 //!
 //! `PR_SET_PDEATHSIG` (see `spawner`) kills a step's main process with its worker, but not
 //! what the step started besides: processes left in its group, daemons that made a session of
 //! their own (`setsid`, double forks), and containers (the container engine runs them). A
 //! runner that belongs to a worker marks all of it with the worker's id: every process it
 //! starts gets [`WORKER_MARKER`]`=<id>` in its environment (which its children inherit), every
-//! container `docker run` starts gets the label `pikoci.worker=<id>`. When a worker of that id
-//! starts again, [`reap`] kills the marked processes (their whole process group when the group
-//! is the step's own) and removes the labelled containers.
+//! container `docker run` starts gets the label `pikoci.worker=<id>`.
 //!
-//! What is left alone: this process, its ancestors and its descendants (its own steps), the
-//! processes of other users (their environment cannot be read), processes that dropped the
-//! marker from their environment, and zombies (already dead).
+//! Which workers are dead is told by their lock files (see `worker_lock`): every worker running
+//! on this machine holds the lock on `pikoci-worker-<id>.lock` in the temporary directory, and
+//! the kernel drops it when the worker dies. When a worker starts, [`reap`] takes the locks
+//! nobody holds in that directory, whatever their names: those workers are dead, and so is an
+//! earlier run of the starting worker's own name. It kills the processes marked with one of
+//! these ids (their whole process group when the group is a step's own), removes the containers
+//! labelled with one, then removes the dead workers' lock files while still holding their locks.
+//!
+//! What is left alone: the processes and containers of live workers (their locks are held),
+//! and those marked with an id that has no lock file in the directory (a worker that used
+//! another temporary directory, or ran on another machine sharing the container engine); this
+//! process, its ancestors and its descendants (its own steps); the processes of other users
+//! (their environment cannot be read); processes that dropped the marker from their
+//! environment; and zombies (already dead).
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::container;
+use crate::worker_lock;
 
 /// The environment variable naming the worker that started a process.
 pub const WORKER_MARKER: &str = "PIKOCI_WORKER_ID";
@@ -28,38 +40,59 @@ const ROUNDS: usize = 10;
 /// The pause between two rounds, for killed processes to become zombies.
 const ROUND_PAUSE: Duration = Duration::from_millis(20);
 
-/// What [`reap`] stopped.
+/// What [`ProcessRunner::reap_leftovers`](crate::ProcessRunner::reap_leftovers) stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reaped {
+    /// The other workers found dead (their lock files nobody held), whose leftovers were
+    /// looked for with the worker's own and whose lock files were then removed; sorted.
+    pub dead_workers: Vec<String>,
     /// The marked processes killed (pids), alone or with their group.
     pub processes: Vec<u32>,
     /// The process groups killed whole (their ids).
     pub groups: Vec<u32>,
     /// The labelled containers killed and removed (their ids).
     pub containers: Vec<String>,
-    /// What could not be done (a container engine that failed), to log.
+    /// What could not be done (a container engine that failed, a lock directory that cannot
+    /// be read), to log.
     pub problems: Vec<String>,
 }
 
 impl Reaped {
-    /// Whether nothing was found.
+    /// Whether nothing was stopped (dead workers that left nothing running do not count).
     pub fn is_empty(&self) -> bool {
         self.processes.is_empty() && self.groups.is_empty() && self.containers.is_empty()
     }
 }
 
-/// Kills the processes and removes the containers marked with `worker`, except this process,
-/// its ancestors and its descendants.
-pub(crate) async fn reap(worker: &str) -> Reaped {
+/// Kills the processes and removes the containers marked with `worker` or with a dead worker
+/// whose lock file is in `lock_dir`, except this process, its ancestors and its descendants;
+/// then removes the dead workers' lock files.
+pub(crate) async fn reap(worker: &str, lock_dir: &Path) -> Reaped {
+    let (own, dir) = (worker.to_owned(), lock_dir.to_path_buf());
+    // Held until their files are removed, after the reaping: a worker of one of these names
+    // that starts meanwhile waits for it.
+    let (dead, mut problems) =
+        tokio::task::spawn_blocking(move || worker_lock::take_dead_workers(&dir, &own))
+            .await
+            .unwrap_or_default();
+    let dead_workers: Vec<String> = dead.iter().map(|lock| lock.id().to_owned()).collect();
+    let mut ids: BTreeSet<String> = dead_workers.iter().cloned().collect();
+    ids.insert(worker.to_owned());
     // Containers first: their engine's helpers started from a step (podman's conmon) carry the
     // marker too, and end by themselves once their container is removed.
-    let label = format!("{}={worker}", container::WORKER_LABEL);
-    let (containers, problems) = container::remove_labelled(&label).await;
-    let entry = format!("{WORKER_MARKER}={worker}").into_bytes();
-    let (processes, groups) = tokio::task::spawn_blocking(move || kill_marked(&entry))
-        .await
-        .unwrap_or_default();
+    let (containers, engine_problems) = container::remove_of_workers(&ids).await;
+    problems.extend(engine_problems);
+    let (processes, groups) = tokio::task::spawn_blocking(move || {
+        let killed = kill_marked(&ids);
+        for lock in dead {
+            lock.remove();
+        }
+        killed
+    })
+    .await
+    .unwrap_or_default();
     Reaped {
+        dead_workers,
         processes,
         groups,
         containers,
@@ -86,10 +119,10 @@ struct Kills {
     alone: BTreeSet<i32>,
 }
 
-/// Kills the marked processes, round after round until a scan finds none left; returns the
-/// pids killed and the groups killed whole.
+/// Kills the processes marked with one of `workers`, round after round until a scan finds none
+/// left; returns the pids killed and the groups killed whole.
 #[cfg(target_os = "linux")]
-fn kill_marked(entry: &[u8]) -> (Vec<u32>, Vec<u32>) {
+fn kill_marked(workers: &BTreeSet<String>) -> (Vec<u32>, Vec<u32>) {
     use nix::sys::signal::{Signal, kill, killpg};
     use nix::unistd::Pid;
 
@@ -98,7 +131,7 @@ fn kill_marked(entry: &[u8]) -> (Vec<u32>, Vec<u32>) {
     let mut killed = BTreeSet::new();
     let mut groups = BTreeSet::new();
     for _ in 0..ROUNDS {
-        let processes = scan(entry);
+        let processes = scan(workers);
         let kills = choose(&processes, this, own_group);
         let hit: Vec<i32> = processes
             .iter()
@@ -132,15 +165,15 @@ fn kill_marked(entry: &[u8]) -> (Vec<u32>, Vec<u32>) {
 
 /// Elsewhere there is no `/proc` to scan: containers are still removed.
 #[cfg(not(target_os = "linux"))]
-fn kill_marked(_entry: &[u8]) -> (Vec<u32>, Vec<u32>) {
+fn kill_marked(_workers: &BTreeSet<String>) -> (Vec<u32>, Vec<u32>) {
     (Vec::new(), Vec::new())
 }
 
-/// Every live process of `/proc` (zombies left out), with whether its environment holds
-/// `entry` (`NAME=value`). Processes that vanish while being read, or whose environment this
-/// user may not read, count as unmarked.
+/// Every live process of `/proc` (zombies left out), with whether its environment marks it as
+/// started by one of `workers`. Processes that vanish while being read, or whose environment
+/// this user may not read, count as unmarked.
 #[cfg(target_os = "linux")]
-fn scan(entry: &[u8]) -> Vec<Process> {
+fn scan(workers: &BTreeSet<String>) -> Vec<Process> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -150,7 +183,7 @@ fn scan(entry: &[u8]) -> Vec<Process> {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             let (parent, group) = parse_stat(&stat)?;
             let marked = std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|environ| holds(&environ, entry));
+                .is_ok_and(|environ| marked_by(&environ, workers));
             Some(Process {
                 pid,
                 parent,
@@ -178,10 +211,23 @@ fn parse_stat(stat: &str) -> Option<(i32, i32)> {
     Some((parent, group))
 }
 
-/// Whether a `/proc/<pid>/environ` (entries separated by NUL) holds exactly `entry`.
+/// Whether a `/proc/<pid>/environ` (entries separated by NUL) sets [`WORKER_MARKER`] to one of
+/// `workers`.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn holds(environ: &[u8], entry: &[u8]) -> bool {
-    environ.split(|byte| *byte == 0).any(|item| item == entry)
+fn marked_by(environ: &[u8], workers: &BTreeSet<String>) -> bool {
+    environ
+        .split(|byte| *byte == 0)
+        .filter_map(marker_value)
+        .any(|worker| workers.contains(worker))
+}
+
+/// The value of an environment entry (`NAME=value`) that sets [`WORKER_MARKER`].
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn marker_value(entry: &[u8]) -> Option<&str> {
+    let value = entry
+        .strip_prefix(WORKER_MARKER.as_bytes())?
+        .strip_prefix(b"=")?;
+    std::str::from_utf8(value).ok()
 }
 
 /// What to kill among `processes`: the marked ones that are neither `this` process, nor one of
@@ -250,19 +296,19 @@ mod tests {
     }
 
     #[test]
-    fn the_marker_must_match_a_whole_entry() {
-        let environ = b"PATH=/bin\0PIKOCI_WORKER_ID=box-1\0HOME=/root\0";
-        assert!(holds(environ, b"PIKOCI_WORKER_ID=box-1"));
-        assert!(!holds(environ, b"PIKOCI_WORKER_ID=box"));
-        assert!(!holds(
-            b"PIKOCI_WORKER_ID=box-10\0",
-            b"PIKOCI_WORKER_ID=box-1"
-        ));
-        assert!(!holds(
-            b"X_PIKOCI_WORKER_ID=box-1\0",
-            b"PIKOCI_WORKER_ID=box-1"
-        ));
-        assert!(!holds(b"", b"PIKOCI_WORKER_ID=box-1"));
+    fn the_marker_must_name_one_of_the_workers_whole() {
+        let workers = BTreeSet::from(["box-1".to_owned(), "dead-2".to_owned()]);
+        let marked = |environ: &[u8]| marked_by(environ, &workers);
+        assert!(marked(b"PATH=/bin\0PIKOCI_WORKER_ID=box-1\0HOME=/root\0"));
+        assert!(marked(b"PIKOCI_WORKER_ID=dead-2"));
+        assert!(!marked(b"PIKOCI_WORKER_ID=box\0"));
+        assert!(!marked(b"PIKOCI_WORKER_ID=box-10\0"));
+        assert!(!marked(b"PIKOCI_WORKER_ID=\0"));
+        assert!(!marked(b"PIKOCI_WORKER_IDX=box-1\0"));
+        assert!(!marked(b"X_PIKOCI_WORKER_ID=box-1\0"));
+        assert!(!marked(b"PIKOCI_WORKER_ID=other\0HOME=box-1\0"));
+        assert!(!marked(b"PIKOCI_WORKER_ID=box-\xff\0"));
+        assert!(!marked(b""));
     }
 
     #[test]

@@ -480,10 +480,12 @@ async fn reaping_kills_the_daemons_an_earlier_run_of_the_worker_left_and_nothing
     });
     let step_pid: i32 = wait_for_file(&step_pid).await.trim().parse().unwrap();
 
+    let locks = tempfile::tempdir().unwrap();
     let reaped = ProcessRunner::for_worker(worker.clone())
-        .reap_leftovers()
+        .reap_leftovers(locks.path())
         .await;
     assert_eq!(reaped.processes, [daemon as u32], "{reaped:?}");
+    assert!(reaped.dead_workers.is_empty(), "{reaped:?}");
     assert_eq!(
         reaped.groups,
         [daemon as u32],
@@ -505,16 +507,99 @@ async fn reaping_kills_the_daemons_an_earlier_run_of_the_worker_left_and_nothing
     // Nothing left: a second reap finds nothing.
     assert!(
         ProcessRunner::for_worker(worker)
-            .reap_leftovers()
+            .reap_leftovers(locks.path())
             .await
             .is_empty()
     );
 }
 
 #[tokio::test]
+async fn reaping_kills_what_dead_workers_of_any_name_left_and_spares_live_and_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let locks = tempfile::tempdir().unwrap();
+    let (dead, live, unknown, me) = (
+        unique_worker("dead"),
+        unique_worker("live"),
+        unique_worker("unknown"),
+        unique_worker("me"),
+    );
+    // A dead worker: its lock file is there and nobody holds it.
+    drop(WorkerLock::acquire(&dead, locks.path()).unwrap());
+    let live_lock = WorkerLock::acquire(&live, locks.path()).unwrap();
+    let own_lock = WorkerLock::acquire(&me, locks.path()).unwrap();
+    let dead_daemon =
+        leave_a_daemon(&ProcessRunner::for_worker(dead.clone()), dir.path(), "dead").await;
+    let live_daemon =
+        leave_a_daemon(&ProcessRunner::for_worker(live.clone()), dir.path(), "live").await;
+    // A worker with no lock file here (another temporary directory, another machine).
+    let unknown_daemon = leave_a_daemon(
+        &ProcessRunner::for_worker(unknown.clone()),
+        dir.path(),
+        "unknown",
+    )
+    .await;
+    let unmarked = leave_a_daemon(&ProcessRunner::new(), dir.path(), "unmarked").await;
+    let _cleanup = KillOnDrop(vec![dead_daemon, live_daemon, unknown_daemon, unmarked]);
+
+    let reaped = ProcessRunner::for_worker(me.clone())
+        .reap_leftovers(locks.path())
+        .await;
+    assert_eq!(reaped.dead_workers, [dead.as_str()], "{reaped:?}");
+    assert_eq!(reaped.processes, [dead_daemon as u32], "{reaped:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(dead_daemon) {
+        assert!(
+            Instant::now() < deadline,
+            "the dead worker's daemon {dead_daemon} survived the reaping"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(running(live_daemon), "a live worker's daemon was killed");
+    assert!(
+        running(unknown_daemon),
+        "the daemon of a worker with no lock file here was killed"
+    );
+    assert!(running(unmarked), "an unmarked daemon was killed");
+    assert!(
+        !locks
+            .path()
+            .join(format!("pikoci-worker-{dead}.lock"))
+            .exists(),
+        "the dead worker's lock file is left"
+    );
+    assert!(
+        live_lock.path().exists(),
+        "the live worker's lock file is gone"
+    );
+    assert!(
+        own_lock.path().exists(),
+        "the worker's own lock file is gone"
+    );
+    // The dead worker is forgotten; the live one is still live.
+    let again = ProcessRunner::for_worker(me)
+        .reap_leftovers(locks.path())
+        .await;
+    assert!(
+        again.is_empty() && again.dead_workers.is_empty(),
+        "{again:?}"
+    );
+    // Once the live worker is gone, the next worker to start reaps it too.
+    drop(live_lock);
+    let later = ProcessRunner::for_worker(unique_worker("later"))
+        .reap_leftovers(locks.path())
+        .await;
+    assert_eq!(later.dead_workers, [live], "{later:?}");
+    assert_eq!(later.processes, [live_daemon as u32], "{later:?}");
+    assert!(own_lock.path().exists());
+}
+
+#[tokio::test]
 async fn a_runner_of_no_worker_reaps_nothing() {
+    let locks = tempfile::tempdir().unwrap();
+    drop(WorkerLock::acquire("dead", locks.path()).unwrap());
     assert_eq!(
-        ProcessRunner::new().reap_leftovers().await,
+        ProcessRunner::new().reap_leftovers(locks.path()).await,
         Reaped::default()
     );
+    assert!(locks.path().join("pikoci-worker-dead.lock").exists());
 }

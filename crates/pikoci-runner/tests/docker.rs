@@ -17,7 +17,7 @@ use pikoci_core::engine::{
     BuildControl, BuildResult, BuildSpec, Engine, Invocation, LocalRun, OutputLine, Runner, Status,
 };
 use pikoci_core::testing::Recorder;
-use pikoci_runner::ProcessRunner;
+use pikoci_runner::{ProcessRunner, WorkerLock};
 use tokio_util::sync::CancellationToken;
 
 /// How long a container may take to appear or to go away.
@@ -472,26 +472,40 @@ async fn leave_a_container(worker: &str, label: &str, workdir: &std::path::Path)
 }
 
 #[tokio::test]
-async fn a_restarted_worker_removes_the_containers_its_earlier_run_left() {
+async fn a_starting_worker_removes_the_containers_dead_workers_left() {
     let dir = tempfile::tempdir().expect("a temporary directory");
+    let locks = tempfile::tempdir().expect("a lock directory");
     let worker = unique_label();
-    let (mine, theirs) = (unique_label(), unique_label());
+    // A dead worker of another name: its lock file is there and nobody holds it.
+    let dead = unique_label();
+    drop(WorkerLock::acquire(&dead, locks.path()).expect("the dead worker's lock"));
+    let (mine, the_dead_ones, theirs) = (unique_label(), unique_label(), unique_label());
     let _remove = (
         RemoveContainers(mine.clone()),
+        RemoveContainers(the_dead_ones.clone()),
         RemoveContainers(theirs.clone()),
     );
     leave_a_container(&worker, &mine, dir.path()).await;
-    // Another worker, whose id starts with this one's.
+    leave_a_container(&dead, &the_dead_ones, dir.path()).await;
+    // Another worker, whose id starts with this one's and which has no lock file here.
     leave_a_container(&format!("{worker}0"), &theirs, dir.path()).await;
-    let left = containers(&mine).await;
+    let mut left = containers(&mine).await;
     assert_eq!(
         left.len(),
         1,
         "the container outlives the CLI that started it"
     );
-    let reaped = ProcessRunner::for_worker(worker).reap_leftovers().await;
-    assert_eq!(reaped.containers, left, "{reaped:?}");
+    left.extend(containers(&the_dead_ones).await);
+    left.sort();
+    let reaped = ProcessRunner::for_worker(worker)
+        .reap_leftovers(locks.path())
+        .await;
+    let mut removed = reaped.containers.clone();
+    removed.sort();
+    assert_eq!(removed, left, "{reaped:?}");
+    assert_eq!(reaped.dead_workers, [dead], "{reaped:?}");
     wait_for_containers(&mine, false).await;
+    wait_for_containers(&the_dead_ones, false).await;
     assert_eq!(
         containers(&theirs).await.len(),
         1,

@@ -1,13 +1,15 @@
 //! A process running steps that is killed with SIGKILL (no destructor runs) leaves no step
 //! process behind: the kernel kills each step's main process with it (`PR_SET_PDEATHSIG`), and
 //! what the step started besides (a background process in its group, a daemon in a session of
-//! its own), which the kernel leaves running, is killed by the next run of the same worker
-//! (`ProcessRunner::reap_leftovers`).
+//! its own), which the kernel leaves running, is killed by the next worker that starts on the
+//! machine, whatever its name (`ProcessRunner::reap_leftovers`): the dead worker's lock is
+//! gone with its process.
 //!
 //! The test needs a process to kill, so this file has its own `main` (`harness = false`): run
-//! with `PIKOCI_TEST_RUNNER_HELPER=<dir>`, it is that process, starting one step through the
-//! `ProcessRunner` of worker `PIKOCI_TEST_RUNNER_WORKER` and waiting forever; otherwise it is the
-//! test, which starts itself as the helper, kills it, watches the step, and reaps.
+//! with `PIKOCI_TEST_RUNNER_HELPER=<dir>`, it is that process, holding the lock of worker
+//! `PIKOCI_TEST_RUNNER_WORKER` in `<dir>/locks`, starting one step through that worker's
+//! `ProcessRunner` and waiting forever; otherwise it is the test, which starts itself as the
+//! helper, kills it, watches the step, and reaps as a worker of another name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use pikoci_core::engine::env::Inherit;
 use pikoci_core::engine::{Invocation, OutputLine, Runner};
-use pikoci_runner::ProcessRunner;
+use pikoci_runner::{ProcessRunner, WorkerLock};
 use tokio_util::sync::CancellationToken;
 
 /// Set to a directory in the helper process.
@@ -44,11 +46,17 @@ fn main() {
     }
 }
 
-/// The helper: one step, which leaves processes behind, writes its pid and then sleeps for ten
-/// minutes.
+/// The lock directory of the helper's worker, in the helper's directory.
+fn lock_dir(dir: &Path) -> PathBuf {
+    dir.join("locks")
+}
+
+/// The helper: a worker's lock, and one step, which leaves processes behind, writes its pid and
+/// then sleeps for ten minutes.
 fn run_a_step_until_killed(dir: &Path) {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let worker = std::env::var(WORKER).expect("the helper is given a worker id");
+    let _lock = WorkerLock::acquire(&worker, &lock_dir(dir)).expect("the helper's worker lock");
     let invocation = Invocation {
         program: "/bin/sh".to_owned(),
         args: vec!["-ec".to_owned(), STEP.to_owned()],
@@ -66,7 +74,9 @@ fn run_a_step_until_killed(dir: &Path) {
 
 fn a_killed_runner_process_leaves_no_step_running() {
     let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::create_dir(lock_dir(dir.path())).expect("a lock directory");
     let worker = format!("parent-death-{}", std::process::id());
+    let lock_file = lock_dir(dir.path()).join(format!("pikoci-worker-{worker}.lock"));
     let mut helper = std::process::Command::new(std::env::current_exe().expect("this test's path"))
         .env(HELPER, dir.path())
         .env(WORKER, &worker)
@@ -86,6 +96,7 @@ fn a_killed_runner_process_leaves_no_step_running() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(running(step), "the step runs while the helper does");
+    assert!(lock_file.exists(), "the helper holds no worker lock");
     helper.kill().expect("SIGKILL to the helper");
     helper.wait().expect("the helper is reaped");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -100,15 +111,18 @@ fn a_killed_runner_process_leaves_no_step_running() {
         !survived,
         "step process {step} still runs 10 s after the process that started it was killed"
     );
-    // The kernel kills only the step's main process: the rest waits for the next run of the
-    // worker.
+    // The kernel kills only the step's main process: the rest waits for the next worker.
     assert!(running(daemon), "the daemon died with the step");
     assert!(
         running(background),
         "the background process died with the step"
     );
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let reaped = runtime.block_on(ProcessRunner::for_worker(worker).reap_leftovers());
+    // A worker of another name (the default name is new at each start) reaps the dead one.
+    let next = format!("parent-death-next-{}", std::process::id());
+    let reaped =
+        runtime.block_on(ProcessRunner::for_worker(next).reap_leftovers(&lock_dir(dir.path())));
+    assert_eq!(reaped.dead_workers, [worker], "{reaped:?}");
     let mut killed = reaped.processes.clone();
     killed.sort_unstable();
     let mut expected = vec![daemon as u32, background as u32];
@@ -122,6 +136,10 @@ fn a_killed_runner_process_leaves_no_step_running() {
     assert!(
         !running(background),
         "background process {background} survived the reaping"
+    );
+    assert!(
+        !lock_file.exists(),
+        "the dead worker's lock file is left after the reaping"
     );
 }
 
