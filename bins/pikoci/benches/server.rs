@@ -8,6 +8,10 @@
 //! a push takes (HTTP, check dispatched to a worker and run, version stored, build created,
 //! dispatched, step process started). 40 rounds after one untimed round; p50 and p99 reported,
 //! never asserted. Then, after 5 s idle, the resident memory of the server and of the worker.
+//!
+//! Last, checks: 1,500 resources checked every 10 s (150 checks a second to keep up) on the
+//! server with its embedded worker on mem, each check a process that appends a line to a file:
+//! how long the first round takes, then the rate over 30 s.
 
 // A command-line report: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -166,6 +170,90 @@ async fn measure(name: &str, broker: Option<(&str, String)>) {
     server.stop();
 }
 
+/// Resources in the check benchmark, each checked every 10 s: 150 checks a second to keep up.
+const CHECKED: usize = 1_500;
+
+/// How long the sustained check rate is measured.
+const CHECK_WINDOW: Duration = Duration::from_secs(30);
+
+/// A pipeline of [`CHECKED`] resources checked every 10 s, whose check appends a line to
+/// `ticks` and finds no version.
+fn checks_pipeline(ticks: &Path) -> String {
+    let ticks = ticks.display();
+    let mut hcl = format!(
+        r#"
+resource_type "tick" {{
+  check "exec" {{
+    path = "/bin/sh"
+    args = ["-c", "echo . >> {ticks}; echo '[]'"]
+  }}
+}}
+
+job "idle" {{
+  task "nothing" {{
+    run "exec" {{ path = "true" }}
+  }}
+}}
+"#
+    );
+    for n in 0..CHECKED {
+        hcl.push_str(&format!(
+            "resource \"tick\" \"r{n}\" {{\n  check_interval = \"@every 10s\"\n}}\n"
+        ));
+    }
+    hcl
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().count())
+        .unwrap_or_default()
+}
+
+/// The server with its embedded worker on mem, [`CHECKED`] resources due at once at start
+/// and then every 10 s: how long the first round of checks takes, then how many checks a
+/// second it keeps up with.
+async fn measure_checks() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ticks = dir.path().join("ticks");
+    let file = support::write(dir.path(), "checks.hcl", &checks_pipeline(&ticks));
+    let work = dir.path().join("work");
+    let work = work.display().to_string();
+    let server = ServerProcess::start(&[
+        "--log-level",
+        "warn",
+        "--pipeline-config",
+        &file,
+        "--work-dir",
+        &work,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while lines(&ticks) == 0 {
+        assert!(Instant::now() < deadline, "no check ran within 600 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let first = Instant::now();
+    while lines(&ticks) < CHECKED {
+        assert!(
+            Instant::now() < deadline,
+            "the first round of checks took over 600 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let round = first.elapsed();
+    let before = lines(&ticks);
+    tokio::time::sleep(CHECK_WINDOW).await;
+    let sustained = (lines(&ticks) - before) as f64 / CHECK_WINDOW.as_secs_f64();
+    println!(
+        "{CHECKED} resources every 10 s (mem, embedded worker): first round {:.1} s ({:.0} \
+         checks/s), then {sustained:.0} checks/s over {} s (150/s keeps up)",
+        round.as_secs_f64(),
+        CHECKED as f64 / round.as_secs_f64(),
+        CHECK_WINDOW.as_secs(),
+    );
+    server.stop();
+}
+
 #[tokio::main]
 async fn main() {
     println!("webhook received -> first step process started ({ROUNDS} rounds each)");
@@ -179,4 +267,5 @@ async fn main() {
             .unwrap_or_else(|_| panic!("{variable} is not set: run `cargo xtask bench server`"));
         measure(&format!("{system}, standalone worker"), Some((system, url))).await;
     }
+    measure_checks().await;
 }

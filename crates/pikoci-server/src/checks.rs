@@ -57,8 +57,8 @@ fn check_runner(pipeline: &StoredPipeline, resource: &StoredResource) -> Option<
 
 impl Server {
     /// Claims due checks for each live worker, in batches: as many as it has room for at once,
-    /// at most [`CHECKS_PER_WORKER`] in flight (what a worker runs at once besides its builds)
-    /// and never more than its slots. Checks the server runs itself take no room, so a worker
+    /// up to [`CHECKS_PER_WORKER`] in flight (what a worker runs at once besides its builds,
+    /// whatever its build slots). Checks the server runs itself take no room, so a worker
     /// claims again until its room is full or nothing is due. Checks whose lease lapsed are
     /// claimed again only with `reclaim_lapsed` (not during the requeue grace).
     pub(crate) async fn assign_checks(
@@ -74,7 +74,7 @@ impl Server {
         let mut pipelines: HashMap<PipelineId, StoredPipeline> = HashMap::new();
         for candidate in order {
             let worker = &candidate.worker;
-            let room = (worker.slots.max(1) as usize).min(CHECKS_PER_WORKER);
+            let room = CHECKS_PER_WORKER;
             loop {
                 let in_flight = lock(&self.inner.runtime.checks)
                     .get(&worker.worker_id)
@@ -352,7 +352,10 @@ impl Server {
             error,
             log,
         };
-        self.finish_check(&resource, check.attempt, record).await
+        self.finish_check(&resource, check.attempt, record).await?;
+        // The worker has room for another check: due ones need not wait for the next round.
+        self.wake_dispatcher();
+        Ok(())
     }
 
     /// The resource of a check its sender reports on, while the sender still holds that check

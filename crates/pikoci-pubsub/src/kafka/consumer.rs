@@ -69,7 +69,7 @@ pub(super) async fn start(
             inner.config.kafka_session_timeout.as_millis().to_string(),
         )
         .set("heartbeat.interval.ms", "1000")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", inner.fetch_wait_ms.to_string())
         .set("fetch.message.max.bytes", super::MAX_MESSAGE_BYTES)
         .set("fetch.max.bytes", "33554432")
         .set("receive.message.max.bytes", "34603008")

@@ -46,6 +46,8 @@ struct Inner {
     config: BrokerConfig,
     /// `host:port,...` for librdkafka.
     servers: String,
+    /// How long a consumer's fetch may wait at the broker (`fetch.wait.max.ms`).
+    fetch_wait_ms: u32,
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
     /// Topics known to exist.
@@ -61,22 +63,77 @@ impl fmt::Debug for KafkaBroker {
     }
 }
 
-/// `kafka://a:9092,b:9092` or `a:9092,b:9092` to librdkafka's `bootstrap.servers`.
-fn bootstrap_servers(url: &str) -> BrokerResult<String> {
-    let servers = url
-        .strip_prefix("kafka://")
-        .unwrap_or(url)
-        .trim_end_matches('/');
-    if servers.is_empty() || servers.contains('/') || servers.contains('@') {
-        return Err(BrokerError::new(
+/// How long a consumer's fetch may wait at the broker for messages, unless the URL says
+/// otherwise. A Kafka broker answers a waiting fetch as soon as a message arrives, so this only
+/// sets how often an idle consumer asks again.
+const DEFAULT_FETCH_WAIT_MS: u32 = 100;
+
+/// The longest `fetch_wait_ms` accepted.
+const MAX_FETCH_WAIT_MS: u32 = 10_000;
+
+/// What a Kafka URL says: `kafka://a:9092,b:9092[?fetch_wait_ms=N]`, or a bare `a:9092,b:9092`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KafkaUrl {
+    /// librdkafka's `bootstrap.servers`.
+    servers: String,
+    /// librdkafka's `fetch.wait.max.ms`. Some brokers (tansu) hold every fetch for about half
+    /// of it even when messages are waiting: a small value there cuts delivery latency, at the
+    /// cost of more requests from idle consumers.
+    fetch_wait_ms: u32,
+}
+
+fn parse_url(url: &str) -> BrokerResult<KafkaUrl> {
+    let invalid = |problem: String| {
+        BrokerError::new(
             ErrorKind::InvalidInput,
             format!(
-                "invalid kafka url \"{}\": use kafka://host:port[,host:port...]",
+                "invalid kafka url \"{}\": {problem}",
                 pikoci_core::redact::url(url)
             ),
+        )
+    };
+    let rest = url.strip_prefix("kafka://").unwrap_or(url);
+    let (servers, query) = match rest.split_once('?') {
+        Some((servers, query)) => (servers, Some(query)),
+        None => (rest, None),
+    };
+    let servers = servers.trim_end_matches('/');
+    if servers.is_empty() || servers.contains('/') || servers.contains('@') {
+        return Err(invalid(
+            "use kafka://host:port[,host:port...][?fetch_wait_ms=N]".to_owned(),
         ));
     }
-    Ok(servers.to_owned())
+    let mut fetch_wait_ms = DEFAULT_FETCH_WAIT_MS;
+    for pair in query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("fetch_wait_ms", value)) => {
+                fetch_wait_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|ms| (1..=MAX_FETCH_WAIT_MS).contains(ms))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "fetch_wait_ms must be a number of milliseconds from 1 to \
+                             {MAX_FETCH_WAIT_MS}, not \"{value}\""
+                        ))
+                    })?;
+            }
+            _ => {
+                let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                return Err(invalid(format!(
+                    "unknown parameter \"{name}\"; the only one is fetch_wait_ms"
+                )));
+            }
+        }
+    }
+    Ok(KafkaUrl {
+        servers: servers.to_owned(),
+        fetch_wait_ms,
+    })
 }
 
 fn kafka_error(kind: ErrorKind, message: String, err: KafkaError) -> BrokerError {
@@ -99,7 +156,10 @@ fn client_config(servers: &str) -> ClientConfig {
 impl KafkaBroker {
     /// Connects to the Kafka cluster at `config.url`; fails if no broker answers now.
     pub async fn connect(config: &BrokerConfig) -> BrokerResult<Self> {
-        let servers = bootstrap_servers(&config.url)?;
+        let KafkaUrl {
+            servers,
+            fetch_wait_ms,
+        } = parse_url(&config.url)?;
         let unreachable = |err| {
             kafka_error(
                 ErrorKind::Unavailable,
@@ -121,6 +181,7 @@ impl KafkaBroker {
         let inner = Arc::new(Inner {
             config: config.clone(),
             servers,
+            fetch_wait_ms,
             producer,
             admin,
             topics: Mutex::new(HashSet::new()),
@@ -293,12 +354,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_become_bootstrap_servers() {
-        assert_eq!(bootstrap_servers("kafka://a:1,b:2").unwrap(), "a:1,b:2");
-        assert_eq!(bootstrap_servers("a:1").unwrap(), "a:1");
-        for bad in ["", "kafka://", "kafka://user@a:1", "http://a:1/x"] {
-            let err = bootstrap_servers(bad).unwrap_err();
+    fn urls_become_bootstrap_servers_and_a_fetch_wait() {
+        let url = |servers: &str, fetch_wait_ms| KafkaUrl {
+            servers: servers.to_owned(),
+            fetch_wait_ms,
+        };
+        assert_eq!(parse_url("kafka://a:1,b:2").unwrap(), url("a:1,b:2", 100));
+        assert_eq!(parse_url("a:1").unwrap(), url("a:1", 100));
+        assert_eq!(
+            parse_url("kafka://a:1/?fetch_wait_ms=10").unwrap(),
+            url("a:1", 10)
+        );
+        for bad in [
+            "",
+            "kafka://",
+            "kafka://user@a:1",
+            "http://a:1/x",
+            "kafka://a:1?fetch_wait_ms=0",
+            "kafka://a:1?fetch_wait_ms=soon",
+            "kafka://a:1?linger=5",
+        ] {
+            let err = parse_url(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
         }
+        let err = parse_url("kafka://a:1?linger=5").unwrap_err();
+        assert!(
+            err.to_string().contains("the only one is fetch_wait_ms"),
+            "{err}"
+        );
     }
 }

@@ -176,3 +176,28 @@ pub(crate) async fn due_checks_are_claimed_in_batches_most_overdue_first(
     );
     Ok(())
 }
+
+pub(crate) async fn late_claims_keep_the_rhythm_of_checks(fx: &Fixture) -> anyhow::Result<()> {
+    let s = fx.s();
+    let w = world(s, "main", vec![job("unit")]).await?;
+    let r = w.repo.id;
+    // Due at 100, claimed 3 s late: the next check is one interval (`@every 1m`) after 100.
+    s.request_check(r, at(100)).await?;
+    let first = claim_one(s, &check_claim("w1", 103, 130))
+        .await?
+        .expect("due");
+    assert_eq!(first.resource.next_check_at, Some(at(160)));
+    s.finish_check(r, first.attempt, outcome(104, None)).await?;
+    let second = claim_one(s, &check_claim("w1", 161, 190))
+        .await?
+        .expect("due");
+    assert_eq!(second.resource.next_check_at, Some(at(220)));
+    s.finish_check(r, second.attempt, outcome(162, None))
+        .await?;
+    // Late by more than an interval: one interval after the claim, not a burst of catch-ups.
+    let third = claim_one(s, &check_claim("w1", 300, 330))
+        .await?
+        .expect("due");
+    assert_eq!(third.resource.next_check_at, Some(at(360)));
+    Ok(())
+}

@@ -81,6 +81,7 @@ macro_rules! conformance_suite {
             checks::check_leases_are_renewed_for_their_worker_and_attempt_only,
             checks::exclusive_workers_skip_untagged_resources,
             checks::due_checks_are_claimed_in_batches_most_overdue_first,
+            checks::late_claims_keep_the_rhythm_of_checks,
             resources::passed_versions_follow_successful_upstream_builds,
             resources::trigger_events_are_team_scoped_streams,
             resources::heartbeats_register_and_update_workers,
