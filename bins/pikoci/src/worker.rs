@@ -137,7 +137,7 @@ pub(crate) struct RunningWorker {
     stop: WorkerStop,
     task: JoinHandle<anyhow::Result<()>>,
     /// The machine-wide lock on the worker's name, held while it runs.
-    _name: WorkerLock,
+    _name: Arc<WorkerLock>,
 }
 
 /// Starts a worker on `broker`.
@@ -151,8 +151,7 @@ pub(crate) async fn spawn(
     if options.slots == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let lock_dir = std::env::temp_dir();
-    let name = lock_name(options.id.clone(), lock_dir.clone()).await?;
+    let name = Arc::new(lock_name(options.id.clone(), std::env::temp_dir()).await?);
     let work_dir = match options.work_dir {
         Some(dir) => dir,
         None => crate::run::default_work_dir()?,
@@ -169,7 +168,7 @@ pub(crate) async fn spawn(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         hostname: hostname(),
     };
-    let runner = Arc::new(ProcessRunner::for_worker(&options.id));
+    let runner = Arc::new(ProcessRunner::for_worker(&name));
     let worker = Worker::new(
         broker,
         runner.clone(),
@@ -187,8 +186,9 @@ pub(crate) async fn spawn(
             now: stop.now.clone(),
         };
         let id = options.id.clone();
+        let lock = Arc::clone(&name);
         tokio::spawn(async move {
-            reap_leftovers(&runner, &lock_dir).await;
+            reap_leftovers(&lock).await;
             worker
                 .run(stop)
                 .await
@@ -204,11 +204,11 @@ pub(crate) async fn spawn(
 
 /// Takes the lock on the worker name `id` on this machine (the file
 /// `<dir>/pikoci-worker-<id>.lock`), for as long as the returned lock lives: a worker that
-/// starts kills whatever carries its name, so two live workers with one name would kill each
-/// other's steps. The lock files also tell a starting worker which workers of this machine are
-/// dead.
+/// starts kills what the earlier run of its name left, so two live workers with one name would
+/// kill each other's steps. The lock files also tell a starting worker which runs of this
+/// machine are dead, and by their tokens what those runs left.
 async fn lock_name(id: String, dir: PathBuf) -> anyhow::Result<WorkerLock> {
-    // It waits a few seconds for a lock the reaper of another starting worker holds.
+    // It waits a few seconds for a lock someone else holds (a reaper holds one for a moment).
     let lock = tokio::task::spawn_blocking(move || WorkerLock::acquire(&id, &dir))
         .await
         .context("the task taking the worker name's lock failed")??;
@@ -218,9 +218,9 @@ async fn lock_name(id: String, dir: PathBuf) -> anyhow::Result<WorkerLock> {
 /// Kills what dead workers of this machine left running (workers killed with SIGKILL, an
 /// earlier run of this one among them), before this worker takes work: marked processes and
 /// labelled containers.
-async fn reap_leftovers(runner: &ProcessRunner, lock_dir: &Path) {
-    let worker = runner.worker().unwrap_or_default();
-    let reaped = runner.reap_leftovers(lock_dir).await;
+async fn reap_leftovers(lock: &WorkerLock) {
+    let worker = lock.id();
+    let reaped = ProcessRunner::reap_leftovers(lock).await;
     if !reaped.is_empty() {
         tracing::warn!(
             worker,

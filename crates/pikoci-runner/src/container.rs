@@ -2,8 +2,8 @@
 //! container: the container belongs to the engine (dockerd, or podman's conmon), which keeps it
 //! running. So each container such an invocation starts gets a label naming the run, and a
 //! cancelled run kills and removes whatever carries that label. A runner that belongs to a
-//! worker also labels it with the worker's id, so that a worker starting on this machine removes
-//! what a killed worker left (see `reaper`).
+//! worker also labels it with the worker's id and run, so that a worker starting on this
+//! machine removes what a killed worker left (see `reaper`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,11 +15,17 @@ use pikoci_core::engine::Invocation;
 use pikoci_core::engine::env::Inherit;
 use tokio::process::Command;
 
+use crate::WorkerMark;
+
 /// The label put on every container a run starts.
 const LABEL: &str = "pikoci.run";
 
 /// The label naming the worker whose runner started a container.
-pub(crate) const WORKER_LABEL: &str = "pikoci.worker";
+const WORKER_LABEL: &str = "pikoci.worker";
+
+/// The label holding the token of the worker run that started a container: what the reaper
+/// goes by.
+const WORKER_RUN_LABEL: &str = "pikoci.worker-run";
 
 /// How long each cleanup command may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,9 +43,12 @@ pub(crate) struct Containers {
 }
 
 /// Labels the container `invocation` starts, when it is a `docker run` (or `podman run`):
-/// `--label pikoci.run=<unique id>` goes right after `run`, and `--label pikoci.worker=<id>`
-/// after it when the runner belongs to `worker`.
-pub(crate) fn label(invocation: &mut Invocation, worker: Option<&str>) -> Option<Containers> {
+/// `--label pikoci.run=<unique id>` goes right after `run`, and `--label pikoci.worker=<id>
+/// --label pikoci.worker-run=<run token>` after it when the runner belongs to a worker.
+pub(crate) fn label(
+    invocation: &mut Invocation,
+    worker: Option<&WorkerMark>,
+) -> Option<Containers> {
     let cli = Path::new(&invocation.program).file_name()?.to_str()?;
     if !CLIS.contains(&cli) || invocation.args.first().map(String::as_str) != Some("run") {
         return None;
@@ -47,7 +56,12 @@ pub(crate) fn label(invocation: &mut Invocation, worker: Option<&str>) -> Option
     let value = format!("{LABEL}={}", unique_id());
     let mut labels = vec!["--label".to_owned(), value.clone()];
     if let Some(worker) = worker {
-        labels.extend(["--label".to_owned(), format!("{WORKER_LABEL}={worker}")]);
+        labels.extend([
+            "--label".to_owned(),
+            format!("{WORKER_LABEL}={}", worker.id),
+            "--label".to_owned(),
+            format!("{WORKER_RUN_LABEL}={}", worker.run),
+        ]);
     }
     invocation.args.splice(1..1, labels);
     Some(Containers {
@@ -70,9 +84,9 @@ impl Containers {
 }
 
 /// Kills and removes, with every container CLI on this machine, the containers whose
-/// `pikoci.worker` label is one of `workers`; returns their ids, and what failed. A CLI that is
-/// not installed is no failure.
-pub(crate) async fn remove_of_workers(workers: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+/// `pikoci.worker-run` label is one of `runs`; returns their ids, and what failed. A CLI that
+/// is not installed is no failure.
+pub(crate) async fn remove_of_runs(runs: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
     let mut removed = Vec::new();
     let mut problems = Vec::new();
     for program in CLIS {
@@ -82,36 +96,27 @@ pub(crate) async fn remove_of_workers(workers: &BTreeSet<String>) -> (Vec<String
             inherit: Inherit::Step,
             workdir: None,
         };
-        let ids = match cli.of_workers(workers).await {
-            Ok(ids) => cli.kill_and_remove(ids).await,
-            Err(error) => Err(error),
-        };
-        match ids {
-            Ok(ids) => {
-                for id in ids {
-                    // `docker` may be podman behind a wrapper: the same container twice.
-                    if !removed.contains(&id) {
-                        removed.push(id);
+        // One filter per run: every version of docker and podman filters on a label's value.
+        for run in runs {
+            match cli
+                .kill_and_remove_filtered(&format!("label={WORKER_RUN_LABEL}={run}"))
+                .await
+            {
+                Ok(ids) => {
+                    for id in ids {
+                        // `docker` may be podman behind a wrapper: the same container twice.
+                        if !removed.contains(&id) {
+                            removed.push(id);
+                        }
                     }
                 }
+                // Not installed: no other run needs asking.
+                Err(CliError::Absent) => break,
+                Err(CliError::Failed(problem)) => problems.push(problem),
             }
-            Err(CliError::Absent) => {}
-            Err(CliError::Failed(problem)) => problems.push(problem),
         }
     }
     (removed, problems)
-}
-
-/// The ids of the containers whose worker is one of `workers`, from the lines `<id> <worker>`
-/// that [`Cli::of_workers`] lists.
-fn containers_of(listed: &str, workers: &BTreeSet<String>) -> Vec<String> {
-    listed
-        .lines()
-        .filter_map(|line| {
-            let (id, worker) = line.trim().split_once(' ')?;
-            workers.contains(worker.trim()).then(|| id.to_owned())
-        })
-        .collect()
 }
 
 /// Why a container CLI command gave no answer.
@@ -139,18 +144,6 @@ impl Cli {
             .await?;
         let ids = listed.split_whitespace().map(str::to_owned).collect();
         self.kill_and_remove(ids).await
-    }
-
-    /// The containers whose `pikoci.worker` label is one of `workers`: every container with
-    /// the label is listed with its value (`ps` filters on one value at a time).
-    async fn of_workers(&self, workers: &BTreeSet<String>) -> Result<Vec<String>, CliError> {
-        let filter = format!("label={WORKER_LABEL}");
-        // Docker and podman both know the `Label` function of the template.
-        let format = format!("{{{{.ID}}}} {{{{.Label \"{WORKER_LABEL}\"}}}}");
-        let listed = self
-            .run(&["ps", "--all", "--filter", &filter, "--format", &format])
-            .await?;
-        Ok(containers_of(&listed, workers))
     }
 
     /// Kills and removes the containers `ids`; returns them.
@@ -245,13 +238,25 @@ mod tests {
     }
 
     #[test]
-    fn a_workers_runner_also_labels_the_worker() {
+    fn a_workers_runner_also_labels_the_worker_and_its_run() {
         let mut docker = invocation("docker", &["run", "--rm", "alpine", "true"]);
-        label(&mut docker, Some("box-1")).expect("docker run is labelled");
+        let mark = WorkerMark {
+            id: "box-1".into(),
+            run: "0123abcd".into(),
+        };
+        label(&mut docker, Some(&mark)).expect("docker run is labelled");
         assert_eq!(docker.args[..2], ["run", "--label"]);
         assert!(docker.args[2].starts_with("pikoci.run="));
-        assert_eq!(docker.args[3..5], ["--label", "pikoci.worker=box-1"]);
-        assert_eq!(docker.args[5..], ["--rm", "alpine", "true"]);
+        assert_eq!(
+            docker.args[3..7],
+            [
+                "--label",
+                "pikoci.worker=box-1",
+                "--label",
+                "pikoci.worker-run=0123abcd"
+            ]
+        );
+        assert_eq!(docker.args[7..], ["--rm", "alpine", "true"]);
     }
 
     #[test]
@@ -269,24 +274,16 @@ mod tests {
             ("dockerish", &["run"][..]),
         ] {
             let mut other = invocation(program, args);
-            assert!(label(&mut other, Some("w")).is_none(), "{program} {args:?}");
+            let mark = WorkerMark {
+                id: "w".into(),
+                run: "r".into(),
+            };
+            assert!(
+                label(&mut other, Some(&mark)).is_none(),
+                "{program} {args:?}"
+            );
             assert_eq!(other.args, args);
         }
-    }
-
-    #[test]
-    fn the_containers_of_the_given_workers_are_picked_by_their_whole_label() {
-        let workers = BTreeSet::from(["box-1".to_owned(), "dead-2".to_owned()]);
-        let listed = "a1b2c3d4e5f6 box-1\n\
-                      0123456789ab box-10\n\
-                      ba9876543210 dead-2\n\
-                      ffffffffffff \n\
-                      eeeeeeeeeeee other\n";
-        assert_eq!(
-            containers_of(listed, &workers),
-            ["a1b2c3d4e5f6", "ba9876543210"]
-        );
-        assert!(containers_of("", &workers).is_empty());
     }
 
     #[test]

@@ -16,10 +16,10 @@
 //! it), so cancelling such a run also kills and removes its container (see `container`).
 //!
 //! A runner that belongs to a worker ([`ProcessRunner::for_worker`]) marks every process and
-//! container it starts with the worker's id. Each worker running on a machine holds a
-//! [`WorkerLock`] on its name, and [`ProcessRunner::reap_leftovers`] kills what the dead workers
-//! of the machine (those whose lock nobody holds any more) left behind, an earlier run of its
-//! own worker included (see `reaper`).
+//! container it starts with the worker's id and the token of its run. Each worker running on
+//! a machine holds a [`WorkerLock`] on its name, with its run token in the file, and
+//! [`ProcessRunner::reap_leftovers`] kills what the dead runs of the machine (those whose lock
+//! nobody holds any more) left behind, an earlier run of its own name included (see `reaper`).
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
@@ -29,7 +29,7 @@ mod reaper;
 mod spawner;
 mod worker_lock;
 
-pub use reaper::{Reaped, WORKER_MARKER};
+pub use reaper::{RUN_MARKER, Reaped, WORKER_MARKER};
 pub use worker_lock::{WorkerLock, WorkerLockError};
 
 use std::collections::BTreeMap;
@@ -56,8 +56,17 @@ const MAX_LINE: usize = 1024 * 1024;
 /// Runs invocations as child processes of this process.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessRunner {
-    /// The worker it runs for: its processes and containers are marked with it.
-    worker: Option<String>,
+    /// The worker run it runs for: its processes and containers are marked with it.
+    worker: Option<WorkerMark>,
+}
+
+/// What a worker's processes and containers are marked with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorkerMark {
+    /// The worker's name.
+    pub(crate) id: String,
+    /// The token of its run (see [`WorkerLock::run`]).
+    pub(crate) run: String,
 }
 
 impl ProcessRunner {
@@ -66,32 +75,32 @@ impl ProcessRunner {
         ProcessRunner::default()
     }
 
-    /// The runner of worker `id`: every process it starts has [`WORKER_MARKER`]`=<id>` in its
-    /// environment, every container its `docker run` starts the label `pikoci.worker=<id>`.
-    pub fn for_worker(id: impl Into<String>) -> ProcessRunner {
+    /// The runner of the worker run `lock` holds: every process it starts has
+    /// [`WORKER_MARKER`]`=<id>` and [`RUN_MARKER`]`=<run token>` in its environment, every
+    /// container its `docker run` starts the labels `pikoci.worker=<id>` and
+    /// `pikoci.worker-run=<run token>`.
+    pub fn for_worker(lock: &WorkerLock) -> ProcessRunner {
         ProcessRunner {
-            worker: Some(id.into()),
+            worker: Some(WorkerMark {
+                id: lock.id().to_owned(),
+                run: lock.run().to_owned(),
+            }),
         }
     }
 
     /// The worker it runs for, if any.
     pub fn worker(&self) -> Option<&str> {
-        self.worker.as_deref()
+        self.worker.as_ref().map(|mark| mark.id.as_str())
     }
 
     /// Kills the processes and removes the containers that dead workers of this machine left
-    /// (workers killed with SIGKILL): whatever carries the marker of its own worker (an
-    /// earlier run of it) or of a worker whose [`WorkerLock`] file in `lock_dir` nobody holds,
-    /// whatever its name; then removes those lock files. The marks of live workers, and of
-    /// workers with no lock file in `lock_dir`, are left alone, and so are this process, its
-    /// ancestors and its descendants. Call it when the worker starts, holding its own
-    /// [`WorkerLock`] in `lock_dir`, before it takes work. A runner of no worker finds
-    /// nothing.
-    pub async fn reap_leftovers(&self, lock_dir: &Path) -> Reaped {
-        match &self.worker {
-            Some(worker) => reaper::reap(worker, lock_dir).await,
-            None => Reaped::default(),
-        }
+    /// (workers killed with SIGKILL): whatever carries the run token of the earlier run of
+    /// `lock`'s name, or of a worker whose [`WorkerLock`] file next to `lock`'s nobody holds,
+    /// whatever its name; those lock files are removed. Live workers' runs are left alone,
+    /// and so are this process, its ancestors and its descendants. Call it when the worker
+    /// starts, with its own lock, before it takes work.
+    pub async fn reap_leftovers(lock: &WorkerLock) -> Reaped {
+        reaper::reap(lock).await
     }
 }
 
@@ -109,8 +118,8 @@ impl Runner for ProcessRunner {
             return RunOutcome::Cancelled;
         }
         let mut invocation = invocation;
-        let containers = container::label(&mut invocation, self.worker());
-        let mut child = match spawn(&invocation, self.worker()).await {
+        let containers = container::label(&mut invocation, self.worker.as_ref());
+        let mut child = match spawn(&invocation, self.worker.as_ref()).await {
             Ok(child) => child,
             Err(err) => {
                 return RunOutcome::SpawnFailed(spawn_error(
@@ -191,7 +200,7 @@ fn spawn_error(message: String, error: std::io::Error) -> RunnerError {
 }
 
 /// Starts `invocation`, marked as `worker`'s when it is given.
-async fn spawn(invocation: &Invocation, worker: Option<&str>) -> std::io::Result<Child> {
+async fn spawn(invocation: &Invocation, worker: Option<&WorkerMark>) -> std::io::Result<Child> {
     let program = if invocation.program.contains('/') && !invocation.program.starts_with('/') {
         invocation.workdir.join(&invocation.program)
     } else {
@@ -199,9 +208,10 @@ async fn spawn(invocation: &Invocation, worker: Option<&str>) -> std::io::Result
     };
     let mut command = Command::new(program);
     set_environment(&mut command, invocation.inherit, &invocation.env);
-    // Last, so that no parameter of the pipeline can name another worker.
+    // Last, so that no parameter of the pipeline can name another worker or run.
     if let Some(worker) = worker {
-        command.env(WORKER_MARKER, worker);
+        command.env(WORKER_MARKER, &worker.id);
+        command.env(RUN_MARKER, &worker.run);
     }
     command
         .args(&invocation.args)

@@ -4,34 +4,40 @@
 //! `PR_SET_PDEATHSIG` (see `spawner`) kills a step's main process with its worker, but not
 //! what the step started besides: processes left in its group, daemons that made a session of
 //! their own (`setsid`, double forks), and containers (the container engine runs them). A
-//! runner that belongs to a worker marks all of it with the worker's id: every process it
-//! starts gets [`WORKER_MARKER`]`=<id>` in its environment (which its children inherit), every
-//! container `docker run` starts gets the label `pikoci.worker=<id>`.
+//! runner that belongs to a worker marks all of it with the worker's run: every process it
+//! starts gets [`RUN_MARKER`]`=<run token>` (and [`WORKER_MARKER`]`=<id>`) in its environment,
+//! which its children inherit, every container `docker run` starts gets the labels
+//! `pikoci.worker-run=<run token>` and `pikoci.worker=<id>`.
 //!
-//! Which workers are dead is told by their lock files (see `worker_lock`): every worker running
-//! on this machine holds the lock on `pikoci-worker-<id>.lock` in the temporary directory, and
-//! the kernel drops it when the worker dies. When a worker starts, [`reap`] takes the locks
-//! nobody holds in that directory, whatever their names: those workers are dead, and so is an
-//! earlier run of the starting worker's own name. It kills the processes marked with one of
-//! these ids (their whole process group when the group is a step's own), removes the containers
-//! labelled with one, then removes the dead workers' lock files while still holding their locks.
+//! Which runs are dead is told by the workers' lock files (see `worker_lock`): every worker
+//! running on this machine holds the lock on `pikoci-worker-<id>.lock` in the temporary
+//! directory, with its run token in it, and the kernel drops the lock when the worker dies.
+//! When a worker starts, [`reap`] takes the lock files of this user that nobody holds in that
+//! directory, whatever their names, reads their run tokens and removes them; the token an
+//! earlier run of the starting worker's own name left in its file counts too. It removes the
+//! containers labelled with one of these runs, then kills the processes marked with one
+//! (their whole process group when the group is a step's own).
 //!
-//! What is left alone: the processes and containers of live workers (their locks are held),
-//! and those marked with an id that has no lock file in the directory (a worker that used
-//! another temporary directory, or ran on another machine sharing the container engine); this
-//! process, its ancestors and its descendants (its own steps); the processes of other users
-//! (their environment cannot be read); processes that dropped the marker from their
-//! environment; and zombies (already dead).
+//! What is left alone: everything of a live worker, whose run token is its own and in no
+//! file nobody holds (a worker of the same name with another temporary directory included);
+//! what dead runs with no lock file here left; this process, its ancestors and its
+//! descendants (its own steps); the processes of other users (their environment cannot be
+//! read); processes that dropped the marker from their environment; and zombies (already
+//! dead).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
 use crate::container;
-use crate::worker_lock;
+use crate::worker_lock::{self, WorkerLock};
 
 /// The environment variable naming the worker that started a process.
 pub const WORKER_MARKER: &str = "PIKOCI_WORKER_ID";
+
+/// The environment variable holding the token of the worker run that started a process: what
+/// the reaper goes by.
+pub const RUN_MARKER: &str = "PIKOCI_WORKER_RUN";
 
 /// How many times the processes are scanned and killed: a process forking while its group is
 /// killed one member at a time may leave a child the next scan finds.
@@ -43,8 +49,8 @@ const ROUND_PAUSE: Duration = Duration::from_millis(20);
 /// What [`ProcessRunner::reap_leftovers`](crate::ProcessRunner::reap_leftovers) stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reaped {
-    /// The other workers found dead (their lock files nobody held), whose leftovers were
-    /// looked for with the worker's own and whose lock files were then removed; sorted.
+    /// The other workers found dead (their lock files nobody held, now removed), whose
+    /// leftovers were looked for with those of the worker's own earlier run; sorted.
     pub dead_workers: Vec<String>,
     /// The marked processes killed (pids), alone or with their group.
     pub processes: Vec<u32>,
@@ -64,33 +70,49 @@ impl Reaped {
     }
 }
 
-/// Kills the processes and removes the containers marked with `worker` or with a dead worker
-/// whose lock file is in `lock_dir`, except this process, its ancestors and its descendants;
-/// then removes the dead workers' lock files.
-pub(crate) async fn reap(worker: &str, lock_dir: &Path) -> Reaped {
-    let (own, dir) = (worker.to_owned(), lock_dir.to_path_buf());
-    // Held until their files are removed, after the reaping: a worker of one of these names
-    // that starts meanwhile waits for it.
-    let (dead, mut problems) =
-        tokio::task::spawn_blocking(move || worker_lock::take_dead_workers(&dir, &own))
-            .await
-            .unwrap_or_default();
-    let dead_workers: Vec<String> = dead.iter().map(|lock| lock.id().to_owned()).collect();
-    let mut ids: BTreeSet<String> = dead_workers.iter().cloned().collect();
-    ids.insert(worker.to_owned());
+/// Removes the containers and kills the processes marked with the run of a dead worker whose
+/// lock file is next to `lock`'s, or with the earlier run of `lock`'s own name, except this
+/// process, its ancestors and its descendants. The dead workers' lock files are removed.
+pub(crate) async fn reap(lock: &WorkerLock) -> Reaped {
+    let mut problems = Vec::new();
+    let own = lock.id().to_owned();
+    let dir = lock
+        .path()
+        .parent()
+        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+    let dead = match lock.owner() {
+        Ok(owner) => {
+            tokio::task::spawn_blocking(move || worker_lock::take_dead_workers(&dir, &own, owner))
+                .await
+                .unwrap_or_default()
+        }
+        Err(error) => (
+            Vec::new(),
+            vec![format!(
+                "cannot read the owner of {}: {error}",
+                lock.path().display()
+            )],
+        ),
+    };
+    let (dead, dead_problems) = dead;
+    problems.extend(dead_problems);
+    let dead_workers: Vec<String> = dead.iter().map(|worker| worker.id.clone()).collect();
+    let mut runs: BTreeSet<String> = dead.into_iter().filter_map(|worker| worker.run).collect();
+    runs.extend(lock.previous_run().map(str::to_owned));
+    if runs.is_empty() {
+        return Reaped {
+            dead_workers,
+            problems,
+            ..Reaped::default()
+        };
+    }
     // Containers first: their engine's helpers started from a step (podman's conmon) carry the
     // marker too, and end by themselves once their container is removed.
-    let (containers, engine_problems) = container::remove_of_workers(&ids).await;
+    let (containers, engine_problems) = container::remove_of_runs(&runs).await;
     problems.extend(engine_problems);
-    let (processes, groups) = tokio::task::spawn_blocking(move || {
-        let killed = kill_marked(&ids);
-        for lock in dead {
-            lock.remove();
-        }
-        killed
-    })
-    .await
-    .unwrap_or_default();
+    let (processes, groups) = tokio::task::spawn_blocking(move || kill_marked(&runs))
+        .await
+        .unwrap_or_default();
     Reaped {
         dead_workers,
         processes,
@@ -119,10 +141,10 @@ struct Kills {
     alone: BTreeSet<i32>,
 }
 
-/// Kills the processes marked with one of `workers`, round after round until a scan finds none
+/// Kills the processes marked with one of `runs`, round after round until a scan finds none
 /// left; returns the pids killed and the groups killed whole.
 #[cfg(target_os = "linux")]
-fn kill_marked(workers: &BTreeSet<String>) -> (Vec<u32>, Vec<u32>) {
+fn kill_marked(runs: &BTreeSet<String>) -> (Vec<u32>, Vec<u32>) {
     use nix::sys::signal::{Signal, kill, killpg};
     use nix::unistd::Pid;
 
@@ -131,7 +153,7 @@ fn kill_marked(workers: &BTreeSet<String>) -> (Vec<u32>, Vec<u32>) {
     let mut killed = BTreeSet::new();
     let mut groups = BTreeSet::new();
     for _ in 0..ROUNDS {
-        let processes = scan(workers);
+        let processes = scan(runs);
         let kills = choose(&processes, this, own_group);
         let hit: Vec<i32> = processes
             .iter()
@@ -165,15 +187,15 @@ fn kill_marked(workers: &BTreeSet<String>) -> (Vec<u32>, Vec<u32>) {
 
 /// Elsewhere there is no `/proc` to scan: containers are still removed.
 #[cfg(not(target_os = "linux"))]
-fn kill_marked(_workers: &BTreeSet<String>) -> (Vec<u32>, Vec<u32>) {
+fn kill_marked(_runs: &BTreeSet<String>) -> (Vec<u32>, Vec<u32>) {
     (Vec::new(), Vec::new())
 }
 
 /// Every live process of `/proc` (zombies left out), with whether its environment marks it as
-/// started by one of `workers`. Processes that vanish while being read, or whose environment
+/// started by one of `runs`. Processes that vanish while being read, or whose environment
 /// this user may not read, count as unmarked.
 #[cfg(target_os = "linux")]
-fn scan(workers: &BTreeSet<String>) -> Vec<Process> {
+fn scan(runs: &BTreeSet<String>) -> Vec<Process> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -183,7 +205,7 @@ fn scan(workers: &BTreeSet<String>) -> Vec<Process> {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             let (parent, group) = parse_stat(&stat)?;
             let marked = std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|environ| marked_by(&environ, workers));
+                .is_ok_and(|environ| marked_by(&environ, runs));
             Some(Process {
                 pid,
                 parent,
@@ -211,21 +233,21 @@ fn parse_stat(stat: &str) -> Option<(i32, i32)> {
     Some((parent, group))
 }
 
-/// Whether a `/proc/<pid>/environ` (entries separated by NUL) sets [`WORKER_MARKER`] to one of
-/// `workers`.
+/// Whether a `/proc/<pid>/environ` (entries separated by NUL) sets [`RUN_MARKER`] to one of
+/// `runs`.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn marked_by(environ: &[u8], workers: &BTreeSet<String>) -> bool {
+fn marked_by(environ: &[u8], runs: &BTreeSet<String>) -> bool {
     environ
         .split(|byte| *byte == 0)
         .filter_map(marker_value)
-        .any(|worker| workers.contains(worker))
+        .any(|run| runs.contains(run))
 }
 
-/// The value of an environment entry (`NAME=value`) that sets [`WORKER_MARKER`].
+/// The value of an environment entry (`NAME=value`) that sets [`RUN_MARKER`].
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn marker_value(entry: &[u8]) -> Option<&str> {
     let value = entry
-        .strip_prefix(WORKER_MARKER.as_bytes())?
+        .strip_prefix(RUN_MARKER.as_bytes())?
         .strip_prefix(b"=")?;
     std::str::from_utf8(value).ok()
 }
@@ -296,18 +318,20 @@ mod tests {
     }
 
     #[test]
-    fn the_marker_must_name_one_of_the_workers_whole() {
-        let workers = BTreeSet::from(["box-1".to_owned(), "dead-2".to_owned()]);
-        let marked = |environ: &[u8]| marked_by(environ, &workers);
-        assert!(marked(b"PATH=/bin\0PIKOCI_WORKER_ID=box-1\0HOME=/root\0"));
-        assert!(marked(b"PIKOCI_WORKER_ID=dead-2"));
-        assert!(!marked(b"PIKOCI_WORKER_ID=box\0"));
-        assert!(!marked(b"PIKOCI_WORKER_ID=box-10\0"));
-        assert!(!marked(b"PIKOCI_WORKER_ID=\0"));
-        assert!(!marked(b"PIKOCI_WORKER_IDX=box-1\0"));
-        assert!(!marked(b"X_PIKOCI_WORKER_ID=box-1\0"));
-        assert!(!marked(b"PIKOCI_WORKER_ID=other\0HOME=box-1\0"));
-        assert!(!marked(b"PIKOCI_WORKER_ID=box-\xff\0"));
+    fn the_marker_must_name_one_of_the_runs_whole() {
+        let runs = BTreeSet::from(["run-1".to_owned(), "run-2".to_owned()]);
+        let marked = |environ: &[u8]| marked_by(environ, &runs);
+        assert!(marked(b"PATH=/bin\0PIKOCI_WORKER_RUN=run-1\0HOME=/root\0"));
+        assert!(marked(b"PIKOCI_WORKER_RUN=run-2"));
+        assert!(!marked(b"PIKOCI_WORKER_RUN=run\0"));
+        assert!(!marked(b"PIKOCI_WORKER_RUN=run-10\0"));
+        assert!(!marked(b"PIKOCI_WORKER_RUN=\0"));
+        assert!(!marked(b"PIKOCI_WORKER_RUNX=run-1\0"));
+        assert!(!marked(b"X_PIKOCI_WORKER_RUN=run-1\0"));
+        // The worker's name is no mark: only its run is.
+        assert!(!marked(b"PIKOCI_WORKER_ID=run-1\0"));
+        assert!(!marked(b"PIKOCI_WORKER_RUN=other\0HOME=run-1\0"));
+        assert!(!marked(b"PIKOCI_WORKER_RUN=run-\xff\0"));
         assert!(!marked(b""));
     }
 

@@ -422,17 +422,25 @@ impl Drop for KillOnDrop {
 }
 
 #[tokio::test]
-async fn a_workers_steps_carry_its_id_and_other_steps_none() {
+async fn a_workers_steps_carry_its_id_and_run_and_other_steps_none() {
     let dir = tempfile::tempdir().unwrap();
+    let locks = tempfile::tempdir().unwrap();
+    let lock = WorkerLock::acquire("box-1", locks.path()).unwrap();
     let marker = |runner: ProcessRunner| {
         let dir = dir.path().to_path_buf();
         async move {
             let out = capture();
-            let mut invocation = sh("echo \"marker=${PIKOCI_WORKER_ID-none}\"", &dir);
-            // A pipeline's parameter cannot name another worker.
+            let mut invocation = sh(
+                "echo \"${PIKOCI_WORKER_ID-none} ${PIKOCI_WORKER_RUN-none}\"",
+                &dir,
+            );
+            // A pipeline's parameter cannot name another worker or run.
             invocation
                 .env
                 .insert(WORKER_MARKER.to_owned(), "someone-else".to_owned());
+            invocation
+                .env
+                .insert(RUN_MARKER.to_owned(), "another-run".to_owned());
             let outcome = runner
                 .run(invocation, out.sink.clone(), CancellationToken::new())
                 .await;
@@ -441,12 +449,12 @@ async fn a_workers_steps_carry_its_id_and_other_steps_none() {
         }
     };
     assert_eq!(
-        marker(ProcessRunner::for_worker("box-1")).await,
-        "marker=box-1"
+        marker(ProcessRunner::for_worker(&lock)).await,
+        format!("box-1 {}", lock.run())
     );
     assert_eq!(
         marker(ProcessRunner::new()).await,
-        "marker=someone-else",
+        "someone-else another-run",
         "a runner of no worker adds nothing"
     );
 }
@@ -454,18 +462,22 @@ async fn a_workers_steps_carry_its_id_and_other_steps_none() {
 #[tokio::test]
 async fn reaping_kills_the_daemons_an_earlier_run_of_the_worker_left_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
+    let locks = tempfile::tempdir().unwrap();
     let worker = unique_worker("reaped");
-    let earlier = ProcessRunner::for_worker(worker.clone());
+    let earlier_lock = WorkerLock::acquire(&worker, locks.path()).unwrap();
+    let earlier = ProcessRunner::for_worker(&earlier_lock);
     let daemon = leave_a_daemon(&earlier, dir.path(), "daemon").await;
-    // Another worker whose id starts with this one's, and a runner of no worker.
-    let other = leave_a_daemon(
-        &ProcessRunner::for_worker(format!("{worker}0")),
+    // A worker of the same name with another lock directory (another TMPDIR): another run.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let namesake_lock = WorkerLock::acquire(&worker, elsewhere.path()).unwrap();
+    let namesake = leave_a_daemon(
+        &ProcessRunner::for_worker(&namesake_lock),
         dir.path(),
-        "other",
+        "namesake",
     )
     .await;
     let unmarked = leave_a_daemon(&ProcessRunner::new(), dir.path(), "unmarked").await;
-    let _cleanup = KillOnDrop(vec![daemon, other, unmarked]);
+    let _cleanup = KillOnDrop(vec![daemon, namesake, unmarked]);
     // A step of this process, running now: not a leftover.
     let step_pid = dir.path().join("step.pid");
     let cancel = CancellationToken::new();
@@ -480,10 +492,10 @@ async fn reaping_kills_the_daemons_an_earlier_run_of_the_worker_left_and_nothing
     });
     let step_pid: i32 = wait_for_file(&step_pid).await.trim().parse().unwrap();
 
-    let locks = tempfile::tempdir().unwrap();
-    let reaped = ProcessRunner::for_worker(worker.clone())
-        .reap_leftovers(locks.path())
-        .await;
+    // The earlier run is gone (as if killed); the worker starts again with the same name.
+    drop(earlier_lock);
+    let lock = WorkerLock::acquire(&worker, locks.path()).unwrap();
+    let reaped = ProcessRunner::reap_leftovers(&lock).await;
     assert_eq!(reaped.processes, [daemon as u32], "{reaped:?}");
     assert!(reaped.dead_workers.is_empty(), "{reaped:?}");
     assert_eq!(
@@ -499,18 +511,18 @@ async fn reaping_kills_the_daemons_an_earlier_run_of_the_worker_left_and_nothing
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(running(other), "another worker's daemon was killed");
+    assert!(
+        running(namesake),
+        "the daemon of a live worker of the same name was killed"
+    );
     assert!(running(unmarked), "an unmarked daemon was killed");
     assert!(running(step_pid), "this process's own step was killed");
     cancel.cancel();
     assert_eq!(step.await.unwrap(), RunOutcome::Cancelled);
-    // Nothing left: a second reap finds nothing.
-    assert!(
-        ProcessRunner::for_worker(worker)
-            .reap_leftovers(locks.path())
-            .await
-            .is_empty()
-    );
+    // Nothing left: the next run of the name finds nothing.
+    drop(lock);
+    let next = WorkerLock::acquire(&worker, locks.path()).unwrap();
+    assert!(ProcessRunner::reap_leftovers(&next).await.is_empty());
 }
 
 #[tokio::test]
@@ -523,27 +535,29 @@ async fn reaping_kills_what_dead_workers_of_any_name_left_and_spares_live_and_un
         unique_worker("unknown"),
         unique_worker("me"),
     );
-    // A dead worker: its lock file is there and nobody holds it.
-    drop(WorkerLock::acquire(&dead, locks.path()).unwrap());
+    let dead_lock = WorkerLock::acquire(&dead, locks.path()).unwrap();
     let live_lock = WorkerLock::acquire(&live, locks.path()).unwrap();
-    let own_lock = WorkerLock::acquire(&me, locks.path()).unwrap();
     let dead_daemon =
-        leave_a_daemon(&ProcessRunner::for_worker(dead.clone()), dir.path(), "dead").await;
+        leave_a_daemon(&ProcessRunner::for_worker(&dead_lock), dir.path(), "dead").await;
     let live_daemon =
-        leave_a_daemon(&ProcessRunner::for_worker(live.clone()), dir.path(), "live").await;
+        leave_a_daemon(&ProcessRunner::for_worker(&live_lock), dir.path(), "live").await;
     // A worker with no lock file here (another temporary directory, another machine).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let unknown_lock = WorkerLock::acquire(&unknown, elsewhere.path()).unwrap();
     let unknown_daemon = leave_a_daemon(
-        &ProcessRunner::for_worker(unknown.clone()),
+        &ProcessRunner::for_worker(&unknown_lock),
         dir.path(),
         "unknown",
     )
     .await;
+    drop(unknown_lock);
     let unmarked = leave_a_daemon(&ProcessRunner::new(), dir.path(), "unmarked").await;
     let _cleanup = KillOnDrop(vec![dead_daemon, live_daemon, unknown_daemon, unmarked]);
+    // The dead worker: its lock file is there and nobody holds it.
+    drop(dead_lock);
 
-    let reaped = ProcessRunner::for_worker(me.clone())
-        .reap_leftovers(locks.path())
-        .await;
+    let own_lock = WorkerLock::acquire(&me, locks.path()).unwrap();
+    let reaped = ProcessRunner::reap_leftovers(&own_lock).await;
     assert_eq!(reaped.dead_workers, [dead.as_str()], "{reaped:?}");
     assert_eq!(reaped.processes, [dead_daemon as u32], "{reaped:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -576,30 +590,16 @@ async fn reaping_kills_what_dead_workers_of_any_name_left_and_spares_live_and_un
         "the worker's own lock file is gone"
     );
     // The dead worker is forgotten; the live one is still live.
-    let again = ProcessRunner::for_worker(me)
-        .reap_leftovers(locks.path())
-        .await;
+    let again = ProcessRunner::reap_leftovers(&own_lock).await;
     assert!(
         again.is_empty() && again.dead_workers.is_empty(),
         "{again:?}"
     );
     // Once the live worker is gone, the next worker to start reaps it too.
     drop(live_lock);
-    let later = ProcessRunner::for_worker(unique_worker("later"))
-        .reap_leftovers(locks.path())
-        .await;
+    let later_lock = WorkerLock::acquire(&unique_worker("later"), locks.path()).unwrap();
+    let later = ProcessRunner::reap_leftovers(&later_lock).await;
     assert_eq!(later.dead_workers, [live], "{later:?}");
     assert_eq!(later.processes, [live_daemon as u32], "{later:?}");
     assert!(own_lock.path().exists());
-}
-
-#[tokio::test]
-async fn a_runner_of_no_worker_reaps_nothing() {
-    let locks = tempfile::tempdir().unwrap();
-    drop(WorkerLock::acquire("dead", locks.path()).unwrap());
-    assert_eq!(
-        ProcessRunner::new().reap_leftovers(locks.path()).await,
-        Reaped::default()
-    );
-    assert!(locks.path().join("pikoci-worker-dead.lock").exists());
 }

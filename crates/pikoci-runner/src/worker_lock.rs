@@ -1,23 +1,28 @@
 //! The lock on a worker's name on this machine: the file `pikoci-worker-<id>.lock` in a
 //! directory (the temporary directory), held with `flock` for as long as the worker runs.
 //!
-//! A worker that starts kills whatever carries its name (see `reaper`), so two live workers
-//! with one name would kill each other's steps: the second one to start cannot take the lock
-//! and refuses to run.
+//! A worker that starts kills what an earlier run of its name left (see `reaper`), so two live
+//! workers with one name would kill each other's steps: the second one to start cannot take
+//! the lock and refuses to run.
 //!
-//! The files are also the record of which workers ran here. The kernel drops a worker's lock
-//! when its process ends, even by SIGKILL, but the file stays: a file whose lock no one holds
-//! belongs to a dead worker. The reaper of a starting worker takes the locks of the dead
-//! workers, kills what they left, and removes their files while still holding their locks.
-//! Because of that, whoever takes a lock checks afterwards that the file it locked is still
-//! the one at the path: a lock on a file that was removed meanwhile guards nothing.
+//! The files are also the record of which workers ran here, and of which run: a worker writes
+//! a random token for its run into its file, and marks every process and container it starts
+//! with that token. The kernel drops a worker's lock when its process ends, even by SIGKILL,
+//! but the file stays: a file whose lock no one holds belongs to a dead run, and its token
+//! names what that run left. A starting worker's reaper takes such a lock, reads the token and
+//! removes the file while it holds the lock, then kills what carries the token. Because the
+//! token belongs to one run, nothing of a live worker can be taken for a dead one's: not a
+//! worker of the same name that runs with another temporary directory, not one that started
+//! since. Files of other users, and anything but plain files (a symbolic link), are never
+//! read. Whoever takes a lock checks afterwards that the file it locked is still the one at
+//! the path: a lock on a file that was removed meanwhile guards nothing.
 //!
 //! A worker that stops cleanly leaves its file too: a daemon one of its steps left in a
 //! session of its own is then reaped by the next worker that starts.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -41,13 +46,26 @@ const POLL: Duration = Duration::from_millis(100);
 const REOPENS: usize = 20;
 
 /// The lock on the name of a worker running on this machine, held until it is dropped. Its
-/// file stays when it is dropped.
+/// file stays when it is dropped, with the token of the run in it.
 #[derive(Debug)]
 pub struct WorkerLock {
     id: String,
     path: PathBuf,
+    /// The token of this run, written into the file.
+    run: String,
+    /// The token an earlier run of this name left in the file, if any.
+    previous_run: Option<String>,
     /// Holds the lock while it is open.
-    _file: File,
+    file: File,
+}
+
+/// A worker found dead by a starting worker's reaper: its lock file is removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeadWorker {
+    /// Its name.
+    pub(crate) id: String,
+    /// The token of its run, as its file held it (none when it died before writing one).
+    pub(crate) run: Option<String>,
 }
 
 /// Why a worker's name cannot be locked.
@@ -109,9 +127,9 @@ pub enum WorkerLockError {
 
 impl WorkerLock {
     /// Takes the lock on the worker name `id` in `dir` (the file `<dir>/pikoci-worker-<id>.lock`,
-    /// made when missing). A lock someone else holds is waited for a few seconds, since a
-    /// starting worker's reaper may hold it briefly; then the name is taken by a live worker.
-    /// Blocks while it waits.
+    /// made when missing) and writes a new run token into it. A lock someone else holds is
+    /// waited for a few seconds, since a starting worker's reaper may hold it for a moment; then
+    /// the name is taken by a live worker. Blocks while it waits.
     pub fn acquire(id: &str, dir: &Path) -> Result<WorkerLock, WorkerLockError> {
         WorkerLock::acquire_within(id, dir, PATIENCE)
     }
@@ -127,42 +145,6 @@ impl WorkerLock {
         lock_opened(id, path, file, patience)
     }
 
-    /// The lock of worker `id` in `dir` when its file is there and nobody holds it: the worker
-    /// died. `None` when the file is gone, held (a live worker, or another worker's reaper), or
-    /// not this user's to lock. `id` must be a worker name.
-    pub(crate) fn take_dead(id: &str, dir: &Path) -> io::Result<Option<WorkerLock>> {
-        let path = dir.join(file_name(id));
-        // For writing, as `acquire` opens it: another user's file cannot be locked (its worker
-        // could not be reaped by this user anyway).
-        let file = match OpenOptions::new().write(true).open(&path) {
-            Ok(file) => file,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(error),
-        };
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(None),
-            Err(TryLockError::Error(error)) => return Err(error),
-        }
-        // Removed by another reaper since it was opened, maybe made again by a worker of this
-        // name that is starting: not a dead worker's file any more.
-        if !is_at(&file, &path)? {
-            return Ok(None);
-        }
-        Ok(Some(WorkerLock {
-            id: id.to_owned(),
-            path,
-            _file: file,
-        }))
-    }
-
     /// The worker name it locks.
     pub fn id(&self) -> &str {
         &self.id
@@ -173,17 +155,80 @@ impl WorkerLock {
         &self.path
     }
 
-    /// Removes the lock file of a dead worker, then lets the lock go: a worker of that name
-    /// waiting for the lock finds the file gone and makes a new one. A file that cannot be
-    /// removed (another user's, in a sticky directory) stays.
-    pub(crate) fn remove(self) {
-        let _ = std::fs::remove_file(&self.path);
+    /// The token of this run: what the worker's processes and containers are marked with.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// The token an earlier run of this name left in the file (a worker killed before, on
+    /// this machine, with this temporary directory).
+    pub fn previous_run(&self) -> Option<&str> {
+        self.previous_run.as_deref()
+    }
+
+    /// The user that owns the lock file: this process's.
+    pub(crate) fn owner(&self) -> io::Result<u32> {
+        Ok(self.file.metadata()?.uid())
     }
 }
 
-/// The lock files of `dir` that belong to dead workers, locked, leaving out `own` (the lock of
-/// the worker that looks, held by itself); sorted by id. Also what could not be looked at.
-pub(crate) fn take_dead_workers(dir: &Path, own: &str) -> (Vec<WorkerLock>, Vec<String>) {
+/// Takes the lock file of worker `id` in `dir` when it is a plain file of `owner` that nobody
+/// holds: its worker died. Reads the token of its run and removes the file while holding the
+/// lock, so that a worker of that name starting meanwhile makes a new one. `None` when the
+/// file is gone, held (a live worker), another user's or no plain file. `id` must be a worker
+/// name.
+fn take_dead(id: &str, dir: &Path, owner: u32) -> io::Result<Option<DeadWorker>> {
+    let path = dir.join(file_name(id));
+    // For writing, as `acquire` opens it; never through a symbolic link.
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(file) => file,
+        // `ELOOP`: a symbolic link.
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+            ) || error.raw_os_error() == Some(nix::libc::ELOOP) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
+    let metadata = file.metadata()?;
+    if !metadata.is_file() || metadata.uid() != owner {
+        return Ok(None);
+    }
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(None),
+        Err(TryLockError::Error(error)) => return Err(error),
+    }
+    // Removed by another reaper since it was opened, maybe made again by a worker of this
+    // name that is starting: not a dead worker's file any more.
+    if !is_at(&file, &path)? {
+        return Ok(None);
+    }
+    let run = read_run(&mut file)?;
+    // Removed while locked: whoever opened it meanwhile finds it gone once it locks it.
+    std::fs::remove_file(&path)?;
+    Ok(Some(DeadWorker {
+        id: id.to_owned(),
+        run,
+    }))
+}
+
+/// The workers of `dir` found dead, their lock files removed, leaving out `own` (the worker
+/// that looks, which holds its own lock); sorted by id. Only files of `owner` count. Also what
+/// could not be looked at.
+pub(crate) fn take_dead_workers(
+    dir: &Path,
+    own: &str,
+    owner: u32,
+) -> (Vec<DeadWorker>, Vec<String>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) => {
@@ -206,17 +251,47 @@ pub(crate) fn take_dead_workers(dir: &Path, own: &str) -> (Vec<WorkerLock>, Vec<
         if id == own {
             continue;
         }
-        match WorkerLock::take_dead(id, dir) {
-            Ok(Some(lock)) => dead.push(lock),
+        match take_dead(id, dir, owner) {
+            Ok(Some(worker)) => dead.push(worker),
             Ok(None) => {}
             Err(error) => problems.push(format!(
-                "cannot lock {} to tell whether its worker is dead: {error}",
+                "cannot tell whether the worker of {} is dead: {error}",
                 dir.join(&name).display()
             )),
         }
     }
     dead.sort_by(|a, b| a.id.cmp(&b.id));
     (dead, problems)
+}
+
+/// The run token a lock file holds; `None` for anything else (an empty file: a worker that
+/// died between making the file and writing its token).
+fn read_run(file: &mut File) -> io::Result<Option<String>> {
+    let mut text = String::new();
+    file.rewind()?;
+    // A token is 32 characters: a longer file is no lock file of ours.
+    file.take(64).read_to_string(&mut text).or_else(|error| {
+        if error.kind() == io::ErrorKind::InvalidData {
+            Ok(0)
+        } else {
+            Err(error)
+        }
+    })?;
+    let token = text.trim();
+    Ok(is_token(token).then(|| token.to_owned()))
+}
+
+/// Whether `text` is a run token: 32 lowercase hexadecimal digits.
+fn is_token(text: &str) -> bool {
+    text.len() == 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A new run token: 128 random bits, as hexadecimal.
+fn new_run() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 /// The worker id a lock file is named after; `None` for other files, and for names that are
@@ -246,7 +321,11 @@ fn create(id: &str, path: &Path) -> Result<File, WorkerLockError> {
     OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
+        // Only this user reads a run token, and a symbolic link is never followed.
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .map_err(|source| WorkerLockError::Open {
             id: id.to_owned(),
@@ -274,10 +353,16 @@ fn lock_opened(
         match file.try_lock() {
             Ok(()) => {
                 if is_at(&file, &path).map_err(|error| lock_error(&path, error))? {
+                    let previous_run =
+                        read_run(&mut file).map_err(|error| lock_error(&path, error))?;
+                    let run = new_run();
+                    write_run(&mut file, &run).map_err(|error| lock_error(&path, error))?;
                     return Ok(WorkerLock {
                         id: id.to_owned(),
                         path,
-                        _file: file,
+                        run,
+                        previous_run,
+                        file,
                     });
                 }
                 // A reaper took this file as a dead worker's and removed it: the lock is on
@@ -305,6 +390,13 @@ fn lock_opened(
     }
 }
 
+/// Replaces what `file` holds with the run token `run`.
+fn write_run(file: &mut File, run: &str) -> io::Result<()> {
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(run.as_bytes())
+}
+
 /// Whether `file` is the file at `path` (a removed file is at no path).
 fn is_at(file: &File, path: &Path) -> io::Result<bool> {
     let open = file.metadata()?;
@@ -327,7 +419,11 @@ mod tests {
     /// Whether the lock holds the file at its path.
     fn holds_the_file_at_its_path(lock: &WorkerLock) -> bool {
         let at = std::fs::metadata(lock.path()).expect("the lock file is there");
-        identity(&at) == identity(&lock._file.metadata().unwrap())
+        identity(&at) == identity(&lock.file.metadata().unwrap())
+    }
+
+    fn owner(dir: &Path) -> u32 {
+        std::fs::metadata(dir).unwrap().uid()
     }
 
     #[test]
@@ -343,11 +439,20 @@ mod tests {
             "{message}"
         );
         WorkerLock::acquire("w2", dir.path()).expect("another name is free");
+        let first_run = first.run().to_owned();
+        assert!(is_token(&first_run), "{first_run}");
+        assert_eq!(first.previous_run(), None);
         drop(first);
-        WorkerLock::acquire("w1", dir.path()).expect("the name is free once its worker is gone");
-        assert!(
-            dir.path().join("pikoci-worker-w1.lock").exists(),
-            "the file stays once the lock is let go"
+        let second = WorkerLock::acquire("w1", dir.path())
+            .expect("the name is free once its worker is gone");
+        assert_eq!(second.previous_run(), Some(first_run.as_str()));
+        assert_ne!(second.run(), first_run);
+        let path = dir.path().join("pikoci-worker-w1.lock");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), second.run());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().mode() & 0o777,
+            0o600,
+            "only its user reads a run token"
         );
     }
 
@@ -380,7 +485,11 @@ mod tests {
         assert!(holds_the_file_at_its_path(&lock));
         assert_ne!(identity(&std::fs::metadata(&path).unwrap()), removed);
         // A reaper now sees a live worker.
-        assert!(WorkerLock::take_dead("w1", dir.path()).unwrap().is_none());
+        assert!(
+            take_dead("w1", dir.path(), owner(dir.path()))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -388,15 +497,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = lock_path("w1", dir.path()).unwrap();
         std::fs::write(&path, b"").unwrap();
-        let reaper = WorkerLock::take_dead("w1", dir.path())
-            .unwrap()
-            .expect("a file nobody holds is a dead worker's");
+        // A reaper holds the dead worker's lock...
+        let reaper = File::open(&path).unwrap();
+        reaper.try_lock().unwrap();
         let starting = {
             let dir = dir.path().to_path_buf();
             std::thread::spawn(move || WorkerLock::acquire("w1", &dir))
         };
-        // Wait until the starting worker has the old file open, so that it locks the file
-        // the reaper removes.
+        // ...while the starting worker opens the old file, so that it locks the file the
+        // reaper removes.
         let deadline = Instant::now() + Duration::from_secs(10);
         while open_descriptors(&path) < 2 {
             assert!(
@@ -405,13 +514,18 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        reaper.remove();
+        std::fs::remove_file(&path).unwrap();
+        drop(reaper);
         let lock = starting
             .join()
             .unwrap()
             .expect("the starting worker gets the lock once the reaper is done");
         assert!(holds_the_file_at_its_path(&lock));
-        assert!(WorkerLock::take_dead("w1", dir.path()).unwrap().is_none());
+        assert!(
+            take_dead("w1", dir.path(), owner(dir.path()))
+                .unwrap()
+                .is_none()
+        );
     }
 
     /// How many open descriptors of this process are `path`.
@@ -425,33 +539,77 @@ mod tests {
     }
 
     #[test]
-    fn only_unheld_lock_files_of_worker_ids_are_dead_workers() {
+    fn only_unheld_plain_lock_files_of_this_user_are_dead_workers() {
         let dir = tempfile::tempdir().unwrap();
-        let _live = WorkerLock::acquire("live", dir.path()).unwrap();
-        for name in [
-            "pikoci-worker-dead-2.lock",
-            "pikoci-worker-dead-1.lock",
+        let owner = owner(dir.path());
+        let live = WorkerLock::acquire("live", dir.path()).unwrap();
+        let token = new_run();
+        for (name, content) in [
+            ("pikoci-worker-dead-2.lock", token.as_str()),
+            ("pikoci-worker-dead-1.lock", ""),
             // The worker that looks: its own lock, even when nobody holds it.
-            "pikoci-worker-me.lock",
-            "pikoci-worker-bad_name.lock",
-            "pikoci-worker-.lock",
-            "something-else.lock",
+            ("pikoci-worker-me.lock", token.as_str()),
+            ("pikoci-worker-bad_name.lock", ""),
+            ("pikoci-worker-.lock", ""),
+            ("something-else.lock", ""),
         ] {
-            std::fs::write(dir.path().join(name), b"").unwrap();
+            std::fs::write(dir.path().join(name), content).unwrap();
         }
-        let (dead, problems) = take_dead_workers(dir.path(), "me");
-        let ids: Vec<&str> = dead.iter().map(WorkerLock::id).collect();
-        assert_eq!(ids, ["dead-1", "dead-2"]);
+        // A link to the live worker's file is no dead worker.
+        std::os::unix::fs::symlink(live.path(), dir.path().join("pikoci-worker-link.lock"))
+            .unwrap();
+        // Files of another user are never taken.
+        let (theirs, problems) = take_dead_workers(dir.path(), "me", owner + 1);
+        assert!(
+            theirs.is_empty() && problems.is_empty(),
+            "{theirs:?} {problems:?}"
+        );
+
+        let (dead, problems) = take_dead_workers(dir.path(), "me", owner);
+        assert_eq!(
+            dead,
+            [
+                DeadWorker {
+                    id: "dead-1".into(),
+                    run: None
+                },
+                DeadWorker {
+                    id: "dead-2".into(),
+                    run: Some(token.clone())
+                }
+            ]
+        );
         assert!(problems.is_empty(), "{problems:?}");
-        // Held now: another reaper leaves them to the first.
-        let (again, _) = take_dead_workers(dir.path(), "me");
+        for gone in ["pikoci-worker-dead-1.lock", "pikoci-worker-dead-2.lock"] {
+            assert!(!dir.path().join(gone).exists(), "{gone} is removed");
+        }
+        assert!(live.path().exists() && dir.path().join("pikoci-worker-me.lock").exists());
+        let (again, _) = take_dead_workers(dir.path(), "me", owner);
         assert!(again.is_empty(), "{again:?}");
-        let (_, problems) = take_dead_workers(&dir.path().join("missing"), "me");
+        let (_, problems) = take_dead_workers(&dir.path().join("missing"), "me", owner);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             problems[0].contains("cannot list the worker locks in"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn only_run_tokens_are_read_from_lock_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let token = new_run();
+        for (content, expected) in [
+            (format!("{token}\n").into_bytes(), Some(token.clone())),
+            (token.to_uppercase().into_bytes(), None),
+            (token[..31].as_bytes().to_vec(), None),
+            (vec![0xff; 32], None),
+            (b"x".repeat(100), None),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            let mut file = File::open(&path).unwrap();
+            assert_eq!(read_run(&mut file).unwrap(), expected);
+        }
     }
 
     #[test]

@@ -439,7 +439,7 @@ async fn a_job_timeout_kills_the_container() {
 /// Starts, through the runner of `worker`, a container labelled `pikoci-test=<label>` that
 /// runs until killed, then drops the run as a worker killed with SIGKILL would: the `docker`
 /// CLI dies, no cleanup runs, and the container goes on.
-async fn leave_a_container(worker: &str, label: &str, workdir: &std::path::Path) {
+async fn leave_a_container(worker: &WorkerLock, label: &str, workdir: &std::path::Path) {
     let invocation = Invocation {
         program: "docker".to_owned(),
         args: vec![
@@ -476,19 +476,22 @@ async fn a_starting_worker_removes_the_containers_dead_workers_left() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let locks = tempfile::tempdir().expect("a lock directory");
     let worker = unique_label();
+    let earlier = WorkerLock::acquire(&worker, locks.path()).expect("the earlier run's lock");
     // A dead worker of another name: its lock file is there and nobody holds it.
     let dead = unique_label();
-    drop(WorkerLock::acquire(&dead, locks.path()).expect("the dead worker's lock"));
+    let dead_lock = WorkerLock::acquire(&dead, locks.path()).expect("the dead worker's lock");
+    // A live worker of the same name with another lock directory (another TMPDIR).
+    let elsewhere = tempfile::tempdir().expect("another lock directory");
+    let namesake = WorkerLock::acquire(&worker, elsewhere.path()).expect("the namesake's lock");
     let (mine, the_dead_ones, theirs) = (unique_label(), unique_label(), unique_label());
     let _remove = (
         RemoveContainers(mine.clone()),
         RemoveContainers(the_dead_ones.clone()),
         RemoveContainers(theirs.clone()),
     );
-    leave_a_container(&worker, &mine, dir.path()).await;
-    leave_a_container(&dead, &the_dead_ones, dir.path()).await;
-    // Another worker, whose id starts with this one's and which has no lock file here.
-    leave_a_container(&format!("{worker}0"), &theirs, dir.path()).await;
+    leave_a_container(&earlier, &mine, dir.path()).await;
+    leave_a_container(&dead_lock, &the_dead_ones, dir.path()).await;
+    leave_a_container(&namesake, &theirs, dir.path()).await;
     let mut left = containers(&mine).await;
     assert_eq!(
         left.len(),
@@ -497,9 +500,9 @@ async fn a_starting_worker_removes_the_containers_dead_workers_left() {
     );
     left.extend(containers(&the_dead_ones).await);
     left.sort();
-    let reaped = ProcessRunner::for_worker(worker)
-        .reap_leftovers(locks.path())
-        .await;
+    drop((earlier, dead_lock));
+    let lock = WorkerLock::acquire(&worker, locks.path()).expect("the worker starts again");
+    let reaped = ProcessRunner::reap_leftovers(&lock).await;
     let mut removed = reaped.containers.clone();
     removed.sort();
     assert_eq!(removed, left, "{reaped:?}");
@@ -509,6 +512,6 @@ async fn a_starting_worker_removes_the_containers_dead_workers_left() {
     assert_eq!(
         containers(&theirs).await.len(),
         1,
-        "another worker's container was removed"
+        "a live worker's container was removed"
     );
 }

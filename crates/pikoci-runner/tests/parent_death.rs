@@ -56,7 +56,7 @@ fn lock_dir(dir: &Path) -> PathBuf {
 fn run_a_step_until_killed(dir: &Path) {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let worker = std::env::var(WORKER).expect("the helper is given a worker id");
-    let _lock = WorkerLock::acquire(&worker, &lock_dir(dir)).expect("the helper's worker lock");
+    let lock = WorkerLock::acquire(&worker, &lock_dir(dir)).expect("the helper's worker lock");
     let invocation = Invocation {
         program: "/bin/sh".to_owned(),
         args: vec!["-ec".to_owned(), STEP.to_owned()],
@@ -64,7 +64,7 @@ fn run_a_step_until_killed(dir: &Path) {
         inherit: Inherit::Step,
         workdir: dir.to_path_buf(),
     };
-    let outcome = runtime.block_on(ProcessRunner::for_worker(worker).run(
+    let outcome = runtime.block_on(ProcessRunner::for_worker(&lock).run(
         invocation,
         Arc::new(|_: OutputLine| {}),
         CancellationToken::new(),
@@ -96,7 +96,10 @@ fn a_killed_runner_process_leaves_no_step_running() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(running(step), "the step runs while the helper does");
-    assert!(lock_file.exists(), "the helper holds no worker lock");
+    assert!(
+        std::fs::read_to_string(&lock_file).is_ok_and(|run| !run.is_empty()),
+        "the helper's lock file holds no run token"
+    );
     helper.kill().expect("SIGKILL to the helper");
     helper.wait().expect("the helper is reaped");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -120,8 +123,9 @@ fn a_killed_runner_process_leaves_no_step_running() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     // A worker of another name (the default name is new at each start) reaps the dead one.
     let next = format!("parent-death-next-{}", std::process::id());
-    let reaped =
-        runtime.block_on(ProcessRunner::for_worker(next).reap_leftovers(&lock_dir(dir.path())));
+    let next_lock =
+        WorkerLock::acquire(&next, &lock_dir(dir.path())).expect("the next worker's lock");
+    let reaped = runtime.block_on(ProcessRunner::reap_leftovers(&next_lock));
     assert_eq!(reaped.dead_workers, [worker], "{reaped:?}");
     let mut killed = reaped.processes.clone();
     killed.sort_unstable();
