@@ -1,7 +1,7 @@
 //! `pikoci worker`: a standalone worker, and the embedded worker of `pikoci server`. Workers
 //! only talk to the broker, never to a server.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

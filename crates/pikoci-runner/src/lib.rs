@@ -33,7 +33,7 @@ pub use reaper::{RUN_MARKER, Reaped, WORKER_MARKER};
 pub use worker_lock::{WorkerLock, WorkerLockError};
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 

@@ -602,7 +602,7 @@ mod tests {
         for (content, expected) in [
             (format!("{token}\n").into_bytes(), Some(token.clone())),
             (token.to_uppercase().into_bytes(), None),
-            (token[..31].as_bytes().to_vec(), None),
+            (token.as_bytes()[..31].to_vec(), None),
             (vec![0xff; 32], None),
             (b"x".repeat(100), None),
         ] {
