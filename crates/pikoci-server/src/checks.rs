@@ -70,7 +70,8 @@ impl Server {
             chrono::Duration::from_std(self.inner.config.assign_timeout).unwrap_or_default();
         let mut order: Vec<&Candidate> = candidates.iter().collect();
         order.sort_by_key(|c| c.active);
-        // Pipelines are read once per round, however many of their resources are due.
+        // Pipelines are read once per round, however many of their resources are due (again
+        // when a claimed resource shows the pipeline was set since).
         let mut pipelines: HashMap<PipelineId, StoredPipeline> = HashMap::new();
         for candidate in order {
             let worker = &candidate.worker;
@@ -102,19 +103,53 @@ impl Server {
                 if claimed.is_empty() {
                     break;
                 }
+                // Each check on its own: one that cannot start must not strand the others,
+                // already leased to this worker.
                 for check in claimed {
-                    let pipeline_id = check.resource.pipeline_id;
-                    let pipeline = match pipelines.entry(pipeline_id) {
-                        Entry::Occupied(entry) => entry.into_mut(),
-                        Entry::Vacant(entry) => {
-                            entry.insert(self.inner.store.pipeline_by_id(pipeline_id).await?)
-                        }
-                    };
-                    self.start_check(pipeline, check, worker).await?;
+                    let (resource_id, attempt) = (check.resource.id, check.attempt);
+                    if let Err(error) = self.start_claimed(&mut pipelines, check, worker).await {
+                        tracing::warn!(resource = %resource_id, attempt, %error, "a claimed check could not be started; it is released");
+                        let record = CheckRecord {
+                            finished_at: self.now(),
+                            error: Some(format!("the check could not be started: {error}")),
+                            log: String::new(),
+                        };
+                        // Best effort: a lease that stays lapses and the check is claimed
+                        // again.
+                        let _ = self
+                            .inner
+                            .store
+                            .finish_check(resource_id, attempt, record)
+                            .await;
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Starts a claimed check with its pipeline from `pipelines`, read when missing or when
+    /// the claimed resource is not as the cached pipeline has it (the pipeline was set since).
+    async fn start_claimed(
+        &self,
+        pipelines: &mut HashMap<PipelineId, StoredPipeline>,
+        check: ClaimedCheck,
+        worker: &Worker,
+    ) -> StoreResult<()> {
+        let pipeline_id = check.resource.pipeline_id;
+        let current =
+            |pipeline: &StoredPipeline| pipeline.model.resources.contains(&check.resource.model);
+        let pipeline = match pipelines.entry(pipeline_id) {
+            Entry::Occupied(entry) if current(entry.get()) => entry.into_mut(),
+            Entry::Occupied(mut entry) => {
+                entry.insert(self.inner.store.pipeline_by_id(pipeline_id).await?);
+                entry.into_mut()
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(self.inner.store.pipeline_by_id(pipeline_id).await?)
+            }
+        };
+        self.start_check(pipeline, check, worker).await
     }
 
     /// Runs a claimed check on the server, or sends it to `worker`.

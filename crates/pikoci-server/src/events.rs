@@ -84,7 +84,9 @@ impl Server {
                     status: StepStatus::Started,
                     started_at: Some(at(*at_ms)),
                     finished_at: None,
-                    parent: *parent,
+                    // The engine numbers a step after the one that encloses it: anything else
+                    // would make the steps no tree.
+                    parent: parent.filter(|parent| parent < step),
                 };
                 self.on_step(envelope, *build, step).await
             }

@@ -103,15 +103,16 @@ fn parse_url(url: &str) -> BrokerResult<KafkaUrl> {
             "use kafka://host:port[,host:port...][?fetch_wait_ms=N]".to_owned(),
         ));
     }
-    let mut fetch_wait_ms = DEFAULT_FETCH_WAIT_MS;
-    for pair in query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("fetch_wait_ms", value)) => {
-                fetch_wait_ms = value
+    let mut fetch_wait_ms = None;
+    let pairs = query.into_iter().flat_map(|q| q.split('&'));
+    for pair in pairs.filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "fetch_wait_ms" if fetch_wait_ms.is_some() => {
+                return Err(invalid("fetch_wait_ms is given twice".to_owned()));
+            }
+            "fetch_wait_ms" => {
+                let ms = value
                     .parse()
                     .ok()
                     .filter(|ms| (1..=MAX_FETCH_WAIT_MS).contains(ms))
@@ -121,9 +122,9 @@ fn parse_url(url: &str) -> BrokerResult<KafkaUrl> {
                              {MAX_FETCH_WAIT_MS}, not \"{value}\""
                         ))
                     })?;
+                fetch_wait_ms = Some(ms);
             }
             _ => {
-                let name = pair.split_once('=').map_or(pair, |(name, _)| name);
                 return Err(invalid(format!(
                     "unknown parameter \"{name}\"; the only one is fetch_wait_ms"
                 )));
@@ -132,7 +133,7 @@ fn parse_url(url: &str) -> BrokerResult<KafkaUrl> {
     }
     Ok(KafkaUrl {
         servers: servers.to_owned(),
-        fetch_wait_ms,
+        fetch_wait_ms: fetch_wait_ms.unwrap_or(DEFAULT_FETCH_WAIT_MS),
     })
 }
 
@@ -373,6 +374,8 @@ mod tests {
             "kafka://a:1?fetch_wait_ms=0",
             "kafka://a:1?fetch_wait_ms=soon",
             "kafka://a:1?linger=5",
+            "kafka://a:1?fetch_wait_ms",
+            "kafka://a:1?fetch_wait_ms=5&fetch_wait_ms=6",
         ] {
             let err = parse_url(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");

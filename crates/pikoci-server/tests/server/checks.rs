@@ -141,3 +141,38 @@ async fn an_exclusive_worker_gets_no_check_of_an_untagged_resource() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_runs_four_checks_whatever_its_slots_and_the_next_starts_when_one_ends() {
+    let resources: String = (0..6)
+        .map(|n| format!("resource \"src\" \"r{n}\" {{ check_interval = \"@every 1h\" }}\n"))
+        .collect();
+    let h = Harness::start(&format!("{SRC}{resources}")).await;
+    let mut w = h.worker("w1").await;
+    // One build slot: checks do not take slots on a worker.
+    w.send(heartbeat_message(&w.id, 1, &[], None)).await;
+    let mut running = Vec::new();
+    for _ in 0..4 {
+        running.push(take_check(&mut w).await);
+    }
+    // Seven resources due, four running: no fifth check while they run.
+    let fifth = tokio::time::timeout(Duration::from_millis(2500), take_check(&mut w)).await;
+    assert!(fifth.is_err(), "a fifth check while four run: {fifth:?}");
+    // One ends: the next is sent at once, not at the dispatcher's next round.
+    let ended_at = tokio::time::Instant::now();
+    w.send(Message::CheckFinished {
+        check: running[0],
+        versions: Vec::new(),
+        error: None,
+        log: String::new(),
+        at_ms: 0,
+    })
+    .await;
+    let next = take_check(&mut w).await;
+    assert!(!running.contains(&next));
+    assert!(
+        ended_at.elapsed() < Duration::from_millis(500),
+        "the next check waited {:?}",
+        ended_at.elapsed()
+    );
+}

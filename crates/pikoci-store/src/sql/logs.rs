@@ -137,18 +137,19 @@ pub(super) async fn read_attempt(
     max: u32,
 ) -> StoreResult<Vec<LogChunk>> {
     let step = int(from.step, "step index")?;
+    let mut from_here = Condition::any().add(log_chunk::Column::Step.gt(step));
     // A sequence number past what a row can hold: nothing more in that step.
-    let seq = i64::try_from(from.seq).unwrap_or(i64::MAX);
+    if let Ok(seq) = i64::try_from(from.seq) {
+        from_here = from_here.add(
+            Condition::all()
+                .add(log_chunk::Column::Step.eq(step))
+                .add(log_chunk::Column::Seq.gte(seq)),
+        );
+    }
     let rows = log_chunk::Entity::find()
         .filter(log_chunk::Column::BuildId.eq(build_id.0))
         .filter(log_chunk::Column::Attempt.eq(int(attempt, "attempt")?))
-        .filter(
-            Condition::any().add(log_chunk::Column::Step.gt(step)).add(
-                Condition::all()
-                    .add(log_chunk::Column::Step.eq(step))
-                    .add(log_chunk::Column::Seq.gte(seq)),
-            ),
-        )
+        .filter(from_here)
         .order_by_asc(log_chunk::Column::Step)
         .order_by_asc(log_chunk::Column::Seq)
         .limit(limit(max))

@@ -113,6 +113,23 @@ pub(crate) async fn log_chunks_are_idempotent_ordered_and_resumable(
         .await?
         .is_empty()
     );
+    // After a chunk with the largest sequence number a row holds: the next step, not that
+    // chunk again.
+    let mut top = chunk(other.id, 3, 0, "the last of step 3\n");
+    top.seq = i64::MAX as u64;
+    s.append_log_chunks(&[top, chunk(other.id, 4, 0, "step 4\n")])
+        .await?;
+    let last = s
+        .read_attempt_log(other.id, 1, LogPosition { step: 3, seq: 0 }, 1)
+        .await?;
+    assert_eq!(texts(&last), ["the last of step 3\n"]);
+    assert_eq!(
+        texts(
+            &s.read_attempt_log(other.id, 1, LogPosition::after(&last[0]), 0)
+                .await?
+        ),
+        ["step 4\n"]
+    );
     assert_eq!(
         texts(
             &s.read_attempt_log(build.id, 2, LogPosition::default(), 0)

@@ -172,7 +172,6 @@ pub(crate) async fn pins_accept_only_own_versions(fx: &Fixture) -> anyhow::Resul
     Ok(())
 }
 
-/// A claim for worker `worker` with no tags, any team, lapsed checks included.
 /// Claims at most one due check.
 pub(crate) async fn claim_one(
     s: &dyn Store,
@@ -187,6 +186,7 @@ pub(crate) async fn claim_one(
     Ok(claimed.pop())
 }
 
+/// A claim for worker `worker` with no tags, any team, lapsed checks included.
 pub(crate) fn check_claim(worker: &str, now: i64, lease: i64) -> CheckClaim {
     CheckClaim {
         worker_id: worker.to_owned(),

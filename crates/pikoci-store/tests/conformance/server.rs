@@ -35,6 +35,11 @@ pub(crate) async fn step_statuses_never_go_back(fx: &Fixture) -> anyhow::Result<
         .await?;
     let expected = step(StepStatus::Failed, "unit", Some(3), Some(9));
     assert_eq!(s.build_steps(build.id).await?, vec![expected.clone()]);
+    // A start that names another parent (a redelivery gone wrong) does not move it.
+    let mut moved = step(StepStatus::Started, "unit", Some(3), None);
+    moved.parent = Some(7);
+    s.record_step(build.id, &moved).await?;
+    assert_eq!(s.build_steps(build.id).await?, vec![expected.clone()]);
     // A redelivered start, or a second finish, changes nothing.
     s.record_step(build.id, &step(StepStatus::Started, "unit", Some(4), None))
         .await?;
