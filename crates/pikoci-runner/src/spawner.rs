@@ -17,7 +17,8 @@
 //! Only the leader gets the signal. Processes a step left in the background (its group's other
 //! members, daemons in sessions of their own) are not killed by the kernel when the worker dies;
 //! the runner kills the whole group whenever it is still alive to do so (end of the step,
-//! cancellation, drop), and the next run of the same worker kills the rest (see `reaper`).
+//! cancellation, drop), and the next worker to start on the machine kills the rest (see
+//! `reaper`).
 
 use std::io;
 use std::sync::{OnceLock, mpsc};
