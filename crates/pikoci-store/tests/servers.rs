@@ -37,8 +37,9 @@ fn with_database(url: &str, name: &str) -> anyhow::Result<(String, String)> {
     ))
 }
 
-/// Opens a fresh database for `test` on the server named by the environment variable `var`.
-async fn open_server(var: &str, test: &str) -> anyhow::Result<Fixture> {
+/// The URL of a database for `test` on the server named by the environment variable `var`,
+/// not created yet, and its name.
+fn fresh_database(var: &str, test: &str) -> anyhow::Result<(String, String)> {
     let base = std::env::var(var).with_context(|| {
         format!("{var} is not set: run `cargo xtask it store`, which checks the servers, creates a database and sets this variable")
     })?;
@@ -47,9 +48,52 @@ async fn open_server(var: &str, test: &str) -> anyhow::Result<Fixture> {
     let (base_name, _) = with_database(&base, "x").with_context(|| format!("{var}={base}"))?;
     let name = format!("{base_name}_{}_{:08x}", run_id(), hasher.finish() as u32);
     let (_, url) = with_database(&base, &name)?;
+    Ok((url, name))
+}
+
+/// Opens a fresh database for `test` on the server named by the environment variable `var`.
+async fn open_server(var: &str, test: &str) -> anyhow::Result<Fixture> {
+    let (url, name) = fresh_database(var, test)?;
     Fixture::open(&url, true, None)
         .await
         .with_context(|| format!("the server in {var} is unreachable or refused to create {name}"))
+}
+
+/// Servers started at the same moment on a new database: each one connects, and the
+/// migrations run once.
+async fn servers_started_together_migrate_once(var: &str, test: &str) -> anyhow::Result<()> {
+    let (url, name) = fresh_database(var, test)?;
+    let mut servers = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        servers.push(tokio::spawn(
+            async move { pikoci_store::connect(&url).await },
+        ));
+    }
+    let mut stores = Vec::new();
+    for server in servers {
+        stores.push(
+            server
+                .await?
+                .with_context(|| format!("a server starting on the new database {name}"))?,
+        );
+    }
+    let known = pikoci_store::SqlStore::known_migrations();
+    for store in stores {
+        assert_eq!(store.applied_migrations().await?, known);
+        store.close().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_started_together_migrate_postgres_once() -> anyhow::Result<()> {
+    servers_started_together_migrate_once("PIKOCI_TEST_POSTGRES_URL", "migrate-together").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_started_together_migrate_mysql_once() -> anyhow::Result<()> {
+    servers_started_together_migrate_once("PIKOCI_TEST_MYSQL_URL", "migrate-together").await
 }
 
 async fn open_postgres(test: &str) -> anyhow::Result<Fixture> {

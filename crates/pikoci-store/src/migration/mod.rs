@@ -4,11 +4,14 @@
 //! the missing ones. To change the schema, add a module `mNNNN_what.rs` and append it to
 //! [`Migrator::migrations`]; never edit a migration that has shipped.
 
+mod lock;
 mod m0001_initial;
 mod m0002_dispatch;
 mod m0003_claim;
 mod m0004_secrets;
 mod m0005_step_parent;
+
+pub(crate) use lock::MigrationLock;
 
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;

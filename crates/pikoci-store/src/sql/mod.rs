@@ -30,7 +30,7 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::Backend;
 use crate::error::{Class, Context, class_of};
-use crate::migration::Migrator;
+use crate::migration::{MigrationLock, Migrator};
 
 /// How many times an operation that hit a deadlock or a busy database is tried.
 const ATTEMPTS: u32 = 8;
@@ -71,14 +71,22 @@ impl SqlStore {
 
     /// Applies the migrations the database does not have yet; returns their names (empty when
     /// the schema was up to date).
+    /// One server at a time migrates a PostgreSQL or MySQL database: others started at the
+    /// same moment wait for it (up to 10 minutes), then find nothing left to do.
     pub async fn migrate(&self) -> StoreResult<Vec<String>> {
-        let pending = Migrator::get_pending_migrations(&self.db)
-            .await
-            .context(|| "failed to read the applied migrations")?;
-        Migrator::up(&self.db, None)
-            .await
-            .context(|| "failed to migrate the database schema")?;
-        Ok(pending.iter().map(|m| m.name().to_owned()).collect())
+        let lock = MigrationLock::take(&self.db, self.backend).await?;
+        let migrated = async {
+            let pending = Migrator::get_pending_migrations(&self.db)
+                .await
+                .context(|| "failed to read the applied migrations")?;
+            Migrator::up(&self.db, None)
+                .await
+                .context(|| "failed to migrate the database schema")?;
+            Ok(pending.iter().map(|m| m.name().to_owned()).collect())
+        }
+        .await;
+        lock.release().await;
+        migrated
     }
 
     /// The names of the migrations applied to the database, in order.
