@@ -226,13 +226,27 @@ async fn create_database(url: &str, backend: Backend) -> StoreResult<()> {
     let _ = server.close().await;
     match created {
         Ok(_) => Ok(()),
-        // Another process created it between our two attempts (PostgreSQL: duplicate_database).
-        Err(err) if err.to_string().contains("already exists") => Ok(()),
+        // Another process created it between our two attempts: PostgreSQL says
+        // duplicate_database, or unique_violation on its catalog when both create it at once.
+        Err(err) if err.to_string().contains("already exists") || is_unique_violation(&err) => {
+            Ok(())
+        }
         Err(err) => Err(crate::error::db_error(
             format!("failed to create the database \"{name}\""),
             err,
         )),
     }
+}
+
+/// Whether a statement failed on a unique constraint (SQLSTATE 23505).
+fn is_unique_violation(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "23505")
 }
 
 fn is_safe_database_name(name: &str) -> bool {
