@@ -6,7 +6,8 @@
 //! created; its subscribers pull from it, so they compete. Unacked deliveries are redelivered
 //! when nacked or dropped, and after `ack_wait` when their consumer vanished without a word.
 //! The client reconnects by itself; each subscription's task re-creates its pull request (and the
-//! stream and consumer, if the server lost them) after a failure.
+//! stream and consumer, if the server lost them) after a failure. Every attempt of one publish
+//! carries the same `Nats-Msg-Id`, so a retry after a lost acknowledgement is stored once.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -30,6 +31,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::BrokerConfig;
 use crate::task::{Backoff, Tasks, publish_retrying};
+
+/// What a `Nats-Msg-Id` header takes of a message's room, with margin (`NATS/1.0`, the name,
+/// a 36-character id and the line ends are about 70 bytes).
+const HEADER_ROOM: usize = 128;
+
+/// A server's `max_payload` when it has not said yet: NATS's default, 1 MiB.
+const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 
 /// How long a stream keeps a message no group has acked.
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -177,7 +185,11 @@ impl Inner {
         true
     }
 
-    async fn publish_once(&self, topic: &str, payload: Bytes) -> BrokerResult<()> {
+    /// Publishes `payload` with the message id `id`: JetStream stores a message once per id
+    /// within its duplicate window (two minutes), so a retry of a publish whose
+    /// acknowledgement was lost is not stored twice. A message too large to carry the id too
+    /// goes without it.
+    async fn publish_once(&self, topic: &str, id: &str, payload: Bytes) -> BrokerResult<()> {
         let known = self
             .streams
             .lock()
@@ -186,7 +198,22 @@ impl Inner {
         if !known {
             self.ensure_stream(topic).await?;
         }
-        let published = async { self.js.publish(topic.to_owned(), payload).await?.await };
+        let mut headers = async_nats::HeaderMap::new();
+        // The header counts against the server's max_payload: a message that fills it whole
+        // (1 MiB by default, the protocol's limit) goes without, and without deduplication.
+        let room = self
+            .client
+            .try_server_info()
+            .map_or(DEFAULT_MAX_PAYLOAD, |info| info.max_payload);
+        if payload.len().saturating_add(HEADER_ROOM) <= room {
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+        }
+        let published = async {
+            self.js
+                .publish_with_headers(topic.to_owned(), headers, payload)
+                .await?
+                .await
+        };
         match published.await {
             Ok(_ack) => Ok(()),
             Err(err) => {
@@ -213,6 +240,9 @@ impl Broker for NatsBroker {
         let inner = &self.inner;
         let payload = Bytes::from(payload);
         let timeout = inner.config.publish_timeout;
+        // One id for every attempt of this publish.
+        let id = uuid::Uuid::new_v4().to_string();
+        let id = id.as_str();
         publish_retrying(&inner.tasks, "nats", topic, timeout, |deadline| {
             let payload = payload.clone();
             async move {
@@ -224,7 +254,7 @@ impl Broker for NatsBroker {
                         format!("failed to publish to topic \"{topic}\": nats is not connected"),
                     ));
                 }
-                inner.publish_once(topic, payload).await
+                inner.publish_once(topic, id, payload).await
             }
         })
         .await

@@ -67,6 +67,67 @@ mod nats {
         conformance::reconnect_after_restart(&mut server, broker).await;
     }
 
+    /// Every publish carries its own `Nats-Msg-Id`; JetStream stores a message once per id, so a
+    /// publish retried after its acknowledgement was lost is delivered once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_publish_sent_again_with_its_message_id_is_delivered_once() {
+        use futures::StreamExt;
+
+        let url = servers::required_env("PIKOCI_TEST_NATS_URL");
+        let harness = Real::new(PubsubSystem::Nats, url.clone());
+        let (topic, group) = conformance::names("dedupe");
+        let broker = conformance::Harness::connect(&harness).await;
+        let mut group_sub = broker.subscribe(&topic, &group).await.expect("subscribe");
+        // A plain subscription on the subject sees what the broker sends, headers included.
+        let raw = async_nats::connect(url.as_str()).await.expect("nats");
+        let mut watch = raw.subscribe(topic.clone()).await.expect("watch");
+        raw.flush().await.expect("flush");
+        broker
+            .publish(&topic, b"one".to_vec())
+            .await
+            .expect("publish");
+        broker
+            .publish(&topic, b"two".to_vec())
+            .await
+            .expect("publish");
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let seen = tokio::time::timeout(Duration::from_secs(10), watch.next())
+                .await
+                .expect("the publish on the subject")
+                .expect("the watch is open");
+            let id = seen
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .map(|id| id.as_str().to_owned())
+                .expect("a Nats-Msg-Id header");
+            ids.push(id);
+        }
+        assert_ne!(ids[0], ids[1], "two publishes, two ids");
+        // The first publish again, as a retry sends it: stored once.
+        let js = async_nats::jetstream::new(raw.clone());
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, ids[0].as_str());
+        let ack = js
+            .publish_with_headers(topic.clone(), headers, "one".into())
+            .await
+            .expect("publish again")
+            .await
+            .expect("acknowledged");
+        assert!(ack.duplicate, "JetStream took the retry for a new message");
+        for expected in [b"one".as_slice(), b"two".as_slice()] {
+            let delivery = conformance::next(&mut group_sub, "a published message").await;
+            assert_eq!(delivery.payload(), expected);
+            delivery.ack().await.expect("ack");
+        }
+        let third = tokio::time::timeout(Duration::from_secs(1), group_sub.next()).await;
+        assert!(
+            third.is_err(),
+            "a third delivery: the retry was stored twice"
+        );
+    }
+
     /// A consumer whose process dies cannot nak: JetStream redelivers after `ack_wait`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unacked_delivery_of_a_vanished_consumer_returns_after_ack_wait() {
