@@ -34,6 +34,12 @@ const TRIGGER_TYPE: &str = "trigger";
 /// How many trigger events one check turns into versions at most.
 const MAX_TRIGGER_EVENTS: usize = 1000;
 
+/// A pipeline whose resources are checked, with the name of its team.
+struct Owner {
+    pipeline: StoredPipeline,
+    team: String,
+}
+
 /// Who runs a check.
 enum CheckRunner {
     /// A worker (the type has a `check`).
@@ -70,9 +76,9 @@ impl Server {
             chrono::Duration::from_std(self.inner.config.assign_timeout).unwrap_or_default();
         let mut order: Vec<&Candidate> = candidates.iter().collect();
         order.sort_by_key(|c| c.active);
-        // Pipelines are read once per round, however many of their resources are due (again
-        // when a claimed resource shows the pipeline was set since).
-        let mut pipelines: HashMap<PipelineId, StoredPipeline> = HashMap::new();
+        // Pipelines and their teams are read once per round, however many of their resources
+        // are due (again when a claimed resource shows the pipeline was set since).
+        let mut pipelines: HashMap<PipelineId, Owner> = HashMap::new();
         for candidate in order {
             let worker = &candidate.worker;
             let room = CHECKS_PER_WORKER;
@@ -132,33 +138,44 @@ impl Server {
     /// the claimed resource is not as the cached pipeline has it (the pipeline was set since).
     async fn start_claimed(
         &self,
-        pipelines: &mut HashMap<PipelineId, StoredPipeline>,
+        pipelines: &mut HashMap<PipelineId, Owner>,
         check: ClaimedCheck,
         worker: &Worker,
     ) -> StoreResult<()> {
         let pipeline_id = check.resource.pipeline_id;
-        let current =
-            |pipeline: &StoredPipeline| pipeline.model.resources.contains(&check.resource.model);
-        let pipeline = match pipelines.entry(pipeline_id) {
+        let current = |owner: &Owner| {
+            owner
+                .pipeline
+                .model
+                .resources
+                .contains(&check.resource.model)
+        };
+        let owner = match pipelines.entry(pipeline_id) {
             Entry::Occupied(entry) if current(entry.get()) => entry.into_mut(),
             Entry::Occupied(mut entry) => {
-                entry.insert(self.inner.store.pipeline_by_id(pipeline_id).await?);
+                entry.insert(self.owner(pipeline_id).await?);
                 entry.into_mut()
             }
-            Entry::Vacant(entry) => {
-                entry.insert(self.inner.store.pipeline_by_id(pipeline_id).await?)
-            }
+            Entry::Vacant(entry) => entry.insert(self.owner(pipeline_id).await?),
         };
-        self.start_check(pipeline, check, worker).await
+        self.start_check(owner, check, worker).await
+    }
+
+    /// The pipeline `id` and the name of its team.
+    async fn owner(&self, id: PipelineId) -> StoreResult<Owner> {
+        let pipeline = self.inner.store.pipeline_by_id(id).await?;
+        let team = self.inner.store.team_by_id(pipeline.team_id).await?.name;
+        Ok(Owner { pipeline, team })
     }
 
     /// Runs a claimed check on the server, or sends it to `worker`.
     async fn start_check(
         &self,
-        pipeline: &StoredPipeline,
+        owner: &Owner,
         claimed: ClaimedCheck,
         worker: &Worker,
     ) -> StoreResult<()> {
+        let pipeline = &owner.pipeline;
         let ClaimedCheck { resource, attempt } = claimed;
         let store = &self.inner.store;
         let canonical = resource.canonical();
@@ -200,7 +217,7 @@ impl Server {
                 )
             }
             Some(CheckRunner::Worker) => {
-                return self.send_check(pipeline, resource, attempt, worker).await;
+                return self.send_check(owner, resource, attempt, worker).await;
             }
         };
         self.finish_check(&resource, attempt, record).await
@@ -210,14 +227,14 @@ impl Server {
     /// looked up or sealed to the worker included) is finished with the error.
     async fn send_check(
         &self,
-        pipeline: &StoredPipeline,
+        owner: &Owner,
         resource: StoredResource,
         attempt: u32,
         worker: &Worker,
     ) -> StoreResult<()> {
+        let Owner { pipeline, team } = owner;
         let worker_id = worker.worker_id.as_str();
         let canonical = resource.canonical();
-        let team = self.inner.store.team_by_id(pipeline.team_id).await?;
         let newest = self.inner.store.latest_version(resource.id).await?;
         let check = CheckRef {
             resource_id: resource.id,
@@ -230,13 +247,7 @@ impl Server {
         let model = CheckSnapshot::prune(&pipeline.model, &canonical);
         let keys = crate::sealing::check_store_keys(&model, &canonical);
         let sealed = self
-            .seal_store_values(
-                &team.name,
-                &pipeline.name,
-                &keys,
-                worker,
-                WorkRef::Check(check),
-            )
+            .seal_store_values(team, &pipeline.name, &keys, worker, WorkRef::Check(check))
             .await
             .map_err(|problem| {
                 format!("the check cannot be sent to worker \"{worker_id}\": {problem}")
@@ -247,7 +258,7 @@ impl Server {
                     check,
                     lease_until_ms: protocol::to_ms(lease_until),
                     snapshot: CheckSnapshot {
-                        team: team.name,
+                        team: team.clone(),
                         pipeline_id: pipeline.id,
                         pipeline: pipeline.name.clone(),
                         resource: canonical.clone(),

@@ -19,6 +19,14 @@ use crate::error::Context;
 /// The PostgreSQL advisory lock key: "pikoci" in ASCII.
 const POSTGRES_KEY: i64 = 0x7069_6b6f_6369;
 
+/// The MySQL lock's name, as SQL. Named locks are server-wide: the name holds the database's,
+/// hashed to fit the 64 characters a name may have.
+macro_rules! mysql_lock_name {
+    () => {
+        "CONCAT('pikoci_migrate_', SHA1(DATABASE()))"
+    };
+}
+
 /// How long a server waits for another one's migration.
 const PATIENCE: Duration = Duration::from_secs(600);
 
@@ -86,11 +94,11 @@ impl MigrationLock {
                     .await
                     .map_err(db_err)
                     .context(|| "failed to get a connection to lock the migrations")?;
-                // Named locks are server-wide: the name holds the database's, hashed to fit
-                // the 64 characters a name may have.
-                let locked: Option<i64> = sea_orm::sqlx::query_scalar(
-                    "SELECT GET_LOCK(CONCAT('pikoci_migrate_', SHA1(DATABASE())), ?)",
-                )
+                let locked: Option<i64> = sea_orm::sqlx::query_scalar(concat!(
+                    "SELECT GET_LOCK(",
+                    mysql_lock_name!(),
+                    ", ?)"
+                ))
                 .bind(PATIENCE.as_secs() as i64)
                 .fetch_one(&mut *conn)
                 .await
@@ -121,11 +129,10 @@ impl MigrationLock {
                 }
             }
             MigrationLock::Mysql(mut conn) => {
-                let unlocked = sea_orm::sqlx::query(
-                    "SELECT RELEASE_LOCK(CONCAT('pikoci_migrate_', SHA1(DATABASE())))",
-                )
-                .execute(&mut *conn)
-                .await;
+                let unlocked =
+                    sea_orm::sqlx::query(concat!("SELECT RELEASE_LOCK(", mysql_lock_name!(), ")"))
+                        .execute(&mut *conn)
+                        .await;
                 if unlocked.is_err() {
                     let _ = conn.close().await;
                 }
