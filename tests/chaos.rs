@@ -1,50 +1,231 @@
-//! Real processes killed with SIGKILL mid-build (`cargo xtask chaos`, release binaries): a build
-//! is never lost and never runs twice at once.
+//! Real processes killed mid-build (`cargo xtask chaos`, release binaries): a build is never
+//! lost and never runs twice at once, whatever dies, on every database and broker.
 //!
-//! Every step of the test pipeline appends to a ledger file, under `flock`, one line per second
-//! while it runs: `tick <build> <step pid> <worker pid> <unix ms>`, and `done <build> ...` at
-//! its end. Two step processes ticking for the same build at overlapping times would be a
-//! build running twice at once; the suite looks for exactly that instead of guessing.
+//! Every step of the test pipelines appends to a ledger file, under `flock`, `start`, a `tick`
+//! each second and `done`, each with the build, the step's pid, its worker's pid and the time.
+//! Two step processes writing for the same build at overlapping times would be a build running
+//! twice at once: the suite looks for exactly that instead of guessing.
 //!
-//! A step may also leave a daemon in a session of its own (`daemons`): the kernel does not kill
-//! it with its worker, the worker started again under the same name does.
+//! Each case gets a broker of its own (a NATS server, a RabbitMQ node, tansu behind a relay),
+//! so that a scenario may stop it, and a database of its own. `PIKOCI_CHAOS=full` runs each
+//! scenario on its whole matrix, `quick` on one combination (see `docs/reliability.md`).
 
-// The suite prints what it measured (how long a build took to run again).
+// The suite prints what it measured.
 #![allow(clippy::print_stderr)]
 
+#[path = "chaos/harness.rs"]
+mod harness;
+#[path = "../crates/pikoci-pubsub/tests/servers/mod.rs"]
+mod servers;
 mod support;
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use support::server::{ServerProcess, WorkerProcess};
+use harness::{
+    BUILDS, Bus, BusKind, Cluster, DbKind, KillOnDrop, alive, assert_all_succeeded,
+    assert_never_twice_at_once, builds, case_name, full_matrix, now_ms, run_counts, signal,
+    slow_job, step, steps_by_worker, trigger, wait_groups_gone,
+};
+use nix::sys::signal::Signal;
 
-/// A job whose one step ticks into the ledger for `seconds` seconds. With `daemons`, the step
-/// first starts a daemon in a session of its own and appends `<daemon pid> <step pid>` there.
-fn pipeline(ledger: &Path, seconds: u32, daemons: Option<&Path>) -> String {
-    let ledger = ledger.display();
-    let daemon = daemons.map_or_else(String::new, |daemons| {
-        let daemons = daemons.display();
-        format!(
-            "setsid sleep 600 > /dev/null 2>&1 < /dev/null &\n        \
-             flock {daemons} sh -c \"echo $! $$ >> {daemons}\"\n        "
-        )
+/// Log lines each build prints, and over how many seconds.
+const LINES: u32 = 300;
+
+/// `kill -9` of a worker mid-build: 2 workers, 10 builds of 300 lines. Every build succeeds,
+/// each moved build runs again within 20 s, nothing of the dead worker's steps outlives it by
+/// 2 s, no build runs twice at once, each final log has its 300 lines. The daemons the dead
+/// worker's steps left are killed when it starts again, the live worker's are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_builds_finish_on_the_other() {
+    let cases: Vec<(DbKind, BusKind)> = if full_matrix() {
+        [DbKind::Postgres, DbKind::Mysql]
+            .into_iter()
+            .flat_map(|db| BusKind::ALL.map(|bus| (db, bus)))
+            .collect()
+    } else {
+        vec![(DbKind::Postgres, BusKind::Rabbitmq)]
+    };
+    for (db, bus) in cases {
+        let case = format!("wk_{}", case_name(db, bus));
+        if !harness::selected(&case) {
+            continue;
+        }
+        eprintln!("== worker killed: {case}");
+        let bus = Bus::start(bus).await;
+        worker_killed(db, &bus, &case).await;
+    }
+}
+
+async fn worker_killed(db: DbKind, bus: &Bus, case: &str) {
+    const BUILDS_N: u32 = 10;
+    let cluster = Cluster::new(db, bus, case, |ledger| {
+        slow_job(&step(ledger, LINES, 8, true))
     });
+    let server = cluster.server();
+    let mut workers = vec![
+        ("a", cluster.worker("a", 10)),
+        ("b", cluster.worker("b", 10)),
+    ];
+    trigger(&server, BUILDS_N).await;
+    let entries = cluster.wait_ledger("every build started", |e| {
+        e.iter()
+            .filter(|x| x.kind == "start")
+            .map(|x| &x.key)
+            .collect::<BTreeSet<_>>()
+            .len()
+            == BUILDS_N as usize
+    });
+    // The victim is the worker running most builds.
+    let by_worker = steps_by_worker(&entries);
+    let index = (0..workers.len())
+        .max_by_key(|&i| by_worker.get(&workers[i].1.pid()).map_or(0, BTreeSet::len))
+        .unwrap();
+    let (victim_name, victim) = workers.remove(index);
+    let victim_pid = victim.pid();
+    let victim_steps = by_worker.get(&victim_pid).cloned().unwrap_or_default();
+    let moved: BTreeSet<String> = entries
+        .iter()
+        .filter(|e| e.kind == "start" && e.worker_pid == victim_pid)
+        .map(|e| e.key.clone())
+        .collect();
+    victim.kill();
+    let killed_at = now_ms();
+
+    // Nothing of the dead worker's steps outlives it by 2 s (daemons aside: they left the
+    // step's process group on purpose).
+    let gone = wait_groups_gone(
+        &victim_steps,
+        Duration::from_secs(2),
+        "the killed worker's steps",
+    );
+
+    // Each build it ran starts again on the other worker within 20 s.
+    let survivor = workers[0].1.pid();
+    let entries = cluster.wait_ledger("every moved build started again", |e| {
+        moved.iter().all(|build| {
+            e.iter()
+                .any(|x| x.kind == "start" && &x.key == build && x.worker_pid == survivor)
+        })
+    });
+    let restarted_after = moved
+        .iter()
+        .map(|build| {
+            let at = entries
+                .iter()
+                .find(|x| x.kind == "start" && &x.key == build && x.worker_pid == survivor)
+                .unwrap()
+                .at_ms;
+            at.saturating_sub(killed_at)
+        })
+        .max()
+        .unwrap_or(0);
+    assert_all_succeeded(&server, BUILDS_N, LINES).await;
+    let entries = cluster.ledger();
+    assert_never_twice_at_once(&entries);
+    for build in 1..=BUILDS_N {
+        let done = entries
+            .iter()
+            .filter(|e| e.kind == "done" && e.key == build.to_string())
+            .count();
+        assert_eq!(done, 1, "build {build} finished {done} times");
+    }
+    eprintln!(
+        "   {} of {BUILDS_N} builds moved; steps gone {gone:?} after the kill; the last moved \
+         build ran again {restarted_after} ms after it",
+        moved.len()
+    );
+    assert!(
+        restarted_after < 20_000,
+        "a build took {restarted_after} ms to run again after its worker was killed"
+    );
+
+    // The daemons of the dead worker's steps outlived it; its name started again kills them,
+    // and leaves the live worker's alone.
+    let daemons: Vec<(u32, u32)> = entries
+        .iter()
+        .filter(|e| e.kind == "daemon")
+        .map(|e| (e.key.parse().unwrap(), e.worker_pid))
+        .collect();
+    let _cleanup = KillOnDrop(daemons.iter().map(|(daemon, _)| *daemon).collect());
+    let orphans: Vec<u32> = daemons
+        .iter()
+        .filter(|(_, worker)| *worker == victim_pid)
+        .map(|(daemon, _)| *daemon)
+        .collect();
+    assert!(
+        !orphans.is_empty(),
+        "the killed worker's steps started no daemon"
+    );
+    assert!(
+        orphans.iter().all(|pid| alive(*pid)),
+        "a daemon died with its worker"
+    );
+    let _restarted = cluster.worker(victim_name, 10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while orphans.iter().any(|pid| alive(*pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "the killed worker's daemons still run 10 s after it started again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (daemon, worker) in &daemons {
+        if *worker == survivor {
+            assert!(
+                alive(*daemon),
+                "the live worker's daemon {daemon} was killed"
+            );
+        }
+    }
+}
+
+/// `kill -9` of the server, started again 3 s or 20 s later: no build is lost, none runs twice
+/// at once, a resource's version triggers exactly one build, every log is complete. A server
+/// back within the 10 s a worker waits for one finds the builds going on where they ran; after
+/// that, the workers have stopped them and they run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_loses_no_build() {
+    let cases: Vec<(DbKind, BusKind, u64)> = if full_matrix() {
+        [DbKind::Sqlite, DbKind::Postgres, DbKind::Mysql]
+            .into_iter()
+            .flat_map(|db| BusKind::ALL.map(move |bus| (db, bus)))
+            .flat_map(|(db, bus)| [(db, bus, 3), (db, bus, 20)])
+            .collect()
+    } else {
+        vec![(DbKind::Sqlite, BusKind::Nats, 3)]
+    };
+    for (db, bus, down) in cases {
+        let case = format!("sk{down}_{}", case_name(db, bus));
+        if !harness::selected(&case) {
+            continue;
+        }
+        eprintln!("== server killed for {down} s: {case}");
+        let bus = Bus::start(bus).await;
+        server_killed(db, &bus, &case, down).await;
+    }
+}
+
+/// A resource whose version is the content of `feed`, and `slow` triggered by each.
+fn fed_pipeline(feed: &std::path::Path, step: &str) -> String {
+    let feed = feed.display();
     format!(
         r#"
+resource_type "counter" {{
+  check "shell" {{
+    cmd = <<-EOT
+      printf '[{{"n":"%s"}}]\n' "$(cat {feed})"
+    EOT
+  }}
+  pull "shell" {{ cmd = "true" }}
+}}
+resource "counter" "feed" {{ check_interval = "@every 1h" }}
 job "slow" {{
-  task "tick" {{
+  get "counter" "feed" {{ trigger = true }}
+  task "work" {{
     run "shell" {{
       cmd = <<-EOT
-        {daemon}i=0
-        while [ $i -lt {seconds} ]; do
-          flock {ledger} sh -c "echo tick $BUILD_NUMBER $$ $PPID $(date +%s%3N) >> {ledger}"
-          echo "tick $i"
-          i=$((i+1))
-          sleep 1
-        done
-        flock {ledger} sh -c "echo done $BUILD_NUMBER $$ $PPID $(date +%s%3N) >> {ledger}"
+{step}
       EOT
     }}
   }}
@@ -53,313 +234,285 @@ job "slow" {{
     )
 }
 
-/// One line of the ledger.
-#[derive(Debug, Clone)]
-struct Entry {
-    kind: String,
-    build: String,
-    step_pid: u32,
-    worker_pid: u32,
-    at_ms: u64,
-}
+const FEED: &str = "/teams/main/pipelines/chaos/resources/counter.feed";
 
-fn ledger(path: &Path) -> Vec<Entry> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| {
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            Some(Entry {
-                kind: parts.first()?.to_string(),
-                build: parts.get(1)?.to_string(),
-                step_pid: parts.get(2)?.parse().ok()?,
-                worker_pid: parts.get(3)?.parse().ok()?,
-                at_ms: parts.get(4)?.parse().ok()?,
-            })
-        })
-        .collect()
-}
-
-/// Fails when two step processes of one build ticked at overlapping times.
-fn assert_never_twice_at_once(entries: &[Entry]) {
-    let mut spans: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
-    for entry in entries {
-        let span = spans
-            .entry((entry.build.clone(), entry.step_pid))
-            .or_insert((entry.at_ms, entry.at_ms));
-        span.0 = span.0.min(entry.at_ms);
-        span.1 = span.1.max(entry.at_ms);
-    }
-    let spans: Vec<_> = spans.into_iter().collect();
-    for (i, ((build, pid), (start, end))) in spans.iter().enumerate() {
-        for ((other_build, other_pid), (other_start, other_end)) in &spans[i + 1..] {
-            if build == other_build {
-                assert!(
-                    end < other_start || other_end < start,
-                    "build {build} ran twice at once: step pid {pid} ticked {start}..{end}, \
-                     step pid {other_pid} ticked {other_start}..{other_end}"
-                );
-            }
-        }
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
-
-/// Waits up to 10 s for process `pid`, `what`, to end.
-fn wait_gone(pid: u32, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "{what} (pid {pid}) still runs after 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until `check` holds, polling the ledger.
-fn wait_ledger(path: &Path, what: &str, check: impl Fn(&[Entry]) -> bool) -> Vec<Entry> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let entries = ledger(path);
-        if check(&entries) {
-            return entries;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} never happened: {entries:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn nats_url() -> String {
-    std::env::var("PIKOCI_TEST_NATS_URL")
-        .unwrap_or_else(|_| panic!("PIKOCI_TEST_NATS_URL is not set: run `cargo xtask chaos`"))
-}
-
-const BUILDS: &str = "/teams/main/pipelines/chaos/jobs/slow/builds";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_worker_s_build_finishes_on_another_worker() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger_path = dir.path().join("ledger");
-    let daemons_path = dir.path().join("daemons");
-    let file = support::write(
-        dir.path(),
-        "chaos.hcl",
-        &pipeline(&ledger_path, 8, Some(&daemons_path)),
-    );
-    let db = dir.path().join("pikoci.db");
-    let url = nats_url();
-    let server = ServerProcess::start(&[
-        "--db-system",
-        "sqlite",
-        "--db-name",
-        db.to_str().unwrap(),
-        "--pubsub-system",
-        "nats",
-        "--pubsub-url",
-        &url,
-        "--run-worker=false",
-        "--pipeline-config",
-        &file,
-    ]);
-    let worker = |name: &str| {
-        let work = dir.path().join(name);
-        WorkerProcess::start(&[
-            "--pubsub-system",
-            "nats",
-            "--pubsub-url",
-            &url,
-            "--name",
-            &format!("{name}-{}", std::process::id()),
-            "--concurrency",
-            "1",
-            "--work-dir",
-            work.to_str().unwrap(),
-        ])
-    };
-    let mut workers = vec![("a", worker("a")), ("b", worker("b"))];
+async fn new_version(server: &support::server::ServerProcess, feed: &std::path::Path, n: u32) {
+    std::fs::write(feed, n.to_string()).unwrap();
     let (status, body) = server
-        .post(
-            "/teams/main/pipelines/chaos/jobs/slow/trigger",
-            serde_json::json!({}),
-        )
+        .post(&format!("{FEED}/check"), serde_json::json!({}))
         .await;
-    assert_eq!(status, 201, "{body:#}");
+    assert!(status < 300, "{status} {body:#}");
+}
 
-    let entries = wait_ledger(&ledger_path, "a first tick", |e| !e.is_empty());
-    let victim_pid = entries[0].worker_pid;
-    let step_pid = entries[0].step_pid;
-    let index = workers
-        .iter()
-        .position(|(_, w)| w.pid() == victim_pid)
-        .expect("the step's parent is one of the workers");
-    let (victim, killed) = workers.remove(index);
-    killed.kill();
-    let killed_at = Instant::now();
-
-    // The dead worker's step dies with it.
-    wait_gone(step_pid, "the step of the killed worker");
-
-    // The build runs again on the other worker, within 20 s of the kill, and finishes.
-    let survivor = workers[0].1.pid();
-    wait_ledger(&ledger_path, "a tick on the surviving worker", |e| {
-        e.iter().any(|entry| entry.worker_pid == survivor)
+async fn server_killed(db: DbKind, bus: &Bus, case: &str, down: u64) {
+    let mut feed = std::path::PathBuf::new();
+    let cluster = Cluster::new(db, bus, case, |ledger| {
+        feed = ledger.with_file_name("feed");
+        std::fs::write(&feed, "1").unwrap();
+        // Long enough for the builds to run across a 20 s outage.
+        fed_pipeline(&feed, &step(ledger, LINES, 25, false))
     });
-    let moved_after = killed_at.elapsed();
-    let build = server.wait_finished(&format!("{BUILDS}/1")).await;
-    assert_eq!(build["status"], "succeeded", "{build:#}");
-    eprintln!("worker killed -> build running again elsewhere: {moved_after:?}");
-    assert!(
-        moved_after < Duration::from_secs(20),
-        "the build took {moved_after:?} to run again"
-    );
+    let server = cluster.server();
+    let _worker = cluster.worker("steady", 4);
+    // Version 1 (the check at start), a manual build, then version 2.
+    cluster.wait_ledger("build 1", |e| e.iter().any(|x| x.key == "1"));
+    trigger(&server, 1).await;
+    new_version(&server, &feed, 2).await;
+    cluster.wait_ledger("builds 1 to 3 running", |e| {
+        ["1", "2", "3"]
+            .iter()
+            .all(|b| e.iter().any(|x| x.kind == "tick" && x.key == *b))
+    });
+    drop(server); // SIGKILL
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(down)).await;
+    let server = cluster.server();
+    // The server listens once it consumes events again: on Kafka, once the group dropped the
+    // killed server's members (its session timeout, then a rebalance).
+    let absent = killed.elapsed();
+    eprintln!("   the server is back {absent:?} after the kill");
+    assert_all_succeeded(&server, 3, LINES).await;
+    // The server after the restart checks and triggers: version 3 makes build 4.
+    new_version(&server, &feed, 3).await;
+    assert_all_succeeded(&server, 4, LINES).await;
 
-    let entries = ledger(&ledger_path);
+    let entries = cluster.ledger();
     assert_never_twice_at_once(&entries);
+    let counts = run_counts(&entries);
+    let builds = builds(&server).await;
     assert_eq!(
-        entries.iter().filter(|e| e.kind == "done").count(),
-        1,
-        "{entries:#?}"
+        builds.len(),
+        4,
+        "no build lost, none duplicated: {builds:#?}"
     );
-    // The final attempt's log is complete: every tick of the surviving run, in order.
-    let log = server.text(&format!("{BUILDS}/1/logs")).await;
-    let ticks: Vec<&str> = log.lines().filter(|l| l.starts_with("tick ")).collect();
-    let tail: Vec<String> = (0..8).map(|i| format!("tick {i}")).collect();
-    assert!(
-        ticks.ends_with(&tail.iter().map(String::as_str).collect::<Vec<_>>()),
-        "{log}"
-    );
-    assert!(log.contains("lost its worker"), "{log}");
-
-    // The killed worker's daemon outlived it; the worker started again under the same name
-    // kills it before it takes work, and leaves the other worker's alone.
-    let daemons = daemon_pids(&daemons_path);
-    let _cleanup = KillOnDrop(daemons.iter().map(|(daemon, _)| *daemon).collect());
-    let (orphan, _) = *daemons
+    // One build per version of the resource: builds 1, 3 and 4 by versions 1 to 3, build 2 by
+    // hand.
+    let triggered: Vec<i64> = builds
         .iter()
-        .find(|(_, step)| *step == step_pid)
-        .expect("the killed worker's step started a daemon");
-    assert!(alive(orphan), "the daemon died with its worker");
+        .filter_map(|build| build["trigger"]["version_id"].as_i64())
+        .collect();
+    let distinct: BTreeSet<i64> = triggered.iter().copied().collect();
     assert!(
-        daemons.iter().any(|(_, step)| *step != step_pid),
-        "the run on the surviving worker started no daemon: {daemons:?}"
+        triggered.len() == 3 && distinct.len() == 3,
+        "not one build per version: {builds:#?}"
     );
-    let _restarted = worker(victim);
-    wait_gone(orphan, "the killed worker's daemon, its worker restarted,");
-    for (daemon, step) in &daemons {
-        if *step != step_pid {
+    let reruns: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    eprintln!("   runs per build: {counts:?}");
+    if absent < Duration::from_secs(8) {
+        // The worker stayed alive and a server answered it within its 10 s: nothing re-ran.
+        assert!(reruns.is_empty(), "builds re-ran: {reruns:?}");
+    }
+}
+
+/// The broker goes away for 5 s or 40 s (a NATS server killed and started again on its store,
+/// a RabbitMQ node killed and started again, the Kafka connections cut): every build finishes
+/// with its whole log, none runs twice at once, and none runs again before the broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_loses_no_build() {
+    let cases: Vec<(BusKind, u64)> = if full_matrix() {
+        BusKind::ALL
+            .into_iter()
+            .flat_map(|bus| [(bus, 5), (bus, 40)])
+            .collect()
+    } else {
+        vec![(BusKind::Nats, 5)]
+    };
+    for (bus, down) in cases {
+        let case = format!("bo{down}_{}", case_name(DbKind::Sqlite, bus));
+        if !harness::selected(&case) {
+            continue;
+        }
+        eprintln!("== broker down for {down} s: {case}");
+        let mut bus = Bus::start(bus).await;
+        broker_down(&mut bus, &case, down).await;
+    }
+}
+
+async fn broker_down(bus: &mut Bus, case: &str, down: u64) {
+    const BUILDS_N: u32 = 4;
+    let cluster = Cluster::new(DbKind::Sqlite, bus, case, |ledger| {
+        slow_job(&step(ledger, LINES, 15, false))
+    });
+    let mut server = cluster.server();
+    let mut a = cluster.worker("a", 2);
+    let mut b = cluster.worker("b", 2);
+    trigger(&server, BUILDS_N).await;
+    cluster.wait_ledger("every build running", |e| {
+        (1..=BUILDS_N).all(|b| e.iter().any(|x| x.kind == "tick" && x.key == b.to_string()))
+    });
+    let stopped = Instant::now();
+    bus.server().stop().await;
+    tokio::time::sleep(Duration::from_secs(down)).await;
+    bus.server().start().await;
+    let back_ms = now_ms();
+    // A RabbitMQ node takes seconds to start: the outage is longer than `down`.
+    let outage = stopped.elapsed();
+    eprintln!("   the broker was away {outage:?}");
+    assert_all_succeeded(&server, BUILDS_N, LINES).await;
+    let entries = cluster.ledger();
+    assert_never_twice_at_once(&entries);
+    let counts = run_counts(&entries);
+    eprintln!("   runs per build: {counts:?}");
+    for (build, spans) in harness::runs(&entries) {
+        let first = spans.values().map(|(start, _)| *start).min().unwrap();
+        for (pid, (start, _)) in &spans {
             assert!(
-                alive(*daemon),
-                "the surviving worker's daemon {daemon} was killed"
+                *start == first || *start >= back_ms,
+                "build {build} ran again (pid {pid}) {} ms before the broker was back",
+                back_ms - start
             );
         }
     }
+    // Within a 10 s outage, a worker's hurried heartbeats renew its leases once the broker is
+    // back (in a second of reconnection, and one more of heartbeat): its builds go on.
+    if outage < Duration::from_secs(8) {
+        let reruns: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            reruns.is_empty(),
+            "builds re-ran: {reruns:?}\nserver:\n{}\nworker a:\n{}\nworker b:\n{}",
+            server.log.so_far(),
+            a.log.so_far(),
+            b.log.so_far()
+        );
+    }
 }
 
-/// The `<daemon pid> <step pid>` lines of the daemons file.
-fn daemon_pids(path: &Path) -> Vec<(u32, u32)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| {
-            let (daemon, step) = line.split_once(' ')?;
-            Some((daemon.parse().ok()?, step.trim().parse().ok()?))
-        })
-        .collect()
+/// A check that runs longer than its lease (20 s against 15 s) is never run twice at once:
+/// its worker's heartbeats keep its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_longer_than_its_lease_never_runs_twice_at_once() {
+    let bus = Bus::start(BusKind::Nats).await;
+    let cluster = Cluster::new(DbKind::Sqlite, &bus, "long_check", |ledger| {
+        let start = harness::record(ledger, "start", "check");
+        let tick = harness::record(ledger, "tick", "check");
+        let done = harness::record(ledger, "done", "check");
+        format!(
+            r#"
+resource_type "slow" {{
+  check "shell" {{
+    cmd = <<-EOT
+      {start}
+      i=0
+      while [ $i -lt 20 ]; do
+        {tick}
+        sleep 1
+        i=$((i+1))
+      done
+      {done}
+      printf '[{{"at":"%s"}}]\n' "$(date +%s%N)"
+    EOT
+  }}
+}}
+resource "slow" "check" {{ check_interval = "@every 10s" }}
+"#
+        )
+    });
+    let _server = cluster.server();
+    let _a = cluster.worker("a", 1);
+    let _b = cluster.worker("b", 1);
+    let entries = cluster.wait_ledger("two checks finished", |e| {
+        e.iter().filter(|x| x.kind == "done").count() >= 2
+    });
+    assert_never_twice_at_once(&entries);
+    eprintln!(
+        "   checks run: {}; none at once",
+        harness::runs(&entries)["check"].len()
+    );
 }
 
-/// Kills `pids` when dropped: the daemons the steps left.
-struct KillOnDrop(Vec<u32>);
+/// A worker frozen (SIGSTOP) while its build is cancelled: the server marks the build cancelled
+/// after the grace period; resumed (SIGCONT), the worker stops the build within 2 s, and what it
+/// sends late changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_worker_s_cancelled_build_is_fenced() {
+    let bus = Bus::start(BusKind::Nats).await;
+    let cluster = Cluster::new(DbKind::Sqlite, &bus, "frozen", |ledger| {
+        slow_job(&step(ledger, 600, 300, false))
+    });
+    let server = cluster.server();
+    let worker = cluster.worker("frozen", 1);
+    trigger(&server, 1).await;
+    let entries = cluster.wait_ledger("the build running", |e| e.iter().any(|x| x.kind == "tick"));
+    let step_pid = entries[0].pid;
+    signal(worker.pid(), Signal::SIGSTOP);
+    let (status, body) = server
+        .post(&format!("{BUILDS}/1/cancel"), serde_json::json!({}))
+        .await;
+    assert!(status < 300, "{status} {body:#}");
+    let frozen = Instant::now();
+    let build = server.wait_finished(&format!("{BUILDS}/1")).await;
+    assert_eq!(build["status"], "cancelled", "{build:#}");
+    eprintln!(
+        "   cancelled by the server {:?} after the request",
+        frozen.elapsed()
+    );
+    let log = server.text(&format!("{BUILDS}/1/logs")).await;
+    assert!(alive(step_pid), "the frozen worker's step died on its own");
+    signal(worker.pid(), Signal::SIGCONT);
+    let gone = wait_groups_gone(
+        &BTreeSet::from([step_pid]),
+        Duration::from_secs(2),
+        "the resumed worker's cancelled step",
+    );
+    eprintln!("   the step died {gone:?} after SIGCONT");
+    // What the worker sends on waking (its buffered log lines, its result) changes nothing.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, after) = server.get(&format!("{BUILDS}/1")).await;
+    assert_eq!(after["data"]["status"], "cancelled", "{after:#}");
+    assert_eq!(
+        after["data"]["finished_at"], build["finished_at"],
+        "{after:#}"
+    );
+    let log_after = server.text(&format!("{BUILDS}/1/logs")).await;
+    assert_eq!(log_after, log, "the late worker's log lines were stored");
+    assert!(
+        !cluster.ledger().iter().any(|e| e.kind == "done"),
+        "the cancelled build finished"
+    );
+}
 
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            if let Ok(pid) = i32::try_from(*pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+/// Two servers on one PostgreSQL database and RabbitMQ; one is killed while 50 builds run: each
+/// build runs once, none twice at once, and the other server goes on scheduling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_two_servers_killed_loses_no_build() {
+    const FIRST: u32 = 50;
+    const AFTER: u32 = 5;
+    let bus = Bus::start(BusKind::Rabbitmq).await;
+    let cluster = Cluster::new(DbKind::Postgres, &bus, "two_servers", |ledger| {
+        slow_job(&step(ledger, 20, 3, false))
+    });
+    let a = cluster.server();
+    let b = cluster.server();
+    let _w1 = cluster.worker("w1", 10);
+    let _w2 = cluster.worker("w2", 10);
+    trigger(&a, FIRST).await;
+    cluster.wait_ledger("15 builds started", |e| {
+        e.iter().filter(|x| x.kind == "start").count() >= 15
+    });
+    drop(a); // SIGKILL
+    trigger(&b, AFTER).await;
+    for number in 1..=FIRST + AFTER {
+        let build = b.wait_finished(&format!("{BUILDS}/{number}")).await;
+        assert_eq!(build["status"], "succeeded", "build {number}: {build:#}");
+    }
+    let entries = cluster.ledger();
+    assert_never_twice_at_once(&entries);
+    let counts = run_counts(&entries);
+    assert_eq!(counts.len(), (FIRST + AFTER) as usize, "{counts:?}");
+    let reruns: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(reruns.is_empty(), "builds ran more than once: {reruns:?}");
+    // A build the killed server claimed but never sent is dispatched again (attempt 2) once
+    // its assignment times out: it still runs once.
+    let mut redispatched = 0;
+    for number in 1..=FIRST + AFTER {
+        let (_, build) = b.get(&format!("{BUILDS}/{number}")).await;
+        if build["data"]["attempt"] != 1 {
+            redispatched += 1;
         }
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_server_restarts_without_losing_or_repeating_builds() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger_path = dir.path().join("ledger");
-    let file = support::write(dir.path(), "chaos.hcl", &pipeline(&ledger_path, 6, None));
-    let db = dir.path().join("pikoci.db");
-    let url = nats_url();
-    let server_args = [
-        "--db-system",
-        "sqlite",
-        "--db-name",
-        db.to_str().unwrap(),
-        "--pubsub-system",
-        "nats",
-        "--pubsub-url",
-        &url,
-        "--run-worker=false",
-        "--pipeline-config",
-        &file,
-    ];
-    let server = ServerProcess::start(&server_args);
-    let work = dir.path().join("work");
-    let _worker = WorkerProcess::start(&[
-        "--pubsub-system",
-        "nats",
-        "--pubsub-url",
-        &url,
-        "--name",
-        &format!("steady-{}", std::process::id()),
-        "--concurrency",
-        "2",
-        "--work-dir",
-        work.to_str().unwrap(),
-    ]);
-    for _ in 0..2 {
-        let (status, body) = server
-            .post(
-                "/teams/main/pipelines/chaos/jobs/slow/trigger",
-                serde_json::json!({}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body:#}");
-    }
-    wait_ledger(&ledger_path, "ticks of both builds", |e| {
-        e.iter().any(|x| x.build == "1") && e.iter().any(|x| x.build == "2")
-    });
-    drop(server); // SIGKILL
-    let server = ServerProcess::start(&server_args);
-    for number in ["1", "2"] {
-        let build = server.wait_finished(&format!("{BUILDS}/{number}")).await;
-        assert_eq!(build["status"], "succeeded", "{build:#}");
-    }
-    let entries = ledger(&ledger_path);
-    assert_never_twice_at_once(&entries);
-    // Neither build ran again: their worker stayed alive, so one step process each.
-    for number in ["1", "2"] {
-        let pids: std::collections::BTreeSet<u32> = entries
-            .iter()
-            .filter(|e| e.build == number)
-            .map(|e| e.step_pid)
-            .collect();
-        assert_eq!(pids.len(), 1, "build {number} re-ran: {entries:#?}");
-    }
-    let (_, builds) = server.get(BUILDS).await;
-    assert_eq!(
-        builds["data"].as_array().map(Vec::len),
-        Some(2),
-        "no build lost, none duplicated: {builds:#}"
+    eprintln!(
+        "   {} builds, each run once, with one of the servers killed ({redispatched} dispatched \
+         again after the killed server's assignment timed out)",
+        FIRST + AFTER
     );
 }

@@ -108,6 +108,16 @@ impl Lines {
         &self.seen
     }
 
+    /// Everything read so far, without waiting: the lines seen and those that arrived since.
+    #[allow(dead_code)] // the chaos suite's diagnostics
+    pub(crate) fn so_far(&mut self) -> &str {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+        }
+        &self.seen
+    }
+
     /// Everything up to the end of the stream; kills `child` and fails the test if it does not
     /// end.
     pub(crate) fn rest(&mut self, child: &mut Child) -> String {

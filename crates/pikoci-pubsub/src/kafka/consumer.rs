@@ -51,6 +51,15 @@ impl ConsumerContext for RebalanceSignal {
 
 type GroupConsumer = StreamConsumer<RebalanceSignal>;
 
+/// The Kafka consumer group of `group` on `topic`: one per topic, `<group>.<topic>`. A Kafka
+/// group spans topics, so one group id for a server's two subscriptions (events and heartbeats)
+/// made every member change of one topic rebalance the other; and on tansu, a group whose dead
+/// members had subscribed to different topics never assigned the partitions of one of them
+/// again (a server killed and restarted could not start: `cargo xtask chaos` found it).
+pub(super) fn group_id(topic: &str, group: &str) -> String {
+    format!("{group}.{topic}")
+}
+
 /// Creates the consumer, places it at the group's position and starts feeding its deliveries.
 pub(super) async fn start(
     inner: &Arc<Inner>,
@@ -60,7 +69,7 @@ pub(super) async fn start(
 ) -> BrokerResult<DeliveryStream> {
     let (assignments, mut assigned) = watch::channel(0);
     let consumer: GroupConsumer = client_config(&inner.servers)
-        .set("group.id", group)
+        .set("group.id", group_id(topic, group))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")

@@ -1,4 +1,5 @@
-//! Kafka through librdkafka: a topic per topic, a consumer group per group.
+//! Kafka through librdkafka: a topic per topic, a consumer group per group and topic
+//! (`<group>.<topic>`, see `consumer::group_id`).
 //!
 //! Topics are created by the broker on first use (`kafka_partitions` partitions, 1 by default so
 //! the topic keeps its order). Publishing waits for the message to be written with `acks=all`.

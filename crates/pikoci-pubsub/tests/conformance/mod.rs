@@ -16,6 +16,8 @@ use futures::StreamExt;
 use pikoci_core::ErrorKind;
 use pikoci_core::broker::{Broker, Delivery, Subscription};
 
+pub use crate::servers::Restartable;
+
 /// How long a test waits for one delivery (a Kafka group join alone can take 20 s).
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a consumer must stay silent to show nothing more is coming.
@@ -26,15 +28,6 @@ pub const QUIET: Duration = Duration::from_secs(2);
 pub trait Harness: Send + Sync {
     /// A new client, as another process would open.
     async fn connect(&self) -> Arc<dyn Broker>;
-}
-
-/// A dedicated broker server the test may stop and start again.
-#[async_trait]
-pub trait Restartable: Send {
-    /// Stops the server (clients see their connections drop).
-    async fn stop(&mut self);
-    /// Starts it again at the same address, returning once it accepts connections.
-    async fn start(&mut self);
 }
 
 /// Expands to one `#[tokio::test]` per conformance test, each with a harness from `$harness`.

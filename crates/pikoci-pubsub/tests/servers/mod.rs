@@ -1,5 +1,9 @@
-//! Dedicated broker servers for the restart test: a NATS server and a RabbitMQ node on free
-//! ports, and a TCP cut-off in front of a Kafka-protocol broker. Each is stopped when dropped.
+//! Dedicated broker servers for the restart test (and the chaos suite, which includes this
+//! file): a NATS server and a RabbitMQ node on free ports, and a Kafka-protocol broker (tansu)
+//! behind a TCP cut-off. Each is stopped when dropped.
+
+// Each test target uses the servers its transports need.
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -9,7 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::task::JoinSet;
 
-use crate::conformance::Restartable;
+/// A dedicated broker server the test may stop and start again.
+#[async_trait]
+pub trait Restartable: Send {
+    /// Stops the server (clients see their connections drop).
+    async fn stop(&mut self);
+    /// Starts it again at the same address, returning once it accepts connections.
+    async fn start(&mut self);
+}
 
 /// How long a server may take to accept connections after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -267,5 +278,74 @@ impl Restartable for Relay {
             }
         });
         wait_for_port(self.listen, "the relay").await;
+    }
+}
+
+/// A tansu broker of its own behind a [`Relay`]. tansu as packaged keeps its data in memory
+/// only, so restarting it would lose every topic: stopping cuts and restarting restores the
+/// network path instead, which is what a restart looks like to the clients.
+pub(crate) struct KafkaBehindRelay {
+    relay: Relay,
+    relay_port: u16,
+    tansu: Option<Child>,
+}
+
+impl KafkaBehindRelay {
+    /// Starts the `tansu` binary on a free port, and the relay in front of it.
+    pub(crate) async fn start(tansu: &str) -> Self {
+        let (broker_port, relay_port) = (free_port(), free_port());
+        let listen = format!("tcp://127.0.0.1:{broker_port}");
+        let advertised = format!("tcp://127.0.0.1:{relay_port}");
+        let child = Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &listen,
+                "--advertised-listener-url",
+                &advertised,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("failed to start {tansu}: {err}"));
+        let mut broker = Self {
+            // Not listening yet: started below, once tansu listens (a panic on the way still
+            // stops tansu, with `broker`).
+            relay: Relay {
+                listen: relay_port,
+                target: ([127, 0, 0, 1], broker_port).into(),
+                tasks: JoinSet::new(),
+            },
+            relay_port,
+            tansu: Some(child),
+        };
+        wait_for_port(broker_port, "the dedicated tansu broker").await;
+        Restartable::start(&mut broker.relay).await;
+        broker
+    }
+
+    /// The client URL, through the relay.
+    pub(crate) fn url(&self) -> String {
+        format!("kafka://127.0.0.1:{}", self.relay_port)
+    }
+}
+
+#[async_trait]
+impl Restartable for KafkaBehindRelay {
+    async fn stop(&mut self) {
+        self.relay.stop().await;
+    }
+
+    async fn start(&mut self) {
+        self.relay.start().await;
+    }
+}
+
+impl Drop for KafkaBehindRelay {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.tansu.take() {
+            kill(&mut child);
+        }
     }
 }
