@@ -27,10 +27,20 @@ pub(crate) fn full_matrix() -> bool {
     }
 }
 
-/// Whether to run case `case`: all of them, or those whose name contains
-/// `PIKOCI_CHAOS_ONLY` (`cargo xtask chaos` passes it on: `PIKOCI_CHAOS_ONLY=kafka`).
+/// Whether to run case `case` of a matrix: all of them, or those whose name contains
+/// `PIKOCI_CHAOS_ONLY` (`cargo xtask chaos` passes it on: `PIKOCI_CHAOS_ONLY=kafka`; `--quick`
+/// refuses it).
 pub(crate) fn selected(case: &str) -> bool {
     std::env::var("PIKOCI_CHAOS_ONLY").map_or(true, |only| case.contains(&only))
+}
+
+/// Fails a matrix scenario that ran no case: `PIKOCI_CHAOS_ONLY` selected none of them.
+pub(crate) fn assert_ran(cases: usize) {
+    assert!(
+        cases > 0 || std::env::var_os("PIKOCI_CHAOS_ONLY").is_none(),
+        "PIKOCI_CHAOS_ONLY={} selects no case of this scenario: unset it to run them all",
+        std::env::var("PIKOCI_CHAOS_ONLY").unwrap_or_default()
+    );
 }
 
 /// The database of one case.
@@ -215,6 +225,7 @@ impl Cluster {
         WorkerProcess::start(&args)
     }
 
+    /// The ledger so far.
     pub(crate) fn ledger(&self) -> Vec<Entry> {
         ledger(&self.ledger)
     }
@@ -240,7 +251,7 @@ impl Cluster {
 /// under its lock (the step's shell is a child of its worker: `$PPID` is the worker).
 pub(crate) fn record(ledger: &Path, kind: &str, key: &str) -> String {
     let ledger = ledger.display();
-    format!(r#"flock {ledger} sh -c "echo {kind} {key} $$ $PPID $(date +%s%3N) >> {ledger}""#)
+    format!(r#"flock '{ledger}' sh -c "echo {kind} {key} $$ $PPID $(date +%s%3N) >> '{ledger}'""#)
 }
 
 /// A step that prints `lines` lines (`line 1` to `line N`) over about `seconds` seconds,
@@ -477,13 +488,12 @@ pub(crate) fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
 }
 
-/// Kills `pids` when dropped: the daemons the steps left.
-pub(crate) struct KillOnDrop(pub(crate) Vec<u32>);
-
-impl Drop for KillOnDrop {
+impl Drop for Cluster {
+    /// Kills the daemons the steps left (a worker started again kills those of a dead one, but
+    /// a scenario that failed may not get there).
     fn drop(&mut self) {
-        for pid in &self.0 {
-            if let Ok(pid) = i32::try_from(*pid) {
+        for entry in self.ledger().iter().filter(|e| e.kind == "daemon") {
+            if let Ok(pid) = entry.key.parse::<i32>() {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,

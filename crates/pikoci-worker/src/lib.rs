@@ -22,9 +22,7 @@
 //!   once; more are rejected. A check answers `accepted`, then `check_finished` with the
 //!   versions found and the end of its output (64 KiB at most).
 //! - **Heartbeats and leases.** A heartbeat goes to `pikoci.heartbeats` at start and every
-//!   `heartbeat_interval`, listing the work running (every fifth of it while a lease waits for
-//!   a confirmation that is late, so that a broker back from a short outage renews the leases
-//!   in time). A server answers with `leases`: work in
+//!   `heartbeat_interval`, listing the work running. A server answers with `leases`: work in
 //!   `lost` is aborted at once. Work whose lease no server confirmed for `lease_timeout` minus
 //!   one heartbeat interval (counted from the heartbeat a confirmation answers, or from the
 //!   acceptance) is aborted by the worker itself: by then a server may have handed it to

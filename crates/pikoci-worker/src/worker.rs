@@ -206,12 +206,7 @@ impl State {
                 }
                 Some(work) = ended.recv() => self.ended(work),
                 () = sleep_until(lease_deadline), if lease_deadline.is_some() => self.fence_unconfirmed(),
-                _ = heartbeat.tick() => {
-                    self.send_heartbeat();
-                    if let Some(sooner) = self.hurried_heartbeat() {
-                        heartbeat.reset_after(sooner);
-                    }
-                }
+                _ = heartbeat.tick() => self.send_heartbeat(),
                 delivery = deliveries.next(), if failure.is_none() => match delivery {
                     Some(Ok(delivery)) => self.handle(delivery),
                     Some(Err(source)) => {
@@ -501,21 +496,6 @@ impl State {
                 held.stop.abort();
             }
         }
-    }
-
-    /// How soon the next heartbeat goes when the last one was not answered in time: a fifth
-    /// of the interval (1 s by default) while some work's lease waits for a confirmation, so
-    /// that a broker back after a short outage renews the leases before the worker gives its
-    /// work up (after `lease_timeout - heartbeat_interval`), not one whole interval later.
-    fn hurried_heartbeat(&self) -> Option<Duration> {
-        let interval = self.context.config.heartbeat_interval;
-        let now = Instant::now();
-        // A heartbeat answered in time renewed the leases one interval ago at most.
-        let behind = self
-            .held
-            .values()
-            .any(|held| !held.aborted && now.duration_since(held.confirmed) > interval * 3 / 2);
-        behind.then(|| (interval / 5).max(Duration::from_millis(100)))
     }
 
     fn send_heartbeat(&mut self) {
