@@ -17,30 +17,36 @@ pub(crate) fn service(variable: &str) -> String {
     })
 }
 
-/// Whether `cargo xtask chaos` asked for the whole matrix (`PIKOCI_CHAOS=full`) or for one
-/// combination per scenario (`quick`, what `cargo xtask ci` runs).
-pub(crate) fn full_matrix() -> bool {
-    match service("PIKOCI_CHAOS").as_str() {
-        "full" => true,
-        "quick" => false,
+/// The cases of a matrix scenario, each with its name: `full` when `cargo xtask chaos` asked
+/// for the whole matrix (`PIKOCI_CHAOS=full`), `quick` for one combination per scenario (what
+/// `cargo xtask ci` runs); of those, the ones whose name contains `PIKOCI_CHAOS_ONLY` when it is
+/// set (`cargo xtask chaos` passes it on; `--quick` refuses it). Fails when it selects none.
+pub(crate) fn cases<T>(
+    full: Vec<T>,
+    quick: Vec<T>,
+    name: impl Fn(&T) -> String,
+) -> Vec<(T, String)> {
+    let matrix = match service("PIKOCI_CHAOS").as_str() {
+        "full" => full,
+        "quick" => quick,
         other => panic!("PIKOCI_CHAOS is \"{other}\": it must be \"full\" or \"quick\""),
+    };
+    let only = std::env::var("PIKOCI_CHAOS_ONLY").ok();
+    let cases: Vec<(T, String)> = matrix
+        .into_iter()
+        .map(|case| {
+            let named = name(&case);
+            (case, named)
+        })
+        .filter(|(_, named)| only.as_ref().is_none_or(|only| named.contains(only)))
+        .collect();
+    if let Some(only) = only {
+        assert!(
+            !cases.is_empty(),
+            "PIKOCI_CHAOS_ONLY={only} selects no case of this scenario: unset it to run them all"
+        );
     }
-}
-
-/// Whether to run case `case` of a matrix: all of them, or those whose name contains
-/// `PIKOCI_CHAOS_ONLY` (`cargo xtask chaos` passes it on: `PIKOCI_CHAOS_ONLY=kafka`; `--quick`
-/// refuses it).
-pub(crate) fn selected(case: &str) -> bool {
-    std::env::var("PIKOCI_CHAOS_ONLY").map_or(true, |only| case.contains(&only))
-}
-
-/// Fails a matrix scenario that ran no case: `PIKOCI_CHAOS_ONLY` selected none of them.
-pub(crate) fn assert_ran(cases: usize) {
-    assert!(
-        cases > 0 || std::env::var_os("PIKOCI_CHAOS_ONLY").is_none(),
-        "PIKOCI_CHAOS_ONLY={} selects no case of this scenario: unset it to run them all",
-        std::env::var("PIKOCI_CHAOS_ONLY").unwrap_or_default()
-    );
+    cases
 }
 
 /// The database of one case.
@@ -433,13 +439,18 @@ pub(crate) fn now_ms() -> u64 {
     .unwrap()
 }
 
+/// Of process `pid`'s `/proc/<pid>/stat`: whether it is a zombie, and its process group.
+fn stat(pid: u32) -> Option<(bool, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp ...`: comm may hold spaces, so split after the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some((fields.first() == Some(&"Z"), fields.get(2)?.parse().ok()?))
+}
+
 /// Whether process `pid` runs (a zombie does not).
 pub(crate) fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.starts_with(" Z"))
-    })
+    stat(pid).is_some_and(|(zombie, _)| !zombie)
 }
 
 /// The live processes whose process group is one of `groups` (a step leads its own).
@@ -448,20 +459,7 @@ pub(crate) fn processes_in_groups(groups: &BTreeSet<u32>) -> Vec<u32> {
         return Vec::new();
     };
     dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                // `pid (comm) state ppid pgrp ...`: comm may hold spaces, so split after ')'.
-                let Some((_, rest)) = stat.rsplit_once(')') else {
-                    return false;
-                };
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                fields.first() != Some(&"Z")
-                    && fields
-                        .get(2)
-                        .and_then(|group| group.parse::<u32>().ok())
-                        .is_some_and(|group| groups.contains(&group))
-            })
-        })
+        .filter(|pid| stat(*pid).is_some_and(|(zombie, group)| !zombie && groups.contains(&group)))
         .collect()
 }
 

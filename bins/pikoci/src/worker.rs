@@ -168,10 +168,9 @@ pub(crate) async fn spawn(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         hostname: hostname(),
     };
-    let runner = Arc::new(ProcessRunner::for_worker(&name));
     let worker = Worker::new(
         broker,
-        runner.clone(),
+        Arc::new(ProcessRunner::for_worker(&name)),
         Some(Arc::new(pikoci_runner::native::GitChecks::new())),
         config,
     )

@@ -36,9 +36,6 @@ use crate::task::{Backoff, Tasks, publish_retrying};
 /// a 36-character id and the line ends are about 70 bytes).
 const HEADER_ROOM: usize = 128;
 
-/// A server's `max_payload` when it has not said yet: NATS's default, 1 MiB.
-const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
-
 /// How long a stream keeps a message no group has acked.
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A group none of whose consumers pulled for this long is deleted by the server.
@@ -212,10 +209,8 @@ impl Inner {
         let mut headers = async_nats::HeaderMap::new();
         // The header counts against the server's max_payload: a message that fills it whole
         // (1 MiB by default, the protocol's limit) goes without, and without deduplication.
-        let room = self
-            .client
-            .try_server_info()
-            .map_or(DEFAULT_MAX_PAYLOAD, |info| info.max_payload);
+        // (The client's atomic copy: 1 MiB until the server has said.)
+        let room = self.client.max_payload();
         if payload.len().saturating_add(HEADER_ROOM) <= room {
             headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
         }

@@ -74,13 +74,12 @@ impl Reaped {
 /// lock file is next to `lock`'s, or with the earlier run of `lock`'s own name, except this
 /// process, its ancestors and its descendants. The dead workers' lock files are removed.
 pub(crate) async fn reap(lock: &WorkerLock) -> Reaped {
-    let mut problems = Vec::new();
     let own = lock.id().to_owned();
     let dir = lock
         .path()
         .parent()
         .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
-    let dead = match lock.owner() {
+    let (dead, mut problems) = match lock.owner() {
         Ok(owner) => {
             tokio::task::spawn_blocking(move || worker_lock::take_dead_workers(&dir, &own, owner))
                 .await
@@ -94,8 +93,6 @@ pub(crate) async fn reap(lock: &WorkerLock) -> Reaped {
             )],
         ),
     };
-    let (dead, dead_problems) = dead;
-    problems.extend(dead_problems);
     let dead_workers: Vec<String> = dead.iter().map(|worker| worker.id.clone()).collect();
     let mut runs: BTreeSet<String> = dead.into_iter().filter_map(|worker| worker.run).collect();
     runs.extend(lock.previous_run().map(str::to_owned));

@@ -15,8 +15,8 @@ use pikoci_core::protocol::{
     self, AssignCheck, CheckRef, CheckSnapshot, Envelope, Message, WorkRef,
 };
 use pikoci_core::store::{
-    CheckClaim, CheckRecord, ClaimedCheck, NewVersion, PipelineId, ResourceVersion, StoreResult,
-    StoredPipeline, StoredResource, TriggerEventId, Worker,
+    CheckClaim, CheckRecord, ClaimedCheck, NewVersion, PipelineId, ResourceId, ResourceVersion,
+    StoreResult, StoredPipeline, StoredResource, TriggerEventId, Worker,
 };
 
 use crate::Server;
@@ -122,11 +122,7 @@ impl Server {
                         };
                         // Best effort: a lease that stays lapses and the check is claimed
                         // again.
-                        let _ = self
-                            .inner
-                            .store
-                            .finish_check(resource_id, attempt, record)
-                            .await;
+                        let _ = self.finish_check(resource_id, attempt, record).await;
                     }
                 }
             }
@@ -220,7 +216,7 @@ impl Server {
                 return self.send_check(owner, resource, attempt, worker).await;
             }
         };
-        self.finish_check(&resource, attempt, record).await
+        self.finish_check(resource.id, attempt, record).await
     }
 
     /// Sends a check to a worker; a check that cannot be sent (store values that cannot be
@@ -287,7 +283,7 @@ impl Server {
                     error: Some(error),
                     log: String::new(),
                 };
-                self.finish_check(&resource, attempt, record).await
+                self.finish_check(resource.id, attempt, record).await
             }
         }
     }
@@ -295,14 +291,14 @@ impl Server {
     /// Finishes a check; a stale one (claimed again since) changes nothing.
     async fn finish_check(
         &self,
-        resource: &StoredResource,
+        resource: ResourceId,
         attempt: u32,
         record: CheckRecord,
     ) -> StoreResult<()> {
         match self
             .inner
             .store
-            .finish_check(resource.id, attempt, record)
+            .finish_check(resource, attempt, record)
             .await
         {
             Ok(()) => Ok(()),
@@ -398,7 +394,8 @@ impl Server {
             error,
             log,
         };
-        self.finish_check(&resource, check.attempt, record).await?;
+        self.finish_check(resource.id, check.attempt, record)
+            .await?;
         // The worker has room for another check: due ones need not wait for the next round.
         self.wake_dispatcher();
         Ok(())
@@ -448,7 +445,8 @@ impl Server {
             )),
             log: String::new(),
         });
-        self.finish_check(&resource, check.attempt, record).await?;
+        self.finish_check(resource.id, check.attempt, record)
+            .await?;
         store.request_check(resource.id, self.now()).await?;
         self.cool_down(&envelope.sender);
         self.wake_dispatcher();

@@ -228,7 +228,10 @@ async fn create_database(url: &str, backend: Backend) -> StoreResult<()> {
         Ok(_) => Ok(()),
         // Another process created it between our two attempts: PostgreSQL says
         // duplicate_database, or unique_violation on its catalog when both create it at once.
-        Err(err) if err.to_string().contains("already exists") || is_unique_violation(&err) => {
+        Err(err)
+            if err.to_string().contains("already exists")
+                || crate::error::classify(&err) == crate::error::Class::Duplicate =>
+        {
             Ok(())
         }
         Err(err) => Err(crate::error::db_error(
@@ -236,17 +239,6 @@ async fn create_database(url: &str, backend: Backend) -> StoreResult<()> {
             err,
         )),
     }
-}
-
-/// Whether a statement failed on a unique constraint (SQLSTATE 23505).
-fn is_unique_violation(err: &DbErr) -> bool {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
-    else {
-        return false;
-    };
-    e.as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| code == "23505")
 }
 
 fn is_safe_database_name(name: &str) -> bool {

@@ -29,7 +29,7 @@ const RABBITMQ_SCRIPT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 pub(crate) fn run() -> anyhow::Result<()> {
     let machine = machine_brokers()?;
     let programs = BrokerPrograms::find()?;
-    let kafka = Kafka::start()?;
+    let kafka = Kafka::start_binary(Path::new(&programs.tansu))?;
     let mut env = shared_env(&machine, &kafka);
     env.extend(programs.env());
     let result = crate::cargo_with_env(
@@ -149,10 +149,15 @@ pub(crate) struct Kafka {
 }
 
 impl Kafka {
+    /// Installs tansu when missing, and starts it.
     pub(crate) fn start() -> anyhow::Result<Self> {
-        let binary = install_tansu()?;
+        Self::start_binary(&install_tansu()?)
+    }
+
+    /// Starts the tansu `binary`.
+    fn start_binary(binary: &Path) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let broker = Tansu::start(&binary, port)?;
+        let broker = Tansu::start(binary, port)?;
         eprintln!("tansu (Kafka protocol) listening on 127.0.0.1:{port}");
         Ok(Self {
             // tansu holds every fetch for about half its wait even when messages are there

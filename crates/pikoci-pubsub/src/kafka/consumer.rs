@@ -56,7 +56,7 @@ type GroupConsumer = StreamConsumer<RebalanceSignal>;
 /// made every member change of one topic rebalance the other; and on tansu, a group whose dead
 /// members had subscribed to different topics never assigned the partitions of one of them
 /// again (a server killed and restarted could not start: `cargo xtask chaos` found it).
-pub(super) fn group_id(topic: &str, group: &str) -> String {
+fn group_id(topic: &str, group: &str) -> String {
     format!("{group}.{topic}")
 }
 

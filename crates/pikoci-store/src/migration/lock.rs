@@ -55,12 +55,7 @@ impl MigrationLock {
         match backend {
             Backend::Mem | Backend::Sqlite => Ok(MigrationLock::None),
             Backend::Postgres => {
-                let mut conn = db
-                    .get_postgres_connection_pool()
-                    .acquire()
-                    .await
-                    .map_err(db_err)
-                    .context(|| "failed to get a connection to lock the migrations")?;
+                let mut conn = pinned(db.get_postgres_connection_pool()).await?;
                 let statement = format!("SET lock_timeout = '{}s'", PATIENCE.as_secs());
                 sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(statement))
                     .execute(&mut *conn)
@@ -88,12 +83,7 @@ impl MigrationLock {
                 }
             }
             Backend::Mysql => {
-                let mut conn = db
-                    .get_mysql_connection_pool()
-                    .acquire()
-                    .await
-                    .map_err(db_err)
-                    .context(|| "failed to get a connection to lock the migrations")?;
+                let mut conn = pinned(db.get_mysql_connection_pool()).await?;
                 let locked: Option<i64> = sea_orm::sqlx::query_scalar(concat!(
                     "SELECT GET_LOCK(",
                     mysql_lock_name!(),
@@ -139,6 +129,16 @@ impl MigrationLock {
             }
         }
     }
+}
+
+/// A connection of `pool` of its own: the lock belongs to the session that took it.
+async fn pinned<DB: sea_orm::sqlx::Database>(
+    pool: &sea_orm::sqlx::Pool<DB>,
+) -> StoreResult<sea_orm::sqlx::pool::PoolConnection<DB>> {
+    pool.acquire()
+        .await
+        .map_err(db_err)
+        .context(|| "failed to get a connection to lock the migrations")
 }
 
 /// A driver error as the store's errors take it.

@@ -71,6 +71,7 @@ impl SqlStore {
 
     /// Applies the migrations the database does not have yet; returns their names (empty when
     /// the schema was up to date).
+    ///
     /// One server at a time migrates a PostgreSQL or MySQL database: others started at the
     /// same moment wait for it (up to 10 minutes), then find nothing left to do.
     pub async fn migrate(&self) -> StoreResult<Vec<String>> {
