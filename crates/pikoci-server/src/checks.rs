@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use chrono::{DateTime, Utc};
 use pikoci_core::ErrorKind;
 use pikoci_core::protocol::{
     self, AssignCheck, CheckRef, CheckSnapshot, Envelope, Message, WorkRef,
@@ -65,12 +66,12 @@ impl Server {
     /// Claims due checks for each live worker, in batches: as many as it has room for at once,
     /// up to [`CHECKS_PER_WORKER`] in flight (what a worker runs at once besides its builds,
     /// whatever its build slots). Checks the server runs itself take no room, so a worker
-    /// claims again until its room is full or nothing is due. Checks whose lease lapsed are
-    /// claimed again only with `reclaim_lapsed` (not during the requeue grace).
+    /// claims again until its room is full or nothing is due. Checks whose lease lapsed before
+    /// `lapsed_before` are claimed again (none during the requeue grace).
     pub(crate) async fn assign_checks(
         &self,
         candidates: &[Candidate],
-        reclaim_lapsed: bool,
+        lapsed_before: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
         let lease =
             chrono::Duration::from_std(self.inner.config.assign_timeout).unwrap_or_default();
@@ -100,7 +101,7 @@ impl Server {
                             exclusive: worker.exclusive,
                             teams: candidate.teams.clone(),
                             now,
-                            reclaim_lapsed,
+                            lapsed_before,
                             lease_until: now + lease,
                         },
                         room - in_flight,

@@ -73,20 +73,22 @@ pub(crate) struct Candidate {
 impl Server {
     async fn dispatch_round(&self, slow: bool) -> StoreResult<()> {
         let now = self.now();
-        let requeue = self
-            .inner
-            .runtime
-            .requeue_allowed(now, self.inner.config.requeue_grace);
+        let runtime = &self.inner.runtime;
+        let requeue = runtime.requeue_allowed(now, self.inner.config.requeue_grace);
         // Both wait while events may still be unread (after a start, or while the consumers are
-        // unhealthy): the worker's answer may be among them.
+        // unhealthy): the worker's answer may be among them. A lease is taken back only when it
+        // lapsed before the heartbeats were read: one waiting in the broker may renew it.
+        let lapsed_before = runtime.lapsed_before(now).filter(|_| requeue);
+        if let Some(lapsed_before) = lapsed_before {
+            self.requeue_lapsed(lapsed_before, now).await?;
+        }
         if requeue {
-            self.requeue_lapsed(now).await?;
             self.force_overdue_cancels(now).await?;
         }
         let active = self.active_builds().await?;
         let mut candidates = self.live_workers(now, &active).await?;
         self.assign_builds(&mut candidates).await?;
-        self.assign_checks(&candidates, requeue).await?;
+        self.assign_checks(&candidates, lapsed_before).await?;
         let active = self.active_builds().await?;
         self.record_reasons(&candidates, &active).await?;
         if slow {
@@ -321,13 +323,17 @@ impl Server {
         }
     }
 
-    /// Takes back builds whose lease lapsed, with a note in their log, and tells the worker
-    /// that lost them to stop.
-    async fn requeue_lapsed(&self, now: DateTime<Utc>) -> StoreResult<()> {
+    /// Takes back builds whose lease lapsed before `lapsed_before`, with a note in their log,
+    /// and tells the worker that lost them to stop.
+    async fn requeue_lapsed(
+        &self,
+        lapsed_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let requeued = self
             .inner
             .store
-            .requeue_expired(now, self.inner.config.max_requeues)
+            .requeue_expired(lapsed_before, now, self.inner.config.max_requeues)
             .await?;
         for lost in requeued {
             let worker = lost.worker_id.as_deref().unwrap_or("unknown");

@@ -60,6 +60,7 @@ pub(crate) async fn start(
         shutdown.child_token(),
     ));
     tasks.spawn(crate::dispatch::run(server.clone(), shutdown.child_token()));
+    tasks.spawn(probe(server.clone(), shutdown.child_token()));
     tracing::info!(server = %server.inner.config.server_id, "server loops started");
     Ok(tasks)
 }
@@ -128,6 +129,45 @@ async fn consume(
     }
 }
 
+/// How long publishing one probe may take before the next one is due instead.
+const PROBE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Publishes a [`Message::Probe`] to `pikoci.heartbeats` every `dispatch_interval` until
+/// shutdown: reading it back (this server or another) tells how far the heartbeats were read.
+async fn probe(server: Server, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(server.inner.config.dispatch_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let bytes = match server.envelope(Message::Probe {}).encode() {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot encode a probe");
+                return;
+            }
+        };
+        let published = tokio::select! {
+            () = shutdown.cancelled() => return,
+            published = tokio::time::timeout(
+                PROBE_PATIENCE,
+                server.inner.broker.publish(topics::HEARTBEATS, bytes),
+            ) => published,
+        };
+        match published {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cannot publish a probe; no lease is taken back until one is read")
+            }
+            Err(_) => {
+                tracing::warn!(patience = ?PROBE_PATIENCE, "publishing a probe takes too long; no lease is taken back until one is read")
+            }
+        }
+    }
+}
+
 /// Sleeps `backoff` (then doubles it, up to [`MAX_BACKOFF`]); false on shutdown.
 async fn pause(shutdown: &CancellationToken, backoff: &mut Duration) -> bool {
     let sleep = *backoff;
@@ -165,7 +205,7 @@ impl Server {
                 return true;
             }
         };
-        let outcome = self.handle(&envelope).await;
+        let outcome = self.handle(consumer, &envelope).await;
         let runtime = &self.inner.runtime;
         match outcome {
             Ok(()) => {
@@ -219,9 +259,18 @@ impl Server {
     }
 
     /// Routes a message to its handler. Messages meant for workers are ignored.
-    async fn handle(&self, envelope: &Envelope) -> StoreResult<()> {
+    async fn handle(&self, consumer: Consumer, envelope: &Envelope) -> StoreResult<()> {
         match &envelope.message {
             Message::Heartbeat(heartbeat) => self.on_heartbeat(envelope, heartbeat).await,
+            Message::Probe {} => {
+                // Only the heartbeat topic's order says anything about the heartbeats.
+                if consumer == Consumer::Heartbeats {
+                    self.inner
+                        .runtime
+                        .read_probe(protocol::from_ms(envelope.sent_at_ms));
+                }
+                Ok(())
+            }
             Message::Assign(_)
             | Message::AssignCheck(_)
             | Message::Cancel { .. }

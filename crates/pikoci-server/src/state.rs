@@ -61,6 +61,9 @@ pub(crate) struct Runtime {
     /// Failed handlings of a message, by `msg_id` (a message that keeps failing is dropped).
     pub(crate) failures: Mutex<HashMap<String, u32>>,
     health: Mutex<Health>,
+    /// When the newest probe this server read from `pikoci.heartbeats` was sent: every
+    /// heartbeat the broker took before then has been read (see [`Runtime::read_probe`]).
+    heartbeats_read: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Runtime {
@@ -76,6 +79,7 @@ impl Runtime {
             aborted: Mutex::new(HashSet::new()),
             failures: Mutex::new(HashMap::new()),
             health: Mutex::new(Health::default()),
+            heartbeats_read: Mutex::new(None),
         }
     }
 
@@ -106,6 +110,23 @@ impl Runtime {
         lock(&self.health)
             .healthy_since
             .is_some_and(|since| now - since >= grace)
+    }
+
+    /// Records a probe read from `pikoci.heartbeats`, sent at `sent_at` (by this server or
+    /// another): the heartbeats queued before it were read first, by this server or by
+    /// another of the group.
+    pub(crate) fn read_probe(&self, sent_at: DateTime<Utc>) {
+        let mut read = lock(&self.heartbeats_read);
+        if read.is_none_or(|until| until < sent_at) {
+            *read = Some(sent_at);
+        }
+    }
+
+    /// The time before which a lapsed lease may be taken back: `now`, or earlier when the
+    /// heartbeats are not read up to now (a worker's heartbeat may wait in the broker, unread,
+    /// to renew it). `None` until this server read a probe.
+    pub(crate) fn lapsed_before(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        lock(&self.heartbeats_read).map(|read| read.min(now))
     }
 
     /// Whether `sender` should be told to abort `work` (the first time only).

@@ -269,7 +269,7 @@ async fn checks(store: &dyn Store) -> anyhow::Result<Duration> {
         exclusive: false,
         teams: TeamScope::Only(team),
         now: at(20),
-        reclaim_lapsed: false,
+        lapsed_before: None,
         lease_until: at(1000),
     };
     let started = Instant::now();

@@ -23,10 +23,14 @@
 //!   versions found and the end of its output (64 KiB at most).
 //! - **Heartbeats and leases.** A heartbeat goes to `pikoci.heartbeats` at start and every
 //!   `heartbeat_interval`, listing the work running. A server answers with `leases`: work in
-//!   `lost` is aborted at once. Work whose lease no server confirmed for `lease_timeout` minus
-//!   one heartbeat interval (counted from the heartbeat a confirmation answers, or from the
-//!   acceptance) is aborted by the worker itself: by then a server may have handed it to
-//!   another worker, and a build must never run twice at once.
+//!   `lost` is aborted at once. A heartbeat the broker confirmed it keeps holds the leases of
+//!   what it lists: servers take a lease back only once they read the heartbeats queued before
+//!   it lapsed, so work goes on while no server answers (a server restarting, or none
+//!   running). Work that no heartbeat kept by the broker (nor a server's renewal) confirmed
+//!   for `lease_timeout` minus one heartbeat interval, counted from when that heartbeat was
+//!   sent (or from the acceptance), is aborted by the worker itself: the worker is cut off
+//!   from the broker, a server may have handed it to another worker by then, and a build must
+//!   never run twice at once.
 //! - **Stopping.** [`WorkerStop::drain`]: take no more work (heartbeats say `draining`), return
 //!   once the work running ended. [`WorkerStop::now`]: abort everything and return.
 //! - **Disk.** The engine removes each build's and check's work directory, the secret lookup its

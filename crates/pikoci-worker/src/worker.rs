@@ -33,7 +33,8 @@ const STALE_ASSIGNMENT_MS: i64 = 30_000;
 /// them is not run again.
 const REMEMBERED_ENDED: usize = 1024;
 
-/// How many sent heartbeats are remembered, to match the servers' lease replies.
+/// How many sent heartbeats are remembered, to match the broker's confirmations and the
+/// servers' lease replies.
 const REMEMBERED_HEARTBEATS: usize = 64;
 
 /// A worker: takes builds and checks from its inbox on the broker, runs them with the engine,
@@ -94,7 +95,12 @@ impl Worker {
         });
         let (ended_tx, ended) = mpsc::unbounded_channel();
         let (heartbeats_tx, heartbeats) = mpsc::channel(1);
-        tracker.spawn(publish_heartbeats(context.publisher.clone(), heartbeats));
+        let (published_tx, published) = mpsc::unbounded_channel();
+        tracker.spawn(publish_heartbeats(
+            context.publisher.clone(),
+            heartbeats,
+            published_tx,
+        ));
         let mut state = State {
             context,
             held: BTreeMap::new(),
@@ -107,7 +113,7 @@ impl Worker {
             quit: CancellationToken::new(),
         };
         let deliveries = futures::stream::select(inbox, broadcast);
-        let result = state.run_loop(deliveries, ended, &stop).await;
+        let result = state.run_loop(deliveries, ended, published, &stop).await;
         state.quit.cancel();
         let State {
             heartbeats,
@@ -138,14 +144,19 @@ async fn subscribe(
 }
 
 /// Publishes the heartbeats the loop makes, one at a time, without retrying (the next one is
-/// due soon), so that a slow broker never holds up the loop.
+/// due soon), so that a slow broker never holds up the loop. Sends back the id of each one the
+/// broker confirmed it keeps.
 async fn publish_heartbeats(
     publisher: Publisher,
     mut heartbeats: mpsc::Receiver<protocol::Envelope>,
+    published: mpsc::UnboundedSender<String>,
 ) {
     while let Some(envelope) = heartbeats.recv().await {
-        if let Err(error) = publisher.publish_once(topics::HEARTBEATS, &envelope).await {
-            tracing::warn!(%error, "cannot publish a heartbeat");
+        match publisher.publish_once(topics::HEARTBEATS, &envelope).await {
+            Ok(()) => {
+                let _ = published.send(envelope.msg_id);
+            }
+            Err(error) => tracing::warn!(%error, "cannot publish a heartbeat"),
         }
     }
 }
@@ -154,10 +165,21 @@ async fn publish_heartbeats(
 #[derive(Debug)]
 struct Held {
     stop: WorkStop,
-    /// The last time a server confirmed its lease (or when it was accepted).
+    /// When the newest heartbeat listing it that the broker kept (or whose answer renewed its
+    /// lease) was sent, or when it was accepted.
     confirmed: Instant,
     /// Aborted: still stopping, but no longer reported as running.
     aborted: bool,
+}
+
+/// A heartbeat this worker sent.
+struct SentHeartbeat {
+    /// Its `msg_id`.
+    id: String,
+    /// When it was sent.
+    at: Instant,
+    /// The work it listed.
+    running: Vec<WorkRef>,
 }
 
 struct State {
@@ -166,8 +188,8 @@ struct State {
     ended_tx: mpsc::UnboundedSender<WorkRef>,
     ended_recently: VecDeque<WorkRef>,
     ended_set: HashSet<WorkRef>,
-    /// Heartbeat id and when it was sent, oldest first.
-    sent_heartbeats: VecDeque<(String, Instant)>,
+    /// Heartbeats sent, oldest first.
+    sent_heartbeats: VecDeque<SentHeartbeat>,
     heartbeats: mpsc::Sender<protocol::Envelope>,
     draining: bool,
     /// Fired when the loop ended: rejections still retrying give up.
@@ -179,6 +201,7 @@ impl State {
         &mut self,
         mut deliveries: impl futures::Stream<Item = BrokerResult<Delivery>> + Unpin,
         mut ended: mpsc::UnboundedReceiver<WorkRef>,
+        mut published: mpsc::UnboundedReceiver<String>,
         stop: &WorkerStop,
     ) -> Result<(), WorkerError> {
         let mut heartbeat = tokio::time::interval(self.context.config.heartbeat_interval);
@@ -205,6 +228,7 @@ impl State {
                     heartbeat.reset();
                 }
                 Some(work) = ended.recv() => self.ended(work),
+                Some(heartbeat) = published.recv() => self.confirm(&heartbeat),
                 () = sleep_until(lease_deadline), if lease_deadline.is_some() => self.fence_unconfirmed(),
                 _ = heartbeat.tick() => self.send_heartbeat(),
                 delivery = deliveries.next(), if failure.is_none() => match delivery {
@@ -431,13 +455,28 @@ impl State {
         }
     }
 
+    /// The broker kept `heartbeat`: the leases of the work it lists hold from when it was sent.
+    /// Whatever server reads it renews them, and no server takes back a lease before reading
+    /// the heartbeats queued ahead of its probes (see [`protocol::Message::Probe`]), so the work
+    /// goes on while no server answers (one restarting, or none running at all).
+    fn confirm(&mut self, heartbeat: &str) {
+        let Some(sent) = self.sent_heartbeats.iter().find(|h| h.id == heartbeat) else {
+            return;
+        };
+        for work in &sent.running {
+            if let Some(held) = self.held.get_mut(work) {
+                held.confirmed = held.confirmed.max(sent.at);
+            }
+        }
+    }
+
     fn on_leases(&mut self, heartbeat: &str, renewed: &[WorkRef], lost: &[WorkRef]) {
         // A renewal counts from the heartbeat it answers: a late reply extends nothing.
         let sent = self
             .sent_heartbeats
             .iter()
-            .find(|(id, _)| id == heartbeat)
-            .map(|(_, at)| *at);
+            .find(|h| h.id == heartbeat)
+            .map(|h| h.at);
         match sent {
             Some(sent) => {
                 for work in renewed {
@@ -458,8 +497,9 @@ impl State {
         }
     }
 
-    /// How long a lease holds without a confirmation: one heartbeat less than the servers
-    /// wait, so that the work stops before any server hands it to another worker.
+    /// How long a lease holds without a confirmation (a heartbeat the broker kept, or a
+    /// renewal): one heartbeat less than the servers wait, so that the work stops before any
+    /// server hands it to another worker.
     fn lease_window(&self) -> Duration {
         let config = &self.context.config;
         config
@@ -489,7 +529,7 @@ impl State {
             tracing::warn!(
                 %work,
                 window = ?window,
-                "lease not confirmed by any server for {window:?}: stopping {work} so that it never runs twice"
+                "no heartbeat listing {work} reached the broker for {window:?}: stopping it so that it never runs twice"
             );
             if let Some(held) = self.held.get_mut(&work) {
                 held.aborted = true;
@@ -515,14 +555,17 @@ impl State {
                 tags: config.tags.clone(),
                 exclusive: config.exclusive_tags,
                 slots: config.slots,
-                running,
+                running: running.clone(),
                 draining: self.draining,
                 version: config.version.clone(),
                 hostname: config.hostname.clone(),
                 sealing_key: Some(self.context.key.public_text()),
             }));
-        self.sent_heartbeats
-            .push_back((envelope.msg_id.clone(), Instant::now()));
+        self.sent_heartbeats.push_back(SentHeartbeat {
+            id: envelope.msg_id.clone(),
+            at: Instant::now(),
+            running,
+        });
         if self.sent_heartbeats.len() > REMEMBERED_HEARTBEATS {
             self.sent_heartbeats.pop_front();
         }

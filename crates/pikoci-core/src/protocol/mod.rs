@@ -257,7 +257,8 @@ impl From<crate::engine::Status> for Outcome {
 }
 
 /// Every message. Server → worker: [`Message::Assign`], [`Message::AssignCheck`],
-/// [`Message::Cancel`], [`Message::Abort`], [`Message::Leases`]. Worker → server: the rest.
+/// [`Message::Cancel`], [`Message::Abort`], [`Message::Leases`]. Server → servers:
+/// [`Message::Probe`]. Worker → server: the rest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
@@ -293,6 +294,12 @@ pub enum Message {
     },
     /// A worker is alive (every 5 s on [`topics::HEARTBEATS`]).
     Heartbeat(Heartbeat),
+    /// A server's mark in [`topics::HEARTBEATS`] (every second), to learn how far the
+    /// heartbeats have been read: the server that reads it has read every heartbeat the broker
+    /// took before it, so a lease that lapsed before the probe was sent ([`Envelope::sent_at_ms`])
+    /// lapsed with no heartbeat left to renew it. Servers only take back leases that lapsed
+    /// before the last probe they read.
+    Probe {},
     /// The worker took the work and starts it.
     Accepted {
         /// The work.
@@ -402,13 +409,14 @@ pub enum Message {
 
 impl Message {
     /// Every `type` this release knows.
-    pub const TYPES: [&'static str; 16] = [
+    pub const TYPES: [&'static str; 17] = [
         "assign",
         "assign_check",
         "cancel",
         "abort",
         "leases",
         "heartbeat",
+        "probe",
         "accepted",
         "rejected",
         "step_started",
@@ -430,6 +438,7 @@ impl Message {
             Message::Abort { .. } => "abort",
             Message::Leases { .. } => "leases",
             Message::Heartbeat(_) => "heartbeat",
+            Message::Probe {} => "probe",
             Message::Accepted { .. } => "accepted",
             Message::Rejected { .. } => "rejected",
             Message::StepStarted { .. } => "step_started",
@@ -460,7 +469,7 @@ impl Message {
             Message::Abort { work, .. }
             | Message::Accepted { work }
             | Message::Rejected { work, .. } => Some(*work),
-            Message::Leases { .. } | Message::Heartbeat(_) => None,
+            Message::Leases { .. } | Message::Heartbeat(_) | Message::Probe {} => None,
         }
     }
 }

@@ -86,6 +86,7 @@ fn every_message_round_trips_and_names_its_type() {
             hostname: "h".to_owned(),
             sealing_key: Some("a2V5".to_owned()),
         }),
+        Message::Probe {},
         Message::Accepted {
             work: WorkRef::Build(build()),
         },

@@ -122,8 +122,8 @@ pub trait Store: Send + Sync + Debug {
     async fn request_check(&self, id: ResourceId, at: DateTime<Utc>) -> StoreResult<()>;
 
     /// Claims up to `limit` of the most overdue checks this worker may run, most overdue first:
-    /// resources with `next_check_at <= now` and no check in flight, or (with `reclaim_lapsed`)
-    /// whose check lease lapsed. Moves each one's `next_check_at` one `check_interval` past the
+    /// resources with `next_check_at <= now` and no check in flight, or whose check lease
+    /// lapsed before [`CheckClaim::lapsed_before`]. Moves each one's `next_check_at` one `check_interval` past the
     /// time it was due (past `now` when that is already behind), so that waiting for a claim
     /// does not push later checks back, and bumps its check attempt. Claimers racing for the
     /// same check get it once. An empty list: nothing is due for this worker.
@@ -228,12 +228,13 @@ pub trait Store: Send + Sync + Debug {
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<BuildId>>;
 
-    /// Takes back assigned or started builds whose lease lapsed before `now`: back to `pending`
-    /// when they were requeued fewer than `max_requeues` times, `errored` otherwise, and
-    /// `cancelled` when a cancel was asked of the lost worker (see
-    /// [`Store::request_cancel`]).
+    /// Takes back assigned or started builds whose lease lapsed before `lapsed_before`: back
+    /// to `pending` when they were requeued fewer than `max_requeues` times, `errored`
+    /// otherwise (finished at `now`), and `cancelled` when a cancel was asked of the lost
+    /// worker (see [`Store::request_cancel`]).
     async fn requeue_expired(
         &self,
+        lapsed_before: DateTime<Utc>,
         now: DateTime<Utc>,
         max_requeues: u32,
     ) -> StoreResult<Vec<RequeuedBuild>>;

@@ -163,9 +163,10 @@ pub struct CheckClaim {
     pub teams: TeamScope,
     /// The current time: checks with `next_check_at <= now` are due.
     pub now: DateTime<Utc>,
-    /// Whether a check whose lease lapsed (its worker went silent) may be claimed again; a
-    /// server that just started, or cannot read heartbeats, leaves them to their workers.
-    pub reclaim_lapsed: bool,
+    /// Checks whose lease lapsed before this time (their worker went silent) may be claimed
+    /// again; `None` leaves every lapsed check to its worker (a server that just started, or
+    /// that has not read the heartbeats that may renew them).
+    pub lapsed_before: Option<DateTime<Utc>>,
     /// When the claim lapses if the worker does not confirm and renew it.
     pub lease_until: DateTime<Utc>,
 }

@@ -2,6 +2,7 @@
 //! workers that speak the protocol. Tests run on paused tokio time: waits poll with deadlines
 //! in virtual time, so nothing depends on the machine's speed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,40 @@ resource_type "src" {
 resource "src" "app" { check_interval = "@every 1h" }
 "#;
 
+/// The server's view of the in-memory broker: its probes are lost while `probes` is false (a
+/// server that cannot read the heartbeats).
+#[derive(Debug)]
+struct ServerBroker {
+    mem: MemBroker,
+    probes: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Broker for ServerBroker {
+    async fn publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+    ) -> pikoci_core::broker::BrokerResult<()> {
+        if topic == topics::HEARTBEATS && !self.probes.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.mem.publish(topic, payload).await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> pikoci_core::broker::BrokerResult<Subscription> {
+        self.mem.subscribe(topic, group).await
+    }
+
+    async fn close(&self) -> pikoci_core::broker::BrokerResult<()> {
+        self.mem.close().await
+    }
+}
+
 /// A running server with one team (`main`) and one pipeline (`ci`).
 pub(crate) struct Harness {
     pub(crate) server: Server,
@@ -52,6 +87,8 @@ pub(crate) struct Harness {
     pub(crate) secret_table: Arc<dyn SecretTable>,
     secrets: pikoci_secrets::SecretStore,
     pub(crate) mem: MemBroker,
+    /// Whether the server's probes reach `pikoci.heartbeats`.
+    probes: Arc<AtomicBool>,
     pub(crate) team: Team,
     pub(crate) pipeline: StoredPipeline,
     clock: Clock,
@@ -100,9 +137,13 @@ impl Harness {
             .await
             .expect("pipeline");
         let mem = MemBroker::new();
+        let probes = Arc::new(AtomicBool::new(true));
         let server = Server::new(
             store.clone(),
-            Arc::new(mem.clone()),
+            Arc::new(ServerBroker {
+                mem: mem.clone(),
+                probes: probes.clone(),
+            }),
             secrets.clone(),
             config,
             clock,
@@ -115,6 +156,7 @@ impl Harness {
             secret_table,
             secrets,
             mem,
+            probes,
             team,
             pipeline: outcome.pipeline,
             clock,
@@ -130,7 +172,10 @@ impl Harness {
         while self.tasks.join_next().await.is_some() {}
         self.server = Server::new(
             self.store.clone(),
-            Arc::new(self.mem.clone()),
+            Arc::new(ServerBroker {
+                mem: self.mem.clone(),
+                probes: self.probes.clone(),
+            }),
             self.secrets.clone(),
             config,
             self.clock,
@@ -141,6 +186,12 @@ impl Harness {
             .start(self.shutdown.clone())
             .await
             .expect("server restarts");
+    }
+
+    /// Loses the server's probes (`false`), as if its heartbeat consumer read nothing, or lets
+    /// them through again (`true`).
+    pub(crate) fn let_probes_through(&self, through: bool) {
+        self.probes.store(through, Ordering::SeqCst);
     }
 
     pub(crate) async fn job(&self, name: &str) -> StoredJob {

@@ -117,6 +117,30 @@ async fn a_silent_worker_loses_its_build_to_another_and_a_build_lost_too_often_e
 }
 
 #[tokio::test(start_paused = true)]
+async fn no_lease_is_taken_back_before_the_heartbeats_that_may_renew_it_are_read() {
+    let h = Harness::start(&format!("{SRC}{UNIT}")).await;
+    h.add_version("src.app", json!({"ref": "a"})).await;
+    let mut w1 = h.worker("w1").await;
+    w1.start_heartbeats();
+    let build = running_build(&h, &mut w1).await;
+    // w1 falls silent while the server reads no probe: its heartbeats may be waiting unread
+    // in the broker, so its lease is not taken back, however long it lapsed.
+    h.let_probes_through(false);
+    w1.stop_heartbeats();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let held = h.store.build(build.build_id).await.expect("build");
+    assert_eq!(
+        (held.status, held.dispatch.attempt),
+        (BuildStatus::Started, build.attempt),
+        "taken back before the heartbeats were read: {held:?}"
+    );
+    // Once a probe shows the heartbeats read, the lapsed lease is taken back.
+    h.let_probes_through(true);
+    let back = h.wait_status(build.build_id, BuildStatus::Pending).await;
+    assert_eq!(back.dispatch.attempt, build.attempt + 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn events_of_a_stale_attempt_are_ignored_and_answered_with_abort() {
     let h = Harness::start(&format!("{SRC}{UNIT}")).await;
     h.add_version("src.app", json!({"ref": "a"})).await;

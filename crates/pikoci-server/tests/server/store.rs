@@ -309,11 +309,12 @@ impl Store for BlockingStore {
 
     async fn requeue_expired(
         &self,
+        lapsed_before: DateTime<Utc>,
         now: DateTime<Utc>,
         max_requeues: u32,
     ) -> StoreResult<Vec<RequeuedBuild>> {
         let s = self.0.clone();
-        run(async move { s.requeue_expired(now, max_requeues).await }).await
+        run(async move { s.requeue_expired(lapsed_before, now, max_requeues).await }).await
     }
 
     async fn record_step(&self, build: BuildId, step: &BuildStep) -> StoreResult<()> {

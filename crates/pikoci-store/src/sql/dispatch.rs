@@ -292,13 +292,14 @@ pub(super) async fn renew_leases(
 
 pub(super) async fn requeue_expired(
     store: &SqlStore,
+    lapsed_before: DateTime<Utc>,
     now: DateTime<Utc>,
     max_requeues: u32,
 ) -> StoreResult<Vec<RequeuedBuild>> {
-    let now_ms = ms(now);
+    let (lapsed_before, now_ms) = (ms(lapsed_before), ms(now));
     let expired = build::Entity::find()
         .filter(build::Column::Status.is_in(ACTIVE))
-        .filter(build::Column::LeaseExpiresAt.lt(now_ms))
+        .filter(build::Column::LeaseExpiresAt.lt(lapsed_before))
         .order_by_asc(build::Column::Id)
         .all(store.db())
         .await
@@ -332,7 +333,7 @@ pub(super) async fn requeue_expired(
             .filter(build::Column::Id.eq(row.id))
             .filter(build::Column::Attempt.eq(row.attempt))
             .filter(build::Column::Status.is_in(ACTIVE))
-            .filter(build::Column::LeaseExpiresAt.lt(now_ms));
+            .filter(build::Column::LeaseExpiresAt.lt(lapsed_before));
         let error = match status {
             BuildStatus::Pending => None,
             BuildStatus::Cancelled => {

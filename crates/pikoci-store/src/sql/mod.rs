@@ -377,10 +377,11 @@ impl Store for SqlStore {
 
     async fn requeue_expired(
         &self,
+        lapsed_before: DateTime<Utc>,
         now: DateTime<Utc>,
         max_requeues: u32,
     ) -> StoreResult<Vec<RequeuedBuild>> {
-        dispatch::requeue_expired(self, now, max_requeues).await
+        dispatch::requeue_expired(self, lapsed_before, now, max_requeues).await
     }
 
     async fn request_cancel(

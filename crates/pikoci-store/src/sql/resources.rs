@@ -238,16 +238,15 @@ pub(super) async fn pin_version(
 
 /// Due: no check in flight and `next_check_at <= now`, or (`lapsed`) a check whose lease
 /// lapsed.
-fn due(now: i64, lapsed: bool) -> Condition {
+fn due(now: i64, lapsed_before: Option<i64>) -> Condition {
     let idle = Condition::all()
         .add(resource::Column::CheckLeaseExpiresAt.is_null())
         .add(resource::Column::NextCheckAt.lte(now));
-    if lapsed {
-        Condition::any()
+    match lapsed_before {
+        Some(lapsed_before) => Condition::any()
             .add(idle)
-            .add(resource::Column::CheckLeaseExpiresAt.lt(now))
-    } else {
-        idle
+            .add(resource::Column::CheckLeaseExpiresAt.lt(lapsed_before)),
+        None => idle,
     }
 }
 
@@ -287,7 +286,7 @@ pub(super) async fn claim_due_checks(
         return Ok(Vec::new());
     }
     let now = ms(claim.now);
-    let due = || due(now, claim.reclaim_lapsed);
+    let due = || due(now, claim.lapsed_before.map(ms));
     // Resources this worker can never check must not fill the window of candidates: untagged
     // ones for an exclusive worker, tagged ones for a worker without tags. (Other tag mismatches
     // are left out below.)

@@ -48,9 +48,12 @@ pub(crate) async fn check_leases_are_renewed_for_their_worker_and_attempt_only(
     // Past the claim's own lease, the renewal holds.
     s.request_check(r, at(150)).await?;
     assert!(claim_one(s, &check_claim("w2", 199, 260)).await?.is_none());
-    // Lapsed: not taken by a claim that leaves lapsed checks alone, taken by one that does.
+    // Lapsed (at 200): not taken by a claim that leaves lapsed checks alone, nor by one that
+    // takes only those that lapsed before 200 (the heartbeats were not read further).
     let mut cautious = check_claim("w2", 201, 260);
-    cautious.reclaim_lapsed = false;
+    cautious.lapsed_before = None;
+    assert!(claim_one(s, &cautious).await?.is_none());
+    cautious.lapsed_before = Some(at(200));
     assert!(claim_one(s, &cautious).await?.is_none());
     // A late renewal of a lapsed lease that nobody took revives it.
     assert_eq!(

@@ -164,9 +164,12 @@ pub(crate) async fn leases_are_renewed_and_lapsed_builds_requeued(
     assert!(s.renew_leases("w2", &stale, at(60)).await?.is_empty());
     assert_eq!(s.build(a.id).await?.dispatch.lease_expires_at, Some(at(60)));
     assert_eq!(s.build(b.id).await?.dispatch.lease_expires_at, Some(at(30)));
-    // At 45 s only b's lease has lapsed: it goes back to pending with a new attempt.
-    assert!(s.requeue_expired(at(29), 1).await?.is_empty());
-    let requeued = s.requeue_expired(at(45), 1).await?;
+    // At 45 s only b's lease (until 30 s) has lapsed, but not before 29 s (the heartbeats read
+    // so far): it stays.
+    assert!(s.requeue_expired(at(29), at(29), 1).await?.is_empty());
+    assert!(s.requeue_expired(at(29), at(45), 1).await?.is_empty());
+    // Read up to 45 s: it goes back to pending with a new attempt.
+    let requeued = s.requeue_expired(at(45), at(45), 1).await?;
     assert_eq!(requeued.len(), 1);
     assert_eq!(requeued[0].build_id, b.id);
     assert_eq!(requeued[0].attempt, 1);
@@ -196,14 +199,14 @@ pub(crate) async fn leases_are_renewed_and_lapsed_builds_requeued(
         at: at(46),
     };
     expect_kind(s.transition_build(&late).await, ErrorKind::Conflict);
-    assert!(s.requeue_expired(at(45), 1).await?.is_empty());
+    assert!(s.requeue_expired(at(45), at(45), 1).await?.is_empty());
     // Claimed again, lost again: past `max_requeues` it errors.
     let again = s
         .claim_next_pending(&claim("w3", 50))
         .await?
         .expect("b again");
     assert_eq!((again.id, again.dispatch.attempt), (b.id, 3));
-    let errored = s.requeue_expired(at(70), 1).await?;
+    let errored = s.requeue_expired(at(70), at(70), 1).await?;
     let ids: Vec<BuildId> = errored.iter().map(|r| r.build_id).collect();
     assert_eq!(ids, [a.id, b.id]);
     assert_eq!(errored[0].status, BuildStatus::Pending);
@@ -219,7 +222,7 @@ pub(crate) async fn leases_are_renewed_and_lapsed_builds_requeued(
         "{:?}",
         dead.error
     );
-    assert!(s.requeue_expired(at(1000), 1).await?.is_empty());
+    assert!(s.requeue_expired(at(1000), at(1000), 1).await?.is_empty());
     Ok(())
 }
 
@@ -350,7 +353,7 @@ pub(crate) async fn cancel_deadlines_are_kept_and_found_when_overdue(
     assert_eq!(overdue, [b.id]);
     // A build whose worker is lost while a cancel waits is cancelled, not run again; the
     // other lost build goes back to pending.
-    let lost = s.requeue_expired(at(200), 3).await?;
+    let lost = s.requeue_expired(at(200), at(200), 3).await?;
     let statuses: Vec<(BuildId, BuildStatus)> =
         lost.iter().map(|r| (r.build_id, r.status)).collect();
     assert_eq!(

@@ -194,7 +194,7 @@ pub(crate) fn check_claim(worker: &str, now: i64, lease: i64) -> CheckClaim {
         exclusive: false,
         teams: TeamScope::All,
         now: at(now),
-        reclaim_lapsed: true,
+        lapsed_before: Some(at(now)),
         lease_until: at(lease),
     }
 }

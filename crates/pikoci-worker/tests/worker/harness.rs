@@ -426,19 +426,27 @@ pub(crate) fn running(pid: i32) -> bool {
     }
 }
 
-/// The server's broker, refusing publishes to `pikoci.events` while told to.
+/// The server's broker, refusing publishes to one topic while told to.
 #[derive(Debug)]
 pub(crate) struct RefusingBroker {
     inner: Arc<MemBroker>,
+    topic: &'static str,
     pub(crate) refuse: AtomicBool,
     pub(crate) refused: std::sync::atomic::AtomicUsize,
 }
 
 impl RefusingBroker {
+    /// Refusing publishes to `pikoci.events` from the start.
     pub(crate) fn new(server: &Server) -> RefusingBroker {
+        RefusingBroker::on(server, topics::EVENTS, true)
+    }
+
+    /// Refusing publishes to `topic` once `refuse` is set (from the start when `refusing`).
+    pub(crate) fn on(server: &Server, topic: &'static str, refusing: bool) -> RefusingBroker {
         RefusingBroker {
             inner: server.broker.clone(),
-            refuse: AtomicBool::new(true),
+            topic,
+            refuse: AtomicBool::new(refusing),
             refused: Default::default(),
         }
     }
@@ -451,7 +459,7 @@ impl Broker for RefusingBroker {
         topic: &str,
         payload: Vec<u8>,
     ) -> pikoci_core::broker::BrokerResult<()> {
-        if topic == topics::EVENTS && self.refuse.load(Ordering::SeqCst) {
+        if topic == self.topic && self.refuse.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(pikoci_core::broker::BrokerError::new(
                 pikoci_core::ErrorKind::Unavailable,

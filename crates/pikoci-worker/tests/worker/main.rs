@@ -411,10 +411,15 @@ async fn abort_stops_the_build_without_hooks_and_reports_nothing_more() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_build_whose_lease_no_server_confirms_stops_itself() {
+async fn a_build_whose_heartbeats_the_broker_does_not_take_stops_itself() {
     let server = Server::start().await;
     server.ignore_heartbeats();
-    let worker = RunningWorker::start(&server, "w-fenced", 1, |config| {
+    let broker = std::sync::Arc::new(harness::RefusingBroker::on(
+        &server,
+        topics::HEARTBEATS,
+        false,
+    ));
+    let worker = RunningWorker::start_with(&server, broker.clone(), "w-fenced", 1, |config| {
         config.heartbeat_interval = Duration::from_millis(100);
         config.lease_timeout = Duration::from_millis(600);
     })
@@ -425,6 +430,15 @@ async fn a_build_whose_lease_no_server_confirms_stops_itself() {
         .send(&worker.id, assign(b, &waiting_job(dir.path()), "wait"))
         .await;
     let pid = wait_for_pid(&dir.path().join("pid")).await;
+    // Heartbeats the broker keeps hold the lease, answered or not.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        running(pid),
+        "a build whose heartbeats the broker kept was stopped"
+    );
+    broker
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     // The build never ends by itself: draining returns only because the worker stopped it.
     worker.drain().await;
     assert!(!running(pid));
@@ -437,6 +451,26 @@ async fn a_build_whose_lease_no_server_confirms_stops_itself() {
         messages.iter().all(|m| m.type_name() != "build_finished"),
         "{messages:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_goes_on_to_its_end_while_no_server_answers() {
+    let server = Server::start().await;
+    server.ignore_heartbeats();
+    let worker = RunningWorker::start(&server, "w-alone", 1, |config| {
+        config.heartbeat_interval = Duration::from_millis(100);
+        config.lease_timeout = Duration::from_millis(600);
+    })
+    .await;
+    // Runs four times as long as a lease lasts unconfirmed (0.5 s).
+    let hcl = "job \"slow\" {\n  task \"sleep\" {\n    run \"shell\" { cmd = \"sleep 2; echo slept\" }\n  }\n}\n";
+    let b = build(1);
+    server.send(&worker.id, assign(b, hcl, "slow")).await;
+    let finished = server
+        .wait_for_message(WorkRef::Build(b), "build_finished")
+        .await;
+    assert_eq!(outcome_of(&finished), Some((Outcome::Succeeded, None)));
+    worker.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,13 +533,19 @@ resource "slow" "app" {{}}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_check_is_in_the_heartbeats_and_stops_itself_when_no_server_confirms_it() {
+async fn a_running_check_is_in_the_heartbeats_and_stops_itself_when_the_broker_takes_none() {
     let server = Server::start().await;
-    let worker = RunningWorker::start(&server, "w-check-fenced", 1, |config| {
-        config.heartbeat_interval = Duration::from_millis(100);
-        config.lease_timeout = Duration::from_millis(800);
-    })
-    .await;
+    let broker = std::sync::Arc::new(harness::RefusingBroker::on(
+        &server,
+        topics::HEARTBEATS,
+        false,
+    ));
+    let worker =
+        RunningWorker::start_with(&server, broker.clone(), "w-check-fenced", 1, |config| {
+            config.heartbeat_interval = Duration::from_millis(100);
+            config.lease_timeout = Duration::from_millis(800);
+        })
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let c = CheckRef {
         resource_id: pikoci_core::store::ResourceId(9),
@@ -531,7 +571,9 @@ async fn a_running_check_is_in_the_heartbeats_and_stops_itself_when_no_server_co
     // Renewed for three lease windows (0.7 s each), it runs on.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(running(pid), "a check whose lease is renewed was stopped");
-    server.ignore_heartbeats();
+    broker
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     // The check never ends by itself: draining returns only because the worker stopped it.
     worker.drain().await;
     assert!(!running(pid));
