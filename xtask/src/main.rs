@@ -95,8 +95,21 @@ const BENCHES: &[Bench] = &[
     ),
     (
         "server",
-        "webhook to first step process (p50/p99) and idle RSS: mem embedded, nats, rabbitmq",
+        "webhook to first step process (p50/p95/p99 of 500) and idle RSS: mem embedded, nats, \
+         rabbitmq, kafka; worker kill to rerun; RSS with 100 pipelines of 50 jobs; 1,500 checks",
         it::server::bench,
+    ),
+    (
+        "checks",
+        "1,500 resources checked every 10 s for 10 minutes on postgres: check lag, server CPU, \
+         database transactions per second",
+        it::server::bench_checks,
+    ),
+    (
+        "logs",
+        "log ingest on postgres: 100 builds of 10,000 lines at once, chunks, bytes, row writes, \
+         an SSE client reconnecting every 2 s",
+        it::server::bench_logs,
     ),
 ];
 

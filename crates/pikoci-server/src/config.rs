@@ -24,6 +24,10 @@ pub struct ServerConfig {
     /// After the server starts, and while its event consumption is unhealthy, no lease is
     /// taken back for this long: workers get time to heartbeat again (default 15 s).
     pub requeue_grace: Duration,
+    /// A build whose lease lapsed is taken back only this long after its worker was told to
+    /// abort it: a worker that is alive after all (its heartbeats held up somewhere) stops it
+    /// before it runs elsewhere (default 1 s).
+    pub abort_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +41,7 @@ impl Default for ServerConfig {
             dispatch_interval: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(30),
             requeue_grace: Duration::from_secs(15),
+            abort_grace: Duration::from_secs(1),
         }
     }
 }

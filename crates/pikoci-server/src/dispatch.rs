@@ -80,7 +80,8 @@ impl Server {
         // lapsed before the heartbeats were read: one waiting in the broker may renew it.
         let lapsed_before = runtime.lapsed_before(now).filter(|_| requeue);
         if let Some(lapsed_before) = lapsed_before {
-            self.requeue_lapsed(lapsed_before, now).await?;
+            let active = self.active_builds().await?;
+            self.requeue_lapsed(&active, lapsed_before, now).await?;
         }
         if requeue {
             self.force_overdue_cancels(now).await?;
@@ -324,16 +325,66 @@ impl Server {
     }
 
     /// Takes back builds whose lease lapsed before `lapsed_before`, with a note in their log,
-    /// and tells the worker that lost them to stop.
+    /// once their worker was told to abort them `abort_grace` ago (and tells it again after).
+    /// The abort comes first because a lapsed lease does not prove the worker dead: its
+    /// heartbeats may be held up (another server took them and stalls, a redelivery waits),
+    /// and a worker alive after all must stop the build before it runs elsewhere.
     async fn requeue_lapsed(
         &self,
+        active: &[Build],
         lapsed_before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let grace = chrono::Duration::from_std(self.inner.config.abort_grace).unwrap_or_default();
+        let mut cutoff = lapsed_before;
+        let mut to_abort = Vec::new();
+        {
+            let mut revoked = lock(&self.inner.runtime.revoked);
+            // Forget builds no longer held (finished, or taken back).
+            revoked.retain(|build, _| {
+                active
+                    .iter()
+                    .any(|b| b.id == build.build_id && b.dispatch.attempt == build.attempt)
+            });
+            for build in active {
+                let Some(lease) = build.dispatch.lease_expires_at else {
+                    continue;
+                };
+                if lease >= lapsed_before {
+                    continue;
+                }
+                let held = BuildRef {
+                    build_id: build.id,
+                    attempt: build.dispatch.attempt,
+                };
+                match revoked.get(&held) {
+                    Some(told) if now - *told >= grace => {}
+                    Some(_) => cutoff = cutoff.min(lease),
+                    None => {
+                        revoked.insert(held, now);
+                        cutoff = cutoff.min(lease);
+                        if let Some(worker) = build.dispatch.worker_id.clone() {
+                            to_abort.push((worker, held));
+                        }
+                    }
+                }
+            }
+        }
+        for (worker, held) in to_abort {
+            tracing::info!(build = %held.build_id, attempt = held.attempt, %worker, "a build's lease lapsed: telling its worker to abort it before it is taken back");
+            self.send_or_warn(
+                &worker,
+                Message::Abort {
+                    work: WorkRef::Build(held),
+                    reason: "its lease lapsed: the build is taken back".into(),
+                },
+            )
+            .await;
+        }
         let requeued = self
             .inner
             .store
-            .requeue_expired(lapsed_before, now, self.inner.config.max_requeues)
+            .requeue_expired(cutoff, now, self.inner.config.max_requeues)
             .await?;
         for lost in requeued {
             let worker = lost.worker_id.as_deref().unwrap_or("unknown");

@@ -3,7 +3,9 @@
 //! a newer protocol version) is logged and acked: it would fail the same way every time. A
 //! message is acked only once the store has what it says; a store error nacks it (redelivered
 //! after a pause), and a message that failed [`MAX_FAILURES`] times is dropped with an error log
-//! so that it cannot block its topic forever.
+//! so that it cannot block its topic forever. Besides, the prober: a [`Message::Probe`] to
+//! `pikoci.heartbeats` every `dispatch_interval`, read back to learn how far the heartbeats
+//! were delivered (leases are taken back only behind it).
 
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ const MAX_FAILURES: u32 = 20;
 /// The longest pause after a failure (store or broker) before going on.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Subscribes both topics, then spawns the consumers and the dispatcher.
+/// Subscribes both topics, then spawns the consumers, the prober and the dispatcher.
 pub(crate) async fn start(
     server: &Server,
     shutdown: CancellationToken,
@@ -133,7 +135,7 @@ async fn consume(
 const PROBE_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Publishes a [`Message::Probe`] to `pikoci.heartbeats` every `dispatch_interval` until
-/// shutdown: reading it back (this server or another) tells how far the heartbeats were read.
+/// shutdown: reading it back tells this server how far the heartbeats were delivered.
 async fn probe(server: Server, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(server.inner.config.dispatch_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -145,8 +147,8 @@ async fn probe(server: Server, shutdown: CancellationToken) {
         let bytes = match server.envelope(Message::Probe {}).encode() {
             Ok(bytes) => bytes,
             Err(err) => {
-                tracing::error!(error = %err, "cannot encode a probe");
-                return;
+                tracing::error!(error = %err, "cannot encode a probe; leases that lapse from now on are not taken back");
+                continue;
             }
         };
         let published = tokio::select! {
@@ -159,10 +161,10 @@ async fn probe(server: Server, shutdown: CancellationToken) {
         match published {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                tracing::warn!(error = %err, "cannot publish a probe; no lease is taken back until one is read")
+                tracing::warn!(error = %err, "cannot publish a probe; leases that lapse from now on wait until one is read back")
             }
             Err(_) => {
-                tracing::warn!(patience = ?PROBE_PATIENCE, "publishing a probe takes too long; no lease is taken back until one is read")
+                tracing::warn!(patience = ?PROBE_PATIENCE, "publishing a probe takes too long; leases that lapse from now on wait until one is read back")
             }
         }
     }
@@ -263,11 +265,14 @@ impl Server {
         match &envelope.message {
             Message::Heartbeat(heartbeat) => self.on_heartbeat(envelope, heartbeat).await,
             Message::Probe {} => {
-                // Only the heartbeat topic's order says anything about the heartbeats.
-                if consumer == Consumer::Heartbeats {
-                    self.inner
-                        .runtime
-                        .read_probe(protocol::from_ms(envelope.sent_at_ms));
+                // Only the heartbeat topic's order says anything about the heartbeats, and only
+                // this server's own probes are stamped by its clock.
+                let runtime = &self.inner.runtime;
+                if consumer == Consumer::Heartbeats
+                    && envelope.sender == self.inner.config.server_id
+                    && envelope.boot_id == runtime.boot_id
+                {
+                    runtime.read_probe(protocol::from_ms(envelope.sent_at_ms));
                 }
                 Ok(())
             }

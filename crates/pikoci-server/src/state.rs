@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use pikoci_core::protocol::{CheckRef, WorkRef};
+use pikoci_core::protocol::{BuildRef, CheckRef, WorkRef};
 use pikoci_core::store::BuildId;
 use tokio::sync::{Notify, broadcast};
 
@@ -61,9 +61,11 @@ pub(crate) struct Runtime {
     /// Failed handlings of a message, by `msg_id` (a message that keeps failing is dropped).
     pub(crate) failures: Mutex<HashMap<String, u32>>,
     health: Mutex<Health>,
-    /// When the newest probe this server read from `pikoci.heartbeats` was sent: every
-    /// heartbeat the broker took before then has been read (see [`Runtime::read_probe`]).
+    /// When the newest probe of this server that it read back from `pikoci.heartbeats` was
+    /// sent (see [`Runtime::read_probe`]).
     heartbeats_read: Mutex<Option<DateTime<Utc>>>,
+    /// Builds whose lease lapsed and whose worker this server told to abort them, with when.
+    pub(crate) revoked: Mutex<HashMap<BuildRef, DateTime<Utc>>>,
 }
 
 impl Runtime {
@@ -80,6 +82,7 @@ impl Runtime {
             failures: Mutex::new(HashMap::new()),
             health: Mutex::new(Health::default()),
             heartbeats_read: Mutex::new(None),
+            revoked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -112,9 +115,9 @@ impl Runtime {
             .is_some_and(|since| now - since >= grace)
     }
 
-    /// Records a probe read from `pikoci.heartbeats`, sent at `sent_at` (by this server or
-    /// another): the heartbeats queued before it were read first, by this server or by
-    /// another of the group.
+    /// Records one of this server's probes read back from `pikoci.heartbeats`, sent at
+    /// `sent_at`: the heartbeats the broker took before it were delivered first (to this
+    /// server, or to another of the group).
     pub(crate) fn read_probe(&self, sent_at: DateTime<Utc>) {
         let mut read = lock(&self.heartbeats_read);
         if read.is_none_or(|until| until < sent_at) {

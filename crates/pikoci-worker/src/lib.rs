@@ -24,13 +24,13 @@
 //! - **Heartbeats and leases.** A heartbeat goes to `pikoci.heartbeats` at start and every
 //!   `heartbeat_interval`, listing the work running. A server answers with `leases`: work in
 //!   `lost` is aborted at once. A heartbeat the broker confirmed it keeps holds the leases of
-//!   what it lists: servers take a lease back only once they read the heartbeats queued before
-//!   it lapsed, so work goes on while no server answers (a server restarting, or none
-//!   running). Work that no heartbeat kept by the broker (nor a server's renewal) confirmed
-//!   for `lease_timeout` minus one heartbeat interval, counted from when that heartbeat was
-//!   sent (or from the acceptance), is aborted by the worker itself: the worker is cut off
-//!   from the broker, a server may have handed it to another worker by then, and a build must
-//!   never run twice at once.
+//!   the builds it lists: servers take a lease back only once their probes show the heartbeats
+//!   sent before it lapsed delivered, and after telling the worker to abort, so builds go on
+//!   while no server answers (a server restarting, or none running). A check's lease needs a
+//!   server's renewal. Work that no such confirmation held for `lease_timeout` minus one
+//!   heartbeat interval, counted from when the heartbeat was sent (or from the acceptance),
+//!   is aborted by the worker itself: the worker is cut off, a server may have handed the work
+//!   to another worker by then, and it must never run twice at once.
 //! - **Stopping.** [`WorkerStop::drain`]: take no more work (heartbeats say `draining`), return
 //!   once the work running ended. [`WorkerStop::now`]: abort everything and return.
 //! - **Disk.** The engine removes each build's and check's work directory, the secret lookup its

@@ -455,16 +455,25 @@ impl State {
         }
     }
 
-    /// The broker kept `heartbeat`: the leases of the work it lists hold from when it was sent.
-    /// Whatever server reads it renews them, and no server takes back a lease before reading
-    /// the heartbeats queued ahead of its probes (see [`protocol::Message::Probe`]), so the work
-    /// goes on while no server answers (one restarting, or none running at all).
+    /// The broker kept `heartbeat`: the leases of the builds it lists hold from when it was
+    /// sent. Whatever server reads it renews them, no server takes a lease back before its
+    /// probes show the heartbeats queued ahead of them delivered (see
+    /// [`protocol::Message::Probe`]), and a server tells the worker to abort a build before it
+    /// takes it back, so builds go on while no server answers (one restarting, or none running
+    /// at all). Checks, short, still need a server's renewal. Work already past its deadline
+    /// stays stopped.
     fn confirm(&mut self, heartbeat: &str) {
         let Some(sent) = self.sent_heartbeats.iter().find(|h| h.id == heartbeat) else {
             return;
         };
+        let (window, now) = (self.lease_window(), Instant::now());
         for work in &sent.running {
-            if let Some(held) = self.held.get_mut(work) {
+            if !matches!(work, WorkRef::Build(_)) {
+                continue;
+            }
+            if let Some(held) = self.held.get_mut(work)
+                && held.confirmed + window > now
+            {
                 held.confirmed = held.confirmed.max(sent.at);
             }
         }
@@ -529,7 +538,7 @@ impl State {
             tracing::warn!(
                 %work,
                 window = ?window,
-                "no heartbeat listing {work} reached the broker for {window:?}: stopping it so that it never runs twice"
+                "neither a heartbeat the broker confirmed nor a server's renewal held this work's lease in time: stopping it so that it never runs twice"
             );
             if let Some(held) = self.held.get_mut(&work) {
                 held.aborted = true;

@@ -73,6 +73,28 @@ pub(crate) fn chaos(args: &[String]) -> anyhow::Result<()> {
     })
 }
 
+/// `cargo xtask bench logs`: the log ingest benchmark on a fresh PostgreSQL database (dropped
+/// after the run).
+pub(crate) fn bench_logs() -> anyhow::Result<()> {
+    bench_on_databases("logs")
+}
+
+/// `cargo xtask bench checks`: the check scheduling benchmark on a fresh PostgreSQL database
+/// (dropped after the run).
+pub(crate) fn bench_checks() -> anyhow::Result<()> {
+    bench_on_databases("checks")
+}
+
+/// Runs the benchmark `name` of `pikoci` with fresh databases.
+fn bench_on_databases(name: &str) -> anyhow::Result<()> {
+    store::with_databases(|databases| {
+        crate::cargo_with_env(
+            &["bench", "--locked", "-p", "pikoci", "--bench", name],
+            databases,
+        )
+    })
+}
+
 /// `cargo xtask bench server`: the server benchmark with the machine's NATS and RabbitMQ, and
 /// tansu (Kafka protocol) started here.
 pub(crate) fn bench() -> anyhow::Result<()> {

@@ -123,10 +123,10 @@ pub trait Store: Send + Sync + Debug {
 
     /// Claims up to `limit` of the most overdue checks this worker may run, most overdue first:
     /// resources with `next_check_at <= now` and no check in flight, or whose check lease
-    /// lapsed before [`CheckClaim::lapsed_before`]. Moves each one's `next_check_at` one `check_interval` past the
-    /// time it was due (past `now` when that is already behind), so that waiting for a claim
-    /// does not push later checks back, and bumps its check attempt. Claimers racing for the
-    /// same check get it once. An empty list: nothing is due for this worker.
+    /// lapsed before [`CheckClaim::lapsed_before`]. Moves each one's `next_check_at` one
+    /// `check_interval` past the time it was due (past `now` when that is already behind), so that
+    /// waiting for a claim does not push later checks back, and bumps its check attempt. Claimers
+    /// racing for the same check get it once. An empty list: nothing is due for this worker.
     async fn claim_due_checks(
         &self,
         claim: &CheckClaim,

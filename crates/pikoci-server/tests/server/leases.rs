@@ -134,8 +134,21 @@ async fn no_lease_is_taken_back_before_the_heartbeats_that_may_renew_it_are_read
         (BuildStatus::Started, build.attempt),
         "taken back before the heartbeats were read: {held:?}"
     );
-    // Once a probe shows the heartbeats read, the lapsed lease is taken back.
+    // Once a probe shows the heartbeats delivered, the worker is told to abort the build
+    // first (it may be alive after all), and the build is taken back after the abort grace.
     h.let_probes_through(true);
+    loop {
+        if let Message::Abort { work: aborted, .. } = w1.recv().await {
+            assert_eq!(aborted, work(build));
+            break;
+        }
+    }
+    let told = h.store.build(build.build_id).await.expect("build");
+    assert_eq!(
+        (told.status, told.dispatch.attempt),
+        (BuildStatus::Started, build.attempt),
+        "taken back before the abort grace: {told:?}"
+    );
     let back = h.wait_status(build.build_id, BuildStatus::Pending).await;
     assert_eq!(back.dispatch.attempt, build.attempt + 1);
 }

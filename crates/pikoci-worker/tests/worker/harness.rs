@@ -426,11 +426,13 @@ pub(crate) fn running(pid: i32) -> bool {
     }
 }
 
-/// The server's broker, refusing publishes to one topic while told to.
+/// The server's broker, refusing publishes to one topic while told to (or, losing acks,
+/// delivering them and answering with an error as if the confirmation got lost).
 #[derive(Debug)]
 pub(crate) struct RefusingBroker {
     inner: Arc<MemBroker>,
     topic: &'static str,
+    lose_acks: bool,
     pub(crate) refuse: AtomicBool,
     pub(crate) refused: std::sync::atomic::AtomicUsize,
 }
@@ -446,8 +448,17 @@ impl RefusingBroker {
         RefusingBroker {
             inner: server.broker.clone(),
             topic,
+            lose_acks: false,
             refuse: AtomicBool::new(refusing),
             refused: Default::default(),
+        }
+    }
+
+    /// Delivering every publish to `topic` but answering each with an error.
+    pub(crate) fn losing_acks(server: &Server, topic: &'static str) -> RefusingBroker {
+        RefusingBroker {
+            lose_acks: true,
+            ..RefusingBroker::on(server, topic, true)
         }
     }
 }
@@ -461,6 +472,9 @@ impl Broker for RefusingBroker {
     ) -> pikoci_core::broker::BrokerResult<()> {
         if topic == self.topic && self.refuse.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
+            if self.lose_acks {
+                self.inner.publish(topic, payload).await?;
+            }
             return Err(pikoci_core::broker::BrokerError::new(
                 pikoci_core::ErrorKind::Unavailable,
                 "the broker is down (test)",

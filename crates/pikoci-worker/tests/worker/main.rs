@@ -4,6 +4,8 @@ mod harness;
 mod outbox;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -414,7 +416,7 @@ async fn abort_stops_the_build_without_hooks_and_reports_nothing_more() {
 async fn a_build_whose_heartbeats_the_broker_does_not_take_stops_itself() {
     let server = Server::start().await;
     server.ignore_heartbeats();
-    let broker = std::sync::Arc::new(harness::RefusingBroker::on(
+    let broker = Arc::new(harness::RefusingBroker::on(
         &server,
         topics::HEARTBEATS,
         false,
@@ -436,9 +438,7 @@ async fn a_build_whose_heartbeats_the_broker_does_not_take_stops_itself() {
         running(pid),
         "a build whose heartbeats the broker kept was stopped"
     );
-    broker
-        .refuse
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    broker.refuse.store(true, Ordering::SeqCst);
     // The build never ends by itself: draining returns only because the worker stopped it.
     worker.drain().await;
     assert!(!running(pid));
@@ -476,7 +476,12 @@ async fn a_build_goes_on_to_its_end_while_no_server_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewed_leases_keep_a_build_running_and_lost_ones_stop_it() {
     let server = Server::start().await;
-    let worker = RunningWorker::start(&server, "w-leases", 2, |config| {
+    // The broker's confirmations of heartbeats get lost: only the renewals hold the leases.
+    let broker = Arc::new(harness::RefusingBroker::losing_acks(
+        &server,
+        topics::HEARTBEATS,
+    ));
+    let worker = RunningWorker::start_with(&server, broker, "w-leases", 2, |config| {
         config.heartbeat_interval = Duration::from_millis(250);
         config.lease_timeout = Duration::from_millis(1750);
     })
@@ -533,19 +538,13 @@ resource "slow" "app" {{}}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_check_is_in_the_heartbeats_and_stops_itself_when_the_broker_takes_none() {
+async fn a_running_check_is_in_the_heartbeats_and_stops_itself_when_no_server_confirms_it() {
     let server = Server::start().await;
-    let broker = std::sync::Arc::new(harness::RefusingBroker::on(
-        &server,
-        topics::HEARTBEATS,
-        false,
-    ));
-    let worker =
-        RunningWorker::start_with(&server, broker.clone(), "w-check-fenced", 1, |config| {
-            config.heartbeat_interval = Duration::from_millis(100);
-            config.lease_timeout = Duration::from_millis(800);
-        })
-        .await;
+    let worker = RunningWorker::start(&server, "w-check-fenced", 1, |config| {
+        config.heartbeat_interval = Duration::from_millis(100);
+        config.lease_timeout = Duration::from_millis(800);
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let c = CheckRef {
         resource_id: pikoci_core::store::ResourceId(9),
@@ -571,9 +570,8 @@ async fn a_running_check_is_in_the_heartbeats_and_stops_itself_when_the_broker_t
     // Renewed for three lease windows (0.7 s each), it runs on.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(running(pid), "a check whose lease is renewed was stopped");
-    broker
-        .refuse
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The broker keeps its heartbeats, but a check needs a server's renewal.
+    server.ignore_heartbeats();
     // The check never ends by itself: draining returns only because the worker stopped it.
     worker.drain().await;
     assert!(!running(pid));
