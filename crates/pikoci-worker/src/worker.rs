@@ -143,9 +143,9 @@ async fn subscribe(
         })
 }
 
-/// Publishes the heartbeats the loop makes, one at a time, without retrying (the next one is
-/// due soon), so that a slow broker never holds up the loop. Sends back the id of each one the
-/// broker confirmed it keeps.
+/// Publishes the heartbeats the loop makes, one at a time, never again after a failure (the
+/// next one is due soon; the broker client's own retries aside), so that a slow broker never
+/// holds up the loop. Sends back the id of each one the broker confirmed it keeps.
 async fn publish_heartbeats(
     publisher: Publisher,
     mut heartbeats: mpsc::Receiver<protocol::Envelope>,
