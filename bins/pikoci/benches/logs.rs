@@ -1,7 +1,7 @@
 //! `cargo xtask bench logs`: log ingest at scale, on PostgreSQL.
 //!
 //! The release server (embedded worker, 100 build slots, mem broker) on a fresh PostgreSQL
-//! database runs 100 builds at once, each printing 10,000 lines: 1M lines. Reported: how long
+//! database runs 100 builds at once, each printing 10,000 lines over about 10 s: 1M lines. Reported: how long
 //! the builds took, lines and chunks stored (lines per chunk), bytes stored against the bytes
 //! printed, and the rows of `log_chunks` inserted and updated meanwhile (from PostgreSQL's
 //! statistics: chunks are written once, never updated per line). Meanwhile a client follows one
@@ -28,6 +28,11 @@ const BUILDS: usize = 100;
 
 /// Lines each build prints.
 const LINES: usize = 10_000;
+
+/// Each build pauses for [`PACE`] seconds every [`PACE_LINES`] lines: its 10,000 lines take
+/// about 10 s, so that the following client reconnects while the build runs.
+const PACE_LINES: usize = 100;
+const PACE: &str = "0.1";
 
 /// How long the following client stays connected before it reconnects.
 const RECONNECT_EVERY: Duration = Duration::from_secs(2);
@@ -164,7 +169,7 @@ async fn main() {
     std::fs::write(
         &script,
         format!(
-            "awk 'BEGIN {{ for (i = 1; i <= {LINES}; i++) printf \"line %d of a build log, about as long as a line of compiler output\\n\", i }}'\n"
+            "awk 'BEGIN {{ for (i = 1; i <= {LINES}; i++) {{ printf \"line %d of a build log, about as long as a line of compiler output\\n\", i; if (i % {PACE_LINES} == 0) {{ fflush(); system(\"sleep {PACE}\") }} }} }}'\n"
         ),
     )
     .expect("the script is written");
@@ -213,20 +218,41 @@ async fn main() {
         *statuses.entry(status).or_insert(0) += 1;
     }
     let took = started.elapsed();
+    // Every build's stored log: its lines once each, in order.
+    let mut wrong = Vec::new();
+    for build in 1..=BUILDS {
+        let text = server
+            .text(&format!(
+                "/teams/main/pipelines/logs/jobs/chatty/builds/{build}/logs"
+            ))
+            .await;
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("line ")).collect();
+        let whole = lines.len() == LINES && lines.iter().zip(1..).all(|(l, n)| *l == line(n));
+        if !whole {
+            wrong.push((build, lines.len(), text.len()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "builds whose stored log is not their {LINES} lines once each, in order (build, lines, \
+         bytes): {wrong:?}"
+    );
     // The statistics collector reports with a delay.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let (inserted, updated) = row_writes(&url);
     let stored = psql(
         &url,
         "SELECT count(*), coalesce(sum(raw_len), 0), coalesce(sum(length(data)), 0) FROM log_chunks",
     );
     let fields: Vec<u64> = stored.split('|').map(|f| f.parse().unwrap_or(0)).collect();
+    let requeued = psql(&url, "SELECT count(*) FROM builds WHERE requeues > 0");
     let (chunks, raw, compressed) = (fields[0], fields[1], fields[2]);
     let lines = BUILDS * LINES;
     let printed: usize = (1..=LINES).map(|n| line(n).len() + 1).sum::<usize>() * BUILDS;
     println!("{BUILDS} builds of {LINES} lines each at once (PostgreSQL, embedded worker)");
     println!(
-        "  builds finished in {:.1} s: {statuses:?}",
+        "  builds finished in {:.1} s: {statuses:?}; {requeued} ran more than once (lost their \
+         worker)",
         took.as_secs_f64()
     );
     println!(
@@ -243,6 +269,7 @@ async fn main() {
         inserted - inserted_before,
         updated - updated_before,
     );
+    println!("  every build's stored log holds its {LINES} lines once each, in order");
     println!(
         "  a client reconnecting every {} s with Last-Event-ID ({connections} connections) got \
          each of build 1's {LINES} lines exactly once, in order",
