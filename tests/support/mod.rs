@@ -139,3 +139,24 @@ impl Lines {
         }
     }
 }
+
+/// The `p` quantile (0 to 1) of `sorted`, a non-empty sorted list (benchmarks).
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Runs `sql` on the PostgreSQL database at `url` with `psql`; its unaligned output
+/// (benchmarks that read the database's statistics).
+pub(crate) fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args([url, "-Atc", sql])
+        .output()
+        .expect("psql runs (install postgresql-client)");
+    assert!(
+        output.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}

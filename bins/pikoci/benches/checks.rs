@@ -24,7 +24,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::server::ServerProcess;
@@ -82,23 +81,9 @@ fn ticks(path: &Path) -> BTreeMap<usize, Vec<u128>> {
     ticks
 }
 
-/// Runs `sql` on the database at `url` with `psql`; its unaligned output.
-fn psql(url: &str, sql: &str) -> String {
-    let output = Command::new("psql")
-        .args([url, "-Atc", sql])
-        .output()
-        .expect("psql runs (install postgresql-client)");
-    assert!(
-        output.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 /// Transactions committed and rolled back in the current database so far.
 fn transactions(url: &str) -> u64 {
-    psql(
+    support::psql(
         url,
         "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()",
     )
@@ -122,17 +107,12 @@ fn cpu_time(pid: u32) -> Duration {
 
 /// Clock ticks per second (`getconf CLK_TCK`).
 fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
+    std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 #[tokio::main]
@@ -219,9 +199,9 @@ async fn main() {
         elapsed.as_secs_f64(),
         lags.len(),
         lags.len() as f64 / elapsed.as_secs_f64(),
-        ms(percentile(&lags, 0.5)),
-        ms(percentile(&lags, 0.95)),
-        ms(percentile(&lags, 0.99)),
+        ms(support::percentile(&lags, 0.5)),
+        ms(support::percentile(&lags, 0.95)),
+        ms(support::percentile(&lags, 0.99)),
         ms(*lags.last().unwrap_or(&Duration::ZERO)),
     );
     println!(

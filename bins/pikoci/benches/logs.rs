@@ -18,7 +18,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::server::ServerProcess;
@@ -58,23 +57,9 @@ job "chatty" {{
     )
 }
 
-/// Runs `sql` on the database at `url` with `psql`; its unaligned output.
-fn psql(url: &str, sql: &str) -> String {
-    let output = Command::new("psql")
-        .args([url, "-Atc", sql])
-        .output()
-        .expect("psql runs (install postgresql-client)");
-    assert!(
-        output.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 /// `log_chunks` rows inserted and updated so far, by PostgreSQL's statistics.
 fn row_writes(url: &str) -> (u64, u64) {
-    let text = psql(
+    let text = support::psql(
         url,
         "SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'log_chunks'",
     );
@@ -240,12 +225,12 @@ async fn main() {
     // The statistics collector reports with a delay.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (inserted, updated) = row_writes(&url);
-    let stored = psql(
+    let stored = support::psql(
         &url,
         "SELECT count(*), coalesce(sum(raw_len), 0), coalesce(sum(length(data)), 0) FROM log_chunks",
     );
     let fields: Vec<u64> = stored.split('|').map(|f| f.parse().unwrap_or(0)).collect();
-    let requeued = psql(&url, "SELECT count(*) FROM builds WHERE requeues > 0");
+    let requeued = support::psql(&url, "SELECT count(*) FROM builds WHERE requeues > 0");
     let (chunks, raw, compressed) = (fields[0], fields[1], fields[2]);
     let lines = BUILDS * LINES;
     let printed: usize = (1..=LINES).map(|n| line(n).len() + 1).sum::<usize>() * BUILDS;

@@ -100,11 +100,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or_default()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 async fn measure(name: &str, broker: Option<(&str, String)>) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let stamps_path = dir.path().join("stamps");
@@ -168,9 +163,9 @@ async fn measure(name: &str, broker: Option<(&str, String)>) {
     let worker_rss = worker.as_ref().map(|w| rss_kib(w.pid()));
     println!(
         "{name:<30} p50 {:>7.1} ms   p95 {:>7.1} ms   p99 {:>7.1} ms   idle {} s RSS: server {:.1} MB{}",
-        percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.95).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        support::percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+        support::percentile(&latencies, 0.95).as_secs_f64() * 1000.0,
+        support::percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
         IDLE.as_secs(),
         server_rss as f64 / 1024.0,
         worker_rss
