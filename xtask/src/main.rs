@@ -96,7 +96,7 @@ const BENCHES: &[Bench] = &[
     (
         "server",
         "webhook to first step process (p50/p95/p99 of 500) and idle RSS: mem embedded, nats, \
-         rabbitmq, kafka; worker kill to rerun; RSS with 100 pipelines of 50 jobs; 1,500 checks",
+         rabbitmq, kafka; worker kill to rerun; RSS with 100 pipelines of 50 jobs",
         it::server::bench,
     ),
     (

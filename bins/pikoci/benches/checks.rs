@@ -7,9 +7,9 @@
 //! how long the first round (all 1,500 due at once) took; then, over the rest of the window,
 //! the checks run against the checks due, the check lag (the check process's start minus the
 //! time the check was due: the claim's own lag plus dispatching it and starting the process)
-//! p50/p95/p99/max, the server's CPU (user + system time over the window), and the database's
-//! transactions per second (each statement outside a transaction is one) from PostgreSQL's
-//! statistics.
+//! p50/p95/p99/max, the server process's CPU (user + system time over the window; the check
+//! processes it starts are not counted), and the database's transactions per second (each
+//! statement outside a transaction is one) from PostgreSQL's statistics.
 //!
 //! A resource's due times follow the store's rule: the first when the pipeline is set (the
 //! first check's start stands for it), then one interval after the time it was due, or one
@@ -205,7 +205,8 @@ async fn main() {
         ms(*lags.last().unwrap_or(&Duration::ZERO)),
     );
     println!(
-        "  server CPU {:.1}% of one core; database {:.0} transactions/s",
+        "  server process CPU {:.1}% of one core (the check processes not counted); database \
+         {:.0} transactions/s",
         cpu.as_secs_f64() * 100.0 / elapsed.as_secs_f64(),
         statements as f64 / elapsed.as_secs_f64(),
     );

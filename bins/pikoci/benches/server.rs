@@ -11,8 +11,9 @@
 //! worker.
 //!
 //! Over each broker, a worker killed (`kill -9`) while it runs a build: the time from the kill
-//! to the build's first step starting again on the other worker (the lease, 15 s, plus the
-//! probe that shows the heartbeats read, plus the dispatch).
+//! to the build's first step starting again on the other worker (what is left of the lease,
+//! 15 s from the acceptance, plus the probe that shows the heartbeats read, plus the 1 s abort
+//! grace, plus the dispatch).
 //!
 //! The resident memory of the server (mem, embedded worker) once it holds 100 pipelines of 50
 //! jobs each, set through the API.

@@ -340,11 +340,16 @@ impl Server {
         let mut to_abort = Vec::new();
         {
             let mut revoked = lock(&self.inner.runtime.revoked);
-            // Forget builds no longer held (finished, or taken back).
+            // Forget builds no longer held (finished, or taken back) and those whose lease was
+            // renewed since (a lapse later on asks for a new abort).
             revoked.retain(|build, _| {
-                active
-                    .iter()
-                    .any(|b| b.id == build.build_id && b.dispatch.attempt == build.attempt)
+                active.iter().any(|b| {
+                    b.id == build.build_id
+                        && b.dispatch.attempt == build.attempt
+                        && b.dispatch
+                            .lease_expires_at
+                            .is_some_and(|l| l < lapsed_before)
+                })
             });
             for build in active {
                 let Some(lease) = build.dispatch.lease_expires_at else {
@@ -357,29 +362,34 @@ impl Server {
                     build_id: build.id,
                     attempt: build.dispatch.attempt,
                 };
-                match revoked.get(&held) {
-                    Some(told) if now - *told >= grace => {}
-                    Some(_) => cutoff = cutoff.min(lease),
-                    None => {
-                        revoked.insert(held, now);
+                match (revoked.get(&held), &build.dispatch.worker_id) {
+                    (Some(told), _) if now - *told >= grace => {}
+                    // Nobody to tell.
+                    (None, None) => {}
+                    (Some(_), _) => cutoff = cutoff.min(lease),
+                    (None, Some(worker)) => {
                         cutoff = cutoff.min(lease);
-                        if let Some(worker) = build.dispatch.worker_id.clone() {
-                            to_abort.push((worker, held));
-                        }
+                        to_abort.push((worker.clone(), held));
                     }
                 }
             }
         }
+        // The grace counts from an abort the broker took: one that failed is sent again in
+        // the next round, and the build waits meanwhile.
         for (worker, held) in to_abort {
             tracing::info!(build = %held.build_id, attempt = held.attempt, %worker, "a build's lease lapsed: telling its worker to abort it before it is taken back");
-            self.send_or_warn(
-                &worker,
-                Message::Abort {
-                    work: WorkRef::Build(held),
-                    reason: "its lease lapsed: the build is taken back".into(),
-                },
-            )
-            .await;
+            let abort = Message::Abort {
+                work: WorkRef::Build(held),
+                reason: "its lease lapsed: the build is taken back".into(),
+            };
+            match self.send(&worker, abort).await {
+                Ok(()) => {
+                    lock(&self.inner.runtime.revoked).insert(held, self.now());
+                }
+                Err(error) => {
+                    tracing::warn!(%worker, %error, "the abort was not sent; the build waits for the next round")
+                }
+            }
         }
         let requeued = self
             .inner
