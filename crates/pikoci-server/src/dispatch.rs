@@ -79,14 +79,18 @@ impl Server {
         // unhealthy): the worker's answer may be among them. A lease is taken back only when it
         // lapsed before the heartbeats were read: one waiting in the broker may renew it.
         let lapsed_before = runtime.lapsed_before(now).filter(|_| requeue);
+        let mut active = self.active_builds().await?;
+        let mut released = false;
         if let Some(lapsed_before) = lapsed_before {
-            let active = self.active_builds().await?;
-            self.requeue_lapsed(&active, lapsed_before, now).await?;
+            released |= self.requeue_lapsed(&active, lapsed_before, now).await?;
         }
         if requeue {
-            self.force_overdue_cancels(now).await?;
+            released |= self.force_overdue_cancels(now).await?;
         }
-        let active = self.active_builds().await?;
+        // Read again only when builds let go of their workers.
+        if released {
+            active = self.active_builds().await?;
+        }
         let mut candidates = self.live_workers(now, &active).await?;
         self.assign_builds(&mut candidates).await?;
         self.assign_checks(&candidates, lapsed_before).await?;
@@ -328,13 +332,14 @@ impl Server {
     /// once their worker was told to abort them `abort_grace` ago (and tells it again after).
     /// The abort comes first because a lapsed lease does not prove the worker dead: its
     /// heartbeats may be held up (another server took them and stalls, a redelivery waits),
-    /// and a worker alive after all must stop the build before it runs elsewhere.
+    /// and a worker alive after all must stop the build before it runs elsewhere. True when
+    /// it took any back.
     async fn requeue_lapsed(
         &self,
         active: &[Build],
         lapsed_before: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let grace = chrono::Duration::from_std(self.inner.config.abort_grace).unwrap_or_default();
         let mut cutoff = lapsed_before;
         let mut to_abort = Vec::new();
@@ -396,6 +401,7 @@ impl Server {
             .store
             .requeue_expired(cutoff, now, self.inner.config.max_requeues)
             .await?;
+        let any = !requeued.is_empty();
         for lost in requeued {
             let worker = lost.worker_id.as_deref().unwrap_or("unknown");
             let text = match lost.status {
@@ -423,12 +429,13 @@ impl Server {
                 self.abort(worker, work, "its lease lapsed".into()).await;
             }
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Cancels whose worker did not report the build finished within the grace: the build is
-    /// marked cancelled and the worker told to abort.
-    async fn force_overdue_cancels(&self, now: DateTime<Utc>) -> StoreResult<()> {
+    /// marked cancelled and the worker told to abort. True when it cancelled any.
+    async fn force_overdue_cancels(&self, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut any = false;
         let overdue = self
             .inner
             .store
@@ -455,6 +462,7 @@ impl Server {
                 .await;
             match moved {
                 Ok(_) => {
+                    any = true;
                     tracing::warn!(build = %id, %worker, "a cancel was not confirmed in time; the build is cancelled");
                     self.note(
                         id,
@@ -475,7 +483,7 @@ impl Server {
                 Err(err) => return Err(err),
             }
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Appends a line of the server's own to a build's log (see [`SERVER_NOTES_STEP`]).
