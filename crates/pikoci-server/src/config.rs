@@ -28,6 +28,11 @@ pub struct ServerConfig {
     /// abort it: a worker that is alive after all (its heartbeats held up somewhere) stops it
     /// before it runs elsewhere (default 1 s).
     pub abort_grace: Duration,
+    /// How long a worker's `build_finished` waits for log chunks of the build that it counts
+    /// and the store does not have yet: a chunk held by a server that died comes back only
+    /// when the broker gives it back (NATS: after its 30 s `ack_wait`). Past this, the build
+    /// finishes with a note in its log that the log may be incomplete (default 35 s).
+    pub log_patience: Duration,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +47,7 @@ impl Default for ServerConfig {
             cancel_grace: Duration::from_secs(30),
             requeue_grace: Duration::from_secs(15),
             abort_grace: Duration::from_secs(1),
+            log_patience: Duration::from_secs(35),
         }
     }
 }

@@ -23,13 +23,16 @@ use crate::state::lock;
 pub const SERVER_NOTES_STEP: u32 = i32::MAX as u32;
 
 /// Sequence numbers of the server's notes within an attempt. An attempt ends with one note at
-/// most (it lost its worker, or its cancel was forced), so both are number 0: readers expect a
-/// step's numbers to start at 0 without gaps.
-mod note {
+/// most (it lost its worker, its cancel was forced, or it finished before all its log
+/// arrived: whichever ended it), so all are number 0: readers expect a step's numbers to
+/// start at 0 without gaps.
+pub(crate) mod note {
     /// The attempt lost its worker.
-    pub(super) const REQUEUED: u64 = 0;
+    pub(crate) const REQUEUED: u64 = 0;
     /// The worker did not confirm a cancel in time.
-    pub(super) const CANCEL_FORCED: u64 = 0;
+    pub(crate) const CANCEL_FORCED: u64 = 0;
+    /// The attempt finished with log chunks its worker sent still missing.
+    pub(crate) const LOG_INCOMPLETE: u64 = 0;
 }
 
 /// How often jobs with `passed` triggers are evaluated without an upstream build finishing
@@ -487,7 +490,7 @@ impl Server {
     }
 
     /// Appends a line of the server's own to a build's log (see [`SERVER_NOTES_STEP`]).
-    async fn note(
+    pub(crate) async fn note(
         &self,
         build: pikoci_core::store::BuildId,
         attempt: u32,

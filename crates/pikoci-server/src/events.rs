@@ -13,8 +13,9 @@ use pikoci_core::store::{
     RunningBuild, StepStatus, StoreResult, StoredResource, VersionUse,
 };
 
-use crate::Server;
+use crate::dispatch::note;
 use crate::state::lock;
+use crate::{SERVER_NOTES_STEP, Server};
 
 /// The build status an outcome ends a build with.
 fn build_status(outcome: Outcome) -> BuildStatus {
@@ -167,9 +168,10 @@ impl Server {
                 build,
                 outcome,
                 error,
+                log_chunks,
                 ..
             } => {
-                self.on_build_finished(envelope, *build, *outcome, error.clone())
+                self.on_build_finished(envelope, *build, *outcome, error.clone(), *log_chunks)
                     .await
             }
             Message::CheckFinished {
@@ -474,12 +476,28 @@ impl Server {
         Ok(())
     }
 
+    /// How many log chunks of an attempt its worker sent are stored (the server's own notes
+    /// are not counted).
+    pub(crate) async fn stored_log_chunks(&self, build: BuildRef) -> StoreResult<u64> {
+        let counts = self
+            .inner
+            .store
+            .log_chunk_counts(build.build_id, build.attempt)
+            .await?;
+        Ok(counts
+            .iter()
+            .filter(|(step, _)| **step != SERVER_NOTES_STEP)
+            .map(|(_, chunks)| chunks)
+            .sum())
+    }
+
     async fn on_build_finished(
         &self,
         envelope: &Envelope,
         build: BuildRef,
         outcome: Outcome,
         error: Option<String>,
+        log_chunks: Option<u64>,
     ) -> StoreResult<()> {
         if self.fenced(envelope, build).await?.is_none() {
             return Ok(());
@@ -515,6 +533,20 @@ impl Server {
             Err(err) => return Err(err),
         };
         tracing::info!(build = %build.build_id, status = %finished.status, "build finished");
+        if let Some(sent) = log_chunks {
+            // Waited for in `ingest` as long as the server's patience allows; say what is missing.
+            let stored = self.stored_log_chunks(build).await?;
+            if stored < sent {
+                tracing::warn!(build = %build.build_id, attempt = build.attempt, stored, sent, "a build finished before all its log chunks arrived");
+                let text = format!(
+                    "pikoci: the log of this attempt may be incomplete: {stored} of the {sent} \
+                     chunks its worker sent had arrived when it finished (later ones are still \
+                     stored; a gap that stays means the broker lost them)\n"
+                );
+                self.note(build.build_id, build.attempt, note::LOG_INCOMPLETE, text)
+                    .await?;
+            }
+        }
         self.wake_dispatcher();
         if matches!(
             finished.status,

@@ -3,20 +3,25 @@
 //! a newer protocol version) is logged and acked: it would fail the same way every time. A
 //! message is acked only once the store has what it says; a store error nacks it (redelivered
 //! after a pause), and a message that failed [`MAX_FAILURES`] times is dropped with an error log
-//! so that it cannot block its topic forever. Besides, the prober: a [`Message::Probe`] to
+//! so that it cannot block its topic forever. A `build_finished` that counts log chunks the
+//! store does not have yet is held, unsettled, until they are stored (a chunk taken by a
+//! server that died comes back later than the messages after it, on NATS), for at most
+//! `log_patience`: a build is marked finished with its whole log. Besides, the prober: a [`Message::Probe`] to
 //! `pikoci.heartbeats` every `dispatch_interval`, read back to learn how far the heartbeats
 //! were delivered (leases are taken back only behind it).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use pikoci_core::ErrorKind;
 use pikoci_core::broker::{Delivery, Subscription};
-use pikoci_core::protocol::{self, Decoded, Envelope, Message, topics};
+use pikoci_core::protocol::{self, BuildRef, Decoded, Envelope, Message, topics};
 use pikoci_core::store::StoreResult;
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::{Consumer, lock};
+use crate::state::{Consumer, MAX_WAITING_FINISHES, lock};
 use crate::{Server, ServerError, ServerResult};
 
 /// How many times one message may fail before it is dropped.
@@ -90,7 +95,7 @@ async fn consume(
         };
         match next {
             Some(Ok(delivery)) => {
-                if server.settle(consumer, delivery).await {
+                if server.settle(consumer, delivery, &shutdown).await {
                     backoff = Duration::from_millis(100);
                 } else if !pause(&shutdown, &mut backoff).await {
                     return;
@@ -130,6 +135,10 @@ async fn consume(
         }
     }
 }
+
+/// How often a `build_finished` waiting for its log chunks counts them again (a chunk another
+/// server stores wakes nothing here).
+const LOG_RECOUNT: Duration = Duration::from_millis(500);
 
 /// How long publishing one probe may take before the next one is due instead.
 const PROBE_PATIENCE: Duration = Duration::from_secs(5);
@@ -182,7 +191,12 @@ async fn pause(shutdown: &CancellationToken, backoff: &mut Duration) -> bool {
 
 impl Server {
     /// Handles one delivery and settles it; false when it was given back (a store error).
-    async fn settle(&self, consumer: Consumer, delivery: Delivery) -> bool {
+    async fn settle(
+        &self,
+        consumer: Consumer,
+        delivery: Delivery,
+        shutdown: &CancellationToken,
+    ) -> bool {
         let topic = topic_of(consumer);
         let (payload, pending) = delivery.into_parts();
         let envelope = match protocol::decode(&payload) {
@@ -207,7 +221,94 @@ impl Server {
                 return true;
             }
         };
-        let outcome = self.handle(consumer, &envelope).await;
+        if consumer == Consumer::Events
+            && let Message::BuildFinished {
+                build,
+                log_chunks: Some(sent),
+                ..
+            } = envelope.message
+            // A store error here is the handler's to meet.
+            && self
+                .stored_log_chunks(build)
+                .await
+                .is_ok_and(|stored| stored < sent)
+        {
+            match Arc::clone(&self.inner.runtime.waiting_finishes).try_acquire_owned() {
+                Ok(permit) => {
+                    let wait = self.clone().finish_after_logs(
+                        envelope,
+                        pending,
+                        (build, sent),
+                        permit,
+                        shutdown.clone(),
+                    );
+                    tokio::spawn(wait);
+                    return true;
+                }
+                Err(_) => {
+                    tracing::warn!(build = %build.build_id, attempt = build.attempt, waiting = MAX_WAITING_FINISHES, "too many builds wait for their log chunks; this one finishes without waiting");
+                }
+            }
+        }
+        self.settle_event(consumer, &envelope, pending).await
+    }
+
+    /// Holds a `build_finished` that arrived before some of the `sent` log chunks of `build`
+    /// it counts, unsettled, until the store has them all or `log_patience` ran out, then
+    /// handles it; the consumer goes on meanwhile. On shutdown the delivery goes back to the
+    /// broker, for another server or the next start.
+    async fn finish_after_logs(
+        self,
+        envelope: Box<Envelope>,
+        pending: pikoci_core::broker::Pending,
+        (build, sent): (BuildRef, u64),
+        _permit: OwnedSemaphorePermit,
+        shutdown: CancellationToken,
+    ) {
+        tracing::info!(build = %build.build_id, attempt = build.attempt, sent, patience = ?self.inner.config.log_patience, "a build's end arrived before all its log chunks; waiting for them");
+        let deadline = tokio::time::Instant::now() + self.inner.config.log_patience;
+        let mut stored_here = self.inner.runtime.logs.subscribe();
+        loop {
+            // Woken by a chunk of this build stored here; another server's is seen on a recount.
+            let chunk_stored = async {
+                loop {
+                    match stored_here.recv().await {
+                        Ok(id) if id == build.build_id => return,
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => break,
+                () = chunk_stored => {}
+                () = tokio::time::sleep(LOG_RECOUNT) => {}
+            }
+            if self
+                .stored_log_chunks(build)
+                .await
+                .is_ok_and(|stored| stored >= sent)
+            {
+                break;
+            }
+        }
+        self.settle_event(Consumer::Events, &envelope, pending)
+            .await;
+    }
+
+    /// Handles a decoded message and settles its delivery; false when it was given back.
+    async fn settle_event(
+        &self,
+        consumer: Consumer,
+        envelope: &Envelope,
+        pending: pikoci_core::broker::Pending,
+    ) -> bool {
+        let topic = topic_of(consumer);
+        let outcome = self.handle(consumer, envelope).await;
         let runtime = &self.inner.runtime;
         match outcome {
             Ok(()) => {

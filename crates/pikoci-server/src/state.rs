@@ -1,18 +1,18 @@
 //! What one server keeps in memory between loops: the dispatcher's wake-up, the log
-//! notifications, the reasons pending builds wait, checks in flight per worker, and the health of
-//! the event consumers.
+//! notifications, the reasons pending builds wait, checks in flight per worker, the health of
+//! the event consumers, and the builds whose end waits for their log chunks.
 //!
 //! None of it is needed for correctness across servers (the store is the ground truth, cancel
 //! deadlines included); it is lost on restart, and reasons are recomputed on the next dispatch
 //! round.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use pikoci_core::protocol::{BuildRef, CheckRef, WorkRef};
 use pikoci_core::store::BuildId;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast};
 
 /// Locks a mutex, going on after a panic elsewhere: every critical section is a few map
 /// operations that cannot leave the map half-updated.
@@ -23,6 +23,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How many `(work, worker)` pairs already told to abort are remembered (so a lost worker's
 /// flood of log events gets one `abort`, not one per event).
 const ABORTED_MEMORY: usize = 4096;
+
+/// How many `build_finished` may wait for their log chunks at once: half the broker's default
+/// prefetch (16), so that the deliveries they hold never stop the consumer from receiving the
+/// chunks they wait for.
+pub(crate) const MAX_WAITING_FINISHES: usize = 8;
 
 /// The two consumers whose health [`Runtime::requeue_allowed`] depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +71,10 @@ pub(crate) struct Runtime {
     heartbeats_read: Mutex<Option<DateTime<Utc>>>,
     /// Builds whose lease lapsed and whose worker this server told to abort them, with when.
     pub(crate) revoked: Mutex<HashMap<BuildRef, DateTime<Utc>>>,
+    /// Permits to hold a `build_finished` until the build's log chunks are stored: each one
+    /// held keeps a delivery unsettled, which the broker counts against the consumer's
+    /// prefetch (see [`MAX_WAITING_FINISHES`]).
+    pub(crate) waiting_finishes: Arc<Semaphore>,
 }
 
 impl Runtime {
@@ -83,6 +92,7 @@ impl Runtime {
             health: Mutex::new(Health::default()),
             heartbeats_read: Mutex::new(None),
             revoked: Mutex::new(HashMap::new()),
+            waiting_finishes: Arc::new(Semaphore::new(MAX_WAITING_FINISHES)),
         }
     }
 

@@ -286,6 +286,7 @@ async fn publish_in_order(
         stop: &stop,
         failure: None,
         end_queued: false,
+        logs_queued: 0,
     };
     let mut flush = tokio::time::interval(LOG_FLUSH_INTERVAL);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -353,6 +354,8 @@ struct Intake<'a> {
     failure: Option<String>,
     /// Whether the build's `build_finished` was queued.
     end_queued: bool,
+    /// The `log` messages queued so far: `build_finished` tells the server to wait for them.
+    logs_queued: u64,
 }
 
 impl Intake<'_> {
@@ -375,18 +378,29 @@ impl Intake<'_> {
 
     async fn queue(&mut self, messages: Vec<Message>, queue: &mut Queue) {
         for mut message in messages {
-            if let Message::BuildFinished { outcome, error, .. } = &mut message {
+            let log = matches!(message, Message::Log { .. });
+            if let Message::BuildFinished {
+                outcome,
+                error,
+                log_chunks,
+                ..
+            } = &mut message
+            {
                 self.end_queued = true;
+                *log_chunks = Some(self.logs_queued);
                 if let Some(failure) = &self.failure {
                     *outcome = Outcome::Errored;
                     *error = Some(failure.clone());
+                    // Messages were lost: the count would keep the server waiting in vain.
+                    *log_chunks = None;
                 }
             }
             let Some(bytes) = self.publisher.encode(message) else {
                 continue;
             };
-            if let Err(error) = queue.push(bytes).await {
-                self.fail(&error);
+            match queue.push(bytes).await {
+                Ok(()) => self.logs_queued += u64::from(log),
+                Err(error) => self.fail(&error),
             }
         }
     }
@@ -419,6 +433,7 @@ impl Intake<'_> {
                 outcome: Outcome::Errored,
                 error: None,
                 at_ms: now_ms(),
+                log_chunks: None,
             };
             self.queue(vec![end], queue).await;
         }

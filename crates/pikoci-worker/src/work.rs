@@ -157,6 +157,8 @@ pub(crate) async fn run_build(context: Arc<Context>, assign: Assign, stop: WorkS
                 outcome,
                 error: Some(error),
                 at_ms: now_ms(),
+                // Filled in by the outbox.
+                log_chunks: None,
             });
         }
     }

@@ -391,6 +391,12 @@ pub enum Message {
         error: Option<String>,
         /// When it ended.
         at_ms: i64,
+        /// How many `log` messages the worker queued for this attempt: the server waits for
+        /// them all before it marks the build finished (one may arrive after this message, when
+        /// a server that had taken it died and the broker gives it back later). `None` from a
+        /// worker older than this field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log_chunks: Option<u64>,
     },
     /// A check ended.
     CheckFinished {

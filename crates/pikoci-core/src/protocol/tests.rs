@@ -136,6 +136,7 @@ fn every_message_round_trips_and_names_its_type() {
             outcome: Outcome::Failed,
             error: Some("exit 1".to_owned()),
             at_ms: 4,
+            log_chunks: Some(12),
         },
         Message::CheckFinished {
             check: CheckRef {
@@ -189,6 +190,21 @@ fn messages_of_releases_without_sealing_still_decode() {
         format!("{:?}", SealedSecrets::new("c2VjcmV0")),
         "SealedSecrets(8 bytes)"
     );
+}
+
+#[test]
+fn a_build_finished_without_its_log_count_still_decodes() {
+    // As a worker older than `log_chunks` writes it: the server then waits for no chunk.
+    let finished = br#"{"v":1,"type":"build_finished","msg_id":"m","sender":"w","boot_id":"b",
+        "sent_at_ms":1,"build":{"build_id":7,"attempt":1},"outcome":"succeeded","error":null,
+        "at_ms":1}"#;
+    match decode(finished).unwrap() {
+        Decoded::Message(envelope) => match envelope.message {
+            Message::BuildFinished { log_chunks, .. } => assert_eq!(log_chunks, None),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -311,6 +311,14 @@ pub trait Store: Send + Sync + Debug {
         limit: u32,
     ) -> StoreResult<Vec<LogChunk>>;
 
+    /// How many chunks each step of one attempt's log has stored (steps without any are left
+    /// out): whether the chunks a worker reports sending have all arrived.
+    async fn log_chunk_counts(
+        &self,
+        build: BuildId,
+        attempt: u32,
+    ) -> StoreResult<std::collections::BTreeMap<u32, u64>>;
+
     /// Deletes the logs of builds that finished before `cutoff`; returns the chunks deleted.
     async fn delete_logs_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
 

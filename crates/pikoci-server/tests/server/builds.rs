@@ -76,6 +76,7 @@ async fn a_manual_build_runs_on_a_worker_and_stores_steps_and_logs_in_order() {
         outcome: Outcome::Succeeded,
         error: None,
         at_ms: 3_000,
+        log_chunks: None,
     });
     w.send_all(events).await;
     let done = h.wait_status(build.id, BuildStatus::Succeeded).await;
@@ -158,6 +159,7 @@ async fn a_retry_reuses_the_versions_of_the_original() {
         outcome: Outcome::Failed,
         error: Some("test failed".into()),
         at_ms: 0,
+        log_chunks: None,
     })
     .await;
     let failed = h.wait_status(build.id, BuildStatus::Failed).await;

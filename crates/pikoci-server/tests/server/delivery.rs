@@ -10,6 +10,8 @@ use pikoci_core::store::{BuildStatus, StepStatus};
 use pikoci_pubsub::MemBroker;
 use serde_json::json;
 
+use pikoci_server::ServerConfig;
+
 use crate::harness::{FakeWorker, Harness, SRC, envelope, heartbeat_message};
 
 const PIPELINE: &str = r#"
@@ -145,6 +147,8 @@ async fn run_through(reorder: bool) {
         outcome: Outcome::Succeeded,
         error: None,
         at_ms: 9_000,
+        // Duplicated chunks count once.
+        log_chunks: Some(6),
     });
     w.send_all(events).await;
     flaky.flush().await;
@@ -253,6 +257,7 @@ async fn a_redelivered_step_start_after_its_finish_changes_nothing() {
         outcome: Outcome::Succeeded,
         error: None,
         at_ms: 0,
+        log_chunks: None,
     })
     .await;
     h.wait_status(b.build_id, BuildStatus::Succeeded).await;
@@ -260,6 +265,84 @@ async fn a_redelivered_step_start_after_its_finish_changes_nothing() {
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].status, StepStatus::Succeeded);
     assert!(steps[0].finished_at.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_build_finishes_only_once_the_log_chunks_its_worker_sent_are_stored() {
+    // A chunk taken by a server that died comes back after the messages behind it (NATS
+    // redelivers it after `ack_wait`): the build's end waits for it, and the chunks of other
+    // builds keep flowing meanwhile.
+    let config = ServerConfig {
+        log_patience: Duration::from_secs(20),
+        ..ServerConfig::default()
+    };
+    let h = Harness::with_config(&format!("{SRC}{PIPELINE}"), config).await;
+    h.add_version("src.app", json!({"ref": "a"})).await;
+    let mut w = h.worker("w1").await; // two slots
+    w.start_heartbeats();
+    let job = h.job("build").await;
+    let mut builds = Vec::new();
+    for _ in 0..2 {
+        h.server
+            .trigger_job(job.id, Default::default())
+            .await
+            .expect("build");
+        let assign = w.expect_assign().await;
+        w.accept(assign.build).await;
+        builds.push(assign.build);
+    }
+    let (late, other) = (builds[0], builds[1]);
+    let mut events = FakeWorker::step_events(late, 0, "compile", &["one", "two", "three"]);
+    let held_back = events.remove(1);
+    w.send_all(events).await;
+    w.send(Message::BuildFinished {
+        build: late,
+        outcome: Outcome::Succeeded,
+        error: None,
+        at_ms: 0,
+        log_chunks: Some(3),
+    })
+    .await;
+    w.send_all(FakeWorker::step_events(other, 0, "compile", &["other"]))
+        .await;
+    h.wait_for("the other build's log", || async {
+        h.log(other.build_id).await == "other\n"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let waiting = h.store.build(late.build_id).await.expect("build");
+    assert_eq!(waiting.status, BuildStatus::Started);
+    w.send(held_back).await;
+    h.wait_status(late.build_id, BuildStatus::Succeeded).await;
+    // In reading order (the held-back chunk was stored last).
+    let chunks = h
+        .store
+        .read_attempt_log(late.build_id, late.attempt, Default::default(), 0)
+        .await
+        .expect("log");
+    let text: Vec<u8> = chunks.into_iter().flat_map(|chunk| chunk.data).collect();
+    assert_eq!(String::from_utf8_lossy(&text), "one\ntwo\nthree\n");
+
+    // A chunk that never comes: the build finishes after the patience, and its log says so.
+    let started = tokio::time::Instant::now();
+    w.send(Message::BuildFinished {
+        build: other,
+        outcome: Outcome::Failed,
+        error: Some("exit 1".into()),
+        at_ms: 0,
+        log_chunks: Some(2),
+    })
+    .await;
+    let finished = h.wait_status(other.build_id, BuildStatus::Failed).await;
+    assert!(started.elapsed() >= Duration::from_secs(20));
+    assert_eq!(finished.error.as_deref(), Some("exit 1"));
+    let log = h.log(other.build_id).await;
+    assert!(
+        log.starts_with(
+            "other\npikoci: the log of this attempt may be incomplete: 1 of the 2 chunks"
+        ),
+        "{log}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -170,6 +170,7 @@ async fn events_of_a_stale_attempt_are_ignored_and_answered_with_abort() {
         outcome: Outcome::Failed,
         error: None,
         at_ms: 0,
+        log_chunks: None,
     });
     w.send_all(events).await;
     loop {
@@ -191,6 +192,7 @@ async fn events_of_a_stale_attempt_are_ignored_and_answered_with_abort() {
         outcome: Outcome::Succeeded,
         error: None,
         at_ms: 0,
+        log_chunks: None,
     })
     .await;
     h.wait_status(current.build_id, BuildStatus::Succeeded)

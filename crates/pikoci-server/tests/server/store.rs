@@ -386,6 +386,15 @@ impl Store for BlockingStore {
         run(async move { s.read_attempt_log(build, attempt, from, limit).await }).await
     }
 
+    async fn log_chunk_counts(
+        &self,
+        build: BuildId,
+        attempt: u32,
+    ) -> StoreResult<std::collections::BTreeMap<u32, u64>> {
+        let s = self.0.clone();
+        run(async move { s.log_chunk_counts(build, attempt).await }).await
+    }
+
     async fn delete_logs_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         let s = self.0.clone();
         run(async move { s.delete_logs_before(cutoff).await }).await

@@ -53,6 +53,7 @@ async fn a_checks_new_versions_trigger_exactly_one_build_of_each_triggered_job()
         outcome: Outcome::Succeeded,
         error: None,
         at_ms: 0,
+        log_chunks: None,
     })
     .await;
     let assign = w.expect_assign().await;

@@ -1,5 +1,7 @@
 //! Log chunks (append-only, zstd-compressed, idempotent by key) and retention.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use pikoci_core::store::{
     BuildId, LogChunk, LogCursor, LogPosition, NewLogChunk, StoreError, StoreResult,
@@ -157,6 +159,30 @@ pub(super) async fn read_attempt(
         .await
         .context(|| format!("failed to read the log of build {build_id}, attempt {attempt}"))?;
     chunks(build_id, rows)
+}
+
+pub(super) async fn chunk_counts(
+    store: &SqlStore,
+    build_id: BuildId,
+    attempt: u32,
+) -> StoreResult<BTreeMap<u32, u64>> {
+    let rows: Vec<(i32, i64)> = log_chunk::Entity::find()
+        .select_only()
+        .column(log_chunk::Column::Step)
+        .column_as(log_chunk::Column::Id.count(), "chunks")
+        .filter(log_chunk::Column::BuildId.eq(build_id.0))
+        .filter(log_chunk::Column::Attempt.eq(int(attempt, "attempt")?))
+        .group_by(log_chunk::Column::Step)
+        .into_tuple()
+        .all(store.db())
+        .await
+        .context(|| {
+            format!("failed to count the log chunks of build {build_id}, attempt {attempt}")
+        })?;
+    Ok(rows
+        .into_iter()
+        .map(|(step, chunks)| (uint(step), u64::try_from(chunks).unwrap_or(0)))
+        .collect())
 }
 
 /// Stored rows as chunks, uncompressed.

@@ -453,6 +453,14 @@ impl Store for SqlStore {
         logs::read_attempt(self, build, attempt, from, limit).await
     }
 
+    async fn log_chunk_counts(
+        &self,
+        build: BuildId,
+        attempt: u32,
+    ) -> StoreResult<std::collections::BTreeMap<u32, u64>> {
+        logs::chunk_counts(self, build, attempt).await
+    }
+
     async fn delete_logs_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         logs::delete_logs_before(self, cutoff).await
     }

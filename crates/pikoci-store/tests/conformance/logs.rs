@@ -80,6 +80,12 @@ pub(crate) async fn log_chunks_are_idempotent_ordered_and_resumable(
     let mut second = chunk(build.id, 0, 0, "attempt 2\n");
     second.attempt = 2;
     s.append_log_chunks(&[second]).await?;
+    // Counted per step and attempt, a redelivered chunk once.
+    let counts = |build, attempt| s.log_chunk_counts(build, attempt);
+    assert_eq!(counts(build.id, 1).await?, [(0, 2), (1, 2)].into());
+    assert_eq!(counts(build.id, 2).await?, [(0, 1)].into());
+    assert_eq!(counts(other.id, 1).await?, [(0, 1)].into());
+    assert!(counts(build.id, 3).await?.is_empty());
     let attempt = |from: LogPosition, limit| s.read_attempt_log(build.id, 1, from, limit);
     assert_eq!(
         texts(&attempt(LogPosition::default(), 0).await?),

@@ -90,6 +90,8 @@ impl LogBatcher {
                     outcome: Outcome::from(status),
                     error,
                     at_ms: to_ms(at),
+                    // Filled in by the outbox, which knows what it queued.
+                    log_chunks: None,
                 });
                 out
             }

@@ -299,6 +299,7 @@ async fn one_message_as_large_as_the_broker_allows_passes_a_smaller_budget() {
         outcome: Outcome::Failed,
         error: Some("e".repeat(MAX_MESSAGE_BYTES - 1024)),
         at_ms: 0,
+        log_chunks: None,
     };
     setup.outbox.send(big);
     drop(setup.outbox);

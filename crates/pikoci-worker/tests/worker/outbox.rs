@@ -120,6 +120,20 @@ async fn a_chatty_build_behind_a_refusing_broker_spills_and_then_delivers_every_
         step_log(&messages) == expected,
         "lines lost, repeated or out of order"
     );
+    // The end counts every chunk queued, spilled ones included: the server waits for them.
+    let chunks: std::collections::BTreeSet<(u32, u64)> = messages
+        .iter()
+        .filter_map(|message| match message {
+            Message::Log { step, seq, .. } => Some((*step, *seq)),
+            _ => None,
+        })
+        .collect();
+    match messages.last() {
+        Some(Message::BuildFinished { log_chunks, .. }) => {
+            assert_eq!(*log_chunks, Some(chunks.len() as u64));
+        }
+        other => panic!("the build does not end with build_finished: {other:?}"),
+    }
     // Removed once the build's messages are all published, before the worker returns.
     assert!(spill_files(&dir).is_empty());
     worker.drain().await;
