@@ -34,6 +34,9 @@ use support::server::{ServerProcess, WorkerProcess};
 
 const ROUNDS: usize = 500;
 
+/// Samples at each end of the rounds compared, to see the latency drift as builds pile up.
+const DRIFT: usize = 50;
+
 /// How long the server and worker sit idle before their memory is read.
 const IDLE: Duration = Duration::from_secs(60);
 
@@ -158,12 +161,22 @@ async fn measure(name: &str, broker: Option<(&str, String)>) {
         // Let the build finish before the next push.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Whether the latency grows with the builds stored: the first samples against the last.
+    let drift = |samples: &[Duration]| {
+        let mut samples = samples.to_vec();
+        samples.sort();
+        support::percentile(&samples, 0.5).as_secs_f64() * 1000.0
+    };
+    let (first, last) = (
+        drift(&latencies[..DRIFT]),
+        drift(&latencies[latencies.len() - DRIFT..]),
+    );
     latencies.sort();
     tokio::time::sleep(IDLE).await;
     let server_rss = rss_kib(server.pid());
     let worker_rss = worker.as_ref().map(|w| rss_kib(w.pid()));
     println!(
-        "{name:<30} p50 {:>7.1} ms   p95 {:>7.1} ms   p99 {:>7.1} ms   idle {} s RSS: server {:.1} MB{}",
+        "{name:<30} p50 {:>7.1} ms   p95 {:>7.1} ms   p99 {:>7.1} ms   (p50 of the first {DRIFT} {first:.1} ms, of the last {DRIFT} {last:.1} ms)   idle {} s RSS: server {:.1} MB{}",
         support::percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
         support::percentile(&latencies, 0.95).as_secs_f64() * 1000.0,
         support::percentile(&latencies, 0.99).as_secs_f64() * 1000.0,

@@ -227,11 +227,7 @@ impl Server {
                 log_chunks: Some(sent),
                 ..
             } = envelope.message
-            // A store error here is the handler's to meet.
-            && self
-                .stored_log_chunks(build)
-                .await
-                .is_ok_and(|stored| stored < sent)
+            && self.awaits_log_chunks(build, sent).await
         {
             match Arc::clone(&self.inner.runtime.waiting_finishes).try_acquire_owned() {
                 Ok(permit) => {
@@ -251,6 +247,22 @@ impl Server {
             }
         }
         self.settle_event(consumer, &envelope, pending).await
+    }
+
+    /// Whether a `build_finished` of `build` that counts `sent` log chunks should wait for
+    /// some: the build still runs that attempt (a stale attempt's chunks are not stored, and
+    /// its end changes nothing) and the store has fewer. A store error here is the handler's
+    /// to meet.
+    async fn awaits_log_chunks(&self, build: BuildRef, sent: u64) -> bool {
+        let Ok(stored) = self.inner.store.build(build.build_id).await else {
+            return false;
+        };
+        stored.dispatch.attempt == build.attempt
+            && !stored.status.is_finished()
+            && self
+                .stored_log_chunks(build)
+                .await
+                .is_ok_and(|chunks| chunks < sent)
     }
 
     /// Holds a `build_finished` that arrived before some of the `sent` log chunks of `build`
