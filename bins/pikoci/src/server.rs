@@ -66,6 +66,15 @@ pub(crate) struct Args {
     )]
     concurrency: u32,
 
+    /// How many resource checks the embedded worker runs at once, besides its builds.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = pikoci_worker::DEFAULT_CHECK_SLOTS,
+        env = "PIKOCI_CHECK_CONCURRENCY"
+    )]
+    check_concurrency: u32,
+
     /// Where the embedded worker keeps builds' work directories and resource caches
     /// [default: $XDG_CACHE_HOME/pikoci, or ~/.cache/pikoci].
     #[arg(
@@ -226,6 +235,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             tags: Vec::new(),
             exclusive_tags: false,
             slots: args.concurrency,
+            check_slots: args.check_concurrency,
             work_dir: args.work_dir.clone(),
         };
         Some(crate::worker::spawn(broker.clone(), options).await?)

@@ -62,6 +62,15 @@ pub(crate) struct Args {
     )]
     concurrency: u32,
 
+    /// How many resource checks this worker runs at once, besides its builds.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = pikoci_worker::DEFAULT_CHECK_SLOTS,
+        env = "PIKOCI_CHECK_CONCURRENCY"
+    )]
+    check_concurrency: u32,
+
     /// Where builds' work directories and resource caches live [default:
     /// $XDG_CACHE_HOME/pikoci, or ~/.cache/pikoci].
     #[arg(
@@ -90,6 +99,7 @@ pub(crate) struct WorkerOptions {
     pub(crate) tags: Vec<String>,
     pub(crate) exclusive_tags: bool,
     pub(crate) slots: u32,
+    pub(crate) check_slots: u32,
     pub(crate) work_dir: Option<PathBuf>,
 }
 
@@ -104,6 +114,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         tags: args.tags.clone(),
         exclusive_tags: args.exclusive_tags,
         slots: args.concurrency,
+        check_slots: args.check_concurrency,
         work_dir: args.work_dir.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
@@ -151,6 +162,9 @@ pub(crate) async fn spawn(
     if options.slots == 0 {
         bail!("--concurrency must be at least 1");
     }
+    if options.check_slots == 0 {
+        bail!("--check-concurrency must be at least 1");
+    }
     let name = Arc::new(lock_name(options.id.clone(), std::env::temp_dir()).await?);
     let work_dir = match options.work_dir {
         Some(dir) => dir,
@@ -162,6 +176,7 @@ pub(crate) async fn spawn(
         tags: options.tags,
         exclusive_tags: options.exclusive_tags,
         slots: options.slots,
+        check_slots: options.check_slots,
         work_dir,
         heartbeat_interval: Duration::from_secs(5),
         lease_timeout: Duration::from_secs(15),
@@ -331,11 +346,6 @@ mod tests {
         let name = default_name();
         pikoci_core::protocol::check_worker_id(&name).unwrap();
         assert_ne!(name, default_name());
-    }
-
-    #[test]
-    fn the_server_sends_a_worker_no_more_checks_than_it_runs() {
-        assert_eq!(pikoci_server::CHECKS_PER_WORKER, pikoci_worker::MAX_CHECKS);
     }
 
     #[test]

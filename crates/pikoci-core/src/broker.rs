@@ -37,6 +37,11 @@ pub trait Settle: Send + Sync + fmt::Debug {
     async fn ack(self: Box<Self>) -> BrokerResult<()>;
     /// The consumer gives the message back: it is delivered again to a member of the group.
     async fn nack(self: Box<Self>) -> BrokerResult<()>;
+    /// The consumer still works on the message: a transport that redelivers unsettled messages
+    /// after a timeout (NATS' `ack_wait`) starts that timeout again. Nothing elsewhere.
+    async fn in_progress(&self) -> BrokerResult<()> {
+        Ok(())
+    }
 }
 
 /// One message handed to one consumer, to be acked or nacked.
@@ -95,6 +100,12 @@ impl Pending {
     /// Gives the message back (see [`Delivery::nack`]).
     pub async fn nack(self) -> BrokerResult<()> {
         self.settle.nack().await
+    }
+
+    /// Says the message is still being worked on, so that it is not redelivered meanwhile (see
+    /// [`Settle::in_progress`]).
+    pub async fn in_progress(&self) -> BrokerResult<()> {
+        self.settle.in_progress().await
     }
 }
 

@@ -4,7 +4,8 @@
 //! disk under interest retention (a message is removed once every group has acked it). A group is
 //! a durable consumer with explicit acks that starts at the messages published after it was
 //! created; its subscribers pull from it, so they compete. Unacked deliveries are redelivered
-//! when nacked or dropped, and after `ack_wait` when their consumer vanished without a word.
+//! when nacked or dropped, and after `ack_wait` without an ack or an in-progress reply (a
+//! consumer that vanished without a word, or one that holds a message longer).
 //! The client reconnects by itself; each subscription's task re-creates its pull request (and the
 //! stream and consumer, if the server lost them) after a failure. Every attempt of one publish
 //! carries the same `Nats-Msg-Id`, so a retry after a lost acknowledgement is stored once.
@@ -423,6 +424,22 @@ impl Settle for NatsSettle {
 
     async fn nack(self: Box<Self>) -> BrokerResult<()> {
         self.reply(AckKind::Nak(None), "nack").await
+    }
+
+    async fn in_progress(&self) -> BrokerResult<()> {
+        let Some(message) = &self.message else {
+            return Ok(());
+        };
+        message.ack_with(AckKind::Progress).await.map_err(|err| {
+            BrokerError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "failed to tell nats a message of subject \"{}\" is in progress",
+                    message.subject
+                ),
+            )
+            .with_source(err)
+        })
     }
 }
 

@@ -155,6 +155,37 @@ mod nats {
         assert_eq!(again.payload(), b"orphan");
         again.ack().await.expect("ack");
     }
+
+    /// A consumer that says it still works on a message keeps it past `ack_wait`; once it
+    /// stops saying so, the message comes back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_in_progress_is_kept_past_ack_wait() {
+        use futures::StreamExt;
+
+        let harness = Real::from_env(PubsubSystem::Nats, "PIKOCI_TEST_NATS_URL");
+        let (topic, group) = conformance::names("progress");
+        let client = conformance::Harness::connect(&harness).await;
+        let mut sub = client.subscribe(&topic, &group).await.expect("subscribe");
+        client
+            .publish(&topic, b"slow".to_vec())
+            .await
+            .expect("publish");
+        let (_, pending) = conformance::next(&mut sub, "the message")
+            .await
+            .into_parts();
+        // Three times `ack_wait` (5 s), in progress every 2 s.
+        let kept_until = tokio::time::Instant::now() + Duration::from_secs(15);
+        while tokio::time::Instant::now() < kept_until {
+            if let Ok(again) = tokio::time::timeout(Duration::from_secs(2), sub.next()).await {
+                let payload = again.map(|delivery| delivery.map(|d| d.payload().to_vec()));
+                panic!("redelivered while in progress: {payload:?}");
+            }
+            pending.in_progress().await.expect("in progress");
+        }
+        let again = conformance::next(&mut sub, "the message after ack_wait").await;
+        assert_eq!(again.payload(), b"slow");
+        again.ack().await.expect("ack");
+    }
 }
 
 mod rabbitmq {

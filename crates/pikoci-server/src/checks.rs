@@ -24,10 +24,9 @@ use crate::Server;
 use crate::dispatch::Candidate;
 use crate::state::lock;
 
-/// How many checks a worker runs at once besides its builds (`pikoci_worker::MAX_CHECKS`; the
-/// server does not depend on the worker crate, so the number is repeated here and a test of
-/// the binary's crate checks they agree).
-pub const CHECKS_PER_WORKER: usize = 4;
+/// How many checks at once a worker whose heartbeats do not say gets (a worker of a release
+/// before heartbeats carried `check_slots` ran 4).
+pub const UNANNOUNCED_CHECK_SLOTS: usize = 4;
 
 /// The name of the builtin resource type whose checks read trigger streams.
 const TRIGGER_TYPE: &str = "trigger";
@@ -64,8 +63,9 @@ fn check_runner(pipeline: &StoredPipeline, resource: &StoredResource) -> Option<
 
 impl Server {
     /// Claims due checks for each live worker, in batches: as many as it has room for at once,
-    /// up to [`CHECKS_PER_WORKER`] in flight (what a worker runs at once besides its builds,
-    /// whatever its build slots). Checks the server runs itself take no room, so a worker
+    /// up to the check slots its heartbeats announce in flight (what a worker runs at once
+    /// besides its builds, whatever its build slots; [`UNANNOUNCED_CHECK_SLOTS`] when they do
+    /// not say). Checks the server runs itself take no room, so a worker
     /// claims again until its room is full or nothing is due. Checks whose lease lapsed before
     /// `lapsed_before` are claimed again (none during the requeue grace).
     pub(crate) async fn assign_checks(
@@ -82,7 +82,10 @@ impl Server {
         let mut pipelines: HashMap<PipelineId, Owner> = HashMap::new();
         for candidate in order {
             let worker = &candidate.worker;
-            let room = CHECKS_PER_WORKER;
+            let room = lock(&self.inner.runtime.check_slots)
+                .get(&worker.worker_id)
+                .copied()
+                .unwrap_or(UNANNOUNCED_CHECK_SLOTS);
             loop {
                 let in_flight = lock(&self.inner.runtime.checks)
                     .get(&worker.worker_id)

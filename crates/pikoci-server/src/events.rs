@@ -535,7 +535,7 @@ impl Server {
         tracing::info!(build = %build.build_id, status = %finished.status, "build finished");
         if let Some(sent) = log_chunks {
             // Waited for in `ingest` as long as the server's patience allows; say what is missing.
-            let stored = self.stored_log_chunks(build).await?;
+            let stored = self.stored_log_chunks(build).await.unwrap_or(sent);
             if stored < sent {
                 tracing::warn!(build = %build.build_id, attempt = build.attempt, stored, sent, "a build finished before all its log chunks arrived");
                 let text = format!(
@@ -543,8 +543,13 @@ impl Server {
                      chunks its worker sent had arrived when it finished (later ones are still \
                      stored; a gap that stays means the broker lost them)\n"
                 );
-                self.note(build.build_id, build.attempt, note::LOG_INCOMPLETE, text)
-                    .await?;
+                // The build is finished: a note that cannot be written is not worth a redelivery.
+                if let Err(err) = self
+                    .note(build.build_id, build.attempt, note::LOG_INCOMPLETE, text)
+                    .await
+                {
+                    tracing::warn!(build = %build.build_id, error = %err, "cannot note in a build's log that chunks are missing");
+                }
             }
         }
         self.wake_dispatcher();

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use pikoci_core::ErrorKind;
 use pikoci_core::broker::{Delivery, Subscription};
 use pikoci_core::protocol::{self, BuildRef, Decoded, Envelope, Message, topics};
-use pikoci_core::store::StoreResult;
+use pikoci_core::store::{RunningBuild, StoreResult};
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio_util::sync::CancellationToken;
 
@@ -88,14 +88,18 @@ async fn consume(
 ) {
     let topic = topic_of(consumer);
     let mut backoff = Duration::from_millis(100);
+    // Build ends held until their log chunks are stored; aborted (their deliveries given back)
+    // when this consumer stops.
+    let mut held = tokio::task::JoinSet::new();
     loop {
+        while held.try_join_next().is_some() {}
         let next = tokio::select! {
             () = shutdown.cancelled() => return,
             next = subscription.next() => next,
         };
         match next {
             Some(Ok(delivery)) => {
-                if server.settle(consumer, delivery, &shutdown).await {
+                if server.settle(consumer, delivery, &mut held).await {
                     backoff = Duration::from_millis(100);
                 } else if !pause(&shutdown, &mut backoff).await {
                     return;
@@ -139,6 +143,10 @@ async fn consume(
 /// How often a `build_finished` waiting for its log chunks counts them again (a chunk another
 /// server stores wakes nothing here).
 const LOG_RECOUNT: Duration = Duration::from_millis(500);
+
+/// How often the broker is told that a held `build_finished` is still in progress (NATS
+/// redelivers a message unacked for `ack_wait`, 30 s).
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// How long publishing one probe may take before the next one is due instead.
 const PROBE_PATIENCE: Duration = Duration::from_secs(5);
@@ -195,7 +203,7 @@ impl Server {
         &self,
         consumer: Consumer,
         delivery: Delivery,
-        shutdown: &CancellationToken,
+        held: &mut tokio::task::JoinSet<()>,
     ) -> bool {
         let topic = topic_of(consumer);
         let (payload, pending) = delivery.into_parts();
@@ -231,14 +239,12 @@ impl Server {
         {
             match Arc::clone(&self.inner.runtime.waiting_finishes).try_acquire_owned() {
                 Ok(permit) => {
-                    let wait = self.clone().finish_after_logs(
+                    held.spawn(self.clone().finish_after_logs(
                         envelope,
                         pending,
                         (build, sent),
                         permit,
-                        shutdown.clone(),
-                    );
-                    tokio::spawn(wait);
+                    ));
                     return true;
                 }
                 Err(_) => {
@@ -266,19 +272,40 @@ impl Server {
     }
 
     /// Holds a `build_finished` that arrived before some of the `sent` log chunks of `build`
-    /// it counts, unsettled, until the store has them all or `log_patience` ran out, then
-    /// handles it; the consumer goes on meanwhile. On shutdown the delivery goes back to the
-    /// broker, for another server or the next start.
+    /// it counts, unsettled, until the store has them all (or the build ended otherwise, or
+    /// moved on) or `log_patience` ran out, then handles it; the consumer goes on meanwhile.
+    /// The build's lease is extended for the wait (its worker no longer heartbeats it), and the
+    /// broker told every few seconds that the message is in progress. Aborted when the
+    /// consumer stops: the delivery then goes back to the broker, for another server or the
+    /// next start.
     async fn finish_after_logs(
         self,
         envelope: Box<Envelope>,
         pending: pikoci_core::broker::Pending,
         (build, sent): (BuildRef, u64),
         _permit: OwnedSemaphorePermit,
-        shutdown: CancellationToken,
     ) {
-        tracing::info!(build = %build.build_id, attempt = build.attempt, sent, patience = ?self.inner.config.log_patience, "a build's end arrived before all its log chunks; waiting for them");
-        let deadline = tokio::time::Instant::now() + self.inner.config.log_patience;
+        let config = &self.inner.config;
+        tracing::info!(build = %build.build_id, attempt = build.attempt, sent, patience = ?config.log_patience, "a build's end arrived before all its log chunks; waiting for them");
+        let until = self.now()
+            + chrono::Duration::from_std(config.log_patience + config.lease)
+                .unwrap_or(chrono::Duration::MAX);
+        let running = RunningBuild {
+            build_id: build.build_id,
+            attempt: build.attempt,
+        };
+        if let Err(err) = self
+            .inner
+            .store
+            .renew_leases(&envelope.sender, &[running], until)
+            .await
+        {
+            tracing::warn!(build = %build.build_id, error = %err, "cannot extend the lease of a build whose end waits for its log chunks; it may be taken back meanwhile");
+        }
+        let deadline = tokio::time::Instant::now() + config.log_patience;
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        progress.tick().await;
         let mut stored_here = self.inner.runtime.logs.subscribe();
         loop {
             // Woken by a chunk of this build stored here; another server's is seen on a recount.
@@ -295,16 +322,16 @@ impl Server {
                 }
             };
             tokio::select! {
-                () = shutdown.cancelled() => return,
                 () = tokio::time::sleep_until(deadline) => break,
                 () = chunk_stored => {}
                 () = tokio::time::sleep(LOG_RECOUNT) => {}
+                _ = progress.tick() => {
+                    if let Err(err) = pending.in_progress().await {
+                        tracing::debug!(error = %err, "cannot tell the broker a build's end is still held");
+                    }
+                }
             }
-            if self
-                .stored_log_chunks(build)
-                .await
-                .is_ok_and(|stored| stored >= sent)
-            {
+            if !self.awaits_log_chunks(build, sent).await {
                 break;
             }
         }

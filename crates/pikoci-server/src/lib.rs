@@ -34,7 +34,7 @@ mod snapshot;
 mod state;
 
 pub use api::router;
-pub use checks::CHECKS_PER_WORKER;
+pub use checks::UNANNOUNCED_CHECK_SLOTS;
 pub use clock::Clock;
 pub use config::ServerConfig;
 pub use dispatch::SERVER_NOTES_STEP;

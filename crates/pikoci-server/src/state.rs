@@ -57,6 +57,8 @@ pub(crate) struct Runtime {
     pub(crate) logs: broadcast::Sender<BuildId>,
     /// Why each pending build is not running, as the last dispatch round saw it.
     pub(crate) reasons: Mutex<HashMap<BuildId, String>>,
+    /// How many checks each worker runs at once, as its latest heartbeat read here says.
+    pub(crate) check_slots: Mutex<HashMap<String, usize>>,
     /// Checks sent to each worker and not finished yet, with when they were sent.
     pub(crate) checks: Mutex<HashMap<String, HashMap<CheckRef, DateTime<Utc>>>>,
     /// Workers that rejected work, left out of dispatch until the time given.
@@ -85,6 +87,7 @@ impl Runtime {
             wake: Notify::new(),
             logs: broadcast::channel(1024).0,
             reasons: Mutex::new(HashMap::new()),
+            check_slots: Mutex::new(HashMap::new()),
             checks: Mutex::new(HashMap::new()),
             cooldown: Mutex::new(HashMap::new()),
             aborted: Mutex::new(HashSet::new()),

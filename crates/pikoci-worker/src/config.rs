@@ -12,6 +12,10 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long the server keeps a silent worker's work, by default (three heartbeats).
 pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How many checks a worker runs at once besides its builds, by default. Checks are mostly
+/// short commands that wait on the network (`git ls-remote`, an HTTP request).
+pub const DEFAULT_CHECK_SLOTS: u32 = 16;
+
 /// A worker's settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -26,6 +30,9 @@ pub struct WorkerConfig {
     pub exclusive_tags: bool,
     /// How many builds it runs at once (at least 1). Checks do not take these slots.
     pub slots: u32,
+    /// How many checks it runs at once besides its builds (at least 1;
+    /// [`DEFAULT_CHECK_SLOTS`]). Its heartbeats tell the servers.
+    pub check_slots: u32,
     /// Where build, check and secret work directories are made (and removed), and where
     /// resource caches live (`<work_dir>/cache`).
     pub work_dir: PathBuf,
@@ -50,6 +57,9 @@ impl WorkerConfig {
         }
         if self.slots == 0 {
             return invalid("a worker needs at least 1 slot".to_owned());
+        }
+        if self.check_slots == 0 {
+            return invalid("a worker needs at least 1 check slot".to_owned());
         }
         if self.exclusive_tags && self.tags.is_empty() {
             return invalid(
@@ -116,6 +126,7 @@ mod tests {
             tags: Vec::new(),
             exclusive_tags: false,
             slots: 1,
+            check_slots: DEFAULT_CHECK_SLOTS,
             work_dir: PathBuf::from("/tmp"),
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             lease_timeout: DEFAULT_LEASE_TIMEOUT,
@@ -128,9 +139,10 @@ mod tests {
     fn bad_settings_say_what_to_change() {
         assert!(config().check().is_ok());
         type Change = fn(&mut WorkerConfig);
-        let cases: [(Change, &str); 5] = [
+        let cases: [(Change, &str); 6] = [
             (|c| c.id = "a.b".to_owned(), "contains '.'"),
             (|c| c.slots = 0, "at least 1 slot"),
+            (|c| c.check_slots = 0, "at least 1 check slot"),
             (
                 |c| c.exclusive_tags = true,
                 "exclusive tags need at least one tag",

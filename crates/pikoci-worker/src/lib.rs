@@ -18,8 +18,9 @@
 //!   normal way (`on_cancel` and `ensure` hooks run, it ends `cancelled`); `abort` stops it and
 //!   everything about it that was not published yet is dropped.
 //! - **Checks.** An `assign_check` does **not** take a build slot (checks are short and must not
-//!   starve behind long builds, nor builds behind checks), but at most [`MAX_CHECKS`] run at
-//!   once; more are rejected. A check answers `accepted`, then `check_finished` with the
+//!   starve behind long builds, nor builds behind checks), but at most `check_slots`
+//!   ([`DEFAULT_CHECK_SLOTS`]) run at once, as its heartbeats tell the servers; more are
+//!   rejected. A check answers `accepted`, then `check_finished` with the
 //!   versions found and the end of its output (64 KiB at most).
 //! - **Heartbeats and leases.** A heartbeat goes to `pikoci.heartbeats` at start and every
 //!   `heartbeat_interval`, listing the work running. A server answers with `leases`: work in
@@ -52,7 +53,8 @@ mod work;
 mod worker;
 
 pub use config::{
-    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LEASE_TIMEOUT, WorkerConfig, WorkerError, WorkerStop,
+    DEFAULT_CHECK_SLOTS, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LEASE_TIMEOUT, WorkerConfig,
+    WorkerError, WorkerStop,
 };
 pub use outbox::OUTBOX_MEMORY_BYTES;
-pub use worker::{MAX_CHECKS, Worker};
+pub use worker::Worker;

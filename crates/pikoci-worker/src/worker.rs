@@ -21,9 +21,6 @@ use crate::config::{WorkerConfig, WorkerError, WorkerStop};
 use crate::outbox::Publisher;
 use crate::work::{Context, Done, WorkStop, run_build, run_check};
 
-/// How many checks run at once (they do not take build slots).
-pub const MAX_CHECKS: usize = 4;
-
 /// An assignment whose lease lapsed more than this long ago (by this machine's clock) is
 /// refused: the server has taken the build back. The margin absorbs clock differences between
 /// the server's machine and this one.
@@ -380,8 +377,8 @@ impl State {
             let slots = self.context.config.slots as usize;
             (running >= slots).then(|| format!("no free slot ({running} of {slots} in use)"))
         } else {
-            (running >= MAX_CHECKS)
-                .then(|| format!("too many checks running ({running} of {MAX_CHECKS})"))
+            let room = self.context.config.check_slots as usize;
+            (running >= room).then(|| format!("too many checks running ({running} of {room})"))
         }
     }
 
@@ -564,6 +561,7 @@ impl State {
                 tags: config.tags.clone(),
                 exclusive: config.exclusive_tags,
                 slots: config.slots,
+                check_slots: Some(config.check_slots),
                 running: running.clone(),
                 draining: self.draining,
                 version: config.version.clone(),

@@ -524,6 +524,10 @@ pub struct Heartbeat {
     pub exclusive: bool,
     /// How many builds it runs at once.
     pub slots: u32,
+    /// How many checks it runs at once, besides its builds. Absent in heartbeats of workers
+    /// that predate it, which run 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_slots: Option<u32>,
     /// The work it runs now.
     pub running: Vec<WorkRef>,
     /// Whether it is draining (takes no new work).

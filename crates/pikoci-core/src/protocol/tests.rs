@@ -77,6 +77,7 @@ fn every_message_round_trips_and_names_its_type() {
             tags: vec!["linux".to_owned()],
             exclusive: false,
             slots: 4,
+            check_slots: Some(16),
             running: vec![WorkRef::Check(CheckRef {
                 resource_id: ResourceId(1),
                 attempt: 1,

@@ -143,21 +143,42 @@ async fn an_exclusive_worker_gets_no_check_of_an_untagged_resource() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_worker_runs_four_checks_whatever_its_slots_and_the_next_starts_when_one_ends() {
-    let resources: String = (0..6)
+async fn a_worker_runs_the_checks_it_announces_whatever_its_slots() {
+    checks_at_once(Some(6), 6).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_does_not_announce_its_check_slots_runs_four_checks() {
+    checks_at_once(None, 4).await;
+}
+
+/// A worker whose heartbeats announce `announced` check slots gets `at_once` checks while more
+/// are due, and the next as soon as one ends.
+async fn checks_at_once(announced: Option<u32>, at_once: usize) {
+    let resources: String = (0..at_once + 2)
         .map(|n| format!("resource \"src\" \"r{n}\" {{ check_interval = \"@every 1h\" }}\n"))
         .collect();
     let h = Harness::start(&format!("{SRC}{resources}")).await;
     let mut w = h.worker("w1").await;
     // One build slot: checks do not take slots on a worker.
-    w.send(heartbeat_message(&w.id, 1, &[], None)).await;
+    let Message::Heartbeat(heartbeat) = heartbeat_message(&w.id, 1, &[], None) else {
+        unreachable!()
+    };
+    w.send(Message::Heartbeat(Heartbeat {
+        check_slots: announced,
+        ..heartbeat
+    }))
+    .await;
     let mut running = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..at_once {
         running.push(take_check(&mut w).await);
     }
-    // Seven resources due, four running: no fifth check while they run.
-    let fifth = tokio::time::timeout(Duration::from_millis(2500), take_check(&mut w)).await;
-    assert!(fifth.is_err(), "a fifth check while four run: {fifth:?}");
+    // More resources due (and `app`), `at_once` running: no other check while they run.
+    let more = tokio::time::timeout(Duration::from_millis(2500), take_check(&mut w)).await;
+    assert!(
+        more.is_err(),
+        "one more check while {at_once} run: {more:?}"
+    );
     // One ends: the next is sent at once, not at the dispatcher's next round.
     let ended_at = tokio::time::Instant::now();
     w.send(Message::CheckFinished {

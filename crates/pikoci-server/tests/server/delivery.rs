@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pikoci_core::broker::{Broker, BrokerResult, Subscription};
-use pikoci_core::protocol::{BuildRef, Message, Outcome, topics};
+use pikoci_core::protocol::{BuildRef, Message, Outcome, WorkRef, topics};
 use pikoci_core::store::{BuildStatus, StepStatus};
 use pikoci_pubsub::MemBroker;
 use serde_json::json;
@@ -273,6 +273,7 @@ async fn a_build_finishes_only_once_the_log_chunks_its_worker_sent_are_stored() 
     // redelivers it after `ack_wait`): the build's end waits for it, and the chunks of other
     // builds keep flowing meanwhile.
     let config = ServerConfig {
+        // Longer than the 15 s lease.
         log_patience: Duration::from_secs(20),
         ..ServerConfig::default()
     };
@@ -295,6 +296,14 @@ async fn a_build_finishes_only_once_the_log_chunks_its_worker_sent_are_stored() 
     let mut events = FakeWorker::step_events(late, 0, "compile", &["one", "two", "three"]);
     let held_back = events.remove(1);
     w.send_all(events).await;
+    // A worker heartbeats a build no more once it sent its end.
+    let stop_heartbeating = |build: BuildRef| {
+        w.running
+            .lock()
+            .expect("running")
+            .retain(|work| *work != WorkRef::Build(build));
+    };
+    stop_heartbeating(late);
     w.send(Message::BuildFinished {
         build: late,
         outcome: Outcome::Succeeded,
@@ -323,8 +332,10 @@ async fn a_build_finishes_only_once_the_log_chunks_its_worker_sent_are_stored() 
     let text: Vec<u8> = chunks.into_iter().flat_map(|chunk| chunk.data).collect();
     assert_eq!(String::from_utf8_lossy(&text), "one\ntwo\nthree\n");
 
-    // A chunk that never comes: the build finishes after the patience, and its log says so.
+    // A chunk that never comes: the build finishes after the patience (longer than a lease:
+    // the wait extends it), and its log says so.
     let started = tokio::time::Instant::now();
+    stop_heartbeating(other);
     w.send(Message::BuildFinished {
         build: other,
         outcome: Outcome::Failed,
@@ -336,6 +347,10 @@ async fn a_build_finishes_only_once_the_log_chunks_its_worker_sent_are_stored() 
     let finished = h.wait_status(other.build_id, BuildStatus::Failed).await;
     assert!(started.elapsed() >= Duration::from_secs(20));
     assert_eq!(finished.error.as_deref(), Some("exit 1"));
+    assert_eq!(
+        finished.dispatch.attempt, other.attempt,
+        "the build was taken back"
+    );
     let log = h.log(other.build_id).await;
     assert!(
         log.starts_with(

@@ -543,6 +543,8 @@ pub(crate) fn heartbeat_message(
         tags: Vec::new(),
         exclusive: false,
         slots,
+        // As a worker of an older release: 4 checks at once.
+        check_slots: None,
         running: running.to_vec(),
         draining: false,
         version: "test".into(),

@@ -327,6 +327,7 @@ pub(crate) fn config(id: &str, slots: u32, work_dir: &Path) -> WorkerConfig {
         tags: Vec::new(),
         exclusive_tags: false,
         slots,
+        check_slots: pikoci_worker::DEFAULT_CHECK_SLOTS,
         work_dir: work_dir.to_path_buf(),
         heartbeat_interval: Duration::from_millis(100),
         lease_timeout: Duration::from_secs(15),

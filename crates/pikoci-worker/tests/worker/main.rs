@@ -848,9 +848,13 @@ async fn stopping_now_aborts_the_work_and_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checks_take_no_build_slot_and_at_most_four_run_at_once() {
+async fn checks_take_no_build_slot_and_at_most_its_check_slots_run_at_once() {
     let server = Server::start().await;
-    let worker = RunningWorker::start(&server, "w-checks", 1, |_| {}).await;
+    let worker =
+        RunningWorker::start(&server, "w-checks", 1, |config| config.check_slots = 4).await;
+    // Its heartbeats tell the servers how many checks it takes.
+    let announced: Vec<Option<u32>> = server.heartbeats().iter().map(|h| h.check_slots).collect();
+    assert!(!announced.is_empty() && announced.iter().all(|slots| *slots == Some(4)));
     let dir = tempfile::tempdir().unwrap();
     let b = build(1);
     server
