@@ -31,15 +31,23 @@ impl Server {
                 Err(err) => return Err(err),
             },
         };
-        if let Some(slots) = heartbeat.check_slots {
-            let slots = usize::try_from(slots).unwrap_or(usize::MAX).max(1);
+        {
             let mut known = lock(&self.inner.runtime.check_slots);
-            // Workers named anew at each start come and go: forget them now and then (the
-            // next heartbeat of each live one says it again).
-            if known.len() >= 10_000 && !known.contains_key(worker) {
-                known.clear();
+            match heartbeat.check_slots {
+                Some(slots) => {
+                    // Workers named anew at each start come and go: forget them now and then
+                    // (the next heartbeat of each live one says it again).
+                    if known.len() >= 10_000 && !known.contains_key(worker) {
+                        known.clear();
+                    }
+                    let slots = usize::try_from(slots).unwrap_or(usize::MAX).max(1);
+                    known.insert(worker.to_owned(), slots);
+                }
+                // An older release under that name now.
+                None => {
+                    known.remove(worker);
+                }
             }
-            known.insert(worker.to_owned(), slots);
         }
         let now = self.now();
         let mut running = Vec::new();

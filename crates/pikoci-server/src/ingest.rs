@@ -144,9 +144,10 @@ async fn consume(
 /// server stores wakes nothing here).
 const LOG_RECOUNT: Duration = Duration::from_millis(500);
 
-/// How often the broker is told that a held `build_finished` is still in progress (NATS
-/// redelivers a message unacked for `ack_wait`, 30 s).
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// How often a held `build_finished` extends its build's lease (shorter than the 15 s lease a
+/// late heartbeat may set) and tells the broker it is in progress (NATS redelivers a message
+/// unacked for `ack_wait`, 30 s).
+const HOLD_EVERY: Duration = Duration::from_secs(10);
 
 /// How long publishing one probe may take before the next one is due instead.
 const PROBE_PATIENCE: Duration = Duration::from_secs(5);
@@ -235,7 +236,8 @@ impl Server {
                 log_chunks: Some(sent),
                 ..
             } = envelope.message
-            && self.awaits_log_chunks(build, sent).await
+            // A store error here is the handler's to meet.
+            && self.awaits_log_chunks(build, sent).await.unwrap_or(false)
         {
             match Arc::clone(&self.inner.runtime.waiting_finishes).try_acquire_owned() {
                 Ok(permit) => {
@@ -257,27 +259,20 @@ impl Server {
 
     /// Whether a `build_finished` of `build` that counts `sent` log chunks should wait for
     /// some: the build still runs that attempt (a stale attempt's chunks are not stored, and
-    /// its end changes nothing) and the store has fewer. A store error here is the handler's
-    /// to meet.
-    async fn awaits_log_chunks(&self, build: BuildRef, sent: u64) -> bool {
-        let Ok(stored) = self.inner.store.build(build.build_id).await else {
-            return false;
-        };
-        stored.dispatch.attempt == build.attempt
-            && !stored.status.is_finished()
-            && self
-                .stored_log_chunks(build)
-                .await
-                .is_ok_and(|chunks| chunks < sent)
+    /// its end changes nothing) and the store has fewer.
+    async fn awaits_log_chunks(&self, build: BuildRef, sent: u64) -> StoreResult<bool> {
+        let stored = self.inner.store.build(build.build_id).await?;
+        if stored.dispatch.attempt != build.attempt || stored.status.is_finished() {
+            return Ok(false);
+        }
+        Ok(self.stored_log_chunks(build).await? < sent)
     }
 
     /// Holds a `build_finished` that arrived before some of the `sent` log chunks of `build`
     /// it counts, unsettled, until the store has them all (or the build ended otherwise, or
     /// moved on) or `log_patience` ran out, then handles it; the consumer goes on meanwhile.
-    /// The build's lease is extended for the wait (its worker no longer heartbeats it), and the
-    /// broker told every few seconds that the message is in progress. Aborted when the
-    /// consumer stops: the delivery then goes back to the broker, for another server or the
-    /// next start.
+    /// Aborted when the consumer stops: the delivery then goes back to the broker, for another
+    /// server or the next start.
     async fn finish_after_logs(
         self,
         envelope: Box<Envelope>,
@@ -285,27 +280,12 @@ impl Server {
         (build, sent): (BuildRef, u64),
         _permit: OwnedSemaphorePermit,
     ) {
-        let config = &self.inner.config;
-        tracing::info!(build = %build.build_id, attempt = build.attempt, sent, patience = ?config.log_patience, "a build's end arrived before all its log chunks; waiting for them");
-        let until = self.now()
-            + chrono::Duration::from_std(config.log_patience + config.lease)
-                .unwrap_or(chrono::Duration::MAX);
-        let running = RunningBuild {
-            build_id: build.build_id,
-            attempt: build.attempt,
-        };
-        if let Err(err) = self
-            .inner
-            .store
-            .renew_leases(&envelope.sender, &[running], until)
-            .await
-        {
-            tracing::warn!(build = %build.build_id, error = %err, "cannot extend the lease of a build whose end waits for its log chunks; it may be taken back meanwhile");
-        }
-        let deadline = tokio::time::Instant::now() + config.log_patience;
-        let mut progress = tokio::time::interval(PROGRESS_EVERY);
-        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        progress.tick().await;
+        let patience = self.inner.config.log_patience;
+        tracing::info!(build = %build.build_id, attempt = build.attempt, sent, ?patience, "a build's end arrived before all its log chunks; waiting for them");
+        let deadline = tokio::time::Instant::now() + patience;
+        // Its first tick is at once.
+        let mut hold = tokio::time::interval(HOLD_EVERY);
+        hold.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stored_here = self.inner.runtime.logs.subscribe();
         loop {
             // Woken by a chunk of this build stored here; another server's is seen on a recount.
@@ -325,18 +305,54 @@ impl Server {
                 () = tokio::time::sleep_until(deadline) => break,
                 () = chunk_stored => {}
                 () = tokio::time::sleep(LOG_RECOUNT) => {}
-                _ = progress.tick() => {
-                    if let Err(err) = pending.in_progress().await {
-                        tracing::debug!(error = %err, "cannot tell the broker a build's end is still held");
-                    }
+                _ = hold.tick() => {
+                    self.keep_held(&envelope.sender, build, &pending, deadline).await;
                 }
             }
-            if !self.awaits_log_chunks(build, sent).await {
-                break;
+            match self.awaits_log_chunks(build, sent).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(err) if err.kind() == ErrorKind::NotFound => break,
+                // The chunks may still come: count again at the next turn.
+                Err(err) => {
+                    tracing::debug!(build = %build.build_id, error = %err, "cannot count a build's log chunks")
+                }
             }
         }
         self.settle_event(Consumer::Events, &envelope, pending)
             .await;
+    }
+
+    /// Keeps a held build end from being undone meanwhile: the build's lease is extended past
+    /// `deadline` (its worker stopped listing it in heartbeats once it sent its end, and a
+    /// heartbeat that still listed it, read late, may have shortened it), and the broker is
+    /// told the message is in progress (NATS would redeliver it after `ack_wait`).
+    async fn keep_held(
+        &self,
+        worker: &str,
+        build: BuildRef,
+        pending: &pikoci_core::broker::Pending,
+        deadline: tokio::time::Instant,
+    ) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let until = self.now()
+            + chrono::Duration::from_std(left + self.inner.config.lease)
+                .unwrap_or(chrono::Duration::MAX);
+        let running = RunningBuild {
+            build_id: build.build_id,
+            attempt: build.attempt,
+        };
+        if let Err(err) = self
+            .inner
+            .store
+            .renew_leases(worker, &[running], until)
+            .await
+        {
+            tracing::warn!(build = %build.build_id, error = %err, "cannot extend the lease of a build whose end waits for its log chunks; it may be taken back meanwhile");
+        }
+        if let Err(err) = pending.in_progress().await {
+            tracing::debug!(error = %err, "cannot tell the broker a build's end is still held");
+        }
     }
 
     /// Handles a decoded message and settles its delivery; false when it was given back.

@@ -344,6 +344,11 @@ async fn a_build_finishes_only_once_the_log_chunks_its_worker_sent_are_stored() 
         log_chunks: Some(2),
     })
     .await;
+    // A heartbeat that still listed it, read after its end: it sets the lease to 15 s from
+    // now, shorter than the wait.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    w.send(heartbeat_message(&w.id, 2, &[WorkRef::Build(other)], None))
+        .await;
     let finished = h.wait_status(other.build_id, BuildStatus::Failed).await;
     assert!(started.elapsed() >= Duration::from_secs(20));
     assert_eq!(finished.error.as_deref(), Some("exit 1"));

@@ -851,10 +851,10 @@ async fn stopping_now_aborts_the_work_and_returns() {
 async fn checks_take_no_build_slot_and_at_most_its_check_slots_run_at_once() {
     let server = Server::start().await;
     let worker =
-        RunningWorker::start(&server, "w-checks", 1, |config| config.check_slots = 4).await;
+        RunningWorker::start(&server, "w-checks", 1, |config| config.check_slots = 3).await;
     // Its heartbeats tell the servers how many checks it takes.
     let announced: Vec<Option<u32>> = server.heartbeats().iter().map(|h| h.check_slots).collect();
-    assert!(!announced.is_empty() && announced.iter().all(|slots| *slots == Some(4)));
+    assert!(!announced.is_empty() && announced.iter().all(|slots| *slots == Some(3)));
     let dir = tempfile::tempdir().unwrap();
     let b = build(1);
     server
@@ -865,7 +865,7 @@ async fn checks_take_no_build_slot_and_at_most_its_check_slots_run_at_once() {
         "resource_type \"repo\" {{\n  check \"shell\" {{\n    cmd = \"while [ ! -f {}/release ]; do sleep 0.02; done; echo '[]'\"\n  }}\n}}\nresource \"repo\" \"app\" {{}}\n",
         dir.path().display()
     );
-    for resource in 1..=5 {
+    for resource in 1..=4 {
         server
             .send(
                 &worker.id,
@@ -873,23 +873,23 @@ async fn checks_take_no_build_slot_and_at_most_its_check_slots_run_at_once() {
             )
             .await;
     }
-    for resource in 1..=4 {
+    for resource in 1..=3 {
         server
             .wait_for_message(WorkRef::Check(check(resource)), "accepted")
             .await;
     }
     let rejected = server
-        .wait_for_message(WorkRef::Check(check(5)), "rejected")
+        .wait_for_message(WorkRef::Check(check(4)), "rejected")
         .await;
     assert_eq!(
         rejected,
         Message::Rejected {
-            work: WorkRef::Check(check(5)),
-            reason: "too many checks running (4 of 4)".to_owned()
+            work: WorkRef::Check(check(4)),
+            reason: "too many checks running (3 of 3)".to_owned()
         }
     );
     std::fs::write(dir.path().join("release"), "").unwrap();
-    for resource in 1..=4 {
+    for resource in 1..=3 {
         let finished = server
             .wait_for_message(WorkRef::Check(check(resource)), "check_finished")
             .await;
