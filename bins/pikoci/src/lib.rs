@@ -72,12 +72,14 @@ const EXIT_USAGE: u8 = 2;
 
 /// Runs `pikoci` with the process's arguments.
 pub fn main() -> ExitCode {
+    pikoci_runner::enable_launcher();
     main_with(std::env::args_os().collect())
 }
 
 /// Runs `pikoci <subcommand>` with the process's other arguments: the thin `pikoci-server`
 /// and `pikoci-worker` binaries.
 pub fn main_as(subcommand: &str) -> ExitCode {
+    pikoci_runner::enable_launcher();
     let mut args: Vec<OsString> = std::env::args_os().collect();
     args.insert(1.min(args.len()), subcommand.into());
     main_with(args)

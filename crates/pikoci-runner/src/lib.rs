@@ -30,11 +30,12 @@ mod spawner;
 mod worker_lock;
 
 pub use reaper::{RUN_MARKER, Reaped, WORKER_MARKER};
+pub use spawner::enable_launcher;
 pub use worker_lock::{WorkerLock, WorkerLockError};
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use pikoci_core::ErrorKind;
@@ -206,38 +207,42 @@ async fn spawn(invocation: &Invocation, worker: Option<&WorkerMark>) -> std::io:
     } else {
         PathBuf::from(&invocation.program)
     };
-    let mut command = Command::new(program);
-    set_environment(&mut command, invocation.inherit, &invocation.env);
+    let mut env = environment(invocation.inherit, &invocation.env);
     // Last, so that no parameter of the pipeline can name another worker or run.
     if let Some(worker) = worker {
-        command.env(WORKER_MARKER, &worker.id);
-        command.env(RUN_MARKER, &worker.run);
+        env.insert(WORKER_MARKER.into(), worker.id.clone().into());
+        env.insert(RUN_MARKER.into(), worker.run.clone().into());
     }
-    command
-        .args(&invocation.args)
-        .current_dir(&invocation.workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    #[cfg(unix)]
-    command.process_group(0);
-    spawner::spawn(command).await
+    spawner::spawn(spawner::Process {
+        program,
+        args: invocation.args.clone(),
+        env,
+        workdir: invocation.workdir.clone(),
+    })
+    .await
 }
 
-/// Sets the whole environment of `command`: what `inherit` lets through of this process's own
+/// The whole environment of a process: what `inherit` lets through of this process's own
 /// environment (a step never sees `PIKOCI_SECRET_KEY` or the worker's database URL, nor the
 /// password in a proxy's URL), then `env`.
-fn set_environment(command: &mut Command, inherit: Inherit, env: &BTreeMap<String, String>) {
-    command.env_clear();
+fn environment(inherit: Inherit, env: &BTreeMap<String, String>) -> BTreeMap<OsString, OsString> {
+    let mut all = BTreeMap::new();
     for (name, value) in std::env::vars_os() {
         if let Some(name) = name.to_str()
             && let Some(value) = inherit.inherited(name, &value)
         {
-            command.env(name, value);
+            all.insert(OsString::from(name), value);
         }
     }
-    command.envs(env);
+    for (name, value) in env {
+        all.insert(name.into(), value.into());
+    }
+    all
+}
+
+/// Gives `command` the whole [`environment`] and nothing else.
+fn set_environment(command: &mut Command, inherit: Inherit, env: &BTreeMap<String, String>) {
+    command.env_clear().envs(environment(inherit, env));
 }
 
 /// Sends SIGKILL to a whole process group (ignoring a group that is already gone).

@@ -19,31 +19,66 @@
 //! the runner kills the whole group whenever it is still alive to do so (end of the step,
 //! cancellation, drop), and the next worker to start on the machine kills the rest (see
 //! `reaper`).
+//!
+//! Forking copies the page tables of the process that forks and turns its pages copy-on-write
+//! until the child execs: cheap for a small worker, but a server with its embedded worker,
+//! starting 150 check processes a second, spent most of its time on it. A program that calls
+//! [`enable_launcher`] first thing in `main` (the `pikoci` binaries do) starts steps through
+//! itself instead: `posix_spawn` (which shares memory with the child until the exec, copying
+//! nothing) runs this program as a launcher, which sets the parent-death signal, checks its
+//! parent is still alive and execs the step's program, keeping its pid, group, pipes,
+//! environment and directory. The program is found in the step's `PATH` before the launcher
+//! starts, so a missing one is still an error of the spawn. Other programs (tests, embedders)
+//! fork as before.
 
-use std::io;
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, mpsc};
 
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
+/// The first argument of this program when it is started as a launcher.
+const LAUNCH: &str = "__pikoci-launch-step";
+
+/// This program, also once its file was replaced or deleted (an upgrade under a running worker).
+const SELF: &str = "/proc/self/exe";
+
+/// Whether steps start through this program ([`enable_launcher`]).
+static LAUNCHER: AtomicBool = AtomicBool::new(false);
+
+/// A step's process: everything it is started with.
+pub(crate) struct Process {
+    /// A program name (looked up in the step's `PATH`) or an absolute path.
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+    /// The whole environment of the process.
+    pub(crate) env: BTreeMap<OsString, OsString>,
+    pub(crate) workdir: PathBuf,
+}
+
 /// One process to start, and where to send it (or why it could not start).
 struct Request {
-    command: Command,
+    process: Process,
     /// The runtime whose reactor watches the child (the caller's).
     runtime: tokio::runtime::Handle,
     reply: oneshot::Sender<io::Result<Child>>,
 }
 
-/// Starts `command` from the spawning thread, set up to be killed when this process dies.
-/// Must be called from within a tokio runtime.
-pub(crate) async fn spawn(mut command: Command) -> io::Result<Child> {
-    die_with_this_process(&mut command);
+/// Starts `process` from the spawning thread, in a process group of its own, with stdin closed
+/// and stdout and stderr piped, set up to be killed when this process dies. Must be called
+/// from within a tokio runtime.
+pub(crate) async fn spawn(process: Process) -> io::Result<Child> {
     let gone = || io::Error::other("the thread that starts step processes is not running");
     let spawner = spawner().ok_or_else(gone)?;
     let (reply, answer) = oneshot::channel();
     spawner
         .send(Request {
-            command,
+            process,
             runtime: tokio::runtime::Handle::current(),
             reply,
         })
@@ -70,18 +105,155 @@ fn spawner() -> Option<&'static mpsc::Sender<Request>> {
 /// static.
 fn serve(requests: mpsc::Receiver<Request>) {
     while let Ok(Request {
-        mut command,
+        process,
         runtime,
         reply,
     }) = requests.recv()
     {
-        let started = {
+        let started = command(process).and_then(|mut command| {
             let _entered = runtime.enter();
             command.spawn()
-        };
+        });
         // A caller that went away drops the child, which kills it (`kill_on_drop`).
         let _ = reply.send(started);
     }
+}
+
+/// The command that starts `process`: through the launcher when it is enabled, else directly
+/// (forking this process).
+fn command(process: Process) -> io::Result<Command> {
+    let mut command = if LAUNCHER.load(Ordering::Relaxed) {
+        let path = process.env.get(OsStr::new("PATH")).map(OsString::as_os_str);
+        let program = find_program(&process.program, path, &process.workdir)?;
+        let mut command = Command::new(SELF);
+        command
+            .arg(LAUNCH)
+            .arg(std::process::id().to_string())
+            .arg(program)
+            .arg(&process.program);
+        command
+    } else {
+        let mut command = Command::new(&process.program);
+        die_with_this_process(&mut command);
+        command
+    };
+    command
+        .args(&process.args)
+        .env_clear()
+        .envs(&process.env)
+        .current_dir(&process.workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    command.process_group(0);
+    Ok(command)
+}
+
+/// Where `execvp` would find `program` with `path` as the `PATH` (the C library's default
+/// when there is none) from `workdir`: the first executable file of that name in one of its
+/// directories, or `program` itself when it names a path. Errors as the exec would: not found,
+/// or permission denied when only files that cannot be run were found.
+fn find_program(program: &Path, path: Option<&OsStr>, workdir: &Path) -> io::Result<PathBuf> {
+    if program.as_os_str().is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "empty program name",
+        ));
+    }
+    if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+        let candidate = workdir.join(program);
+        return match executable(&candidate) {
+            Some(true) => Ok(candidate),
+            Some(false) => Err(io::Error::from(io::ErrorKind::PermissionDenied)),
+            None => Err(io::Error::from(io::ErrorKind::NotFound)),
+        };
+    }
+    let path = path.unwrap_or(OsStr::new("/bin:/usr/bin"));
+    let mut denied = false;
+    for dir in std::env::split_paths(path) {
+        // An empty entry is the working directory.
+        let candidate = workdir.join(dir).join(program);
+        match executable(&candidate) {
+            Some(true) => return Ok(candidate),
+            Some(false) => denied = true,
+            None => {}
+        }
+    }
+    Err(io::Error::from(if denied {
+        io::ErrorKind::PermissionDenied
+    } else {
+        io::ErrorKind::NotFound
+    }))
+}
+
+/// Whether `path` is a file anybody may execute; `None` when it is no file.
+fn executable(path: &Path) -> Option<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    Some(metadata.permissions().mode() & 0o111 != 0)
+}
+
+/// Makes steps start through this program (see the module), and, when this process was itself
+/// started as a step's launcher, turns it into the step: the call then does not return. To be
+/// called first thing in `main`, before any thread starts; Linux only (elsewhere a no-op).
+pub fn enable_launcher() {
+    #[cfg(target_os = "linux")]
+    {
+        let mut args = std::env::args_os();
+        if args.nth(1).as_deref() == Some(OsStr::new(LAUNCH)) {
+            let why = launch(args);
+            // The step's stderr: its log says why it did not start.
+            let _ = writeln!(io::stderr(), "pikoci: {why}");
+            std::process::exit(127);
+        }
+        // Without /proc (a bare chroot or container) this program cannot start itself: fork.
+        if Path::new(SELF).exists() {
+            LAUNCHER.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The launcher: `<parent pid> <program path> <argv0> <args...>`. Returns only on failure.
+#[cfg(target_os = "linux")]
+fn launch(mut args: impl Iterator<Item = OsString>) -> String {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStringExt;
+
+    use nix::sys::signal::{SigHandler, Signal};
+
+    let Some(parent) = args
+        .next()
+        .and_then(|pid| pid.to_str()?.parse::<i32>().ok())
+    else {
+        return format!("{LAUNCH} is internal to PikoCI: it starts a step's process");
+    };
+    let argv: Result<Vec<CString>, _> = args.map(|arg| CString::new(arg.into_vec())).collect();
+    let Some((program, argv)) = argv.ok().and_then(|mut argv| {
+        let program = (!argv.is_empty()).then(|| argv.remove(0))?;
+        (!argv.is_empty()).then_some((program, argv))
+    }) else {
+        return "the launcher was given no program to run".to_owned();
+    };
+    if let Err(errno) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        return format!("cannot ask to die with the worker: {errno}");
+    }
+    if nix::unistd::getppid().as_raw() != parent {
+        return "the worker that started this step is gone".to_owned();
+    }
+    // Rust programs ignore SIGPIPE, and an ignored signal stays ignored across exec: give the
+    // step the default, as a fork would.
+    // SAFETY: this process has one thread and installs no handler: setting the default action
+    // races with nothing.
+    #[allow(unsafe_code)]
+    let reset = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    if let Err(errno) = reset {
+        return format!("cannot restore SIGPIPE's default action: {errno}");
+    }
+    // `execvp` with a path runs a file without a `#!` line with /bin/sh, as a fork would.
+    let Err(errno) = nix::unistd::execvp(&program, &argv);
+    format!("cannot run {}: {errno}", program.to_string_lossy())
 }
 
 /// Has the kernel kill the child with SIGKILL when its parent (the spawning thread, so this

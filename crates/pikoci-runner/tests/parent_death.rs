@@ -9,7 +9,14 @@
 //! with `PIKOCI_TEST_RUNNER_HELPER=<dir>`, it is that process, holding the lock of worker
 //! `PIKOCI_TEST_RUNNER_WORKER` in `<dir>/locks`, starting one step through that worker's
 //! `ProcessRunner` and waiting forever; otherwise it is the test, which starts itself as the
-//! helper, kills it, watches the step, and reaps as a worker of another name.
+//! helper, kills it, watches the step, and reaps as a worker of another name. It does so twice:
+//! with the helper starting its step through the launcher (as the `pikoci` binaries do, see
+//! `pikoci_runner::enable_launcher`), then with `PIKOCI_TEST_RUNNER_FORK` set, forking it.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "without libtest, the test reports its cases itself"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +35,9 @@ const HELPER: &str = "PIKOCI_TEST_RUNNER_HELPER";
 /// The id of the worker the helper's runner belongs to.
 const WORKER: &str = "PIKOCI_TEST_RUNNER_WORKER";
 
+/// Set in a helper that forks its step rather than starting it through the launcher.
+const FORK: &str = "PIKOCI_TEST_RUNNER_FORK";
+
 /// The helper's step: a daemon in a session of its own, a background process in the step's
 /// group, then the step's own pid, and it waits.
 const STEP: &str = "\
@@ -40,9 +50,20 @@ echo $$ > step.tmp; mv step.tmp step.pid; exec sleep 600
 ";
 
 fn main() {
+    // A launched step is this program too: it must become the step before anything else.
+    if std::env::var_os(FORK).is_none() {
+        pikoci_runner::enable_launcher();
+    }
     match std::env::var_os(HELPER) {
         Some(dir) => run_a_step_until_killed(&PathBuf::from(dir)),
-        None => a_killed_runner_process_leaves_no_step_running(),
+        None => {
+            for fork in [false, true] {
+                let how = if fork { "forked" } else { "launched" };
+                print!("test a_killed_runner_process_leaves_no_{how}_step_running ... ");
+                a_killed_runner_process_leaves_no_step_running(fork);
+                println!("ok");
+            }
+        }
     }
 }
 
@@ -72,17 +93,20 @@ fn run_a_step_until_killed(dir: &Path) {
     panic!("the step was to run until this process is killed, but it ended: {outcome:?}");
 }
 
-fn a_killed_runner_process_leaves_no_step_running() {
+fn a_killed_runner_process_leaves_no_step_running(fork: bool) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::create_dir(lock_dir(dir.path())).expect("a lock directory");
     let worker = format!("parent-death-{}", std::process::id());
     let lock_file = lock_dir(dir.path()).join(format!("pikoci-worker-{worker}.lock"));
-    let mut helper = std::process::Command::new(std::env::current_exe().expect("this test's path"))
+    let mut helper = std::process::Command::new(std::env::current_exe().expect("this test's path"));
+    helper
         .env(HELPER, dir.path())
         .env(WORKER, &worker)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("the helper starts");
+        .stdin(Stdio::null());
+    if fork {
+        helper.env(FORK, "1");
+    }
+    let mut helper = helper.spawn().expect("the helper starts");
     let pid_file = dir.path().join("step.pid");
     let deadline = Instant::now() + Duration::from_secs(20);
     let step = loop {

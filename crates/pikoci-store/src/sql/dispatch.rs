@@ -7,10 +7,14 @@ use pikoci_core::store::{
     Build, BuildId, BuildStatus, ClaimRequest, RequeuedBuild, RunningBuild, StoreError,
     StoreResult, TeamScope,
 };
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, JoinType, Order, Query, SelectStatement};
+use std::sync::Arc;
+
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, JoinType, MysqlQueryBuilder, Order, Query, SelectStatement, Value,
+};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, RuntimeErr,
 };
 
 use super::convert::{self, int, ms};
@@ -40,20 +44,9 @@ pub(super) async fn claim_next_pending(
 ) -> StoreResult<Option<Build>> {
     for _ in 0..CLAIM_ROUNDS {
         // One query finds the job to serve, whatever the number of blocked jobs before it.
-        let found = store
-            .db()
-            .query_one(&claimable(request, None))
-            .await
-            .context(|| "failed to look for pending builds")?;
-        let Some(found) = found else {
+        let Some((job_id, pipeline_id)) = find_claimable(store, request).await? else {
             return Ok(None);
         };
-        let job_id: i64 = found
-            .try_get("", "job_id")
-            .context(|| "failed to read a pending build")?;
-        let pipeline_id: i64 = found
-            .try_get("", "pipeline_id")
-            .context(|| "failed to read a pending build")?;
         let claimed = retrying(false, || async {
             let txn = store.begin().await?;
             let claimed = claim_in_job(&txn, job_id, pipeline_id, request).await?;
@@ -141,6 +134,69 @@ async fn claim_in_job(
 /// job sharing one of its serial groups holds a worker slot. Jobs are served by the age of
 /// their oldest pending build. Columns: `job_id`, `pipeline_id`, and the build in
 /// [`FIRST`].
+/// The job and pipeline of the first pending build that `request` may claim, if any.
+async fn find_claimable(
+    store: &SqlStore,
+    request: &ClaimRequest,
+) -> StoreResult<Option<(i64, i64)>> {
+    let query = claimable(request, None);
+    let context = || "failed to look for pending builds";
+    if let Some(sql) = as_mysql_text(store.db().get_database_backend(), &query) {
+        use sea_orm::sqlx::{self, Row};
+        let row = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_optional(store.db().get_mysql_connection_pool())
+            .await
+            .and_then(|row| {
+                row.map(|row| Ok((row.try_get("job_id")?, row.try_get("pipeline_id")?)))
+                    .transpose()
+            })
+            .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
+            .context(context)?;
+        return Ok(row);
+    }
+    let Some(found) = store.db().query_one(&query).await.context(context)? else {
+        return Ok(None);
+    };
+    let read = || "failed to read a pending build";
+    let job_id: i64 = found.try_get("", "job_id").context(read)?;
+    let pipeline_id: i64 = found.try_get("", "pipeline_id").context(read)?;
+    Ok(Some((job_id, pipeline_id)))
+}
+
+/// On MariaDB and MySQL, `query` with its values written into its text, to be sent as text
+/// rather than as a prepared statement; `None` elsewhere, and when a value is a string of other
+/// characters than letters, digits and `-_.:/` (worker tags come from the workers'
+/// configuration: they are never written into a query, whatever the escaping).
+///
+/// MariaDB 10.11 re-executing the claim query as a cached prepared statement, once another
+/// statement read a column of `builds` that no index covers (the claim itself does), stops
+/// reading the pending builds off the covering index and reads every pending build for each
+/// job: 57 ms at p50 with 10,000 pending builds over 100 jobs, against about 1 ms as text.
+fn as_mysql_text(backend: DbBackend, query: &SelectStatement) -> Option<String> {
+    if backend != DbBackend::MySql {
+        return None;
+    }
+    let plain = |text: &str| {
+        text.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+    };
+    let (_, values) = query.build(MysqlQueryBuilder);
+    let inlinable = values.iter().all(|value| match value {
+        Value::Bool(_)
+        | Value::TinyInt(_)
+        | Value::SmallInt(_)
+        | Value::Int(_)
+        | Value::BigInt(_)
+        | Value::TinyUnsigned(_)
+        | Value::SmallUnsigned(_)
+        | Value::Unsigned(_)
+        | Value::BigUnsigned(_) => true,
+        Value::String(text) => text.as_deref().is_none_or(plain),
+        _ => false,
+    });
+    inlinable.then(|| query.to_string(MysqlQueryBuilder))
+}
+
 fn claimable(request: &ClaimRequest, job: Option<i64>) -> SelectStatement {
     let pending_of_job = |select: &mut SelectStatement| {
         select
@@ -426,4 +482,39 @@ pub(super) async fn overdue_cancels(
         .into_iter()
         .map(convert::build)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use pikoci_core::store::{ClaimRequest, TeamScope};
+    use sea_orm::DbBackend;
+
+    use super::{as_mysql_text, claimable};
+
+    fn request(tags: &[&str]) -> ClaimRequest {
+        ClaimRequest {
+            worker_id: "w".to_owned(),
+            worker_tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            teams: TeamScope::All,
+            exclusive: false,
+            lease_until: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_claim_query_goes_as_text_only_to_mysql_and_only_with_plain_values() {
+        let plain = claimable(&request(&["linux", "x86_64", "gpu-2", "zone:eu/1.a"]), None);
+        let text = as_mysql_text(DbBackend::MySql, &plain).expect("plain values go as text");
+        assert!(text.contains("'zone:eu/1.a'"), "{text}");
+        assert!(text.contains("'pending'"), "{text}");
+        assert!(!text.contains('?'), "no placeholder is left: {text}");
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            assert_eq!(as_mysql_text(backend, &plain), None, "{backend:?}");
+        }
+        for tag in ["it's", "a\\b", "x\" OR 1", "space d", "ünï", "semi;colon"] {
+            let query = claimable(&request(&[tag]), None);
+            assert_eq!(as_mysql_text(DbBackend::MySql, &query), None, "{tag}");
+        }
+    }
 }

@@ -9,8 +9,8 @@ use pikoci_core::store::{
 };
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::convert::{self, canonical_json, digest, ms, to_json};
@@ -26,6 +26,20 @@ struct Prepared {
     digest: String,
     version: String,
     metadata: String,
+}
+
+impl Prepared {
+    /// Its row, a version of `resource_id` found at `at`.
+    fn row(&self, resource_id: ResourceId, at: DateTime<Utc>) -> resource_version::ActiveModel {
+        resource_version::ActiveModel {
+            resource_id: Set(resource_id.0),
+            digest: Set(self.digest.clone()),
+            version: Set(self.version.clone()),
+            metadata: Set(self.metadata.clone()),
+            created_at: Set(ms(at)),
+            ..Default::default()
+        }
+    }
 }
 
 pub(super) async fn create(
@@ -74,6 +88,9 @@ async fn create_once(
         .await
         .context(context)?
         .ok_or_else(|| StoreError::not_found(format!("resource {resource_id} does not exist")))?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        return create_returning(txn, resource_id, prepared, at).await;
+    }
     let mut known = HashSet::new();
     for chunk in prepared.chunks(BATCH) {
         let digests: Vec<&str> = chunk.iter().map(|p| p.digest.as_str()).collect();
@@ -93,14 +110,7 @@ async fn create_once(
         .filter(|p| !known.contains(&p.digest))
         .collect();
     for chunk in new.chunks(BATCH) {
-        let rows = chunk.iter().map(|p| resource_version::ActiveModel {
-            resource_id: Set(resource_id.0),
-            digest: Set(p.digest.clone()),
-            version: Set(p.version.clone()),
-            metadata: Set(p.metadata.clone()),
-            created_at: Set(ms(at)),
-            ..Default::default()
-        });
+        let rows = chunk.iter().map(|p| p.row(resource_id, at));
         resource_version::Entity::insert_many(rows)
             .exec_without_returning(&txn)
             .await
@@ -125,6 +135,42 @@ async fn create_once(
         })?;
         created.push(convert::version(row)?);
     }
+    created.sort_by_key(|v| v.id);
+    Ok(created)
+}
+
+/// `create_once` on PostgreSQL: one `INSERT .. ON CONFLICT DO NOTHING RETURNING` per batch,
+/// which skips the known versions (another server's too) and returns the new ones. Looking the
+/// digests up first, as the other backends do, settles on PostgreSQL into a cached generic plan
+/// that filters every stored version of the resource on each call: 4,000 versions a second,
+/// slower as the resource's history grows.
+async fn create_returning(
+    txn: DatabaseTransaction,
+    resource_id: ResourceId,
+    prepared: &[Prepared],
+    at: DateTime<Utc>,
+) -> StoreResult<Vec<ResourceVersion>> {
+    let context = || format!("failed to store versions of resource {resource_id}");
+    let mut created = Vec::with_capacity(prepared.len());
+    for chunk in prepared.chunks(BATCH) {
+        let rows = chunk.iter().map(|p| p.row(resource_id, at));
+        let stored = resource_version::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    resource_version::Column::ResourceId,
+                    resource_version::Column::Digest,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_with_returning(&txn)
+            .await
+            .context(context)?;
+        for row in stored {
+            created.push(convert::version(row)?);
+        }
+    }
+    txn.commit().await.context(context)?;
     created.sort_by_key(|v| v.id);
     Ok(created)
 }
