@@ -28,12 +28,19 @@
 //! nothing) runs this program as a launcher, which sets the parent-death signal, checks its
 //! parent is still alive and execs the step's program, keeping its pid, group, pipes,
 //! environment and directory. The program is found in the step's `PATH` before the launcher
-//! starts, so a missing one is still an error of the spawn. Other programs (tests, embedders)
-//! fork as before.
+//! starts, so a missing one is still an error of the spawn. The step's variables that steer
+//! the dynamic loader (`LD_*`, `GLIBC_TUNABLES`) reach the launcher under another name and are
+//! put back for the exec, so a step's `LD_PRELOAD` or `LD_LIBRARY_PATH` applies to the step's
+//! program, not to the launcher. Other programs (tests, embedders), a program without
+//! `/proc/self/exe`, and a set-user-ID one fork as before. (The standard library uses
+//! `posix_spawn` for a command with a working directory only with glibc 2.29 or later, and
+//! forks on older ones.)
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Write};
+use std::io;
+#[cfg(target_os = "linux")]
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,26 +129,35 @@ fn serve(requests: mpsc::Receiver<Request>) {
 /// The command that starts `process`: through the launcher when it is enabled, else directly
 /// (forking this process).
 fn command(process: Process) -> io::Result<Command> {
+    // The launcher runs in the working directory: a program found relative to it must not
+    // be found relative to it a second time.
+    let workdir = std::path::absolute(&process.workdir)?;
     let mut command = if LAUNCHER.load(Ordering::Relaxed) {
         let path = process.env.get(OsStr::new("PATH")).map(OsString::as_os_str);
-        let program = find_program(&process.program, path, &process.workdir)?;
+        let program = find_program(&process.program, path, &workdir)?;
         let mut command = Command::new(SELF);
         command
             .arg(LAUNCH)
             .arg(std::process::id().to_string())
             .arg(program)
-            .arg(&process.program);
+            .arg(&process.program)
+            .args(&process.args)
+            .env_clear()
+            .envs(
+                process
+                    .env
+                    .iter()
+                    .map(|(name, value)| (hide_from_loader(name), value)),
+            );
         command
     } else {
         let mut command = Command::new(&process.program);
         die_with_this_process(&mut command);
+        command.args(&process.args).env_clear().envs(&process.env);
         command
     };
     command
-        .args(&process.args)
-        .env_clear()
-        .envs(&process.env)
-        .current_dir(&process.workdir)
+        .current_dir(&workdir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -151,23 +167,44 @@ fn command(process: Process) -> io::Result<Command> {
     Ok(command)
 }
 
+/// The prefix under which the launcher receives the step's variables that would change how
+/// the dynamic loader and the C library start the launcher itself (`LD_PRELOAD`,
+/// `LD_LIBRARY_PATH`, `GLIBC_TUNABLES`, ...): the launcher puts them back for the step.
+const HIDDEN: &str = "PIKOCI_LAUNCHER_HIDDEN_";
+
+/// The name under which the launcher receives the step's variable `name`: the loader's own
+/// variables, and those that already start with [`HIDDEN`] (so that the launcher's undoing
+/// is exact), get the prefix; others keep their name.
+fn hide_from_loader(name: &OsStr) -> OsString {
+    let bytes = name.as_encoded_bytes();
+    if bytes.starts_with(b"LD_")
+        || bytes == b"GLIBC_TUNABLES"
+        || bytes.starts_with(HIDDEN.as_bytes())
+    {
+        let mut hidden = OsString::from(HIDDEN);
+        hidden.push(name);
+        hidden
+    } else {
+        name.to_owned()
+    }
+}
+
 /// Where `execvp` would find `program` with `path` as the `PATH` (the C library's default
 /// when there is none) from `workdir`: the first executable file of that name in one of its
 /// directories, or `program` itself when it names a path. Errors as the exec would: not found,
 /// or permission denied when only files that cannot be run were found.
 fn find_program(program: &Path, path: Option<&OsStr>, workdir: &Path) -> io::Result<PathBuf> {
+    use nix::errno::Errno;
+    let error = |errno: Errno| io::Error::from_raw_os_error(errno as i32);
     if program.as_os_str().is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "empty program name",
-        ));
+        return Err(error(Errno::ENOENT));
     }
     if program.as_os_str().as_encoded_bytes().contains(&b'/') {
         let candidate = workdir.join(program);
         return match executable(&candidate) {
             Some(true) => Ok(candidate),
-            Some(false) => Err(io::Error::from(io::ErrorKind::PermissionDenied)),
-            None => Err(io::Error::from(io::ErrorKind::NotFound)),
+            Some(false) => Err(error(Errno::EACCES)),
+            None => Err(error(Errno::ENOENT)),
         };
     }
     let path = path.unwrap_or(OsStr::new("/bin:/usr/bin"));
@@ -181,18 +218,14 @@ fn find_program(program: &Path, path: Option<&OsStr>, workdir: &Path) -> io::Res
             None => {}
         }
     }
-    Err(io::Error::from(if denied {
-        io::ErrorKind::PermissionDenied
-    } else {
-        io::ErrorKind::NotFound
-    }))
+    Err(error(if denied { Errno::EACCES } else { Errno::ENOENT }))
 }
 
-/// Whether `path` is a file anybody may execute; `None` when it is no file.
+/// Whether this process may execute the file `path` (its mode, and the file system not
+/// mounted `noexec`); `None` when it is no file.
 fn executable(path: &Path) -> Option<bool> {
-    use std::os::unix::fs::PermissionsExt;
-    let metadata = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
-    Some(metadata.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    Some(nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok())
 }
 
 /// Makes steps start through this program (see the module), and, when this process was itself
@@ -209,13 +242,23 @@ pub fn enable_launcher() {
             std::process::exit(127);
         }
         // Without /proc (a bare chroot or container) this program cannot start itself: fork.
-        if Path::new(SELF).exists() {
+        // Nor does a set-user-ID or set-group-ID program run others for its callers.
+        if Path::new(SELF).exists() && !privileged() {
             LAUNCHER.store(true, Ordering::Relaxed);
         }
     }
 }
 
-/// The launcher: `<parent pid> <program path> <argv0> <args...>`. Returns only on failure.
+/// Whether this process runs with the rights of another user or group than the one that
+/// started it (a set-user-ID or set-group-ID file).
+#[cfg(target_os = "linux")]
+fn privileged() -> bool {
+    use nix::unistd::{getegid, geteuid, getgid, getuid};
+    getuid() != geteuid() || getgid() != getegid()
+}
+
+/// The launcher: `<parent pid> <program path> <argv0> <args...>`, with the step's environment
+/// (the loader's variables hidden, see [`hide_from_loader`]). Returns only on failure.
 #[cfg(target_os = "linux")]
 fn launch(mut args: impl Iterator<Item = OsString>) -> String {
     use std::ffi::CString;
@@ -236,6 +279,9 @@ fn launch(mut args: impl Iterator<Item = OsString>) -> String {
     }) else {
         return "the launcher was given no program to run".to_owned();
     };
+    if privileged() {
+        return format!("{LAUNCH} does not run in a set-user-ID or set-group-ID program");
+    }
     if let Err(errno) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
         return format!("cannot ask to die with the worker: {errno}");
     }
@@ -251,8 +297,23 @@ fn launch(mut args: impl Iterator<Item = OsString>) -> String {
     if let Err(errno) = reset {
         return format!("cannot restore SIGPIPE's default action: {errno}");
     }
-    // `execvp` with a path runs a file without a `#!` line with /bin/sh, as a fork would.
-    let Err(errno) = nix::unistd::execvp(&program, &argv);
+    let env: Result<Vec<CString>, _> = std::env::vars_os()
+        .map(|(name, value)| {
+            let name = name.into_vec();
+            let mut variable = match name.strip_prefix(HIDDEN.as_bytes()) {
+                Some(step) => step.to_vec(),
+                None => name,
+            };
+            variable.push(b'=');
+            variable.extend(value.into_vec());
+            CString::new(variable)
+        })
+        .collect();
+    let Ok(env) = env else {
+        return "the step's environment holds a NUL byte".to_owned();
+    };
+    // `execvpe` with a path runs a file without a `#!` line with /bin/sh, as a fork would.
+    let Err(errno) = nix::unistd::execvpe(&program, &argv, &env);
     format!("cannot run {}: {errno}", program.to_string_lossy())
 }
 

@@ -128,12 +128,6 @@ async fn claim_in_job(
         .context(context)
 }
 
-/// The job whose oldest pending build this worker may start now (only `job`, when given): the
-/// job and its pipeline are not paused and in the worker's teams, its tags are among the
-/// worker's (and it has some, for an exclusive worker), it is under its `concurrency`, and no
-/// job sharing one of its serial groups holds a worker slot. Jobs are served by the age of
-/// their oldest pending build. Columns: `job_id`, `pipeline_id`, and the build in
-/// [`FIRST`].
 /// The job and pipeline of the first pending build that `request` may claim, if any.
 async fn find_claimable(
     store: &SqlStore,
@@ -166,7 +160,7 @@ async fn find_claimable(
 /// On MariaDB and MySQL, `query` with its values written into its text, to be sent as text
 /// rather than as a prepared statement; `None` elsewhere, and when a value is a string of other
 /// characters than letters, digits and `-_.:/` (worker tags come from the workers'
-/// configuration: they are never written into a query, whatever the escaping).
+/// configuration: only those that need no escaping are written into the query).
 ///
 /// MariaDB 10.11 re-executing the claim query as a cached prepared statement, once another
 /// statement read a column of `builds` that no index covers (the claim itself does), stops
@@ -197,6 +191,12 @@ fn as_mysql_text(backend: DbBackend, query: &SelectStatement) -> Option<String> 
     inlinable.then(|| query.to_string(MysqlQueryBuilder))
 }
 
+/// The job whose oldest pending build this worker may start now (only `job`, when given): the
+/// job and its pipeline are not paused and in the worker's teams, its tags are among the
+/// worker's (and it has some, for an exclusive worker), it is under its `concurrency`, and no
+/// job sharing one of its serial groups holds a worker slot. Jobs are served by the age of
+/// their oldest pending build. Columns: `job_id`, `pipeline_id`, and the build in
+/// [`FIRST`].
 fn claimable(request: &ClaimRequest, job: Option<i64>) -> SelectStatement {
     let pending_of_job = |select: &mut SelectStatement| {
         select
