@@ -513,3 +513,64 @@ async fn one_of_two_servers_killed_loses_no_build() {
         FIRST + AFTER
     );
 }
+
+/// Two servers started at the same moment on a new database (PostgreSQL and MariaDB; PostgreSQL
+/// only in `--quick`): one migrates it while the other waits for the migration lock and then
+/// finds nothing to do, both load the pipeline file, and both serve: a build triggered on each
+/// runs, and each server sees both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_started_together_migrate_once() {
+    // A single-combination scenario per database, short: not filtered by `PIKOCI_CHAOS_ONLY`.
+    let databases = match harness::service("PIKOCI_CHAOS").as_str() {
+        "full" => vec![DbKind::Postgres, DbKind::Mysql],
+        _ => vec![DbKind::Postgres],
+    };
+    for db in databases {
+        let case = format!("together_{}", case_name(db, BusKind::Nats));
+        eprintln!("== servers started together: {case}");
+        let bus = Bus::start(BusKind::Nats).await;
+        let cluster = Cluster::new(db, &bus, &case, |ledger| {
+            slow_job(&step(ledger, 3, 1, false))
+        });
+        let started = Instant::now();
+        let (mut a, mut b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| cluster.server());
+            let b = scope.spawn(|| cluster.server());
+            (
+                a.join().expect("the first server starts"),
+                b.join().expect("the second server starts"),
+            )
+        });
+        let listening = started.elapsed();
+        let migrated = [&mut a, &mut b]
+            .into_iter()
+            .map(|server| server.log.so_far().contains("migrated the database schema"))
+            .filter(|migrated| *migrated)
+            .count();
+        assert_eq!(
+            migrated,
+            1,
+            "{case}: {migrated} of the two servers migrated the new database, not one:\n{}\n{}",
+            a.log.so_far(),
+            b.log.so_far()
+        );
+        let _worker = cluster.worker("w1", 2);
+        trigger(&a, 1).await;
+        trigger(&b, 1).await;
+        for server in [&a, &b] {
+            for number in 1..=2 {
+                let build = server.wait_finished(&format!("{BUILDS}/{number}")).await;
+                assert_eq!(
+                    build["status"], "succeeded",
+                    "{case}, build {number}: {build:#}"
+                );
+            }
+        }
+        assert_never_twice_at_once(&cluster.ledger());
+        eprintln!(
+            "   both servers listening {:.1} s after they started, one of them migrated the \
+             database, both serve",
+            listening.as_secs_f64()
+        );
+    }
+}

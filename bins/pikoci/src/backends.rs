@@ -74,13 +74,24 @@ impl DbArgs {
         let config = self.config()?;
         let url = config.url()?;
         let backend = Backend::from_url(&url)?;
-        pikoci_store::connect(&url).await.with_context(|| {
+        let context = || {
             format!(
                 "cannot open the {} database at {}",
                 backend.as_str(),
                 pikoci_core::redact::url(&url)
             )
-        })
+        };
+        let store = pikoci_store::SqlStore::open(&url)
+            .await
+            .with_context(context)?;
+        let applied = store.migrate().await.with_context(context)?;
+        if !applied.is_empty() {
+            tracing::info!(
+                migrations = %applied.join(", "),
+                "migrated the database schema"
+            );
+        }
+        Ok(store)
     }
 
     /// The database system these settings name.

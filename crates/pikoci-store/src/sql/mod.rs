@@ -58,10 +58,16 @@ impl SqlStore {
     /// Opens the database `url` names (see [`Backend::from_url`]), creating a missing
     /// PostgreSQL or MySQL database or SQLite file, and brings its schema up to date.
     pub async fn connect(url: &str) -> StoreResult<SqlStore> {
-        let (backend, db) = crate::connect::open(url).await?;
-        let store = SqlStore { db, backend };
+        let store = SqlStore::open(url).await?;
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Opens the database `url` names as [`SqlStore::connect`] does, without migrating it: call
+    /// [`SqlStore::migrate`] before using it (to learn which migrations it applied).
+    pub async fn open(url: &str) -> StoreResult<SqlStore> {
+        let (backend, db) = crate::connect::open(url).await?;
+        Ok(SqlStore { db, backend })
     }
 
     /// The database system.
