@@ -97,6 +97,24 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
+    /// The value of the unlabelled sample `name` at `GET /metrics`.
+    #[allow(dead_code)] // the benchmarks'
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"));
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in the metrics:\n{text}"))
+    }
+
     /// The raw response of `GET /api/v1{path}` with extra headers (SSE).
     pub(crate) async fn stream(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.get(format!("{}/api/v1{path}", self.base));

@@ -8,8 +8,9 @@
 //! the checks run against the checks due, the check lag (the check process's start minus the
 //! time the check was due: the claim's own lag plus dispatching it and starting the process)
 //! p50/p95/p99/max, the server process's CPU (user + system time over the window; the check
-//! processes it starts are not counted), and the database's transactions per second (each
-//! statement outside a transaction is one) from PostgreSQL's statistics.
+//! processes it starts are not counted), and the database's statements per second (the
+//! server's own count, `pikoci_database_statements_total` of its `/metrics`) and transactions
+//! per second (each statement outside a transaction is one, from PostgreSQL's statistics).
 //!
 //! A resource's due times follow the store's rule: the first when the pipeline is set (the
 //! first check's start stands for it), then one interval after the time it was due, or one
@@ -145,12 +146,18 @@ async fn main() {
     let all = ticks(&ticks_path);
     let first_start = all.values().map(|t| t[0]).min().unwrap_or(0);
     let first_end = all.values().map(|t| t[0]).max().unwrap_or(0);
-    let (cpu_before, transactions_before) = (cpu_time(server.pid()), transactions(&url));
+    let statements = "pikoci_database_statements_total";
+    let (cpu_before, transactions_before, statements_before) = (
+        cpu_time(server.pid()),
+        transactions(&url),
+        server.metric(statements).await,
+    );
     let window_start = Instant::now();
     tokio::time::sleep(WINDOW).await;
     let elapsed = window_start.elapsed();
     let cpu = cpu_time(server.pid()).saturating_sub(cpu_before);
-    let statements = transactions(&url).saturating_sub(transactions_before);
+    let transactions = transactions(&url).saturating_sub(transactions_before);
+    let statements = server.metric(statements).await - statements_before;
     let all = ticks(&ticks_path);
     server.stop();
 
@@ -206,8 +213,9 @@ async fn main() {
     );
     println!(
         "  server process CPU {:.1}% of one core (the check processes not counted); database \
-         {:.0} transactions/s",
+         {:.0} statements/s in {:.0} transactions/s",
         cpu.as_secs_f64() * 100.0 / elapsed.as_secs_f64(),
-        statements as f64 / elapsed.as_secs_f64(),
+        statements / elapsed.as_secs_f64(),
+        transactions as f64 / elapsed.as_secs_f64(),
     );
 }

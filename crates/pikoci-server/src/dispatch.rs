@@ -13,6 +13,7 @@ use pikoci_core::store::{
     TeamId, TeamScope, Worker,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::Server;
 use crate::snapshot::SnapshotError;
@@ -226,7 +227,15 @@ impl Server {
             if full {
                 open.remove(position);
             }
-            self.send_assignment(build, &worker).await?;
+            let span = tracing::info_span!(
+                "dispatch",
+                build = %build.id,
+                attempt = build.dispatch.attempt,
+                worker = %worker.worker_id
+            );
+            self.send_assignment(build, &worker)
+                .instrument(span)
+                .await?;
         }
         Ok(())
     }
@@ -306,6 +315,7 @@ impl Server {
                 Ok(())
             }
             Err(err) => {
+                self.inner.metrics.broker_error("publish");
                 tracing::warn!(build = %build.id, worker, error = %err, "failed to send an assignment; the build is dispatched again when its lease lapses");
                 Ok(())
             }

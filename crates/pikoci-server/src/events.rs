@@ -130,6 +130,7 @@ impl Server {
                     created_at: at(*at_ms),
                 };
                 self.inner.store.append_log_chunks(&[chunk]).await?;
+                self.inner.metrics.log_ingested(text.len());
                 // Nobody listening is fine.
                 let _ = self.inner.runtime.logs.send(build.build_id);
                 Ok(())
@@ -247,6 +248,12 @@ impl Server {
                 })
                 .await;
             match moved {
+                // Pending to started, for first attempts: a build given back to pending by a
+                // lost worker would count its first run.
+                Ok(started) if started.dispatch.attempt == 1 => {
+                    let waited = (now - started.created_at).to_std().unwrap_or_default();
+                    self.inner.metrics.build_started(waited);
+                }
                 Ok(_) => {}
                 Err(err) if err.kind() == ErrorKind::Conflict => {}
                 Err(err) => return Err(err),

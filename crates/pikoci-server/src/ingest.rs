@@ -110,6 +110,7 @@ async fn consume(
                     Some(Err(err)) => err.to_string(),
                     _ => "the subscription ended".to_owned(),
                 };
+                server.inner.metrics.broker_error("consume");
                 tracing::warn!(topic, %error, "lost the subscription; subscribing again");
                 server
                     .inner
@@ -127,6 +128,7 @@ async fn consume(
                     {
                         Ok(subscription) => break subscription,
                         Err(err) => {
+                            server.inner.metrics.broker_error("subscribe");
                             tracing::warn!(topic, error = %err, "failed to subscribe again")
                         }
                     }
@@ -179,6 +181,7 @@ async fn probe(server: Server, shutdown: CancellationToken) {
         match published {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
+                server.inner.metrics.broker_error("publish");
                 tracing::warn!(error = %err, "cannot publish a probe; leases that lapse from now on wait until one is read back")
             }
             Err(_) => {
@@ -212,7 +215,7 @@ impl Server {
             Ok(Decoded::Message(envelope)) => envelope,
             Ok(Decoded::Unknown { type_name, sender }) => {
                 tracing::warn!(topic, r#type = %type_name, %sender, "ignoring a message of an unknown type (a newer worker?)");
-                ack(pending).await;
+                self.ack(pending).await;
                 return true;
             }
             Ok(Decoded::Newer {
@@ -221,12 +224,12 @@ impl Server {
                 sender,
             }) => {
                 tracing::warn!(topic, version, r#type = %type_name, %sender, "ignoring a message of a newer protocol version: upgrade this server");
-                ack(pending).await;
+                self.ack(pending).await;
                 return true;
             }
             Err(err) => {
                 tracing::warn!(topic, error = %err, "ignoring a malformed message");
-                ack(pending).await;
+                self.ack(pending).await;
                 return true;
             }
         };
@@ -369,7 +372,7 @@ impl Server {
             Ok(()) => {
                 runtime.set_health(consumer, true, self.now());
                 lock(&runtime.failures).remove(&envelope.msg_id);
-                ack(pending).await;
+                self.ack(pending).await;
                 true
             }
             Err(err)
@@ -387,7 +390,7 @@ impl Server {
                 // failures as conflicts.)
                 tracing::error!(topic, msg_id = %envelope.msg_id, r#type = envelope.message.type_name(), sender = %envelope.sender, error = %err, "dropping a message the store refuses");
                 lock(&runtime.failures).remove(&envelope.msg_id);
-                ack(pending).await;
+                self.ack(pending).await;
                 true
             }
             Err(err) => {
@@ -404,10 +407,11 @@ impl Server {
                 if failures >= MAX_FAILURES {
                     tracing::error!(topic, msg_id = %envelope.msg_id, r#type = envelope.message.type_name(), sender = %envelope.sender, error = %err, failures, "dropping a message that keeps failing");
                     lock(&runtime.failures).remove(&envelope.msg_id);
-                    ack(pending).await;
+                    self.ack(pending).await;
                 } else {
                     tracing::warn!(topic, msg_id = %envelope.msg_id, r#type = envelope.message.type_name(), error = %err, "a message could not be handled; it will be delivered again");
                     if let Err(err) = pending.nack().await {
+                        self.inner.metrics.broker_error("nack");
                         tracing::warn!(topic, error = %err, "failed to give a message back");
                     }
                 }
@@ -445,8 +449,11 @@ impl Server {
     }
 }
 
-async fn ack(pending: pikoci_core::broker::Pending) {
-    if let Err(err) = pending.ack().await {
-        tracing::warn!(error = %err, "failed to ack a message");
+impl Server {
+    async fn ack(&self, pending: pikoci_core::broker::Pending) {
+        if let Err(err) = pending.ack().await {
+            self.inner.metrics.broker_error("ack");
+            tracing::warn!(error = %err, "failed to ack a message");
+        }
     }
 }

@@ -13,6 +13,9 @@
 //! retry, approve); `state` the in-memory state of one server; `outbox` what it sends.
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
+// The server's futures (its loops, the router's layers: body limit, `no_store`, the request
+// span and metrics) nest deeper than the default limit lets the compiler lay out.
+#![recursion_limit = "256"]
 
 pub mod api;
 mod checks;
@@ -23,6 +26,7 @@ mod error;
 mod events;
 mod heartbeat;
 mod ingest;
+mod metrics;
 mod operations;
 mod outbox;
 mod pipelines;

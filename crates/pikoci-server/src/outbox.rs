@@ -31,6 +31,7 @@ impl Server {
             .publish(&topic, bytes)
             .await
             .map_err(|err| {
+                self.inner.metrics.broker_error("publish");
                 format!("failed to send a \"{type_name}\" to worker \"{worker}\": {err}")
             })
     }

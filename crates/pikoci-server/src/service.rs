@@ -12,6 +12,7 @@ use pikoci_core::store::{
 use pikoci_secrets::SecretStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
 use crate::state::{Runtime, lock};
 use crate::{Clock, ServerConfig, ServerError, ServerResult};
 
@@ -30,6 +31,7 @@ pub(crate) struct Inner {
     pub(crate) config: ServerConfig,
     pub(crate) clock: Clock,
     pub(crate) runtime: Runtime,
+    pub(crate) metrics: Metrics,
 }
 
 /// What setting a pipeline did.
@@ -62,6 +64,7 @@ impl Server {
     ) -> Server {
         Server {
             inner: Arc::new(Inner {
+                metrics: Metrics::new(Arc::clone(&store)),
                 store,
                 broker,
                 secrets,

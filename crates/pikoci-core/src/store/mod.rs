@@ -15,6 +15,7 @@ mod build;
 mod error;
 mod ids;
 mod log;
+mod monitoring;
 mod pipeline;
 mod worker;
 
@@ -22,6 +23,7 @@ pub use build::*;
 pub use error::*;
 pub use ids::*;
 pub use log::*;
+pub use monitoring::*;
 pub use pipeline::*;
 pub use worker::*;
 
@@ -367,4 +369,13 @@ pub trait Store: Send + Sync + Debug {
         after: Option<TriggerEventId>,
         limit: u32,
     ) -> StoreResult<Vec<TriggerEvent>>;
+
+    // ---- monitoring ----
+
+    /// What `/metrics` reports from the database at `now`: builds by job and status, the
+    /// oldest pending build, the checks due, running and lagging.
+    async fn gauges(&self, now: DateTime<Utc>) -> StoreResult<StoreGauges>;
+
+    /// The statements run since the store was opened, and how many failed.
+    fn statistics(&self) -> StoreStatistics;
 }

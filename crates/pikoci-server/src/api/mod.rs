@@ -36,6 +36,9 @@
 //! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
 //! | `POST /webhooks/{token}` | any body |
 //! | `GET /workers` | |
+//!
+//! Outside `/api/v1`: `GET /healthz`, `GET /readyz`, and `GET /metrics` (Prometheus's text
+//! format, `metrics.rs`).
 
 mod builds;
 mod error;
@@ -55,8 +58,9 @@ mod tests;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use serde::Serialize;
@@ -132,12 +136,71 @@ pub fn router(server: Server) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route_layer(axum::middleware::from_fn(label_route))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(no_store))
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            count_request,
+        ))
         .with_state(server)
 }
+
+/// The route pattern that answered a request, carried on its response to [`count_request`].
+#[derive(Debug, Clone)]
+struct RouteLabel(String);
+
+/// Labels the responses of known routes with their pattern.
+async fn label_route(matched: MatchedPath, request: Request, next: Next) -> Response {
+    let route = RouteLabel(matched.as_str().to_owned());
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(route);
+    response
+}
+
+/// Runs every request in a `request` span with its id (the client's `X-Request-Id` when it
+/// sent a usable one, else a new one, returned in the answer's `X-Request-Id`), and counts it
+/// in the metrics by method, route (`unmatched` for unknown paths and methods) and status,
+/// with the time to the response's head.
+async fn count_request(State(server): State<Server>, request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    // Not the path: a webhook's holds its token.
+    let span = tracing::info_span!("request", id = %id, method = %method);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let route = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map_or("unmatched", |route| route.0.as_str());
+    server.inner.metrics.http_request(
+        method.as_str(),
+        route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The header that names a request in the server's logs.
+const REQUEST_ID: &str = "x-request-id";
 
 /// API answers describe the state of the moment: never cached.
 async fn no_store(mut response: Response) -> Response {

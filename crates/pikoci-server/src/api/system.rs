@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 
@@ -40,8 +40,9 @@ pub(crate) async fn readyz(State(server): State<Server>) -> Response {
     .into_response()
 }
 
-/// `GET /api/v1/workers`: every registered worker, by id, `running` when it sent a heartbeat
-/// within the server's `worker_lost_after` (15 s), `lost` otherwise.
+/// `GET /api/v1/workers`: every registered worker, by id: `lost` when it sent no heartbeat
+/// within the server's `worker_lost_after` (15 s), else `draining` when it takes no new work
+/// (shutting down), else `running`.
 pub(crate) async fn workers(
     State(server): State<Server>,
 ) -> ApiResult<Json<Data<Vec<WorkerView>>>> {
@@ -54,8 +55,7 @@ pub(crate) async fn workers(
         .map(|team| (team.id, team.name))
         .collect();
     let now = server.clock().now();
-    let lost_after = chrono::Duration::from_std(server.config().worker_lost_after)
-        .unwrap_or(chrono::Duration::MAX);
+    let lost_after = server.config().worker_lost_after;
     Ok(data(
         workers
             .iter()
@@ -66,11 +66,25 @@ pub(crate) async fn workers(
                         .cloned()
                         .unwrap_or_else(|| format!("team {id}"))
                 });
-                let lost = now - worker.last_heartbeat_at > lost_after;
-                WorkerView::new(worker, team, lost)
+                let state = crate::metrics::worker_state(worker, now, lost_after);
+                WorkerView::new(worker, team, state)
             })
             .collect(),
     ))
+}
+
+/// `GET /metrics`: the server's metrics in Prometheus's text format (`metrics.rs`).
+pub(crate) async fn metrics(State(server): State<Server>) -> ApiResult<Response> {
+    let text = server
+        .inner
+        .metrics
+        .scrape(
+            server.store().as_ref(),
+            server.clock().now(),
+            server.config().worker_lost_after,
+        )
+        .await?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// Any other path: 404.

@@ -531,7 +531,8 @@ impl VersionView {
 }
 
 /// A worker: `{"id", "team": name | null (global), "tags", "slots", "running", "version",
-/// "hostname", "first_seen_at", "last_heartbeat_at", "state": "running" | "lost"}`.
+/// "hostname", "first_seen_at", "last_heartbeat_at", "state": "running" | "draining" |
+/// "lost"}`.
 #[derive(Debug, Serialize)]
 pub(crate) struct WorkerView {
     id: String,
@@ -547,7 +548,7 @@ pub(crate) struct WorkerView {
 }
 
 impl WorkerView {
-    pub(crate) fn new(worker: &Worker, team: Option<String>, lost: bool) -> Self {
+    pub(crate) fn new(worker: &Worker, team: Option<String>, state: &'static str) -> Self {
         WorkerView {
             id: worker.worker_id.clone(),
             team,
@@ -558,7 +559,7 @@ impl WorkerView {
             hostname: worker.hostname.clone(),
             first_seen_at: time(worker.first_seen_at),
             last_heartbeat_at: time(worker.last_heartbeat_at),
-            state: if lost { "lost" } else { "running" },
+            state,
         }
     }
 }

@@ -1,5 +1,9 @@
 //! The server against the real store and the in-memory broker, with scripted fake workers.
 
+// The server's futures (its loops, the router's layers) nest deeper than the default limit
+// lets the compiler lay out.
+#![recursion_limit = "256"]
+
 mod harness;
 mod store;
 

@@ -464,6 +464,15 @@ impl Store for BlockingStore {
         let resource = resource.to_owned();
         run(async move { s.trigger_events(team, &resource, after, limit).await }).await
     }
+
+    async fn gauges(&self, now: DateTime<Utc>) -> StoreResult<StoreGauges> {
+        let s = self.0.clone();
+        run(async move { s.gauges(now).await }).await
+    }
+
+    fn statistics(&self) -> StoreStatistics {
+        self.0.statistics()
+    }
 }
 
 #[async_trait]

@@ -144,8 +144,9 @@ async fn find_claimable(
                 row.map(|row| Ok((row.try_get("job_id")?, row.try_get("pipeline_id")?)))
                     .transpose()
             })
-            .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
-            .context(context)?;
+            .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))));
+        store.count_statement(row.is_err());
+        let row = row.context(context)?;
         return Ok(row);
     }
     let Some(found) = store.db().query_one(&query).await.context(context)? else {

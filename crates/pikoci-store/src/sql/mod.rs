@@ -7,6 +7,7 @@ mod builds;
 mod convert;
 mod dispatch;
 mod logs;
+mod monitoring;
 mod pipelines;
 mod resources;
 mod secrets;
@@ -16,6 +17,8 @@ mod versions;
 mod workers;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,6 +46,23 @@ const DEFAULT_LIMIT: u64 = 100;
 pub struct SqlStore {
     db: DatabaseConnection,
     backend: Backend,
+    counters: Arc<Counters>,
+}
+
+/// The statements a store (and its clones) ran, counted as the connection reports them.
+#[derive(Debug, Default)]
+struct Counters {
+    statements: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, failed: bool) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -66,8 +86,20 @@ impl SqlStore {
     /// Opens the database `url` names as [`SqlStore::connect`] does, without migrating it: call
     /// [`SqlStore::migrate`] before using it (to learn which migrations it applied).
     pub async fn open(url: &str) -> StoreResult<SqlStore> {
-        let (backend, db) = crate::connect::open(url).await?;
-        Ok(SqlStore { db, backend })
+        let (backend, mut db) = crate::connect::open(url).await?;
+        let counters = Arc::new(Counters::default());
+        let seen = Arc::clone(&counters);
+        db.set_metric_callback(move |statement| seen.count(statement.failed));
+        Ok(SqlStore {
+            db,
+            backend,
+            counters,
+        })
+    }
+
+    /// Counts a statement sent around the connection (and so not seen by its callback).
+    pub(crate) fn count_statement(&self, failed: bool) {
+        self.counters.count(failed);
     }
 
     /// The database system.
@@ -516,5 +548,16 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<TriggerEvent>> {
         triggers::list(self, team, resource, after, limit).await
+    }
+
+    async fn gauges(&self, now: DateTime<Utc>) -> StoreResult<StoreGauges> {
+        monitoring::gauges(self, now).await
+    }
+
+    fn statistics(&self) -> StoreStatistics {
+        StoreStatistics {
+            statements: self.counters.statements.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+        }
     }
 }

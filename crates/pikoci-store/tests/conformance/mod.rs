@@ -8,6 +8,7 @@ pub(crate) mod concurrency;
 pub(crate) mod dispatch;
 pub(crate) mod logs;
 pub(crate) mod migrations;
+pub(crate) mod monitoring;
 pub(crate) mod pipelines;
 pub(crate) mod resources;
 pub(crate) mod secrets;
@@ -108,6 +109,8 @@ macro_rules! conformance_suite {
             server::trigger_events_are_added_once_per_key,
             server::approvals_count_each_voter_once,
             secrets::secret_entries_are_scoped_replaced_and_deleted,
+            monitoring::gauges_count_builds_by_job_and_the_checks,
+            monitoring::statements_and_failures_are_counted,
         );
     };
     (@tests $open:path; $($module:ident :: $test:ident),* $(,)?) => {

@@ -6,6 +6,7 @@
 
 mod builds;
 mod events;
+mod metrics;
 mod pipelines;
 mod resources;
 mod secrets;
