@@ -248,9 +248,9 @@ impl Server {
                 })
                 .await;
             match moved {
-                // Pending to started, for first attempts: a build given back to pending by a
-                // lost worker would count its first run.
-                Ok(started) if started.dispatch.attempt == 1 => {
+                // Creation to the first start (a build given back to pending by a lost worker
+                // would count its first run again).
+                Ok(started) if stored.started_at.is_none() => {
                     let waited = (now - started.created_at).to_std().unwrap_or_default();
                     self.inner.metrics.build_started(waited);
                 }

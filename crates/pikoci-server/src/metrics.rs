@@ -8,19 +8,22 @@
 //! counters.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pikoci_core::store::{Store, StoreResult, Worker};
+use pikoci_core::store::{BuildStatus, Store, StoreError, StoreGauges, Worker};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::state::lock;
 
 /// The `Content-Type` of `/metrics`.
 pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -78,9 +81,11 @@ pub(crate) struct Metrics {
     pending: Gauge,
     oldest_pending: Gauge<f64, AtomicU64>,
     checks: Family<StateLabels, Gauge>,
+    checks_lagging: Gauge,
     workers: Family<StateLabels, Gauge>,
+    database_up: Gauge,
     /// One scrape at a time: a scrape clears and refills the gauges before encoding them.
-    scrape: tokio::sync::Mutex<()>,
+    scrape: Mutex<()>,
 }
 
 impl fmt::Debug for Metrics {
@@ -132,7 +137,8 @@ impl Metrics {
         let builds = Family::default();
         registry.register(
             "builds",
-            "Builds in the database, by team, pipeline, job and status",
+            "Builds not finished (pending, waiting_for_approval, assigned, started), by team, \
+             pipeline, job and status",
             builds.clone(),
         );
         let pending = Gauge::default();
@@ -151,9 +157,15 @@ impl Metrics {
         let checks = Family::default();
         registry.register(
             "checks",
-            "Resource checks by state: due (waiting for a worker), running, lagging (due for \
-             over 10 s)",
+            "Resource checks by state: due (waiting for a worker, or claimed by one whose lease \
+             lapsed), running",
             checks.clone(),
+        );
+        let checks_lagging = Gauge::default();
+        registry.register(
+            "checks_lagging",
+            "Due checks that have waited for over 10 s",
+            checks_lagging.clone(),
         );
         let workers = Family::default();
         registry.register(
@@ -161,7 +173,14 @@ impl Metrics {
             "Registered workers by state: running, draining, lost (no heartbeat lately)",
             workers.clone(),
         );
-        registry.register_collector(Box::new(DatabaseStatements(store)));
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "1 when the last scrape could read the state from the database, 0 when it could not \
+             (the state gauges then keep their last values)",
+            database_up.clone(),
+        );
+        registry.register_collector(Box::new(StoreCounters(store)));
         Metrics {
             registry,
             http_requests,
@@ -173,8 +192,10 @@ impl Metrics {
             pending,
             oldest_pending,
             checks,
+            checks_lagging,
             workers,
-            scrape: tokio::sync::Mutex::new(()),
+            database_up,
+            scrape: Mutex::new(()),
         }
     }
 
@@ -221,20 +242,45 @@ impl Metrics {
     }
 
     /// Reads the state from `store` at `now` and encodes every metric. Workers silent for
-    /// longer than `lost_after` count as lost.
+    /// longer than `lost_after` count as lost. When the store cannot be read,
+    /// `pikoci_database_up` says so and the state gauges keep their last values: the counters
+    /// are reported all the same.
     pub(crate) async fn scrape(
         &self,
         store: &dyn Store,
         now: DateTime<Utc>,
         lost_after: Duration,
-    ) -> StoreResult<String> {
-        let _one_at_a_time = self.scrape.lock().await;
-        let gauges = store.gauges(now).await?;
-        let workers = store.workers().await?;
+    ) -> Result<String, fmt::Error> {
+        // Read before taking the lock: a slow database queues no scrape behind another.
+        let state =
+            async { Ok::<_, StoreError>((store.gauges(now).await?, store.workers().await?)) }.await;
+        let _one_at_a_time = lock(&self.scrape);
+        match state {
+            Ok((gauges, workers)) => {
+                self.database_up.set(1);
+                self.set_state(&gauges, &workers, now, lost_after);
+            }
+            Err(err) => {
+                self.database_up.set(0);
+                tracing::warn!(error = %err, "cannot read the state for /metrics");
+            }
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
+    fn set_state(
+        &self,
+        gauges: &StoreGauges,
+        workers: &[Worker],
+        now: DateTime<Utc>,
+        lost_after: Duration,
+    ) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         self.builds.clear();
         let mut pending = 0;
         for count in &gauges.builds {
-            let value = i64::try_from(count.count).unwrap_or(i64::MAX);
             self.builds
                 .get_or_create(&BuildLabels {
                     team: count.team.clone(),
@@ -242,30 +288,30 @@ impl Metrics {
                     job: count.job.clone(),
                     status: count.status.as_str().to_owned(),
                 })
-                .set(value);
-            if count.status == pikoci_core::store::BuildStatus::Pending {
-                pending += value;
+                .set(gauge(count.count));
+            if count.status == BuildStatus::Pending {
+                pending += gauge(count.count);
             }
         }
         self.pending.set(pending);
         let waited = gauges
             .oldest_pending
-            .map(|oldest| (now - oldest).to_std().unwrap_or_default());
-        self.oldest_pending
-            .set(waited.unwrap_or_default().as_secs_f64());
+            .and_then(|oldest| (now - oldest).to_std().ok())
+            .unwrap_or_default();
+        self.oldest_pending.set(waited.as_secs_f64());
         for (state, value) in [
             ("due", gauges.checks.due),
             ("running", gauges.checks.running),
-            ("lagging", gauges.checks.lagging),
         ] {
             self.checks
                 .get_or_create(&StateLabels {
                     state: state.to_owned(),
                 })
-                .set(i64::try_from(value).unwrap_or(i64::MAX));
+                .set(gauge(value));
         }
+        self.checks_lagging.set(gauge(gauges.checks.lagging));
         let mut states = [("running", 0), ("draining", 0), ("lost", 0)];
-        for worker in &workers {
+        for worker in workers {
             let state = worker_state(worker, now, lost_after);
             if let Some((_, count)) = states.iter_mut().find(|(name, _)| *name == state) {
                 *count += 1;
@@ -278,11 +324,6 @@ impl Metrics {
                 })
                 .set(count);
         }
-        let mut text = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry).map_err(
-            |_| pikoci_core::store::StoreError::internal("cannot encode the metrics as text"),
-        )?;
-        Ok(text)
     }
 }
 
@@ -302,11 +343,16 @@ pub(crate) fn worker_state(
     }
 }
 
-/// The store's statement counters, read at each scrape.
+/// The store's counters (statements, finished builds), read at each scrape.
 #[derive(Debug)]
-struct DatabaseStatements(Arc<dyn Store>);
+struct StoreCounters(Arc<dyn Store>);
 
-impl Collector for DatabaseStatements {
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+impl Collector for StoreCounters {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let statistics = self.0.statistics();
         for (name, help, value) in [
@@ -317,13 +363,26 @@ impl Collector for DatabaseStatements {
             ),
             (
                 "database_errors",
-                "Statements that failed (the database refused them or could not be reached).",
+                "Statements that failed (the database refused them or the connection broke).",
                 statistics.failed,
             ),
         ] {
             let counter = ConstCounter::new(value);
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "builds_finished",
+            "Builds this server finished, by status (succeeded, failed, cancelled, warning, \
+             errored): sum them over the servers.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (status, count) in statistics.finished {
+            let labels = StatusLabels {
+                status: status.as_str(),
+            };
+            ConstCounter::new(count).encode(metric.encode_family(&labels)?)?;
         }
         Ok(())
     }

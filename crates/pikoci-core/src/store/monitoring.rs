@@ -12,9 +12,10 @@ pub const CHECK_LAG: Duration = Duration::from_secs(10);
 /// Figures read from the database at each scrape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreGauges {
-    /// How many builds each job has in each status (statuses without builds are left out).
+    /// How many builds each job has in each status that is not finished (pending, waiting for
+    /// approval, assigned, started); statuses without builds are left out.
     pub builds: Vec<JobBuildCount>,
-    /// When the oldest pending build was created (`None`: no build is pending).
+    /// When the oldest pending build of a job that is not paused was created (`None`: none).
     pub oldest_pending: Option<DateTime<Utc>>,
     /// The resources' checks.
     pub checks: CheckGauges,
@@ -40,15 +41,18 @@ pub struct CheckGauges {
     pub due: u64,
     /// Claimed, their lease running.
     pub running: u64,
-    /// Of the due ones, those due for longer than [`CHECK_LAG`].
+    /// Of the due ones, those due (or whose lease lapsed) for longer than [`CHECK_LAG`].
     pub lagging: u64,
 }
 
-/// The statements a store ran since it was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a store did since it was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStatistics {
     /// Statements sent to the database (queries and changes, each statement of a transaction).
     pub statements: u64,
-    /// Of those, the ones the database answered with an error (or that could not be sent).
+    /// Of those, the ones the database answered with an error (or lost on the way).
     pub failed: u64,
+    /// Builds this store moved to each finished status (succeeded, failed, cancelled, warning,
+    /// errored), in the order of [`BuildStatus::ALL`]; statuses none reached are left out.
+    pub finished: Vec<(BuildStatus, u64)>,
 }

@@ -137,6 +137,8 @@ pub fn router(server: Server) -> Router {
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
+        // Labels the routes above only: the fallbacks set after it (unknown paths, and known
+        // paths with another method) count as `unmatched`.
         .route_layer(axum::middleware::from_fn(label_route))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
@@ -180,8 +182,9 @@ async fn count_request(State(server): State<Server>, request: Request, next: Nex
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-    // Not the path: a webhook's holds its token.
-    let span = tracing::info_span!("request", id = %id, method = %method);
+    // Not the path: a webhook's holds its token. At error level, so that the id is on every
+    // line a request logs, whatever the log level.
+    let span = tracing::error_span!("request", id = %id, method = %method);
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
@@ -190,12 +193,13 @@ async fn count_request(State(server): State<Server>, request: Request, next: Nex
         .extensions()
         .get::<RouteLabel>()
         .map_or("unmatched", |route| route.0.as_str());
-    server.inner.metrics.http_request(
-        method.as_str(),
-        route,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    tracing::debug!(request = %id, %method, route, status, took_ms = took.as_millis(), "answered");
+    server
+        .inner
+        .metrics
+        .http_request(method.as_str(), route, status, took);
     response
 }
 

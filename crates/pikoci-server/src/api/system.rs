@@ -83,7 +83,14 @@ pub(crate) async fn metrics(State(server): State<Server>) -> ApiResult<Response>
             server.clock().now(),
             server.config().worker_lost_after,
         )
-        .await?;
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the metrics could not be written as text",
+            )
+        })?;
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 

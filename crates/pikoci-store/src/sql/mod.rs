@@ -49,11 +49,14 @@ pub struct SqlStore {
     counters: Arc<Counters>,
 }
 
-/// The statements a store (and its clones) ran, counted as the connection reports them.
+/// What a store (and its clones) did: the statements, counted as the connection reports
+/// them, and the builds it finished.
 #[derive(Debug, Default)]
 struct Counters {
     statements: AtomicU64,
     failed: AtomicU64,
+    /// By the position of the status in [`BuildStatus::ALL`].
+    finished: [AtomicU64; BuildStatus::ALL.len()],
 }
 
 impl Counters {
@@ -61,6 +64,16 @@ impl Counters {
         self.statements.fetch_add(1, Ordering::Relaxed);
         if failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a build this store moved to `status`, when that finishes it.
+    fn moved_to(&self, status: BuildStatus) {
+        if !status.is_finished() {
+            return;
+        }
+        if let Some(i) = BuildStatus::ALL.iter().position(|s| *s == status) {
+            self.finished[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -397,7 +410,9 @@ impl Store for SqlStore {
     }
 
     async fn transition_build(&self, transition: &BuildTransition) -> StoreResult<Build> {
-        builds::transition(self, transition).await
+        let build = builds::transition(self, transition).await?;
+        self.counters.moved_to(build.status);
+        Ok(build)
     }
 
     async fn claim_next_pending(&self, request: &ClaimRequest) -> StoreResult<Option<Build>> {
@@ -419,7 +434,11 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
         max_requeues: u32,
     ) -> StoreResult<Vec<RequeuedBuild>> {
-        dispatch::requeue_expired(self, lapsed_before, now, max_requeues).await
+        let requeued = dispatch::requeue_expired(self, lapsed_before, now, max_requeues).await?;
+        for build in &requeued {
+            self.counters.moved_to(build.status);
+        }
+        Ok(requeued)
     }
 
     async fn request_cancel(
@@ -428,7 +447,9 @@ impl Store for SqlStore {
         attempt: u32,
         deadline: DateTime<Utc>,
     ) -> StoreResult<Build> {
-        dispatch::request_cancel(self, build, attempt, deadline).await
+        let build = dispatch::request_cancel(self, build, attempt, deadline).await?;
+        self.counters.moved_to(build.status);
+        Ok(build)
     }
 
     async fn overdue_cancels(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Build>> {
@@ -558,6 +579,12 @@ impl Store for SqlStore {
         StoreStatistics {
             statements: self.counters.statements.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
+            finished: BuildStatus::ALL
+                .iter()
+                .zip(&self.counters.finished)
+                .map(|(status, count)| (*status, count.load(Ordering::Relaxed)))
+                .filter(|(_, count)| *count > 0)
+                .collect(),
         }
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use pikoci_core::store::{
     BuildStatus, CHECK_LAG, CheckGauges, JobBuildCount, StoreGauges, StoreResult,
 };
+use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, Select};
 
 use super::SqlStore;
@@ -22,16 +23,24 @@ pub(super) async fn gauges(store: &SqlStore, now: DateTime<Utc>) -> StoreResult<
     })
 }
 
-/// Builds by job and status, named by team, pipeline and job.
+/// The builds that are not finished, by job and status, named by team, pipeline and job. Read
+/// off the index on `(status, job_id, id)`: the finished builds, as many as history holds, are
+/// not read.
 async fn build_counts(store: &SqlStore) -> StoreResult<Vec<JobBuildCount>> {
     let context = || "failed to count the builds by job and status";
-    let counts: Vec<(i64, String, i64)> = build::Entity::find()
+    let active: Vec<&str> = BuildStatus::ALL
+        .iter()
+        .filter(|status| !status.is_finished())
+        .map(|status| status.as_str())
+        .collect();
+    let counts: Vec<(String, i64, i64)> = build::Entity::find()
         .select_only()
-        .column(build::Column::JobId)
         .column(build::Column::Status)
+        .column(build::Column::JobId)
         .column_as(build::Column::Id.count(), "builds")
-        .group_by(build::Column::JobId)
+        .filter(build::Column::Status.is_in(active))
         .group_by(build::Column::Status)
+        .group_by(build::Column::JobId)
         .into_tuple()
         .all(store.db())
         .await
@@ -64,7 +73,7 @@ async fn build_counts(store: &SqlStore) -> StoreResult<Vec<JobBuildCount>> {
     // is left out rather than reported under no name.
     Ok(counts
         .into_iter()
-        .filter_map(|(job_id, status, count)| {
+        .filter_map(|(status, job_id, count)| {
             let (pipeline_id, job) = jobs.get(&job_id)?;
             let (team_id, pipeline) = pipelines.get(pipeline_id)?;
             Some(JobBuildCount {
@@ -98,12 +107,19 @@ async fn names<E: EntityTrait>(
         .collect())
 }
 
-/// When the oldest pending build was created.
+/// When the oldest pending build of a job that is not paused (a paused pipeline pauses its
+/// jobs) was created.
 async fn oldest_pending(store: &SqlStore) -> StoreResult<Option<DateTime<Utc>>> {
+    let running_jobs = Query::select()
+        .column(job::Column::Id)
+        .from(job::Entity)
+        .and_where(job::Column::Paused.eq(false))
+        .to_owned();
     let oldest: Option<Option<i64>> = build::Entity::find()
         .select_only()
         .column_as(build::Column::CreatedAt.min(), "oldest")
         .filter(build::Column::Status.eq(BuildStatus::Pending.as_str()))
+        .filter(build::Column::JobId.in_subquery(running_jobs))
         .into_tuple()
         .one(store.db())
         .await
@@ -115,27 +131,24 @@ async fn oldest_pending(store: &SqlStore) -> StoreResult<Option<DateTime<Utc>>> 
 async fn checks(store: &SqlStore, now: DateTime<Utc>) -> StoreResult<CheckGauges> {
     let now_ms = ms(now);
     let lag_ms = i64::try_from(CHECK_LAG.as_millis()).unwrap_or(i64::MAX);
-    // Idle and due, or claimed by a worker whose lease lapsed.
-    let due = |since: i64| {
+    // Idle and due since `since`, or claimed by a worker whose lease lapsed before it (a claim
+    // moves `next_check_at` an interval on, so a lapsed lease says since when it is due).
+    let due_since = |since: i64| {
         Condition::any()
             .add(
                 Condition::all()
                     .add(resource::Column::CheckLeaseExpiresAt.is_null())
                     .add(resource::Column::NextCheckAt.lte(since)),
             )
-            .add(resource::Column::CheckLeaseExpiresAt.lt(now_ms))
+            .add(resource::Column::CheckLeaseExpiresAt.lt(since))
     };
     let running = Condition::all().add(resource::Column::CheckLeaseExpiresAt.gte(now_ms));
     Ok(CheckGauges {
-        due: count(store, resource::Entity::find().filter(due(now_ms))).await?,
+        due: count(store, resource::Entity::find().filter(due_since(now_ms))).await?,
         running: count(store, resource::Entity::find().filter(running)).await?,
         lagging: count(
             store,
-            resource::Entity::find().filter(
-                Condition::all()
-                    .add(due(now_ms))
-                    .add(resource::Column::NextCheckAt.lte(now_ms - lag_ms)),
-            ),
+            resource::Entity::find().filter(due_since(now_ms.saturating_sub(lag_ms))),
         )
         .await?,
     })

@@ -45,13 +45,14 @@ pub(crate) async fn gauges_count_builds_by_job_and_the_checks(fx: &Fixture) -> a
     };
     assert_eq!(
         builds,
-        vec![
-            row("deploy", "pending", 2),
-            row("unit", "pending", 1),
-            row("unit", "succeeded", 1),
-        ]
+        vec![row("deploy", "pending", 2), row("unit", "pending", 1)],
+        "finished builds are counted as they finish, not read"
     );
+    assert_eq!(s.statistics().finished, vec![(BuildStatus::Succeeded, 1)]);
     assert_eq!(gauges.oldest_pending, Some(at(30)));
+    // A paused job's builds wait on purpose.
+    s.set_job_paused(w.job("unit"), true).await?;
+    assert_eq!(s.gauges(at(100)).await?.oldest_pending, Some(at(40)));
     assert_eq!(
         gauges.checks,
         CheckGauges {
@@ -74,8 +75,16 @@ pub(crate) async fn gauges_count_builds_by_job_and_the_checks(fx: &Fixture) -> a
             lagging: 0
         }
     );
-    let lapsed = s.gauges(at(201)).await?.checks;
-    assert_eq!((lapsed.due, lapsed.running), (1, 0));
+    assert_eq!(
+        s.gauges(at(201)).await?.checks,
+        CheckGauges {
+            due: 1,
+            running: 0,
+            lagging: 0
+        }
+    );
+    // Lapsed for over 10 s: lagging, though the claim moved its next check an interval on.
+    assert_eq!(s.gauges(at(211)).await?.checks.lagging, 1);
     Ok(())
 }
 

@@ -119,6 +119,10 @@ async fn metrics_report_the_state_and_the_requests_in_prometheus_text() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(api.get("/no/such/path").await.status, StatusCode::NOT_FOUND);
+    let wrong_method = api
+        .call(axum::http::Method::DELETE, "/api/v1/teams", None)
+        .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
 
     let answer = api.get("/metrics").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
@@ -162,7 +166,14 @@ async fn metrics_report_the_state_and_the_requests_in_prometheus_text() {
         checks, 1.0,
         "the pipeline's one resource is due or being checked"
     );
-    value(&samples, "pikoci_checks", &[("state", "lagging")]);
+    value(&samples, "pikoci_checks_lagging", &[]);
+    assert_eq!(value(&samples, "pikoci_database_up", &[]), 1.0);
+    // The started build has not finished: nothing counted yet.
+    assert!(
+        !samples
+            .iter()
+            .any(|sample| sample.name == "pikoci_builds_finished_total")
+    );
 
     let requests = |route, status| {
         value(
@@ -174,6 +185,18 @@ async fn metrics_report_the_state_and_the_requests_in_prometheus_text() {
     assert_eq!(requests("/api/v1/teams", "200"), 1.0);
     assert_eq!(requests("/api/v1/teams/{tc}/pipelines/{pc}", "404"), 1.0);
     assert_eq!(requests("unmatched", "404"), 1.0);
+    assert_eq!(
+        value(
+            &samples,
+            "pikoci_http_requests_total",
+            &[
+                ("method", "DELETE"),
+                ("route", "unmatched"),
+                ("status", "405")
+            ]
+        ),
+        1.0
+    );
     assert_eq!(
         value(
             &samples,
