@@ -72,14 +72,26 @@ const EXIT_USAGE: u8 = 2;
 
 /// Runs `pikoci` with the process's arguments.
 pub fn main() -> ExitCode {
-    pikoci_runner::enable_launcher();
+    set_up_process();
     main_with(std::env::args_os().collect())
+}
+
+/// What every command does first: steps start through this binary (when this process was
+/// started as a step's launcher, it becomes the step here), and steps cannot read this
+/// process's memory or environment, which hold credentials.
+fn set_up_process() {
+    pikoci_runner::enable_launcher();
+    if let Err(err) = pikoci_runner::hide_from_steps() {
+        let _ = output::stderr(&format!(
+            "warning: steps may read this process's environment and memory: {err}\n"
+        ));
+    }
 }
 
 /// Runs `pikoci <subcommand>` with the process's other arguments: the thin `pikoci-server`
 /// and `pikoci-worker` binaries.
 pub fn main_as(subcommand: &str) -> ExitCode {
-    pikoci_runner::enable_launcher();
+    set_up_process();
     let mut args: Vec<OsString> = std::env::args_os().collect();
     args.insert(1.min(args.len()), subcommand.into());
     main_with(args)

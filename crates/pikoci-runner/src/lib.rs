@@ -30,7 +30,7 @@ mod spawner;
 mod worker_lock;
 
 pub use reaper::{RUN_MARKER, Reaped, WORKER_MARKER};
-pub use spawner::enable_launcher;
+pub use spawner::{enable_launcher, hide_from_steps, launcher_enabled};
 pub use worker_lock::{WorkerLock, WorkerLockError};
 
 use std::collections::BTreeMap;

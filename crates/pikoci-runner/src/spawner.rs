@@ -249,12 +249,51 @@ pub fn enable_launcher() {
     }
 }
 
-/// Whether this process runs with the rights of another user or group than the one that
-/// started it (a set-user-ID or set-group-ID file).
+/// Whether this process runs with rights its caller does not have: a set-user-ID or
+/// set-group-ID file, or one with file capabilities. The C library then runs it in secure mode
+/// (`AT_SECURE`), which also drops variables (`TMPDIR`, `LOCPATH`, ...) from the environment
+/// that a launcher would pass on.
 #[cfg(target_os = "linux")]
 fn privileged() -> bool {
     use nix::unistd::{getegid, geteuid, getgid, getuid};
-    getuid() != geteuid() || getgid() != getegid()
+    getuid() != geteuid() || getgid() != getegid() || secure_mode()
+}
+
+/// Whether the kernel started this process in secure mode: `AT_SECURE` in its auxiliary
+/// vector (pairs of native words, `/proc/self/auxv`). Unknown counts as secure.
+#[cfg(target_os = "linux")]
+fn secure_mode() -> bool {
+    const AT_SECURE: usize = 23;
+    const WORD: usize = std::mem::size_of::<usize>();
+    let Ok(auxv) = std::fs::read("/proc/self/auxv") else {
+        return true;
+    };
+    let word = |bytes: &[u8]| {
+        bytes
+            .try_into()
+            .map(usize::from_ne_bytes)
+            .unwrap_or(usize::MAX)
+    };
+    auxv.chunks_exact(2 * WORD)
+        .any(|pair| word(&pair[..WORD]) == AT_SECURE && word(&pair[WORD..]) != 0)
+}
+
+/// Whether steps start through this program ([`enable_launcher`] found it could).
+pub fn launcher_enabled() -> bool {
+    LAUNCHER.load(Ordering::Relaxed)
+}
+
+/// Keeps other processes of this user, the steps this process starts among them, from reading
+/// its memory and environment (`/proc/PID/environ`, `/proc/PID/mem`, ptrace), where a server
+/// or worker holds database and broker credentials and the secret store's key: Linux's
+/// `PR_SET_DUMPABLE` set to 0 (no core dumps either). A step gets the default back when it
+/// execs its program. To be called first thing in `main`, after [`enable_launcher`]; Linux
+/// only (elsewhere a no-op).
+pub fn hide_from_steps() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
+    Ok(())
 }
 
 /// The launcher: `<parent pid> <program path> <argv0> <args...>`, with the step's environment

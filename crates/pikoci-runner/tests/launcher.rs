@@ -27,9 +27,13 @@ type Case = fn(&tokio::runtime::Runtime, &Path);
 
 fn main() {
     pikoci_runner::enable_launcher();
+    assert!(
+        pikoci_runner::launcher_enabled(),
+        "the launcher cannot be enabled here (no /proc/self/exe?): these cases would test forks"
+    );
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let cases: [(&str, Case); 4] = [
+    let cases: [(&str, Case); 5] = [
         (
             "a_launched_step_gets_its_arguments_environment_directory_and_status",
             a_launched_step_gets_its_arguments_environment_directory_and_status,
@@ -45,6 +49,10 @@ fn main() {
         (
             "a_script_without_an_interpreter_line_runs_with_sh",
             a_script_without_an_interpreter_line_runs_with_sh,
+        ),
+        (
+            "the_loaders_variables_steer_the_step_not_the_launcher",
+            the_loaders_variables_steer_the_step_not_the_launcher,
         ),
     ];
     for (name, case) in cases {
@@ -191,4 +199,27 @@ fn a_script_without_an_interpreter_line_runs_with_sh(
     let (outcome, lines) = run(runtime, dir, "./no-interpreter-line", &["yes"], &[]);
     assert!(outcome.success(), "{outcome:?}: {lines:?}");
     assert_eq!(lines, ["ran by sh: yes"]);
+}
+
+fn the_loaders_variables_steer_the_step_not_the_launcher(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+) {
+    // The dynamic loader of every program that starts with a missing LD_PRELOAD says so on
+    // its stderr: once for the step's shell, and once more if the launcher had it too.
+    let missing = "/nonexistent/pikoci-launcher-preload.so";
+    let (outcome, lines) = run(
+        runtime,
+        dir,
+        "/bin/sh",
+        &["-c", "echo ran"],
+        &[("LD_PRELOAD", missing)],
+    );
+    assert!(
+        matches!(outcome, RunOutcome::Exited(0)),
+        "{outcome:?}: {lines:?}"
+    );
+    let warnings = lines.iter().filter(|line| line.contains(missing)).count();
+    assert_eq!(warnings, 1, "{lines:?}");
+    assert!(lines.iter().any(|line| line == "ran"), "{lines:?}");
 }

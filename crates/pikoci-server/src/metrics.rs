@@ -61,6 +61,9 @@ struct OperationLabels {
     operation: String,
 }
 
+/// How long a scrape waits for the database (Prometheus's default scrape timeout is 10 s).
+const STATE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// A histogram's constructor, for families of them.
 type NewHistogram = fn() -> Histogram;
 
@@ -251,9 +254,20 @@ impl Metrics {
         now: DateTime<Utc>,
         lost_after: Duration,
     ) -> Result<String, fmt::Error> {
-        // Read before taking the lock: a slow database queues no scrape behind another.
-        let state =
-            async { Ok::<_, StoreError>((store.gauges(now).await?, store.workers().await?)) }.await;
+        // Read before taking the lock: a slow database queues no scrape behind another. A
+        // database that does not answer in time counts as down, before Prometheus gives up.
+        let read =
+            async { Ok::<_, StoreError>((store.gauges(now).await?, store.workers().await?)) };
+        let state = match tokio::time::timeout(STATE_PATIENCE, read).await {
+            Ok(state) => state,
+            Err(_) => Err(StoreError::new(
+                pikoci_core::ErrorKind::Timeout,
+                format!(
+                    "the database did not answer within {} s",
+                    STATE_PATIENCE.as_secs()
+                ),
+            )),
+        };
         let _one_at_a_time = lock(&self.scrape);
         match state {
             Ok((gauges, workers)) => {

@@ -15,7 +15,8 @@ pub struct StoreGauges {
     /// How many builds each job has in each status that is not finished (pending, waiting for
     /// approval, assigned, started); statuses without builds are left out.
     pub builds: Vec<JobBuildCount>,
-    /// When the oldest pending build of a job that is not paused was created (`None`: none).
+    /// When the oldest pending build whose job and pipeline are not paused was created
+    /// (`None`: none).
     pub oldest_pending: Option<DateTime<Utc>>,
     /// The resources' checks.
     pub checks: CheckGauges,

@@ -107,19 +107,24 @@ async fn names<E: EntityTrait>(
         .collect())
 }
 
-/// When the oldest pending build of a job that is not paused (a paused pipeline pauses its
-/// jobs) was created.
+/// When the oldest pending build whose job and pipeline are not paused was created.
 async fn oldest_pending(store: &SqlStore) -> StoreResult<Option<DateTime<Utc>>> {
     let running_jobs = Query::select()
         .column(job::Column::Id)
         .from(job::Entity)
         .and_where(job::Column::Paused.eq(false))
         .to_owned();
+    let running_pipelines = Query::select()
+        .column(pipeline::Column::Id)
+        .from(pipeline::Entity)
+        .and_where(pipeline::Column::Paused.eq(false))
+        .to_owned();
     let oldest: Option<Option<i64>> = build::Entity::find()
         .select_only()
         .column_as(build::Column::CreatedAt.min(), "oldest")
         .filter(build::Column::Status.eq(BuildStatus::Pending.as_str()))
         .filter(build::Column::JobId.in_subquery(running_jobs))
+        .filter(build::Column::PipelineId.in_subquery(running_pipelines))
         .into_tuple()
         .one(store.db())
         .await

@@ -50,9 +50,13 @@ pub(crate) async fn gauges_count_builds_by_job_and_the_checks(fx: &Fixture) -> a
     );
     assert_eq!(s.statistics().finished, vec![(BuildStatus::Succeeded, 1)]);
     assert_eq!(gauges.oldest_pending, Some(at(30)));
-    // A paused job's builds wait on purpose.
+    // A paused job's builds wait on purpose, as do a paused pipeline's (whose jobs are paused
+    // with it, and may be unpaused on their own).
     s.set_job_paused(w.job("unit"), true).await?;
     assert_eq!(s.gauges(at(100)).await?.oldest_pending, Some(at(40)));
+    s.set_pipeline_paused(w.pipeline.id, true).await?;
+    s.set_job_paused(w.job("deploy"), false).await?;
+    assert_eq!(s.gauges(at(100)).await?.oldest_pending, None);
     assert_eq!(
         gauges.checks,
         CheckGauges {
