@@ -35,7 +35,7 @@
 //! | `GET …/resources/{rc}/versions` | `?before=&limit=` |
 //! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
 //! | `POST /webhooks/{token}` | any body |
-//! | `GET /workers` | |
+//! | `GET /workers`, `GET /workers/health` | workers; whether one can take work now |
 //!
 //! Outside `/api/v1`: `GET /healthz`, `GET /readyz`, and `GET /metrics` (Prometheus's text
 //! format, `metrics.rs`).
@@ -131,7 +131,8 @@ pub fn router(server: Server) -> Router {
             post(resources::regenerate_webhook_token),
         )
         .route("/webhooks/{token}", post(resources::webhook))
-        .route("/workers", get(system::workers));
+        .route("/workers", get(system::workers))
+        .route("/workers/health", get(system::workers_health));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(system::healthz))

@@ -73,6 +73,35 @@ pub(crate) async fn workers(
     ))
 }
 
+/// `GET /api/v1/workers/health`: whether a worker can take work now, for a banner or a
+/// probe: `{"healthy", "running", "draining", "lost", "free_slots"}`. Healthy when at least one
+/// running worker (heartbeat within `worker_lost_after`, not draining) has a free build slot.
+pub(crate) async fn workers_health(
+    State(server): State<Server>,
+) -> ApiResult<Json<Data<serde_json::Value>>> {
+    let workers = server.store().workers().await?;
+    let now = server.clock().now();
+    let lost_after = server.config().worker_lost_after;
+    let (mut running, mut draining, mut lost, mut free_slots) = (0u32, 0u32, 0u32, 0u32);
+    for worker in &workers {
+        match crate::metrics::worker_state(worker, now, lost_after) {
+            "running" => {
+                running += 1;
+                free_slots += worker.slots.saturating_sub(worker.running);
+            }
+            "draining" => draining += 1,
+            _ => lost += 1,
+        }
+    }
+    Ok(data(serde_json::json!({
+        "healthy": free_slots > 0,
+        "running": running,
+        "draining": draining,
+        "lost": lost,
+        "free_slots": free_slots,
+    })))
+}
+
 /// `GET /metrics`: the server's metrics in Prometheus's text format (`metrics.rs`).
 pub(crate) async fn metrics(State(server): State<Server>) -> ApiResult<Response> {
     let text = server

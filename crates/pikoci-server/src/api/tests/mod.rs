@@ -430,4 +430,40 @@ async fn workers_are_running_or_lost_by_their_last_heartbeat() {
     assert_eq!(workers[1]["id"], "w-old");
     assert_eq!(workers[1]["state"], "lost");
     assert_eq!(workers[1]["team"], Value::Null);
+    assert_eq!(
+        api.get("/api/v1/workers/health").await.data(),
+        json!({"healthy": true, "running": 1, "draining": 0, "lost": 1, "free_slots": 3})
+    );
+}
+
+#[tokio::test]
+async fn workers_are_unhealthy_without_a_running_worker_with_a_free_slot() {
+    let api = TestApi::new().await;
+    assert_eq!(
+        api.get("/api/v1/workers/health").await.data(),
+        json!({"healthy": false, "running": 0, "draining": 0, "lost": 0, "free_slots": 0})
+    );
+    let now = api.server.clock().now();
+    for (id, draining, running) in [("w-busy", false, 2), ("w-leaving", true, 0)] {
+        api.store()
+            .record_heartbeat(&pikoci_core::store::WorkerHeartbeat {
+                worker_id: id.to_owned(),
+                team_id: None,
+                tags: Vec::new(),
+                exclusive: false,
+                draining,
+                slots: 2,
+                running,
+                version: "0.1.0".to_owned(),
+                hostname: "host".to_owned(),
+                sealing_key: None,
+                at: now,
+            })
+            .await
+            .expect("heartbeat");
+    }
+    assert_eq!(
+        api.get("/api/v1/workers/health").await.data(),
+        json!({"healthy": false, "running": 1, "draining": 1, "lost": 0, "free_slots": 0})
+    );
 }
