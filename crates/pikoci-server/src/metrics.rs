@@ -21,7 +21,7 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 use crate::state::lock;
 
@@ -30,7 +30,7 @@ pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_te
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
+    method: &'static str,
     /// The route's pattern (`/api/v1/teams/{tc}`), `unmatched` for unknown paths: never the
     /// path itself, whose values are unbounded.
     route: String,
@@ -39,7 +39,7 @@ struct HttpLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
 
@@ -53,16 +53,31 @@ struct BuildLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
-    state: String,
+    state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
-    operation: String,
+    operation: &'static str,
 }
 
 /// How long a scrape waits for the database (Prometheus's default scrape timeout is 10 s).
 const STATE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Registers `metric` as `name` (with its unit) in `registry`, and gives it back to be updated.
+fn add<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: M,
+) -> M {
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, metric.clone()),
+        None => registry.register(name, help, metric.clone()),
+    }
+    metric
+}
 
 /// A histogram's constructor, for families of them.
 type NewHistogram = fn() -> Histogram;
@@ -101,124 +116,121 @@ impl Metrics {
     /// The metrics of a server on `store`.
     pub(crate) fn new(store: Arc<dyn Store>) -> Metrics {
         let mut registry = Registry::with_prefix("pikoci");
-        let http_requests = Family::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route and status",
-            http_requests.clone(),
-        );
-        let http_duration = Family::new_with_constructor(request_buckets as NewHistogram);
-        registry.register_with_unit(
-            "http_request_duration",
-            "Time to answer an HTTP request (to the start of the body for streams), by method \
-             and route",
-            Unit::Seconds,
-            http_duration.clone(),
-        );
-        // 10 ms to about 1.5 hours.
-        let dispatch_latency = Histogram::new(exponential_buckets(0.01, 2.0, 20));
-        registry.register_with_unit(
-            "build_dispatch_latency",
-            "Time from a build's creation (or retry) to its start on a worker",
-            Unit::Seconds,
-            dispatch_latency.clone(),
-        );
-        let log_bytes = Counter::default();
-        registry.register_with_unit(
-            "log_ingested",
-            "Build log text received from workers",
-            Unit::Bytes,
-            log_bytes.clone(),
-        );
-        let broker_errors = Family::default();
-        registry.register(
-            "broker_errors",
-            "Broker operations of this server that failed, by operation (publish, subscribe, consume, \
-             ack, nack)",
-            broker_errors.clone(),
-        );
-        let builds = Family::default();
-        registry.register(
-            "builds",
-            "Builds not finished (pending, waiting_for_approval, assigned, started), by team, \
-             pipeline, job and status",
-            builds.clone(),
-        );
-        let pending = Gauge::default();
-        registry.register(
-            "builds_pending",
-            "Builds waiting for a worker (the dispatch queue)",
-            pending.clone(),
-        );
-        let oldest_pending = Gauge::default();
-        registry.register_with_unit(
-            "oldest_pending_build_age",
-            "How long the oldest pending build has waited (0 when none waits)",
-            Unit::Seconds,
-            oldest_pending.clone(),
-        );
-        let checks = Family::default();
-        registry.register(
-            "checks",
-            "Resource checks by state: due (waiting for a worker, or claimed by one whose lease \
-             lapsed), running",
-            checks.clone(),
-        );
-        let checks_lagging = Gauge::default();
-        registry.register(
-            "checks_lagging",
-            "Due checks that have waited for over 10 s",
-            checks_lagging.clone(),
-        );
-        let workers = Family::default();
-        registry.register(
-            "workers",
-            "Registered workers by state: running, draining, lost (no heartbeat lately)",
-            workers.clone(),
-        );
-        let database_up = Gauge::default();
-        registry.register(
-            "database_up",
-            "1 when the last scrape could read the state from the database, 0 when it could not \
-             (the state gauges then keep their last values)",
-            database_up.clone(),
-        );
         registry.register_collector(Box::new(StoreCounters(store)));
+        let r = &mut registry;
         Metrics {
-            registry,
-            http_requests,
-            http_duration,
-            dispatch_latency,
-            log_bytes,
-            broker_errors,
-            builds,
-            pending,
-            oldest_pending,
-            checks,
-            checks_lagging,
-            workers,
-            database_up,
+            http_requests: add(
+                r,
+                "http_requests",
+                "HTTP requests answered, by method, route and status",
+                None,
+                Family::default(),
+            ),
+            http_duration: add(
+                r,
+                "http_request_duration",
+                "Time to answer an HTTP request (to the start of the body for streams), by \
+                 method and route",
+                Some(Unit::Seconds),
+                Family::new_with_constructor(request_buckets as NewHistogram),
+            ),
+            dispatch_latency: add(
+                r,
+                "build_dispatch_latency",
+                "Time from a build's creation to its first start on a worker",
+                Some(Unit::Seconds),
+                // 10 ms to about 1.5 hours.
+                Histogram::new(exponential_buckets(0.01, 2.0, 20)),
+            ),
+            log_bytes: add(
+                r,
+                "log_ingested",
+                "Build log text received from workers",
+                Some(Unit::Bytes),
+                Counter::default(),
+            ),
+            broker_errors: add(
+                r,
+                "broker_errors",
+                "Broker operations of this server that failed, by operation (publish, \
+                 subscribe, consume, ack, nack)",
+                None,
+                Family::default(),
+            ),
+            builds: add(
+                r,
+                "builds",
+                "Builds not finished (pending, waiting_for_approval, assigned, started), by \
+                 team, pipeline, job and status",
+                None,
+                Family::default(),
+            ),
+            pending: add(
+                r,
+                "builds_pending",
+                "Builds waiting for a worker (the dispatch queue)",
+                None,
+                Gauge::default(),
+            ),
+            oldest_pending: add(
+                r,
+                "oldest_pending_build_age",
+                "How long the oldest pending build has waited (0 when none waits)",
+                Some(Unit::Seconds),
+                Gauge::default(),
+            ),
+            checks: add(
+                r,
+                "checks",
+                "Resource checks by state: due (waiting for a worker, or claimed by one whose \
+                 lease lapsed), running",
+                None,
+                Family::default(),
+            ),
+            checks_lagging: add(
+                r,
+                "checks_lagging",
+                "Due checks that have waited for over 10 s",
+                None,
+                Gauge::default(),
+            ),
+            workers: add(
+                r,
+                "workers",
+                "Registered workers by state: running, draining, lost (no heartbeat lately)",
+                None,
+                Family::default(),
+            ),
+            database_up: add(
+                r,
+                "database_up",
+                "1 when the last scrape could read the state from the database, 0 when it could \
+                 not (the state gauges then keep their last values)",
+                None,
+                Gauge::default(),
+            ),
             scrape: Mutex::new(()),
+            registry,
         }
     }
 
     /// Counts an answered HTTP request.
     pub(crate) fn http_request(&self, method: &str, route: &str, status: u16, took: Duration) {
         // A client chooses the method: only the standard ones get a label of their own.
-        let method = match method {
-            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
-            _ => "other",
-        };
+        let method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+            .into_iter()
+            .find(|standard| *standard == method)
+            .unwrap_or("other");
         self.http_requests
             .get_or_create(&HttpLabels {
-                method: method.to_owned(),
+                method,
                 route: route.to_owned(),
                 status,
             })
             .inc();
         self.http_duration
             .get_or_create(&RouteLabels {
-                method: method.to_owned(),
+                method,
                 route: route.to_owned(),
             })
             .observe(took.as_secs_f64());
@@ -236,11 +248,9 @@ impl Metrics {
     }
 
     /// A broker operation (`publish`, `subscribe`, `consume`, `ack`, `nack`) that failed.
-    pub(crate) fn broker_error(&self, operation: &str) {
+    pub(crate) fn broker_error(&self, operation: &'static str) {
         self.broker_errors
-            .get_or_create(&OperationLabels {
-                operation: operation.to_owned(),
-            })
+            .get_or_create(&OperationLabels { operation })
             .inc();
     }
 
@@ -318,26 +328,47 @@ impl Metrics {
             ("running", gauges.checks.running),
         ] {
             self.checks
-                .get_or_create(&StateLabels {
-                    state: state.to_owned(),
-                })
+                .get_or_create(&StateLabels { state })
                 .set(gauge(value));
         }
         self.checks_lagging.set(gauge(gauges.checks.lagging));
-        let mut states = [("running", 0), ("draining", 0), ("lost", 0)];
+        let states = WorkerStates::of(workers, now, lost_after);
+        for (state, count) in [
+            ("running", states.running),
+            ("draining", states.draining),
+            ("lost", states.lost),
+        ] {
+            self.workers
+                .get_or_create(&StateLabels { state })
+                .set(i64::from(count));
+        }
+    }
+}
+
+/// How many workers are in each state, and the build slots free on the running ones.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerStates {
+    pub(crate) running: u32,
+    pub(crate) draining: u32,
+    pub(crate) lost: u32,
+    pub(crate) free_slots: u32,
+}
+
+impl WorkerStates {
+    /// `workers` at `now` (see [`worker_state`]).
+    pub(crate) fn of(workers: &[Worker], now: DateTime<Utc>, lost_after: Duration) -> Self {
+        let mut states = WorkerStates::default();
         for worker in workers {
-            let state = worker_state(worker, now, lost_after);
-            if let Some((_, count)) = states.iter_mut().find(|(name, _)| *name == state) {
-                *count += 1;
+            match worker_state(worker, now, lost_after) {
+                "running" => {
+                    states.running += 1;
+                    states.free_slots += worker.slots.saturating_sub(worker.running);
+                }
+                "draining" => states.draining += 1,
+                _ => states.lost += 1,
             }
         }
-        for (state, count) in states {
-            self.workers
-                .get_or_create(&StateLabels {
-                    state: state.to_owned(),
-                })
-                .set(count);
-        }
+        states
     }
 }
 

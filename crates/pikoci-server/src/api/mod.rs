@@ -154,11 +154,11 @@ pub fn router(server: Server) -> Router {
 
 /// The route pattern that answered a request, carried on its response to [`count_request`].
 #[derive(Debug, Clone)]
-struct RouteLabel(String);
+struct RouteLabel(MatchedPath);
 
 /// Labels the responses of known routes with their pattern.
 async fn label_route(matched: MatchedPath, request: Request, next: Next) -> Response {
-    let route = RouteLabel(matched.as_str().to_owned());
+    let route = RouteLabel(matched);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(route);
     response

@@ -80,25 +80,17 @@ pub(crate) async fn workers_health(
     State(server): State<Server>,
 ) -> ApiResult<Json<Data<serde_json::Value>>> {
     let workers = server.store().workers().await?;
-    let now = server.clock().now();
-    let lost_after = server.config().worker_lost_after;
-    let (mut running, mut draining, mut lost, mut free_slots) = (0u32, 0u32, 0u32, 0u32);
-    for worker in &workers {
-        match crate::metrics::worker_state(worker, now, lost_after) {
-            "running" => {
-                running += 1;
-                free_slots += worker.slots.saturating_sub(worker.running);
-            }
-            "draining" => draining += 1,
-            _ => lost += 1,
-        }
-    }
+    let states = crate::metrics::WorkerStates::of(
+        &workers,
+        server.clock().now(),
+        server.config().worker_lost_after,
+    );
     Ok(data(serde_json::json!({
-        "healthy": free_slots > 0,
-        "running": running,
-        "draining": draining,
-        "lost": lost,
-        "free_slots": free_slots,
+        "healthy": states.free_slots > 0,
+        "running": states.running,
+        "draining": states.draining,
+        "lost": states.lost,
+        "free_slots": states.free_slots,
     })))
 }
 
