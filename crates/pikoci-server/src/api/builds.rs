@@ -11,8 +11,9 @@ use pikoci_core::store::{
     Build, BuildFilter, BuildId, BuildStatus, LogChunk, LogPosition, StoredResource,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::scope::{self, BuildPath, JobPath, JobScope};
 use super::views::{BuildPlace, BuildView, PageMeta};
@@ -24,16 +25,27 @@ use crate::Server;
 pub(crate) const ANONYMOUS_USER: &str = "anonymous";
 
 /// `?before=<build id>&limit=<1..500, default 50>&status=<status>[,<status>…]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BuildsQuery {
+    /// Builds older than this build id: `meta.next_before` of the previous page.
     before: Option<i64>,
+    /// The page's size, 1 to 500 (50 when not given).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// Only builds in these statuses, comma-separated: `failed,errored`.
+    #[param(
+        pattern = "^\\s*(pending|waiting_for_approval|assigned|started|succeeded|failed|cancelled|warning|errored)\\s*(,\\s*(pending|waiting_for_approval|assigned|started|succeeded|failed|cancelled|warning|errored)\\s*)*$",
+        example = "failed,errored"
+    )]
     status: Option<String>,
 }
 
 /// `GET …/jobs/{jn}/builds`: the job's builds, newest first (summaries), with
 /// `meta: {has_more, next_before}`.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds", tag = "builds", summary = "List a job's builds", params(JobPath, BuildsQuery),
+    responses((status = 200, description = "A page of the job's builds, newest first.", body = Page<Vec<BuildView>, PageMeta>)))]
 pub(crate) async fn list(
     State(server): State<Server>,
     ApiPath(path): ApiPath<JobPath>,
@@ -88,6 +100,8 @@ pub(crate) async fn list(
 
 /// `GET …/builds/{bn}`: the build with the steps of every attempt, the versions it used and,
 /// when it is pending, why it does not run yet.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}", tag = "builds", summary = "Get a build", params(BuildPath),
+    responses((status = 200, description = "The build with its steps, the versions it used and, when pending, why.", body = Data<BuildView>)))]
 pub(crate) async fn get(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -137,6 +151,8 @@ async fn summary(server: &Server, scope: &JobScope, build: &Build) -> ApiResult<
 }
 
 /// `POST …/builds/{bn}/cancel`: the build (summary), cancelled or being cancelled.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/cancel", tag = "builds", summary = "Cancel a build", params(BuildPath),
+    responses((status = 200, description = "The build (summary), cancelled or being cancelled.", body = Data<BuildView>)))]
 pub(crate) async fn cancel(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -147,6 +163,11 @@ pub(crate) async fn cancel(
 }
 
 /// `POST …/builds/{bn}/retry`: 201 with the new build (`N.1`, summary).
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/retry", tag = "builds", summary = "Retry a build", params(BuildPath),
+    responses(
+        (status = 201, description = "The new build, `N.1` (summary), with the same inputs and versions.", body = Data<BuildView>),
+        (status = 409, description = "The build cannot be retried (`conflict`): not finished, or its job disables retries.", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn retry(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -160,14 +181,22 @@ pub(crate) async fn retry(
 }
 
 /// `{"message"?}` of an approval (not stored yet: the service records the approver only).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Approve)]
 pub(crate) struct ApproveBody {
+    /// A word for the log.
     #[serde(default)]
     message: Option<String>,
 }
 
 /// `POST …/builds/{bn}/approve` `{"message"?}`: the build (summary).
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/approve", tag = "builds", summary = "Approve a build", params(BuildPath),
+    request_body(content = ApproveBody, description = "May be empty."),
+    responses(
+        (status = 200, description = "The build (summary), approved.", body = Data<BuildView>),
+        (status = 409, description = "The build does not wait for an approval (`conflict`).", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn approve(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -180,13 +209,21 @@ pub(crate) async fn approve(
 }
 
 /// `{"message"}` of a rejection: why (required).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Reject)]
 pub(crate) struct RejectBody {
+    /// Why: required, not blank.
+    #[schema(pattern = "\\S")]
     message: String,
 }
 
 /// `POST …/builds/{bn}/reject` `{"message"}`: the build (summary), cancelled with the reason.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/reject", tag = "builds", summary = "Reject a build", params(BuildPath), request_body = RejectBody,
+    responses(
+        (status = 200, description = "The build (summary), cancelled with the reason.", body = Data<BuildView>),
+        (status = 409, description = "The build does not wait for an approval (`conflict`).", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn reject(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -205,15 +242,20 @@ pub(crate) async fn reject(
 }
 
 /// `?attempt=<n>&format=text|json`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogQuery {
+    /// The attempt (from 1); the latest when not given.
     attempt: Option<u32>,
+    /// `text` (the default) or `json`.
+    #[param(pattern = "^(text|json)$")]
     format: Option<String>,
 }
 
 /// One chunk in the JSON form of a log: `{"attempt", "step", "seq", "text"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LogChunk)]
 pub(crate) struct ChunkView {
     attempt: u32,
     step: u32,
@@ -231,6 +273,12 @@ const LOG_PAGE: u32 = 200;
 /// latest attempt starts with the server's notes about earlier ones (why the build ran again).
 /// The log is read and sent a page of chunks at a time, so a long log is never held whole;
 /// to follow a running build use `…/events`.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/logs", tag = "builds", summary = "Read a build's log", params(BuildPath, LogQuery),
+    responses((status = 200, description = "The attempt's output: as printed (`format=text`), or its chunks (`format=json`, `meta: {\"attempt\"}`).",
+        content(
+            (String = "text/plain"),
+            (Page<Vec<ChunkView>, LogMeta> = "application/json"),
+        ))))]
 pub(crate) async fn logs(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -367,9 +415,11 @@ fn json_log(pages: LogPages, attempt: u32) -> Body {
         Some((bytes, (pages, at_start)))
     });
     let close = futures::stream::once(async move {
-        Ok(Bytes::from(format!(
-            "],\"meta\":{{\"attempt\":{attempt}}}}}"
-        )))
+        let mut out = b"],\"meta\":".to_vec();
+        // A number always serialises.
+        let _ = serde_json::to_writer(&mut out, &LogMeta { attempt });
+        out.push(b'}');
+        Ok(Bytes::from(out))
     });
     Body::from_stream(open.chain(chunks).chain(close))
 }
@@ -378,4 +428,10 @@ fn json_log(pages: LogPages, attempt: u32) -> Body {
 fn lossy(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes)
         .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+}
+
+/// The `meta` of a log in JSON: `{"attempt"}`, the attempt shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LogMeta {
+    attempt: u32,
 }

@@ -8,6 +8,7 @@ use pikoci_config::{Diagnostic, Severity, SourceFile};
 use pikoci_core::ErrorKind;
 use pikoci_core::store::StoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ServerError;
 
@@ -115,16 +116,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// An error: `{"error": {"code", "message", "details"?}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorContent<'a>,
 }
 
-#[derive(Serialize)]
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ErrorContent)]
 struct ErrorContent<'a> {
+    /// Stable, for programs: `invalid_input`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `invalid_pipeline`, `unavailable`, `timeout`, `internal`.
+    #[schema(example = "not_found")]
     code: &'a str,
+    /// For people: what is wrong and what to do.
     message: &'a str,
+    /// More, by code: the diagnostics of an `invalid_pipeline` (`[Diagnostic]`), which of the
+    /// store and the broker failed for `/readyz`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Value>)]
     details: Option<&'a serde_json::Value>,
 }
 
@@ -147,7 +159,8 @@ impl IntoResponse for ApiError {
 /// One diagnostic of a pipeline file:
 /// `{"severity": "error", "message", "help"?, "file", "line"?, "column"?, "span"?: {"start", "end"}}`
 /// (line and column from 1, the span in bytes; absent when the problem has no single place).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Diagnostic)]
 pub(crate) struct DiagnosticView {
     severity: &'static str,
     message: String,
@@ -163,7 +176,9 @@ pub(crate) struct DiagnosticView {
     span: Option<SpanView>,
 }
 
-#[derive(Debug, Serialize)]
+/// Bytes from the start of the file, `end` excluded.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Span)]
 struct SpanView {
     start: usize,
     end: usize,

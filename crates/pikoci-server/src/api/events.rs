@@ -58,6 +58,7 @@ use pikoci_core::store::{BuildId, BuildStatus, LogChunk, LogCursor, StoredResour
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+use utoipa::ToSchema;
 
 use super::builds::detailed_view;
 use super::error::{ApiError, ApiResult};
@@ -76,6 +77,10 @@ const TICK: Duration = Duration::from_secs(1);
 pub(crate) const GAP_GRACE: Duration = Duration::from_secs(10);
 
 /// The handler.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/events", tag = "builds", summary = "Follow a build (Server-Sent Events)", operation_id = "events", params(BuildPath,
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^(-|-?[0-9]+)(/[0-9]+\\.[0-9]+\\.[0-9]+)*$", description = "The id of the last event received: the stream resumes after it.")),
+    responses((status = 200, description = "Server-Sent Events: `status` (a Build), `log` (a LogChunk), `end` (`{\"status\"}`), `error` (`{\"code\", \"message\"}`); see the module documentation of `api/events.rs`.",
+        content_type = "text/event-stream", body = EventShape)))]
 pub(crate) async fn build_events(
     State(server): State<Server>,
     ApiPath(path): ApiPath<BuildPath>,
@@ -113,6 +118,28 @@ pub(crate) async fn build_events(
     Ok(Sse::new(events.into_stream())
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// One event of the stream as the Server-Sent Events format carries it: the OpenAPI document
+/// describes the stream with it (OpenAPI 3.1 has no other way); the stream itself is written by
+/// axum's `Event`.
+#[derive(ToSchema)]
+#[schema(as = BuildEvent)]
+#[expect(
+    dead_code,
+    reason = "a description for the OpenAPI document, never built"
+)]
+pub(crate) struct EventShape {
+    /// `status`, `log`, `end` or `error`.
+    #[schema(pattern = "^(status|log|end|error)$")]
+    event: String,
+    /// JSON: a Build (`status`), a LogChunk (`log`), `{"status"}` (`end`), `{"code",
+    /// "message"}` (`error`).
+    data: String,
+    /// The stream's position after a `log` event, for `Last-Event-ID`.
+    id: Option<String>,
+    /// How long a client waits before reconnecting, in milliseconds.
+    retry: Option<u64>,
 }
 
 /// How far a stream got: see the module documentation.

@@ -6,9 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::builds::place;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::pipelines::latest_build;
 use super::scope::{self, JobPath, JobScope, PipelinePath};
@@ -17,6 +18,8 @@ use super::{Data, data};
 use crate::Server;
 
 /// `GET …/{pc}/jobs`: the pipeline's jobs in declaration order, each with its latest build.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs", tag = "jobs", summary = "List a pipeline's jobs", params(PipelinePath),
+    responses((status = 200, description = "The pipeline's jobs in declaration order.", body = Data<Vec<JobView>>)))]
 pub(crate) async fn list(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
@@ -44,6 +47,8 @@ pub(crate) async fn list(
 }
 
 /// `GET …/jobs/{jn}`: the job with its latest build.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}", tag = "jobs", summary = "Get a job", params(JobPath),
+    responses((status = 200, description = "The job with its latest build.", body = Data<JobView>)))]
 pub(crate) async fn get(
     State(server): State<Server>,
     ApiPath(path): ApiPath<JobPath>,
@@ -64,6 +69,8 @@ async fn view(server: &Server, scope: &JobScope) -> ApiResult<JobView> {
 }
 
 /// `POST …/jobs/{jn}/pause`: the job, paused (it starts no builds).
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/pause", tag = "jobs", summary = "Pause a job", params(JobPath),
+    responses((status = 200, description = "The job, paused: it starts no builds.", body = Data<JobView>)))]
 pub(crate) async fn pause(
     state: State<Server>,
     path: ApiPath<JobPath>,
@@ -72,6 +79,8 @@ pub(crate) async fn pause(
 }
 
 /// `POST …/jobs/{jn}/unpause`: the job, unpaused.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/unpause", tag = "jobs", summary = "Unpause a job", params(JobPath),
+    responses((status = 200, description = "The job, unpaused.", body = Data<JobView>)))]
 pub(crate) async fn unpause(
     state: State<Server>,
     path: ApiPath<JobPath>,
@@ -92,15 +101,23 @@ async fn set_paused(
 
 /// `{"input_values"?: {"name": value}}`: values of the job's inputs; strings, numbers and bools
 /// are accepted and passed on as text (`3`, `true`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TriggerJob)]
 pub(crate) struct TriggerBody {
+    /// Values of the job's inputs by name: strings, numbers or bools.
     #[serde(default)]
     input_values: BTreeMap<String, serde_json::Value>,
 }
 
 /// `POST …/jobs/{jn}/trigger`: 201 with the new build (summary); 400 listing every problem
 /// with the inputs.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/trigger", tag = "jobs", summary = "Trigger a job", params(JobPath),
+    request_body(content = TriggerBody, description = "May be empty: no input values."),
+    responses(
+        (status = 201, description = "The new build (summary).", body = Data<BuildView>),
+        (status = 409, description = "The job cannot be triggered now (`conflict`), e.g. its pipeline was removed.", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn trigger(
     State(server): State<Server>,
     ApiPath(path): ApiPath<JobPath>,

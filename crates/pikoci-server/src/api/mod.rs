@@ -36,6 +36,7 @@
 //! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
 //! | `POST /webhooks/{token}` | any body |
 //! | `GET /workers`, `GET /workers/health` | workers; whether one can take work now |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of all this (`openapi.rs`) |
 //!
 //! Outside `/api/v1`: `GET /healthz`, `GET /readyz`, and `GET /metrics` (Prometheus's text
 //! format, `metrics.rs`).
@@ -45,6 +46,7 @@ mod error;
 mod events;
 mod extract;
 mod jobs;
+mod openapi;
 mod pipelines;
 mod resources;
 mod scope;
@@ -62,8 +64,10 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
 use serde::Serialize;
+use utoipa::{Modify as _, OpenApi as _, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Server;
 use error::{ApiError, ApiResult};
@@ -74,70 +78,8 @@ const MAX_BODY_BYTES: usize = pikoci_config::MAX_SOURCE_BYTES * 2;
 
 /// The router of the whole API, on `server`.
 pub fn router(server: Server) -> Router {
-    let pipeline = "/teams/{tc}/pipelines/{pc}";
-    let job = "/teams/{tc}/pipelines/{pc}/jobs/{jn}";
-    let build = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}";
-    let resource = "/teams/{tc}/pipelines/{pc}/resources/{rc}";
-    let api = Router::new()
-        .route("/teams", get(teams::list).post(teams::create))
-        .route(
-            "/teams/{tc}/secrets",
-            get(secrets::list_team).post(secrets::set_team),
-        )
-        .route("/teams/{tc}/secrets/{name}", delete(secrets::delete_team))
-        .route(
-            &format!("{pipeline}/secrets"),
-            get(secrets::list_pipeline).post(secrets::set_pipeline),
-        )
-        .route(
-            &format!("{pipeline}/secrets/{{name}}"),
-            delete(secrets::delete_pipeline),
-        )
-        .route(
-            "/teams/{tc}/pipelines",
-            get(pipelines::list).post(pipelines::create),
-        )
-        .route(
-            pipeline,
-            get(pipelines::get)
-                .put(pipelines::update)
-                .delete(pipelines::delete),
-        )
-        .route(&format!("{pipeline}/pause"), post(pipelines::pause))
-        .route(&format!("{pipeline}/unpause"), post(pipelines::unpause))
-        .route(&format!("{pipeline}/expose"), post(pipelines::expose))
-        .route(&format!("{pipeline}/hide"), post(pipelines::hide))
-        .route(&format!("{pipeline}/jobs"), get(jobs::list))
-        .route(job, get(jobs::get))
-        .route(&format!("{job}/pause"), post(jobs::pause))
-        .route(&format!("{job}/unpause"), post(jobs::unpause))
-        .route(&format!("{job}/trigger"), post(jobs::trigger))
-        .route(&format!("{job}/builds"), get(builds::list))
-        .route(build, get(builds::get))
-        .route(&format!("{build}/cancel"), post(builds::cancel))
-        .route(&format!("{build}/retry"), post(builds::retry))
-        .route(&format!("{build}/approve"), post(builds::approve))
-        .route(&format!("{build}/reject"), post(builds::reject))
-        .route(&format!("{build}/logs"), get(builds::logs))
-        .route(&format!("{build}/events"), get(events::build_events))
-        .route(&format!("{pipeline}/resources"), get(resources::list))
-        .route(resource, get(resources::get))
-        .route(&format!("{resource}/versions"), get(resources::versions))
-        .route(&format!("{resource}/check"), post(resources::check))
-        .route(&format!("{resource}/pin"), post(resources::pin))
-        .route(&format!("{resource}/unpin"), post(resources::unpin))
-        .route(
-            &format!("{resource}/webhook_token"),
-            post(resources::regenerate_webhook_token),
-        )
-        .route("/webhooks/{token}", post(resources::webhook))
-        .route("/workers", get(system::workers))
-        .route("/workers/health", get(system::workers_health));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
+    let (routes, _) = described().split_for_parts();
+    routes
         // Labels the routes above only: the fallbacks set after it (unknown paths, and known
         // paths with another method) count as `unmatched`.
         .route_layer(axum::middleware::from_fn(label_route))
@@ -150,6 +92,60 @@ pub fn router(server: Server) -> Router {
             count_request,
         ))
         .with_state(server)
+}
+
+/// Every route with its description: each is added from a handler's `#[utoipa::path]`, which
+/// gives both the route and its part of the OpenAPI document, so that the two cannot differ
+/// (`tests/openapi.rs` checks that no route was added another way). One `routes!` per path:
+/// the macro routes every handler it is given on every path among them.
+pub(crate) fn described() -> OpenApiRouter<Server> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(teams::list, teams::create))
+        .routes(routes!(secrets::list_team, secrets::set_team))
+        .routes(routes!(secrets::delete_team))
+        .routes(routes!(secrets::list_pipeline, secrets::set_pipeline))
+        .routes(routes!(secrets::delete_pipeline))
+        .routes(routes!(pipelines::list, pipelines::create))
+        .routes(routes!(
+            pipelines::get,
+            pipelines::update,
+            pipelines::delete
+        ))
+        .routes(routes!(pipelines::pause))
+        .routes(routes!(pipelines::unpause))
+        .routes(routes!(pipelines::expose))
+        .routes(routes!(pipelines::hide))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::pause))
+        .routes(routes!(jobs::unpause))
+        .routes(routes!(jobs::trigger))
+        .routes(routes!(builds::list))
+        .routes(routes!(builds::get))
+        .routes(routes!(builds::cancel))
+        .routes(routes!(builds::retry))
+        .routes(routes!(builds::approve))
+        .routes(routes!(builds::reject))
+        .routes(routes!(builds::logs))
+        .routes(routes!(events::build_events))
+        .routes(routes!(resources::list))
+        .routes(routes!(resources::get))
+        .routes(routes!(resources::versions))
+        .routes(routes!(resources::check))
+        .routes(routes!(resources::pin))
+        .routes(routes!(resources::unpin))
+        .routes(routes!(resources::regenerate_webhook_token))
+        .routes(routes!(resources::webhook))
+        .routes(routes!(system::workers))
+        .routes(routes!(system::workers_health))
+        .routes(routes!(openapi::document));
+    let mut described = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics));
+    openapi::CommonErrors.modify(described.get_openapi_mut());
+    described
 }
 
 /// The route pattern that answered a request, carried on its response to [`count_request`].
@@ -216,13 +212,13 @@ async fn no_store(mut response: Response) -> Response {
 }
 
 /// `{"data": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Data<T> {
     data: T,
 }
 
 /// `{"data": ..., "meta": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Page<T, M = views::PageMeta> {
     data: T,
     meta: M,

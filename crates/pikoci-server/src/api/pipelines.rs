@@ -7,18 +7,22 @@ use base64::Engine as _;
 use pikoci_config::SourceFile;
 use pikoci_core::store::{BuildFilter, JobId, StoredPipeline, Team};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult, DiagnosticView};
+use super::error::{ApiError, ApiResult, DiagnosticView, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::scope::{self, PipelinePath, PipelineScope, TeamPath};
 use super::views::{
-    BuildPlace, BuildView, ChangesView, JobSummary, PipelineSetView, PipelineView, ResourceView,
+    BuildPlace, BuildView, ChangesView, Deleted, JobSummary, PipelineSetView, PipelineView,
+    ResourceView,
 };
 use super::{Data, data};
 use crate::{PipelineSet, Server};
 
 /// `GET /teams/{tc}/pipelines`: the team's pipelines by name, each with its jobs and their
 /// latest builds.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines", tag = "pipelines", summary = "List the team's pipelines", params(TeamPath),
+    responses((status = 200, description = "The team's pipelines by name.", body = Data<Vec<PipelineView>>)))]
 pub(crate) async fn list(
     State(server): State<Server>,
     ApiPath(path): ApiPath<TeamPath>,
@@ -34,6 +38,8 @@ pub(crate) async fn list(
 }
 
 /// `GET /teams/{tc}/pipelines/{pc}`: the pipeline with its file, vars, jobs and resources.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}", tag = "pipelines", summary = "Get a pipeline", params(PipelinePath),
+    responses((status = 200, description = "The pipeline with its file, vars, jobs and resources.", body = Data<PipelineView>)))]
 pub(crate) async fn get(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
@@ -48,14 +54,21 @@ pub(crate) async fn get(
 /// "public"?: bool, "file_name"?: "pipeline.hcl"}`. `file_name` names the file in diagnostics
 /// (default `<name>.hcl`). For `PUT`, every field is optional: the stored file and vars are
 /// kept when not given, and `name`, when given, must be the pipeline's.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SetPipeline)]
 pub(crate) struct SetPipelineBody {
+    /// The pipeline's name: lowercase letters, digits, `-` and `_`. Required by `POST`.
     name: Option<String>,
+    /// The pipeline file, HCL text.
     config: Option<String>,
+    /// The pipeline file in base64 (instead of `config`).
     config_base64: Option<String>,
+    /// Values of the file's `var`s, by name.
     vars: Option<serde_json::Value>,
+    /// Whether people outside the team may see it.
     public: Option<bool>,
+    /// The file's name in diagnostics (default `<name>.hcl`).
     file_name: Option<String>,
 }
 
@@ -89,6 +102,13 @@ impl SetPipelineBody {
 /// `POST /teams/{tc}/pipelines`: validates and sets a pipeline (created, or updated when it
 /// exists): 201 when created, 200 when updated, with what changed (see `PipelineSetView`); a
 /// file that does not validate is a 422 whose details are its diagnostics.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines", tag = "pipelines", summary = "Set a pipeline (create or update)", params(TeamPath),
+    request_body = SetPipelineBody,
+    responses(
+        (status = 201, description = "The pipeline, created, with its warnings.", body = Data<PipelineSetView>),
+        (status = 200, description = "The pipeline, updated: what changed, with its warnings.", body = Data<PipelineSetView>),
+        (status = 422, description = "The file does not validate (`invalid_pipeline`); `details` lists its diagnostics (`[Diagnostic]`).", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn create(
     State(server): State<Server>,
     ApiPath(path): ApiPath<TeamPath>,
@@ -127,6 +147,12 @@ pub(crate) async fn create(
 /// `PUT /teams/{tc}/pipelines/{pc}`: changes the file, the vars or the public flag of a
 /// pipeline that exists; same answer as `POST` (with no changes listed when neither the file
 /// nor the vars were given).
+#[utoipa::path(put, path = "/teams/{tc}/pipelines/{pc}", tag = "pipelines", summary = "Change a pipeline's file, vars or visibility", params(PipelinePath),
+    request_body = SetPipelineBody,
+    responses(
+        (status = 200, description = "The pipeline, updated: what changed, with its warnings.", body = Data<PipelineSetView>),
+        (status = 422, description = "The file does not validate (`invalid_pipeline`); `details` lists its diagnostics (`[Diagnostic]`).", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn update(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
@@ -218,17 +244,23 @@ async fn set_view(
 
 /// `DELETE /teams/{tc}/pipelines/{pc}`: `{"deleted": "<name>"}`; its jobs, builds, logs,
 /// resources and versions go with it.
+#[utoipa::path(delete, path = "/teams/{tc}/pipelines/{pc}", tag = "pipelines", summary = "Delete a pipeline", params(PipelinePath),
+    responses((status = 200, description = "The pipeline and everything of it, deleted.", body = Data<Deleted>)))]
 pub(crate) async fn delete(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
-) -> ApiResult<Json<Data<serde_json::Value>>> {
+) -> ApiResult<Json<Data<Deleted>>> {
     let scope = scope::pipeline(&server, &path.tc, &path.pc).await?;
     server.store().delete_pipeline(scope.pipeline.id).await?;
     tracing::info!(team = %scope.team.name, pipeline = %scope.pipeline.name, "pipeline deleted");
-    Ok(data(serde_json::json!({ "deleted": scope.pipeline.name })))
+    Ok(data(Deleted {
+        deleted: scope.pipeline.name,
+    }))
 }
 
 /// `POST …/{pc}/pause`: the pipeline (summary) with every job paused.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/pause", tag = "pipelines", summary = "Pause a pipeline", params(PipelinePath),
+    responses((status = 200, description = "The pipeline (summary), every job paused.", body = Data<PipelineView>)))]
 pub(crate) async fn pause(
     state: State<Server>,
     path: ApiPath<PipelinePath>,
@@ -237,6 +269,8 @@ pub(crate) async fn pause(
 }
 
 /// `POST …/{pc}/unpause`: the pipeline (summary) with every job unpaused.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/unpause", tag = "pipelines", summary = "Unpause a pipeline", params(PipelinePath),
+    responses((status = 200, description = "The pipeline (summary), every job unpaused.", body = Data<PipelineView>)))]
 pub(crate) async fn unpause(
     state: State<Server>,
     path: ApiPath<PipelinePath>,
@@ -245,6 +279,8 @@ pub(crate) async fn unpause(
 }
 
 /// `POST …/{pc}/expose`: the pipeline (summary), now public.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/expose", tag = "pipelines", summary = "Make a pipeline public", params(PipelinePath),
+    responses((status = 200, description = "The pipeline (summary), now public.", body = Data<PipelineView>)))]
 pub(crate) async fn expose(
     state: State<Server>,
     path: ApiPath<PipelinePath>,
@@ -253,6 +289,8 @@ pub(crate) async fn expose(
 }
 
 /// `POST …/{pc}/hide`: the pipeline (summary), now private.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/hide", tag = "pipelines", summary = "Make a pipeline private", params(PipelinePath),
+    responses((status = 200, description = "The pipeline (summary), now private.", body = Data<PipelineView>)))]
 pub(crate) async fn hide(
     state: State<Server>,
     path: ApiPath<PipelinePath>,

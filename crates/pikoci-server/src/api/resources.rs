@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use pikoci_core::ErrorKind;
 use pikoci_core::store::VersionId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -16,6 +17,8 @@ use crate::Server;
 
 /// `GET …/{pc}/resources`: the pipeline's resources in declaration order (without webhook
 /// tokens).
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/resources", tag = "resources", summary = "List a pipeline's resources", params(PipelinePath),
+    responses((status = 200, description = "The pipeline's resources in declaration order, without webhook tokens.", body = Data<Vec<ResourceView>>)))]
 pub(crate) async fn list(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
@@ -31,6 +34,8 @@ pub(crate) async fn list(
 }
 
 /// `GET …/resources/{rc}`: the resource with its webhook token.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}", tag = "resources", summary = "Get a resource", params(ResourcePath),
+    responses((status = 200, description = "The resource with its webhook token.", body = Data<ResourceView>)))]
 pub(crate) async fn get(
     State(server): State<Server>,
     ApiPath(path): ApiPath<ResourcePath>,
@@ -44,15 +49,21 @@ fn detailed(scope: &ResourceScope) -> ResourceView {
 }
 
 /// `?before=<version id>&limit=<1..500, default 50>`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VersionsQuery {
+    /// Versions older than this version id: `meta.next_before` of the previous page.
     before: Option<i64>,
+    /// The page's size, 1 to 500 (50 when not given).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
 /// `GET …/resources/{rc}/versions`: versions newest first, with `meta: {has_more,
 /// next_before}`.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/versions", tag = "resources", summary = "List a resource's versions", params(ResourcePath, VersionsQuery),
+    responses((status = 200, description = "A page of the resource's versions, newest first.", body = Page<Vec<VersionView>, PageMeta>)))]
 pub(crate) async fn versions(
     State(server): State<Server>,
     ApiPath(path): ApiPath<ResourcePath>,
@@ -83,6 +94,8 @@ pub(crate) async fn versions(
 }
 
 /// `POST …/resources/{rc}/check`: checks the resource now; the resource as it is then.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/check", tag = "resources", summary = "Check a resource now", params(ResourcePath),
+    responses((status = 200, description = "The resource, its check due now.", body = Data<ResourceView>)))]
 pub(crate) async fn check(
     State(server): State<Server>,
     ApiPath(path): ApiPath<ResourcePath>,
@@ -94,13 +107,17 @@ pub(crate) async fn check(
 }
 
 /// `{"version_id"}`: one of the resource's versions.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Pin)]
 pub(crate) struct PinBody {
+    /// The version's id (`GET …/versions`).
     version_id: i64,
 }
 
 /// `POST …/resources/{rc}/pin` `{"version_id"}`: builds use that version until unpinned.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/pin", tag = "resources", summary = "Pin a resource to a version", params(ResourcePath), request_body = PinBody,
+    responses((status = 200, description = "The resource, pinned: builds use that version until it is unpinned.", body = Data<ResourceView>)))]
 pub(crate) async fn pin(
     State(server): State<Server>,
     ApiPath(path): ApiPath<ResourcePath>,
@@ -110,6 +127,8 @@ pub(crate) async fn pin(
 }
 
 /// `POST …/resources/{rc}/unpin`.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/unpin", tag = "resources", summary = "Unpin a resource", params(ResourcePath),
+    responses((status = 200, description = "The resource, unpinned.", body = Data<ResourceView>)))]
 pub(crate) async fn unpin(
     State(server): State<Server>,
     ApiPath(path): ApiPath<ResourcePath>,
@@ -146,39 +165,58 @@ async fn set_pin(
 }
 
 /// `POST …/resources/{rc}/webhook_token`: `{"token"}`, a new token; the old one stops working.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/webhook_token", tag = "resources", summary = "Regenerate a resource's webhook token", params(ResourcePath),
+    responses((status = 200, description = "A new webhook token; the old one stops working.", body = Data<WebhookToken>)))]
 pub(crate) async fn regenerate_webhook_token(
     State(server): State<Server>,
     ApiPath(path): ApiPath<ResourcePath>,
-) -> ApiResult<Json<Data<serde_json::Value>>> {
+) -> ApiResult<Json<Data<WebhookToken>>> {
     let scope = scope::resource(&server, &path).await?;
     let token = server
         .store()
         .regenerate_webhook_token(scope.resource.id)
         .await?;
     tracing::info!(resource = %scope.resource.canonical(), pipeline = %scope.pipeline.name, "webhook token regenerated");
-    Ok(data(serde_json::json!({ "token": token })))
+    Ok(data(WebhookToken { token }))
 }
 
 /// The path of a webhook.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct WebhookPath {
+    /// The resource's webhook token.
     token: String,
 }
 
 /// `POST /api/v1/webhooks/{token}` (any body, ignored): checks the token's resource now;
 /// `{"resource": "type.name"}`. An unknown token is a 404 with the same message whatever the
 /// token, so tokens cannot be probed.
+#[utoipa::path(post, path = "/webhooks/{token}", tag = "resources", summary = "Call a webhook: check its resource now", params(WebhookPath),
+    request_body(content = Value, description = "Anything (ignored)."),
+    responses((status = 200, description = "The resource whose check is now due.", body = Data<WebhookCalled>)))]
 pub(crate) async fn webhook(
     State(server): State<Server>,
     ApiPath(path): ApiPath<WebhookPath>,
-) -> ApiResult<Json<Data<serde_json::Value>>> {
+) -> ApiResult<Json<Data<WebhookCalled>>> {
     match server.webhook(&path.token).await {
-        Ok(resource) => Ok(data(
-            serde_json::json!({ "resource": resource.canonical() }),
-        )),
+        Ok(resource) => Ok(data(WebhookCalled {
+            resource: resource.canonical(),
+        })),
         Err(error) if error.kind == ErrorKind::NotFound => {
             Err(ApiError::not_found("unknown webhook token"))
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// `{"token"}`: a resource's webhook token, for `POST /api/v1/webhooks/{token}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookToken {
+    token: String,
+}
+
+/// `{"resource": "type.name"}`: the resource a webhook called for.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookCalled {
+    resource: String,
 }

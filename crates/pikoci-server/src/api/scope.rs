@@ -4,45 +4,77 @@
 use pikoci_core::ResourceRef;
 use pikoci_core::store::{Build, BuildNumber, StoredJob, StoredPipeline, StoredResource, Team};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult};
 use crate::Server;
 
 /// `/teams/{tc}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct TeamPath {
+    /// The team's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
     pub(crate) tc: String,
 }
 
 /// `/teams/{tc}/pipelines/{pc}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct PipelinePath {
+    /// The team's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
     pub(crate) tc: String,
+    /// The pipeline's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "hello")]
     pub(crate) pc: String,
 }
 
 /// `/teams/{tc}/pipelines/{pc}/jobs/{jn}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct JobPath {
+    /// The team's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
     pub(crate) tc: String,
+    /// The pipeline's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "hello")]
     pub(crate) pc: String,
+    /// The job's name.
+    #[param(example = "test")]
     pub(crate) jn: String,
 }
 
 /// `/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct BuildPath {
+    /// The team's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
     pub(crate) tc: String,
+    /// The pipeline's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "hello")]
     pub(crate) pc: String,
+    /// The job's name.
+    #[param(example = "test")]
     pub(crate) jn: String,
+    /// The build's number: `3`, or `3.1` for a retry of build 3.
+    #[param(pattern = "^[0-9]*[1-9][0-9]*(\\.[0-9]*[1-9][0-9]*)?$", example = "1")]
     pub(crate) bn: String,
 }
 
 /// `/teams/{tc}/pipelines/{pc}/resources/{rc}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct ResourcePath {
+    /// The team's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
     pub(crate) tc: String,
+    /// The pipeline's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "hello")]
     pub(crate) pc: String,
+    /// The resource as `type.name`.
+    #[param(pattern = "^[^.]+\\..+$", example = "cron.every-hour")]
     pub(crate) rc: String,
 }
 

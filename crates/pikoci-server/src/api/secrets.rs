@@ -7,35 +7,50 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use pikoci_core::secrets::{Scope, Secret, SecretError, SecretKind};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::scope::{self, PipelinePath, TeamPath};
+use super::views::Deleted;
 use super::{Data, data};
 use crate::{Server, ServerError};
 
 /// `/teams/{tc}/secrets/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct TeamSecretPath {
+    /// The team's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
     tc: String,
+    /// The entry's name.
     name: String,
 }
 
 /// `/teams/{tc}/pipelines/{pc}/secrets/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct PipelineSecretPath {
+    /// The team's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
     tc: String,
+    /// The pipeline's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "hello")]
     pc: String,
+    /// The entry's name.
     name: String,
 }
 
 /// `{"name", "value", "kind"?}`: `kind` is `secret` (the default) or `plain`. `Debug` leaves
 /// the value out.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetSecret {
+    /// The entry's name, as pipelines refer to it.
     name: String,
+    /// The value.
     value: String,
+    /// `secret` (the default: never shown again, masked in logs) or `plain` (shown).
     #[serde(default)]
     kind: Option<String>,
 }
@@ -50,10 +65,13 @@ impl std::fmt::Debug for SetSecret {
 }
 
 /// One entry: `{"name", "kind", "value"?}`; the value of `plain` entries only.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SecretEntry)]
 pub(crate) struct SecretView {
     name: String,
+    /// `secret` or `plain`.
     kind: &'static str,
+    /// The value of a `plain` entry.
     #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<String>,
 }
@@ -122,11 +140,7 @@ async fn set(
     Ok((status, data(view)))
 }
 
-async fn delete(
-    server: &Server,
-    scope: &Scope,
-    name: &str,
-) -> ApiResult<Json<Data<serde_json::Value>>> {
+async fn delete(server: &Server, scope: &Scope, name: &str) -> ApiResult<Json<Data<Deleted>>> {
     let deleted = server
         .secrets()
         .delete(scope, name)
@@ -139,10 +153,14 @@ async fn delete(
         )));
     }
     tracing::info!(scope = ?scope, name, "secret deleted");
-    Ok(data(serde_json::json!({ "deleted": name })))
+    Ok(data(Deleted {
+        deleted: name.to_owned(),
+    }))
 }
 
 /// `GET /teams/{tc}/secrets`: the team's entries by name.
+#[utoipa::path(get, path = "/teams/{tc}/secrets", tag = "secrets", summary = "List the team's secrets", params(TeamPath),
+    responses((status = 200, description = "The team's entries by name.", body = Data<Vec<SecretView>>)))]
 pub(crate) async fn list_team(
     State(server): State<Server>,
     ApiPath(path): ApiPath<TeamPath>,
@@ -151,6 +169,13 @@ pub(crate) async fn list_team(
 }
 
 /// `POST /teams/{tc}/secrets {"name", "value", "kind"?}`: 201 when created, 200 when replaced.
+#[utoipa::path(post, path = "/teams/{tc}/secrets", tag = "secrets", summary = "Set a team secret", params(TeamPath), request_body = SetSecret,
+    responses(
+        (status = 201, description = "The entry, created.", body = Data<SecretView>),
+        (status = 200, description = "The entry, replaced.", body = Data<SecretView>),
+        (status = 409, description = "The entry exists with the other kind (`conflict`): delete it first.", body = ErrorBody<'_>),
+        (status = 501, description = "A `secret` entry, and the server has no `--secret-key` (`unsupported`).", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn set_team(
     State(server): State<Server>,
     ApiPath(path): ApiPath<TeamPath>,
@@ -160,14 +185,18 @@ pub(crate) async fn set_team(
 }
 
 /// `DELETE /teams/{tc}/secrets/{name}`: 404 when there is none.
+#[utoipa::path(delete, path = "/teams/{tc}/secrets/{name}", tag = "secrets", summary = "Delete a team secret", params(TeamSecretPath),
+    responses((status = 200, description = "The entry, deleted.", body = Data<Deleted>)))]
 pub(crate) async fn delete_team(
     State(server): State<Server>,
     ApiPath(path): ApiPath<TeamSecretPath>,
-) -> ApiResult<Json<Data<serde_json::Value>>> {
+) -> ApiResult<Json<Data<Deleted>>> {
     delete(&server, &team_scope(&server, &path.tc).await?, &path.name).await
 }
 
 /// `GET /teams/{tc}/pipelines/{pc}/secrets`: the pipeline's own entries (not the team's).
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/secrets", tag = "secrets", summary = "List the pipeline's own secrets", params(PipelinePath),
+    responses((status = 200, description = "The pipeline's own entries by name (not the team's).", body = Data<Vec<SecretView>>)))]
 pub(crate) async fn list_pipeline(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
@@ -176,6 +205,13 @@ pub(crate) async fn list_pipeline(
 }
 
 /// `POST /teams/{tc}/pipelines/{pc}/secrets`: as for a team.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/secrets", tag = "secrets", summary = "Set a pipeline secret", params(PipelinePath), request_body = SetSecret,
+    responses(
+        (status = 201, description = "The entry, created.", body = Data<SecretView>),
+        (status = 200, description = "The entry, replaced.", body = Data<SecretView>),
+        (status = 409, description = "The entry exists with the other kind (`conflict`): delete it first.", body = ErrorBody<'_>),
+        (status = 501, description = "A `secret` entry, and the server has no `--secret-key` (`unsupported`).", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn set_pipeline(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
@@ -190,10 +226,12 @@ pub(crate) async fn set_pipeline(
 }
 
 /// `DELETE /teams/{tc}/pipelines/{pc}/secrets/{name}`.
+#[utoipa::path(delete, path = "/teams/{tc}/pipelines/{pc}/secrets/{name}", tag = "secrets", summary = "Delete a pipeline secret", params(PipelineSecretPath),
+    responses((status = 200, description = "The entry, deleted.", body = Data<Deleted>)))]
 pub(crate) async fn delete_pipeline(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelineSecretPath>,
-) -> ApiResult<Json<Data<serde_json::Value>>> {
+) -> ApiResult<Json<Data<Deleted>>> {
     delete(
         &server,
         &pipeline_scope(&server, &path.tc, &path.pc).await?,

@@ -6,23 +6,55 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 
-use super::error::{ApiError, ApiResult};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::views::WorkerView;
 use super::{Data, data};
 use crate::Server;
 
+/// `{"status": "ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    status: &'static str,
+}
+
 /// `GET /healthz`: `{"status": "ok"}` whenever the process answers.
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "system", summary = "Liveness",
+    responses((status = 200, description = "The process answers.", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `{"status": "ready", "store": true, "broker": true}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// `ready`.
+    status: &'static str,
+    /// The store answered.
+    store: bool,
+    /// The broker answered.
+    broker: bool,
 }
 
 /// `GET /readyz`: `{"status": "ready", "store": true, "broker": true}`, or 503 `unavailable`
 /// with `details: {"store", "broker"}` when either does not answer.
+#[utoipa::path(get, path = "/readyz", tag = "system", summary = "Readiness: the store and the broker answer",
+    responses(
+        (status = 200, description = "The store and the broker answer: the server can serve.", body = Ready),
+        (status = 503, description = "The store or the broker does not answer (`unavailable`); `details`: `{\"store\", \"broker\"}`.", body = ErrorBody<'_>),
+    ))]
 pub(crate) async fn readyz(State(server): State<Server>) -> Response {
     let readiness = server.readiness().await;
     if readiness.store && readiness.broker {
-        return Json(serde_json::json!({ "status": "ready", "store": true, "broker": true }))
-            .into_response();
+        return Json(Ready {
+            status: "ready",
+            store: true,
+            broker: true,
+        })
+        .into_response();
     }
     let failing: Vec<&str> = [
         (!readiness.store).then_some("the store"),
@@ -43,6 +75,8 @@ pub(crate) async fn readyz(State(server): State<Server>) -> Response {
 /// `GET /api/v1/workers`: every registered worker, by id: `lost` when it sent no heartbeat
 /// within the server's `worker_lost_after` (15 s), else `draining` when it takes no new work
 /// (shutting down), else `running`.
+#[utoipa::path(get, path = "/workers", tag = "system", summary = "List the workers",
+    responses((status = 200, description = "Every registered worker, by id.", body = Data<Vec<WorkerView>>)))]
 pub(crate) async fn workers(
     State(server): State<Server>,
 ) -> ApiResult<Json<Data<Vec<WorkerView>>>> {
@@ -76,25 +110,45 @@ pub(crate) async fn workers(
 /// `GET /api/v1/workers/health`: whether a worker can take work now, for a banner or a
 /// probe: `{"healthy", "running", "draining", "lost", "free_slots"}`. Healthy when at least one
 /// running worker (heartbeat within `worker_lost_after`, not draining) has a free build slot.
+#[utoipa::path(get, path = "/workers/health", tag = "system", summary = "Whether a worker can take work",
+    responses((status = 200, description = "Whether a worker can take work now.", body = Data<WorkersHealth>)))]
 pub(crate) async fn workers_health(
     State(server): State<Server>,
-) -> ApiResult<Json<Data<serde_json::Value>>> {
+) -> ApiResult<Json<Data<WorkersHealth>>> {
     let workers = server.store().workers().await?;
     let states = crate::metrics::WorkerStates::of(
         &workers,
         server.clock().now(),
         server.config().worker_lost_after,
     );
-    Ok(data(serde_json::json!({
-        "healthy": states.free_slots > 0,
-        "running": states.running,
-        "draining": states.draining,
-        "lost": states.lost,
-        "free_slots": states.free_slots,
-    })))
+    Ok(data(WorkersHealth {
+        healthy: states.free_slots > 0,
+        running: states.running,
+        draining: states.draining,
+        lost: states.lost,
+        free_slots: states.free_slots,
+    }))
+}
+
+/// `{"healthy", "running", "draining", "lost", "free_slots"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WorkersHealth {
+    /// A running worker has a free build slot.
+    healthy: bool,
+    /// Workers running (heartbeat within `worker_lost_after`, taking work).
+    running: u32,
+    /// Workers shutting down: they finish their builds and take no new ones.
+    draining: u32,
+    /// Workers that sent no heartbeat within `worker_lost_after`.
+    lost: u32,
+    /// Build slots free on running workers.
+    free_slots: u32,
 }
 
 /// `GET /metrics`: the server's metrics in Prometheus's text format (`metrics.rs`).
+#[utoipa::path(get, path = "/metrics", tag = "system", summary = "Prometheus metrics",
+    responses((status = 200, description = "The server's metrics in Prometheus's text format 0.0.4 (see docs/operations.md).",
+        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 pub(crate) async fn metrics(State(server): State<Server>) -> ApiResult<Response> {
     let text = server
         .inner

@@ -12,6 +12,7 @@ use pikoci_core::store::{
     StoredResource, Team, Worker,
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A time as the API shows it.
 pub(crate) fn time(at: DateTime<Utc>) -> String {
@@ -27,7 +28,8 @@ fn std_millis(duration: std::time::Duration) -> u64 {
 }
 
 /// `{"id", "name", "created_at"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Team)]
 pub(crate) struct TeamView {
     id: i64,
     name: String,
@@ -47,7 +49,8 @@ impl TeamView {
 /// A pipeline. In lists: `{"id", "team", "name", "paused", "public", "created_at", "updated_at",
 /// "jobs": [JobSummary]}`; the detailed view adds `"config"` (the file as set), `"vars"` and
 /// `"resources": [Resource]` (without webhook tokens).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Pipeline)]
 pub(crate) struct PipelineView {
     id: i64,
     team: String,
@@ -100,7 +103,8 @@ impl PipelineView {
 }
 
 /// `{"name", "paused", "latest_build": Build | null}`: a job in a pipeline's views.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = JobSummary)]
 pub(crate) struct JobSummary {
     name: String,
     paused: bool,
@@ -120,7 +124,8 @@ impl JobSummary {
 /// What setting a pipeline did: `{"pipeline": Pipeline (detailed), "created": bool,
 /// "jobs": Changes, "resources": Changes, "warnings": [Diagnostic]}`, with
 /// Changes = `{"added": [name], "updated": [name], "removed": [name]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PipelineSet)]
 pub(crate) struct PipelineSetView {
     pub(crate) pipeline: PipelineView,
     pub(crate) created: bool,
@@ -130,7 +135,8 @@ pub(crate) struct PipelineSetView {
 }
 
 /// Names added, updated and removed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Changes)]
 pub(crate) struct ChangesView {
     added: Vec<String>,
     updated: Vec<String>,
@@ -152,7 +158,8 @@ impl ChangesView {
 /// "interruptible", "disable_retry", "approval": {"label", "approvals", "timeout_ms"} | null,
 /// "inputs": [{"name", "type", "description", "default", "options", "multiple"}],
 /// "gets": [{"resource": "type.name", "trigger", "passed": [job]}], "latest_build": Build | null}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Job)]
 pub(crate) struct JobView {
     id: i64,
     team: String,
@@ -174,16 +181,19 @@ pub(crate) struct JobView {
     latest_build: Option<BuildView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Approval)]
 struct ApprovalView {
     label: String,
     approvals: u32,
     timeout_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Input)]
 struct InputView {
     name: String,
+    /// `string`, `number` or `bool`.
     #[serde(rename = "type")]
     value_type: &'static str,
     description: Option<String>,
@@ -192,7 +202,8 @@ struct InputView {
     multiple: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = JobGet)]
 struct GetView {
     resource: String,
     trigger: bool,
@@ -259,7 +270,8 @@ impl JobView {
 /// the time at which the server marks the build cancelled itself). The detailed view adds `"steps": [Step]` (every attempt's, by attempt then
 /// index), `"versions": [{"resource", "version_id", "step", "usage": "get"|"put"}]` and, for
 /// pending builds, `"pending_reason"`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[schema(as = Build)]
 pub(crate) struct BuildView {
     id: i64,
     team: String,
@@ -267,6 +279,8 @@ pub(crate) struct BuildView {
     job: String,
     number: String,
     retry_of: Option<String>,
+    /// `pending`, `waiting_for_approval`, `assigned`, `started` (not finished), `succeeded`,
+    /// `failed`, `cancelled`, `warning`, `errored` (finished).
     status: &'static str,
     error: Option<String>,
     inputs: serde_json::Value,
@@ -287,7 +301,8 @@ pub(crate) struct BuildView {
     pending_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[schema(as = BuildTrigger)]
 struct TriggerView {
     resource: Option<String>,
     version_id: i64,
@@ -386,7 +401,8 @@ impl BuildView {
 /// A step of one attempt: `{"attempt", "index", "parent", "name", "type", "status",
 /// "started_at", "finished_at", "duration_ms"}`; `parent` is the index of the enclosing step
 /// (`in_parallel`, `if`, the step a hook belongs to) or null.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[schema(as = Step)]
 pub(crate) struct StepView {
     attempt: u32,
     index: u32,
@@ -394,6 +410,7 @@ pub(crate) struct StepView {
     name: String,
     #[serde(rename = "type")]
     kind: String,
+    /// `started`, `succeeded`, `failed`, `cancelled`, `warning`, `errored`, `skipped`.
     status: &'static str,
     started_at: Option<String>,
     finished_at: Option<String>,
@@ -416,11 +433,13 @@ impl StepView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[schema(as = BuildVersion)]
 struct BuildVersionView {
     resource: Option<String>,
     version_id: i64,
     step: String,
+    /// `get` or `put`.
     usage: &'static str,
 }
 
@@ -429,7 +448,8 @@ struct BuildVersionView {
 /// "last_check": {"finished_at", "succeeded", "error", "log"} | null,
 /// "check_in_progress": {"worker", "attempt", "expires_at"} | null}`; the detailed view adds
 /// `"webhook_token"`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Resource)]
 pub(crate) struct ResourceView {
     id: i64,
     team: String,
@@ -449,7 +469,8 @@ pub(crate) struct ResourceView {
     webhook_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Check)]
 struct CheckView {
     finished_at: String,
     succeeded: bool,
@@ -457,7 +478,8 @@ struct CheckView {
     log: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CheckInProgress)]
 struct CheckLeaseView {
     worker: String,
     attempt: u32,
@@ -507,7 +529,8 @@ impl ResourceView {
 
 /// A resource version: `{"id", "resource": "type.name", "version": {...}, "metadata",
 /// "created_at", "pinned"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Version)]
 pub(crate) struct VersionView {
     id: i64,
     resource: String,
@@ -533,7 +556,8 @@ impl VersionView {
 /// A worker: `{"id", "team": name | null (global), "tags", "slots", "running", "version",
 /// "hostname", "first_seen_at", "last_heartbeat_at", "state": "running" | "draining" |
 /// "lost"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Worker)]
 pub(crate) struct WorkerView {
     id: String,
     team: Option<String>,
@@ -544,6 +568,7 @@ pub(crate) struct WorkerView {
     hostname: String,
     first_seen_at: String,
     last_heartbeat_at: String,
+    /// `running`, `draining` (takes no new work) or `lost` (no heartbeat lately).
     state: &'static str,
 }
 
@@ -566,8 +591,15 @@ impl WorkerView {
 
 /// `{"has_more", "next_before": id | null}`: the `meta` of a page; pass `next_before` as
 /// `?before=` for the next (older) page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PageMeta)]
 pub(crate) struct PageMeta {
     pub(crate) has_more: bool,
     pub(crate) next_before: Option<i64>,
+}
+
+/// `{"deleted": name}`: what a `DELETE` removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Deleted {
+    pub(crate) deleted: String,
 }

@@ -7,6 +7,7 @@
 mod builds;
 mod events;
 mod metrics;
+mod openapi;
 mod pipelines;
 mod resources;
 mod secrets;
