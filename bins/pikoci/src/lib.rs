@@ -9,6 +9,7 @@ mod backends;
 mod config_file;
 mod logging;
 mod output;
+mod remote;
 mod render;
 mod run;
 mod server;
@@ -62,6 +63,32 @@ enum Command {
     /// SIGTERM or Ctrl-C stops taking work and lets running builds finish within
     /// --drain-timeout; a second one stops at once (the builds then run again elsewhere).
     Worker(worker::Args),
+    /// Save a server to talk to, and make it the current target.
+    ///
+    /// Checks that the server answers and has the team, then saves the address, the team and
+    /// a token (read from standard input with --token-stdin) in
+    /// $XDG_CONFIG_HOME/pikoci/targets.toml, readable by you only.
+    Login(remote::targets::LoginArgs),
+    /// List the saved servers, or make one the current target (--delete forgets it).
+    Target(remote::targets::TargetArgs),
+    /// A server's pipelines: list, get, set (showing what changes first), delete, pause,
+    /// unpause, expose, hide.
+    Pipelines(remote::PipelinesArgs),
+    /// A pipeline's jobs: list, trigger (--watch follows the build), pause, unpause.
+    Jobs(remote::JobsArgs),
+    /// Builds: list, get, watch (live, exits with the build's status), logs, cancel, retry,
+    /// approve, reject.
+    Builds(remote::BuildsArgs),
+    /// A pipeline's resources: list, check, versions, pin, unpin, webhook-url.
+    Resources(remote::ResourcesArgs),
+    /// The server's workers.
+    Workers(remote::WorkersArgs),
+    /// Print a completion script for a shell: `pikoci completions bash > ~/.local/share/bash-completion/completions/pikoci`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Exit status for a pipeline that is invalid, or a build that failed.
@@ -111,6 +138,14 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Server(args) => server::run(*args),
         Command::Worker(args) => worker::run(args),
+        Command::Login(args) => return remote::targets::login(args),
+        Command::Target(args) => return remote::targets::target(args),
+        Command::Pipelines(args) => return remote::pipelines::run(args),
+        Command::Jobs(args) => return remote::builds::run_jobs(args),
+        Command::Builds(args) => return remote::builds::run_builds(args),
+        Command::Resources(args) => return remote::resources::run(args),
+        Command::Workers(args) => return remote::resources::run_workers(args),
+        Command::Completions { shell } => completions(shell),
     };
     match result {
         Ok(code) => code,
@@ -120,6 +155,14 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// Writes the completion script of `shell` to standard output.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pikoci", &mut script);
+    output::stdout(&String::from_utf8_lossy(&script))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Parses the command line, with the `-c` config file of `server` and `worker` as defaults.
@@ -162,4 +205,16 @@ fn stderr_color(no_color: bool) -> bool {
 /// Neither `--no-color` nor a non-empty `NO_COLOR` asks for plain output.
 fn color_allowed(no_color: bool) -> bool {
     !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own checks of the command line (unique names, valid defaults), which it makes
+    /// only when a command is parsed in a debug build: every subcommand here at once.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

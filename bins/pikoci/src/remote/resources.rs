@@ -1,0 +1,313 @@
+//! `pikoci resources list|check|versions|pin|unpin|webhook-url` and `pikoci workers list`.
+
+use anyhow::Context;
+use pikoci_client::model::{Check, Resource, Version, Worker};
+use serde_json::json;
+
+use super::pipelines::header;
+use super::table::{self, render};
+use super::{Exit, Remote, Session, UsageError};
+
+/// `pikoci resources ...`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ResourcesArgs {
+    #[command(flatten)]
+    remote: Remote,
+
+    #[command(subcommand)]
+    command: ResourcesCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ResourcesCommand {
+    /// List a pipeline's resources with their last check.
+    List {
+        /// The pipeline.
+        pipeline: String,
+    },
+    /// Check a resource for new versions now.
+    Check {
+        /// The resource, as PIPELINE/TYPE.NAME.
+        resource: String,
+    },
+    /// List a resource's versions, newest first.
+    Versions {
+        /// The resource, as PIPELINE/TYPE.NAME.
+        resource: String,
+        /// How many (1 to 500).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Pin a resource to one of its versions: builds use it until it is unpinned.
+    Pin {
+        /// The resource, as PIPELINE/TYPE.NAME.
+        resource: String,
+        /// The version's id (see `pikoci resources versions`).
+        #[arg(value_name = "VERSION_ID")]
+        version_id: i64,
+    },
+    /// Unpin a resource.
+    Unpin {
+        /// The resource, as PIPELINE/TYPE.NAME.
+        resource: String,
+    },
+    /// Print the URL that checks a resource when called (for a forge's webhook settings).
+    WebhookUrl {
+        /// The resource, as PIPELINE/TYPE.NAME.
+        resource: String,
+    },
+}
+
+/// `pikoci workers ...`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkersArgs {
+    #[command(flatten)]
+    remote: Remote,
+
+    #[command(subcommand)]
+    command: WorkersCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum WorkersCommand {
+    /// List the workers: their state, slots, load and tags.
+    List,
+}
+
+/// `PIPELINE/TYPE.NAME`.
+fn resource_path(session: &Session, resource: &str) -> anyhow::Result<String> {
+    match resource.split_once('/') {
+        Some((pipeline, canonical)) if !pipeline.is_empty() && canonical.contains('.') => {
+            Ok(session.team_path(&["pipelines", pipeline, "resources", canonical]))
+        }
+        _ => Err(UsageError(format!(
+            "\"{resource}\" does not name a resource: write PIPELINE/TYPE.NAME, e.g. \
+             hello/git.repo"
+        ))
+        .into()),
+    }
+}
+
+/// Runs `pikoci resources`.
+pub(crate) fn run(args: ResourcesArgs) -> std::process::ExitCode {
+    super::run(&args.remote, |session| async move {
+        match args.command {
+            ResourcesCommand::List { pipeline } => list(&session, &pipeline).await,
+            ResourcesCommand::Check { resource } => {
+                act(&session, &resource, "check", json!({})).await
+            }
+            ResourcesCommand::Versions { resource, limit } => {
+                versions(&session, &resource, limit).await
+            }
+            ResourcesCommand::Pin {
+                resource,
+                version_id,
+            } => {
+                act(
+                    &session,
+                    &resource,
+                    "pin",
+                    json!({ "version_id": version_id }),
+                )
+                .await
+            }
+            ResourcesCommand::Unpin { resource } => {
+                act(&session, &resource, "unpin", json!({})).await
+            }
+            ResourcesCommand::WebhookUrl { resource } => webhook_url(&session, &resource).await,
+        }
+    })
+}
+
+/// Runs `pikoci workers`.
+pub(crate) fn run_workers(args: WorkersArgs) -> std::process::ExitCode {
+    super::run(&args.remote, |session| async move {
+        match args.command {
+            WorkersCommand::List => workers(&session).await,
+        }
+    })
+}
+
+/// The last check of a resource, in a word.
+pub(crate) fn last_check(session: &Session, check: Option<&Check>) -> String {
+    match check {
+        None => "-".to_owned(),
+        Some(check) if check.succeeded => format!(
+            "{} {}",
+            session.status("succeeded"),
+            table::time(Some(&check.finished_at))
+        ),
+        Some(check) => format!(
+            "{} {}: {}",
+            session.status("failed"),
+            table::time(Some(&check.finished_at)),
+            check.error.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+async fn list(session: &Session, pipeline: &str) -> anyhow::Result<Exit> {
+    let answer = session
+        .client
+        .get(&session.team_path(&["pipelines", pipeline, "resources"]))
+        .await
+        .with_context(|| format!("cannot list the resources of pipeline {pipeline}"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let resources: Vec<Resource> = answer.parse()?;
+    let mut rows = vec![header(&[
+        "RESOURCE",
+        "CHECK EVERY",
+        "NEXT CHECK",
+        "PINNED",
+        "LAST CHECK",
+    ])];
+    for resource in &resources {
+        rows.push(vec![
+            resource.canonical.clone(),
+            resource.check_interval.clone(),
+            table::time(resource.next_check_at.as_deref()),
+            resource
+                .pinned_version_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            last_check(session, resource.last_check.as_ref()),
+        ]);
+    }
+    session.print(&render(&rows))?;
+    Ok(Exit::Ok)
+}
+
+async fn act(
+    session: &Session,
+    resource: &str,
+    action: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<Exit> {
+    let path = resource_path(session, resource)?;
+    let answer = session
+        .client
+        .post(&format!("{path}/{action}"), &body)
+        .await
+        .with_context(|| format!("cannot {action} resource {resource}"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let after: Resource = answer.parse()?;
+    let done = match action {
+        "check" => "will be checked now".to_owned(),
+        "pin" => format!(
+            "is pinned to version {}",
+            after.pinned_version_id.unwrap_or_default()
+        ),
+        _ => "is unpinned".to_owned(),
+    };
+    session.print(&format!("resource {resource} {done}\n"))?;
+    Ok(Exit::Ok)
+}
+
+async fn versions(session: &Session, resource: &str, limit: u32) -> anyhow::Result<Exit> {
+    let path = resource_path(session, resource)?;
+    let answer = session
+        .client
+        .get_with(&format!("{path}/versions"), &[("limit", limit.to_string())])
+        .await
+        .with_context(|| format!("cannot list the versions of resource {resource}"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let versions: Vec<Version> = answer.parse()?;
+    if versions.is_empty() {
+        session.print(&format!(
+            "resource {resource} has no versions yet: check it with `pikoci resources check \
+             {resource}`\n"
+        ))?;
+        return Ok(Exit::Ok);
+    }
+    let mut rows = vec![header(&["ID", "VERSION", "FOUND", "PINNED"])];
+    for version in &versions {
+        rows.push(vec![
+            version.id.to_string(),
+            version.version.to_string(),
+            table::time(Some(&version.created_at)),
+            if version.pinned { "pinned" } else { "" }.to_owned(),
+        ]);
+    }
+    session.print(&render(&rows))?;
+    Ok(Exit::Ok)
+}
+
+async fn webhook_url(session: &Session, resource: &str) -> anyhow::Result<Exit> {
+    let path = resource_path(session, resource)?;
+    let answer = session
+        .client
+        .get(&path)
+        .await
+        .with_context(|| format!("cannot read resource {resource}"))?;
+    let detail: Resource = answer.parse()?;
+    let Some(token) = detail.webhook_token else {
+        return Err(anyhow::anyhow!(
+            "the server did not give the webhook token of {resource}"
+        ));
+    };
+    let url = format!(
+        "{}/api/v1{}",
+        session.client.server(),
+        pikoci_client::path(&["webhooks", &token])
+    );
+    if session.json {
+        session.print_json(&json!({ "url": url }))?;
+    } else {
+        session.print(&format!("{url}\n"))?;
+    }
+    Ok(Exit::Ok)
+}
+
+async fn workers(session: &Session) -> anyhow::Result<Exit> {
+    let answer = session
+        .client
+        .get("/workers")
+        .await
+        .context("cannot list the workers")?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let workers: Vec<Worker> = answer.parse()?;
+    if workers.is_empty() {
+        session.print("no worker has registered with this server\n")?;
+        return Ok(Exit::Ok);
+    }
+    let mut rows = vec![header(&[
+        "WORKER",
+        "STATE",
+        "BUILDS",
+        "TEAM",
+        "TAGS",
+        "HOST",
+        "VERSION",
+        "LAST HEARTBEAT",
+    ])];
+    for worker in &workers {
+        let colour = match worker.state.as_str() {
+            "running" => "32",
+            "draining" => "33",
+            _ => "31",
+        };
+        rows.push(vec![
+            worker.id.clone(),
+            session.paint(&worker.state, colour),
+            format!("{}/{}", worker.running, worker.slots),
+            worker.team.clone().unwrap_or_else(|| "(all)".to_owned()),
+            worker.tags.join(","),
+            worker.hostname.clone(),
+            worker.version.clone(),
+            table::time(Some(&worker.last_heartbeat_at)),
+        ]);
+    }
+    session.print(&render(&rows))?;
+    Ok(Exit::Ok)
+}

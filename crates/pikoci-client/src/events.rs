@@ -1,0 +1,262 @@
+//! A build followed live: `GET …/builds/{bn}/events` (Server-Sent Events), reconnecting with
+//! `Last-Event-ID` when the connection drops, so that no log line is missed or repeated.
+
+use std::time::{Duration, Instant};
+
+use pikoci_http::reqwest::{self, Method, header};
+use serde_json::Value;
+
+use crate::model::{Build, LogChunk};
+use crate::{Client, ClientError, api_error};
+
+/// The server sends a comment every 15 s while nothing happens: a connection silent for this
+/// long is dead.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// How long reconnecting is tried before giving up.
+const RECONNECT_FOR: Duration = Duration::from_secs(300);
+
+/// One event of a followed build.
+#[derive(Debug, Clone)]
+pub enum BuildEvent {
+    /// The build as it is now (sent first, then on every change).
+    Status(Box<Build>),
+    /// Output of a step.
+    Log(LogChunk),
+    /// The build finished with this status and every line was sent; the stream is over.
+    End {
+        /// The build's final status.
+        status: String,
+    },
+}
+
+/// The events of one build, in order.
+#[derive(Debug)]
+pub struct EventStream {
+    client: Client,
+    path: String,
+    /// The id of the last event with one: where a reconnection resumes.
+    last_id: Option<String>,
+    response: Option<reqwest::Response>,
+    /// Bytes received and not yet parsed into events.
+    buffer: Vec<u8>,
+    ended: bool,
+    /// Reconnections in a row since the last event.
+    failures: u32,
+    /// When the connection was first lost, while reconnecting.
+    lost_since: Option<Instant>,
+}
+
+impl EventStream {
+    pub(crate) fn new(client: Client, path: String) -> EventStream {
+        EventStream {
+            client,
+            path,
+            last_id: None,
+            response: None,
+            buffer: Vec::new(),
+            ended: false,
+            failures: 0,
+            lost_since: None,
+        }
+    }
+
+    /// The next event, `None` after `End`. Reconnects when the connection drops or goes
+    /// silent, for up to 5 minutes in a row; an error when the server refuses the stream (the
+    /// build does not exist) or stays away.
+    pub async fn next(&mut self) -> Result<Option<BuildEvent>, ClientError> {
+        loop {
+            if self.ended {
+                return Ok(None);
+            }
+            if let Some(event) = self.parse_one()? {
+                self.failures = 0;
+                self.lost_since = None;
+                return Ok(Some(event));
+            }
+            if self.response.is_none() {
+                self.connect().await?;
+                continue;
+            }
+            let read = match self.response.as_mut() {
+                Some(response) => tokio::time::timeout(IDLE_TIMEOUT, response.chunk()).await,
+                None => continue,
+            };
+            match read {
+                Ok(Ok(Some(bytes))) => self.buffer.extend_from_slice(&bytes),
+                // The end of the body, an error or silence: the connection is gone.
+                Ok(Ok(None) | Err(_)) | Err(_) => self.lose(),
+            }
+        }
+    }
+
+    /// Forgets the connection (and any half-received event: the server sends it again).
+    fn lose(&mut self) {
+        self.response = None;
+        self.buffer.clear();
+        self.lost_since.get_or_insert_with(Instant::now);
+    }
+
+    async fn connect(&mut self) -> Result<(), ClientError> {
+        loop {
+            if self.failures > 0 {
+                let pause = Duration::from_millis(500 * u64::from(self.failures.min(10)));
+                tokio::time::sleep(pause).await;
+            }
+            let mut request = self
+                .client
+                .request(&self.client.streams, Method::GET, &self.path)?
+                .header(header::ACCEPT, "text/event-stream");
+            if let Some(id) = &self.last_id {
+                request = request.header("Last-Event-ID", id);
+            }
+            let error = match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    self.response = Some(response);
+                    return Ok(());
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let bytes = self.client.body(response).await.unwrap_or_default();
+                    let error = api_error(status, &bytes);
+                    if !error.is_unavailable() {
+                        return Err(error);
+                    }
+                    error
+                }
+                Err(error) => self.client.unreachable(&error),
+            };
+            self.failures += 1;
+            let lost_since = *self.lost_since.get_or_insert_with(Instant::now);
+            if lost_since.elapsed() > RECONNECT_FOR {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Parses the first complete event of the buffer, skipping comments and events of no
+    /// interest; `None` when no complete event is there.
+    fn parse_one(&mut self) -> Result<Option<BuildEvent>, ClientError> {
+        loop {
+            let Some(end) = find_event_end(&self.buffer) else {
+                return Ok(None);
+            };
+            let raw: Vec<u8> = self.buffer.drain(..end.0 + end.1).collect();
+            let text = String::from_utf8_lossy(&raw[..end.0]);
+            let mut name = "message";
+            let mut data = String::new();
+            for line in text.lines() {
+                let (field, value) = match line.split_once(':') {
+                    Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+                    None => (line, ""),
+                };
+                match field {
+                    "event" => name = value,
+                    "data" => {
+                        if !data.is_empty() {
+                            data.push('\n');
+                        }
+                        data.push_str(value);
+                    }
+                    "id" => self.last_id = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+            let event = match name {
+                "status" => BuildEvent::Status(Box::new(parse(&data)?)),
+                "log" => BuildEvent::Log(parse(&data)?),
+                "end" => {
+                    self.ended = true;
+                    let end: Value = parse(&data)?;
+                    BuildEvent::End {
+                        status: end["status"].as_str().unwrap_or("unknown").to_owned(),
+                    }
+                }
+                "error" => {
+                    self.ended = true;
+                    let error: Value = parse(&data)?;
+                    return Err(ClientError::Api {
+                        status: 404,
+                        code: error["code"].as_str().unwrap_or("unknown").to_owned(),
+                        message: error["message"]
+                            .as_str()
+                            .unwrap_or("the build's stream ended with an error")
+                            .to_owned(),
+                        details: None,
+                    });
+                }
+                // A comment (keep-alive) or an event this client does not know.
+                _ => continue,
+            };
+            return Ok(Some(event));
+        }
+    }
+}
+
+/// Where the first event of `buffer` ends: its length and the length of the blank line after
+/// it.
+fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
+    let lf = buffer
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|at| (at, 2));
+    let crlf = buffer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| (at, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, ClientError> {
+    serde_json::from_str(data).map_err(|error| ClientError::Unexpected {
+        detail: format!("an event that is not the API's ({error}): {data}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn stream(bytes: &str) -> EventStream {
+        let client = Client::new("http://127.0.0.1:9", None).await.unwrap();
+        let mut stream = EventStream::new(client, "/x".to_owned());
+        stream.buffer = bytes.as_bytes().to_vec();
+        stream
+    }
+
+    #[tokio::test]
+    async fn events_are_parsed_with_their_ids_and_comments_skipped() {
+        let mut stream = stream(concat!(
+            ": keep-alive\n\n",
+            "event: log\nid: 7/1.0.1\ndata: {\"attempt\":1,\"step\":0,\"seq\":0,\"text\":\"hi\\n\"}\n\n",
+            "event: end\r\ndata: {\"status\":\"succeeded\"}\r\n\r\n",
+            "event: log\ndata: {\"attempt\":1,\"st"
+        ))
+        .await;
+        let Some(BuildEvent::Log(chunk)) = stream.parse_one().unwrap() else {
+            panic!("a log event");
+        };
+        assert_eq!(chunk.text, "hi\n");
+        assert_eq!(stream.last_id.as_deref(), Some("7/1.0.1"));
+        let Some(BuildEvent::End { status }) = stream.parse_one().unwrap() else {
+            panic!("the end");
+        };
+        assert_eq!(status, "succeeded");
+        assert!(stream.ended);
+        // An incomplete event waits for more bytes.
+        assert!(stream.parse_one().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_error_event_is_an_error() {
+        let mut stream = stream(
+            "event: error\ndata: {\"code\":\"not_found\",\"message\":\"build 3 was deleted\"}\n\n",
+        )
+        .await;
+        let error = stream.parse_one().unwrap_err();
+        assert_eq!(error.to_string(), "build 3 was deleted");
+    }
+}

@@ -1,0 +1,412 @@
+//! A client of a PikoCI server's HTTP API: requests under `/api/v1`, the API's errors as
+//! [`ClientError::Api`] with the server's message, the shapes the API answers with
+//! ([`model`]), and a build followed live over Server-Sent Events that resumes after a dropped
+//! connection ([`EventStream`]).
+//!
+//! The document the API is described by is `docs/openapi.json` (served at
+//! `/api/v1/openapi.json`); this crate is the `pikoci` command's client of it, usable by other
+//! tools.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+mod events;
+pub mod model;
+
+use std::time::Duration;
+
+use pikoci_core::secrets::Secret;
+use pikoci_http::reqwest::{self, Method, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use events::{BuildEvent, EventStream};
+
+/// How long a request may take, answer included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest answer read (a log is read as text in pages by the server, but a client reads
+/// the whole of it).
+const MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A client of one server.
+#[derive(Clone)]
+pub struct Client {
+    /// `http://host:port`, without a trailing slash.
+    server: String,
+    token: Option<Secret>,
+    http: reqwest::Client,
+    /// For event streams: no overall timeout (a build may run for hours), the stream's own
+    /// idle timeout instead.
+    streams: reqwest::Client,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A successful answer: `data`, and `meta` for pages.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status (200, 201).
+    pub status: u16,
+    /// `data`.
+    pub data: Value,
+    /// `meta` of a page.
+    pub meta: Option<Value>,
+}
+
+impl Answer {
+    /// `data` as `T`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        serde_json::from_value(self.data.clone()).map_err(|error| ClientError::Unexpected {
+            detail: format!("its answer does not have the expected shape: {error}"),
+        })
+    }
+}
+
+/// Why a request did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused or failed the request, and said why.
+    #[error("{message}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The API's error code (`not_found`, `invalid_pipeline`, ...).
+        code: String,
+        /// The server's message.
+        message: String,
+        /// More, by code (the diagnostics of an `invalid_pipeline`).
+        details: Option<Value>,
+    },
+    /// No answer: the server could not be reached, or did not answer in time.
+    #[error("cannot reach the PikoCI server at {server}: {reason}")]
+    Unreachable {
+        /// The server's address.
+        server: String,
+        /// What failed.
+        reason: String,
+    },
+    /// An answer that is not the API's: another program on that address, a proxy's page.
+    #[error("the server answered something that is not PikoCI's API: {detail}")]
+    Unexpected {
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The server address is not an `http://` or `https://` URL.
+    #[error(
+        "invalid server address \"{0}\": give a URL such as http://127.0.0.1:8080 or https://ci.example.com"
+    )]
+    InvalidServer(String),
+    /// The HTTP client could not be built (TLS configuration).
+    #[error(transparent)]
+    Http(#[from] pikoci_http::ClientError),
+}
+
+impl ClientError {
+    /// Whether the request never got an answer from the API, or the server failed it (5xx):
+    /// worth trying again later, unlike a refusal.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            ClientError::Api { status, .. } => *status >= 500,
+            ClientError::Unreachable { .. } | ClientError::Unexpected { .. } => true,
+            ClientError::InvalidServer(_) | ClientError::Http(_) => false,
+        }
+    }
+
+    /// The API's error code, when the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A path under `/api/v1` from its segments, each percent-encoded: `path(&["teams", team])`.
+pub fn path(segments: &[&str]) -> String {
+    let mut path = String::new();
+    for segment in segments {
+        path.push('/');
+        encode_into(&mut path, segment);
+    }
+    path
+}
+
+/// Appends `text` percent-encoded (everything but letters, digits and `-._~`).
+fn encode_into(out: &mut String, text: &str) {
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
+/// `?name=value&...`, encoded; empty without parameters.
+fn query_string(query: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (index, (name, value)) in query.iter().enumerate() {
+        out.push(if index == 0 { '?' } else { '&' });
+        encode_into(&mut out, name);
+        out.push('=');
+        encode_into(&mut out, value);
+    }
+    out
+}
+
+impl Client {
+    /// A client of the server at `server` (`http://host:port`), sending `token` when given.
+    pub async fn new(server: &str, token: Option<Secret>) -> Result<Client, ClientError> {
+        let server = server.trim().trim_end_matches('/');
+        let valid = ["http://", "https://"].iter().any(|scheme| {
+            server
+                .strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty())
+        }) && reqwest::Url::parse(server).is_ok();
+        if !valid {
+            return Err(ClientError::InvalidServer(server.to_owned()));
+        }
+        let http = pikoci_http::ClientConfig::new(REQUEST_TIMEOUT)
+            .build_async()
+            .await?;
+        let streams = pikoci_http::ClientConfig::new(Duration::from_secs(7 * 24 * 3600))
+            .build_async()
+            .await?;
+        Ok(Client {
+            server: server.to_owned(),
+            token,
+            http,
+            streams,
+        })
+    }
+
+    /// The server's address.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// `GET /api/v1{path}`.
+    pub async fn get(&self, path: &str) -> Result<Answer, ClientError> {
+        self.call(Method::GET, path, &[], None).await
+    }
+
+    /// `GET /api/v1{path}?{query}`.
+    pub async fn get_with(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Answer, ClientError> {
+        self.call(Method::GET, path, query, None).await
+    }
+
+    /// `POST /api/v1{path}` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Answer, ClientError> {
+        self.call(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// `PUT /api/v1{path}` with a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Answer, ClientError> {
+        self.call(Method::PUT, path, &[], Some(body)).await
+    }
+
+    /// `DELETE /api/v1{path}`.
+    pub async fn delete(&self, path: &str) -> Result<Answer, ClientError> {
+        self.call(Method::DELETE, path, &[], None).await
+    }
+
+    /// `GET /api/v1{path}?{query}` answered with text (a build's log).
+    pub async fn text(&self, path: &str, query: &[(&str, String)]) -> Result<String, ClientError> {
+        let response = self.send(Method::GET, path, query, None).await?;
+        let status = response.status();
+        let bytes = self.body(response).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Follows a build live: the events of `GET /api/v1{path}/events`, resumed after a
+    /// dropped connection.
+    pub fn events(&self, build_path: &str) -> EventStream {
+        EventStream::new(self.clone(), format!("{build_path}/events"))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, ClientError> {
+        let response = self.send(method, path, query, body).await?;
+        let status = response.status();
+        let bytes = self.body(response).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        let mut json: Value =
+            serde_json::from_slice(&bytes).map_err(|error| ClientError::Unexpected {
+                detail: format!("{status} with a body that is not JSON ({error})"),
+            })?;
+        let Some(data) = json.get_mut("data").map(Value::take) else {
+            return Err(ClientError::Unexpected {
+                detail: format!("{status} without \"data\""),
+            });
+        };
+        Ok(Answer {
+            status: status.as_u16(),
+            data,
+            meta: json.get_mut("meta").map(Value::take),
+        })
+    }
+
+    /// Sends a request; an error when no answer came.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let request = self.request(
+            &self.http,
+            method,
+            &format!("{path}{}", query_string(query)),
+        )?;
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_string()),
+            None => request,
+        };
+        request
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))
+    }
+
+    /// A request to `/api/v1{path}` with the token.
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        method: Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let mut request = http.request(method, format!("{}/api/v1{path}", self.server));
+        if let Some(token) = &self.token {
+            let value = pikoci_http::secret_header(&format!("Bearer {}", token.expose())).map_err(
+                |_| ClientError::Unexpected {
+                    detail: "the token holds a character a header cannot carry".to_owned(),
+                },
+            )?;
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        Ok(request)
+    }
+
+    async fn body(&self, response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+        pikoci_http::read_capped(response, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|error| ClientError::Unreachable {
+                server: self.server.clone(),
+                reason: format!("the answer could not be read: {error}"),
+            })
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            server: self.server.clone(),
+            reason: if error.is_timeout() {
+                format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+            } else {
+                pikoci_http::describe(error)
+            },
+        }
+    }
+}
+
+/// The error of a non-success answer: the API's, or a description of what came instead.
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    let body: Option<Value> = serde_json::from_slice(bytes).ok();
+    let error = body.as_ref().and_then(|body| body.get("error"));
+    match error {
+        Some(error) => ClientError::Api {
+            status: status.as_u16(),
+            code: error["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: error["message"]
+                .as_str()
+                .map_or_else(|| format!("the server answered {status}"), str::to_owned),
+            details: error.get("details").cloned(),
+        },
+        None => {
+            let text = String::from_utf8_lossy(bytes);
+            let text = text.trim();
+            ClientError::Unexpected {
+                detail: if text.is_empty() {
+                    format!("{status} with no body")
+                } else {
+                    let mut start: String = text.chars().take(200).collect();
+                    if start.len() < text.len() {
+                        start.push('…');
+                    }
+                    format!("{status}: {start}")
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(path(&["teams", "main"]), "/teams/main");
+        assert_eq!(
+            path(&["jobs", "unit tests/a", "3.1"]),
+            "/jobs/unit%20tests%2Fa/3.1"
+        );
+        assert_eq!(
+            query_string(&[
+                ("status", "failed,errored".to_owned()),
+                ("limit", "5".to_owned())
+            ]),
+            "?status=failed%2Cerrored&limit=5"
+        );
+    }
+
+    #[test]
+    fn errors_keep_the_server_message_or_say_what_came() {
+        let error = api_error(
+            StatusCode::NOT_FOUND,
+            br#"{"error": {"code": "not_found", "message": "no pipeline \"x\""}}"#,
+        );
+        assert_eq!(error.to_string(), "no pipeline \"x\"");
+        assert_eq!(error.code(), Some("not_found"));
+        assert!(!error.is_unavailable());
+        let error = api_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(
+            error.to_string(),
+            "the server answered something that is not PikoCI's API: 502 Bad Gateway: <html>bad gateway</html>"
+        );
+        assert!(error.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn a_server_address_must_be_a_url() {
+        for bad in ["localhost:8080", "ftp://x", "http://", ""] {
+            let error = Client::new(bad, None).await.unwrap_err();
+            assert!(matches!(error, ClientError::InvalidServer(_)), "{bad}");
+        }
+        let client = Client::new("http://127.0.0.1:8080/", None).await.unwrap();
+        assert_eq!(client.server(), "http://127.0.0.1:8080");
+    }
+}

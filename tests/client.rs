@@ -1,0 +1,218 @@
+//! The `pikoci` client against a real `pikoci server`, as a user runs it: log in, set a
+//! pipeline (seeing the diff first), trigger with `--watch` and see the exit status follow the
+//! build, retry, read logs, pin a version, and the errors a user meets.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use serde_json::Value;
+use support::server::ServerProcess;
+
+const PIPELINE: &str = r#"
+resource "cron" "tick" {
+  check_interval = "@every 1h"
+}
+
+job "ok" {
+  task "greet" {
+    run "shell" {
+      cmd = "echo hello from ok"
+    }
+  }
+}
+
+job "fails" {
+  task "break" {
+    run "shell" {
+      cmd = "echo about to fail; exit 3"
+    }
+  }
+}
+"#;
+
+/// `pikoci ARGS` with its own config directory (the saved targets).
+fn client(config: &Path, args: &[&str]) -> Output {
+    support::pikoci()
+        .env("XDG_CONFIG_HOME", config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("pikoci runs")
+}
+
+/// Asserts the exit status; stdout.
+fn expect(output: &Output, code: i32) -> String {
+    let stdout = support::text(&output.stdout);
+    let stderr = support::text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_drives_a_server_from_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let file = support::write(dir.path(), "demo.hcl", PIPELINE);
+    let work = dir.path().join("work");
+    let server = ServerProcess::start(&[
+        "--db-system",
+        "mem",
+        "--pubsub-system",
+        "mem",
+        "--run-worker",
+        "--work-dir",
+        work.to_str().unwrap(),
+    ]);
+    let cli = |args: &[&str]| client(&config, args);
+
+    // Logging in saves the server, readable by its owner only.
+    let out = expect(
+        &cli(&["login", "--server", &server.base, "--name", "local"]),
+        0,
+    );
+    assert!(out.contains("saved"), "{out}");
+    let targets = config.join("pikoci/targets.toml");
+    let mode = std::fs::metadata(&targets).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let out = expect(&cli(&["target"]), 0);
+    assert!(out.contains("local") && out.contains(&server.base), "{out}");
+
+    // A dry run shows what would change and sets nothing.
+    let out = expect(&cli(&["pipelines", "set", "demo", &file, "--dry-run"]), 0);
+    for line in ["+ ok", "+ fails", "+ cron.tick", "dry run"] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    let (_, pipelines) = server.get("/teams/main/pipelines").await;
+    assert_eq!(pipelines["data"], Value::Array(Vec::new()));
+    // Without a terminal to ask, nothing is applied without --yes.
+    let refused = cli(&["pipelines", "set", "demo", &file]);
+    expect(&refused, 2);
+    assert!(support::text(&refused.stderr).contains("--yes"));
+    let out = expect(&cli(&["pipelines", "set", "demo", &file, "--yes"]), 0);
+    assert!(out.contains("pipeline demo created"), "{out}");
+    let out = expect(&cli(&["pipelines", "set", "demo", &file, "--yes"]), 0);
+    assert!(out.contains("nothing to change"), "{out}");
+    // A change shows as one.
+    let changed = support::write(
+        dir.path(),
+        "changed.hcl",
+        &PIPELINE.replace("echo hello from ok", "echo hello again"),
+    );
+    let out = expect(
+        &cli(&["pipelines", "set", "demo", &changed, "--dry-run"]),
+        0,
+    );
+    assert!(out.contains("~ ok") && !out.contains("fails"), "{out}");
+    // An invalid file is refused here, with its diagnostics.
+    let invalid = support::write(
+        dir.path(),
+        "invalid.hcl",
+        "job \"a\" {\n  tsk \"x\" {}\n}\n",
+    );
+    let refused = cli(&["pipelines", "set", "demo", &invalid, "--yes"]);
+    expect(&refused, 1);
+    assert!(
+        support::text(&refused.stderr).contains("invalid.hcl:2:3"),
+        "{}",
+        support::text(&refused.stderr)
+    );
+
+    let out = expect(&cli(&["pipelines", "list"]), 0);
+    assert!(out.contains("demo"), "{out}");
+
+    // --watch follows the build and exits with its status.
+    let out = expect(&cli(&["jobs", "trigger", "demo/ok", "--watch"]), 0);
+    assert!(out.contains("hello from ok"), "{out}");
+    assert!(out.contains("build demo/ok/1 succeeded"), "{out}");
+    let out = expect(&cli(&["jobs", "trigger", "demo/fails", "--watch"]), 1);
+    assert!(out.contains("about to fail"), "{out}");
+    assert!(out.contains("build demo/fails/1 failed"), "{out}");
+    // A retry runs as N.1, followed the same way.
+    let out = expect(&cli(&["builds", "retry", "demo/fails/1", "--watch"]), 1);
+    assert!(out.contains("started build demo/fails/1.1"), "{out}");
+    let out = expect(&cli(&["builds", "watch", "demo/ok/1"]), 0);
+    assert!(out.contains("hello from ok"), "{out}");
+
+    // Lists for programs and for people.
+    let out = expect(&cli(&["builds", "list", "demo/fails", "--json"]), 0);
+    let builds: Value = serde_json::from_str(&out).unwrap();
+    let numbers: Vec<&str> = builds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["1.1", "1"]);
+    let out = expect(&cli(&["builds", "list", "demo/fails"]), 0);
+    assert!(out.contains("BUILD") && out.contains("failed"), "{out}");
+    let out = expect(&cli(&["builds", "logs", "demo/fails/1", "--failed"]), 0);
+    assert!(
+        out.contains("break") && out.contains("about to fail"),
+        "{out}"
+    );
+    let out = expect(&cli(&["builds", "get", "demo/ok/1"]), 0);
+    assert!(out.contains("greet") && out.contains("succeeded"), "{out}");
+
+    // Check a resource, pin a version, unpin.
+    expect(&cli(&["resources", "check", "demo/cron.tick"]), 0);
+    server
+        .wait_until(
+            "/teams/main/pipelines/demo/resources/cron.tick/versions",
+            |page| page["data"].as_array().is_some_and(|v| !v.is_empty()),
+        )
+        .await;
+    let out = expect(
+        &cli(&["resources", "versions", "demo/cron.tick", "--json"]),
+        0,
+    );
+    let versions: Value = serde_json::from_str(&out).unwrap();
+    let id = versions[0]["id"].as_i64().unwrap().to_string();
+    let out = expect(&cli(&["resources", "pin", "demo/cron.tick", &id]), 0);
+    assert!(out.contains(&format!("pinned to version {id}")), "{out}");
+    let (_, resource) = server
+        .get("/teams/main/pipelines/demo/resources/cron.tick")
+        .await;
+    assert_eq!(resource["data"]["pinned_version_id"].to_string(), id);
+    expect(&cli(&["resources", "unpin", "demo/cron.tick"]), 0);
+    let out = expect(&cli(&["resources", "webhook-url", "demo/cron.tick"]), 0);
+    assert!(
+        out.starts_with(&format!("{}/api/v1/webhooks/", server.base)),
+        "{out}"
+    );
+
+    let out = expect(&cli(&["workers", "list"]), 0);
+    assert!(out.contains("running"), "{out}");
+
+    // Errors say what is wrong, with the status of their kind.
+    let missing = cli(&["pipelines", "get", "nope"]);
+    expect(&missing, 1);
+    assert!(
+        support::text(&missing.stderr).contains("no pipeline \"nope\""),
+        "{}",
+        support::text(&missing.stderr)
+    );
+    let bad_name = cli(&["builds", "get", "demo-ok-1"]);
+    expect(&bad_name, 2);
+    assert!(support::text(&bad_name.stderr).contains("PIPELINE/JOB/NUMBER"));
+    let away = cli(&["pipelines", "list", "--server", "http://127.0.0.1:1"]);
+    expect(&away, 3);
+    assert!(
+        support::text(&away.stderr).contains("cannot reach the PikoCI server"),
+        "{}",
+        support::text(&away.stderr)
+    );
+    let no_target = client(&dir.path().join("empty"), &["pipelines", "list"]);
+    expect(&no_target, 2);
+    assert!(support::text(&no_target.stderr).contains("pikoci login"));
+
+    let out = expect(&cli(&["completions", "bash"]), 0);
+    assert!(out.contains("pikoci") && out.contains("pipelines"), "{out}");
+    server.stop();
+}
