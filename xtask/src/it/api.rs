@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,10 +21,13 @@ use anyhow::{Context, bail};
 const SCHEMATHESIS_PACKAGE: &str = "schemathesis==4.32.5";
 /// The virtualenv it lives in, under `~/.cache/pikoci`.
 const VENV: &str = "schemathesis-4.32.5";
+/// The time schemathesis may spend generating requests.
+const FUZZ_SECONDS: u64 = 120;
 /// One worker: schemathesis's workers are threads, and with two of them Python 3.11's `ast`
 /// module (under hypothesis) fails now and then ("AST constructor recursion depth mismatch").
-/// The time schemathesis may spend generating requests.
-const FUZZ_SECONDS: u32 = 120;
+const WORKERS: &str = "1";
+/// The most a run may take, loading and reporting included: it is stopped past this.
+const RUN_LIMIT: Duration = Duration::from_secs(3 * FUZZ_SECONDS + 60);
 /// How long the server may take to be ready.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -52,7 +56,12 @@ pub(crate) fn run() -> anyhow::Result<()> {
             log.display()
         ),
         (Err(_), _) => {
-            eprintln!("the server's log: {}", log.display());
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("the end of the server's log ({}):", log.display());
+            for line in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("  {line}");
+            }
             result
         }
     }
@@ -64,7 +73,7 @@ fn fuzz(schemathesis: &Path, server: &Server, dir: &Path) -> anyhow::Result<()> 
     let output = dir.join("schemathesis.txt");
     let seconds = FUZZ_SECONDS.to_string();
     eprintln!("$ schemathesis run {document} --checks all ... ({FUZZ_SECONDS} s)");
-    let status = Command::new(schemathesis)
+    let mut child = Command::new(schemathesis)
         .args(["run", &document])
         .args([
             "--checks",
@@ -76,7 +85,7 @@ fn fuzz(schemathesis: &Path, server: &Server, dir: &Path) -> anyhow::Result<()> 
             "--max-time",
             &seconds,
             "--workers",
-            "1",
+            WORKERS,
             "--request-timeout",
             "10",
         ])
@@ -85,8 +94,23 @@ fn fuzz(schemathesis: &Path, server: &Server, dir: &Path) -> anyhow::Result<()> 
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&output)?)
         .stderr(Stdio::inherit())
-        .status()
+        .spawn()
         .context("failed to run schemathesis")?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "schemathesis still ran after {RUN_LIMIT:?} and was stopped; its report so far: {}",
+                output.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let text = std::fs::read_to_string(&output).unwrap_or_default();
     // The summary: operations, phases, failures, test cases, seed.
     let summary: Vec<&str> = text
@@ -98,8 +122,10 @@ fn fuzz(schemathesis: &Path, server: &Server, dir: &Path) -> anyhow::Result<()> 
         println!("  {line}");
     }
     if !status.success() {
+        // The failures come before the summary: print the whole report, CI keeps no file.
+        println!("{text}");
         bail!(
-            "schemathesis found problems ({status}); its whole report: {}",
+            "schemathesis found problems ({status}); the report is above and in {}",
             output.display()
         );
     }
@@ -150,7 +176,9 @@ impl Server {
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello.hcl");
+        // Its own process group, so that the build processes of its worker stop with it.
         let child = Command::new(pikoci)
+            .process_group(0)
             .args(["server", "--db-system", "mem", "--pubsub-system", "mem"])
             .args(["--run-worker", "--port", &port.to_string()])
             .arg("--pipeline-config")
@@ -205,6 +233,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // The whole group: the server and whatever its worker started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

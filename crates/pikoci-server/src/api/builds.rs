@@ -192,7 +192,7 @@ pub(crate) struct ApproveBody {
 
 /// `POST …/builds/{bn}/approve` `{"message"?}`: the build (summary).
 #[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/approve", tag = "builds", summary = "Approve a build", params(BuildPath),
-    request_body(content = ApproveBody, description = "May be empty."),
+    request_body(content = Option<ApproveBody>, description = "May be empty."),
     responses(
         (status = 200, description = "The build (summary), approved.", body = Data<BuildView>),
         (status = 409, description = "The build does not wait for an approval (`conflict`).", body = ErrorBody<'_>),
@@ -247,6 +247,7 @@ pub(crate) async fn reject(
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogQuery {
     /// The attempt (from 1); the latest when not given.
+    #[param(minimum = 1)]
     attempt: Option<u32>,
     /// `text` (the default) or `json`.
     #[param(pattern = "^(text|json)$")]

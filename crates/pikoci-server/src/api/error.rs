@@ -128,7 +128,8 @@ pub(crate) struct ErrorBody<'a> {
 #[schema(as = ErrorContent)]
 struct ErrorContent<'a> {
     /// Stable, for programs: `invalid_input`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `invalid_pipeline`, `unavailable`, `timeout`, `internal`.
+    /// `invalid_pipeline`, `permission_denied`, `unsupported`, `unavailable`, `timeout`,
+    /// `internal`.
     #[schema(example = "not_found")]
     code: &'a str,
     /// For people: what is wrong and what to do.
@@ -137,6 +138,7 @@ struct ErrorContent<'a> {
     /// store and the broker failed for `/readyz`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Value>)]
+    #[schema(nullable = false)]
     details: Option<&'a serde_json::Value>,
 }
 
@@ -165,14 +167,19 @@ pub(crate) struct DiagnosticView {
     severity: &'static str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     help: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     line: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     column: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     span: Option<SpanView>,
 }
 

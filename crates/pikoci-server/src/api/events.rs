@@ -137,9 +137,8 @@ pub(crate) struct EventShape {
     /// "message"}` (`error`).
     data: String,
     /// The stream's position after a `log` event, for `Last-Event-ID`.
+    #[schema(nullable = false)]
     id: Option<String>,
-    /// How long a client waits before reconnecting, in milliseconds.
-    retry: Option<u64>,
 }
 
 /// How far a stream got: see the module documentation.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::builds::place;
@@ -107,13 +107,14 @@ async fn set_paused(
 pub(crate) struct TriggerBody {
     /// Values of the job's inputs by name: strings, numbers or bools.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, InputValue>)]
     input_values: BTreeMap<String, serde_json::Value>,
 }
 
 /// `POST …/jobs/{jn}/trigger`: 201 with the new build (summary); 400 listing every problem
 /// with the inputs.
 #[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/trigger", tag = "jobs", summary = "Trigger a job", params(JobPath),
-    request_body(content = TriggerBody, description = "May be empty: no input values."),
+    request_body(content = Option<TriggerBody>, description = "May be empty: no input values."),
     responses(
         (status = 201, description = "The new build (summary).", body = Data<BuildView>),
         (status = 409, description = "The job cannot be triggered now (`conflict`), e.g. its pipeline was removed.", body = ErrorBody<'_>),
@@ -132,6 +133,19 @@ pub(crate) async fn trigger(
         StatusCode::CREATED,
         data(BuildView::summary(place(&scope, &resources), &build)),
     ))
+}
+
+/// The value of an input, for the OpenAPI document: a string, a number or a bool.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "a description for the OpenAPI document, never built"
+)]
+pub(crate) enum InputValue {
+    String(String),
+    Number(f64),
+    Bool(bool),
 }
 
 /// Input values as the text a user would type.

@@ -144,7 +144,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics));
-    openapi::CommonErrors.modify(described.get_openapi_mut());
+    openapi::Conventions.modify(described.get_openapi_mut());
     described
 }
 

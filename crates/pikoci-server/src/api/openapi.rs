@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::ErrorBody;
 
-/// The document's fixed parts: what the API is, its tags, and the common error answers.
+/// The document's fixed parts: what the API is and its tags ([`Conventions`] adds the rest).
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -42,11 +42,17 @@ use super::error::ErrorBody;
 )]
 pub(crate) struct ApiDoc;
 
-/// Names the operations, and adds the error answers every operation can give and the error
-/// schema they use: applied to the whole document once every route is in it.
-pub(crate) struct CommonErrors;
+/// The conventions every operation follows, applied to the whole document once every route is
+/// in it: its id is `<tag>_<handler>`, and it lists the error answers it can give, with the
+/// one error schema. Each error is listed where it can happen: 400 where there are parameters
+/// or a body, 404 where the path names something, 409 where something changes, 413 where a
+/// body is read, 500 and 503 wherever the store is read.
+pub(crate) struct Conventions;
 
-impl Modify for CommonErrors {
+/// Operations that read no store, and answer whatever happens.
+const STORELESS: [&str; 2] = ["system_healthz", "system_document"];
+
+impl Modify for Conventions {
     fn modify(&self, openapi: &mut openapi::OpenApi) {
         let components = openapi
             .components
@@ -54,60 +60,52 @@ impl Modify for CommonErrors {
         components
             .schemas
             .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
-        let errors = [
-            (
-                "400",
-                "The request does not fit: a path, query or body the message explains \
-                 (`invalid_input`).",
-            ),
-            (
-                "404",
-                "The team, pipeline, job, build or resource named does not exist (`not_found`).",
-            ),
-            (
-                "500",
-                "The server failed (`internal`); its log has the request's id.",
-            ),
-            (
-                "503",
-                "The database or the broker does not answer (`unavailable`, `timeout`); try \
-                 again.",
-            ),
-        ];
         for item in openapi.paths.paths.values_mut() {
-            for operation in operations(item) {
+            for (changes, operation) in operations(item) {
                 name(operation);
-                for (status, description) in errors {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| error_response(description));
+                let parameters = operation.parameters.as_deref().unwrap_or_default();
+                let names_something = parameters
+                    .iter()
+                    .any(|p| {
+                        matches!(p, RefOr::T(p) if p.parameter_in == openapi::path::ParameterIn::Path)
+                    });
+                let body = operation.request_body.is_some();
+                let reads_store = operation
+                    .operation_id
+                    .as_deref()
+                    .is_none_or(|id| !STORELESS.contains(&id));
+                let errors = [
+                    (!parameters.is_empty() || body, "400", INVALID),
+                    (names_something, "404", NOT_FOUND),
+                    (changes, "409", CONFLICT),
+                    (body, "413", TOO_LARGE),
+                    (reads_store, "500", INTERNAL),
+                    (reads_store, "503", UNAVAILABLE),
+                ];
+                for (applies, status, description) in errors {
+                    if applies {
+                        operation
+                            .responses
+                            .responses
+                            .entry(status.to_owned())
+                            .or_insert_with(|| error_response(description));
+                    }
                 }
-            }
-            // Whatever changes something can find it in a state that does not allow it.
-            for operation in [
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                operation
-                    .responses
-                    .responses
-                    .entry("409".to_owned())
-                    .or_insert_with(|| error_response(CONFLICT));
             }
         }
     }
 }
 
-/// What a 409 means where an operation does not say more.
+const INVALID: &str =
+    "The request does not fit: a path, query or body the message explains (`invalid_input`).";
+const NOT_FOUND: &str =
+    "The team, pipeline, job, build or resource named does not exist (`not_found`).";
 const CONFLICT: &str = "The state of what is named does not allow this now (`conflict`): the \
                         message says why (a build already finished, a name taken...).";
+const TOO_LARGE: &str = "The body is larger than the server reads (`invalid_input`).";
+const INTERNAL: &str = "The server failed (`internal`); its log has the request's id.";
+const UNAVAILABLE: &str =
+    "The database or the broker does not answer (`unavailable`, `timeout`); try again.";
 
 /// Makes an operation's id unique: `<tag>_<handler>` (`builds_list`, `jobs_trigger`).
 fn name(operation: &mut Operation) {
@@ -119,24 +117,24 @@ fn name(operation: &mut Operation) {
     }
 }
 
-/// The operations of a path.
-fn operations(item: &mut openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+/// The operations of a path, each with whether it changes something.
+fn operations(item: &mut openapi::PathItem) -> impl Iterator<Item = (bool, &mut Operation)> {
     [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
-        item.head.as_mut(),
-        item.options.as_mut(),
-        item.trace.as_mut(),
+        (false, item.get.as_mut()),
+        (true, item.put.as_mut()),
+        (true, item.post.as_mut()),
+        (true, item.delete.as_mut()),
+        (true, item.patch.as_mut()),
+        (false, item.head.as_mut()),
+        (false, item.options.as_mut()),
+        (false, item.trace.as_mut()),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(changes, operation)| Some((changes, operation?)))
 }
 
 /// An error answer: the error body, described.
-pub(crate) fn error_response(description: &str) -> RefOr<openapi::Response> {
+fn error_response(description: &str) -> RefOr<openapi::Response> {
     ResponseBuilder::new()
         .description(description)
         .content(
@@ -157,8 +155,7 @@ fn json() -> &'static str {
         super::described()
             .into_openapi()
             .to_pretty_json()
-            // A document of strings and maps always serialises.
-            .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+            .expect("a document of strings and maps serialises")
     })
 }
 

@@ -148,7 +148,7 @@ pub(crate) async fn create(
 /// pipeline that exists; same answer as `POST` (with no changes listed when neither the file
 /// nor the vars were given).
 #[utoipa::path(put, path = "/teams/{tc}/pipelines/{pc}", tag = "pipelines", summary = "Change a pipeline's file, vars or visibility", params(PipelinePath),
-    request_body = SetPipelineBody,
+    request_body(content = Option<SetPipelineBody>, description = "Every field is optional; may be empty."),
     responses(
         (status = 200, description = "The pipeline, updated: what changed, with its warnings.", body = Data<PipelineSetView>),
         (status = 422, description = "The file does not validate (`invalid_pipeline`); `details` lists its diagnostics (`[Diagnostic]`).", body = ErrorBody<'_>),

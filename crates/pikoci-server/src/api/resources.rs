@@ -192,7 +192,7 @@ pub(crate) struct WebhookPath {
 /// `{"resource": "type.name"}`. An unknown token is a 404 with the same message whatever the
 /// token, so tokens cannot be probed.
 #[utoipa::path(post, path = "/webhooks/{token}", tag = "resources", summary = "Call a webhook: check its resource now", params(WebhookPath),
-    request_body(content = Value, description = "Anything (ignored)."),
+    request_body(content = Option<Value>, content_type = "*/*", description = "Anything (ignored)."),
     responses((status = 200, description = "The resource whose check is now due.", body = Data<WebhookCalled>)))]
 pub(crate) async fn webhook(
     State(server): State<Server>,

@@ -73,6 +73,7 @@ pub(crate) struct SecretView {
     kind: &'static str,
     /// The value of a `plain` entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     value: Option<String>,
 }
 

@@ -61,10 +61,13 @@ pub(crate) struct PipelineView {
     updated_at: String,
     jobs: Vec<JobSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     config: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     vars: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     resources: Option<Vec<ResourceView>>,
 }
 
@@ -108,6 +111,7 @@ impl PipelineView {
 pub(crate) struct JobSummary {
     name: String,
     paused: bool,
+    #[schema(required = true)]
     latest_build: Option<BuildView>,
 }
 
@@ -171,13 +175,16 @@ pub(crate) struct JobView {
     tags: Vec<String>,
     concurrency: u32,
     serial_groups: Vec<String>,
+    #[schema(required = true)]
     timeout_ms: Option<u64>,
     allow_failure: bool,
     interruptible: bool,
     disable_retry: bool,
+    #[schema(required = true)]
     approval: Option<ApprovalView>,
     inputs: Vec<InputView>,
     gets: Vec<GetView>,
+    #[schema(required = true)]
     latest_build: Option<BuildView>,
 }
 
@@ -186,6 +193,7 @@ pub(crate) struct JobView {
 struct ApprovalView {
     label: String,
     approvals: u32,
+    #[schema(required = true)]
     timeout_ms: Option<u64>,
 }
 
@@ -196,7 +204,9 @@ struct InputView {
     /// `string`, `number` or `bool`.
     #[serde(rename = "type")]
     value_type: &'static str,
+    #[schema(required = true)]
     description: Option<String>,
+    #[schema(required = true)]
     default: Option<String>,
     options: Vec<String>,
     multiple: bool,
@@ -278,32 +288,44 @@ pub(crate) struct BuildView {
     pipeline: String,
     job: String,
     number: String,
+    #[schema(required = true)]
     retry_of: Option<String>,
     /// `pending`, `waiting_for_approval`, `assigned`, `started` (not finished), `succeeded`,
     /// `failed`, `cancelled`, `warning`, `errored` (finished).
     status: &'static str,
+    #[schema(required = true)]
     error: Option<String>,
     inputs: serde_json::Value,
+    #[schema(required = true)]
     trigger: Option<TriggerView>,
     attempt: u32,
+    #[schema(required = true)]
     worker: Option<String>,
     requeues: u32,
+    #[schema(required = true)]
     cancel_deadline: Option<String>,
     created_at: String,
+    #[schema(required = true)]
     started_at: Option<String>,
+    #[schema(required = true)]
     finished_at: Option<String>,
+    #[schema(required = true)]
     duration_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     steps: Option<Vec<StepView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     versions: Option<Vec<BuildVersionView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pending_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[schema(as = BuildTrigger)]
 struct TriggerView {
+    #[schema(required = true)]
     resource: Option<String>,
     version_id: i64,
 }
@@ -406,14 +428,18 @@ impl BuildView {
 pub(crate) struct StepView {
     attempt: u32,
     index: u32,
+    #[schema(required = true)]
     parent: Option<u32>,
     name: String,
     #[serde(rename = "type")]
     kind: String,
     /// `started`, `succeeded`, `failed`, `cancelled`, `warning`, `errored`, `skipped`.
     status: &'static str,
+    #[schema(required = true)]
     started_at: Option<String>,
+    #[schema(required = true)]
     finished_at: Option<String>,
+    #[schema(required = true)]
     duration_ms: Option<i64>,
 }
 
@@ -436,6 +462,7 @@ impl StepView {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[schema(as = BuildVersion)]
 struct BuildVersionView {
+    #[schema(required = true)]
     resource: Option<String>,
     version_id: i64,
     step: String,
@@ -460,12 +487,17 @@ pub(crate) struct ResourceView {
     canonical: String,
     check_interval: String,
     tags: Vec<String>,
+    #[schema(required = true)]
     pinned_version_id: Option<i64>,
+    #[schema(required = true)]
     next_check_at: Option<String>,
     created_at: String,
+    #[schema(required = true)]
     last_check: Option<CheckView>,
+    #[schema(required = true)]
     check_in_progress: Option<CheckLeaseView>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     webhook_token: Option<String>,
 }
 
@@ -474,6 +506,7 @@ pub(crate) struct ResourceView {
 struct CheckView {
     finished_at: String,
     succeeded: bool,
+    #[schema(required = true)]
     error: Option<String>,
     log: String,
 }
@@ -560,6 +593,7 @@ impl VersionView {
 #[schema(as = Worker)]
 pub(crate) struct WorkerView {
     id: String,
+    #[schema(required = true)]
     team: Option<String>,
     tags: Vec<String>,
     slots: u32,
@@ -595,6 +629,7 @@ impl WorkerView {
 #[schema(as = PageMeta)]
 pub(crate) struct PageMeta {
     pub(crate) has_more: bool,
+    #[schema(required = true)]
     pub(crate) next_before: Option<i64>,
 }
 
