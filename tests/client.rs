@@ -16,6 +16,19 @@ resource "cron" "tick" {
   check_interval = "@every 1h"
 }
 
+resource "trigger" "release" {}
+
+job "on-release" {
+  get "trigger" "release" {
+    trigger = true
+  }
+  task "announce" {
+    run "shell" {
+      cmd = "echo releasing"
+    }
+  }
+}
+
 job "ok" {
   task "greet" {
     run "shell" {
@@ -186,6 +199,20 @@ async fn a_user_drives_a_server_from_the_terminal() {
         out.starts_with(&format!("{}/api/v1/webhooks/", server.base)),
         "{out}"
     );
+
+    // Firing a trigger makes a version of the team's trigger resources of that name, which
+    // triggers their jobs.
+    let out = expect(
+        &cli(&["triggers", "fire", "release", "--value", "version=1.2"]),
+        0,
+    );
+    assert!(out.contains("fired trigger release"), "{out}");
+    let build = server
+        .wait_finished("/teams/main/pipelines/demo/jobs/on-release/builds/1")
+        .await;
+    assert_eq!(build["status"], "succeeded", "{build:#}");
+    let out = expect(&cli(&["triggers", "list", "release"]), 0);
+    assert!(out.contains("\"version\":\"1.2\""), "{out}");
 
     let out = expect(&cli(&["workers", "list"]), 0);
     assert!(out.contains("running"), "{out}");

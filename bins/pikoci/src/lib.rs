@@ -81,6 +81,9 @@ enum Command {
     Builds(remote::BuildsArgs),
     /// A pipeline's resources: list, check, versions, pin, unpin, webhook-url.
     Resources(remote::ResourcesArgs),
+    /// A team's trigger streams: fire an event (its `trigger` resources get a new version),
+    /// list the events.
+    Triggers(remote::TriggersArgs),
     /// The server's workers.
     Workers(remote::WorkersArgs),
     /// Print a completion script for a shell: `pikoci completions bash > ~/.local/share/bash-completion/completions/pikoci`.
@@ -144,6 +147,7 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Jobs(args) => return remote::builds::run_jobs(args),
         Command::Builds(args) => return remote::builds::run_builds(args),
         Command::Resources(args) => return remote::resources::run(args),
+        Command::Triggers(args) => return remote::resources::run_triggers(args),
         Command::Workers(args) => return remote::resources::run_workers(args),
         Command::Completions { shell } => completions(shell),
     };

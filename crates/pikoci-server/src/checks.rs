@@ -31,6 +31,11 @@ pub const UNANNOUNCED_CHECK_SLOTS: usize = 4;
 /// The name of the builtin resource type whose checks read trigger streams.
 const TRIGGER_TYPE: &str = "trigger";
 
+/// The stream of a team's `trigger` resources named `name`: their canonical name.
+pub(crate) fn trigger_stream(name: &str) -> String {
+    format!("{TRIGGER_TYPE}.{name}")
+}
+
 /// How many trigger events one check turns into versions at most.
 const MAX_TRIGGER_EVENTS: usize = 1000;
 

@@ -471,16 +471,7 @@ impl Server {
         store
             .create_trigger_event_once(stored.team_id, canonical, &version, &key, self.now())
             .await?;
-        let now = self.now();
-        for pipeline in store.list_pipelines(stored.team_id).await? {
-            for resource in store.resources(pipeline.id).await? {
-                if resource.canonical() == canonical {
-                    store.request_check(resource.id, now).await?;
-                }
-            }
-        }
-        self.wake_dispatcher();
-        Ok(())
+        self.check_trigger_readers(stored.team_id, canonical).await
     }
 
     /// How many log chunks of an attempt its worker sent are stored (the server's own notes

@@ -7,11 +7,13 @@ use chrono::{DateTime, Utc};
 use pikoci_core::ErrorKind;
 use pikoci_core::broker::Broker;
 use pikoci_core::store::{
-    Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoredResource, TeamId,
+    Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoreResult, StoredResource,
+    TeamId, TriggerEvent, TriggerEventId,
 };
 use pikoci_secrets::SecretStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::checks::trigger_stream;
 use crate::metrics::Metrics;
 use crate::state::{Runtime, lock};
 use crate::{Clock, ServerConfig, ServerError, ServerResult};
@@ -180,6 +182,71 @@ impl Server {
             .await?;
         self.wake_dispatcher();
         Ok(resource)
+    }
+
+    /// An event on team `team`'s trigger stream `name` (the stream of its `trigger` resources
+    /// named `name`, `trigger.<name>`), carrying `version` (a JSON object of strings); the
+    /// team's resources reading that stream are checked now.
+    pub async fn fire_trigger(
+        &self,
+        team: &str,
+        name: &str,
+        version: serde_json::Map<String, serde_json::Value>,
+    ) -> ServerResult<TriggerEvent> {
+        let team = self.inner.store.team(team).await?;
+        if let Some((key, _)) = version.iter().find(|(_, value)| !value.is_string()) {
+            return Err(ServerError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the version's \"{}\" is not a string: a version maps names to strings, \
+                     e.g. {{\"version\": {{\"ref\": \"v1.2\"}}}}",
+                    key.escape_debug()
+                ),
+            ));
+        }
+        let canonical = trigger_stream(name);
+        let event = self
+            .inner
+            .store
+            .create_trigger_event(team.id, &canonical, &version.into(), self.now())
+            .await?;
+        self.check_trigger_readers(team.id, &canonical).await?;
+        Ok(event)
+    }
+
+    /// Events of team `team`'s trigger stream `name` after `after`, oldest first.
+    pub async fn trigger_events(
+        &self,
+        team: &str,
+        name: &str,
+        after: Option<TriggerEventId>,
+        limit: u32,
+    ) -> ServerResult<Vec<TriggerEvent>> {
+        let team = self.inner.store.team(team).await?;
+        Ok(self
+            .inner
+            .store
+            .trigger_events(team.id, &trigger_stream(name), after, limit)
+            .await?)
+    }
+
+    /// Checks now every resource of the team that reads the trigger stream `canonical`.
+    pub(crate) async fn check_trigger_readers(
+        &self,
+        team: TeamId,
+        canonical: &str,
+    ) -> StoreResult<()> {
+        let store = &self.inner.store;
+        let now = self.now();
+        for pipeline in store.list_pipelines(team).await? {
+            for resource in store.resources(pipeline.id).await? {
+                if resource.canonical() == canonical {
+                    store.request_check(resource.id, now).await?;
+                }
+            }
+        }
+        self.wake_dispatcher();
+        Ok(())
     }
 
     /// Why a pending build is not running yet, as the dispatcher last saw it.

@@ -1,5 +1,5 @@
 //! The commands that talk to a server: `login`, `target`, `pipelines`, `jobs`, `builds`,
-//! `resources`, `workers`.
+//! `resources`, `triggers`, `workers`.
 //!
 //! Which server: `--server URL` (or `PIKOCI_SERVER`, with `PIKOCI_TOKEN`) for one command,
 //! else `--target NAME` (or `PIKOCI_TARGET`), else the current target saved by `pikoci login`
@@ -25,7 +25,7 @@ use crate::output;
 
 pub(crate) use builds::{BuildsArgs, JobsArgs};
 pub(crate) use pipelines::PipelinesArgs;
-pub(crate) use resources::{ResourcesArgs, WorkersArgs};
+pub(crate) use resources::{ResourcesArgs, TriggersArgs, WorkersArgs};
 
 /// Exit statuses of the commands that talk to a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! `pikoci resources list|check|versions|pin|unpin|webhook-url` and `pikoci workers list`.
+//! `pikoci resources list|check|versions|pin|unpin|webhook-url`, `pikoci triggers fire|list`
+//! and `pikoci workers list`.
 
 use anyhow::Context;
 use pikoci_client::model::{Check, Resource, Version, Worker};
@@ -72,6 +73,108 @@ pub(crate) struct WorkersArgs {
 enum WorkersCommand {
     /// List the workers: their state, slots, load and tags.
     List,
+}
+
+/// `pikoci triggers ...`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TriggersArgs {
+    #[command(flatten)]
+    remote: Remote,
+
+    #[command(subcommand)]
+    command: TriggersCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TriggersCommand {
+    /// Fire an event on a trigger stream: every `trigger` resource of the team with that name
+    /// gets it as a new version (and triggers its jobs).
+    Fire {
+        /// The stream: the name of the team's `trigger` resources.
+        name: String,
+        /// A value the event carries: NAME=VALUE. Repeatable.
+        #[arg(long = "value", short = 'v', value_name = "NAME=VALUE")]
+        values: Vec<String>,
+    },
+    /// List a stream's events, oldest first.
+    List {
+        /// The stream.
+        name: String,
+        /// How many (1 to 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// Runs `pikoci triggers`.
+pub(crate) fn run_triggers(args: TriggersArgs) -> std::process::ExitCode {
+    super::run(&args.remote, |session| async move {
+        match args.command {
+            TriggersCommand::Fire { name, values } => fire(&session, &name, &values).await,
+            TriggersCommand::List { name, limit } => events(&session, &name, limit).await,
+        }
+    })
+}
+
+async fn fire(session: &Session, name: &str, values: &[String]) -> anyhow::Result<Exit> {
+    let mut version = serde_json::Map::new();
+    for value in values {
+        let Some((key, text)) = value.split_once('=') else {
+            return Err(UsageError(format!(
+                "invalid --value \"{value}\": write NAME=VALUE, e.g. --value release=v1.2"
+            ))
+            .into());
+        };
+        version.insert(key.trim().to_owned(), text.into());
+    }
+    let answer = session
+        .client
+        .post(
+            &session.team_path(&["triggers", name]),
+            &json!({ "version": version }),
+        )
+        .await
+        .with_context(|| format!("cannot fire trigger {name}"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+    } else {
+        session.print(&format!(
+            "fired trigger {name} (event {}): the team's trigger resources named {name} are \
+             checked now\n",
+            answer.data["id"]
+        ))?;
+    }
+    Ok(Exit::Ok)
+}
+
+async fn events(session: &Session, name: &str, limit: u32) -> anyhow::Result<Exit> {
+    let answer = session
+        .client
+        .get_with(
+            &session.team_path(&["triggers", name]),
+            &[("limit", limit.to_string())],
+        )
+        .await
+        .with_context(|| format!("cannot list the events of trigger {name}"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let events = answer.data.as_array().cloned().unwrap_or_default();
+    if events.is_empty() {
+        session.print(&format!("trigger {name} has no events\n"))?;
+        return Ok(Exit::Ok);
+    }
+    let mut rows = vec![header(&["ID", "VERSION", "FIRED"])];
+    for event in &events {
+        rows.push(vec![
+            event["id"].to_string(),
+            event["version"].to_string(),
+            table::time(event["created_at"].as_str()),
+        ]);
+    }
+    session.print(&render(&rows))?;
+    Ok(Exit::Ok)
 }
 
 /// `PIPELINE/TYPE.NAME`.

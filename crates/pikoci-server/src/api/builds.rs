@@ -17,7 +17,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::scope::{self, BuildPath, JobPath, JobScope};
 use super::views::{BuildPlace, BuildView, PageMeta};
-use super::{Data, Page, data, page_limit};
+use super::{Data, Page, cut_page, data, page_limit};
 use crate::Server;
 
 /// Who acts through the API until authentication exists: approvals and rejections are recorded
@@ -78,18 +78,13 @@ pub(crate) async fn list(
             limit: limit + 1,
         })
         .await?;
-    let has_more = builds.len() > limit as usize;
-    builds.truncate(limit as usize);
+    let (has_more, next_before) = cut_page(&mut builds, limit, |b| b.id.0);
     let resources = server.store().resources(scope.pipeline.id).await?;
     let place = place(&scope, &resources);
     Ok(Json(Page {
         meta: PageMeta {
             has_more,
-            next_before: if has_more {
-                builds.last().map(|b| b.id.0)
-            } else {
-                None
-            },
+            next_before,
         },
         data: builds
             .iter()
@@ -110,6 +105,38 @@ pub(crate) async fn get(
     let resources = server.store().resources(scope.pipeline.id).await?;
     let view = detailed_view(&server, place(&scope, &resources), &build).await?;
     Ok(data(view))
+}
+
+/// `{"status", "pending_reason"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PendingReason {
+    /// The build's status.
+    status: &'static str,
+    /// Why the dispatcher did not start it the last time it tried (`no live worker with tags
+    /// [gpu]`, `concurrency limit 1 reached (build 12 running)`, `pipeline paused`...); null
+    /// when it is not pending, or was not tried yet.
+    #[schema(required = true)]
+    pending_reason: Option<String>,
+}
+
+/// `GET …/builds/{bn}/pending_reason`: why a build does not run yet, in short.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/pending_reason", tag = "builds", summary = "Why a build is pending",
+    params(BuildPath),
+    responses((status = 200, description = "The build's status and, while it is pending, why.", body = Data<PendingReason>)))]
+pub(crate) async fn pending_reason(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+) -> ApiResult<Json<Data<PendingReason>>> {
+    let (_, build) = scope::build(&server, &path).await?;
+    let pending_reason = if build.status == BuildStatus::Pending {
+        server.pending_reason(build.id)
+    } else {
+        None
+    };
+    Ok(data(PendingReason {
+        status: build.status.as_str(),
+        pending_reason,
+    }))
 }
 
 /// The detailed view of a build.

@@ -36,6 +36,9 @@
 //! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
 //! | `POST /webhooks/{token}` | any body |
 //! | `GET /workers`, `GET /workers/health` | workers; whether one can take work now |
+//! | `GET/POST /teams/{tc}/triggers/{name}` | a trigger stream's events; `POST {"version"?}` fires one |
+//! | `GET …/{pc}/image.dot` | the pipeline as a Graphviz graph |
+//! | `GET …/builds/{bn}/pending_reason` | `{"status", "pending_reason"}` |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all this (`openapi.rs`) |
 //!
 //! Outside `/api/v1`: `GET /healthz`, `GET /readyz`, and `GET /metrics` (Prometheus's text
@@ -45,6 +48,7 @@ mod builds;
 mod error;
 mod events;
 mod extract;
+mod graph;
 mod jobs;
 mod openapi;
 mod pipelines;
@@ -53,6 +57,7 @@ mod scope;
 mod secrets;
 mod system;
 mod teams;
+mod triggers;
 mod views;
 
 #[cfg(test)]
@@ -103,6 +108,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(teams::list, teams::create))
         .routes(routes!(secrets::list_team, secrets::set_team))
         .routes(routes!(secrets::delete_team))
+        .routes(routes!(triggers::fire, triggers::list))
         .routes(routes!(secrets::list_pipeline, secrets::set_pipeline))
         .routes(routes!(secrets::delete_pipeline))
         .routes(routes!(pipelines::list, pipelines::create))
@@ -115,6 +121,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(pipelines::unpause))
         .routes(routes!(pipelines::expose))
         .routes(routes!(pipelines::hide))
+        .routes(routes!(graph::dot))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::pause))
@@ -122,6 +129,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(jobs::trigger))
         .routes(routes!(builds::list))
         .routes(routes!(builds::get))
+        .routes(routes!(builds::pending_reason))
         .routes(routes!(builds::cancel))
         .routes(routes!(builds::retry))
         .routes(routes!(builds::approve))
@@ -233,6 +241,19 @@ pub(crate) fn data<T>(data: T) -> Json<Data<T>> {
 const DEFAULT_PAGE: u32 = 50;
 /// The largest page size.
 const MAX_PAGE: u32 = 500;
+
+/// Cuts `items`, read with `limit + 1`, to a page of `limit`: whether more follow, and then
+/// the cursor of the next page (the id of the page's last item).
+pub(crate) fn cut_page<T>(
+    items: &mut Vec<T>,
+    limit: u32,
+    id: impl Fn(&T) -> i64,
+) -> (bool, Option<i64>) {
+    let has_more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = if has_more { items.last().map(id) } else { None };
+    (has_more, next)
+}
 
 /// `?limit=`: 1 to 500, 50 when not given.
 pub(crate) fn page_limit(limit: Option<u32>) -> ApiResult<u32> {

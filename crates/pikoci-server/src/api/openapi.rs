@@ -37,6 +37,7 @@ use super::error::ErrorBody;
         (name = "builds", description = "Builds, their logs and live events, and acting on them."),
         (name = "resources", description = "Resources, their versions, checks, pins and webhooks."),
         (name = "secrets", description = "Entries of the built-in secret store `pikoci`."),
+        (name = "triggers", description = "A team's trigger streams, read by its `trigger` resources."),
         (name = "system", description = "Workers, health, readiness, metrics and this document."),
     )
 )]

@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::scope::{self, PipelinePath, ResourcePath, ResourceScope};
 use super::views::{PageMeta, ResourceView, VersionView};
-use super::{Data, Page, data, page_limit};
+use super::{Data, Page, cut_page, data, page_limit};
 use crate::Server;
 
 /// `GET …/{pc}/resources`: the pipeline's resources in declaration order (without webhook
@@ -75,16 +75,11 @@ pub(crate) async fn versions(
         .store()
         .versions(scope.resource.id, query.before.map(VersionId), limit + 1)
         .await?;
-    let has_more = versions.len() > limit as usize;
-    versions.truncate(limit as usize);
+    let (has_more, next_before) = cut_page(&mut versions, limit, |v| v.id.0);
     Ok(Json(Page {
         meta: PageMeta {
             has_more,
-            next_before: if has_more {
-                versions.last().map(|v| v.id.0)
-            } else {
-                None
-            },
+            next_before,
         },
         data: versions
             .iter()

@@ -345,6 +345,11 @@ pub(crate) struct BuildPlace<'a> {
 }
 
 impl BuildView {
+    /// Its status.
+    pub(crate) fn status(&self) -> &'static str {
+        self.status
+    }
+
     /// The summary.
     pub(crate) fn summary(place: BuildPlace<'_>, build: &Build) -> Self {
         BuildView {

@@ -11,6 +11,7 @@ mod openapi;
 mod pipelines;
 mod resources;
 mod secrets;
+mod triggers;
 
 use std::sync::Arc;
 
