@@ -102,6 +102,8 @@ async fn a_user_drives_a_server_from_the_terminal() {
     for line in ["+ ok", "+ fails", "+ cron.tick", "dry run"] {
         assert!(out.contains(line), "{line:?} in {out}");
     }
+    // The builtin types every pipeline has are no news.
+    assert!(!out.contains("runner types"), "{out}");
     let (_, pipelines) = server.get("/teams/main/pipelines").await;
     assert_eq!(pipelines["data"], Value::Array(Vec::new()));
     // Without a terminal to ask, nothing is applied without --yes.
@@ -152,6 +154,26 @@ async fn a_user_drives_a_server_from_the_terminal() {
     assert!(out.contains("started build demo/fails/1.1"), "{out}");
     let out = expect(&cli(&["builds", "watch", "demo/ok/1"]), 0);
     assert!(out.contains("hello from ok"), "{out}");
+    // With --json, stdout is JSON only: one event per line, the end last.
+    let out = expect(
+        &cli(&["jobs", "trigger", "demo/ok", "--watch", "--json"]),
+        0,
+    );
+    let events: Vec<Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["event"] == "log"
+            && e["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("hello from ok"))),
+        "{out}"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&serde_json::json!({"event": "end", "status": "succeeded"}))
+    );
 
     // Lists for programs and for people.
     let out = expect(&cli(&["builds", "list", "demo/fails", "--json"]), 0);
@@ -163,6 +185,13 @@ async fn a_user_drives_a_server_from_the_terminal() {
         .map(|b| b["number"].as_str().unwrap())
         .collect();
     assert_eq!(numbers, ["1.1", "1"]);
+    // Nothing to set is said in JSON too.
+    let out = expect(
+        &cli(&["pipelines", "set", "demo", &file, "--yes", "--json"]),
+        0,
+    );
+    let nothing: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(nothing["applied"], false);
     let out = expect(&cli(&["builds", "list", "demo/fails"]), 0);
     assert!(out.contains("BUILD") && out.contains("failed"), "{out}");
     let out = expect(&cli(&["builds", "logs", "demo/fails/1", "--failed"]), 0);

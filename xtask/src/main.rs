@@ -7,6 +7,7 @@
 // A command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod image;
 mod it;
 
 use std::process::Command;
@@ -33,6 +34,9 @@ tasks:
               release binaries killed mid-build (workers, servers, brokers, a frozen worker) on
               every database and broker: no build lost, none run twice at once; --quick runs
               each scenario on one combination (part of ci), without it the whole matrix
+  image       the container image pikoci:<version>, built with podman from the release binary
+              and Debian's files on this machine (no registry), then started: the binary, git, a
+              pipeline run inside, a server serving the host and running a build
   fuzz [TARGET] [--seconds N]
               cargo-fuzz targets (nightly): {}, each for N seconds
               (default 600), all of them without TARGET
@@ -65,6 +69,7 @@ fn run() -> anyhow::Result<()> {
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("fuzz") => fuzz(&args[1..]),
         Some("chaos") => it::server::chaos(&args[1..]),
+        Some("image") => image::run(),
         Some("help" | "--help" | "-h") => {
             println!("{}", usage());
             Ok(())

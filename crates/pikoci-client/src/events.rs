@@ -16,6 +16,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// How long reconnecting is tried before giving up.
 const RECONNECT_FOR: Duration = Duration::from_secs(300);
 
+/// The most bytes held without a complete event: a peer that never ends one is not the API.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
 /// One event of a followed build.
 #[derive(Debug, Clone)]
 pub enum BuildEvent {
@@ -45,6 +48,11 @@ pub struct EventStream {
     failures: u32,
     /// When the connection was first lost, while reconnecting.
     lost_since: Option<Instant>,
+    /// A connection has answered with a stream: later failures are reconnected, not
+    /// reported.
+    connected_once: bool,
+    /// The current connection gave an event.
+    heard: bool,
 }
 
 impl EventStream {
@@ -58,31 +66,37 @@ impl EventStream {
             ended: false,
             failures: 0,
             lost_since: None,
+            connected_once: false,
+            heard: false,
         }
     }
 
-    /// The next event, `None` after `End`. Reconnects when the connection drops or goes
-    /// silent, for up to 5 minutes in a row; an error when the server refuses the stream (the
-    /// build does not exist) or stays away.
+    /// The next event, `None` after `End`. The first connection failing is an error at once;
+    /// after that, a connection that drops or goes silent is made again, for up to 5 minutes
+    /// in a row. An error when the server refuses the stream (the build does not exist), or
+    /// answers with something that is not one.
     pub async fn next(&mut self) -> Result<Option<BuildEvent>, ClientError> {
         loop {
             if self.ended {
                 return Ok(None);
             }
             if let Some(event) = self.parse_one()? {
+                self.heard = true;
                 self.failures = 0;
                 self.lost_since = None;
                 return Ok(Some(event));
             }
-            if self.response.is_none() {
+            if self.buffer.len() > MAX_EVENT_BYTES {
+                return Err(ClientError::Unexpected {
+                    status: None,
+                    detail: format!("{MAX_EVENT_BYTES} bytes of a stream without a whole event"),
+                });
+            }
+            let Some(response) = self.response.as_mut() else {
                 self.connect().await?;
                 continue;
-            }
-            let read = match self.response.as_mut() {
-                Some(response) => tokio::time::timeout(IDLE_TIMEOUT, response.chunk()).await,
-                None => continue,
             };
-            match read {
+            match tokio::time::timeout(IDLE_TIMEOUT, response.chunk()).await {
                 Ok(Ok(Some(bytes))) => self.buffer.extend_from_slice(&bytes),
                 // The end of the body, an error or silence: the connection is gone.
                 Ok(Ok(None) | Err(_)) | Err(_) => self.lose(),
@@ -90,15 +104,36 @@ impl EventStream {
         }
     }
 
-    /// Forgets the connection (and any half-received event: the server sends it again).
+    /// Whether the connection was lost and is being made again (for a "reconnecting" note).
+    pub fn reconnecting(&self) -> bool {
+        self.lost_since.is_some()
+    }
+
+    /// Forgets the connection (and any half-received event: the server sends it again). A
+    /// connection that gave no event counts as a failed one, so that a peer answering and
+    /// hanging up at once is retried with pauses, not in a tight loop.
     fn lose(&mut self) {
         self.response = None;
         self.buffer.clear();
+        if !self.heard {
+            self.failures += 1;
+        }
         self.lost_since.get_or_insert_with(Instant::now);
     }
 
     async fn connect(&mut self) -> Result<(), ClientError> {
         loop {
+            if let Some(lost_since) = self.lost_since
+                && lost_since.elapsed() > RECONNECT_FOR
+            {
+                return Err(ClientError::Unreachable {
+                    server: self.client.server.clone(),
+                    reason: format!(
+                        "the build's stream was lost and could not be made again within {} s",
+                        RECONNECT_FOR.as_secs()
+                    ),
+                });
+            }
             if self.failures > 0 {
                 let pause = Duration::from_millis(500 * u64::from(self.failures.min(10)));
                 tokio::time::sleep(pause).await;
@@ -112,25 +147,34 @@ impl EventStream {
             }
             let error = match request.send().await {
                 Ok(response) if response.status().is_success() => {
+                    let stream = response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|value| value.to_str().ok())
+                        .is_some_and(|value| value.starts_with("text/event-stream"));
+                    if !stream {
+                        return Err(ClientError::Unexpected {
+                            status: Some(response.status().as_u16()),
+                            detail: "an answer that is not an event stream".to_owned(),
+                        });
+                    }
                     self.response = Some(response);
+                    self.connected_once = true;
+                    self.heard = false;
                     return Ok(());
                 }
                 Ok(response) => {
+                    self.client.refuse_redirect(&response)?;
                     let status = response.status();
                     let bytes = self.client.body(response).await.unwrap_or_default();
-                    let error = api_error(status, &bytes);
-                    if !error.is_unavailable() {
-                        return Err(error);
-                    }
-                    error
+                    api_error(status, &bytes)
                 }
                 Err(error) => self.client.unreachable(&error),
             };
-            self.failures += 1;
-            let lost_since = *self.lost_since.get_or_insert_with(Instant::now);
-            if lost_since.elapsed() > RECONNECT_FOR {
+            if !self.connected_once || !error.is_unavailable() {
                 return Err(error);
             }
+            self.failures += 1;
         }
     }
 
@@ -158,7 +202,8 @@ impl EventStream {
                         }
                         data.push_str(value);
                     }
-                    "id" => self.last_id = Some(value.to_owned()),
+                    // An empty id resets it (the Server-Sent Events format).
+                    "id" => self.last_id = Some(value.to_owned()).filter(|id| !id.is_empty()),
                     _ => {}
                 }
             }
@@ -212,7 +257,8 @@ fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
 
 fn parse<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, ClientError> {
     serde_json::from_str(data).map_err(|error| ClientError::Unexpected {
-        detail: format!("an event that is not the API's ({error}): {data}"),
+        status: None,
+        detail: format!("an event that is not the API's: {error}"),
     })
 }
 
@@ -241,9 +287,13 @@ mod tests {
         };
         assert_eq!(chunk.text, "hi\n");
         assert_eq!(stream.last_id.as_deref(), Some("7/1.0.1"));
+        // An empty id resets it (a reconnection would start over); the event without a name
+        // this client knows is skipped.
+        stream.buffer.splice(0..0, b": x\nid:\n\n".iter().copied());
         let Some(BuildEvent::End { status }) = stream.parse_one().unwrap() else {
             panic!("the end");
         };
+        assert_eq!(stream.last_id, None);
         assert_eq!(status, "succeeded");
         assert!(stream.ended);
         // An incomplete event waits for more bytes.

@@ -64,6 +64,7 @@ impl Answer {
     /// `data` as `T`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
         serde_json::from_value(self.data.clone()).map_err(|error| ClientError::Unexpected {
+            status: None,
             detail: format!("its answer does not have the expected shape: {error}"),
         })
     }
@@ -92,17 +93,37 @@ pub enum ClientError {
         /// What failed.
         reason: String,
     },
-    /// An answer that is not the API's: another program on that address, a proxy's page.
+    /// An answer that is not the API's: another program on that address, a proxy's page, a
+    /// shape this client does not know.
     #[error("the server answered something that is not PikoCI's API: {detail}")]
     Unexpected {
+        /// The HTTP status, when the answer had one that was not a success.
+        status: Option<u16>,
         /// What was wrong with it.
         detail: String,
     },
-    /// The server address is not an `http://` or `https://` URL.
+    /// The server sends the request elsewhere (`http://` to `https://`, another host): the
+    /// client does not follow it with a token, so the address to use is that one.
     #[error(
-        "invalid server address \"{0}\": give a URL such as http://127.0.0.1:8080 or https://ci.example.com"
+        "the server at {server} redirects to {location}: use that address instead (--server, or `pikoci login` again)"
+    )]
+    Redirected {
+        /// The address asked.
+        server: String,
+        /// Where it redirects.
+        location: String,
+    },
+    /// The server address is not an `http://` or `https://` URL without credentials, query
+    /// or fragment.
+    #[error(
+        "invalid server address \"{0}\": give a URL such as http://127.0.0.1:8080 or https://ci.example.com (no user, password or query: a token goes in with `pikoci login --token-stdin`)"
     )]
     InvalidServer(String),
+    /// The token cannot be sent: it holds a character an HTTP header cannot carry.
+    #[error(
+        "the token holds a character an HTTP header cannot carry (a line break?): log in again with the token as it was given"
+    )]
+    InvalidToken,
     /// The HTTP client could not be built (TLS configuration).
     #[error(transparent)]
     Http(#[from] pikoci_http::ClientError),
@@ -114,8 +135,12 @@ impl ClientError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             ClientError::Api { status, .. } => *status >= 500,
-            ClientError::Unreachable { .. } | ClientError::Unexpected { .. } => true,
-            ClientError::InvalidServer(_) | ClientError::Http(_) => false,
+            ClientError::Unexpected { status, .. } => status.is_some_and(|s| s >= 500),
+            ClientError::Unreachable { .. } => true,
+            ClientError::InvalidServer(_)
+            | ClientError::Redirected { .. }
+            | ClientError::InvalidToken
+            | ClientError::Http(_) => false,
         }
     }
 
@@ -165,12 +190,25 @@ impl Client {
     /// A client of the server at `server` (`http://host:port`), sending `token` when given.
     pub async fn new(server: &str, token: Option<Secret>) -> Result<Client, ClientError> {
         let server = server.trim().trim_end_matches('/');
-        let valid = ["http://", "https://"].iter().any(|scheme| {
-            server
-                .strip_prefix(scheme)
-                .is_some_and(|rest| !rest.is_empty())
-        }) && reqwest::Url::parse(server).is_ok();
-        if !valid {
+        let parsed = reqwest::Url::parse(server).ok().filter(|url| {
+            ["http", "https"].contains(&url.scheme())
+                && url.host_str().is_some_and(|h| !h.is_empty())
+        });
+        let Some(url) = parsed else {
+            return Err(ClientError::InvalidServer(server.to_owned()));
+        };
+        // Credentials would be shown wherever the address is (and must not be echoed here
+        // either); a query or fragment would break every URL built on it.
+        if !url.username().is_empty() || url.password().is_some() {
+            let mut shown = url.clone();
+            let _ = shown.set_username("");
+            let _ = shown.set_password(None);
+            return Err(ClientError::InvalidServer(format!(
+                "{} with credentials",
+                shown.as_str().trim_end_matches('/')
+            )));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
             return Err(ClientError::InvalidServer(server.to_owned()));
         }
         let http = pikoci_http::ClientConfig::new(REQUEST_TIMEOUT)
@@ -225,6 +263,7 @@ impl Client {
     pub async fn text(&self, path: &str, query: &[(&str, String)]) -> Result<String, ClientError> {
         let response = self.send(Method::GET, path, query, None).await?;
         let status = response.status();
+        self.refuse_redirect(&response)?;
         let bytes = self.body(response).await?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
@@ -247,16 +286,19 @@ impl Client {
     ) -> Result<Answer, ClientError> {
         let response = self.send(method, path, query, body).await?;
         let status = response.status();
+        self.refuse_redirect(&response)?;
         let bytes = self.body(response).await?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
         let mut json: Value =
             serde_json::from_slice(&bytes).map_err(|error| ClientError::Unexpected {
+                status: None,
                 detail: format!("{status} with a body that is not JSON ({error})"),
             })?;
         let Some(data) = json.get_mut("data").map(Value::take) else {
             return Err(ClientError::Unexpected {
+                status: None,
                 detail: format!("{status} without \"data\""),
             });
         };
@@ -301,14 +343,32 @@ impl Client {
     ) -> Result<reqwest::RequestBuilder, ClientError> {
         let mut request = http.request(method, format!("{}/api/v1{path}", self.server));
         if let Some(token) = &self.token {
-            let value = pikoci_http::secret_header(&format!("Bearer {}", token.expose())).map_err(
-                |_| ClientError::Unexpected {
-                    detail: "the token holds a character a header cannot carry".to_owned(),
-                },
-            )?;
+            let value = pikoci_http::secret_header(&format!("Bearer {}", token.expose()))
+                .map_err(|_| ClientError::InvalidToken)?;
             request = request.header(header::AUTHORIZATION, value);
         }
         Ok(request)
+    }
+
+    /// A redirect the HTTP client did not follow (to another origin: the token stays here).
+    fn refuse_redirect(&self, response: &reqwest::Response) -> Result<(), ClientError> {
+        if !response.status().is_redirection() {
+            return Ok(());
+        }
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("an address it does not give");
+        // The API's base, not the route asked.
+        let location = location
+            .find("/api/v1")
+            .map_or(location, |at| &location[..at])
+            .to_owned();
+        Err(ClientError::Redirected {
+            server: self.server.clone(),
+            location,
+        })
     }
 
     async fn body(&self, response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
@@ -323,11 +383,7 @@ impl Client {
     fn unreachable(&self, error: &reqwest::Error) -> ClientError {
         ClientError::Unreachable {
             server: self.server.clone(),
-            reason: if error.is_timeout() {
-                format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
-            } else {
-                pikoci_http::describe(error)
-            },
+            reason: pikoci_http::describe(error),
         }
     }
 }
@@ -335,7 +391,10 @@ impl Client {
 /// The error of a non-success answer: the API's, or a description of what came instead.
 fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
     let body: Option<Value> = serde_json::from_slice(bytes).ok();
-    let error = body.as_ref().and_then(|body| body.get("error"));
+    let error = body
+        .as_ref()
+        .and_then(|body| body.get("error"))
+        .filter(|error| error.is_object());
     match error {
         Some(error) => ClientError::Api {
             status: status.as_u16(),
@@ -349,6 +408,7 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
             let text = String::from_utf8_lossy(bytes);
             let text = text.trim();
             ClientError::Unexpected {
+                status: Some(status.as_u16()),
                 detail: if text.is_empty() {
                     format!("{status} with no body")
                 } else {
@@ -402,7 +462,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_address_must_be_a_url() {
-        for bad in ["localhost:8080", "ftp://x", "http://", ""] {
+        for bad in [
+            "localhost:8080",
+            "ftp://x",
+            "http://",
+            "",
+            "https://user:secret@ci.example.com",
+            "http://ci?x=1",
+        ] {
             let error = Client::new(bad, None).await.unwrap_err();
             assert!(matches!(error, ClientError::InvalidServer(_)), "{bad}");
         }

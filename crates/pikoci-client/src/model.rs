@@ -109,6 +109,9 @@ pub struct Build {
     /// The worker running it.
     #[serde(default)]
     pub worker: Option<String>,
+    /// While a cancel waits for the worker: when the server marks the build cancelled itself.
+    #[serde(default)]
+    pub cancel_deadline: Option<String>,
     /// Created (RFC 3339).
     pub created_at: String,
     /// Started.

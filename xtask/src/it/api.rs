@@ -8,8 +8,7 @@
 //! build). The bar is no server error, no answer that differs from the document (status,
 //! content type, headers, body schema), and every request outside the schema refused.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -219,15 +218,7 @@ impl Server {
 
     /// Whether `GET /readyz` answers 200.
     fn ready(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let request = "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        let mut answer = String::new();
-        stream.write_all(request.as_bytes()).is_ok()
-            && stream.read_to_string(&mut answer).is_ok()
-            && answer.starts_with("HTTP/1.1 200")
+        super::http_get(self.port, "/readyz").is_ok_and(|answer| answer.starts_with("HTTP/1.1 200"))
     }
 }
 

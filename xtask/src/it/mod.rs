@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 mod api;
 pub(crate) mod pubsub;
-mod runner;
+pub(crate) mod runner;
 mod secrets;
 pub(crate) mod server;
 pub(crate) mod store;
@@ -64,14 +64,7 @@ pub(crate) const SUITES: &[Suite] = &[
 /// Builds `pikoci`; the path of the binary.
 pub(crate) fn build_pikoci() -> anyhow::Result<PathBuf> {
     crate::cargo(&["build", "--locked", "-p", "pikoci"])?;
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask lives in the workspace")?;
-    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => std::env::current_dir()?.join(dir),
-        None => workspace.join("target"),
-    };
-    let binary = target.join("debug/pikoci");
+    let binary = target_dir()?.join("debug/pikoci");
     if !binary.is_file() {
         bail!(
             "cargo built pikoci, but {} does not exist",
@@ -79,6 +72,34 @@ pub(crate) fn build_pikoci() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(binary)
+}
+
+/// Cargo's target directory for this workspace.
+pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace")?;
+    Ok(
+        match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+            Some(dir) => std::env::current_dir()?.join(dir),
+            None => workspace.join("target"),
+        },
+    )
+}
+
+/// `GET path` on `127.0.0.1:port` (HTTP/1.1, the connection closed after the answer): the
+/// whole answer, status line and headers included.
+pub(crate) fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 /// Runs a command with its output captured; fails with its output when it fails.

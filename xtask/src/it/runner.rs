@@ -42,7 +42,7 @@ const NEEDS: &str = "podman needs runc and conmon (`apt-get install -y podman ru
 /// Runs the suite.
 pub(crate) fn run() -> anyhow::Result<()> {
     install_missing()?;
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("runner")?;
     let result = prepare_and_test(&dir.0);
     drop(dir);
     result
@@ -79,7 +79,7 @@ fn prepare_and_test(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Installs podman, runc and busybox-static with apt when one of them is missing.
-fn install_missing() -> anyhow::Result<()> {
+pub(crate) fn install_missing() -> anyhow::Result<()> {
     let missing = !on_path("podman") || !on_path("runc") || static_busybox().is_none();
     if !missing {
         return Ok(());
@@ -124,7 +124,7 @@ fn apt_install() -> anyhow::Result<bool> {
 }
 
 /// The wrapper and configuration the suite runs with, written into the temporary directory.
-struct Env {
+pub(crate) struct Env {
     /// `PATH` with the wrapper's directory first.
     path: OsString,
     /// The containers.conf file.
@@ -132,7 +132,7 @@ struct Env {
 }
 
 impl Env {
-    fn write(dir: &Path) -> anyhow::Result<Env> {
+    pub(crate) fn write(dir: &Path) -> anyhow::Result<Env> {
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin)
             .with_context(|| format!("failed to create {}", bin.display()))?;
@@ -150,7 +150,7 @@ impl Env {
     }
 
     /// Runs the `docker` wrapper with `args`, capturing its output.
-    fn docker(&self, args: &[&str]) -> anyhow::Result<Output> {
+    pub(crate) fn docker(&self, args: &[&str]) -> anyhow::Result<Output> {
         Command::new("docker")
             .args(args)
             .env("PATH", &self.path)
@@ -183,12 +183,26 @@ fn build_image(env: &Env, dir: &Path) -> anyhow::Result<()> {
     }
     write_file(&root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
     write_file(&root.join("etc/group"), "root:x:0:\n")?;
-    let tarball = dir.join("rootfs.tar");
+    let tarball = tar(&root, &dir.join("rootfs.tar"))?;
+    eprintln!("$ podman import {tarball} {IMAGE}");
+    let import = env.docker(&["import", &tarball, IMAGE])?;
+    if !import.status.success() {
+        bail!(
+            "podman cannot import the test image {IMAGE}: {}\n{NEEDS}",
+            String::from_utf8_lossy(&import.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Packs the root filesystem `root` into `tarball` (owners as numbers); its path as text.
+pub(crate) fn tar(root: &Path, tarball: &Path) -> anyhow::Result<String> {
     let tar = Command::new("tar")
         .arg("-C")
-        .arg(&root)
+        .arg(root)
+        .arg("--numeric-owner")
         .arg("-cf")
-        .arg(&tarball)
+        .arg(tarball)
         .arg(".")
         .output()
         .context("failed to run tar (apt-get install -y tar)")?;
@@ -198,18 +212,10 @@ fn build_image(env: &Env, dir: &Path) -> anyhow::Result<()> {
             String::from_utf8_lossy(&tar.stderr).trim()
         );
     }
-    let tarball = tarball
+    tarball
         .to_str()
-        .context("the temporary directory is valid UTF-8")?;
-    eprintln!("$ podman import {tarball} {IMAGE}");
-    let import = env.docker(&["import", tarball, IMAGE])?;
-    if !import.status.success() {
-        bail!(
-            "podman cannot import the test image {IMAGE}: {}\n{NEEDS}",
-            String::from_utf8_lossy(&import.stderr).trim()
-        );
-    }
-    Ok(())
+        .map(str::to_owned)
+        .context("the temporary directory is valid UTF-8")
 }
 
 /// Fails, saying what is missing, when podman cannot run a container.
@@ -227,7 +233,7 @@ fn check_container_runs(env: &Env) -> anyhow::Result<()> {
 }
 
 /// The first busybox on the machine that is statically linked (it runs alone in the image).
-fn static_busybox() -> Option<PathBuf> {
+pub(crate) fn static_busybox() -> Option<PathBuf> {
     BUSYBOX_PATHS
         .iter()
         .map(PathBuf::from)
@@ -269,27 +275,30 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("failed to write {}", path.display()))
 }
 
-fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("failed to set the mode of {}", path.display()))
 }
 
 /// A directory of this run, removed when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new() -> anyhow::Result<TempDir> {
+    /// A new directory named after `label` (`pikoci-it-<label>-...`).
+    pub(crate) fn new(label: &str) -> anyhow::Result<TempDir> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let dir =
-            std::env::temp_dir().join(format!("pikoci-it-runner-{}-{nanos:x}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "pikoci-it-{label}-{}-{nanos:x}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
         Ok(TempDir(dir))

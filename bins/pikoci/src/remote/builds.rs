@@ -64,13 +64,19 @@ pub(crate) struct BuildsArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum BuildsCommand {
-    /// List a job's builds, newest first.
+    /// List a job's builds (PIPELINE/JOB) or a whole pipeline's (PIPELINE), newest first.
     List {
-        /// The job, as PIPELINE/JOB.
+        /// The job, as PIPELINE/JOB, or a pipeline.
         job: String,
         /// Only builds in these statuses, comma-separated: failed,errored.
         #[arg(long, value_name = "STATUS,...")]
         status: Option<String>,
+        /// Only builds created at or after this time (RFC 3339: 2026-12-03T08:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only builds older than this build id (`--json` shows ids): the next page.
+        #[arg(long, value_name = "ID")]
+        before: Option<i64>,
         /// How many (1 to 500).
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -181,8 +187,18 @@ pub(crate) fn run_jobs(args: JobsArgs) -> std::process::ExitCode {
 pub(crate) fn run_builds(args: BuildsArgs) -> std::process::ExitCode {
     super::run(&args.remote, |session| async move {
         match args.command {
-            BuildsCommand::List { job, status, limit } => {
-                list_builds(&session, &job, status, limit).await
+            BuildsCommand::List {
+                job,
+                status,
+                since,
+                before,
+                limit,
+            } => {
+                let mut query = vec![("limit", limit.to_string())];
+                query.extend(status.map(|status| ("status", status)));
+                query.extend(since.map(|since| ("since", since)));
+                query.extend(before.map(|before| ("before", before.to_string())));
+                list_builds(&session, &job, query).await
             }
             BuildsCommand::Get { build } => get(&session, &build).await,
             BuildsCommand::Watch { build } => {
@@ -299,26 +315,31 @@ async fn pause_job(session: &Session, job: &str, action: &str) -> anyhow::Result
 async fn list_builds(
     session: &Session,
     job: &str,
-    status: Option<String>,
-    limit: u32,
+    query: Vec<(&str, String)>,
 ) -> anyhow::Result<Exit> {
-    let (path, name) = job_path(session, job)?;
-    let mut query = vec![("limit", limit.to_string())];
-    if let Some(status) = status {
-        query.push(("status", status));
-    }
+    // A job's builds, or a whole pipeline's.
+    let (path, name) = match job.split_once('/') {
+        Some(_) => {
+            let (path, name) = job_path(session, job)?;
+            (path, format!("job {name}"))
+        }
+        None => (
+            session.team_path(&["pipelines", job]),
+            format!("pipeline {job}"),
+        ),
+    };
     let answer = session
         .client
         .get_with(&format!("{path}/builds"), &query)
         .await
-        .with_context(|| format!("cannot list the builds of job {name}"))?;
+        .with_context(|| format!("cannot list the builds of {name}"))?;
     if session.json {
         session.print_json(&answer.data)?;
         return Ok(Exit::Ok);
     }
     let builds: Vec<Build> = answer.parse()?;
     if builds.is_empty() {
-        session.print(&format!("job {name} has no builds here\n"))?;
+        session.print(&format!("{name} has no builds here\n"))?;
         return Ok(Exit::Ok);
     }
     let mut rows = vec![header(&[
@@ -326,7 +347,7 @@ async fn list_builds(
     ])];
     for build in &builds {
         rows.push(vec![
-            build.number.clone(),
+            format!("{}/{}", build.job, build.number),
             session.status(&build.status),
             table::time(Some(&build.created_at)),
             table::time(build.started_at.as_deref()),
@@ -339,10 +360,9 @@ async fn list_builds(
         .meta
         .and_then(|meta| serde_json::from_value(meta).ok())
         .unwrap_or_default();
-    if meta.has_more {
+    if let (true, Some(before)) = (meta.has_more, meta.next_before) {
         out.push_str(&format!(
-            "(older builds not shown: --limit {} shows more)\n",
-            (limit * 2).min(500)
+            "(older builds not shown: --before {before} shows the next page)\n"
         ));
     }
     session.print(&out)?;
@@ -448,17 +468,27 @@ async fn watch(session: &Session, path: &str, label: &str) -> anyhow::Result<Exi
                 }
                 if build.pending_reason != reason {
                     reason.clone_from(&build.pending_reason);
-                    if let Some(reason) = &reason
-                        && !session.json
-                    {
+                    if let Some(reason) = &reason {
                         session.print(&session.paint(&format!("pending: {reason}\n"), "36"))?;
                     }
+                }
+                if build.status == "waiting_for_approval"
+                    && last.as_ref().is_none_or(|b| b.status != build.status)
+                {
+                    session.print(&session.paint(
+                        &format!(
+                            "waiting for an approval: `pikoci builds approve {label}` (or reject)\n"
+                        ),
+                        "36",
+                    ))?;
                 }
                 last = Some(*build);
             }
             BuildEvent::Log(chunk) => {
                 if session.json {
-                    session.print(&format!("{}\n", log_json(&chunk)))?;
+                    let mut line = log_json(&chunk);
+                    line["event"] = "log".into();
+                    session.print_json_line(&line)?;
                     continue;
                 }
                 let key = (chunk.attempt, chunk.step);
@@ -482,7 +512,9 @@ async fn watch(session: &Session, path: &str, label: &str) -> anyhow::Result<Exi
                     .and_then(|b| b.error.clone())
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default();
-                if !session.json {
+                if session.json {
+                    session.print_json_line(&json!({"event": "end", "status": status}))?;
+                } else {
                     session.print(&format!(
                         "build {label} {} in {took}{error}\n",
                         session.status(&status)
@@ -509,11 +541,11 @@ async fn logs(
     attempt: Option<u32>,
 ) -> anyhow::Result<Exit> {
     let path = build_path(session, build)?;
-    let mut query = Vec::new();
-    if let Some(attempt) = attempt {
-        query.push(("attempt", attempt.to_string()));
-    }
     if step.is_none() && !failed && !session.json {
+        let query: Vec<_> = attempt
+            .map(|attempt| ("attempt", attempt.to_string()))
+            .into_iter()
+            .collect();
         let text = session
             .client
             .text(&format!("{path}/logs"), &query)
@@ -551,7 +583,12 @@ async fn logs(
         ))
         .into());
     }
-    query.push(("format", "json".to_owned()));
+    // The attempt whose steps were filtered, even when it is the latest: a build that ran
+    // again meanwhile has another latest attempt.
+    let query = vec![
+        ("attempt", attempt.to_string()),
+        ("format", "json".to_owned()),
+    ];
     let chunks: Vec<LogChunk> = session
         .client
         .get_with(&format!("{path}/logs"), &query)
@@ -595,10 +632,14 @@ async fn act(session: &Session, build: &str, action: &str, body: Value) -> anyho
         return Ok(Exit::Ok);
     }
     let after: Build = answer.parse()?;
-    session.print(&format!(
-        "build {build} is {}\n",
-        session.status(&after.status)
-    ))?;
+    let state = match &after.cancel_deadline {
+        Some(deadline) if !after.is_finished() => format!(
+            "being cancelled: its worker stops it, or the server marks it cancelled at {}",
+            table::time(Some(deadline))
+        ),
+        _ => session.status(&after.status),
+    };
+    session.print(&format!("build {build} is {state}\n"))?;
     Ok(Exit::Ok)
 }
 

@@ -72,7 +72,8 @@ pub(crate) struct Remote {
         short = 't',
         global = true,
         env = "PIKOCI_TARGET",
-        value_name = "NAME"
+        value_name = "NAME",
+        conflicts_with = "server"
     )]
     target: Option<String>,
 
@@ -149,9 +150,19 @@ impl Session {
         output::stdout(&format!("{text}\n"))
     }
 
-    /// Prints `text` (a table, a few lines).
+    /// Prints `text` for people (a table, a few lines): on stdout, or on stderr with `--json`,
+    /// whose stdout holds JSON only.
     pub(crate) fn print(&self, text: &str) -> anyhow::Result<()> {
-        output::stdout(text)
+        if self.json {
+            output::stderr(text)
+        } else {
+            output::stdout(text)
+        }
+    }
+
+    /// Prints one JSON value on one line (a stream of them: `--json` with `--watch`).
+    pub(crate) fn print_json_line(&self, value: &Value) -> anyhow::Result<()> {
+        output::stdout(&format!("{value}\n"))
     }
 
     /// `text` in `colour` (an ANSI code) when colours are on.
@@ -233,7 +244,10 @@ fn describe(err: &anyhow::Error) -> (String, Exit) {
     };
     let exit = if client.is_unavailable() {
         Exit::Unavailable
-    } else if matches!(client, ClientError::InvalidServer(_)) {
+    } else if matches!(
+        client,
+        ClientError::InvalidServer(_) | ClientError::Redirected { .. } | ClientError::InvalidToken
+    ) {
         Exit::Usage
     } else {
         Exit::Failed
@@ -284,6 +298,13 @@ mod tests {
         assert!(message.contains("is the server running?"), "{message}");
         assert_eq!(exit, Exit::Unavailable);
         assert_eq!(describe(&usage("no target")).1, Exit::Usage);
+        let moved = anyhow::Error::new(ClientError::Redirected {
+            server: "http://ci.example.com".into(),
+            location: "https://ci.example.com".into(),
+        });
+        let (message, exit) = describe(&moved);
+        assert!(message.contains("use that address instead"), "{message}");
+        assert_eq!(exit, Exit::Usage);
         assert_eq!(Exit::of_build("succeeded"), Exit::Ok);
         assert_eq!(Exit::of_build("warning"), Exit::Ok);
         assert_eq!(Exit::of_build("failed"), Exit::Failed);

@@ -1,12 +1,13 @@
 //! `pikoci pipelines list|get|set|delete|pause|unpause|expose|hide`.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pikoci_client::model::{Changes, Diagnostic, Pipeline, PipelineSet};
+use pikoci_client::model::{Changes, Diagnostic, Pipeline as PipelineView, PipelineSet};
 use pikoci_config::{HttpFetcher, Loaded, SourceFile, Vars};
-use pikoci_core::VariableValue;
+use pikoci_core::{Origin, Pipeline, VariableValue};
 use serde_json::{Value, json};
 
 use super::table::{self, render};
@@ -114,7 +115,7 @@ async fn list(session: &Session) -> anyhow::Result<Exit> {
         session.print_json(&answer.data)?;
         return Ok(Exit::Ok);
     }
-    let pipelines: Vec<Pipeline> = answer.parse()?;
+    let pipelines: Vec<PipelineView> = answer.parse()?;
     if pipelines.is_empty() {
         session.print(&format!(
             "team {} has no pipelines: set one with `pikoci pipelines set NAME FILE`\n",
@@ -157,7 +158,7 @@ async fn get(session: &Session, name: &str, config_only: bool) -> anyhow::Result
         session.print_json(&answer.data)?;
         return Ok(Exit::Ok);
     }
-    let pipeline: Pipeline = answer.parse()?;
+    let pipeline: PipelineView = answer.parse()?;
     if config_only {
         let mut text = pipeline.config.unwrap_or_default();
         if !text.ends_with('\n') {
@@ -220,27 +221,54 @@ impl Diff {
     }
 }
 
-/// The changes between two lists of named things.
+/// The changes between two lists of named things (each name computed once).
 fn changes<T: PartialEq>(old: &[T], new: &[T], key: impl Fn(&T) -> String) -> Changes {
+    let old: BTreeMap<String, &T> = old.iter().map(|item| (key(item), item)).collect();
+    let new: BTreeMap<String, &T> = new.iter().map(|item| (key(item), item)).collect();
     let mut changes = Changes::default();
-    for item in new {
-        match old.iter().find(|o| key(o) == key(item)) {
-            None => changes.added.push(key(item)),
-            Some(before) if before != item => changes.updated.push(key(item)),
+    for (name, item) in &new {
+        match old.get(name) {
+            None => changes.added.push(name.clone()),
+            Some(before) if before != item => changes.updated.push(name.clone()),
             Some(_) => {}
         }
     }
-    for item in old {
-        if !new.iter().any(|n| key(n) == key(item)) {
-            changes.removed.push(key(item));
-        }
-    }
+    changes.removed = old
+        .keys()
+        .filter(|name| !new.contains_key(*name))
+        .cloned()
+        .collect();
     changes
 }
 
-/// Every difference between what the server runs and what the file defines.
-fn diff(old: &Loaded, new: &Loaded) -> Diff {
-    let (old, new) = (&old.pipeline, &new.pipeline);
+/// The changes between two lists of types, leaving out the builtins when `builtins` is false
+/// (every pipeline has them: they are no news in a new one).
+fn type_changes<T: PartialEq>(
+    old: &[T],
+    new: &[T],
+    builtins: bool,
+    name: impl Fn(&T) -> (&str, &Origin),
+) -> Changes {
+    fn keep<'a, T>(
+        items: &'a [T],
+        builtins: bool,
+        name: &impl Fn(&T) -> (&str, &Origin),
+    ) -> Vec<&'a T> {
+        items
+            .iter()
+            .filter(|item| builtins || *name(item).1 != Origin::Builtin)
+            .collect()
+    }
+    changes(
+        &keep(old, builtins, &name),
+        &keep(new, builtins, &name),
+        |item| name(item).0.to_owned(),
+    )
+}
+
+/// Every difference between what the server runs and what the file defines; builtin types are
+/// compared only when `builtins` (not for a new pipeline).
+fn diff(old: &Pipeline, new: &Pipeline, builtins: bool) -> Diff {
     Diff {
         kinds: vec![
             ("jobs", changes(&old.jobs, &new.jobs, |j| j.name.clone())),
@@ -250,25 +278,36 @@ fn diff(old: &Loaded, new: &Loaded) -> Diff {
             ),
             (
                 "resource types",
-                changes(&old.resource_types, &new.resource_types, |t| t.name.clone()),
+                type_changes(&old.resource_types, &new.resource_types, builtins, |t| {
+                    (&t.name, &t.origin)
+                }),
             ),
             (
                 "runner types",
-                changes(&old.runner_types, &new.runner_types, |t| t.name.clone()),
+                type_changes(&old.runner_types, &new.runner_types, builtins, |t| {
+                    (&t.name, &t.origin)
+                }),
             ),
             (
                 "secret types",
-                changes(&old.secret_types, &new.secret_types, |t| t.name.clone()),
+                type_changes(&old.secret_types, &new.secret_types, builtins, |t| {
+                    (&t.name, &t.origin)
+                }),
             ),
             (
                 "service types",
-                changes(&old.service_types, &new.service_types, |t| t.name.clone()),
+                type_changes(&old.service_types, &new.service_types, builtins, |t| {
+                    (&t.name, &t.origin)
+                }),
             ),
             (
                 "notification types",
-                changes(&old.notification_types, &new.notification_types, |t| {
-                    t.name.clone()
-                }),
+                type_changes(
+                    &old.notification_types,
+                    &new.notification_types,
+                    builtins,
+                    |t| (&t.name, &t.origin),
+                ),
             ),
             (
                 "notifications",
@@ -310,6 +349,26 @@ fn render_diff(session: &Session, diff: &Diff) -> String {
         }
     }
     out
+}
+
+/// `{"applied": false, "changes": {kind: {"added", "updated", "removed"}}}`: what `--json`
+/// prints when nothing was set.
+fn not_applied(diff: &Diff) -> Value {
+    let changes: serde_json::Map<String, Value> = diff
+        .kinds
+        .iter()
+        .map(|(kind, changes)| {
+            (
+                (*kind).to_owned(),
+                json!({
+                    "added": changes.added,
+                    "updated": changes.updated,
+                    "removed": changes.removed,
+                }),
+            )
+        })
+        .collect();
+    json!({ "applied": false, "changes": changes })
 }
 
 /// The vars to send: the values given (file, then `--var`), typed as the pipeline declares
@@ -367,13 +426,14 @@ async fn set(
     let vars = given_vars(&loaded);
     let pipeline_path = session.team_path(&["pipelines", name]);
     let current = match session.client.get(&pipeline_path).await {
-        Ok(answer) => Some(answer.parse::<Pipeline>()?),
+        Ok(answer) => Some(answer.parse::<PipelineView>()?),
         Err(err) if err.code() == Some("not_found") => None,
         Err(err) => {
             return Err(anyhow::Error::new(err).context(format!("cannot read pipeline {name}")));
         }
     };
     let mut summary = String::new();
+    let mut changed: Option<Diff> = None;
     match &current {
         None => {
             let p = &loaded.pipeline;
@@ -385,11 +445,9 @@ async fn set(
                 p.resources.len(),
                 plural(p.resources.len())
             ));
-            let empty = Loaded {
-                pipeline: pikoci_core::Pipeline::default(),
-                warnings: loaded.warnings.clone(),
-            };
-            summary.push_str(&render_diff(session, &diff(&empty, &loaded)));
+            let diff = diff(&Pipeline::default(), &loaded.pipeline, false);
+            summary.push_str(&render_diff(session, &diff));
+            changed = Some(diff);
         }
         Some(pipeline) => {
             let old_text = pipeline.config.clone().unwrap_or_default();
@@ -407,13 +465,16 @@ async fn set(
             .await?;
             match old {
                 Ok(old) => {
-                    let diff = diff(&old, &loaded);
+                    let diff = diff(&old.pipeline, &loaded.pipeline, true);
                     if diff.is_empty() {
                         if old_text == text && old_vars == vars {
                             session.print(&format!(
                                 "pipeline {name} is already set to {}: nothing to change\n",
                                 path.display()
                             ))?;
+                            if session.json {
+                                session.print_json(&not_applied(&diff))?;
+                            }
                             return Ok(Exit::Ok);
                         }
                         summary.push_str(&format!(
@@ -423,6 +484,7 @@ async fn set(
                         summary.push_str(&format!("pipeline {name} in team {}:\n", session.team));
                         summary.push_str(&render_diff(session, &diff));
                     }
+                    changed = Some(diff);
                 }
                 Err(_) => summary.push_str(&format!(
                     "pipeline {name}: the file on the server no longer validates here, so no \
@@ -437,6 +499,9 @@ async fn set(
     session.print(&summary)?;
     if dry_run {
         session.print("dry run: nothing was set\n")?;
+        if session.json {
+            session.print_json(&not_applied(&changed.unwrap_or_default()))?;
+        }
         return Ok(Exit::Ok);
     }
     if !yes && !confirm("apply these changes?")? {
@@ -485,7 +550,8 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
         )
         .into());
     }
-    crate::output::stdout(&format!("{question} [y/N] "))?;
+    // On stderr: stdout may be a file or a pipe, and the question must be seen.
+    crate::output::stderr(&format!("{question} [y/N] "))?;
     let mut answer = String::new();
     std::io::stdin()
         .lock()

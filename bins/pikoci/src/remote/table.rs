@@ -62,8 +62,7 @@ pub(crate) fn duration(ms: Option<i64>) -> String {
 /// An RFC 3339 time without its milliseconds and zone (`2026-12-03 06:05:48`), or `-`.
 pub(crate) fn time(at: Option<&str>) -> String {
     match at {
-        Some(at) if at.len() >= 19 => at[..19].replace('T', " "),
-        Some(at) => at.to_owned(),
+        Some(at) => at.get(..19).unwrap_or(at).replace('T', " "),
         None => "-".to_owned(),
     }
 }

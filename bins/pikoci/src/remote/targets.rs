@@ -88,28 +88,28 @@ impl Targets {
         }
     }
 
-    /// Writes the file, readable by its owner only, replacing it at once.
+    /// Writes the file, readable by its owner only (its directory too, when it is created),
+    /// replacing it at once: a new file with a random name in the same directory, renamed
+    /// over the old one (removed if anything fails before).
     fn save(&self) -> anyhow::Result<PathBuf> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::DirBuilderExt;
         let path = file()?;
         let dir = path.parent().context("the targets file has a directory")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let text = toml::to_string(self).context("cannot write the targets as TOML")?;
-        let temporary = dir.join(format!(".targets.toml.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temporary)?;
+            // Created with mode 0600.
+            let mut out = tempfile::NamedTempFile::new_in(dir)?;
             out.write_all(text.as_bytes())?;
-            out.sync_all()?;
-            std::fs::rename(&temporary, &path)
+            out.as_file().sync_all()?;
+            out.persist(&path)?;
+            Ok(())
         };
-        write().map_err(|err| {
-            let _ = std::fs::remove_file(&temporary);
-            anyhow::Error::new(err).context(format!("cannot write {}", path.display()))
-        })?;
+        write().with_context(|| format!("cannot write {}", path.display()))?;
         Ok(path)
     }
 

@@ -234,6 +234,8 @@ pub struct BuildFilter {
     pub statuses: Vec<BuildStatus>,
     /// Only builds older than this one (for paging).
     pub before: Option<BuildId>,
+    /// Only builds created at or after this time.
+    pub since: Option<DateTime<Utc>>,
     /// At most this many (0: the default page size, 100).
     pub limit: u32,
 }

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::scope::{self, BuildPath, JobPath, JobScope};
+use super::scope::{self, BuildPath, JobPath, JobScope, PipelinePath};
 use super::views::{BuildPlace, BuildView, PageMeta};
 use super::{Data, Page, cut_page, data, page_limit};
 use crate::Server;
@@ -24,7 +24,7 @@ use crate::Server;
 /// under this name.
 pub(crate) const ANONYMOUS_USER: &str = "anonymous";
 
-/// `?before=<build id>&limit=<1..500, default 50>&status=<status>[,<status>…]`.
+/// `?before=<build id>&limit=<1..500, default 50>&status=<status>[,<status>…]&since=<time>`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +40,59 @@ pub(crate) struct BuildsQuery {
         example = "failed,errored"
     )]
     status: Option<String>,
+    /// Only builds created at or after this time (RFC 3339: `2026-12-03T08:00:00Z`).
+    #[param(format = DateTime, example = "2026-12-03T08:00:00Z")]
+    since: Option<String>,
+    /// Only this job's builds, in a pipeline's list (a job's list is the job's already, and
+    /// refuses it).
+    #[param(example = "test")]
+    job: Option<String>,
+}
+
+impl BuildsQuery {
+    /// The store's filter for these parameters (the page read one longer, to know whether
+    /// more follow); the page's size.
+    fn filter(&self) -> ApiResult<(BuildFilter, u32)> {
+        let limit = page_limit(self.limit)?;
+        let statuses = match &self.status {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|name| {
+                    BuildStatus::parse(name.trim()).ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "unknown build status \"{}\": use one of {}",
+                            name.escape_debug(),
+                            BuildStatus::ALL.map(BuildStatus::as_str).join(", ")
+                        ))
+                    })
+                })
+                .collect::<ApiResult<_>>()?,
+        };
+        let since = match &self.since {
+            None => None,
+            Some(text) => Some(
+                chrono::DateTime::parse_from_rfc3339(text.trim())
+                    .map_err(|error| {
+                        ApiError::invalid(format!(
+                            "since=\"{}\" is not an RFC 3339 time ({error}): write \
+                             2026-12-03T08:00:00Z",
+                            text.escape_debug()
+                        ))
+                    })?
+                    .with_timezone(&chrono::Utc),
+            ),
+        };
+        let filter = BuildFilter {
+            job_id: None,
+            pipeline_id: None,
+            statuses,
+            before: self.before.map(BuildId),
+            since,
+            limit: limit + 1,
+        };
+        Ok((filter, limit))
+    }
 }
 
 /// `GET …/jobs/{jn}/builds`: the job's builds, newest first (summaries), with
@@ -51,33 +104,16 @@ pub(crate) async fn list(
     ApiPath(path): ApiPath<JobPath>,
     ApiQuery(query): ApiQuery<BuildsQuery>,
 ) -> ApiResult<Json<Page<Vec<BuildView>>>> {
-    let limit = page_limit(query.limit)?;
-    let statuses = match &query.status {
-        None => Vec::new(),
-        Some(list) => list
-            .split(',')
-            .map(|name| {
-                BuildStatus::parse(name.trim()).ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "unknown build status \"{}\": use one of {}",
-                        name.escape_debug(),
-                        BuildStatus::ALL.map(BuildStatus::as_str).join(", ")
-                    ))
-                })
-            })
-            .collect::<ApiResult<_>>()?,
-    };
+    if query.job.is_some() {
+        return Err(ApiError::invalid(
+            "?job= filters a pipeline's builds (…/pipelines/{pc}/builds?job=); this list is \
+             one job's already",
+        ));
+    }
+    let (mut filter, limit) = query.filter()?;
     let scope = scope::job(&server, &path).await?;
-    let mut builds = server
-        .store()
-        .list_builds(&BuildFilter {
-            job_id: Some(scope.job.id),
-            pipeline_id: None,
-            statuses,
-            before: query.before.map(BuildId),
-            limit: limit + 1,
-        })
-        .await?;
+    filter.job_id = Some(scope.job.id);
+    let mut builds = server.store().list_builds(&filter).await?;
     let (has_more, next_before) = cut_page(&mut builds, limit, |b| b.id.0);
     let resources = server.store().resources(scope.pipeline.id).await?;
     let place = place(&scope, &resources);
@@ -90,6 +126,58 @@ pub(crate) async fn list(
             .iter()
             .map(|build| BuildView::summary(place, build))
             .collect(),
+    }))
+}
+
+/// `GET …/{pc}/builds`: the pipeline's builds, every job's (or `?job=`'s), newest first.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/builds", tag = "builds", summary = "List a pipeline's builds", params(PipelinePath, BuildsQuery),
+    responses((status = 200, description = "A page of the pipeline's builds, newest first.", body = Page<Vec<BuildView>, PageMeta>)))]
+pub(crate) async fn list_pipeline(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+    ApiQuery(query): ApiQuery<BuildsQuery>,
+) -> ApiResult<Json<Page<Vec<BuildView>>>> {
+    let (mut filter, limit) = query.filter()?;
+    let scope = scope::pipeline(&server, &path.tc, &path.pc).await?;
+    let jobs = server.store().jobs(scope.pipeline.id).await?;
+    match &query.job {
+        Some(name) => {
+            let job = jobs.iter().find(|job| job.name == *name).ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "pipeline \"{}\" has no job \"{}\"",
+                    scope.pipeline.name,
+                    name.escape_debug()
+                ))
+            })?;
+            filter.job_id = Some(job.id);
+        }
+        None => filter.pipeline_id = Some(scope.pipeline.id),
+    }
+    let mut builds = server.store().list_builds(&filter).await?;
+    let (has_more, next_before) = cut_page(&mut builds, limit, |b| b.id.0);
+    let resources = server.store().resources(scope.pipeline.id).await?;
+    let data = builds
+        .iter()
+        .map(|build| {
+            let job = jobs
+                .iter()
+                .find(|job| job.id == build.job_id)
+                .map_or("", |job| job.name.as_str());
+            let place = BuildPlace {
+                team: &scope.team.name,
+                pipeline: &scope.pipeline.name,
+                job,
+                resources: &resources,
+            };
+            BuildView::summary(place, build)
+        })
+        .collect();
+    Ok(Json(Page {
+        meta: PageMeta {
+            has_more,
+            next_before,
+        },
+        data,
     }))
 }
 

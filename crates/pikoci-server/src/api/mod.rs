@@ -28,7 +28,8 @@
 //! | `POST …/{pc}/pause`, `unpause`, `expose`, `hide` | |
 //! | `GET …/{pc}/jobs`, `GET …/jobs/{jn}` | jobs with their latest build |
 //! | `POST …/jobs/{jn}/pause`, `unpause`, `trigger` | `trigger {"input_values"?}` |
-//! | `GET …/jobs/{jn}/builds` | `?before=&limit=&status=` |
+//! | `GET …/jobs/{jn}/builds` | `?before=&limit=&status=&since=` |
+//! | `GET …/{pc}/builds` | the pipeline's builds; `?job=` and the same filters |
 //! | `GET …/builds/{bn}`, `POST …/cancel`, `retry`, `approve`, `reject` | |
 //! | `GET …/builds/{bn}/logs`, `GET …/builds/{bn}/events` | text or JSON; Server-Sent Events (`api/events.rs`) |
 //! | `GET …/{pc}/resources`, `GET …/resources/{rc}` | |
@@ -128,6 +129,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(jobs::unpause))
         .routes(routes!(jobs::trigger))
         .routes(routes!(builds::list))
+        .routes(routes!(builds::list_pipeline))
         .routes(routes!(builds::get))
         .routes(routes!(builds::pending_reason))
         .routes(routes!(builds::cancel))

@@ -283,6 +283,9 @@ pub(super) async fn list(store: &SqlStore, filter: &BuildFilter) -> StoreResult<
     if let Some(before) = filter.before {
         query = query.filter(build::Column::Id.lt(before.0));
     }
+    if let Some(since) = filter.since {
+        query = query.filter(build::Column::CreatedAt.gte(ms(since)));
+    }
     query
         .order_by_desc(build::Column::Id)
         .limit(limit(filter.limit))

@@ -301,6 +301,14 @@ pub(crate) async fn list_builds_filters_and_pages(fx: &Fixture) -> anyhow::Resul
         })
         .await?;
     assert_eq!(ids(page), [a[2], a[1]]);
+    let recent = s
+        .list_builds(&BuildFilter {
+            job_id: Some(w.job("a")),
+            since: Some(at(3)),
+            ..BuildFilter::default()
+        })
+        .await?;
+    assert_eq!(ids(recent), [a[4], a[3]]);
     let done = s
         .list_builds(&BuildFilter {
             pipeline_id: Some(w.pipeline.id),

@@ -215,3 +215,55 @@ async fn long_logs_are_sent_whole_and_in_order_page_after_page() {
     assert!(joined == expected, "the JSON log is not whole and in order");
     assert_eq!(json["meta"], json!({"attempt": 1}));
 }
+
+#[tokio::test]
+async fn a_pipelines_builds_are_listed_by_job_and_time() {
+    let api = TestApi::with_pipeline().await;
+    let build = api.job_id("build").await;
+    let deploy = api.job_id("deploy").await;
+    api.pending_build(build).await;
+    api.pending_build(deploy).await;
+    const PIPELINE_BUILDS: &str = "/api/v1/teams/main/pipelines/demo/builds";
+    let all = api.get(PIPELINE_BUILDS).await.data();
+    let jobs: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["deploy", "build"]);
+    let of_deploy = api
+        .get(&format!("{PIPELINE_BUILDS}?job=deploy"))
+        .await
+        .data();
+    assert_eq!(of_deploy.as_array().map(Vec::len), Some(1));
+    assert_eq!(of_deploy[0]["job"], "deploy");
+    api.get(&format!("{PIPELINE_BUILDS}?job=nope"))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    // The builds were created at 00:00:10 on the test clock's day.
+    let created = all[0]["created_at"].as_str().unwrap().to_owned();
+    let since = |at: &str| format!("{PIPELINE_BUILDS}?since={}", at.replace('+', "%2B"));
+    assert_eq!(
+        api.get(&since(&created))
+            .await
+            .data()
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        api.get(&since("2999-01-01T00:00:00Z")).await.data(),
+        json!([])
+    );
+    let message = api
+        .get(&format!("{PIPELINE_BUILDS}?since=yesterday"))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(message.contains("RFC 3339"), "{message}");
+    let message = api
+        .get(&format!("{BUILDS}?job=deploy"))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(message.contains("one job's already"), "{message}");
+}
