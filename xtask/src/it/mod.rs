@@ -54,6 +54,12 @@ pub(crate) const SUITES: &[Suite] = &[
         run: api::run,
     },
     Suite {
+        name: "image",
+        description: "cargo xtask image: the container image built with podman and started (a \
+                      pipeline run inside, a server in it running a build)",
+        run: crate::image::run,
+    },
+    Suite {
         name: "server",
         description: "pikoci server with standalone workers: SQLite over NATS, PostgreSQL over \
                       RabbitMQ, MariaDB over Kafka (tansu)",
