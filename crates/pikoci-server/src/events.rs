@@ -471,7 +471,9 @@ impl Server {
         store
             .create_trigger_event_once(stored.team_id, canonical, &version, &key, self.now())
             .await?;
-        self.check_trigger_readers(stored.team_id, canonical).await
+        self.check_trigger_readers(stored.team_id, canonical)
+            .await
+            .map(|_| ())
     }
 
     /// How many log chunks of an attempt its worker sent are stored (the server's own notes

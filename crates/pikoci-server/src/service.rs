@@ -185,33 +185,44 @@ impl Server {
     }
 
     /// An event on team `team`'s trigger stream `name` (the stream of its `trigger` resources
-    /// named `name`, `trigger.<name>`), carrying `version` (a JSON object of strings); the
-    /// team's resources reading that stream are checked now.
+    /// named `name`, `trigger.<name>`), carrying `version` (names to strings); the team's
+    /// resources reading that stream are checked now. The event and how many resources read
+    /// the stream (0: nothing will see it until a resource of that name exists... and even
+    /// then not, as a new resource starts after the events before it).
     pub async fn fire_trigger(
         &self,
         team: &str,
         name: &str,
         version: serde_json::Map<String, serde_json::Value>,
-    ) -> ServerResult<TriggerEvent> {
-        let team = self.inner.store.team(team).await?;
-        if let Some((key, _)) = version.iter().find(|(_, value)| !value.is_string()) {
+    ) -> ServerResult<(TriggerEvent, usize)> {
+        if !pikoci_core::name::is_canonical(name) {
             return Err(ServerError::new(
                 ErrorKind::InvalidInput,
                 format!(
-                    "the version's \"{}\" is not a string: a version maps names to strings, \
-                     e.g. {{\"version\": {{\"ref\": \"v1.2\"}}}}",
-                    key.escape_debug()
+                    "\"{}\" cannot name a trigger: trigger names are resource names (a-z, 0-9, \
+                     '-' and '_', starting and ending with a letter or digit)",
+                    name.escape_debug()
                 ),
             ));
         }
+        check_trigger_version(&version)?;
+        let team = self.inner.store.team(team).await?;
         let canonical = trigger_stream(name);
         let event = self
             .inner
             .store
             .create_trigger_event(team.id, &canonical, &version.into(), self.now())
             .await?;
-        self.check_trigger_readers(team.id, &canonical).await?;
-        Ok(event)
+        // The event is stored: a failure to check its readers now is not the caller's to
+        // retry (that would fire it twice); their schedules will read it.
+        let readers = match self.check_trigger_readers(team.id, &canonical).await {
+            Ok(readers) => readers,
+            Err(err) => {
+                tracing::warn!(team = %team.name, trigger = %name, error = %err, "a trigger event was stored, but its resources could not be checked at once: they read it on their schedule");
+                0
+            }
+        };
+        Ok((event, readers))
     }
 
     /// Events of team `team`'s trigger stream `name` after `after`, oldest first.
@@ -230,23 +241,26 @@ impl Server {
             .await?)
     }
 
-    /// Checks now every resource of the team that reads the trigger stream `canonical`.
+    /// Checks now every resource of the team that reads the trigger stream `canonical`; how
+    /// many there are.
     pub(crate) async fn check_trigger_readers(
         &self,
         team: TeamId,
         canonical: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<usize> {
         let store = &self.inner.store;
         let now = self.now();
+        let mut readers = 0;
         for pipeline in store.list_pipelines(team).await? {
             for resource in store.resources(pipeline.id).await? {
                 if resource.canonical() == canonical {
                     store.request_check(resource.id, now).await?;
+                    readers += 1;
                 }
             }
         }
         self.wake_dispatcher();
-        Ok(())
+        Ok(readers)
     }
 
     /// Why a pending build is not running yet, as the dispatcher last saw it.
@@ -272,4 +286,47 @@ impl Server {
             broker: self.inner.runtime.consumers_healthy(),
         }
     }
+}
+
+/// The keys a trigger event's version gets from the server (`trigger_id`) or from the `put`
+/// that fires it (the rest): an event fired through the API cannot claim them.
+const RESERVED_TRIGGER_KEYS: [&str; 4] = [
+    "trigger_id",
+    "trigger_pipeline",
+    "trigger_job",
+    "trigger_build",
+];
+
+/// A trigger event's version: names (not empty, not reserved) to strings, without NUL
+/// characters (they cannot reach a step's environment).
+fn check_trigger_version(
+    version: &serde_json::Map<String, serde_json::Value>,
+) -> ServerResult<()> {
+    for (key, value) in version {
+        let problem = if key.is_empty() {
+            Some("has an empty name".to_owned())
+        } else if RESERVED_TRIGGER_KEYS.contains(&key.as_str()) {
+            Some(format!(
+                "\"{key}\" is set by the server (reserved: {})",
+                RESERVED_TRIGGER_KEYS.join(", ")
+            ))
+        } else if !value.is_string() {
+            Some(format!(
+                "\"{}\" is not a string: a version maps names to strings, e.g. \
+                 {{\"version\": {{\"ref\": \"v1.2\"}}}}",
+                key.escape_debug()
+            ))
+        } else if key.contains('\0') || value.as_str().is_some_and(|v| v.contains('\0')) {
+            Some(format!("\"{}\" holds a NUL character", key.escape_debug()))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(ServerError::new(
+                ErrorKind::InvalidInput,
+                format!("the version {problem}"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -149,6 +149,18 @@ impl Env {
         Ok(Env { path, conf })
     }
 
+    /// Runs the `docker` wrapper with `args`, capturing its output, stopped after `seconds`
+    /// (coreutils' `timeout`: a container that hangs must not hang the suite).
+    pub(crate) fn docker_within(&self, seconds: u32, args: &[&str]) -> anyhow::Result<Output> {
+        Command::new("timeout")
+            .args(["--kill-after=10", &seconds.to_string(), "docker"])
+            .args(args)
+            .env("PATH", &self.path)
+            .env("CONTAINERS_CONF", &self.conf)
+            .output()
+            .with_context(|| format!("failed to run `docker {}` (podman)", args.join(" ")))
+    }
+
     /// Runs the `docker` wrapper with `args`, capturing its output.
     pub(crate) fn docker(&self, args: &[&str]) -> anyhow::Result<Output> {
         Command::new("docker")

@@ -100,6 +100,9 @@ enum TriggersCommand {
     List {
         /// The stream.
         name: String,
+        /// Only events newer than this event id: the next page.
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
         /// How many (1 to 500).
         #[arg(long, default_value_t = 50)]
         limit: u32,
@@ -111,7 +114,9 @@ pub(crate) fn run_triggers(args: TriggersArgs) -> std::process::ExitCode {
     super::run(&args.remote, |session| async move {
         match args.command {
             TriggersCommand::Fire { name, values } => fire(&session, &name, &values).await,
-            TriggersCommand::List { name, limit } => events(&session, &name, limit).await,
+            TriggersCommand::List { name, after, limit } => {
+                events(&session, &name, after, limit).await
+            }
         }
     })
 }
@@ -137,23 +142,38 @@ async fn fire(session: &Session, name: &str, values: &[String]) -> anyhow::Resul
         .with_context(|| format!("cannot fire trigger {name}"))?;
     if session.json {
         session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let readers = answer.data["readers"].as_u64().unwrap_or_default();
+    if readers == 0 {
+        session.print(&format!(
+            "fired trigger {name} (event {}), but no resource of team {} reads it: a \
+             `resource \"trigger\" \"{name}\"` in a pipeline would (a new one starts after the \
+             events already fired)\n",
+            answer.data["id"], session.team
+        ))?;
     } else {
         session.print(&format!(
-            "fired trigger {name} (event {}): the team's trigger resources named {name} are \
-             checked now\n",
-            answer.data["id"]
+            "fired trigger {name} (event {}): {readers} resource{} reading it {} checked now\n",
+            answer.data["id"],
+            super::pipelines::plural(usize::try_from(readers).unwrap_or(usize::MAX)),
+            if readers == 1 { "is" } else { "are" }
         ))?;
     }
     Ok(Exit::Ok)
 }
 
-async fn events(session: &Session, name: &str, limit: u32) -> anyhow::Result<Exit> {
+async fn events(
+    session: &Session,
+    name: &str,
+    after: Option<i64>,
+    limit: u32,
+) -> anyhow::Result<Exit> {
+    let mut query = vec![("limit", limit.to_string())];
+    query.extend(after.map(|after| ("after", after.to_string())));
     let answer = session
         .client
-        .get_with(
-            &session.team_path(&["triggers", name]),
-            &[("limit", limit.to_string())],
-        )
+        .get_with(&session.team_path(&["triggers", name]), &query)
         .await
         .with_context(|| format!("cannot list the events of trigger {name}"))?;
     if session.json {
@@ -173,7 +193,18 @@ async fn events(session: &Session, name: &str, limit: u32) -> anyhow::Result<Exi
             table::time(event["created_at"].as_str()),
         ]);
     }
-    session.print(&render(&rows))?;
+    let mut out = render(&rows);
+    if let Some(next) = answer
+        .meta
+        .as_ref()
+        .filter(|meta| meta["has_more"] == true)
+        .and_then(|meta| meta["next_after"].as_i64())
+    {
+        out.push_str(&format!(
+            "(newer events not shown: --after {next} shows the next page)\n"
+        ));
+    }
+    session.print(&out)?;
     Ok(Exit::Ok)
 }
 

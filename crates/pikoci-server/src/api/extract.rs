@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// A JSON body. The `Content-Type` is not checked (clients that send none are served), and an
+/// A JSON body: an object (serde would also read a struct from an array, `[]` or `["x"]`: those
+/// are refused). The `Content-Type` is not checked (clients that send none are served), and an
 /// empty body reads as `{}` (every body of this API is an object whose fields may all be
 /// optional).
 #[derive(Debug)]
@@ -39,6 +40,11 @@ where
         } else {
             &bytes
         };
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid(
+                "the body must be a JSON object, {...} (or nothing, where every field is optional)",
+            ));
+        }
         serde_json::from_slice(text)
             .map(ApiJson)
             .map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))

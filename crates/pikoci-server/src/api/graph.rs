@@ -1,11 +1,12 @@
 //! `GET …/{pc}/image.dot`: a pipeline as a Graphviz graph: resources and jobs, what feeds what.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use pikoci_core::StepKind;
+use pikoci_core::{Hook, Hooks, StepKind};
 
 use super::error::ApiResult;
 use super::extract::ApiPath;
@@ -61,7 +62,11 @@ pub(crate) async fn dot(
     }
     for job in &jobs {
         let to = quote(&format!("job {}", job.name));
+        // Puts in hooks too (a trigger fired `on_success`, a status in `ensure`), once each.
+        let mut puts = BTreeSet::new();
+        hook_puts(&job.model.hooks, &mut puts);
         for step in job.model.flat_steps() {
+            hook_puts(&step.hooks, &mut puts);
             match &step.kind {
                 StepKind::Get(get) => {
                     let style = if get.trigger { "solid" } else { "dashed" };
@@ -78,11 +83,14 @@ pub(crate) async fn dot(
                     }
                 }
                 StepKind::Put(put) => {
-                    let resource = quote(&format!("resource {}", put.resource));
-                    let _ = writeln!(out, "  {to} -> {resource};");
+                    puts.insert(put.resource.to_string());
                 }
                 _ => {}
             }
+        }
+        for resource in puts {
+            let resource = quote(&format!("resource {resource}"));
+            let _ = writeln!(out, "  {to} -> {resource};");
         }
     }
     out.push_str("}\n");
@@ -91,6 +99,19 @@ pub(crate) async fn dot(
         out,
     )
         .into_response())
+}
+
+/// The resources `put` by hooks.
+fn hook_puts(hooks: &Hooks, puts: &mut BTreeSet<String>) {
+    for (_, hook) in hooks.iter() {
+        if let Hook::Steps { steps } = hook {
+            for step in steps {
+                if let StepKind::Put(put) = &step.kind {
+                    puts.insert(put.resource.to_string());
+                }
+            }
+        }
+    }
 }
 
 /// A DOT string literal.

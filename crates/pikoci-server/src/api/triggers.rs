@@ -23,7 +23,7 @@ pub(crate) struct TriggerPath {
     #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
     tc: String,
     /// The stream: the name of the team's `trigger` resources that read it.
-    #[param(example = "deploy")]
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "deploy")]
     name: String,
 }
 
@@ -37,6 +37,17 @@ pub(crate) struct FireBody {
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
     version: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What firing did: the event, and how many of the team's resources read the stream (and were
+/// checked at once; 0 when no `resource "trigger" "<name>"` exists in the team).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TriggerFired)]
+pub(crate) struct FiredView {
+    #[serde(flatten)]
+    event: EventView,
+    /// The team's resources that read the stream.
+    readers: usize,
 }
 
 /// An event of a trigger stream: `{"id", "trigger", "version", "created_at"}`.
@@ -89,19 +100,22 @@ pub(crate) struct EventsQuery {
 #[utoipa::path(post, path = "/teams/{tc}/triggers/{name}", tag = "triggers", summary = "Fire a trigger",
     params(TriggerPath),
     request_body(content = Option<FireBody>, description = "May be empty: an event with no values."),
-    responses((status = 201, description = "The event, on the stream.", body = Data<EventView>)))]
+    responses((status = 201, description = "The event, on the stream, and how many resources read it.", body = Data<FiredView>)))]
 pub(crate) async fn fire(
     State(server): State<Server>,
     ApiPath(path): ApiPath<TriggerPath>,
     ApiJson(body): ApiJson<FireBody>,
-) -> ApiResult<(StatusCode, Json<Data<EventView>>)> {
-    let event = server
+) -> ApiResult<(StatusCode, Json<Data<FiredView>>)> {
+    let (event, readers) = server
         .fire_trigger(&path.tc, &path.name, body.version)
         .await?;
-    tracing::info!(team = %path.tc, trigger = %path.name, event = event.id.0, "trigger fired through the API");
+    tracing::info!(team = %path.tc, trigger = %path.name, event = event.id.0, readers, "trigger fired through the API");
     Ok((
         StatusCode::CREATED,
-        data(EventView::new(&path.name, &event)),
+        data(FiredView {
+            event: EventView::new(&path.name, &event),
+            readers,
+        }),
     ))
 }
 

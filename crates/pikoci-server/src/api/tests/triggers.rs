@@ -17,6 +17,8 @@ async fn trigger_events_are_fired_and_paged_oldest_first() {
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
         let event = answer.data();
         assert_eq!(event["trigger"], "deploy");
+        // No resource of the team reads it: the caller is told.
+        assert_eq!(event["readers"], 0);
         assert_eq!(event["version"], json!({"release": format!("v{n}")}));
     }
     // An empty body fires an event with no values.
@@ -52,6 +54,22 @@ async fn a_trigger_version_maps_names_to_strings() {
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_input");
     assert!(message.contains("\"build\" is not a string"), "{message}");
+    for (version, expected) in [
+        (json!({"": "x"}), "an empty name"),
+        (json!({"trigger_build": "7"}), "reserved"),
+        (json!({"ref": "a\u{0}b"}), "NUL"),
+    ] {
+        let message = api
+            .post(STREAM, json!({ "version": version }))
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_input");
+        assert!(message.contains(expected), "{message}");
+    }
+    let message = api
+        .post("/api/v1/teams/main/triggers/Not.A.Name", json!({}))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(message.contains("cannot name a trigger"), "{message}");
     api.post("/api/v1/teams/nope/triggers/deploy", json!({}))
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
