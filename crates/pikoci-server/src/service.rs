@@ -299,9 +299,7 @@ const RESERVED_TRIGGER_KEYS: [&str; 4] = [
 
 /// A trigger event's version: names (not empty, not reserved) to strings, without NUL
 /// characters (they cannot reach a step's environment).
-fn check_trigger_version(
-    version: &serde_json::Map<String, serde_json::Value>,
-) -> ServerResult<()> {
+fn check_trigger_version(version: &serde_json::Map<String, serde_json::Value>) -> ServerResult<()> {
     for (key, value) in version {
         let problem = if key.is_empty() {
             Some("has an empty name".to_owned())

@@ -348,6 +348,12 @@ async fn bodies_of_the_wrong_shape_are_400_with_the_reason() {
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_input");
     assert!(message.starts_with("invalid JSON body"), "{message}");
+    // An array is not an object, even where every field is optional.
+    let message = api
+        .post("/api/v1/teams/main/triggers/deploy", json!([]))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(message.contains("must be a JSON object"), "{message}");
     // Path and query parameters that do not fit.
     let message = api
         .get("/api/v1/teams/main/pipelines/demo/jobs/build/builds/x.1")
