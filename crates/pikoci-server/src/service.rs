@@ -195,16 +195,7 @@ impl Server {
         name: &str,
         version: serde_json::Map<String, serde_json::Value>,
     ) -> ServerResult<(TriggerEvent, usize)> {
-        if !pikoci_core::name::is_canonical(name) {
-            return Err(ServerError::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "\"{}\" cannot name a trigger: trigger names are resource names (a-z, 0-9, \
-                     '-' and '_', starting and ending with a letter or digit)",
-                    name.escape_debug()
-                ),
-            ));
-        }
+        check_trigger_name(name)?;
         check_trigger_version(&version)?;
         let team = self.inner.store.team(team).await?;
         let canonical = trigger_stream(name);
@@ -233,6 +224,7 @@ impl Server {
         after: Option<TriggerEventId>,
         limit: u32,
     ) -> ServerResult<Vec<TriggerEvent>> {
+        check_trigger_name(name)?;
         let team = self.inner.store.team(team).await?;
         Ok(self
             .inner
@@ -296,6 +288,21 @@ const RESERVED_TRIGGER_KEYS: [&str; 4] = [
     "trigger_job",
     "trigger_build",
 ];
+
+/// A trigger's name: a resource's name (nothing else can read its stream).
+fn check_trigger_name(name: &str) -> ServerResult<()> {
+    if pikoci_core::name::is_canonical(name) {
+        return Ok(());
+    }
+    Err(ServerError::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "\"{}\" cannot name a trigger: trigger names are resource names (a-z, 0-9, '-' and \
+             '_', starting and ending with a letter or digit)",
+            name.escape_debug()
+        ),
+    ))
+}
 
 /// A trigger event's version: names (not empty, not reserved) to strings, without NUL
 /// characters (they cannot reach a step's environment).

@@ -70,6 +70,9 @@ async fn a_trigger_version_maps_names_to_strings() {
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_input");
     assert!(message.contains("cannot name a trigger"), "{message}");
+    api.get("/api/v1/teams/main/triggers/Not.A.Name")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
     api.post("/api/v1/teams/nope/triggers/deploy", json!({}))
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
