@@ -300,6 +300,97 @@ mod tests {
         assert!(stream.parse_one().unwrap().is_none());
     }
 
+    /// Reads a request's head from `socket`.
+    async fn read_head(socket: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut head = Vec::new();
+        let mut byte = [0; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if socket.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        String::from_utf8_lossy(&head).to_lowercase()
+    }
+
+    #[tokio::test]
+    async fn a_dropped_stream_resumes_after_the_last_event() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            // The first connection sends one event, then drops.
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let first = read_head(&mut socket).await;
+            socket
+                .write_all(
+                    concat!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n",
+                        "event: log\nid: 7/1.0.1\n",
+                        "data: {\"attempt\":1,\"step\":0,\"seq\":0,\"text\":\"one\\n\"}\n\n",
+                    )
+                    .as_bytes(),
+                )
+                .await
+                .unwrap();
+            drop(socket);
+            // The second one is asked to resume after it, and ends the stream.
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let second = read_head(&mut socket).await;
+            socket
+                .write_all(
+                    concat!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n",
+                        "event: log\nid: 7/1.0.2\n",
+                        "data: {\"attempt\":1,\"step\":0,\"seq\":1,\"text\":\"two\\n\"}\n\n",
+                        "event: end\ndata: {\"status\":\"succeeded\"}\n\n",
+                    )
+                    .as_bytes(),
+                )
+                .await
+                .unwrap();
+            (first, second)
+        });
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), None)
+            .await
+            .unwrap();
+        let mut events = client.events("/teams/main/pipelines/p/jobs/j/builds/1");
+        let mut texts = Vec::new();
+        let status = loop {
+            match events.next().await.unwrap() {
+                Some(BuildEvent::Log(chunk)) => texts.push(chunk.text),
+                Some(BuildEvent::End { status }) => break status,
+                Some(BuildEvent::Status(_)) => {}
+                None => panic!("the stream ended before its end event"),
+            }
+        };
+        assert_eq!(texts, ["one\n", "two\n"]);
+        assert_eq!(status, "succeeded");
+        assert!(events.next().await.unwrap().is_none());
+        let (first, second) = server.await.unwrap();
+        assert!(first.starts_with("get /api/v1/teams/main/pipelines/p/jobs/j/builds/1/events "));
+        assert!(!first.contains("last-event-id"), "{first}");
+        assert!(second.contains("last-event-id: 7/1.0.1\r\n"), "{second}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_never_connected_fails_at_once() {
+        // A port nobody listens on (bound, then released).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), None)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let error = client.events("/x").next().await.unwrap_err();
+        assert!(matches!(error, ClientError::Unreachable { .. }), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
     #[tokio::test]
     async fn an_error_event_is_an_error() {
         let mut stream = stream(
