@@ -245,6 +245,9 @@ async fn a_user_drives_a_server_from_the_terminal() {
 
     let out = expect(&cli(&["workers", "list"]), 0);
     assert!(out.contains("running"), "{out}");
+    // The embedded worker is alive: nothing to forget.
+    let out = expect(&cli(&["workers", "prune"]), 0);
+    assert!(out.contains("nothing to forget"), "{out}");
 
     // Errors say what is wrong, with the status of their kind.
     let missing = cli(&["pipelines", "get", "nope"]);

@@ -73,6 +73,8 @@ pub(crate) struct WorkersArgs {
 enum WorkersCommand {
     /// List the workers: their state, slots, load and tags.
     List,
+    /// Forget the lost workers (no heartbeat lately); one that comes back registers again.
+    Prune,
 }
 
 /// `pikoci triggers ...`.
@@ -258,6 +260,7 @@ pub(crate) fn run_workers(args: WorkersArgs) -> std::process::ExitCode {
     super::run(&args.remote, |session| async move {
         match args.command {
             WorkersCommand::List => workers(&session).await,
+            WorkersCommand::Prune => prune(&session).await,
         }
     })
 }
@@ -396,6 +399,34 @@ async fn webhook_url(session: &Session, resource: &str) -> anyhow::Result<Exit> 
         session.print_json(&json!({ "url": url }))?;
     } else {
         session.print(&format!("{url}\n"))?;
+    }
+    Ok(Exit::Ok)
+}
+
+async fn prune(session: &Session) -> anyhow::Result<Exit> {
+    let answer = session
+        .client
+        .post("/workers/prune", &json!({}))
+        .await
+        .context("cannot prune the workers")?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let pruned: Vec<String> = answer
+        .data
+        .get("pruned")
+        .and_then(|ids| serde_json::from_value(ids.clone()).ok())
+        .unwrap_or_default();
+    if pruned.is_empty() {
+        session.print("no worker is lost: nothing to forget\n")?;
+    } else {
+        session.print(&format!(
+            "forgot {} lost worker{}: {}\n",
+            pruned.len(),
+            super::pipelines::plural(pruned.len()),
+            pruned.join(", ")
+        ))?;
     }
     Ok(Exit::Ok)
 }

@@ -37,6 +37,7 @@
 //! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
 //! | `POST /webhooks/{token}` | any body |
 //! | `GET /workers`, `GET /workers/health` | workers; whether one can take work now |
+//! | `POST /workers/prune` | forgets the lost workers |
 //! | `GET/POST /teams/{tc}/triggers/{name}` | a trigger stream's events; `POST {"version"?}` fires one |
 //! | `GET …/{pc}/image.dot` | the pipeline as a Graphviz graph |
 //! | `GET …/builds/{bn}/pending_reason` | `{"status", "pending_reason"}` |
@@ -148,6 +149,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(resources::webhook))
         .routes(routes!(system::workers))
         .routes(routes!(system::workers_health))
+        .routes(routes!(system::prune_workers))
         .routes(routes!(openapi::document));
     let mut described = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)

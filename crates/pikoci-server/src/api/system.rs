@@ -107,6 +107,28 @@ pub(crate) async fn workers(
     ))
 }
 
+/// `{"pruned": [id]}`: the workers forgotten.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Pruned {
+    pruned: Vec<String>,
+}
+
+/// `POST /api/v1/workers/prune`: forgets the lost workers (no heartbeat within
+/// `worker_lost_after`), so that lists show the workers there are. A worker that comes back
+/// registers again with its next heartbeat; its builds were already given to others.
+#[utoipa::path(post, path = "/workers/prune", tag = "system", summary = "Forget the lost workers",
+    responses((status = 200, description = "The ids of the workers forgotten.", body = Data<Pruned>)))]
+pub(crate) async fn prune_workers(State(server): State<Server>) -> ApiResult<Json<Data<Pruned>>> {
+    let lost_after = chrono::Duration::from_std(server.config().worker_lost_after)
+        .unwrap_or(chrono::Duration::MAX);
+    let cutoff = server.clock().now() - lost_after;
+    let pruned = server.store().delete_workers_before(cutoff).await?;
+    if !pruned.is_empty() {
+        tracing::info!(workers = ?pruned, "lost workers forgotten");
+    }
+    Ok(data(Pruned { pruned }))
+}
+
 /// `GET /api/v1/workers/health`: whether a worker can take work now, for a banner or a
 /// probe: `{"healthy", "running", "draining", "lost", "free_slots"}`. Healthy when at least one
 /// running worker (heartbeat within `worker_lost_after`, not draining) has a free build slot.

@@ -442,6 +442,14 @@ async fn workers_are_running_or_lost_by_their_last_heartbeat() {
         api.get("/api/v1/workers/health").await.data(),
         json!({"healthy": true, "running": 1, "draining": 0, "lost": 1, "free_slots": 3})
     );
+    // Pruning forgets the lost one only.
+    let pruned = api.post("/api/v1/workers/prune", json!({})).await.data();
+    assert_eq!(pruned, json!({"pruned": ["w-old"]}));
+    let workers = api.get("/api/v1/workers").await.data();
+    assert_eq!(workers.as_array().map(Vec::len), Some(1));
+    assert_eq!(workers[0]["id"], "w-fresh");
+    let pruned = api.post("/api/v1/workers/prune", json!({})).await.data();
+    assert_eq!(pruned, json!({"pruned": []}));
 }
 
 #[tokio::test]
