@@ -2,6 +2,7 @@
 //! on, each optional part defaulted, unknown fields ignored (a newer server may add some). The
 //! whole description is the OpenAPI document, `docs/openapi.json`.
 
+use pikoci_core::store::BuildStatus;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -134,10 +135,7 @@ pub struct Build {
 impl Build {
     /// Whether it will not change any more.
     pub fn is_finished(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "succeeded" | "failed" | "cancelled" | "warning" | "errored"
-        )
+        BuildStatus::parse(&self.status).is_some_and(BuildStatus::is_finished)
     }
 }
 
