@@ -81,7 +81,11 @@ mod nats {
         // A plain subscription on the subject sees what the broker sends, headers included.
         let raw = async_nats::connect(url.as_str()).await.expect("nats");
         let mut watch = raw.subscribe(topic.clone()).await.expect("watch");
-        raw.flush().await.expect("flush");
+        // `flush` only writes the SUB out; a request answered by the server on the same connection
+        // proves the server has taken it (it reads a connection's commands in order). Without
+        // this the broker's publish, on another connection, can reach the server first.
+        let js = async_nats::jetstream::new(raw.clone());
+        js.query_account().await.expect("a round trip to nats");
         broker
             .publish(&topic, b"one".to_vec())
             .await
@@ -106,7 +110,6 @@ mod nats {
         }
         assert_ne!(ids[0], ids[1], "two publishes, two ids");
         // The first publish again, as a retry sends it: stored once.
-        let js = async_nats::jetstream::new(raw.clone());
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, ids[0].as_str());
         let ack = js
