@@ -81,11 +81,16 @@ mod nats {
         // A plain subscription on the subject sees what the broker sends, headers included.
         let raw = async_nats::connect(url.as_str()).await.expect("nats");
         let mut watch = raw.subscribe(topic.clone()).await.expect("watch");
-        // `flush` only writes the SUB out; a request answered by the server on the same connection
-        // proves the server has taken it (it reads a connection's commands in order). Without
-        // this the broker's publish, on another connection, can reach the server first.
-        let js = async_nats::jetstream::new(raw.clone());
-        js.query_account().await.expect("a round trip to nats");
+        // `flush` only writes the SUB out. A message of this connection's own coming back proves
+        // the server has taken it (it reads a connection's commands in order); without this
+        // the broker's publish, on another connection, can reach the server first.
+        let probe = format!("{topic}-probe");
+        let mut echo = raw.subscribe(probe.clone()).await.expect("probe");
+        raw.publish(probe, "probe".into()).await.expect("probe");
+        tokio::time::timeout(Duration::from_secs(10), echo.next())
+            .await
+            .expect("the probe came back")
+            .expect("the probe subscription is open");
         broker
             .publish(&topic, b"one".to_vec())
             .await
@@ -110,6 +115,7 @@ mod nats {
         }
         assert_ne!(ids[0], ids[1], "two publishes, two ids");
         // The first publish again, as a retry sends it: stored once.
+        let js = async_nats::jetstream::new(raw.clone());
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, ids[0].as_str());
         let ack = js
