@@ -249,6 +249,98 @@ async fn a_user_drives_a_server_from_the_terminal() {
     let out = expect(&cli(&["workers", "prune"]), 0);
     assert!(out.contains("nothing to forget"), "{out}");
 
+    // A build's report: the build and its output, saved as a file.
+    let report = dir.path().join("report.json");
+    let report_arg = report.to_str().unwrap();
+    let saved = cli(&["builds", "report", "demo/fails/1", "-o", report_arg]);
+    expect(&saved, 0);
+    assert!(support::text(&saved.stderr).contains("saved the report of build demo/fails/1"));
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(written["build"]["status"], "failed");
+    assert!(
+        written["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|chunk| chunk["text"].as_str().unwrap().contains("about to fail")),
+        "{written:#}"
+    );
+    let kept = cli(&["builds", "report", "demo/fails/1", "-o", report_arg]);
+    expect(&kept, 1);
+    assert!(support::text(&kept.stderr).contains("--force"));
+    expect(
+        &cli(&[
+            "builds",
+            "report",
+            "demo/fails/1",
+            "-o",
+            report_arg,
+            "--force",
+        ]),
+        0,
+    );
+
+    // A renamed pipeline keeps its builds.
+    let out = expect(&cli(&["pipelines", "rename", "demo", "demo-2"]), 0);
+    assert!(out.contains("renamed pipeline demo to demo-2"), "{out}");
+    let out = expect(&cli(&["builds", "list", "demo-2/fails", "--json"]), 0);
+    let renamed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(renamed.as_array().map(Vec::len), Some(2), "{renamed:#}");
+    assert_eq!(renamed[0]["number"], "1.1");
+    assert_eq!(renamed[0]["pipeline"], "demo-2");
+    expect(&cli(&["pipelines", "rename", "demo-2", "demo"]), 0);
+
+    // Export, then import into a fresh server: everything is back.
+    let export = dir.path().join("state.db");
+    let saved = cli(&["export", "-o", export.to_str().unwrap()]);
+    expect(&saved, 0);
+    assert!(support::text(&saved.stderr).contains("exported the state of"));
+    let fresh = ServerProcess::start(&["--db-system", "mem", "--pubsub-system", "mem"]);
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "import",
+            export.to_str().unwrap(),
+            "--server",
+            fresh.base.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let out = expect(&import(&[]), 0);
+    assert!(
+        out.contains("log_chunks") && out.contains("imported into"),
+        "{out}"
+    );
+    let (_, before) = server.get("/teams/main/pipelines/demo").await;
+    let (_, after) = fresh.get("/teams/main/pipelines/demo").await;
+    assert_eq!(after["data"]["config"], before["data"]["config"]);
+    for path in [
+        "/teams/main/pipelines/demo/jobs/fails/builds",
+        "/teams/main/pipelines/demo/resources/cron.tick/versions",
+        "/teams/main/triggers/release",
+    ] {
+        let (_, before) = server.get(path).await;
+        let (status, after) = fresh.get(path).await;
+        assert_eq!(status, 200, "{path}: {after:#}");
+        assert_eq!(after["data"], before["data"], "{path}");
+    }
+    let out = expect(
+        &cli(&["builds", "logs", "demo/fails/1", "--server", &fresh.base]),
+        0,
+    );
+    assert!(out.contains("about to fail"), "{out}");
+    // The fresh server now holds pipelines: another import must say it replaces them.
+    let refused = import(&[]);
+    expect(&refused, 1);
+    assert!(
+        support::text(&refused.stderr).contains("--replace"),
+        "{}",
+        support::text(&refused.stderr)
+    );
+    expect(&import(&["--replace"]), 2);
+    expect(&import(&["--replace", "--yes"]), 0);
+    fresh.stop();
+
     // Errors say what is wrong, with the status of their kind.
     let missing = cli(&["pipelines", "get", "nope"]);
     expect(&missing, 1);

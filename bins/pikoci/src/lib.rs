@@ -86,6 +86,13 @@ enum Command {
     Triggers(remote::TriggersArgs),
     /// The server's workers.
     Workers(remote::WorkersArgs),
+    /// Save the server's whole state (teams, pipelines, builds and their logs, versions,
+    /// secrets sealed as they are stored) as a SQLite file: a backup, or a move to another
+    /// server or database with `pikoci import`.
+    Export(remote::state::ExportArgs),
+    /// Replace a server's whole state by a file `pikoci export` wrote. The server's secret key
+    /// must be the one of the server that exported it, for the secrets to open.
+    Import(remote::state::ImportArgs),
     /// Print a completion script for a shell: `pikoci completions bash > ~/.local/share/bash-completion/completions/pikoci`.
     Completions {
         /// The shell.
@@ -149,6 +156,8 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Resources(args) => return remote::resources::run(args),
         Command::Triggers(args) => return remote::resources::run_triggers(args),
         Command::Workers(args) => return remote::resources::run_workers(args),
+        Command::Export(args) => return remote::state::export(args),
+        Command::Import(args) => return remote::state::import(args),
         Command::Completions { shell } => completions(shell),
     };
     match result {

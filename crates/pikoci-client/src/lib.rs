@@ -28,6 +28,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// the whole of it).
 const MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
 
+/// The page size asked by [`Client::get_all`]: the largest the server gives.
+const PAGE_ALL: u32 = 500;
+
 /// A client of one server.
 #[derive(Clone)]
 pub struct Client {
@@ -244,6 +247,39 @@ impl Client {
         self.call(Method::GET, path, query, None).await
     }
 
+    /// `GET /api/v1{path}` of a list paged by name (teams, pipelines, jobs, resources,
+    /// secrets, workers): every page, following `meta.next_after`, as one answer whose `data`
+    /// is the whole list.
+    pub async fn get_all(&self, path: &str) -> Result<Answer, ClientError> {
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", PAGE_ALL.to_string())];
+            query.extend(after.take().map(|after| ("after", after)));
+            let answer = self.call(Method::GET, path, &query, None).await?;
+            let Value::Array(page) = answer.data else {
+                return Err(ClientError::Unexpected {
+                    status: None,
+                    detail: format!("a list was expected from {path}"),
+                });
+            };
+            items.extend(page);
+            after = answer
+                .meta
+                .as_ref()
+                .and_then(|meta| meta.get("next_after"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if after.is_none() {
+                return Ok(Answer {
+                    status: answer.status,
+                    data: Value::Array(items),
+                    meta: None,
+                });
+            }
+        }
+    }
+
     /// `POST /api/v1{path}` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Answer, ClientError> {
         self.call(Method::POST, path, &[], Some(body)).await
@@ -271,6 +307,27 @@ impl Client {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// `GET /api/v1{path}` read as it arrives, without a size limit or an overall timeout: a
+    /// build's report, the server's export. An error status is an error here, before any of
+    /// the body is read.
+    pub async fn download(&self, path: &str) -> Result<Download, ClientError> {
+        let response = self
+            .request(&self.streams, Method::GET, path)?
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
+        let status = response.status();
+        self.refuse_redirect(&response)?;
+        if !status.is_success() {
+            let bytes = self.body(response).await?;
+            return Err(api_error(status, &bytes));
+        }
+        Ok(Download {
+            server: self.server.clone(),
+            response,
+        })
+    }
+
     /// Follows a build live: the events of `GET /api/v1{path}/events`, resumed after a
     /// dropped connection.
     pub fn events(&self, build_path: &str) -> EventStream {
@@ -285,6 +342,24 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Answer, ClientError> {
         let response = self.send(method, path, query, body).await?;
+        self.answer(response).await
+    }
+
+    /// `POST /api/v1{path}` with `file` as its body, sent as it is read, without an overall
+    /// timeout (an import).
+    pub async fn upload(&self, path: &str, file: tokio::fs::File) -> Result<Answer, ClientError> {
+        let response = self
+            .request(&self.streams, Method::POST, path)?
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(reqwest::Body::from(file))
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
+        self.answer(response).await
+    }
+
+    /// The API's answer: its `data` and `meta`, or its error.
+    async fn answer(&self, response: reqwest::Response) -> Result<Answer, ClientError> {
         let status = response.status();
         self.refuse_redirect(&response)?;
         let bytes = self.body(response).await?;
@@ -385,6 +460,43 @@ impl Client {
             server: self.server.clone(),
             reason: pikoci_http::describe(error),
         }
+    }
+}
+
+/// A body being downloaded, a piece at a time.
+#[derive(Debug)]
+pub struct Download {
+    server: String,
+    response: reqwest::Response,
+}
+
+impl Download {
+    /// The file name the server suggests (`Content-Disposition: attachment; filename="…"`),
+    /// without any directory.
+    pub fn file_name(&self) -> Option<String> {
+        let value = self
+            .response
+            .headers()
+            .get(header::CONTENT_DISPOSITION)?
+            .to_str()
+            .ok()?;
+        let name = value.split(';').map(str::trim).find_map(|part| {
+            part.strip_prefix("filename=")
+                .map(|name| name.trim_matches('"').to_owned())
+        })?;
+        let name = name.rsplit(['/', '\\']).next().unwrap_or_default();
+        (!name.is_empty() && name != "." && name != "..").then(|| name.to_owned())
+    }
+
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, ClientError> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|error| ClientError::Unreachable {
+                server: self.server.clone(),
+                reason: format!("the download was cut: {}", pikoci_http::describe(&error)),
+            })
     }
 }
 

@@ -302,3 +302,19 @@ pub struct PageMeta {
     #[serde(default)]
     pub next_before: Option<i64>,
 }
+
+/// What an import copied (`POST /admin/import`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Transfer {
+    /// Each table, parents first.
+    pub tables: Vec<TransferTable>,
+}
+
+/// The rows copied of one table.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TransferTable {
+    /// The table.
+    pub table: String,
+    /// Its rows.
+    pub rows: u64,
+}

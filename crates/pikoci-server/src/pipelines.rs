@@ -3,7 +3,7 @@
 use pikoci_config::{HttpFetcher, SourceFile, VarValue, Vars};
 use pikoci_core::ErrorKind;
 use pikoci_core::name::is_canonical;
-use pikoci_core::store::{PipelineSpec, Team};
+use pikoci_core::store::{PipelineSpec, StoredPipeline, Team};
 
 use crate::{PipelineSet, Server, ServerError, ServerResult};
 
@@ -100,6 +100,48 @@ impl Server {
             outcome,
             warnings: loaded.warnings.items().to_vec(),
         })
+    }
+
+    /// Renames pipeline `old` of `team` to `new`. Its jobs, builds, resources and versions
+    /// stay its own (they refer to it by id); its store `secret` entries are sealed again for
+    /// the new name in the same transaction. `Conflict` when `new` is taken, or when the
+    /// pipeline's secrets changed during the rename (it is tried again once first).
+    pub async fn rename_pipeline(
+        &self,
+        team: &str,
+        old: &str,
+        new: &str,
+    ) -> ServerResult<StoredPipeline> {
+        check_canonical("pipeline", new)?;
+        let found = self.store().team(team).await?;
+        let pipeline = self.store().pipeline(found.id, old).await?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let resealed = self
+                .secrets()
+                .reseal_for_rename(team, old, new)
+                .await
+                .map_err(|error| ServerError::new(error.kind(), error.full_message()))?;
+            match self
+                .store()
+                .rename_pipeline(pipeline.id, new, &resealed)
+                .await
+            {
+                Ok(renamed) => {
+                    tracing::info!(team = %team, pipeline = %new, from = %old, secrets = resealed.len(), "pipeline renamed");
+                    return Ok(renamed);
+                }
+                Err(error) if error.is_conflict() && tries == 1 => {
+                    // Unless the name is taken, a secret was set meanwhile: seal them all
+                    // again, once.
+                    if self.store().pipeline(found.id, new).await.is_ok() {
+                        return Err(error.into());
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use pikoci_core::ErrorKind;
 use pikoci_core::broker::Broker;
 use pikoci_core::store::{
     Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoreResult, StoredResource,
-    TeamId, TriggerEvent, TriggerEventId,
+    TeamId, TransferSummary, TriggerEvent, TriggerEventId,
 };
 use pikoci_secrets::SecretStore;
 use tokio_util::sync::CancellationToken;
@@ -253,6 +253,27 @@ impl Server {
         }
         self.wake_dispatcher();
         Ok(readers)
+    }
+
+    /// Replaces the whole state by the export at `path` (see
+    /// [`Store::import`](pikoci_core::store::Store::import)); what this server knew of the old
+    /// state (why builds were pending) is forgotten, and the dispatcher looks at the new one.
+    /// Another server on the same database learns of it on its next round.
+    pub async fn import(
+        &self,
+        path: &std::path::Path,
+        replace: bool,
+    ) -> ServerResult<TransferSummary> {
+        let summary = self.store().import(path, replace).await?;
+        lock(&self.inner.runtime.reasons).clear();
+        self.wake_dispatcher();
+        tracing::info!(
+            pipelines = summary.rows("pipelines"),
+            builds = summary.rows("builds"),
+            replace,
+            "state imported"
+        );
+        Ok(summary)
     }
 
     /// Why a pending build is not running yet, as the dispatcher last saw it.

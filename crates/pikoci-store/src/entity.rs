@@ -373,3 +373,52 @@ pub(crate) mod job_serial_group {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod team_secret {
+    //! `team_secrets`: the built-in secret store's entries of a team (`sql::secrets` reads and
+    //! writes them; this entity serves export and import).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "team_secrets")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) team_id: i64,
+        pub(crate) name: String,
+        pub(crate) kind: String,
+        /// A `secret` entry's ciphertext, or a `plain` entry's UTF-8.
+        pub(crate) value: Vec<u8>,
+        pub(crate) created_at: i64,
+        pub(crate) updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod pipeline_secret {
+    //! `pipeline_secrets`: the built-in secret store's entries of a pipeline.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pipeline_secrets")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) pipeline_id: i64,
+        pub(crate) name: String,
+        pub(crate) kind: String,
+        /// A `secret` entry's ciphertext, or a `plain` entry's UTF-8.
+        pub(crate) value: Vec<u8>,
+        pub(crate) created_at: i64,
+        pub(crate) updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,5 +1,5 @@
 //! `pikoci jobs list|trigger|pause|unpause` and `pikoci builds
-//! list|get|watch|logs|cancel|retry|approve|reject`.
+//! list|get|watch|logs|report|cancel|retry|approve|reject`.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +8,11 @@ use pikoci_client::BuildEvent;
 use pikoci_client::model::{Build, Job, LogChunk, PageMeta, Step};
 use serde_json::{Value, json};
 
+use super::files::{self, Saved};
 use super::pipelines::{header, yes_no};
 use super::table::{self, render};
 use super::{Exit, Remote, Session, UsageError};
+use crate::output;
 
 /// `pikoci jobs ...`.
 #[derive(Debug, clap::Args)]
@@ -105,6 +107,19 @@ enum BuildsCommand {
         /// This attempt (from 1) instead of the latest.
         #[arg(long, value_name = "N")]
         attempt: Option<u32>,
+    },
+    /// Save a build's report: the build, its steps and the output of every attempt, as one
+    /// JSON file to keep or attach to a bug report.
+    Report {
+        /// The build, as PIPELINE/JOB/NUMBER.
+        build: String,
+        /// Where to write it (`-` for standard output); the server's name for it
+        /// (build-report-NUMBER.json) in the current directory by default.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Replace the file when it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Cancel a build.
     Cancel {
@@ -211,6 +226,11 @@ pub(crate) fn run_builds(args: BuildsArgs) -> std::process::ExitCode {
                 failed,
                 attempt,
             } => logs(&session, &build, step.as_deref(), failed, attempt).await,
+            BuildsCommand::Report {
+                build,
+                output,
+                force,
+            } => report(&session, &build, output.as_deref(), force).await,
             BuildsCommand::Cancel { build } => act(&session, &build, "cancel", json!({})).await,
             BuildsCommand::Retry {
                 build,
@@ -229,7 +249,7 @@ pub(crate) fn run_builds(args: BuildsArgs) -> std::process::ExitCode {
 async fn list_jobs(session: &Session, pipeline: &str) -> anyhow::Result<Exit> {
     let answer = session
         .client
-        .get(&session.team_path(&["pipelines", pipeline, "jobs"]))
+        .get_all(&session.team_path(&["pipelines", pipeline, "jobs"]))
         .await
         .with_context(|| format!("cannot list the jobs of pipeline {pipeline}"))?;
     if session.json {
@@ -527,6 +547,39 @@ async fn watch(session: &Session, path: &str, label: &str) -> anyhow::Result<Exi
     Err(anyhow::anyhow!(
         "the stream of build {label} ended before the build did"
     ))
+}
+
+async fn report(
+    session: &Session,
+    build: &str,
+    output: Option<&std::path::Path>,
+    force: bool,
+) -> anyhow::Result<Exit> {
+    let path = build_path(session, build)?;
+    let download = session
+        .client
+        .download(&format!("{path}/report"))
+        .await
+        .with_context(|| format!("cannot read the report of build {build}"))?;
+    let number = build.rsplit('/').next().unwrap_or(build);
+    let (saved, bytes) = files::save(
+        download,
+        output,
+        &format!("build-report-{number}.json"),
+        force,
+    )
+    .await
+    .with_context(|| format!("cannot save the report of build {build}"))?;
+    if let Saved::File(file) = saved {
+        let line = format!(
+            "saved the report of build {build} to {} ({})\n",
+            file.display(),
+            files::size(bytes)
+        );
+        // Not on stdout with --json: the command prints no JSON.
+        output::stderr(&line)?;
+    }
+    Ok(Exit::Ok)
 }
 
 fn log_json(chunk: &LogChunk) -> Value {

@@ -9,8 +9,10 @@
 //! programs. Exit statuses are [`Exit`].
 
 pub(crate) mod builds;
+mod files;
 pub(crate) mod pipelines;
 pub(crate) mod resources;
+pub(crate) mod state;
 mod table;
 pub(crate) mod targets;
 

@@ -61,6 +61,14 @@ enum PipelinesCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Rename a pipeline; its jobs, builds, resources and secrets go with it. Webhook URLs
+    /// stay the same; anything that names the pipeline (scripts, bookmarks) needs the new name.
+    Rename {
+        /// The pipeline.
+        pipeline: String,
+        /// Its new name.
+        new_name: String,
+    },
     /// Pause every job of a pipeline: no build starts until it is unpaused.
     Pause {
         /// The pipeline.
@@ -97,6 +105,9 @@ pub(crate) fn run(args: PipelinesArgs) -> std::process::ExitCode {
                 dry_run,
             } => set(&session, &pipeline, &file, &vars, yes, dry_run).await,
             PipelinesCommand::Delete { pipeline, yes } => delete(&session, &pipeline, yes).await,
+            PipelinesCommand::Rename { pipeline, new_name } => {
+                rename(&session, &pipeline, &new_name).await
+            }
             PipelinesCommand::Pause { pipeline } => flag(&session, &pipeline, "pause").await,
             PipelinesCommand::Unpause { pipeline } => flag(&session, &pipeline, "unpause").await,
             PipelinesCommand::Expose { pipeline } => flag(&session, &pipeline, "expose").await,
@@ -108,7 +119,7 @@ pub(crate) fn run(args: PipelinesArgs) -> std::process::ExitCode {
 async fn list(session: &Session) -> anyhow::Result<Exit> {
     let answer = session
         .client
-        .get(&session.team_path(&["pipelines"]))
+        .get_all(&session.team_path(&["pipelines"]))
         .await
         .with_context(|| format!("cannot list the pipelines of team {}", session.team))?;
     if session.json {
@@ -541,11 +552,11 @@ async fn set(
 }
 
 /// Asks on the terminal; refuses to guess when there is none.
-fn confirm(question: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(UsageError(
-            "standard input is not a terminal, so there is nobody to ask: add --yes to apply \
-             without asking, or --dry-run to only see the changes"
+            "standard input is not a terminal, so there is nobody to ask: add --yes to go ahead \
+             without asking"
                 .to_owned(),
         )
         .into());
@@ -579,6 +590,23 @@ async fn delete(session: &Session, name: &str, yes: bool) -> anyhow::Result<Exit
         session.print_json(&answer.data)?;
     } else {
         session.print(&format!("deleted pipeline {name}\n"))?;
+    }
+    Ok(Exit::Ok)
+}
+
+async fn rename(session: &Session, name: &str, new_name: &str) -> anyhow::Result<Exit> {
+    let answer = session
+        .client
+        .put(
+            &session.team_path(&["pipelines", name]),
+            &json!({ "name": new_name }),
+        )
+        .await
+        .with_context(|| format!("cannot rename pipeline {name} to {new_name}"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+    } else {
+        session.print(&format!("renamed pipeline {name} to {new_name}\n"))?;
     }
     Ok(Exit::Ok)
 }

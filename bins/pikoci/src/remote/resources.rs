@@ -286,7 +286,7 @@ pub(crate) fn last_check(session: &Session, check: Option<&Check>) -> String {
 async fn list(session: &Session, pipeline: &str) -> anyhow::Result<Exit> {
     let answer = session
         .client
-        .get(&session.team_path(&["pipelines", pipeline, "resources"]))
+        .get_all(&session.team_path(&["pipelines", pipeline, "resources"]))
         .await
         .with_context(|| format!("cannot list the resources of pipeline {pipeline}"))?;
     if session.json {
@@ -434,7 +434,7 @@ async fn prune(session: &Session) -> anyhow::Result<Exit> {
 async fn workers(session: &Session) -> anyhow::Result<Exit> {
     let answer = session
         .client
-        .get("/workers")
+        .get_all("/workers")
         .await
         .context("cannot list the workers")?;
     if session.json {

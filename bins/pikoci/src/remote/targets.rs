@@ -189,7 +189,7 @@ pub(crate) fn login(args: LoginArgs) -> ExitCode {
             let client = Client::new(&args.server, token.clone().map(Secret::new))
                 .await
                 .map_err(|err| UsageError(err.to_string()))?;
-            let teams = client.get("/teams").await.with_context(|| {
+            let teams = client.get_all("/teams").await.with_context(|| {
                 format!("{} does not answer as a PikoCI server", client.server())
             })?;
             let known = teams

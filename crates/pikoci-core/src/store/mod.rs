@@ -86,6 +86,29 @@ pub trait Store: Send + Sync + Debug {
     /// Makes a pipeline public or private.
     async fn set_pipeline_public(&self, id: PipelineId, public: bool) -> StoreResult<()>;
 
+    /// Writes the whole state (every table but the workers' registry) into a new SQLite
+    /// database at `path`, with every migration applied: the file a `sqlite` store opens as it
+    /// is. Rows are read from one consistent snapshot. `Conflict` when `path` exists.
+    async fn export(&self, path: &std::path::Path) -> StoreResult<TransferSummary>;
+
+    /// Replaces the whole state (but the workers' registry) by the export at `path`, in one
+    /// transaction: ids, builds, logs, versions and sealed secrets as they were. `InvalidInput`
+    /// when the file is not an export, or was made by a newer version; without `replace`,
+    /// `Conflict` when this store holds more than empty teams.
+    async fn import(&self, path: &std::path::Path, replace: bool) -> StoreResult<TransferSummary>;
+
+    /// Renames a pipeline and, in the same transaction, replaces the values of its `secret`
+    /// entries (sealed with the pipeline's name as associated data) by `resealed`. `resealed`
+    /// must hold every such entry as it is stored now (`old`), or the rename is a `Conflict`:
+    /// an entry set meanwhile would stay sealed to the old name. `Conflict` when the team has
+    /// a pipeline of that name; `InvalidInput` when the name is not canonical.
+    async fn rename_pipeline(
+        &self,
+        id: PipelineId,
+        name: &str,
+        resealed: &[ResealedSecret],
+    ) -> StoreResult<StoredPipeline>;
+
     /// The pipeline's jobs, in declaration order.
     async fn jobs(&self, pipeline: PipelineId) -> StoreResult<Vec<StoredJob>>;
 

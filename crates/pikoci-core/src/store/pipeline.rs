@@ -210,6 +210,54 @@ pub struct NewVersion {
     pub metadata: serde_json::Value,
 }
 
+/// A pipeline `secret` entry's value sealed again for the pipeline's new name (see
+/// [`Store::rename_pipeline`](super::Store::rename_pipeline)).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResealedSecret {
+    /// The entry's name.
+    pub name: String,
+    /// The value as stored now, sealed to the old name.
+    pub old: Vec<u8>,
+    /// The value sealed to the new name.
+    pub new: Vec<u8>,
+}
+
+impl std::fmt::Debug for ResealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResealedSecret")
+            .field("name", &self.name)
+            .field("old", &format_args!("{} bytes", self.old.len()))
+            .field("new", &format_args!("{} bytes", self.new.len()))
+            .finish()
+    }
+}
+
+/// What an export or an import copied: the rows of each table, parents first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TransferSummary {
+    /// Each table copied.
+    pub tables: Vec<TableCount>,
+}
+
+impl TransferSummary {
+    /// The rows of `table`, 0 when it was not copied.
+    pub fn rows(&self, table: &str) -> u64 {
+        self.tables
+            .iter()
+            .find(|t| t.table == table)
+            .map_or(0, |t| t.rows)
+    }
+}
+
+/// The rows copied of one table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableCount {
+    /// The table's name.
+    pub table: String,
+    /// Its rows.
+    pub rows: u64,
+}
+
 /// A stored resource version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceVersion {

@@ -14,6 +14,7 @@ use pikoci_core::secrets::{
     Scope, Secret, SecretError, SecretKind, SecretRequest, SecretSource, SecretTable, SecretValue,
     SecretValues, StoredEntry, StoredValue,
 };
+use pikoci_core::store::ResealedSecret;
 
 pub use cipher::{Cipher, KEY_VARIABLE, MIN_KEY_LEN};
 pub use table::MemoryTable;
@@ -151,6 +152,42 @@ impl SecretStore {
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+
+    /// The `secret` entries of pipeline `old` of `team`, each sealed again for the pipeline's
+    /// new name `new` (the name is part of what a value is sealed to), for
+    /// [`Store::rename_pipeline`](pikoci_core::store::Store::rename_pipeline). Without a key,
+    /// a pipeline that has such entries cannot be renamed.
+    pub async fn reseal_for_rename(
+        &self,
+        team: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<Vec<ResealedSecret>, SecretError> {
+        let from = Scope::pipeline(team, old);
+        let to = Scope::pipeline(team, new);
+        let mut resealed = Vec::new();
+        for entry in self.table.list(&from).await? {
+            let StoredValue::Sealed(sealed) = entry.value else {
+                continue;
+            };
+            let cipher = self.cipher().map_err(|err| {
+                SecretError::new(
+                    err.kind(),
+                    format!(
+                        "pipeline \"{old}\" has secret entries, sealed to its name, and they cannot be sealed to the new one: {err}"
+                    ),
+                )
+            })?;
+            let value = cipher.open(&sealed, &context(&from, &entry.name))?;
+            let new = cipher.seal(&value, &context(&to, &entry.name))?;
+            resealed.push(ResealedSecret {
+                name: entry.name,
+                old: sealed,
+                new,
+            });
+        }
+        Ok(resealed)
     }
 
     /// Deletes an entry; whether it existed.

@@ -436,17 +436,7 @@ pub(crate) async fn logs(
             }
         }
     }
-    // The first page is read before answering, so that a store that fails is an error status.
-    let first = server
-        .store()
-        .read_attempt_log(build.id, attempt, LogPosition::default(), LOG_PAGE)
-        .await?;
-    let pages = LogPages {
-        server,
-        build: build.id,
-        attempt,
-        next: Some(first),
-    };
+    let pages = LogPages::start(server, build.id, attempt..=attempt).await?;
     let (content_type, body) = if json {
         ("application/json", json_log(pages, attempt))
     } else {
@@ -455,38 +445,82 @@ pub(crate) async fn logs(
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
-/// One attempt's log, read a page at a time.
+/// The logs of a range of attempts, one after the other, read a page at a time.
 struct LogPages {
     server: Server,
     build: BuildId,
+    /// The attempt being read, and the last one to read.
     attempt: u32,
-    /// The page read and not sent yet; `None` once the last page was sent.
-    next: Option<Vec<LogChunk>>,
+    last: u32,
+    /// Where the next page of `attempt` starts; `None` once it was read whole.
+    from: Option<LogPosition>,
+    /// A page read and not sent yet.
+    ready: Option<Vec<LogChunk>>,
 }
 
 impl LogPages {
+    /// The pages of `attempts`. The first page is read before answering, so that a store that
+    /// fails is an error status rather than a cut response.
+    async fn start(
+        server: Server,
+        build: BuildId,
+        attempts: std::ops::RangeInclusive<u32>,
+    ) -> ApiResult<LogPages> {
+        let mut pages = LogPages {
+            server,
+            build,
+            attempt: *attempts.start(),
+            last: *attempts.end(),
+            from: Some(LogPosition::default()),
+            ready: None,
+        };
+        pages.ready = Some(pages.read().await?);
+        Ok(pages)
+    }
+
+    /// The next page of the current attempt (empty once it was read whole), moving to the next
+    /// attempt after the last page of one.
+    async fn read(&mut self) -> Result<Vec<LogChunk>, pikoci_core::store::StoreError> {
+        let Some(from) = self.from else {
+            return Ok(Vec::new());
+        };
+        let page = self
+            .server
+            .store()
+            .read_attempt_log(self.build, self.attempt, from, LOG_PAGE)
+            .await?;
+        self.from = match page.last() {
+            Some(last) if page.len() == LOG_PAGE as usize => Some(LogPosition::after(last)),
+            _ if self.attempt < self.last => {
+                self.attempt += 1;
+                Some(LogPosition::default())
+            }
+            _ => None,
+        };
+        Ok(page)
+    }
+
     /// The next page, `None` after the last one. A store error ends the response early (the
     /// client sees a cut connection, not a complete log).
     async fn next(&mut self) -> Option<Result<Vec<LogChunk>, std::io::Error>> {
-        let page = self.next.take()?;
-        if page.len() == LOG_PAGE as usize {
-            let from = page.last().map(LogPosition::after).unwrap_or_default();
-            match self
-                .server
-                .store()
-                .read_attempt_log(self.build, self.attempt, from, LOG_PAGE)
-                .await
-            {
-                Ok(more) if !more.is_empty() => self.next = Some(more),
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(build = %self.build, attempt = self.attempt, error = %err, "a log could not be read to its end");
-                    self.next = None;
-                    return Some(Err(std::io::Error::other(err.to_string())));
-                }
+        loop {
+            let page = match self.ready.take() {
+                Some(page) => page,
+                None if self.from.is_none() => return None,
+                None => match self.read().await {
+                    Ok(page) => page,
+                    Err(err) => {
+                        tracing::warn!(build = %self.build, attempt = self.attempt, error = %err, "a log could not be read to its end");
+                        self.from = None;
+                        return Some(Err(std::io::Error::other(err.to_string())));
+                    }
+                },
+            };
+            // An attempt without output, or one whose last page was exactly full.
+            if !page.is_empty() {
+                return Some(Ok(page));
             }
         }
-        Some(Ok(page))
     }
 }
 
@@ -507,8 +541,23 @@ fn text_log(pages: LogPages, notes: Vec<u8>) -> Body {
 /// The JSON form of an attempt, written as it is read.
 fn json_log(pages: LogPages, attempt: u32) -> Body {
     let open = futures::stream::once(async { Ok(Bytes::from_static(b"{\"data\":[")) });
+    let close = futures::stream::once(async move {
+        let mut out = b"],\"meta\":".to_vec();
+        // A number always serialises.
+        let _ = serde_json::to_writer(&mut out, &LogMeta { attempt });
+        out.push(b'}');
+        Ok(Bytes::from(out))
+    });
+    Body::from_stream(open.chain(json_chunks(pages)).chain(close))
+}
+
+/// The chunks of `pages` as the elements of a JSON array (without its brackets), written as
+/// they are read.
+fn json_chunks(
+    pages: LogPages,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     // The state holds whether no chunk was written yet (no comma before the first one).
-    let chunks = futures::stream::unfold((pages, true), |(mut pages, none_yet)| async move {
+    futures::stream::unfold((pages, true), |(mut pages, none_yet)| async move {
         let page = pages.next().await?;
         let mut at_start = none_yet;
         let bytes = page.map(|chunks| {
@@ -529,15 +578,67 @@ fn json_log(pages: LogPages, attempt: u32) -> Body {
             Bytes::from(out)
         });
         Some((bytes, (pages, at_start)))
-    });
-    let close = futures::stream::once(async move {
-        let mut out = b"],\"meta\":".to_vec();
-        // A number always serialises.
-        let _ = serde_json::to_writer(&mut out, &LogMeta { attempt });
-        out.push(b'}');
-        Ok(Bytes::from(out))
-    });
-    Body::from_stream(open.chain(chunks).chain(close))
+    })
+}
+
+/// A build's report: what a user keeps or attaches to a bug report. Every field but `logs`
+/// is a snapshot; `logs` is written last, as it is read.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BuildReport {
+    /// The version of the server that wrote the report.
+    pikoci_version: &'static str,
+    /// When the report was written (RFC 3339).
+    generated_at: String,
+    /// The build in detail: steps of every attempt, the versions it used, why it is pending.
+    build: BuildView,
+    /// The output of every attempt, in order: attempt, then step, then `seq`.
+    logs: Vec<ChunkView>,
+}
+
+/// `GET …/builds/{bn}/report`: the build and the output of every attempt as one JSON download
+/// (`build-report-<bn>.json`), read and sent a page of log at a time.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/report", tag = "builds", summary = "Download a build's report",
+    params(BuildPath),
+    responses((status = 200, description = "The build and its whole output, as a file to save.", body = BuildReport,
+        headers(("Content-Disposition" = String, description = "`attachment; filename=\"build-report-<bn>.json\"`")))))]
+pub(crate) async fn report(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+) -> ApiResult<Response> {
+    let (scope, build) = scope::build(&server, &path).await?;
+    let resources = server.store().resources(scope.pipeline.id).await?;
+    let view = detailed_view(&server, place(&scope, &resources), &build).await?;
+    let head = BuildReport {
+        pikoci_version: env!("CARGO_PKG_VERSION"),
+        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        build: view,
+        logs: Vec::new(),
+    };
+    // The report with no logs ends `"logs":[]}`: the chunks go between the brackets.
+    let mut open = serde_json::to_vec(&head).map_err(|err| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("failed to write the report of build {}: {err}", path.bn),
+        )
+    })?;
+    debug_assert!(open.ends_with(b"[]}"), "logs is BuildReport's last field");
+    open.truncate(open.len().saturating_sub(2));
+    let pages = LogPages::start(server, build.id, 1..=build.dispatch.attempt.max(1)).await?;
+    let body = futures::stream::once(async move { Ok(Bytes::from(open)) })
+        .chain(json_chunks(pages))
+        .chain(futures::stream::once(async {
+            Ok(Bytes::from_static(b"]}"))
+        }));
+    let disposition = format!("attachment; filename=\"build-report-{}.json\"", path.bn);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// Text from bytes, invalid UTF-8 replaced.

@@ -10,22 +10,26 @@ use utoipa::ToSchema;
 
 use super::builds::place;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::paging::{NameMeta, NamePage, Order};
 use super::pipelines::latest_build;
 use super::scope::{self, JobPath, JobScope, PipelinePath};
 use super::views::{BuildPlace, BuildView, JobView};
-use super::{Data, data};
+use super::{Data, Page, data};
 use crate::Server;
 
-/// `GET …/{pc}/jobs`: the pipeline's jobs in declaration order, each with its latest build.
-#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs", tag = "jobs", summary = "List a pipeline's jobs", params(PipelinePath),
-    responses((status = 200, description = "The pipeline's jobs in declaration order.", body = Data<Vec<JobView>>)))]
+/// `GET …/{pc}/jobs?after=&limit=`: the pipeline's jobs in declaration order, each with its
+/// latest build, a page at a time.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/jobs", tag = "jobs", summary = "List a pipeline's jobs", params(PipelinePath, NamePage),
+    responses((status = 200, description = "The pipeline's jobs in declaration order, a page at a time.", body = Page<Vec<JobView>, NameMeta>)))]
 pub(crate) async fn list(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
-) -> ApiResult<Json<Data<Vec<JobView>>>> {
+    ApiQuery(page): ApiQuery<NamePage>,
+) -> ApiResult<Json<Page<Vec<JobView>, NameMeta>>> {
     let scope = scope::pipeline(&server, &path.tc, &path.pc).await?;
     let jobs = server.store().jobs(scope.pipeline.id).await?;
+    let (jobs, meta) = page.cut(jobs, Order::Declared, |job| &job.name)?;
     let resources = server.store().resources(scope.pipeline.id).await?;
     let mut views = Vec::with_capacity(jobs.len());
     for job in &jobs {
@@ -43,7 +47,7 @@ pub(crate) async fn list(
             latest,
         ));
     }
-    Ok(data(views))
+    Ok(Json(Page { data: views, meta }))
 }
 
 /// `GET …/jobs/{jn}`: the job with its latest build.

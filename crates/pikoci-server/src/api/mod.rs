@@ -23,7 +23,7 @@
 //! |---|---|
 //! | `GET/POST /teams` | teams; `POST {"name"}` |
 //! | `GET/POST /teams/{tc}/pipelines` | pipelines; `POST {"name", "config" or "config_base64", "vars"?, "public"?, "file_name"?}` sets one |
-//! | `GET/PUT/DELETE /teams/{tc}/pipelines/{pc}` | |
+//! | `GET/PUT/DELETE /teams/{tc}/pipelines/{pc}` | `PUT {"name"}` renames |
 //! | `GET/POST /teams/{tc}/secrets`, `DELETE …/secrets/{name}` | the store `pikoci`; `POST {"name", "value", "kind"?}`; the same under `…/{pc}/secrets` |
 //! | `POST …/{pc}/pause`, `unpause`, `expose`, `hide` | |
 //! | `GET …/{pc}/jobs`, `GET …/jobs/{jn}` | jobs with their latest build |
@@ -32,6 +32,7 @@
 //! | `GET …/{pc}/builds` | the pipeline's builds; `?job=` and the same filters |
 //! | `GET …/builds/{bn}`, `POST …/cancel`, `retry`, `approve`, `reject` | |
 //! | `GET …/builds/{bn}/logs`, `GET …/builds/{bn}/events` | text or JSON; Server-Sent Events (`api/events.rs`) |
+//! | `GET …/builds/{bn}/report` | the build and every attempt's output, as a JSON download |
 //! | `GET …/{pc}/resources`, `GET …/resources/{rc}` | |
 //! | `GET …/resources/{rc}/versions` | `?before=&limit=` |
 //! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
@@ -41,11 +42,13 @@
 //! | `GET/POST /teams/{tc}/triggers/{name}` | a trigger stream's events; `POST {"version"?}` fires one |
 //! | `GET …/{pc}/image.dot` | the pipeline as a Graphviz graph |
 //! | `GET …/builds/{bn}/pending_reason` | `{"status", "pending_reason"}` |
+//! | `GET /admin/export`, `POST /admin/import?replace=` | the whole state as a SQLite file, and back (`admin.rs`) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all this (`openapi.rs`) |
 //!
 //! Outside `/api/v1`: `GET /healthz`, `GET /readyz`, and `GET /metrics` (Prometheus's text
 //! format, `metrics.rs`).
 
+mod admin;
 mod builds;
 mod error;
 mod events;
@@ -53,6 +56,7 @@ mod extract;
 mod graph;
 mod jobs;
 mod openapi;
+mod paging;
 mod pipelines;
 mod resources;
 mod scope;
@@ -138,6 +142,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(builds::approve))
         .routes(routes!(builds::reject))
         .routes(routes!(builds::logs))
+        .routes(routes!(builds::report))
         .routes(routes!(events::build_events))
         .routes(routes!(resources::list))
         .routes(routes!(resources::get))
@@ -150,6 +155,8 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(system::workers))
         .routes(routes!(system::workers_health))
         .routes(routes!(system::prune_workers))
+        .routes(routes!(admin::export))
+        .routes(routes!(admin::import))
         .routes(routes!(openapi::document));
     let mut described = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)

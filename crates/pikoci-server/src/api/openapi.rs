@@ -39,6 +39,7 @@ use super::error::ErrorBody;
         (name = "secrets", description = "Entries of the built-in secret store `pikoci`."),
         (name = "triggers", description = "A team's trigger streams, read by its `trigger` resources."),
         (name = "system", description = "Workers, health, readiness, metrics and this document."),
+        (name = "admin", description = "The whole state at once: export and import."),
     )
 )]
 pub(crate) struct ApiDoc;

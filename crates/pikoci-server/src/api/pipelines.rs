@@ -10,31 +10,34 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, DiagnosticView, ErrorBody};
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::paging::{NameMeta, NamePage, Order};
 use super::scope::{self, PipelinePath, PipelineScope, TeamPath};
 use super::views::{
     BuildPlace, BuildView, ChangesView, Deleted, JobSummary, PipelineSetView, PipelineView,
     ResourceView,
 };
-use super::{Data, data};
+use super::{Data, Page, data};
 use crate::{PipelineSet, Server};
 
-/// `GET /teams/{tc}/pipelines`: the team's pipelines by name, each with its jobs and their
-/// latest builds.
-#[utoipa::path(get, path = "/teams/{tc}/pipelines", tag = "pipelines", summary = "List the team's pipelines", params(TeamPath),
-    responses((status = 200, description = "The team's pipelines by name.", body = Data<Vec<PipelineView>>)))]
+/// `GET /teams/{tc}/pipelines?after=&limit=`: the team's pipelines by name, each with its jobs
+/// and their latest builds, a page at a time.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines", tag = "pipelines", summary = "List the team's pipelines", params(TeamPath, NamePage),
+    responses((status = 200, description = "The team's pipelines by name, a page at a time.", body = Page<Vec<PipelineView>, NameMeta>)))]
 pub(crate) async fn list(
     State(server): State<Server>,
     ApiPath(path): ApiPath<TeamPath>,
-) -> ApiResult<Json<Data<Vec<PipelineView>>>> {
+    ApiQuery(page): ApiQuery<NamePage>,
+) -> ApiResult<Json<Page<Vec<PipelineView>, NameMeta>>> {
     let team = scope::team(&server, &path.tc).await?;
     let pipelines = server.store().list_pipelines(team.id).await?;
+    let (pipelines, meta) = page.cut(pipelines, Order::ByName, |p| &p.name)?;
     let mut views = Vec::with_capacity(pipelines.len());
     for pipeline in &pipelines {
         let jobs = job_summaries(&server, &team, pipeline).await?;
         views.push(PipelineView::summary(&team.name, pipeline, jobs));
     }
-    Ok(data(views))
+    Ok(Json(Page { data: views, meta }))
 }
 
 /// `GET /teams/{tc}/pipelines/{pc}`: the pipeline with its file, vars, jobs and resources.
@@ -53,12 +56,13 @@ pub(crate) async fn get(
 /// `{"name", "config": "<HCL text>" | "config_base64": "<base64 of the file>", "vars"?: {...},
 /// "public"?: bool, "file_name"?: "pipeline.hcl"}`. `file_name` names the file in diagnostics
 /// (default `<name>.hcl`). For `PUT`, every field is optional: the stored file and vars are
-/// kept when not given, and `name`, when given, must be the pipeline's.
+/// kept when not given, and a `name` other than the pipeline's renames it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = SetPipeline)]
 pub(crate) struct SetPipelineBody {
-    /// The pipeline's name: lowercase letters, digits, `-` and `_`. Required by `POST`.
+    /// The pipeline's name: lowercase letters, digits, `-` and `_`. Required by `POST`; for
+    /// `PUT`, a new name renames the pipeline.
     name: Option<String>,
     /// The pipeline file, HCL text.
     config: Option<String>,
@@ -144,10 +148,12 @@ pub(crate) async fn create(
     Ok((status, data(view)))
 }
 
-/// `PUT /teams/{tc}/pipelines/{pc}`: changes the file, the vars or the public flag of a
-/// pipeline that exists; same answer as `POST` (with no changes listed when neither the file
-/// nor the vars were given).
-#[utoipa::path(put, path = "/teams/{tc}/pipelines/{pc}", tag = "pipelines", summary = "Change a pipeline's file, vars or visibility", params(PipelinePath),
+/// `PUT /teams/{tc}/pipelines/{pc}`: changes the file, the vars, the public flag or the name
+/// of a pipeline that exists; same answer as `POST` (with no changes listed when neither the
+/// file nor the vars were given). A new file is validated and stored first, then the pipeline
+/// is renamed: a taken name is refused before anything changes, and a file that does not
+/// validate leaves the name as it was.
+#[utoipa::path(put, path = "/teams/{tc}/pipelines/{pc}", tag = "pipelines", summary = "Change a pipeline's file, vars, visibility or name", params(PipelinePath),
     request_body(content = Option<SetPipelineBody>, description = "Every field is optional; may be empty."),
     responses(
         (status = 200, description = "The pipeline, updated: what changed, with its warnings.", body = Data<PipelineSetView>),
@@ -158,17 +164,22 @@ pub(crate) async fn update(
     ApiPath(path): ApiPath<PipelinePath>,
     ApiJson(body): ApiJson<SetPipelineBody>,
 ) -> ApiResult<Json<Data<PipelineSetView>>> {
-    if let Some(name) = &body.name
-        && *name != path.pc
-    {
-        return Err(ApiError::invalid(format!(
-            "pipelines cannot be renamed: set the pipeline as \"{}\" and delete \"{}\"",
-            name.escape_debug(),
-            path.pc
-        )));
-    }
     let text = body.text()?;
     let PipelineScope { team, pipeline } = scope::pipeline(&server, &path.tc, &path.pc).await?;
+    let old_name = pipeline.name.clone();
+    let rename = body.name.as_deref().filter(|name| *name != old_name);
+    if let Some(name) = rename
+        && server.store().pipeline(team.id, name).await.is_ok()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "team {} already has a pipeline \"{name}\": choose another name, or delete that one first",
+                team.name
+            ),
+        ));
+    }
     let set = if text.is_some() || body.vars.is_some() {
         let text = text.unwrap_or_else(|| pipeline.config.clone());
         let vars = body.vars.clone().unwrap_or_else(|| pipeline.vars.clone());
@@ -191,6 +202,19 @@ pub(crate) async fn update(
             },
             warnings: Vec::new(),
         }
+    };
+    let set = match rename {
+        Some(name) => {
+            let renamed = server.rename_pipeline(&team.name, &old_name, name).await?;
+            PipelineSet {
+                outcome: pikoci_core::store::SetPipelineOutcome {
+                    pipeline: renamed,
+                    ..set.outcome
+                },
+                ..set
+            }
+        }
+        None => set,
     };
     Ok(data(set_view(&server, &team, set, body.public).await?))
 }

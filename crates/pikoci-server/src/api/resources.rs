@@ -10,27 +10,37 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::paging::{NameMeta, NamePage, Order};
 use super::scope::{self, PipelinePath, ResourcePath, ResourceScope};
 use super::views::{PageMeta, ResourceView, VersionView};
 use super::{Data, Page, cut_page, data, page_limit};
 use crate::Server;
 
-/// `GET …/{pc}/resources`: the pipeline's resources in declaration order (without webhook
-/// tokens).
-#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/resources", tag = "resources", summary = "List a pipeline's resources", params(PipelinePath),
-    responses((status = 200, description = "The pipeline's resources in declaration order, without webhook tokens.", body = Data<Vec<ResourceView>>)))]
+/// `GET …/{pc}/resources?after=<type.name>&limit=`: the pipeline's resources in declaration
+/// order (without webhook tokens), a page at a time.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/resources", tag = "resources", summary = "List a pipeline's resources", params(PipelinePath, NamePage),
+    responses((status = 200, description = "The pipeline's resources in declaration order, without webhook tokens, a page at a time (`after` is a `type.name`).", body = Page<Vec<ResourceView>, NameMeta>)))]
 pub(crate) async fn list(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
-) -> ApiResult<Json<Data<Vec<ResourceView>>>> {
+    ApiQuery(page): ApiQuery<NamePage>,
+) -> ApiResult<Json<Page<Vec<ResourceView>, NameMeta>>> {
     let scope = scope::pipeline(&server, &path.tc, &path.pc).await?;
-    let resources = server.store().resources(scope.pipeline.id).await?;
-    Ok(data(
-        resources
+    let resources: Vec<(String, _)> = server
+        .store()
+        .resources(scope.pipeline.id)
+        .await?
+        .into_iter()
+        .map(|r| (r.canonical(), r))
+        .collect();
+    let (resources, meta) = page.cut(resources, Order::Declared, |(name, _)| name)?;
+    Ok(Json(Page {
+        data: resources
             .iter()
-            .map(|r| ResourceView::summary(&scope.team.name, &scope.pipeline.name, r))
+            .map(|(_, r)| ResourceView::summary(&scope.team.name, &scope.pipeline.name, r))
             .collect(),
-    ))
+        meta,
+    }))
 }
 
 /// `GET …/resources/{rc}`: the resource with its webhook token.

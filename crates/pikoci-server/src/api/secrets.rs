@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::paging::{NameMeta, NamePage, Order};
 use super::scope::{self, PipelinePath, TeamPath};
 use super::views::Deleted;
-use super::{Data, data};
+use super::{Data, Page, data};
 use crate::{Server, ServerError};
 
 /// `/teams/{tc}/secrets/{name}`.
@@ -93,10 +94,15 @@ fn secret_error(error: SecretError) -> ApiError {
     ApiError::from(ServerError::new(error.kind(), error.full_message()))
 }
 
-async fn list(server: &Server, scope: &Scope) -> ApiResult<Json<Data<Vec<SecretView>>>> {
+async fn list(
+    server: &Server,
+    scope: &Scope,
+    page: &NamePage,
+) -> ApiResult<Json<Page<Vec<SecretView>, NameMeta>>> {
     let entries = server.secrets().list(scope).await.map_err(secret_error)?;
-    Ok(data(
-        entries
+    let (entries, meta) = page.cut(entries, Order::ByName, |entry| &entry.name)?;
+    Ok(Json(Page {
+        data: entries
             .into_iter()
             .map(|entry| SecretView {
                 name: entry.name,
@@ -104,7 +110,8 @@ async fn list(server: &Server, scope: &Scope) -> ApiResult<Json<Data<Vec<SecretV
                 value: entry.plain_value,
             })
             .collect(),
-    ))
+        meta,
+    }))
 }
 
 async fn set(
@@ -160,13 +167,14 @@ async fn delete(server: &Server, scope: &Scope, name: &str) -> ApiResult<Json<Da
 }
 
 /// `GET /teams/{tc}/secrets`: the team's entries by name.
-#[utoipa::path(get, path = "/teams/{tc}/secrets", tag = "secrets", summary = "List the team's secrets", params(TeamPath),
-    responses((status = 200, description = "The team's entries by name.", body = Data<Vec<SecretView>>)))]
+#[utoipa::path(get, path = "/teams/{tc}/secrets", tag = "secrets", summary = "List the team's secrets", params(TeamPath, NamePage),
+    responses((status = 200, description = "The team's entries by name, a page at a time.", body = Page<Vec<SecretView>, NameMeta>)))]
 pub(crate) async fn list_team(
     State(server): State<Server>,
     ApiPath(path): ApiPath<TeamPath>,
-) -> ApiResult<Json<Data<Vec<SecretView>>>> {
-    list(&server, &team_scope(&server, &path.tc).await?).await
+    ApiQuery(page): ApiQuery<NamePage>,
+) -> ApiResult<Json<Page<Vec<SecretView>, NameMeta>>> {
+    list(&server, &team_scope(&server, &path.tc).await?, &page).await
 }
 
 /// `POST /teams/{tc}/secrets {"name", "value", "kind"?}`: 201 when created, 200 when replaced.
@@ -196,13 +204,19 @@ pub(crate) async fn delete_team(
 }
 
 /// `GET /teams/{tc}/pipelines/{pc}/secrets`: the pipeline's own entries (not the team's).
-#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/secrets", tag = "secrets", summary = "List the pipeline's own secrets", params(PipelinePath),
-    responses((status = 200, description = "The pipeline's own entries by name (not the team's).", body = Data<Vec<SecretView>>)))]
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/secrets", tag = "secrets", summary = "List the pipeline's own secrets", params(PipelinePath, NamePage),
+    responses((status = 200, description = "The pipeline's own entries by name (not the team's), a page at a time.", body = Page<Vec<SecretView>, NameMeta>)))]
 pub(crate) async fn list_pipeline(
     State(server): State<Server>,
     ApiPath(path): ApiPath<PipelinePath>,
-) -> ApiResult<Json<Data<Vec<SecretView>>>> {
-    list(&server, &pipeline_scope(&server, &path.tc, &path.pc).await?).await
+    ApiQuery(page): ApiQuery<NamePage>,
+) -> ApiResult<Json<Page<Vec<SecretView>, NameMeta>>> {
+    list(
+        &server,
+        &pipeline_scope(&server, &path.tc, &path.pc).await?,
+        &page,
+    )
+    .await
 }
 
 /// `POST /teams/{tc}/pipelines/{pc}/secrets`: as for a team.

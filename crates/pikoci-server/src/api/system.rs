@@ -10,8 +10,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::ApiQuery;
+use super::paging::{NameMeta, NamePage, Order};
 use super::views::WorkerView;
-use super::{Data, data};
+use super::{Data, Page, data};
 use crate::Server;
 
 /// `{"status": "ok"}`.
@@ -72,15 +74,17 @@ pub(crate) async fn readyz(State(server): State<Server>) -> Response {
     .into_response()
 }
 
-/// `GET /api/v1/workers`: every registered worker, by id: `lost` when it sent no heartbeat
-/// within the server's `worker_lost_after` (15 s), else `draining` when it takes no new work
-/// (shutting down), else `running`.
-#[utoipa::path(get, path = "/workers", tag = "system", summary = "List the workers",
-    responses((status = 200, description = "Every registered worker, by id.", body = Data<Vec<WorkerView>>)))]
+/// `GET /api/v1/workers?after=&limit=`: the registered workers by id, a page at a time: `lost`
+/// when it sent no heartbeat within the server's `worker_lost_after` (15 s), else `draining`
+/// when it takes no new work (shutting down), else `running`.
+#[utoipa::path(get, path = "/workers", tag = "system", summary = "List the workers", params(NamePage),
+    responses((status = 200, description = "The registered workers by id, a page at a time.", body = Page<Vec<WorkerView>, NameMeta>)))]
 pub(crate) async fn workers(
     State(server): State<Server>,
-) -> ApiResult<Json<Data<Vec<WorkerView>>>> {
+    ApiQuery(page): ApiQuery<NamePage>,
+) -> ApiResult<Json<Page<Vec<WorkerView>, NameMeta>>> {
     let workers = server.store().workers().await?;
+    let (workers, meta) = page.cut(workers, Order::ByName, |worker| &worker.worker_id)?;
     let teams: HashMap<_, _> = server
         .store()
         .list_teams()
@@ -90,8 +94,8 @@ pub(crate) async fn workers(
         .collect();
     let now = server.clock().now();
     let lost_after = server.config().worker_lost_after;
-    Ok(data(
-        workers
+    Ok(Json(Page {
+        data: workers
             .iter()
             .map(|worker| {
                 let team = worker.team_id.map(|id| {
@@ -104,7 +108,8 @@ pub(crate) async fn workers(
                 WorkerView::new(worker, team, state)
             })
             .collect(),
-    ))
+        meta,
+    }))
 }
 
 /// `{"pruned": [id]}`: the workers forgotten.

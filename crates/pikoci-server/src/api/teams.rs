@@ -7,17 +7,25 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiQuery};
+use super::paging::{NameMeta, NamePage, Order};
 use super::views::TeamView;
-use super::{Data, data};
+use super::{Data, Page, data};
 use crate::Server;
 
-/// `GET /teams`: every team, by name.
-#[utoipa::path(get, path = "/teams", tag = "teams", summary = "List the teams",
-    responses((status = 200, description = "Every team, by name.", body = Data<Vec<TeamView>>)))]
-pub(crate) async fn list(State(server): State<Server>) -> ApiResult<Json<Data<Vec<TeamView>>>> {
+/// `GET /teams?after=&limit=`: the teams by name, a page at a time.
+#[utoipa::path(get, path = "/teams", tag = "teams", summary = "List the teams", params(NamePage),
+    responses((status = 200, description = "The teams by name, a page at a time.", body = Page<Vec<TeamView>, NameMeta>)))]
+pub(crate) async fn list(
+    State(server): State<Server>,
+    ApiQuery(page): ApiQuery<NamePage>,
+) -> ApiResult<Json<Page<Vec<TeamView>, NameMeta>>> {
     let teams = server.store().list_teams().await?;
-    Ok(data(teams.iter().map(TeamView::new).collect()))
+    let (teams, meta) = page.cut(teams, Order::ByName, |team| &team.name)?;
+    Ok(Json(Page {
+        data: teams.iter().map(TeamView::new).collect(),
+        meta,
+    }))
 }
 
 /// `{"name"}`: a canonical name.

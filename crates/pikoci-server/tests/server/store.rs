@@ -70,6 +70,30 @@ impl Store for BlockingStore {
         run(async move { s.set_pipeline(team, spec, at).await }).await
     }
 
+    async fn export(&self, path: &std::path::Path) -> StoreResult<TransferSummary> {
+        let s = self.0.clone();
+        let path = path.to_owned();
+        run(async move { s.export(&path).await }).await
+    }
+
+    async fn import(&self, path: &std::path::Path, replace: bool) -> StoreResult<TransferSummary> {
+        let s = self.0.clone();
+        let path = path.to_owned();
+        run(async move { s.import(&path, replace).await }).await
+    }
+
+    async fn rename_pipeline(
+        &self,
+        id: PipelineId,
+        name: &str,
+        resealed: &[ResealedSecret],
+    ) -> StoreResult<StoredPipeline> {
+        let s = self.0.clone();
+        let name = name.to_owned();
+        let resealed = resealed.to_vec();
+        run(async move { s.rename_pipeline(id, &name, &resealed).await }).await
+    }
+
     async fn pipeline(&self, team: TeamId, name: &str) -> StoreResult<StoredPipeline> {
         let s = self.0.clone();
         let name = name.to_owned();

@@ -12,6 +12,7 @@ mod pipelines;
 mod resources;
 mod secrets;
 mod teams;
+mod transfer;
 mod triggers;
 mod versions;
 mod workers;
@@ -275,6 +276,23 @@ impl Store for SqlStore {
 
     async fn set_pipeline_public(&self, id: PipelineId, public: bool) -> StoreResult<()> {
         pipelines::set_public(self, id, public).await
+    }
+
+    async fn export(&self, path: &std::path::Path) -> StoreResult<TransferSummary> {
+        transfer::export(self, path).await
+    }
+
+    async fn import(&self, path: &std::path::Path, replace: bool) -> StoreResult<TransferSummary> {
+        transfer::import(self, path, replace).await
+    }
+
+    async fn rename_pipeline(
+        &self,
+        id: PipelineId,
+        name: &str,
+        resealed: &[ResealedSecret],
+    ) -> StoreResult<StoredPipeline> {
+        secrets::rename_pipeline(self, id, name, resealed).await
     }
 
     async fn jobs(&self, pipeline: PipelineId) -> StoreResult<Vec<StoredJob>> {

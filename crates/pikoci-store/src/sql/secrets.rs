@@ -4,15 +4,20 @@
 //! (`plain`); this module never sees a key.
 
 use chrono::Utc;
+use pikoci_core::name::is_canonical;
 use pikoci_core::secrets::{Scope, SecretError, SecretTable, StoredEntry, StoredValue};
-use pikoci_core::store::{StoreError, StoreResult};
+use pikoci_core::store::{PipelineId, ResealedSecret, StoreError, StoreResult, StoredPipeline};
+use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect,
+};
 
 use super::SqlStore;
-use super::convert::ms;
+use super::convert::{self, ms};
 use crate::entity::{pipeline, team};
-use crate::error::Context;
+use crate::error::{Class, Context, classify, db_error};
 
 const SECRET: &str = "secret";
 const PLAIN: &str = "plain";
@@ -24,8 +29,14 @@ struct Owner {
     id: i64,
 }
 
-/// The owner of `scope`'s entries, `None` when its team or pipeline does not exist.
-async fn owner(store: &SqlStore, scope: &Scope) -> StoreResult<Option<Owner>> {
+/// The owner of `scope`'s entries, `None` when its team or pipeline does not exist. With
+/// `lock`, a pipeline's row is locked until the end of the transaction `db` is in: a write
+/// then cannot interleave with a rename (see [`rename_pipeline`]).
+async fn owner<C: ConnectionTrait>(
+    db: &C,
+    scope: &Scope,
+    lock: bool,
+) -> StoreResult<Option<Owner>> {
     let team_name = match scope {
         Scope::Team { team } | Scope::Pipeline { team, .. } => team,
     };
@@ -40,7 +51,7 @@ async fn owner(store: &SqlStore, scope: &Scope) -> StoreResult<Option<Owner>> {
         .column(team::Column::Id)
         .filter(team::Column::Name.eq(team_name.as_str()))
         .into_tuple()
-        .one(store.db())
+        .one(db)
         .await
         .context(context)?;
     let Some(team_id) = team_id else {
@@ -53,15 +64,15 @@ async fn owner(store: &SqlStore, scope: &Scope) -> StoreResult<Option<Owner>> {
             id: team_id,
         }));
     };
-    let pipeline_id: Option<i64> = pipeline::Entity::find()
+    let mut query = pipeline::Entity::find()
         .select_only()
         .column(pipeline::Column::Id)
         .filter(pipeline::Column::TeamId.eq(team_id))
-        .filter(pipeline::Column::Name.eq(name.as_str()))
-        .into_tuple()
-        .one(store.db())
-        .await
-        .context(context)?;
+        .filter(pipeline::Column::Name.eq(name.as_str()));
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let pipeline_id: Option<i64> = query.into_tuple().one(db).await.context(context)?;
     Ok(pipeline_id.map(|id| Owner {
         table: "pipeline_secrets",
         column: "pipeline_id",
@@ -90,7 +101,8 @@ fn stored_value(kind: &str, bytes: Vec<u8>) -> StoreResult<StoredValue> {
 }
 
 async fn put(store: &SqlStore, entry: StoredEntry) -> StoreResult<()> {
-    let Some(owner) = owner(store, &entry.scope).await? else {
+    let txn = store.begin().await?;
+    let Some(owner) = owner(&txn, &entry.scope, true).await? else {
         return Err(StoreError::not_found(format!(
             "{} does not exist",
             describe(&entry.scope)
@@ -127,8 +139,8 @@ async fn put(store: &SqlStore, entry: StoredEntry) -> StoreResult<()> {
                 .to_owned(),
         )
         .to_owned();
-    store.db().execute(&insert).await.context(context)?;
-    Ok(())
+    txn.execute(&insert).await.context(context)?;
+    txn.commit().await.context(context)
 }
 
 async fn select(
@@ -136,7 +148,7 @@ async fn select(
     scope: &Scope,
     name: Option<&str>,
 ) -> StoreResult<Vec<StoredEntry>> {
-    let Some(owner) = owner(store, scope).await? else {
+    let Some(owner) = owner(store.db(), scope, false).await? else {
         return Ok(Vec::new());
     };
     let mut query = Query::select();
@@ -165,7 +177,7 @@ async fn select(
 }
 
 async fn delete(store: &SqlStore, scope: &Scope, name: &str) -> StoreResult<bool> {
-    let Some(owner) = owner(store, scope).await? else {
+    let Some(owner) = owner(store.db(), scope, false).await? else {
         return Ok(false);
     };
     let delete = Query::delete()
@@ -179,6 +191,96 @@ async fn delete(store: &SqlStore, scope: &Scope, name: &str) -> StoreResult<bool
         .await
         .context(|| format!("failed to delete the secret \"{name}\""))?;
     Ok(deleted.rows_affected() > 0)
+}
+
+/// Renames pipeline `id` to `name` and re-seals its `secret` entries, in one transaction (see
+/// [`Store::rename_pipeline`](pikoci_core::store::Store::rename_pipeline)). The pipeline's row
+/// is locked first: a secret written concurrently either went in before (and is among the
+/// entries compared with `resealed`) or looks for the old name after, and finds no pipeline.
+pub(super) async fn rename_pipeline(
+    store: &SqlStore,
+    id: PipelineId,
+    name: &str,
+    resealed: &[ResealedSecret],
+) -> StoreResult<StoredPipeline> {
+    if !is_canonical(name) {
+        return Err(StoreError::invalid_input(format!(
+            "invalid pipeline name \"{}\": use a-z, 0-9, '-' and '_' (at most 255 bytes)",
+            name.escape_debug()
+        )));
+    }
+    let context = || format!("failed to rename pipeline {id} to \"{name}\"");
+    let txn = store.begin().await?;
+    let row = pipeline::Entity::find_by_id(id.0)
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .context(context)?
+        .ok_or_else(|| StoreError::not_found(format!("pipeline {id} does not exist")))?;
+    let old = row.name.clone();
+    if old == name {
+        return convert::pipeline(row);
+    }
+    let taken = pipeline::Entity::find()
+        .filter(pipeline::Column::TeamId.eq(row.team_id))
+        .filter(pipeline::Column::Name.eq(name))
+        .one(&txn)
+        .await
+        .context(context)?;
+    if taken.is_some() {
+        return Err(StoreError::conflict(format!(
+            "the team already has a pipeline \"{name}\": choose another name, or delete that one first"
+        )));
+    }
+    let select = Query::select()
+        .columns(["name", "value"])
+        .from("pipeline_secrets")
+        .and_where(Expr::col("pipeline_id").eq(id.0))
+        .and_where(Expr::col("kind").eq(SECRET))
+        .to_owned();
+    let stored = txn.query_all(&select).await.context(context)?;
+    let mut stored: std::collections::BTreeMap<String, Vec<u8>> = stored
+        .into_iter()
+        .map(|row| Ok((row.try_get("", "name")?, row.try_get("", "value")?)))
+        .collect::<Result<_, sea_orm::DbErr>>()
+        .context(context)?;
+    for entry in resealed {
+        if stored.remove(&entry.name).as_ref() != Some(&entry.old) {
+            return Err(changed(&old));
+        }
+    }
+    if !stored.is_empty() {
+        return Err(changed(&old));
+    }
+    let now = ms(Utc::now());
+    for entry in resealed {
+        let update = Query::update()
+            .table("pipeline_secrets")
+            .value("value", entry.new.clone())
+            .value("updated_at", now)
+            .and_where(Expr::col("pipeline_id").eq(id.0))
+            .and_where(Expr::col("name").eq(entry.name.as_str()))
+            .to_owned();
+        txn.execute(&update).await.context(context)?;
+    }
+    let mut row = row.into_active_model();
+    row.name = Set(name.to_owned());
+    row.updated_at = Set(now);
+    let row = row.update(&txn).await.map_err(|err| match classify(&err) {
+        Class::Duplicate => StoreError::conflict(format!(
+            "the team already has a pipeline \"{name}\": choose another name, or delete that one first"
+        )),
+        _ => db_error(context(), err),
+    })?;
+    txn.commit().await.context(context)?;
+    convert::pipeline(row)
+}
+
+/// The conflict of a rename whose secrets changed after they were sealed again.
+fn changed(pipeline: &str) -> StoreError {
+    StoreError::conflict(format!(
+        "the secrets of pipeline \"{pipeline}\" changed while it was being renamed: rename it again"
+    ))
 }
 
 /// A store failure as the secret store reports it (same kind, same message).

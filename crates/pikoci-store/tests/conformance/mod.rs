@@ -13,6 +13,7 @@ pub(crate) mod pipelines;
 pub(crate) mod resources;
 pub(crate) mod secrets;
 pub(crate) mod server;
+pub(crate) mod transfer;
 
 use std::sync::Arc;
 
@@ -109,6 +110,9 @@ macro_rules! conformance_suite {
             server::trigger_events_are_added_once_per_key,
             server::approvals_count_each_voter_once,
             secrets::secret_entries_are_scoped_replaced_and_deleted,
+            secrets::renaming_a_pipeline_reseals_its_secrets_in_one_go,
+            transfer::export_then_import_brings_everything_back,
+            transfer::an_export_imports_into_an_empty_store,
             monitoring::gauges_count_builds_by_job_and_the_checks,
             monitoring::statements_and_failures_are_counted,
         );

@@ -91,3 +91,82 @@ pub(crate) async fn secret_entries_are_scoped_replaced_and_deleted(
     assert_eq!(table.list(&team).await?.len(), 1);
     Ok(())
 }
+
+pub(crate) async fn renaming_a_pipeline_reseals_its_secrets_in_one_go(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    use pikoci_core::store::{ResealedSecret, Store};
+
+    let s: &dyn Store = fx.s();
+    let w = world(s, "main", vec![job("a")]).await?;
+    let table: &dyn SecretTable = &fx.sql;
+    let old = Scope::pipeline("main", &w.pipeline.name);
+    table
+        .put(entry(&old, "TOKEN", StoredValue::Sealed(vec![1, 2, 3])))
+        .await?;
+    table
+        .put(entry(&old, "REGION", StoredValue::Plain("eu".into())))
+        .await?;
+    let resealed = |old: Vec<u8>, new: Vec<u8>| ResealedSecret {
+        name: "TOKEN".to_owned(),
+        old,
+        new,
+    };
+
+    // What was sealed again must be what is stored: else nothing changes.
+    let stale = s
+        .rename_pipeline(w.pipeline.id, "renamed", &[resealed(vec![9], vec![4])])
+        .await
+        .expect_err("a stale value");
+    assert_eq!(stale.kind(), ErrorKind::Conflict, "{stale}");
+    let missing = s
+        .rename_pipeline(w.pipeline.id, "renamed", &[])
+        .await
+        .expect_err("an entry left out");
+    assert_eq!(missing.kind(), ErrorKind::Conflict, "{missing}");
+    assert_eq!(s.pipeline_by_id(w.pipeline.id).await?.name, w.pipeline.name);
+
+    // A taken name and a name that is not canonical are refused.
+    let other = super::spec("taken", "", super::model(vec![job("b")], Vec::new()));
+    s.set_pipeline(w.team.id, other, super::at(3)).await?;
+    let taken = s
+        .rename_pipeline(w.pipeline.id, "taken", &[resealed(vec![1, 2, 3], vec![4])])
+        .await
+        .expect_err("a taken name");
+    assert_eq!(taken.kind(), ErrorKind::Conflict, "{taken}");
+    let invalid = s
+        .rename_pipeline(w.pipeline.id, "Not Canonical", &[])
+        .await
+        .expect_err("an invalid name");
+    assert_eq!(invalid.kind(), ErrorKind::InvalidInput, "{invalid}");
+
+    let renamed = s
+        .rename_pipeline(
+            w.pipeline.id,
+            "renamed",
+            &[resealed(vec![1, 2, 3], vec![4, 5])],
+        )
+        .await?;
+    assert_eq!(renamed.id, w.pipeline.id);
+    assert_eq!(renamed.name, "renamed");
+    assert_eq!(s.pipeline(w.team.id, "renamed").await?.id, w.pipeline.id);
+    assert!(s.pipeline(w.team.id, &w.pipeline.name).await.is_err());
+    // The jobs stay the pipeline's.
+    assert_eq!(s.jobs(w.pipeline.id).await?.len(), 1);
+    let new = Scope::pipeline("main", "renamed");
+    assert_eq!(
+        table.get(&new, "TOKEN").await?,
+        Some(entry(&new, "TOKEN", StoredValue::Sealed(vec![4, 5])))
+    );
+    assert_eq!(
+        table.get(&new, "REGION").await?,
+        Some(entry(&new, "REGION", StoredValue::Plain("eu".into())))
+    );
+    assert_eq!(table.list(&old).await?, Vec::new());
+    // The same name again changes nothing.
+    assert_eq!(
+        s.rename_pipeline(w.pipeline.id, "renamed", &[]).await?.name,
+        "renamed"
+    );
+    Ok(())
+}

@@ -217,6 +217,99 @@ async fn long_logs_are_sent_whole_and_in_order_page_after_page() {
 }
 
 #[tokio::test]
+async fn a_report_holds_the_build_and_the_output_of_every_attempt() {
+    use pikoci_core::store::{ClaimRequest, NewLogChunk, TeamScope};
+
+    let api = TestApi::with_pipeline().await;
+    let build = api.started_build(api.job_id("build").await).await;
+    api.chunks(&build, &[(0, 0, "first try\n")]).await;
+    // The worker is lost: its lease lapses, the build runs again as attempt 2.
+    api.store()
+        .requeue_expired(super::at(2000), super::at(2000), 3)
+        .await
+        .expect("requeue");
+    let again = api
+        .store()
+        .claim_next_pending(&ClaimRequest {
+            worker_id: "w2".to_owned(),
+            worker_tags: Vec::new(),
+            teams: TeamScope::All,
+            exclusive: false,
+            lease_until: super::at(9000),
+        })
+        .await
+        .expect("claim")
+        .expect("the requeued build");
+    // (Attempts in between, without output, are in the report as nothing.)
+    let attempt = again.dispatch.attempt;
+    assert!(attempt > 1, "{again:?}");
+    for (step, seq, text) in [(1, 0, "second try\n"), (0, 0, "ticked\n")] {
+        api.store()
+            .append_log_chunks(&[NewLogChunk {
+                build_id: build.id,
+                attempt,
+                step,
+                seq,
+                data: text.as_bytes().to_vec(),
+                created_at: super::at(2001),
+            }])
+            .await
+            .expect("chunk");
+    }
+
+    let report = api.get(&format!("{BUILDS}/1/report")).await;
+    assert_eq!(report.status, StatusCode::OK);
+    assert_eq!(
+        report.response_headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"build-report-1.json\""
+    );
+    assert_eq!(
+        report.response_headers[header::CONTENT_TYPE],
+        "application/json"
+    );
+    let report = report.json();
+    assert_eq!(report["pikoci_version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        report["generated_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert_eq!(report["build"]["number"], "1");
+    assert_eq!(report["build"]["attempt"], attempt);
+    assert_eq!(report["build"]["worker"], "w2");
+    assert_eq!(report["build"]["steps"][0]["name"], "tick");
+    let logs: Vec<(u32, u64, &str)> = report["logs"]
+        .as_array()
+        .expect("logs")
+        .iter()
+        .map(|chunk| {
+            (
+                u32::try_from(chunk["attempt"].as_u64().expect("attempt")).expect("an attempt"),
+                chunk["step"].as_u64().expect("step"),
+                chunk["text"].as_str().expect("text"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            (1, 0, "first try\n"),
+            (attempt, 0, "ticked\n"),
+            (attempt, 1, "second try\n")
+        ]
+    );
+
+    // A build without output has an empty list, and an unknown build is a 404.
+    api.pending_build(api.job_id("build").await).await;
+    let quiet = api.get(&format!("{BUILDS}/2/report")).await.json();
+    assert_eq!(quiet["logs"], json!([]));
+    assert_eq!(quiet["build"]["status"], "pending");
+    api.get(&format!("{BUILDS}/9/report"))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
 async fn a_pipelines_builds_are_listed_by_job_and_time() {
     let api = TestApi::with_pipeline().await;
     let build = api.job_id("build").await;

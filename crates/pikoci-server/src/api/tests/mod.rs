@@ -4,6 +4,7 @@
 //! (trigger, cancel, retry, approve, reject, check, webhook, `/readyz`, the pending reason of
 //! a pending build, following a running build) are tested with the service.
 
+mod admin;
 mod builds;
 mod events;
 mod metrics;

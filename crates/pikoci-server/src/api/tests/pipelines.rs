@@ -168,7 +168,7 @@ async fn warnings_of_a_valid_pipeline_are_returned() {
 }
 
 #[tokio::test]
-async fn put_changes_vars_or_the_public_flag_and_refuses_renames() {
+async fn put_changes_vars_or_the_public_flag() {
     let api = TestApi::with_pipeline().await;
     let path = "/api/v1/teams/main/pipelines/demo";
     let answer = api
@@ -192,11 +192,6 @@ async fn put_changes_vars_or_the_public_flag_and_refuses_renames() {
     assert_eq!(set["jobs"]["updated"], json!(["build"]));
     assert_eq!(set["pipeline"]["public"], true);
 
-    let message = api
-        .call(Method::PUT, path, Some(json!({"name": "other"})))
-        .await
-        .error(StatusCode::BAD_REQUEST, "invalid_input");
-    assert!(message.contains("cannot be renamed"), "{message}");
     api.call(
         Method::PUT,
         "/api/v1/teams/main/pipelines/nope",
@@ -207,6 +202,104 @@ async fn put_changes_vars_or_the_public_flag_and_refuses_renames() {
     api.call(Method::PUT, path, Some(json!({"config": "job {"})))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline");
+}
+
+#[tokio::test]
+async fn a_renamed_pipeline_keeps_its_builds_and_secrets() {
+    let api = TestApi::with_pipeline().await;
+    let old = "/api/v1/teams/main/pipelines/demo";
+    api.pending_build(api.job_id("build").await).await;
+    let secret = api
+        .post(
+            &format!("{old}/secrets"),
+            json!({"name": "TOKEN", "value": "pipeline-token"}),
+        )
+        .await;
+    assert_eq!(secret.status, StatusCode::CREATED, "{}", secret.text);
+    api.post(
+        &format!("{old}/secrets"),
+        json!({"name": "REGION", "value": "eu", "kind": "plain"}),
+    )
+    .await;
+
+    let renamed = api
+        .call(
+            Method::PUT,
+            old,
+            Some(json!({"name": "demo-2", "public": true})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    let renamed = renamed.data();
+    assert_eq!(renamed["pipeline"]["name"], "demo-2");
+    assert_eq!(renamed["pipeline"]["public"], true);
+    api.get(old).await.error(StatusCode::NOT_FOUND, "not_found");
+    let new = "/api/v1/teams/main/pipelines/demo-2";
+    let builds = api.get(&format!("{new}/jobs/build/builds")).await.data();
+    assert_eq!(builds[0]["number"], "1");
+    assert_eq!(builds[0]["pipeline"], "demo-2");
+    // The secret was sealed again to the new name: it opens under it.
+    let token = api
+        .server
+        .secrets()
+        .lookup("main", "demo-2", "TOKEN")
+        .await
+        .expect("lookup")
+        .expect("the entry");
+    assert_eq!(token.value.expose(), "pipeline-token");
+    assert_eq!(
+        api.get(&format!("{new}/secrets")).await.data(),
+        json!([
+            {"name": "REGION", "kind": "plain", "value": "eu"},
+            {"name": "TOKEN", "kind": "secret"},
+        ])
+    );
+
+    // A new file and a new name at once: both, or (file invalid) neither.
+    api.call(
+        Method::PUT,
+        new,
+        Some(json!({"name": "demo-3", "config": "job {"})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline");
+    assert_eq!(api.get(new).await.data()["name"], "demo-2");
+    let both = api
+        .call(
+            Method::PUT,
+            new,
+            Some(json!({"name": "demo-3", "config": "job \"build\" {}\n"})),
+        )
+        .await
+        .data();
+    assert_eq!(both["pipeline"]["name"], "demo-3");
+    assert_eq!(both["jobs"]["removed"], json!(["deploy"]));
+    let new = "/api/v1/teams/main/pipelines/demo-3";
+
+    // A taken name is a conflict before anything changes; an invalid one is a 400.
+    api.post(
+        "/api/v1/teams/main/pipelines",
+        json!({"name": "other", "config": "job \"x\" {}\n"}),
+    )
+    .await;
+    let taken = api
+        .call(
+            Method::PUT,
+            new,
+            Some(json!({"name": "other", "config": PIPELINE})),
+        )
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert!(
+        taken.contains("already has a pipeline \"other\""),
+        "{taken}"
+    );
+    assert_eq!(api.get(new).await.data()["config"], "job \"build\" {}\n");
+    let invalid = api
+        .call(Method::PUT, new, Some(json!({"name": "Not Valid"})))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(invalid.contains("invalid pipeline name"), "{invalid}");
 }
 
 #[tokio::test]
@@ -314,4 +407,59 @@ async fn trigger_input_values_of_the_wrong_type_are_refused_before_the_service()
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_input");
     assert!(message.contains("\"environment\" is an array"), "{message}");
+}
+
+#[tokio::test]
+async fn short_lists_come_in_pages_after_a_name() {
+    let api = TestApi::with_pipeline().await;
+    for name in ["zeta", "alpha", "beta"] {
+        let created = api.post("/api/v1/teams", json!({ "name": name })).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    let first = api.get("/api/v1/teams?limit=2").await.json();
+    let names = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|item| item["name"].as_str().expect("a name").to_owned())
+            .collect()
+    };
+    assert_eq!(names(&first), ["alpha", "beta"]);
+    assert_eq!(
+        first["meta"],
+        json!({"has_more": true, "next_after": "beta"})
+    );
+    let rest = api.get("/api/v1/teams?limit=2&after=beta").await.json();
+    assert_eq!(names(&rest), ["main", "zeta"]);
+    assert_eq!(rest["meta"], json!({"has_more": false, "next_after": null}));
+    // A name that is not there still places the page.
+    let after_gone = api.get("/api/v1/teams?after=gamma").await.json();
+    assert_eq!(names(&after_gone), ["main", "zeta"]);
+
+    // Jobs keep the file's order; a page after a job that is gone cannot be placed.
+    let jobs = "/api/v1/teams/main/pipelines/demo/jobs";
+    let page = api.get(&format!("{jobs}?limit=1")).await.json();
+    assert_eq!(names(&page), ["build"]);
+    assert_eq!(page["meta"]["next_after"], "build");
+    let page = api.get(&format!("{jobs}?limit=1&after=build")).await.json();
+    assert_eq!(names(&page), ["deploy"]);
+    assert_eq!(page["meta"]["has_more"], false);
+    let message = api
+        .get(&format!("{jobs}?after=gone"))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(message.contains("list again from the start"), "{message}");
+    api.get("/api/v1/teams?limit=0")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    api.get("/api/v1/teams?page=2")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    // Resources are named `type.name`.
+    let resources = api
+        .get("/api/v1/teams/main/pipelines/demo/resources?limit=1")
+        .await
+        .json();
+    assert_eq!(resources["meta"]["has_more"], false, "{resources:#}");
 }
