@@ -280,6 +280,25 @@ async fn a_user_drives_a_server_from_the_terminal() {
         0,
     );
 
+    // A failed build accepted as a warning; a version added by hand; a team made and deleted.
+    let out = expect(&cli(&["builds", "mark-warning", "demo/fails/1"]), 0);
+    assert!(out.contains("build demo/fails/1 is warning"), "{out}");
+    let out = expect(
+        &cli(&["resources", "add-version", "demo/cron.tick", "time=by-hand"]),
+        0,
+    );
+    assert!(out.contains("added version"), "{out}");
+    let out = expect(
+        &cli(&["resources", "add-version", "demo/cron.tick", "time=by-hand"]),
+        0,
+    );
+    assert!(out.contains("has this version already"), "{out}");
+    expect(&cli(&["teams", "create", "scratch"]), 0);
+    let out = expect(&cli(&["teams", "list"]), 0);
+    assert!(out.contains("scratch") && out.contains("main"), "{out}");
+    expect(&cli(&["teams", "delete", "scratch"]), 2);
+    expect(&cli(&["teams", "delete", "scratch", "--yes"]), 0);
+
     // A renamed pipeline keeps its builds.
     let out = expect(&cli(&["pipelines", "rename", "demo", "demo-2"]), 0);
     assert!(out.contains("renamed pipeline demo to demo-2"), "{out}");

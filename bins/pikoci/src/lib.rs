@@ -71,20 +71,22 @@ enum Command {
     Login(remote::targets::LoginArgs),
     /// List the saved servers, or make one the current target (--delete forgets it).
     Target(remote::targets::TargetArgs),
-    /// A server's pipelines: list, get, set (showing what changes first), delete, pause,
-    /// unpause, expose, hide.
+    /// A server's teams: list, create, delete.
+    Teams(remote::teams::TeamsArgs),
+    /// A server's pipelines: list, get, set (showing what changes first), delete, rename,
+    /// pause, unpause, expose, hide.
     Pipelines(remote::PipelinesArgs),
     /// A pipeline's jobs: list, trigger (--watch follows the build), pause, unpause.
     Jobs(remote::JobsArgs),
-    /// Builds: list, get, watch (live, exits with the build's status), logs, cancel, retry,
-    /// approve, reject.
+    /// Builds: list, get, watch (live, exits with the build's status), logs, report,
+    /// mark-warning, cancel, retry, approve, reject.
     Builds(remote::BuildsArgs),
-    /// A pipeline's resources: list, check, versions, pin, unpin, webhook-url.
+    /// A pipeline's resources: list, check, versions, add-version, pin, unpin, webhook-url.
     Resources(remote::ResourcesArgs),
     /// A team's trigger streams: fire an event (its `trigger` resources get a new version),
     /// list the events.
     Triggers(remote::TriggersArgs),
-    /// The server's workers.
+    /// The server's workers: list, prune the lost ones, delete one.
     Workers(remote::WorkersArgs),
     /// Save the server's whole state (teams, pipelines, builds and their logs, versions,
     /// secrets sealed as they are stored) as a SQLite file: a backup, or a move to another
@@ -150,6 +152,7 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Worker(args) => worker::run(args),
         Command::Login(args) => return remote::targets::login(args),
         Command::Target(args) => return remote::targets::target(args),
+        Command::Teams(args) => return remote::teams::run(args),
         Command::Pipelines(args) => return remote::pipelines::run(args),
         Command::Jobs(args) => return remote::builds::run_jobs(args),
         Command::Builds(args) => return remote::builds::run_builds(args),

@@ -197,6 +197,38 @@ impl Server {
         Ok(retry)
     }
 
+    /// Marks a failed build as a warning: it stays a failure in its history, but counts as
+    /// passed for the jobs downstream, which are looked at again at once.
+    pub(crate) async fn mark_warning(&self, id: BuildId) -> ServerResult<Build> {
+        let store = &self.inner.store;
+        let build = store.build(id).await?;
+        if build.status != BuildStatus::Failed {
+            return Err(ServerError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "build {} is {}: only a failed build can be marked as a warning",
+                    build.number,
+                    build.status.as_str()
+                ),
+            ));
+        }
+        let marked = store
+            .transition_build(&BuildTransition {
+                build_id: id,
+                from: vec![BuildStatus::Failed],
+                to: BuildStatus::Warning,
+                attempt: None,
+                error: None,
+                // Its times stay those of the run.
+                at: build.finished_at.unwrap_or_else(|| self.now()),
+            })
+            .await?;
+        tracing::info!(build = %id, number = %marked.number, "failed build marked as a warning");
+        self.evaluate_downstream(&marked).await?;
+        self.wake_dispatcher();
+        Ok(marked)
+    }
+
     /// Records an approval; the build becomes pending with enough distinct approvers.
     pub(crate) async fn approve(&self, id: BuildId, user: &str) -> ServerResult<Build> {
         let store = &self.inner.store;

@@ -102,6 +102,27 @@ impl Server {
         })
     }
 
+    /// Whether pipeline `old` of `team` can be renamed `new` now: the name is canonical and
+    /// free, and its secrets can be sealed to it (a key is configured when it has any).
+    pub async fn check_rename(&self, team: &str, old: &str, new: &str) -> ServerResult<()> {
+        check_canonical("pipeline", new)?;
+        let found = self.store().team(team).await?;
+        if self.store().pipeline(found.id, new).await.is_ok() {
+            return Err(ServerError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "team {team} already has a pipeline \"{new}\": choose another name, or \
+                     delete that one first"
+                ),
+            ));
+        }
+        self.secrets()
+            .reseal_for_rename(team, old, new)
+            .await
+            .map_err(|error| ServerError::new(error.kind(), error.full_message()))?;
+        Ok(())
+    }
+
     /// Renames pipeline `old` of `team` to `new`. Its jobs, builds, resources and versions
     /// stay its own (they refer to it by id); its store `secret` entries are sealed again for
     /// the new name in the same transaction. `Conflict` when `new` is taken, or when the

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use pikoci_core::ErrorKind;
 use pikoci_core::broker::Broker;
 use pikoci_core::store::{
-    Build, BuildId, JobId, ResourceId, SetPipelineOutcome, Store, StoreResult, StoredResource,
-    TeamId, TransferSummary, TriggerEvent, TriggerEventId,
+    Build, BuildId, JobId, NewVersion, ResourceId, ResourceVersion, SetPipelineOutcome, Store,
+    StoreResult, StoredResource, TeamId, TransferSummary, TriggerEvent, TriggerEventId,
 };
 use pikoci_secrets::SecretStore;
 use tokio_util::sync::CancellationToken;
@@ -134,6 +134,11 @@ impl Server {
         self.cancel(build, None).await
     }
 
+    /// Marks a failed build as a warning: jobs downstream take it as passed.
+    pub async fn mark_build_warning(&self, build: BuildId) -> ServerResult<Build> {
+        self.mark_warning(build).await
+    }
+
     /// Retries a finished build (`N.1`) with the same versions and inputs.
     pub async fn retry_build(&self, build: BuildId) -> ServerResult<Build> {
         self.retry(build).await
@@ -196,7 +201,7 @@ impl Server {
         version: serde_json::Map<String, serde_json::Value>,
     ) -> ServerResult<(TriggerEvent, usize)> {
         check_trigger_name(name)?;
-        check_trigger_version(&version)?;
+        check_version(&version, &RESERVED_TRIGGER_KEYS)?;
         let team = self.inner.store.team(team).await?;
         let canonical = trigger_stream(name);
         let event = self
@@ -214,6 +219,49 @@ impl Server {
             }
         };
         Ok((event, readers))
+    }
+
+    /// Adds `version` (names to strings) to `resource` by hand, as if its check had found it:
+    /// a new version triggers what a checked one would. The version, and whether it is new
+    /// (one that exists already is left as it was, and triggers nothing).
+    pub async fn add_version(
+        &self,
+        resource: &StoredResource,
+        version: serde_json::Map<String, serde_json::Value>,
+    ) -> ServerResult<(ResourceVersion, bool)> {
+        if version.is_empty() {
+            return Err(ServerError::new(
+                ErrorKind::InvalidInput,
+                "the version is empty: give at least one name, e.g. {\"version\": {\"ref\": \"v1.2\"}}",
+            ));
+        }
+        check_version(&version, &[])?;
+        let new = NewVersion {
+            version: version.into(),
+            metadata: serde_json::Value::Null,
+        };
+        let created = self
+            .inner
+            .store
+            .create_versions(resource.id, std::slice::from_ref(&new), self.now())
+            .await?;
+        if let Some(version) = created.first() {
+            self.trigger_from_versions(resource, &created).await?;
+            tracing::info!(resource = %resource.canonical(), version = %version.id, "version added by hand");
+            return Ok((version.clone(), true));
+        }
+        let existing = self
+            .inner
+            .store
+            .find_version(resource.id, &new.version)
+            .await?
+            .ok_or_else(|| {
+                ServerError::new(
+                    ErrorKind::Conflict,
+                    "the version was neither added nor found: try again",
+                )
+            })?;
+        Ok((existing, false))
     }
 
     /// Events of team `team`'s trigger stream `name` after `after`, oldest first.
@@ -325,16 +373,19 @@ fn check_trigger_name(name: &str) -> ServerResult<()> {
     ))
 }
 
-/// A trigger event's version: names (not empty, not reserved) to strings, without NUL
-/// characters (they cannot reach a step's environment).
-fn check_trigger_version(version: &serde_json::Map<String, serde_json::Value>) -> ServerResult<()> {
+/// A version given by a user (a trigger event's, a resource's): names (not empty, not
+/// `reserved`) to strings, without NUL characters (they cannot reach a step's environment).
+fn check_version(
+    version: &serde_json::Map<String, serde_json::Value>,
+    reserved: &[&str],
+) -> ServerResult<()> {
     for (key, value) in version {
         let problem = if key.is_empty() {
             Some("has an empty name".to_owned())
-        } else if RESERVED_TRIGGER_KEYS.contains(&key.as_str()) {
+        } else if reserved.contains(&key.as_str()) {
             Some(format!(
                 "\"{key}\" is set by the server (reserved: {})",
-                RESERVED_TRIGGER_KEYS.join(", ")
+                reserved.join(", ")
             ))
         } else if !value.is_string() {
             Some(format!(

@@ -1,5 +1,5 @@
 //! `pikoci jobs list|trigger|pause|unpause` and `pikoci builds
-//! list|get|watch|logs|report|cancel|retry|approve|reject`.
+//! list|get|watch|logs|report|mark-warning|cancel|retry|approve|reject`.
 
 use std::collections::BTreeMap;
 
@@ -121,6 +121,11 @@ enum BuildsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Mark a failed build as a warning: the jobs downstream take it as passed.
+    MarkWarning {
+        /// The build, as PIPELINE/JOB/NUMBER.
+        build: String,
+    },
     /// Cancel a build.
     Cancel {
         /// The build, as PIPELINE/JOB/NUMBER.
@@ -232,6 +237,9 @@ pub(crate) fn run_builds(args: BuildsArgs) -> std::process::ExitCode {
                 force,
             } => report(&session, &build, output.as_deref(), force).await,
             BuildsCommand::Cancel { build } => act(&session, &build, "cancel", json!({})).await,
+            BuildsCommand::MarkWarning { build } => {
+                act(&session, &build, "warning", json!({})).await
+            }
             BuildsCommand::Retry {
                 build,
                 watch: follow,
@@ -324,12 +332,7 @@ async fn pause_job(session: &Session, job: &str, action: &str) -> anyhow::Result
         .post(&format!("{path}/{action}"), &json!({}))
         .await
         .with_context(|| format!("cannot {action} job {name}"))?;
-    if session.json {
-        session.print_json(&answer.data)?;
-    } else {
-        session.print(&format!("job {name} is {action}d\n"))?;
-    }
-    Ok(Exit::Ok)
+    session.done(&answer.data, &format!("job {name} is {action}d"))
 }
 
 async fn list_builds(
@@ -679,7 +682,14 @@ async fn act(session: &Session, build: &str, action: &str, body: Value) -> anyho
         .client
         .post(&format!("{path}/{action}"), &body)
         .await
-        .with_context(|| format!("cannot {action} build {build}"))?;
+        .with_context(|| {
+            let doing = if action == "warning" {
+                "mark as a warning"
+            } else {
+                action
+            };
+            format!("cannot {doing} build {build}")
+        })?;
     if session.json {
         session.print_json(&answer.data)?;
         return Ok(Exit::Ok);

@@ -15,6 +15,7 @@ pub(crate) mod resources;
 pub(crate) mod state;
 mod table;
 pub(crate) mod targets;
+pub(crate) mod teams;
 
 use std::process::ExitCode;
 
@@ -160,6 +161,16 @@ impl Session {
         } else {
             output::stdout(text)
         }
+    }
+
+    /// What a command did: `data` as JSON with `--json`, else `message` (a line) for people.
+    pub(crate) fn done(&self, data: &Value, message: &str) -> anyhow::Result<Exit> {
+        if self.json {
+            self.print_json(data)?;
+        } else {
+            self.print(&format!("{message}\n"))?;
+        }
+        Ok(Exit::Ok)
     }
 
     /// Prints one JSON value on one line (a stream of them: `--json` with `--watch`).

@@ -515,7 +515,12 @@ async fn set(
         }
         return Ok(Exit::Ok);
     }
-    if !yes && !confirm("apply these changes?")? {
+    if !yes
+        && !confirm(
+            "apply these changes?",
+            "--yes to apply without asking, or --dry-run to only see the changes",
+        )?
+    {
         session.print("nothing was set\n")?;
         return Ok(Exit::Failed);
     }
@@ -551,14 +556,13 @@ async fn set(
     Ok(Exit::Ok)
 }
 
-/// Asks on the terminal; refuses to guess when there is none.
-pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
+/// Asks on the terminal; refuses to guess when there is none, and says what to add instead
+/// (`flags`: "--yes to ...").
+pub(crate) fn confirm(question: &str, flags: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        return Err(UsageError(
-            "standard input is not a terminal, so there is nobody to ask: add --yes to go ahead \
-             without asking"
-                .to_owned(),
-        )
+        return Err(UsageError(format!(
+            "standard input is not a terminal, so there is nobody to ask: add {flags}"
+        ))
         .into());
     }
     // On stderr: stdout may be a file or a pipe, and the question must be seen.
@@ -573,10 +577,13 @@ pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
 
 async fn delete(session: &Session, name: &str, yes: bool) -> anyhow::Result<Exit> {
     if !yes
-        && !confirm(&format!(
-            "delete pipeline {name} of team {} with all its builds and logs?",
-            session.team
-        ))?
+        && !confirm(
+            &format!(
+                "delete pipeline {name} of team {} with all its builds and logs?",
+                session.team
+            ),
+            "--yes to delete without asking",
+        )?
     {
         session.print("nothing was deleted\n")?;
         return Ok(Exit::Failed);
@@ -586,12 +593,7 @@ async fn delete(session: &Session, name: &str, yes: bool) -> anyhow::Result<Exit
         .delete(&session.team_path(&["pipelines", name]))
         .await
         .with_context(|| format!("cannot delete pipeline {name}"))?;
-    if session.json {
-        session.print_json(&answer.data)?;
-    } else {
-        session.print(&format!("deleted pipeline {name}\n"))?;
-    }
-    Ok(Exit::Ok)
+    session.done(&answer.data, &format!("deleted pipeline {name}"))
 }
 
 async fn rename(session: &Session, name: &str, new_name: &str) -> anyhow::Result<Exit> {
@@ -603,12 +605,10 @@ async fn rename(session: &Session, name: &str, new_name: &str) -> anyhow::Result
         )
         .await
         .with_context(|| format!("cannot rename pipeline {name} to {new_name}"))?;
-    if session.json {
-        session.print_json(&answer.data)?;
-    } else {
-        session.print(&format!("renamed pipeline {name} to {new_name}\n"))?;
-    }
-    Ok(Exit::Ok)
+    session.done(
+        &answer.data,
+        &format!("renamed pipeline {name} to {new_name}"),
+    )
 }
 
 async fn flag(session: &Session, name: &str, action: &str) -> anyhow::Result<Exit> {

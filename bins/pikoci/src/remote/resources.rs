@@ -1,5 +1,5 @@
-//! `pikoci resources list|check|versions|pin|unpin|webhook-url`, `pikoci triggers fire|list`
-//! and `pikoci workers list`.
+//! `pikoci resources list|check|versions|add-version|pin|unpin|webhook-url`, `pikoci triggers
+//! fire|list` and `pikoci workers list|prune|delete`.
 
 use anyhow::Context;
 use pikoci_client::model::{Check, Resource, Version, Worker};
@@ -39,6 +39,15 @@ enum ResourcesCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Add a version by hand, as if a check had found it (a commit the check has not reached):
+    /// a new version triggers the jobs a checked one would.
+    AddVersion {
+        /// The resource, as PIPELINE/TYPE.NAME.
+        resource: String,
+        /// The version's fields: NAME=VALUE, e.g. ref=4f1c2a9. At least one.
+        #[arg(value_name = "NAME=VALUE", required = true)]
+        fields: Vec<String>,
+    },
     /// Pin a resource to one of its versions: builds use it until it is unpinned.
     Pin {
         /// The resource, as PIPELINE/TYPE.NAME.
@@ -75,6 +84,11 @@ enum WorkersCommand {
     List,
     /// Forget the lost workers (no heartbeat lately); one that comes back registers again.
     Prune,
+    /// Forget one worker; if it is alive, it registers again with its next heartbeat.
+    Delete {
+        /// The worker's name (see `pikoci workers list`).
+        worker: String,
+    },
 }
 
 /// `pikoci triggers ...`.
@@ -123,17 +137,26 @@ pub(crate) fn run_triggers(args: TriggersArgs) -> std::process::ExitCode {
     })
 }
 
-async fn fire(session: &Session, name: &str, values: &[String]) -> anyhow::Result<Exit> {
+/// `NAME=VALUE` arguments as a version's fields; `what` names them in errors.
+fn version_fields(
+    values: &[String],
+    what: &str,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let mut version = serde_json::Map::new();
     for value in values {
         let Some((key, text)) = value.split_once('=') else {
             return Err(UsageError(format!(
-                "invalid --value \"{value}\": write NAME=VALUE, e.g. --value release=v1.2"
+                "invalid {what} \"{value}\": write NAME=VALUE, e.g. ref=v1.2"
             ))
             .into());
         };
         version.insert(key.trim().to_owned(), text.into());
     }
+    Ok(version)
+}
+
+async fn fire(session: &Session, name: &str, values: &[String]) -> anyhow::Result<Exit> {
+    let version = version_fields(values, "--value")?;
     let answer = session
         .client
         .post(
@@ -235,6 +258,9 @@ pub(crate) fn run(args: ResourcesArgs) -> std::process::ExitCode {
             ResourcesCommand::Versions { resource, limit } => {
                 versions(&session, &resource, limit).await
             }
+            ResourcesCommand::AddVersion { resource, fields } => {
+                add_version(&session, &resource, &fields).await
+            }
             ResourcesCommand::Pin {
                 resource,
                 version_id,
@@ -261,6 +287,7 @@ pub(crate) fn run_workers(args: WorkersArgs) -> std::process::ExitCode {
         match args.command {
             WorkersCommand::List => workers(&session).await,
             WorkersCommand::Prune => prune(&session).await,
+            WorkersCommand::Delete { worker } => delete_worker(&session, &worker).await,
         }
     })
 }
@@ -401,6 +428,40 @@ async fn webhook_url(session: &Session, resource: &str) -> anyhow::Result<Exit> 
         session.print(&format!("{url}\n"))?;
     }
     Ok(Exit::Ok)
+}
+
+async fn add_version(session: &Session, resource: &str, fields: &[String]) -> anyhow::Result<Exit> {
+    let path = resource_path(session, resource)?;
+    let version = version_fields(fields, "field")?;
+    let answer = session
+        .client
+        .post(&format!("{path}/versions"), &json!({ "version": version }))
+        .await
+        .with_context(|| format!("cannot add a version to resource {resource}"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let id = &answer.data["id"];
+    if answer.status == 201 {
+        session.print(&format!(
+            "added version {id} to resource {resource}: the jobs it triggers start on it\n"
+        ))?;
+    } else {
+        session.print(&format!(
+            "resource {resource} has this version already (version {id}): nothing was triggered\n"
+        ))?;
+    }
+    Ok(Exit::Ok)
+}
+
+async fn delete_worker(session: &Session, worker: &str) -> anyhow::Result<Exit> {
+    let answer = session
+        .client
+        .delete(&pikoci_client::path(&["workers", worker]))
+        .await
+        .with_context(|| format!("cannot forget worker {worker}"))?;
+    session.done(&answer.data, &format!("forgot worker {worker}"))
 }
 
 async fn prune(session: &Session) -> anyhow::Result<Exit> {

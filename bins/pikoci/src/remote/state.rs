@@ -77,11 +77,14 @@ pub(crate) fn import(args: ImportArgs) -> std::process::ExitCode {
             .with_context(|| format!("cannot open {}", args.file.display()))?;
         if args.replace
             && !args.yes
-            && !confirm(&format!(
-                "replace everything {} holds (pipelines, builds, logs, secrets) by {}?",
-                session.client.server(),
-                args.file.display()
-            ))?
+            && !confirm(
+                &format!(
+                    "replace everything {} holds (pipelines, builds, logs, secrets) by {}?",
+                    session.client.server(),
+                    args.file.display()
+                ),
+                "--yes to replace without asking",
+            )?
         {
             session.print("nothing was imported\n")?;
             return Ok(Exit::Failed);

@@ -359,6 +359,9 @@ pub trait Store: Send + Sync + Debug {
     /// Every registered worker, by id.
     async fn workers(&self) -> StoreResult<Vec<Worker>>;
 
+    /// Forgets one worker (it registers again with its next heartbeat); whether it was known.
+    async fn delete_worker(&self, worker_id: &str) -> StoreResult<bool>;
+
     /// Forgets workers silent since before `cutoff`; returns their ids.
     async fn delete_workers_before(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<String>>;
 

@@ -295,6 +295,22 @@ pub(crate) async fn retry(
     ))
 }
 
+/// `POST …/builds/{bn}/warning`: marks a failed build as a warning (its jobs downstream take
+/// it as passed, and are looked at again at once); the build (summary).
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/warning", tag = "builds", summary = "Mark a failed build as a warning", params(BuildPath),
+    responses(
+        (status = 200, description = "The build (summary), now `warning`.", body = Data<BuildView>),
+        (status = 409, description = "The build did not fail (`conflict`).", body = ErrorBody<'_>),
+    ))]
+pub(crate) async fn mark_warning(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<BuildPath>,
+) -> ApiResult<Json<Data<BuildView>>> {
+    let (scope, build) = scope::build(&server, &path).await?;
+    let marked = server.mark_build_warning(build.id).await?;
+    Ok(data(summary(&server, &scope, &marked).await?))
+}
+
 /// `{"message"?}` of an approval (not stored yet: the service records the approver only).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

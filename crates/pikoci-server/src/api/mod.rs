@@ -22,6 +22,7 @@
 //! | route | |
 //! |---|---|
 //! | `GET/POST /teams` | teams; `POST {"name"}` |
+//! | `GET/DELETE /teams/{tc}` | a team; deleting it deletes everything it owns |
 //! | `GET/POST /teams/{tc}/pipelines` | pipelines; `POST {"name", "config" or "config_base64", "vars"?, "public"?, "file_name"?}` sets one |
 //! | `GET/PUT/DELETE /teams/{tc}/pipelines/{pc}` | `PUT {"name"}` renames |
 //! | `GET/POST /teams/{tc}/secrets`, `DELETE …/secrets/{name}` | the store `pikoci`; `POST {"name", "value", "kind"?}`; the same under `…/{pc}/secrets` |
@@ -30,19 +31,21 @@
 //! | `POST …/jobs/{jn}/pause`, `unpause`, `trigger` | `trigger {"input_values"?}` |
 //! | `GET …/jobs/{jn}/builds` | `?before=&limit=&status=&since=` |
 //! | `GET …/{pc}/builds` | the pipeline's builds; `?job=` and the same filters |
-//! | `GET …/builds/{bn}`, `POST …/cancel`, `retry`, `approve`, `reject` | |
+//! | `GET …/builds/{bn}`, `POST …/cancel`, `retry`, `approve`, `reject`, `warning` | |
 //! | `GET …/builds/{bn}/logs`, `GET …/builds/{bn}/events` | text or JSON; Server-Sent Events (`api/events.rs`) |
 //! | `GET …/builds/{bn}/report` | the build and every attempt's output, as a JSON download |
 //! | `GET …/{pc}/resources`, `GET …/resources/{rc}` | |
-//! | `GET …/resources/{rc}/versions` | `?before=&limit=` |
+//! | `GET …/resources/{rc}/versions` | `?before=&limit=`; `POST {"version"}` adds one by hand |
 //! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
 //! | `POST /webhooks/{token}` | any body |
 //! | `GET /workers`, `GET /workers/health` | workers; whether one can take work now |
 //! | `POST /workers/prune` | forgets the lost workers |
+//! | `DELETE /workers/{id}` | forgets one worker |
 //! | `GET/POST /teams/{tc}/triggers/{name}` | a trigger stream's events; `POST {"version"?}` fires one |
 //! | `GET …/{pc}/image.dot` | the pipeline as a Graphviz graph |
 //! | `GET …/builds/{bn}/pending_reason` | `{"status", "pending_reason"}` |
 //! | `GET /admin/export`, `POST /admin/import?replace=` | the whole state as a SQLite file, and back (`admin.rs`) |
+//! | `GET /version` | `{"version"}` |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all this (`openapi.rs`) |
 //!
 //! Outside `/api/v1`: `GET /healthz`, `GET /readyz`, and `GET /metrics` (Prometheus's text
@@ -112,6 +115,7 @@ pub fn router(server: Server) -> Router {
 pub(crate) fn described() -> OpenApiRouter<Server> {
     let api = OpenApiRouter::new()
         .routes(routes!(teams::list, teams::create))
+        .routes(routes!(teams::get, teams::delete))
         .routes(routes!(secrets::list_team, secrets::set_team))
         .routes(routes!(secrets::delete_team))
         .routes(routes!(triggers::fire, triggers::list))
@@ -139,6 +143,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(builds::pending_reason))
         .routes(routes!(builds::cancel))
         .routes(routes!(builds::retry))
+        .routes(routes!(builds::mark_warning))
         .routes(routes!(builds::approve))
         .routes(routes!(builds::reject))
         .routes(routes!(builds::logs))
@@ -146,7 +151,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(events::build_events))
         .routes(routes!(resources::list))
         .routes(routes!(resources::get))
-        .routes(routes!(resources::versions))
+        .routes(routes!(resources::versions, resources::add_version))
         .routes(routes!(resources::check))
         .routes(routes!(resources::pin))
         .routes(routes!(resources::unpin))
@@ -155,8 +160,10 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(system::workers))
         .routes(routes!(system::workers_health))
         .routes(routes!(system::prune_workers))
+        .routes(routes!(system::delete_worker))
         .routes(routes!(admin::export))
         .routes(routes!(admin::import))
+        .routes(routes!(system::version))
         .routes(routes!(openapi::document));
     let mut described = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)

@@ -52,7 +52,7 @@ pub(crate) struct ApiDoc;
 pub(crate) struct Conventions;
 
 /// Operations that read no store, and answer whatever happens.
-const STORELESS: [&str; 2] = ["system_healthz", "system_document"];
+const STORELESS: [&str; 3] = ["system_healthz", "system_document", "system_version"];
 
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut openapi::OpenApi) {

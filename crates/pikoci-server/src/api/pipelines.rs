@@ -168,17 +168,9 @@ pub(crate) async fn update(
     let PipelineScope { team, pipeline } = scope::pipeline(&server, &path.tc, &path.pc).await?;
     let old_name = pipeline.name.clone();
     let rename = body.name.as_deref().filter(|name| *name != old_name);
-    if let Some(name) = rename
-        && server.store().pipeline(team.id, name).await.is_ok()
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "team {} already has a pipeline \"{name}\": choose another name, or delete that one first",
-                team.name
-            ),
-        ));
+    if let Some(name) = rename {
+        // Before the file is stored: a rename that cannot happen changes nothing.
+        server.check_rename(&team.name, &old_name, name).await?;
     }
     let set = if text.is_some() || body.vars.is_some() {
         let text = text.unwrap_or_else(|| pipeline.config.clone());

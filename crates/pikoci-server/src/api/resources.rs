@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use pikoci_core::ErrorKind;
 use pikoci_core::store::VersionId;
 use serde::{Deserialize, Serialize};
@@ -96,6 +97,41 @@ pub(crate) async fn versions(
             .map(|version| VersionView::new(&scope.resource, version))
             .collect(),
     }))
+}
+
+/// `{"version": {"name": "value"}}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = AddVersion)]
+pub(crate) struct AddVersionBody {
+    /// The version: names to strings, as the resource's check would give it
+    /// (`{"ref": "4f1c2a9"}`).
+    #[schema(value_type = BTreeMap<String, String>)]
+    version: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `POST …/resources/{rc}/versions`: adds a version by hand, as if a check had found it (to
+/// build a commit the check has not reached, or one it never will): 201 with the version when
+/// it is new, and the jobs a new version triggers start on it; 200 with it when it existed.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/versions", tag = "resources", summary = "Add a version by hand", params(ResourcePath),
+    request_body = AddVersionBody,
+    responses(
+        (status = 201, description = "The version, new: it triggers what a checked one would.", body = Data<VersionView>),
+        (status = 200, description = "The version, which existed already (nothing is triggered).", body = Data<VersionView>),
+    ))]
+pub(crate) async fn add_version(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<ResourcePath>,
+    ApiJson(body): ApiJson<AddVersionBody>,
+) -> ApiResult<(StatusCode, Json<Data<VersionView>>)> {
+    let scope = scope::resource(&server, &path).await?;
+    let (version, created) = server.add_version(&scope.resource, body.version).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, data(VersionView::new(&scope.resource, &version))))
 }
 
 /// `POST …/resources/{rc}/check`: checks the resource now; the resource as it is then.

@@ -6,13 +6,13 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::ApiQuery;
+use super::extract::{ApiPath, ApiQuery};
 use super::paging::{NameMeta, NamePage, Order};
-use super::views::WorkerView;
+use super::views::{Deleted, WorkerView};
 use super::{Data, Page, data};
 use crate::Server;
 
@@ -28,6 +28,22 @@ pub(crate) struct Health {
     responses((status = 200, description = "The process answers.", body = Health)))]
 pub(crate) async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
+}
+
+/// `{"version"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Version {
+    /// The server's version: `0.1.0`.
+    version: &'static str,
+}
+
+/// `GET /api/v1/version`: the server's version.
+#[utoipa::path(get, path = "/version", tag = "system", summary = "The server's version",
+    responses((status = 200, description = "The server's version.", body = Data<Version>)))]
+pub(crate) async fn version() -> Json<Data<Version>> {
+    data(Version {
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// `{"status": "ready", "store": true, "broker": true}`.
@@ -132,6 +148,32 @@ pub(crate) async fn prune_workers(State(server): State<Server>) -> ApiResult<Jso
         tracing::info!(workers = ?pruned, "lost workers forgotten");
     }
     Ok(data(Pruned { pruned }))
+}
+
+/// `/workers/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct WorkerPath {
+    /// The worker's id (its `--name`, or by default a name made from its host name).
+    id: String,
+}
+
+/// `DELETE /api/v1/workers/{id}`: forgets one worker, as `prune` does the lost ones. A worker
+/// that is alive registers again with its next heartbeat: to stop one, stop its process.
+#[utoipa::path(delete, path = "/workers/{id}", tag = "system", summary = "Forget a worker", params(WorkerPath),
+    responses((status = 200, description = "The worker, forgotten.", body = Data<Deleted>)))]
+pub(crate) async fn delete_worker(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<WorkerPath>,
+) -> ApiResult<Json<Data<Deleted>>> {
+    if !server.store().delete_worker(&path.id).await? {
+        return Err(ApiError::not_found(format!(
+            "there is no worker \"{}\" (`GET /api/v1/workers` lists them)",
+            path.id.escape_debug()
+        )));
+    }
+    tracing::info!(worker = %path.id, "worker forgotten");
+    Ok(data(Deleted { deleted: path.id }))
 }
 
 /// `GET /api/v1/workers/health`: whether a worker can take work now, for a banner or a

@@ -7,9 +7,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::paging::{NameMeta, NamePage, Order};
-use super::views::TeamView;
+use super::scope::{self, TeamPath};
+use super::views::{Deleted, TeamView};
 use super::{Data, Page, data};
 use crate::Server;
 
@@ -56,4 +57,29 @@ pub(crate) async fn create(
         .await?;
     tracing::info!(team = %team.name, "team created");
     Ok((StatusCode::CREATED, data(TeamView::new(&team))))
+}
+
+/// `GET /teams/{tc}`: the team.
+#[utoipa::path(get, path = "/teams/{tc}", tag = "teams", summary = "Get a team", params(TeamPath),
+    responses((status = 200, description = "The team.", body = Data<TeamView>)))]
+pub(crate) async fn get(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<TeamPath>,
+) -> ApiResult<Json<Data<TeamView>>> {
+    let team = scope::team(&server, &path.tc).await?;
+    Ok(data(TeamView::new(&team)))
+}
+
+/// `DELETE /teams/{tc}`: `{"deleted": "<name>"}`; its pipelines with their builds, logs,
+/// resources and versions, its secrets and its trigger streams go with it.
+#[utoipa::path(delete, path = "/teams/{tc}", tag = "teams", summary = "Delete a team and everything it owns", params(TeamPath),
+    responses((status = 200, description = "The team and everything it owned, deleted.", body = Data<Deleted>)))]
+pub(crate) async fn delete(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<TeamPath>,
+) -> ApiResult<Json<Data<Deleted>>> {
+    let team = scope::team(&server, &path.tc).await?;
+    server.store().delete_team(team.id).await?;
+    tracing::info!(team = %team.name, "team deleted");
+    Ok(data(Deleted { deleted: team.name }))
 }

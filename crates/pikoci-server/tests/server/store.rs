@@ -440,6 +440,12 @@ impl Store for BlockingStore {
         run(async move { s.workers().await }).await
     }
 
+    async fn delete_worker(&self, worker_id: &str) -> StoreResult<bool> {
+        let s = self.0.clone();
+        let worker_id = worker_id.to_owned();
+        run(async move { s.delete_worker(&worker_id).await }).await
+    }
+
     async fn delete_workers_before(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<String>> {
         let s = self.0.clone();
         run(async move { s.delete_workers_before(cutoff).await }).await

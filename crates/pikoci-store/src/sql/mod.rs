@@ -554,6 +554,10 @@ impl Store for SqlStore {
         workers::list(self).await
     }
 
+    async fn delete_worker(&self, worker_id: &str) -> StoreResult<bool> {
+        workers::delete(self, worker_id).await
+    }
+
     async fn delete_workers_before(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<String>> {
         workers::delete_before(self, cutoff).await
     }

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use pikoci_core::ErrorKind;
-use pikoci_core::store::{StoreError, StoreResult, TableCount, TransferSummary};
+use pikoci_core::store::{BuildStatus, StoreError, StoreResult, TableCount, TransferSummary};
 use sea_orm::sea_query::Query;
 use sea_orm::{
     AccessMode, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityName, EntityTrait,
@@ -165,8 +165,11 @@ pub(super) async fn export(store: &SqlStore, path: &Path) -> StoreResult<Transfe
         Ok::<_, StoreError>(summary)
     }
     .await;
-    target.close().await?;
-    copied
+    // The export's own error, if any, is the one to report.
+    let closed = target.close().await;
+    let summary = copied?;
+    closed?;
+    Ok(summary)
 }
 
 /// Replaces the whole state (but the workers' registry) by the one exported into the SQLite
@@ -190,22 +193,25 @@ pub(super) async fn import(
     }
     let source = SqlStore::open(&sqlite_url(path)?).await?;
     let imported = async {
-        let known = SqlStore::known_migrations();
-        let applied = source.applied_migrations().await.map_err(|err| {
-            StoreError::invalid_input(format!(
-                "the file is not a PikoCI export: {}",
-                err.full_message()
-            ))
-        })?;
-        if let Some(newer) = applied.iter().find(|name| !known.contains(name)) {
-            return Err(StoreError::invalid_input(format!(
-                "the export was made by a newer PikoCI (it has migration {newer}, which this \
-                 server does not know): upgrade this server, then import it"
-            )));
-        }
+        check_export(&source).await?;
         source.migrate().await?;
         let context = || "failed to import the export".to_owned();
         let txn = store.begin().await?;
+        let running = build::Entity::find()
+            .filter(build::Column::Status.is_in([
+                BuildStatus::Assigned.as_str(),
+                BuildStatus::Started.as_str(),
+            ]))
+            .count(&txn)
+            .await
+            .context(context)?;
+        if running > 0 {
+            return Err(StoreError::conflict(format!(
+                "{running} build{} running on this server: an import replaces them while their \
+                 workers would still report on them, so wait for them or cancel them, then import",
+                if running == 1 { " is" } else { "s are" }
+            )));
+        }
         if !replace {
             let held = holdings(&txn).await.context(context)?;
             if !held.is_empty() {
@@ -235,8 +241,56 @@ pub(super) async fn import(
         Ok::<_, StoreError>(summary)
     }
     .await;
-    source.close().await?;
-    imported
+    // The import's own error, if any, is the one to report.
+    let closed = source.close().await;
+    let summary = imported?;
+    closed?;
+    Ok(summary)
+}
+
+/// Refuses a file that is not a PikoCI export, or one made by a newer PikoCI, before anything
+/// is written to it: its record of migrations is read as it is (asking the migrator would
+/// create the record in any SQLite file).
+async fn check_export(source: &SqlStore) -> StoreResult<()> {
+    let not_export = |why: &str| {
+        StoreError::invalid_input(format!(
+            "the file is not a PikoCI export ({why}): give a file `pikoci export` wrote"
+        ))
+    };
+    let record = source
+        .db()
+        .query_all_raw(sea_orm::Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'pikoci_migrations'",
+        ))
+        .await
+        .map_err(|_| not_export("it cannot be read as a SQLite database"))?;
+    if record.is_empty() {
+        return Err(not_export("it has no record of PikoCI's migrations"));
+    }
+    let rows = source
+        .db()
+        .query_all_raw(sea_orm::Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT version FROM pikoci_migrations",
+        ))
+        .await
+        .map_err(|_| not_export("its record of migrations cannot be read"))?;
+    let applied: Vec<String> = rows
+        .iter()
+        .filter_map(|row| row.try_get::<String>("", "version").ok())
+        .collect();
+    let known = SqlStore::known_migrations();
+    if !known.first().is_some_and(|first| applied.contains(first)) {
+        return Err(not_export("PikoCI's first migration is not in it"));
+    }
+    if let Some(newer) = applied.iter().find(|name| !known.contains(name)) {
+        return Err(StoreError::invalid_input(format!(
+            "the export was made by a newer PikoCI (it has migration {newer}, which this server \
+             does not know): upgrade this server, then import it"
+        )));
+    }
+    Ok(())
 }
 
 /// What a store holds besides empty teams, as `3 pipelines, 1 team secret`; empty when it

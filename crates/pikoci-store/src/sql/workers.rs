@@ -85,6 +85,15 @@ pub(super) async fn list(store: &SqlStore) -> StoreResult<Vec<Worker>> {
         .collect()
 }
 
+pub(super) async fn delete(store: &SqlStore, worker_id: &str) -> StoreResult<bool> {
+    let deleted = worker::Entity::delete_many()
+        .filter(worker::Column::WorkerId.eq(worker_id))
+        .exec(store.db())
+        .await
+        .context(|| format!("failed to forget worker \"{worker_id}\""))?;
+    Ok(deleted.rows_affected > 0)
+}
+
 pub(super) async fn delete_before(
     store: &SqlStore,
     cutoff: DateTime<Utc>,

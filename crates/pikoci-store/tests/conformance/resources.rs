@@ -455,6 +455,11 @@ pub(crate) async fn heartbeats_register_and_update_workers(fx: &Fixture) -> anyh
         .map(|w| w.worker_id)
         .collect();
     assert_eq!(left, HashSet::from(["w1".to_owned()]));
+    // One worker forgotten by its id, whatever its last heartbeat.
+    s.record_heartbeat(&beat("w3", 21, &[])).await?;
+    assert!(s.delete_worker("w3").await?);
+    assert!(!s.delete_worker("w3").await?);
+    assert_eq!(s.workers().await?.len(), 1);
     expect_kind(
         s.record_heartbeat(&beat("", 30, &[])).await,
         ErrorKind::InvalidInput,

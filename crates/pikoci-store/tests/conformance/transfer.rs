@@ -111,11 +111,37 @@ pub(crate) async fn export_then_import_brings_everything_back(fx: &Fixture) -> a
     assert!(next.id.0 > build.id.0, "{next:?}");
     assert_eq!(next.number.to_string(), "2");
 
-    // A file that is not an export is refused, and changes nothing.
+    // A file that is not an export is refused, and changes nothing: not a database, or
+    // another program's SQLite database (which is left as it was).
     let junk = dir.path().join("junk.db");
     std::fs::write(&junk, b"not a database")?;
     expect_kind(s.import(&junk, true).await, ErrorKind::InvalidInput);
+    let other = dir.path().join("other.db");
+    let foreign =
+        sea_orm::Database::connect(format!("sqlite://{}?mode=rwc", other.display())).await?;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &foreign,
+        "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');",
+    )
+    .await?;
+    foreign.close().await?;
+    let size = std::fs::metadata(&other)?.len();
+    expect_kind(s.import(&other, true).await, ErrorKind::InvalidInput);
+    assert_eq!(
+        std::fs::metadata(&other)?.len(),
+        size,
+        "the foreign file was written to"
+    );
     assert_eq!(s.list_teams().await?.len(), 2);
+
+    // Nor is an import taken while builds run here: their workers would report on them.
+    let running = s.create_build(pending(w.job("b"), 10)).await?;
+    let claimed = s
+        .claim_next_pending(&super::claim("w9", 100))
+        .await?
+        .expect("a pending build");
+    assert!(claimed.id == running.id || claimed.job_id == w.job("b"));
+    expect_kind(s.import(&file, true).await, ErrorKind::Conflict);
     Ok(())
 }
 

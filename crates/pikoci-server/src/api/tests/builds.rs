@@ -360,3 +360,31 @@ async fn a_pipelines_builds_are_listed_by_job_and_time() {
         .error(StatusCode::BAD_REQUEST, "invalid_input");
     assert!(message.contains("one job's already"), "{message}");
 }
+
+#[tokio::test]
+async fn a_failed_build_is_marked_as_a_warning() {
+    let api = TestApi::with_pipeline().await;
+    let build = api.started_build(api.job_id("build").await).await;
+    let warning = format!("{BUILDS}/1/warning");
+    let message = api
+        .post(&warning, json!({}))
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert!(message.contains("only a failed build"), "{message}");
+    let failed = api
+        .transition(&build, BuildStatus::Started, BuildStatus::Failed, 40)
+        .await;
+    let marked = api.post(&warning, json!({})).await.data();
+    assert_eq!(marked["status"], "warning");
+    let view = api.get(&format!("{BUILDS}/1")).await.data();
+    assert_eq!(view["status"], "warning");
+    // Its times are those of its run.
+    assert_eq!(
+        api.store()
+            .build(build.id)
+            .await
+            .expect("build")
+            .finished_at,
+        failed.finished_at
+    );
+}

@@ -451,6 +451,45 @@ async fn workers_are_running_or_lost_by_their_last_heartbeat() {
     assert_eq!(workers[0]["id"], "w-fresh");
     let pruned = api.post("/api/v1/workers/prune", json!({})).await.data();
     assert_eq!(pruned, json!({"pruned": []}));
+    // One worker is forgotten by its name, alive or not.
+    let deleted = api
+        .call(Method::DELETE, "/api/v1/workers/w-fresh", None)
+        .await
+        .data();
+    assert_eq!(deleted, json!({"deleted": "w-fresh"}));
+    let message = api
+        .call(Method::DELETE, "/api/v1/workers/w-fresh", None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    assert!(message.contains("no worker \"w-fresh\""), "{message}");
+}
+
+#[tokio::test]
+async fn the_version_is_the_servers() {
+    let api = TestApi::new().await;
+    assert_eq!(
+        api.get("/api/v1/version").await.data(),
+        json!({"version": env!("CARGO_PKG_VERSION")})
+    );
+}
+
+#[tokio::test]
+async fn a_team_is_read_and_deleted_with_what_it_owns() {
+    let api = TestApi::with_pipeline().await;
+    let team = api.get("/api/v1/teams/main").await.data();
+    assert_eq!(team["name"], "main");
+    api.get("/api/v1/teams/nope")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    let deleted = api
+        .call(Method::DELETE, "/api/v1/teams/main", None)
+        .await
+        .data();
+    assert_eq!(deleted, json!({"deleted": "main"}));
+    api.get("/api/v1/teams/main/pipelines/demo")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(api.get("/api/v1/teams").await.data(), json!([]));
 }
 
 #[tokio::test]

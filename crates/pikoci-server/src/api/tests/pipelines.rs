@@ -296,10 +296,15 @@ async fn a_renamed_pipeline_keeps_its_builds_and_secrets() {
     );
     assert_eq!(api.get(new).await.data()["config"], "job \"build\" {}\n");
     let invalid = api
-        .call(Method::PUT, new, Some(json!({"name": "Not Valid"})))
+        .call(
+            Method::PUT,
+            new,
+            Some(json!({"name": "Not Valid", "config": PIPELINE})),
+        )
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_input");
     assert!(invalid.contains("invalid pipeline name"), "{invalid}");
+    assert_eq!(api.get(new).await.data()["config"], "job \"build\" {}\n");
 }
 
 #[tokio::test]

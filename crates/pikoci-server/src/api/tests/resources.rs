@@ -194,3 +194,43 @@ async fn a_webhook_token_is_regenerated() {
     assert_eq!(resource(&api).await.webhook_token, token);
     assert_eq!(api.get(RESOURCE).await.data()["webhook_token"], token);
 }
+
+#[tokio::test]
+async fn a_version_added_by_hand_triggers_what_a_checked_one_would() {
+    let api = TestApi::with_pipeline().await;
+    let versions = format!("{RESOURCE}/versions");
+    let added = api
+        .post(&versions, json!({"version": {"ref": "4f1c2a9"}}))
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let added = added.data();
+    assert_eq!(added["version"], json!({"ref": "4f1c2a9"}));
+    // Job `build` gets the resource with `trigger = true`: it has a build of that version.
+    let builds = api
+        .get("/api/v1/teams/main/pipelines/demo/jobs/build/builds")
+        .await
+        .data();
+    assert_eq!(builds.as_array().map(Vec::len), Some(1), "{builds:#}");
+    // The same version again is no news, and triggers nothing.
+    let again = api
+        .post(&versions, json!({"version": {"ref": "4f1c2a9"}}))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.data()["id"], added["id"]);
+    let builds = api
+        .get("/api/v1/teams/main/pipelines/demo/jobs/build/builds")
+        .await
+        .data();
+    assert_eq!(builds.as_array().map(Vec::len), Some(1));
+    for (body, problem) in [
+        (json!({"version": {}}), "empty"),
+        (json!({"version": {"ref": 3}}), "not a string"),
+        (json!({"version": {"": "x"}}), "empty name"),
+    ] {
+        let message = api
+            .post(&versions, body)
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_input");
+        assert!(message.contains(problem), "{message}");
+    }
+}
