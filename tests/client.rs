@@ -293,6 +293,17 @@ async fn a_user_drives_a_server_from_the_terminal() {
         0,
     );
     assert!(out.contains("has this version already"), "{out}");
+    let out = expect(
+        &cli(&["resources", "versions", "demo/cron.tick", "--json"]),
+        0,
+    );
+    let newest: Value = serde_json::from_str(&out).unwrap();
+    let by_hand = newest[0]["id"].as_i64().unwrap().to_string();
+    let out = expect(
+        &cli(&["resources", "version-builds", "demo/cron.tick", &by_hand]),
+        0,
+    );
+    assert!(out.contains("has no builds here"), "{out}");
     expect(&cli(&["teams", "create", "scratch"]), 0);
     let out = expect(&cli(&["teams", "list"]), 0);
     assert!(out.contains("scratch") && out.contains("main"), "{out}");

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use pikoci_core::ErrorKind;
 use pikoci_core::TriggerKind;
 use pikoci_core::protocol::{BuildRef, Message, WorkRef};
-use pikoci_core::store::{Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId};
+use pikoci_core::store::{
+    Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId, StoredResource, VersionId,
+};
 
 use crate::scheduling::{BuildRequest, CreateError, distinct_gets};
 use crate::state::lock;
@@ -85,6 +87,105 @@ impl Server {
             }
             Err(CreateError::Store(err)) => Err(err.into()),
         }
+    }
+
+    /// `trigger_version`: builds, with `version`, of the jobs a new version of `resource`
+    /// triggers (each with a `get` of it with `trigger = true` and no `passed`), as manual
+    /// builds: to build an older version again. The builds made; the reasons when none was.
+    pub(crate) async fn trigger_with_version(
+        &self,
+        resource: &StoredResource,
+        version: VersionId,
+    ) -> ServerResult<Vec<Build>> {
+        let store = &self.inner.store;
+        let name = resource.canonical();
+        let found = match store.version_by_id(version).await {
+            Ok(found) if found.resource_id == resource.id => found,
+            Ok(_) => return Err(no_such_version(&name, version)),
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                return Err(no_such_version(&name, version));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if let Some(pinned) = resource.pinned_version.filter(|pinned| *pinned != found.id) {
+            return Err(ServerError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "resource {name} is pinned to version {pinned}: unpin it, or pin version {} \
+                     instead",
+                    found.id
+                ),
+            ));
+        }
+        let pipeline = store.pipeline_by_id(resource.pipeline_id).await?;
+        if pipeline.paused {
+            return Err(ServerError::new(
+                ErrorKind::Conflict,
+                format!("pipeline \"{}\" is paused: unpause it first", pipeline.name),
+            ));
+        }
+        let reference = resource.model.reference();
+        let mut problems = Vec::new();
+        let mut builds = Vec::new();
+        for job in store.jobs(pipeline.id).await? {
+            let triggered = job
+                .model
+                .gets()
+                .any(|g| g.resource == reference && g.trigger && g.passed.is_empty());
+            if !triggered {
+                continue;
+            }
+            if job.paused {
+                problems.push(format!("job \"{}\" is paused", job.name));
+                continue;
+            }
+            let inputs = match job
+                .model
+                .resolve_inputs(&BTreeMap::new(), TriggerKind::Manual)
+            {
+                Ok(inputs) => inputs,
+                Err(found) => {
+                    problems.extend(found.iter().map(|p| format!("job \"{}\": {p}", job.name)));
+                    continue;
+                }
+            };
+            let request = BuildRequest {
+                pipeline: &pipeline,
+                job: &job,
+                trigger: Some(BuildTrigger {
+                    resource_id: resource.id,
+                    version_id: found.id,
+                }),
+                inputs,
+                automatic: false,
+            };
+            match self.create_build(request).await {
+                Ok(build) => builds.push(build),
+                Err(CreateError::Problems(more)) => {
+                    problems.extend(more.iter().map(|p| format!("job \"{}\": {p}", job.name)));
+                }
+                Err(CreateError::Store(err)) => return Err(err.into()),
+            }
+        }
+        if builds.is_empty() {
+            let why = if problems.is_empty() {
+                format!(
+                    "no job of pipeline \"{}\" gets resource {name} with `trigger = true` (and \
+                     no `passed`)",
+                    pipeline.name
+                )
+            } else {
+                let list: Vec<String> = problems.iter().map(|p| format!("- {p}")).collect();
+                list.join("\n")
+            };
+            return Err(ServerError::new(
+                ErrorKind::Conflict,
+                format!("version {} of {name} triggered nothing:\n{why}", found.id),
+            ));
+        }
+        tracing::info!(resource = %name, version = %found.id, builds = builds.len(), skipped = ?problems, "version triggered by hand");
+        self.wake_dispatcher();
+        Ok(builds)
     }
 
     /// The problems of a build's versions, without creating it.
@@ -317,6 +418,16 @@ fn not_waiting(build: &Build) -> ServerError {
         format!(
             "build {} is {}, not waiting for approval",
             build.number, build.status
+        ),
+    )
+}
+
+/// The error of a version that is not the resource's.
+fn no_such_version(resource: &str, version: VersionId) -> ServerError {
+    ServerError::new(
+        ErrorKind::NotFound,
+        format!(
+            "resource {resource} has no version {version} (`…/resources/{resource}/versions` lists them)"
         ),
     )
 }

@@ -134,6 +134,16 @@ impl Server {
         self.cancel(build, None).await
     }
 
+    /// Builds, with `version`, of the jobs a new version of `resource` triggers (to build an
+    /// older version again); `Conflict`, with the reasons, when none could be made.
+    pub async fn trigger_version(
+        &self,
+        resource: &StoredResource,
+        version: pikoci_core::store::VersionId,
+    ) -> ServerResult<Vec<Build>> {
+        self.trigger_with_version(resource, version).await
+    }
+
     /// Marks a failed build as a warning: jobs downstream take it as passed.
     pub async fn mark_build_warning(&self, build: BuildId) -> ServerResult<Build> {
         self.mark_warning(build).await

@@ -351,9 +351,19 @@ async fn list_builds(
             format!("pipeline {job}"),
         ),
     };
+    print_builds(session, &format!("{path}/builds"), &name, query).await
+}
+
+/// Prints the page of builds at `path` (of `name`: "job hello/test").
+pub(crate) async fn print_builds(
+    session: &Session,
+    path: &str,
+    name: &str,
+    query: Vec<(&str, String)>,
+) -> anyhow::Result<Exit> {
     let answer = session
         .client
-        .get_with(&format!("{path}/builds"), &query)
+        .get_with(path, &query)
         .await
         .with_context(|| format!("cannot list the builds of {name}"))?;
     if session.json {

@@ -1,5 +1,5 @@
-//! `pikoci resources list|check|versions|add-version|pin|unpin|webhook-url`, `pikoci triggers
-//! fire|list` and `pikoci workers list|prune|delete`.
+//! `pikoci resources list|check|versions|version-builds|add-version|trigger-version|pin|unpin|
+//! webhook-url`, `pikoci triggers fire|list` and `pikoci workers list|prune|delete`.
 
 use anyhow::Context;
 use pikoci_client::model::{Check, Resource, Version, Worker};
@@ -47,6 +47,25 @@ enum ResourcesCommand {
         /// The version's fields: NAME=VALUE, e.g. ref=4f1c2a9. At least one.
         #[arg(value_name = "NAME=VALUE", required = true)]
         fields: Vec<String>,
+    },
+    /// List the builds that used a version (got it, or put it), newest first.
+    VersionBuilds {
+        /// The resource, as PIPELINE/TYPE.NAME.
+        resource: String,
+        /// The version's id (see `pikoci resources versions`).
+        #[arg(value_name = "VERSION_ID")]
+        version_id: i64,
+        /// How many (1 to 500).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Build one of a resource's versions again: a build, with it, of each job it triggers.
+    TriggerVersion {
+        /// The resource, as PIPELINE/TYPE.NAME.
+        resource: String,
+        /// The version's id (see `pikoci resources versions`).
+        #[arg(value_name = "VERSION_ID")]
+        version_id: i64,
     },
     /// Pin a resource to one of its versions: builds use it until it is unpinned.
     Pin {
@@ -261,6 +280,24 @@ pub(crate) fn run(args: ResourcesArgs) -> std::process::ExitCode {
             ResourcesCommand::AddVersion { resource, fields } => {
                 add_version(&session, &resource, &fields).await
             }
+            ResourcesCommand::VersionBuilds {
+                resource,
+                version_id,
+                limit,
+            } => {
+                let path = resource_path(&session, &resource)?;
+                super::builds::print_builds(
+                    &session,
+                    &format!("{path}/versions/{version_id}/builds"),
+                    &format!("version {version_id} of {resource}"),
+                    vec![("limit", limit.to_string())],
+                )
+                .await
+            }
+            ResourcesCommand::TriggerVersion {
+                resource,
+                version_id,
+            } => trigger_version(&session, &resource, version_id).await,
             ResourcesCommand::Pin {
                 resource,
                 version_id,
@@ -450,6 +487,31 @@ async fn add_version(session: &Session, resource: &str, fields: &[String]) -> an
     } else {
         session.print(&format!(
             "resource {resource} has this version already (version {id}): nothing was triggered\n"
+        ))?;
+    }
+    Ok(Exit::Ok)
+}
+
+async fn trigger_version(
+    session: &Session,
+    resource: &str,
+    version_id: i64,
+) -> anyhow::Result<Exit> {
+    let path = resource_path(session, resource)?;
+    let answer = session
+        .client
+        .post(&format!("{path}/versions/{version_id}/trigger"), &json!({}))
+        .await
+        .with_context(|| format!("cannot build version {version_id} of {resource} again"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let builds: Vec<pikoci_client::model::Build> = answer.parse()?;
+    for build in &builds {
+        let label = format!("{}/{}/{}", build.pipeline, build.job, build.number);
+        session.print(&format!(
+            "started build {label}: follow it with `pikoci builds watch {label}`\n"
         ))?;
     }
     Ok(Exit::Ok)

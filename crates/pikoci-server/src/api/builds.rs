@@ -7,15 +7,16 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use pikoci_core::ErrorKind;
 use pikoci_core::store::{
-    Build, BuildFilter, BuildId, BuildStatus, LogChunk, LogPosition, StoredResource,
+    Build, BuildFilter, BuildId, BuildStatus, LogChunk, LogPosition, StoredResource, VersionId,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::scope::{self, BuildPath, JobPath, JobScope, PipelinePath};
+use super::scope::{self, BuildPath, JobPath, JobScope, PipelinePath, PipelineScope, VersionPath};
 use super::views::{BuildPlace, BuildView, PageMeta};
 use super::{Data, Page, cut_page, data, page_limit};
 use crate::Server;
@@ -89,6 +90,7 @@ impl BuildsQuery {
             statuses,
             before: self.before.map(BuildId),
             since,
+            used_version: None,
             limit: limit + 1,
         };
         Ok((filter, limit))
@@ -137,8 +139,50 @@ pub(crate) async fn list_pipeline(
     ApiPath(path): ApiPath<PipelinePath>,
     ApiQuery(query): ApiQuery<BuildsQuery>,
 ) -> ApiResult<Json<Page<Vec<BuildView>>>> {
-    let (mut filter, limit) = query.filter()?;
     let scope = scope::pipeline(&server, &path.tc, &path.pc).await?;
+    pipeline_builds(&server, &scope, &query, None).await
+}
+
+/// `GET …/resources/{rc}/versions/{id}/builds`: the builds that used a version (a `get` of it,
+/// or the `put` that made it), newest first, with the filters of a pipeline's list: where a
+/// version went.
+#[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/versions/{id}/builds", tag = "builds", summary = "List the builds that used a version", params(VersionPath, BuildsQuery),
+    responses((status = 200, description = "A page of the builds that used the version, newest first.", body = Page<Vec<BuildView>, PageMeta>)))]
+pub(crate) async fn list_version(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<VersionPath>,
+    ApiQuery(query): ApiQuery<BuildsQuery>,
+) -> ApiResult<Json<Page<Vec<BuildView>>>> {
+    let found = scope::resource(&server, &path.resource()).await?;
+    let version = match server.store().version_by_id(VersionId(path.id)).await {
+        Ok(version) if version.resource_id == found.resource.id => version,
+        Ok(_) => return Err(no_version(&path)),
+        Err(error) if error.kind() == ErrorKind::NotFound => return Err(no_version(&path)),
+        Err(error) => return Err(error.into()),
+    };
+    let scope = PipelineScope {
+        team: found.team,
+        pipeline: found.pipeline,
+    };
+    pipeline_builds(&server, &scope, &query, Some(version.id)).await
+}
+
+fn no_version(path: &VersionPath) -> ApiError {
+    ApiError::not_found(format!(
+        "resource {} has no version {} (`…/resources/{}/versions` lists them)",
+        path.rc, path.id, path.rc
+    ))
+}
+
+/// A page of a pipeline's builds, as `query` and `used_version` filter them.
+async fn pipeline_builds(
+    server: &Server,
+    scope: &PipelineScope,
+    query: &BuildsQuery,
+    used_version: Option<VersionId>,
+) -> ApiResult<Json<Page<Vec<BuildView>>>> {
+    let (mut filter, limit) = query.filter()?;
+    filter.used_version = used_version;
     let jobs = server.store().jobs(scope.pipeline.id).await?;
     match &query.job {
         Some(name) => {
@@ -155,23 +199,7 @@ pub(crate) async fn list_pipeline(
     }
     let mut builds = server.store().list_builds(&filter).await?;
     let (has_more, next_before) = cut_page(&mut builds, limit, |b| b.id.0);
-    let resources = server.store().resources(scope.pipeline.id).await?;
-    let data = builds
-        .iter()
-        .map(|build| {
-            let job = jobs
-                .iter()
-                .find(|job| job.id == build.job_id)
-                .map_or("", |job| job.name.as_str());
-            let place = BuildPlace {
-                team: &scope.team.name,
-                pipeline: &scope.pipeline.name,
-                job,
-                resources: &resources,
-            };
-            BuildView::summary(place, build)
-        })
-        .collect();
+    let data = summaries(server, &scope.team.name, &scope.pipeline, &jobs, &builds).await?;
     Ok(Json(Page {
         meta: PageMeta {
             has_more,
@@ -179,6 +207,33 @@ pub(crate) async fn list_pipeline(
         },
         data,
     }))
+}
+
+/// Summaries of builds of jobs of `pipeline` (of team `team`).
+pub(crate) async fn summaries(
+    server: &Server,
+    team: &str,
+    pipeline: &pikoci_core::store::StoredPipeline,
+    jobs: &[pikoci_core::store::StoredJob],
+    builds: &[Build],
+) -> ApiResult<Vec<BuildView>> {
+    let resources = server.store().resources(pipeline.id).await?;
+    Ok(builds
+        .iter()
+        .map(|build| {
+            let job = jobs
+                .iter()
+                .find(|job| job.id == build.job_id)
+                .map_or("", |job| job.name.as_str());
+            let place = BuildPlace {
+                team,
+                pipeline: &pipeline.name,
+                job,
+                resources: &resources,
+            };
+            BuildView::summary(place, build)
+        })
+        .collect())
 }
 
 /// `GET …/builds/{bn}`: the build with the steps of every attempt, the versions it used and,

@@ -36,6 +36,8 @@
 //! | `GET …/builds/{bn}/report` | the build and every attempt's output, as a JSON download |
 //! | `GET …/{pc}/resources`, `GET …/resources/{rc}` | |
 //! | `GET …/resources/{rc}/versions` | `?before=&limit=`; `POST {"version"}` adds one by hand |
+//! | `POST …/resources/{rc}/versions/{id}/trigger` | builds a version again |
+//! | `GET …/resources/{rc}/versions/{id}/builds` | the builds that used a version |
 //! | `POST …/resources/{rc}/check`, `pin {"version_id"}`, `unpin`, `webhook_token` | |
 //! | `POST /webhooks/{token}` | any body |
 //! | `GET /workers`, `GET /workers/health` | workers; whether one can take work now |
@@ -152,6 +154,8 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(resources::list))
         .routes(routes!(resources::get))
         .routes(routes!(resources::versions, resources::add_version))
+        .routes(routes!(resources::trigger_version))
+        .routes(routes!(builds::list_version))
         .routes(routes!(resources::check))
         .routes(routes!(resources::pin))
         .routes(routes!(resources::unpin))

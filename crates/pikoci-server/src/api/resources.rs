@@ -9,11 +9,12 @@ use pikoci_core::store::VersionId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::builds::summaries;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::paging::{NameMeta, NamePage, Order};
-use super::scope::{self, PipelinePath, ResourcePath, ResourceScope};
-use super::views::{PageMeta, ResourceView, VersionView};
+use super::scope::{self, PipelinePath, ResourcePath, ResourceScope, VersionPath};
+use super::views::{BuildView, PageMeta, ResourceView, VersionView};
 use super::{Data, Page, cut_page, data, page_limit};
 use crate::Server;
 
@@ -132,6 +133,25 @@ pub(crate) async fn add_version(
         StatusCode::OK
     };
     Ok((status, data(VersionView::new(&scope.resource, &version))))
+}
+
+/// `POST …/resources/{rc}/versions/{id}/trigger`: builds, with this version, of the jobs a new
+/// version of the resource triggers (each with a `get` of it with `trigger = true` and no
+/// `passed`): to build an older version again. 201 with the builds (summaries); 409 with the
+/// reasons when none could be made (no such job, paused, pinned to another version...).
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/versions/{id}/trigger", tag = "resources", summary = "Build a version again", params(VersionPath),
+    responses((status = 201, description = "The builds made, one per job the resource triggers.", body = Data<Vec<BuildView>>)))]
+pub(crate) async fn trigger_version(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<VersionPath>,
+) -> ApiResult<(StatusCode, Json<Data<Vec<BuildView>>>)> {
+    let scope = scope::resource(&server, &path.resource()).await?;
+    let builds = server
+        .trigger_version(&scope.resource, VersionId(path.id))
+        .await?;
+    let jobs = server.store().jobs(scope.pipeline.id).await?;
+    let views = summaries(&server, &scope.team.name, &scope.pipeline, &jobs, &builds).await?;
+    Ok((StatusCode::CREATED, data(views)))
 }
 
 /// `POST …/resources/{rc}/check`: checks the resource now; the resource as it is then.

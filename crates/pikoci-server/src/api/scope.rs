@@ -78,6 +78,34 @@ pub(crate) struct ResourcePath {
     pub(crate) rc: String,
 }
 
+/// `/teams/{tc}/pipelines/{pc}/resources/{rc}/versions/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct VersionPath {
+    /// The team's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "main")]
+    pub(crate) tc: String,
+    /// The pipeline's name.
+    #[param(pattern = "^[a-z0-9]([a-z0-9_-]{0,253}[a-z0-9])?$", example = "hello")]
+    pub(crate) pc: String,
+    /// The resource as `type.name`.
+    #[param(pattern = "^[^.]+\\..+$", example = "cron.every-hour")]
+    pub(crate) rc: String,
+    /// The version's id.
+    pub(crate) id: i64,
+}
+
+impl VersionPath {
+    /// The path of the version's resource.
+    pub(crate) fn resource(&self) -> ResourcePath {
+        ResourcePath {
+            tc: self.tc.clone(),
+            pc: self.pc.clone(),
+            rc: self.rc.clone(),
+        }
+    }
+}
+
 /// A pipeline with its team.
 #[derive(Debug)]
 pub(crate) struct PipelineScope {

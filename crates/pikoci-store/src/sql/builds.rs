@@ -5,7 +5,7 @@ use pikoci_core::store::{
     Build, BuildFilter, BuildId, BuildNumber, BuildStatus, BuildStep, BuildTransition,
     BuildVersion, JobId, NewBuild, StepStatus, StoreError, StoreResult, VersionUse,
 };
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
     EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
@@ -13,7 +13,7 @@ use sea_orm::{
 
 use super::convert::{self, int, ms, to_json};
 use super::{SqlStore, limit, retrying};
-use crate::entity::{build, build_step, job, pipeline};
+use crate::entity::{build, build_step, build_version, job, pipeline};
 use crate::error::Context;
 
 pub(super) async fn create(store: &SqlStore, new: &NewBuild) -> StoreResult<Build> {
@@ -285,6 +285,17 @@ pub(super) async fn list(store: &SqlStore, filter: &BuildFilter) -> StoreResult<
     }
     if let Some(since) = filter.since {
         query = query.filter(build::Column::CreatedAt.gte(ms(since)));
+    }
+    if let Some(version) = filter.used_version {
+        query = query.filter(
+            build::Column::Id.in_subquery(
+                Query::select()
+                    .column(build_version::Column::BuildId)
+                    .from(build_version::Entity)
+                    .and_where(build_version::Column::VersionId.eq(version.0))
+                    .to_owned(),
+            ),
+        );
     }
     query
         .order_by_desc(build::Column::Id)

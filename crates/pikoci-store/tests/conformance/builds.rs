@@ -386,5 +386,22 @@ pub(crate) async fn builds_and_retries_record_their_versions_with_them(
         .map(|b| b.number.to_string())
         .collect();
     assert_eq!(numbers, ["4", "3", "2", "1.1", "1"]);
+    // Where a version went: the builds that got it or put it.
+    let users = |version: usize| {
+        let filter = BuildFilter {
+            used_version: Some(v[version].id),
+            ..BuildFilter::default()
+        };
+        async move {
+            s.list_builds(&filter).await.map(|builds| {
+                builds
+                    .iter()
+                    .map(|b| b.number.to_string())
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    assert_eq!(users(0).await?, ["4", "2", "1.1", "1"]);
+    assert_eq!(users(1).await?, ["4", "3", "2", "1"]);
     Ok(())
 }

@@ -234,3 +234,78 @@ async fn a_version_added_by_hand_triggers_what_a_checked_one_would() {
         assert!(message.contains(problem), "{message}");
     }
 }
+
+#[tokio::test]
+async fn an_older_version_is_built_again_by_the_jobs_it_triggers() {
+    let api = TestApi::with_pipeline().await;
+    let stored = versions(&api, 2).await;
+    let old = stored[0].id.0;
+    let built = api
+        .post(&format!("{RESOURCE}/versions/{old}/trigger"), json!({}))
+        .await;
+    assert_eq!(built.status, StatusCode::CREATED, "{}", built.text);
+    let built = built.data();
+    // Job `build` gets cron.tick with `trigger = true`; `deploy` only with `passed`.
+    assert_eq!(built.as_array().map(Vec::len), Some(1), "{built:#}");
+    assert_eq!(built[0]["job"], "build");
+    let detail = api
+        .get("/api/v1/teams/main/pipelines/demo/jobs/build/builds/1")
+        .await
+        .data();
+    assert_eq!(detail["trigger"]["version_id"], old, "{detail:#}");
+
+    // Not the resource's version, a pin to another one, a paused job: refused, with why.
+    api.post(&format!("{RESOURCE}/versions/999999/trigger"), json!({}))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    api.post(
+        &format!("{RESOURCE}/pin"),
+        json!({"version_id": stored[1].id.0}),
+    )
+    .await
+    .data();
+    let pinned = api
+        .post(&format!("{RESOURCE}/versions/{old}/trigger"), json!({}))
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert!(pinned.contains("is pinned to version"), "{pinned}");
+    api.post(&format!("{RESOURCE}/unpin"), json!({}))
+        .await
+        .data();
+    api.post(
+        "/api/v1/teams/main/pipelines/demo/jobs/build/pause",
+        json!({}),
+    )
+    .await
+    .data();
+    let paused = api
+        .post(&format!("{RESOURCE}/versions/{old}/trigger"), json!({}))
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert!(paused.contains("job \"build\" is paused"), "{paused}");
+}
+
+#[tokio::test]
+async fn the_builds_that_used_a_version_are_listed() {
+    let api = TestApi::with_pipeline().await;
+    let stored = versions(&api, 2).await;
+    let (old, new) = (stored[0].id.0, stored[1].id.0);
+    api.post(&format!("{RESOURCE}/versions/{old}/trigger"), json!({}))
+        .await
+        .data();
+    let used = api
+        .get(&format!("{RESOURCE}/versions/{old}/builds"))
+        .await
+        .json();
+    assert_eq!(used["data"].as_array().map(Vec::len), Some(1), "{used:#}");
+    assert_eq!(used["data"][0]["job"], "build");
+    assert_eq!(used["meta"]["has_more"], false);
+    let unused = api
+        .get(&format!("{RESOURCE}/versions/{new}/builds"))
+        .await
+        .data();
+    assert_eq!(unused, json!([]));
+    api.get(&format!("{RESOURCE}/versions/999999/builds"))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+}
