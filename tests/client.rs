@@ -293,6 +293,14 @@ async fn a_user_drives_a_server_from_the_terminal() {
         0,
     );
     assert!(out.contains("has this version already"), "{out}");
+    // A trigger resource's versions come from its stream only.
+    let refused = cli(&["resources", "add-version", "demo/trigger.release", "v=1"]);
+    expect(&refused, 1);
+    assert!(
+        support::text(&refused.stderr).contains("fire the trigger instead"),
+        "{}",
+        support::text(&refused.stderr)
+    );
     let out = expect(
         &cli(&["resources", "versions", "demo/cron.tick", "--json"]),
         0,

@@ -29,7 +29,7 @@ use crate::state::lock;
 pub const UNANNOUNCED_CHECK_SLOTS: usize = 4;
 
 /// The name of the builtin resource type whose checks read trigger streams.
-const TRIGGER_TYPE: &str = "trigger";
+pub(crate) const TRIGGER_TYPE: &str = "trigger";
 
 /// The stream of a team's `trigger` resources named `name`: their canonical name.
 pub(crate) fn trigger_stream(name: &str) -> String {

@@ -91,12 +91,13 @@ impl Server {
 
     /// `trigger_version`: builds, with `version`, of the jobs a new version of `resource`
     /// triggers (each with a `get` of it with `trigger = true` and no `passed`), as manual
-    /// builds: to build an older version again. The builds made; the reasons when none was.
+    /// builds: to build an older version again. The builds made, and why the other jobs made
+    /// none; `Conflict` with the reasons when none was made.
     pub(crate) async fn trigger_with_version(
         &self,
         resource: &StoredResource,
         version: VersionId,
-    ) -> ServerResult<Vec<Build>> {
+    ) -> ServerResult<(Vec<Build>, Vec<String>)> {
         let store = &self.inner.store;
         let name = resource.canonical();
         let found = match store.version_by_id(version).await {
@@ -185,7 +186,7 @@ impl Server {
         }
         tracing::info!(resource = %name, version = %found.id, builds = builds.len(), skipped = ?problems, "version triggered by hand");
         self.wake_dispatcher();
-        Ok(builds)
+        Ok((builds, problems))
     }
 
     /// The problems of a build's versions, without creating it.
@@ -298,8 +299,9 @@ impl Server {
         Ok(retry)
     }
 
-    /// Marks a failed build as a warning: it stays a failure in its history, but counts as
-    /// passed for the jobs downstream, which are looked at again at once.
+    /// Marks a failed build as a warning: its status becomes `warning` (its times, steps and
+    /// log stay those of the failed run), so the jobs downstream take it as passed; they are
+    /// looked at again at once.
     pub(crate) async fn mark_warning(&self, id: BuildId) -> ServerResult<Build> {
         let store = &self.inner.store;
         let build = store.build(id).await?;
@@ -325,7 +327,10 @@ impl Server {
             })
             .await?;
         tracing::info!(build = %id, number = %marked.number, "failed build marked as a warning");
-        self.evaluate_downstream(&marked).await?;
+        // The mark is made: the periodic evaluation of `passed` catches up on a failure here.
+        if let Err(error) = self.evaluate_downstream(&marked).await {
+            tracing::warn!(build = %id, error = %error, "the jobs downstream of a build marked as a warning could not be looked at now: they will be on the next round");
+        }
         self.wake_dispatcher();
         Ok(marked)
     }

@@ -135,12 +135,13 @@ impl Server {
     }
 
     /// Builds, with `version`, of the jobs a new version of `resource` triggers (to build an
-    /// older version again); `Conflict`, with the reasons, when none could be made.
+    /// older version again), and why the other jobs made none; `Conflict`, with the reasons,
+    /// when none could be made.
     pub async fn trigger_version(
         &self,
         resource: &StoredResource,
         version: pikoci_core::store::VersionId,
-    ) -> ServerResult<Vec<Build>> {
+    ) -> ServerResult<(Vec<Build>, Vec<String>)> {
         self.trigger_with_version(resource, version).await
     }
 
@@ -239,6 +240,21 @@ impl Server {
         resource: &StoredResource,
         version: serde_json::Map<String, serde_json::Value>,
     ) -> ServerResult<(ResourceVersion, bool)> {
+        if resource.model.type_name == crate::checks::TRIGGER_TYPE {
+            // Its checks go on from the newest version's place in the stream, which a version
+            // made here would not have.
+            return Err(ServerError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "resource {} reads the team's trigger stream \"{}\": fire the trigger instead \
+                     (`pikoci triggers fire {}`, POST /api/v1/teams/{{team}}/triggers/{})",
+                    resource.canonical(),
+                    resource.model.name,
+                    resource.model.name,
+                    resource.model.name
+                ),
+            ));
+        }
         if version.is_empty() {
             return Err(ServerError::new(
                 ErrorKind::InvalidInput,
@@ -383,13 +399,33 @@ fn check_trigger_name(name: &str) -> ServerResult<()> {
     ))
 }
 
-/// A version given by a user (a trigger event's, a resource's): names (not empty, not
-/// `reserved`) to strings, without NUL characters (they cannot reach a step's environment).
+/// The most names a version given by a user may have.
+const MAX_VERSION_FIELDS: usize = 64;
+
+/// The longest value of a version given by a user, in bytes (a version is an identity, not a
+/// payload: each value reaches steps as an environment variable).
+const MAX_VERSION_VALUE: usize = 4096;
+
+/// A version given by a user (a trigger event's, a resource's): at most
+/// [`MAX_VERSION_FIELDS`] names (not empty, not `reserved`) to strings of at most
+/// [`MAX_VERSION_VALUE`] bytes, without NUL characters (they cannot reach a step's
+/// environment).
 fn check_version(
     version: &serde_json::Map<String, serde_json::Value>,
     reserved: &[&str],
 ) -> ServerResult<()> {
+    if version.len() > MAX_VERSION_FIELDS {
+        return Err(ServerError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the version has {} names: at most {MAX_VERSION_FIELDS} (a version says which \
+                 one, it does not carry data)",
+                version.len()
+            ),
+        ));
+    }
     for (key, value) in version {
+        let long = key.len().max(value.as_str().map_or(0, str::len)) > MAX_VERSION_VALUE;
         let problem = if key.is_empty() {
             Some("has an empty name".to_owned())
         } else if reserved.contains(&key.as_str()) {
@@ -405,6 +441,11 @@ fn check_version(
             ))
         } else if key.contains('\0') || value.as_str().is_some_and(|v| v.contains('\0')) {
             Some(format!("\"{}\" holds a NUL character", key.escape_debug()))
+        } else if long {
+            Some(format!(
+                "\"{}\" is over {MAX_VERSION_VALUE} bytes (its name or its value)",
+                key.chars().take(64).collect::<String>().escape_debug()
+            ))
         } else {
             None
         };

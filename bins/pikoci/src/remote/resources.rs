@@ -55,6 +55,9 @@ enum ResourcesCommand {
         /// The version's id (see `pikoci resources versions`).
         #[arg(value_name = "VERSION_ID")]
         version_id: i64,
+        /// Only builds older than this build id (`--json` shows ids): the next page.
+        #[arg(long, value_name = "ID")]
+        before: Option<i64>,
         /// How many (1 to 500).
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -283,14 +286,17 @@ pub(crate) fn run(args: ResourcesArgs) -> std::process::ExitCode {
             ResourcesCommand::VersionBuilds {
                 resource,
                 version_id,
+                before,
                 limit,
             } => {
                 let path = resource_path(&session, &resource)?;
+                let mut query = vec![("limit", limit.to_string())];
+                query.extend(before.map(|before| ("before", before.to_string())));
                 super::builds::print_builds(
                     &session,
                     &format!("{path}/versions/{version_id}/builds"),
                     &format!("version {version_id} of {resource}"),
-                    vec![("limit", limit.to_string())],
+                    query,
                 )
                 .await
             }
@@ -482,7 +488,7 @@ async fn add_version(session: &Session, resource: &str, fields: &[String]) -> an
     let id = &answer.data["id"];
     if answer.status == 201 {
         session.print(&format!(
-            "added version {id} to resource {resource}: the jobs it triggers start on it\n"
+            "added version {id} to resource {resource}, as a check would have found it\n"
         ))?;
     } else {
         session.print(&format!(
@@ -513,6 +519,14 @@ async fn trigger_version(
         session.print(&format!(
             "started build {label}: follow it with `pikoci builds watch {label}`\n"
         ))?;
+    }
+    let skipped = answer
+        .meta
+        .as_ref()
+        .and_then(|meta| meta["skipped"].as_array().cloned())
+        .unwrap_or_default();
+    for reason in skipped.iter().filter_map(|reason| reason.as_str()) {
+        session.print(&format!("no build: {reason}\n"))?;
     }
     Ok(Exit::Ok)
 }

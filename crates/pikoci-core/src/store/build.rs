@@ -236,7 +236,7 @@ pub struct BuildFilter {
     pub before: Option<BuildId>,
     /// Only builds created at or after this time.
     pub since: Option<DateTime<Utc>>,
-    /// Only builds that used this version (a `get` of it, or a `put` that made it).
+    /// Only builds that used this version (a `get` of it, or a `put` that reported it).
     pub used_version: Option<VersionId>,
     /// At most this many (0: the default page size, 100).
     pub limit: u32,

@@ -140,18 +140,30 @@ pub(crate) async fn add_version(
 /// `passed`): to build an older version again. 201 with the builds (summaries); 409 with the
 /// reasons when none could be made (no such job, paused, pinned to another version...).
 #[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/versions/{id}/trigger", tag = "resources", summary = "Build a version again", params(VersionPath),
-    responses((status = 201, description = "The builds made, one per job the resource triggers.", body = Data<Vec<BuildView>>)))]
+    responses((status = 201, description = "The builds made, one per job the resource triggers; `meta.skipped` says why the other jobs made none.", body = Page<Vec<BuildView>, TriggeredMeta>)))]
 pub(crate) async fn trigger_version(
     State(server): State<Server>,
     ApiPath(path): ApiPath<VersionPath>,
-) -> ApiResult<(StatusCode, Json<Data<Vec<BuildView>>>)> {
+) -> ApiResult<(StatusCode, Json<Page<Vec<BuildView>, TriggeredMeta>>)> {
     let scope = scope::resource(&server, &path.resource()).await?;
-    let builds = server
+    let (builds, skipped) = server
         .trigger_version(&scope.resource, VersionId(path.id))
         .await?;
     let jobs = server.store().jobs(scope.pipeline.id).await?;
     let views = summaries(&server, &scope.team.name, &scope.pipeline, &jobs, &builds).await?;
-    Ok((StatusCode::CREATED, data(views)))
+    Ok((
+        StatusCode::CREATED,
+        Json(Page {
+            data: views,
+            meta: TriggeredMeta { skipped },
+        }),
+    ))
+}
+
+/// `{"skipped"}`: why jobs the version triggers made no build (`job "deploy" is paused`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TriggeredMeta {
+    skipped: Vec<String>,
 }
 
 /// `POST …/resources/{rc}/check`: checks the resource now; the resource as it is then.

@@ -3,16 +3,20 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use pikoci_core::store::{BuildFilter, BuildStatus};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::paging::{NameMeta, NamePage, Order};
 use super::scope::{self, TeamPath};
 use super::views::{Deleted, TeamView};
 use super::{Data, Page, data};
 use crate::Server;
+
+/// The team every server has from its start, and clients use by default.
+const MAIN_TEAM: &str = "main";
 
 /// `GET /teams?after=&limit=`: the teams by name, a page at a time.
 #[utoipa::path(get, path = "/teams", tag = "teams", summary = "List the teams", params(NamePage),
@@ -71,7 +75,9 @@ pub(crate) async fn get(
 }
 
 /// `DELETE /teams/{tc}`: `{"deleted": "<name>"}`; its pipelines with their builds, logs,
-/// resources and versions, its secrets and its trigger streams go with it.
+/// resources and versions, its secrets, its trigger streams and the workers registered for it
+/// go with it. Team `main` is kept (every server has it; clients default to it), and a team
+/// with builds running is kept until they end (409).
 #[utoipa::path(delete, path = "/teams/{tc}", tag = "teams", summary = "Delete a team and everything it owns", params(TeamPath),
     responses((status = 200, description = "The team and everything it owned, deleted.", body = Data<Deleted>)))]
 pub(crate) async fn delete(
@@ -79,6 +85,39 @@ pub(crate) async fn delete(
     ApiPath(path): ApiPath<TeamPath>,
 ) -> ApiResult<Json<Data<Deleted>>> {
     let team = scope::team(&server, &path.tc).await?;
+    if team.name == MAIN_TEAM {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "team main is kept: every server has it and clients default to it (delete its \
+             pipelines instead)",
+        ));
+    }
+    for pipeline in server.store().list_pipelines(team.id).await? {
+        let running = server
+            .store()
+            .list_builds(&BuildFilter {
+                pipeline_id: Some(pipeline.id),
+                statuses: vec![BuildStatus::Assigned, BuildStatus::Started],
+                limit: 1,
+                ..BuildFilter::default()
+            })
+            .await?;
+        if let Some(build) = running.first() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "pipeline {} of team {} has a build running (build {} is {}): cancel it or \
+                     wait for it, then delete the team",
+                    pipeline.name,
+                    team.name,
+                    build.number,
+                    build.status.as_str()
+                ),
+            ));
+        }
+    }
     server.store().delete_team(team.id).await?;
     tracing::info!(team = %team.name, "team deleted");
     Ok(data(Deleted { deleted: team.name }))

@@ -191,10 +191,10 @@ pub(super) async fn import(
             "the file is not a PikoCI export (a SQLite database, as `pikoci export` writes it)",
         ));
     }
-    let source = SqlStore::open(&sqlite_url(path)?).await?;
+    let url = sqlite_url(path)?;
+    check_export(&url).await?;
+    let source = SqlStore::open(&url).await?;
     let imported = async {
-        check_export(&source).await?;
-        source.migrate().await?;
         let context = || "failed to import the export".to_owned();
         let txn = store.begin().await?;
         let running = build::Entity::find()
@@ -221,6 +221,8 @@ pub(super) async fn import(
                 )));
             }
         }
+        // Refused or not, nothing was written before this point; now the file may change.
+        source.migrate().await?;
         for table in tables().into_iter().rev() {
             txn.execute(&Query::delete().from_table(table).to_owned())
                 .await
@@ -248,17 +250,32 @@ pub(super) async fn import(
     Ok(summary)
 }
 
-/// Refuses a file that is not a PikoCI export, or one made by a newer PikoCI, before anything
-/// is written to it: its record of migrations is read as it is (asking the migrator would
-/// create the record in any SQLite file).
-async fn check_export(source: &SqlStore) -> StoreResult<()> {
+/// Refuses a file that is not a PikoCI export, or one made by a newer PikoCI, without writing
+/// to it: it is opened read-only, and its record of migrations is read as it is (asking the
+/// migrator would create the record in any SQLite file).
+async fn check_export(url: &str) -> StoreResult<()> {
     let not_export = |why: &str| {
         StoreError::invalid_input(format!(
             "the file is not a PikoCI export ({why}): give a file `pikoci export` wrote"
         ))
     };
+    let mut options = sea_orm::ConnectOptions::new(format!("{url}?mode=ro"));
+    options.max_connections(1).sqlx_logging(false);
+    let source = sea_orm::Database::connect(options)
+        .await
+        .map_err(|_| not_export("it cannot be opened as a SQLite database"))?;
+    let checked = read_record(&source, not_export).await;
+    // A failed close of a read-only connection loses nothing.
+    let _ = source.close().await;
+    checked
+}
+
+/// The checks of [`check_export`] on its open connection.
+async fn read_record(
+    source: &sea_orm::DatabaseConnection,
+    not_export: impl Fn(&str) -> StoreError,
+) -> StoreResult<()> {
     let record = source
-        .db()
         .query_all_raw(sea_orm::Statement::from_string(
             DbBackend::Sqlite,
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'pikoci_migrations'",
@@ -269,7 +286,6 @@ async fn check_export(source: &SqlStore) -> StoreResult<()> {
         return Err(not_export("it has no record of PikoCI's migrations"));
     }
     let rows = source
-        .db()
         .query_all_raw(sea_orm::Statement::from_string(
             DbBackend::Sqlite,
             "SELECT version FROM pikoci_migrations",

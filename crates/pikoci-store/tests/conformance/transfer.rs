@@ -125,12 +125,17 @@ pub(crate) async fn export_then_import_brings_everything_back(fx: &Fixture) -> a
     )
     .await?;
     foreign.close().await?;
-    let size = std::fs::metadata(&other)?.len();
+    let before = std::fs::read(&other)?;
     expect_kind(s.import(&other, true).await, ErrorKind::InvalidInput);
-    assert_eq!(
-        std::fs::metadata(&other)?.len(),
-        size,
+    assert!(
+        std::fs::read(&other)? == before,
         "the foreign file was written to"
+    );
+    let mut wal = other.clone().into_os_string();
+    wal.push("-wal");
+    assert!(
+        !std::path::Path::new(&wal).exists(),
+        "the foreign file was opened for writing"
     );
     assert_eq!(s.list_teams().await?.len(), 2);
 

@@ -475,21 +475,56 @@ async fn the_version_is_the_servers() {
 
 #[tokio::test]
 async fn a_team_is_read_and_deleted_with_what_it_owns() {
-    let api = TestApi::with_pipeline().await;
+    let api = TestApi::new().await;
     let team = api.get("/api/v1/teams/main").await.data();
     assert_eq!(team["name"], "main");
     api.get("/api/v1/teams/nope")
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
-    let deleted = api
+    // Team main is kept.
+    let message = api
         .call(Method::DELETE, "/api/v1/teams/main", None)
         .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert!(message.contains("team main is kept"), "{message}");
+
+    api.post("/api/v1/teams", json!({"name": "web"}))
+        .await
         .data();
-    assert_eq!(deleted, json!({"deleted": "main"}));
-    api.get("/api/v1/teams/main/pipelines/demo")
+    api.server
+        .set_pipeline("web", "site", "site.hcl", PIPELINE, Value::Null)
+        .await
+        .expect("pipeline");
+    let team = api.store().team("web").await.expect("team");
+    let pipeline = api.store().pipeline(team.id, "site").await.expect("site");
+    let job = api.store().job(pipeline.id, "build").await.expect("job").id;
+    // A team with a build running is kept until it ends.
+    let build = api.started_build(job).await;
+    let message = api
+        .call(Method::DELETE, "/api/v1/teams/web", None)
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert!(message.contains("has a build running"), "{message}");
+    api.transition(&build, BuildStatus::Started, BuildStatus::Succeeded, 60)
+        .await;
+    let deleted = api
+        .call(Method::DELETE, "/api/v1/teams/web", None)
+        .await
+        .data();
+    assert_eq!(deleted, json!({"deleted": "web"}));
+    api.get("/api/v1/teams/web/pipelines/site")
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
-    assert_eq!(api.get("/api/v1/teams").await.data(), json!([]));
+    let names: Vec<Value> = api
+        .get("/api/v1/teams")
+        .await
+        .data()
+        .as_array()
+        .expect("teams")
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("main")]);
 }
 
 #[tokio::test]

@@ -226,6 +226,14 @@ async fn a_version_added_by_hand_triggers_what_a_checked_one_would() {
         (json!({"version": {}}), "empty"),
         (json!({"version": {"ref": 3}}), "not a string"),
         (json!({"version": {"": "x"}}), "empty name"),
+        (
+            json!({"version": {"ref": "x".repeat(5000)}}),
+            "over 4096 bytes",
+        ),
+        (
+            json!({"version": (0..65).map(|n| (n.to_string(), json!("x"))).collect::<serde_json::Map<_, _>>()}),
+            "at most 64",
+        ),
     ] {
         let message = api
             .post(&versions, body)
