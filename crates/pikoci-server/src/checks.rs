@@ -29,7 +29,7 @@ use crate::state::lock;
 pub const UNANNOUNCED_CHECK_SLOTS: usize = 4;
 
 /// The name of the builtin resource type whose checks read trigger streams.
-pub(crate) const TRIGGER_TYPE: &str = "trigger";
+const TRIGGER_TYPE: &str = "trigger";
 
 /// The stream of a team's `trigger` resources named `name`: their canonical name.
 pub(crate) fn trigger_stream(name: &str) -> String {
@@ -64,6 +64,15 @@ fn check_runner(pipeline: &StoredPipeline, resource: &StoredResource) -> Option<
         }
         None => CheckRunner::Empty,
     })
+}
+
+/// Whether `resource`'s versions come from its team's trigger stream (the builtin `trigger`
+/// type, not one a pipeline declares with a `check` of its own).
+pub(crate) fn reads_trigger_stream(pipeline: &StoredPipeline, resource: &StoredResource) -> bool {
+    matches!(
+        check_runner(pipeline, resource),
+        Some(CheckRunner::TriggerStream)
+    )
 }
 
 impl Server {

@@ -240,7 +240,12 @@ impl Server {
         resource: &StoredResource,
         version: serde_json::Map<String, serde_json::Value>,
     ) -> ServerResult<(ResourceVersion, bool)> {
-        if resource.model.type_name == crate::checks::TRIGGER_TYPE {
+        let pipeline = self
+            .inner
+            .store
+            .pipeline_by_id(resource.pipeline_id)
+            .await?;
+        if crate::checks::reads_trigger_stream(&pipeline, resource) {
             // Its checks go on from the newest version's place in the stream, which a version
             // made here would not have.
             return Err(ServerError::new(

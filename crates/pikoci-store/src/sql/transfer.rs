@@ -117,12 +117,14 @@ where
 
 /// The URL of the SQLite file at `path`.
 fn sqlite_url(path: &Path) -> StoreResult<String> {
+    // The driver reads the URL's query and fragment, and decodes `%XX` in the path.
     let text = path
         .to_str()
-        .filter(|p| !p.contains(['?', '#']))
+        .filter(|p| !p.contains(['?', '#', '%']))
         .ok_or_else(|| {
             StoreError::invalid_input(format!(
-                "the path {} cannot name a SQLite database: use one of UTF-8 without '?' or '#'",
+                "the path {} cannot name a SQLite database: use one of UTF-8 without '?', '#' \
+                 or '%'",
                 path.display()
             ))
         })?;
@@ -221,7 +223,8 @@ pub(super) async fn import(
                 )));
             }
         }
-        // Refused or not, nothing was written before this point; now the file may change.
+        // Past the refusals: the file's schema may change now (opening it may already have
+        // put it in WAL mode, which an export is in anyway).
         source.migrate().await?;
         for table in tables().into_iter().rev() {
             txn.execute(&Query::delete().from_table(table).to_owned())
