@@ -9,7 +9,7 @@ use pikoci_core::store::{
     Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId, StoredResource, VersionId,
 };
 
-use crate::scheduling::{BuildRequest, CreateError, distinct_gets};
+use crate::scheduling::{BuildRequest, CreateError, distinct_gets, triggers_on};
 use crate::state::lock;
 use crate::{Server, ServerError, ServerResult};
 
@@ -129,11 +129,7 @@ impl Server {
         let mut problems = Vec::new();
         let mut builds = Vec::new();
         for job in store.jobs(pipeline.id).await? {
-            let triggered = job
-                .model
-                .gets()
-                .any(|g| g.resource == reference && g.trigger && g.passed.is_empty());
-            if !triggered {
+            if !triggers_on(&job, &reference) {
                 continue;
             }
             if job.paused {

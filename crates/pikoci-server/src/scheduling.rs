@@ -259,11 +259,7 @@ impl Server {
         }
         let reference = resource.model.reference();
         for job in store.jobs(pipeline.id).await? {
-            let triggered = job
-                .model
-                .gets()
-                .any(|g| g.resource == reference && g.trigger && g.passed.is_empty());
-            if job.paused || !triggered {
+            if job.paused || !triggers_on(&job, &reference) {
                 continue;
             }
             let trigger = BuildTrigger {
@@ -340,11 +336,10 @@ impl Server {
                     }
                     let reference = resource.model.reference();
                     for job in &jobs {
-                        let triggered = job
-                            .model
-                            .gets()
-                            .any(|g| g.resource == reference && g.trigger && g.passed.is_empty());
-                        if job.paused || !triggered || job.created_at > newest.created_at {
+                        if job.paused
+                            || !triggers_on(job, &reference)
+                            || job.created_at > newest.created_at
+                        {
                             continue;
                         }
                         let latest = store
@@ -541,6 +536,14 @@ pub(crate) fn storable_versions(versions: &[serde_json::Value]) -> (Vec<NewVersi
         .collect();
     let left_out = objects.len() != versions.len();
     (objects, left_out)
+}
+
+/// Whether a new version of the resource `reference` starts a build of `job`: the job gets it
+/// with `trigger = true` and no `passed`.
+pub(crate) fn triggers_on(job: &StoredJob, reference: &pikoci_core::model::ResourceRef) -> bool {
+    job.model
+        .gets()
+        .any(|g| g.resource == *reference && g.trigger && g.passed.is_empty())
 }
 
 fn describe_jobs(names: &[String]) -> String {
