@@ -48,12 +48,30 @@ job "fails" {
 
 /// `pikoci ARGS` with its own config directory (the saved targets).
 fn client(config: &Path, args: &[&str]) -> Output {
-    support::pikoci()
+    client_with(config, args, &[], None)
+}
+
+/// The same with environment variables and standard input.
+fn client_with(config: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let mut child = support::pikoci()
         .env("XDG_CONFIG_HOME", config)
+        .envs(env.iter().copied())
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("pikoci runs")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pikoci runs");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(input.as_bytes()).expect("stdin");
+    }
+    child.wait_with_output().expect("pikoci runs")
 }
 
 /// Asserts the exit status; stdout.
@@ -85,12 +103,54 @@ async fn a_user_drives_a_server_from_the_terminal() {
     ]);
     let cli = |args: &[&str]| client(&config, args);
 
-    // Logging in saves the server, readable by its owner only.
+    // Without credentials, the server refuses, and nothing is saved.
+    let anonymous = cli(&["login", "--server", &server.base, "--name", "local"]);
+    expect(&anonymous, 1);
+    assert!(
+        support::text(&anonymous.stderr).contains("log in first"),
+        "{}",
+        support::text(&anonymous.stderr)
+    );
+    let wrong = client_with(
+        &config,
+        &[
+            "login",
+            "--server",
+            &server.base,
+            "-u",
+            "admin",
+            "--password-stdin",
+        ],
+        &[],
+        Some("not-the-password\n"),
+    );
+    expect(&wrong, 1);
+    assert!(support::text(&wrong.stderr).contains("wrong user name or password"));
+    // Logging in saves the server and the session, readable by their owner only.
     let out = expect(
-        &cli(&["login", "--server", &server.base, "--name", "local"]),
+        &client_with(
+            &config,
+            &[
+                "login",
+                "--server",
+                &server.base,
+                "--name",
+                "local",
+                "--username",
+                "admin",
+                "--password-stdin",
+            ],
+            &[],
+            Some(&format!("{}\n", support::server::ADMIN_PASSWORD)),
+        ),
         0,
     );
     assert!(out.contains("saved"), "{out}");
+    let out = expect(&cli(&["whoami"]), 0);
+    assert!(
+        out.contains("admin, a global admin,") && out.contains("session"),
+        "{out}"
+    );
     let targets = config.join("pikoci/targets.toml");
     let mode = std::fs::metadata(&targets).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
@@ -328,23 +388,126 @@ async fn a_user_drives_a_server_from_the_terminal() {
     assert_eq!(renamed[0]["pipeline"], "demo-2");
     expect(&cli(&["pipelines", "rename", "demo-2", "demo"]), 0);
 
+    // Accounts: a user with a first password, a member of main who must change it.
+    let created = client_with(
+        &config,
+        &["users", "create", "bob", "--password-stdin"],
+        &[],
+        Some("bob-first-pass\n"),
+    );
+    expect(&created, 0);
+    expect(&cli(&["teams", "set-member", "bob", "write"]), 0);
+    let out = expect(&cli(&["teams", "members"]), 0);
+    assert!(out.contains("bob") && out.contains("write"), "{out}");
+    let bob_config = dir.path().join("bob");
+    let bob = |args: &[&str], stdin: Option<&str>| client_with(&bob_config, args, &[], stdin);
+    let out = expect(
+        &bob(
+            &[
+                "login",
+                "--server",
+                &server.base,
+                "-u",
+                "bob",
+                "--password-stdin",
+            ],
+            Some("bob-first-pass\n"),
+        ),
+        0,
+    );
+    assert!(out.contains("pikoci password"), "{out}");
+    let blocked = bob(&["pipelines", "list"], None);
+    expect(&blocked, 1);
+    assert!(support::text(&blocked.stderr).contains("new password"));
+    expect(
+        &bob(
+            &["password", "--password-stdin"],
+            Some("bob-first-pass\nbob-second-pass\n"),
+        ),
+        0,
+    );
+    let out = expect(&bob(&["whoami"], None), 0);
+    assert!(out.contains("main: write"), "{out}");
+    // bob runs builds but does not change pipelines.
+    let refused = bob(&["pipelines", "delete", "demo", "--yes"], None);
+    expect(&refused, 1);
+    assert!(
+        support::text(&refused.stderr).contains("role maintain"),
+        "{}",
+        support::text(&refused.stderr)
+    );
+    // A read-only team token for a script, through PIKOCI_TOKEN.
+    let token = expect(
+        &bob(
+            &[
+                "tokens",
+                "create",
+                "dashboard",
+                "--for-team",
+                "main",
+                "--expires",
+                "30d",
+            ],
+            None,
+        ),
+        0,
+    )
+    .trim()
+    .to_owned();
+    assert!(token.starts_with("pko_") && token.len() == 68, "{token}");
+    let out = expect(
+        &client_with(
+            &bob_config,
+            &["pipelines", "list", "--server", &server.base],
+            &[("PIKOCI_TOKEN", &token)],
+            None,
+        ),
+        0,
+    );
+    assert!(out.contains("demo"), "{out}");
+    let out = expect(&bob(&["tokens", "list"], None), 0);
+    assert!(
+        out.contains("dashboard") && out.contains(&token[..12]),
+        "{out}"
+    );
+    expect(&bob(&["logout"], None), 0);
+    expect(&bob(&["whoami"], None), 1);
+    let out = expect(&cli(&["users", "list"]), 0);
+    assert!(out.contains("bob"), "{out}");
+    expect(&cli(&["users", "delete", "bob", "--yes"]), 0);
+    let hashed = expect(
+        &client_with(
+            &config,
+            &["user-password", "-u", "carol", "--password-stdin"],
+            &[],
+            Some("carol-password\n"),
+        ),
+        0,
+    );
+    assert!(hashed.starts_with("carol:$argon2id$"), "{hashed}");
+
     // Export, then import into a fresh server: everything is back.
     let export = dir.path().join("state.db");
     let saved = cli(&["export", "-o", export.to_str().unwrap()]);
     expect(&saved, 0);
     assert!(support::text(&saved.stderr).contains("exported the state of"));
-    let fresh = ServerProcess::start(&["--db-system", "mem", "--pubsub-system", "mem"]);
-    let import = |extra: &[&str]| {
+    let mut fresh = ServerProcess::start(&["--db-system", "mem", "--pubsub-system", "mem"]);
+    let base = fresh.base.clone();
+    let import = |token: &str, extra: &[&str]| {
         let mut args = vec![
             "import",
             export.to_str().unwrap(),
             "--server",
-            fresh.base.as_str(),
+            base.as_str(),
         ];
         args.extend_from_slice(extra);
-        cli(&args)
+        client_with(&config, &args, &[("PIKOCI_TOKEN", token)], None)
     };
-    let out = expect(&import(&[]), 0);
+    let out = expect(&import(&fresh.token.clone(), &[]), 0);
+    // The import ended every session: the users are the export's now (the same admin).
+    let (status, _) = fresh.get("/profile").await;
+    assert_eq!(status, 401);
+    fresh.log_in_again();
     assert!(
         out.contains("log_chunks") && out.contains("imported into"),
         "{out}"
@@ -363,20 +526,26 @@ async fn a_user_drives_a_server_from_the_terminal() {
         assert_eq!(after["data"], before["data"], "{path}");
     }
     let out = expect(
-        &cli(&["builds", "logs", "demo/fails/1", "--server", &fresh.base]),
+        &client_with(
+            &config,
+            &["builds", "logs", "demo/fails/1", "--server", &fresh.base],
+            &[("PIKOCI_TOKEN", &fresh.token)],
+            None,
+        ),
         0,
     );
     assert!(out.contains("about to fail"), "{out}");
     // The fresh server now holds pipelines: another import must say it replaces them.
-    let refused = import(&[]);
+    let token = fresh.token.clone();
+    let refused = import(&token, &[]);
     expect(&refused, 1);
     assert!(
         support::text(&refused.stderr).contains("--replace"),
         "{}",
         support::text(&refused.stderr)
     );
-    expect(&import(&["--replace"]), 2);
-    expect(&import(&["--replace", "--yes"]), 0);
+    expect(&import(&token, &["--replace"]), 2);
+    expect(&import(&token, &["--replace", "--yes"]), 0);
     fresh.stop();
 
     // Errors say what is wrong, with the status of their kind.

@@ -14,6 +14,11 @@ use super::{Lines, pikoci};
 /// How long a test waits for a build or a process: a deadline against a hang, not a measure.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(120);
 
+/// The password of user `admin` on every test server ([`ADMIN_HASH`]).
+pub(crate) const ADMIN_PASSWORD: &str = "pikoci-test-password";
+/// `pikoci user-password -u admin` of [`ADMIN_PASSWORD`].
+pub(crate) const ADMIN_USER: &str = "admin:$argon2id$v=19$m=19456,t=2,p=1$MYXxEEzrlLKvTfr+hNm0rw$ndBER7yFEmwvjbnVnICcXdgvw6YOyy02mCsJJATqRLY";
+
 /// A running `pikoci server`, killed when dropped.
 pub(crate) struct ServerProcess {
     child: Child,
@@ -22,15 +27,18 @@ pub(crate) struct ServerProcess {
     /// `http://127.0.0.1:PORT`.
     pub(crate) base: String,
     client: reqwest::Client,
+    /// A session of `admin`, sent with every request.
+    pub(crate) token: String,
 }
 
 impl ServerProcess {
-    /// Starts `pikoci server` with `args` on a free port and waits until it listens.
+    /// Starts `pikoci server` with `args` (and user `admin`, [`ADMIN_PASSWORD`]) on a free port,
+    /// waits until it listens, and logs in as `admin`.
     pub(crate) fn start(args: &[&str]) -> ServerProcess {
         let mut command = pikoci();
         command
             .arg("server")
-            .args(["--port", "0", "--log-format", "text"])
+            .args(["--port", "0", "--log-format", "text", "--users", ADMIN_USER])
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -48,12 +56,19 @@ impl ServerProcess {
         let client = pikoci_http::ClientConfig::new(Duration::from_secs(30))
             .build()
             .expect("an HTTP client");
+        let token = log_in(&client, &base);
         ServerProcess {
             child,
             log,
             base,
             client,
+            token,
         }
+    }
+
+    /// Logs in as `admin` again (an import ends every session).
+    pub(crate) fn log_in_again(&mut self) {
+        self.token = log_in(&self.client, &self.base);
     }
 
     /// The process id.
@@ -66,6 +81,7 @@ impl ServerProcess {
         let response = self
             .client
             .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
@@ -77,6 +93,7 @@ impl ServerProcess {
         let response = self
             .client
             .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()
@@ -89,6 +106,7 @@ impl ServerProcess {
     pub(crate) async fn text(&self, path: &str) -> String {
         self.client
             .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
@@ -117,7 +135,10 @@ impl ServerProcess {
 
     /// The raw response of `GET /api/v1{path}` with extra headers (SSE).
     pub(crate) async fn stream(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut request = self.client.get(format!("{}/api/v1{path}", self.base));
+        let mut request = self
+            .client
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -184,6 +205,35 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Logs in as `admin` (on a thread of its own: callers may be inside a runtime or not).
+fn log_in(client: &reqwest::Client, base: &str) -> String {
+    let client = client.clone();
+    let url = format!("{base}/api/v1/login");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let response = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+            let (status, body) = read(response).await;
+            assert_eq!(status, 200, "login as admin: {body}");
+            body["data"]["token"]
+                .as_str()
+                .expect("a session token")
+                .to_owned()
+        })
+    })
+    .join()
+    .expect("the login thread")
 }
 
 /// A running `pikoci worker`, killed when dropped.

@@ -332,9 +332,11 @@ fn smoke_test(env: &Env, image: &str) -> anyhow::Result<()> {
         &name,
         "--network",
         "host",
-        // On the host's network: loopback only, the API has no authentication.
+        // On the host's network: loopback only.
         "-e",
         "PIKOCI_LISTEN_ADDRESS=127.0.0.1",
+        "-e",
+        &format!("PIKOCI_USERS={}", crate::it::ADMIN_USER),
         "-v",
         &mount,
         image,
@@ -402,8 +404,14 @@ fn wait_for_build(port: u16) -> anyhow::Result<()> {
     let started = Instant::now();
     let path = "/api/v1/teams/main/pipelines/hello/jobs/test/builds/1/pending_reason";
     let mut last = String::new();
+    let mut token = None;
     while started.elapsed() < Duration::from_secs(120) {
-        if let Ok(answer) = crate::it::http_get(port, path) {
+        if token.is_none() {
+            token = crate::it::log_in(port).ok();
+        }
+        if let Some(token) = &token
+            && let Ok(answer) = crate::it::http_request(port, "GET", path, Some(token), None)
+        {
             if answer.contains("\"status\":\"succeeded\"") {
                 eprintln!("the server in the container ran build test/1: succeeded");
                 return Ok(());

@@ -65,13 +65,27 @@ enum Command {
     Worker(worker::Args),
     /// Save a server to talk to, and make it the current target.
     ///
-    /// Checks that the server answers and has the team, then saves the address, the team and
-    /// a token (read from standard input with --token-stdin) in
-    /// $XDG_CONFIG_HOME/pikoci/targets.toml, readable by you only.
+    /// Logs in as --username (the password is asked for, hidden) or with an API token read
+    /// from standard input (--token-stdin), checks that you are in the team, then saves the
+    /// address, the team and the token in $XDG_CONFIG_HOME/pikoci/targets.toml, readable by
+    /// you only.
     Login(remote::targets::LoginArgs),
+    /// End the session on the server and forget its token.
+    Logout(remote::accounts::RemoteOnly),
+    /// Who you are on the server: your user, your teams and roles.
+    Whoami(remote::accounts::RemoteOnly),
+    /// Change your password (asked for, hidden); your other sessions end.
+    Password(remote::accounts::PasswordArgs),
+    /// Your API tokens: list, create (personal, or for one team with a role), delete.
+    Tokens(remote::accounts::TokensArgs),
+    /// The server's users (global admins): list, create, set-admin, reset-password, delete.
+    Users(remote::accounts::UsersArgs),
+    /// Hash a password for `pikoci server --users NAME:HASH` (argon2id), without a server.
+    UserPassword(remote::accounts::UserPasswordArgs),
     /// List the saved servers, or make one the current target (--delete forgets it).
     Target(remote::targets::TargetArgs),
-    /// A server's teams: list, create, delete.
+    /// A server's teams: list, create, delete, and their members: members, set-member,
+    /// remove-member.
     Teams(remote::teams::TeamsArgs),
     /// A server's pipelines: list, get, set (showing what changes first), delete, rename,
     /// pause, unpause, expose, hide.
@@ -152,6 +166,12 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Worker(args) => worker::run(args),
         Command::Login(args) => return remote::targets::login(args),
         Command::Target(args) => return remote::targets::target(args),
+        Command::Logout(args) => return remote::accounts::logout(args),
+        Command::Whoami(args) => return remote::accounts::whoami(args),
+        Command::Password(args) => return remote::accounts::password(args),
+        Command::Tokens(args) => return remote::accounts::tokens(args),
+        Command::Users(args) => return remote::accounts::users(args),
+        Command::UserPassword(args) => return remote::accounts::user_password(args),
         Command::Teams(args) => return remote::teams::run(args),
         Command::Pipelines(args) => return remote::pipelines::run(args),
         Command::Jobs(args) => return remote::builds::run_jobs(args),

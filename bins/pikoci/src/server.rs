@@ -25,9 +25,8 @@ pub(crate) struct Args {
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// The address the HTTP API listens on. Until users and roles exist, anyone who can reach
-    /// it can do anything: keep the default loopback address, or put an authenticating proxy
-    /// in front.
+    /// The address the HTTP API listens on. To serve other machines (0.0.0.0), put a proxy
+    /// that terminates TLS in front: passwords and tokens must not cross a network in clear.
     #[arg(
         long,
         value_name = "ADDRESS",
@@ -132,6 +131,27 @@ pub(crate) struct Args {
     )]
     secret_key: Option<String>,
 
+    /// Users to create at start, as NAME:HASH, separated by spaces (or the flag repeated); HASH is an argon2id (or
+    /// bcrypt) hash from `pikoci user-password`. Users who exist are left as they are, except
+    /// a first-start `admin` whose generated password was never changed, which takes HASH. A
+    /// user named `admin` is created as a global admin. Without any user, the first start
+    /// creates `admin` with a generated password, printed once on standard error.
+    #[arg(
+        long,
+        value_name = "NAME:HASH",
+        env = "PIKOCI_USERS",
+        value_delimiter = ' ',
+        hide_env_values = true,
+        value_parser = parse_user
+    )]
+    users: Vec<UserEntry>,
+
+    /// How long a login session lasts (`12h`, `30d`); logging out or changing the password
+    /// ends it sooner.
+    #[arg(long, value_name = "DURATION", default_value = "30d", env = "PIKOCI_SESSION_LIFETIME",
+          value_parser = parse_session_lifetime)]
+    session_lifetime: Duration,
+
     /// How many times a build that lost its worker runs again before it is errored.
     #[arg(
         long,
@@ -181,13 +201,33 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     let config = ServerConfig {
         max_requeues: args.max_requeues,
+        session_lifetime: args.session_lifetime,
         ..ServerConfig::default()
     };
-    let server = Server::new(store, broker.clone(), secrets, config, Clock::new());
+    let server = Server::new(
+        store.clone(),
+        store,
+        broker.clone(),
+        secrets,
+        config,
+        Clock::new(),
+    );
     server
         .ensure_team(&args.team)
         .await
         .with_context(|| format!("cannot create team \"{}\"", args.team))?;
+    let users: Vec<(String, Secret)> = args
+        .users
+        .iter()
+        .map(|user| (user.name.clone(), user.hash.clone()))
+        .collect();
+    if let Some(password) = server
+        .ensure_users(&users)
+        .await
+        .context("cannot create the users of --users")?
+    {
+        pikoci_server::auth::announce_initial_admin(&password);
+    }
     if let Some(path) = &args.pipeline_config
         && let Some(code) = set_pipeline(&server, &args, path).await?
     {
@@ -213,15 +253,12 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         .local_addr()
         .context("cannot read the listening address")?;
     if address.ip().is_loopback() {
-        tracing::info!(
-            %address,
-            "listening on http://{address} (this machine only: the API has no authentication yet)"
-        );
+        tracing::info!(%address, "listening on http://{address} (this machine only)");
     } else {
         tracing::warn!(
             %address,
-            "listening on http://{address}: the API has no authentication yet, anyone who can \
-             reach this address can run builds"
+            "listening on http://{address}: serve it to other machines through a proxy that \
+             terminates TLS, or passwords and tokens cross the network in clear"
         );
     }
 
@@ -247,9 +284,12 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         let router = pikoci_server::api::router(server.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
         })
     };
 
@@ -373,4 +413,46 @@ fn default_pipeline_name(path: &std::path::Path) -> anyhow::Result<String> {
         );
     }
     Ok(name)
+}
+
+/// A `--users` entry.
+#[derive(Clone)]
+pub(crate) struct UserEntry {
+    name: String,
+    hash: Secret,
+}
+
+impl std::fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:<hash>", self.name)
+    }
+}
+
+/// `NAME:HASH`, split at the first `:`.
+fn parse_user(text: &str) -> Result<UserEntry, String> {
+    let Some((name, hash)) = text.split_once(':') else {
+        return Err(
+            "expected NAME:HASH, with HASH from `pikoci user-password --username NAME`".to_owned(),
+        );
+    };
+    if !pikoci_core::name::is_canonical(name) {
+        return Err(format!(
+            "invalid user name \"{}\": use a-z, 0-9, '-' and '_'",
+            name.escape_debug()
+        ));
+    }
+    pikoci_server::auth::password::check_hash(hash)?;
+    Ok(UserEntry {
+        name: name.to_owned(),
+        hash: Secret::new(hash),
+    })
+}
+
+fn parse_session_lifetime(text: &str) -> Result<Duration, String> {
+    match crate::worker::parse_duration(text)? {
+        duration if duration < Duration::from_secs(60) => {
+            Err("a session must last at least 1m".to_owned())
+        }
+        duration => Ok(duration),
+    }
 }

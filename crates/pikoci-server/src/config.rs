@@ -33,6 +33,8 @@ pub struct ServerConfig {
     /// when the broker gives it back (NATS: after its 30 s `ack_wait`). Past this, the build
     /// finishes with a note in its log that the log may be incomplete (default 35 s).
     pub log_patience: Duration,
+    /// How long a login session lasts (default 30 days).
+    pub session_lifetime: Duration,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +50,7 @@ impl Default for ServerConfig {
             requeue_grace: Duration::from_secs(15),
             abort_grace: Duration::from_secs(1),
             log_patience: Duration::from_secs(35),
+            session_lifetime: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -18,6 +18,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod auth;
 mod checks;
 mod clock;
 mod config;

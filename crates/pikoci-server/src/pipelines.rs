@@ -217,6 +217,7 @@ mod tests {
         let sql = Arc::new(pikoci_store::connect("mem").await.expect("mem"));
         Server::new(
             sql.clone(),
+            sql.clone(),
             Arc::new(pikoci_pubsub::MemBroker::new()),
             pikoci_secrets::SecretStore::new(sql, None),
             ServerConfig::default(),

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use pikoci_core::ErrorKind;
 use pikoci_core::broker::Broker;
 use pikoci_core::store::{
-    Build, BuildId, JobId, NewVersion, ResourceId, ResourceVersion, SetPipelineOutcome, Store,
-    StoreResult, StoredResource, TeamId, TransferSummary, TriggerEvent, TriggerEventId,
+    AccountStore, Build, BuildId, JobId, NewVersion, ResourceId, ResourceVersion,
+    SetPipelineOutcome, Store, StoreResult, StoredResource, TeamId, TransferSummary, TriggerEvent,
+    TriggerEventId,
 };
 use pikoci_secrets::SecretStore;
 use tokio_util::sync::CancellationToken;
@@ -28,12 +29,14 @@ pub struct Server {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) accounts: Arc<dyn AccountStore>,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) secrets: SecretStore,
     pub(crate) config: ServerConfig,
     pub(crate) clock: Clock,
     pub(crate) runtime: Runtime,
     pub(crate) metrics: Metrics,
+    pub(crate) login_limits: crate::auth::limit::LoginLimits,
 }
 
 /// What setting a pipeline did.
@@ -55,10 +58,11 @@ pub struct Readiness {
 }
 
 impl Server {
-    /// A server on `store` and `broker`, keeping the entries of the secret store `pikoci` in
-    /// `secrets`. Nothing runs until [`Server::start`].
+    /// A server on `store` and `broker`, with its users in `accounts`, keeping the entries of
+    /// the secret store `pikoci` in `secrets`. Nothing runs until [`Server::start`].
     pub fn new(
         store: Arc<dyn Store>,
+        accounts: Arc<dyn AccountStore>,
         broker: Arc<dyn Broker>,
         secrets: SecretStore,
         config: ServerConfig,
@@ -68,11 +72,13 @@ impl Server {
             inner: Arc::new(Inner {
                 metrics: Metrics::new(Arc::clone(&store)),
                 store,
+                accounts,
                 broker,
                 secrets,
                 config,
                 clock,
                 runtime: Runtime::new(),
+                login_limits: crate::auth::limit::LoginLimits::default(),
             }),
         }
     }
@@ -344,6 +350,11 @@ impl Server {
         replace: bool,
     ) -> ServerResult<TransferSummary> {
         let summary = self.store().import(path, replace).await?;
+        // An export made before users existed brings none: the server starts over with its
+        // first-start admin, as a new server does.
+        if let Some(password) = self.ensure_users(&[]).await? {
+            crate::auth::announce_initial_admin(&password);
+        }
         lock(&self.inner.runtime.reasons).clear();
         self.wake_dispatcher();
         tracing::info!(

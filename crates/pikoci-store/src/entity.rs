@@ -422,3 +422,107 @@ pub(crate) mod pipeline_secret {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod user {
+    //! `users`: one row per user; `password_hash` is read only to log in (`sql::accounts`).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) name: String,
+        pub(crate) full_name: String,
+        /// An argon2id PHC string or a bcrypt hash.
+        pub(crate) password_hash: Option<String>,
+        pub(crate) admin: bool,
+        pub(crate) must_change_password: bool,
+        pub(crate) created_at: i64,
+        pub(crate) updated_at: i64,
+    }
+
+    impl std::fmt::Debug for Model {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Model")
+                .field("id", &self.id)
+                .field("name", &self.name)
+                .field("admin", &self.admin)
+                .finish_non_exhaustive()
+        }
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod team_member {
+    //! `team_members`: a user's role in a team.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "team_members")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) team_id: i64,
+        pub(crate) user_id: i64,
+        pub(crate) role: String,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod session {
+    //! `sessions`: login sessions, by the SHA-256 of their token (not exported: an import
+    //! ends every session).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sessions")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) user_id: i64,
+        pub(crate) token_hash: String,
+        pub(crate) created_at: i64,
+        pub(crate) expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod api_token {
+    //! `api_tokens`: API tokens, by the SHA-256 of their value.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_tokens")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) user_id: i64,
+        pub(crate) name: String,
+        pub(crate) token_hash: String,
+        pub(crate) prefix: String,
+        pub(crate) team_id: Option<i64>,
+        pub(crate) role: Option<String>,
+        pub(crate) expires_at: Option<i64>,
+        pub(crate) last_used_at: Option<i64>,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -89,6 +89,10 @@ fn fuzz(schemathesis: &Path, server: &Server, dir: &Path) -> anyhow::Result<()> 
             "10",
         ])
         .arg("--no-color")
+        .args([
+            "--header",
+            &format!("Authorization: Bearer {}", server.token),
+        ])
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&output)?)
@@ -166,6 +170,10 @@ struct Server {
     port: u16,
     child: Child,
     log: PathBuf,
+    /// A personal API token of `admin`, a global admin, which schemathesis sends: with it,
+    /// every route is served, but none can end the credential (logging out and changing a
+    /// password need a session).
+    token: String,
 }
 
 impl Server {
@@ -180,6 +188,7 @@ impl Server {
             .process_group(0)
             .args(["server", "--db-system", "mem", "--pubsub-system", "mem"])
             .args(["--run-worker", "--port", &port.to_string()])
+            .args(["--users", super::ADMIN_USER])
             .arg("--pipeline-config")
             .arg(&pipeline)
             .arg("--work-dir")
@@ -190,10 +199,16 @@ impl Server {
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("failed to start {}", pikoci.display()))?;
-        let mut server = Server { port, child, log };
+        let mut server = Server {
+            port,
+            child,
+            log,
+            token: String::new(),
+        };
         let started = Instant::now();
         loop {
             if server.ready() {
+                server.token = server.api_token()?;
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {
@@ -210,6 +225,20 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Logs in as `admin` and makes a personal API token.
+    fn api_token(&self) -> anyhow::Result<String> {
+        let session = super::log_in(self.port)?;
+        let answer = super::http_request(
+            self.port,
+            "POST",
+            "/api/v1/api-tokens",
+            Some(&session),
+            Some("{\"name\":\"schemathesis\"}"),
+        )?;
+        super::json_string(&answer, "token")
+            .with_context(|| format!("cannot create an API token: {answer}"))
     }
 
     fn address(&self) -> String {

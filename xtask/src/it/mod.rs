@@ -96,16 +96,56 @@ pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
 /// `GET path` on `127.0.0.1:port` (HTTP/1.1, the connection closed after the answer): the
 /// whole answer, status line and headers included.
 pub(crate) fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    http_request(port, "GET", path, None, None)
+}
+
+/// The password of user `admin` on the servers the suites start ([`ADMIN_USER`]).
+pub(crate) const ADMIN_PASSWORD: &str = "pikoci-test-password";
+/// `--users` of those servers: `pikoci user-password -u admin` of [`ADMIN_PASSWORD`].
+pub(crate) const ADMIN_USER: &str = "admin:$argon2id$v=19$m=19456,t=2,p=1$MYXxEEzrlLKvTfr+hNm0rw$ndBER7yFEmwvjbnVnICcXdgvw6YOyy02mCsJJATqRLY";
+
+/// `METHOD path` on `127.0.0.1:port` with a bearer token and a JSON body when given: the
+/// whole answer, head and body.
+pub(crate) fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = json.unwrap_or_default();
+    if json.is_some() {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    write!(stream, "{head}\r\n{body}")?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     Ok(answer)
+}
+
+/// Logs in as `admin` ([`ADMIN_PASSWORD`]) on the server at `port`: a session token.
+pub(crate) fn log_in(port: u16) -> anyhow::Result<String> {
+    let body = format!("{{\"username\":\"admin\",\"password\":\"{ADMIN_PASSWORD}\"}}");
+    let answer = http_request(port, "POST", "/api/v1/login", None, Some(&body))
+        .context("cannot log in as admin")?;
+    json_string(&answer, "token").with_context(|| format!("cannot log in as admin: {answer}"))
+}
+
+/// The string value of the first `"key"` in a JSON answer (no JSON parser in xtask).
+pub(crate) fn json_string(answer: &str, key: &str) -> Option<String> {
+    let start = answer.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let end = answer[start..].find('"')? + start;
+    Some(answer[start..end].to_owned())
 }
 
 /// Runs a command with its output captured; fails with its output when it fails.

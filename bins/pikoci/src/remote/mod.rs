@@ -8,9 +8,11 @@
 //! Output: a table or a few lines for people; `--json` prints the API's `data` as it came, for
 //! programs. Exit statuses are [`Exit`].
 
+pub(crate) mod accounts;
 pub(crate) mod builds;
 mod files;
 pub(crate) mod pipelines;
+mod prompt;
 pub(crate) mod resources;
 pub(crate) mod state;
 mod table;

@@ -91,7 +91,7 @@ impl Targets {
     /// Writes the file, readable by its owner only (its directory too, when it is created),
     /// replacing it at once: a new file with a random name in the same directory, renamed
     /// over the old one (removed if anything fails before).
-    fn save(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn save(&self) -> anyhow::Result<PathBuf> {
         use std::os::unix::fs::DirBuilderExt;
         let path = file()?;
         let dir = path.parent().context("the targets file has a directory")?;
@@ -136,6 +136,15 @@ impl Targets {
         }
     }
 
+    /// Forgets the token of the target named (the current one by default); its name.
+    pub(crate) fn forget_token(&mut self, name: Option<&str>) -> anyhow::Result<String> {
+        let (name, _) = self.chosen(name)?;
+        if let Some(target) = self.targets.get_mut(&name) {
+            target.token = None;
+        }
+        Ok(name)
+    }
+
     fn names(&self) -> String {
         if self.targets.is_empty() {
             "none (save one with `pikoci login --server URL --name NAME`)".to_owned()
@@ -160,14 +169,33 @@ pub(crate) struct LoginArgs {
     #[arg(long, default_value = "main", value_name = "NAME")]
     team: String,
 
-    /// Read a token from standard input and send it with every request.
+    /// Log in as this user: the password is asked for (hidden), or read from standard input
+    /// with --password-stdin.
+    #[arg(long, short = 'u', value_name = "USER", conflicts_with = "token_stdin")]
+    username: Option<String>,
+
+    /// Read the password of --username from standard input (for scripts).
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+
+    /// Read an API token (`pko_...`) from standard input instead of logging in with a
+    /// password.
     #[arg(long)]
     token_stdin: bool,
 }
 
-/// `pikoci login`: checks that the server answers and knows the team, then saves it.
+/// `pikoci login`: logs in (with a password or a token), checks that the server knows the team,
+/// then saves it.
 pub(crate) fn login(args: LoginArgs) -> ExitCode {
     let result = (|| -> anyhow::Result<Exit> {
+        let password = match &args.username {
+            Some(user) => Some(super::prompt::secret(
+                &format!("Password of {user} on {}: ", args.server),
+                args.password_stdin,
+                "--password-stdin",
+            )?),
+            None => None,
+        };
         let token = if args.token_stdin {
             let mut token = String::new();
             std::io::stdin()
@@ -185,10 +213,29 @@ pub(crate) fn login(args: LoginArgs) -> ExitCode {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let server = runtime.block_on(async {
+        let (server, token, must_change) = runtime.block_on(async {
+            let mut token = token;
+            let mut must_change = false;
+            if let (Some(user), Some(password)) = (&args.username, password) {
+                let client = Client::new(&args.server, None)
+                    .await
+                    .map_err(|err| UsageError(err.to_string()))?;
+                let answer = client
+                    .post(
+                        "/login",
+                        &serde_json::json!({"username": user, "password": password.expose()}),
+                    )
+                    .await
+                    .with_context(|| format!("cannot log in to {} as {user}", client.server()))?;
+                must_change = answer.data["user"]["must_change_password"] == true;
+                token = answer.data["token"].as_str().map(str::to_owned);
+            }
             let client = Client::new(&args.server, token.clone().map(Secret::new))
                 .await
                 .map_err(|err| UsageError(err.to_string()))?;
+            if must_change {
+                return Ok::<_, anyhow::Error>((client.server().to_owned(), token, true));
+            }
             let teams = client.get_all("/teams").await.with_context(|| {
                 format!("{} does not answer as a PikoCI server", client.server())
             })?;
@@ -198,13 +245,14 @@ pub(crate) fn login(args: LoginArgs) -> ExitCode {
                 .is_some_and(|teams| teams.iter().any(|t| t["name"] == args.team.as_str()));
             if !known {
                 return Err(UsageError(format!(
-                    "{} has no team \"{}\"; pass --team with one of its teams",
+                    "{} has no team \"{}\" that you are a member of; pass --team with one of \
+                     your teams (`pikoci whoami` lists them)",
                     client.server(),
                     args.team
                 ))
                 .into());
             }
-            Ok::<_, anyhow::Error>(client.server().to_owned())
+            Ok::<_, anyhow::Error>((client.server().to_owned(), token, false))
         })?;
         let mut targets = Targets::load()?;
         targets.targets.insert(
@@ -223,6 +271,11 @@ pub(crate) fn login(args: LoginArgs) -> ExitCode {
             args.name,
             path.display()
         ))?;
+        if must_change {
+            output::stdout(
+                "you must choose a new password before anything else: run `pikoci password`\n",
+            )?;
+        }
         Ok(Exit::Ok)
     })();
     match result {

@@ -1,4 +1,4 @@
-//! `pikoci teams list|create|delete`.
+//! `pikoci teams list|create|delete|members|set-member|remove-member`.
 
 use anyhow::Context;
 use pikoci_client::model::Team;
@@ -27,6 +27,24 @@ enum TeamsCommand {
         /// Its name: lowercase letters, digits, '-' and '_'.
         name: String,
     },
+    /// List a team's members and their roles.
+    Members {
+        /// The team (default: --team, or the target's).
+        team: Option<String>,
+    },
+    /// Add a user to a team with a role, or change the member's role.
+    SetMember {
+        /// The user.
+        user: String,
+        /// read (see), write (run: trigger, cancel, pause, pin), maintain (change: pipelines,
+        /// secrets, approvals) or admin (members, deleting the team).
+        role: String,
+    },
+    /// Remove a user from a team (the user's team tokens for it are deleted).
+    RemoveMember {
+        /// The user.
+        user: String,
+    },
     /// Delete a team with its pipelines, builds, logs, secrets and trigger streams.
     Delete {
         /// The team.
@@ -44,6 +62,37 @@ pub(crate) fn run(args: TeamsArgs) -> std::process::ExitCode {
             TeamsCommand::List => list(&session).await,
             TeamsCommand::Create { name } => create(&session, &name).await,
             TeamsCommand::Delete { name, yes } => delete(&session, &name, yes).await,
+            TeamsCommand::Members { team } => members(&session, team).await,
+            TeamsCommand::SetMember { user, role } => {
+                let answer = session
+                    .client
+                    .put(
+                        &session.team_path(&["members", &user]),
+                        &json!({ "role": role }),
+                    )
+                    .await
+                    .with_context(|| {
+                        format!("cannot make {user} a member of team {}", session.team)
+                    })?;
+                session.done(
+                    &answer.data,
+                    &format!(
+                        "{user} is a member of team {} with role {role}",
+                        session.team
+                    ),
+                )
+            }
+            TeamsCommand::RemoveMember { user } => {
+                let answer = session
+                    .client
+                    .delete(&session.team_path(&["members", &user]))
+                    .await
+                    .with_context(|| format!("cannot remove {user} from team {}", session.team))?;
+                session.done(
+                    &answer.data,
+                    &format!("removed {user} from team {}", session.team),
+                )
+            }
         }
     })
 }
@@ -92,4 +141,26 @@ async fn delete(session: &Session, name: &str, yes: bool) -> anyhow::Result<Exit
         .await
         .with_context(|| format!("cannot delete team {name}"))?;
     session.done(&answer.data, &format!("deleted team {name}"))
+}
+
+async fn members(session: &Session, team: Option<String>) -> anyhow::Result<Exit> {
+    let team = team.unwrap_or_else(|| session.team.clone());
+    let answer = session
+        .client
+        .get(&pikoci_client::path(&["teams", &team, "members"]))
+        .await
+        .with_context(|| format!("cannot list the members of team {team}"))?;
+    if session.json {
+        session.print_json(&answer.data)?;
+        return Ok(Exit::Ok);
+    }
+    let mut rows = vec![header(&["USER", "ROLE"])];
+    for member in answer.data.as_array().into_iter().flatten() {
+        rows.push(vec![
+            member["user"].as_str().unwrap_or_default().to_owned(),
+            member["role"].as_str().unwrap_or_default().to_owned(),
+        ]);
+    }
+    session.print(&render(&rows))?;
+    Ok(Exit::Ok)
 }

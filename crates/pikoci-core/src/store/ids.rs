@@ -36,6 +36,10 @@ row_id! {
     TriggerEventId,
     /// The position of a log chunk in its build's log; chunks are read back in cursor order.
     LogCursor,
+    /// A user's id.
+    UserId,
+    /// An API token's id.
+    ApiTokenId,
 }
 
 #[cfg(test)]

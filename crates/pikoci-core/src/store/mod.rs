@@ -11,6 +11,7 @@
 //! under test; they are stored with millisecond precision. A `limit` of 0 means the store's
 //! default page size (100).
 
+mod account;
 mod build;
 mod error;
 mod ids;
@@ -19,6 +20,7 @@ mod monitoring;
 mod pipeline;
 mod worker;
 
+pub use account::*;
 pub use build::*;
 pub use error::*;
 pub use ids::*;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -20,10 +20,7 @@ use super::scope::{self, BuildPath, JobPath, JobScope, PipelinePath, PipelineSco
 use super::views::{BuildPlace, BuildView, PageMeta};
 use super::{Data, Page, cut_page, data, page_limit};
 use crate::Server;
-
-/// Who acts through the API until authentication exists: approvals and rejections are recorded
-/// under this name.
-pub(crate) const ANONYMOUS_USER: &str = "anonymous";
+use crate::auth::Caller;
 
 /// `?before=<build id>&limit=<1..500, default 50>&status=<status>[,<status>…]&since=<time>`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -385,12 +382,13 @@ pub(crate) struct ApproveBody {
     ))]
 pub(crate) async fn approve(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiPath(path): ApiPath<BuildPath>,
     ApiJson(body): ApiJson<ApproveBody>,
 ) -> ApiResult<Json<Data<BuildView>>> {
     let (scope, build) = scope::build(&server, &path).await?;
-    tracing::info!(build = %build.id, user = ANONYMOUS_USER, message = body.message.as_deref().unwrap_or(""), "build approved");
-    let build = server.approve_build(build.id, ANONYMOUS_USER).await?;
+    tracing::info!(build = %build.id, user = caller.name(), message = body.message.as_deref().unwrap_or(""), "build approved");
+    let build = server.approve_build(build.id, caller.name()).await?;
     Ok(data(summary(&server, &scope, &build).await?))
 }
 
@@ -412,6 +410,7 @@ pub(crate) struct RejectBody {
     ))]
 pub(crate) async fn reject(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiPath(path): ApiPath<BuildPath>,
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<Data<BuildView>>> {
@@ -422,7 +421,7 @@ pub(crate) async fn reject(
     }
     let (scope, build) = scope::build(&server, &path).await?;
     let build = server
-        .reject_build(build.id, ANONYMOUS_USER, &body.message)
+        .reject_build(build.id, caller.name(), &body.message)
         .await?;
     Ok(data(summary(&server, &scope, &build).await?))
 }

@@ -16,11 +16,19 @@
 //!   resource as `type.name`. The shapes of the payloads are documented on the types of
 //!   `api/views.rs`.
 //! - Responses carry `Cache-Control: no-store`.
+//! - Every route but health, metrics, version, the document, login and webhooks needs
+//!   `Authorization: Bearer <session or API token>`; `access.rs` says what each one needs
+//!   (401 `unauthenticated`, 403 `forbidden` or `password_change_required` otherwise).
 //!
 //! # Routes (under `/api/v1`)
 //!
 //! | route | |
 //! |---|---|
+//! | `POST /login`, `POST /logout` | sessions (`accounts.rs`) |
+//! | `GET/PUT /profile`, `POST /profile/password` | the caller |
+//! | `GET/POST /api-tokens`, `DELETE /api-tokens/{id}` | the caller's API tokens |
+//! | `GET/POST /users`, `GET/PUT/DELETE /users/{user}` | users (global admins) |
+//! | `GET /teams/{tc}/members`, `PUT/DELETE /teams/{tc}/members/{user}` | members and roles |
 //! | `GET/POST /teams` | teams; `POST {"name"}` |
 //! | `GET/DELETE /teams/{tc}` | a team; deleting it deletes everything it owns |
 //! | `GET/POST /teams/{tc}/pipelines` | pipelines; `POST {"name", "config" or "config_base64", "vars"?, "public"?, "file_name"?}` sets one |
@@ -53,6 +61,8 @@
 //! Outside `/api/v1`: `GET /healthz`, `GET /readyz`, and `GET /metrics` (Prometheus's text
 //! format, `metrics.rs`).
 
+mod access;
+mod accounts;
 mod admin;
 mod builds;
 mod error;
@@ -98,6 +108,10 @@ pub fn router(server: Server) -> Router {
     routes
         // Labels the routes above only: the fallbacks set after it (unknown paths, and known
         // paths with another method) count as `unmatched`.
+        .route_layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            access::authorize,
+        ))
         .route_layer(axum::middleware::from_fn(label_route))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
@@ -116,6 +130,20 @@ pub fn router(server: Server) -> Router {
 /// the macro routes every handler it is given on every path among them.
 pub(crate) fn described() -> OpenApiRouter<Server> {
     let api = OpenApiRouter::new()
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::profile, accounts::update_profile))
+        .routes(routes!(accounts::change_password))
+        .routes(routes!(accounts::list_tokens, accounts::create_token))
+        .routes(routes!(accounts::delete_token))
+        .routes(routes!(accounts::list_users, accounts::create_user))
+        .routes(routes!(
+            accounts::get_user,
+            accounts::update_user,
+            accounts::delete_user
+        ))
+        .routes(routes!(accounts::members))
+        .routes(routes!(accounts::set_member, accounts::remove_member))
         .routes(routes!(teams::list, teams::create))
         .routes(routes!(teams::get, teams::delete))
         .routes(routes!(secrets::list_team, secrets::set_team))

@@ -31,7 +31,9 @@ use super::error::ErrorBody;
         license(name = "Apache-2.0"),
     ),
     tags(
-        (name = "teams", description = "Teams own pipelines and secrets."),
+        (name = "accounts", description = "Logging in, the caller's profile and password, API tokens."),
+        (name = "users", description = "Users (global admins only)."),
+        (name = "teams", description = "Teams own pipelines and secrets; members have a role in them."),
         (name = "pipelines", description = "Setting, reading, pausing and exposing pipelines."),
         (name = "jobs", description = "Jobs, pausing them, triggering them by hand."),
         (name = "builds", description = "Builds, their logs and live events, and acting on them."),
@@ -62,9 +64,29 @@ impl Modify for Conventions {
         components
             .schemas
             .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
-        for item in openapi.paths.paths.values_mut() {
-            for (changes, operation) in operations(item) {
+        components.add_security_scheme(
+            "bearer",
+            openapi::security::SecurityScheme::Http(
+                openapi::security::HttpBuilder::new()
+                    .scheme(openapi::security::HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token (`pks_...`, from `POST /api/v1/login`) or an API token \
+                         (`pko_...`).",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in &mut openapi.paths.paths {
+            for (method, changes, operation) in operations(item) {
                 name(operation);
+                let access = super::access::rule(method, path);
+                let signed = access.is_some_and(|access| access != super::access::Access::Anyone);
+                if signed {
+                    operation.security = Some(vec![openapi::security::SecurityRequirement::new(
+                        "bearer",
+                        Vec::<String>::new(),
+                    )]);
+                }
                 let parameters = operation.parameters.as_deref().unwrap_or_default();
                 let names_something = parameters
                     .iter()
@@ -80,6 +102,8 @@ impl Modify for Conventions {
                     (!parameters.is_empty() || body, "400", INVALID),
                     (names_something, "404", NOT_FOUND),
                     (changes, "409", CONFLICT),
+                    (signed, "401", UNAUTHENTICATED),
+                    (signed, "403", FORBIDDEN),
                     (body, "413", TOO_LARGE),
                     (reads_store, "500", INTERNAL),
                     (reads_store, "503", UNAVAILABLE),
@@ -104,6 +128,11 @@ const NOT_FOUND: &str =
     "The team, pipeline, job, build or resource named does not exist (`not_found`).";
 const CONFLICT: &str = "The state of what is named does not allow this now (`conflict`): the \
                         message says why (a build already finished, a name taken...).";
+const UNAUTHENTICATED: &str = "No usable credential: log in and send the token as \
+                               `Authorization: Bearer <token>` (`unauthenticated`).";
+const FORBIDDEN: &str = "The caller may not do this (`forbidden`: the message names the role \
+                         needed), or must change the password first \
+                         (`password_change_required`).";
 const TOO_LARGE: &str = "The body is larger than the server reads (`invalid_input`).";
 const INTERNAL: &str = "The server failed (`internal`); its log has the request's id.";
 const UNAVAILABLE: &str =
@@ -120,19 +149,21 @@ fn name(operation: &mut Operation) {
 }
 
 /// The operations of a path, each with whether it changes something.
-fn operations(item: &mut openapi::PathItem) -> impl Iterator<Item = (bool, &mut Operation)> {
+fn operations(
+    item: &mut openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, bool, &mut Operation)> {
     [
-        (false, item.get.as_mut()),
-        (true, item.put.as_mut()),
-        (true, item.post.as_mut()),
-        (true, item.delete.as_mut()),
-        (true, item.patch.as_mut()),
-        (false, item.head.as_mut()),
-        (false, item.options.as_mut()),
-        (false, item.trace.as_mut()),
+        ("GET", false, item.get.as_mut()),
+        ("PUT", true, item.put.as_mut()),
+        ("POST", true, item.post.as_mut()),
+        ("DELETE", true, item.delete.as_mut()),
+        ("PATCH", true, item.patch.as_mut()),
+        ("HEAD", false, item.head.as_mut()),
+        ("OPTIONS", false, item.options.as_mut()),
+        ("TRACE", false, item.trace.as_mut()),
     ]
     .into_iter()
-    .filter_map(|(changes, operation)| Some((changes, operation?)))
+    .filter_map(|(method, changes, operation)| Some((method, changes, operation?)))
 }
 
 /// An error answer: the error body, described.

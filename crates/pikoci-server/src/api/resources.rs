@@ -2,10 +2,10 @@
 //! webhook endpoint itself.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use pikoci_core::ErrorKind;
-use pikoci_core::store::VersionId;
+use pikoci_core::store::{Role, VersionId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -17,6 +17,7 @@ use super::scope::{self, PipelinePath, ResourcePath, ResourceScope, VersionPath}
 use super::views::{BuildView, PageMeta, ResourceView, VersionView};
 use super::{Data, Page, cut_page, data, page_limit};
 use crate::Server;
+use crate::auth::Caller;
 
 /// `GET …/{pc}/resources?after=<type.name>&limit=`: the pipeline's resources in declaration
 /// order (without webhook tokens), a page at a time.
@@ -45,19 +46,30 @@ pub(crate) async fn list(
     }))
 }
 
-/// `GET …/resources/{rc}`: the resource with its webhook token.
+/// `GET …/resources/{rc}`: the resource, with its webhook token for maintainers.
 #[utoipa::path(get, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}", tag = "resources", summary = "Get a resource", params(ResourcePath),
-    responses((status = 200, description = "The resource with its webhook token.", body = Data<ResourceView>)))]
+    responses((status = 200, description = "The resource, with its webhook token when the caller may maintain the pipeline.", body = Data<ResourceView>)))]
 pub(crate) async fn get(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiPath(path): ApiPath<ResourcePath>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
     let scope = scope::resource(&server, &path).await?;
-    Ok(data(detailed(&scope)))
+    Ok(data(detailed(&scope, &caller)))
 }
 
-fn detailed(scope: &ResourceScope) -> ResourceView {
-    ResourceView::detailed(&scope.team.name, &scope.pipeline.name, &scope.resource)
+/// The resource, with its webhook token for those who may change the pipeline (maintainers):
+/// the token lets anyone who has it start checks.
+fn detailed(scope: &ResourceScope, caller: &Caller) -> ResourceView {
+    let maintainer = caller
+        .account()
+        .and_then(|account| account.role_in(&scope.team.name))
+        .is_some_and(|role| role >= Role::Maintain);
+    if maintainer {
+        ResourceView::detailed(&scope.team.name, &scope.pipeline.name, &scope.resource)
+    } else {
+        ResourceView::summary(&scope.team.name, &scope.pipeline.name, &scope.resource)
+    }
 }
 
 /// `?before=<version id>&limit=<1..500, default 50>`.
@@ -171,12 +183,13 @@ pub(crate) struct TriggeredMeta {
     responses((status = 200, description = "The resource, its check due now.", body = Data<ResourceView>)))]
 pub(crate) async fn check(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiPath(path): ApiPath<ResourcePath>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
     let mut scope = scope::resource(&server, &path).await?;
     server.check_resource(scope.resource.id).await?;
     scope.resource = server.store().resource_by_id(scope.resource.id).await?;
-    Ok(data(detailed(&scope)))
+    Ok(data(detailed(&scope, &caller)))
 }
 
 /// `{"version_id"}`: one of the resource's versions.
@@ -193,10 +206,11 @@ pub(crate) struct PinBody {
     responses((status = 200, description = "The resource, pinned: builds use that version until it is unpinned.", body = Data<ResourceView>)))]
 pub(crate) async fn pin(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiPath(path): ApiPath<ResourcePath>,
     ApiJson(body): ApiJson<PinBody>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
-    set_pin(&server, &path, Some(VersionId(body.version_id))).await
+    set_pin(&server, &caller, &path, Some(VersionId(body.version_id))).await
 }
 
 /// `POST …/resources/{rc}/unpin`.
@@ -204,13 +218,15 @@ pub(crate) async fn pin(
     responses((status = 200, description = "The resource, unpinned.", body = Data<ResourceView>)))]
 pub(crate) async fn unpin(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiPath(path): ApiPath<ResourcePath>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
-    set_pin(&server, &path, None).await
+    set_pin(&server, &caller, &path, None).await
 }
 
 async fn set_pin(
     server: &Server,
+    caller: &Caller,
     path: &ResourcePath,
     version: Option<VersionId>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
@@ -234,7 +250,7 @@ async fn set_pin(
             }
         })?;
     scope.resource = server.store().resource_by_id(scope.resource.id).await?;
-    Ok(data(detailed(&scope)))
+    Ok(data(detailed(&scope, caller)))
 }
 
 /// `POST …/resources/{rc}/webhook_token`: `{"token"}`, a new token; the old one stops working.

@@ -1,7 +1,7 @@
 //! Health, readiness, workers, and the answers to paths and methods the API does not have.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
@@ -15,6 +15,7 @@ use super::paging::{NameMeta, NamePage, Order};
 use super::views::{Deleted, WorkerView};
 use super::{Data, Page, data};
 use crate::Server;
+use crate::auth::Caller;
 
 /// `{"status": "ok"}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -97,10 +98,10 @@ pub(crate) async fn readyz(State(server): State<Server>) -> Response {
     responses((status = 200, description = "The registered workers by id, a page at a time.", body = Page<Vec<WorkerView>, NameMeta>)))]
 pub(crate) async fn workers(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(page): ApiQuery<NamePage>,
 ) -> ApiResult<Json<Page<Vec<WorkerView>, NameMeta>>> {
-    let workers = server.store().workers().await?;
-    let (workers, meta) = page.cut(workers, Order::ByName, |worker| &worker.worker_id)?;
+    let mut workers = server.store().workers().await?;
     let teams: HashMap<_, _> = server
         .store()
         .list_teams()
@@ -108,6 +109,15 @@ pub(crate) async fn workers(
         .into_iter()
         .map(|team| (team.id, team.name))
         .collect();
+    // Global workers, and those of the caller's teams.
+    if let Some(visible) = caller.account().and_then(|account| account.visible_teams()) {
+        workers.retain(|worker| {
+            worker
+                .team_id
+                .is_none_or(|id| teams.get(&id).is_some_and(|name| visible.contains(name)))
+        });
+    }
+    let (workers, meta) = page.cut(workers, Order::ByName, |worker| &worker.worker_id)?;
     let now = server.clock().now();
     let lost_after = server.config().worker_lost_after;
     Ok(Json(Page {

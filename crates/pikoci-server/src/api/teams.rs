@@ -1,9 +1,9 @@
 //! `/teams`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
-use pikoci_core::store::{BuildFilter, BuildStatus};
+use pikoci_core::store::{BuildFilter, BuildStatus, Role};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -14,18 +14,24 @@ use super::scope::{self, TeamPath};
 use super::views::{Deleted, TeamView};
 use super::{Data, Page, data};
 use crate::Server;
+use crate::auth::Caller;
 
 /// The team every server has from its start, and clients use by default.
 const MAIN_TEAM: &str = "main";
 
-/// `GET /teams?after=&limit=`: the teams by name, a page at a time.
+/// `GET /teams?after=&limit=`: the teams the caller is a member of (every team for a global
+/// admin) by name, a page at a time.
 #[utoipa::path(get, path = "/teams", tag = "teams", summary = "List the teams", params(NamePage),
     responses((status = 200, description = "The teams by name, a page at a time.", body = Page<Vec<TeamView>, NameMeta>)))]
 pub(crate) async fn list(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(page): ApiQuery<NamePage>,
 ) -> ApiResult<Json<Page<Vec<TeamView>, NameMeta>>> {
-    let teams = server.store().list_teams().await?;
+    let mut teams = server.store().list_teams().await?;
+    if let Some(visible) = caller.account().and_then(|account| account.visible_teams()) {
+        teams.retain(|team| visible.contains(&team.name));
+    }
     let (teams, meta) = page.cut(teams, Order::ByName, |team| &team.name)?;
     Ok(Json(Page {
         data: teams.iter().map(TeamView::new).collect(),
@@ -53,13 +59,19 @@ pub(crate) struct CreateTeam {
     ))]
 pub(crate) async fn create(
     State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<CreateTeam>,
 ) -> ApiResult<(StatusCode, Json<Data<TeamView>>)> {
-    let team = server
-        .store()
-        .create_team(&body.name, server.clock().now())
-        .await?;
-    tracing::info!(team = %team.name, "team created");
+    let now = server.clock().now();
+    let team = server.store().create_team(&body.name, now).await?;
+    // Its creator is its first admin, so that the team has one to manage it.
+    if let Some(account) = caller.account() {
+        server
+            .accounts()
+            .set_member(team.id, account.user.id, Role::Admin, now)
+            .await?;
+    }
+    tracing::info!(team = %team.name, by = caller.name(), "team created");
     Ok((StatusCode::CREATED, data(TeamView::new(&team))))
 }
 

@@ -557,8 +557,6 @@ impl ResourceView {
     /// The detailed view, with the webhook token.
     pub(crate) fn detailed(team: &str, pipeline: &str, resource: &StoredResource) -> Self {
         ResourceView {
-            // Authentication comes later: until then every caller sees the token; then only
-            // team admins will (as upstream).
             webhook_token: Some(resource.webhook_token.clone()),
             ..ResourceView::summary(team, pipeline, resource)
         }

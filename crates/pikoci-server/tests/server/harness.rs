@@ -112,6 +112,7 @@ impl Harness {
     pub(crate) async fn with_config(hcl: &str, config: ServerConfig) -> Harness {
         let blocking = Arc::new(crate::store::BlockingStore::open().await);
         let store: Arc<dyn Store> = blocking.clone();
+        let accounts = blocking.accounts();
         let cipher = pikoci_secrets::Cipher::new(&pikoci_core::secrets::Secret::new(SECRET_KEY))
             .expect("test key");
         let secret_table: Arc<dyn SecretTable> = blocking;
@@ -140,6 +141,7 @@ impl Harness {
         let probes = Arc::new(AtomicBool::new(true));
         let server = Server::new(
             store.clone(),
+            accounts.clone(),
             Arc::new(ServerBroker {
                 mem: mem.clone(),
                 probes: probes.clone(),
@@ -172,6 +174,7 @@ impl Harness {
         while self.tasks.join_next().await.is_some() {}
         self.server = Server::new(
             self.store.clone(),
+            self.server.accounts().clone(),
             Arc::new(ServerBroker {
                 mem: self.mem.clone(),
                 probes: self.probes.clone(),

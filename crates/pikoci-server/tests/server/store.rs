@@ -3,6 +3,7 @@
 //! database pool's own timeouts) race ahead.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,6 +22,11 @@ impl BlockingStore {
             .await
             .expect("in-memory store");
         BlockingStore(store)
+    }
+
+    /// The store's accounts (not wrapped: no test blocks on them).
+    pub(crate) fn accounts(&self) -> Arc<dyn pikoci_core::store::AccountStore> {
+        Arc::new(self.0.clone())
     }
 }
 

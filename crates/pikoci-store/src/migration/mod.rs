@@ -10,6 +10,7 @@ mod m0002_dispatch;
 mod m0003_claim;
 mod m0004_secrets;
 mod m0005_step_parent;
+mod m0006_accounts;
 
 pub(crate) use lock::MigrationLock;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_claim::Migration),
             Box::new(m0004_secrets::Migration),
             Box::new(m0005_step_parent::Migration),
+            Box::new(m0006_accounts::Migration),
         ]
     }
 

@@ -2,6 +2,7 @@
 //! in its own module as functions taking the store; this module holds the connection, the
 //! transaction and retry rules, and the trait implementation that routes to those functions.
 
+mod accounts;
 mod approvals;
 mod builds;
 mod convert;

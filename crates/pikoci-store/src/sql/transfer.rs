@@ -4,7 +4,9 @@
 //! same code moves state between any two of the four systems.
 //!
 //! The `workers` table is left out both ways: it is a registry of live processes, rebuilt by
-//! their heartbeats, not state to restore.
+//! their heartbeats, not state to restore. So is `sessions`: an import ends every login
+//! session (the user ids they name are the export's now), while API tokens, stored as hashes
+//! like sessions, come with their users.
 
 use std::path::Path;
 
@@ -29,6 +31,9 @@ const PAGE: u64 = 100;
 macro_rules! for_each_table {
     ($each:ident) => {
         $each!(team);
+        $each!(user);
+        $each!(team_member);
+        $each!(api_token);
         $each!(pipeline);
         $each!(pipeline_type);
         $each!(job);
@@ -226,6 +231,9 @@ pub(super) async fn import(
         // Past the refusals: the file's schema may change now (opening it may already have
         // put it in WAL mode, which an export is in anyway).
         source.migrate().await?;
+        txn.execute(&Query::delete().from_table(session::Entity).to_owned())
+            .await
+            .context(context)?;
         for table in tables().into_iter().rev() {
             txn.execute(&Query::delete().from_table(table).to_owned())
                 .await
@@ -377,14 +385,14 @@ mod tests {
             };
         }
         for_each_table!(check);
-        // Every table but the workers' registry and the migrations' record (which each store
-        // keeps for itself).
+        // Every table but the workers' registry, the login sessions and the migrations' record
+        // (which each store keeps for itself).
         let rows = store
             .db()
             .query_all_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Sqlite,
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
-                 AND name NOT LIKE 'sqlite_%' AND name NOT IN ('workers', 'pikoci_migrations')",
+                 AND name NOT LIKE 'sqlite_%' AND name NOT IN ('workers', 'sessions', 'pikoci_migrations')",
             ))
             .await
             .expect("tables");

@@ -2,6 +2,7 @@
 //! target calls `conformance_suite!(open)` with a function `open(test_name) -> Fixture` that
 //! gives each test a fresh, empty, migrated database.
 
+pub(crate) mod accounts;
 pub(crate) mod builds;
 pub(crate) mod checks;
 pub(crate) mod concurrency;
@@ -70,6 +71,9 @@ macro_rules! conformance_suite {
         conformance_suite!(@tests $open;
             migrations::migrations_create_the_schema_and_rerun_as_no_op,
             migrations::errors_name_the_missing_thing,
+            accounts::users_are_unique_and_the_last_admin_is_kept,
+            accounts::teams_keep_an_admin_and_tokens_go_with_membership,
+            accounts::sessions_end_with_a_password_change_or_their_user,
             pipelines::teams_are_unique_and_canonical,
             pipelines::set_pipeline_creates_everything,
             pipelines::pipeline_updates_diff_by_name_and_keep_state,

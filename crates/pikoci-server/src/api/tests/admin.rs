@@ -62,8 +62,14 @@ async fn an_export_imports_into_a_fresh_server_with_everything_back() {
     let file = export(&api).await;
 
     // A fresh server with the same key: the pipeline, its builds and its secrets are back.
-    let fresh = TestApi::new().await;
+    let mut fresh = TestApi::new().await;
     let imported = import(&fresh, "", file.clone()).await.data();
+    // An import ends every session: the users are the export's now.
+    fresh
+        .get("/api/v1/profile")
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    fresh.log_in_again().await;
     let tables = imported["tables"].as_array().expect("tables");
     assert_eq!(tables[0], json!({"table": "teams", "rows": 1}));
     assert!(
@@ -90,6 +96,7 @@ async fn an_export_imports_into_a_fresh_server_with_everything_back() {
         .error(StatusCode::CONFLICT, "conflict");
     assert!(message.contains("replace=true"), "{message}");
     import(&fresh, "?replace=true", file).await.data();
+    fresh.log_in_again().await;
     // What is not an export is refused, and changes nothing.
     let message = import(&fresh, "?replace=true", b"hello".to_vec())
         .await

@@ -4,6 +4,8 @@
 //! (trigger, cancel, retry, approve, reject, check, webhook, `/readyz`, the pending reason of
 //! a pending build, following a running build) are tested with the service.
 
+mod access;
+mod accounts;
 mod admin;
 mod builds;
 mod events;
@@ -63,6 +65,24 @@ job "deploy" {
 pub(super) struct TestApi {
     pub(super) server: Server,
     router: Router,
+    /// A session of user `root`, a global admin: what [`TestApi::call`] sends.
+    pub(super) admin: String,
+}
+
+/// A session token of `user`, stored without a login (no password hashing in tests).
+pub(super) async fn session(server: &Server, user: &pikoci_core::store::User) -> String {
+    let token = crate::auth::new_token(crate::auth::SESSION_PREFIX);
+    server
+        .accounts()
+        .create_session(pikoci_core::store::NewSession {
+            user: user.id,
+            token_hash: crate::auth::token_hash(token.expose()),
+            created_at: Utc::now(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        })
+        .await
+        .expect("session");
+    token.into_exposed()
 }
 
 /// An answer: status, headers and body.
@@ -117,16 +137,68 @@ impl TestApi {
         });
         let server = Server::new(
             sql.clone(),
+            sql.clone(),
             Arc::new(pikoci_pubsub::MemBroker::new()),
             pikoci_secrets::SecretStore::new(sql, cipher),
             ServerConfig::default(),
             Clock::new(),
         );
         server.ensure_team("main").await.expect("team");
+        let root = server
+            .accounts()
+            .create_user(
+                pikoci_core::store::NewUser {
+                    name: "root".to_owned(),
+                    full_name: String::new(),
+                    password_hash: None,
+                    admin: true,
+                    must_change_password: false,
+                },
+                Utc::now(),
+            )
+            .await
+            .expect("user");
+        let admin = session(&server, &root).await;
         TestApi {
             router: super::router(server.clone()),
             server,
+            admin,
         }
+    }
+
+    /// A new session of `root` (after an import ended the old one).
+    pub(super) async fn log_in_again(&mut self) {
+        let root = self.server.accounts().user("root").await.expect("root");
+        self.admin = session(&self.server, &root).await;
+    }
+
+    /// Creates user `name` (no password), a member of `main` with `role` when given, and
+    /// returns a session token of it.
+    pub(super) async fn user(&self, name: &str, role: Option<pikoci_core::store::Role>) -> String {
+        let user = self
+            .server
+            .accounts()
+            .create_user(
+                pikoci_core::store::NewUser {
+                    name: name.to_owned(),
+                    full_name: String::new(),
+                    password_hash: None,
+                    admin: false,
+                    must_change_password: false,
+                },
+                Utc::now(),
+            )
+            .await
+            .expect("user");
+        if let Some(role) = role {
+            let team = self.store().team("main").await.expect("main");
+            self.server
+                .accounts()
+                .set_member(team.id, user.id, role, Utc::now())
+                .await
+                .expect("member");
+        }
+        session(&self.server, &user).await
     }
 
     /// The same with pipeline `demo` ([`PIPELINE`]) set.
@@ -144,7 +216,11 @@ impl TestApi {
     }
 
     /// Sends a request.
-    pub(super) async fn send(&self, request: Request<Body>) -> Response {
+    pub(super) async fn send(&self, mut request: Request<Body>) -> Response {
+        if !request.headers().contains_key(header::AUTHORIZATION) {
+            let value = format!("Bearer {}", self.admin).parse().expect("header");
+            request.headers_mut().insert(header::AUTHORIZATION, value);
+        }
         self.router
             .clone()
             .oneshot(request)
@@ -152,9 +228,32 @@ impl TestApi {
             .expect("the router is infallible")
     }
 
-    /// Sends a request and reads the whole answer.
+    /// Sends a request as it is (without credentials unless it has some).
+    pub(super) async fn router_oneshot(&self, request: Request<Body>) -> Response {
+        self.router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible")
+    }
+
+    /// Sends a request as the global admin `root` and reads the whole answer.
     pub(super) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_as(Some(&self.admin), method, path, body).await
+    }
+
+    /// Sends a request with `token` (none: anonymously) and reads the whole answer.
+    pub(super) async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         let body = match body {
             Some(json) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");

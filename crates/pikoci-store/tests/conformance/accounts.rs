@@ -1,0 +1,361 @@
+//! Users, memberships, sessions and API tokens (`AccountStore` on the SQL store).
+
+use chrono::Duration;
+use pikoci_core::ErrorKind;
+use pikoci_core::secrets::Secret;
+use pikoci_core::store::{
+    AccountStore, NewApiToken, NewSession, NewUser, PasswordChange, Role, TokenHash, UserUpdate,
+};
+
+use super::{Fixture, at};
+
+fn t0() -> chrono::DateTime<chrono::Utc> {
+    at(0)
+}
+
+fn new_user(name: &str, admin: bool) -> NewUser {
+    NewUser {
+        name: name.to_owned(),
+        full_name: format!("{name} full"),
+        password_hash: Some(Secret::new(format!("$argon2id$hash-of-{name}"))),
+        admin,
+        must_change_password: false,
+    }
+}
+
+fn hash(n: u8) -> TokenHash {
+    TokenHash(format!("{n:064x}"))
+}
+
+pub(crate) async fn users_are_unique_and_the_last_admin_is_kept(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let accounts: &dyn AccountStore = &fx.sql;
+    assert_eq!(accounts.count_users().await?, 0);
+    let root = accounts.create_user(new_user("root", true), t0()).await?;
+    assert!(root.admin && root.has_password);
+    let taken = accounts
+        .create_user(new_user("root", false), t0())
+        .await
+        .unwrap_err();
+    assert_eq!(taken.kind(), ErrorKind::Conflict, "{taken}");
+    let invalid = accounts
+        .create_user(new_user("Bob Smith", false), t0())
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.kind(), ErrorKind::InvalidInput, "{invalid}");
+    let bob = accounts
+        .create_user(
+            NewUser {
+                password_hash: None,
+                ..new_user("bob", false)
+            },
+            t0(),
+        )
+        .await?;
+    assert!(!bob.has_password);
+    let (found, password) = accounts.login("root").await?;
+    assert_eq!(found, root);
+    assert_eq!(password.unwrap().expose(), "$argon2id$hash-of-root");
+    assert_eq!(accounts.login("bob").await?.1, None);
+    assert_eq!(
+        accounts.login("nobody").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let names: Vec<_> = accounts
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["bob", "root"]);
+
+    // The last global admin stays one, and stays.
+    let demote = accounts
+        .update_user(
+            root.id,
+            UserUpdate {
+                admin: Some(false),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(demote.kind(), ErrorKind::Conflict, "{demote}");
+    assert_eq!(
+        accounts.delete_user(root.id).await.unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+    let bob = accounts
+        .update_user(
+            bob.id,
+            UserUpdate {
+                admin: Some(true),
+                full_name: Some("Bob B.".to_owned()),
+                name: Some("robert".to_owned()),
+            },
+        )
+        .await?;
+    assert_eq!(
+        (bob.name.as_str(), bob.full_name.as_str(), bob.admin),
+        ("robert", "Bob B.", true)
+    );
+    let clash = accounts
+        .update_user(
+            bob.id,
+            UserUpdate {
+                name: Some("root".to_owned()),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(clash.kind(), ErrorKind::Conflict, "{clash}");
+    accounts.delete_user(root.id).await?;
+    assert_eq!(accounts.count_users().await?, 1);
+    Ok(())
+}
+
+pub(crate) async fn teams_keep_an_admin_and_tokens_go_with_membership(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let accounts: &dyn AccountStore = &fx.sql;
+    let team = fx.s().create_team("alpha", t0()).await?;
+    let other = fx.s().create_team("beta", t0()).await?;
+    let ann = accounts.create_user(new_user("ann", false), t0()).await?;
+    let ben = accounts.create_user(new_user("ben", false), t0()).await?;
+    // A team without admins may get members of any role.
+    accounts
+        .set_member(team.id, ben.id, Role::Write, t0())
+        .await?;
+    accounts
+        .set_member(team.id, ann.id, Role::Admin, t0())
+        .await?;
+    accounts
+        .set_member(other.id, ann.id, Role::Read, t0())
+        .await?;
+    // Then its last admin cannot step down or leave.
+    let step_down = accounts
+        .set_member(team.id, ann.id, Role::Maintain, t0())
+        .await
+        .unwrap_err();
+    assert_eq!(step_down.kind(), ErrorKind::Conflict, "{step_down}");
+    assert!(step_down.to_string().contains("no admins"), "{step_down}");
+    assert_eq!(
+        accounts
+            .remove_member(team.id, ann.id)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+    let members: Vec<_> = accounts
+        .team_members(team.id)
+        .await?
+        .into_iter()
+        .map(|m| (m.user_name, m.role))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("ann".to_owned(), Role::Admin),
+            ("ben".to_owned(), Role::Write)
+        ]
+    );
+    let teams: Vec<_> = accounts
+        .memberships(ann.id)
+        .await?
+        .into_iter()
+        .map(|m| (m.team_name, m.role))
+        .collect();
+    assert_eq!(
+        teams,
+        [
+            ("alpha".to_owned(), Role::Admin),
+            ("beta".to_owned(), Role::Read)
+        ]
+    );
+
+    // Ben's team token for alpha goes when ben leaves alpha; his personal one stays.
+    let team_token = accounts
+        .create_api_token(NewApiToken {
+            user: ben.id,
+            name: "deploy".to_owned(),
+            token_hash: hash(1),
+            prefix: "pko_00000000".to_owned(),
+            team: Some((team.id, Role::Write)),
+            expires_at: Some(t0() + Duration::days(30)),
+            created_at: t0(),
+        })
+        .await?;
+    assert_eq!(
+        team_token.team,
+        Some((team.id, "alpha".to_owned(), Role::Write))
+    );
+    accounts
+        .create_api_token(NewApiToken {
+            user: ben.id,
+            name: "personal".to_owned(),
+            token_hash: hash(2),
+            prefix: "pko_00000000".to_owned(),
+            team: None,
+            expires_at: None,
+            created_at: t0(),
+        })
+        .await?;
+    let same_name = accounts
+        .create_api_token(NewApiToken {
+            user: ben.id,
+            name: "deploy".to_owned(),
+            token_hash: hash(3),
+            prefix: "pko_00000000".to_owned(),
+            team: None,
+            expires_at: None,
+            created_at: t0(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(same_name.kind(), ErrorKind::Conflict, "{same_name}");
+    let (found, owner) = accounts.api_token(&hash(1)).await?;
+    assert_eq!((found.id, owner.id), (team_token.id, ben.id));
+    accounts
+        .touch_api_token(found.id, t0() + Duration::minutes(5))
+        .await?;
+    assert_eq!(
+        accounts.api_token(&hash(1)).await?.0.last_used_at,
+        Some(t0() + Duration::minutes(5))
+    );
+    accounts.remove_member(team.id, ben.id).await?;
+    assert_eq!(
+        accounts.api_token(&hash(1)).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let left: Vec<_> = accounts
+        .list_api_tokens(ben.id)
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(left, ["personal"]);
+    assert_eq!(
+        accounts
+            .remove_member(team.id, ben.id)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    // Deleting a token is its owner's business only.
+    let personal = accounts.api_token(&hash(2)).await?.0;
+    assert_eq!(
+        accounts
+            .delete_api_token(ann.id, personal.id)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    accounts.delete_api_token(ben.id, personal.id).await?;
+    // A deleted team takes its memberships with it.
+    fx.s().delete_team(other.id).await?;
+    assert_eq!(accounts.memberships(ann.id).await?.len(), 1);
+    Ok(())
+}
+
+pub(crate) async fn sessions_end_with_a_password_change_or_their_user(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let accounts: &dyn AccountStore = &fx.sql;
+    let cid = accounts.create_user(new_user("cid", false), t0()).await?;
+    for n in 1..=3 {
+        accounts
+            .create_session(NewSession {
+                user: cid.id,
+                token_hash: hash(n),
+                created_at: t0(),
+                expires_at: t0() + Duration::hours(i64::from(n)),
+            })
+            .await?;
+    }
+    let session = accounts.session(&hash(2)).await?;
+    assert_eq!(session.user.id, cid.id);
+    assert_eq!(session.expires_at, t0() + Duration::hours(2));
+    // Expired sessions go when asked.
+    assert_eq!(
+        accounts
+            .delete_expired_sessions(t0() + Duration::minutes(90))
+            .await?,
+        1
+    );
+    assert_eq!(
+        accounts.session(&hash(1)).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // A password change keeps the session that made it, ends the others, and keeps tokens.
+    accounts
+        .create_api_token(NewApiToken {
+            user: cid.id,
+            name: "t".to_owned(),
+            token_hash: hash(9),
+            prefix: "pko_00000000".to_owned(),
+            team: None,
+            expires_at: None,
+            created_at: t0(),
+        })
+        .await?;
+    accounts
+        .set_password(PasswordChange {
+            user: cid.id,
+            password_hash: Secret::new("$argon2id$new"),
+            must_change_password: false,
+            keep_session: Some(hash(3)),
+            revoke_tokens: false,
+        })
+        .await?;
+    assert_eq!(
+        accounts.session(&hash(2)).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    accounts.session(&hash(3)).await?;
+    accounts.api_token(&hash(9)).await?;
+    assert_eq!(
+        accounts.login("cid").await?.1.unwrap().expose(),
+        "$argon2id$new"
+    );
+    // An admin's reset ends everything, tokens too, and asks for a new password.
+    accounts
+        .set_password(PasswordChange {
+            user: cid.id,
+            password_hash: Secret::new("$argon2id$reset"),
+            must_change_password: true,
+            keep_session: None,
+            revoke_tokens: true,
+        })
+        .await?;
+    assert!(accounts.session(&hash(3)).await.is_err());
+    assert!(accounts.api_token(&hash(9)).await.is_err());
+    assert!(accounts.user("cid").await?.must_change_password);
+    // A logout ends one session; a deleted user, all of them.
+    accounts
+        .create_session(NewSession {
+            user: cid.id,
+            token_hash: hash(4),
+            created_at: t0(),
+            expires_at: t0() + Duration::hours(1),
+        })
+        .await?;
+    accounts.delete_session(&hash(4)).await?;
+    accounts.delete_session(&hash(4)).await?;
+    assert!(accounts.session(&hash(4)).await.is_err());
+    accounts
+        .create_session(NewSession {
+            user: cid.id,
+            token_hash: hash(5),
+            created_at: t0(),
+            expires_at: t0() + Duration::hours(1),
+        })
+        .await?;
+    accounts.delete_user(cid.id).await?;
+    assert!(accounts.session(&hash(5)).await.is_err());
+    Ok(())
+}
