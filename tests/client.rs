@@ -100,6 +100,8 @@ async fn a_user_drives_a_server_from_the_terminal() {
         "--run-worker",
         "--work-dir",
         work.to_str().unwrap(),
+        "--secret-key",
+        "client-test-only-0123456789abcdef",
     ]);
     let cli = |args: &[&str]| client(&config, args);
 
@@ -387,6 +389,52 @@ async fn a_user_drives_a_server_from_the_terminal() {
     assert_eq!(renamed[0]["number"], "1.1");
     assert_eq!(renamed[0]["pipeline"], "demo-2");
     expect(&cli(&["pipelines", "rename", "demo-2", "demo"]), 0);
+
+    // Secrets: values from standard input, never from the command line.
+    let set = client_with(
+        &config,
+        &["secrets", "set", "DEPLOY_KEY", "--stdin"],
+        &[],
+        Some("s3cr3t-value\n"),
+    );
+    expect(&set, 0);
+    expect(
+        &cli(&[
+            "secrets",
+            "set",
+            "REGION",
+            "--plain",
+            "--value",
+            "eu-west-1",
+        ]),
+        0,
+    );
+    let no_terminal = cli(&["secrets", "set", "OTHER"]);
+    expect(&no_terminal, 2);
+    assert!(
+        support::text(&no_terminal.stderr).contains("--stdin"),
+        "{}",
+        support::text(&no_terminal.stderr)
+    );
+    expect(&cli(&["secrets", "set", "X", "--value", "v"]), 2);
+    let out = expect(&cli(&["secrets", "list"]), 0);
+    assert!(
+        out.contains("DEPLOY_KEY") && out.contains("***") && out.contains("eu-west-1"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cr3t-value"), "{out}");
+    expect(
+        &cli(&[
+            "secrets",
+            "set",
+            "DEPLOY_KEY",
+            "--pipeline",
+            "demo",
+            "--stdin",
+        ]),
+        2,
+    );
+    expect(&cli(&["secrets", "delete", "REGION", "--yes"]), 0);
 
     // Accounts: a user with a first password, a member of main who must change it.
     let created = client_with(

@@ -100,6 +100,10 @@ enum Command {
     /// A team's trigger streams: fire an event (its `trigger` resources get a new version),
     /// list the events.
     Triggers(remote::TriggersArgs),
+    /// Entries of the server's secret store `pikoci`, a team's or a pipeline's (--pipeline):
+    /// list (names and kinds), set (a secret's value asked for, hidden, or read from --stdin;
+    /// never from the command line), delete.
+    Secrets(remote::secrets::SecretsArgs),
     /// The server's workers: list, prune the lost ones, delete one.
     Workers(remote::WorkersArgs),
     /// Save the server's whole state (teams, pipelines, builds and their logs, versions,
@@ -179,6 +183,7 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Resources(args) => return remote::resources::run(args),
         Command::Triggers(args) => return remote::resources::run_triggers(args),
         Command::Workers(args) => return remote::resources::run_workers(args),
+        Command::Secrets(args) => return remote::secrets::run(args),
         Command::Export(args) => return remote::state::export(args),
         Command::Import(args) => return remote::state::import(args),
         Command::Completions { shell } => completions(shell),

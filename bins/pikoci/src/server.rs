@@ -202,6 +202,11 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let config = ServerConfig {
         max_requeues: args.max_requeues,
         session_lifetime: args.session_lifetime,
+        users: args
+            .users
+            .iter()
+            .map(|user| (user.name.clone(), user.hash.clone()))
+            .collect(),
         ..ServerConfig::default()
     };
     let server = Server::new(
@@ -216,13 +221,8 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         .ensure_team(&args.team)
         .await
         .with_context(|| format!("cannot create team \"{}\"", args.team))?;
-    let users: Vec<(String, Secret)> = args
-        .users
-        .iter()
-        .map(|user| (user.name.clone(), user.hash.clone()))
-        .collect();
     if let Some(password) = server
-        .ensure_users(&users)
+        .ensure_users()
         .await
         .context("cannot create the users of --users")?
     {
@@ -452,6 +452,9 @@ fn parse_session_lifetime(text: &str) -> Result<Duration, String> {
     match crate::worker::parse_duration(text)? {
         duration if duration < Duration::from_secs(60) => {
             Err("a session must last at least 1m".to_owned())
+        }
+        duration if duration > Duration::from_secs(400 * 86_400) => {
+            Err("a session may last at most 400d: log in again after that".to_owned())
         }
         duration => Ok(duration),
     }

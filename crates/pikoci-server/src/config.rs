@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub log_patience: Duration,
     /// How long a login session lasts (default 30 days).
     pub session_lifetime: Duration,
+    /// Users to create at start, and again after an import that brought none: name and
+    /// password hash (`pikoci server --users`; see [`Server::ensure_users`](crate::Server)).
+    pub users: Vec<(String, pikoci_core::secrets::Secret)>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             abort_grace: Duration::from_secs(1),
             log_patience: Duration::from_secs(35),
             session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            users: Vec::new(),
         }
     }
 }

@@ -352,7 +352,7 @@ impl Server {
         let summary = self.store().import(path, replace).await?;
         // An export made before users existed brings none: the server starts over with its
         // first-start admin, as a new server does.
-        if let Some(password) = self.ensure_users(&[]).await? {
+        if let Some(password) = self.ensure_users().await? {
             crate::auth::announce_initial_admin(&password);
         }
         lock(&self.inner.runtime.reasons).clear();

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::pipelines::{confirm, header};
 use super::table::{self, render};
-use super::{Exit, Remote, UsageError, prompt};
+use super::{Exit, Remote, UsageError, prompt, text};
 use crate::output;
 
 /// The flags of commands that take only the server flags.
@@ -56,13 +56,6 @@ pub(crate) fn whoami(args: RemoteOnly) -> ExitCode {
         session.print(&out)?;
         Ok(Exit::Ok)
     })
-}
-
-/// A JSON string as it is, anything else as JSON.
-fn text(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_owned)
 }
 
 /// `pikoci logout`: ends the session on the server and forgets its token.

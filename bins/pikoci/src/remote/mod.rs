@@ -14,6 +14,7 @@ mod files;
 pub(crate) mod pipelines;
 mod prompt;
 pub(crate) mod resources;
+pub(crate) mod secrets;
 pub(crate) mod state;
 mod table;
 pub(crate) mod targets;
@@ -201,6 +202,13 @@ impl Session {
         };
         self.paint(status, colour)
     }
+}
+
+/// A JSON string as it is, anything else as JSON (for tables).
+pub(crate) fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
 }
 
 /// A command line that is wrong: exit 2.

@@ -236,21 +236,35 @@ pub(crate) fn login(args: LoginArgs) -> ExitCode {
             if must_change {
                 return Ok::<_, anyhow::Error>((client.server().to_owned(), token, true));
             }
-            let teams = client.get_all("/teams").await.with_context(|| {
-                format!("{} does not answer as a PikoCI server", client.server())
-            })?;
-            let known = teams
-                .data
-                .as_array()
-                .is_some_and(|teams| teams.iter().any(|t| t["name"] == args.team.as_str()));
-            if !known {
-                return Err(UsageError(format!(
-                    "{} has no team \"{}\" that you are a member of; pass --team with one of \
-                     your teams (`pikoci whoami` lists them)",
-                    client.server(),
-                    args.team
-                ))
-                .into());
+            // The team itself (a team token may read its team, not the list of teams).
+            let team = client
+                .get(&pikoci_client::path(&["teams", &args.team]))
+                .await;
+            if let Err(error) = team {
+                let refused = matches!(
+                    &error,
+                    pikoci_client::ClientError::Api {
+                        status: 403 | 404,
+                        ..
+                    }
+                );
+                // The session made above is of no use: end it.
+                if args.username.is_some() {
+                    let _ = client.post("/logout", &serde_json::json!({})).await;
+                }
+                if refused {
+                    return Err(UsageError(format!(
+                        "{} has no team \"{}\" that you are a member of; pass --team with one \
+                         of your teams",
+                        client.server(),
+                        args.team
+                    ))
+                    .into());
+                }
+                return Err(anyhow::Error::new(error).context(format!(
+                    "{} does not answer as a PikoCI server",
+                    client.server()
+                )));
             }
             Ok::<_, anyhow::Error>((client.server().to_owned(), token, false))
         })?;

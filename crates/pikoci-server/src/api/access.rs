@@ -32,8 +32,13 @@ pub(crate) enum Access {
     Session,
     /// At least this role in the team of the path's `{tc}` (global admins have every role).
     Team(Role),
+    /// The same, by login session only: granting roles is never done with a token, so a
+    /// leaked token cannot give a lasting foothold to another account.
+    TeamSession(Role),
     /// A global admin, by session or personal token.
     GlobalAdmin,
+    /// A global admin by login session only (creating, changing and deleting users).
+    GlobalAdminSession,
 }
 
 /// The routes a user who must change the password may call (by login session).
@@ -43,7 +48,7 @@ const BEFORE_PASSWORD_CHANGE: &[(&str, &str)] = &[
     ("POST", "/api/v1/logout"),
 ];
 
-use Access::{Anyone, GlobalAdmin, Session, Team, User};
+use Access::{Anyone, GlobalAdmin, GlobalAdminSession, Session, Team, TeamSession, User};
 use Role::{Admin, Maintain, Read, Write};
 
 /// Every route: method, pattern (as the router matches it) and what it requires.
@@ -68,10 +73,10 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/v1/api-tokens/{id}", Session),
     // ---- users (global admins) ----
     ("GET", "/api/v1/users", GlobalAdmin),
-    ("POST", "/api/v1/users", GlobalAdmin),
+    ("POST", "/api/v1/users", GlobalAdminSession),
     ("GET", "/api/v1/users/{user}", GlobalAdmin),
-    ("PUT", "/api/v1/users/{user}", GlobalAdmin),
-    ("DELETE", "/api/v1/users/{user}", GlobalAdmin),
+    ("PUT", "/api/v1/users/{user}", GlobalAdminSession),
+    ("DELETE", "/api/v1/users/{user}", GlobalAdminSession),
     // ---- teams ----
     // The teams the user is a member of (all of them for a global admin).
     ("GET", "/api/v1/teams", User),
@@ -79,8 +84,16 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/teams/{tc}", Team(Read)),
     ("DELETE", "/api/v1/teams/{tc}", Team(Admin)),
     ("GET", "/api/v1/teams/{tc}/members", Team(Read)),
-    ("PUT", "/api/v1/teams/{tc}/members/{user}", Team(Admin)),
-    ("DELETE", "/api/v1/teams/{tc}/members/{user}", Team(Admin)),
+    (
+        "PUT",
+        "/api/v1/teams/{tc}/members/{user}",
+        TeamSession(Admin),
+    ),
+    (
+        "DELETE",
+        "/api/v1/teams/{tc}/members/{user}",
+        TeamSession(Admin),
+    ),
     // ---- secrets (names only are ever read) ----
     ("GET", "/api/v1/teams/{tc}/secrets", Team(Read)),
     ("POST", "/api/v1/teams/{tc}/secrets", Team(Maintain)),
@@ -278,7 +291,7 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
         Team(Maintain),
     ),
     // ---- workers and the server ----
-    // Global workers and those of the user's teams.
+    // Global workers and those of the user's teams (the health counts every worker).
     ("GET", "/api/v1/workers", User),
     ("GET", "/api/v1/workers/health", User),
     ("POST", "/api/v1/workers/prune", GlobalAdmin),
@@ -289,7 +302,9 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
 ];
 
 /// What `method` on the route `pattern` requires; `None` for a route missing from [`RULES`].
+/// `HEAD` is served by the `GET` handler, and needs what `GET` does.
 pub(crate) fn rule(method: &str, pattern: &str) -> Option<Access> {
+    let method = if method == "HEAD" { "GET" } else { method };
     RULES
         .iter()
         .find(|(m, p, _)| *m == method && *p == pattern)
@@ -334,7 +349,10 @@ pub(crate) async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().as_str().to_owned();
+    let method = match request.method().as_str() {
+        "HEAD" => "GET".to_owned(),
+        method => method.to_owned(),
+    };
     let pattern = matched.as_str();
     let Some(access) = rule(&method, pattern) else {
         tracing::error!(%method, route = pattern, "a route has no access rule: refused");
@@ -380,23 +398,24 @@ pub(crate) async fn authorize(
         .into_response();
     }
     let team_token = matches!(account.credential, Credential::TeamToken { .. });
+    let session = matches!(account.credential, Credential::Session(_));
+    let needs_session = "this needs a login session, not an API token: log in with a password";
     let refusal = match access {
         Anyone => None,
+        GlobalAdminSession | TeamSession(_) if !session => Some(needs_session.to_owned()),
         User | GlobalAdmin if team_token => Some(
             "a team API token acts in its team only: use a login session or a personal token"
                 .to_owned(),
         ),
         User => None,
-        Session if !matches!(account.credential, Credential::Session(_)) => {
-            Some("this needs a login session, not an API token: log in with a password".to_owned())
-        }
+        Session if !session => Some(needs_session.to_owned()),
         Session => None,
-        GlobalAdmin if !account.user.admin => Some(format!(
+        GlobalAdmin | GlobalAdminSession if !account.user.admin => Some(format!(
             "only global admins may do this, and user \"{}\" is not one",
             account.user.name
         )),
-        GlobalAdmin => None,
-        Team(needed) => {
+        GlobalAdmin | GlobalAdminSession => None,
+        Team(needed) | TeamSession(needed) => {
             let (mut parts, body) = request.into_parts();
             let team = RawPathParams::from_request_parts(&mut parts, &())
                 .await

@@ -97,7 +97,7 @@ impl std::fmt::Debug for LoginBody {
 }
 
 /// A new session: `{"user", "token", "expires_at"}`. The token is shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[schema(as = LoggedIn)]
 pub(crate) struct LoggedInView {
     user: UserView,
@@ -151,6 +151,22 @@ pub(crate) async fn login(
             response
         }
         Err(LoginError::Server(error)) => ApiError::from(error).into_response(),
+    }
+}
+
+impl std::fmt::Debug for LoggedInView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoggedInView")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for CreatedTokenView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedTokenView")
+            .field("view", &self.view)
+            .finish_non_exhaustive()
     }
 }
 
@@ -216,7 +232,7 @@ pub(crate) struct ProfileBody {
 
 /// `PUT /profile` `{"full_name"?}`: the user, changed.
 #[utoipa::path(put, path = "/profile", tag = "accounts", summary = "Change my full name",
-    request_body = ProfileBody,
+    request_body(content = Option<ProfileBody>, description = "May be empty (nothing changes)."),
     responses((status = 200, description = "The user.", body = Data<UserView>)))]
 pub(crate) async fn update_profile(
     State(server): State<Server>,
@@ -261,10 +277,12 @@ impl std::fmt::Debug for PasswordBody {
     responses(
         (status = 200, description = "The password changed; the user's other sessions ended.", body = Data<UserView>),
         (status = 400, description = "The current password is wrong, or the new one is too short (`invalid_input`).", body = ErrorBody<'_>),
+        (status = 429, description = "Too many wrong current passwords (`too_many_requests`).", body = ErrorBody<'_>),
     ))]
 pub(crate) async fn change_password(
     State(server): State<Server>,
     Extension(caller): Extension<Caller>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> ApiResult<Json<Data<UserView>>> {
     let account = signed_in(&caller)?;
@@ -277,8 +295,27 @@ pub(crate) async fn change_password(
     if hash.is_some() && body.current_password.is_empty() {
         return Err(ApiError::invalid("the current password is required"));
     }
-    if hash.is_some() && !password::verify(Secret::new(body.current_password), hash).await {
-        return Err(ApiError::invalid("the current password is wrong"));
+    if hash.is_some() {
+        // Guessing the current password through a stolen session is a login attempt too.
+        let address = connect.map(|Extension(ConnectInfo(address))| address.ip());
+        server
+            .inner
+            .login_limits
+            .attempt(Some(&user.name), address, std::time::Instant::now())
+            .map_err(|refused| {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    format!(
+                        "too many attempts with a wrong password: try again in {} s",
+                        refused.retry_after.as_secs().max(1)
+                    ),
+                )
+            })?;
+        if !password::verify(Secret::new(body.current_password), hash).await {
+            return Err(ApiError::invalid("the current password is wrong"));
+        }
+        server.inner.login_limits.succeeded(&user.name, address);
     }
     password::check_new(&body.new_password).map_err(ApiError::invalid)?;
     let new_hash = password::hash(Secret::new(body.new_password)).await;
@@ -374,7 +411,7 @@ pub(crate) struct CreateToken {
 }
 
 /// A new API token: the token's fields and `"token"`, its value, shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[schema(as = CreatedApiToken)]
 pub(crate) struct CreatedTokenView {
     #[serde(flatten)]
@@ -430,8 +467,8 @@ pub(crate) async fn create_token(
                 .unwrap_or("read")
                 .parse()
                 .map_err(ApiError::invalid)?;
-            let team = scope::team(&server, name).await?;
-            match account.role_in(&team.name) {
+            // The role first: whether a team the caller is not in exists is not said.
+            match account.role_in(name) {
                 Some(own) if own >= role => {}
                 Some(own) => {
                     return Err(ApiError::new(
@@ -440,7 +477,7 @@ pub(crate) async fn create_token(
                         format!(
                             "a token cannot do more than its owner: your role in team \"{}\" \
                              is {own}, below {role}",
-                            team.name
+                            name.escape_debug()
                         ),
                     ));
                 }
@@ -448,10 +485,11 @@ pub(crate) async fn create_token(
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,
                         "forbidden",
-                        format!("you are not a member of team \"{}\"", team.name),
+                        format!("you are not a member of team \"{}\"", name.escape_debug()),
                     ));
                 }
             }
+            let team = scope::team(&server, name).await?;
             Some((team.id, role))
         }
     };
@@ -654,7 +692,8 @@ impl std::fmt::Debug for UpdateUser {
 
 /// `PUT /users/{user}`: the user, changed.
 #[utoipa::path(put, path = "/users/{user}", tag = "users", summary = "Change a user, or reset a password",
-    params(UserPath), request_body = UpdateUser,
+    params(UserPath),
+    request_body(content = Option<UpdateUser>, description = "May be empty (nothing changes)."),
     responses(
         (status = 200, description = "The user.", body = Data<UserView>),
         (status = 409, description = "The name is taken, or this would leave no global admin (`conflict`).", body = ErrorBody<'_>),

@@ -127,9 +127,10 @@ pub(crate) struct ErrorBody<'a> {
 #[derive(Serialize, ToSchema)]
 #[schema(as = ErrorContent)]
 struct ErrorContent<'a> {
-    /// Stable, for programs: `invalid_input`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `invalid_pipeline`, `permission_denied`, `unsupported`, `unavailable`, `timeout`,
-    /// `internal`.
+    /// Stable, for programs: `invalid_input`, `unauthenticated`, `forbidden`,
+    /// `password_change_required`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `invalid_pipeline`, `too_many_requests`, `permission_denied`, `unsupported`,
+    /// `unavailable`, `timeout`, `internal`.
     #[schema(example = "not_found")]
     code: &'a str,
     /// For people: what is wrong and what to do.

@@ -121,21 +121,14 @@ impl Account {
 
     /// The teams the request may see, `None` for all of them.
     pub(crate) fn visible_teams(&self) -> Option<Vec<String>> {
-        match &self.credential {
-            Credential::TeamToken { team_name, .. } => Some(
-                self.role_in(team_name)
-                    .map(|_| team_name.clone())
-                    .into_iter()
-                    .collect(),
-            ),
-            _ if self.user.admin => None,
-            _ => Some(
-                self.memberships
-                    .iter()
-                    .map(|m| m.team_name.clone())
-                    .collect(),
-            ),
-        }
+        let all = self.user.admin && !matches!(self.credential, Credential::TeamToken { .. });
+        (!all).then(|| {
+            self.memberships
+                .iter()
+                .map(|m| m.team_name.clone())
+                .filter(|team| self.role_in(team).is_some())
+                .collect()
+        })
     }
 }
 
@@ -288,10 +281,16 @@ impl Server {
         address: Option<IpAddr>,
     ) -> Result<LoggedIn, LoginError> {
         let limits = &self.inner.login_limits;
-        let instant = std::time::Instant::now();
+        // A name that cannot exist is refused like a wrong password (as slowly), counted for
+        // its address only, and never logged nor looked up.
+        let possible = pikoci_core::name::is_canonical(name);
         limits
-            .check(name, address, instant)
+            .attempt(possible.then_some(name), address, std::time::Instant::now())
             .map_err(LoginError::Limited)?;
+        if !possible {
+            password::verify(password, None).await;
+            return Err(LoginError::Wrong);
+        }
         let found = match self.accounts().login(name).await {
             Ok(found) => Some(found),
             Err(error) if error.kind() == ErrorKind::NotFound => None,
@@ -303,11 +302,10 @@ impl Server {
         };
         let matches = password::verify(password, hash).await;
         let Some(user) = user.filter(|_| matches) else {
-            limits.failed(name, address, instant);
             tracing::info!(user = name, address = ?address, "failed login");
             return Err(LoginError::Wrong);
         };
-        limits.succeeded(name);
+        limits.succeeded(name, address);
         let now = self.now();
         let token = new_token(SESSION_PREFIX);
         let expires_at = now
@@ -337,15 +335,15 @@ impl Server {
     }
 
     /// Creates the first global admin when the server has no user at all, or sets the
-    /// password of users given on the command line (`--users name:HASH`).
+    /// password of the users of its configuration (`--users name:HASH`).
     ///
-    /// Users named in `users` are created when missing (`admin` as a global admin), and left
+    /// Users named there are created when missing (`admin` as a global admin), and left
     /// as they are when they exist, except the first-start `admin` while its generated password
     /// was never changed: the operator's hash replaces it. Returns the generated password of a
     /// first-start `admin`, to be shown once to whoever started the server.
-    pub async fn ensure_users(&self, users: &[(String, Secret)]) -> ServerResult<Option<Secret>> {
+    pub async fn ensure_users(&self) -> ServerResult<Option<Secret>> {
         let now = self.now();
-        for (name, hash) in users {
+        for (name, hash) in &self.config().users {
             password::check_hash(hash.expose()).map_err(|why| {
                 ServerError::new(
                     ErrorKind::InvalidInput,
@@ -424,17 +422,23 @@ pub fn announce_initial_admin(password: &Secret) {
     );
 }
 
-/// A random password of 20 letters and digits (about 119 bits), easy to copy.
+/// A random password of 20 letters and digits (about 116 bits), easy to copy.
 pub(crate) fn new_password() -> Secret {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut bytes = [0u8; 20];
-    rand::fill(&mut bytes);
-    Secret::new(
-        bytes
-            .iter()
-            .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-            .collect::<String>(),
-    )
+    // Bytes at or above the largest multiple of the alphabet's size are drawn again, so that
+    // every character is as likely.
+    let limit = 256 - 256 % ALPHABET.len();
+    let mut password = String::with_capacity(20);
+    while password.len() < 20 {
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        for byte in bytes.into_iter().map(usize::from).filter(|b| *b < limit) {
+            if password.len() < 20 {
+                password.push(char::from(ALPHABET[byte % ALPHABET.len()]));
+            }
+        }
+    }
+    Secret::new(password)
 }
 
 /// The part of an API token kept to tell it apart.

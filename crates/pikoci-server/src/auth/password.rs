@@ -9,6 +9,20 @@ use pikoci_core::secrets::Secret;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// The longest password accepted: hashing is linear in it.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The highest bcrypt cost accepted in a given hash (upstream uses 14).
+const MAX_BCRYPT_COST: u32 = 16;
+/// The most memory an argon2id hash given may ask for, in KiB (256 MiB).
+const MAX_ARGON2_KIB: u32 = 256 * 1024;
+
+/// Hashes computed at once: each takes 19 MiB and a core, so a flood of logins queues here
+/// instead of exhausting memory and the blocking pool.
+fn hashing() -> &'static tokio::sync::Semaphore {
+    static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    HASHING.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores.max(2))
+    })
+}
 
 /// Whether `password` may be set, and why not.
 pub fn check_new(password: &str) -> Result<(), String> {
@@ -31,13 +45,33 @@ pub fn check_new(password: &str) -> Result<(), String> {
 /// Whether `hash` is a hash this server can check a password against.
 pub fn check_hash(hash: &str) -> Result<(), String> {
     if is_bcrypt(hash) {
-        return hash
+        let parts = hash
             .parse::<bcrypt::HashParts>()
-            .map(|_| ())
-            .map_err(|error| format!("invalid bcrypt hash: {error}"));
+            .map_err(|error| format!("invalid bcrypt hash: {error}"))?;
+        if parts.get_cost() > MAX_BCRYPT_COST {
+            return Err(format!(
+                "the bcrypt hash's cost {} is above {MAX_BCRYPT_COST}: every login would take \
+                 too long",
+                parts.get_cost()
+            ));
+        }
+        return Ok(());
     }
     match PasswordHash::new(hash) {
-        Ok(parsed) if parsed.algorithm.as_str() == "argon2id" => Ok(()),
+        Ok(parsed) if parsed.algorithm.as_str() == "argon2id" => {
+            let params = argon2::Params::try_from(&parsed)
+                .map_err(|error| format!("invalid argon2id parameters: {error}"))?;
+            if params.m_cost() > MAX_ARGON2_KIB || params.t_cost() > 16 || params.p_cost() > 16 {
+                return Err(format!(
+                    "the argon2id hash's parameters (m={}, t={}, p={}) are above m={MAX_ARGON2_KIB}, \
+                     t=16, p=16: every login would take too long",
+                    params.m_cost(),
+                    params.t_cost(),
+                    params.p_cost()
+                ));
+            }
+            Ok(())
+        }
         Ok(parsed) => Err(format!(
             "unsupported password hash algorithm \"{}\": give an argon2id hash (as `pikoci \
              user-password` prints it) or a bcrypt one",
@@ -86,6 +120,10 @@ pub fn verify_blocking(password: &Secret, hash: &Secret) -> bool {
 
 /// [`hash_blocking`] on the blocking pool.
 pub async fn hash(password: Secret) -> Secret {
+    let _permit = hashing()
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     tokio::task::spawn_blocking(move || hash_blocking(&password))
         .await
         .expect("hashing does not panic")
@@ -95,6 +133,10 @@ pub async fn hash(password: Secret) -> Secret {
 /// password), a dummy hash is checked all the same, so that the answer takes as long and does
 /// not tell which names exist.
 pub async fn verify(password: Secret, hash: Option<Secret>) -> bool {
+    let _permit = hashing()
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     tokio::task::spawn_blocking(move || match hash {
         Some(hash) => verify_blocking(&password, &hash),
         None => {
@@ -157,6 +199,14 @@ mod tests {
     fn other_hashes_and_garbage_are_refused() {
         assert!(check_hash("plain text").is_err());
         assert!(check_hash("$2a$14$short").is_err());
+        let expensive = bcrypt::hash("x", 4).unwrap().replacen("$04$", "$31$", 1);
+        assert!(check_hash(&expensive).unwrap_err().contains("cost 31"));
+        let huge = "$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHRzYWx0$L2aE8xZqE2hN7J3jUK5zJgL2aE8xZqE2hN7J3jUK5zJg";
+        assert!(
+            check_hash(huge).unwrap_err().contains("m=4194304"),
+            "{:?}",
+            check_hash(huge)
+        );
         let argon2i = "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$L2aE8xZqE2hN7J3jUK5zJg";
         assert!(check_hash(argon2i).unwrap_err().contains("argon2i"));
         assert!(!verify_blocking(&Secret::new("x"), &Secret::new("garbage")));

@@ -77,12 +77,15 @@ async fn user_row<C: ConnectionTrait>(db: &C, id: UserId, lock: bool) -> StoreRe
         .ok_or_else(|| StoreError::not_found(format!("user {id} does not exist")))
 }
 
-/// Whether another global admin than `user` exists, with the admins' rows locked.
+/// Whether another global admin than `user` exists, with the admins' rows locked in id order
+/// (so that two changes of admins lock them in the same order and never deadlock). Called
+/// before the user's own row is locked.
 async fn another_admin<C: ConnectionTrait>(db: &C, user: UserId) -> StoreResult<bool> {
     let admins: Vec<i64> = user::Entity::find()
         .select_only()
         .column(user::Column::Id)
         .filter(user::Column::Admin.eq(true))
+        .order_by_asc(user::Column::Id)
         .lock_exclusive()
         .into_tuple()
         .all(db)
@@ -195,14 +198,18 @@ impl AccountStore for SqlStore {
     }
 
     async fn login(&self, name: &str) -> StoreResult<(User, Option<Secret>)> {
+        let not_found =
+            || StoreError::not_found(format!("user \"{}\" does not exist", name.escape_debug()));
+        // Not canonical, not a user: MySQL's collation would match `admin ` to `admin`.
+        if !is_canonical(name) {
+            return Err(not_found());
+        }
         let row = user::Entity::find()
             .filter(user::Column::Name.eq(name))
             .one(self.db())
             .await
             .context(|| format!("failed to load user \"{name}\""))?
-            .ok_or_else(|| {
-                StoreError::not_found(format!("user \"{}\" does not exist", name.escape_debug()))
-            })?;
+            .ok_or_else(not_found)?;
         let hash = row.password_hash.clone().map(Secret::new);
         Ok((to_user(row), hash))
     }
@@ -233,8 +240,9 @@ impl AccountStore for SqlStore {
             check_full_name(full_name)?;
         }
         let txn = self.begin().await?;
+        let last_admin = update.admin == Some(false) && !another_admin(&txn, id).await?;
         let row = user_row(&txn, id, true).await?;
-        if update.admin == Some(false) && row.admin && !another_admin(&txn, id).await? {
+        if last_admin && row.admin {
             return Err(StoreError::conflict(format!(
                 "user \"{}\" is the last global admin: make another user a global admin first",
                 row.name
@@ -297,14 +305,41 @@ impl AccountStore for SqlStore {
 
     async fn delete_user(&self, id: UserId) -> StoreResult<()> {
         let txn = self.begin().await?;
+        let last_admin = !another_admin(&txn, id).await?;
         let row = user_row(&txn, id, true).await?;
-        if row.admin && !another_admin(&txn, id).await? {
+        if row.admin && last_admin {
             return Err(StoreError::conflict(format!(
                 "user \"{}\" is the last global admin: make another user a global admin first",
                 row.name
             )));
         }
         let context = || format!("failed to delete user \"{}\"", row.name);
+        // Nor may a team lose its last admin with the user.
+        let administered: Vec<i64> = team_member::Entity::find()
+            .select_only()
+            .column(team_member::Column::TeamId)
+            .filter(team_member::Column::UserId.eq(id.0))
+            .filter(team_member::Column::Role.eq(Role::Admin.as_str()))
+            .order_by_asc(team_member::Column::TeamId)
+            .into_tuple()
+            .all(&txn)
+            .await
+            .context(context)?;
+        for team in administered {
+            keep_team_admin(&txn, TeamId(team), id)
+                .await
+                .map_err(|error| {
+                    if error.kind() == pikoci_core::ErrorKind::Conflict {
+                        StoreError::conflict(format!(
+                            "user \"{}\" is the last admin of team {team}: make another member \
+                             its admin first",
+                            row.name
+                        ))
+                    } else {
+                        error
+                    }
+                })?;
+        }
         // Children first: foreign keys cascade on every backend but SQLite without
         // `foreign_keys`, and this leaves nothing to chance.
         session::Entity::delete_many()

@@ -340,6 +340,22 @@ async fn holdings(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
             "team secret",
             "team secrets",
         ),
+        (
+            team_member::Entity::find().count(db).await?,
+            "team member",
+            "team members",
+        ),
+        (
+            api_token::Entity::find().count(db).await?,
+            "API token",
+            "API tokens",
+        ),
+        (
+            // A new server has its first user; more are something an import would lose.
+            user::Entity::find().count(db).await?.saturating_sub(1),
+            "user besides the first",
+            "users besides the first",
+        ),
     ] {
         if count > 0 {
             held.push(format!("{count} {}", if count == 1 { one } else { many }));

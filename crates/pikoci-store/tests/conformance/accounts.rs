@@ -259,6 +259,13 @@ pub(crate) async fn teams_keep_an_admin_and_tokens_go_with_membership(
     // A deleted team takes its memberships with it.
     fx.s().delete_team(other.id).await?;
     assert_eq!(accounts.memberships(ann.id).await?.len(), 1);
+    // Ann is alpha's only admin: she cannot be deleted until alpha has another.
+    let last = accounts.delete_user(ann.id).await.unwrap_err();
+    assert_eq!(last.kind(), ErrorKind::Conflict, "{last}");
+    accounts
+        .set_member(team.id, ben.id, Role::Admin, t0())
+        .await?;
+    accounts.delete_user(ann.id).await?;
     Ok(())
 }
 

@@ -165,7 +165,7 @@ async fn a_password_change_ends_the_other_sessions_and_logout_ends_this_one() {
 async fn failed_logins_are_limited_per_user_with_retry_after() {
     let api = TestApi::new().await;
     with_password(&api, "carol", "carol-password").await;
-    for _ in 0..crate::auth::limit::PER_USER {
+    for _ in 0..crate::auth::limit::PER_USER_AND_ADDRESS {
         login(&api, "carol", "guess-guess")
             .await
             .error(StatusCode::UNAUTHORIZED, "unauthenticated");
