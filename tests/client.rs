@@ -176,6 +176,29 @@ async fn a_user_drives_a_server_from_the_terminal() {
     assert!(out.contains("pipeline demo created"), "{out}");
     let out = expect(&cli(&["pipelines", "set", "demo", &file, "--yes"]), 0);
     assert!(out.contains("nothing to change"), "{out}");
+    // A public pipeline is read by anyone, without a token, and not its file.
+    let anonymous = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--server", server.base.as_str()]);
+        client_with(
+            &dir.path().join("nobody"),
+            &all,
+            &[("PIKOCI_TOKEN", "")],
+            None,
+        )
+    };
+    expect(&anonymous(&["pipelines", "get", "demo"]), 1);
+    expect(&cli(&["pipelines", "expose", "demo"]), 0);
+    let out = expect(&anonymous(&["pipelines", "get", "demo"]), 0);
+    assert!(out.contains("public") && out.contains("fails"), "{out}");
+    let out = expect(&anonymous(&["pipelines", "get", "demo", "--json"]), 0);
+    assert!(
+        !out.contains("echo hello from ok") && !out.contains("\"config\""),
+        "{out}"
+    );
+    expect(&anonymous(&["pipelines", "pause", "demo"]), 1);
+    expect(&cli(&["pipelines", "hide", "demo"]), 0);
+    expect(&anonymous(&["pipelines", "get", "demo"]), 1);
     // A change shows as one.
     let changed = support::write(
         dir.path(),
@@ -417,6 +440,30 @@ async fn a_user_drives_a_server_from_the_terminal() {
         support::text(&no_terminal.stderr)
     );
     expect(&cli(&["secrets", "set", "X", "--value", "v"]), 2);
+    // Values span lines (key files): all of standard input is the value.
+    expect(
+        &client_with(
+            &config,
+            &[
+                "secrets",
+                "set",
+                "NOTE",
+                "--plain",
+                "--stdin",
+                "--pipeline",
+                "demo",
+            ],
+            &[],
+            Some("first line\nsecond line\n"),
+        ),
+        0,
+    );
+    let out = expect(
+        &cli(&["secrets", "list", "--pipeline", "demo", "--json"]),
+        0,
+    );
+    let notes: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(notes[0]["value"], "first line\nsecond line", "{notes}");
     let out = expect(&cli(&["secrets", "list"]), 0);
     assert!(
         out.contains("DEPLOY_KEY") && out.contains("***") && out.contains("eu-west-1"),

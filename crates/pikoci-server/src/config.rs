@@ -35,8 +35,8 @@ pub struct ServerConfig {
     pub log_patience: Duration,
     /// How long a login session lasts (default 30 days).
     pub session_lifetime: Duration,
-    /// Users to create at start, and again after an import that brought none: name and
-    /// password hash (`pikoci server --users`; see [`Server::ensure_users`](crate::Server)).
+    /// Users to create at start and after an import when they are missing: name and password
+    /// hash (`pikoci server --users`; see [`Server::ensure_users`](crate::Server)).
     pub users: Vec<(String, pikoci_core::secrets::Secret)>,
 }
 

@@ -32,6 +32,25 @@ pub(crate) fn secret(prompt: &str, from_stdin: bool, flag: &str) -> anyhow::Resu
     Ok(Secret::new(text))
 }
 
+/// A value that may span lines (a key file): all of standard input with `from_stdin`, less
+/// one final line break; else asked for on the terminal (one line).
+pub(crate) fn value(prompt: &str, from_stdin: bool, flag: &str) -> anyhow::Result<Secret> {
+    if !from_stdin {
+        return secret(prompt, false, flag);
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .context("cannot read standard input")?;
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if text.is_empty() {
+        return Err(UsageError("standard input was empty".to_owned()).into());
+    }
+    Ok(Secret::new(text))
+}
+
 /// A new password, asked twice on a terminal (once from standard input).
 pub(crate) fn new_password(from_stdin: bool, flag: &str) -> anyhow::Result<Secret> {
     let password = secret("New password: ", from_stdin, flag)?;

@@ -39,7 +39,8 @@ enum SecretsCommand {
         /// The value of a --plain entry.
         #[arg(long, requires = "plain", value_name = "VALUE")]
         value: Option<String>,
-        /// Read the value from standard input (its last line break is dropped).
+        /// Read the value from standard input, all of it (a key file), less one final line
+        /// break.
         #[arg(long, conflicts_with = "value")]
         stdin: bool,
     },
@@ -74,7 +75,7 @@ pub(crate) fn run(args: SecretsArgs) -> std::process::ExitCode {
             } => {
                 let value = match value {
                     Some(value) => value,
-                    None => prompt::secret(&format!("Value of {name}: "), stdin, "--stdin")
+                    None => prompt::value(&format!("Value of {name}: "), stdin, "--stdin")
                         .map_err(|error| {
                             if plain {
                                 error

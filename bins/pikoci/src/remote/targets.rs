@@ -248,6 +248,10 @@ pub(crate) fn login(args: LoginArgs) -> ExitCode {
                         ..
                     }
                 );
+                if let pikoci_client::ClientError::Api { status: 401, .. } = &error {
+                    return Err(anyhow::Error::new(error)
+                        .context(format!("{} refused the credentials", client.server())));
+                }
                 // The session made above is of no use: end it.
                 if args.username.is_some() {
                     let _ = client.post("/logout", &serde_json::json!({})).await;

@@ -39,7 +39,18 @@ pub(crate) enum Access {
     GlobalAdmin,
     /// A global admin by login session only (creating, changing and deleting users).
     GlobalAdminSession,
+    /// Role `read` in the path's team, or anyone when the path's pipeline `{pc}` is public:
+    /// then the answer is the members' view without [`PRIVATE_FIELDS`].
+    ReadOrPublic,
 }
+
+/// What the public view of a public pipeline leaves out of the members' view, at any depth:
+/// the pipeline's file and variables, the values given to manual builds, the inputs' defaults
+/// and options, the output of checks, and webhook tokens.
+pub(crate) const PRIVATE_FIELDS: &[&str] = &["config", "vars", "inputs", "log", "webhook_token"];
+
+/// The largest answer the public view rewrites (a page of 500 builds is far below it).
+const MAX_PUBLIC_BODY: usize = 16 * 1024 * 1024;
 
 /// The routes a user who must change the password may call (by login session).
 const BEFORE_PASSWORD_CHANGE: &[(&str, &str)] = &[
@@ -48,7 +59,9 @@ const BEFORE_PASSWORD_CHANGE: &[(&str, &str)] = &[
     ("POST", "/api/v1/logout"),
 ];
 
-use Access::{Anyone, GlobalAdmin, GlobalAdminSession, Session, Team, TeamSession, User};
+use Access::{
+    Anyone, GlobalAdmin, GlobalAdminSession, ReadOrPublic, Session, Team, TeamSession, User,
+};
 use Role::{Admin, Maintain, Read, Write};
 
 /// Every route: method, pattern (as the router matches it) and what it requires.
@@ -123,7 +136,7 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     // ---- pipelines ----
     ("GET", "/api/v1/teams/{tc}/pipelines", Team(Read)),
     ("POST", "/api/v1/teams/{tc}/pipelines", Team(Maintain)),
-    ("GET", "/api/v1/teams/{tc}/pipelines/{pc}", Team(Read)),
+    ("GET", "/api/v1/teams/{tc}/pipelines/{pc}", ReadOrPublic),
     ("PUT", "/api/v1/teams/{tc}/pipelines/{pc}", Team(Maintain)),
     (
         "DELETE",
@@ -153,19 +166,23 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/image.dot",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/builds",
-        Team(Read),
+        ReadOrPublic,
     ),
     // ---- jobs and builds ----
-    ("GET", "/api/v1/teams/{tc}/pipelines/{pc}/jobs", Team(Read)),
+    (
+        "GET",
+        "/api/v1/teams/{tc}/pipelines/{pc}/jobs",
+        ReadOrPublic,
+    ),
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/jobs/{jn}",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "POST",
@@ -185,17 +202,17 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/pending_reason",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "POST",
@@ -242,17 +259,17 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/resources",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/resources/{rc}",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/resources/{rc}/versions",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "POST",
@@ -267,7 +284,7 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/resources/{rc}/versions/{id}/builds",
-        Team(Read),
+        ReadOrPublic,
     ),
     (
         "POST",
@@ -296,9 +313,10 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/workers/health", User),
     ("POST", "/api/v1/workers/prune", GlobalAdmin),
     ("DELETE", "/api/v1/workers/{id}", GlobalAdmin),
-    // The export holds every team's pipelines, password hashes and sealed secrets.
-    ("GET", "/api/v1/admin/export", GlobalAdmin),
-    ("POST", "/api/v1/admin/import", GlobalAdmin),
+    // The export holds every team's pipelines, password hashes and sealed secrets, and an
+    // import replaces the users: by session only, like every change of accounts.
+    ("GET", "/api/v1/admin/export", GlobalAdminSession),
+    ("POST", "/api/v1/admin/import", GlobalAdminSession),
 ];
 
 /// What `method` on the route `pattern` requires; `None` for a route missing from [`RULES`].
@@ -378,6 +396,16 @@ pub(crate) async fn authorize(
         },
     };
     let Some(account) = caller.account() else {
+        if access == ReadOrPublic {
+            let (mut parts, body) = request.into_parts();
+            let path = path_params(&mut parts).await;
+            let request = Request::from_parts(parts, body);
+            if let Some((team, Some(pipeline))) = &path
+                && is_public(&server, team, pipeline).await
+            {
+                return public_view(caller, request, next).await;
+            }
+        }
         return unauthenticated(
             "log in first: send a session or API token as `Authorization: Bearer <token>` \
              (`pikoci login` saves one for the command line)",
@@ -415,21 +443,24 @@ pub(crate) async fn authorize(
             account.user.name
         )),
         GlobalAdmin | GlobalAdminSession => None,
-        Team(needed) | TeamSession(needed) => {
+        Team(_) | TeamSession(_) | ReadOrPublic => {
+            let needed = match access {
+                Team(needed) | TeamSession(needed) => needed,
+                _ => Read,
+            };
             let (mut parts, body) = request.into_parts();
-            let team = RawPathParams::from_request_parts(&mut parts, &())
-                .await
-                .ok()
-                .and_then(|params| {
-                    params
-                        .iter()
-                        .find(|(name, _)| *name == "tc")
-                        .map(|(_, value)| value.to_owned())
-                });
+            let path = path_params(&mut parts).await;
             let request = Request::from_parts(parts, body);
-            let Some(team) = team else {
+            let Some((team, pipeline)) = path else {
                 return ApiError::invalid("the team in the path cannot be read").into_response();
             };
+            if access == ReadOrPublic
+                && account.role_in(&team).is_none_or(|role| role < needed)
+                && let Some(pipeline) = &pipeline
+                && is_public(&server, &team, pipeline).await
+            {
+                return public_view(caller, request, next).await;
+            }
             let refusal = match account.role_in(&team) {
                 Some(role) if role >= needed => None,
                 Some(role) => Some(format!(
@@ -445,6 +476,78 @@ pub(crate) async fn authorize(
         }
     };
     finish(refusal, caller, request, next).await
+}
+
+/// The path's team (`{tc}`) and pipeline (`{pc}`), percent-decoded; `None` when the team
+/// cannot be read.
+async fn path_params(parts: &mut axum::http::request::Parts) -> Option<(String, Option<String>)> {
+    let params = RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    let find = |key: &str| {
+        params
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.to_owned())
+    };
+    Some((find("tc")?, find("pc")))
+}
+
+/// Whether the pipeline exists and is public (a store error counts as not public).
+async fn is_public(server: &Server, team: &str, pipeline: &str) -> bool {
+    let Ok(team) = server.store().team(team).await else {
+        return false;
+    };
+    server
+        .store()
+        .pipeline(team.id, pipeline)
+        .await
+        .is_ok_and(|pipeline| pipeline.public)
+}
+
+/// Serves a public pipeline's route to someone without a role in its team: the members' answer
+/// without [`PRIVATE_FIELDS`].
+async fn public_view(caller: Caller, mut request: Request, next: Next) -> Response {
+    request.extensions_mut().insert(caller);
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_PUBLIC_BODY).await else {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the answer is too large for the public view",
+        )
+        .into_response();
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the answer cannot be read for the public view",
+        )
+        .into_response();
+    };
+    strip_private(&mut value);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(value.to_string()))
+}
+
+/// Removes [`PRIVATE_FIELDS`] from every object in `value`.
+pub(crate) fn strip_private(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|key, _| !PRIVATE_FIELDS.contains(&key.as_str()));
+            map.values_mut().for_each(strip_private);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_private),
+        _ => {}
+    }
 }
 
 /// The caller, as a refusal names it.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use pikoci_core::ErrorKind;
@@ -132,9 +132,7 @@ pub(crate) async fn login(
         Err(LoginError::Wrong) => super::access::unauthenticated("wrong user name or password"),
         Err(LoginError::Limited(refused)) => {
             let seconds = refused.retry_after.as_secs().max(1);
-            let mut response = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
+            ApiError::too_many(
                 format!(
                     "too many failed logins {}: try again in {seconds} s",
                     if refused.by == "user" {
@@ -143,12 +141,9 @@ pub(crate) async fn login(
                         "from this address"
                     }
                 ),
+                seconds,
             )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            response
+            .into_response()
         }
         Err(LoginError::Server(error)) => ApiError::from(error).into_response(),
     }
@@ -303,13 +298,10 @@ pub(crate) async fn change_password(
             .login_limits
             .attempt(Some(&user.name), address, std::time::Instant::now())
             .map_err(|refused| {
-                ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_requests",
-                    format!(
-                        "too many attempts with a wrong password: try again in {} s",
-                        refused.retry_after.as_secs().max(1)
-                    ),
+                let seconds = refused.retry_after.as_secs().max(1);
+                ApiError::too_many(
+                    format!("too many attempts with a wrong password: try again in {seconds} s"),
+                    seconds,
                 )
             })?;
         if !password::verify(Secret::new(body.current_password), hash).await {

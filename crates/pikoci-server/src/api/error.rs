@@ -20,6 +20,8 @@ pub(crate) struct ApiError {
     code: &'static str,
     message: String,
     details: Option<serde_json::Value>,
+    /// Seconds for `Retry-After` (a 429); small, so that the error stays small.
+    retry_after: Option<std::num::NonZeroU16>,
 }
 
 /// The result of every handler.
@@ -33,6 +35,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -44,6 +47,15 @@ impl ApiError {
     /// 404 `not_found`.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 429 `too_many_requests`, to try again after `seconds`.
+    pub(crate) fn too_many(message: impl Into<String>, seconds: u64) -> Self {
+        let seconds = u16::try_from(seconds).unwrap_or(u16::MAX).max(1);
+        ApiError {
+            retry_after: std::num::NonZeroU16::new(seconds),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+        }
     }
 
     /// Adds details.
@@ -155,7 +167,13 @@ impl IntoResponse for ApiError {
                 details: self.details.as_ref(),
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.get().into());
+        }
+        response
     }
 }
 

@@ -82,10 +82,15 @@ impl Modify for Conventions {
                 let access = super::access::rule(method, path);
                 let signed = access.is_some_and(|access| access != super::access::Access::Anyone);
                 if signed {
-                    operation.security = Some(vec![openapi::security::SecurityRequirement::new(
+                    let mut security = vec![openapi::security::SecurityRequirement::new(
                         "bearer",
                         Vec::<String>::new(),
-                    )]);
+                    )];
+                    // Anyone reads a public pipeline: the token is optional there.
+                    if access == Some(super::access::Access::ReadOrPublic) {
+                        security.push(openapi::security::SecurityRequirement::default());
+                    }
+                    operation.security = Some(security);
                 }
                 let parameters = operation.parameters.as_deref().unwrap_or_default();
                 let names_something = parameters

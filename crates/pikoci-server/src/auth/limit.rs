@@ -94,7 +94,8 @@ impl LoginLimits {
         Ok(())
     }
 
-    /// Takes back the attempt of a successful login.
+    /// After a successful login: forgets the user's attempts from that address, and takes this
+    /// attempt back from the user's and the address's counts.
     pub(crate) fn succeeded(&self, user: &str, address: Option<IpAddr>) {
         let address = address.map(network);
         lock(&self.user_at).forget(&(user.to_owned(), address));
@@ -248,6 +249,15 @@ mod tests {
         }
         for _ in 0..100 {
             limits.attempt(Some("bob"), ip(1), now).unwrap_err();
+        }
+        // Bob made 10 counted attempts, not 110: he is still served from elsewhere.
+        for i in 0..PER_USER - PER_USER_AND_ADDRESS {
+            let address = Some(IpAddr::from([10, 2, (i / 256) as u8, (i % 256) as u8]));
+            assert_eq!(
+                limits.attempt(Some("bob"), address, now),
+                Ok(()),
+                "attempt {i}"
+            );
         }
         // The address made 10 counted attempts, not 110.
         for i in 0..PER_ADDRESS - PER_USER_AND_ADDRESS {

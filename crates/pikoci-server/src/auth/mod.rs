@@ -334,8 +334,8 @@ impl Server {
         })
     }
 
-    /// Creates the first global admin when the server has no user at all, or sets the
-    /// password of the users of its configuration (`--users name:HASH`).
+    /// Creates the users of the configuration that are missing (`--users name:HASH`), then
+    /// `admin` with a generated password when no user is a global admin.
     ///
     /// Users named there are created when missing (`admin` as a global admin), and left
     /// as they are when they exist, except the first-start `admin` while its generated password
@@ -383,7 +383,15 @@ impl Server {
                 Err(error) => return Err(error.into()),
             }
         }
-        if self.accounts().count_users().await? > 0 {
+        // A server always has a global admin: without one (a first start, `--users` without
+        // `admin`, an import of an export made before users existed), `admin` is made.
+        if self
+            .accounts()
+            .list_users()
+            .await?
+            .iter()
+            .any(|user| user.admin)
+        {
             return Ok(None);
         }
         let password = new_password();

@@ -48,10 +48,10 @@ pub fn check_hash(hash: &str) -> Result<(), String> {
         let parts = hash
             .parse::<bcrypt::HashParts>()
             .map_err(|error| format!("invalid bcrypt hash: {error}"))?;
-        if parts.get_cost() > MAX_BCRYPT_COST {
+        if !(4..=MAX_BCRYPT_COST).contains(&parts.get_cost()) {
             return Err(format!(
-                "the bcrypt hash's cost {} is above {MAX_BCRYPT_COST}: every login would take \
-                 too long",
+                "the bcrypt hash's cost {} is not between 4 and {MAX_BCRYPT_COST} (above it, \
+                 every login would take too long)",
                 parts.get_cost()
             ));
         }
@@ -120,28 +120,35 @@ pub fn verify_blocking(password: &Secret, hash: &Secret) -> bool {
 
 /// [`hash_blocking`] on the blocking pool.
 pub async fn hash(password: Secret) -> Secret {
-    let _permit = hashing()
+    // The permit goes with the work: a request dropped meanwhile does not free it early.
+    let permit = hashing()
         .acquire()
         .await
         .expect("the semaphore is never closed");
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .expect("hashing does not panic")
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        hash_blocking(&password)
+    })
+    .await
+    .expect("hashing does not panic")
 }
 
 /// [`verify_blocking`] on the blocking pool. Without a hash (no such user, or a user without a
 /// password), a dummy hash is checked all the same, so that the answer takes as long and does
 /// not tell which names exist.
 pub async fn verify(password: Secret, hash: Option<Secret>) -> bool {
-    let _permit = hashing()
+    let permit = hashing()
         .acquire()
         .await
         .expect("the semaphore is never closed");
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => verify_blocking(&password, &hash),
-        None => {
-            let _ = verify_blocking(&password, &dummy_hash());
-            false
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        match hash {
+            Some(hash) => verify_blocking(&password, &hash),
+            None => {
+                let _ = verify_blocking(&password, &dummy_hash());
+                false
+            }
         }
     })
     .await

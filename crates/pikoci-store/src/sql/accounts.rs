@@ -314,25 +314,25 @@ impl AccountStore for SqlStore {
             )));
         }
         let context = || format!("failed to delete user \"{}\"", row.name);
-        // Nor may a team lose its last admin with the user.
-        let administered: Vec<i64> = team_member::Entity::find()
+        // Nor may a team lose its last admin with the user: every team of the user, in team
+        // order, with its member rows locked (`keep_team_admin` reads the role under the lock).
+        let teams: Vec<i64> = team_member::Entity::find()
             .select_only()
             .column(team_member::Column::TeamId)
             .filter(team_member::Column::UserId.eq(id.0))
-            .filter(team_member::Column::Role.eq(Role::Admin.as_str()))
             .order_by_asc(team_member::Column::TeamId)
             .into_tuple()
             .all(&txn)
             .await
             .context(context)?;
-        for team in administered {
+        for team in teams {
             keep_team_admin(&txn, TeamId(team), id)
                 .await
                 .map_err(|error| {
                     if error.kind() == pikoci_core::ErrorKind::Conflict {
                         StoreError::conflict(format!(
-                            "user \"{}\" is the last admin of team {team}: make another member \
-                             its admin first",
+                            "user \"{}\" is the last admin of a team (id {team}): make another \
+                             member its admin first",
                             row.name
                         ))
                     } else {
@@ -428,7 +428,8 @@ impl AccountStore for SqlStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Membership> {
         let txn = self.begin().await?;
-        let user = user_row(&txn, user_id, false).await?;
+        // Users' rows before members' rows, as `delete_user` locks them: no deadlock.
+        let user = user_row(&txn, user_id, true).await?;
         let team = team::Entity::find_by_id(team_id.0)
             .one(&txn)
             .await
@@ -472,7 +473,7 @@ impl AccountStore for SqlStore {
 
     async fn remove_member(&self, team_id: TeamId, user_id: UserId) -> StoreResult<()> {
         let txn = self.begin().await?;
-        let user = user_row(&txn, user_id, false).await?;
+        let user = user_row(&txn, user_id, true).await?;
         let context = || format!("failed to remove \"{}\" from team {team_id}", user.name);
         keep_team_admin(&txn, team_id, user_id).await?;
         let deleted = team_member::Entity::delete_many()

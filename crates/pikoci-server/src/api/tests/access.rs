@@ -10,7 +10,7 @@ use pikoci_core::store::{NewApiToken, NewUser, Role};
 use serde_json::json;
 
 use super::{TestApi, session};
-use crate::api::access::{Access, RULES, rule};
+use crate::api::access::{Access, PRIVATE_FIELDS, RULES, rule};
 use crate::auth::{API_TOKEN_PREFIX, new_token, token_hash};
 
 /// A kind of caller.
@@ -37,6 +37,8 @@ enum Who {
     TeamToken(Role, Role),
     /// A session of an admin of another team, in no role in `main`.
     OtherTeamAdmin,
+    /// A team token (role admin, for `main`) of a global admin who is not a member of `main`.
+    GlobalAdminTeamToken,
     /// A session of a global admin (not a member of `main`).
     GlobalAdmin,
     /// A personal token of a global admin.
@@ -45,7 +47,7 @@ enum Who {
     MustChange,
 }
 
-const EVERYONE: [Who; 19] = [
+const EVERYONE: [Who; 20] = [
     Who::Anonymous,
     Who::NotBearer,
     Who::Garbage,
@@ -62,6 +64,7 @@ const EVERYONE: [Who; 19] = [
     Who::TeamToken(Role::Admin, Role::Write),
     Who::TeamToken(Role::Read, Role::Write),
     Who::OtherTeamAdmin,
+    Who::GlobalAdminTeamToken,
     Who::GlobalAdmin,
     Who::GlobalAdminToken,
     Who::MustChange,
@@ -104,7 +107,9 @@ fn expected(access: Access, who: Who, method: &str, path: &str) -> Outcome {
         Who::Outsider | Who::OtherTeamAdmin => None,
         Who::Member(role) | Who::PersonalToken(role) => Some(role),
         Who::TeamToken(owner, token) => Some(owner.min(token)),
-        Who::GlobalAdmin | Who::GlobalAdminToken | Who::MustChange => Some(Role::Admin),
+        Who::GlobalAdmin | Who::GlobalAdminToken | Who::GlobalAdminTeamToken | Who::MustChange => {
+            Some(Role::Admin)
+        }
     };
     let session = matches!(
         who,
@@ -112,9 +117,9 @@ fn expected(access: Access, who: Who, method: &str, path: &str) -> Outcome {
     );
     let global_admin = matches!(
         who,
-        Who::GlobalAdmin | Who::GlobalAdminToken | Who::MustChange
+        Who::GlobalAdmin | Who::GlobalAdminToken | Who::GlobalAdminTeamToken | Who::MustChange
     );
-    let team_token = matches!(who, Who::TeamToken(..));
+    let team_token = matches!(who, Who::TeamToken(..) | Who::GlobalAdminTeamToken);
     let allowed = match access {
         Access::Anyone => true,
         Access::User => !team_token,
@@ -123,6 +128,8 @@ fn expected(access: Access, who: Who, method: &str, path: &str) -> Outcome {
         Access::GlobalAdminSession => global_admin && session,
         Access::Team(needed) => team_role.is_some_and(|role| role >= needed),
         Access::TeamSession(needed) => session && team_role.is_some_and(|role| role >= needed),
+        // `demo` is not public here (see below for a public pipeline).
+        Access::ReadOrPublic => team_role.is_some(),
     };
     if allowed { Served } else { Forbidden }
 }
@@ -140,6 +147,56 @@ fn operations() -> Vec<(String, String)> {
         }
     }
     operations
+}
+
+/// The routes whose rule is pinned here, beside `RULES`: weakening one of them fails this test
+/// as well as changing the table.
+const PINNED: &[(&str, &str, Access)] = &[
+    ("POST", "/api/v1/users", Access::GlobalAdminSession),
+    ("PUT", "/api/v1/users/{user}", Access::GlobalAdminSession),
+    ("DELETE", "/api/v1/users/{user}", Access::GlobalAdminSession),
+    ("GET", "/api/v1/users", Access::GlobalAdmin),
+    (
+        "PUT",
+        "/api/v1/teams/{tc}/members/{user}",
+        Access::TeamSession(Role::Admin),
+    ),
+    (
+        "DELETE",
+        "/api/v1/teams/{tc}/members/{user}",
+        Access::TeamSession(Role::Admin),
+    ),
+    ("GET", "/api/v1/api-tokens", Access::Session),
+    ("POST", "/api/v1/api-tokens", Access::Session),
+    ("DELETE", "/api/v1/api-tokens/{id}", Access::Session),
+    ("POST", "/api/v1/profile/password", Access::Session),
+    ("POST", "/api/v1/logout", Access::Session),
+    ("GET", "/api/v1/admin/export", Access::GlobalAdminSession),
+    ("POST", "/api/v1/admin/import", Access::GlobalAdminSession),
+    ("POST", "/api/v1/teams", Access::GlobalAdmin),
+    ("DELETE", "/api/v1/teams/{tc}", Access::Team(Role::Admin)),
+    (
+        "POST",
+        "/api/v1/teams/{tc}/secrets",
+        Access::Team(Role::Maintain),
+    ),
+    (
+        "GET",
+        "/api/v1/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}/logs",
+        Access::Team(Role::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/teams/{tc}/pipelines/{pc}/resources/{rc}/webhook_token",
+        Access::Team(Role::Maintain),
+    ),
+];
+
+#[test]
+fn sensitive_routes_keep_their_rules() {
+    for (method, path, access) in PINNED {
+        assert_eq!(rule(method, path), Some(*access), "{method} {path}");
+    }
 }
 
 #[test]
@@ -197,7 +254,10 @@ impl Callers {
                 _ => {
                     let admin = matches!(
                         who,
-                        Who::GlobalAdmin | Who::GlobalAdminToken | Who::MustChange
+                        Who::GlobalAdmin
+                            | Who::GlobalAdminToken
+                            | Who::GlobalAdminTeamToken
+                            | Who::MustChange
                     );
                     let user = accounts
                         .create_user(
@@ -234,6 +294,7 @@ impl Callers {
                     let token = match who {
                         Who::PersonalToken(_)
                         | Who::TeamToken(..)
+                        | Who::GlobalAdminTeamToken
                         | Who::ExpiredToken
                         | Who::GlobalAdminToken => {
                             let token = new_token(API_TOKEN_PREFIX);
@@ -245,6 +306,7 @@ impl Callers {
                                     prefix: token.expose()[..12].to_owned(),
                                     team: match who {
                                         Who::TeamToken(_, role) => Some((team.id, role)),
+                                        Who::GlobalAdminTeamToken => Some((team.id, Role::Admin)),
                                         _ => None,
                                     },
                                     expires_at: (who == Who::ExpiredToken)
@@ -364,4 +426,118 @@ async fn every_route_answers_every_caller_as_its_rule_says() {
         }
     }
     assert!(checked > 1000, "only {checked} calls made");
+}
+
+/// Whether `value` holds one of the private fields anywhere.
+fn private_field(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, value)| {
+            if PRIVATE_FIELDS.contains(&key.as_str()) {
+                Some(key.clone())
+            } else {
+                private_field(value)
+            }
+        }),
+        serde_json::Value::Array(items) => items.iter().find_map(private_field),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_public_pipeline_is_read_by_anyone_without_its_private_parts() {
+    let api = TestApi::with_pipeline().await;
+    // A build with inputs, and the pipeline made public.
+    api.pending_build(api.job_id("deploy").await).await;
+    api.post("/api/v1/teams/main/pipelines/demo/expose", json!({}))
+        .await
+        .data();
+    let visitor = api.user("visitor", None).await;
+    let mut public = 0;
+    for (method, path) in operations() {
+        let access = rule(&method, &path).expect("a rule");
+        let uri = fill(&path).replace("/jobs/build/", "/jobs/deploy/");
+        for token in [None, Some(visitor.as_str())] {
+            if token.is_some()
+                && !matches!(
+                    access,
+                    Access::ReadOrPublic | Access::Team(_) | Access::TeamSession(_)
+                )
+            {
+                continue;
+            }
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            let answer = api
+                .call_as(token, method.clone(), &uri, Some(json!({})))
+                .await;
+            let context = format!(
+                "{method} {uri} as {token:?}: {} {}",
+                answer.status, answer.text
+            );
+            match access {
+                Access::Anyone => {}
+                Access::ReadOrPublic => {
+                    // Served (a version that does not exist is a 404 all the same).
+                    assert!(
+                        answer.status.is_success() || answer.status == StatusCode::NOT_FOUND,
+                        "{context}"
+                    );
+                    if answer.status.is_success() && answer.text.starts_with('{') {
+                        assert_eq!(private_field(&answer.json()), None, "{context}");
+                        public += 1;
+                    }
+                }
+                _ if token.is_none() => {
+                    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{context}");
+                }
+                // The visitor's own account (profile, tokens, logout) is not about the pipeline.
+                Access::Team(_) | Access::TeamSession(_) => {
+                    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{context}");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(public >= 16, "{public} public reads");
+    // Members see it all; visitors see the jobs and builds, not the file.
+    let full = api.get("/api/v1/teams/main/pipelines/demo").await.data();
+    assert!(
+        full["config"].is_string() && full["vars"].is_object(),
+        "{full}"
+    );
+    let seen = api
+        .call_as(None, Method::GET, "/api/v1/teams/main/pipelines/demo", None)
+        .await
+        .data();
+    assert_eq!(seen["name"], "demo");
+    assert_eq!(seen["jobs"].as_array().map(Vec::len), Some(2), "{seen}");
+    assert!(
+        seen.get("config").is_none() && seen.get("vars").is_none(),
+        "{seen}"
+    );
+    let build = api
+        .call_as(
+            None,
+            Method::GET,
+            "/api/v1/teams/main/pipelines/demo/jobs/deploy/builds/1",
+            None,
+        )
+        .await
+        .data();
+    assert_eq!(build["status"], "pending");
+    assert!(build.get("inputs").is_none(), "{build}");
+    // Logs stay private; a pipeline made private again is closed at once.
+    api.call_as(
+        None,
+        Method::GET,
+        "/api/v1/teams/main/pipelines/demo/jobs/deploy/builds/1/logs",
+        None,
+    )
+    .await
+    .error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    api.post("/api/v1/teams/main/pipelines/demo/hide", json!({}))
+        .await
+        .data();
+    api.call_as(None, Method::GET, "/api/v1/teams/main/pipelines/demo", None)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthenticated");
 }

@@ -63,7 +63,13 @@ async fn an_export_imports_into_a_fresh_server_with_everything_back() {
 
     // A fresh server with the same key: the pipeline, its builds and its secrets are back.
     let mut fresh = TestApi::new().await;
-    let imported = import(&fresh, "", file.clone()).await.data();
+    // A user besides the first is something an import would lose: it must be asked for.
+    fresh.user("extra", None).await;
+    let message = import(&fresh, "", file.clone())
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert!(message.contains("1 user besides the first"), "{message}");
+    let imported = import(&fresh, "?replace=true", file.clone()).await.data();
     // An import ends every session: the users are the export's now.
     fresh
         .get("/api/v1/profile")

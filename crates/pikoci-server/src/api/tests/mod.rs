@@ -261,7 +261,11 @@ impl TestApi {
             }
             None => Body::empty(),
         };
-        read(self.send(request.body(body).expect("request")).await).await
+        read(
+            self.router_oneshot(request.body(body).expect("request"))
+                .await,
+        )
+        .await
     }
 
     pub(super) async fn get(&self, path: &str) -> Answer {
