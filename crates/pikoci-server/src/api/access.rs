@@ -45,9 +45,22 @@ pub(crate) enum Access {
 }
 
 /// What the public view of a public pipeline leaves out of the members' view, at any depth:
-/// the pipeline's file and variables, the values given to manual builds, the inputs' defaults
-/// and options, the output of checks, and webhook tokens.
-pub(crate) const PRIVATE_FIELDS: &[&str] = &["config", "vars", "inputs", "log", "webhook_token"];
+/// the pipeline's file and variables, the inputs of manual builds (values, names, defaults,
+/// options), the output of checks, error messages (they may quote a check's output or name a
+/// secret and its path), versions and their metadata (a trigger resource's versions name the
+/// team's private pipelines), the workers (a worker's id is its topic on the broker), and
+/// webhook tokens. Error answers (4xx, 5xx) are passed as they are.
+pub(crate) const PRIVATE_FIELDS: &[&str] = &[
+    "config",
+    "vars",
+    "inputs",
+    "log",
+    "error",
+    "version",
+    "metadata",
+    "worker",
+    "webhook_token",
+];
 
 /// The largest answer the public view rewrites (a page of 500 builds is far below it).
 const MAX_PUBLIC_BODY: usize = 16 * 1024 * 1024;
@@ -508,11 +521,13 @@ async fn is_public(server: &Server, team: &str, pipeline: &str) -> bool {
 async fn public_view(caller: Caller, mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(caller);
     let response = next.run(request).await;
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+    // Error answers are passed as they are (an error body is no member's data).
+    let json = response.status().is_success()
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/json"));
     if !json {
         return response;
     }

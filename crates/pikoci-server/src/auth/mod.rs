@@ -385,13 +385,17 @@ impl Server {
         }
         // A server always has a global admin: without one (a first start, `--users` without
         // `admin`, an import of an export made before users existed), `admin` is made.
-        if self
-            .accounts()
-            .list_users()
-            .await?
-            .iter()
-            .any(|user| user.admin)
-        {
+        let users = self.accounts().list_users().await?;
+        if users.iter().any(|user| user.admin) {
+            return Ok(None);
+        }
+        if users.iter().any(|user| user.name == INITIAL_ADMIN) {
+            // Not made a global admin behind anyone's back: said, and left to the operator.
+            tracing::error!(
+                "no user is a global admin, and user admin exists but is not one: nobody can \
+                 manage users; make admin a global admin in the database, or import a state \
+                 that has one"
+            );
             return Ok(None);
         }
         let password = new_password();
