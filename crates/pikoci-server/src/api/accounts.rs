@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use pikoci_core::ErrorKind;
 use pikoci_core::secrets::Secret;
 use pikoci_core::store::{
-    ApiToken, ApiTokenId, Membership, NewApiToken, NewUser, PasswordChange, Role, User, UserUpdate,
+    ApiToken, ApiTokenId, Membership, NewApiToken, NewUser, PasswordChange, Role, Team, User,
+    UserUpdate,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -801,8 +802,7 @@ pub(crate) async fn set_member(
     ApiJson(body): ApiJson<MemberBody>,
 ) -> ApiResult<Json<Data<MembershipView>>> {
     let role: Role = body.role.parse().map_err(ApiError::invalid)?;
-    let team = scope::team(&server, &path.tc).await?;
-    let user = server.accounts().user(&path.user).await?;
+    let (team, user) = member_scope(&server, &path).await?;
     let membership = server
         .accounts()
         .set_member(team.id, user.id, role, server.clock().now())
@@ -824,8 +824,7 @@ pub(crate) async fn remove_member(
     Extension(caller): Extension<Caller>,
     ApiPath(path): ApiPath<MemberPath>,
 ) -> ApiResult<Json<Data<Done>>> {
-    let team = scope::team(&server, &path.tc).await?;
-    let user = server.accounts().user(&path.user).await?;
+    let (team, user) = member_scope(&server, &path).await?;
     server
         .accounts()
         .remove_member(team.id, user.id)
@@ -842,6 +841,13 @@ pub(crate) async fn remove_member(
         })?;
     tracing::info!(team = %team.name, user = %user.name, by = caller.name(), "member removed");
     Ok(data(Done { done: true }))
+}
+
+/// The team and the user of a member's path.
+async fn member_scope(server: &Server, path: &MemberPath) -> ApiResult<(Team, User)> {
+    let team = scope::team(server, &path.tc).await?;
+    let user = server.accounts().user(&path.user).await?;
+    Ok((team, user))
 }
 
 /// The account of a caller the access layer let through.

@@ -118,41 +118,38 @@ pub fn verify_blocking(password: &Secret, hash: &Secret) -> bool {
     }
 }
 
-/// [`hash_blocking`] on the blocking pool.
-pub async fn hash(password: Secret) -> Secret {
-    // The permit goes with the work: a request dropped meanwhile does not free it early.
+/// Runs `work` on the blocking pool once a [`hashing`] permit is free. The permit goes with
+/// the work: a request dropped meanwhile does not free it early.
+async fn on_hashing_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     let permit = hashing()
         .acquire()
         .await
         .expect("the semaphore is never closed");
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        hash_blocking(&password)
+        work()
     })
     .await
-    .expect("hashing does not panic")
+    .expect("password hashing does not panic")
+}
+
+/// [`hash_blocking`] on the blocking pool.
+pub async fn hash(password: Secret) -> Secret {
+    on_hashing_pool(move || hash_blocking(&password)).await
 }
 
 /// [`verify_blocking`] on the blocking pool. Without a hash (no such user, or a user without a
 /// password), a dummy hash is checked all the same, so that the answer takes as long and does
 /// not tell which names exist.
 pub async fn verify(password: Secret, hash: Option<Secret>) -> bool {
-    let permit = hashing()
-        .acquire()
-        .await
-        .expect("the semaphore is never closed");
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        match hash {
-            Some(hash) => verify_blocking(&password, &hash),
-            None => {
-                let _ = verify_blocking(&password, &dummy_hash());
-                false
-            }
+    on_hashing_pool(move || match hash {
+        Some(hash) => verify_blocking(&password, &hash),
+        None => {
+            let _ = verify_blocking(&password, &dummy_hash());
+            false
         }
     })
     .await
-    .expect("verifying does not panic")
 }
 
 /// An argon2id hash of a random password, made once.
