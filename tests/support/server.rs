@@ -18,6 +18,10 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(120);
 pub(crate) const ADMIN_PASSWORD: &str = "pikoci-test-password";
 /// `pikoci user-password -u admin` of [`ADMIN_PASSWORD`].
 pub(crate) const ADMIN_USER: &str = "admin:$argon2id$v=19$m=19456,t=2,p=1$MYXxEEzrlLKvTfr+hNm0rw$ndBER7yFEmwvjbnVnICcXdgvw6YOyy02mCsJJATqRLY";
+/// The global worker token of the servers and workers these tests start (as `pikoci
+/// worker-token` makes one).
+pub(crate) const WORKER_TOKEN: &str =
+    "pkw_5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
 /// A running `pikoci server`, killed when dropped.
 pub(crate) struct ServerProcess {
@@ -40,6 +44,7 @@ impl ServerProcess {
             .arg("server")
             .args(["--port", "0", "--log-format", "text", "--users", ADMIN_USER])
             .args(args)
+            .env("PIKOCI_WORKER_TOKEN", WORKER_TOKEN)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -251,6 +256,7 @@ impl WorkerProcess {
             .arg("worker")
             .args(["--log-format", "text"])
             .args(args)
+            .env("PIKOCI_WORKER_TOKEN", WORKER_TOKEN)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

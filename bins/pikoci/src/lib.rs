@@ -82,10 +82,17 @@ enum Command {
     Users(remote::accounts::UsersArgs),
     /// Hash a password for `pikoci server --users NAME:HASH` (argon2id), without a server.
     UserPassword(remote::accounts::UserPasswordArgs),
+    /// Make a global worker token for `pikoci server --worker-token` and `pikoci worker`,
+    /// without a server; or print (--show) or regenerate (--regenerate) the server's.
+    ///
+    /// Workers sign every message with their token, and the server drops what is not signed
+    /// with a token it knows. A team's token (`pikoci teams worker-token`) makes a worker that
+    /// serves that team only.
+    WorkerToken(remote::worker_tokens::WorkerTokenArgs),
     /// List the saved servers, or make one the current target (--delete forgets it).
     Target(remote::targets::TargetArgs),
-    /// A server's teams: list, create, delete, and their members: members, set-member,
-    /// remove-member.
+    /// A server's teams: list, create, delete, their members (members, set-member,
+    /// remove-member) and their worker tokens (worker-token).
     Teams(remote::teams::TeamsArgs),
     /// A server's pipelines: list, get, set (showing what changes first), delete, rename,
     /// pause, unpause, expose, hide.
@@ -176,6 +183,7 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Tokens(args) => return remote::accounts::tokens(args),
         Command::Users(args) => return remote::accounts::users(args),
         Command::UserPassword(args) => return remote::accounts::user_password(args),
+        Command::WorkerToken(args) => return remote::worker_tokens::worker_token(args),
         Command::Teams(args) => return remote::teams::run(args),
         Command::Pipelines(args) => return remote::pipelines::run(args),
         Command::Jobs(args) => return remote::builds::run_jobs(args),

@@ -146,6 +146,14 @@ pub(crate) struct Args {
     )]
     users: Vec<UserEntry>,
 
+    /// The global worker token, for standalone workers that serve every team (make one with
+    /// `pikoci worker-token`, and give the workers the same). Without it, the server makes one
+    /// at its first start, which a global admin reads with `pikoci worker-token --show`.
+    /// Every message on the broker is signed with a worker token's key.
+    #[arg(long, value_name = "TOKEN", env = "PIKOCI_WORKER_TOKEN", hide_env_values = true,
+          value_parser = crate::worker::parse_worker_token)]
+    worker_token: Option<pikoci_core::protocol::auth::MacKey>,
+
     /// How long a login session lasts (`12h`, `30d`); logging out or changing the password
     /// ends it sooner.
     #[arg(long, value_name = "DURATION", default_value = "30d", env = "PIKOCI_SESSION_LIFETIME",
@@ -202,6 +210,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let config = ServerConfig {
         max_requeues: args.max_requeues,
         session_lifetime: args.session_lifetime,
+        worker_token: args.worker_token.clone(),
         users: args
             .users
             .iter()
@@ -228,6 +237,10 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     {
         pikoci_server::auth::announce_initial_admin(&password);
     }
+    let global_worker_token = server
+        .ensure_worker_keys()
+        .await
+        .context("cannot set up the worker tokens")?;
     if let Some(path) = &args.pipeline_config
         && let Some(code) = set_pipeline(&server, &args, path).await?
     {
@@ -268,6 +281,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 "embedded-{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
+            token: global_worker_token,
             team: None,
             tags: Vec::new(),
             exclusive_tags: false,

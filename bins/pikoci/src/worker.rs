@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pikoci_core::broker::Broker;
+use pikoci_core::protocol::auth::MacKey;
 use pikoci_runner::{ProcessRunner, WorkerLock};
 use pikoci_worker::{Worker, WorkerConfig, WorkerStop};
 use tokio::task::JoinHandle;
@@ -48,8 +49,16 @@ pub(crate) struct Args {
           num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     exclusive_tags: bool,
 
-    /// Serve only this team's builds and checks [default: every team without a worker of its
-    /// own].
+    /// The worker token: the global one (`pikoci worker-token`, or as a global admin
+    /// `pikoci worker-token --show`) to serve every team, or a team's (`pikoci teams
+    /// worker-token TEAM`) to serve that team only. Prefer the environment variable or the
+    /// config file: a flag shows in the process list.
+    #[arg(long, value_name = "TOKEN", env = "PIKOCI_WORKER_TOKEN", hide_env_values = true,
+          value_parser = parse_worker_token)]
+    worker_token: MacKey,
+
+    /// Serve only this team's builds and checks; it must be the worker token's team
+    /// [default: the worker token's team, or every team for the global token].
     #[arg(long, value_name = "NAME", env = "PIKOCI_TEAM")]
     team: Option<String>,
 
@@ -95,6 +104,7 @@ pub(crate) struct Args {
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerOptions {
     pub(crate) id: String,
+    pub(crate) token: MacKey,
     pub(crate) team: Option<String>,
     pub(crate) tags: Vec<String>,
     pub(crate) exclusive_tags: bool,
@@ -110,6 +120,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(name) => name.clone(),
             None => default_name(),
         },
+        token: args.worker_token.clone(),
         team: args.team.clone(),
         tags: args.tags.clone(),
         exclusive_tags: args.exclusive_tags,
@@ -173,6 +184,7 @@ pub(crate) async fn spawn(
     let config = WorkerConfig {
         id: options.id.clone(),
         team: options.team,
+        token: options.token,
         tags: options.tags,
         exclusive_tags: options.exclusive_tags,
         slots: options.slots,
@@ -335,6 +347,11 @@ fn default_name() -> String {
     } else {
         format!("{host}-{suffix}")
     }
+}
+
+/// Reads a worker token (clap's value parser).
+pub(crate) fn parse_worker_token(text: &str) -> Result<MacKey, String> {
+    text.parse::<MacKey>().map_err(|err| err.to_string())
 }
 
 #[cfg(test)]

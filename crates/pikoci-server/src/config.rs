@@ -38,6 +38,10 @@ pub struct ServerConfig {
     /// Users to create at start and after an import when they are missing: name and password
     /// hash (`pikoci server --users`; see [`Server::ensure_users`](crate::Server)).
     pub users: Vec<(String, pikoci_core::secrets::Secret)>,
+    /// The global worker token, when the operator chose it (`pikoci server --worker-token`);
+    /// otherwise the server makes one at its first start (see
+    /// [`Server::ensure_worker_keys`](crate::Server)).
+    pub worker_token: Option<pikoci_core::protocol::auth::MacKey>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +59,7 @@ impl Default for ServerConfig {
             log_patience: Duration::from_secs(35),
             session_lifetime: Duration::from_secs(30 * 24 * 3600),
             users: Vec::new(),
+            worker_token: None,
         }
     }
 }

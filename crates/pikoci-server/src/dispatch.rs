@@ -293,7 +293,24 @@ impl Server {
             store_values,
         }));
         let envelope = self.envelope(message);
-        let bytes = match envelope.encode() {
+        let topic = protocol::topics::worker(&worker.worker_id);
+        let key = match self.worker_scope(&worker.worker_id).await {
+            Ok(Some((_, scope))) => self.signing_key(&scope).await,
+            Ok(None) => Err(format!("worker \"{}\" is not registered", worker.worker_id)),
+            Err(err) => {
+                self.unassign(&build).await;
+                return Err(err);
+            }
+        };
+        let key = match key {
+            Ok(key) => key,
+            Err(problem) => {
+                tracing::warn!(build = %build.id, worker = %worker.worker_id, %problem, "cannot sign an assignment; the build goes back to pending");
+                self.unassign(&build).await;
+                return Ok(());
+            }
+        };
+        let bytes = match key.encode(&topic, &envelope) {
             Ok(bytes) => bytes,
             Err(err @ ProtocolError::TooLarge { .. }) => {
                 let error = format!(
@@ -308,7 +325,6 @@ impl Server {
             }
         };
         let worker = worker.worker_id.as_str();
-        let topic = protocol::topics::worker(worker);
         match self.inner.broker.publish(&topic, bytes).await {
             Ok(()) => {
                 tracing::info!(build = %build.id, attempt = build.dispatch.attempt, worker, "build assigned");

@@ -2,6 +2,7 @@
 //! answer with the leases renewed and the work that is no longer its own.
 
 use pikoci_core::ErrorKind;
+use pikoci_core::protocol::auth::KeyScope;
 use pikoci_core::protocol::{self, Envelope, Heartbeat, Message, WorkRef};
 use pikoci_core::store::{RunningBuild, RunningCheck, StoreResult, WorkerHeartbeat};
 
@@ -79,6 +80,12 @@ impl Server {
                 at: now,
             })
             .await?;
+        // `refusal` checked that the heartbeat's team is its key's.
+        let scope = heartbeat
+            .team
+            .clone()
+            .map_or(KeyScope::Global, KeyScope::Team);
+        self.remember_worker(worker, team_id, scope);
         let until = now + chrono::Duration::from_std(self.inner.config.lease).unwrap_or_default();
         let renewed_builds = store.renew_leases(worker, &running, until).await?;
         let renewed_checks = store.renew_check_leases(worker, &checks, until).await?;

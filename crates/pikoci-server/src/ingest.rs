@@ -16,11 +16,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use pikoci_core::ErrorKind;
 use pikoci_core::broker::{Delivery, Subscription};
+use pikoci_core::protocol::auth::KeyScope;
 use pikoci_core::protocol::{self, BuildRef, Decoded, Envelope, Message, topics};
 use pikoci_core::store::{RunningBuild, StoreResult};
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio_util::sync::CancellationToken;
 
+use crate::keys::Refused;
 use crate::state::{Consumer, MAX_WAITING_FINISHES, lock};
 use crate::{Server, ServerError, ServerResult};
 
@@ -164,7 +166,11 @@ async fn probe(server: Server, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let bytes = match server.envelope(Message::Probe {}).encode() {
+        let envelope = server.envelope(Message::Probe {});
+        let bytes = match server
+            .sign(&KeyScope::Server, topics::HEARTBEATS, &envelope)
+            .await
+        {
             Ok(bytes) => bytes,
             Err(err) => {
                 tracing::error!(error = %err, "cannot encode a probe; leases that lapse from now on are not taken back");
@@ -211,7 +217,24 @@ impl Server {
     ) -> bool {
         let topic = topic_of(consumer);
         let (payload, pending) = delivery.into_parts();
-        let envelope = match protocol::decode(&payload) {
+        let verified = match self.verify(topic, &payload).await {
+            Ok(verified) => verified,
+            Err(Refused::Store(err)) => {
+                tracing::warn!(topic, error = %err, "cannot read the key a message is signed with; it will be delivered again");
+                if let Err(err) = pending.nack().await {
+                    self.inner.metrics.broker_error("nack");
+                    tracing::warn!(topic, error = %err, "failed to give a message back");
+                }
+                return false;
+            }
+            Err(refused) => {
+                self.inner.metrics.refused_message();
+                tracing::warn!(topic, error = %refused, "dropping a message");
+                self.ack(pending).await;
+                return true;
+            }
+        };
+        let envelope = match verified.decoded {
             Ok(Decoded::Message(envelope)) => envelope,
             Ok(Decoded::Unknown { type_name, sender }) => {
                 tracing::warn!(topic, r#type = %type_name, %sender, "ignoring a message of an unknown type (a newer worker?)");
@@ -233,6 +256,23 @@ impl Server {
                 return true;
             }
         };
+        match self.refusal(&verified.scope, &envelope).await {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                self.inner.metrics.refused_message();
+                tracing::warn!(topic, r#type = envelope.message.type_name(), sender = %envelope.sender, %why, "dropping a message");
+                self.ack(pending).await;
+                return true;
+            }
+            Err(err) => {
+                tracing::warn!(topic, error = %err, "cannot check who sent a message; it will be delivered again");
+                if let Err(err) = pending.nack().await {
+                    self.inner.metrics.broker_error("nack");
+                    tracing::warn!(topic, error = %err, "failed to give a message back");
+                }
+                return false;
+            }
+        }
         if consumer == Consumer::Events
             && let Message::BuildFinished {
                 build,

@@ -95,6 +95,7 @@ pub(crate) struct Metrics {
     dispatch_latency: Histogram,
     log_bytes: Counter,
     broker_errors: Family<OperationLabels, Counter>,
+    refused_messages: Counter,
     builds: Family<BuildLabels, Gauge>,
     pending: Gauge,
     oldest_pending: Gauge<f64, AtomicU64>,
@@ -156,6 +157,14 @@ impl Metrics {
                  subscribe, consume, ack, nack)",
                 None,
                 Family::default(),
+            ),
+            refused_messages: add(
+                r,
+                "broker_messages_refused",
+                "Messages read from the broker and dropped: unsigned, signed with an unknown \
+                 or stale worker token, or from a worker outside its token's scope",
+                None,
+                Counter::default(),
             ),
             builds: add(
                 r,
@@ -252,6 +261,12 @@ impl Metrics {
         self.broker_errors
             .get_or_create(&OperationLabels { operation })
             .inc();
+    }
+
+    /// A message from the broker dropped by [`Server::verify`](crate::Server) or its sender's
+    /// check.
+    pub(crate) fn refused_message(&self) {
+        self.refused_messages.inc();
     }
 
     /// Reads the state from `store` at `now` and encodes every metric. Workers silent for

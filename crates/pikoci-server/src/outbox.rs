@@ -17,15 +17,18 @@ impl Server {
         }
     }
 
-    /// Publishes `message` to `worker`'s inbox; the error says what failed.
+    /// Publishes `message` to `worker`'s inbox, signed with the key of the scope it registered
+    /// with; the error says what failed.
     pub(crate) async fn send(&self, worker: &str, message: Message) -> Result<(), String> {
         protocol::check_worker_id(worker)?;
         let type_name = message.type_name();
-        let bytes = self
-            .envelope(message)
-            .encode()
-            .map_err(|err| err.to_string())?;
+        let scope = match self.worker_scope(worker).await {
+            Ok(Some((_, scope))) => scope,
+            Ok(None) => return Err(format!("worker \"{worker}\" is not registered")),
+            Err(err) => return Err(format!("cannot read worker \"{worker}\": {err}")),
+        };
         let topic = topics::worker(worker);
+        let bytes = self.sign(&scope, &topic, &self.envelope(message)).await?;
         self.inner
             .broker
             .publish(&topic, bytes)

@@ -37,6 +37,7 @@ pub(crate) struct Inner {
     pub(crate) runtime: Runtime,
     pub(crate) metrics: Metrics,
     pub(crate) login_limits: crate::auth::limit::LoginLimits,
+    pub(crate) keys: crate::keys::KeyCache,
 }
 
 /// What setting a pipeline did.
@@ -78,6 +79,7 @@ impl Server {
                 config,
                 clock,
                 runtime: Runtime::new(),
+                keys: crate::keys::KeyCache::default(),
                 login_limits: crate::auth::limit::LoginLimits::default(),
             }),
         }
@@ -355,6 +357,8 @@ impl Server {
         if let Some(password) = self.ensure_users().await? {
             crate::auth::announce_initial_admin(&password);
         }
+        // The teams' worker keys went with the old teams.
+        self.ensure_worker_keys().await?;
         lock(&self.inner.runtime.reasons).clear();
         self.wake_dispatcher();
         tracing::info!(

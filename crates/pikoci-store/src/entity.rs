@@ -526,3 +526,25 @@ pub(crate) mod api_token {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod worker_key {
+    //! `worker_keys`: the keys of the servers, the global worker token and each team's.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "worker_keys")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) scope: String,
+        pub(crate) team_id: Option<i64>,
+        pub(crate) value: String,
+        pub(crate) created_at: i64,
+        pub(crate) updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pikoci_core::broker::BrokerError;
+use pikoci_core::protocol::auth::{KeyScope, MacKey};
 use tokio_util::sync::CancellationToken;
 
 /// How often a worker says it is alive, by default.
@@ -22,8 +23,10 @@ pub struct WorkerConfig {
     /// Its id, unique among the workers of one server (checked with
     /// [`pikoci_core::protocol::check_worker_id`]); names its topic.
     pub id: String,
-    /// The team it serves (`None`: every team).
+    /// The team it serves (`None`: every team, or the team of a team's worker token).
     pub team: Option<String>,
+    /// Its worker token: what it publishes is signed with it, and what it reads must be.
+    pub token: MacKey,
     /// Its tags.
     pub tags: Vec<String>,
     /// Whether it runs only jobs whose tags are all among its own (needs at least one tag).
@@ -55,6 +58,22 @@ impl WorkerConfig {
         if let Err(problem) = pikoci_core::protocol::check_worker_id(&self.id) {
             return invalid(problem);
         }
+        match (self.token.scope(), &self.team) {
+            (KeyScope::Team(token_team), Some(team)) if token_team != team => {
+                return invalid(format!(
+                    "the worker token is team \"{token_team}\"'s, but the worker is told to serve team \"{team}\": give it team \"{team}\"'s token (`pikoci teams worker-token {team}`), or drop the team"
+                ));
+            }
+            (KeyScope::Global, Some(team)) => {
+                return invalid(format!(
+                    "the global worker token serves every team: to serve team \"{team}\" only, give the worker team \"{team}\"'s worker token (`pikoci teams worker-token {team}`)"
+                ));
+            }
+            (KeyScope::Server, _) => {
+                return invalid("the servers' key is not a worker token".to_owned());
+            }
+            _ => {}
+        }
         if self.slots == 0 {
             return invalid("a worker needs at least 1 slot".to_owned());
         }
@@ -78,6 +97,11 @@ impl WorkerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The team it serves: the one it is told, or its token's (`None`: every team).
+    pub fn serving_team(&self) -> Option<&str> {
+        self.team.as_deref().or(self.token.scope().team())
     }
 }
 
@@ -123,6 +147,7 @@ mod tests {
         WorkerConfig {
             id: "box-1".to_owned(),
             team: None,
+            token: MacKey::new(KeyScope::Global, [1; 32]),
             tags: Vec::new(),
             exclusive_tags: false,
             slots: 1,
@@ -139,7 +164,18 @@ mod tests {
     fn bad_settings_say_what_to_change() {
         assert!(config().check().is_ok());
         type Change = fn(&mut WorkerConfig);
-        let cases: [(Change, &str); 6] = [
+        let cases: [(Change, &str); 8] = [
+            (
+                |c| c.team = Some("web".into()),
+                "the global worker token serves every team",
+            ),
+            (
+                |c| {
+                    c.token = MacKey::new(KeyScope::Team("web".into()), [1; 32]);
+                    c.team = Some("api".into());
+                },
+                "the worker token is team \"web\"'s, but the worker is told to serve team \"api\"",
+            ),
             (|c| c.id = "a.b".to_owned(), "contains '.'"),
             (|c| c.slots = 0, "at least 1 slot"),
             (|c| c.check_slots = 0, "at least 1 check slot"),

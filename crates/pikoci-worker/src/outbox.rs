@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use pikoci_core::broker::Broker;
 use pikoci_core::engine::{Event, EventSink};
+use pikoci_core::protocol::auth::MacKey;
 use pikoci_core::protocol::{Envelope, Message, Outcome, VERSION, WorkRef, topics};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -56,14 +57,21 @@ pub(crate) struct Publisher {
     broker: Arc<dyn Broker>,
     worker: Arc<str>,
     boot_id: Arc<str>,
+    token: Arc<MacKey>,
 }
 
 impl Publisher {
-    pub(crate) fn new(broker: Arc<dyn Broker>, worker: &str, boot_id: &str) -> Publisher {
+    pub(crate) fn new(
+        broker: Arc<dyn Broker>,
+        worker: &str,
+        boot_id: &str,
+        token: MacKey,
+    ) -> Publisher {
         Publisher {
             broker,
             worker: worker.into(),
             boot_id: boot_id.into(),
+            token: Arc::new(token),
         }
     }
 
@@ -85,7 +93,10 @@ impl Publisher {
         topic: &str,
         envelope: &Envelope,
     ) -> Result<(), String> {
-        let bytes = envelope.encode().map_err(|e| e.to_string())?;
+        let bytes = self
+            .token
+            .encode(topic, envelope)
+            .map_err(|e| e.to_string())?;
         self.broker
             .publish(topic, bytes)
             .await
@@ -101,17 +112,18 @@ impl Publisher {
         message: Message,
         stop: &CancellationToken,
     ) -> bool {
-        match self.encode(message) {
+        match self.encode(topic, message) {
             Some(bytes) => self.publish_encoded(topic, bytes, stop).await,
             None => true,
         }
     }
 
-    /// `message` in its envelope, encoded; `None` (logged) when it cannot be sent.
-    fn encode(&self, message: Message) -> Option<Vec<u8>> {
+    /// `message` in its envelope, encoded and signed for `topic`; `None` (logged) when it
+    /// cannot be sent.
+    fn encode(&self, topic: &str, message: Message) -> Option<Vec<u8>> {
         let type_name = message.type_name();
-        self.envelope(message)
-            .encode()
+        self.token
+            .encode(topic, &self.envelope(message))
             .inspect_err(|error| {
                 tracing::error!(kind = type_name, %error, "dropping a message that cannot be sent");
             })
@@ -395,7 +407,7 @@ impl Intake<'_> {
                     *log_chunks = None;
                 }
             }
-            let Some(bytes) = self.publisher.encode(message) else {
+            let Some(bytes) = self.publisher.encode(topics::EVENTS, message) else {
                 continue;
             };
             match queue.push(bytes).await {

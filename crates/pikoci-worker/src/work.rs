@@ -372,7 +372,11 @@ mod tests {
             log,
             at_ms: 0,
         };
-        let publisher = Publisher::new(Arc::new(pikoci_pubsub::MemBroker::new()), "w", "b");
+        let token = pikoci_core::protocol::auth::MacKey::new(
+            pikoci_core::protocol::auth::KeyScope::Global,
+            [1; 32],
+        );
+        let publisher = Publisher::new(Arc::new(pikoci_pubsub::MemBroker::new()), "w", "b", token);
         assert!(publisher.envelope(message).encode().is_ok());
     }
 }

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use pikoci_core::broker::{Broker, BrokerResult, Delivery};
 use pikoci_core::engine::{NativeChecks, Runner};
 use pikoci_core::protocol::{
-    self, Assign, AssignCheck, Decoded, Heartbeat, Message, WorkRef, topics,
+    self, Assign, AssignCheck, Decoded, Heartbeat, Message, WorkRef, auth, topics,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -83,7 +83,12 @@ impl Worker {
         tracing::info!(worker = %id, boot = %boot_id, slots = self.config.slots, "worker started");
         let tracker = TaskTracker::new();
         let context = Arc::new(Context {
-            publisher: Publisher::new(self.broker.clone(), &id, &boot_id),
+            publisher: Publisher::new(
+                self.broker.clone(),
+                &id,
+                &boot_id,
+                self.config.token.clone(),
+            ),
             runner: self.runner,
             native: self.native,
             config: self.config,
@@ -109,7 +114,12 @@ impl Worker {
             draining: false,
             quit: CancellationToken::new(),
         };
-        let deliveries = futures::stream::select(inbox, broadcast);
+        let inbox_topic: Arc<str> = topics::worker(&id).into();
+        let broadcast_topic: Arc<str> = topics::BROADCAST.into();
+        let deliveries = futures::stream::select(
+            inbox.map(move |delivery| (inbox_topic.clone(), delivery)),
+            broadcast.map(move |delivery| (broadcast_topic.clone(), delivery)),
+        );
         let result = state.run_loop(deliveries, ended, published, &stop).await;
         state.quit.cancel();
         let State {
@@ -196,7 +206,7 @@ struct State {
 impl State {
     async fn run_loop(
         &mut self,
-        mut deliveries: impl futures::Stream<Item = BrokerResult<Delivery>> + Unpin,
+        mut deliveries: impl futures::Stream<Item = (Arc<str>, BrokerResult<Delivery>)> + Unpin,
         mut ended: mpsc::UnboundedReceiver<WorkRef>,
         mut published: mpsc::UnboundedReceiver<String>,
         stop: &WorkerStop,
@@ -229,8 +239,8 @@ impl State {
                 () = sleep_until(lease_deadline), if lease_deadline.is_some() => self.fence_unconfirmed(),
                 _ = heartbeat.tick() => self.send_heartbeat(),
                 delivery = deliveries.next(), if failure.is_none() => match delivery {
-                    Some(Ok(delivery)) => self.handle(delivery),
-                    Some(Err(source)) => {
+                    Some((topic, Ok(delivery))) => self.handle(&topic, delivery),
+                    Some((_, Err(source))) => {
                         tracing::error!(error = %source.full_message(), "the inbox failed: aborting the work running");
                         failure = Some(WorkerError::Broker { what: "the worker's inbox failed".to_owned(), source });
                         self.draining = true;
@@ -257,10 +267,27 @@ impl State {
         }
     }
 
-    /// Handles one delivery, acking it whatever it holds.
-    fn handle(&mut self, delivery: Delivery) {
+    /// Handles one delivery from `topic`, acking it whatever it holds. What is not signed with
+    /// this worker's token is dropped.
+    fn handle(&mut self, topic: &str, delivery: Delivery) {
         let (payload, pending) = delivery.into_parts();
-        match protocol::decode(&payload) {
+        let verified = auth::Signed::read(&payload)
+            .and_then(|signed| signed.verify(&self.context.config.token, topic));
+        match verified.map(protocol::decode) {
+            Err(error) => {
+                tracing::warn!(topic, %error, "dropping a message not signed with this worker's token");
+            }
+            Ok(decoded) => self.on_decoded(decoded),
+        }
+        self.context.tracker.spawn(async move {
+            if let Err(error) = pending.ack().await {
+                tracing::warn!(error = %error.full_message(), "cannot ack a message; it may come again");
+            }
+        });
+    }
+
+    fn on_decoded(&mut self, decoded: Result<Decoded, protocol::ProtocolError>) {
+        match decoded {
             Ok(Decoded::Message(envelope)) => self.on_message(envelope.message),
             Ok(Decoded::Unknown { type_name, sender }) => {
                 tracing::warn!(kind = %type_name, %sender, "ignoring a message of a type this worker does not know");
@@ -274,11 +301,6 @@ impl State {
             }
             Err(error) => tracing::warn!(%error, "ignoring a malformed message"),
         }
-        self.context.tracker.spawn(async move {
-            if let Err(error) = pending.ack().await {
-                tracing::warn!(error = %error.full_message(), "cannot ack a message; it may come again");
-            }
-        });
     }
 
     fn on_message(&mut self, message: Message) {
@@ -362,7 +384,12 @@ impl State {
         if self.draining {
             return Some("worker is draining".to_owned());
         }
-        if let Some(own) = self.context.config.team.as_ref().filter(|own| *own != team) {
+        if let Some(own) = self
+            .context
+            .config
+            .serving_team()
+            .filter(|own| *own != team)
+        {
             return Some(format!(
                 "this worker serves team \"{own}\" only, not \"{team}\""
             ));
@@ -557,7 +584,7 @@ impl State {
             .publisher
             .envelope(Message::Heartbeat(Heartbeat {
                 worker: config.id.clone(),
-                team: config.team.clone(),
+                team: config.serving_team().map(str::to_owned),
                 tags: config.tags.clone(),
                 exclusive: config.exclusive_tags,
                 slots: config.slots,

@@ -19,6 +19,7 @@ pub(crate) mod state;
 mod table;
 pub(crate) mod targets;
 pub(crate) mod teams;
+pub(crate) mod worker_tokens;
 
 use std::process::ExitCode;
 

@@ -1,4 +1,4 @@
-//! `pikoci teams list|create|delete|members|set-member|remove-member`.
+//! `pikoci teams list|create|delete|members|set-member|remove-member|worker-token`.
 
 use anyhow::Context;
 use pikoci_client::model::Team;
@@ -45,6 +45,16 @@ enum TeamsCommand {
         /// The user.
         user: String,
     },
+    /// Print the team's worker token, for workers that serve this team only (a team admin's
+    /// login session); --regenerate makes a new one, and the team's workers holding the old
+    /// one are refused from then on.
+    WorkerToken {
+        /// The team (default: --team, or the target's).
+        team: Option<String>,
+        /// Make a new token.
+        #[arg(long)]
+        regenerate: bool,
+    },
     /// Delete a team with its pipelines, builds, logs, secrets and trigger streams.
     Delete {
         /// The team.
@@ -63,6 +73,9 @@ pub(crate) fn run(args: TeamsArgs) -> std::process::ExitCode {
             TeamsCommand::Create { name } => create(&session, &name).await,
             TeamsCommand::Delete { name, yes } => delete(&session, &name, yes).await,
             TeamsCommand::Members { team } => members(&session, team).await,
+            TeamsCommand::WorkerToken { team, regenerate } => {
+                super::worker_tokens::team_worker_token(&session, team, regenerate).await
+            }
             TeamsCommand::SetMember { user, role } => {
                 let answer = session
                     .client

@@ -14,6 +14,7 @@
 //! version, comes back as [`Decoded::Unknown`] or [`Decoded::Newer`], to be logged and acked,
 //! never a crash or a redelivery loop.
 
+pub mod auth;
 mod snapshot;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ use crate::store::{BuildId, ResourceId};
 pub const VERSION: u32 = 1;
 
 /// The largest message any transport carries (NATS' default `max_payload`, the smallest limit
-/// of the four brokers). Senders check it before publishing.
+/// of the four brokers), signature header included. Senders check it before publishing.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Topic and group names.
@@ -97,7 +98,7 @@ impl Envelope {
     /// The message's bytes, or why it cannot be sent (too large for the brokers).
     pub fn encode(&self) -> Result<Vec<u8>, ProtocolError> {
         let bytes = serde_json::to_vec(self).map_err(|e| ProtocolError::Encode(e.to_string()))?;
-        if bytes.len() > MAX_MESSAGE_BYTES {
+        if bytes.len() > MAX_MESSAGE_BYTES - auth::MAX_HEADER_BYTES {
             return Err(ProtocolError::TooLarge {
                 type_name: self.message.type_name(),
                 size: bytes.len(),

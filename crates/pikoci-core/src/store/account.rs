@@ -309,3 +309,24 @@ pub trait AccountStore: Send + Sync + fmt::Debug {
     /// Records that a token was used at `at`.
     async fn touch_api_token(&self, token: ApiTokenId, at: DateTime<Utc>) -> StoreResult<()>;
 }
+
+/// Whose worker key: see `pikoci_core::protocol::auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkerKeyScope {
+    /// The servers' own key (signs what servers say to each other).
+    Server,
+    /// The global worker token's.
+    Global,
+    /// A team's worker token's (deleted with the team).
+    Team(TeamId),
+}
+
+impl fmt::Display for WorkerKeyScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerKeyScope::Server => f.write_str("server"),
+            WorkerKeyScope::Global => f.write_str("global"),
+            WorkerKeyScope::Team(team) => write!(f, "team:{team}"),
+        }
+    }
+}

@@ -361,6 +361,33 @@ pub trait Store: Send + Sync + Debug {
     /// Every registered worker, by id.
     async fn workers(&self) -> StoreResult<Vec<Worker>>;
 
+    /// One registered worker; `NotFound` when it is not registered.
+    async fn worker(&self, worker_id: &str) -> StoreResult<Worker>;
+
+    /// The stored key of `scope`, if one was made. The value is the server's to read: the store
+    /// keeps it as given (sealed when the server has a master key).
+    async fn worker_key(
+        &self,
+        scope: WorkerKeyScope,
+    ) -> StoreResult<Option<crate::secrets::Secret>>;
+
+    /// Stores `value` as the key of `scope` unless one is stored; returns the stored one (the
+    /// value of another server that came first, when one did).
+    async fn create_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &crate::secrets::Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<crate::secrets::Secret>;
+
+    /// Stores `value` as the key of `scope`, replacing the one stored (a regenerated token).
+    async fn replace_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &crate::secrets::Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
     /// Forgets one worker (it registers again with its next heartbeat); whether it was known.
     async fn delete_worker(&self, worker_id: &str) -> StoreResult<bool>;
 

@@ -63,6 +63,12 @@ impl SecretStore {
         })
     }
 
+    /// The cipher of the master key, when one is configured: the server seals other things it
+    /// keeps with it (the keys of worker tokens).
+    pub fn master_cipher(&self) -> Option<&Cipher> {
+        self.cipher.as_ref()
+    }
+
     /// Whether `secret` entries can be stored and read (a key is configured).
     pub fn has_key(&self) -> bool {
         self.cipher.is_some()

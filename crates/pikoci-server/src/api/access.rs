@@ -120,6 +120,15 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
         "/api/v1/teams/{tc}/members/{user}",
         TeamSession(Admin),
     ),
+    // ---- worker tokens: a worker gets builds and their secrets ----
+    ("GET", "/api/v1/worker-token", GlobalAdminSession),
+    ("POST", "/api/v1/worker-token", GlobalAdminSession),
+    ("GET", "/api/v1/teams/{tc}/worker-token", TeamSession(Admin)),
+    (
+        "POST",
+        "/api/v1/teams/{tc}/worker-token",
+        TeamSession(Admin),
+    ),
     // ---- secrets (names only are ever read) ----
     ("GET", "/api/v1/teams/{tc}/secrets", Team(Read)),
     ("POST", "/api/v1/teams/{tc}/secrets", Team(Maintain)),

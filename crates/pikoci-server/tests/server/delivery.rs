@@ -12,7 +12,7 @@ use serde_json::json;
 
 use pikoci_server::ServerConfig;
 
-use crate::harness::{FakeWorker, Harness, SRC, envelope, heartbeat_message};
+use crate::harness::{FakeWorker, Harness, SRC, envelope, heartbeat_message, signed, token};
 
 const PIPELINE: &str = r#"
 resource "trigger" "go" {}
@@ -378,22 +378,26 @@ async fn unknown_newer_and_malformed_messages_are_acked() {
     for topic in [topics::EVENTS, topics::HEARTBEATS] {
         for bytes in raw {
             h.mem
-                .publish(topic, bytes.as_bytes().to_vec())
+                .publish(topic, token().seal(topic, bytes.as_bytes()))
                 .await
                 .expect("publish");
         }
     }
     // Messages behind them on both topics are handled at once: nothing was given back.
-    let beat = envelope("w1", heartbeat_message("w1", 1, &[], None))
-        .encode()
-        .expect("encodes");
+    let beat = signed(
+        &token(),
+        topics::HEARTBEATS,
+        &envelope("w1", heartbeat_message("w1", 1, &[], None)),
+    );
     h.mem
         .publish(topics::HEARTBEATS, beat)
         .await
         .expect("publish");
-    let beat = envelope("w2", heartbeat_message("w2", 1, &[], None))
-        .encode()
-        .expect("encodes");
+    let beat = signed(
+        &token(),
+        topics::EVENTS,
+        &envelope("w2", heartbeat_message("w2", 1, &[], None)),
+    );
     h.mem.publish(topics::EVENTS, beat).await.expect("publish");
     h.wait_for("both workers registered", || async {
         h.store.workers().await.expect("workers").len() == 2

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pikoci_core::broker::{Broker, Subscription};
+use pikoci_core::protocol::auth::{self, KeyScope, MacKey};
 use pikoci_core::protocol::{
     self, Assign, BuildRef, Decoded, Envelope, Heartbeat, Message, Outcome, WorkRef, topics,
 };
@@ -91,7 +92,7 @@ pub(crate) struct Harness {
     probes: Arc<AtomicBool>,
     pub(crate) team: Team,
     pub(crate) pipeline: StoredPipeline,
-    clock: Clock,
+    pub(crate) clock: Clock,
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
 }
@@ -108,8 +109,10 @@ impl Harness {
         Harness::with_config(hcl, ServerConfig::default()).await
     }
 
-    /// A server with `config` on pipeline `hcl`.
-    pub(crate) async fn with_config(hcl: &str, config: ServerConfig) -> Harness {
+    /// A server with `config` on pipeline `hcl`; its global worker token is [`token`] unless
+    /// `config` names another.
+    pub(crate) async fn with_config(hcl: &str, mut config: ServerConfig) -> Harness {
+        config.worker_token.get_or_insert_with(token);
         let blocking = Arc::new(crate::store::BlockingStore::open().await);
         let store: Arc<dyn Store> = blocking.clone();
         let accounts = blocking.accounts();
@@ -150,6 +153,7 @@ impl Harness {
             config,
             clock,
         );
+        server.ensure_worker_keys().await.expect("worker keys");
         let shutdown = CancellationToken::new();
         let tasks = server.start(shutdown.clone()).await.expect("server starts");
         Harness {
@@ -169,7 +173,8 @@ impl Harness {
 
     /// Stops the server and starts a new one with `config` on the same store and broker (its
     /// memory is gone, as after a crash; the clock goes on).
-    pub(crate) async fn restart(&mut self, config: ServerConfig) {
+    pub(crate) async fn restart(&mut self, mut config: ServerConfig) {
+        config.worker_token.get_or_insert_with(token);
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
         self.server = Server::new(
@@ -183,6 +188,7 @@ impl Harness {
             config,
             self.clock,
         );
+        self.server.ensure_worker_keys().await.expect("worker keys");
         self.shutdown = CancellationToken::new();
         self.tasks = self
             .server
@@ -238,6 +244,14 @@ impl Harness {
     /// A worker talking through the server's broker.
     pub(crate) async fn worker(&self, id: &str) -> FakeWorker {
         FakeWorker::connect(id, Arc::new(self.mem.clone()), &self.mem).await
+    }
+
+    /// A fake worker of team `team`, holding `token` (the team's worker token, say).
+    pub(crate) async fn team_worker(&self, id: &str, team: &str, token: MacKey) -> FakeWorker {
+        let mut worker = self.worker(id).await;
+        worker.team = Some(team.to_owned());
+        worker.token = token;
+        worker
     }
 
     /// Waits until `pred` holds for the build.
@@ -323,7 +337,21 @@ pub(crate) struct FakeWorker {
     pub(crate) key: Arc<WorkerKey>,
     /// Whether its heartbeats announce the key (a worker of an older release does not).
     pub(crate) announces_key: bool,
+    /// The team its heartbeats say it serves.
+    pub(crate) team: Option<String>,
+    /// The worker token it signs with ([`token`], the global one, unless changed).
+    pub(crate) token: MacKey,
     beating: Option<CancellationToken>,
+}
+
+/// The global worker token of the test servers.
+pub(crate) fn token() -> MacKey {
+    MacKey::new(KeyScope::Global, [9; 32])
+}
+
+/// `envelope` as `key` signs it for `topic`.
+pub(crate) fn signed(key: &MacKey, topic: &str, envelope: &Envelope) -> Vec<u8> {
+    key.encode(topic, envelope).expect("encodes")
 }
 
 impl Drop for FakeWorker {
@@ -364,6 +392,8 @@ impl FakeWorker {
             running: Arc::new(Mutex::new(Vec::new())),
             key: Arc::new(WorkerKey::generate()),
             announces_key: true,
+            team: None,
+            token: token(),
             beating: None,
         }
     }
@@ -372,10 +402,15 @@ impl FakeWorker {
     pub(crate) fn start_heartbeats(&mut self) {
         self.stop_heartbeats();
         let stop = CancellationToken::new();
+        let mut beat = heartbeat_message(&self.id, 2, &[], self.sealing_key());
+        if let Message::Heartbeat(heartbeat) = &mut beat {
+            heartbeat.team = self.team.clone();
+        }
         keep_heartbeating(
             self.broker.clone(),
             &self.id,
-            self.sealing_key(),
+            beat,
+            self.token.clone(),
             self.running.clone(),
             stop.clone(),
         );
@@ -402,7 +437,7 @@ impl FakeWorker {
             _ => topics::EVENTS,
         };
         let envelope = envelope(&self.id, message);
-        let bytes = envelope.encode().expect("encodes");
+        let bytes = signed(&self.token, topic, &envelope);
         self.broker.publish(topic, bytes).await.expect("publish");
         envelope.msg_id
     }
@@ -413,14 +448,11 @@ impl FakeWorker {
         &mut self,
         running: &[WorkRef],
     ) -> (Vec<WorkRef>, Vec<WorkRef>, i64) {
-        let id = self
-            .send(heartbeat_message(
-                &self.id,
-                self.slots,
-                running,
-                self.sealing_key(),
-            ))
-            .await;
+        let mut beat = heartbeat_message(&self.id, self.slots, running, self.sealing_key());
+        if let Message::Heartbeat(heartbeat) = &mut beat {
+            heartbeat.team = self.team.clone();
+        }
+        let id = self.send(beat).await;
         loop {
             if let Message::Leases {
                 heartbeat,
@@ -444,7 +476,10 @@ impl FakeWorker {
             .expect("delivery");
         let (payload, pending) = next.into_parts();
         pending.ack().await.expect("ack");
-        match protocol::decode(&payload).expect("decodes") {
+        let body = auth::Signed::read(&payload)
+            .and_then(|signed| signed.verify(&self.token, &topics::worker(&self.id)))
+            .expect("the server signs with the worker's token");
+        match protocol::decode(body).expect("decodes") {
             Decoded::Message(envelope) => envelope.message,
             other => panic!("unexpected {other:?}"),
         }
@@ -560,17 +595,19 @@ pub(crate) fn heartbeat_message(
 pub(crate) fn keep_heartbeating(
     broker: Arc<dyn Broker>,
     id: &str,
-    sealing_key: Option<String>,
+    beat: Message,
+    token: MacKey,
     running: Arc<Mutex<Vec<WorkRef>>>,
     stop: CancellationToken,
 ) {
     let id = id.to_owned();
     tokio::spawn(async move {
         loop {
-            let now: Vec<WorkRef> = running.lock().expect("running").clone();
-            let bytes = envelope(&id, heartbeat_message(&id, 2, &now, sealing_key.clone()))
-                .encode()
-                .expect("encodes");
+            let mut beat = beat.clone();
+            if let Message::Heartbeat(heartbeat) = &mut beat {
+                heartbeat.running = running.lock().expect("running").clone();
+            }
+            let bytes = signed(&token, topics::HEARTBEATS, &envelope(&id, beat));
             if broker.publish(topics::HEARTBEATS, bytes).await.is_err() {
                 return;
             }

@@ -12,4 +12,5 @@ mod checks;
 mod delivery;
 mod leases;
 mod secrets;
+mod tokens;
 mod triggers;

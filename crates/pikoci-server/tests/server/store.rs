@@ -446,6 +446,42 @@ impl Store for BlockingStore {
         run(async move { s.workers().await }).await
     }
 
+    async fn worker(&self, worker_id: &str) -> StoreResult<Worker> {
+        let s = self.0.clone();
+        let worker_id = worker_id.to_owned();
+        run(async move { s.worker(&worker_id).await }).await
+    }
+
+    async fn worker_key(
+        &self,
+        scope: WorkerKeyScope,
+    ) -> StoreResult<Option<pikoci_core::secrets::Secret>> {
+        let s = self.0.clone();
+        run(async move { s.worker_key(scope).await }).await
+    }
+
+    async fn create_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &pikoci_core::secrets::Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<pikoci_core::secrets::Secret> {
+        let s = self.0.clone();
+        let value = value.clone();
+        run(async move { s.create_worker_key(scope, &value, at).await }).await
+    }
+
+    async fn replace_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &pikoci_core::secrets::Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let s = self.0.clone();
+        let value = value.clone();
+        run(async move { s.replace_worker_key(scope, &value, at).await }).await
+    }
+
     async fn delete_worker(&self, worker_id: &str) -> StoreResult<bool> {
         let s = self.0.clone();
         let worker_id = worker_id.to_owned();

@@ -11,6 +11,7 @@ mod m0003_claim;
 mod m0004_secrets;
 mod m0005_step_parent;
 mod m0006_accounts;
+mod m0007_worker_keys;
 
 pub(crate) use lock::MigrationLock;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_secrets::Migration),
             Box::new(m0005_step_parent::Migration),
             Box::new(m0006_accounts::Migration),
+            Box::new(m0007_worker_keys::Migration),
         ]
     }
 

@@ -26,6 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pikoci_core::model::ResourceRef;
+use pikoci_core::secrets::Secret;
 use pikoci_core::store::*;
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, DbBackend, IsolationLevel, SqliteTransactionMode,
@@ -553,6 +554,32 @@ impl Store for SqlStore {
 
     async fn workers(&self) -> StoreResult<Vec<Worker>> {
         workers::list(self).await
+    }
+
+    async fn worker(&self, worker_id: &str) -> StoreResult<Worker> {
+        workers::one(self, worker_id).await
+    }
+
+    async fn worker_key(&self, scope: WorkerKeyScope) -> StoreResult<Option<Secret>> {
+        workers::key(self, scope).await
+    }
+
+    async fn create_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Secret> {
+        workers::create_key(self, scope, value, at).await
+    }
+
+    async fn replace_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        workers::replace_key(self, scope, value, at).await
     }
 
     async fn delete_worker(&self, worker_id: &str) -> StoreResult<bool> {

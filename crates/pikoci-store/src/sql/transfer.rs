@@ -6,7 +6,9 @@
 //! The `workers` table is left out both ways: it is a registry of live processes, rebuilt by
 //! their heartbeats, not state to restore. So is `sessions`: an import ends every login
 //! session (the user ids they name are the export's now), while API tokens, stored as hashes
-//! like sessions, come with their users.
+//! like sessions, come with their users. Nor is `worker_keys`: they are this server's keys on
+//! its broker, which its workers hold; an import keeps the servers' and the global one and
+//! drops the teams' (their workers need the new teams' tokens).
 
 use std::path::Path;
 
@@ -234,6 +236,15 @@ pub(super) async fn import(
         txn.execute(&Query::delete().from_table(session::Entity).to_owned())
             .await
             .context(context)?;
+        // Team keys go with the teams they sign for (the servers' and the global one stay).
+        txn.execute(
+            &Query::delete()
+                .from_table(worker_key::Entity)
+                .and_where(worker_key::Column::TeamId.is_not_null())
+                .to_owned(),
+        )
+        .await
+        .context(context)?;
         for table in tables().into_iter().rev() {
             txn.execute(&Query::delete().from_table(table).to_owned())
                 .await
@@ -401,14 +412,15 @@ mod tests {
             };
         }
         for_each_table!(check);
-        // Every table but the workers' registry, the login sessions and the migrations' record
+        // Every table but the workers' registry, the login sessions, the worker keys and the
+        // migrations' record
         // (which each store keeps for itself).
         let rows = store
             .db()
             .query_all_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Sqlite,
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
-                 AND name NOT LIKE 'sqlite_%' AND name NOT IN ('workers', 'sessions', 'pikoci_migrations')",
+                 AND name NOT LIKE 'sqlite_%' AND name NOT IN ('workers', 'sessions', 'worker_keys', 'pikoci_migrations')",
             ))
             .await
             .expect("tables");

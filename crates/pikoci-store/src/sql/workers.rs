@@ -1,14 +1,15 @@
 //! The worker registry, upserted from heartbeats.
 
 use chrono::{DateTime, Utc};
-use pikoci_core::store::{StoreError, StoreResult, Worker, WorkerHeartbeat};
+use pikoci_core::secrets::Secret;
+use pikoci_core::store::{StoreError, StoreResult, Worker, WorkerHeartbeat, WorkerKeyScope};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::SqlStore;
 use super::convert::{self, int, ms, to_json};
-use crate::entity::worker;
-use crate::error::Context;
+use crate::entity::{worker, worker_key};
+use crate::error::{Class, Context, classify, db_error};
 
 pub(super) async fn record_heartbeat(
     store: &SqlStore,
@@ -85,6 +86,17 @@ pub(super) async fn list(store: &SqlStore) -> StoreResult<Vec<Worker>> {
         .collect()
 }
 
+pub(super) async fn one(store: &SqlStore, worker_id: &str) -> StoreResult<Worker> {
+    let row = worker::Entity::find_by_id(worker_id.to_owned())
+        .one(store.db())
+        .await
+        .context(|| format!("failed to load worker \"{worker_id}\""))?
+        .ok_or_else(|| {
+            StoreError::not_found(format!("worker \"{worker_id}\" is not registered"))
+        })?;
+    convert::worker(row)
+}
+
 pub(super) async fn delete(store: &SqlStore, worker_id: &str) -> StoreResult<bool> {
     let deleted = worker::Entity::delete_many()
         .filter(worker::Column::WorkerId.eq(worker_id))
@@ -123,4 +135,81 @@ pub(super) async fn delete_before(
         }
     }
     Ok(forgotten)
+}
+
+pub(super) async fn key(store: &SqlStore, scope: WorkerKeyScope) -> StoreResult<Option<Secret>> {
+    Ok(worker_key::Entity::find()
+        .filter(worker_key::Column::Scope.eq(scope.to_string()))
+        .one(store.db())
+        .await
+        .context(|| format!("failed to load the worker key of scope {scope}"))?
+        .map(|row| Secret::new(row.value)))
+}
+
+pub(super) async fn create_key(
+    store: &SqlStore,
+    scope: WorkerKeyScope,
+    value: &Secret,
+    at: DateTime<Utc>,
+) -> StoreResult<Secret> {
+    let row = worker_key_row(scope, value, at);
+    worker_key::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(worker_key::Column::Scope)
+                .do_nothing_on([worker_key::Column::Id])
+                .to_owned(),
+        )
+        .exec_without_returning(store.db())
+        .await
+        .context(|| format!("failed to store the worker key of scope {scope}"))?;
+    key(store, scope).await?.ok_or_else(|| {
+        StoreError::not_found(format!(
+            "the worker key of scope {scope} is gone (its team was deleted)"
+        ))
+    })
+}
+
+pub(super) async fn replace_key(
+    store: &SqlStore,
+    scope: WorkerKeyScope,
+    value: &Secret,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let row = worker_key_row(scope, value, at);
+    worker_key::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(worker_key::Column::Scope)
+                .update_columns([worker_key::Column::Value, worker_key::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(store.db())
+        .await
+        .map_err(|err| match classify(&err) {
+            Class::MissingParent => StoreError::not_found(format!(
+                "cannot store the worker key of scope {scope}: its team does not exist"
+            )),
+            _ => db_error(
+                format!("failed to store the worker key of scope {scope}"),
+                err,
+            ),
+        })?;
+    Ok(())
+}
+
+fn worker_key_row(
+    scope: WorkerKeyScope,
+    value: &Secret,
+    at: DateTime<Utc>,
+) -> worker_key::ActiveModel {
+    worker_key::ActiveModel {
+        scope: Set(scope.to_string()),
+        team_id: Set(match scope {
+            WorkerKeyScope::Team(team) => Some(team.0),
+            WorkerKeyScope::Server | WorkerKeyScope::Global => None,
+        }),
+        value: Set(value.expose().to_owned()),
+        created_at: Set(ms(at)),
+        updated_at: Set(ms(at)),
+        ..Default::default()
+    }
 }

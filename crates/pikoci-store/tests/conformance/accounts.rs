@@ -366,3 +366,54 @@ pub(crate) async fn sessions_end_with_a_password_change_or_their_user(
     assert!(accounts.session(&hash(5)).await.is_err());
     Ok(())
 }
+
+pub(crate) async fn worker_keys_are_made_once_replaced_and_go_with_their_team(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    use pikoci_core::store::WorkerKeyScope;
+    let store = fx.s();
+    assert_eq!(store.worker_key(WorkerKeyScope::Global).await?, None);
+    // The first value stays: a second server starting at once gets the first one's.
+    let first = Secret::new("clear:one");
+    let made = store
+        .create_worker_key(WorkerKeyScope::Global, &first, t0())
+        .await?;
+    assert_eq!(made, first);
+    let again = store
+        .create_worker_key(WorkerKeyScope::Global, &Secret::new("clear:two"), t0())
+        .await?;
+    assert_eq!(again, first);
+    // The server's own key is another row.
+    store
+        .create_worker_key(WorkerKeyScope::Server, &Secret::new("clear:server"), t0())
+        .await?;
+    store
+        .replace_worker_key(WorkerKeyScope::Global, &Secret::new("clear:three"), t0())
+        .await?;
+    assert_eq!(
+        store.worker_key(WorkerKeyScope::Global).await?,
+        Some(Secret::new("clear:three"))
+    );
+    assert_eq!(
+        store.worker_key(WorkerKeyScope::Server).await?,
+        Some(Secret::new("clear:server"))
+    );
+    // A team's key goes with the team; none can be stored for a team that does not exist.
+    let team = store.create_team("web", t0()).await?;
+    let scope = WorkerKeyScope::Team(team.id);
+    store
+        .replace_worker_key(scope, &Secret::new("clear:web"), t0())
+        .await?;
+    assert_eq!(
+        store.worker_key(scope).await?,
+        Some(Secret::new("clear:web"))
+    );
+    store.delete_team(team.id).await?;
+    assert_eq!(store.worker_key(scope).await?, None);
+    let missing = store
+        .replace_worker_key(scope, &Secret::new("clear:gone"), t0())
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    Ok(())
+}

@@ -74,6 +74,7 @@ macro_rules! conformance_suite {
             accounts::users_are_unique_and_the_last_admin_is_kept,
             accounts::teams_keep_an_admin_and_tokens_go_with_membership,
             accounts::sessions_end_with_a_password_change_or_their_user,
+            accounts::worker_keys_are_made_once_replaced_and_go_with_their_team,
             pipelines::teams_are_unique_and_canonical,
             pipelines::set_pipeline_creates_everything,
             pipelines::pipeline_updates_diff_by_name_and_keep_state,

@@ -65,7 +65,7 @@ async fn setup(budget: usize, spill_dir: PathBuf) -> Setup {
     let stop = WorkStop::default();
     let queue = Queue::new(budget, spill_dir, "build-7-2".to_owned());
     let gauge = queue.gauge();
-    let publisher = Publisher::new(broker.clone(), "w", "boot");
+    let publisher = Publisher::new(broker.clone(), "w", "boot", token());
     let (outbox, task) = Outbox::start_with(
         publisher,
         WorkRef::Build(BUILD),
@@ -126,6 +126,10 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+fn token() -> pikoci_core::protocol::auth::MacKey {
+    pikoci_core::protocol::auth::MacKey::new(pikoci_core::protocol::auth::KeyScope::Global, [3; 32])
+}
+
 /// The envelopes published, up to the build's end.
 async fn received(events: &mut Subscription) -> Vec<Envelope> {
     let mut out = Vec::new();
@@ -135,8 +139,10 @@ async fn received(events: &mut Subscription) -> Vec<Envelope> {
             .expect("the build's end arrives")
             .unwrap()
             .unwrap();
-        let Ok(Decoded::Message(envelope)) = pikoci_core::protocol::decode(delivery.payload())
-        else {
+        let body = pikoci_core::protocol::auth::Signed::read(delivery.payload())
+            .and_then(|signed| signed.verify(&token(), pikoci_core::protocol::topics::EVENTS))
+            .expect("signed with the worker's token");
+        let Ok(Decoded::Message(envelope)) = pikoci_core::protocol::decode(body) else {
             panic!("not a message");
         };
         delivery.ack().await.unwrap();

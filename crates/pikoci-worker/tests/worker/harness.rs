@@ -12,6 +12,7 @@ use futures::StreamExt;
 use pikoci_config::{HttpFetcher, SourceFile, Vars};
 use pikoci_core::Pipeline;
 use pikoci_core::broker::Broker;
+use pikoci_core::protocol::auth::{self, KeyScope, MacKey};
 use pikoci_core::protocol::{
     self, Assign, AssignCheck, BuildRef, BuildSnapshot, CheckRef, CheckSnapshot, Decoded, Envelope,
     Heartbeat, Message, VERSION, WorkRef, topics,
@@ -161,7 +162,7 @@ impl Server {
             let received = received.clone();
             async move {
                 while let Some(Ok(delivery)) = events.next().await {
-                    let envelope = envelope_of(delivery.payload());
+                    let envelope = envelope_of(topics::EVENTS, delivery.payload());
                     received.lock().unwrap().events.push(envelope);
                     delivery.ack().await.unwrap();
                 }
@@ -173,7 +174,7 @@ impl Server {
             let answer = answer_leases.clone();
             async move {
                 while let Some(Ok(delivery)) = heartbeats.next().await {
-                    let envelope = envelope_of(delivery.payload());
+                    let envelope = envelope_of(topics::HEARTBEATS, delivery.payload());
                     received.lock().unwrap().heartbeats.push(envelope.clone());
                     delivery.ack().await.unwrap();
                     let Message::Heartbeat(heartbeat) = &envelope.message else {
@@ -209,12 +210,20 @@ impl Server {
         publish(&*self.broker, worker, message).await;
     }
 
-    /// Sends raw bytes to worker `worker`.
+    /// Sends raw bytes to worker `worker`, signed with the workers' token.
     pub(crate) async fn send_raw(&self, worker: &str, bytes: &[u8]) {
+        let topic = topics::worker(worker);
         self.broker
-            .publish(&topics::worker(worker), bytes.to_vec())
+            .publish(&topic, token().seal(&topic, bytes))
             .await
             .unwrap();
+    }
+
+    /// Sends `message` to worker `worker` signed with `key` (not the worker's token, say).
+    pub(crate) async fn send_signed_by(&self, key: &MacKey, worker: &str, message: Message) {
+        let topic = topics::worker(worker);
+        let bytes = key.encode(&topic, &server_envelope(message)).unwrap();
+        self.broker.publish(&topic, bytes).await.unwrap();
     }
 
     /// Every event received so far, in order.
@@ -283,26 +292,36 @@ impl Server {
     }
 }
 
-fn envelope_of(payload: &[u8]) -> Envelope {
-    match protocol::decode(payload) {
+/// The worker token of the test workers (global).
+pub(crate) fn token() -> MacKey {
+    MacKey::new(KeyScope::Global, [7; 32])
+}
+
+fn envelope_of(topic: &str, payload: &[u8]) -> Envelope {
+    let body = auth::Signed::read(payload)
+        .and_then(|signed| signed.verify(&token(), topic))
+        .expect("a worker signs what it sends with its token");
+    match protocol::decode(body) {
         Ok(Decoded::Message(envelope)) => *envelope,
         other => panic!("a worker sent something that is not a message: {other:?}"),
     }
 }
 
-async fn publish(broker: &dyn Broker, worker: &str, message: Message) {
-    let envelope = Envelope {
+fn server_envelope(message: Message) -> Envelope {
+    Envelope {
         v: VERSION,
         msg_id: uuid_like(),
         sender: "server-test".to_owned(),
         boot_id: "server-boot".to_owned(),
         sent_at_ms: 0,
         message,
-    };
-    broker
-        .publish(&topics::worker(worker), envelope.encode().unwrap())
-        .await
-        .unwrap();
+    }
+}
+
+async fn publish(broker: &dyn Broker, worker: &str, message: Message) {
+    let topic = topics::worker(worker);
+    let bytes = token().encode(&topic, &server_envelope(message)).unwrap();
+    broker.publish(&topic, bytes).await.unwrap();
 }
 
 fn uuid_like() -> String {
@@ -324,6 +343,7 @@ pub(crate) fn config(id: &str, slots: u32, work_dir: &Path) -> WorkerConfig {
     WorkerConfig {
         id: id.to_owned(),
         team: None,
+        token: token(),
         tags: Vec::new(),
         exclusive_tags: false,
         slots,

@@ -15,6 +15,7 @@ use harness::{
     with_store_values,
 };
 use pikoci_core::broker::Broker;
+use pikoci_core::protocol::auth::{KeyScope, MacKey};
 use pikoci_core::protocol::{CheckRef, Message, Outcome, WorkRef, topics};
 use pikoci_core::secrets::SecretValue;
 use pikoci_secrets::sealed::{StoreValues, WorkerKey};
@@ -820,6 +821,57 @@ async fn unknown_newer_and_malformed_messages_are_acked_and_ignored() {
         "a message was not acked: {:?}",
         left.map(|d| d.map(|d| String::from_utf8_lossy(d.unwrap().payload()).into_owned()))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_not_signed_with_the_workers_token_are_dropped() {
+    let server = Server::start().await;
+    let worker = RunningWorker::start(&server, "w-signed", 1, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let hcl = format!(
+        "job \"j\" {{\n  task \"t\" {{\n    run \"exec\" {{\n      path = \"touch\"\n      args = [\"{}\"]\n    }}\n  }}\n}}\n",
+        marker.display()
+    );
+    // Unsigned, another team's key, a stale global key: none of them runs anything.
+    {
+        let topic = topics::worker(&worker.id);
+        let envelope = pikoci_core::protocol::Envelope {
+            v: pikoci_core::protocol::VERSION,
+            msg_id: "m-unsigned".to_owned(),
+            sender: "server-x".to_owned(),
+            boot_id: "b".to_owned(),
+            sent_at_ms: 0,
+            message: assign(build(1), &hcl, "j"),
+        };
+        server
+            .broker
+            .publish(&topic, envelope.encode().unwrap())
+            .await
+            .unwrap();
+    }
+    let other_team = MacKey::new(KeyScope::Team("other".into()), [7; 32]);
+    server
+        .send_signed_by(&other_team, &worker.id, assign(build(2), &hcl, "j"))
+        .await;
+    let stale = MacKey::new(KeyScope::Global, [8; 32]);
+    server
+        .send_signed_by(&stale, &worker.id, assign(build(3), &hcl, "j"))
+        .await;
+    // The real one, sent last, runs; the others never did.
+    let ok = build(4);
+    server.send(&worker.id, assign(ok, &hcl, "j")).await;
+    let finished = server
+        .wait_for_message(WorkRef::Build(ok), "build_finished")
+        .await;
+    assert_eq!(outcome_of(&finished), Some((Outcome::Succeeded, None)));
+    for forged in [build(1), build(2), build(3)] {
+        assert!(
+            server.about(WorkRef::Build(forged)).is_empty(),
+            "the worker answered a forged assignment of {forged:?}"
+        );
+    }
+    worker.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,9 +45,13 @@ enum Who {
     GlobalAdminToken,
     /// A session of a global admin who must change the password first.
     MustChange,
+    /// The global worker token: workers use the broker, never the API.
+    GlobalWorkerToken,
+    /// Team `main`'s worker token.
+    TeamWorkerToken,
 }
 
-const EVERYONE: [Who; 20] = [
+const EVERYONE: [Who; 22] = [
     Who::Anonymous,
     Who::NotBearer,
     Who::Garbage,
@@ -68,6 +72,8 @@ const EVERYONE: [Who; 20] = [
     Who::GlobalAdmin,
     Who::GlobalAdminToken,
     Who::MustChange,
+    Who::GlobalWorkerToken,
+    Who::TeamWorkerToken,
 ];
 
 /// What a caller gets.
@@ -98,7 +104,13 @@ fn expected(access: Access, who: Who, method: &str, path: &str) -> Outcome {
         return Served;
     }
     let team_role = match who {
-        Who::Anonymous | Who::NotBearer | Who::Garbage | Who::UnknownToken | Who::ExpiredToken => {
+        Who::Anonymous
+        | Who::NotBearer
+        | Who::Garbage
+        | Who::UnknownToken
+        | Who::ExpiredToken
+        | Who::GlobalWorkerToken
+        | Who::TeamWorkerToken => {
             return Unauthenticated;
         }
         Who::MustChange if !BEFORE_PASSWORD_CHANGE.contains(&(method, path)) => {
@@ -164,6 +176,18 @@ const PINNED: &[(&str, &str, Access)] = &[
     (
         "DELETE",
         "/api/v1/teams/{tc}/members/{user}",
+        Access::TeamSession(Role::Admin),
+    ),
+    ("GET", "/api/v1/worker-token", Access::GlobalAdminSession),
+    ("POST", "/api/v1/worker-token", Access::GlobalAdminSession),
+    (
+        "GET",
+        "/api/v1/teams/{tc}/worker-token",
+        Access::TeamSession(Role::Admin),
+    ),
+    (
+        "POST",
+        "/api/v1/teams/{tc}/worker-token",
         Access::TeamSession(Role::Admin),
     ),
     ("GET", "/api/v1/api-tokens", Access::Session),
@@ -251,6 +275,22 @@ impl Callers {
                 Who::NotBearer => Some("Basic dXNlcjpwYXNz".to_owned()),
                 Who::Garbage => Some("Bearer nonsense".to_owned()),
                 Who::UnknownToken => Some(format!("Bearer {}{}", API_TOKEN_PREFIX, "0".repeat(64))),
+                Who::GlobalWorkerToken => Some(format!(
+                    "Bearer {}",
+                    api.server
+                        .worker_token(None)
+                        .await
+                        .expect("global")
+                        .expose()
+                )),
+                Who::TeamWorkerToken => Some(format!(
+                    "Bearer {}",
+                    api.server
+                        .worker_token(Some(team.id))
+                        .await
+                        .expect("team")
+                        .expose()
+                )),
                 _ => {
                     let admin = matches!(
                         who,

@@ -1,0 +1,419 @@
+//! The keys that sign what crosses the broker (see [`pikoci_core::protocol::auth`]): the
+//! servers' own, the global worker token's and each team's. The store keeps them sealed with
+//! the secret store's master key when one is configured (`PIKOCI_SECRET_KEY`), in clear
+//! otherwise; each server reads them again every [`KEY_TTL`], so that a regenerated token takes
+//! effect on every server within that time.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine;
+use pikoci_core::ErrorKind;
+use pikoci_core::protocol::auth::{self, AuthError, KeyScope, MacKey};
+use pikoci_core::protocol::{self, Decoded, Envelope};
+use pikoci_core::secrets::Secret;
+use pikoci_core::store::{StoreError, StoreResult, TeamId, WorkerKeyScope};
+
+use tokio::time::Instant;
+
+use crate::state::lock;
+use crate::{Server, ServerError, ServerResult};
+
+/// How long a key read from the store is used before it is read again.
+const KEY_TTL: Duration = Duration::from_secs(5);
+
+/// How a stored key starts: in clear, or sealed with the master key.
+const CLEAR: &str = "clear:";
+const SEALED: &str = "sealed:";
+
+/// The keys this server read, with when.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache {
+    keys: std::sync::Mutex<HashMap<KeyScope, (Option<MacKey>, Instant)>>,
+    /// The team each worker registered for and the scope of its key, with when read.
+    workers: std::sync::Mutex<HashMap<String, Registration>>,
+}
+
+/// A worker's team and the scope of its key, with when this server read them.
+type Registration = (Option<TeamId>, KeyScope, Instant);
+
+/// A message whose signature was checked: the envelope and the scope of the key that signed it.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) scope: KeyScope,
+    pub(crate) decoded: Result<Decoded, protocol::ProtocolError>,
+}
+
+/// Why a payload was dropped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("it is signed with {0}, which this server does not know (a deleted team's?)")]
+    UnknownKey(KeyScope),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new random global worker token (`pikoci worker-token`), for `--worker-token` of a server
+/// and its workers.
+pub fn new_global_worker_token() -> Secret {
+    random_key(KeyScope::Global)
+        .token()
+        .unwrap_or_else(|| Secret::new(String::new()))
+}
+
+fn random_key(scope: KeyScope) -> MacKey {
+    let mut bytes = [0u8; auth::KEY_BYTES];
+    rand::fill(&mut bytes);
+    MacKey::new(scope, bytes)
+}
+
+impl Server {
+    /// Makes the servers' key and the global worker token's when they are missing. With
+    /// [`ServerConfig::worker_token`](crate::ServerConfig), the global key is that token's.
+    /// Returns the global worker token's key (what an embedded worker holds).
+    pub async fn ensure_worker_keys(&self) -> ServerResult<MacKey> {
+        self.stored_or_new(WorkerKeyScope::Server, KeyScope::Server)
+            .await?;
+        let global = match &self.config().worker_token {
+            Some(token) => {
+                if token.scope() != &KeyScope::Global {
+                    return Err(ServerError::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "--worker-token is {}, not the global one: give the server a global worker token (`pikoci worker-token` makes one)",
+                            token.scope()
+                        ),
+                    ));
+                }
+                let stored = self.store().worker_key(WorkerKeyScope::Global).await?;
+                let current = match &stored {
+                    Some(stored) => {
+                        Some(self.open_stored(stored, KeyScope::Global, WorkerKeyScope::Global)?)
+                    }
+                    None => None,
+                };
+                if current.as_ref() != Some(token) {
+                    let sealed = self.seal_key(token, WorkerKeyScope::Global)?;
+                    self.store()
+                        .replace_worker_key(WorkerKeyScope::Global, &sealed, self.now())
+                        .await?;
+                    tracing::info!("global worker token set from --worker-token");
+                }
+                token.clone()
+            }
+            None => {
+                self.stored_or_new(WorkerKeyScope::Global, KeyScope::Global)
+                    .await?
+            }
+        };
+        lock(&self.inner.keys.keys).clear();
+        lock(&self.inner.keys.workers).clear();
+        Ok(global)
+    }
+
+    /// The worker token of `team` (`None`: the global one), made when it has none.
+    pub async fn worker_token(&self, team: Option<TeamId>) -> ServerResult<Secret> {
+        let (stored, scope) = self.key_scopes(team).await?;
+        let key = self.stored_or_new(stored, scope).await?;
+        key.token().ok_or_else(|| {
+            ServerError::new(
+                ErrorKind::Internal,
+                "the servers' key is not a worker token",
+            )
+        })
+    }
+
+    /// Makes a new worker token for `team` (`None`: the global one): workers that hold the
+    /// old one are refused from now on (by every server within a few seconds), lose their
+    /// work and must be given the new one.
+    pub async fn regenerate_worker_token(&self, team: Option<TeamId>) -> ServerResult<Secret> {
+        let (stored, scope) = self.key_scopes(team).await?;
+        let key = random_key(scope.clone());
+        let sealed = self.seal_key(&key, stored)?;
+        self.store()
+            .replace_worker_key(stored, &sealed, self.now())
+            .await?;
+        lock(&self.inner.keys.keys).remove(&scope);
+        tracing::info!(scope = %stored, "worker token regenerated");
+        key.token().ok_or_else(|| {
+            ServerError::new(
+                ErrorKind::Internal,
+                "the servers' key is not a worker token",
+            )
+        })
+    }
+
+    async fn key_scopes(&self, team: Option<TeamId>) -> ServerResult<(WorkerKeyScope, KeyScope)> {
+        Ok(match team {
+            None => (WorkerKeyScope::Global, KeyScope::Global),
+            Some(id) => {
+                let team = self.store().team_by_id(id).await?;
+                (WorkerKeyScope::Team(id), KeyScope::Team(team.name))
+            }
+        })
+    }
+
+    /// The stored key of `stored`, or a new one stored (the first server's, when several
+    /// start at once).
+    async fn stored_or_new(&self, stored: WorkerKeyScope, scope: KeyScope) -> ServerResult<MacKey> {
+        if let Some(value) = self.store().worker_key(stored).await? {
+            return self.open_stored(&value, scope, stored);
+        }
+        let key = random_key(scope.clone());
+        let sealed = self.seal_key(&key, stored)?;
+        let value = self
+            .store()
+            .create_worker_key(stored, &sealed, self.now())
+            .await?;
+        self.open_stored(&value, scope, stored)
+    }
+
+    /// What the store keeps of `key`.
+    fn seal_key(&self, key: &MacKey, stored: WorkerKeyScope) -> ServerResult<Secret> {
+        match self.secrets().master_cipher() {
+            None => Ok(Secret::new(format!("{CLEAR}{}", key.to_hex().expose()))),
+            Some(cipher) => {
+                let sealed = cipher
+                    .seal(&key.to_hex(), context(stored).as_bytes())
+                    .map_err(|err| ServerError::new(err.kind(), err.to_string()))?;
+                Ok(Secret::new(format!(
+                    "{SEALED}{}",
+                    base64::engine::general_purpose::STANDARD.encode(sealed)
+                )))
+            }
+        }
+    }
+
+    /// The key of `scope` the store kept as `value` (under `stored`).
+    fn open_stored(
+        &self,
+        value: &Secret,
+        scope: KeyScope,
+        stored: WorkerKeyScope,
+    ) -> ServerResult<MacKey> {
+        let corrupt = || {
+            ServerError::new(
+                ErrorKind::Internal,
+                format!("the stored worker key of scope {stored} is not a key: regenerate it"),
+            )
+        };
+        let hex = if let Some(hex) = value.expose().strip_prefix(CLEAR) {
+            Secret::new(hex)
+        } else if let Some(sealed) = value.expose().strip_prefix(SEALED) {
+            let Some(cipher) = self.secrets().master_cipher() else {
+                return Err(ServerError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "the worker key of scope {stored} is encrypted with the secret store's master key, and this server has none: start it with the same {} as the others",
+                        pikoci_secrets::KEY_VARIABLE
+                    ),
+                ));
+            };
+            let sealed = base64::engine::general_purpose::STANDARD
+                .decode(sealed)
+                .map_err(|_| corrupt())?;
+            cipher
+                .open(&sealed, context(stored).as_bytes())
+                .map_err(|err| ServerError::new(err.kind(), err.to_string()))?
+        } else {
+            return Err(corrupt());
+        };
+        MacKey::from_hex(scope, hex.expose()).ok_or_else(corrupt)
+    }
+
+    /// The key of `scope`, from what this server read in the last [`KEY_TTL`] or from the
+    /// store; `None` when there is none (a team that does not exist, or has no token yet).
+    pub(crate) async fn key(&self, scope: &KeyScope) -> StoreResult<Option<MacKey>> {
+        if let Some((key, read)) = lock(&self.inner.keys.keys).get(scope)
+            && read.elapsed() < KEY_TTL
+        {
+            return Ok(key.clone());
+        }
+        let stored = match scope {
+            KeyScope::Server => Some(WorkerKeyScope::Server),
+            KeyScope::Global => Some(WorkerKeyScope::Global),
+            KeyScope::Team(name) => match self.store().team(name).await {
+                Ok(team) => Some(WorkerKeyScope::Team(team.id)),
+                Err(err) if err.kind() == ErrorKind::NotFound => None,
+                Err(err) => return Err(err),
+            },
+        };
+        let key = match stored {
+            None => None,
+            Some(stored) => match self.store().worker_key(stored).await? {
+                None => None,
+                Some(value) => Some(
+                    self.open_stored(&value, scope.clone(), stored)
+                        .map_err(|err| StoreError::new(err.kind, err.message))?,
+                ),
+            },
+        };
+        let mut keys = lock(&self.inner.keys.keys);
+        if keys.len() > 10_000 {
+            keys.clear();
+        }
+        keys.insert(scope.clone(), (key.clone(), Instant::now()));
+        Ok(key)
+    }
+
+    /// Checks the signature of a payload read from `topic` and decodes it.
+    pub(crate) async fn verify(&self, topic: &str, payload: &[u8]) -> Result<Verified, Refused> {
+        let signed = auth::Signed::read(payload)?;
+        let key = self
+            .key(&signed.scope)
+            .await?
+            .ok_or_else(|| Refused::UnknownKey(signed.scope.clone()))?;
+        let body = signed.verify(&key, topic)?;
+        Ok(Verified {
+            scope: signed.scope,
+            decoded: protocol::decode(body),
+        })
+    }
+
+    /// `envelope`, encoded and signed with the key of `scope` for `topic`.
+    pub(crate) async fn sign(
+        &self,
+        scope: &KeyScope,
+        topic: &str,
+        envelope: &Envelope,
+    ) -> Result<Vec<u8>, String> {
+        self.signing_key(scope)
+            .await?
+            .encode(topic, envelope)
+            .map_err(|err| err.to_string())
+    }
+
+    /// The key to sign with for `scope`; the error says why there is none.
+    pub(crate) async fn signing_key(&self, scope: &KeyScope) -> Result<MacKey, String> {
+        self.key(scope)
+            .await
+            .map_err(|err| format!("cannot read {scope}: {err}"))?
+            .ok_or_else(|| format!("{scope} does not exist (its team was deleted meanwhile?)"))
+    }
+}
+
+impl Server {
+    /// Notes that `worker` registered for `team` with a key of `scope` (a heartbeat handled).
+    pub(crate) fn remember_worker(&self, worker: &str, team: Option<TeamId>, scope: KeyScope) {
+        let mut workers = lock(&self.inner.keys.workers);
+        if workers.len() > 10_000 && !workers.contains_key(worker) {
+            workers.clear();
+        }
+        workers.insert(worker.to_owned(), (team, scope, Instant::now()));
+    }
+
+    /// The team `worker` registered for and the scope of its key, as read in the last
+    /// [`KEY_TTL`] or from the store; `None` when it is not registered.
+    pub(crate) async fn worker_scope(
+        &self,
+        worker: &str,
+    ) -> StoreResult<Option<(Option<TeamId>, KeyScope)>> {
+        if let Some((team, scope, read)) = lock(&self.inner.keys.workers).get(worker)
+            && read.elapsed() < KEY_TTL
+        {
+            return Ok(Some((*team, scope.clone())));
+        }
+        let registered = match self.store().worker(worker).await {
+            Ok(registered) => registered,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let scope = match registered.team_id {
+            None => KeyScope::Global,
+            Some(id) => match self.store().team_by_id(id).await {
+                Ok(team) => KeyScope::Team(team.name),
+                Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(err),
+            },
+        };
+        self.remember_worker(worker, registered.team_id, scope.clone());
+        Ok(Some((registered.team_id, scope)))
+    }
+
+    /// Why a verified message from a sender with a key of `scope` is not taken, if it is not:
+    /// probes come from servers; a heartbeat registers its sender for its key's team (global:
+    /// every team), and cannot take over a live worker registered for another; everything
+    /// else comes from a worker registered with a key of this scope.
+    pub(crate) async fn refusal(
+        &self,
+        scope: &KeyScope,
+        envelope: &Envelope,
+    ) -> StoreResult<Option<String>> {
+        use pikoci_core::protocol::Message;
+        let from_server = matches!(
+            envelope.message,
+            Message::Probe {}
+                | Message::Assign(_)
+                | Message::AssignCheck(_)
+                | Message::Cancel { .. }
+                | Message::Abort { .. }
+                | Message::Leases { .. }
+        );
+        if from_server {
+            return Ok((scope != &KeyScope::Server).then(|| {
+                format!(
+                    "a \"{}\" message signed with {scope}: only servers send those",
+                    envelope.message.type_name()
+                )
+            }));
+        }
+        if scope == &KeyScope::Server {
+            return Ok(Some(
+                "a worker's message signed with the servers' key".to_owned(),
+            ));
+        }
+        if let Message::Heartbeat(heartbeat) = &envelope.message {
+            if heartbeat.worker != envelope.sender {
+                return Ok(Some(format!(
+                    "a heartbeat of worker \"{}\" sent as \"{}\"",
+                    heartbeat.worker, envelope.sender
+                )));
+            }
+            if heartbeat.team.as_deref() != scope.team() {
+                return Ok(Some(match &heartbeat.team {
+                    Some(team) => format!(
+                        "worker \"{}\" serves team \"{team}\" with {scope}: a team's workers need the team's worker token",
+                        heartbeat.worker
+                    ),
+                    None => format!(
+                        "worker \"{}\" serves every team with {scope}: that takes the global worker token",
+                        heartbeat.worker
+                    ),
+                }));
+            }
+            // Taking over the name of a live worker of another scope would get its work.
+            let live_since = self.now()
+                - chrono::Duration::from_std(self.inner.config.worker_lost_after)
+                    .unwrap_or_default();
+            if let Ok(registered) = self.store().worker(&heartbeat.worker).await
+                && registered.last_heartbeat_at > live_since
+                && let Some((_, registered_scope)) = self.worker_scope(&heartbeat.worker).await?
+                && &registered_scope != scope
+            {
+                return Ok(Some(format!(
+                    "worker \"{}\" is live with {registered_scope}, and this heartbeat is signed with {scope}: two workers share a name",
+                    heartbeat.worker
+                )));
+            }
+            return Ok(None);
+        }
+        Ok(match self.worker_scope(&envelope.sender).await? {
+            None => Some(format!(
+                "worker \"{}\" is not registered (no heartbeat of it was handled)",
+                envelope.sender
+            )),
+            Some((_, registered)) if &registered != scope => Some(format!(
+                "worker \"{}\" registered with {registered}, and this message is signed with {scope}",
+                envelope.sender
+            )),
+            Some(_) => None,
+        })
+    }
+}
+
+/// What a stored key is bound to when sealed.
+fn context(stored: WorkerKeyScope) -> String {
+    format!("pikoci worker key {stored}")
+}
