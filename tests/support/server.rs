@@ -39,6 +39,12 @@ impl ServerProcess {
     /// Starts `pikoci server` with `args` (and user `admin`, [`ADMIN_PASSWORD`]) on a free port,
     /// waits until it listens, and logs in as `admin`.
     pub(crate) fn start(args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(args, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with more environment variables (`RUST_LOG` among them,
+    /// which is `info` otherwise).
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let mut command = pikoci();
         command
             .arg("server")
@@ -46,6 +52,7 @@ impl ServerProcess {
             .args(args)
             .env("PIKOCI_WORKER_TOKEN", WORKER_TOKEN)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
