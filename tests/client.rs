@@ -483,6 +483,23 @@ async fn a_user_drives_a_server_from_the_terminal() {
     );
     expect(&cli(&["secrets", "delete", "REGION", "--yes"]), 0);
 
+    // Worker tokens: one made here, the server's global one, a team's and a new one of it.
+    let made = expect(&cli(&["worker-token"]), 0);
+    assert!(
+        made.trim().starts_with("pkw_") && made.trim().len() == 68,
+        "{made}"
+    );
+    let global = expect(&cli(&["worker-token", "--show"]), 0);
+    assert_eq!(global.trim(), support::server::WORKER_TOKEN);
+    let team = expect(&cli(&["teams", "worker-token"]), 0);
+    assert!(team.starts_with("pkw_main."), "{team}");
+    assert_eq!(expect(&cli(&["teams", "worker-token", "main"]), 0), team);
+    let renewed = expect(&cli(&["teams", "worker-token", "--regenerate"]), 0);
+    assert!(
+        renewed.starts_with("pkw_main.") && renewed != team,
+        "{renewed}"
+    );
+
     // Accounts: a user with a first password, a member of main who must change it.
     let created = client_with(
         &config,

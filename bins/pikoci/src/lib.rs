@@ -83,7 +83,7 @@ enum Command {
     /// Hash a password for `pikoci server --users NAME:HASH` (argon2id), without a server.
     UserPassword(remote::accounts::UserPasswordArgs),
     /// Make a global worker token for `pikoci server --worker-token` and `pikoci worker`,
-    /// without a server; or print (--show) or regenerate (--regenerate) the server's.
+    /// without a server; or print the server's (--show).
     ///
     /// Workers sign every message with their token, and the server drops what is not signed
     /// with a token it knows. A team's token (`pikoci teams worker-token`) makes a worker that

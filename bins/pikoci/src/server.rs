@@ -150,9 +150,13 @@ pub(crate) struct Args {
     /// `pikoci worker-token`, and give the workers the same). Without it, the server makes one
     /// at its first start, which a global admin reads with `pikoci worker-token --show`.
     /// Every message on the broker is signed with a worker token's key.
-    #[arg(long, value_name = "TOKEN", env = "PIKOCI_WORKER_TOKEN", hide_env_values = true,
-          value_parser = crate::worker::parse_worker_token)]
-    worker_token: Option<pikoci_core::protocol::auth::MacKey>,
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "PIKOCI_WORKER_TOKEN",
+        hide_env_values = true
+    )]
+    worker_token: Option<Secret>,
 
     /// How long a login session lasts (`12h`, `30d`); logging out or changing the password
     /// ends it sooner.
@@ -210,7 +214,11 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let config = ServerConfig {
         max_requeues: args.max_requeues,
         session_lifetime: args.session_lifetime,
-        worker_token: args.worker_token.clone(),
+        worker_token: args
+            .worker_token
+            .as_ref()
+            .map(crate::worker::parse_worker_token)
+            .transpose()?,
         users: args
             .users
             .iter()

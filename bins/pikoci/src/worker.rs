@@ -53,9 +53,13 @@ pub(crate) struct Args {
     /// `pikoci worker-token --show`) to serve every team, or a team's (`pikoci teams
     /// worker-token TEAM`) to serve that team only. Prefer the environment variable or the
     /// config file: a flag shows in the process list.
-    #[arg(long, value_name = "TOKEN", env = "PIKOCI_WORKER_TOKEN", hide_env_values = true,
-          value_parser = parse_worker_token)]
-    worker_token: MacKey,
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "PIKOCI_WORKER_TOKEN",
+        hide_env_values = true
+    )]
+    worker_token: pikoci_core::secrets::Secret,
 
     /// Serve only this team's builds and checks; it must be the worker token's team
     /// [default: the worker token's team, or every team for the global token].
@@ -120,7 +124,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(name) => name.clone(),
             None => default_name(),
         },
-        token: args.worker_token.clone(),
+        token: parse_worker_token(&args.worker_token)?,
         team: args.team.clone(),
         tags: args.tags.clone(),
         exclusive_tags: args.exclusive_tags,
@@ -349,9 +353,12 @@ fn default_name() -> String {
     }
 }
 
-/// Reads a worker token (clap's value parser).
-pub(crate) fn parse_worker_token(text: &str) -> Result<MacKey, String> {
-    text.parse::<MacKey>().map_err(|err| err.to_string())
+/// Reads a worker token; the error never repeats it.
+pub(crate) fn parse_worker_token(token: &pikoci_core::secrets::Secret) -> anyhow::Result<MacKey> {
+    token
+        .expose()
+        .parse::<MacKey>()
+        .context("--worker-token (PIKOCI_WORKER_TOKEN)")
 }
 
 #[cfg(test)]

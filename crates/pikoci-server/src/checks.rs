@@ -281,7 +281,10 @@ impl Server {
                     },
                     store_values,
                 }));
-                self.send(worker_id, message).await
+                match self.assignment_key(worker).await? {
+                    Ok(key) => self.publish_signed(worker_id, &key, message).await,
+                    Err(error) => Err(error),
+                }
             }
             Err(error) => Err(error),
         };

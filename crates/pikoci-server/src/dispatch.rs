@@ -294,9 +294,8 @@ impl Server {
         }));
         let envelope = self.envelope(message);
         let topic = protocol::topics::worker(&worker.worker_id);
-        let key = match self.worker_scope(&worker.worker_id).await {
-            Ok(Some((_, scope))) => self.signing_key(&scope).await,
-            Ok(None) => Err(format!("worker \"{}\" is not registered", worker.worker_id)),
+        let key = match self.assignment_key(worker).await {
+            Ok(key) => key,
             Err(err) => {
                 self.unassign(&build).await;
                 return Err(err);

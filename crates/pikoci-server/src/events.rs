@@ -218,9 +218,10 @@ impl Server {
             self.abort(&envelope.sender, work, reason).await;
             return Ok(None);
         }
-        if holder.is_some_and(|holder| holder != envelope.sender) {
+        // A build no worker holds (pending, taken back) is nobody's to report on.
+        if holder != Some(envelope.sender.as_str()) {
             let reason = format!(
-                "build {} attempt {} belongs to another worker",
+                "build {} attempt {} is not this worker's",
                 build.build_id, build.attempt
             );
             self.abort(&envelope.sender, work, reason).await;

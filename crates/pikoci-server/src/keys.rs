@@ -32,6 +32,8 @@ pub(crate) struct KeyCache {
     keys: std::sync::Mutex<HashMap<KeyScope, (Option<MacKey>, Instant)>>,
     /// The team each worker registered for and the scope of its key, with when read.
     workers: std::sync::Mutex<HashMap<String, Registration>>,
+    /// When the newest heartbeat read from each worker was sent (its clock, ms).
+    heartbeats: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 /// A worker's team and the scope of its key, with when this server read them.
@@ -71,8 +73,9 @@ fn random_key(scope: KeyScope) -> MacKey {
 
 impl Server {
     /// Makes the servers' key and the global worker token's when they are missing. With
-    /// [`ServerConfig::worker_token`](crate::ServerConfig), the global key is that token's.
-    /// Returns the global worker token's key (what an embedded worker holds).
+    /// [`ServerConfig::worker_token`](crate::ServerConfig), the global key is that token's,
+    /// whatever was stored: the global token changes only with it (an embedded worker holds
+    /// it from its start). Returns the global worker token's key.
     pub async fn ensure_worker_keys(&self) -> ServerResult<MacKey> {
         self.stored_or_new(WorkerKeyScope::Server, KeyScope::Server)
             .await?;
@@ -88,12 +91,11 @@ impl Server {
                     ));
                 }
                 let stored = self.store().worker_key(WorkerKeyScope::Global).await?;
-                let current = match &stored {
-                    Some(stored) => {
-                        Some(self.open_stored(stored, KeyScope::Global, WorkerKeyScope::Global)?)
-                    }
-                    None => None,
-                };
+                // One that does not open (another master key) is replaced all the same.
+                let current = stored.and_then(|stored| {
+                    self.open_stored(&stored, KeyScope::Global, WorkerKeyScope::Global)
+                        .ok()
+                });
                 if current.as_ref() != Some(token) {
                     let sealed = self.seal_key(token, WorkerKeyScope::Global)?;
                     self.store()
@@ -125,11 +127,11 @@ impl Server {
         })
     }
 
-    /// Makes a new worker token for `team` (`None`: the global one): workers that hold the
-    /// old one are refused from now on (by every server within a few seconds), lose their
-    /// work and must be given the new one.
-    pub async fn regenerate_worker_token(&self, team: Option<TeamId>) -> ServerResult<Secret> {
-        let (stored, scope) = self.key_scopes(team).await?;
+    /// Makes a new worker token for `team`: its workers that hold the old one are refused from
+    /// now on (by every server within a few seconds), lose their work and must be given the
+    /// new one. (The global token changes with `--worker-token` only.)
+    pub async fn regenerate_worker_token(&self, team: TeamId) -> ServerResult<Secret> {
+        let (stored, scope) = self.key_scopes(Some(team)).await?;
         let key = random_key(scope.clone());
         let sealed = self.seal_key(&key, stored)?;
         self.store()
@@ -159,7 +161,7 @@ impl Server {
     /// start at once).
     async fn stored_or_new(&self, stored: WorkerKeyScope, scope: KeyScope) -> ServerResult<MacKey> {
         if let Some(value) = self.store().worker_key(stored).await? {
-            return self.open_stored(&value, scope, stored);
+            return self.open_upgraded(&value, scope, stored).await;
         }
         let key = random_key(scope.clone());
         let sealed = self.seal_key(&key, stored)?;
@@ -184,6 +186,25 @@ impl Server {
                 )))
             }
         }
+    }
+
+    /// Like [`Server::open_stored`]; a key kept in clear is sealed now when the server has a
+    /// master key (one configured since the key was made).
+    async fn open_upgraded(
+        &self,
+        value: &Secret,
+        scope: KeyScope,
+        stored: WorkerKeyScope,
+    ) -> ServerResult<MacKey> {
+        let key = self.open_stored(value, scope, stored)?;
+        if value.expose().starts_with(CLEAR) && self.secrets().master_cipher().is_some() {
+            let sealed = self.seal_key(&key, stored)?;
+            self.store()
+                .replace_worker_key(stored, &sealed, self.now())
+                .await?;
+            tracing::info!(scope = %stored, "a worker key kept in clear is now sealed with the master key");
+        }
+        Ok(key)
     }
 
     /// The key of `scope` the store kept as `value` (under `stored`).
@@ -245,14 +266,16 @@ impl Server {
             Some(stored) => match self.store().worker_key(stored).await? {
                 None => None,
                 Some(value) => Some(
-                    self.open_stored(&value, scope.clone(), stored)
+                    self.open_upgraded(&value, scope.clone(), stored)
+                        .await
                         .map_err(|err| StoreError::new(err.kind, err.message))?,
                 ),
             },
         };
         let mut keys = lock(&self.inner.keys.keys);
         if keys.len() > 10_000 {
-            keys.clear();
+            // Made-up key ids are many; the real keys are kept.
+            keys.retain(|_, (key, _)| key.is_some());
         }
         keys.insert(scope.clone(), (key.clone(), Instant::now()));
         Ok(key)
@@ -283,6 +306,22 @@ impl Server {
             .await?
             .encode(topic, envelope)
             .map_err(|err| err.to_string())
+    }
+
+    /// The key to sign an assignment to `worker` with: its registration's, when that is still
+    /// for the team the worker was chosen for (`Err` inside: why not).
+    pub(crate) async fn assignment_key(
+        &self,
+        worker: &pikoci_core::store::Worker,
+    ) -> StoreResult<Result<MacKey, String>> {
+        Ok(match self.worker_scope(&worker.worker_id).await? {
+            Some((team, scope)) if team == worker.team_id => self.signing_key(&scope).await,
+            Some(_) => Err(format!(
+                "worker \"{}\" registered for another team meanwhile",
+                worker.worker_id
+            )),
+            None => Err(format!("worker \"{}\" is not registered", worker.worker_id)),
+        })
     }
 
     /// The key to sign with for `scope`; the error says why there is none.
@@ -334,8 +373,9 @@ impl Server {
 
     /// Why a verified message from a sender with a key of `scope` is not taken, if it is not:
     /// probes come from servers; a heartbeat registers its sender for its key's team (global:
-    /// every team), and cannot take over a live worker registered for another; everything
-    /// else comes from a worker registered with a key of this scope.
+    /// every team), cannot take the name of a worker registered with another key, and is newer
+    /// than the last one read from its worker; everything else comes from a worker registered
+    /// with a key of this scope.
     pub(crate) async fn refusal(
         &self,
         scope: &KeyScope,
@@ -383,20 +423,46 @@ impl Server {
                     ),
                 }));
             }
-            // Taking over the name of a live worker of another scope would get its work.
-            let live_since = self.now()
-                - chrono::Duration::from_std(self.inner.config.worker_lost_after)
-                    .unwrap_or_default();
-            if let Ok(registered) = self.store().worker(&heartbeat.worker).await
-                && registered.last_heartbeat_at > live_since
-                && let Some((_, registered_scope)) = self.worker_scope(&heartbeat.worker).await?
-                && &registered_scope != scope
+            // A name stays with the scope it registered with, alive or not: taking it over
+            // would take the work it still holds (leases outlive a worker for a while).
+            match self.store().worker(&heartbeat.worker).await {
+                Ok(registered) => {
+                    let same = match (scope, registered.team_id) {
+                        (KeyScope::Global, None) => true,
+                        (KeyScope::Team(name), Some(id)) => {
+                            match self.store().team_by_id(id).await {
+                                Ok(team) => &team.name == name,
+                                Err(err) if err.kind() == ErrorKind::NotFound => false,
+                                Err(err) => return Err(err),
+                            }
+                        }
+                        _ => false,
+                    };
+                    if !same {
+                        return Ok(Some(format!(
+                            "worker \"{}\" is registered with another worker token than {scope}: two workers share a name, or one moved to another team (forget it first: `pikoci workers delete {}`)",
+                            heartbeat.worker, heartbeat.worker
+                        )));
+                    }
+                }
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+            // A heartbeat is newer than the last one read from its worker: a replayed one
+            // would keep a dead worker's leases.
+            let mut newest = lock(&self.inner.keys.heartbeats);
+            if let Some(seen) = newest.get(&heartbeat.worker)
+                && envelope.sent_at_ms <= *seen
             {
                 return Ok(Some(format!(
-                    "worker \"{}\" is live with {registered_scope}, and this heartbeat is signed with {scope}: two workers share a name",
+                    "a heartbeat of worker \"{}\" no newer than one already read (a replay, or a redelivery)",
                     heartbeat.worker
                 )));
             }
+            if newest.len() > 10_000 && !newest.contains_key(&heartbeat.worker) {
+                newest.clear();
+            }
+            newest.insert(heartbeat.worker.clone(), envelope.sent_at_ms);
             return Ok(None);
         }
         Ok(match self.worker_scope(&envelope.sender).await? {

@@ -1,5 +1,6 @@
 //! Sending messages to workers: the envelope, the size check, the publish.
 
+use pikoci_core::protocol::auth::MacKey;
 use pikoci_core::protocol::{self, Envelope, Message, WorkRef, topics};
 
 use crate::Server;
@@ -20,15 +21,28 @@ impl Server {
     /// Publishes `message` to `worker`'s inbox, signed with the key of the scope it registered
     /// with; the error says what failed.
     pub(crate) async fn send(&self, worker: &str, message: Message) -> Result<(), String> {
-        protocol::check_worker_id(worker)?;
-        let type_name = message.type_name();
         let scope = match self.worker_scope(worker).await {
             Ok(Some((_, scope))) => scope,
             Ok(None) => return Err(format!("worker \"{worker}\" is not registered")),
             Err(err) => return Err(format!("cannot read worker \"{worker}\": {err}")),
         };
+        let key = self.signing_key(&scope).await?;
+        self.publish_signed(worker, &key, message).await
+    }
+
+    /// Publishes `message` to `worker`'s inbox signed with `key`; the error says what failed.
+    pub(crate) async fn publish_signed(
+        &self,
+        worker: &str,
+        key: &MacKey,
+        message: Message,
+    ) -> Result<(), String> {
+        protocol::check_worker_id(worker)?;
+        let type_name = message.type_name();
         let topic = topics::worker(worker);
-        let bytes = self.sign(&scope, &topic, &self.envelope(message)).await?;
+        let bytes = key
+            .encode(&topic, &self.envelope(message))
+            .map_err(|err| err.to_string())?;
         self.inner
             .broker
             .publish(&topic, bytes)

@@ -12,20 +12,16 @@ pub(crate) struct WorkerTokenArgs {
     #[command(flatten)]
     remote: Remote,
 
-    /// Print the server's global worker token (a global admin's login session).
-    #[arg(long, conflicts_with = "regenerate")]
-    show: bool,
-
-    /// Make the server a new global worker token and print it: workers holding the old one
-    /// are refused from then on (a global admin's login session).
+    /// Print the server's global worker token (a global admin's login session). It changes
+    /// only with the server's --worker-token.
     #[arg(long)]
-    regenerate: bool,
+    show: bool,
 }
 
 /// `pikoci worker-token`: a new global worker token for `pikoci server --worker-token` and its
-/// workers, made here without a server; or, with `--show` or `--regenerate`, the server's.
+/// workers, made here without a server; or, with `--show`, the server's.
 pub(crate) fn worker_token(args: WorkerTokenArgs) -> std::process::ExitCode {
-    if !args.show && !args.regenerate {
+    if !args.show {
         let token = pikoci_server::new_global_worker_token();
         return match output::stdout(&format!("{}\n", token.expose())) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -33,12 +29,11 @@ pub(crate) fn worker_token(args: WorkerTokenArgs) -> std::process::ExitCode {
         };
     }
     super::run(&args.remote, |session| async move {
-        let answer = if args.regenerate {
-            session.client.post("/worker-token", &json!({})).await
-        } else {
-            session.client.get("/worker-token").await
-        }
-        .context("cannot read the global worker token")?;
+        let answer = session
+            .client
+            .get("/worker-token")
+            .await
+            .context("cannot read the global worker token")?;
         print_token(&session, &answer.data)
     })
 }

@@ -122,7 +122,6 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     ),
     // ---- worker tokens: a worker gets builds and their secrets ----
     ("GET", "/api/v1/worker-token", GlobalAdminSession),
-    ("POST", "/api/v1/worker-token", GlobalAdminSession),
     ("GET", "/api/v1/teams/{tc}/worker-token", TeamSession(Admin)),
     (
         "POST",

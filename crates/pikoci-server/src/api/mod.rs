@@ -29,7 +29,7 @@
 //! | `GET/POST /api-tokens`, `DELETE /api-tokens/{id}` | the caller's API tokens |
 //! | `GET/POST /users`, `GET/PUT/DELETE /users/{user}` | users (global admins) |
 //! | `GET /teams/{tc}/members`, `PUT/DELETE /teams/{tc}/members/{user}` | members and roles |
-//! | `GET/POST /worker-token`, `GET/POST /teams/{tc}/worker-token` | worker tokens: read, regenerate (`worker_tokens.rs`) |
+//! | `GET /worker-token`, `GET/POST /teams/{tc}/worker-token` | worker tokens: read; a team's: regenerate (`worker_tokens.rs`) |
 //! | `GET/POST /teams` | teams; `POST {"name"}` |
 //! | `GET/DELETE /teams/{tc}` | a team; deleting it deletes everything it owns |
 //! | `GET/POST /teams/{tc}/pipelines` | pipelines; `POST {"name", "config" or "config_base64", "vars"?, "public"?, "file_name"?}` sets one |
@@ -146,10 +146,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         ))
         .routes(routes!(accounts::members))
         .routes(routes!(accounts::set_member, accounts::remove_member))
-        .routes(routes!(
-            worker_tokens::global,
-            worker_tokens::regenerate_global
-        ))
+        .routes(routes!(worker_tokens::global))
         .routes(routes!(worker_tokens::team, worker_tokens::regenerate_team))
         .routes(routes!(teams::list, teams::create))
         .routes(routes!(teams::get, teams::delete))

@@ -1,4 +1,5 @@
-//! Worker tokens: the global one (global admins) and each team's (the team's admins). A worker
+//! Worker tokens: the global one (global admins read it; it changes with the server's
+//! `--worker-token` only) and each team's (the team's admins read and regenerate it). A worker
 //! token lets a worker take builds, with the secrets they read, so reading or regenerating one
 //! takes a login session.
 
@@ -53,22 +54,6 @@ pub(crate) async fn global(
     Ok(view(token, "global"))
 }
 
-/// `POST /worker-token`: a new global worker token; workers holding the old one are refused
-/// from now on and must be given the new one.
-#[utoipa::path(post, path = "/worker-token", tag = "workers", summary = "Regenerate the global worker token",
-    responses((status = 200, description = "The new token.", body = Data<WorkerTokenView>)))]
-pub(crate) async fn regenerate_global(
-    State(server): State<Server>,
-    Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Data<WorkerTokenView>>> {
-    let token = server.regenerate_worker_token(None).await?;
-    tracing::warn!(
-        by = caller.name(),
-        "global worker token regenerated: workers holding the old one are refused"
-    );
-    Ok(view(token, "global"))
-}
-
 /// `GET /teams/{tc}/worker-token`: the team's worker token (made when it has none).
 #[utoipa::path(get, path = "/teams/{tc}/worker-token", tag = "workers", summary = "Get a team's worker token",
     params(TeamPath),
@@ -95,7 +80,7 @@ pub(crate) async fn regenerate_team(
     ApiPath(path): ApiPath<TeamPath>,
 ) -> ApiResult<Json<Data<WorkerTokenView>>> {
     let team = scope::team(&server, &path.tc).await?;
-    let token = server.regenerate_worker_token(Some(team.id)).await?;
+    let token = server.regenerate_worker_token(team.id).await?;
     tracing::warn!(team = %team.name, by = caller.name(), "team worker token regenerated: its workers holding the old one are refused");
     Ok(view(token, &team.name))
 }

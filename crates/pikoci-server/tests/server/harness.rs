@@ -360,6 +360,20 @@ impl Drop for FakeWorker {
     }
 }
 
+/// A send time for each envelope, later than the one before (the server drops a heartbeat no
+/// newer than the last one of its worker).
+fn next_sent_at() -> i64 {
+    use std::sync::atomic::AtomicI64;
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = chrono::Utc::now().timestamp_millis();
+    let previous = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(last.max(now - 1) + 1)
+        })
+        .unwrap_or(now);
+    previous.max(now - 1) + 1
+}
+
 /// An envelope from worker `id`.
 pub(crate) fn envelope(id: &str, message: Message) -> Envelope {
     Envelope {
@@ -367,7 +381,7 @@ pub(crate) fn envelope(id: &str, message: Message) -> Envelope {
         msg_id: uuid::Uuid::new_v4().to_string(),
         sender: id.to_owned(),
         boot_id: "boot".into(),
-        sent_at_ms: 0,
+        sent_at_ms: next_sent_at(),
         message,
     }
 }

@@ -24,6 +24,15 @@ async fn other_team(h: &Harness) -> MacKey {
     token.expose().parse().expect("a worker token")
 }
 
+/// A build of job `unit`, triggered by hand.
+async fn trigger_unit(h: &Harness) -> pikoci_core::store::Build {
+    let job = h.job("unit").await;
+    h.server
+        .trigger_job(job.id, BTreeMap::new())
+        .await
+        .expect("triggered")
+}
+
 async fn registered(h: &Harness) -> Vec<String> {
     let workers = h.store.workers().await.expect("workers");
     workers.into_iter().map(|w| w.worker_id).collect()
@@ -79,12 +88,7 @@ async fn a_team_token_serves_its_team_only_and_claims_no_other_scope() {
     .await;
     // A build of team main waits: the only worker serves team other.
     h.add_version("src.app", json!({"ref": "a"})).await;
-    let job = h.job("unit").await;
-    let build = h
-        .server
-        .trigger_job(job.id, BTreeMap::new())
-        .await
-        .expect("triggered");
+    let build = trigger_unit(&h).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(
         h.store.build(build.id).await.expect("build").status,
@@ -114,12 +118,7 @@ async fn another_teams_token_cannot_report_on_a_workers_build() {
     h.add_version("src.app", json!({"ref": "a"})).await;
     let mut w = h.worker("w1").await;
     w.start_heartbeats();
-    let job = h.job("unit").await;
-    let build = h
-        .server
-        .trigger_job(job.id, BTreeMap::new())
-        .await
-        .expect("triggered");
+    let build = trigger_unit(&h).await;
     let assign = w.expect_assign().await;
     w.accept(assign.build).await;
     h.wait_status(build.id, BuildStatus::Started).await;
@@ -162,7 +161,7 @@ async fn a_regenerated_team_token_refuses_the_old_one_and_the_new_one_works() {
     let team = h.store.team("other").await.expect("team");
     let new: MacKey = h
         .server
-        .regenerate_worker_token(Some(team.id))
+        .regenerate_worker_token(team.id)
         .await
         .expect("regenerated")
         .expose()
@@ -186,4 +185,100 @@ async fn the_server_signs_what_it_sends_with_the_workers_team_token() {
     let mut tw = h.team_worker("tw", "other", other).await;
     let (renewed, lost, _) = tw.heartbeat(&[]).await;
     assert!(renewed.is_empty() && lost.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_workers_name_stays_with_its_token_even_once_it_is_silent() {
+    let h = Harness::start(SRC).await;
+    let other = other_team(&h).await;
+    let mut w = h.worker("w1").await;
+    w.heartbeat(&[]).await;
+    // w1 goes silent for longer than it takes to be lost; team other's token takes its name.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let posing = h.team_worker("w1", "other", other).await;
+    posing.send(heartbeat_message_of("w1", Some("other"))).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let workers = h.store.workers().await.expect("workers");
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].team_id, None, "w1 is still the global worker");
+    // Forgotten, the name is free.
+    h.store.delete_worker("w1").await.expect("deleted");
+    // (Its inbox still holds what the server sent the global w1: only its registration is
+    // looked at.)
+    posing.send(heartbeat_message_of("w1", Some("other"))).await;
+    h.wait_for("w1 registered for team other", || async {
+        let workers = h.store.workers().await.expect("workers");
+        workers.len() == 1 && workers[0].team_id.is_some()
+    })
+    .await;
+    drop(w);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replayed_heartbeat_is_dropped() {
+    let h = Harness::start(SRC).await;
+    let beat = envelope("w1", heartbeat_message("w1", 1, &[], None));
+    let bytes = signed(&crate::harness::token(), topics::HEARTBEATS, &beat);
+    h.mem
+        .publish(topics::HEARTBEATS, bytes.clone())
+        .await
+        .expect("publish");
+    h.wait_for("w1 registered", || async { registered(&h).await == ["w1"] })
+        .await;
+    let first = h.store.worker("w1").await.expect("w1").last_heartbeat_at;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.mem
+        .publish(topics::HEARTBEATS, bytes)
+        .await
+        .expect("publish");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = h.store.worker("w1").await.expect("w1").last_heartbeat_at;
+    assert_eq!(after, first, "the replay did not count as a heartbeat");
+}
+
+#[tokio::test(start_paused = true)]
+async fn nobody_reports_on_a_build_no_worker_holds() {
+    let h = Harness::start(&format!("{SRC}{UNIT}")).await;
+    let other = other_team(&h).await;
+    h.add_version("src.app", json!({"ref": "a"})).await;
+    // Team other's worker, registered: main's build is never its own.
+    let mut tw = h.team_worker("tw", "other", other).await;
+    tw.heartbeat(&[]).await;
+    let build = trigger_unit(&h).await;
+    let pending = h.store.build(build.id).await.expect("build");
+    let forged = pikoci_core::protocol::BuildRef {
+        build_id: build.id,
+        attempt: pending.dispatch.attempt,
+    };
+    tw.send(Message::VersionsProduced {
+        build: forged,
+        resource: "src.app".into(),
+        versions: vec![json!({"ref": "forged"})],
+    })
+    .await;
+    tw.send(Message::BuildFinished {
+        build: forged,
+        outcome: Outcome::Succeeded,
+        error: None,
+        at_ms: 1_000,
+        log_chunks: None,
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        h.store.build(build.id).await.expect("build").status,
+        BuildStatus::Pending
+    );
+    let resource = h.resource("src.app").await;
+    let versions = h
+        .store
+        .versions(resource.id, None, 10)
+        .await
+        .expect("versions");
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.version != json!({"ref": "forged"})),
+        "{versions:?}"
+    );
 }

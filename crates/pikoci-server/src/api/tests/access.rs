@@ -179,7 +179,6 @@ const PINNED: &[(&str, &str, Access)] = &[
         Access::TeamSession(Role::Admin),
     ),
     ("GET", "/api/v1/worker-token", Access::GlobalAdminSession),
-    ("POST", "/api/v1/worker-token", Access::GlobalAdminSession),
     (
         "GET",
         "/api/v1/teams/{tc}/worker-token",
