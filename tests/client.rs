@@ -500,6 +500,17 @@ async fn a_user_drives_a_server_from_the_terminal() {
         "{renewed}"
     );
 
+    // The audit log says who did that, newest first.
+    let out = expect(&cli(&["audit", "--limit", "3"]), 0);
+    let first = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        first.contains("worker_token.regenerated") && first.contains("admin"),
+        "{out}"
+    );
+    assert!(out.contains("--before"), "more than one page: {out}");
+    let out = expect(&cli(&["audit", "--action", "secret.deleted"]), 0);
+    assert!(out.contains("REGION"), "{out}");
+
     // Accounts: a user with a first password, a member of main who must change it.
     let created = client_with(
         &config,

@@ -113,6 +113,10 @@ enum Command {
     Secrets(remote::secrets::SecretsArgs),
     /// The server's workers: list, prune the lost ones, delete one.
     Workers(remote::WorkersArgs),
+    /// A team's audit log, newest first: who set, paused, deleted or triggered what, who
+    /// changed members, secrets and the worker token. Filters by user, action, pipeline and
+    /// time.
+    Audit(remote::audit::AuditArgs),
     /// Save the server's whole state (teams, pipelines, builds and their logs, versions,
     /// secrets sealed as they are stored) as a SQLite file: a backup, or a move to another
     /// server or database with `pikoci import`.
@@ -191,6 +195,7 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Resources(args) => return remote::resources::run(args),
         Command::Triggers(args) => return remote::resources::run_triggers(args),
         Command::Workers(args) => return remote::resources::run_workers(args),
+        Command::Audit(args) => return remote::audit::run(args),
         Command::Secrets(args) => return remote::secrets::run(args),
         Command::Export(args) => return remote::state::export(args),
         Command::Import(args) => return remote::state::import(args),

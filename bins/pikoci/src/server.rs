@@ -249,8 +249,13 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         .ensure_worker_keys()
         .await
         .context("cannot set up the worker tokens")?;
+    // Recorded in the team's audit log as done by `system`.
     if let Some(path) = &args.pipeline_config
-        && let Some(code) = set_pipeline(&server, &args, path).await?
+        && let Some(code) = pikoci_core::store::audit::acting_as(
+            pikoci_core::store::audit::SYSTEM,
+            set_pipeline(&server, &args, path),
+        )
+        .await?
     {
         return Ok(code);
     }

@@ -135,7 +135,7 @@ impl Server {
         let key = random_key(scope.clone());
         let sealed = self.seal_key(&key, stored)?;
         self.store()
-            .replace_worker_key(stored, &sealed, self.now())
+            .regenerate_worker_key(stored, &sealed, self.now())
             .await?;
         lock(&self.inner.keys.keys).remove(&scope);
         tracing::info!(scope = %stored, "worker token regenerated");

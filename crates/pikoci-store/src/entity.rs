@@ -548,3 +548,28 @@ pub(crate) mod worker_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod audit_entry {
+    //! `audit_log`: who did what in a team.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_log")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) team_id: i64,
+        pub(crate) actor: String,
+        pub(crate) action: String,
+        pub(crate) target_type: String,
+        pub(crate) target_name: String,
+        pub(crate) pipeline: Option<String>,
+        pub(crate) details: String,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

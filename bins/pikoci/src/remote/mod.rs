@@ -9,6 +9,7 @@
 //! programs. Exit statuses are [`Exit`].
 
 pub(crate) mod accounts;
+pub(crate) mod audit;
 pub(crate) mod builds;
 mod files;
 pub(crate) mod pipelines;

@@ -40,6 +40,8 @@ row_id! {
     UserId,
     /// An API token's id.
     ApiTokenId,
+    /// An audit log entry's id; a larger id is a newer entry.
+    AuditId,
 }
 
 #[cfg(test)]

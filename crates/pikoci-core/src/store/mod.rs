@@ -12,6 +12,7 @@
 //! default page size (100).
 
 mod account;
+pub mod audit;
 mod build;
 mod error;
 mod ids;
@@ -353,6 +354,15 @@ pub trait Store: Send + Sync + Debug {
     /// logs; returns the builds deleted.
     async fn delete_builds_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
 
+    // ---- the audit log ----
+
+    /// A team's audit log entries that `query` selects, newest first (see [`audit`]).
+    async fn audit_entries(
+        &self,
+        team: TeamId,
+        query: &audit::AuditQuery,
+    ) -> StoreResult<Vec<audit::AuditEntry>>;
+
     // ---- workers and trigger events ----
 
     /// Records a heartbeat, registering the worker on its first one.
@@ -380,8 +390,18 @@ pub trait Store: Send + Sync + Debug {
         at: DateTime<Utc>,
     ) -> StoreResult<crate::secrets::Secret>;
 
-    /// Stores `value` as the key of `scope`, replacing the one stored (a regenerated token).
+    /// Stores `value` as the key of `scope`, replacing the one stored (the same key sealed
+    /// anew, or the one `--worker-token` sets).
     async fn replace_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &crate::secrets::Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Like [`Store::replace_worker_key`], for a token made anew: recorded in the team's audit
+    /// log (`worker_token.regenerated`) when someone acts.
+    async fn regenerate_worker_key(
         &self,
         scope: WorkerKeyScope,
         value: &crate::secrets::Secret,

@@ -12,7 +12,7 @@ use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use pikoci_core::store::Role;
+use pikoci_core::store::{Role, audit};
 
 use super::error::ApiError;
 use crate::Server;
@@ -110,6 +110,7 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/teams/{tc}", Team(Read)),
     ("DELETE", "/api/v1/teams/{tc}", Team(Admin)),
     ("GET", "/api/v1/teams/{tc}/members", Team(Read)),
+    ("GET", "/api/v1/teams/{tc}/audit", Team(Read)),
     (
         "PUT",
         "/api/v1/teams/{tc}/members/{user}",
@@ -593,6 +594,11 @@ async fn finish(
     if let Some(refusal) = refusal {
         return forbidden(refusal);
     }
+    // What the request changes is recorded in the audit log under the caller's name.
+    let actor = caller.account().map(|account| account.user.name.clone());
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    match actor {
+        Some(actor) => audit::acting_as(actor, next.run(request)).await,
+        None => next.run(request).await,
+    }
 }

@@ -29,6 +29,7 @@
 //! | `GET/POST /api-tokens`, `DELETE /api-tokens/{id}` | the caller's API tokens |
 //! | `GET/POST /users`, `GET/PUT/DELETE /users/{user}` | users (global admins) |
 //! | `GET /teams/{tc}/members`, `PUT/DELETE /teams/{tc}/members/{user}` | members and roles |
+//! | `GET /teams/{tc}/audit` | the team's audit log, newest first (`audit.rs`) |
 //! | `GET /worker-token`, `GET/POST /teams/{tc}/worker-token` | worker tokens: read; a team's: regenerate (`worker_tokens.rs`) |
 //! | `GET/POST /teams` | teams; `POST {"name"}` |
 //! | `GET/DELETE /teams/{tc}` | a team; deleting it deletes everything it owns |
@@ -65,6 +66,7 @@
 mod access;
 mod accounts;
 mod admin;
+mod audit;
 mod builds;
 mod error;
 mod events;
@@ -147,6 +149,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(accounts::members))
         .routes(routes!(accounts::set_member, accounts::remove_member))
         .routes(routes!(worker_tokens::global))
+        .routes(routes!(audit::audit_log))
         .routes(routes!(worker_tokens::team, worker_tokens::regenerate_team))
         .routes(routes!(teams::list, teams::create))
         .routes(routes!(teams::get, teams::delete))

@@ -482,6 +482,27 @@ impl Store for BlockingStore {
         run(async move { s.replace_worker_key(scope, &value, at).await }).await
     }
 
+    async fn regenerate_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &pikoci_core::secrets::Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let s = self.0.clone();
+        let value = value.clone();
+        run(async move { s.regenerate_worker_key(scope, &value, at).await }).await
+    }
+
+    async fn audit_entries(
+        &self,
+        team: TeamId,
+        query: &audit::AuditQuery,
+    ) -> StoreResult<Vec<audit::AuditEntry>> {
+        let s = self.0.clone();
+        let query = query.clone();
+        run(async move { s.audit_entries(team, &query).await }).await
+    }
+
     async fn delete_worker(&self, worker_id: &str) -> StoreResult<bool> {
         let s = self.0.clone();
         let worker_id = worker_id.to_owned();

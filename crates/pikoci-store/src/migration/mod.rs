@@ -12,6 +12,7 @@ mod m0004_secrets;
 mod m0005_step_parent;
 mod m0006_accounts;
 mod m0007_worker_keys;
+mod m0008_audit_log;
 
 pub(crate) use lock::MigrationLock;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_step_parent::Migration),
             Box::new(m0006_accounts::Migration),
             Box::new(m0007_worker_keys::Migration),
+            Box::new(m0008_audit_log::Migration),
         ]
     }
 

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use pikoci_core::name::is_canonical;
 use pikoci_core::secrets::Secret;
+use pikoci_core::store::audit::actions;
 use pikoci_core::store::{
     AccountStore, ApiToken, ApiTokenId, Membership, NewApiToken, NewSession, NewUser,
     PasswordChange, Role, Session, StoreError, StoreResult, TeamId, TokenHash, User, UserId,
@@ -21,6 +22,7 @@ use sea_orm::{
 };
 
 use super::SqlStore;
+use super::audit_log::{self, Change};
 use super::convert::{ms, time};
 use crate::entity::{api_token, session, team, team_member, user};
 use crate::error::{Class, Context, classify, corrupt, db_error};
@@ -75,6 +77,30 @@ async fn user_row<C: ConnectionTrait>(db: &C, id: UserId, lock: bool) -> StoreRe
         .await
         .context(|| format!("failed to load user {id}"))?
         .ok_or_else(|| StoreError::not_found(format!("user {id} does not exist")))
+}
+
+/// Records a change of member `user` in team `team`'s audit log.
+async fn audit_member<C: ConnectionTrait>(
+    txn: &C,
+    team: TeamId,
+    user: &str,
+    action: &str,
+    details: serde_json::Value,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    audit_log::record(
+        txn,
+        Change {
+            team,
+            action,
+            target_type: "member",
+            target_name: user,
+            pipeline: None,
+            details,
+            at,
+        },
+    )
+    .await
 }
 
 /// Whether another global admin than `user` exists, with the admins' rows locked in id order
@@ -450,6 +476,14 @@ impl AccountStore for SqlStore {
             .one(&txn)
             .await
             .context(context)?;
+        let audit = match &existing {
+            None => Some((actions::MEMBER_ADDED, serde_json::json!({ "role": role }))),
+            Some(row) if row.role != role.as_str() => Some((
+                actions::MEMBER_ROLE_CHANGED,
+                serde_json::json!({ "from": row.role, "to": role }),
+            )),
+            Some(_) => None,
+        };
         let row = match existing {
             Some(row) => {
                 let mut active = row.into_active_model();
@@ -467,6 +501,9 @@ impl AccountStore for SqlStore {
             .await
             .context(context)?,
         };
+        if let Some((action, details)) = audit {
+            audit_member(&txn, team_id, &user.name, action, details, at).await?;
+        }
         txn.commit().await.context(context)?;
         to_membership(row, team.name, user.name)
     }
@@ -494,6 +531,15 @@ impl AccountStore for SqlStore {
             .exec(&txn)
             .await
             .context(context)?;
+        audit_member(
+            &txn,
+            team_id,
+            &user.name,
+            actions::MEMBER_REMOVED,
+            serde_json::json!({}),
+            Utc::now(),
+        )
+        .await?;
         txn.commit().await.context(context)
     }
 

@@ -59,6 +59,15 @@ pub(super) async fn create(store: &SqlStore, new: &NewBuild) -> StoreResult<Buil
         )
         .await?;
         super::versions::insert_build_versions(&txn, BuildId(row.id), &new.versions).await?;
+        if !new.once_per_versions {
+            super::pipelines::audit_job(
+                &txn,
+                job_id,
+                pikoci_core::store::audit::actions::JOB_TRIGGERED,
+                serde_json::json!({ "build": number }),
+            )
+            .await?;
+        }
         txn.commit()
             .await
             .context(|| format!("failed to create a build of job {job_id}"))?;

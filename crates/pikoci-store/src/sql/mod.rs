@@ -4,6 +4,7 @@
 
 mod accounts;
 mod approvals;
+mod audit_log;
 mod builds;
 mod convert;
 mod dispatch;
@@ -579,7 +580,24 @@ impl Store for SqlStore {
         value: &Secret,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        workers::replace_key(self, scope, value, at).await
+        workers::replace_key(self, scope, value, at, false).await
+    }
+
+    async fn regenerate_worker_key(
+        &self,
+        scope: WorkerKeyScope,
+        value: &Secret,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        workers::replace_key(self, scope, value, at, true).await
+    }
+
+    async fn audit_entries(
+        &self,
+        team: TeamId,
+        query: &audit::AuditQuery,
+    ) -> StoreResult<Vec<audit::AuditEntry>> {
+        audit_log::entries(self, team, query).await
     }
 
     async fn delete_worker(&self, worker_id: &str) -> StoreResult<bool> {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use pikoci_core::model::Pipeline;
 use pikoci_core::name::is_canonical;
+use pikoci_core::store::audit::actions;
 use pikoci_core::store::{
     ChangeSet, JobId, PipelineId, PipelineSpec, SetPipelineOutcome, StoreError, StoreResult,
     StoredJob, StoredPipeline, TeamId,
@@ -16,6 +17,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use super::audit_log::{self, Change};
 use super::convert::{self, int, ms, to_json, to_model_json};
 use super::{SqlStore, retrying};
 use crate::entity::{job, job_serial_group, job_tag, pipeline, pipeline_type, team};
@@ -150,6 +152,10 @@ async fn set_in(
         .await
         .context(|| format!("failed to load pipeline \"{name}\""))?;
     let created = existing.is_none();
+    // Setting the same file again changes nothing, and is not recorded.
+    let changed = existing
+        .as_ref()
+        .is_none_or(|row| row.config != spec.config || row.vars != prepared.vars);
     let row = match existing {
         Some(row) => {
             let mut row = row.into_active_model();
@@ -213,6 +219,14 @@ async fn set_in(
             .exec_without_returning(txn)
             .await
             .map_err(|err| duplicate("types", err))?;
+    }
+    if changed {
+        let action = if created {
+            actions::PIPELINE_CREATED
+        } else {
+            actions::PIPELINE_UPDATED
+        };
+        audit_pipeline(txn, &row, action, "pipeline", &row.name, at).await?;
     }
     Ok(SetPipelineOutcome {
         pipeline: convert::pipeline(row)?,
@@ -414,16 +428,56 @@ pub(super) async fn list(store: &SqlStore, team: TeamId) -> StoreResult<Vec<Stor
 }
 
 pub(super) async fn delete(store: &SqlStore, id: PipelineId) -> StoreResult<()> {
-    let deleted = pipeline::Entity::delete_by_id(id.0)
-        .exec(store.db())
+    let context = || format!("failed to delete pipeline {id}");
+    let txn = store.begin().await?;
+    let row = pipeline_row(&txn, id).await?;
+    pipeline::Entity::delete_by_id(id.0)
+        .exec(&txn)
         .await
-        .context(|| format!("failed to delete pipeline {id}"))?;
-    if deleted.rows_affected == 0 {
-        return Err(StoreError::not_found(format!(
-            "pipeline {id} does not exist"
-        )));
-    }
-    Ok(())
+        .context(context)?;
+    audit_pipeline(
+        &txn,
+        &row,
+        actions::PIPELINE_DELETED,
+        "pipeline",
+        &row.name,
+        Utc::now(),
+    )
+    .await?;
+    txn.commit().await.context(context)
+}
+
+/// A pipeline's row, through any connection.
+async fn pipeline_row<C: ConnectionTrait>(db: &C, id: PipelineId) -> StoreResult<pipeline::Model> {
+    pipeline::Entity::find_by_id(id.0)
+        .one(db)
+        .await
+        .context(|| format!("failed to load pipeline {id}"))?
+        .ok_or_else(|| StoreError::not_found(format!("pipeline {id} does not exist")))
+}
+
+/// Records a change of `pipeline` (or of `target_name` in it) in its team's audit log.
+async fn audit_pipeline<C: ConnectionTrait>(
+    txn: &C,
+    pipeline: &pipeline::Model,
+    action: &str,
+    target_type: &str,
+    target_name: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    audit_log::record(
+        txn,
+        Change {
+            team: TeamId(pipeline.team_id),
+            action,
+            target_type,
+            target_name,
+            pipeline: Some(&pipeline.name),
+            details: serde_json::json!({}),
+            at,
+        },
+    )
+    .await
 }
 
 pub(super) async fn set_paused(store: &SqlStore, id: PipelineId, paused: bool) -> StoreResult<()> {
@@ -445,6 +499,13 @@ pub(super) async fn set_paused(store: &SqlStore, id: PipelineId, paused: bool) -
         .exec(&txn)
         .await
         .context(|| format!("failed to pause the jobs of pipeline {id}"))?;
+    let row = pipeline_row(&txn, id).await?;
+    let action = if paused {
+        actions::PIPELINE_PAUSED
+    } else {
+        actions::PIPELINE_UNPAUSED
+    };
+    audit_pipeline(&txn, &row, action, "pipeline", &row.name, Utc::now()).await?;
     txn.commit()
         .await
         .context(|| format!("failed to pause pipeline {id}"))
@@ -510,14 +571,49 @@ pub(super) async fn job_row<C: ConnectionTrait>(db: &C, id: JobId) -> StoreResul
 }
 
 pub(super) async fn set_job_paused(store: &SqlStore, id: JobId, paused: bool) -> StoreResult<()> {
+    let context = || format!("failed to pause job {id}");
+    let txn = store.begin().await?;
     let updated = job::Entity::update_many()
         .col_expr(job::Column::Paused, Expr::value(paused))
         .filter(job::Column::Id.eq(id.0))
-        .exec(store.db())
+        .exec(&txn)
         .await
-        .context(|| format!("failed to pause job {id}"))?;
+        .context(context)?;
     if updated.rows_affected == 0 {
         return Err(StoreError::not_found(format!("job {id} does not exist")));
     }
-    Ok(())
+    let action = if paused {
+        actions::JOB_PAUSED
+    } else {
+        actions::JOB_UNPAUSED
+    };
+    audit_job(&txn, id, action, serde_json::json!({})).await?;
+    txn.commit().await.context(context)
+}
+
+/// Records a change of job `id` in its team's audit log, when someone acts.
+pub(super) async fn audit_job<C: ConnectionTrait>(
+    txn: &C,
+    id: JobId,
+    action: &str,
+    details: serde_json::Value,
+) -> StoreResult<()> {
+    if !audit_log::acting() {
+        return Ok(());
+    }
+    let job = job_row(txn, id).await?;
+    let pipeline = pipeline_row(txn, PipelineId(job.pipeline_id)).await?;
+    audit_log::record(
+        txn,
+        Change {
+            team: TeamId(pipeline.team_id),
+            action,
+            target_type: "job",
+            target_name: &format!("{}/{}", pipeline.name, job.name),
+            pipeline: Some(&pipeline.name),
+            details,
+            at: Utc::now(),
+        },
+    )
+    .await
 }

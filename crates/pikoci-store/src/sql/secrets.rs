@@ -6,7 +6,10 @@
 use chrono::Utc;
 use pikoci_core::name::is_canonical;
 use pikoci_core::secrets::{Scope, SecretError, SecretTable, StoredEntry, StoredValue};
-use pikoci_core::store::{PipelineId, ResealedSecret, StoreError, StoreResult, StoredPipeline};
+use pikoci_core::store::audit::actions::{SECRET_CREATED, SECRET_DELETED};
+use pikoci_core::store::{
+    PipelineId, ResealedSecret, StoreError, StoreResult, StoredPipeline, TeamId,
+};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
@@ -15,6 +18,7 @@ use sea_orm::{
 };
 
 use super::SqlStore;
+use super::audit_log::{self, Change};
 use super::convert::{self, ms};
 use crate::entity::{pipeline, team};
 use crate::error::{Class, Context, classify, db_error};
@@ -27,6 +31,8 @@ struct Owner {
     table: &'static str,
     column: &'static str,
     id: i64,
+    /// The team, whose audit log records changes.
+    team_id: i64,
 }
 
 /// The owner of `scope`'s entries, `None` when its team or pipeline does not exist. With
@@ -62,6 +68,7 @@ async fn owner<C: ConnectionTrait>(
             table: "team_secrets",
             column: "team_id",
             id: team_id,
+            team_id,
         }));
     };
     let mut query = pipeline::Entity::find()
@@ -77,6 +84,7 @@ async fn owner<C: ConnectionTrait>(
         table: "pipeline_secrets",
         column: "pipeline_id",
         id,
+        team_id,
     }))
 }
 
@@ -140,7 +148,35 @@ async fn put(store: &SqlStore, entry: StoredEntry) -> StoreResult<()> {
         )
         .to_owned();
     txn.execute(&insert).await.context(context)?;
+    audit_secret(&txn, &owner, &entry.scope, &entry.name, SECRET_CREATED).await?;
     txn.commit().await.context(context)
+}
+
+/// Records a change of entry `name` in the team's audit log (its name only).
+async fn audit_secret<C: ConnectionTrait>(
+    txn: &C,
+    owner: &Owner,
+    scope: &Scope,
+    name: &str,
+    action: &str,
+) -> StoreResult<()> {
+    let (target, pipeline) = match scope {
+        Scope::Team { .. } => (name.to_owned(), None),
+        Scope::Pipeline { pipeline, .. } => (format!("{pipeline}/{name}"), Some(pipeline.as_str())),
+    };
+    audit_log::record(
+        txn,
+        Change {
+            team: TeamId(owner.team_id),
+            action,
+            target_type: "secret",
+            target_name: &target,
+            pipeline,
+            details: serde_json::json!({}),
+            at: Utc::now(),
+        },
+    )
+    .await
 }
 
 async fn select(
@@ -177,7 +213,9 @@ async fn select(
 }
 
 async fn delete(store: &SqlStore, scope: &Scope, name: &str) -> StoreResult<bool> {
-    let Some(owner) = owner(store.db(), scope, false).await? else {
+    let context = || format!("failed to delete the secret \"{name}\"");
+    let txn = store.begin().await?;
+    let Some(owner) = owner(&txn, scope, false).await? else {
         return Ok(false);
     };
     let delete = Query::delete()
@@ -185,11 +223,11 @@ async fn delete(store: &SqlStore, scope: &Scope, name: &str) -> StoreResult<bool
         .and_where(Expr::col(owner.column).eq(owner.id))
         .and_where(Expr::col("name").eq(name))
         .to_owned();
-    let deleted = store
-        .db()
-        .execute(&delete)
-        .await
-        .context(|| format!("failed to delete the secret \"{name}\""))?;
+    let deleted = txn.execute(&delete).await.context(context)?;
+    if deleted.rows_affected() > 0 {
+        audit_secret(&txn, &owner, scope, name, SECRET_DELETED).await?;
+    }
+    txn.commit().await.context(context)?;
     Ok(deleted.rows_affected() > 0)
 }
 

@@ -51,6 +51,7 @@ macro_rules! for_each_table {
         $each!(trigger_event);
         $each!(team_secret);
         $each!(pipeline_secret);
+        $each!(audit_entry);
     };
 }
 

@@ -7,8 +7,9 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::SqlStore;
+use super::audit_log::{self, Change};
 use super::convert::{self, int, ms, to_json};
-use crate::entity::{worker, worker_key};
+use crate::entity::{team, worker, worker_key};
 use crate::error::{Class, Context, classify, db_error};
 
 pub(super) async fn record_heartbeat(
@@ -169,20 +170,24 @@ pub(super) async fn create_key(
     })
 }
 
+/// Replaces the key of `scope`; `regenerated`: a team's token made anew by someone, recorded
+/// in the team's audit log in the same transaction.
 pub(super) async fn replace_key(
     store: &SqlStore,
     scope: WorkerKeyScope,
     value: &Secret,
     at: DateTime<Utc>,
+    regenerated: bool,
 ) -> StoreResult<()> {
     let row = worker_key_row(scope, value, at);
+    let txn = store.begin().await?;
     worker_key::Entity::insert(row)
         .on_conflict(
             OnConflict::column(worker_key::Column::Scope)
                 .update_columns([worker_key::Column::Value, worker_key::Column::UpdatedAt])
                 .to_owned(),
         )
-        .exec_without_returning(store.db())
+        .exec_without_returning(&txn)
         .await
         .map_err(|err| match classify(&err) {
             Class::MissingParent => StoreError::not_found(format!(
@@ -193,7 +198,31 @@ pub(super) async fn replace_key(
                 err,
             ),
         })?;
-    Ok(())
+    if regenerated && let WorkerKeyScope::Team(team) = scope {
+        let name: Option<String> = team::Entity::find_by_id(team.0)
+            .select_only()
+            .column(team::Column::Name)
+            .into_tuple()
+            .one(&txn)
+            .await
+            .context(|| format!("failed to load team {team}"))?;
+        audit_log::record(
+            &txn,
+            Change {
+                team,
+                action: pikoci_core::store::audit::actions::WORKER_TOKEN_REGENERATED,
+                target_type: "worker_token",
+                target_name: name.as_deref().unwrap_or_default(),
+                pipeline: None,
+                details: serde_json::json!({}),
+                at,
+            },
+        )
+        .await?;
+    }
+    txn.commit()
+        .await
+        .context(|| format!("failed to store the worker key of scope {scope}"))
 }
 
 fn worker_key_row(

@@ -77,6 +77,7 @@ macro_rules! conformance_suite {
             accounts::worker_keys_are_made_once_replaced_and_go_with_their_team,
             pipelines::teams_are_unique_and_canonical,
             pipelines::set_pipeline_creates_everything,
+            pipelines::the_audit_log_records_what_someone_does,
             pipelines::pipeline_updates_diff_by_name_and_keep_state,
             pipelines::failed_update_leaves_the_old_pipeline,
             pipelines::pausing_a_pipeline_sets_job_flags,

@@ -306,3 +306,118 @@ pub(crate) async fn deleting_removes_everything_below(fx: &Fixture) -> anyhow::R
     expect_kind(s.build(b2.id).await, ErrorKind::NotFound);
     Ok(())
 }
+
+/// The audit log: changes made while someone acts are recorded, with their transaction;
+/// pages are read by id, newest first, with filters.
+pub(crate) async fn the_audit_log_records_what_someone_does(fx: &Fixture) -> anyhow::Result<()> {
+    use pikoci_core::store::audit::{AuditQuery, acting_as, actions};
+    let s = fx.s();
+    let team = s.create_team("main", at(0)).await?;
+    let other = s.create_team("other", at(0)).await?;
+    let the_model = model(vec![job("unit")], Vec::new());
+    // Nobody acts: nothing is recorded.
+    s.set_pipeline(team.id, spec("quiet", "a", the_model.clone()), at(1))
+        .await?;
+    let all = |limit| AuditQuery {
+        limit,
+        ..AuditQuery::default()
+    };
+    assert!(s.audit_entries(team.id, &all(10)).await?.is_empty());
+    let ci = acting_as("alice", async {
+        let ci = s
+            .set_pipeline(team.id, spec("ci", "a", the_model.clone()), at(2))
+            .await?
+            .pipeline;
+        // The same file again is no change.
+        s.set_pipeline(team.id, spec("ci", "a", the_model.clone()), at(3))
+            .await?;
+        s.set_pipeline(team.id, spec("ci", "b", the_model.clone()), at(4))
+            .await?;
+        s.set_pipeline_paused(ci.id, true).await?;
+        anyhow::Ok(ci)
+    })
+    .await?;
+    acting_as("bob", async {
+        s.set_pipeline_paused(ci.id, false).await?;
+        let unit = s.job(ci.id, "unit").await?;
+        s.set_job_paused(unit.id, true).await?;
+        s.set_pipeline(other.id, spec("elsewhere", "a", the_model.clone()), at(5))
+            .await?;
+        s.delete_pipeline(ci.id).await?;
+        anyhow::Ok(())
+    })
+    .await?;
+    let entries = s.audit_entries(team.id, &all(10)).await?;
+    let seen: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.target_name.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("bob", actions::PIPELINE_DELETED, "ci"),
+            ("bob", actions::JOB_PAUSED, "ci/unit"),
+            ("bob", actions::PIPELINE_UNPAUSED, "ci"),
+            ("alice", actions::PIPELINE_PAUSED, "ci"),
+            ("alice", actions::PIPELINE_UPDATED, "ci"),
+            ("alice", actions::PIPELINE_CREATED, "ci"),
+        ],
+        "newest first, this team's only"
+    );
+    assert!(entries.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!(entries[5].pipeline.as_deref(), Some("ci"));
+    assert_eq!(entries[5].created_at, at(2));
+    // Filters.
+    let by = |query: AuditQuery| async move { s.audit_entries(team.id, &query).await };
+    let bob = by(AuditQuery {
+        user: Some("bob".into()),
+        ..all(10)
+    })
+    .await?;
+    assert_eq!(bob.len(), 3);
+    let not_bob = by(AuditQuery {
+        exclude_user: Some("bob".into()),
+        exclude_action: Some(actions::PIPELINE_PAUSED.into()),
+        ..all(10)
+    })
+    .await?;
+    assert_eq!(not_bob.len(), 2);
+    let paused = by(AuditQuery {
+        action: Some(actions::JOB_PAUSED.into()),
+        pipeline: Some("ci".into()),
+        ..all(10)
+    })
+    .await?;
+    assert_eq!(paused.len(), 1);
+    let since = by(AuditQuery {
+        since: Some(at(3)),
+        until: Some(at(5)),
+        ..all(10)
+    })
+    .await?;
+    assert_eq!(since.len(), 1, "the update at 4 only: {since:?}");
+    // Pages: two, then the next two older, then newer than the first page's newest.
+    let first = s.audit_entries(team.id, &all(2)).await?;
+    let second = by(AuditQuery {
+        before: Some(first[1].id),
+        ..all(2)
+    })
+    .await?;
+    assert_eq!(second[0].id, entries[2].id);
+    assert_eq!(second[1].id, entries[3].id);
+    let newer = by(AuditQuery {
+        after: Some(entries[3].id),
+        ..all(2)
+    })
+    .await?;
+    assert_eq!(
+        newer.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [entries[1].id, entries[2].id],
+        "the oldest newer ones, newest first"
+    );
+    // The other team's log has its own entry; deleting a team deletes its log.
+    assert_eq!(s.audit_entries(other.id, &all(10)).await?.len(), 1);
+    s.delete_team(other.id).await?;
+    assert!(s.audit_entries(other.id, &all(10)).await?.is_empty());
+    Ok(())
+}

@@ -468,3 +468,98 @@ async fn short_lists_come_in_pages_after_a_name() {
         .json();
     assert_eq!(resources["meta"]["has_more"], false, "{resources:#}");
 }
+
+#[tokio::test]
+async fn the_audit_log_says_who_did_what_newest_first_a_page_at_a_time() {
+    let api = TestApi::new().await;
+    let body = json!({"name": "demo", "config": PIPELINE});
+    let created = api.post("/api/v1/teams/main/pipelines", body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let paused = api
+        .post("/api/v1/teams/main/pipelines/demo/pause", json!({}))
+        .await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.text);
+    let secret = api
+        .post(
+            "/api/v1/teams/main/secrets",
+            json!({"name": "TOKEN", "value": "s3cret-value", "kind": "plain"}),
+        )
+        .await;
+    assert!(secret.status.is_success(), "{}", secret.text);
+    api.user("bob", None).await;
+    for role in ["write", "maintain"] {
+        let set = api
+            .call(
+                Method::PUT,
+                "/api/v1/teams/main/members/bob",
+                Some(json!({ "role": role })),
+            )
+            .await;
+        assert!(set.status.is_success(), "{}", set.text);
+    }
+    let removed = api
+        .call(Method::DELETE, "/api/v1/teams/main/members/bob", None)
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.text);
+    let regenerated = api.post("/api/v1/teams/main/worker-token", json!({})).await;
+    assert!(regenerated.status.is_success(), "{}", regenerated.text);
+
+    let log = api.get("/api/v1/teams/main/audit").await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.text);
+    let body = log.json();
+    let actions: Vec<&str> = body["data"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "worker_token.regenerated",
+            "member.removed",
+            "member.role_changed",
+            "member.added",
+            "secret.created",
+            "pipeline.paused",
+            "pipeline.created"
+        ]
+    );
+    assert_eq!(
+        body["data"][2]["details"],
+        json!({"from": "write", "to": "maintain"})
+    );
+    assert_eq!(body["data"][1]["target_name"], "bob");
+    assert!(
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "root")
+    );
+    assert!(!log.text.contains("s3cret-value"), "{}", log.text);
+    assert_eq!(body["meta"]["has_more"], false);
+
+    let page = api.get("/api/v1/teams/main/audit?limit=1").await.json();
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["meta"]["has_more"], true);
+    let oldest = page["meta"]["oldest_id"].as_i64().expect("an id");
+    let next = api
+        .get(&format!("/api/v1/teams/main/audit?limit=5&before={oldest}"))
+        .await
+        .json();
+    assert_eq!(next["data"][0]["action"], "member.removed");
+    let filtered = api
+        .get("/api/v1/teams/main/audit?action=pipeline.paused&pipeline=demo&user=root")
+        .await
+        .json();
+    assert_eq!(filtered["data"].as_array().map(Vec::len), Some(1));
+    let none = api
+        .get("/api/v1/teams/main/audit?exclude_user=root")
+        .await
+        .json();
+    assert_eq!(none["data"], json!([]));
+    assert!(none.get("meta").is_none(), "{none}");
+    let bad = api.get("/api/v1/teams/main/audit?since=yesterday").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
