@@ -355,6 +355,10 @@ pub trait Store: Send + Sync + Debug {
     async fn delete_builds_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
 
     // ---- the audit log ----
+    //
+    // Implementations record the changes of [`audit::actions`] under [`audit::actor`], which
+    // is the calling task's: a wrapper that moves calls to another task carries it along
+    // (`audit::acting_as`), or the changes go unrecorded.
 
     /// A team's audit log entries that `query` selects, newest first (see [`audit`]).
     async fn audit_entries(

@@ -32,9 +32,18 @@ impl BlockingStore {
 
 async fn run<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(work))
-        .await
-        .expect("a store call panicked")
+    // The audit log's actor is the calling task's: it goes along to the blocking thread.
+    let actor = pikoci_core::store::audit::actor();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            match actor {
+                Some(actor) => pikoci_core::store::audit::acting_as(actor, work).await,
+                None => work.await,
+            }
+        })
+    })
+    .await
+    .expect("a store call panicked")
 }
 
 #[async_trait]

@@ -13,8 +13,9 @@ use super::convert::{ms, time};
 use crate::entity::audit_entry;
 use crate::error::{Context, corrupt};
 
-/// The most entries one page holds.
-const MAX_PAGE: u32 = 500;
+/// The most entries one read returns: the API's largest page and the one more it reads to tell
+/// whether there are more.
+const MAX_READ: u32 = 501;
 
 /// What a change is, for its entry.
 pub(super) struct Change<'a> {
@@ -65,7 +66,7 @@ pub(super) async fn entries(
     use audit_entry::Column;
     let limit = match query.limit {
         0 => 100,
-        n => n.min(MAX_PAGE),
+        n => n.min(MAX_READ),
     };
     let mut select = audit_entry::Entity::find().filter(Column::TeamId.eq(team.0));
     if let Some(user) = &query.user {

@@ -65,6 +65,7 @@ pub(super) async fn create(store: &SqlStore, new: &NewBuild) -> StoreResult<Buil
                 job_id,
                 pikoci_core::store::audit::actions::JOB_TRIGGERED,
                 serde_json::json!({ "build": number }),
+                new.created_at,
             )
             .await?;
         }

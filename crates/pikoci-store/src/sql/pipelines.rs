@@ -152,10 +152,15 @@ async fn set_in(
         .await
         .context(|| format!("failed to load pipeline \"{name}\""))?;
     let created = existing.is_none();
-    // Setting the same file again changes nothing, and is not recorded.
-    let changed = existing
-        .as_ref()
-        .is_none_or(|row| row.config != spec.config || row.vars != prepared.vars);
+    // Setting the same pipeline again changes nothing, and is not recorded (the model too: a
+    // remote definition or a function's value may change it with the same file).
+    let same_vars = |stored: &str| {
+        serde_json::from_str::<serde_json::Value>(stored).ok()
+            == serde_json::from_str::<serde_json::Value>(&prepared.vars).ok()
+    };
+    let changed = existing.as_ref().is_none_or(|row| {
+        row.config != spec.config || row.model != prepared.model || !same_vars(&row.vars)
+    });
     let row = match existing {
         Some(row) => {
             let mut row = row.into_active_model();
@@ -587,7 +592,7 @@ pub(super) async fn set_job_paused(store: &SqlStore, id: JobId, paused: bool) ->
     } else {
         actions::JOB_UNPAUSED
     };
-    audit_job(&txn, id, action, serde_json::json!({})).await?;
+    audit_job(&txn, id, action, serde_json::json!({}), Utc::now()).await?;
     txn.commit().await.context(context)
 }
 
@@ -597,6 +602,7 @@ pub(super) async fn audit_job<C: ConnectionTrait>(
     id: JobId,
     action: &str,
     details: serde_json::Value,
+    at: DateTime<Utc>,
 ) -> StoreResult<()> {
     if !audit_log::acting() {
         return Ok(());
@@ -612,7 +618,7 @@ pub(super) async fn audit_job<C: ConnectionTrait>(
             target_name: &format!("{}/{}", pipeline.name, job.name),
             pipeline: Some(&pipeline.name),
             details,
-            at: Utc::now(),
+            at,
         },
     )
     .await
