@@ -354,6 +354,19 @@ impl Server {
         {
             return Ok(Some((*team, scope.clone())));
         }
+        let registered = self.registered_scope(worker).await?;
+        if let Some((team, scope)) = &registered {
+            self.remember_worker(worker, *team, scope.clone());
+        }
+        Ok(registered)
+    }
+
+    /// The team `worker` registered for and the scope of its key, read from the store now;
+    /// `None` when it is not registered (or its team is gone).
+    async fn registered_scope(
+        &self,
+        worker: &str,
+    ) -> StoreResult<Option<(Option<TeamId>, KeyScope)>> {
         let registered = match self.store().worker(worker).await {
             Ok(registered) => registered,
             Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
@@ -367,7 +380,6 @@ impl Server {
                 Err(err) => return Err(err),
             },
         };
-        self.remember_worker(worker, registered.team_id, scope.clone());
         Ok(Some((registered.team_id, scope)))
     }
 
@@ -425,28 +437,14 @@ impl Server {
             }
             // A name stays with the scope it registered with, alive or not: taking it over
             // would take the work it still holds (leases outlive a worker for a while).
-            match self.store().worker(&heartbeat.worker).await {
-                Ok(registered) => {
-                    let same = match (scope, registered.team_id) {
-                        (KeyScope::Global, None) => true,
-                        (KeyScope::Team(name), Some(id)) => {
-                            match self.store().team_by_id(id).await {
-                                Ok(team) => &team.name == name,
-                                Err(err) if err.kind() == ErrorKind::NotFound => false,
-                                Err(err) => return Err(err),
-                            }
-                        }
-                        _ => false,
-                    };
-                    if !same {
-                        return Ok(Some(format!(
-                            "worker \"{}\" is registered with another worker token than {scope}: two workers share a name, or one moved to another team (forget it first: `pikoci workers delete {}`)",
-                            heartbeat.worker, heartbeat.worker
-                        )));
-                    }
-                }
-                Err(err) if err.kind() == ErrorKind::NotFound => {}
-                Err(err) => return Err(err),
+            // Read now, not from the cache: the name may have been forgotten meanwhile.
+            if let Some((_, registered)) = self.registered_scope(&heartbeat.worker).await?
+                && &registered != scope
+            {
+                return Ok(Some(format!(
+                    "worker \"{}\" is registered with another worker token than {scope}: two workers share a name, or one moved to another team (forget it first: `pikoci workers delete {}`)",
+                    heartbeat.worker, heartbeat.worker
+                )));
             }
             // A heartbeat is newer than the last one read from its worker: a replayed one
             // would keep a dead worker's leases.
