@@ -343,6 +343,7 @@ impl Server {
             .inner
             .store
             .transition_build(&BuildTransition {
+                action: None,
                 build_id: build.id,
                 from: vec![BuildStatus::Assigned],
                 to: BuildStatus::Pending,
@@ -480,6 +481,7 @@ impl Server {
                 .inner
                 .store
                 .transition_build(&BuildTransition {
+                    action: None,
                     build_id: id,
                     from: vec![BuildStatus::Assigned, BuildStatus::Started],
                     to: BuildStatus::Cancelled,
@@ -561,6 +563,7 @@ impl Server {
                 .inner
                 .store
                 .transition_build(&BuildTransition {
+                    action: None,
                     build_id: build.id,
                     from: vec![BuildStatus::WaitingForApproval],
                     to: BuildStatus::Cancelled,

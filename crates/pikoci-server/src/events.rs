@@ -240,6 +240,7 @@ impl Server {
                 .inner
                 .store
                 .transition_build(&BuildTransition {
+                    action: None,
                     build_id: build.build_id,
                     from: vec![BuildStatus::Assigned],
                     to: BuildStatus::Started,
@@ -304,6 +305,7 @@ impl Server {
             .inner
             .store
             .transition_build(&BuildTransition {
+                action: None,
                 build_id: build.build_id,
                 from: vec![BuildStatus::Assigned],
                 to: BuildStatus::Pending,
@@ -508,6 +510,7 @@ impl Server {
             .inner
             .store
             .transition_build(&BuildTransition {
+                action: None,
                 build_id: build.build_id,
                 from: vec![BuildStatus::Assigned, BuildStatus::Started],
                 to: status,

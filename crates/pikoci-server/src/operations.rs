@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use pikoci_core::ErrorKind;
 use pikoci_core::TriggerKind;
 use pikoci_core::protocol::{BuildRef, Message, WorkRef};
+use pikoci_core::store::audit::actions;
 use pikoci_core::store::{
     Build, BuildId, BuildStatus, BuildTransition, BuildTrigger, JobId, StoredResource, VersionId,
 };
@@ -216,6 +217,7 @@ impl Server {
                 BuildStatus::Pending | BuildStatus::WaitingForApproval | BuildStatus::Assigned => {
                     let moved = store
                         .transition_build(&BuildTransition {
+                            action: Some(actions::JOB_CANCELLED),
                             build_id: id,
                             from: vec![build.status],
                             to: BuildStatus::Cancelled,
@@ -313,6 +315,7 @@ impl Server {
         }
         let marked = store
             .transition_build(&BuildTransition {
+                action: Some(actions::BUILD_MARKED_WARNING),
                 build_id: id,
                 from: vec![BuildStatus::Failed],
                 to: BuildStatus::Warning,
@@ -357,6 +360,7 @@ impl Server {
         }
         let moved = store
             .transition_build(&BuildTransition {
+                action: None,
                 build_id: id,
                 from: vec![BuildStatus::WaitingForApproval],
                 to: BuildStatus::Pending,
@@ -392,6 +396,7 @@ impl Server {
         };
         let moved = store
             .transition_build(&BuildTransition {
+                action: Some(actions::BUILD_REJECTED),
                 build_id: id,
                 from: vec![BuildStatus::WaitingForApproval],
                 to: BuildStatus::Cancelled,

@@ -503,6 +503,7 @@ impl Server {
             .inner
             .store
             .transition_build(&BuildTransition {
+                action: None,
                 build_id: build.id,
                 from: vec![from],
                 to: BuildStatus::Errored,

@@ -230,7 +230,12 @@ impl Server {
             .await?;
         // The event is stored: a failure to check its readers now is not the caller's to
         // retry (that would fire it twice); their schedules will read it.
-        let readers = match self.check_trigger_readers(team.id, &canonical).await {
+        // The checks follow from the event; they are not the caller's to record.
+        let readers = match pikoci_core::store::audit::on_its_own(
+            self.check_trigger_readers(team.id, &canonical),
+        )
+        .await
+        {
             Ok(readers) => readers,
             Err(err) => {
                 tracing::warn!(team = %team.name, trigger = %name, error = %err, "a trigger event was stored, but its resources could not be checked at once: they read it on their schedule");

@@ -164,6 +164,7 @@ async fn bench(backend: &'static str, url: &str) -> anyhow::Result<Report> {
     let log_chunks = started.elapsed();
     store
         .transition_build(&pikoci_core::store::BuildTransition {
+            action: None,
             build_id: build.id,
             from: vec![BuildStatus::Pending],
             to: BuildStatus::Cancelled,

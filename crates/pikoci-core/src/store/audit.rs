@@ -15,8 +15,8 @@ use super::AuditId;
 /// The actor of what the server does by its own configuration (`--pipeline-config`).
 pub const SYSTEM: &str = "system";
 
-/// The actions recorded: `pipeline.*`, `job.*`, `member.*`, `secret.*`,
-/// `worker_token.regenerated`.
+/// The actions recorded: `pipeline.*`, `job.*`, `build.*`, `resource.*`, `member.*`,
+/// `secret.*`, `worker_token.regenerated`.
 pub mod actions {
     /// A pipeline was created.
     pub const PIPELINE_CREATED: &str = "pipeline.created";
@@ -28,12 +28,34 @@ pub mod actions {
     pub const PIPELINE_PAUSED: &str = "pipeline.paused";
     /// A pipeline was unpaused.
     pub const PIPELINE_UNPAUSED: &str = "pipeline.unpaused";
+    /// A pipeline was made public.
+    pub const PIPELINE_EXPOSED: &str = "pipeline.exposed";
+    /// A public pipeline was made private again.
+    pub const PIPELINE_HIDDEN: &str = "pipeline.hidden";
+    /// A pipeline was renamed (`details.from` is the old name).
+    pub const PIPELINE_RENAMED: &str = "pipeline.renamed";
     /// A build was made by hand.
     pub const JOB_TRIGGERED: &str = "job.triggered";
     /// A job was paused.
     pub const JOB_PAUSED: &str = "job.paused";
     /// A job was unpaused.
     pub const JOB_UNPAUSED: &str = "job.unpaused";
+    /// A build was cancelled by hand (`details.build`).
+    pub const JOB_CANCELLED: &str = "job.cancelled";
+    /// A finished build was retried (`details.build`, and `details.retry` the new number).
+    pub const JOB_RETRIED: &str = "job.retried";
+    /// A user approved a build waiting for approval.
+    pub const BUILD_APPROVED: &str = "build.approved";
+    /// A user rejected a build waiting for approval (`details.reason`).
+    pub const BUILD_REJECTED: &str = "build.rejected";
+    /// A failed build was marked as a warning.
+    pub const BUILD_MARKED_WARNING: &str = "build.marked_warning";
+    /// A version of a resource was pinned (`details.version`, the version's id).
+    pub const RESOURCE_PINNED: &str = "resource.pinned";
+    /// A resource's pin was removed.
+    pub const RESOURCE_UNPINNED: &str = "resource.unpinned";
+    /// A check of a resource was asked for by hand.
+    pub const RESOURCE_CHECK_TRIGGERED: &str = "resource.check_triggered";
     /// A user got a role in the team.
     pub const MEMBER_ADDED: &str = "member.added";
     /// A member's role changed.
@@ -49,17 +71,23 @@ pub mod actions {
 }
 
 tokio::task_local! {
-    static ACTOR: String;
+    static ACTOR: Option<String>;
 }
 
 /// Runs `work` with `actor` as who does what it changes (see the module's documentation).
 pub async fn acting_as<F: Future>(actor: impl Into<String>, work: F) -> F::Output {
-    ACTOR.scope(actor.into(), work).await
+    ACTOR.scope(Some(actor.into()), work).await
+}
+
+/// Runs `work` as the server on its own, even within someone's action: what follows from an
+/// action without being it (the checks a trigger event asks for) is not recorded as theirs.
+pub async fn on_its_own<F: Future>(work: F) -> F::Output {
+    ACTOR.scope(None, work).await
 }
 
 /// Who does what the current task changes, if someone does.
 pub fn actor() -> Option<String> {
-    ACTOR.try_with(Clone::clone).ok()
+    ACTOR.try_with(Clone::clone).ok().flatten()
 }
 
 /// One entry.

@@ -274,6 +274,10 @@ pub struct BuildTransition {
     pub error: Option<String>,
     /// When it happened: recorded as `started_at` for `started`, `finished_at` for final states.
     pub at: DateTime<Utc>,
+    /// What a user does with it, for the audit log ([`actions`](super::audit::actions):
+    /// `job.cancelled`, `build.rejected`, `build.marked_warning`): recorded in the
+    /// transition's transaction when someone acts. `None` for what workers and the server do.
+    pub action: Option<&'static str>,
 }
 
 /// A build a worker reports as running, in a heartbeat.

@@ -342,16 +342,18 @@ impl AccountStore for SqlStore {
         let context = || format!("failed to delete user \"{}\"", row.name);
         // Nor may a team lose its last admin with the user: every team of the user, in team
         // order, with its member rows locked (`keep_team_admin` reads the role under the lock).
-        let teams: Vec<i64> = team_member::Entity::find()
+        let teams: Vec<(i64, String)> = team_member::Entity::find()
             .select_only()
             .column(team_member::Column::TeamId)
+            .column(team_member::Column::Role)
             .filter(team_member::Column::UserId.eq(id.0))
             .order_by_asc(team_member::Column::TeamId)
             .into_tuple()
             .all(&txn)
             .await
             .context(context)?;
-        for team in teams {
+        for (team, _) in &teams {
+            let team = *team;
             keep_team_admin(&txn, TeamId(team), id)
                 .await
                 .map_err(|error| {
@@ -383,6 +385,18 @@ impl AccountStore for SqlStore {
             .exec(&txn)
             .await
             .context(context)?;
+        // Each team the user leaves records it, as when the member is removed.
+        for (team, role) in teams {
+            audit_member(
+                &txn,
+                TeamId(team),
+                &row.name,
+                actions::MEMBER_REMOVED,
+                serde_json::json!({ "role": role, "user_deleted": true }),
+                Utc::now(),
+            )
+            .await?;
+        }
         user::Entity::delete_by_id(id.0)
             .exec(&txn)
             .await

@@ -1,6 +1,7 @@
 //! Approval votes on builds waiting for approval: one per voter and build.
 
 use chrono::{DateTime, Utc};
+use pikoci_core::store::audit::actions::BUILD_APPROVED;
 use pikoci_core::store::{ApprovalVote, BuildId, BuildStatus, StoreError, StoreResult};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -22,7 +23,8 @@ pub(super) async fn record(
             "invalid approver name \"{voter}\": it must have 1 to 255 bytes"
         )));
     }
-    let build = load(store.db(), build_id).await?;
+    let txn = store.begin().await?;
+    let build = load(&txn, build_id).await?;
     if build.status != BuildStatus::WaitingForApproval {
         return Err(StoreError::conflict(format!(
             "build {build_id} is {}, not waiting for approval: the approval was not recorded",
@@ -35,20 +37,29 @@ pub(super) async fn record(
         created_at: Set(ms(at)),
         ..Default::default()
     };
+    let context = || format!("failed to record an approval of build {build_id}");
+    // Read first: MySQL counts the no-op of a conflicting insert as a row affected.
+    let voted = approval_vote::Entity::find()
+        .filter(approval_vote::Column::BuildId.eq(build_id.0))
+        .filter(approval_vote::Column::Voter.eq(voter))
+        .one(&txn)
+        .await
+        .context(context)?
+        .is_some();
     approval_vote::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([approval_vote::Column::BuildId, approval_vote::Column::Voter])
                 .do_nothing_on([approval_vote::Column::Id])
                 .to_owned(),
         )
-        .exec_without_returning(store.db())
+        .exec_without_returning(&txn)
         .await
-        .map_err(|err| {
-            db_error(
-                format!("failed to record an approval of build {build_id}"),
-                err,
-            )
-        })?;
+        .map_err(|err| db_error(context(), err))?;
+    // A second vote of the same user changes nothing, and is not recorded again.
+    if !voted {
+        super::builds::audit_build(&txn, &build, BUILD_APPROVED, serde_json::json!({}), at).await?;
+    }
+    txn.commit().await.context(context)?;
     list(store, build_id).await
 }
 

@@ -1,9 +1,11 @@
 //! Builds: numbering, retries, conditional status transitions and steps.
 
 use chrono::{DateTime, Utc};
+use pikoci_core::store::audit::actions;
 use pikoci_core::store::{
     Build, BuildFilter, BuildId, BuildNumber, BuildStatus, BuildStep, BuildTransition,
-    BuildVersion, JobId, NewBuild, StepStatus, StoreError, StoreResult, VersionUse,
+    BuildVersion, JobId, NewBuild, PipelineId, StepStatus, StoreError, StoreResult, TeamId,
+    VersionUse,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -11,6 +13,7 @@ use sea_orm::{
     EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::audit_log::{self, Change};
 use super::convert::{self, int, ms, to_json};
 use super::{SqlStore, limit, retrying};
 use crate::entity::{build, build_step, build_version, job, pipeline};
@@ -230,8 +233,17 @@ pub(super) async fn retry(store: &SqlStore, of: BuildId, at: DateTime<Utc>) -> S
             .filter(|v| v.usage == VersionUse::Get)
             .collect();
         super::versions::insert_build_versions(&txn, BuildId(row.id), &used).await?;
+        let retry = convert::build(row)?;
+        audit_build(
+            &txn,
+            &original,
+            actions::JOB_RETRIED,
+            serde_json::json!({ "retry": retry.number.to_string() }),
+            at,
+        )
+        .await?;
         txn.commit().await.context(context)?;
-        convert::build(row)
+        Ok(retry)
     })
     .await
 }
@@ -319,6 +331,70 @@ pub(super) async fn list(store: &SqlStore, filter: &BuildFilter) -> StoreResult<
 }
 
 pub(super) async fn transition(store: &SqlStore, t: &BuildTransition) -> StoreResult<Build> {
+    // What a user does is recorded with it, in one transaction; what workers report (most
+    // transitions) takes none.
+    match t.action {
+        Some(action) if audit_log::acting() => {
+            let txn = store.begin().await?;
+            let build = transition_in(&txn, t).await?;
+            let details = match (&t.error, t.to) {
+                (Some(error), BuildStatus::Cancelled) => serde_json::json!({ "reason": error }),
+                _ => serde_json::json!({}),
+            };
+            // A warning keeps the run's times: the entry is stamped now.
+            let at = if t.to == BuildStatus::Warning {
+                Utc::now()
+            } else {
+                t.at
+            };
+            audit_build(&txn, &build, action, details, at).await?;
+            txn.commit()
+                .await
+                .context(|| format!("failed to move build {} to {}", t.build_id, t.to))?;
+            Ok(build)
+        }
+        _ => transition_in(store.db(), t).await,
+    }
+}
+
+/// Records what a user did with `build` in its team's audit log, when someone acts: a
+/// `job.*` action names the job (and the build in `details.build`), a `build.*` action the
+/// build (`pipeline/job/number`).
+pub(super) async fn audit_build<C: ConnectionTrait>(
+    txn: &C,
+    build: &Build,
+    action: &str,
+    mut details: serde_json::Value,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    if !audit_log::acting() {
+        return Ok(());
+    }
+    let number = build.number.to_string();
+    if action.starts_with("job.") {
+        if let Some(map) = details.as_object_mut() {
+            map.insert("build".to_owned(), serde_json::Value::String(number));
+        }
+        return super::pipelines::audit_job(txn, build.job_id, action, details, at).await;
+    }
+    let job = super::pipelines::job_row(txn, build.job_id).await?;
+    let pipeline = super::pipelines::pipeline_row(txn, PipelineId(job.pipeline_id)).await?;
+    audit_log::record(
+        txn,
+        Change {
+            team: TeamId(pipeline.team_id),
+            action,
+            target_type: "build",
+            target_name: &format!("{}/{}/{number}", pipeline.name, job.name),
+            pipeline: Some(&pipeline.name),
+            details,
+            at,
+        },
+    )
+    .await
+}
+
+async fn transition_in<C: ConnectionTrait>(db: &C, t: &BuildTransition) -> StoreResult<Build> {
     if t.from.is_empty() {
         return Err(StoreError::invalid_input(
             "a build transition needs at least one status to move from",
@@ -347,10 +423,10 @@ pub(super) async fn transition(store: &SqlStore, t: &BuildTransition) -> StoreRe
         );
     }
     let changed = update
-        .exec(store.db())
+        .exec(db)
         .await
         .context(|| format!("failed to move build {} to {}", t.build_id, t.to))?;
-    let build = load(store.db(), t.build_id).await?;
+    let build = load(db, t.build_id).await?;
     if changed.rows_affected == 1 {
         return Ok(build);
     }

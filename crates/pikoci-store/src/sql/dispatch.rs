@@ -441,17 +441,18 @@ pub(super) async fn request_cancel(
             .add(build::Column::Status.is_in(ACTIVE))
     };
     let attempt = int(attempt, "attempt")?;
+    let txn = store.begin().await?;
     // The first deadline stays: asking again does not give the worker more time.
-    build::Entity::update_many()
+    let asked = build::Entity::update_many()
         .col_expr(build::Column::CancelDeadline, Expr::value(ms(deadline)))
         .filter(held())
         .filter(build::Column::Attempt.eq(attempt))
         .filter(build::Column::CancelDeadline.is_null())
-        .exec(store.db())
+        .exec(&txn)
         .await
         .context(context)?;
     let row = build::Entity::find_by_id(id.0)
-        .one(store.db())
+        .one(&txn)
         .await
         .context(context)?
         .ok_or_else(|| StoreError::not_found(format!("build {id} not found")))?;
@@ -464,7 +465,20 @@ pub(super) async fn request_cancel(
             row.status
         )));
     }
-    convert::build(row)
+    let build = convert::build(row)?;
+    // Asked once, recorded once.
+    if asked.rows_affected == 1 {
+        super::builds::audit_build(
+            &txn,
+            &build,
+            pikoci_core::store::audit::actions::JOB_CANCELLED,
+            serde_json::json!({}),
+            Utc::now(),
+        )
+        .await?;
+    }
+    txn.commit().await.context(context)?;
+    Ok(build)
 }
 
 pub(super) async fn overdue_cancels(

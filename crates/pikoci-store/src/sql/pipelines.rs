@@ -453,7 +453,10 @@ pub(super) async fn delete(store: &SqlStore, id: PipelineId) -> StoreResult<()> 
 }
 
 /// A pipeline's row, through any connection.
-async fn pipeline_row<C: ConnectionTrait>(db: &C, id: PipelineId) -> StoreResult<pipeline::Model> {
+pub(super) async fn pipeline_row<C: ConnectionTrait>(
+    db: &C,
+    id: PipelineId,
+) -> StoreResult<pipeline::Model> {
     pipeline::Entity::find_by_id(id.0)
         .one(db)
         .await
@@ -517,18 +520,27 @@ pub(super) async fn set_paused(store: &SqlStore, id: PipelineId, paused: bool) -
 }
 
 pub(super) async fn set_public(store: &SqlStore, id: PipelineId, public: bool) -> StoreResult<()> {
+    let context = || format!("failed to change the visibility of pipeline {id}");
+    let txn = store.begin().await?;
+    // Only a change is recorded: the update matches a pipeline that is not that way yet.
     let updated = pipeline::Entity::update_many()
         .col_expr(pipeline::Column::Public, Expr::value(public))
         .filter(pipeline::Column::Id.eq(id.0))
-        .exec(store.db())
+        .filter(pipeline::Column::Public.ne(public))
+        .exec(&txn)
         .await
-        .context(|| format!("failed to change the visibility of pipeline {id}"))?;
+        .context(context)?;
+    let row = pipeline_row(&txn, id).await?;
     if updated.rows_affected == 0 {
-        return Err(StoreError::not_found(format!(
-            "pipeline {id} does not exist"
-        )));
+        return Ok(());
     }
-    Ok(())
+    let action = if public {
+        actions::PIPELINE_EXPOSED
+    } else {
+        actions::PIPELINE_HIDDEN
+    };
+    audit_pipeline(&txn, &row, action, "pipeline", &row.name, Utc::now()).await?;
+    txn.commit().await.context(context)
 }
 
 pub(super) async fn jobs(store: &SqlStore, pipeline: PipelineId) -> StoreResult<Vec<StoredJob>> {

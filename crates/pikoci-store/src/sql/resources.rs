@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use pikoci_core::model::{Pipeline, ResourceRef};
 use pikoci_core::schedule::CheckInterval;
+use pikoci_core::store::audit::actions;
 use pikoci_core::store::{
     ChangeSet, CheckClaim, CheckRecord, ClaimedCheck, PipelineId, ResourceId, RunningCheck,
-    StoreError, StoreResult, StoredResource, TeamScope, VersionId,
+    StoreError, StoreResult, StoredResource, TeamId, TeamScope, VersionId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::SqlStore;
@@ -165,15 +166,15 @@ pub(super) async fn by_webhook_token(store: &SqlStore, token: &str) -> StoreResu
 }
 
 /// Runs a one-row update of a resource; `NotFound` when the resource does not exist.
-async fn update_one(
-    store: &SqlStore,
+async fn update_one<C: ConnectionTrait>(
+    db: &C,
     id: ResourceId,
     what: &str,
     update: sea_orm::UpdateMany<resource::Entity>,
 ) -> StoreResult<()> {
     let updated = update
         .filter(resource::Column::Id.eq(id.0))
-        .exec(store.db())
+        .exec(db)
         .await
         .context(|| format!("failed to {what} of resource {id}"))?;
     if updated.rows_affected == 0 {
@@ -191,7 +192,7 @@ pub(super) async fn regenerate_webhook_token(
     let token = new_webhook_token();
     let update = resource::Entity::update_many()
         .col_expr(resource::Column::WebhookToken, Expr::value(token.clone()));
-    update_one(store, id, "replace the webhook token", update).await?;
+    update_one(store.db(), id, "replace the webhook token", update).await?;
     Ok(token)
 }
 
@@ -202,7 +203,54 @@ pub(super) async fn request_check(
 ) -> StoreResult<()> {
     let update = resource::Entity::update_many()
         .col_expr(resource::Column::NextCheckAt, Expr::value(ms(at)));
-    update_one(store, id, "schedule a check", update).await
+    if !super::audit_log::acting() {
+        return update_one(store.db(), id, "schedule a check", update).await;
+    }
+    let txn = store.begin().await?;
+    update_one(&txn, id, "schedule a check", update).await?;
+    audit_resource(
+        &txn,
+        id,
+        actions::RESOURCE_CHECK_TRIGGERED,
+        serde_json::json!({}),
+        at,
+    )
+    .await?;
+    txn.commit()
+        .await
+        .context(|| format!("failed to schedule a check of resource {id}"))
+}
+
+/// Records what a user did with resource `id` in its team's audit log, when someone acts.
+async fn audit_resource<C: ConnectionTrait>(
+    txn: &C,
+    id: ResourceId,
+    action: &str,
+    details: serde_json::Value,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    if !super::audit_log::acting() {
+        return Ok(());
+    }
+    let row = resource::Entity::find_by_id(id.0)
+        .one(txn)
+        .await
+        .context(|| format!("failed to load resource {id}"))?
+        .ok_or_else(|| StoreError::not_found(format!("resource {id} does not exist")))?;
+    let pipeline = super::pipelines::pipeline_row(txn, PipelineId(row.pipeline_id)).await?;
+    super::audit_log::record(
+        txn,
+        super::audit_log::Change {
+            team: TeamId(pipeline.team_id),
+            action,
+            target_type: "resource",
+            target_name: &format!("{}/{}.{}", pipeline.name, row.type_name, row.name),
+            pipeline: Some(&pipeline.name),
+            details,
+            at,
+        },
+    )
+    .await
 }
 
 pub(super) async fn pin_version(
@@ -233,7 +281,19 @@ pub(super) async fn pin_version(
         resource::Column::PinnedVersionId,
         Expr::value(version.map(|v| v.0)),
     );
-    update_one(store, id, "pin a version", update).await
+    let txn = store.begin().await?;
+    update_one(&txn, id, "pin a version", update).await?;
+    let (action, details) = match version {
+        Some(version) => (
+            actions::RESOURCE_PINNED,
+            serde_json::json!({ "version": version.0 }),
+        ),
+        None => (actions::RESOURCE_UNPINNED, serde_json::json!({})),
+    };
+    audit_resource(&txn, id, action, details, Utc::now()).await?;
+    txn.commit()
+        .await
+        .context(|| format!("failed to pin a version of resource {id}"))
 }
 
 /// Due: no check in flight and `next_check_at <= now`, or (`lapsed`) a check whose lease

@@ -6,7 +6,7 @@
 use chrono::Utc;
 use pikoci_core::name::is_canonical;
 use pikoci_core::secrets::{Scope, SecretError, SecretTable, StoredEntry, StoredValue};
-use pikoci_core::store::audit::actions::{SECRET_CREATED, SECRET_DELETED};
+use pikoci_core::store::audit::actions::{PIPELINE_RENAMED, SECRET_CREATED, SECRET_DELETED};
 use pikoci_core::store::{
     PipelineId, ResealedSecret, StoreError, StoreResult, StoredPipeline, TeamId,
 };
@@ -19,7 +19,7 @@ use sea_orm::{
 
 use super::SqlStore;
 use super::audit_log::{self, Change};
-use super::convert::{self, ms};
+use super::convert::{self, ms, time};
 use crate::entity::{pipeline, team};
 use crate::error::{Class, Context, classify, db_error};
 
@@ -310,6 +310,19 @@ pub(super) async fn rename_pipeline(
         )),
         _ => db_error(context(), err),
     })?;
+    audit_log::record(
+        &txn,
+        Change {
+            team: TeamId(row.team_id),
+            action: PIPELINE_RENAMED,
+            target_type: "pipeline",
+            target_name: name,
+            pipeline: Some(name),
+            details: serde_json::json!({ "from": old }),
+            at: time(now),
+        },
+    )
+    .await?;
     txn.commit().await.context(context)?;
     convert::pipeline(row)
 }

@@ -135,6 +135,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
         .expect("pending");
     assert_eq!(claimed.id, build.id);
     let start = |attempt| BuildTransition {
+        action: None,
         build_id: build.id,
         from: vec![BuildStatus::Assigned],
         to: BuildStatus::Started,
@@ -151,6 +152,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
     // A duplicate of the same event is harmless: it fails cleanly and changes nothing.
     expect_kind(s.transition_build(&start(1)).await, ErrorKind::Conflict);
     let finish = BuildTransition {
+        action: None,
         build_id: build.id,
         from: vec![BuildStatus::Assigned, BuildStatus::Started],
         to: BuildStatus::Failed,
@@ -168,6 +170,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
     assert_eq!(failed.dispatch.lease_expires_at, None);
     assert_eq!(failed.dispatch.worker_id.as_deref(), Some("w1"));
     let cancel = BuildTransition {
+        action: None,
         to: BuildStatus::Cancelled,
         error: None,
         attempt: None,
@@ -177,6 +180,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
     assert_eq!(s.build(build.id).await?, failed);
     expect_kind(
         s.transition_build(&BuildTransition {
+            action: None,
             build_id: BuildId(999_999),
             ..finish.clone()
         })
@@ -185,6 +189,7 @@ pub(crate) async fn status_transitions_are_conditional(fx: &Fixture) -> anyhow::
     );
     expect_kind(
         s.transition_build(&BuildTransition {
+            action: None,
             from: Vec::new(),
             ..finish
         })

@@ -187,6 +187,7 @@ pub(crate) async fn leases_are_renewed_and_lapsed_builds_requeued(
     );
     // The lost worker's late events are fenced off.
     let late = BuildTransition {
+        action: None,
         build_id: b.id,
         from: vec![
             BuildStatus::Assigned,

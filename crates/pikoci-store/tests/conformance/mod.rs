@@ -78,6 +78,7 @@ macro_rules! conformance_suite {
             pipelines::teams_are_unique_and_canonical,
             pipelines::set_pipeline_creates_everything,
             pipelines::the_audit_log_records_what_someone_does,
+            pipelines::the_audit_log_records_builds_and_resources,
             pipelines::pipeline_updates_diff_by_name_and_keep_state,
             pipelines::failed_update_leaves_the_old_pipeline,
             pipelines::pausing_a_pipeline_sets_job_flags,
@@ -271,6 +272,7 @@ pub(crate) async fn transition(
 ) -> StoreResult<Build> {
     store
         .transition_build(&BuildTransition {
+            action: None,
             build_id: build.id,
             from: vec![from],
             to,

@@ -1,10 +1,13 @@
 //! Teams and pipelines: creation, the diffing update, atomicity, pausing, deletion.
 
+use anyhow::Context as _;
 use pikoci_core::ErrorKind;
 use pikoci_core::model::ResourceRef;
-use pikoci_core::store::{BuildStatus, LogCursor, NewLogChunk};
+use pikoci_core::store::{BuildStatus, BuildTransition, LogCursor, NewLogChunk};
 
-use super::{Fixture, at, expect_kind, job, model, pending, resource, spec, world};
+use super::{
+    Fixture, at, claim, expect_kind, job, model, pending, resource, spec, transition, world,
+};
 
 fn reference(type_name: &str, name: &str) -> ResourceRef {
     ResourceRef {
@@ -419,5 +422,155 @@ pub(crate) async fn the_audit_log_records_what_someone_does(fx: &Fixture) -> any
     assert_eq!(s.audit_entries(other.id, &all(10)).await?.len(), 1);
     s.delete_team(other.id).await?;
     assert!(s.audit_entries(other.id, &all(10)).await?.is_empty());
+    Ok(())
+}
+
+/// The audit log records what users do with builds, resources and a pipeline's name and
+/// visibility, once per change, and the memberships a deleted user loses; the same changes
+/// made by the server on its own are not recorded.
+pub(crate) async fn the_audit_log_records_builds_and_resources(fx: &Fixture) -> anyhow::Result<()> {
+    use pikoci_core::store::audit::{AuditQuery, acting_as, actions, on_its_own};
+    use pikoci_core::store::{AccountStore, NewUser, Role};
+    let s = fx.s();
+    let w = world(s, "main", vec![job("unit")]).await?;
+    let unit = w.job("unit");
+    let mut waiting = pending(unit, 1);
+    waiting.status = BuildStatus::WaitingForApproval;
+    let approved = s.create_build(waiting.clone()).await?;
+    let rejected = s.create_build(waiting).await?;
+    let queued = s.create_build(pending(unit, 2)).await?;
+    let cancel = |build: &pikoci_core::store::Build, action, error: Option<&str>| BuildTransition {
+        action,
+        build_id: build.id,
+        from: vec![build.status],
+        to: BuildStatus::Cancelled,
+        attempt: None,
+        error: error.map(str::to_owned),
+        at: at(3),
+    };
+    let versions = s
+        .create_versions(w.repo.id, &[super::resources::version("a")], at(2))
+        .await?;
+    // The server on its own: a transition with no action, a check nobody asked for.
+    s.request_check(w.repo.id, at(2)).await?;
+    acting_as("alice", async {
+        s.set_pipeline_public(w.pipeline.id, true).await?;
+        // Exposing it again is no change.
+        s.set_pipeline_public(w.pipeline.id, true).await?;
+        s.set_pipeline_public(w.pipeline.id, false).await?;
+        s.record_approval(approved.id, "alice", at(3)).await?;
+        // A second vote of the same user is not a second approval.
+        s.record_approval(approved.id, "alice", at(4)).await?;
+        s.transition_build(&cancel(
+            &rejected,
+            Some(actions::BUILD_REJECTED),
+            Some("rejected by alice: not today"),
+        ))
+        .await?;
+        s.transition_build(&cancel(&queued, Some(actions::JOB_CANCELLED), None))
+            .await?;
+        s.retry_build(queued.id, at(5)).await?;
+        s.pin_version(w.repo.id, Some(versions[0].id)).await?;
+        s.pin_version(w.repo.id, None).await?;
+        s.request_check(w.repo.id, at(6)).await?;
+        // What follows from an action without being it.
+        on_its_own(s.request_check(w.repo.id, at(6))).await?;
+        s.rename_pipeline(w.pipeline.id, "renamed", &[]).await?;
+        anyhow::Ok(())
+    })
+    .await?;
+    // The retry, running, is cancelled by hand, then marked as a warning once failed.
+    let claimed = s
+        .claim_next_pending(&claim("w1", 100))
+        .await?
+        .context("nothing to claim")?;
+    let running = claimed.clone();
+    let started = transition(s, &claimed, BuildStatus::Assigned, BuildStatus::Started, 8).await?;
+    acting_as("bob", async {
+        s.request_cancel(running.id, started.dispatch.attempt, at(40))
+            .await?;
+        // Asking again changes nothing.
+        s.request_cancel(running.id, started.dispatch.attempt, at(50))
+            .await?;
+        anyhow::Ok(())
+    })
+    .await?;
+    let failed = transition(s, &started, BuildStatus::Started, BuildStatus::Failed, 9).await?;
+    acting_as("bob", async {
+        s.transition_build(&BuildTransition {
+            action: Some(actions::BUILD_MARKED_WARNING),
+            build_id: failed.id,
+            from: vec![BuildStatus::Failed],
+            to: BuildStatus::Warning,
+            attempt: None,
+            error: None,
+            at: at(9),
+        })
+        .await
+    })
+    .await?;
+    // A deleted user's memberships end in the log of each team.
+    let accounts: &dyn AccountStore = &fx.sql;
+    let carol = accounts
+        .create_user(
+            NewUser {
+                name: "carol".into(),
+                full_name: String::new(),
+                password_hash: None,
+                admin: false,
+                must_change_password: false,
+            },
+            at(10),
+        )
+        .await?;
+    accounts
+        .set_member(w.team.id, carol.id, Role::Write, at(10))
+        .await?;
+    acting_as("dave", accounts.delete_user(carol.id)).await?;
+
+    let entries = s
+        .audit_entries(
+            w.team.id,
+            &AuditQuery {
+                limit: 50,
+                ..AuditQuery::default()
+            },
+        )
+        .await?;
+    let seen: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .rev()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.target_name.as_str()))
+        .collect();
+    let approved_name = format!("ci/unit/{}", approved.number);
+    let rejected_name = format!("ci/unit/{}", rejected.number);
+    let warned_name = format!("renamed/unit/{}", failed.number);
+    assert_eq!(
+        seen,
+        [
+            ("alice", actions::PIPELINE_EXPOSED, "ci"),
+            ("alice", actions::PIPELINE_HIDDEN, "ci"),
+            ("alice", actions::BUILD_APPROVED, approved_name.as_str()),
+            ("alice", actions::BUILD_REJECTED, rejected_name.as_str()),
+            ("alice", actions::JOB_CANCELLED, "ci/unit"),
+            ("alice", actions::JOB_RETRIED, "ci/unit"),
+            ("alice", actions::RESOURCE_PINNED, "ci/git.repo"),
+            ("alice", actions::RESOURCE_UNPINNED, "ci/git.repo"),
+            ("alice", actions::RESOURCE_CHECK_TRIGGERED, "ci/git.repo"),
+            ("alice", actions::PIPELINE_RENAMED, "renamed"),
+            ("bob", actions::JOB_CANCELLED, "renamed/unit"),
+            ("bob", actions::BUILD_MARKED_WARNING, warned_name.as_str()),
+            ("dave", actions::MEMBER_REMOVED, "carol"),
+        ]
+    );
+    let details = |i: usize| &entries[entries.len() - 1 - i].details;
+    assert_eq!(details(3)["reason"], "rejected by alice: not today");
+    assert_eq!(details(4)["build"], queued.number.to_string());
+    assert_eq!(details(5)["build"], queued.number.to_string());
+    assert_eq!(details(5)["retry"], format!("{}.1", queued.number));
+    assert_eq!(details(6)["version"], versions[0].id.0);
+    assert_eq!(details(9)["from"], "ci");
+    assert_eq!(details(12)["role"], "write");
+    assert_eq!(details(12)["user_deleted"], true);
     Ok(())
 }

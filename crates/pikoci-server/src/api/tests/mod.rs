@@ -351,6 +351,7 @@ impl TestApi {
     ) -> Build {
         self.store()
             .transition_build(&BuildTransition {
+                action: None,
                 build_id: build.id,
                 from: vec![from],
                 to,

@@ -470,6 +470,52 @@ async fn short_lists_come_in_pages_after_a_name() {
 }
 
 #[tokio::test]
+async fn the_audit_log_records_builds_resources_and_visibility_over_the_routes() {
+    let api = TestApi::new().await;
+    let body = json!({"name": "demo", "config": PIPELINE});
+    let created = api.post("/api/v1/teams/main/pipelines", body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let base = "/api/v1/teams/main/pipelines/demo";
+    // Made by the server on its own: not recorded.
+    let build = api.pending_build(api.job_id("build").await).await;
+    assert_eq!(build.number.to_string(), "1");
+    for path in [
+        format!("{base}/expose"),
+        format!("{base}/hide"),
+        format!("{base}/resources/cron.tick/check"),
+        format!("{base}/jobs/build/builds/1/cancel"),
+    ] {
+        let done = api.post(&path, json!({})).await;
+        assert!(done.status.is_success(), "{path}: {}", done.text);
+    }
+    let log = api.get("/api/v1/teams/main/audit").await.json();
+    let seen: Vec<(&str, &str)> = log["data"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default(),
+                e["target_name"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("job.cancelled", "demo/build"),
+            ("resource.check_triggered", "demo/cron.tick"),
+            ("pipeline.hidden", "demo"),
+            ("pipeline.exposed", "demo"),
+            ("pipeline.created", "demo"),
+        ],
+        "{log:#}"
+    );
+    assert_eq!(log["data"][0]["details"]["build"], "1");
+    assert_eq!(log["data"][0]["actor"], "root");
+}
+
+#[tokio::test]
 async fn the_audit_log_says_who_did_what_newest_first_a_page_at_a_time() {
     let api = TestApi::new().await;
     let body = json!({"name": "demo", "config": PIPELINE});
