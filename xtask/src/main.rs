@@ -221,11 +221,34 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ])?;
     deny()?;
+    oidc_provider()?;
     cargo(&["test", "--workspace", "--locked"])?;
     it::run(None)?;
     eprintln!("== chaos --quick");
     it::server::chaos(&["--quick".to_owned()])?;
     println!("xtask ci: every check passed");
+    Ok(())
+}
+
+/// Installs the OpenID provider the single sign-on tests run (`tests/oidc`, npm's
+/// `oidc-provider` at the version its lock file pins) when it is missing.
+fn oidc_provider() -> anyhow::Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oidc");
+    if dir.join("node_modules/oidc-provider/package.json").exists() {
+        return Ok(());
+    }
+    eprintln!("$ npm ci --prefix tests/oidc");
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .status()
+        .context(
+            "failed to run npm, which installs the OpenID provider of the single sign-on tests: \
+             install Node.js and npm (`apt-get install nodejs npm`; .ci/run does this)",
+        )?;
+    if !status.success() {
+        bail!("npm ci --prefix tests/oidc failed ({status})");
+    }
     Ok(())
 }
 

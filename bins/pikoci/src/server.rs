@@ -158,6 +158,12 @@ pub(crate) struct Args {
     )]
     worker_token: Option<Secret>,
 
+    /// The address users reach this server at, such as `https://ci.example.com` (the TLS
+    /// proxy's): single sign-on's callback URLs are built on it, and login cookies are sent
+    /// over `https` only when it is `https`. Without it, each request's `Host` over `http`.
+    #[arg(long, value_name = "URL", env = "PIKOCI_EXTERNAL_URL", value_parser = parse_external_url)]
+    external_url: Option<String>,
+
     /// How long a login session lasts (`12h`, `30d`); logging out or changing the password
     /// ends it sooner.
     #[arg(long, value_name = "DURATION", default_value = "30d", env = "PIKOCI_SESSION_LIFETIME",
@@ -214,6 +220,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let config = ServerConfig {
         max_requeues: args.max_requeues,
         session_lifetime: args.session_lifetime,
+        external_url: args.external_url.clone(),
         worker_token: args
             .worker_token
             .as_ref()
@@ -473,6 +480,26 @@ fn parse_user(text: &str) -> Result<UserEntry, String> {
         name: name.to_owned(),
         hash: Secret::new(hash),
     })
+}
+
+/// An `http` or `https` URL without a path, query or fragment; the trailing `/` dropped.
+fn parse_external_url(text: &str) -> Result<String, String> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return Err(format!(
+            "\"{text}\" is not a URL: give the address users open, such as https://ci.example.com"
+        ));
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("\"{text}\" must start with https:// (or http://)"));
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err(format!(
+            "\"{text}\" must be a scheme and a host (and port) only, such as \
+             https://ci.example.com: PikoCI is served at the root of its address"
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 fn parse_session_lifetime(text: &str) -> Result<Duration, String> {

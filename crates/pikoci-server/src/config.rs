@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// otherwise the server makes one at its first start (see
     /// [`Server::ensure_worker_keys`](crate::Server)).
     pub worker_token: Option<pikoci_core::protocol::auth::MacKey>,
+    /// The address users reach the server at (`https://ci.example.com`, no trailing slash):
+    /// single sign-on's callback URLs are built on it, and the session cookie is marked
+    /// `Secure` when it is `https`. `None`: each request's `Host`, over `http`.
+    pub external_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +64,7 @@ impl Default for ServerConfig {
             session_lifetime: Duration::from_secs(30 * 24 * 3600),
             users: Vec::new(),
             worker_token: None,
+            external_url: None,
         }
     }
 }

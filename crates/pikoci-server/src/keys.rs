@@ -174,11 +174,17 @@ impl Server {
 
     /// What the store keeps of `key`.
     fn seal_key(&self, key: &MacKey, stored: WorkerKeyScope) -> ServerResult<Secret> {
+        self.seal_for_store(&key.to_hex(), &context(stored))
+    }
+
+    /// What the store keeps of `value`: sealed with the secret store's master key (bound to
+    /// `context`) when the server has one, in clear otherwise.
+    pub(crate) fn seal_for_store(&self, value: &Secret, context: &str) -> ServerResult<Secret> {
         match self.secrets().master_cipher() {
-            None => Ok(Secret::new(format!("{CLEAR}{}", key.to_hex().expose()))),
+            None => Ok(Secret::new(format!("{CLEAR}{}", value.expose()))),
             Some(cipher) => {
                 let sealed = cipher
-                    .seal(&key.to_hex(), context(stored).as_bytes())
+                    .seal(value, context.as_bytes())
                     .map_err(|err| ServerError::new(err.kind(), err.to_string()))?;
                 Ok(Secret::new(format!(
                     "{SEALED}{}",
@@ -186,6 +192,44 @@ impl Server {
                 )))
             }
         }
+    }
+
+    /// The value [`Server::seal_for_store`] kept as `stored` for `context`; `what` names it in
+    /// errors.
+    pub(crate) fn open_from_store(
+        &self,
+        stored: &Secret,
+        context: &str,
+        what: &str,
+    ) -> ServerResult<Secret> {
+        let corrupt = || {
+            ServerError::new(
+                ErrorKind::Internal,
+                format!("the stored {what} is not readable: set it again"),
+            )
+        };
+        if let Some(clear) = stored.expose().strip_prefix(CLEAR) {
+            return Ok(Secret::new(clear));
+        }
+        let Some(sealed) = stored.expose().strip_prefix(SEALED) else {
+            return Err(corrupt());
+        };
+        let Some(cipher) = self.secrets().master_cipher() else {
+            return Err(ServerError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the {what} is encrypted with the secret store's master key, and this server \
+                     has none: start it with the same {} as the others",
+                    pikoci_secrets::KEY_VARIABLE
+                ),
+            ));
+        };
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| corrupt())?;
+        cipher
+            .open(&sealed, context.as_bytes())
+            .map_err(|err| ServerError::new(err.kind(), err.to_string()))
     }
 
     /// Like [`Server::open_stored`]; a key kept in clear is sealed now when the server has a
@@ -214,34 +258,14 @@ impl Server {
         scope: KeyScope,
         stored: WorkerKeyScope,
     ) -> ServerResult<MacKey> {
-        let corrupt = || {
+        let what = format!("worker key of scope {stored}");
+        let hex = self.open_from_store(value, &context(stored), &what)?;
+        MacKey::from_hex(scope, hex.expose()).ok_or_else(|| {
             ServerError::new(
                 ErrorKind::Internal,
-                format!("the stored worker key of scope {stored} is not a key: regenerate it"),
+                format!("the stored {what} is not a key: regenerate it"),
             )
-        };
-        let hex = if let Some(hex) = value.expose().strip_prefix(CLEAR) {
-            Secret::new(hex)
-        } else if let Some(sealed) = value.expose().strip_prefix(SEALED) {
-            let Some(cipher) = self.secrets().master_cipher() else {
-                return Err(ServerError::new(
-                    ErrorKind::InvalidInput,
-                    format!(
-                        "the worker key of scope {stored} is encrypted with the secret store's master key, and this server has none: start it with the same {} as the others",
-                        pikoci_secrets::KEY_VARIABLE
-                    ),
-                ));
-            };
-            let sealed = base64::engine::general_purpose::STANDARD
-                .decode(sealed)
-                .map_err(|_| corrupt())?;
-            cipher
-                .open(&sealed, context(stored).as_bytes())
-                .map_err(|err| ServerError::new(err.kind(), err.to_string()))?
-        } else {
-            return Err(corrupt());
-        };
-        MacKey::from_hex(scope, hex.expose()).ok_or_else(corrupt)
+        })
     }
 
     /// The key of `scope`, from what this server read in the last [`KEY_TTL`] or from the

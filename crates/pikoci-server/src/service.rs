@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pub(crate) runtime: Runtime,
     pub(crate) metrics: Metrics,
     pub(crate) login_limits: crate::auth::limit::LoginLimits,
+    /// The identity providers' discovery documents, read again after 10 minutes.
+    pub(crate) discovery: crate::auth::sso::DiscoveryCache,
     pub(crate) keys: crate::keys::KeyCache,
 }
 
@@ -81,6 +83,7 @@ impl Server {
                 runtime: Runtime::new(),
                 keys: crate::keys::KeyCache::default(),
                 login_limits: crate::auth::limit::LoginLimits::default(),
+                discovery: crate::auth::sso::DiscoveryCache::default(),
             }),
         }
     }

@@ -573,3 +573,76 @@ pub(crate) mod audit_entry {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod auth_provider {
+    //! `auth_providers`: the identity providers of single sign-on.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "auth_providers")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) name: String,
+        pub(crate) display_name: String,
+        pub(crate) kind: String,
+        pub(crate) issuer_url: Option<String>,
+        pub(crate) auth_url: Option<String>,
+        pub(crate) token_url: Option<String>,
+        pub(crate) userinfo_url: Option<String>,
+        pub(crate) scopes: String,
+        pub(crate) client_id: String,
+        pub(crate) client_secret: String,
+        pub(crate) username_claim: String,
+        pub(crate) subject_claim: String,
+        pub(crate) enabled: bool,
+        pub(crate) created_at: i64,
+        pub(crate) updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod user_identity {
+    //! `user_identities`: a user's identity at a provider.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_identities")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) user_id: i64,
+        pub(crate) provider_id: i64,
+        pub(crate) subject: String,
+        pub(crate) created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod setting {
+    //! `settings`: the server's settings changed at run time (`local_login`).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "settings")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key)]
+        pub(crate) id: i64,
+        pub(crate) name: String,
+        pub(crate) value: String,
+        pub(crate) updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

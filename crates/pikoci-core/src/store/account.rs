@@ -308,6 +308,125 @@ pub trait AccountStore: Send + Sync + fmt::Debug {
 
     /// Records that a token was used at `at`.
     async fn touch_api_token(&self, token: ApiTokenId, at: DateTime<Utc>) -> StoreResult<()>;
+
+    // ---- single sign-on ----
+
+    /// The identity providers, by name.
+    async fn auth_providers(&self) -> StoreResult<Vec<AuthProvider>>;
+
+    /// The provider with this name; `NotFound` when there is none.
+    async fn auth_provider(&self, name: &str) -> StoreResult<AuthProvider>;
+
+    /// Creates or replaces the provider named `provider.name` (its `created_at` is kept when it
+    /// exists); whether it was created. `Conflict` when disabling it would leave nobody able
+    /// to log in (see [`AccountStore::set_local_login`]).
+    async fn put_auth_provider(
+        &self,
+        provider: &AuthProvider,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Deletes a provider and every identity linked through it; `NotFound` when there is none,
+    /// `Conflict` when that would leave nobody able to log in, or lock a user out.
+    async fn delete_auth_provider(&self, name: &str) -> StoreResult<()>;
+
+    /// The identities linked to a user, by provider.
+    async fn identities(&self, user: UserId) -> StoreResult<Vec<Identity>>;
+
+    /// The user an identity is linked to, if any.
+    async fn identity_user(&self, provider: &str, subject: &str) -> StoreResult<Option<User>>;
+
+    /// Links an identity to a user (again: no change) and returns the user; `Conflict` when it
+    /// is linked to another user, or the user has another identity at this provider;
+    /// `NotFound` for an unknown provider or user.
+    async fn link_identity(
+        &self,
+        user: UserId,
+        provider: &str,
+        subject: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<User>;
+
+    /// Creates a user and links an identity to it, in one transaction (a first login by single
+    /// sign-on); `Conflict` when the name is taken or the identity linked already.
+    async fn create_user_with_identity(
+        &self,
+        user: NewUser,
+        provider: &str,
+        subject: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<User>;
+
+    /// Unlinks a user's identity at `provider`; `NotFound` when there is none, `Conflict` when
+    /// the user would have no way left to log in (no password while local login is on, and no
+    /// other identity at an enabled provider).
+    async fn unlink_identity(&self, user: UserId, provider: &str) -> StoreResult<()>;
+
+    /// Whether users may log in with a password (true until turned off).
+    async fn local_login(&self) -> StoreResult<bool>;
+
+    /// Turns login with a password on or off; turning it off is a `Conflict` unless a global
+    /// admin has an identity at an enabled provider (someone must be able to turn it back on).
+    async fn set_local_login(&self, enabled: bool, at: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// An identity provider for single sign-on, as stored. Its kind and what its fields mean are
+/// the server's (`oidc`, `oauth2`, `github`); the client secret is kept as the server gave it
+/// (sealed with the secret store's master key when there is one).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthProvider {
+    /// The name in URLs: a canonical name.
+    pub name: String,
+    /// The name on the login page.
+    pub display_name: String,
+    /// `oidc`, `oauth2` or `github`.
+    pub kind: String,
+    /// The issuer, for OpenID Connect discovery.
+    pub issuer_url: Option<String>,
+    /// The authorization endpoint (plain OAuth2).
+    pub auth_url: Option<String>,
+    /// The token endpoint (plain OAuth2).
+    pub token_url: Option<String>,
+    /// The endpoint that says who the user is (plain OAuth2).
+    pub userinfo_url: Option<String>,
+    /// The scopes asked for.
+    pub scopes: Vec<String>,
+    /// The client id at the provider.
+    pub client_id: String,
+    /// The client secret as the server stored it; empty for none.
+    pub client_secret: Secret,
+    /// The claim that suggests a user name at the first login.
+    pub username_claim: String,
+    /// The claim that identifies the user at the provider (plain OAuth2; `sub` for OIDC).
+    pub subject_claim: String,
+    /// Offered on the login page and accepted.
+    pub enabled: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for AuthProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthProvider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An identity at a provider, linked to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The provider's name.
+    pub provider: String,
+    /// Who the user is at the provider (`sub`, or the provider's user id).
+    pub subject: String,
+    /// When it was linked.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Whose worker key: see `pikoci_core::protocol::auth`.

@@ -9,14 +9,14 @@
 //! that do that are served).
 
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pikoci_core::store::{Role, audit};
 
 use super::error::ApiError;
 use crate::Server;
-use crate::auth::{AuthFailure, Caller, Credential};
+use crate::auth::{AuthFailure, Caller, Credential, SESSION_COOKIE};
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,32 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     // The token in the path is the credential.
     ("POST", "/api/v1/webhooks/{token}", Anyone),
     ("POST", "/api/v1/login", Anyone),
+    // ---- single sign-on: the flow checks its own cookies; linking needs a session ----
+    ("GET", "/api/v1/auth/methods", Anyone),
+    ("GET", "/api/v1/auth/sso/{provider}", Anyone),
+    ("GET", "/api/v1/auth/sso/{provider}/callback", Anyone),
+    ("POST", "/api/v1/auth/sso/complete-profile", Anyone),
+    ("GET", "/api/v1/profile/identities", User),
+    ("POST", "/api/v1/profile/identities/{provider}", Session),
+    ("DELETE", "/api/v1/profile/identities/{provider}", Session),
+    ("GET", "/api/v1/admin/auth-providers", GlobalAdmin),
+    (
+        "GET",
+        "/api/v1/admin/auth-providers/{provider}",
+        GlobalAdmin,
+    ),
+    (
+        "PUT",
+        "/api/v1/admin/auth-providers/{provider}",
+        GlobalAdminSession,
+    ),
+    (
+        "DELETE",
+        "/api/v1/admin/auth-providers/{provider}",
+        GlobalAdminSession,
+    ),
+    ("GET", "/api/v1/admin/auth-settings", GlobalAdmin),
+    ("PUT", "/api/v1/admin/auth-settings", GlobalAdminSession),
     // ---- the user's own account ----
     ("POST", "/api/v1/logout", Session),
     ("GET", "/api/v1/profile", User),
@@ -366,8 +392,8 @@ fn forbidden(message: impl Into<String>) -> Response {
 }
 
 /// The bearer token of a request: `None` without an `Authorization` header.
-fn bearer(request: &Request) -> Option<Result<&str, &'static str>> {
-    let value = request.headers().get(header::AUTHORIZATION)?;
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, &'static str>> {
+    let value = headers.get(header::AUTHORIZATION)?;
     let Ok(text) = value.to_str() else {
         return Some(Err("the Authorization header is not text"));
     };
@@ -379,6 +405,49 @@ fn bearer(request: &Request) -> Option<Result<&str, &'static str>> {
         "the Authorization header is not `Bearer <token>`: send a session or API token as \
          `Authorization: Bearer <token>`",
     ))
+}
+
+/// Who sent `headers`: the user of the bearer token, or else of the session cookie
+/// (`pikoci_session`); anonymous without either. A credential that does not work is refused
+/// (401), not taken as anonymous.
+async fn caller_of(server: &Server, headers: &HeaderMap) -> Result<Caller, Response> {
+    let token = match bearer(headers) {
+        Some(Err(why)) => return Err(unauthenticated(why)),
+        Some(Ok(token)) => token,
+        None => match super::sso::cookie(headers, SESSION_COOKIE) {
+            Some(token) => token,
+            None => return Ok(Caller::Anonymous),
+        },
+    };
+    match server.authenticate(token).await {
+        Ok(caller) => Ok(caller),
+        Err(AuthFailure::Refused(refusal)) => Err(unauthenticated(refusal.0)),
+        Err(AuthFailure::Server(error)) => Err(ApiError::from(error).into_response()),
+    }
+}
+
+/// A request that changes something with the session cookie as its credential must come
+/// from PikoCI's own pages: its `Origin` must be the server's address (see
+/// [`super::sso::base_url`]). A browser sends the cookie with requests other sites make;
+/// they cannot set `Origin` (nor an `Authorization` header).
+fn cross_site(server: &Server, method: &str, headers: &HeaderMap) -> Option<Response> {
+    if matches!(method, "GET" | "HEAD" | "OPTIONS")
+        || headers.contains_key(header::AUTHORIZATION)
+        || super::sso::cookie(headers, SESSION_COOKIE).is_none()
+    {
+        return None;
+    }
+    let expected = super::sso::base_url(server, headers);
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|origin| origin.to_str().ok());
+    if origin == Some(expected.as_str()) {
+        return None;
+    }
+    Some(forbidden(format!(
+        "a change made with the session cookie must come from this server's pages (Origin          {expected}), and this one {}: send the session as `Authorization: Bearer <token>`          from other clients",
+        origin.map_or_else(|| "has no Origin".to_owned(), |o| format!("comes from {o}"))
+    )))
 }
 
 /// Checks the caller against the route's rule, and hands the caller to the handler (as a
@@ -408,14 +477,12 @@ pub(crate) async fn authorize(
         request.extensions_mut().insert(Caller::Anonymous);
         return next.run(request).await;
     }
-    let caller = match bearer(&request) {
-        None => Caller::Anonymous,
-        Some(Err(why)) => return unauthenticated(why),
-        Some(Ok(token)) => match server.authenticate(token).await {
-            Ok(caller) => caller,
-            Err(AuthFailure::Refused(refusal)) => return unauthenticated(refusal.0),
-            Err(AuthFailure::Server(error)) => return ApiError::from(error).into_response(),
-        },
+    if let Some(refused) = cross_site(&server, &method, request.headers()) {
+        return refused;
+    }
+    let caller = match caller_of(&server, request.headers()).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
     };
     let Some(account) = caller.account() else {
         if access == ReadOrPublic {

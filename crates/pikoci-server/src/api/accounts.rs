@@ -124,11 +124,13 @@ pub(crate) async fn login(
     let address = connect.map(|Extension(ConnectInfo(address))| address.ip());
     let password = Secret::new(body.password);
     match server.login(&body.username, password, address).await {
-        Ok(logged_in) => data(LoggedInView {
-            user: UserView::new(&logged_in.user),
-            token: logged_in.token.into_exposed(),
-            expires_at: time(logged_in.expires_at),
-        })
+        Ok(logged_in) => data(LoggedInView::new(logged_in)).into_response(),
+        Err(LoginError::Disabled) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "login with a password is turned off on this server: log in with single sign-on \
+             (GET /api/v1/auth/methods lists the providers)",
+        )
         .into_response(),
         Err(LoginError::Wrong) => super::access::unauthenticated("wrong user name or password"),
         Err(LoginError::Limited(refused)) => {
@@ -150,6 +152,16 @@ pub(crate) async fn login(
     }
 }
 
+impl LoggedInView {
+    pub(crate) fn new(logged_in: crate::auth::LoggedIn) -> LoggedInView {
+        LoggedInView {
+            user: UserView::new(&logged_in.user),
+            token: logged_in.token.into_exposed(),
+            expires_at: time(logged_in.expires_at),
+        }
+    }
+}
+
 impl std::fmt::Debug for LoggedInView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoggedInView")
@@ -166,24 +178,37 @@ impl std::fmt::Debug for CreatedTokenView {
     }
 }
 
-/// `POST /logout`: ends the session the request is made with.
+/// `POST /logout`: ends the session the request is made with (and deletes the session
+/// cookie).
 #[utoipa::path(post, path = "/logout", tag = "accounts", summary = "End this session",
     responses((status = 200, description = "The session ended.", body = Data<Done>)))]
 pub(crate) async fn logout(
     State(server): State<Server>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Data<Done>>> {
+) -> ApiResult<Response> {
     let account = signed_in(&caller)?;
     if let Credential::Session(hash) = &account.credential {
         server.accounts().delete_session(hash).await?;
     }
-    Ok(data(Done { done: true }))
+    let mut response = data(Done::yes()).into_response();
+    response.headers_mut().append(
+        axum::http::header::SET_COOKIE,
+        super::sso::set_cookie(&server, auth::SESSION_COOKIE, "", "/", 0),
+    );
+    Ok(response)
 }
 
 /// `{"done": true}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Done {
     done: bool,
+}
+
+impl Done {
+    /// `{"done": true}`.
+    pub(crate) fn yes() -> Done {
+        Done { done: true }
+    }
 }
 
 // ---- profile ----
@@ -531,7 +556,7 @@ pub(crate) async fn delete_token(
         .accounts()
         .delete_api_token(account.user.id, ApiTokenId(path.id))
         .await?;
-    Ok(data(Done { done: true }))
+    Ok(data(Done::yes()))
 }
 
 // ---- users ----
@@ -748,7 +773,7 @@ pub(crate) async fn delete_user(
     let user = server.accounts().user(&path.user).await?;
     server.accounts().delete_user(user.id).await?;
     tracing::info!(user = %user.name, by = caller.name(), "user deleted");
-    Ok(data(Done { done: true }))
+    Ok(data(Done::yes()))
 }
 
 // ---- team members ----
@@ -840,7 +865,7 @@ pub(crate) async fn remove_member(
             }
         })?;
     tracing::info!(team = %team.name, user = %user.name, by = caller.name(), "member removed");
-    Ok(data(Done { done: true }))
+    Ok(data(Done::yes()))
 }
 
 /// The team and the user of a member's path.
@@ -851,7 +876,7 @@ async fn member_scope(server: &Server, path: &MemberPath) -> ApiResult<(Team, Us
 }
 
 /// The account of a caller the access layer let through.
-fn signed_in(caller: &Caller) -> ApiResult<&auth::Account> {
+pub(super) fn signed_in(caller: &Caller) -> ApiResult<&auth::Account> {
     caller
         .account()
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first"))

@@ -79,6 +79,7 @@ mod pipelines;
 mod resources;
 mod scope;
 mod secrets;
+mod sso;
 mod system;
 mod teams;
 mod triggers;
@@ -138,6 +139,19 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(accounts::logout))
         .routes(routes!(accounts::profile, accounts::update_profile))
         .routes(routes!(accounts::change_password))
+        .routes(routes!(sso::methods))
+        .routes(routes!(sso::start))
+        .routes(routes!(sso::callback))
+        .routes(routes!(sso::complete_profile))
+        .routes(routes!(sso::identities))
+        .routes(routes!(sso::link, sso::unlink))
+        .routes(routes!(sso::list_providers))
+        .routes(routes!(
+            sso::get_provider,
+            sso::put_provider,
+            sso::delete_provider
+        ))
+        .routes(routes!(sso::get_settings, sso::put_settings))
         .routes(routes!(accounts::list_tokens, accounts::create_token))
         .routes(routes!(accounts::delete_token))
         .routes(routes!(accounts::list_users, accounts::create_user))

@@ -33,6 +33,7 @@ use super::error::ErrorBody;
     tags(
         (name = "accounts", description = "Logging in, the caller's profile and password, API tokens."),
         (name = "users", description = "Users (global admins only)."),
+        (name = "sso", description = "Single sign-on: logging in with an identity provider, linked identities, and the providers and login settings (global admins)."),
         (name = "teams", description = "Teams own pipelines and secrets; members have a role in them."),
         (name = "pipelines", description = "Setting, reading, pausing and exposing pipelines."),
         (name = "jobs", description = "Jobs, pausing them, triggering them by hand."),

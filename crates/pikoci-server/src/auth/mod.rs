@@ -12,6 +12,7 @@
 
 pub(crate) mod limit;
 pub mod password;
+pub(crate) mod sso;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ use crate::{Server, ServerError, ServerResult};
 
 /// The prefix of session tokens.
 pub const SESSION_PREFIX: &str = "pks_";
+/// The cookie that carries a login session in a browser (set by single sign-on and, later, the
+/// web UI's login): accepted like a bearer session token.
+pub const SESSION_COOKIE: &str = "pikoci_session";
 /// The prefix of API tokens.
 pub const API_TOKEN_PREFIX: &str = "pko_";
 /// The user every server has from its first start.
@@ -176,6 +180,8 @@ pub(crate) enum LoginError {
     Wrong,
     /// Too many failures: try again later.
     Limited(limit::Refused),
+    /// Login with a password is turned off.
+    Disabled,
     /// The store failed.
     Server(ServerError),
 }
@@ -280,6 +286,11 @@ impl Server {
         password: Secret,
         address: Option<IpAddr>,
     ) -> Result<LoggedIn, LoginError> {
+        match self.accounts().local_login().await {
+            Ok(true) => {}
+            Ok(false) => return Err(LoginError::Disabled),
+            Err(error) => return Err(LoginError::Server(error.into())),
+        }
         let limits = &self.inner.login_limits;
         // A name that cannot exist is refused like a wrong password (as slowly), counted for
         // its address only, and never logged nor looked up.
@@ -306,6 +317,13 @@ impl Server {
             return Err(LoginError::Wrong);
         };
         limits.succeeded(name, address);
+        let logged_in = self.open_session(user).await.map_err(LoginError::Server)?;
+        tracing::info!(user = %logged_in.user.name, "logged in");
+        Ok(logged_in)
+    }
+
+    /// Opens a login session for `user` (who proved who they are).
+    pub(crate) async fn open_session(&self, user: User) -> ServerResult<LoggedIn> {
         let now = self.now();
         let token = new_token(SESSION_PREFIX);
         let expires_at = now
@@ -323,10 +341,7 @@ impl Server {
                 })
                 .await
         };
-        stored
-            .await
-            .map_err(|error| LoginError::Server(error.into()))?;
-        tracing::info!(user = %user.name, "logged in");
+        stored.await?;
         Ok(LoggedIn {
             user,
             token,

@@ -13,6 +13,7 @@ mod m0005_step_parent;
 mod m0006_accounts;
 mod m0007_worker_keys;
 mod m0008_audit_log;
+mod m0009_single_sign_on;
 
 pub(crate) use lock::MigrationLock;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_accounts::Migration),
             Box::new(m0007_worker_keys::Migration),
             Box::new(m0008_audit_log::Migration),
+            Box::new(m0009_single_sign_on::Migration),
         ]
     }
 

@@ -10,9 +10,9 @@ use pikoci_core::name::is_canonical;
 use pikoci_core::secrets::Secret;
 use pikoci_core::store::audit::actions;
 use pikoci_core::store::{
-    AccountStore, ApiToken, ApiTokenId, Membership, NewApiToken, NewSession, NewUser,
-    PasswordChange, Role, Session, StoreError, StoreResult, TeamId, TokenHash, User, UserId,
-    UserUpdate,
+    AccountStore, ApiToken, ApiTokenId, AuthProvider, Identity, Membership, NewApiToken,
+    NewSession, NewUser, PasswordChange, Role, Session, StoreError, StoreResult, TeamId, TokenHash,
+    User, UserId, UserUpdate,
 };
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
@@ -24,13 +24,13 @@ use sea_orm::{
 use super::SqlStore;
 use super::audit_log::{self, Change};
 use super::convert::{ms, time};
-use crate::entity::{api_token, session, team, team_member, user};
+use crate::entity::{api_token, session, team, team_member, user, user_identity};
 use crate::error::{Class, Context, classify, corrupt, db_error};
 
 /// The longest full name.
 const MAX_FULL_NAME: usize = 255;
 
-fn to_user(m: user::Model) -> User {
+pub(super) fn to_user(m: user::Model) -> User {
     User {
         id: UserId(m.id),
         has_password: m.password_hash.is_some(),
@@ -67,7 +67,11 @@ fn check_full_name(full_name: &str) -> StoreResult<()> {
     Ok(())
 }
 
-async fn user_row<C: ConnectionTrait>(db: &C, id: UserId, lock: bool) -> StoreResult<user::Model> {
+pub(super) async fn user_row<C: ConnectionTrait>(
+    db: &C,
+    id: UserId,
+    lock: bool,
+) -> StoreResult<user::Model> {
     let mut query = user::Entity::find_by_id(id.0);
     if lock {
         query = query.lock_exclusive();
@@ -77,6 +81,30 @@ async fn user_row<C: ConnectionTrait>(db: &C, id: UserId, lock: bool) -> StoreRe
         .await
         .context(|| format!("failed to load user {id}"))?
         .ok_or_else(|| StoreError::not_found(format!("user {id} does not exist")))
+}
+
+/// Inserts a user through `db`; `Conflict` when the name is taken.
+pub(super) async fn insert_user<C: ConnectionTrait>(
+    db: &C,
+    new: NewUser,
+    at: DateTime<Utc>,
+) -> StoreResult<user::Model> {
+    check_name(&new.name)?;
+    check_full_name(&new.full_name)?;
+    let row = user::ActiveModel {
+        name: Set(new.name.clone()),
+        full_name: Set(new.full_name),
+        password_hash: Set(new.password_hash.map(Secret::into_exposed)),
+        admin: Set(new.admin),
+        must_change_password: Set(new.must_change_password),
+        created_at: Set(ms(at)),
+        updated_at: Set(ms(at)),
+        ..Default::default()
+    };
+    row.insert(db).await.map_err(|err| match classify(&err) {
+        Class::Duplicate => StoreError::conflict(format!("user \"{}\" already exists", new.name)),
+        _ => db_error(format!("failed to create user \"{}\"", new.name), err),
+    })
 }
 
 /// Records a change of member `user` in team `team`'s audit log.
@@ -194,29 +222,7 @@ async fn to_token<C: ConnectionTrait>(db: &C, m: api_token::Model) -> StoreResul
 #[async_trait::async_trait]
 impl AccountStore for SqlStore {
     async fn create_user(&self, new: NewUser, at: DateTime<Utc>) -> StoreResult<User> {
-        check_name(&new.name)?;
-        check_full_name(&new.full_name)?;
-        let row = user::ActiveModel {
-            name: Set(new.name.clone()),
-            full_name: Set(new.full_name),
-            password_hash: Set(new.password_hash.map(Secret::into_exposed)),
-            admin: Set(new.admin),
-            must_change_password: Set(new.must_change_password),
-            created_at: Set(ms(at)),
-            updated_at: Set(ms(at)),
-            ..Default::default()
-        };
-        match row.insert(self.db()).await {
-            Ok(row) => Ok(to_user(row)),
-            Err(err) if classify(&err) == Class::Duplicate => Err(StoreError::conflict(format!(
-                "user \"{}\" already exists",
-                new.name
-            ))),
-            Err(err) => Err(db_error(
-                format!("failed to create user \"{}\"", new.name),
-                err,
-            )),
-        }
+        insert_user(self.db(), new, at).await.map(to_user)
     }
 
     async fn user(&self, name: &str) -> StoreResult<User> {
@@ -299,6 +305,9 @@ impl AccountStore for SqlStore {
                 ));
             }
         };
+        if update.admin == Some(false) {
+            super::sso::keep_a_way_in(&txn).await?;
+        }
         txn.commit()
             .await
             .context(|| format!("failed to update user \"{old_name}\""))?;
@@ -385,6 +394,11 @@ impl AccountStore for SqlStore {
             .exec(&txn)
             .await
             .context(context)?;
+        user_identity::Entity::delete_many()
+            .filter(user_identity::Column::UserId.eq(id.0))
+            .exec(&txn)
+            .await
+            .context(context)?;
         // Each team the user leaves records it, as when the member is removed.
         for (team, role) in teams {
             audit_member(
@@ -401,6 +415,7 @@ impl AccountStore for SqlStore {
             .exec(&txn)
             .await
             .context(context)?;
+        super::sso::keep_a_way_in(&txn).await?;
         txn.commit().await.context(context)
     }
 
@@ -674,6 +689,66 @@ impl AccountStore for SqlStore {
             )));
         }
         Ok(())
+    }
+
+    async fn auth_providers(&self) -> StoreResult<Vec<AuthProvider>> {
+        super::sso::providers(self).await
+    }
+
+    async fn auth_provider(&self, name: &str) -> StoreResult<AuthProvider> {
+        super::sso::provider(self, name).await
+    }
+
+    async fn put_auth_provider(
+        &self,
+        provider: &AuthProvider,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        super::sso::put_provider(self, provider, at).await
+    }
+
+    async fn delete_auth_provider(&self, name: &str) -> StoreResult<()> {
+        super::sso::delete_provider(self, name).await
+    }
+
+    async fn identities(&self, user: UserId) -> StoreResult<Vec<Identity>> {
+        super::sso::identities(self, user).await
+    }
+
+    async fn identity_user(&self, provider: &str, subject: &str) -> StoreResult<Option<User>> {
+        super::sso::identity_user(self, provider, subject).await
+    }
+
+    async fn link_identity(
+        &self,
+        user: UserId,
+        provider: &str,
+        subject: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        super::sso::link_identity(self, user, provider, subject, at).await
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: NewUser,
+        provider: &str,
+        subject: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        super::sso::create_user_with_identity(self, user, provider, subject, at).await
+    }
+
+    async fn unlink_identity(&self, user: UserId, provider: &str) -> StoreResult<()> {
+        super::sso::unlink_identity(self, user, provider).await
+    }
+
+    async fn local_login(&self) -> StoreResult<bool> {
+        super::sso::local_login(self).await
+    }
+
+    async fn set_local_login(&self, enabled: bool, at: DateTime<Utc>) -> StoreResult<()> {
+        super::sso::set_local_login(self, enabled, at).await
     }
 
     async fn touch_api_token(&self, token: ApiTokenId, at: DateTime<Utc>) -> StoreResult<()> {

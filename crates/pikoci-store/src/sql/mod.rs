@@ -13,6 +13,7 @@ mod monitoring;
 mod pipelines;
 mod resources;
 mod secrets;
+mod sso;
 mod teams;
 mod transfer;
 mod triggers;

@@ -36,6 +36,9 @@ macro_rules! for_each_table {
         $each!(user);
         $each!(team_member);
         $each!(api_token);
+        $each!(auth_provider);
+        $each!(user_identity);
+        $each!(setting);
         $each!(pipeline);
         $each!(pipeline_type);
         $each!(job);

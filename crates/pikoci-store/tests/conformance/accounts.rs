@@ -4,7 +4,8 @@ use chrono::Duration;
 use pikoci_core::ErrorKind;
 use pikoci_core::secrets::Secret;
 use pikoci_core::store::{
-    AccountStore, NewApiToken, NewSession, NewUser, PasswordChange, Role, TokenHash, UserUpdate,
+    AccountStore, AuthProvider, NewApiToken, NewSession, NewUser, PasswordChange, Role, TokenHash,
+    UserUpdate,
 };
 
 use super::{Fixture, at};
@@ -415,5 +416,161 @@ pub(crate) async fn worker_keys_are_made_once_replaced_and_go_with_their_team(
         .await
         .unwrap_err();
     assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    Ok(())
+}
+
+fn provider(name: &str, enabled: bool) -> AuthProvider {
+    AuthProvider {
+        name: name.to_owned(),
+        display_name: format!("{name} login"),
+        kind: "oidc".to_owned(),
+        issuer_url: Some(format!("https://{name}.example.com")),
+        auth_url: None,
+        token_url: None,
+        userinfo_url: None,
+        scopes: vec!["openid".into(), "email".into()],
+        client_id: "pikoci".to_owned(),
+        client_secret: Secret::new("sealed:abc"),
+        username_claim: "preferred_username".to_owned(),
+        subject_claim: "sub".to_owned(),
+        enabled,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+/// Single sign-on: providers are created and replaced by name; an identity belongs to one
+/// user, and a user has one identity per provider; nobody is locked out by an unlink, and
+/// local login is turned off only while a global admin can log in through a provider.
+pub(crate) async fn identities_are_linked_once_and_nobody_is_locked_out(
+    fx: &Fixture,
+) -> anyhow::Result<()> {
+    let accounts: &dyn AccountStore = &fx.sql;
+    assert!(accounts.local_login().await?, "on until turned off");
+    assert!(
+        accounts
+            .put_auth_provider(&provider("idp", true), t0())
+            .await?
+    );
+    let mut replaced = provider("idp", true);
+    replaced.display_name = "Company".into();
+    replaced.scopes = vec!["openid".into()];
+    assert!(!accounts.put_auth_provider(&replaced, at(5)).await?);
+    let stored = accounts.auth_provider("idp").await?;
+    assert_eq!(stored.display_name, "Company");
+    assert_eq!(stored.scopes, ["openid"]);
+    assert_eq!(stored.client_secret.expose(), "sealed:abc");
+    assert_eq!((stored.created_at, stored.updated_at), (t0(), at(5)));
+    accounts
+        .put_auth_provider(&provider("other", true), t0())
+        .await?;
+    assert_eq!(accounts.auth_providers().await?.len(), 2);
+    let err = accounts
+        .put_auth_provider(&provider("Not Canonical", true), t0())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+
+    let root = accounts.create_user(new_user("root", true), t0()).await?;
+    // A first login: the user and the identity together.
+    let mut carol = new_user("carol", false);
+    carol.password_hash = None;
+    let carol = accounts
+        .create_user_with_identity(carol, "idp", "sub-carol", t0())
+        .await?;
+    assert!(!carol.has_password);
+    let found = accounts.identity_user("idp", "sub-carol").await?;
+    assert_eq!(found.map(|u| u.name), Some("carol".to_owned()));
+    assert!(accounts.identity_user("idp", "nobody").await?.is_none());
+    // The identity is carol's: nobody else gets it, nor another user with carol's name.
+    let err = accounts
+        .link_identity(root.id, "idp", "sub-carol", t0())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let err = accounts
+        .create_user_with_identity(new_user("dave", false), "idp", "sub-carol", t0())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(
+        accounts.user("dave").await.unwrap_err().kind(),
+        ErrorKind::NotFound,
+        "the user of a failed first login is not kept"
+    );
+    // Linking again is no change; a second identity at the same provider is refused.
+    accounts
+        .link_identity(root.id, "idp", "sub-root", at(1))
+        .await?;
+    accounts
+        .link_identity(root.id, "idp", "sub-root", at(2))
+        .await?;
+    let err = accounts
+        .link_identity(root.id, "idp", "sub-root-2", t0())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let identities = accounts.identities(root.id).await?;
+    assert_eq!(identities.len(), 1);
+    assert_eq!(identities[0].subject, "sub-root");
+    assert_eq!(identities[0].created_at, at(1));
+    // Carol has no password: her only identity stays.
+    let err = accounts.unlink_identity(carol.id, "idp").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    accounts
+        .link_identity(carol.id, "other", "c2", t0())
+        .await?;
+    accounts.unlink_identity(carol.id, "idp").await?;
+    assert_eq!(
+        accounts
+            .unlink_identity(carol.id, "idp")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+
+    // Local login off needs a global admin with an identity at an enabled provider.
+    accounts.unlink_identity(root.id, "idp").await?;
+    let err = accounts.set_local_login(false, t0()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(
+        accounts.local_login().await?,
+        "a refused change changes nothing"
+    );
+    accounts
+        .link_identity(root.id, "idp", "sub-root", t0())
+        .await?;
+    accounts.set_local_login(false, t0()).await?;
+    assert!(!accounts.local_login().await?);
+    // While it is off, the admin's way in stays: no unlink, no disabling, no deleting it.
+    let err = accounts.unlink_identity(root.id, "idp").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let err = accounts
+        .put_auth_provider(&provider("idp", false), t0())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(accounts.auth_provider("idp").await?.enabled);
+    let err = accounts.delete_auth_provider("idp").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    // Another provider goes, with its identities.
+    accounts.delete_auth_provider("other").await?;
+    assert!(accounts.identities(carol.id).await?.is_empty());
+    assert_eq!(
+        accounts
+            .delete_auth_provider("other")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    accounts.set_local_login(true, t0()).await?;
+    // A deleted user's identities go with the user.
+    accounts
+        .link_identity(carol.id, "idp", "sub-carol", t0())
+        .await?;
+    accounts.delete_user(carol.id).await?;
+    assert!(accounts.identity_user("idp", "sub-carol").await?.is_none());
     Ok(())
 }

@@ -75,6 +75,7 @@ macro_rules! conformance_suite {
             accounts::teams_keep_an_admin_and_tokens_go_with_membership,
             accounts::sessions_end_with_a_password_change_or_their_user,
             accounts::worker_keys_are_made_once_replaced_and_go_with_their_team,
+            accounts::identities_are_linked_once_and_nobody_is_locked_out,
             pipelines::teams_are_unique_and_canonical,
             pipelines::set_pipeline_creates_everything,
             pipelines::the_audit_log_records_what_someone_does,
