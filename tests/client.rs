@@ -500,6 +500,41 @@ async fn a_user_drives_a_server_from_the_terminal() {
         "{renewed}"
     );
 
+    // Single sign-on: a GitHub provider with its secret from stdin, never shown again.
+    let set = client_with(
+        &config,
+        &[
+            "sso",
+            "set",
+            "github",
+            "--kind",
+            "github",
+            "--client-id",
+            "Iv1.abc",
+            "--client-secret-stdin",
+        ],
+        &[],
+        Some("gh-client-s3cret\n"),
+    );
+    let out = expect(&set, 0);
+    assert!(
+        out.contains("/api/v1/auth/sso/github/callback") && !out.contains("gh-client-s3cret"),
+        "{out}"
+    );
+    let out = expect(&cli(&["sso", "providers"]), 0);
+    assert!(out.contains("github") && out.contains("Iv1.abc"), "{out}");
+    assert!(!out.contains("gh-client-s3cret"), "{out}");
+    let out = expect(&cli(&["sso", "local-login"]), 0);
+    assert!(out.contains("local login is on"), "{out}");
+    // Nobody could log in with passwords off: refused, and said why.
+    let refused = cli(&["sso", "local-login", "off"]);
+    assert_ne!(refused.status.code(), Some(0));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("no global admin could log in"), "{why}");
+    assert!(expect(&cli(&["sso", "identities"]), 0).contains("no identity"));
+    expect(&cli(&["sso", "delete", "github", "--yes"]), 0);
+    assert!(expect(&cli(&["sso", "providers"]), 0).contains("no identity provider"));
+
     // The audit log says who did that, newest first.
     let out = expect(&cli(&["audit", "--limit", "3"]), 0);
     let first = out.lines().nth(1).unwrap_or_default();

@@ -117,6 +117,10 @@ enum Command {
     /// changed members, secrets and the worker token. Filters by user, action, pipeline and
     /// time.
     Audit(remote::audit::AuditArgs),
+    /// Single sign-on: identity providers (list, set, delete; global admins), whether
+    /// passwords are accepted (local-login on|off), and your linked identities (identities,
+    /// unlink).
+    Sso(remote::sso::SsoArgs),
     /// Save the server's whole state (teams, pipelines, builds and their logs, versions,
     /// secrets sealed as they are stored) as a SQLite file: a backup, or a move to another
     /// server or database with `pikoci import`.
@@ -196,6 +200,7 @@ fn main_with(args: Vec<OsString>) -> ExitCode {
         Command::Triggers(args) => return remote::resources::run_triggers(args),
         Command::Workers(args) => return remote::resources::run_workers(args),
         Command::Audit(args) => return remote::audit::run(args),
+        Command::Sso(args) => return remote::sso::run(args),
         Command::Secrets(args) => return remote::secrets::run(args),
         Command::Export(args) => return remote::state::export(args),
         Command::Import(args) => return remote::state::import(args),

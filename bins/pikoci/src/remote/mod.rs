@@ -16,6 +16,7 @@ pub(crate) mod pipelines;
 mod prompt;
 pub(crate) mod resources;
 pub(crate) mod secrets;
+pub(crate) mod sso;
 pub(crate) mod state;
 mod table;
 pub(crate) mod targets;
