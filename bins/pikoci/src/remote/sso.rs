@@ -25,50 +25,7 @@ enum SsoCommand {
     /// Create or replace an identity provider (its client secret is read from standard input
     /// with --client-secret-stdin, or asked for, hidden, with --client-secret; left as it is
     /// otherwise).
-    Set {
-        /// Its name in URLs: lowercase letters, digits, '-' and '_'.
-        name: String,
-        /// oidc (discovery from --issuer-url), oauth2 (--auth-url, --token-url,
-        /// --userinfo-url) or github.
-        #[arg(long)]
-        kind: String,
-        /// The name on the login page.
-        #[arg(long)]
-        display_name: Option<String>,
-        /// The OpenID Connect issuer, such as https://sso.example.com/realms/ci.
-        #[arg(long)]
-        issuer_url: Option<String>,
-        /// The authorization endpoint (oauth2).
-        #[arg(long)]
-        auth_url: Option<String>,
-        /// The token endpoint (oauth2).
-        #[arg(long)]
-        token_url: Option<String>,
-        /// The endpoint that says who the user is (oauth2).
-        #[arg(long)]
-        userinfo_url: Option<String>,
-        /// A scope to ask for (repeat it); the kind's defaults without it.
-        #[arg(long = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
-        /// The client id registered at the provider.
-        #[arg(long)]
-        client_id: String,
-        /// Ask for the client secret (hidden).
-        #[arg(long)]
-        client_secret: bool,
-        /// Read the client secret from standard input.
-        #[arg(long)]
-        client_secret_stdin: bool,
-        /// The claim that suggests a user name at a first login.
-        #[arg(long)]
-        username_claim: Option<String>,
-        /// The claim that identifies users (oauth2).
-        #[arg(long)]
-        subject_claim: Option<String>,
-        /// Keep it, but refuse logins through it.
-        #[arg(long)]
-        disabled: bool,
-    },
+    Set(Box<SetArgs>),
     /// Delete an identity provider and every identity linked through it.
     Delete {
         /// The provider.
@@ -94,27 +51,75 @@ enum SsoCommand {
     },
 }
 
+/// The flags of `pikoci sso set`.
+#[derive(Debug, clap::Args)]
+struct SetArgs {
+    /// Its name in URLs: lowercase letters, digits, '-' and '_'.
+    name: String,
+    /// oidc (discovery from --issuer-url), oauth2 (--auth-url, --token-url,
+    /// --userinfo-url) or github.
+    #[arg(long)]
+    kind: String,
+    /// The name on the login page.
+    #[arg(long)]
+    display_name: Option<String>,
+    /// The OpenID Connect issuer, such as https://sso.example.com/realms/ci.
+    #[arg(long)]
+    issuer_url: Option<String>,
+    /// The authorization endpoint (oauth2).
+    #[arg(long)]
+    auth_url: Option<String>,
+    /// The token endpoint (oauth2).
+    #[arg(long)]
+    token_url: Option<String>,
+    /// The endpoint that says who the user is (oauth2).
+    #[arg(long)]
+    userinfo_url: Option<String>,
+    /// A scope to ask for (repeat it); the kind's defaults without it.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// The client id registered at the provider.
+    #[arg(long)]
+    client_id: String,
+    /// Ask for the client secret (hidden).
+    #[arg(long)]
+    client_secret: bool,
+    /// Read the client secret from standard input.
+    #[arg(long)]
+    client_secret_stdin: bool,
+    /// The claim that suggests a user name at a first login.
+    #[arg(long)]
+    username_claim: Option<String>,
+    /// The claim that identifies users (oauth2).
+    #[arg(long)]
+    subject_claim: Option<String>,
+    /// Keep it, but refuse logins through it.
+    #[arg(long)]
+    disabled: bool,
+}
+
 /// Runs `pikoci sso`.
 pub(crate) fn run(args: SsoArgs) -> std::process::ExitCode {
     super::run(&args.remote, |session| async move {
         match args.command {
             SsoCommand::Providers => providers(&session).await,
-            SsoCommand::Set {
-                name,
-                kind,
-                display_name,
-                issuer_url,
-                auth_url,
-                token_url,
-                userinfo_url,
-                scopes,
-                client_id,
-                client_secret,
-                client_secret_stdin,
-                username_claim,
-                subject_claim,
-                disabled,
-            } => {
+            SsoCommand::Set(set) => {
+                let SetArgs {
+                    name,
+                    kind,
+                    display_name,
+                    issuer_url,
+                    auth_url,
+                    token_url,
+                    userinfo_url,
+                    scopes,
+                    client_id,
+                    client_secret,
+                    client_secret_stdin,
+                    username_claim,
+                    subject_claim,
+                    disabled,
+                } = *set;
                 let mut body = json!({
                     "kind": kind,
                     "client_id": client_id,
