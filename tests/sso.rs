@@ -311,6 +311,28 @@ fn plain_oauth2_sign_in() {
         "username_claim": "preferred_username",
         "subject_claim": "sub",
     });
+    // A plain OAuth2 provider (GitHub's kind) creates no user by default: anyone with an
+    // account there could sign up. The first login of an unknown identity is refused.
+    let put = world
+        .api(
+            "PUT",
+            "/api/v1/admin/auth-providers/plain",
+            As::Bearer(&world.server.token),
+            Some(body.clone()),
+        )
+        .expect(201, "PUT /admin/auth-providers/plain (no signup)");
+    assert_eq!(put.json()["data"]["allow_signup"], false, "{put}");
+    let mut stranger = Jar::default();
+    let flow = world.start_flow("plain", None, "stranger", &mut stranger);
+    let refused = world.callback(&flow);
+    world.assert_refused(
+        &refused,
+        403,
+        "the first login of a stranger without signup",
+    );
+    assert_no_session(&refused, "the first login of a stranger without signup");
+    let mut body = body;
+    body["allow_signup"] = json!(true);
     let put = world
         .api(
             "PUT",
@@ -318,7 +340,8 @@ fn plain_oauth2_sign_in() {
             As::Bearer(&world.server.token),
             Some(body),
         )
-        .expect(201, "PUT /admin/auth-providers/plain");
+        .expect(200, "PUT /admin/auth-providers/plain (signup allowed)");
+    assert_eq!(put.json()["data"]["allow_signup"], true, "{put}");
     assert_no_secret(&put, "PUT /admin/auth-providers/plain");
     let methods = world
         .api("GET", "/api/v1/auth/methods", As::Nobody, None)

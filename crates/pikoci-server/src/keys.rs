@@ -216,7 +216,7 @@ impl Server {
         };
         let Some(cipher) = self.secrets().master_cipher() else {
             return Err(ServerError::new(
-                ErrorKind::InvalidInput,
+                ErrorKind::Internal,
                 format!(
                     "the {what} is encrypted with the secret store's master key, and this server \
                      has none: start it with the same {} as the others",

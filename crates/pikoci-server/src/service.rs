@@ -233,12 +233,7 @@ impl Server {
             .await?;
         // The event is stored: a failure to check its readers now is not the caller's to
         // retry (that would fire it twice); their schedules will read it.
-        // The checks follow from the event; they are not the caller's to record.
-        let readers = match pikoci_core::store::audit::on_its_own(
-            self.check_trigger_readers(team.id, &canonical),
-        )
-        .await
-        {
+        let readers = match self.check_trigger_readers(team.id, &canonical).await {
             Ok(readers) => readers,
             Err(err) => {
                 tracing::warn!(team = %team.name, trigger = %name, error = %err, "a trigger event was stored, but its resources could not be checked at once: they read it on their schedule");
@@ -329,12 +324,17 @@ impl Server {
     }
 
     /// Checks now every resource of the team that reads the trigger stream `canonical`; how
-    /// many there are.
+    /// many there are. The checks follow from an event, whoever fired it: they are not
+    /// recorded in the audit log as anyone's.
     pub(crate) async fn check_trigger_readers(
         &self,
         team: TeamId,
         canonical: &str,
     ) -> StoreResult<usize> {
+        pikoci_core::store::audit::on_its_own(self.check_readers(team, canonical)).await
+    }
+
+    async fn check_readers(&self, team: TeamId, canonical: &str) -> StoreResult<usize> {
         let store = &self.inner.store;
         let now = self.now();
         let mut readers = 0;

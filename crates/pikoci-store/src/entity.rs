@@ -596,6 +596,7 @@ pub(crate) mod auth_provider {
         pub(crate) username_claim: String,
         pub(crate) subject_claim: String,
         pub(crate) enabled: bool,
+        pub(crate) allow_signup: bool,
         pub(crate) created_at: i64,
         pub(crate) updated_at: i64,
     }

@@ -96,6 +96,10 @@ struct SetArgs {
     /// Keep it, but refuse logins through it.
     #[arg(long)]
     disabled: bool,
+    /// Whether the first login of an identity nobody has creates a user (default: as it
+    /// was; for a new provider, true for oidc, false for github and oauth2).
+    #[arg(long, value_name = "BOOL")]
+    allow_signup: Option<bool>,
 }
 
 /// Runs `pikoci sso`.
@@ -119,6 +123,7 @@ pub(crate) fn run(args: SsoArgs) -> std::process::ExitCode {
                     username_claim,
                     subject_claim,
                     disabled,
+                    allow_signup,
                 } = *set;
                 let mut body = json!({
                     "kind": kind,
@@ -138,6 +143,9 @@ pub(crate) fn run(args: SsoArgs) -> std::process::ExitCode {
                     if let Some(value) = value {
                         body[field] = Value::String(value);
                     }
+                }
+                if let Some(allow) = allow_signup {
+                    body["allow_signup"] = Value::Bool(allow);
                 }
                 if !scopes.is_empty() {
                     body["scopes"] = json!(scopes);

@@ -327,7 +327,8 @@ pub trait AccountStore: Send + Sync + fmt::Debug {
     ) -> StoreResult<bool>;
 
     /// Deletes a provider and every identity linked through it; `NotFound` when there is none,
-    /// `Conflict` when that would leave nobody able to log in, or lock a user out.
+    /// `Conflict` when that would leave no global admin able to log in (other users who logged
+    /// in only through it are locked out: the admin's decision).
     async fn delete_auth_provider(&self, name: &str) -> StoreResult<()>;
 
     /// The identities linked to a user, by provider.
@@ -361,6 +362,11 @@ pub trait AccountStore: Send + Sync + fmt::Debug {
     /// the user would have no way left to log in (no password while local login is on, and no
     /// other identity at an enabled provider).
     async fn unlink_identity(&self, user: UserId, provider: &str) -> StoreResult<()>;
+
+    /// Deletes a user's identity at `provider` whether or not the user keeps a way in (a global
+    /// admin's decision: an identity that is not the user's, an account being recovered);
+    /// `NotFound` when there is none, `Conflict` when no global admin could log in after it.
+    async fn delete_identity(&self, user: UserId, provider: &str) -> StoreResult<()>;
 
     /// Whether users may log in with a password (true until turned off).
     async fn local_login(&self) -> StoreResult<bool>;
@@ -401,6 +407,9 @@ pub struct AuthProvider {
     pub subject_claim: String,
     /// Offered on the login page and accepted.
     pub enabled: bool,
+    /// A first login of an identity nobody has may create a user (else only identities
+    /// linked to existing users log in).
+    pub allow_signup: bool,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.

@@ -97,6 +97,12 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/profile/identities", User),
     ("POST", "/api/v1/profile/identities/{provider}", Session),
     ("DELETE", "/api/v1/profile/identities/{provider}", Session),
+    ("GET", "/api/v1/users/{user}/identities", GlobalAdmin),
+    (
+        "DELETE",
+        "/api/v1/users/{user}/identities/{provider}",
+        GlobalAdminSession,
+    ),
     ("GET", "/api/v1/admin/auth-providers", GlobalAdmin),
     (
         "GET",
@@ -411,17 +417,28 @@ fn bearer(headers: &HeaderMap) -> Option<Result<&str, &'static str>> {
 /// (`pikoci_session`); anonymous without either. A credential that does not work is refused
 /// (401), not taken as anonymous.
 async fn caller_of(server: &Server, headers: &HeaderMap) -> Result<Caller, Response> {
-    let token = match bearer(headers) {
+    let (token, from_cookie) = match bearer(headers) {
         Some(Err(why)) => return Err(unauthenticated(why)),
-        Some(Ok(token)) => token,
+        Some(Ok(token)) => (token, false),
         None => match super::sso::cookie(headers, SESSION_COOKIE) {
-            Some(token) => token,
+            Some(token) => (token, true),
             None => return Ok(Caller::Anonymous),
         },
     };
     match server.authenticate(token).await {
         Ok(caller) => Ok(caller),
-        Err(AuthFailure::Refused(refusal)) => Err(unauthenticated(refusal.0)),
+        Err(AuthFailure::Refused(refusal)) => {
+            let mut response = unauthenticated(refusal.0);
+            // A cookie the page's scripts cannot delete (`HttpOnly`) would stick until it
+            // expires: it goes with the refusal.
+            if from_cookie {
+                response.headers_mut().append(
+                    header::SET_COOKIE,
+                    super::sso::set_cookie(server, SESSION_COOKIE, "", "/", 0),
+                );
+            }
+            Err(response)
+        }
         Err(AuthFailure::Server(error)) => Err(ApiError::from(error).into_response()),
     }
 }
@@ -444,9 +461,11 @@ fn cross_site(server: &Server, method: &str, headers: &HeaderMap) -> Option<Resp
     if origin == Some(expected.as_str()) {
         return None;
     }
+    let from = origin.map_or_else(|| "no Origin".to_owned(), |o| format!("Origin {o}"));
     Some(forbidden(format!(
-        "a change made with the session cookie must come from this server's pages (Origin          {expected}), and this one {}: send the session as `Authorization: Bearer <token>`          from other clients",
-        origin.map_or_else(|| "has no Origin".to_owned(), |o| format!("comes from {o}"))
+        "a change made with the session cookie must come from this server's pages (Origin \
+         {expected}), and this request has {from}: other clients send the session as \
+         `Authorization: Bearer <token>`"
     )))
 }
 
@@ -516,7 +535,8 @@ pub(crate) async fn authorize(
     }
     let team_token = matches!(account.credential, Credential::TeamToken { .. });
     let session = matches!(account.credential, Credential::Session(_));
-    let needs_session = "this needs a login session, not an API token: log in with a password";
+    let needs_session =
+        "this needs a login session, not an API token: log in (`pikoci login`, or single sign-on)";
     let refusal = match access {
         Anyone => None,
         GlobalAdminSession | TeamSession(_) if !session => Some(needs_session.to_owned()),

@@ -656,6 +656,12 @@ pub(crate) struct UserPath {
     user: String,
 }
 
+impl UserPath {
+    pub(crate) fn name(&self) -> &str {
+        &self.user
+    }
+}
+
 /// `GET /users/{user}`: the user with the user's teams.
 #[utoipa::path(get, path = "/users/{user}", tag = "users", summary = "Get a user",
     params(UserPath),

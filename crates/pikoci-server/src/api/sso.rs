@@ -23,7 +23,34 @@ use super::views::time;
 use super::{Data, data};
 use crate::Server;
 use crate::auth::sso::{self, COOKIE_PATH, FLOW_COOKIE, FLOW_LIFETIME, Kind, PROFILE_COOKIE};
-use crate::auth::{Caller, SESSION_COOKIE};
+use crate::auth::{Caller, Credential, SESSION_COOKIE};
+
+/// The address single sign-on sends the provider back to: `--external-url`; without it,
+/// `http://` and the request's `Host` for a loopback address only (a test, a laptop): a
+/// provider that matches redirect URIs loosely would send codes to any `Host` a request names.
+fn sso_base(server: &Server, headers: &HeaderMap) -> ApiResult<String> {
+    if server.config().external_url.is_some() {
+        return Ok(base_url(server, headers));
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_default();
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+        Ok(base_url(server, headers))
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "single sign-on needs the server's address: start it with --external-url \
+             (PIKOCI_EXTERNAL_URL), such as https://ci.example.com",
+        ))
+    }
+}
 
 /// The address users reach the server at: `--external-url`, or `http://` and the request's
 /// `Host`.
@@ -176,7 +203,14 @@ pub(crate) async fn start(
     headers: HeaderMap,
     ApiPath(path): ApiPath<ProviderPath>,
 ) -> Response {
-    let base = base_url(&server, &headers);
+    // An unknown provider is 404 whatever the address.
+    if let Err(error) = server.accounts().auth_provider(&path.provider).await {
+        return ApiError::from(error).into_response();
+    }
+    let base = match sso_base(&server, &headers) {
+        Ok(base) => base,
+        Err(error) => return error.into_response(),
+    };
     match server.sso_start(&path.provider, None, &base).await {
         Ok((url, flow)) => {
             let mut response = see_other(&url);
@@ -222,9 +256,19 @@ pub(crate) async fn link(
     ApiPath(path): ApiPath<ProviderPath>,
 ) -> ApiResult<Response> {
     let account = super::accounts::signed_in(&caller)?;
-    let base = base_url(&server, &headers);
+    let Credential::Session(session) = &account.credential else {
+        return Err(ApiError::invalid(
+            "an identity is linked in a login session",
+        ));
+    };
+    server.accounts().auth_provider(&path.provider).await?;
+    let base = sso_base(&server, &headers)?;
     let (url, flow) = server
-        .sso_start(&path.provider, Some(account.user.id), &base)
+        .sso_start(
+            &path.provider,
+            Some((account.user.id, session.clone())),
+            &base,
+        )
         .await?;
     let mut response = data(LinkView { url }).into_response();
     response
@@ -272,15 +316,8 @@ pub(crate) async fn callback(
     let (Some(code), Some(state)) = (&answer.code, &answer.state) else {
         return ApiError::invalid("the provider's answer has no code or state").into_response();
     };
-    let base = base_url(&server, &headers);
     let outcome = server
-        .sso_callback(
-            &path.provider,
-            cookie(&headers, FLOW_COOKIE),
-            code,
-            state,
-            &base,
-        )
+        .sso_callback(&path.provider, cookie(&headers, FLOW_COOKIE), code, state)
         .await;
     let mut response = match outcome {
         Ok(sso::Outcome::LoggedIn(logged_in)) => {
@@ -391,17 +428,7 @@ pub(crate) async fn identities(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Data<Vec<IdentityView>>>> {
     let account = super::accounts::signed_in(&caller)?;
-    let identities = server.accounts().identities(account.user.id).await?;
-    Ok(data(
-        identities
-            .into_iter()
-            .map(|identity| IdentityView {
-                provider: identity.provider,
-                subject: identity.subject,
-                created_at: time(identity.created_at),
-            })
-            .collect(),
-    ))
+    identity_views(&server, account.user.id).await
 }
 
 /// `DELETE /profile/identities/{provider}`: unlinks the caller's identity there, unless the
@@ -423,6 +450,68 @@ pub(crate) async fn unlink(
         .unlink_identity(account.user.id, &path.provider)
         .await?;
     tracing::info!(user = %account.user.name, provider = %path.provider, "identity unlinked");
+    Ok(data(super::accounts::Done::yes()))
+}
+
+/// `{user}` and `{provider}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct UserProviderPath {
+    /// The user's name.
+    user: String,
+    /// The provider's name.
+    provider: String,
+}
+
+/// `GET /users/{user}/identities`: the identities linked to a user (global admins).
+#[utoipa::path(get, path = "/users/{user}/identities", tag = "sso", summary = "List a user's linked identities",
+    params(super::accounts::UserPath),
+    responses((status = 200, description = "The identities, by provider.", body = Data<Vec<IdentityView>>)))]
+pub(crate) async fn user_identities(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<super::accounts::UserPath>,
+) -> ApiResult<Json<Data<Vec<IdentityView>>>> {
+    let user = server.accounts().user(path.name()).await?;
+    identity_views(&server, user.id).await
+}
+
+async fn identity_views(
+    server: &Server,
+    user: pikoci_core::store::UserId,
+) -> ApiResult<Json<Data<Vec<IdentityView>>>> {
+    let identities = server.accounts().identities(user).await?;
+    Ok(data(
+        identities
+            .into_iter()
+            .map(|identity| IdentityView {
+                provider: identity.provider,
+                subject: identity.subject,
+                created_at: time(identity.created_at),
+            })
+            .collect(),
+    ))
+}
+
+/// `DELETE /users/{user}/identities/{provider}`: unlinks a user's identity (global admins, by
+/// session), even when it was the user's only way in: an identity that is not the user's, an
+/// account being taken back.
+#[utoipa::path(delete, path = "/users/{user}/identities/{provider}", tag = "sso", summary = "Unlink a user's identity",
+    params(UserProviderPath),
+    responses(
+        (status = 200, description = "Unlinked.", body = Data<super::accounts::Done>),
+        (status = 409, description = "No global admin could log in after it (`conflict`).", body = ErrorBody<'_>),
+    ))]
+pub(crate) async fn delete_user_identity(
+    State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(path): ApiPath<UserProviderPath>,
+) -> ApiResult<Json<Data<super::accounts::Done>>> {
+    let user = server.accounts().user(&path.user).await?;
+    server
+        .accounts()
+        .delete_identity(user.id, &path.provider)
+        .await?;
+    tracing::info!(user = %user.name, provider = %path.provider, by = caller.name(), "identity unlinked by an admin");
     Ok(data(super::accounts::Done::yes()))
 }
 
@@ -455,6 +544,8 @@ pub(crate) struct ProviderView {
     username_claim: String,
     subject_claim: String,
     enabled: bool,
+    /// Whether a first login of an identity nobody has creates a user.
+    allow_signup: bool,
     /// The redirect URL to register at the provider.
     callback_url: String,
     created_at: String,
@@ -477,6 +568,7 @@ fn provider_view(provider: AuthProvider, base: &str) -> ProviderView {
         username_claim: provider.username_claim,
         subject_claim: provider.subject_claim,
         enabled: provider.enabled,
+        allow_signup: provider.allow_signup,
         created_at: time(provider.created_at),
         updated_at: time(provider.updated_at),
     }
@@ -546,12 +638,15 @@ pub(crate) struct ProviderBody {
     /// The claim that identifies the user (plain OAuth2; default `sub`, GitHub `id`).
     #[serde(default)]
     subject_claim: Option<String>,
-    #[serde(default = "yes")]
-    enabled: bool,
-}
-
-fn yes() -> bool {
-    true
+    /// Default: as it was, or true.
+    #[serde(default)]
+    enabled: Option<bool>,
+    /// Whether a first login of an identity nobody has creates a user (who then chooses a
+    /// name). Default: as it was; for a new provider, true for `oidc` (your identity provider
+    /// decides who has an account) and false for `github` and `oauth2` (anyone with an
+    /// account there could sign up): link identities to users you create instead.
+    #[serde(default)]
+    allow_signup: Option<bool>,
 }
 
 impl std::fmt::Debug for ProviderBody {
@@ -669,7 +764,14 @@ pub(crate) async fn put_provider(
             }
             .to_owned()
         }),
-        enabled: body.enabled,
+        enabled: body
+            .enabled
+            .unwrap_or_else(|| existing.as_ref().is_none_or(|p| p.enabled)),
+        allow_signup: body.allow_signup.unwrap_or_else(|| {
+            existing
+                .as_ref()
+                .map_or(kind == Kind::Oidc, |p| p.allow_signup)
+        }),
         created_at: now,
         updated_at: now,
     };

@@ -26,7 +26,7 @@ use openidconnect::{
 use pikoci_core::ErrorKind;
 use pikoci_core::protocol::auth::{KeyScope, MacKey, Signed};
 use pikoci_core::secrets::Secret;
-use pikoci_core::store::{AuthProvider, NewUser, UserId};
+use pikoci_core::store::{AuthProvider, NewUser, TokenHash, UserId};
 use pikoci_http::reqwest;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -112,8 +112,11 @@ struct Flow {
     state: String,
     nonce: String,
     verifier: String,
-    /// The user linking an identity, or `None` for a login.
-    link: Option<i64>,
+    /// The callback URL sent to the provider, sent again with the code.
+    redirect: String,
+    /// The user linking an identity and the hash of the session that started it (which must
+    /// still be open at the callback), or `None` for a login.
+    link: Option<(i64, String)>,
     /// Seconds since the epoch.
     expires: i64,
 }
@@ -287,7 +290,7 @@ impl Server {
     pub(crate) async fn sso_start(
         &self,
         name: &str,
-        link: Option<UserId>,
+        link: Option<(UserId, TokenHash)>,
         base: &str,
     ) -> ServerResult<(String, String)> {
         let (provider, kind) = self.enabled_provider(name).await?;
@@ -344,7 +347,8 @@ impl Server {
             state,
             nonce,
             verifier: verifier.secret().clone(),
-            link: link.map(|user| user.0),
+            redirect,
+            link: link.map(|(user, session)| (user.0, session.0)),
             expires: now_secs() + FLOW_LIFETIME.as_secs() as i64,
         };
         let cookie = self.sign_cookie(FLOW_TOPIC, &flow).await?;
@@ -360,7 +364,6 @@ impl Server {
         cookie: Option<&str>,
         code: &str,
         state: &str,
-        base: &str,
     ) -> ServerResult<Outcome> {
         let Some(cookie) = cookie else {
             return Err(refused(
@@ -385,7 +388,23 @@ impl Server {
             ));
         }
         let (provider, kind) = self.enabled_provider(name).await?;
-        let redirect = Self::callback_url(base, &provider.name);
+        // A link needs its session still open, as its user's: a logout or a revoked session
+        // stops it.
+        if let Some((user, session)) = &flow.link {
+            let open = match self.accounts().session(&TokenHash(session.clone())).await {
+                Ok(found) => found.user.id.0 == *user && found.expires_at > self.now(),
+                Err(error) if error.kind() == ErrorKind::NotFound => false,
+                Err(error) => return Err(error.into()),
+            };
+            if !open {
+                return Err(ServerError::new(
+                    ErrorKind::PermissionDenied,
+                    "the session that started linking this identity has ended: log in and link \
+                     it again",
+                ));
+            }
+        }
+        let redirect = flow.redirect.clone();
         let claims = match kind {
             Kind::Oidc => self.oidc_claims(&provider, &flow, code, &redirect).await?,
             Kind::OAuth2 | Kind::GitHub => {
@@ -394,7 +413,7 @@ impl Server {
             }
         };
         let at = self.now();
-        if let Some(user) = flow.link {
+        if let Some((user, _)) = flow.link {
             let user = self
                 .accounts()
                 .link_identity(UserId(user), &provider.name, &claims.subject, at)
@@ -412,6 +431,15 @@ impl Server {
                 tracing::info!(user = %logged_in.user.name, provider = %provider.name, "logged in by single sign-on");
                 Ok(Outcome::LoggedIn(logged_in))
             }
+            None if !provider.allow_signup => Err(ServerError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "no PikoCI user is linked to this identity at \"{}\", and the provider does \
+                     not create users: ask an admin for an account, log in to it, and link the \
+                     identity (POST /api/v1/profile/identities/{})",
+                    provider.name, provider.name
+                ),
+            )),
             None => {
                 let profile = Profile {
                     provider: provider.name.clone(),

@@ -39,6 +39,8 @@ impl MigrationTrait for Migration {
                     .col(string("username_claim", 255))
                     .col(string("subject_claim", 255))
                     .col(flag("enabled", true))
+                    // Whether a first login of an unknown identity may create a user.
+                    .col(flag("allow_signup", false))
                     .col(big("created_at"))
                     .col(big("updated_at"))
                     .to_owned(),
@@ -84,6 +86,14 @@ impl MigrationTrait for Migration {
         manager
             .create_index(index("settings", &["name"], true))
             .await?;
+        // The row every change of who can log in locks (`sql::sso`), so it always exists.
+        let mut insert = Query::insert();
+        insert
+            .into_table("settings")
+            .columns(["name", "value", "updated_at"])
+            .values(["local_login".into(), "on".into(), 0i64.into()])
+            .map_err(|err| DbErr::Migration(format!("cannot write the first settings: {err}")))?;
+        manager.get_connection().execute(&insert).await?;
         Ok(())
     }
 }

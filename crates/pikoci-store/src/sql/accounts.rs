@@ -48,6 +48,12 @@ fn role(text: &str) -> StoreResult<Role> {
 }
 
 fn check_name(name: &str) -> StoreResult<()> {
+    if name == pikoci_core::store::audit::SYSTEM {
+        return Err(StoreError::invalid_input(format!(
+            "the user name \"{name}\" is reserved: the audit log names the server's own \
+             configuration with it"
+        )));
+    }
     if is_canonical(name) {
         Ok(())
     } else {
@@ -272,6 +278,9 @@ impl AccountStore for SqlStore {
             check_full_name(full_name)?;
         }
         let txn = self.begin().await?;
+        if update.admin == Some(false) {
+            super::sso::lock_login_rule(&txn).await?;
+        }
         let last_admin = update.admin == Some(false) && !another_admin(&txn, id).await?;
         let row = user_row(&txn, id, true).await?;
         if last_admin && row.admin {
@@ -340,6 +349,7 @@ impl AccountStore for SqlStore {
 
     async fn delete_user(&self, id: UserId) -> StoreResult<()> {
         let txn = self.begin().await?;
+        super::sso::lock_login_rule(&txn).await?;
         let last_admin = !another_admin(&txn, id).await?;
         let row = user_row(&txn, id, true).await?;
         if row.admin && last_admin {
@@ -740,7 +750,11 @@ impl AccountStore for SqlStore {
     }
 
     async fn unlink_identity(&self, user: UserId, provider: &str) -> StoreResult<()> {
-        super::sso::unlink_identity(self, user, provider).await
+        super::sso::unlink_identity(self, user, provider, true).await
+    }
+
+    async fn delete_identity(&self, user: UserId, provider: &str) -> StoreResult<()> {
+        super::sso::unlink_identity(self, user, provider, false).await
     }
 
     async fn local_login(&self) -> StoreResult<bool> {

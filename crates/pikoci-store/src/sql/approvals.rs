@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use pikoci_core::store::audit::actions::BUILD_APPROVED;
 use pikoci_core::store::{ApprovalVote, BuildId, BuildStatus, StoreError, StoreResult};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::SqlStore;
 use super::builds::load;
@@ -24,6 +24,12 @@ pub(super) async fn record(
         )));
     }
     let txn = store.begin().await?;
+    // Two votes of one user at once: the second waits, and sees the first.
+    crate::entity::build::Entity::find_by_id(build_id.0)
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .context(|| format!("failed to lock build {build_id}"))?;
     let build = load(&txn, build_id).await?;
     if build.status != BuildStatus::WaitingForApproval {
         return Err(StoreError::conflict(format!(

@@ -13,7 +13,7 @@ use pikoci_core::store::{AuthProvider, Identity, NewUser, StoreError, StoreResul
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 
 use super::SqlStore;
@@ -39,6 +39,7 @@ fn to_provider(m: auth_provider::Model) -> AuthProvider {
         username_claim: m.username_claim,
         subject_claim: m.subject_claim,
         enabled: m.enabled,
+        allow_signup: m.allow_signup,
         created_at: time(m.created_at),
         updated_at: time(m.updated_at),
     }
@@ -86,11 +87,35 @@ pub(super) async fn put_provider(
     }
     let context = || format!("failed to store identity provider \"{}\"", provider.name);
     let txn = store.begin().await?;
+    lock_login_rule(&txn).await?;
     let existing = auth_provider::Entity::find()
         .filter(auth_provider::Column::Name.eq(provider.name.as_str()))
         .one(&txn)
         .await
         .context(context)?;
+    if let Some(row) = &existing {
+        let same_identities = row.kind == provider.kind
+            && row.issuer_url == provider.issuer_url
+            && row.auth_url == provider.auth_url
+            && row.token_url == provider.token_url
+            && row.userinfo_url == provider.userinfo_url
+            && row.subject_claim == provider.subject_claim;
+        let linked = user_identity::Entity::find()
+            .filter(user_identity::Column::ProviderId.eq(row.id))
+            .one(&txn)
+            .await
+            .context(context)?
+            .is_some();
+        if !same_identities && linked {
+            return Err(StoreError::conflict(format!(
+                "identity provider \"{}\" has linked identities, and its kind, URLs or subject \
+                 claim would change what they mean (another issuer's user with the same subject \
+                 would log in as ours): create a provider with another name, or delete this one \
+                 (with its identities) first",
+                provider.name
+            )));
+        }
+    }
     let created = existing.is_none();
     let mut row = match existing {
         Some(row) => row.into_active_model(),
@@ -112,6 +137,7 @@ pub(super) async fn put_provider(
     row.username_claim = Set(provider.username_claim.clone());
     row.subject_claim = Set(provider.subject_claim.clone());
     row.enabled = Set(provider.enabled);
+    row.allow_signup = Set(provider.allow_signup);
     row.updated_at = Set(ms(at));
     row.save(&txn).await.map_err(|err| match classify(&err) {
         // Two admins creating the same provider at once.
@@ -131,6 +157,7 @@ pub(super) async fn put_provider(
 pub(super) async fn delete_provider(store: &SqlStore, name: &str) -> StoreResult<()> {
     let context = || format!("failed to delete identity provider \"{name}\"");
     let txn = store.begin().await?;
+    lock_login_rule(&txn).await?;
     let row = provider_row(&txn, name).await?;
     user_identity::Entity::delete_many()
         .filter(user_identity::Column::ProviderId.eq(row.id))
@@ -297,12 +324,16 @@ pub(super) async fn create_user_with_identity(
     Ok(super::accounts::to_user(row))
 }
 
+/// Unlinks `user`'s identity at `provider`; with `keep_user_way_in`, only when the user can
+/// still log in after it.
 pub(super) async fn unlink_identity(
     store: &SqlStore,
     user: UserId,
     provider: &str,
+    keep_user_way_in: bool,
 ) -> StoreResult<()> {
     let txn = store.begin().await?;
+    lock_login_rule(&txn).await?;
     let user = super::accounts::user_row(&txn, user, true).await?;
     let provider = provider_row(&txn, provider).await?;
     let context = || {
@@ -323,7 +354,7 @@ pub(super) async fn unlink_identity(
             user.name, provider.name
         )));
     }
-    if !can_log_in(&txn, &user).await? {
+    if keep_user_way_in && !can_log_in(&txn, &user).await? {
         return Err(StoreError::conflict(format!(
             "user \"{}\" would have no way left to log in: set a password{} or link another \
              identity first",
@@ -366,8 +397,21 @@ async fn enabled_providers<C: ConnectionTrait>(db: &C) -> StoreResult<Vec<i64>> 
         .collect())
 }
 
+/// Locks the `local_login` setting's row (PostgreSQL, MySQL; SQLite's writers queue): every
+/// transaction that could break the rule of [`keep_a_way_in`] takes it first, so that two
+/// such changes at once are made one after the other, each seeing the other's result.
+pub(super) async fn lock_login_rule<C: ConnectionTrait>(db: &C) -> StoreResult<()> {
+    setting::Entity::find()
+        .filter(setting::Column::Name.eq(LOCAL_LOGIN))
+        .lock_exclusive()
+        .one(db)
+        .await
+        .context(|| "failed to lock the login setting")?;
+    Ok(())
+}
+
 /// `Conflict` when local login is off and no global admin has an identity at an enabled
-/// provider: nobody could log in to turn it back on.
+/// provider: nobody could log in to turn it back on. Called after [`lock_login_rule`].
 pub(super) async fn keep_a_way_in<C: ConnectionTrait>(db: &C) -> StoreResult<()> {
     if local_login_in(db).await? {
         return Ok(());
@@ -418,6 +462,7 @@ pub(super) async fn set_local_login(
 ) -> StoreResult<()> {
     let context = || "failed to turn local login on or off";
     let txn = store.begin().await?;
+    lock_login_rule(&txn).await?;
     let value = if enabled { "on" } else { "off" };
     let existing = setting::Entity::find()
         .filter(setting::Column::Name.eq(LOCAL_LOGIN))

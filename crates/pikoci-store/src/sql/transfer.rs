@@ -172,6 +172,11 @@ pub(super) async fn export(store: &SqlStore, path: &Path) -> StoreResult<Transfe
             .await
             .context(context)?;
         let into = target.begin().await?;
+        // The new file's migrations wrote their first rows (the settings): the copy replaces
+        // them.
+        into.execute(&Query::delete().from_table(setting::Entity).to_owned())
+            .await
+            .context(context)?;
         let summary = copy_all(&snapshot, &into).await.context(context)?;
         into.commit().await.context(context)?;
         snapshot.rollback().await.context(context)?;

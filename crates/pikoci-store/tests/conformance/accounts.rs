@@ -434,6 +434,7 @@ fn provider(name: &str, enabled: bool) -> AuthProvider {
         username_claim: "preferred_username".to_owned(),
         subject_claim: "sub".to_owned(),
         enabled,
+        allow_signup: true,
         created_at: t0(),
         updated_at: t0(),
     }
@@ -510,6 +511,20 @@ pub(crate) async fn identities_are_linked_once_and_nobody_is_locked_out(
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    // What an identity means cannot change under it: another issuer's `sub-root` is not root.
+    let mut moved = provider("idp", true);
+    moved.issuer_url = Some("https://elsewhere.example.com".into());
+    let err = accounts.put_auth_provider(&moved, t0()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let mut renamed = provider("idp", true);
+    renamed.display_name = "Still the same issuer".into();
+    accounts.put_auth_provider(&renamed, t0()).await?;
+    // `system` names the server in the audit log: no user takes it.
+    let err = accounts
+        .create_user(new_user("system", false), t0())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     let identities = accounts.identities(root.id).await?;
     assert_eq!(identities.len(), 1);
     assert_eq!(identities[0].subject, "sub-root");
@@ -521,6 +536,11 @@ pub(crate) async fn identities_are_linked_once_and_nobody_is_locked_out(
         .link_identity(carol.id, "other", "c2", t0())
         .await?;
     accounts.unlink_identity(carol.id, "idp").await?;
+    // An admin may take away a user's last way in.
+    accounts.delete_identity(carol.id, "other").await?;
+    accounts
+        .link_identity(carol.id, "other", "c2", t0())
+        .await?;
     assert_eq!(
         accounts
             .unlink_identity(carol.id, "idp")

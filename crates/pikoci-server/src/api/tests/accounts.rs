@@ -539,3 +539,95 @@ job "deploy" {
     let voters = api.store().approval_votes(build.id).await.unwrap();
     assert!(voters.iter().any(|vote| vote.voter == "amy"), "{voters:?}");
 }
+
+/// The session cookie: it authenticates like a bearer session; a change made with it needs
+/// this server's `Origin` (another site cannot make a browser send one); a bearer token is not
+/// checked so; and a cookie that no longer works is deleted with the refusal.
+#[tokio::test]
+async fn the_session_cookie_works_and_its_changes_need_this_servers_origin() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+
+    let api = TestApi::new().await;
+    let cookie = format!("pikoci_session={}", api.admin);
+    let request = |method: Method, path: &str, origin: Option<&str>, cookie: &str| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        request.body(Body::from("{}")).expect("request")
+    };
+    let status = |response: axum::response::Response| response.status();
+    // Reading with the cookie: no Origin needed.
+    let profile = api
+        .router_oneshot(request(Method::GET, "/api/v1/profile", None, &cookie))
+        .await;
+    assert_eq!(status(profile), StatusCode::OK);
+    // A change without Origin, or from another site: refused.
+    for origin in [
+        None,
+        Some("https://evil.example.com"),
+        Some("http://127.0.0.1:9999"),
+    ] {
+        let answer = super::read(
+            api.router_oneshot(request(Method::POST, "/api/v1/teams", origin, &cookie))
+                .await,
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{origin:?}: {}",
+            answer.text
+        );
+        assert!(
+            answer.text.contains("this server's pages"),
+            "{}",
+            answer.text
+        );
+    }
+    // From the server's own address: done.
+    let created = api
+        .router_oneshot(request(
+            Method::PUT,
+            "/api/v1/profile",
+            Some("http://127.0.0.1:8080"),
+            &cookie,
+        ))
+        .await;
+    assert_eq!(status(created), StatusCode::OK);
+    // A bearer token is no cookie: no Origin asked for, even with a cookie beside it.
+    let mut bearer = request(
+        Method::PUT,
+        "/api/v1/profile",
+        None,
+        "pikoci_session=pks_stale",
+    );
+    bearer.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {}", api.admin).parse().expect("header"),
+    );
+    assert_eq!(status(api.router_oneshot(bearer).await), StatusCode::OK);
+    // A cookie that no longer works: 401, and the cookie goes.
+    let stale = format!("pikoci_session=pks_{}", "0".repeat(64));
+    let answer = super::read(
+        api.router_oneshot(request(Method::GET, "/api/v1/profile", None, &stale))
+            .await,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text);
+    let deleted = answer
+        .response_headers
+        .get(header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        deleted.starts_with("pikoci_session=;") && deleted.contains("Max-Age=0"),
+        "{deleted}"
+    );
+}
