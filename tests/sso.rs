@@ -445,6 +445,8 @@ impl World {
                     "client_id": CLIENT_ID,
                     "client_secret": CLIENT_SECRET,
                     "scopes": ["openid", "profile", "email"],
+                    // A provider only our people log in to: its users may sign up.
+                    "allow_signup": true,
                 })),
             )
             .expect(201, "PUT /admin/auth-providers/idp");

@@ -93,11 +93,11 @@ struct SetArgs {
     /// The claim that identifies users (oauth2).
     #[arg(long)]
     subject_claim: Option<String>,
-    /// Keep it, but refuse logins through it.
-    #[arg(long)]
-    disabled: bool,
+    /// Whether logins through it are accepted (default: as it was, or true).
+    #[arg(long, value_name = "BOOL")]
+    enabled: Option<bool>,
     /// Whether the first login of an identity nobody has creates a user (default: as it
-    /// was; for a new provider, true for oidc, false for github and oauth2).
+    /// was when the kind stays, else false: at a public provider anyone could sign up).
     #[arg(long, value_name = "BOOL")]
     allow_signup: Option<bool>,
 }
@@ -122,14 +122,16 @@ pub(crate) fn run(args: SsoArgs) -> std::process::ExitCode {
                     client_secret_stdin,
                     username_claim,
                     subject_claim,
-                    disabled,
+                    enabled,
                     allow_signup,
                 } = *set;
                 let mut body = json!({
                     "kind": kind,
                     "client_id": client_id,
-                    "enabled": !disabled,
                 });
+                if let Some(enabled) = enabled {
+                    body["enabled"] = Value::Bool(enabled);
+                }
                 let optional = [
                     ("display_name", display_name),
                     ("issuer_url", issuer_url),

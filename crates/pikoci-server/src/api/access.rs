@@ -99,6 +99,11 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/v1/profile/identities/{provider}", Session),
     ("GET", "/api/v1/users/{user}/identities", GlobalAdmin),
     (
+        "PUT",
+        "/api/v1/users/{user}/identities/{provider}",
+        GlobalAdminSession,
+    ),
+    (
         "DELETE",
         "/api/v1/users/{user}/identities/{provider}",
         GlobalAdminSession,

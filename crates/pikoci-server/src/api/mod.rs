@@ -147,7 +147,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(sso::link, sso::unlink))
         .routes(routes!(sso::list_providers))
         .routes(routes!(sso::user_identities))
-        .routes(routes!(sso::delete_user_identity))
+        .routes(routes!(sso::put_user_identity, sso::delete_user_identity))
         .routes(routes!(
             sso::get_provider,
             sso::put_provider,

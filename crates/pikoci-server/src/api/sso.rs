@@ -36,11 +36,7 @@ fn sso_base(server: &Server, headers: &HeaderMap) -> ApiResult<String> {
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
         .unwrap_or_default();
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    };
-    if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+    if loopback(host) {
         Ok(base_url(server, headers))
     } else {
         Err(ApiError::new(
@@ -50,6 +46,15 @@ fn sso_base(server: &Server, headers: &HeaderMap) -> ApiResult<String> {
              (PIKOCI_EXTERNAL_URL), such as https://ci.example.com",
         ))
     }
+}
+
+/// Whether a `Host` header names a loopback address (with or without a port).
+fn loopback(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 /// The address users reach the server at: `--external-url`, or `http://` and the request's
@@ -492,6 +497,40 @@ async fn identity_views(
     ))
 }
 
+/// `{"subject"}`: who the user is at the provider.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubjectBody {
+    /// The identity's subject: `sub` at an OpenID Connect provider, the numeric user id at
+    /// GitHub.
+    subject: String,
+}
+
+/// `PUT /users/{user}/identities/{provider}` `{"subject"}`: links an identity to a user
+/// (global admins, by session): how users join when passwords are off and the provider creates
+/// no user.
+#[utoipa::path(put, path = "/users/{user}/identities/{provider}", tag = "sso", summary = "Link an identity to a user",
+    params(UserProviderPath),
+    request_body = SubjectBody,
+    responses(
+        (status = 200, description = "Linked (or it was).", body = Data<super::accounts::Done>),
+        (status = 409, description = "The identity is another user's, or the user has another one at this provider (`conflict`).", body = ErrorBody<'_>),
+    ))]
+pub(crate) async fn put_user_identity(
+    State(server): State<Server>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(path): ApiPath<UserProviderPath>,
+    ApiJson(body): ApiJson<SubjectBody>,
+) -> ApiResult<Json<Data<super::accounts::Done>>> {
+    let user = server.accounts().user(&path.user).await?;
+    server
+        .accounts()
+        .link_identity(user.id, &path.provider, body.subject.trim(), server.now())
+        .await?;
+    tracing::info!(user = %user.name, provider = %path.provider, by = caller.name(), "identity linked by an admin");
+    Ok(data(super::accounts::Done::yes()))
+}
+
 /// `DELETE /users/{user}/identities/{provider}`: unlinks a user's identity (global admins, by
 /// session), even when it was the user's only way in: an identity that is not the user's, an
 /// account being taken back.
@@ -642,9 +681,9 @@ pub(crate) struct ProviderBody {
     #[serde(default)]
     enabled: Option<bool>,
     /// Whether a first login of an identity nobody has creates a user (who then chooses a
-    /// name). Default: as it was; for a new provider, true for `oidc` (your identity provider
-    /// decides who has an account) and false for `github` and `oauth2` (anyone with an
-    /// account there could sign up): link identities to users you create instead.
+    /// name). Default: as it was when the kind stays, else false: at a public provider
+    /// (GitHub, Google, GitLab.com) anyone could sign up. Turn it on for a provider that only
+    /// your people can log in to.
     #[serde(default)]
     allow_signup: Option<bool>,
 }
@@ -770,7 +809,7 @@ pub(crate) async fn put_provider(
         allow_signup: body.allow_signup.unwrap_or_else(|| {
             existing
                 .as_ref()
-                .map_or(kind == Kind::Oidc, |p| p.allow_signup)
+                .is_some_and(|p| p.allow_signup && p.kind == kind.as_str())
         }),
         created_at: now,
         updated_at: now,
@@ -857,6 +896,31 @@ pub(crate) async fn put_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_hosts_stand_for_the_external_url() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost:1",
+            "[::1]",
+            "[::1]:8080",
+        ] {
+            assert!(loopback(host), "{host}");
+        }
+        for host in [
+            "",
+            "ci.example.com",
+            "localhost.evil.com",
+            "localhost.evil.com:80",
+            "127.0.0.1.evil.com",
+            "evil.com:127.0.0.1",
+            "localhost:",
+            "[::1]x",
+        ] {
+            assert!(!loopback(host), "{host}");
+        }
+    }
 
     #[test]
     fn cookies_are_found_by_name() {

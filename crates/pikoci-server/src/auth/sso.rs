@@ -635,8 +635,18 @@ impl Server {
                 "this first login took more than 10 minutes: log in with the provider again",
             ));
         }
-        // The provider may have been disabled meanwhile.
-        self.enabled_provider(&profile.provider).await?;
+        // The provider may have been disabled meanwhile, or stopped creating users (a copy of
+        // the cookie lives its 10 minutes).
+        let (provider, _) = self.enabled_provider(&profile.provider).await?;
+        if !provider.allow_signup {
+            return Err(ServerError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "identity provider \"{}\" does not create users: ask an admin for an account",
+                    provider.name
+                ),
+            ));
+        }
         let user = self
             .accounts()
             .create_user_with_identity(

@@ -538,6 +538,15 @@ pub(crate) async fn identities_are_linked_once_and_nobody_is_locked_out(
     accounts.unlink_identity(carol.id, "idp").await?;
     // An admin may take away a user's last way in.
     accounts.delete_identity(carol.id, "other").await?;
+    assert!(accounts.identities(carol.id).await?.is_empty());
+    assert_eq!(
+        accounts
+            .delete_identity(carol.id, "other")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
     accounts
         .link_identity(carol.id, "other", "c2", t0())
         .await?;

@@ -631,3 +631,73 @@ async fn the_session_cookie_works_and_its_changes_need_this_servers_origin() {
         "{deleted}"
     );
 }
+
+/// Identity providers and users' identities over the routes: a provider's defaults (no
+/// sign-up), its secret never answered, an admin linking and unlinking another user's
+/// identity, and no change of what identities mean while some are linked.
+#[tokio::test]
+async fn admins_manage_providers_and_users_identities() {
+    let api = TestApi::new().await;
+    let body = json!({
+        "kind": "oauth2",
+        "auth_url": "https://idp.example.com/authorize",
+        "token_url": "https://idp.example.com/token",
+        "userinfo_url": "https://idp.example.com/me",
+        "client_id": "pikoci",
+        "client_secret": "oauth-client-s3cret",
+    });
+    let created = api
+        .call(
+            Method::PUT,
+            "/api/v1/admin/auth-providers/corp",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let view = created.json();
+    assert_eq!(view["data"]["allow_signup"], false, "{view:#}");
+    assert_eq!(view["data"]["has_client_secret"], true, "{view:#}");
+    assert!(
+        !created.text.contains("oauth-client-s3cret"),
+        "{}",
+        created.text
+    );
+    api.user("dora", None).await;
+    let identity = "/api/v1/users/dora/identities/corp";
+    let linked = api
+        .call(Method::PUT, identity, Some(json!({"subject": "u-42"})))
+        .await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.text);
+    let listed = api.get("/api/v1/users/dora/identities").await.json();
+    assert_eq!(listed["data"][0]["subject"], "u-42", "{listed:#}");
+    // Another issuer would make u-42 someone else: refused while it is linked.
+    let mut moved = body.clone();
+    moved["userinfo_url"] = json!("https://other.example.com/me");
+    let refused = api
+        .call(
+            Method::PUT,
+            "/api/v1/admin/auth-providers/corp",
+            Some(moved),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    // The same provider again keeps its secret and its (off) sign-up.
+    let mut again = body;
+    again
+        .as_object_mut()
+        .expect("object")
+        .remove("client_secret");
+    let kept = api
+        .call(
+            Method::PUT,
+            "/api/v1/admin/auth-providers/corp",
+            Some(again),
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.text);
+    assert_eq!(kept.json()["data"]["has_client_secret"], true);
+    let removed = api.call(Method::DELETE, identity, None).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.text);
+    let listed = api.get("/api/v1/users/dora/identities").await.json();
+    assert_eq!(listed["data"], json!([]), "{listed:#}");
+}
