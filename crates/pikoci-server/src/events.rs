@@ -578,7 +578,7 @@ fn same_version(stored: &ResourceVersion, version: &serde_json::Value) -> bool {
 const MAX_STEP_NAME: usize = 255;
 
 /// `text` cut to at most `max` characters, with `…` at the end when cut.
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

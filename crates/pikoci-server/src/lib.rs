@@ -38,6 +38,7 @@ mod sealing;
 mod service;
 mod snapshot;
 mod state;
+mod ui;
 
 pub use api::router;
 pub use checks::UNANNOUNCED_CHECK_SLOTS;

@@ -439,7 +439,8 @@ pub(crate) struct LogQuery {
     format: Option<String>,
 }
 
-/// One chunk in the JSON form of a log: `{"attempt", "step", "seq", "text"}`.
+/// One chunk in the JSON form of a log: `{"attempt", "step", "seq", "text", "created_at"}`
+/// (`created_at`: when the worker sent it, the time of its lines).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = LogChunk)]
 pub(crate) struct ChunkView {
@@ -447,6 +448,7 @@ pub(crate) struct ChunkView {
     step: u32,
     seq: u64,
     text: String,
+    created_at: String,
 }
 
 /// Chunks read from the store at once: the most of a log held in memory while it is sent.
@@ -641,6 +643,7 @@ fn json_chunks(
                     step: chunk.step,
                     seq: chunk.seq,
                     text: lossy(chunk.data),
+                    created_at: super::views::time(chunk.created_at),
                 };
                 // A view of strings and numbers always serialises.
                 let _ = serde_json::to_writer(&mut out, &view);

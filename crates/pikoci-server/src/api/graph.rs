@@ -1,12 +1,11 @@
 //! `GET …/{pc}/image.dot`: a pipeline as a Graphviz graph: resources and jobs, what feeds what.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use pikoci_core::{Hook, Hooks, StepKind};
+use pikoci_core::StepKind;
 
 use super::error::ApiResult;
 use super::extract::ApiPath;
@@ -62,33 +61,23 @@ pub(crate) async fn dot(
     }
     for job in &jobs {
         let to = quote(&format!("job {}", job.name));
-        // Puts in hooks too (a trigger fired `on_success`, a status in `ensure`), once each.
-        let mut puts = BTreeSet::new();
-        hook_puts(&job.model.hooks, &mut puts);
         for step in job.model.flat_steps() {
-            hook_puts(&step.hooks, &mut puts);
-            match &step.kind {
-                StepKind::Get(get) => {
-                    let style = if get.trigger { "solid" } else { "dashed" };
-                    if get.passed.is_empty() {
-                        let from = quote(&format!("resource {}", get.resource));
-                        let _ = writeln!(out, "  {from} -> {to} [style={style}];");
-                    } else {
-                        for upstream in &get.passed {
-                            let from = quote(&format!("job {upstream}"));
-                            let label = quote(&get.resource.to_string());
-                            let _ =
-                                writeln!(out, "  {from} -> {to} [style={style}, label={label}];");
-                        }
-                    }
+            let StepKind::Get(get) = &step.kind else {
+                continue;
+            };
+            let style = if get.trigger { "solid" } else { "dashed" };
+            if get.passed.is_empty() {
+                let from = quote(&format!("resource {}", get.resource));
+                let _ = writeln!(out, "  {from} -> {to} [style={style}];");
+            } else {
+                for upstream in &get.passed {
+                    let from = quote(&format!("job {upstream}"));
+                    let label = quote(&get.resource.to_string());
+                    let _ = writeln!(out, "  {from} -> {to} [style={style}, label={label}];");
                 }
-                StepKind::Put(put) => {
-                    puts.insert(put.resource.to_string());
-                }
-                _ => {}
             }
         }
-        for resource in puts {
+        for resource in super::views::puts(&job.model) {
             let resource = quote(&format!("resource {resource}"));
             let _ = writeln!(out, "  {to} -> {resource};");
         }
@@ -99,19 +88,6 @@ pub(crate) async fn dot(
         out,
     )
         .into_response())
-}
-
-/// The resources `put` by hooks.
-fn hook_puts(hooks: &Hooks, puts: &mut BTreeSet<String>) {
-    for (_, hook) in hooks.iter() {
-        if let Hook::Steps { steps } = hook {
-            for step in steps {
-                if let StepKind::Put(put) = &step.kind {
-                    puts.insert(put.resource.to_string());
-                }
-            }
-        }
-    }
 }
 
 /// A DOT string literal.

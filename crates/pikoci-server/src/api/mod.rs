@@ -79,7 +79,7 @@ mod pipelines;
 mod resources;
 mod scope;
 mod secrets;
-mod sso;
+pub(crate) mod sso;
 mod system;
 mod teams;
 mod triggers;
@@ -107,8 +107,15 @@ use error::{ApiError, ApiResult};
 /// with room for its vars.
 const MAX_BODY_BYTES: usize = pikoci_config::MAX_SOURCE_BYTES * 2;
 
-/// The router of the whole API, on `server`.
+/// The router of everything the server answers over HTTP, on `server`: the web UI's pages
+/// (`crate::ui`), and the API behind them.
 pub fn router(server: Server) -> Router {
+    let api = api_router(server.clone());
+    crate::ui::router(server, api)
+}
+
+/// The router of the API alone.
+pub(crate) fn api_router(server: Server) -> Router {
     let (routes, _) = described().split_for_parts();
     routes
         // Labels the routes above only: the fallbacks set after it (unknown paths, and known
@@ -234,7 +241,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
 struct RouteLabel(MatchedPath);
 
 /// Labels the responses of known routes with their pattern.
-async fn label_route(matched: MatchedPath, request: Request, next: Next) -> Response {
+pub(crate) async fn label_route(matched: MatchedPath, request: Request, next: Next) -> Response {
     let route = RouteLabel(matched);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(route);
@@ -245,7 +252,11 @@ async fn label_route(matched: MatchedPath, request: Request, next: Next) -> Resp
 /// sent a usable one, else a new one, returned in the answer's `X-Request-Id`), and counts it
 /// in the metrics by method, route (`unmatched` for unknown paths and methods) and status,
 /// with the time to the response's head.
-async fn count_request(State(server): State<Server>, request: Request, next: Next) -> Response {
+pub(crate) async fn count_request(
+    State(server): State<Server>,
+    request: Request,
+    next: Next,
+) -> Response {
     use tracing::Instrument;
     let started = std::time::Instant::now();
     let method = request.method().clone();

@@ -161,7 +161,10 @@ impl ChangesView {
 /// "concurrency" (0: unlimited), "serial_groups", "timeout_ms", "allow_failure",
 /// "interruptible", "disable_retry", "approval": {"label", "approvals", "timeout_ms"} | null,
 /// "inputs": [{"name", "type", "description", "default", "options", "multiple"}],
-/// "gets": [{"resource": "type.name", "trigger", "passed": [job]}], "latest_build": Build | null}`.
+/// "gets": [{"resource": "type.name", "trigger", "passed": [job]}], "puts": ["type.name"],
+/// "instance_of": {"base", "key"} | null, "latest_build": Build | null}` (`puts`: the resources
+/// the job's steps and hooks put, once each, in name order; `instance_of`: the `for_each` or
+/// `matrix` job this one is an instance of, and its key as written).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Job)]
 pub(crate) struct JobView {
@@ -184,8 +187,20 @@ pub(crate) struct JobView {
     approval: Option<ApprovalView>,
     inputs: Vec<InputView>,
     gets: Vec<GetView>,
+    puts: Vec<String>,
+    #[schema(required = true)]
+    instance_of: Option<InstanceView>,
     #[schema(required = true)]
     latest_build: Option<BuildView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = JobInstance)]
+struct InstanceView {
+    /// The name of the `job` block.
+    base: String,
+    /// The instance's key as written.
+    key: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -268,9 +283,40 @@ impl JobView {
                     passed: get.passed.clone(),
                 })
                 .collect(),
+            puts: puts(model).into_iter().collect(),
+            instance_of: model.instance_of.as_ref().map(|instance| InstanceView {
+                base: instance.base.clone(),
+                key: instance.key.clone(),
+            }),
             latest_build,
         }
     }
+}
+
+/// The resources `job` puts, in its steps and in hooks (a trigger fired `on_success`, a status
+/// in `ensure`), once each.
+pub(crate) fn puts(job: &pikoci_core::Job) -> std::collections::BTreeSet<String> {
+    use pikoci_core::{Hook, Hooks, StepKind};
+    fn hook_puts(hooks: &Hooks, puts: &mut std::collections::BTreeSet<String>) {
+        for (_, hook) in hooks.iter() {
+            if let Hook::Steps { steps } = hook {
+                for step in steps {
+                    if let StepKind::Put(put) = &step.kind {
+                        puts.insert(put.resource.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let mut puts = std::collections::BTreeSet::new();
+    hook_puts(&job.hooks, &mut puts);
+    for step in job.flat_steps() {
+        hook_puts(&step.hooks, &mut puts);
+        if let StepKind::Put(put) = &step.kind {
+            puts.insert(put.resource.to_string());
+        }
+    }
+    puts
 }
 
 /// A build. Summary (lists, `latest_build`): `{"id", "team", "pipeline", "job", "number": "3.1",

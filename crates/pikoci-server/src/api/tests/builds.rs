@@ -160,7 +160,7 @@ async fn logs_come_as_text_or_json_in_step_and_seq_order() {
     assert_eq!(json["meta"], json!({"attempt": 1}));
     assert_eq!(
         json["data"][1],
-        json!({"attempt": 1, "step": 0, "seq": 1, "text": "tick 2\n"})
+        json!({"attempt": 1, "step": 0, "seq": 1, "text": "tick 2\n", "created_at": "2026-01-01T00:00:21.000Z"})
     );
     assert_eq!(json["data"].as_array().map(Vec::len), Some(4));
 

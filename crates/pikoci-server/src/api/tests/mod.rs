@@ -15,6 +15,7 @@ mod pipelines;
 mod resources;
 mod secrets;
 mod triggers;
+mod ui;
 
 use std::sync::Arc;
 

@@ -1,0 +1,357 @@
+// PikoCI's web UI: the little the pages cannot do as HTML.
+// - Actions: a <form data-api="URL"> is sent to the JSON API as JSON (the session cookie is
+//   the credential; the API checks the Origin), then `data-then` says what follows.
+// - The pipeline graph: pan, zoom, and the highlight of a job's upstream and downstream path.
+// - Build pages: step logs loaded when opened, links to lines, times, following a running
+//   build over Server-Sent Events.
+"use strict";
+
+(function () {
+  // ---- toasts ----
+  function toast(message, kind) {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const item = document.createElement("div");
+    item.className = "toast" + (kind ? " " + kind : "");
+    item.textContent = message;
+    box.appendChild(item);
+    setTimeout(() => item.remove(), kind === "error" ? 12000 : 4000);
+  }
+
+  // ---- actions ----
+  // A form's fields as the API's JSON: `a.b` names nest, `data-type` converts, empty fields
+  // marked `data-optional` are left out.
+  function formJson(form) {
+    const body = {};
+    for (const field of form.elements) {
+      if (!field.name || field.disabled || field.type === "submit" || field.type === "button") continue;
+      let value;
+      const type = field.dataset.type;
+      if (field.type === "checkbox") value = field.checked;
+      else if (field.multiple) value = Array.from(field.selectedOptions, (o) => convert(o.value, type));
+      else {
+        if (field.value === "" && field.hasAttribute("data-optional")) continue;
+        value = convert(field.value, type);
+      }
+      const path = field.name.split(".");
+      let at = body;
+      for (const key of path.slice(0, -1)) at = at[key] = at[key] || {};
+      at[path[path.length - 1]] = value;
+    }
+    return body;
+  }
+  function convert(value, type) {
+    if (type === "number" && value !== "") return Number(value);
+    if (type === "bool") return value === "true";
+    return value;
+  }
+
+  document.addEventListener("submit", async (event) => {
+    const form = event.target.closest("form[data-api]");
+    if (!form) return;
+    event.preventDefault();
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      const response = await fetch(form.dataset.api, {
+        method: form.dataset.method || "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(formJson(form)),
+        credentials: "same-origin",
+      });
+      let json = null;
+      try { json = await response.json(); } catch (_) { /* not JSON */ }
+      if (!response.ok) {
+        if (response.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); return; }
+        toast((json && json.error && json.error.message) || response.status + " " + response.statusText, "error");
+        return;
+      }
+      const then = form.dataset.then || "reload";
+      if (then.startsWith("go:")) {
+        const number = json && json.data && json.data.number;
+        location.href = then.slice(3).replace("{number}", encodeURIComponent(number || ""));
+      } else {
+        location.reload();
+      }
+    } catch (error) {
+      toast("The server could not be reached: " + error.message, "error");
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  });
+
+  document.addEventListener("click", async (event) => {
+    const logout = event.target.closest("[data-logout]");
+    if (logout) {
+      await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin" });
+      location.href = "/login";
+      return;
+    }
+    const copy = event.target.closest("[data-copy]");
+    if (copy) {
+      const field = document.querySelector(copy.dataset.copy);
+      if (field && navigator.clipboard) {
+        navigator.clipboard.writeText(field.value).then(() => toast("Copied."));
+      }
+    }
+  });
+
+  document.addEventListener("htmx:responseError", (event) => {
+    toast("The page could not be updated (" + event.detail.xhr.status + ").", "error");
+  });
+
+  // ---- the pipeline graph ----
+  function setUpGraph(box) {
+    const svg = box.querySelector("svg.graph");
+    if (!svg || svg.dataset.ready) return;
+    svg.dataset.ready = "1";
+    const full = svg.viewBox.baseVal;
+    const natural = { x: full.x, y: full.y, w: full.width, h: full.height };
+    svg.removeAttribute("width");
+    svg.removeAttribute("height");
+    let view = Object.assign({}, natural);
+    const saved = sessionStorage.getItem("pikoci-graph:" + location.pathname);
+    if (saved) { try { view = JSON.parse(saved); } catch (_) { /* the natural view */ } }
+    function apply() {
+      svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].join(" "));
+      sessionStorage.setItem("pikoci-graph:" + location.pathname, JSON.stringify(view));
+    }
+    function zoom(factor, cx, cy) {
+      const w = Math.min(Math.max(view.w * factor, 100), natural.w * 4 + 400);
+      const f = w / view.w;
+      view.x = cx - (cx - view.x) * f; view.y = cy - (cy - view.y) * f;
+      view.w = w; view.h = view.h * f; apply();
+    }
+    function fit() {
+      const ratio = box.clientWidth / Math.max(box.clientHeight, 1);
+      const w = Math.max(natural.w, natural.h * ratio), h = w / ratio;
+      view = { x: natural.x - (w - natural.w) / 2, y: natural.y - (h - natural.h) / 2, w: w, h: h };
+      apply();
+    }
+    if (!saved) fit(); else apply();
+    box.addEventListener("wheel", (event) => {
+      event.preventDefault();
+      const rect = svg.getBoundingClientRect();
+      const cx = view.x + ((event.clientX - rect.left) / rect.width) * view.w;
+      const cy = view.y + ((event.clientY - rect.top) / rect.height) * view.h;
+      zoom(event.deltaY > 0 ? 1.15 : 1 / 1.15, cx, cy);
+    }, { passive: false });
+    let drag = null;
+    box.addEventListener("pointerdown", (event) => {
+      if (event.target.closest("button, a")) return;
+      drag = { x: event.clientX, y: event.clientY, view: Object.assign({}, view) };
+      box.classList.add("dragging");
+      window.pikociGraphBusy = true;
+    });
+    window.addEventListener("pointermove", (event) => {
+      if (!drag) return;
+      const rect = svg.getBoundingClientRect();
+      view.x = drag.view.x - ((event.clientX - drag.x) / rect.width) * view.w;
+      view.y = drag.view.y - ((event.clientY - drag.y) / rect.height) * view.h;
+      apply();
+    });
+    window.addEventListener("pointerup", () => { drag = null; box.classList.remove("dragging"); window.pikociGraphBusy = false; });
+    box.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-zoom]");
+      if (!button) return;
+      const how = button.dataset.zoom;
+      if (how === "fit") fit(); else zoom(how === "in" ? 1 / 1.3 : 1.3, view.x + view.w / 2, view.y + view.h / 2);
+    });
+    box.addEventListener("keydown", (event) => {
+      if (event.target !== box) return;
+      const step = view.w / 10;
+      const keys = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      if (keys[event.key]) { view.x += keys[event.key][0]; view.y += keys[event.key][1]; apply(); event.preventDefault(); }
+      else if (event.key === "+" || event.key === "=") zoom(1 / 1.3, view.x + view.w / 2, view.y + view.h / 2);
+      else if (event.key === "-") zoom(1.3, view.x + view.w / 2, view.y + view.h / 2);
+      else if (event.key === "0") fit();
+    });
+    // Highlight: the node, everything upstream of it and everything downstream.
+    const edges = Array.from(svg.querySelectorAll(".edge"), (e) => ({ el: e, from: e.dataset.from, to: e.dataset.to }));
+    function highlight(node) {
+      svg.querySelectorAll(".lit").forEach((el) => el.classList.remove("lit"));
+      if (!node) { svg.classList.remove("highlight"); return; }
+      const lit = new Set([node.dataset.node]);
+      for (const [near, far] of [["to", "from"], ["from", "to"]]) {
+        const queue = [node.dataset.node];
+        const seen = new Set(queue);
+        while (queue.length) {
+          const at = queue.shift();
+          for (const edge of edges) {
+            if (edge[near] !== at) continue;
+            edge.el.classList.add("lit");
+            if (!seen.has(edge[far])) { seen.add(edge[far]); lit.add(edge[far]); queue.push(edge[far]); }
+          }
+        }
+      }
+      svg.querySelectorAll(".node").forEach((el) => { if (lit.has(el.dataset.node)) el.classList.add("lit"); });
+      svg.classList.add("highlight");
+    }
+    svg.addEventListener("pointerover", (event) => highlight(event.target.closest(".node")));
+    svg.addEventListener("pointerleave", () => highlight(null));
+    svg.addEventListener("focusin", (event) => highlight(event.target.closest(".node")));
+    svg.addEventListener("focusout", () => highlight(null));
+  }
+
+  // ---- build pages ----
+  function stepOf(el) { return el.closest("details.step"); }
+
+  async function loadLog(step, query) {
+    const url = step.dataset.log;
+    if (!url) return null;
+    const box = step.querySelector(".log");
+    const response = await fetch(url + (query ? "&" + query : ""), { credentials: "same-origin" });
+    if (!response.ok) { toast("The log could not be read (" + response.status + ").", "error"); return null; }
+    box.innerHTML = await response.text();
+    step.dataset.loaded = "1";
+    if (window.htmx) htmx.process(box);
+    return box;
+  }
+
+  function lastLine(step) {
+    const pages = step.querySelectorAll(".log .log-page");
+    const last = pages[pages.length - 1];
+    return last ? Number(last.dataset.last) : 0;
+  }
+
+  async function openStep(step, query) {
+    if (!step.open) step.open = true;
+    if (!step.dataset.loaded || query) {
+      const box = await loadLog(step, query);
+      if (box && !query && followOn()) box.scrollTop = box.scrollHeight;
+    }
+  }
+
+  function followOn() {
+    const follow = document.querySelector("[data-follow]");
+    return follow && follow.checked;
+  }
+
+  async function goToLine(hash) {
+    const match = /^#s(\d+)-L(\d+)$/.exec(hash);
+    if (!match) return;
+    const step = document.getElementById("step-" + match[1]);
+    if (!step) return;
+    const follow = document.querySelector("[data-follow]");
+    if (follow) follow.checked = false;
+    await openStep(step, "line=" + match[2]);
+    const line = document.getElementById("s" + match[1] + "-L" + match[2]);
+    if (line) {
+      document.querySelectorAll(".line.target").forEach((l) => l.classList.remove("target"));
+      line.classList.add("target");
+      line.scrollIntoView({ block: "center" });
+    }
+  }
+
+  function setUpBuild(build) {
+    document.addEventListener("toggle", (event) => {
+      const step = event.target;
+      if (step.matches && step.matches("details.step") && step.open) openStep(step);
+    }, true);
+    build.querySelectorAll("details.step[open]").forEach((step) => openStep(step));
+    const times = document.querySelector("[data-toggle-times]");
+    if (times) {
+      times.checked = localStorage.getItem("pikoci-times") === "1";
+      build.classList.toggle("show-times", times.checked);
+      times.addEventListener("change", () => {
+        build.classList.toggle("show-times", times.checked);
+        localStorage.setItem("pikoci-times", times.checked ? "1" : "0");
+      });
+    }
+    document.addEventListener("click", (event) => {
+      const link = event.target.closest(".log-results a.ln, .log a.ln");
+      if (!link) return;
+      event.preventDefault();
+      history.replaceState(null, "", link.getAttribute("href"));
+      goToLine(link.getAttribute("href"));
+    });
+    goToLine(location.hash);
+    window.addEventListener("hashchange", () => goToLine(location.hash));
+    if (build.dataset.running === "true" && build.dataset.events && window.EventSource) follow(build);
+  }
+
+  // Following a running build: new lines are appended to the open steps' logs; the step tree
+  // and the head are refreshed when the build's status changes.
+  function follow(build) {
+    const source = new EventSource(build.dataset.events);
+    const pending = new Set();
+    let timer = null;
+    source.addEventListener("log", (event) => {
+      let chunk;
+      try { chunk = JSON.parse(event.data); } catch (_) { return; }
+      if (String(chunk.attempt) !== build.dataset.attempt) return;
+      pending.add(String(chunk.step));
+      schedule();
+    });
+    source.addEventListener("status", () => { pending.add("status"); schedule(); });
+    source.addEventListener("end", () => { source.close(); pending.add("status"); schedule(); });
+    source.addEventListener("error", () => { /* EventSource reconnects by itself */ });
+    function schedule() { if (!timer) timer = setTimeout(flush, 400); }
+    async function flush() {
+      timer = null;
+      const todo = Array.from(pending);
+      pending.clear();
+      if (todo.includes("status")) await refresh(build);
+      for (const index of todo) {
+        const step = document.getElementById("step-" + index);
+        if (!step || !step.open || !step.dataset.loaded) continue;
+        const box = step.querySelector(".log");
+        const response = await fetch(step.dataset.log + "&after=" + lastLine(step), { credentials: "same-origin" });
+        if (!response.ok) continue;
+        const html = await response.text();
+        const holder = document.createElement("div");
+        holder.innerHTML = html;
+        const page = holder.querySelector(".log-page");
+        if (!page || !page.querySelector(".line")) continue;
+        const empty = box.querySelector(".empty");
+        if (empty) empty.remove();
+        box.appendChild(page);
+        if (followOn()) box.scrollTop = box.scrollHeight;
+      }
+    }
+  }
+
+  // Refreshes the build's head and step rows from the page, keeping the open steps' logs.
+  async function refresh(build) {
+    const response = await fetch(location.pathname + location.search, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    const head = doc.getElementById("build-head");
+    if (head) document.getElementById("build-head").replaceWith(head);
+    const steps = document.getElementById("steps");
+    let previous = null;
+    doc.querySelectorAll("details.step").forEach((fresh) => {
+      const mine = document.getElementById(fresh.id);
+      if (mine) {
+        mine.className = fresh.className;
+        mine.querySelector("summary").replaceWith(fresh.querySelector("summary"));
+        previous = mine;
+      } else {
+        const node = document.importNode(fresh, true);
+        if (previous) previous.after(node); else steps.prepend(node);
+        const empty = steps.querySelector(":scope > p.muted");
+        if (empty) empty.remove();
+        if (window.htmx) htmx.process(node);
+        if (node.open) openStep(node);
+        previous = node;
+      }
+    });
+    const fresh = doc.getElementById("build");
+    if (fresh && fresh.dataset.running !== "true") {
+      build.dataset.running = "false";
+      const follow = document.querySelector("[data-follow]");
+      if (follow) follow.closest("label").remove();
+    }
+  }
+
+  function start() {
+    document.querySelectorAll(".graph-box").forEach(setUpGraph);
+    const build = document.getElementById("build");
+    if (build) setUpBuild(build);
+  }
+  // A refreshed pipeline region brings a new graph.
+  document.addEventListener("htmx:afterSettle", () => document.querySelectorAll(".graph-box").forEach(setUpGraph));
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
