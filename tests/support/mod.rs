@@ -8,6 +8,7 @@
 
 pub(crate) mod git;
 pub(crate) mod server;
+pub(crate) mod webdriver;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

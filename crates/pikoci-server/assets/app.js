@@ -28,7 +28,8 @@
       let value;
       const type = field.dataset.type;
       if (field.type === "checkbox") value = field.checked;
-      else if (field.multiple) value = Array.from(field.selectedOptions, (o) => convert(o.value, type));
+      // Several options: one text, comma-separated, as the API takes them.
+      else if (field.multiple) value = Array.from(field.selectedOptions, (o) => o.value).join(",");
       else {
         if (field.value === "" && field.hasAttribute("data-optional")) continue;
         value = convert(field.value, type);
@@ -47,6 +48,8 @@
   }
 
   document.addEventListener("submit", async (event) => {
+    // The log search runs as it is typed; Enter must not reload the page.
+    if (event.target.closest("form.log-find")) { event.preventDefault(); return; }
     const form = event.target.closest("form[data-api]");
     if (!form) return;
     event.preventDefault();
@@ -84,24 +87,47 @@
   document.addEventListener("click", async (event) => {
     const logout = event.target.closest("[data-logout]");
     if (logout) {
-      await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin" });
+      try {
+        const response = await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin" });
+        // 401: the session had ended already.
+        if (!response.ok && response.status !== 401) { toast("Logging out failed (" + response.status + ").", "error"); return; }
+      } catch (error) { toast("The server could not be reached: " + error.message, "error"); return; }
       location.href = "/login";
       return;
     }
     const copy = event.target.closest("[data-copy]");
     if (copy) {
       const field = document.querySelector(copy.dataset.copy);
-      if (field && navigator.clipboard) {
-        navigator.clipboard.writeText(field.value).then(() => toast("Copied."));
+      if (!field) return;
+      if (navigator.clipboard) {
+        navigator.clipboard.writeText(field.value).then(() => toast("Copied."), () => { field.select(); toast("Press Ctrl+C to copy."); });
+      } else {
+        // Plain http: no clipboard API; the text is selected for the user to copy.
+        field.select();
+        toast("Press Ctrl+C to copy.");
       }
     }
   });
 
+  function lostSession() {
+    location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search + location.hash);
+  }
   document.addEventListener("htmx:responseError", (event) => {
+    if (event.detail.xhr.status === 401) { lostSession(); return; }
     toast("The page could not be updated (" + event.detail.xhr.status + ").", "error");
   });
+  // A part of a page, asked for by a script: the server answers 401 rather than the login page.
+  function part(url) {
+    return fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } });
+  }
 
   // ---- the pipeline graph ----
+  // The drag in progress, of whichever graph is on the page (the graph is replaced when its
+  // part of the page refreshes; these two listeners stay).
+  let graphDrag = null;
+  window.addEventListener("pointermove", (event) => { if (graphDrag) graphDrag.move(event); });
+  window.addEventListener("pointerup", () => { if (graphDrag) { graphDrag.end(); graphDrag = null; } });
+
   function setUpGraph(box) {
     const svg = box.querySelector("svg.graph");
     if (!svg || svg.dataset.ready) return;
@@ -123,9 +149,10 @@
       view.x = cx - (cx - view.x) * f; view.y = cy - (cy - view.y) * f;
       view.w = w; view.h = view.h * f; apply();
     }
+    // The whole graph, centred, never drawn larger than its size.
     function fit() {
       const ratio = box.clientWidth / Math.max(box.clientHeight, 1);
-      const w = Math.max(natural.w, natural.h * ratio), h = w / ratio;
+      const w = Math.max(natural.w, natural.h * ratio, box.clientWidth), h = w / ratio;
       view = { x: natural.x - (w - natural.w) / 2, y: natural.y - (h - natural.h) / 2, w: w, h: h };
       apply();
     }
@@ -137,21 +164,21 @@
       const cy = view.y + ((event.clientY - rect.top) / rect.height) * view.h;
       zoom(event.deltaY > 0 ? 1.15 : 1 / 1.15, cx, cy);
     }, { passive: false });
-    let drag = null;
     box.addEventListener("pointerdown", (event) => {
       if (event.target.closest("button, a")) return;
-      drag = { x: event.clientX, y: event.clientY, view: Object.assign({}, view) };
+      const start = { x: event.clientX, y: event.clientY, view: Object.assign({}, view) };
       box.classList.add("dragging");
       window.pikociGraphBusy = true;
+      graphDrag = {
+        move(moved) {
+          const rect = svg.getBoundingClientRect();
+          view.x = start.view.x - ((moved.clientX - start.x) / rect.width) * view.w;
+          view.y = start.view.y - ((moved.clientY - start.y) / rect.height) * view.h;
+          apply();
+        },
+        end() { box.classList.remove("dragging"); window.pikociGraphBusy = false; },
+      };
     });
-    window.addEventListener("pointermove", (event) => {
-      if (!drag) return;
-      const rect = svg.getBoundingClientRect();
-      view.x = drag.view.x - ((event.clientX - drag.x) / rect.width) * view.w;
-      view.y = drag.view.y - ((event.clientY - drag.y) / rect.height) * view.h;
-      apply();
-    });
-    window.addEventListener("pointerup", () => { drag = null; box.classList.remove("dragging"); window.pikociGraphBusy = false; });
     box.addEventListener("click", (event) => {
       const button = event.target.closest("[data-zoom]");
       if (!button) return;
@@ -201,9 +228,16 @@
     const url = step.dataset.log;
     if (!url) return null;
     const box = step.querySelector(".log");
-    const response = await fetch(url + (query ? "&" + query : ""), { credentials: "same-origin" });
+    // Only the newest request of a step writes its log (a line link and the step's opening
+    // may both ask).
+    const mine = (Number(step.dataset.asked || 0) + 1);
+    step.dataset.asked = String(mine);
+    const response = await part(url + (query ? "&" + query : ""));
+    if (response.status === 401) { lostSession(); return null; }
     if (!response.ok) { toast("The log could not be read (" + response.status + ").", "error"); return null; }
-    box.innerHTML = await response.text();
+    const html = await response.text();
+    if (String(mine) !== step.dataset.asked) return null;
+    box.innerHTML = html;
     step.dataset.loaded = "1";
     if (window.htmx) htmx.process(box);
     return box;
@@ -216,7 +250,7 @@
   }
 
   async function openStep(step, query) {
-    if (!step.open) step.open = true;
+    if (!step.open) { step.dataset.opening = "1"; step.open = true; }
     if (!step.dataset.loaded || query) {
       const box = await loadLog(step, query);
       if (box && !query && followOn()) box.scrollTop = box.scrollHeight;
@@ -247,9 +281,16 @@
   function setUpBuild(build) {
     document.addEventListener("toggle", (event) => {
       const step = event.target;
-      if (step.matches && step.matches("details.step") && step.open) openStep(step);
+      if (!step.matches || !step.matches("details.step") || !step.open) return;
+      // Opened by a script that loads what it wants itself.
+      if (step.dataset.opening) { delete step.dataset.opening; return; }
+      openStep(step);
     }, true);
-    build.querySelectorAll("details.step[open]").forEach((step) => openStep(step));
+    const linked = /^#s(\d+)-L\d+$/.exec(location.hash);
+    build.querySelectorAll("details.step[open]").forEach((step) => {
+      if (linked && step.dataset.step === linked[1]) return;
+      openStep(step);
+    });
     const times = document.querySelector("[data-toggle-times]");
     if (times) {
       times.checked = localStorage.getItem("pikoci-times") === "1";
@@ -261,7 +302,7 @@
     }
     document.addEventListener("click", (event) => {
       const link = event.target.closest(".log-results a.ln, .log a.ln");
-      if (!link) return;
+      if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
       event.preventDefault();
       history.replaceState(null, "", link.getAttribute("href"));
       goToLine(link.getAttribute("href"));
@@ -287,9 +328,18 @@
     source.addEventListener("status", () => { pending.add("status"); schedule(); });
     source.addEventListener("end", () => { source.close(); pending.add("status"); schedule(); });
     source.addEventListener("error", () => { /* EventSource reconnects by itself */ });
-    function schedule() { if (!timer) timer = setTimeout(flush, 400); }
+    let busy = false;
+    function schedule() { if (!timer && !busy) timer = setTimeout(flush, 400); }
     async function flush() {
       timer = null;
+      if (busy) return;
+      busy = true;
+      try { await flushNow(); } finally {
+        busy = false;
+        if (pending.size) schedule();
+      }
+    }
+    async function flushNow() {
       const todo = Array.from(pending);
       pending.clear();
       if (todo.includes("status")) await refresh(build);
@@ -297,7 +347,8 @@
         const step = document.getElementById("step-" + index);
         if (!step || !step.open || !step.dataset.loaded) continue;
         const box = step.querySelector(".log");
-        const response = await fetch(step.dataset.log + "&after=" + lastLine(step), { credentials: "same-origin" });
+        const response = await part(step.dataset.log + "&after=" + lastLine(step));
+        if (response.status === 401) { lostSession(); return; }
         if (!response.ok) continue;
         const html = await response.text();
         const holder = document.createElement("div");
@@ -314,9 +365,13 @@
 
   // Refreshes the build's head and step rows from the page, keeping the open steps' logs.
   async function refresh(build) {
-    const response = await fetch(location.pathname + location.search, { credentials: "same-origin" });
+    const response = await part(location.pathname + location.search);
+    if (response.status === 401) { lostSession(); return; }
     if (!response.ok) return;
     const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = doc.getElementById("build");
+    // A new attempt started: its steps are other steps.
+    if (fresh && fresh.dataset.attempt !== build.dataset.attempt) { location.reload(); return; }
     const head = doc.getElementById("build-head");
     if (head) document.getElementById("build-head").replaceWith(head);
     const steps = document.getElementById("steps");
@@ -337,7 +392,6 @@
         previous = node;
       }
     });
-    const fresh = doc.getElementById("build");
     if (fresh && fresh.dataset.running !== "true") {
       build.dataset.running = "false";
       const follow = document.querySelector("[data-follow]");
@@ -345,10 +399,168 @@
     }
   }
 
+  // ---- the pipeline editor ----
+  // The lines of `before` and `after` as a diff: [" " | "-" | "+", line] in order (the longest
+  // common subsequence; files of a few thousand lines at most).
+  function lineDiff(before, after) {
+    const a = before.split("\n"), b = after.split("\n");
+    const n = a.length, m = b.length;
+    const width = m + 1;
+    const lcs = new Uint32Array((n + 1) * width);
+    for (let i = n - 1; i >= 0; i--) {
+      for (let j = m - 1; j >= 0; j--) {
+        lcs[i * width + j] = a[i] === b[j] ? lcs[(i + 1) * width + j + 1] + 1
+          : Math.max(lcs[(i + 1) * width + j], lcs[i * width + j + 1]);
+      }
+    }
+    const out = [];
+    let i = 0, j = 0;
+    while (i < n && j < m) {
+      if (a[i] === b[j]) { out.push([" ", a[i]]); i++; j++; }
+      else if (lcs[(i + 1) * width + j] >= lcs[i * width + j + 1]) out.push(["-", a[i++]]);
+      else out.push(["+", b[j++]]);
+    }
+    while (i < n) out.push(["-", a[i++]]);
+    while (j < m) out.push(["+", b[j++]]);
+    return out;
+  }
+
+  function setUpEditor(editor) {
+    const source = document.getElementById("source");
+    const saved = document.getElementById("saved").value;
+    const gutter = editor.querySelector(".gutter");
+    const list = document.getElementById("diagnostics");
+    const verdict = document.getElementById("verdict");
+    const diffBox = document.getElementById("diff");
+    const showDiff = document.getElementById("show-diff");
+    let marks = new Map(); // line -> "error" | "warning"
+    let timer = null, asked = 0;
+
+    function drawGutter() {
+      const lines = source.value.split("\n").length;
+      const out = [];
+      for (let n = 1; n <= lines; n++) {
+        const mark = marks.get(n);
+        out.push(mark ? '<span class="' + mark + '">' + n + "</span>" : String(n));
+      }
+      gutter.innerHTML = out.join("\n");
+      gutter.scrollTop = source.scrollTop;
+    }
+    function goToLine(line) {
+      const lines = source.value.split("\n");
+      let at = 0;
+      for (let n = 1; n < line && n <= lines.length; n++) at += lines[n - 1].length + 1;
+      source.focus();
+      source.setSelectionRange(at, at + (lines[line - 1] || "").length);
+      const height = source.scrollHeight / Math.max(lines.length, 1);
+      source.scrollTop = Math.max(0, (line - 5) * height);
+    }
+    function show(validation) {
+      marks = new Map();
+      list.textContent = "";
+      const all = validation.errors.map((d) => ["error", d]).concat(validation.warnings.map((d) => ["warning", d]));
+      for (const [kind, d] of all) {
+        if (d.line && marks.get(d.line) !== "error") marks.set(d.line, kind);
+        const item = document.createElement("li");
+        item.className = kind;
+        const place = document.createElement(d.line ? "button" : "span");
+        place.className = "place";
+        place.textContent = d.line ? "line " + d.line + (d.column ? ":" + d.column : "") : kind;
+        if (d.line) { place.type = "button"; place.addEventListener("click", () => goToLine(d.line)); }
+        item.appendChild(place);
+        item.appendChild(document.createTextNode(" " + d.message + (d.help ? " (" + d.help + ")" : "")));
+        list.appendChild(item);
+      }
+      const errors = validation.errors.length, warnings = validation.warnings.length;
+      verdict.className = errors ? "bad" : "good";
+      verdict.textContent = errors
+        ? errors + (errors === 1 ? " error" : " errors")
+        : "Valid" + (warnings ? ", " + warnings + (warnings === 1 ? " warning" : " warnings") : "");
+      drawGutter();
+    }
+    async function validate() {
+      const mine = ++asked;
+      verdict.className = "";
+      verdict.textContent = "Checking…";
+      const response = await fetch(editor.dataset.validate, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ config: source.value }),
+        credentials: "same-origin",
+      });
+      if (mine !== asked) return; // a newer text was sent meanwhile
+      let json = null;
+      try { json = await response.json(); } catch (_) { /* not JSON */ }
+      if (!response.ok) {
+        verdict.className = "bad";
+        verdict.textContent = (json && json.error && json.error.message) || "The file could not be checked (" + response.status + ").";
+        return;
+      }
+      show(json.data);
+    }
+    function drawDiff() {
+      if (!showDiff.checked) { diffBox.hidden = true; return; }
+      const rows = lineDiff(saved, source.value);
+      diffBox.textContent = "";
+      if (!rows.some(([op]) => op !== " ")) { diffBox.textContent = "No change from the saved file."; }
+      for (const [op, line] of rows) {
+        if (op === " ") continue;
+        const row = document.createElement("div");
+        row.className = op === "+" ? "added" : "removed";
+        row.textContent = op + " " + line;
+        diffBox.appendChild(row);
+      }
+      diffBox.hidden = false;
+    }
+    source.addEventListener("input", () => {
+      drawGutter();
+      if (showDiff.checked) drawDiff();
+      clearTimeout(timer);
+      timer = setTimeout(validate, 400);
+    });
+    source.addEventListener("scroll", () => { gutter.scrollTop = source.scrollTop; });
+    source.addEventListener("keydown", (event) => {
+      if (event.key === "Tab" && !event.shiftKey && !event.ctrlKey && !event.altKey) {
+        // Two spaces, as HCL files are indented; Escape then Tab leaves the field.
+        if (source.dataset.escaped) { delete source.dataset.escaped; return; }
+        event.preventDefault();
+        source.setRangeText("  ", source.selectionStart, source.selectionEnd, "end");
+        source.dispatchEvent(new Event("input"));
+      } else if (event.key === "Escape") {
+        source.dataset.escaped = "1";
+      } else if ((event.ctrlKey || event.metaKey) && event.key === "s") {
+        event.preventDefault();
+        save();
+      }
+    });
+    showDiff.addEventListener("change", drawDiff);
+    async function save() {
+      const response = await fetch(editor.dataset.save, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ config: source.value }),
+        credentials: "same-origin",
+      });
+      let json = null;
+      try { json = await response.json(); } catch (_) { /* not JSON */ }
+      if (response.ok) { location.href = editor.dataset.done; return; }
+      if (json && json.error && json.error.code === "invalid_pipeline") {
+        const details = json.error.details || [];
+        show({ errors: details.filter((d) => d.severity === "error"), warnings: details.filter((d) => d.severity !== "error") });
+      }
+      toast((json && json.error && json.error.message) || "Saving failed (" + response.status + ").", "error");
+    }
+    document.getElementById("save").addEventListener("click", save);
+    drawGutter();
+    validate();
+  }
+
   function start() {
     document.querySelectorAll(".graph-box").forEach(setUpGraph);
     const build = document.getElementById("build");
     if (build) setUpBuild(build);
+    const editor = document.getElementById("editor");
+    if (editor) setUpEditor(editor);
   }
   // A refreshed pipeline region brings a new graph.
   document.addEventListener("htmx:afterSettle", () => document.querySelectorAll(".graph-box").forEach(setUpGraph));

@@ -43,8 +43,36 @@ impl Server {
         text: &str,
         vars: serde_json::Value,
     ) -> ServerResult<PipelineSet> {
-        check_canonical("pipeline", name)?;
         let team = self.store().team(team).await?;
+        let (spec, warnings) = self.validate_pipeline(name, file_name, text, vars).await?;
+        let outcome = self
+            .store()
+            .set_pipeline(team.id, spec, self.clock().now())
+            .await?;
+        tracing::info!(
+            team = %team.name,
+            pipeline = %name,
+            created = outcome.created,
+            jobs_added = outcome.jobs.added.len(),
+            jobs_removed = outcome.jobs.removed.len(),
+            "pipeline set"
+        );
+        // New resources are due for their first check now.
+        self.wake_dispatcher();
+        Ok(PipelineSet { outcome, warnings })
+    }
+
+    /// Validates `text` as [`Server::set_pipeline`] does, without storing anything: the
+    /// pipeline to store and the validation's warnings, or an `InvalidInput` error carrying
+    /// the diagnostics. Like setting, it fetches the file's `source` URLs.
+    pub async fn validate_pipeline(
+        &self,
+        name: &str,
+        file_name: &str,
+        text: &str,
+        vars: serde_json::Value,
+    ) -> ServerResult<(PipelineSpec, Vec<pikoci_config::Diagnostic>)> {
+        check_canonical("pipeline", name)?;
         let (vars, given) = vars_from_json(vars)?;
         let file = SourceFile::new(file_name, text);
         // `load` is synchronous and may fetch `source` URLs over HTTP with a blocking client.
@@ -82,24 +110,7 @@ impl Server {
             vars,
             model: loaded.pipeline,
         };
-        let outcome = self
-            .store()
-            .set_pipeline(team.id, spec, self.clock().now())
-            .await?;
-        tracing::info!(
-            team = %team.name,
-            pipeline = %name,
-            created = outcome.created,
-            jobs_added = outcome.jobs.added.len(),
-            jobs_removed = outcome.jobs.removed.len(),
-            "pipeline set"
-        );
-        // New resources are due for their first check now.
-        self.wake_dispatcher();
-        Ok(PipelineSet {
-            outcome,
-            warnings: loaded.warnings.items().to_vec(),
-        })
+        Ok((spec, loaded.warnings.items().to_vec()))
     }
 
     /// Whether pipeline `old` of `team` can be renamed `new` now: the name is canonical and

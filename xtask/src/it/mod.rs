@@ -14,6 +14,7 @@ pub(crate) mod runner;
 mod secrets;
 pub(crate) mod server;
 pub(crate) mod store;
+pub(crate) mod ui;
 
 /// One integration suite.
 pub(crate) struct Suite {
@@ -60,12 +61,65 @@ pub(crate) const SUITES: &[Suite] = &[
         run: crate::image::run,
     },
     Suite {
+        name: "ui",
+        description: "the web UI in headless Chromium (Debian's chromium and chromium-driver, \
+                      installed with apt when missing), screenshots in the target directory's \
+                      ui-screenshots/",
+        run: ui::run,
+    },
+    Suite {
         name: "server",
         description: "pikoci server with standalone workers: SQLite over NATS, PostgreSQL over \
                       RabbitMQ, MariaDB over Kafka (tansu)",
         run: server::run,
     },
 ];
+
+/// Installs the Debian `packages` (space-separated) with apt-get unless `present()` says what
+/// `suite` needs is there; the package lists are updated when a first try fails (a fresh
+/// machine's may be stale).
+pub(crate) fn apt_ensure(
+    suite: &str,
+    packages: &str,
+    present: impl Fn() -> bool,
+) -> anyhow::Result<()> {
+    if present() {
+        return Ok(());
+    }
+    if !runner::on_path("apt-get") {
+        bail!(
+            "{suite} needs {packages}, and this machine has no apt-get to install them: install \
+             them (Debian: `apt-get install -y {packages}`)"
+        );
+    }
+    let install = || -> anyhow::Result<bool> {
+        eprintln!("$ apt-get install -y {packages}");
+        let status = Command::new("apt-get")
+            .args(["install", "-y"])
+            .args(packages.split(' '))
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("failed to run apt-get install")?;
+        Ok(status.success())
+    };
+    if !install()? {
+        eprintln!("$ apt-get update");
+        let updated = Command::new("apt-get")
+            .arg("update")
+            .status()
+            .context("failed to run apt-get update")?;
+        if !updated.success() || !install()? {
+            bail!(
+                "failed to install {packages} with apt-get (it needs root: run `sudo apt-get \
+                 install -y {packages}` and try again)"
+            );
+        }
+    }
+    if !present() {
+        bail!("apt-get installed {packages}, but what {suite} needs is still missing");
+    }
+    Ok(())
+}
 
 /// Builds `pikoci`; the path of the binary.
 pub(crate) fn build_pikoci() -> anyhow::Result<PathBuf> {

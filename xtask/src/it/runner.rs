@@ -80,47 +80,9 @@ fn prepare_and_test(dir: &Path) -> anyhow::Result<()> {
 
 /// Installs podman, runc and busybox-static with apt when one of them is missing.
 pub(crate) fn install_missing() -> anyhow::Result<()> {
-    let missing = !on_path("podman") || !on_path("runc") || static_busybox().is_none();
-    if !missing {
-        return Ok(());
-    }
-    if !on_path("apt-get") {
-        bail!(
-            "the runner suite needs podman, runc and a static busybox, and this machine has no \
-             apt-get to install them: install them (Debian: `apt-get install -y {PACKAGES}`)"
-        );
-    }
-    eprintln!("$ apt-get install -y {PACKAGES}");
-    if !apt_install()? {
-        // A fresh machine may have stale package lists.
-        eprintln!("$ apt-get update");
-        let updated = Command::new("apt-get")
-            .arg("update")
-            .status()
-            .context("failed to run apt-get update")?;
-        if !updated.success() || !apt_install()? {
-            bail!(
-                "failed to install {PACKAGES} with apt-get (it needs root: run \
-                 `sudo apt-get install -y {PACKAGES}` and try again)"
-            );
-        }
-    }
-    if !on_path("podman") || !on_path("runc") || static_busybox().is_none() {
-        bail!(
-            "apt-get installed {PACKAGES}, but podman, runc or a static busybox is still missing"
-        );
-    }
-    Ok(())
-}
-
-fn apt_install() -> anyhow::Result<bool> {
-    let status = Command::new("apt-get")
-        .args(["install", "-y"])
-        .args(PACKAGES.split(' '))
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("failed to run apt-get install")?;
-    Ok(status.success())
+    super::apt_ensure("the runner suite", PACKAGES, || {
+        on_path("podman") && on_path("runc") && static_busybox().is_some()
+    })
 }
 
 /// The wrapper and configuration the suite runs with, written into the temporary directory.
@@ -282,7 +244,7 @@ fn is_static_elf(elf: &[u8]) -> bool {
     })
 }
 
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

@@ -222,6 +222,12 @@ pub(crate) const RULES: &[(&str, &str, Access)] = &[
         "/api/v1/teams/{tc}/pipelines/{pc}/hide",
         Team(Maintain),
     ),
+    // Validating may fetch the file's `source` URLs, as setting it does: those who may set.
+    (
+        "POST",
+        "/api/v1/teams/{tc}/pipelines/{pc}/validate",
+        Team(Maintain),
+    ),
     (
         "GET",
         "/api/v1/teams/{tc}/pipelines/{pc}/image.dot",

@@ -37,6 +37,7 @@
 //! | `GET/PUT/DELETE /teams/{tc}/pipelines/{pc}` | `PUT {"name"}` renames |
 //! | `GET/POST /teams/{tc}/secrets`, `DELETE …/secrets/{name}` | the store `pikoci`; `POST {"name", "value", "kind"?}`; the same under `…/{pc}/secrets` |
 //! | `POST …/{pc}/pause`, `unpause`, `expose`, `hide` | |
+//! | `POST …/{pc}/validate` | `{"config", "vars"?}`: validates without setting (`{"valid", "errors", "warnings"}`) |
 //! | `GET …/{pc}/jobs`, `GET …/jobs/{jn}` | jobs with their latest build |
 //! | `POST …/jobs/{jn}/pause`, `unpause`, `trigger` | `trigger {"input_values"?}` |
 //! | `GET …/jobs/{jn}/builds` | `?before=&limit=&status=&since=` |
@@ -191,6 +192,7 @@ pub(crate) fn described() -> OpenApiRouter<Server> {
         .routes(routes!(pipelines::unpause))
         .routes(routes!(pipelines::expose))
         .routes(routes!(pipelines::hide))
+        .routes(routes!(pipelines::validate))
         .routes(routes!(graph::dot))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::get))

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use pikoci_config::SourceFile;
 use pikoci_core::store::{BuildFilter, JobId, StoredPipeline, Team};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, DiagnosticView, ErrorBody};
@@ -398,4 +398,82 @@ pub(crate) async fn latest_build(
         })
         .await?;
     Ok(builds.first().map(|build| BuildView::summary(place, build)))
+}
+
+/// `{"config", "vars"?, "file_name"?}`: a pipeline file to validate.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ValidatePipeline)]
+pub(crate) struct ValidateBody {
+    /// The pipeline file, HCL text.
+    config: String,
+    /// Values of the file's `var`s, by name; the stored pipeline's when not given.
+    vars: Option<serde_json::Value>,
+    /// The file's name in diagnostics (default `<pc>.hcl`).
+    file_name: Option<String>,
+}
+
+/// `{"valid", "errors": [Diagnostic], "warnings": [Diagnostic]}`: what setting the file would
+/// say, with the places of the diagnostics in it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Validation)]
+pub(crate) struct ValidationView {
+    /// No error: setting this file would succeed (as far as the file goes).
+    valid: bool,
+    errors: Vec<DiagnosticView>,
+    warnings: Vec<DiagnosticView>,
+}
+
+/// `POST /teams/{tc}/pipelines/{pc}/validate` `{"config", "vars"?, "file_name"?}`: validates a
+/// file as setting it as pipeline `{pc}` would (which need not exist yet), and stores nothing.
+/// An invalid file is a 200 with `"valid": false`: the answer is the validation. What the
+/// editor of the web UI calls as its user types.
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/validate", tag = "pipelines", summary = "Validate a pipeline file without setting it", params(PipelinePath),
+    request_body = ValidateBody,
+    responses((status = 200, description = "The validation: its errors and warnings, each at its line.", body = Data<ValidationView>)))]
+pub(crate) async fn validate(
+    State(server): State<Server>,
+    ApiPath(path): ApiPath<PipelinePath>,
+    ApiJson(body): ApiJson<ValidateBody>,
+) -> ApiResult<Json<Data<ValidationView>>> {
+    let team = scope::team(&server, &path.tc).await?;
+    let vars = match body.vars {
+        Some(vars) => vars,
+        None => match server.store().pipeline(team.id, &path.pc).await {
+            Ok(pipeline) => pipeline.vars,
+            Err(error) if error.kind() == pikoci_core::ErrorKind::NotFound => {
+                serde_json::Value::Null
+            }
+            Err(error) => return Err(error.into()),
+        },
+    };
+    let file_name = body.file_name.unwrap_or_else(|| format!("{}.hcl", path.pc));
+    let file = SourceFile::new(&file_name, &body.config);
+    let view = |diagnostics: &[pikoci_config::Diagnostic], severity| {
+        diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .map(|d| DiagnosticView::new(d, Some(&file)))
+            .collect::<Vec<_>>()
+    };
+    use pikoci_config::Severity;
+    let validation = match server
+        .validate_pipeline(&path.pc, &file_name, &body.config, vars)
+        .await
+    {
+        Ok((_, warnings)) => ValidationView {
+            valid: true,
+            errors: Vec::new(),
+            warnings: view(&warnings, Severity::Warning),
+        },
+        Err(error) => match &error.diagnostics {
+            Some(diagnostics) => ValidationView {
+                valid: false,
+                errors: view(diagnostics, Severity::Error),
+                warnings: view(diagnostics, Severity::Warning),
+            },
+            None => return Err(error.into()),
+        },
+    };
+    Ok(data(validation))
 }

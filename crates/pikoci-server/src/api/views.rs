@@ -162,9 +162,10 @@ impl ChangesView {
 /// "interruptible", "disable_retry", "approval": {"label", "approvals", "timeout_ms"} | null,
 /// "inputs": [{"name", "type", "description", "default", "options", "multiple"}],
 /// "gets": [{"resource": "type.name", "trigger", "passed": [job]}], "puts": ["type.name"],
-/// "instance_of": {"base", "key"} | null, "latest_build": Build | null}` (`puts`: the resources
-/// the job's steps and hooks put, once each, in name order; `instance_of`: the `for_each` or
-/// `matrix` job this one is an instance of, and its key as written).
+/// "instance_of": {"base"} | null, "latest_build": Build | null}` (`puts`: the resources the
+/// job's steps and hooks put, once each, in name order; `instance_of`: the `for_each` or
+/// `matrix` job this one is an instance of; its key as written is left out, since it may be a
+/// variable's value and public pipelines show their jobs).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Job)]
 pub(crate) struct JobView {
@@ -199,8 +200,6 @@ pub(crate) struct JobView {
 struct InstanceView {
     /// The name of the `job` block.
     base: String,
-    /// The instance's key as written.
-    key: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -286,7 +285,6 @@ impl JobView {
             puts: puts(model).into_iter().collect(),
             instance_of: model.instance_of.as_ref().map(|instance| InstanceView {
                 base: instance.base.clone(),
-                key: instance.key.clone(),
             }),
             latest_build,
         }

@@ -27,6 +27,8 @@ pub(crate) struct Node {
     pub(crate) href: String,
     /// A second line (a paused job, a pinned resource).
     pub(crate) note: Option<String>,
+    /// What a pointer's tooltip and a screen reader say: the label and the status.
+    pub(crate) title: String,
 }
 
 /// An edge: indexes into the nodes, and whether it triggers (a `get` without `trigger` is
@@ -192,7 +194,7 @@ pub(crate) fn svg(nodes: &[Node], edges: &[Edge]) -> String {
     let mut svg = String::with_capacity(nodes.len() * 400 + edges.len() * 200);
     let _ = write!(
         svg,
-        "<svg class=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w:.0} {h:.0}\" width=\"{w:.0}\" height=\"{h:.0}\" role=\"img\" aria-label=\"pipeline graph\"><g class=\"viewport\">",
+        "<svg class=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w:.0} {h:.0}\" width=\"{w:.0}\" height=\"{h:.0}\" role=\"group\" aria-label=\"pipeline graph\"><g class=\"viewport\">",
         w = total_width.max(1.0),
         h = total_height.max(1.0)
     );
@@ -233,14 +235,12 @@ pub(crate) fn svg(nodes: &[Node], edges: &[Edge]) -> String {
             let (left, top) = (x(c), y(c, i, &rows));
             svg.push_str("<a href=\"");
             escape_into(&mut svg, &node.href);
-            let _ = write!(
-                svg,
-                "\" class=\"node {}\" data-node=\"{index}\" data-id=\"",
-                node.class
-            );
+            svg.push_str("\" class=\"node ");
+            escape_into(&mut svg, &node.class);
+            let _ = write!(svg, "\" data-node=\"{index}\" data-id=\"");
             escape_into(&mut svg, &node.id);
-            let _ = write!(svg, "\"><title>");
-            escape_into(&mut svg, &node.label);
+            svg.push_str("\"><title>");
+            escape_into(&mut svg, &node.title);
             let _ = write!(
                 svg,
                 "</title><rect x=\"{left:.1}\" y=\"{top:.1}\" width=\"{NODE_WIDTH}\" height=\"{NODE_HEIGHT}\" rx=\"5\"/>"
@@ -310,6 +310,7 @@ mod tests {
             class: "job".to_owned(),
             href: format!("/{id}"),
             note: None,
+            title: id.to_owned(),
         }
     }
 

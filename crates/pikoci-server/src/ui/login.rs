@@ -56,10 +56,16 @@ pub(crate) struct LoginQuery {
     email: Option<String>,
 }
 
-/// Where to go after logging in: a path of this server only (`/…`, not `//host`).
+/// Where to go after logging in: a path of this server only (`/…`, not `//host`, and only
+/// visible ASCII: browsers drop tabs and newlines from URLs, so `/\t/host` would be `//host`).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.contains('\\')
+                && next.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             next.to_owned()
         }
         _ => "/".to_owned(),
@@ -131,12 +137,15 @@ pub(crate) async fn submit(
     let server = &state.server;
     let expected = visit.base_url();
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    if origin.is_some_and(|origin| origin != expected) {
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"cross-site");
+    if origin.is_some_and(|origin| origin != expected) || cross_site {
         return Err(PageError::failed(
             StatusCode::FORBIDDEN,
             format!(
                 "this login form was sent from another site ({}): log in from {expected}/login",
-                origin.unwrap_or_default()
+                origin.unwrap_or("Sec-Fetch-Site: cross-site")
             ),
         ));
     }
@@ -226,6 +235,9 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/x")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/");
+        assert_eq!(safe_next(Some("/ /x")), "/");
         assert_eq!(safe_next(None), "/");
     }
 }

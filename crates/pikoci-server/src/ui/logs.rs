@@ -29,9 +29,10 @@ pub(crate) struct StepPath {
 #[derive(Debug, Deserialize)]
 pub(crate) struct LogQuery {
     attempt: Option<u32>,
-    /// The page, from 1; the last when none of `page`, `line` and `after` is given.
-    page: Option<usize>,
-    /// The page that holds this line.
+    /// The 1,000 lines before this line number (the log's last 1,000 when none of `before`,
+    /// `line` and `after` is given).
+    before: Option<usize>,
+    /// The page of 1,000 lines that holds this line.
     line: Option<usize>,
     /// Only the lines after this one (following a running step).
     after: Option<usize>,
@@ -93,16 +94,19 @@ pub(crate) async fn step_log(
         .map(|a| format!("&attempt={a}"))
         .unwrap_or_default();
     let html = match &query.q {
-        Some(q) if !q.trim().is_empty() => search(&log, path.step, q.trim()),
-        _ => {
+        // A search field emptied: no results.
+        Some(q) if q.trim().is_empty() => String::new(),
+        Some(q) => search(&log, path.step, q.trim()),
+        None => {
             let total = log.lines.len();
-            let (first, last) = match (query.after, query.line, query.page) {
+            let (first, last) = match (query.after, query.line, query.before) {
                 (Some(after), _, _) => (after.min(total), total),
-                (None, Some(line), _) => page_of(line.max(1) - 1, total),
-                (None, None, Some(page)) => {
-                    page_of(page.max(1).saturating_sub(1) * PAGE_LINES, total)
+                (None, Some(line), _) => page_of(line.saturating_sub(1), total),
+                (None, None, Some(before)) => {
+                    let last = before.saturating_sub(1).min(total);
+                    (last.saturating_sub(PAGE_LINES), last)
                 }
-                (None, None, None) => page_of(total.saturating_sub(1), total),
+                (None, None, None) => (total.saturating_sub(PAGE_LINES), total),
             };
             let earlier = query.after.is_none();
             let url = format!("{url}?{}", attempt.trim_start_matches('&'));
@@ -115,18 +119,25 @@ pub(crate) async fn step_log(
             )
         }
     };
-    Ok(Html(html).into_response())
+    let mut response = Html(html).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
-/// The lines `[first, last)` of the page that holds line index `at`.
+/// The lines `[first, last)` of the page of 1,000 that holds line index `at`.
 fn page_of(at: usize, total: usize) -> (usize, usize) {
-    let first = (at / PAGE_LINES) * PAGE_LINES;
-    (first.min(total), (first + PAGE_LINES).min(total))
+    let first = ((at / PAGE_LINES) * PAGE_LINES).min(total);
+    (first, first.saturating_add(PAGE_LINES).min(total))
 }
 
-/// Lines `[first, last)` (0-based), with a button for the page before when there is one and
-/// `earlier` (the log's URL) is given: `first` is then at a page's start.
+/// Lines `[first, last)` (0-based), with a button for the 1,000 lines before when there are
+/// some and `earlier` (the log's URL) is given.
 fn lines(log: &StepLog, step: u32, first: usize, last: usize, earlier: Option<&str>) -> String {
+    let last = last.min(log.lines.len());
+    let first = first.min(last);
     let mut html = String::with_capacity((last - first) * 96 + 256);
     let _ = write!(
         html,
@@ -135,15 +146,15 @@ fn lines(log: &StepLog, step: u32, first: usize, last: usize, earlier: Option<&s
         log.lines.len()
     );
     if let Some(url) = earlier
-        && first >= PAGE_LINES
+        && first > 0
     {
-        let page = first / PAGE_LINES; // the page before, from 1
-        let from = (page - 1) * PAGE_LINES + 1;
+        let from = first.saturating_sub(PAGE_LINES) + 1;
         let join = if url.ends_with('?') { "" } else { "&" };
         let _ = write!(
             html,
-            "<button type=\"button\" class=\"earlier\" hx-get=\"{}{join}page={page}\" hx-target=\"closest .log-page\" hx-swap=\"beforebegin\" hx-on::after-request=\"this.remove()\">Show lines {from}–{first}</button>",
-            attr(url)
+            "<button type=\"button\" class=\"earlier\" hx-get=\"{}{join}before={}\" hx-target=\"closest .log-page\" hx-swap=\"beforebegin\" hx-on::after-request=\"if (event.detail.successful) this.remove()\">Show lines {from}–{first}</button>",
+            attr(url),
+            first + 1
         );
     }
     // The style in effect at `first` comes from the lines before it.
@@ -281,7 +292,7 @@ mod tests {
         assert!(html.contains("href=\"#s3-L1500\""));
         assert!(!html.contains("id=\"s3-L1000\""));
         assert!(
-            html.contains("hx-get=\"/b/steps/3/log?page=1\""),
+            html.contains("hx-get=\"/b/steps/3/log?before=1001\""),
             "{}",
             &html[..400]
         );

@@ -22,6 +22,7 @@
 //! | `GET /profile/password` | choosing a new password |
 //! | `GET /` | dashboard: every pipeline of the visitor's teams |
 //! | `GET /teams/{tc}/pipelines/{pc}` | the pipeline: graph (`?view=list`: list) |
+//! | `GET /teams/{tc}/pipelines/{pc}/edit` | the pipeline's file in an editor that validates it |
 //! | `GET …/jobs/{jn}` | a job: its builds, trigger, pause |
 //! | `GET …/jobs/{jn}/builds/{bn}` | a build: steps and logs |
 //! | `GET …/builds/{bn}/steps/{step}/log` | a page of a step's log (HTML fragment) |
@@ -63,6 +64,7 @@ pub(crate) fn router(server: Server, api: Router) -> Router {
         .route("/login", get(login::page).post(login::submit))
         .route("/profile/password", get(login::password_page))
         .route("/teams/{tc}/pipelines/{pc}", get(pages::pipeline))
+        .route("/teams/{tc}/pipelines/{pc}/edit", get(pages::editor))
         .route("/teams/{tc}/pipelines/{pc}/jobs/{jn}", get(pages::job))
         .route(
             "/teams/{tc}/pipelines/{pc}/jobs/{jn}/builds/{bn}",
@@ -77,6 +79,7 @@ pub(crate) fn router(server: Server, api: Router) -> Router {
             get(pages::resource),
         )
         .route("/assets/{hash}/{file}", get(assets::serve))
+        .route_layer(axum::middleware::from_fn(visit::pass_cookies))
         .route_layer(axum::middleware::from_fn(crate::api::label_route))
         .route_layer(axum::middleware::from_fn_with_state(
             server,
@@ -166,9 +169,14 @@ pub(crate) fn render(page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => {
             let mut response = Html(html).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // No other site may frame a page (and have its buttons clicked unseen).
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("frame-ancestors 'none'"),
+            );
             response
         }
         Err(error) => {

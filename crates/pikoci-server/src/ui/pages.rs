@@ -370,6 +370,8 @@ struct JobRow {
     build: Option<BuildRow>,
     /// The `for_each`/`matrix` job it is an instance of.
     group: Option<String>,
+    /// The first instance of its group in the list (the one the graph's group links to).
+    first_of_group: bool,
 }
 
 #[derive(Template)]
@@ -405,9 +407,14 @@ pub(crate) async fn pipeline(
     let jobs: Vec<JobItem> = visit.get(&format!("{api}/jobs?limit=500")).await?;
     let list = query.view.as_deref() == Some("list");
     let graph = pipeline_graph(&path.tc, &pipeline, &jobs);
+    let mut groups_seen = std::collections::HashSet::new();
     let rows = jobs
         .iter()
         .map(|job| JobRow {
+            first_of_group: job
+                .instance_of
+                .as_ref()
+                .is_some_and(|i| groups_seen.insert(i.base.clone())),
             name: job.name.clone(),
             href: job_path(&path.tc, &pipeline.name, &job.name),
             status: status_of(job.latest_build.as_ref()),
@@ -487,6 +494,10 @@ fn pipeline_graph(team: &str, pipeline: &PipelineItem, jobs: &[JobItem]) -> Stri
             class: "resource".to_owned(),
             href: format!("{base}/resources/{}", segment(&resource.canonical)),
             note: resource.pinned_version_id.map(|_| "pinned".to_owned()),
+            title: match resource.pinned_version_id {
+                Some(_) => format!("resource {}, pinned", resource.canonical),
+                None => format!("resource {}", resource.canonical),
+            },
         });
     }
     for job in jobs {
@@ -508,6 +519,7 @@ fn pipeline_graph(team: &str, pipeline: &PipelineItem, jobs: &[JobItem]) -> Stri
                 class: String::new(),
                 href: format!("{base}?view=list#group-{}", instance.base),
                 note: None,
+                title: String::new(),
             });
             continue;
         }
@@ -518,12 +530,22 @@ fn pipeline_graph(team: &str, pipeline: &PipelineItem, jobs: &[JobItem]) -> Stri
             class: format!("job s-{status}"),
             href: job_path(team, &pipeline.name, &job.name),
             note: job.paused.then(|| "paused".to_owned()),
+            title: format!(
+                "job {}: {}{}",
+                job.name,
+                if status == "none" {
+                    "no build yet"
+                } else {
+                    &status
+                },
+                if job.paused { ", paused" } else { "" }
+            ),
         });
     }
     for (group, (node, worst, count)) in &group_status {
-        let _ = group;
         nodes[*node].class = format!("job group s-{worst}");
         nodes[*node].note = Some(format!("{count} instances"));
+        nodes[*node].title = format!("{group}: {count} instances, the worst {worst}");
     }
     let index: std::collections::HashMap<String, usize> = graph::index(&nodes)
         .into_iter()
@@ -577,6 +599,58 @@ fn pipeline_graph(team: &str, pipeline: &PipelineItem, jobs: &[JobItem]) -> Stri
     graph::svg(&nodes, &edges)
 }
 
+// ---- editor ----
+
+#[derive(Debug, Deserialize)]
+struct PipelineSource {
+    name: String,
+    #[serde(default)]
+    config: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "editor.html")]
+struct EditorPage {
+    frame: Frame,
+    name: String,
+    config: String,
+    api: String,
+    here: String,
+}
+
+/// `GET /teams/{tc}/pipelines/{pc}/edit`: the pipeline file in an editor that validates it as
+/// it is typed (`POST …/validate`), shows the changes against the saved file, and saves it
+/// (`PUT …/{pc}`). For those who may set pipelines (role `maintain`).
+pub(crate) async fn editor(
+    visit: Visit,
+    Path(path): Path<PipelinePath>,
+) -> Result<Response, PageError> {
+    let here = pipeline_path(&path.tc, &path.pc);
+    let api = format!("/api/v1{here}");
+    let pipeline: PipelineSource = visit.get(&api).await?;
+    if !visit.may(&path.tc, Role::Maintain) {
+        return Err(PageError::failed(
+            axum::http::StatusCode::FORBIDDEN,
+            format!(
+                "editing a pipeline needs role maintain in team \"{}\"",
+                path.tc
+            ),
+        ));
+    }
+    let page = EditorPage {
+        frame: visit.frame(format!("Edit {}", pipeline.name), {
+            let mut crumbs = pipeline_crumbs(&path.tc, &pipeline.name);
+            crumbs.push(("edit".to_owned(), format!("{here}/edit")));
+            crumbs
+        }),
+        config: pipeline.config.unwrap_or_default(),
+        name: pipeline.name,
+        api,
+        here,
+    };
+    Ok(render(&page))
+}
+
 // ---- job ----
 
 /// An input of the trigger form.
@@ -586,6 +660,8 @@ struct InputField {
     description: String,
     default: String,
     options: Vec<String>,
+    /// The options selected at first: the default's (comma-separated when `multiple`).
+    selected: Vec<String>,
     multiple: bool,
 }
 
@@ -702,13 +778,22 @@ pub(crate) async fn job(
         inputs: job
             .inputs
             .into_iter()
-            .map(|input| InputField {
-                name: input.name,
-                value_type: input.value_type,
-                description: input.description.unwrap_or_default(),
-                default: input.default.unwrap_or_default(),
-                options: input.options,
-                multiple: input.multiple,
+            .map(|input| {
+                let default = input.default.unwrap_or_default();
+                let selected = if input.multiple {
+                    default.split(',').map(|s| s.trim().to_owned()).collect()
+                } else {
+                    vec![default.clone()]
+                };
+                InputField {
+                    name: input.name,
+                    value_type: input.value_type,
+                    description: input.description.unwrap_or_default(),
+                    default,
+                    options: input.options,
+                    selected,
+                    multiple: input.multiple,
+                }
             })
             .collect(),
         builds: builds

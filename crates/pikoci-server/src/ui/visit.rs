@@ -4,7 +4,11 @@ use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, CONTROLS};
 use pikoci_core::store::Role;
 use serde::Deserialize;
@@ -45,6 +49,44 @@ pub(crate) const QUERY: &AsciiSet = &CONTROLS
 
 /// The largest API answer a page reads (a 100,000-line log in JSON is about 10 MiB).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
+
+/// `Set-Cookie` values a page's answer carries (see [`pass_cookies`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CookieJar(Arc<Mutex<Vec<HeaderValue>>>);
+
+impl CookieJar {
+    fn add(&self, cookies: Vec<HeaderValue>) {
+        if let Ok(mut jar) = self.0.lock() {
+            jar.extend(cookies);
+        }
+    }
+}
+
+/// Gives each page request a [`CookieJar`], and its cookies to the answer. A request for a
+/// part of a page (htmx's and the pages' scripts, with `HX-Request`) that needs a login gets
+/// a 401 rather than the login page, which would take the part's place.
+pub(crate) async fn pass_cookies(mut request: axum::extract::Request, next: Next) -> Response {
+    let jar = CookieJar::default();
+    request.extensions_mut().insert(jar.clone());
+    let part = request.headers().contains_key("hx-request");
+    let mut response = next.run(request).await;
+    if part
+        && response.status().is_redirection()
+        && response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .is_some_and(|l| l.starts_with("/login"))
+    {
+        response = (StatusCode::UNAUTHORIZED, "log in again").into_response();
+    }
+    if let Ok(mut cookies) = jar.0.lock() {
+        for cookie in cookies.drain(..) {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
 
 /// The logged-in visitor.
 #[derive(Debug, Clone)]
@@ -124,7 +166,7 @@ impl FromRequestParts<UiState> for Visit {
             here,
             me: None,
         };
-        if !visit.headers.contains_key(header::COOKIE) {
+        if crate::api::sso::cookie(&parts.headers, crate::auth::SESSION_COOKIE).is_none() {
             return Ok(visit);
         }
         let answer = visit.call("/api/v1/profile").await.map_err(|error| {
@@ -155,14 +197,15 @@ impl FromRequestParts<UiState> for Visit {
                 });
                 Ok(visit)
             }
-            // A session that ended (logged out elsewhere, expired): the API deletes its cookie
-            // with the 401; the page is asked for again without it.
+            // A session that ended (logged out elsewhere, expired): the visit goes on
+            // anonymously (its API reads send no cookie), and the page's answer deletes the
+            // cookie as the API's 401 did.
             StatusCode::UNAUTHORIZED => {
-                let mut response = Redirect::to(&visit.here).into_response();
-                for cookie in answer.set_cookies {
-                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                if let Some(jar) = parts.extensions.get::<CookieJar>() {
+                    jar.add(answer.set_cookies);
                 }
-                Err(response)
+                visit.headers.remove(header::COOKIE);
+                Ok(visit)
             }
             status => Err(PageError::failed(status, answer.message()).into_response()),
         }

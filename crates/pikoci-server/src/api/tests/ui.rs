@@ -159,13 +159,26 @@ async fn logging_in_by_the_form_sets_the_session_cookie() {
 #[tokio::test]
 async fn a_stale_session_cookie_is_dropped_and_a_new_password_comes_first() {
     let api = TestApi::with_pipeline().await;
+    // The page is served as to an anonymous visitor, and deletes the cookie.
     let answer = page(&api, Some("pks_0000"), "/login").await;
-    assert_eq!(answer.status, StatusCode::SEE_OTHER);
-    assert_eq!(location(&answer), "/login");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.text.contains("Log in to PikoCI"));
     let cookie = answer.response_headers[header::SET_COOKIE]
         .to_str()
         .expect("text");
     assert!(cookie.contains("Max-Age=0"), "{cookie}");
+    // A page that needs a login sends there, once.
+    let answer = page(&api, Some("pks_0000"), DEMO).await;
+    assert_eq!(location(&answer), "/login?next=/teams/main/pipelines/demo");
+    // Other cookies of the host (a proxy's, another app's) are not a session.
+    let request = Request::get("/login")
+        .header(header::HOST, "ci.example:8080")
+        .header(header::COOKIE, "sticky=abc; other=1")
+        .body(Body::empty())
+        .expect("request");
+    let answer = read(api.router_oneshot(request).await).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(!answer.response_headers.contains_key(header::SET_COOKIE));
     // A user whose password an admin set must choose a new one first.
     api.post(
         "/api/v1/users",
@@ -349,7 +362,33 @@ async fn a_long_log_opens_at_its_last_page() {
     let build = api.started_build(api.job_id("build").await).await;
     let text: String = (1..=100_000).map(|n| format!("line {n}\n")).collect();
     api.chunks(&build, &[(0, 0, &text)]).await;
+    api.chunks(&build, &[(1, 0, &"x\n".repeat(1001))]).await;
     let url = format!("{DEMO}/jobs/build/builds/1/steps/0/log?attempt=1");
+    // A log of 1,001 lines opens at its last 1,000, the first one a click away.
+    let short = format!("{DEMO}/jobs/build/builds/1/steps/1/log?attempt=1");
+    let log = page(&api, Some(&api.admin), &short).await;
+    assert_eq!(log.text.matches("class=\"line\"").count(), 1000);
+    assert!(log.text.contains("id=\"s1-L2\"") && log.text.contains("id=\"s1-L1001\""));
+    assert!(log.text.contains("Show lines 1–1<"), "{}", &log.text[..600]);
+    assert!(log.text.contains("before=2\""));
+    let first = page(&api, Some(&api.admin), &format!("{short}&before=2")).await;
+    assert_eq!(first.text.matches("class=\"line\"").count(), 1);
+    assert!(first.text.contains("id=\"s1-L1\""));
+    assert!(!first.text.contains("Show lines"));
+    // Numbers out of range are no error.
+    for query in [
+        "line=18446744073709551615",
+        "before=18446744073709551615",
+        "after=18446744073709551615",
+        "line=0",
+    ] {
+        let answer = page(&api, Some(&api.admin), &format!("{short}&{query}")).await;
+        assert_eq!(answer.status, StatusCode::OK, "{query}");
+    }
+    // An emptied search field clears the results.
+    let cleared = page(&api, Some(&api.admin), &format!("{short}&q=")).await;
+    assert_eq!(cleared.status, StatusCode::OK);
+    assert_eq!(cleared.text, "");
     let log = page(&api, Some(&api.admin), &url).await;
     assert_eq!(log.status, StatusCode::OK);
     assert_eq!(log.text.matches("class=\"line\"").count(), 1000);
@@ -456,7 +495,14 @@ async fn anonymous_visitors_see_public_pipelines_without_actions_or_logs() {
     assert!(!answer.text.contains("data-events="));
     let log = page(&api, None, &format!("{here}/steps/0/log")).await;
     assert_eq!(log.status, StatusCode::SEE_OTHER);
-    assert!(!log.text.contains("secret-ish"));
+    // Asked for by a script (or htmx): a 401 rather than the login page.
+    let request = Request::get(format!("{here}/steps/0/log"))
+        .header("hx-request", "true")
+        .body(Body::empty())
+        .expect("request");
+    let answer = read(api.router_oneshot(request).await).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(!answer.text.contains("secret-ish"));
     let resource = page(&api, None, &format!("{DEMO}/resources/cron.tick")).await;
     assert_eq!(resource.status, StatusCode::OK);
     assert!(!resource.text.contains("/webhooks/"));
@@ -498,7 +544,89 @@ async fn assets_are_cached_for_a_year_and_pages_never() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(login.response_headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(login.response_headers[header::X_FRAME_OPTIONS], "DENY");
     // The API's paths are still the API's.
     let answer = page(&api, None, "/api/v1/nope").await;
     assert_eq!(answer.json()["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn the_editor_validates_as_the_server_would_and_only_for_maintainers() {
+    let api = TestApi::with_pipeline().await;
+    let writer = member(&api, "will", Role::Write).await;
+    let maintainer = member(&api, "mia", Role::Maintain).await;
+    let editor = format!("{DEMO}/edit");
+    let answer = page(&api, Some(&maintainer), &editor).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(answer.text.contains("<textarea id=\"source\""));
+    // The file, escaped in the page.
+    assert!(
+        answer.text.contains("check_interval = &#34;@every 1m&#34;"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer
+            .text
+            .contains("data-validate=\"/api/v1/teams/main/pipelines/demo/validate\"")
+    );
+    let answer = page(&api, Some(&writer), &editor).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(answer.text.contains("needs role maintain"));
+    assert!(
+        !page(&api, Some(&writer), DEMO)
+            .await
+            .text
+            .contains("/edit\"")
+    );
+    assert!(
+        page(&api, Some(&maintainer), DEMO)
+            .await
+            .text
+            .contains("/edit\"")
+    );
+    // The API the editor calls: a typo is located at its line; nothing is stored.
+    let validate = "/api/v1/teams/main/pipelines/demo/validate";
+    let typo = super::PIPELINE.replace("check_interval", "check_intervall");
+    let answer = api.post(validate, json!({"config": typo})).await.data();
+    assert_eq!(answer["valid"], false, "{answer}");
+    let error = &answer["errors"][0];
+    assert_eq!(error["line"], 3, "{answer}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("check_intervall"),
+        "{answer}"
+    );
+    let answer = api
+        .post(validate, json!({"config": super::PIPELINE}))
+        .await
+        .data();
+    assert_eq!(answer, json!({"valid": true, "errors": [], "warnings": []}));
+    let stored = api.get("/api/v1/teams/main/pipelines/demo").await.data();
+    assert!(
+        !stored["config"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("intervall")
+    );
+    // A pipeline that does not exist yet validates too; writers may not.
+    let answer = api
+        .post(
+            "/api/v1/teams/main/pipelines/new-one/validate",
+            json!({"config": "job \"a\" {}"}),
+        )
+        .await
+        .data();
+    assert_eq!(answer["valid"], true, "{answer}");
+    let refused = api
+        .call_as(
+            Some(&writer),
+            Method::POST,
+            validate,
+            Some(json!({"config": "job \"a\" {}"})),
+        )
+        .await;
+    refused.error(StatusCode::FORBIDDEN, "forbidden");
 }
