@@ -319,6 +319,43 @@ async fn the_web_ui_in_a_browser() {
         .await;
     assert_eq!(done["status"], "succeeded", "{done}");
 
+    // The pages around the pipelines.
+    browser.goto(&format!("{base}/workers")).await;
+    browser
+        .wait_for(
+            "the server's worker",
+            HOLDS,
+            json!(["#workers td", "running"]),
+        )
+        .await;
+    browser.screenshot("workers").await;
+    browser.goto(&format!("{base}/teams/main?tab=audit")).await;
+    browser
+        .wait_for(
+            "the approval in the audit log",
+            HOLDS,
+            json!(["table.list code", "build.approved"]),
+        )
+        .await;
+    browser.screenshot("audit").await;
+    browser.goto(&format!("{base}/profile")).await;
+    browser.fill("input[name=name]", "laptop").await;
+    browser
+        .click("form[data-then^='show:'] button[type=submit]")
+        .await;
+    let token = browser
+        .wait_for(
+            "the new token",
+            "const t = document.getElementById('new-token-value'); return t && t.value;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        token.as_str().is_some_and(|t| t.starts_with("pko_")),
+        "{token}"
+    );
+    browser.screenshot("profile").await;
+
     // Public: an anonymous visitor sees the pipeline, and nothing to press.
     let (status, _) = server
         .post("/teams/main/pipelines/demo/expose", json!({}))

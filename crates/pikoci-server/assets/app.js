@@ -57,10 +57,18 @@
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => (b.disabled = true));
     try {
-      const response = await fetch(form.dataset.api, {
-        method: form.dataset.method || "POST",
+      // `{field}` in the URL takes the field's value (and leaves the body).
+      const body = formJson(form);
+      const url = form.dataset.api.replace(/\{(\w+)\}/g, (_, name) => {
+        const value = body[name];
+        delete body[name];
+        return encodeURIComponent(value == null ? "" : value);
+      });
+      const method = form.dataset.method || "POST";
+      const response = await fetch(url, {
+        method: method,
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify(formJson(form)),
+        body: method === "DELETE" ? undefined : JSON.stringify(body),
         credentials: "same-origin",
       });
       let json = null;
@@ -71,7 +79,15 @@
         return;
       }
       const then = form.dataset.then || "reload";
-      if (then.startsWith("go:")) {
+      if (then.startsWith("show:")) {
+        // A value shown once (a new API token): into the box, which is shown.
+        const box = document.querySelector(then.slice(5));
+        const field = box && box.querySelector("[data-token]");
+        if (field) { field.value = json.data.token; box.hidden = false; field.select(); }
+        form.reset();
+      } else if (then === "follow") {
+        location.href = json.data.url;
+      } else if (then.startsWith("go:")) {
         const number = json && json.data && json.data.number;
         location.href = then.slice(3).replace("{number}", encodeURIComponent(number || ""));
       } else {

@@ -20,6 +20,9 @@
 //! |---|---|
 //! | `GET/POST /login` | local login and single sign-on |
 //! | `GET /profile/password` | choosing a new password |
+//! | `GET /profile` | the visitor's API tokens and linked accounts |
+//! | `GET /workers` | the workers |
+//! | `GET /teams/{tc}?tab=` | a team's members, audit log and secrets |
 //! | `GET /` | dashboard: every pipeline of the visitor's teams |
 //! | `GET /teams/{tc}/pipelines/{pc}` | the pipeline: graph (`?view=list`: list) |
 //! | `GET /teams/{tc}/pipelines/{pc}/edit` | the pipeline's file in an editor that validates it |
@@ -29,6 +32,7 @@
 //! | `GET …/resources/{rc}` | a resource: versions, pin, check |
 //! | `GET /assets/{hash}/{file}` | embedded assets, cached for a year |
 
+mod admin;
 mod ansi;
 mod assets;
 mod graph;
@@ -63,6 +67,9 @@ pub(crate) fn router(server: Server, api: Router) -> Router {
         .route("/", get(pages::dashboard))
         .route("/login", get(login::page).post(login::submit))
         .route("/profile/password", get(login::password_page))
+        .route("/profile", get(admin::profile))
+        .route("/workers", get(admin::workers))
+        .route("/teams/{tc}", get(admin::team))
         .route("/teams/{tc}/pipelines/{pc}", get(pages::pipeline))
         .route("/teams/{tc}/pipelines/{pc}/edit", get(pages::editor))
         .route("/teams/{tc}/pipelines/{pc}/jobs/{jn}", get(pages::job))

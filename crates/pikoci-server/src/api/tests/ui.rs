@@ -630,3 +630,110 @@ async fn the_editor_validates_as_the_server_would_and_only_for_maintainers() {
         .await;
     refused.error(StatusCode::FORBIDDEN, "forbidden");
 }
+
+#[tokio::test]
+async fn the_profile_lists_api_tokens_without_their_values() {
+    let api = TestApi::with_pipeline().await;
+    let reader = member(&api, "rita", Role::Read).await;
+    let created = api
+        .call_as(
+            Some(&reader),
+            Method::POST,
+            "/api/v1/api-tokens",
+            Some(json!({"name": "laptop"})),
+        )
+        .await
+        .data();
+    let value = created["token"].as_str().expect("the token").to_owned();
+    let answer = page(&api, Some(&reader), "/profile").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(answer.text.contains(">laptop<"));
+    assert!(answer.text.contains("acts as you"));
+    assert!(
+        !answer.text.contains(&value),
+        "a token's value is shown once, at creation"
+    );
+    assert!(answer.text.contains("data-api=\"/api/v1/api-tokens\""));
+    assert!(answer.text.contains("(you: read)"));
+    assert_eq!(
+        page(&api, None, "/profile").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn workers_and_team_pages_show_what_each_role_may_see_and_do() {
+    let api = TestApi::with_pipeline().await;
+    let reader = member(&api, "rita", Role::Read).await;
+    let maintainer = member(&api, "mia", Role::Maintain).await;
+    // Workers: everyone logged in sees them; global admins may forget them.
+    let text = page(&api, Some(&reader), "/workers").await.text;
+    assert!(text.contains("No worker has registered"), "{text}");
+    assert!(!text.contains("/api/v1/workers/prune"));
+    let text = page(&api, Some(&api.admin), "/workers").await.text;
+    assert!(text.contains("data-api=\"/api/v1/workers/prune\""));
+    // Members: team admins set roles; others read them.
+    let text = page(&api, Some(&reader), "/teams/main").await.text;
+    assert!(
+        text.contains("<td>rita</td>") && text.contains("<td>read</td>"),
+        "{text}"
+    );
+    assert!(!text.contains("data-method=\"PUT\""));
+    let text = page(&api, Some(&api.admin), "/teams/main").await.text;
+    assert!(text.contains("data-api=\"/api/v1/teams/main/members/mia\" data-method=\"PUT\""));
+    assert!(text.contains("<option value=\"maintain\" selected>"));
+    // Secrets: names, never values; maintainers set and delete.
+    api.post(
+        "/api/v1/teams/main/secrets",
+        json!({"name": "deploy-key", "value": "hunter2-value"}),
+    )
+    .await
+    .data();
+    let text = page(&api, Some(&reader), "/teams/main?tab=secrets")
+        .await
+        .text;
+    assert!(text.contains("<code>deploy-key</code>"), "{text}");
+    assert!(!text.contains("hunter2"));
+    assert!(!text.contains("data-method=\"DELETE\""));
+    let text = page(&api, Some(&maintainer), "/teams/main?tab=secrets")
+        .await
+        .text;
+    assert!(
+        text.contains("data-api=\"/api/v1/teams/main/secrets/deploy-key\" data-method=\"DELETE\"")
+    );
+    assert!(!text.contains("hunter2"));
+    // The audit log, with its filters.
+    api.call_as(
+        Some(&maintainer),
+        Method::POST,
+        "/api/v1/teams/main/pipelines/demo/pause",
+        None,
+    )
+    .await
+    .data();
+    let text = page(&api, Some(&reader), "/teams/main?tab=audit")
+        .await
+        .text;
+    assert!(text.contains("<code>pipeline.paused</code>"), "{text}");
+    assert!(text.contains("<td>mia</td>"));
+    assert!(text.contains("<code>secret.created</code>"));
+    let text = page(&api, Some(&reader), "/teams/main?tab=audit&user=mia")
+        .await
+        .text;
+    assert!(text.contains("pipeline.paused"));
+    assert!(!text.contains("secret.created"));
+    let text = page(
+        &api,
+        Some(&reader),
+        "/teams/main?tab=audit&action=nothing.done",
+    )
+    .await
+    .text;
+    assert!(text.contains("No entry matches these filters."));
+    // Someone of another team sees none of it.
+    let outsider = api.user("otto", None).await;
+    assert_eq!(
+        page(&api, Some(&outsider), "/teams/main").await.status,
+        StatusCode::FORBIDDEN
+    );
+}
