@@ -116,6 +116,12 @@ const BENCHES: &[Bench] = &[
          an SSE client reconnecting every 2 s",
         it::server::bench_logs,
     ),
+    (
+        "ui",
+        "the web UI in headless Chromium: first paint, load and weight of the pipeline page of \
+         200 jobs and of a build page with a 100,000-line log, and opening that log",
+        it::ui::bench,
+    ),
 ];
 
 /// `cargo xtask bench engine`: needs no service, only the release `pikoci` binary it builds.

@@ -9,6 +9,25 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// Runs the suite.
 pub(crate) fn run() -> anyhow::Result<()> {
+    with_browser(&[
+        "test",
+        "--locked",
+        "-p",
+        "pikoci",
+        "--features",
+        "it",
+        "--test",
+        "e2e_ui",
+    ])
+}
+
+/// `cargo xtask bench ui`: `benches/ui.rs` with the same browser.
+pub(crate) fn bench() -> anyhow::Result<()> {
+    with_browser(&["bench", "--locked", "-p", "pikoci", "--bench", "ui"])
+}
+
+/// Runs `cargo args` with Chromium and its driver installed and named in the environment.
+fn with_browser(args: &[&str]) -> anyhow::Result<()> {
     super::apt_ensure("the ui suite", PACKAGES, || {
         std::path::Path::new(CHROMIUM).is_file() && std::path::Path::new(CHROMEDRIVER).is_file()
     })?;
@@ -18,16 +37,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("the target directory's path is not UTF-8"))?;
     eprintln!("screenshots: {screenshots}");
     crate::cargo_with_env(
-        &[
-            "test",
-            "--locked",
-            "-p",
-            "pikoci",
-            "--features",
-            "it",
-            "--test",
-            "e2e_ui",
-        ],
+        args,
         &[
             ("PIKOCI_CHROMIUM", CHROMIUM),
             ("PIKOCI_CHROMEDRIVER", CHROMEDRIVER),
