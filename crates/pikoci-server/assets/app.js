@@ -59,11 +59,14 @@
     try {
       // `{field}` in the URL takes the field's value (and leaves the body).
       const body = formJson(form);
+      let refused = null;
       const url = form.dataset.api.replace(/\{(\w+)\}/g, (_, name) => {
-        const value = body[name];
+        const value = body[name] == null ? "" : String(body[name]);
         delete body[name];
-        return encodeURIComponent(value == null ? "" : value);
+        if (value === "" || value === "." || value === "..") refused = name;
+        return encodeURIComponent(value);
       });
+      if (refused) { toast("\"" + refused + "\" cannot be empty, . or ..", "error"); return; }
       const method = form.dataset.method || "POST";
       const response = await fetch(url, {
         method: method,
@@ -362,6 +365,10 @@
       for (const index of todo) {
         const step = document.getElementById("step-" + index);
         if (!step || !step.open || !step.dataset.loaded) continue;
+        // Only a log shown to its end follows (not one opened at a linked line).
+        const pages = step.querySelectorAll(".log .log-page");
+        const tail = pages[pages.length - 1];
+        if (!tail || tail.dataset.last !== tail.dataset.total) continue;
         const box = step.querySelector(".log");
         const response = await part(step.dataset.log + "&after=" + lastLine(step));
         if (response.status === 401) { lostSession(); return; }

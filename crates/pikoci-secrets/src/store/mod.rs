@@ -230,6 +230,13 @@ fn check_name(name: &str) -> Result<(), SecretError> {
             ),
         ));
     }
+    // As the last segment of a URL (`…/secrets/{name}`), `.` and `..` would name another path.
+    if name == "." || name == ".." {
+        return Err(SecretError::new(
+            ErrorKind::InvalidInput,
+            format!("invalid secret name \"{name}\": `.` and `..` cannot be names"),
+        ));
+    }
     Ok(())
 }
 

@@ -237,7 +237,8 @@ struct TeamPage {
     tab: &'static str,
     members: Vec<(String, String)>,
     roles: [&'static str; 4],
-    secrets: Vec<(String, String)>,
+    /// Name, kind, and the name as a URL's path segment.
+    secrets: Vec<(String, String, String)>,
     entries: Vec<EntryRow>,
     /// The audit log's filters.
     user_filter: String,
@@ -292,7 +293,13 @@ pub(crate) async fn team(
         }
         "secrets" => {
             let secrets: Vec<SecretItem> = visit.get(&format!("{api}/secrets")).await?;
-            page.secrets = secrets.into_iter().map(|s| (s.name, s.kind)).collect();
+            page.secrets = secrets
+                .into_iter()
+                .map(|s| {
+                    let segment = segment(&s.name);
+                    (s.name, s.kind, segment)
+                })
+                .collect();
         }
         _ => {
             let clean = |text: Option<&str>| {

@@ -136,16 +136,27 @@ pub(crate) async fn submit(
 ) -> Result<Response, PageError> {
     let server = &state.server;
     let expected = visit.base_url();
+    // The form must say it comes from this server's page: `Origin` (every current browser
+    // sends it with a form's POST), or else `Sec-Fetch-Site` of the same origin.
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    let cross_site = headers
+    let site = headers
         .get("sec-fetch-site")
-        .is_some_and(|site| site.as_bytes() == b"cross-site");
-    if origin.is_some_and(|origin| origin != expected) || cross_site {
+        .and_then(|site| site.to_str().ok());
+    let ours = match origin {
+        Some(origin) => origin == expected && site != Some("cross-site"),
+        None => matches!(site, Some("same-origin" | "none")),
+    };
+    if !ours {
         return Err(PageError::failed(
             StatusCode::FORBIDDEN,
             format!(
-                "this login form was sent from another site ({}): log in from {expected}/login",
-                origin.unwrap_or("Sec-Fetch-Site: cross-site")
+                "this login form was not sent from this server's page (it has {}): log in \
+                 from {expected}/login",
+                match (origin, site) {
+                    (Some(origin), _) => format!("Origin {origin}"),
+                    (None, Some(site)) => format!("Sec-Fetch-Site {site}"),
+                    (None, None) => "neither Origin nor Sec-Fetch-Site".to_owned(),
+                }
             ),
         ));
     }

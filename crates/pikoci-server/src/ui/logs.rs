@@ -75,7 +75,7 @@ impl StepLog {
     }
 }
 
-/// `GET …/builds/{bn}/steps/{step}/log?attempt=&page=|line=|after=|q=`: an HTML fragment.
+/// `GET …/builds/{bn}/steps/{step}/log?attempt=&before=|line=|after=|q=`: an HTML fragment.
 pub(crate) async fn step_log(
     visit: Visit,
     Path(path): Path<StepPath>,

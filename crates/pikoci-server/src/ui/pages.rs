@@ -627,6 +627,11 @@ pub(crate) async fn editor(
 ) -> Result<Response, PageError> {
     let here = pipeline_path(&path.tc, &path.pc);
     let api = format!("/api/v1{here}");
+    if visit.me.is_none() {
+        return Err(PageError::LogIn {
+            next: format!("{here}/edit"),
+        });
+    }
     let pipeline: PipelineSource = visit.get(&api).await?;
     if !visit.may(&path.tc, Role::Maintain) {
         return Err(PageError::failed(

@@ -123,7 +123,15 @@ async fn logging_in_by_the_form_sets_the_session_cookie() {
     )
     .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    assert!(forged.text.contains("another site"));
+    assert!(
+        forged.text.contains("Origin https://evil.example"),
+        "{}",
+        forged.text
+    );
+    // Without any header that says where it comes from: refused too.
+    let unknown = submit_login(&api, None, "username=alice&password=alice-password").await;
+    assert_eq!(unknown.status, StatusCode::FORBIDDEN);
+    assert!(unknown.text.contains("neither Origin nor Sec-Fetch-Site"));
     let answer = submit_login(
         &api,
         origin,
@@ -695,9 +703,26 @@ async fn workers_and_team_pages_show_what_each_role_may_see_and_do() {
     assert!(text.contains("<code>deploy-key</code>"), "{text}");
     assert!(!text.contains("hunter2"));
     assert!(!text.contains("data-method=\"DELETE\""));
+    // A name that is not a plain path segment is encoded in the URL of its delete button.
+    api.post(
+        "/api/v1/teams/main/secrets",
+        json!({"name": "a/../b?c", "value": "v"}),
+    )
+    .await
+    .data();
+    api.post(
+        "/api/v1/teams/main/secrets",
+        json!({"name": "..", "value": "v"}),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "invalid_input");
     let text = page(&api, Some(&maintainer), "/teams/main?tab=secrets")
         .await
         .text;
+    assert!(
+        text.contains("data-api=\"/api/v1/teams/main/secrets/a%2F..%2Fb%3Fc\""),
+        "{text}"
+    );
     assert!(
         text.contains("data-api=\"/api/v1/teams/main/secrets/deploy-key\" data-method=\"DELETE\"")
     );
