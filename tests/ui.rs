@@ -79,9 +79,8 @@ async fn the_web_ui_in_a_browser() {
     let work = tempfile::tempdir().expect("a work directory");
     let config = work.path().join("demo.hcl");
     std::fs::write(&config, PIPELINE).expect("the pipeline file");
-    // SQLite in a file rather than `mem`: the in-memory store's single connection was once
-    // held for its whole acquire timeout after a build ended (under investigation), and these
-    // tests are about the pages.
+    // SQLite in a file, as a small real deployment keeps its state (`mem` is exercised by
+    // every other end-to-end test).
     let db = work.path().join("ui.db");
     let server = ServerProcess::start(&[
         "--db-system",

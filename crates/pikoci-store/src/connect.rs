@@ -82,10 +82,15 @@ pub(crate) async fn open(url: &str) -> StoreResult<(Backend, DatabaseConnection)
 
 async fn open_mem() -> StoreResult<DatabaseConnection> {
     // One connection that never closes: an in-memory database lives as long as its connection.
+    // Nothing may await between taking it from the pool and handing it over: a request
+    // cancelled there (a client gone) would drop it, and the pool would open a new, empty
+    // database in its place. So the pool does not ping it first (sqlx's `test_before_acquire`,
+    // whose documentation names this case).
     let mut options = ConnectOptions::new("sqlite::memory:");
     options
         .max_connections(1)
         .min_connections(1)
+        .test_before_acquire(false)
         .idle_timeout(None)
         .max_lifetime(None)
         .sqlx_logging(false)
@@ -252,6 +257,34 @@ fn is_safe_database_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Store calls cancelled at any point (their requests gone) leave the in-memory database
+    /// as it was: its one connection is never dropped for a new, empty one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_calls_keep_the_in_memory_database() {
+        use pikoci_core::store::Store as _;
+        let store = std::sync::Arc::new(crate::connect("mem").await.expect("mem"));
+        store
+            .create_team("kept", chrono::Utc::now())
+            .await
+            .expect("a team");
+        let mut calls = Vec::new();
+        for n in 0..400u64 {
+            let store = store.clone();
+            calls.push(tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_micros(n % 40),
+                    store.list_teams(),
+                )
+                .await;
+            }));
+        }
+        for call in calls {
+            call.await.expect("a call");
+        }
+        let teams = store.list_teams().await.expect("the teams");
+        assert!(teams.iter().any(|team| team.name == "kept"), "{teams:?}");
+    }
 
     #[test]
     fn urls_pick_backends() {
