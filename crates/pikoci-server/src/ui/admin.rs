@@ -313,7 +313,7 @@ pub(crate) async fn team(
             let mut keep = vec!["tab=audit".to_owned()];
             for (name, value) in [("user", &user), ("action", &action)] {
                 if let Some(value) = value {
-                    let value = percent_encoding::utf8_percent_encode(value, super::visit::QUERY);
+                    let value = pikoci_core::percent::encode(value);
                     params.push(format!("{name}={value}"));
                     keep.push(format!("{name}={value}"));
                 }

@@ -9,7 +9,6 @@
 //! column nodes start in declaration order and are then sorted a few times by the mean row of
 //! their neighbours (stable, so the same pipeline is always drawn the same way).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::ansi::escape_into;
@@ -116,8 +115,7 @@ pub(crate) fn svg(nodes: &[Node], edges: &[Edge]) -> String {
     // Each edge as the slots it passes, left to right: (column, index in the column).
     let mut routes: Vec<Vec<(usize, usize)>> = Vec::with_capacity(edges.len());
     let mut place: Vec<usize> = vec![0; nodes.len()];
-    for (c, column_slots) in slots.iter().enumerate() {
-        let _ = c;
+    for column_slots in &slots {
         for (row, slot) in column_slots.iter().enumerate() {
             if let Slot::Node(node) = slot {
                 place[*node] = row;
@@ -268,15 +266,6 @@ pub(crate) fn svg(nodes: &[Node], edges: &[Edge]) -> String {
     }
     svg.push_str("</g></svg>");
     svg
-}
-
-/// Indexes of nodes by id, to make edges.
-pub(crate) fn index(nodes: &[Node]) -> HashMap<&str, usize> {
-    nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| (node.id.as_str(), i))
-        .collect()
 }
 
 #[cfg(test)]

@@ -153,7 +153,7 @@ fn lines(log: &StepLog, step: u32, first: usize, last: usize, earlier: Option<&s
         let _ = write!(
             html,
             "<button type=\"button\" class=\"earlier\" hx-get=\"{}{join}before={}\" hx-target=\"closest .log-page\" hx-swap=\"beforebegin\" hx-on::after-request=\"if (event.detail.successful) this.remove()\">Show lines {from}–{first}</button>",
-            attr(url),
+            escaped(url),
             first + 1
         );
     }
@@ -244,10 +244,6 @@ fn escaped(text: &str) -> String {
     let mut out = String::new();
     escape_into(&mut out, text);
     out
-}
-
-fn attr(text: &str) -> String {
-    escaped(text)
 }
 
 #[cfg(test)]

@@ -199,5 +199,5 @@ pub(crate) fn render(page: &impl Template) -> Response {
 
 /// Percent-encodes one path segment.
 pub(crate) fn segment(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, visit::SEGMENT).to_string()
+    pikoci_core::percent::encode(text)
 }

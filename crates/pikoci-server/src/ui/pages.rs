@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::extract::{Path, Query, RawQuery};
 use axum::response::{IntoResponse as _, Response};
-use pikoci_core::store::Role;
+use pikoci_core::store::{BuildStatus, Role};
 use serde::Deserialize;
 
 use super::graph::{self, Edge, Node};
@@ -246,12 +246,9 @@ pub(crate) fn when(time: &str) -> String {
     short.replacen('T', " ", 1)
 }
 
-/// Whether a status is a finished one.
+/// Whether a status (as the API names it) is a finished one.
 pub(crate) fn finished(status: &str) -> bool {
-    matches!(
-        status,
-        "succeeded" | "failed" | "cancelled" | "warning" | "errored"
-    )
+    BuildStatus::parse(status).is_some_and(BuildStatus::is_finished)
 }
 
 /// A build as its rows show it.
@@ -487,7 +484,10 @@ fn pipeline_graph(team: &str, pipeline: &PipelineItem, jobs: &[JobItem]) -> Stri
     let mut node_of_job = std::collections::HashMap::new();
     let mut group_status: std::collections::HashMap<String, (usize, String, usize)> =
         std::collections::HashMap::new();
+    // The node of each resource, by canonical name.
+    let mut node_of_resource = std::collections::HashMap::new();
     for resource in &pipeline.resources {
+        node_of_resource.insert(resource.canonical.as_str(), nodes.len());
         nodes.push(Node {
             id: format!("resource {}", resource.canonical),
             label: resource.canonical.clone(),
@@ -547,10 +547,6 @@ fn pipeline_graph(team: &str, pipeline: &PipelineItem, jobs: &[JobItem]) -> Stri
         nodes[*node].note = Some(format!("{count} instances"));
         nodes[*node].title = format!("{group}: {count} instances, the worst {worst}");
     }
-    let index: std::collections::HashMap<String, usize> = graph::index(&nodes)
-        .into_iter()
-        .map(|(id, i)| (id.to_owned(), i))
-        .collect();
     let mut edges: Vec<Edge> = Vec::new();
     let mut add = |edge: Edge| {
         if edge.from != edge.to && !edges.contains(&edge) {
@@ -563,7 +559,7 @@ fn pipeline_graph(team: &str, pipeline: &PipelineItem, jobs: &[JobItem]) -> Stri
         };
         for get in &job.gets {
             if get.passed.is_empty() {
-                if let Some(&from) = index.get(&format!("resource {}", get.resource)) {
+                if let Some(&from) = node_of_resource.get(get.resource.as_str()) {
                     add(Edge {
                         from,
                         to,
@@ -587,7 +583,7 @@ fn pipeline_graph(team: &str, pipeline: &PipelineItem, jobs: &[JobItem]) -> Stri
             }
         }
         for put in &job.puts {
-            if let Some(&resource) = index.get(&format!("resource {put}")) {
+            if let Some(&resource) = node_of_resource.get(put.as_str()) {
                 add(Edge {
                     from: to,
                     to: resource,
@@ -862,34 +858,39 @@ pub(crate) struct BuildQuery {
 /// The steps of `attempt` as a tree, in order: each step after its parent, indented.
 pub(crate) fn step_tree(steps: &[StepItem], attempt: u32) -> Vec<StepRow> {
     let steps: Vec<&StepItem> = steps.iter().filter(|s| s.attempt == attempt).collect();
+    let row = |step: &StepItem, depth| StepRow {
+        index: step.index,
+        depth,
+        name: step.name.clone(),
+        kind: step.kind.clone(),
+        status: step.status.clone(),
+        duration: duration(step.duration_ms),
+    };
     let mut rows = Vec::with_capacity(steps.len());
-    fn visit(steps: &[&StepItem], parent: Option<u32>, depth: usize, rows: &mut Vec<StepRow>) {
-        for step in steps.iter().filter(|s| s.parent == parent) {
-            rows.push(StepRow {
-                index: step.index,
-                depth,
-                name: step.name.clone(),
-                kind: step.kind.clone(),
-                status: step.status.clone(),
-                duration: duration(step.duration_ms),
-            });
-            if depth < 32 {
-                visit(steps, Some(step.index), depth + 1, rows);
-            }
+    // Depth first from the top-level steps; `stack` holds (step, depth) still to show.
+    let mut stack: Vec<(&StepItem, usize)> = steps
+        .iter()
+        .rev()
+        .filter(|s| s.parent.is_none())
+        .map(|s| (*s, 0))
+        .collect();
+    while let Some((step, depth)) = stack.pop() {
+        rows.push(row(step, depth));
+        if depth < 32 {
+            let parent = Some(step.index);
+            stack.extend(
+                steps
+                    .iter()
+                    .rev()
+                    .filter(|s| s.parent == parent)
+                    .map(|s| (*s, depth + 1)),
+            );
         }
     }
-    visit(&steps, None, 0, &mut rows);
     // Steps whose parent is not among them (a parent of an earlier attempt): at the top.
     for step in &steps {
-        if !rows.iter().any(|row| row.index == step.index) {
-            rows.push(StepRow {
-                index: step.index,
-                depth: 0,
-                name: step.name.clone(),
-                kind: step.kind.clone(),
-                status: step.status.clone(),
-                duration: duration(step.duration_ms),
-            });
+        if !rows.iter().any(|shown| shown.index == step.index) {
+            rows.push(row(step, 0));
         }
     }
     rows

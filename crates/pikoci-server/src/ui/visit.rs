@@ -17,21 +17,8 @@ use tower::ServiceExt as _;
 
 use super::{Frame, PageError, UiState};
 
-/// What is percent-encoded in a path segment.
-pub(crate) const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
-
-/// What is percent-encoded in a query value (a path in it keeps its slashes).
+/// What is percent-encoded in the `next` path of `/login?next=`: it keeps its slashes, so
+/// that it reads as the path it is (values of other queries use `pikoci_core::percent`).
 pub(crate) const QUERY: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
