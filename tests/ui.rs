@@ -291,12 +291,28 @@ async fn the_web_ui_in_a_browser() {
     browser
         .goto(&format!("{base}{DEMO}/resources/cron.tick"))
         .await;
-    browser.click(".version form button[type=submit]").await;
+    browser.click(".version details.pin-version summary").await;
+    browser
+        .fill(
+            ".version details.pin-version input[name=comment]",
+            "hold: the next tick breaks the deploy",
+        )
+        .await;
+    browser
+        .click(".version details.pin-version button[type=submit]")
+        .await;
     browser
         .wait_for(
             "the pinned version",
             HOLDS,
             json!([".version.pinned .tag", "pinned"]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the pin's comment and author",
+            HOLDS,
+            json!([".pin-note", "by admin"]),
         )
         .await;
     browser.screenshot("resource").await;
@@ -305,6 +321,10 @@ async fn the_web_ui_in_a_browser() {
         .await;
     assert!(
         resource["data"]["pinned_version_id"].is_number(),
+        "{resource}"
+    );
+    assert_eq!(
+        resource["data"]["pin_comment"], "hold: the next tick breaks the deploy",
         "{resource}"
     );
 

@@ -171,6 +171,12 @@ pub struct Resource {
     /// The version builds are pinned to.
     #[serde(default)]
     pub pinned_version_id: Option<i64>,
+    /// Why it is pinned (empty: no comment).
+    #[serde(default)]
+    pub pin_comment: Option<String>,
+    /// Who pinned it.
+    #[serde(default)]
+    pub pinned_by: Option<String>,
     /// The next check.
     #[serde(default)]
     pub next_check_at: Option<String>,

@@ -55,7 +55,7 @@ impl Server {
         if let Some(first) = distinct_gets(&job).first()
             && let Ok(resource) = store.resource(pipeline.id, &first.resource).await
         {
-            trigger = resource.pinned_version.map(|version_id| BuildTrigger {
+            trigger = resource.pinned_version().map(|version_id| BuildTrigger {
                 resource_id: resource.id,
                 version_id,
             });
@@ -109,7 +109,10 @@ impl Server {
             }
             Err(err) => return Err(err.into()),
         };
-        if let Some(pinned) = resource.pinned_version.filter(|pinned| *pinned != found.id) {
+        if let Some(pinned) = resource
+            .pinned_version()
+            .filter(|pinned| *pinned != found.id)
+        {
             return Err(ServerError::new(
                 ErrorKind::Conflict,
                 format!(

@@ -77,7 +77,7 @@ impl Server {
             }
             Err(err) => return Err(err),
         };
-        if let Some(pinned) = resource.pinned_version {
+        if let Some(pinned) = resource.pinned_version() {
             return Ok(Ok((resource, pinned)));
         }
         if let Some(trigger) = trigger.filter(|t| t.resource_id == resource.id) {
@@ -248,7 +248,7 @@ impl Server {
         let Some(newest) = created.iter().max_by_key(|v| v.id) else {
             return Ok(());
         };
-        if resource.pinned_version.is_some() {
+        if resource.pinned_version().is_some() {
             tracing::debug!(resource = %resource.canonical(), "new versions of a pinned resource trigger nothing");
             return Ok(());
         }
@@ -325,7 +325,7 @@ impl Server {
                 }
                 let jobs = store.jobs(pipeline.id).await?;
                 for resource in store.resources(pipeline.id).await? {
-                    if resource.pinned_version.is_some() {
+                    if resource.pinned_version().is_some() {
                         continue;
                     }
                     let Some(newest) = store.latest_version(resource.id).await? else {
@@ -460,7 +460,7 @@ impl Server {
                 not_built_by,
                 limit,
             };
-            let ready = match resource.pinned_version {
+            let ready = match resource.pinned_version() {
                 Some(pinned) => store
                     .passed_versions(&query(Some(job.id), 0))
                     .await?

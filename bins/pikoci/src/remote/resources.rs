@@ -77,11 +77,17 @@ enum ResourcesCommand {
         /// The version's id (see `pikoci resources versions`).
         #[arg(value_name = "VERSION_ID")]
         version_id: i64,
+        /// Why (at most 1,000 characters): shown with the pin and kept in the audit log.
+        #[arg(long, default_value = "")]
+        comment: String,
     },
     /// Unpin a resource.
     Unpin {
         /// The resource, as PIPELINE/TYPE.NAME.
         resource: String,
+        /// Why (at most 1,000 characters): kept in the audit log.
+        #[arg(long, default_value = "")]
+        comment: String,
     },
     /// Print the URL that checks a resource when called (for a forge's webhook settings).
     WebhookUrl {
@@ -307,17 +313,13 @@ pub(crate) fn run(args: ResourcesArgs) -> std::process::ExitCode {
             ResourcesCommand::Pin {
                 resource,
                 version_id,
+                comment,
             } => {
-                act(
-                    &session,
-                    &resource,
-                    "pin",
-                    json!({ "version_id": version_id }),
-                )
-                .await
+                let body = json!({ "version_id": version_id, "comment": comment });
+                act(&session, &resource, "pin", body).await
             }
-            ResourcesCommand::Unpin { resource } => {
-                act(&session, &resource, "unpin", json!({})).await
+            ResourcesCommand::Unpin { resource, comment } => {
+                act(&session, &resource, "unpin", json!({ "comment": comment })).await
             }
             ResourcesCommand::WebhookUrl { resource } => webhook_url(&session, &resource).await,
         }
@@ -405,10 +407,16 @@ async fn act(
     let after: Resource = answer.parse()?;
     let done = match action {
         "check" => "will be checked now".to_owned(),
-        "pin" => format!(
-            "is pinned to version {}",
-            after.pinned_version_id.unwrap_or_default()
-        ),
+        "pin" => match after.pin_comment.as_deref().filter(|c| !c.is_empty()) {
+            Some(comment) => format!(
+                "is pinned to version {}: {comment}",
+                after.pinned_version_id.unwrap_or_default()
+            ),
+            None => format!(
+                "is pinned to version {}",
+                after.pinned_version_id.unwrap_or_default()
+            ),
+        },
         _ => "is unpinned".to_owned(),
     };
     session.print(&format!("resource {resource} {done}\n"))?;

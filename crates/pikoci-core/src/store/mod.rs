@@ -179,8 +179,15 @@ pub trait Store: Send + Sync + Debug {
         outcome: CheckRecord,
     ) -> StoreResult<()>;
 
-    /// Pins a resource to one of its versions, or unpins it (`None`).
-    async fn pin_version(&self, id: ResourceId, version: Option<VersionId>) -> StoreResult<()>;
+    /// Pins a resource to one of its versions, or unpins it (`None`). `comment` says why (it may
+    /// be empty, and has at most [`MAX_PIN_COMMENT`] characters): a pin keeps it, with who
+    /// pinned ([`audit::actor`]) and when; the audit log records it for both.
+    async fn pin_version(
+        &self,
+        id: ResourceId,
+        version: Option<VersionId>,
+        comment: &str,
+    ) -> StoreResult<()>;
 
     /// Stores the versions a check or put found, oldest first, and returns the ones that were
     /// not known yet, in the order given. Versions equal as JSON objects (whatever their key

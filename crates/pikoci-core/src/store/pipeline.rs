@@ -110,8 +110,8 @@ pub struct StoredResource {
     pub webhook_token: String,
     /// When the next automatic check is due (`None`: never).
     pub next_check_at: Option<DateTime<Utc>>,
-    /// The version builds are pinned to.
-    pub pinned_version: Option<VersionId>,
+    /// The version builds are pinned to, with who pinned it, when and why.
+    pub pin: Option<Pin>,
     /// The outcome of the last finished check.
     pub last_check: Option<CheckRecord>,
     /// The check in flight, if one was claimed and not finished.
@@ -125,7 +125,28 @@ impl StoredResource {
     pub fn canonical(&self) -> String {
         self.model.canonical()
     }
+
+    /// The version builds are pinned to.
+    pub fn pinned_version(&self) -> Option<VersionId> {
+        self.pin.as_ref().map(|pin| pin.version)
+    }
 }
+
+/// A resource's pin: builds get this version until the resource is unpinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The version.
+    pub version: VersionId,
+    /// Why it is pinned, as whoever pinned it wrote (may be empty).
+    pub comment: String,
+    /// Who pinned it (`None`: pinned before pins recorded it).
+    pub by: Option<String>,
+    /// When (`None`: pinned before pins recorded it).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The longest pin comment, in characters.
+pub const MAX_PIN_COMMENT: usize = 1000;
 
 /// The outcome of a finished check.
 #[derive(Debug, Clone, PartialEq, Eq)]

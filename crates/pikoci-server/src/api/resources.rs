@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use pikoci_core::ErrorKind;
-use pikoci_core::store::{Role, VersionId};
+use pikoci_core::store::{MAX_PIN_COMMENT, Role, VersionId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -192,16 +192,31 @@ pub(crate) async fn check(
     Ok(data(detailed(&scope, &caller)))
 }
 
-/// `{"version_id"}`: one of the resource's versions.
+/// `{"version_id", "comment"}`: one of the resource's versions, and why.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = Pin)]
 pub(crate) struct PinBody {
     /// The version's id (`GET …/versions`).
     version_id: i64,
+    /// Why the resource is pinned (at most 1,000 characters): shown with the pin and kept in
+    /// the audit log.
+    #[serde(default)]
+    comment: String,
 }
 
-/// `POST …/resources/{rc}/pin` `{"version_id"}`: builds use that version until unpinned.
+/// `{"comment"}`, all optional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Unpin)]
+pub(crate) struct UnpinBody {
+    /// Why the resource is unpinned (at most 1,000 characters): kept in the audit log.
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST …/resources/{rc}/pin` `{"version_id", "comment"}`: builds use that version until
+/// unpinned. Pinning again replaces the version and the comment.
 #[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/pin", tag = "resources", summary = "Pin a resource to a version", params(ResourcePath), request_body = PinBody,
     responses((status = 200, description = "The resource, pinned: builds use that version until it is unpinned.", body = Data<ResourceView>)))]
 pub(crate) async fn pin(
@@ -210,18 +225,20 @@ pub(crate) async fn pin(
     ApiPath(path): ApiPath<ResourcePath>,
     ApiJson(body): ApiJson<PinBody>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
-    set_pin(&server, &caller, &path, Some(VersionId(body.version_id))).await
+    let version = Some(VersionId(body.version_id));
+    set_pin(&server, &caller, &path, version, &body.comment).await
 }
 
-/// `POST …/resources/{rc}/unpin`.
-#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/unpin", tag = "resources", summary = "Unpin a resource", params(ResourcePath),
+/// `POST …/resources/{rc}/unpin` `{"comment"}` (optional).
+#[utoipa::path(post, path = "/teams/{tc}/pipelines/{pc}/resources/{rc}/unpin", tag = "resources", summary = "Unpin a resource", params(ResourcePath), request_body(content = Option<UnpinBody>, description = "May be empty: no comment."),
     responses((status = 200, description = "The resource, unpinned.", body = Data<ResourceView>)))]
 pub(crate) async fn unpin(
     State(server): State<Server>,
     Extension(caller): Extension<Caller>,
     ApiPath(path): ApiPath<ResourcePath>,
+    ApiJson(body): ApiJson<UnpinBody>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
-    set_pin(&server, &caller, &path, None).await
+    set_pin(&server, &caller, &path, None, &body.comment).await
 }
 
 async fn set_pin(
@@ -229,11 +246,19 @@ async fn set_pin(
     caller: &Caller,
     path: &ResourcePath,
     version: Option<VersionId>,
+    comment: &str,
 ) -> ApiResult<Json<Data<ResourceView>>> {
+    let comment = comment.trim();
+    let length = comment.chars().count();
+    if length > MAX_PIN_COMMENT {
+        return Err(ApiError::invalid(format!(
+            "\"comment\" has {length} characters; at most {MAX_PIN_COMMENT} are kept: shorten it"
+        )));
+    }
     let mut scope = scope::resource(server, path).await?;
     server
         .store()
-        .pin_version(scope.resource.id, version)
+        .pin_version(scope.resource.id, version, comment)
         .await
         .map_err(|error| {
             let Some(version) = version else {

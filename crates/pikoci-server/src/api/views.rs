@@ -520,7 +520,8 @@ struct BuildVersionView {
 }
 
 /// A resource: `{"id", "team", "pipeline", "type", "name", "canonical": "type.name",
-/// "check_interval", "tags", "pinned_version_id", "next_check_at", "created_at",
+/// "check_interval", "tags", "pinned_version_id", "pin_comment", "pinned_by", "pinned_at",
+/// "next_check_at", "created_at",
 /// "last_check": {"finished_at", "succeeded", "error", "log"} | null,
 /// "check_in_progress": {"worker", "attempt", "expires_at"} | null}`; the detailed view adds
 /// `"webhook_token"`.
@@ -538,6 +539,15 @@ pub(crate) struct ResourceView {
     tags: Vec<String>,
     #[schema(required = true)]
     pinned_version_id: Option<i64>,
+    /// Why the resource is pinned (`""`: no comment; `null`: not pinned).
+    #[schema(required = true)]
+    pin_comment: Option<String>,
+    /// Who pinned it (`null`: not pinned, or pinned before pins recorded it).
+    #[schema(required = true)]
+    pinned_by: Option<String>,
+    /// When (`null`: not pinned, or pinned before pins recorded it).
+    #[schema(required = true)]
+    pinned_at: Option<String>,
     #[schema(required = true)]
     next_check_at: Option<String>,
     created_at: String,
@@ -580,7 +590,10 @@ impl ResourceView {
             canonical: resource.canonical(),
             check_interval: resource.model.check_interval.spec().to_owned(),
             tags: resource.model.tags.clone(),
-            pinned_version_id: resource.pinned_version.map(|v| v.0),
+            pinned_version_id: resource.pinned_version().map(|v| v.0),
+            pin_comment: resource.pin.as_ref().map(|pin| pin.comment.clone()),
+            pinned_by: resource.pin.as_ref().and_then(|pin| pin.by.clone()),
+            pinned_at: resource.pin.as_ref().and_then(|pin| pin.at.map(time)),
             next_check_at: resource.next_check_at.map(time),
             created_at: time(resource.created_at),
             last_check: resource.last_check.as_ref().map(|check| CheckView {
@@ -628,7 +641,7 @@ impl VersionView {
             version: version.version.clone(),
             metadata: version.metadata.clone(),
             created_at: time(version.created_at),
-            pinned: resource.pinned_version == Some(version.id),
+            pinned: resource.pinned_version() == Some(version.id),
         }
     }
 }

@@ -139,6 +139,12 @@ struct ResourceItem {
     #[serde(default)]
     pinned_version_id: Option<i64>,
     #[serde(default)]
+    pin_comment: Option<String>,
+    #[serde(default)]
+    pinned_by: Option<String>,
+    #[serde(default)]
+    pinned_at: Option<String>,
+    #[serde(default)]
     next_check_at: Option<String>,
     #[serde(default)]
     last_check: Option<CheckItem>,
@@ -988,6 +994,16 @@ struct VersionRow {
     builds: Vec<(String, String, String)>,
 }
 
+/// The pin, as the resource page says it.
+struct PinNote {
+    /// The version's id, and its label when it is among those shown.
+    version: i64,
+    label: String,
+    by: String,
+    at: String,
+    comment: String,
+}
+
 #[derive(Template)]
 #[template(path = "resource.html")]
 struct ResourcePage {
@@ -1001,7 +1017,7 @@ struct ResourcePage {
     last_check_ok: bool,
     last_check_error: String,
     checking: bool,
-    pinned: Option<i64>,
+    pin: Option<PinNote>,
     webhook_url: Option<String>,
     versions: Vec<VersionRow>,
     may_write: bool,
@@ -1081,6 +1097,16 @@ pub(crate) async fn resource(
         ),
         None => (String::new(), true, String::new()),
     };
+    let pin = resource.pinned_version_id.map(|version| PinNote {
+        version,
+        label: rows
+            .iter()
+            .find(|row| row.id == version && !row.version.is_empty())
+            .map_or_else(|| format!("#{version}"), |row| row.version.clone()),
+        by: resource.pinned_by.unwrap_or_default(),
+        at: resource.pinned_at.as_deref().map(when).unwrap_or_default(),
+        comment: resource.pin_comment.unwrap_or_default(),
+    });
     let page = ResourcePage {
         frame: visit.frame(resource.canonical.clone(), {
             let mut crumbs = pipeline_crumbs(&path.tc, &path.pc);
@@ -1099,7 +1125,7 @@ pub(crate) async fn resource(
         last_check_ok,
         last_check_error,
         checking: resource.check_in_progress.is_some_and(|c| !c.is_null()),
-        pinned: resource.pinned_version_id,
+        pin,
         webhook_url,
         versions: rows,
         canonical: resource.canonical,

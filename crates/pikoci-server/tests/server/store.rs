@@ -229,9 +229,15 @@ impl Store for BlockingStore {
         run(async move { s.finish_check(id, attempt, outcome).await }).await
     }
 
-    async fn pin_version(&self, id: ResourceId, version: Option<VersionId>) -> StoreResult<()> {
+    async fn pin_version(
+        &self,
+        id: ResourceId,
+        version: Option<VersionId>,
+        comment: &str,
+    ) -> StoreResult<()> {
+        let comment = comment.to_owned();
         let s = self.0.clone();
-        run(async move { s.pin_version(id, version).await }).await
+        run(async move { s.pin_version(id, version, &comment).await }).await
     }
 
     async fn create_versions(

@@ -191,7 +191,7 @@ async fn a_pinned_version_is_what_builds_get() {
     h.add_version("src.app", json!({"ref": "new"})).await;
     let app = h.resource("src.app").await;
     h.store
-        .pin_version(app.id, Some(old.id))
+        .pin_version(app.id, Some(old.id), "")
         .await
         .expect("pin");
     let mut w = h.worker("w1").await;

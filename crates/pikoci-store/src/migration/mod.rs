@@ -14,6 +14,7 @@ mod m0006_accounts;
 mod m0007_worker_keys;
 mod m0008_audit_log;
 mod m0009_single_sign_on;
+mod m0010_pin_comments;
 
 pub(crate) use lock::MigrationLock;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_worker_keys::Migration),
             Box::new(m0008_audit_log::Migration),
             Box::new(m0009_single_sign_on::Migration),
+            Box::new(m0010_pin_comments::Migration),
         ]
     }
 

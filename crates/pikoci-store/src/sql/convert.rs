@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use pikoci_core::store::{
     Build, BuildNumber, BuildStatus, BuildStep, BuildTrigger, CheckLease, CheckRecord, Dispatch,
-    JobId, PipelineId, ResourceId, ResourceVersion, StepStatus, StoreError, StoreResult, StoredJob,
-    StoredPipeline, StoredResource, Team, TeamId, VersionId, Worker,
+    JobId, Pin, PipelineId, ResourceId, ResourceVersion, StepStatus, StoreError, StoreResult,
+    StoredJob, StoredPipeline, StoredResource, Team, TeamId, VersionId, Worker,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -194,7 +194,12 @@ pub(crate) fn resource(m: resource::Model) -> StoreResult<StoredResource> {
         )?,
         webhook_token: m.webhook_token,
         next_check_at: m.next_check_at.map(time),
-        pinned_version: m.pinned_version_id.map(VersionId),
+        pin: m.pinned_version_id.map(|version| Pin {
+            version: VersionId(version),
+            comment: m.pin_comment.unwrap_or_default(),
+            by: m.pinned_by,
+            at: m.pinned_at.map(time),
+        }),
         last_check,
         check_lease,
         created_at: time(m.created_at),

@@ -369,8 +369,13 @@ impl Store for SqlStore {
         resources::finish_check(self, id, attempt, &outcome).await
     }
 
-    async fn pin_version(&self, id: ResourceId, version: Option<VersionId>) -> StoreResult<()> {
-        resources::pin_version(self, id, version).await
+    async fn pin_version(
+        &self,
+        id: ResourceId,
+        version: Option<VersionId>,
+        comment: &str,
+    ) -> StoreResult<()> {
+        resources::pin_version(self, id, version, comment).await
     }
 
     async fn create_versions(

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use pikoci_core::model::{Pipeline, ResourceRef};
 use pikoci_core::schedule::CheckInterval;
-use pikoci_core::store::audit::actions;
+use pikoci_core::store::audit::{self, actions};
 use pikoci_core::store::{
-    ChangeSet, CheckClaim, CheckRecord, ClaimedCheck, PipelineId, ResourceId, RunningCheck,
-    StoreError, StoreResult, StoredResource, TeamId, TeamScope, VersionId,
+    ChangeSet, CheckClaim, CheckRecord, ClaimedCheck, MAX_PIN_COMMENT, PipelineId, ResourceId,
+    RunningCheck, StoreError, StoreResult, StoredResource, TeamId, TeamScope, VersionId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -81,6 +81,9 @@ pub(super) async fn set_all(
                     webhook_token: Set(new_webhook_token()),
                     next_check_at: Set(Some(ms(at))),
                     pinned_version_id: Set(None),
+                    pin_comment: Set(None),
+                    pinned_by: Set(None),
+                    pinned_at: Set(None),
                     last_check_finished_at: Set(None),
                     last_check_error: Set(None),
                     last_check_log: Set(None),
@@ -257,7 +260,15 @@ pub(super) async fn pin_version(
     store: &SqlStore,
     id: ResourceId,
     version: Option<VersionId>,
+    comment: &str,
 ) -> StoreResult<()> {
+    let length = comment.chars().count();
+    if length > MAX_PIN_COMMENT {
+        return Err(StoreError::invalid_input(format!(
+            "the comment has {length} characters, more than the {MAX_PIN_COMMENT} a pin keeps: \
+             shorten it"
+        )));
+    }
     if let Some(version) = version {
         let found = resource_version::Entity::find_by_id(version.0)
             .one(store.db())
@@ -277,20 +288,38 @@ pub(super) async fn pin_version(
             }
         }
     }
-    let update = resource::Entity::update_many().col_expr(
-        resource::Column::PinnedVersionId,
-        Expr::value(version.map(|v| v.0)),
-    );
+    let at = Utc::now();
+    let pinned = version.is_some();
+    let update = resource::Entity::update_many()
+        .col_expr(
+            resource::Column::PinnedVersionId,
+            Expr::value(version.map(|v| v.0)),
+        )
+        .col_expr(
+            resource::Column::PinComment,
+            Expr::value(pinned.then(|| comment.to_owned())),
+        )
+        .col_expr(
+            resource::Column::PinnedBy,
+            Expr::value(pinned.then(audit::actor).flatten()),
+        )
+        .col_expr(
+            resource::Column::PinnedAt,
+            Expr::value(pinned.then(|| ms(at))),
+        );
     let txn = store.begin().await?;
     update_one(&txn, id, "pin a version", update).await?;
     let (action, details) = match version {
         Some(version) => (
             actions::RESOURCE_PINNED,
-            serde_json::json!({ "version": version.0 }),
+            serde_json::json!({ "version": version.0, "comment": comment }),
         ),
-        None => (actions::RESOURCE_UNPINNED, serde_json::json!({})),
+        None => (
+            actions::RESOURCE_UNPINNED,
+            serde_json::json!({ "comment": comment }),
+        ),
     };
-    audit_resource(&txn, id, action, details, Utc::now()).await?;
+    audit_resource(&txn, id, action, details, at).await?;
     txn.commit()
         .await
         .context(|| format!("failed to pin a version of resource {id}"))

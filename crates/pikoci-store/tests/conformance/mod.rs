@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             resources::webhook_tokens_are_random_and_regenerable,
             resources::create_versions_deduplicates_and_keeps_order,
             resources::pins_accept_only_own_versions,
+            resources::pins_keep_their_comment_author_and_time,
             resources::checks_are_claimed_once_and_fenced,
             checks::check_leases_are_renewed_for_their_worker_and_attempt_only,
             checks::exclusive_workers_skip_untagged_resources,

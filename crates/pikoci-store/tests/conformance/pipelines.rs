@@ -88,7 +88,7 @@ pub(crate) async fn set_pipeline_creates_everything(fx: &Fixture) -> anyhow::Res
     for r in &resources {
         // D10: a new resource is checked immediately.
         assert_eq!(r.next_check_at, Some(at(10)));
-        assert!(r.pinned_version.is_none() && r.last_check.is_none() && r.check_lease.is_none());
+        assert!(r.pinned_version().is_none() && r.last_check.is_none() && r.check_lease.is_none());
     }
     assert_eq!(
         s.resource(stored.id, &reference("cron", "nightly")).await?,
@@ -125,7 +125,7 @@ pub(crate) async fn pipeline_updates_diff_by_name_and_keep_state(
     let versions = s
         .create_versions(repo.id, &[super::resources::version("a")], at(2))
         .await?;
-    s.pin_version(repo.id, Some(versions[0].id)).await?;
+    s.pin_version(repo.id, Some(versions[0].id), "").await?;
     s.request_check(repo.id, at(500)).await?;
     s.request_check(nightly.id, at(500)).await?;
 
@@ -172,7 +172,7 @@ pub(crate) async fn pipeline_updates_diff_by_name_and_keep_state(
     let repo_after = s.resource(p, &reference("git", "repo")).await?;
     assert_eq!(repo_after.id, repo.id);
     assert_eq!(repo_after.webhook_token, repo.webhook_token);
-    assert_eq!(repo_after.pinned_version, Some(versions[0].id));
+    assert_eq!(repo_after.pinned_version(), Some(versions[0].id));
     assert_eq!(repo_after.next_check_at, Some(at(500)));
     assert_eq!(s.versions(repo.id, None, 0).await?.len(), 1);
     let nightly_after = s.resource(p, &reference("cron", "nightly")).await?;
@@ -470,8 +470,9 @@ pub(crate) async fn the_audit_log_records_builds_and_resources(fx: &Fixture) -> 
         s.transition_build(&cancel(&queued, Some(actions::JOB_CANCELLED), None))
             .await?;
         s.retry_build(queued.id, at(5)).await?;
-        s.pin_version(w.repo.id, Some(versions[0].id)).await?;
-        s.pin_version(w.repo.id, None).await?;
+        s.pin_version(w.repo.id, Some(versions[0].id), "until the fix lands")
+            .await?;
+        s.pin_version(w.repo.id, None, "fixed").await?;
         s.request_check(w.repo.id, at(6)).await?;
         // What follows from an action without being it.
         on_its_own(s.request_check(w.repo.id, at(6))).await?;
@@ -569,6 +570,8 @@ pub(crate) async fn the_audit_log_records_builds_and_resources(fx: &Fixture) -> 
     assert_eq!(details(5)["build"], queued.number.to_string());
     assert_eq!(details(5)["retry"], format!("{}.1", queued.number));
     assert_eq!(details(6)["version"], versions[0].id.0);
+    assert_eq!(details(6)["comment"], "until the fix lands");
+    assert_eq!(details(7)["comment"], "fixed");
     assert_eq!(details(9)["from"], "ci");
     assert_eq!(details(12)["role"], "write");
     assert_eq!(details(12)["user_deleted"], true);

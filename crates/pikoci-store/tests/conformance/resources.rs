@@ -149,26 +149,97 @@ pub(crate) async fn pins_accept_only_own_versions(fx: &Fixture) -> anyhow::Resul
     let theirs = s
         .create_versions(other.repo.id, &[version("a")], at(1))
         .await?;
-    s.pin_version(w.repo.id, Some(mine[0].id)).await?;
+    s.pin_version(w.repo.id, Some(mine[0].id), "").await?;
     assert_eq!(
-        s.resource_by_id(w.repo.id).await?.pinned_version,
+        s.resource_by_id(w.repo.id).await?.pinned_version(),
         Some(mine[0].id)
     );
     expect_kind(
-        s.pin_version(w.repo.id, Some(theirs[0].id)).await,
+        s.pin_version(w.repo.id, Some(theirs[0].id), "").await,
         ErrorKind::InvalidInput,
     );
     expect_kind(
-        s.pin_version(w.repo.id, Some(pikoci_core::store::VersionId(999_999)))
+        s.pin_version(w.repo.id, Some(pikoci_core::store::VersionId(999_999)), "")
             .await,
         ErrorKind::NotFound,
     );
     assert_eq!(
-        s.resource_by_id(w.repo.id).await?.pinned_version,
+        s.resource_by_id(w.repo.id).await?.pinned_version(),
         Some(mine[0].id)
     );
-    s.pin_version(w.repo.id, None).await?;
-    assert_eq!(s.resource_by_id(w.repo.id).await?.pinned_version, None);
+    s.pin_version(w.repo.id, None, "").await?;
+    assert_eq!(s.resource_by_id(w.repo.id).await?.pinned_version(), None);
+    Ok(())
+}
+
+/// A pin keeps its comment, who pinned and when; pinning again replaces them, unpinning
+/// clears them, and a comment longer than the store keeps is refused whole.
+pub(crate) async fn pins_keep_their_comment_author_and_time(fx: &Fixture) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use pikoci_core::store::MAX_PIN_COMMENT;
+    use pikoci_core::store::audit::acting_as;
+    let s = fx.s();
+    let w = world(s, "main", vec![job("unit")]).await?;
+    let versions = s
+        .create_versions(w.repo.id, &[version("a"), version("b")], at(1))
+        .await?;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    // Any script, in any language: the store keeps characters, not bytes.
+    let comment = "läuft nicht: <b>bug</b> #42 — 🚧";
+    acting_as(
+        "alice",
+        s.pin_version(w.repo.id, Some(versions[0].id), comment),
+    )
+    .await?;
+    let pin = s
+        .resource_by_id(w.repo.id)
+        .await?
+        .pin
+        .context("not pinned")?;
+    assert_eq!(pin.version, versions[0].id);
+    assert_eq!(pin.comment, comment);
+    assert_eq!(pin.by.as_deref(), Some("alice"));
+    let pinned_at = pin.at.context("no pin time")?;
+    assert!(pinned_at >= before, "{pinned_at} is before {before}");
+
+    // The longest comment fits; one character more is refused and changes nothing.
+    let longest = "é".repeat(MAX_PIN_COMMENT);
+    acting_as(
+        "bob",
+        s.pin_version(w.repo.id, Some(versions[1].id), &longest),
+    )
+    .await?;
+    let pin = s
+        .resource_by_id(w.repo.id)
+        .await?
+        .pin
+        .context("not pinned")?;
+    assert_eq!(
+        (pin.version, pin.comment.as_str(), pin.by.as_deref()),
+        (versions[1].id, longest.as_str(), Some("bob"))
+    );
+    let longer = "x".repeat(MAX_PIN_COMMENT + 1);
+    expect_kind(
+        s.pin_version(w.repo.id, Some(versions[0].id), &longer)
+            .await,
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(
+        s.resource_by_id(w.repo.id).await?.pinned_version(),
+        Some(versions[1].id)
+    );
+
+    // Nobody acting: no author.
+    s.pin_version(w.repo.id, Some(versions[0].id), "").await?;
+    let pin = s
+        .resource_by_id(w.repo.id)
+        .await?
+        .pin
+        .context("not pinned")?;
+    assert_eq!((pin.comment.as_str(), pin.by), ("", None));
+
+    acting_as("alice", s.pin_version(w.repo.id, None, "fixed")).await?;
+    assert_eq!(s.resource_by_id(w.repo.id).await?.pin, None);
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Resources, versions, pins and webhook tokens.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use pikoci_core::store::{NewVersion, ResourceVersion, StoredResource};
 use serde_json::{Value, json};
 
@@ -114,11 +114,14 @@ async fn a_resource_is_pinned_and_unpinned() {
     let pinned = api
         .post(
             &format!("{RESOURCE}/pin"),
-            json!({"version_id": stored[0].id.0}),
+            json!({"version_id": stored[0].id.0, "comment": "  the next one breaks the build \n"}),
         )
         .await
         .data();
     assert_eq!(pinned["pinned_version_id"], stored[0].id.0);
+    assert_eq!(pinned["pin_comment"], "the next one breaks the build");
+    assert_eq!(pinned["pinned_by"], "root");
+    assert!(pinned["pinned_at"].is_string(), "{pinned}");
     let listed = api.get(&format!("{RESOURCE}/versions")).await.data();
     assert_eq!(listed[1]["pinned"], true);
     assert_eq!(listed[0]["pinned"], false);
@@ -131,17 +134,47 @@ async fn a_resource_is_pinned_and_unpinned() {
     api.post(&format!("{RESOURCE}/pin"), json!({}))
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_input");
+    let message = api
+        .post(
+            &format!("{RESOURCE}/pin"),
+            json!({"version_id": stored[1].id.0, "comment": "x".repeat(1001)}),
+        )
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(
+        message.contains("\"comment\" has 1001 characters"),
+        "{message}"
+    );
     assert_eq!(
-        resource(&api).await.pinned_version,
+        resource(&api).await.pinned_version(),
         Some(stored[0].id),
         "a refused pin changes nothing"
     );
 
     let unpinned = api
-        .post(&format!("{RESOURCE}/unpin"), json!({}))
+        .post(&format!("{RESOURCE}/unpin"), json!({"comment": "fixed"}))
         .await
         .data();
     assert_eq!(unpinned["pinned_version_id"], Value::Null);
+    assert_eq!(unpinned["pin_comment"], Value::Null);
+    assert_eq!(unpinned["pinned_by"], Value::Null);
+    // Unpinning takes no body too, and an unpinned resource stays unpinned.
+    let again = api
+        .call(Method::POST, &format!("{RESOURCE}/unpin"), None)
+        .await
+        .data();
+    assert_eq!(again["pinned_version_id"], Value::Null);
+    let audit = api
+        .get("/api/v1/teams/main/audit?action=resource.unpinned")
+        .await
+        .data();
+    let comments: Vec<&Value> = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| &entry["details"]["comment"])
+        .collect();
+    assert!(comments.contains(&&json!("fixed")), "{audit}");
 }
 
 #[tokio::test]

@@ -470,6 +470,26 @@ async fn the_resource_page_shows_versions_and_the_webhook_to_maintainers_only() 
     assert!(text.contains("time: t1"));
     assert!(!text.contains("/pin\""));
     assert!(!text.contains("/check\""));
+
+    // A pin shows its version, author, time and comment (escaped) to everyone who sees the
+    // resource, and the unpin form to writers only.
+    let versions = api.get(&format!("{resource}/versions")).await.data();
+    api.call_as(
+        Some(&writer),
+        Method::POST,
+        &format!("{resource}/pin"),
+        Some(json!({"version_id": versions[0]["id"], "comment": "hold <b>t1</b>"})),
+    )
+    .await
+    .data();
+    let text = page(&api, Some(&reader), &here).await.text;
+    assert!(text.contains("<strong>Pinned</strong> to"), "{text}");
+    assert!(text.contains("by will on "), "{text}");
+    assert!(text.contains("hold &#60;b&#62;t1&#60;/b&#62;"), "{text}");
+    assert!(!text.contains("hold <b>"));
+    assert!(!text.contains("/unpin\""));
+    let text = page(&api, Some(&writer), &here).await.text;
+    assert!(text.contains(&format!("data-api=\"{resource}/unpin\"")));
 }
 
 #[tokio::test]
