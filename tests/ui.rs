@@ -1,7 +1,7 @@
 //! The web UI in a real headless Chromium (`cargo xtask it ui`), against a real `pikoci
-//! server` with its worker: log in, look at the pipeline, trigger a job with an input and
-//! watch its coloured log arrive live, open a 100,000-line log and search it, pin a version,
-//! approve a build, and see the pipeline anonymously once it is public. Every step saves a
+//! server` with its worker: log in, look at the pipeline, see the dashboard follow a pause
+//! live, trigger a job with an input and watch its coloured log arrive live, open a
+//! 100,000-line log and search it, pin a version with a comment, approve a build, and see the pipeline anonymously once it is public. Every step saves a
 //! screenshot under `PIKOCI_SCREENSHOTS` (the target directory's `ui-screenshots/`).
 
 mod support;
@@ -122,6 +122,31 @@ async fn the_web_ui_in_a_browser() {
         .wait_for("the dashboard", HOLDS, json!([".card h3", "demo"]))
         .await;
     browser.screenshot("dashboard").await;
+
+    // The dashboard follows the server live (Server-Sent Events), without loading again.
+    browser.run("window.notReloaded = true;", json!([])).await;
+    let (status, paused) = server
+        .post("/teams/main/pipelines/demo/pause", json!({}))
+        .await;
+    assert_eq!(status, 200, "{paused}");
+    browser
+        .wait_for(
+            "the pipeline shown paused, live",
+            "return window.notReloaded && document.querySelector('.card.paused .tag');",
+            json!([]),
+        )
+        .await;
+    let (status, unpaused) = server
+        .post("/teams/main/pipelines/demo/unpause", json!({}))
+        .await;
+    assert_eq!(status, 200, "{unpaused}");
+    browser
+        .wait_for(
+            "the pipeline shown running again, live",
+            "return window.notReloaded && !document.querySelector('.card.paused');",
+            json!([]),
+        )
+        .await;
 
     // The editor: a typo is shown at its line as it is typed; fixed, the file is saved.
     browser.goto(&format!("{base}{DEMO}/edit")).await;

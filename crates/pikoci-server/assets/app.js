@@ -4,6 +4,7 @@
 // - The pipeline graph: pan, zoom, and the highlight of a job's upstream and downstream path.
 // - Build pages: step logs loaded when opened, links to lines, times, following a running
 //   build over Server-Sent Events.
+// - Live pages: their `data-live` part follows the server over Server-Sent Events.
 "use strict";
 
 (function () {
@@ -578,15 +579,47 @@
     validate();
   }
 
+  // ---- live pages ----
+  // The part of a page marked `data-live` follows the server over Server-Sent Events
+  // (`GET /live`) while the tab is visible: each `update` event is the part's new HTML. An
+  // update waits while the visitor works in the part (focus in it, the pointer on the graph,
+  // a drag), and `gone` (the session ended, the page was deleted) loads the page again.
+  function setUpLive(box) {
+    let source = null, pending = null, waiting = null;
+    const busy = () => box.contains(document.activeElement) || window.pikociGraphBusy || box.querySelector(".graph-box:hover");
+    function apply() {
+      waiting = null;
+      if (pending === null) return;
+      if (busy()) { waiting = setTimeout(apply, 500); return; }
+      box.innerHTML = pending;
+      pending = null;
+      if (window.htmx) htmx.process(box);
+      box.querySelectorAll(".graph-box").forEach(setUpGraph);
+    }
+    function open() {
+      if (source) return;
+      source = new EventSource("/live?page=" + encodeURIComponent(location.pathname + location.search) +
+        "&hash=" + encodeURIComponent(box.dataset.liveHash || ""));
+      source.addEventListener("update", (event) => {
+        pending = event.data;
+        box.dataset.liveHash = event.lastEventId;
+        if (waiting === null) apply();
+      });
+      source.addEventListener("gone", () => { close(); location.reload(); });
+    }
+    function close() { if (source) { source.close(); source = null; } }
+    document.addEventListener("visibilitychange", () => (document.hidden ? close() : open()));
+    if (!document.hidden) open();
+  }
+
   function start() {
+    document.querySelectorAll("[data-live]").forEach(setUpLive);
     document.querySelectorAll(".graph-box").forEach(setUpGraph);
     const build = document.getElementById("build");
     if (build) setUpBuild(build);
     const editor = document.getElementById("editor");
     if (editor) setUpEditor(editor);
   }
-  // A refreshed pipeline region brings a new graph.
-  document.addEventListener("htmx:afterSettle", () => document.querySelectorAll(".graph-box").forEach(setUpGraph));
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();

@@ -53,7 +53,7 @@ pub(crate) fn parse_canonical(canonical: &str) -> Option<ResourceRef> {
 impl Server {
     pub(crate) async fn on_event(&self, envelope: &Envelope) -> StoreResult<()> {
         let at = |ms: i64| protocol::from_ms(ms);
-        match &envelope.message {
+        let handled = match &envelope.message {
             Message::Accepted {
                 work: WorkRef::Build(build),
             } => self.on_accepted(envelope, *build).await,
@@ -189,7 +189,12 @@ impl Server {
                 tracing::warn!(r#type = other.type_name(), sender = %envelope.sender, "ignoring a message that is not an event");
                 Ok(())
             }
+        };
+        // Log chunks change no page but the build's, which follows them on its own.
+        if !matches!(envelope.message, Message::Log { .. }) {
+            self.inner.runtime.changed();
         }
+        handled
     }
 
     /// The build, when the event is for its current attempt and from the worker holding it;

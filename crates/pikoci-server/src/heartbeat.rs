@@ -131,6 +131,9 @@ impl Server {
         )
         .await;
         let new = recorded.first_seen_at == recorded.last_heartbeat_at;
+        if new {
+            self.inner.runtime.changed();
+        }
         if !heartbeat.draining && (new || running.len() < heartbeat.slots as usize) {
             self.wake_dispatcher();
         }

@@ -383,6 +383,11 @@ impl Server {
         lock(&self.inner.runtime.reasons).get(&build).cloned()
     }
 
+    /// Moves whenever this server changes something live pages show (see `ui::live`).
+    pub(crate) fn page_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.runtime.changes.subscribe()
+    }
+
     /// Woken whenever log chunks of a build are stored by this server (the SSE stream polls
     /// the store when woken, and every second for chunks another server stored).
     pub fn log_updates(&self) -> tokio::sync::broadcast::Receiver<BuildId> {

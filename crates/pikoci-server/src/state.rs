@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 use pikoci_core::protocol::{BuildRef, CheckRef, WorkRef};
 use pikoci_core::store::BuildId;
-use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
 /// Locks a mutex, going on after a panic elsewhere: every critical section is a few map
 /// operations that cannot leave the map half-updated.
@@ -55,6 +55,9 @@ pub(crate) struct Runtime {
     pub(crate) wake: Notify,
     /// Build ids whose log chunks this server stored.
     pub(crate) logs: broadcast::Sender<BuildId>,
+    /// Counts the changes this server made that live pages show (builds, jobs, pipelines,
+    /// resources, workers coming): a page's stream renders again when it moves.
+    pub(crate) changes: watch::Sender<u64>,
     /// Why each pending build is not running, as the last dispatch round saw it.
     pub(crate) reasons: Mutex<HashMap<BuildId, String>>,
     /// How many checks each worker runs at once, as its latest heartbeat read here says.
@@ -86,6 +89,7 @@ impl Runtime {
             boot_id: uuid::Uuid::now_v7().to_string(),
             wake: Notify::new(),
             logs: broadcast::channel(1024).0,
+            changes: watch::channel(0).0,
             reasons: Mutex::new(HashMap::new()),
             check_slots: Mutex::new(HashMap::new()),
             checks: Mutex::new(HashMap::new()),
@@ -154,8 +158,15 @@ impl Runtime {
         aborted.insert((work, sender.to_owned()))
     }
 
-    /// Wakes the dispatcher.
+    /// Wakes the dispatcher; whatever woke it changed something live pages show.
     pub(crate) fn poke(&self) {
         self.wake.notify_one();
+        self.changed();
+    }
+
+    /// Tells live pages that something they show changed.
+    pub(crate) fn changed(&self) {
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 }

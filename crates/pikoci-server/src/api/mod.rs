@@ -291,6 +291,10 @@ pub(crate) async fn count_request(
         .inner
         .metrics
         .http_request(method.as_str(), route, status, took);
+    // A change someone made (pause, expose, trigger, pin...): live pages show it at once.
+    if !method.is_safe() && response.status().is_success() {
+        server.inner.runtime.changed();
+    }
     response
 }
 

@@ -31,11 +31,13 @@
 //! | `GET …/builds/{bn}/steps/{step}/log` | a page of a step's log (HTML fragment) |
 //! | `GET …/resources/{rc}` | a resource: versions, pin, check |
 //! | `GET /assets/{hash}/{file}` | embedded assets, cached for a year |
+//! | `GET /live?page=` | a live page's changes, over Server-Sent Events ([`live`]) |
 
 mod admin;
 mod ansi;
 mod assets;
 mod graph;
+mod live;
 mod login;
 mod logs;
 mod pages;
@@ -86,6 +88,7 @@ pub(crate) fn router(server: Server, api: Router) -> Router {
             get(pages::resource),
         )
         .route("/assets/{hash}/{file}", get(assets::serve))
+        .route("/live", get(live::live))
         .route_layer(axum::middleware::from_fn(visit::pass_cookies))
         .route_layer(axum::middleware::from_fn(crate::api::label_route))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -174,7 +177,14 @@ impl IntoResponse for PageError {
 /// does).
 pub(crate) fn render(page: &impl Template) -> Response {
     match page.render() {
-        Ok(html) => {
+        Ok(mut html) => {
+            // A live page says which version of its live part it shows (see `live`).
+            if let Some(at) = html.find(live::HASH_SLOT)
+                && let Some(part) = live::region(&html)
+            {
+                let filled = format!("data-live-hash=\"{}\"", live::fingerprint(part));
+                html.replace_range(at..at + live::HASH_SLOT.len(), &filled);
+            }
             let mut response = Html(html).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
