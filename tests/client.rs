@@ -301,13 +301,34 @@ async fn a_user_drives_a_server_from_the_terminal() {
     );
     let versions: Value = serde_json::from_str(&out).unwrap();
     let id = versions[0]["id"].as_i64().unwrap().to_string();
-    let out = expect(&cli(&["resources", "pin", "demo/cron.tick", &id]), 0);
-    assert!(out.contains(&format!("pinned to version {id}")), "{out}");
+    let out = expect(
+        &cli(&[
+            "resources",
+            "pin",
+            "demo/cron.tick",
+            &id,
+            "--comment",
+            "until the fix lands",
+        ]),
+        0,
+    );
+    assert!(
+        out.contains(&format!("pinned to version {id}: until the fix lands")),
+        "{out}"
+    );
     let (_, resource) = server
         .get("/teams/main/pipelines/demo/resources/cron.tick")
         .await;
     assert_eq!(resource["data"]["pinned_version_id"].to_string(), id);
-    expect(&cli(&["resources", "unpin", "demo/cron.tick"]), 0);
+    assert_eq!(resource["data"]["pin_comment"], "until the fix lands");
+    expect(
+        &cli(&["resources", "unpin", "demo/cron.tick", "--comment", "fixed"]),
+        0,
+    );
+    let (_, resource) = server
+        .get("/teams/main/pipelines/demo/resources/cron.tick")
+        .await;
+    assert_eq!(resource["data"]["pin_comment"], Value::Null);
     let out = expect(&cli(&["resources", "webhook-url", "demo/cron.tick"]), 0);
     assert!(
         out.starts_with(&format!("{}/api/v1/webhooks/", server.base)),
