@@ -1,8 +1,9 @@
 //! The web UI in a real headless Chromium (`cargo xtask it ui`), against a real `pikoci
 //! server` with its worker: log in, look at the pipeline, see the dashboard follow a pause
 //! live, trigger a job with an input and watch its coloured log arrive live, open a
-//! 100,000-line log and search it, pin a version with a comment, approve a build, and see the pipeline anonymously once it is public. Every step saves a
-//! screenshot under `PIKOCI_SCREENSHOTS` (the target directory's `ui-screenshots/`).
+//! 100,000-line log and search it, pin a version with a comment, approve a build, and see the
+//! pipeline anonymously once it is public. Every step saves a screenshot under
+//! `PIKOCI_SCREENSHOTS` (the target directory's `ui-screenshots/`).
 
 mod support;
 

@@ -177,6 +177,9 @@ pub struct Resource {
     /// Who pinned it.
     #[serde(default)]
     pub pinned_by: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub pinned_at: Option<String>,
     /// The next check.
     #[serde(default)]
     pub next_check_at: Option<String>,

@@ -585,7 +585,7 @@
   // update waits while the visitor works in the part (focus in it, the pointer on the graph,
   // a drag), and `gone` (the session ended, the page was deleted) loads the page again.
   function setUpLive(box) {
-    let source = null, pending = null, waiting = null;
+    let source = null, pending = null, waiting = null, retry = null, backoff = 2000;
     const busy = () => box.contains(document.activeElement) || window.pikociGraphBusy || box.querySelector(".graph-box:hover");
     function apply() {
       waiting = null;
@@ -597,7 +597,8 @@
       box.querySelectorAll(".graph-box").forEach(setUpGraph);
     }
     function open() {
-      if (source) return;
+      if (source || document.hidden) return;
+      clearTimeout(retry);
       source = new EventSource("/live?page=" + encodeURIComponent(location.pathname + location.search) +
         "&hash=" + encodeURIComponent(box.dataset.liveHash || ""));
       source.addEventListener("update", (event) => {
@@ -605,9 +606,18 @@
         box.dataset.liveHash = event.lastEventId;
         if (waiting === null) apply();
       });
+      source.addEventListener("open", () => { backoff = 2000; });
+      // The browser retries a dropped connection by itself, but not an answer that is not a
+      // stream (a proxy's 502 while the server restarts): open again, later and later.
+      source.addEventListener("error", () => {
+        if (!source || source.readyState !== EventSource.CLOSED) return;
+        source = null;
+        retry = setTimeout(open, backoff);
+        backoff = Math.min(backoff * 2, 60000);
+      });
       source.addEventListener("gone", () => { close(); location.reload(); });
     }
-    function close() { if (source) { source.close(); source = null; } }
+    function close() { clearTimeout(retry); if (source) { source.close(); source = null; } }
     document.addEventListener("visibilitychange", () => (document.hidden ? close() : open()));
     if (!document.hidden) open();
   }

@@ -95,11 +95,19 @@ impl Server {
         if released {
             active = self.active_builds().await?;
         }
+        let before: Vec<_> = active.iter().map(|b| (b.id, b.status)).collect();
+        let reasons_before = lock(&runtime.reasons).clone();
         let mut candidates = self.live_workers(now, &active).await?;
         self.assign_builds(&mut candidates).await?;
         self.assign_checks(&candidates, lapsed_before).await?;
         let active = self.active_builds().await?;
         self.record_reasons(&candidates, &active).await?;
+        // Builds given to workers, taken back or cancelled, or waiting for another reason:
+        // live pages show it.
+        let after: Vec<_> = active.iter().map(|b| (b.id, b.status)).collect();
+        if released || before != after || *lock(&runtime.reasons) != reasons_before {
+            runtime.changed();
+        }
         if slow {
             self.catch_up_triggers().await?;
             self.evaluate_all_passed().await?;

@@ -59,6 +59,7 @@ impl Server {
         );
         // New resources are due for their first check now.
         self.wake_dispatcher();
+        self.inner.runtime.changed();
         Ok(PipelineSet { outcome, warnings })
     }
 

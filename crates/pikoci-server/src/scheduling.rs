@@ -207,6 +207,7 @@ impl Server {
             self.interrupt_older(&build).await?;
         }
         self.wake_dispatcher();
+        self.inner.runtime.changed();
         Ok(build)
     }
 

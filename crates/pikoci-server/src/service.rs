@@ -126,7 +126,23 @@ impl Server {
         &self,
         shutdown: CancellationToken,
     ) -> ServerResult<tokio::task::JoinSet<()>> {
-        crate::ingest::start(self, shutdown).await
+        let mut tasks = crate::ingest::start(self, shutdown.clone()).await?;
+        let stopping = self.inner.runtime.stopping.clone();
+        tasks.spawn(async move {
+            shutdown.cancelled().await;
+            stopping.cancel();
+        });
+        Ok(tasks)
+    }
+
+    /// Turns to render a live page (see `ui::live`).
+    pub(crate) fn live_renders(&self) -> std::sync::Arc<tokio::sync::Semaphore> {
+        self.inner.runtime.live_renders.clone()
+    }
+
+    /// Cancelled when the server stops (the `shutdown` given to [`Server::start`]).
+    pub(crate) fn stopping(&self) -> CancellationToken {
+        self.inner.runtime.stopping.clone()
     }
 
     /// A manual build of a job with these inputs (text values, as typed): `InvalidInput`

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use pikoci_core::protocol::{BuildRef, CheckRef, WorkRef};
 use pikoci_core::store::BuildId;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
+use tokio_util::sync::CancellationToken;
 
 /// Locks a mutex, going on after a panic elsewhere: every critical section is a few map
 /// operations that cannot leave the map half-updated.
@@ -28,6 +29,10 @@ const ABORTED_MEMORY: usize = 4096;
 /// prefetch (16), so that the deliveries they hold never stop the consumer from receiving the
 /// chunks they wait for.
 pub(crate) const MAX_WAITING_FINISHES: usize = 8;
+
+/// How many live pages the streams of one server render at once: many open pages wait their
+/// turn rather than crowd out the rest of the server.
+pub(crate) const LIVE_RENDERS: usize = 4;
 
 /// The two consumers whose health [`Runtime::requeue_allowed`] depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +63,11 @@ pub(crate) struct Runtime {
     /// Counts the changes this server made that live pages show (builds, jobs, pipelines,
     /// resources, workers coming): a page's stream renders again when it moves.
     pub(crate) changes: watch::Sender<u64>,
+    /// Cancelled when the server stops: live pages' streams end (their browsers reconnect to
+    /// another server, or to this one once it is back).
+    pub(crate) stopping: CancellationToken,
+    /// Turns to render a live page (see `ui::live`).
+    pub(crate) live_renders: Arc<Semaphore>,
     /// Why each pending build is not running, as the last dispatch round saw it.
     pub(crate) reasons: Mutex<HashMap<BuildId, String>>,
     /// How many checks each worker runs at once, as its latest heartbeat read here says.
@@ -90,6 +100,8 @@ impl Runtime {
             wake: Notify::new(),
             logs: broadcast::channel(1024).0,
             changes: watch::channel(0).0,
+            stopping: CancellationToken::new(),
+            live_renders: Arc::new(Semaphore::new(LIVE_RENDERS)),
             reasons: Mutex::new(HashMap::new()),
             check_slots: Mutex::new(HashMap::new()),
             checks: Mutex::new(HashMap::new()),
@@ -158,10 +170,9 @@ impl Runtime {
         aborted.insert((work, sender.to_owned()))
     }
 
-    /// Wakes the dispatcher; whatever woke it changed something live pages show.
+    /// Wakes the dispatcher.
     pub(crate) fn poke(&self) {
         self.wake.notify_one();
-        self.changed();
     }
 
     /// Tells live pages that something they show changed.

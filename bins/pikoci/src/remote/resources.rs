@@ -315,11 +315,20 @@ pub(crate) fn run(args: ResourcesArgs) -> std::process::ExitCode {
                 version_id,
                 comment,
             } => {
-                let body = json!({ "version_id": version_id, "comment": comment });
+                let mut body = json!({ "version_id": version_id });
+                // Only when given: a server older than pin comments refuses the field.
+                if !comment.is_empty() {
+                    body["comment"] = json!(comment);
+                }
                 act(&session, &resource, "pin", body).await
             }
             ResourcesCommand::Unpin { resource, comment } => {
-                act(&session, &resource, "unpin", json!({ "comment": comment })).await
+                let body = if comment.is_empty() {
+                    json!({})
+                } else {
+                    json!({ "comment": comment })
+                };
+                act(&session, &resource, "unpin", body).await
             }
             ResourcesCommand::WebhookUrl { resource } => webhook_url(&session, &resource).await,
         }

@@ -50,9 +50,10 @@ pub mod actions {
     pub const BUILD_REJECTED: &str = "build.rejected";
     /// A failed build was marked as a warning.
     pub const BUILD_MARKED_WARNING: &str = "build.marked_warning";
-    /// A version of a resource was pinned (`details.version`, the version's id).
+    /// A version of a resource was pinned (`details.version`, the version's id, and
+    /// `details.comment`, why).
     pub const RESOURCE_PINNED: &str = "resource.pinned";
-    /// A resource's pin was removed.
+    /// A resource's pin was removed (`details.comment`, why).
     pub const RESOURCE_UNPINNED: &str = "resource.unpinned";
     /// A check of a resource was asked for by hand.
     pub const RESOURCE_CHECK_TRIGGERED: &str = "resource.check_triggered";

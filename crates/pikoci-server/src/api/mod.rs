@@ -260,6 +260,10 @@ pub(crate) async fn count_request(
     next: Next,
 ) -> Response {
     use tracing::Instrument;
+    // Part of a request already counted.
+    if request.extensions().get::<InProcess>().is_some() {
+        return next.run(request).await;
+    }
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let id = request
@@ -297,6 +301,11 @@ pub(crate) async fn count_request(
     }
     response
 }
+
+/// Marks a request the server makes to its own router (a page reading the API, a live page
+/// rendered again): it is part of the request that caused it, and not counted apart.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InProcess;
 
 /// The header that names a request in the server's logs.
 const REQUEST_ID: &str = "x-request-id";

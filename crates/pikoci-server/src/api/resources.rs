@@ -202,7 +202,7 @@ pub(crate) struct PinBody {
     /// Why the resource is pinned (at most 1,000 characters): shown with the pin and kept in
     /// the audit log.
     #[serde(default)]
-    comment: String,
+    comment: Option<String>,
 }
 
 /// `{"comment"}`, all optional.
@@ -212,7 +212,7 @@ pub(crate) struct PinBody {
 pub(crate) struct UnpinBody {
     /// Why the resource is unpinned (at most 1,000 characters): kept in the audit log.
     #[serde(default)]
-    comment: String,
+    comment: Option<String>,
 }
 
 /// `POST …/resources/{rc}/pin` `{"version_id", "comment"}`: builds use that version until
@@ -226,7 +226,8 @@ pub(crate) async fn pin(
     ApiJson(body): ApiJson<PinBody>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
     let version = Some(VersionId(body.version_id));
-    set_pin(&server, &caller, &path, version, &body.comment).await
+    let comment = body.comment.unwrap_or_default();
+    set_pin(&server, &caller, &path, version, &comment).await
 }
 
 /// `POST …/resources/{rc}/unpin` `{"comment"}` (optional).
@@ -238,7 +239,8 @@ pub(crate) async fn unpin(
     ApiPath(path): ApiPath<ResourcePath>,
     ApiJson(body): ApiJson<UnpinBody>,
 ) -> ApiResult<Json<Data<ResourceView>>> {
-    set_pin(&server, &caller, &path, None, &body.comment).await
+    let comment = body.comment.unwrap_or_default();
+    set_pin(&server, &caller, &path, None, &comment).await
 }
 
 async fn set_pin(

@@ -9,8 +9,8 @@
 //! page), when something may have changed:
 //!
 //! - at once (at most once a second) when this server changes something live pages show
-//!   ([`crate::Server::page_changes`]): a build's state, a trigger, a pause, a new worker, any change
-//!   made through the API;
+//!   ([`crate::Server::page_changes`]): a build created or changing state, a pause, a new
+//!   worker, any change made through the API;
 //! - every [`TICK`] otherwise, for changes made by another server and for times that age.
 //!
 //! # Events
@@ -18,13 +18,19 @@
 //! - `update`: the part's new HTML, sent only when it differs from what the visitor has, with
 //!   its fingerprint as the event's `id` (a browser that reconnects sends it back as
 //!   `Last-Event-ID`, which takes the place of `hash`).
-//! - `gone`: `{"status"}` when the page no longer answers (the session ended, the pipeline was
-//!   deleted, access was taken away); the stream ends and the script loads the page again,
-//!   which shows why.
+//! - `gone`: `{"status"}` when the page no longer answers for good (401, 403, 404 or 410: the
+//!   session ended, the pipeline was deleted, access was taken away); the stream ends and the
+//!   script loads the page again, which shows why. Any other failure (the store down for a
+//!   moment) sends nothing, and the next change or tick tries again.
 //!
 //! Nothing is sent while nothing changes, except the comments that keep the connection open.
+//! The stream ends when the server stops; the browser reconnects. At most
+//! [`LIVE_RENDERS`](crate::state::LIVE_RENDERS) pages
+//! are rendered at once by all the streams of a server: many open pages wait their turn
+//! rather than crowd out the rest of the server.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -36,11 +42,13 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 use super::UiState;
+use crate::api::InProcess;
 
 /// How often a stream renders its page when this server changed nothing.
 pub(crate) const TICK: Duration = Duration::from_secs(5);
@@ -121,6 +129,8 @@ pub(crate) async fn live(
     }
     let stream = LiveStream {
         changes: state.server.page_changes(),
+        stopping: state.server.stopping(),
+        renders: state.server.live_renders(),
         pages: super::router(state.server, state.api),
         page: query.page,
         headers: passed,
@@ -136,6 +146,8 @@ pub(crate) async fn live(
 /// One stream.
 struct LiveStream {
     changes: watch::Receiver<u64>,
+    stopping: CancellationToken,
+    renders: Arc<Semaphore>,
     /// The UI's router, which renders the page.
     pages: Router,
     page: String,
@@ -150,7 +162,10 @@ struct LiveStream {
 /// A page rendered again.
 enum Rendered {
     Part(String),
+    /// The page answers no more, for good.
     Gone(StatusCode),
+    /// The page could not be rendered this time.
+    Failed,
 }
 
 impl LiveStream {
@@ -172,6 +187,9 @@ impl LiveStream {
                 Rendered::Part(part) => {
                     let hash = fingerprint(&part);
                     if hash != self.sent {
+                        // An event's data ends a line at `\r` as at `\n`: the browser would
+                        // see two line ends for each `\r\n`.
+                        let part = part.replace("\r\n", "\n").replace('\r', "\n");
                         let event = Event::default().event("update").id(&hash).data(part);
                         self.sent = hash;
                         return Some(event);
@@ -182,6 +200,7 @@ impl LiveStream {
                     let data = serde_json::json!({ "status": status.as_u16() }).to_string();
                     return Some(Event::default().event("gone").data(data));
                 }
+                Rendered::Failed => {}
             }
         }
     }
@@ -196,10 +215,14 @@ impl LiveStream {
             return Some(());
         };
         tokio::select! {
+            () = self.stopping.cancelled() => return None,
             changed = self.changes.changed() => changed.ok()?,
             () = tokio::time::sleep_until(last + TICK) => {}
         }
-        tokio::time::sleep_until(last + MIN_GAP).await;
+        tokio::select! {
+            () = self.stopping.cancelled() => return None,
+            () = tokio::time::sleep_until(last + MIN_GAP) => {}
+        }
         // Changes made until now are in the render that follows.
         self.changes.borrow_and_update();
         self.rendered_at = Some(Instant::now());
@@ -208,7 +231,10 @@ impl LiveStream {
 
     /// Renders the page as the visitor, and cuts out its live part.
     async fn render(&self) -> Rendered {
-        let mut request = Request::get(&self.page);
+        let Ok(_turn) = self.renders.acquire().await else {
+            return Rendered::Failed;
+        };
+        let mut request = Request::get(&self.page).extension(InProcess);
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
@@ -217,15 +243,25 @@ impl LiveStream {
             return Rendered::Gone(StatusCode::BAD_REQUEST);
         };
         let Ok(response) = self.pages.clone().oneshot(request).await;
-        let status = response.status();
-        if status != StatusCode::OK {
-            return Rendered::Gone(status);
+        match response.status() {
+            StatusCode::OK => {}
+            status @ (StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::NOT_FOUND
+            | StatusCode::GONE) => return Rendered::Gone(status),
+            status => {
+                tracing::debug!(
+                    page = %self.page, %status,
+                    "a live page failed; the next change or tick tries again"
+                );
+                return Rendered::Failed;
+            }
         }
         let html = match axum::body::to_bytes(response.into_body(), MAX_PAGE).await {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(error) => {
                 tracing::warn!(page = %self.page, %error, "a live page could not be read");
-                return Rendered::Gone(StatusCode::INTERNAL_SERVER_ERROR);
+                return Rendered::Failed;
             }
         };
         match region(&html) {

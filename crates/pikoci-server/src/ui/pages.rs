@@ -999,6 +999,7 @@ struct PinNote {
     /// The version's id, and its label when it is among those shown.
     version: i64,
     label: String,
+    shown: bool,
     by: String,
     at: String,
     comment: String,
@@ -1097,15 +1098,18 @@ pub(crate) async fn resource(
         ),
         None => (String::new(), true, String::new()),
     };
-    let pin = resource.pinned_version_id.map(|version| PinNote {
-        version,
-        label: rows
-            .iter()
-            .find(|row| row.id == version && !row.version.is_empty())
-            .map_or_else(|| format!("#{version}"), |row| row.version.clone()),
-        by: resource.pinned_by.unwrap_or_default(),
-        at: resource.pinned_at.as_deref().map(when).unwrap_or_default(),
-        comment: resource.pin_comment.unwrap_or_default(),
+    let pin = resource.pinned_version_id.map(|version| {
+        let row = rows.iter().find(|row| row.id == version);
+        PinNote {
+            version,
+            label: row
+                .filter(|row| !row.version.is_empty())
+                .map_or_else(|| format!("#{version}"), |row| row.version.clone()),
+            shown: row.is_some(),
+            by: resource.pinned_by.unwrap_or_default(),
+            at: resource.pinned_at.as_deref().map(when).unwrap_or_default(),
+            comment: resource.pin_comment.unwrap_or_default(),
+        }
     });
     let page = ResourcePage {
         frame: visit.frame(resource.canonical.clone(), {

@@ -245,7 +245,7 @@ impl Visit {
 
     /// `GET path` of the API, as the visitor.
     async fn call(&self, path: &str) -> Result<Answer, String> {
-        let mut request = Request::get(path);
+        let mut request = Request::get(path).extension(crate::api::InProcess);
         if let Some(headers) = request.headers_mut() {
             headers.extend(self.headers.clone());
         }

@@ -9,6 +9,7 @@ mod accounts;
 mod admin;
 mod builds;
 mod events;
+mod live;
 mod metrics;
 mod openapi;
 mod pipelines;

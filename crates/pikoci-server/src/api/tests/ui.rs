@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{Answer, TestApi, read};
 
 /// `GET path` as a browser with the session cookie `session` (none: anonymous).
-async fn page(api: &TestApi, session: Option<&str>, path: &str) -> Answer {
+pub(super) async fn page(api: &TestApi, session: Option<&str>, path: &str) -> Answer {
     let mut request = Request::get(path).header(header::HOST, "ci.example:8080");
     if let Some(session) = session {
         request = request.header(header::COOKIE, format!("pikoci_session={session}"));
@@ -31,11 +31,11 @@ fn location(answer: &Answer) -> &str {
 }
 
 /// A member of `main` with `role`, and its session.
-async fn member(api: &TestApi, name: &str, role: Role) -> String {
+pub(super) async fn member(api: &TestApi, name: &str, role: Role) -> String {
     api.user(name, Some(role)).await
 }
 
-const DEMO: &str = "/teams/main/pipelines/demo";
+pub(super) const DEMO: &str = "/teams/main/pipelines/demo";
 
 #[tokio::test]
 async fn pages_send_anonymous_visitors_to_log_in_and_back() {
@@ -781,178 +781,4 @@ async fn workers_and_team_pages_show_what_each_role_may_see_and_do() {
         page(&api, Some(&outsider), "/teams/main").await.status,
         StatusCode::FORBIDDEN
     );
-}
-
-/// Reads a live page's events (`GET /live`) one by one.
-struct LiveReader {
-    body: Body,
-    buffer: String,
-}
-
-impl LiveReader {
-    async fn open(api: &TestApi, session: Option<&str>, query: &str) -> LiveReader {
-        let mut request =
-            Request::get(format!("/live?{query}")).header(header::HOST, "ci.example:8080");
-        if let Some(session) = session {
-            request = request.header(header::COOKIE, format!("pikoci_session={session}"));
-        }
-        let response = api
-            .router_oneshot(request.body(Body::empty()).expect("request"))
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "text/event-stream"
-        );
-        LiveReader {
-            body: response.into_body(),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event as `(name, id, data)` within `wait`; `None` when none came.
-    async fn next(&mut self, wait: std::time::Duration) -> Option<(String, String, String)> {
-        use http_body_util::BodyExt as _;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut name, mut id, mut data) = (None, String::new(), Vec::new());
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event: ") {
-                        name = Some(value.to_owned());
-                    } else if let Some(value) = line.strip_prefix("id: ") {
-                        id = value.to_owned();
-                    } else if let Some(value) = line.strip_prefix("data: ") {
-                        data.push(value);
-                    } else if line == "data:" {
-                        data.push("");
-                    }
-                }
-                match name {
-                    Some(name) => return Some((name, id, data.join("\n"))),
-                    // A keep-alive comment.
-                    None => continue,
-                }
-            }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame())
-                .await
-                .ok()?
-                .expect("the stream ended")
-                .expect("frame");
-            if let Ok(data) = frame.into_data() {
-                self.buffer.push_str(&String::from_utf8_lossy(&data));
-            }
-        }
-    }
-}
-
-/// The `data-live-hash` a page was rendered with.
-fn live_hash(text: &str) -> String {
-    let at = text.find("data-live-hash=\"").expect("a live page") + "data-live-hash=\"".len();
-    text[at..at + 24].to_owned()
-}
-
-#[tokio::test]
-async fn live_pages_are_sent_again_only_when_they_change() {
-    use std::time::Duration;
-    let api = TestApi::with_pipeline().await;
-    let writer = member(&api, "will", Role::Write).await;
-    let text = page(&api, Some(&writer), DEMO).await.text;
-    let hash = live_hash(&text);
-    assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{hash}");
-    assert!(!text.contains("hx-trigger=\"every"), "no polling left");
-
-    // What the visitor has is not sent again.
-    let mut live = LiveReader::open(&api, Some(&writer), &format!("page={DEMO}&hash={hash}")).await;
-    assert_eq!(live.next(Duration::from_millis(300)).await, None);
-
-    // A change made through the API is sent at once, with its new fingerprint.
-    api.call_as(
-        Some(&writer),
-        Method::POST,
-        "/api/v1/teams/main/pipelines/demo/pause",
-        None,
-    )
-    .await
-    .data();
-    let (name, id, part) = live
-        .next(Duration::from_secs(3))
-        .await
-        .expect("an update within 3 s");
-    assert_eq!(name, "update");
-    assert!(part.contains("paused"), "{part}");
-    assert!(part.contains("/unpause\""), "{part}");
-    assert!(!part.contains("<!--live-->"), "{part}");
-    let text = page(&api, Some(&writer), DEMO).await.text;
-    assert_eq!(
-        id,
-        live_hash(&text),
-        "the event's id is the page's fingerprint"
-    );
-
-    // A stream with an old fingerprint, or none, gets the part at once.
-    let mut fresh =
-        LiveReader::open(&api, Some(&writer), &format!("page={DEMO}&hash={hash}")).await;
-    let (name, _, again) = fresh.next(Duration::from_secs(3)).await.expect("an update");
-    assert_eq!((name.as_str(), again.as_str()), ("update", part.as_str()));
-
-    // The dashboard, a job and the workers are live too.
-    for path in ["/", &format!("{DEMO}/jobs/build"), "/workers"] {
-        let text = page(&api, Some(&writer), path).await.text;
-        assert!(text.contains("<!--live-->"), "{path}: {text}");
-        let hash = live_hash(&text);
-        let mut live =
-            LiveReader::open(&api, Some(&writer), &format!("page={path}&hash={hash}")).await;
-        assert_eq!(live.next(Duration::from_millis(200)).await, None, "{path}");
-    }
-}
-
-#[tokio::test]
-async fn a_live_page_that_stops_answering_ends_its_stream() {
-    use std::time::Duration;
-    let api = TestApi::with_pipeline().await;
-    // The pipeline is private: an anonymous stream is told, and ends.
-    let mut live = LiveReader::open(&api, None, &format!("page={DEMO}")).await;
-    let (name, _, data) = live.next(Duration::from_secs(3)).await.expect("gone");
-    assert_eq!((name.as_str(), data.as_str()), ("gone", "{\"status\":401}"));
-
-    // A session that ends ends its stream.
-    let writer = member(&api, "will", Role::Write).await;
-    let mut live = LiveReader::open(&api, Some(&writer), &format!("page={DEMO}")).await;
-    assert_eq!(
-        live.next(Duration::from_secs(3)).await.map(|e| e.0),
-        Some("update".to_owned())
-    );
-    api.call_as(Some(&writer), Method::POST, "/api/v1/logout", None)
-        .await;
-    api.call(
-        Method::POST,
-        "/api/v1/teams/main/pipelines/demo/pause",
-        None,
-    )
-    .await
-    .data();
-    let (name, _, data) = live.next(Duration::from_secs(3)).await.expect("gone");
-    assert_eq!((name.as_str(), data.as_str()), ("gone", "{\"status\":401}"));
-
-    // Only pages of the UI are followed.
-    for page in [
-        "//evil.example/",
-        "https://evil.example/",
-        "/api/v1/teams",
-        "/live?page=/",
-        "/assets/x",
-    ] {
-        let answer = super::read(
-            api.router_oneshot(
-                Request::get(format!("/live?page={}", pikoci_core::percent::encode(page)))
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await,
-        )
-        .await;
-        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{page}");
-    }
 }
