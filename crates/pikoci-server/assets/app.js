@@ -585,8 +585,18 @@
   // update waits while the visitor works in the part (focus in it, the pointer on the graph,
   // a drag), and `gone` (the session ended, the page was deleted) loads the page again.
   function setUpLive(box) {
-    let source = null, pending = null, waiting = null, retry = null, backoff = 2000;
-    const busy = () => box.contains(document.activeElement) || window.pikociGraphBusy || box.querySelector(".graph-box:hover");
+    let source = null, pending = null, waiting = null, retry = null, backoff = 2000, keyAt = 0;
+    box.addEventListener("keydown", () => { keyAt = Date.now(); });
+    // Busy: typing in a field or on a button of the part, moving the graph with the keys (in
+    // the last 10 s), the pointer on the graph, a drag.
+    function busy() {
+      const focus = document.activeElement;
+      if (focus && box.contains(focus)) {
+        if (focus.matches("input, select, textarea, button, [contenteditable]")) return true;
+        if (focus.closest(".graph-box") && Date.now() - keyAt < 10000) return true;
+      }
+      return window.pikociGraphBusy || box.querySelector(".graph-box:hover") !== null;
+    }
     function apply() {
       waiting = null;
       if (pending === null) return;

@@ -75,7 +75,7 @@ pub(crate) struct Candidate {
 }
 
 impl Server {
-    async fn dispatch_round(&self, slow: bool) -> StoreResult<()> {
+    pub(crate) async fn dispatch_round(&self, slow: bool) -> StoreResult<()> {
         let now = self.now();
         let runtime = &self.inner.runtime;
         let requeue = runtime.requeue_allowed(now, self.inner.config.requeue_grace);

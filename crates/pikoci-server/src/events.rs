@@ -190,8 +190,18 @@ impl Server {
                 Ok(())
             }
         };
-        // Log chunks change no page but the build's, which follows them on its own.
-        if !matches!(envelope.message, Message::Log { .. }) {
+        // A build taken, refused or ended changes the statuses live pages show; steps, logs and
+        // checks do not (a check's new versions make builds, which say so themselves).
+        let shown = matches!(
+            envelope.message,
+            Message::Accepted {
+                work: WorkRef::Build(_)
+            } | Message::Rejected {
+                work: WorkRef::Build(_),
+                ..
+            } | Message::BuildFinished { .. }
+        );
+        if shown && handled.is_ok() {
             self.inner.runtime.changed();
         }
         handled

@@ -296,10 +296,28 @@ pub(crate) async fn count_request(
         .metrics
         .http_request(method.as_str(), route, status, took);
     // A change someone made (pause, expose, trigger, pin...): live pages show it at once.
-    if !method.is_safe() && response.status().is_success() {
+    if !method.is_safe() && response.status().is_success() && shown_live(route) {
         server.inner.runtime.changed();
     }
     response
+}
+
+/// Whether a change through `route` may show on a live page: not a validation, a check asked
+/// for, nor what concerns sessions, tokens, the profile or secrets.
+fn shown_live(route: &str) -> bool {
+    const UNSEEN: [&str; 6] = [
+        "/login",
+        "/api/v1/login",
+        "/api/v1/logout",
+        "/api/v1/api-tokens",
+        "/api/v1/profile",
+        "/api/v1/auth/",
+    ];
+    !(UNSEEN.iter().any(|prefix| route.starts_with(prefix))
+        || route.starts_with("/api/v1/webhooks/")
+        || route.ends_with("/validate")
+        || route.ends_with("/check")
+        || route.contains("/secrets"))
 }
 
 /// Marks a request the server makes to its own router (a page reading the API, a live page

@@ -46,6 +46,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
+use tracing::Instrument as _;
 
 use super::UiState;
 use crate::api::InProcess;
@@ -97,6 +98,9 @@ fn refusal(page: &str) -> Option<&'static str> {
     }
     if page.len() > 4096 {
         return Some("\"page\" is longer than 4,096 bytes");
+    }
+    if page.parse::<axum::http::Uri>().is_err() {
+        return Some("\"page\" is not a valid path and query");
     }
     let path = page.split(['?', '#']).next().unwrap_or_default();
     if ["/api/", "/assets/", "/live", "/login"]
@@ -240,9 +244,11 @@ impl LiveStream {
         }
         // A part, for the UI: a page that needs a login answers 401, not the login page.
         let Ok(request) = request.header("hx-request", "true").body(Body::empty()) else {
-            return Rendered::Gone(StatusCode::BAD_REQUEST);
+            return Rendered::Failed;
         };
-        let Ok(response) = self.pages.clone().oneshot(request).await;
+        // What the render logs says which page it was for.
+        let span = tracing::error_span!("live", page = %self.page);
+        let Ok(response) = self.pages.clone().oneshot(request).instrument(span).await;
         match response.status() {
             StatusCode::OK => {}
             status @ (StatusCode::UNAUTHORIZED

@@ -103,9 +103,9 @@ async fn live_pages_are_sent_again_only_when_they_change() {
     .await
     .data();
     let (name, id, part) = live
-        .next(Duration::from_secs(3))
+        .next(Duration::from_millis(4500))
         .await
-        .expect("an update within 3 s");
+        .expect("an update within 4.5 s (before the 5 s tick)");
     assert_eq!(name, "update");
     assert!(part.contains("paused"), "{part}");
     assert!(part.contains("/unpause\""), "{part}");
@@ -120,7 +120,10 @@ async fn live_pages_are_sent_again_only_when_they_change() {
     // A stream with an old fingerprint, or none, gets the part at once.
     let mut fresh =
         LiveReader::open(&api, Some(&writer), &format!("page={DEMO}&hash={hash}")).await;
-    let (name, _, again) = fresh.next(Duration::from_secs(3)).await.expect("an update");
+    let (name, _, again) = fresh
+        .next(Duration::from_secs(10))
+        .await
+        .expect("an update");
     assert_eq!((name.as_str(), again.as_str()), ("update", part.as_str()));
 
     // The dashboard, a job and the workers are live too.
@@ -139,14 +142,14 @@ async fn a_live_page_that_stops_answering_ends_its_stream() {
     let api = TestApi::with_pipeline().await;
     // The pipeline is private: an anonymous stream is told, and ends.
     let mut live = LiveReader::open(&api, None, &format!("page={DEMO}")).await;
-    let (name, _, data) = live.next(Duration::from_secs(3)).await.expect("gone");
+    let (name, _, data) = live.next(Duration::from_secs(10)).await.expect("gone");
     assert_eq!((name.as_str(), data.as_str()), ("gone", "{\"status\":401}"));
 
     // A session that ends ends its stream.
     let writer = member(&api, "will", Role::Write).await;
     let mut live = LiveReader::open(&api, Some(&writer), &format!("page={DEMO}")).await;
     assert_eq!(
-        live.next(Duration::from_secs(3)).await.map(|e| e.0),
+        live.next(Duration::from_secs(10)).await.map(|e| e.0),
         Some("update".to_owned())
     );
     api.call_as(Some(&writer), Method::POST, "/api/v1/logout", None)
@@ -158,7 +161,7 @@ async fn a_live_page_that_stops_answering_ends_its_stream() {
     )
     .await
     .data();
-    let (name, _, data) = live.next(Duration::from_secs(3)).await.expect("gone");
+    let (name, _, data) = live.next(Duration::from_secs(10)).await.expect("gone");
     assert_eq!((name.as_str(), data.as_str()), ("gone", "{\"status\":401}"));
 
     // Only pages of the UI are followed.
@@ -205,7 +208,7 @@ async fn a_reconnecting_browser_gets_what_changed_since_its_last_event() {
         body: api.router_oneshot(open("stale")).await.into_body(),
         buffer: String::new(),
     };
-    let (name, id, _) = live.next(Duration::from_secs(3)).await.expect("an update");
+    let (name, id, _) = live.next(Duration::from_secs(10)).await.expect("an update");
     assert_eq!((name.as_str(), id.as_str()), ("update", current.as_str()));
 }
 
@@ -218,25 +221,47 @@ async fn a_deleted_pipeline_and_a_stopping_server_end_their_streams() {
     let mut dashboard = LiveReader::open(&api, Some(&writer), &format!("page=/&hash={hash}")).await;
     let mut pipeline = LiveReader::open(&api, Some(&writer), &format!("page={DEMO}")).await;
     assert_eq!(
-        pipeline.next(Duration::from_secs(3)).await.map(|e| e.0),
+        pipeline.next(Duration::from_secs(10)).await.map(|e| e.0),
         Some("update".to_owned())
     );
     api.call(Method::DELETE, "/api/v1/teams/main/pipelines/demo", None)
         .await
         .data();
-    let (name, _, data) = pipeline.next(Duration::from_secs(3)).await.expect("gone");
+    let (name, _, data) = pipeline.next(Duration::from_secs(10)).await.expect("gone");
     assert_eq!((name.as_str(), data.as_str()), ("gone", "{\"status\":404}"));
     // The dashboard shows the pipeline gone.
     let (name, _, part) = dashboard
-        .next(Duration::from_secs(3))
+        .next(Duration::from_secs(10))
         .await
         .expect("an update");
     assert_eq!(name, "update");
     assert!(!part.contains(DEMO), "{part}");
 
     api.server.stopping().cancel();
-    let end = tokio::time::timeout(Duration::from_secs(3), dashboard.body.frame())
+    let end = tokio::time::timeout(Duration::from_secs(10), dashboard.body.frame())
         .await
-        .expect("the stream ends within 3 s");
+        .expect("the stream ends within 10 s");
     assert!(end.is_none(), "no more events once the server stops");
+}
+
+#[tokio::test]
+async fn a_dispatch_round_that_changes_nothing_wakes_no_page() {
+    let api = TestApi::with_pipeline().await;
+    let mut changes = api.server.page_changes();
+    // A pending build and no worker: the first round says why it waits.
+    api.pending_build(api.job_id("build").await).await;
+    changes.borrow_and_update();
+    api.server.dispatch_round(false).await.expect("a round");
+    assert!(
+        changes.has_changed().expect("the server runs"),
+        "a new reason to wait shows"
+    );
+    changes.borrow_and_update();
+    for _ in 0..3 {
+        api.server.dispatch_round(false).await.expect("a round");
+    }
+    assert!(
+        !changes.has_changed().expect("the server runs"),
+        "the same rounds again change nothing pages show"
+    );
 }
