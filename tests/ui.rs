@@ -1,6 +1,6 @@
 //! The web UI in a real headless Chromium (`cargo xtask it ui`), against a real `pikoci
-//! server` with its worker: log in, look at the pipeline, see the dashboard follow a pause
-//! live, trigger a job with an input and watch its coloured log arrive live, open a
+//! server` with its worker: log in, look at the pipeline, see it and the dashboard follow a
+//! pause live, trigger a job with an input and watch its coloured log arrive live, open a
 //! 100,000-line log and search it, pin a version with a comment, approve a build, and see the
 //! pipeline anonymously once it is public. Every step saves a screenshot under
 //! `PIKOCI_SCREENSHOTS` (the target directory's `ui-screenshots/`).
@@ -113,6 +113,31 @@ async fn the_web_ui_in_a_browser() {
         .await;
     assert_eq!(nodes, json!(4), "a resource and three jobs");
     browser.screenshot("pipeline").await;
+    // The pipeline follows the server live: paused through the API, it says so, with its
+    // graph drawn anew and ready to pan and zoom.
+    browser.run("window.notReloaded = true;", json!([])).await;
+    let (status, paused) = server
+        .post("/teams/main/pipelines/demo/pause", json!({}))
+        .await;
+    assert_eq!(status, 200, "{paused}");
+    browser
+        .wait_for(
+            "the pipeline shown paused, live, with its graph",
+            "return window.notReloaded && document.querySelector('.page-head .tag.warn') && document.querySelector('svg.graph[data-ready]');",
+            json!([]),
+        )
+        .await;
+    let (status, unpaused) = server
+        .post("/teams/main/pipelines/demo/unpause", json!({}))
+        .await;
+    assert_eq!(status, 200, "{unpaused}");
+    browser
+        .wait_for(
+            "the pipeline shown running again, live",
+            "return window.notReloaded && !document.querySelector('.page-head .tag.warn') && document.querySelector('svg.graph[data-ready]');",
+            json!([]),
+        )
+        .await;
     browser.goto(&format!("{base}{DEMO}?view=list")).await;
     browser
         .wait_for("the list view", HOLDS, json!(["table.list td", "colours"]))

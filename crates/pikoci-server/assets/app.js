@@ -582,18 +582,19 @@
   // ---- live pages ----
   // The part of a page marked `data-live` follows the server over Server-Sent Events
   // (`GET /live`) while the tab is visible: each `update` event is the part's new HTML. An
-  // update waits while the visitor works in the part (focus in it, the pointer on the graph,
-  // a drag), and `gone` (the session ended, the page was deleted) loads the page again.
+  // update waits while the visitor works in the part (see `busy`), and `gone` (the session
+  // ended, the page was deleted) loads the page again.
   function setUpLive(box) {
     let source = null, pending = null, waiting = null, retry = null, backoff = 2000, keyAt = 0;
     box.addEventListener("keydown", () => { keyAt = Date.now(); });
-    // Busy: typing in a field or on a button of the part, moving the graph with the keys (in
-    // the last 10 s), the pointer on the graph, a drag.
+    // Busy: a field of the part in use, the keyboard used in the part in the last 10 s (moving
+    // through its links and buttons, or the graph), the pointer on the graph, a drag. A button
+    // or link clicked keeps the focus, and blocks nothing.
     function busy() {
       const focus = document.activeElement;
       if (focus && box.contains(focus)) {
-        if (focus.matches("input, select, textarea, button, [contenteditable]")) return true;
-        if (focus.closest(".graph-box") && Date.now() - keyAt < 10000) return true;
+        if (focus.matches("input, select, textarea, [contenteditable]")) return true;
+        if (Date.now() - keyAt < 10000) return true;
       }
       return window.pikociGraphBusy || box.querySelector(".graph-box:hover") !== null;
     }
