@@ -75,6 +75,28 @@ async fn log_in(browser: &Browser, base: &str) {
         .await;
 }
 
+/// The page open in `browser` follows the pipeline paused then unpaused through the API,
+/// without loading again: `paused` (a JavaScript expression) holds while it is paused and not
+/// after, and `ready` holds throughout.
+async fn follows_a_pause(browser: &Browser, server: &ServerProcess, paused: &str, ready: &str) {
+    browser.run("window.notReloaded = true;", json!([])).await;
+    for (action, shown, expected) in [("pause", "paused", true), ("unpause", "running", false)] {
+        let (status, answer) = server
+            .post(&format!("/teams/main/pipelines/demo/{action}"), json!({}))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let check =
+            format!("return window.notReloaded && !!({paused}) === {expected} && !!({ready});");
+        browser
+            .wait_for(
+                &format!("the pipeline shown {shown}, live"),
+                &check,
+                json!([]),
+            )
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_ui_in_a_browser() {
     let work = tempfile::tempdir().expect("a work directory");
@@ -115,29 +137,13 @@ async fn the_web_ui_in_a_browser() {
     browser.screenshot("pipeline").await;
     // The pipeline follows the server live: paused through the API, it says so, with its
     // graph drawn anew and ready to pan and zoom.
-    browser.run("window.notReloaded = true;", json!([])).await;
-    let (status, paused) = server
-        .post("/teams/main/pipelines/demo/pause", json!({}))
-        .await;
-    assert_eq!(status, 200, "{paused}");
-    browser
-        .wait_for(
-            "the pipeline shown paused, live, with its graph",
-            "return window.notReloaded && document.querySelector('.page-head .tag.warn') && document.querySelector('svg.graph[data-ready]');",
-            json!([]),
-        )
-        .await;
-    let (status, unpaused) = server
-        .post("/teams/main/pipelines/demo/unpause", json!({}))
-        .await;
-    assert_eq!(status, 200, "{unpaused}");
-    browser
-        .wait_for(
-            "the pipeline shown running again, live",
-            "return window.notReloaded && !document.querySelector('.page-head .tag.warn') && document.querySelector('svg.graph[data-ready]');",
-            json!([]),
-        )
-        .await;
+    follows_a_pause(
+        &browser,
+        &server,
+        "document.querySelector('.page-head .tag.warn')",
+        "document.querySelector('svg.graph[data-ready]')",
+    )
+    .await;
     browser.goto(&format!("{base}{DEMO}?view=list")).await;
     browser
         .wait_for("the list view", HOLDS, json!(["table.list td", "colours"]))
@@ -150,29 +156,13 @@ async fn the_web_ui_in_a_browser() {
     browser.screenshot("dashboard").await;
 
     // The dashboard follows the server live (Server-Sent Events), without loading again.
-    browser.run("window.notReloaded = true;", json!([])).await;
-    let (status, paused) = server
-        .post("/teams/main/pipelines/demo/pause", json!({}))
-        .await;
-    assert_eq!(status, 200, "{paused}");
-    browser
-        .wait_for(
-            "the pipeline shown paused, live",
-            "return window.notReloaded && document.querySelector('.card.paused .tag');",
-            json!([]),
-        )
-        .await;
-    let (status, unpaused) = server
-        .post("/teams/main/pipelines/demo/unpause", json!({}))
-        .await;
-    assert_eq!(status, 200, "{unpaused}");
-    browser
-        .wait_for(
-            "the pipeline shown running again, live",
-            "return window.notReloaded && !document.querySelector('.card.paused');",
-            json!([]),
-        )
-        .await;
+    follows_a_pause(
+        &browser,
+        &server,
+        "document.querySelector('.card.paused .tag')",
+        "true",
+    )
+    .await;
 
     // The editor: a typo is shown at its line as it is typed; fixed, the file is saved.
     browser.goto(&format!("{base}{DEMO}/edit")).await;
