@@ -586,7 +586,9 @@
   // ended, the page was deleted) loads the page again.
   function setUpLive(box) {
     let source = null, pending = null, waiting = null, retry = null, backoff = 2000, keyAt = 0;
+    // keyup too: a Tab into the part goes down outside it.
     box.addEventListener("keydown", () => { keyAt = Date.now(); });
+    box.addEventListener("keyup", () => { keyAt = Date.now(); });
     // Busy: a field of the part in use, the keyboard used in the part in the last 10 s (moving
     // through its links and buttons, or the graph), the pointer on the graph, a drag. A button
     // or link clicked keeps the focus, and blocks nothing.

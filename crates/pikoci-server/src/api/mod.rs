@@ -303,20 +303,20 @@ pub(crate) async fn count_request(
 }
 
 /// Whether a change through `route` may show on a live page: not a validation, a check asked
-/// for, nor what concerns sessions, tokens, the profile or secrets.
+/// for, a webhook, nor what concerns sessions, tokens, the profile or secrets.
 fn shown_live(route: &str) -> bool {
-    const UNSEEN: [&str; 6] = [
+    const UNSEEN: [&str; 7] = [
         "/login",
         "/api/v1/login",
         "/api/v1/logout",
         "/api/v1/api-tokens",
         "/api/v1/profile",
         "/api/v1/auth/",
+        "/api/v1/webhooks/",
     ];
+    const UNSEEN_LAST: [&str; 4] = ["/validate", "/check", "/worker-token", "/webhook_token"];
     !(UNSEEN.iter().any(|prefix| route.starts_with(prefix))
-        || route.starts_with("/api/v1/webhooks/")
-        || route.ends_with("/validate")
-        || route.ends_with("/check")
+        || UNSEEN_LAST.iter().any(|suffix| route.ends_with(suffix))
         || route.contains("/secrets"))
 }
 

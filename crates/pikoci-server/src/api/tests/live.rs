@@ -94,6 +94,8 @@ async fn live_pages_are_sent_again_only_when_they_change() {
     assert_eq!(live.next(Duration::from_millis(300)).await, None);
 
     // A change made through the API is sent at once, with its new fingerprint.
+    let mut changes = api.server.page_changes();
+    changes.borrow_and_update();
     api.call_as(
         Some(&writer),
         Method::POST,
@@ -102,6 +104,10 @@ async fn live_pages_are_sent_again_only_when_they_change() {
     )
     .await
     .data();
+    assert!(
+        changes.has_changed().expect("the server runs"),
+        "the pause wakes live pages"
+    );
     let (name, id, part) = live
         .next(Duration::from_millis(4500))
         .await
@@ -168,6 +174,7 @@ async fn a_live_page_that_stops_answering_ends_its_stream() {
     for page in [
         "//evil.example/",
         "https://evil.example/",
+        "/a b",
         "/api/v1/teams",
         "/live?page=/",
         "/assets/x",
@@ -264,4 +271,33 @@ async fn a_dispatch_round_that_changes_nothing_wakes_no_page() {
         !changes.has_changed().expect("the server runs"),
         "the same rounds again change nothing pages show"
     );
+}
+
+#[test]
+fn changes_pages_cannot_show_wake_none() {
+    use crate::api::shown_live;
+    for route in [
+        "/api/v1/teams/{tc}/pipelines/{pc}/pause",
+        "/api/v1/teams/{tc}/pipelines/{pc}/jobs/{jn}/trigger",
+        "/api/v1/teams/{tc}/pipelines/{pc}/resources/{rc}/pin",
+        "/api/v1/teams/{tc}/pipelines/{pc}",
+        "/api/v1/teams/{tc}/members/{user}",
+        "/api/v1/admin/import",
+    ] {
+        assert!(shown_live(route), "{route}");
+    }
+    for route in [
+        "/login",
+        "/api/v1/logout",
+        "/api/v1/api-tokens/{id}",
+        "/api/v1/profile/password",
+        "/api/v1/webhooks/{token}",
+        "/api/v1/teams/{tc}/pipelines/{pc}/validate",
+        "/api/v1/teams/{tc}/pipelines/{pc}/resources/{rc}/check",
+        "/api/v1/teams/{tc}/pipelines/{pc}/resources/{rc}/webhook_token",
+        "/api/v1/teams/{tc}/worker-token",
+        "/api/v1/teams/{tc}/secrets/{name}",
+    ] {
+        assert!(!shown_live(route), "{route}");
+    }
 }
